@@ -1,0 +1,12 @@
+//! webnlu: BERT, DistilBERT and ELMo in the browser.
+//!
+//! The same core builds natively (the `webnlu` CLI, the tests, the benchmarks) and to
+//! WebAssembly (the npm package). See `../shared/design/ARCHITECTURE.md` for the layers.
+
+pub mod error;
+pub mod tokenizer;
+
+#[cfg(target_arch = "wasm32")]
+pub mod wasm;
+
+pub use error::{Error, Result};

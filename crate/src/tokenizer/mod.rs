@@ -1,0 +1,1 @@
+//! WordPiece tokenization with Hugging Face `tokenizers` parity (filled in by the tokenizer work).
