@@ -13,8 +13,8 @@ pub struct AddedToken {
 
 #[derive(Debug, Clone, Default)]
 pub struct AddedTokens {
-    tokens: Vec<AddedToken>,  // longest content first (leftmost-longest)
-    first_byte: Vec<bool>,    // (256,) some token starts with this byte
+    tokens: Vec<AddedToken>, // longest content first (leftmost-longest)
+    first_byte: Vec<bool>,   // (256,) some token starts with this byte
 }
 
 impl AddedTokens {

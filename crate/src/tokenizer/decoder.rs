@@ -11,7 +11,10 @@ pub struct WordPieceDecoder {
 
 impl Default for WordPieceDecoder {
     fn default() -> Self {
-        WordPieceDecoder { prefix: "##".to_string(), cleanup: true }
+        WordPieceDecoder {
+            prefix: "##".to_string(),
+            cleanup: true,
+        }
     }
 }
 
@@ -67,7 +70,9 @@ mod tests {
     #[test]
     fn joins_pieces_and_cleans_up() {
         let d = WordPieceDecoder::default();
-        let tokens = ["hello", "##s", ",", "i", "don", "'", "t", "un", "##aff", "##able", "."];
+        let tokens = [
+            "hello", "##s", ",", "i", "don", "'", "t", "un", "##aff", "##able", ".",
+        ];
         // HF cleans each token (with its leading space) on its own: " '" alone is left as is.
         assert_eq!(d.decode(tokens), "hellos, i don ' t unaffable.");
         assert_eq!(d.decode(["it", "do", "##n't", "'s"]), "it don't's");

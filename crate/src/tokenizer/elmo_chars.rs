@@ -22,7 +22,11 @@ pub fn word_char_ids(word: &str) -> [u16; MAX_WORD_LENGTH] {
     let mut ids = [PADDING; MAX_WORD_LENGTH];
     ids[0] = BEGINNING_OF_WORD;
     if word == BOS_TOKEN || word == EOS_TOKEN {
-        ids[1] = if word == BOS_TOKEN { BEGINNING_OF_SENTENCE } else { END_OF_SENTENCE };
+        ids[1] = if word == BOS_TOKEN {
+            BEGINNING_OF_SENTENCE
+        } else {
+            END_OF_SENTENCE
+        };
         ids[2] = END_OF_WORD;
     } else {
         // AllenNLP: word.encode("utf-8", "ignore")[: max_word_length - 2]; a cut can split a
@@ -42,7 +46,10 @@ pub fn word_char_ids(word: &str) -> [u16; MAX_WORD_LENGTH] {
 /// Character ids of a tokenized sentence, with `<S>` and `</S>` around it when
 /// `add_sentence_markers` (AllenNLP's `ELMoTokenCharactersIndexer` as the `Elmo` module uses it).
 /// Shape (words (+2), 50).
-pub fn sentence_char_ids(words: &[&str], add_sentence_markers: bool) -> Vec<[u16; MAX_WORD_LENGTH]> {
+pub fn sentence_char_ids(
+    words: &[&str],
+    add_sentence_markers: bool,
+) -> Vec<[u16; MAX_WORD_LENGTH]> {
     let mut out = Vec::with_capacity(words.len() + 2);
     if add_sentence_markers {
         out.push(word_char_ids(BOS_TOKEN));

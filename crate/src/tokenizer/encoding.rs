@@ -5,14 +5,14 @@ use std::sync::Arc;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Encoding {
-    pub ids: Vec<u32>,                  // (T,) vocab ids
-    pub type_ids: Vec<u32>,             // (T,) 0 for the first text, 1 for the second
-    pub tokens: Vec<Arc<str>>,          // (T,) token strings (shared with the vocab)
+    pub ids: Vec<u32>,         // (T,) vocab ids
+    pub type_ids: Vec<u32>,    // (T,) 0 for the first text, 1 for the second
+    pub tokens: Vec<Arc<str>>, // (T,) token strings (shared with the vocab)
     /// (T,) (start, end) in Unicode code points of the original text (of its own text for the
     /// second text of a pair); (0, 0) for special and padding tokens.
     pub offsets: Vec<(usize, usize)>,
-    pub attention_mask: Vec<u32>,       // (T,) 1 = real token, 0 = padding
-    pub special_tokens_mask: Vec<u32>,  // (T,) 1 = added by post-processing or padding
+    pub attention_mask: Vec<u32>, // (T,) 1 = real token, 0 = padding
+    pub special_tokens_mask: Vec<u32>, // (T,) 1 = added by post-processing or padding
     /// The next windows of a text longer than the truncation length (sliding window with
     /// `stride` tokens of overlap), each a complete encoding with its own special tokens.
     pub overflowing: Vec<Encoding>,

@@ -117,9 +117,8 @@ impl Tokenizer {
     pub fn from_vocab_file(path: impl AsRef<Path>, options: &VocabOptions) -> Result<Tokenizer> {
         let path = path.as_ref();
         let bytes = std::fs::read(path).map_err(|e| Error::io(path.display().to_string(), e))?;
-        let text = String::from_utf8(bytes).map_err(|e| {
-            Error::format(path.display().to_string(), format!("not UTF-8: {e}"))
-        })?;
+        let text = String::from_utf8(bytes)
+            .map_err(|e| Error::format(path.display().to_string(), format!("not UTF-8: {e}")))?;
         Self::from_vocab_str_named(&text, options, &path.display().to_string())
     }
 
@@ -145,13 +144,22 @@ impl Tokenizer {
         let post_processor = match (cls, sep) {
             (Some(cls), Some(sep)) => BertProcessing::bert(cls, sep),
             _ => {
-                return Err(Error::format(what, "the vocabulary has no [CLS] or no [SEP] token"))
+                return Err(Error::format(
+                    what,
+                    "the vocabulary has no [CLS] or no [SEP] token",
+                ))
             }
         };
         // HF BertWordPieceTokenizer registers these as special added tokens.
         let added = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
             .iter()
-            .filter_map(|t| vocab.id(t).map(|id| AddedToken { content: t.to_string(), id, special: true }))
+            .filter_map(|t| {
+                vocab.id(t).map(|id| AddedToken {
+                    content: t.to_string(),
+                    id,
+                    special: true,
+                })
+            })
             .collect();
         let normalizer = BertNormalizer::new(
             options.clean_text,
@@ -164,7 +172,10 @@ impl Tokenizer {
             normalizer,
             model,
             post_processor,
-            WordPieceDecoder { prefix: options.continuing_subword_prefix.clone(), cleanup: true },
+            WordPieceDecoder {
+                prefix: options.continuing_subword_prefix.clone(),
+                cleanup: true,
+            },
             AddedTokens::new(added),
             None,
             None,
@@ -189,7 +200,10 @@ impl Tokenizer {
     /// A tokenizer.json (name ends in .json) or a vocab.txt with the default options.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Tokenizer> {
         let path = path.as_ref();
-        if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) {
+        if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+        {
             Self::from_tokenizer_json_file(path)
         } else {
             Self::from_vocab_file(path, &VocabOptions::default())
@@ -207,8 +221,14 @@ impl Tokenizer {
     /// Truncate to `max_length` tokens with `stride` overlap between windows (strategy kept,
     /// longest_first if none was set).
     pub fn set_max_length(&mut self, max_length: usize, stride: usize) {
-        let strategy = self.truncation.map_or(TruncationStrategy::LongestFirst, |t| t.strategy);
-        self.truncation = Some(Truncation { max_length, stride, strategy });
+        let strategy = self
+            .truncation
+            .map_or(TruncationStrategy::LongestFirst, |t| t.strategy);
+        self.truncation = Some(Truncation {
+            max_length,
+            stride,
+            strategy,
+        });
     }
     pub fn padding(&self) -> Option<&Padding> {
         self.padding.as_ref()
@@ -258,7 +278,8 @@ impl Tokenizer {
             first_char += count_chars(before) as u32;
             let n = count_chars(&rest[start..end]) as u32;
             out.ids.push(id);
-            out.offsets.push((first_char as usize, (first_char + n) as usize));
+            out.offsets
+                .push((first_char as usize, (first_char + n) as usize));
             first_char += n;
             rest = &rest[end..];
         }
@@ -266,23 +287,42 @@ impl Tokenizer {
     }
 
     #[inline]
-    fn tokenize_segment(&self, text: &str, first_char: u32, scratch: &mut Scratch, out: &mut Sequence) {
+    fn tokenize_segment(
+        &self,
+        text: &str,
+        first_char: u32,
+        scratch: &mut Scratch,
+        out: &mut Sequence,
+    ) {
         let model = &self.model;
         let pieces = &mut scratch.pieces;
-        self.pre_tokenizer.for_each_word(&self.normalizer, text, first_char, &mut scratch.word, |word| {
-            pieces.clear();
-            model.tokenize_word(&word.bytes, word.chars, pieces);
-            for p in pieces.iter() {
-                out.ids.push(p.id);
-                out.offsets.push((
-                    word.char_of_byte[p.start as usize] as usize,
-                    word.char_of_byte[p.end as usize - 1] as usize + 1,
-                ));
-            }
-        });
+        self.pre_tokenizer.for_each_word(
+            &self.normalizer,
+            text,
+            first_char,
+            &mut scratch.word,
+            |word| {
+                pieces.clear();
+                model.tokenize_word(&word.bytes, word.chars, pieces);
+                for p in pieces.iter() {
+                    out.ids.push(p.id);
+                    out.offsets.push((
+                        word.char_of_byte[p.start as usize] as usize,
+                        word.char_of_byte[p.end as usize - 1] as usize + 1,
+                    ));
+                }
+            },
+        );
     }
 
-    fn encode_unpadded(&self, a: &str, b: Option<&str>, scratch: &mut Scratch, sa: &mut Sequence, sb: &mut Sequence) -> Result<Encoding> {
+    fn encode_unpadded(
+        &self,
+        a: &str,
+        b: Option<&str>,
+        scratch: &mut Scratch,
+        sa: &mut Sequence,
+        sb: &mut Sequence,
+    ) -> Result<Encoding> {
         self.tokenize_into(a, scratch, sa);
         let pair = match b {
             Some(b) => {
@@ -291,12 +331,19 @@ impl Tokenizer {
             }
             None => None,
         };
-        self.post_processor.process(&self.vocab, sa, pair, self.truncation.as_ref())
+        self.post_processor
+            .process(&self.vocab, sa, pair, self.truncation.as_ref())
     }
 
     /// One text: `[CLS] text [SEP]`, truncated and padded as set.
     pub fn encode(&self, text: &str) -> Result<Encoding> {
-        let mut e = self.encode_unpadded(text, None, &mut Scratch::default(), &mut Sequence::default(), &mut Sequence::default())?;
+        let mut e = self.encode_unpadded(
+            text,
+            None,
+            &mut Scratch::default(),
+            &mut Sequence::default(),
+            &mut Sequence::default(),
+        )?;
         if let Some(p) = &self.padding {
             p.pad_batch(std::slice::from_mut(&mut e));
         }
@@ -305,7 +352,13 @@ impl Tokenizer {
 
     /// A pair: `[CLS] a [SEP] b [SEP]`, type ids 0 then 1.
     pub fn encode_pair(&self, a: &str, b: &str) -> Result<Encoding> {
-        let mut e = self.encode_unpadded(a, Some(b), &mut Scratch::default(), &mut Sequence::default(), &mut Sequence::default())?;
+        let mut e = self.encode_unpadded(
+            a,
+            Some(b),
+            &mut Scratch::default(),
+            &mut Sequence::default(),
+            &mut Sequence::default(),
+        )?;
         if let Some(p) = &self.padding {
             p.pad_batch(std::slice::from_mut(&mut e));
         }
@@ -332,7 +385,13 @@ impl Tokenizer {
         let (mut sa, mut sb) = (Sequence::default(), Sequence::default());
         let mut out = Vec::with_capacity(pairs.len());
         for (a, b) in pairs {
-            out.push(self.encode_unpadded(a.as_ref(), Some(b.as_ref()), &mut scratch, &mut sa, &mut sb)?);
+            out.push(self.encode_unpadded(
+                a.as_ref(),
+                Some(b.as_ref()),
+                &mut scratch,
+                &mut sa,
+                &mut sb,
+            )?);
         }
         if let Some(p) = &self.padding {
             p.pad_batch(&mut out);
@@ -354,7 +413,10 @@ impl Tokenizer {
         let mut tokens = Vec::with_capacity(ids.len());
         for &id in ids {
             let token = self.vocab.token(id).ok_or_else(|| {
-                Error::invalid(format!("token id {id} is outside the vocabulary (size {})", self.vocab.len()))
+                Error::invalid(format!(
+                    "token id {id} is outside the vocabulary (size {})",
+                    self.vocab.len()
+                ))
             })?;
             if skip_special_tokens && self.added_tokens.is_special(id) {
                 continue;

@@ -87,7 +87,14 @@ impl BertNormalizer {
             };
         }
         let strip = strip_accents.unwrap_or(lowercase);
-        BertNormalizer { clean_text, handle_chinese_chars, strip_accents, lowercase, ascii, strip }
+        BertNormalizer {
+            clean_text,
+            handle_chinese_chars,
+            strip_accents,
+            lowercase,
+            ascii,
+            strip,
+        }
     }
 
     /// What an ASCII byte becomes (ASCII has no decomposition, no marks, no CJK).
@@ -160,7 +167,10 @@ mod tests {
     #[test]
     fn bert_uncased() {
         let n = BertNormalizer::default();
-        assert_eq!(n.normalize_str("Héllo\tWörld\u{0}\u{200B}!"), "hello world!");
+        assert_eq!(
+            n.normalize_str("Héllo\tWörld\u{0}\u{200B}!"),
+            "hello world!"
+        );
         assert_eq!(n.normalize_str("中文"), " 中  文 ");
         assert_eq!(n.normalize_str("İ"), "i");
     }

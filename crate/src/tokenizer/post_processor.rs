@@ -14,8 +14,8 @@ use crate::error::{Error, Result};
 /// The tokens of one text before post-processing.
 #[derive(Debug, Clone, Default)]
 pub struct Sequence {
-    pub ids: Vec<u32>,                 // (n,)
-    pub offsets: Vec<(usize, usize)>,  // (n,) code points of that text
+    pub ids: Vec<u32>,                // (n,)
+    pub offsets: Vec<(usize, usize)>, // (n,) code points of that text
 }
 
 /// One element of a template: a special token, or the tokens of text A or B.
@@ -39,16 +39,31 @@ impl BertProcessing {
     pub fn bert(cls_id: u32, sep_id: u32) -> BertProcessing {
         BertProcessing {
             single: vec![
-                Piece::Special { ids: vec![cls_id], type_id: 0 },
+                Piece::Special {
+                    ids: vec![cls_id],
+                    type_id: 0,
+                },
                 Piece::A { type_id: 0 },
-                Piece::Special { ids: vec![sep_id], type_id: 0 },
+                Piece::Special {
+                    ids: vec![sep_id],
+                    type_id: 0,
+                },
             ],
             pair: vec![
-                Piece::Special { ids: vec![cls_id], type_id: 0 },
+                Piece::Special {
+                    ids: vec![cls_id],
+                    type_id: 0,
+                },
                 Piece::A { type_id: 0 },
-                Piece::Special { ids: vec![sep_id], type_id: 0 },
+                Piece::Special {
+                    ids: vec![sep_id],
+                    type_id: 0,
+                },
                 Piece::B { type_id: 1 },
-                Piece::Special { ids: vec![sep_id], type_id: 1 },
+                Piece::Special {
+                    ids: vec![sep_id],
+                    type_id: 1,
+                },
             ],
         }
     }
@@ -80,7 +95,11 @@ impl BertProcessing {
         a: (&Sequence, (usize, usize)),
         b: Option<(&Sequence, (usize, usize))>,
     ) -> Encoding {
-        let template = if b.is_some() { &self.pair } else { &self.single };
+        let template = if b.is_some() {
+            &self.pair
+        } else {
+            &self.single
+        };
         let n = a.1 .1 - a.1 .0 + b.map_or(0, |b| b.1 .1 - b.1 .0) + self.added_tokens(b.is_some());
         let mut e = Encoding {
             ids: Vec::with_capacity(n),
@@ -102,7 +121,11 @@ impl BertProcessing {
                     }
                 }
                 Piece::A { type_id } | Piece::B { type_id } => {
-                    let part = if matches!(piece, Piece::A { .. }) { Some(a) } else { b };
+                    let part = if matches!(piece, Piece::A { .. }) {
+                        Some(a)
+                    } else {
+                        b
+                    };
                     if let Some((sequence, (start, end))) = part {
                         e.ids.extend_from_slice(&sequence.ids[start..end]);
                         e.offsets.extend_from_slice(&sequence.offsets[start..end]);
@@ -125,7 +148,11 @@ impl BertProcessing {
         truncation: Option<&Truncation>,
     ) -> Result<Encoding> {
         let (windows_a, windows_b) = match truncation {
-            Some(t) => t.windows(a.ids.len(), b.map(|b| b.ids.len()), self.added_tokens(b.is_some()))?,
+            Some(t) => t.windows(
+                a.ids.len(),
+                b.map(|b| b.ids.len()),
+                self.added_tokens(b.is_some()),
+            )?,
             None => (vec![(0, a.ids.len())], b.map(|b| vec![(0, b.ids.len())])),
         };
         match (b, windows_b) {
@@ -143,11 +170,13 @@ impl BertProcessing {
                 let mut main = self.assemble(vocab, (a, windows_a[0]), Some((b, windows_b[0])));
                 for &wa in &windows_a[1..] {
                     for &wb in &windows_b {
-                        main.overflowing.push(self.assemble(vocab, (a, wa), Some((b, wb))));
+                        main.overflowing
+                            .push(self.assemble(vocab, (a, wa), Some((b, wb))));
                     }
                 }
                 for &wb in &windows_b[1..] {
-                    main.overflowing.push(self.assemble(vocab, (a, windows_a[0]), Some((b, wb))));
+                    main.overflowing
+                        .push(self.assemble(vocab, (a, windows_a[0]), Some((b, wb))));
                 }
                 Ok(main)
             }
@@ -244,7 +273,10 @@ impl Truncation {
                         "truncation only_first: the first text has {len_a} tokens, {to_remove} must go"
                     )));
                 }
-                Ok((self.split(len_a, len_a - to_remove, "the first text")?, len_b.map(whole)))
+                Ok((
+                    self.split(len_a, len_a - to_remove, "the first text")?,
+                    len_b.map(whole),
+                ))
             }
             (TruncationStrategy::OnlySecond, None) => Err(Error::invalid(
                 "truncation only_second needs a pair of texts, got a single text that is too long",
@@ -255,7 +287,10 @@ impl Truncation {
                         "truncation only_second: the second text has {len_b} tokens, {to_remove} must go"
                     )));
                 }
-                Ok((whole(len_a), Some(self.split(len_b, len_b - to_remove, "the second text")?)))
+                Ok((
+                    whole(len_a),
+                    Some(self.split(len_b, len_b - to_remove, "the second text")?),
+                ))
             }
         }
     }
@@ -359,7 +394,8 @@ impl Padding {
         match self.direction {
             PaddingDirection::Right => {
                 e.ids.extend(std::iter::repeat(self.pad_id).take(n));
-                e.type_ids.extend(std::iter::repeat(self.pad_type_id).take(n));
+                e.type_ids
+                    .extend(std::iter::repeat(self.pad_type_id).take(n));
                 e.tokens.extend(std::iter::repeat(token.clone()).take(n));
                 e.offsets.extend(std::iter::repeat((0, 0)).take(n));
                 e.attention_mask.extend(std::iter::repeat(0).take(n));

@@ -20,9 +20,9 @@ pub fn is_bert_punctuation(c: char) -> bool {
 /// One pre-tokenized word, reused from word to word (no allocation per word).
 #[derive(Debug, Default, Clone)]
 pub struct Word {
-    pub bytes: Vec<u8>,          // (B,) normalized UTF-8 of the word
-    pub char_of_byte: Vec<u32>,  // (B,) original character index (code points) of each byte
-    pub chars: usize,            // number of normalized characters
+    pub bytes: Vec<u8>,         // (B,) normalized UTF-8 of the word
+    pub char_of_byte: Vec<u32>, // (B,) original character index (code points) of each byte
+    pub chars: usize,           // number of normalized characters
 }
 
 impl Word {
@@ -123,7 +123,10 @@ impl BertPreTokenizer {
                 }
             } else {
                 // SAFETY of the slicing: i is always on a char boundary (we advance by whole chars).
-                let c = text[i..].chars().next().expect("i < len on a char boundary");
+                let c = text[i..]
+                    .chars()
+                    .next()
+                    .expect("i < len on a char boundary");
                 i += c.len_utf8();
                 let index = original;
                 original += 1;

@@ -27,13 +27,20 @@ fn bool_or(section: &Map<String, Value>, key: &str, default: bool) -> bool {
     section.get(key).and_then(Value::as_bool).unwrap_or(default)
 }
 
-fn usize_of(section: &Map<String, Value>, key: &str, what: &str, name: &str) -> Result<Option<usize>> {
+fn usize_of(
+    section: &Map<String, Value>,
+    key: &str,
+    what: &str,
+    name: &str,
+) -> Result<Option<usize>> {
     match section.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => v
-            .as_u64()
-            .map(|n| Some(n as usize))
-            .ok_or_else(|| Error::format(what, format!("{name}.{key} must be a non-negative integer, found {v}"))),
+        Some(v) => v.as_u64().map(|n| Some(n as usize)).ok_or_else(|| {
+            Error::format(
+                what,
+                format!("{name}.{key} must be a non-negative integer, found {v}"),
+            )
+        }),
     }
 }
 
@@ -52,7 +59,11 @@ pub fn parse(json: &str, what: &str) -> Result<Tokenizer> {
         .ok_or_else(|| Error::format(what, "no \"model\" section"))?;
     match type_of(model) {
         Some("WordPiece") => {}
-        Some(other) => return Err(Error::unsupported(format!("model type {other:?} in {what} (webnlu reads WordPiece)"))),
+        Some(other) => {
+            return Err(Error::unsupported(format!(
+                "model type {other:?} in {what} (webnlu reads WordPiece)"
+            )))
+        }
         None if model.contains_key("max_input_chars_per_word") => {}
         None => return Err(Error::format(what, "the model section has no \"type\"")),
     }
@@ -65,12 +76,23 @@ pub fn parse(json: &str, what: &str) -> Result<Tokenizer> {
         let id = id
             .as_u64()
             .filter(|&id| id <= u32::MAX as u64)
-            .ok_or_else(|| Error::format(what, format!("model.vocab[{token:?}] is not a token id: {id}")))?;
+            .ok_or_else(|| {
+                Error::format(
+                    what,
+                    format!("model.vocab[{token:?}] is not a token id: {id}"),
+                )
+            })?;
         entries.push((token.clone(), id as u32));
     }
     let vocab = Vocab::from_entries(entries, what)?;
-    let unk = model.get("unk_token").and_then(Value::as_str).unwrap_or("[UNK]");
-    let prefix = model.get("continuing_subword_prefix").and_then(Value::as_str).unwrap_or("##");
+    let unk = model
+        .get("unk_token")
+        .and_then(Value::as_str)
+        .unwrap_or("[UNK]");
+    let prefix = model
+        .get("continuing_subword_prefix")
+        .and_then(Value::as_str)
+        .unwrap_or("##");
     let max_chars = usize_of(model, "max_input_chars_per_word", what, "model")?.unwrap_or(100);
     let wordpiece = WordPiece::new(&vocab, unk, prefix, max_chars).map_err(|e| match e {
         Error::Format { detail, .. } => Error::format(what, detail),
@@ -87,18 +109,35 @@ pub fn parse(json: &str, what: &str) -> Result<Tokenizer> {
                 n.get("strip_accents").and_then(Value::as_bool),
                 bool_or(n, "lowercase", true),
             ),
-            other => return Err(Error::unsupported(format!("normalizer type {:?} in {what} (webnlu reads BertNormalizer)", other.unwrap_or("?")))),
+            other => {
+                return Err(Error::unsupported(format!(
+                    "normalizer type {:?} in {what} (webnlu reads BertNormalizer)",
+                    other.unwrap_or("?")
+                )))
+            }
         },
-        Some(other) => return Err(Error::format(what, format!("normalizer is not an object: {other}"))),
+        Some(other) => {
+            return Err(Error::format(
+                what,
+                format!("normalizer is not an object: {other}"),
+            ))
+        }
     };
 
     // pre_tokenizer: BertPreTokenizer
     match root.get("pre_tokenizer") {
         Some(Value::Object(p)) if type_of(p) == Some("BertPreTokenizer") => {}
         Some(Value::Object(p)) => {
-            return Err(Error::unsupported(format!("pre_tokenizer type {:?} in {what} (webnlu reads BertPreTokenizer)", type_of(p).unwrap_or("?"))))
+            return Err(Error::unsupported(format!(
+                "pre_tokenizer type {:?} in {what} (webnlu reads BertPreTokenizer)",
+                type_of(p).unwrap_or("?")
+            )))
         }
-        _ => return Err(Error::unsupported(format!("a missing pre_tokenizer in {what} (webnlu reads BertPreTokenizer)"))),
+        _ => {
+            return Err(Error::unsupported(format!(
+                "a missing pre_tokenizer in {what} (webnlu reads BertPreTokenizer)"
+            )))
+        }
     }
 
     // post_processor: BertProcessing | TemplateProcessing | null
@@ -112,20 +151,35 @@ pub fn parse(json: &str, what: &str) -> Result<Tokenizer> {
                         .and_then(|a| a.get(1))
                         .and_then(Value::as_u64)
                         .map(|id| id as u32)
-                        .ok_or_else(|| Error::format(what, format!("post_processor.{key} must be [token, id]")))
+                        .ok_or_else(|| {
+                            Error::format(what, format!("post_processor.{key} must be [token, id]"))
+                        })
                 };
                 BertProcessing::bert(special("cls")?, special("sep")?)
             }
             Some("TemplateProcessing") => parse_template(p, what)?,
-            other => return Err(Error::unsupported(format!("post_processor type {:?} in {what}", other.unwrap_or("?")))),
+            other => {
+                return Err(Error::unsupported(format!(
+                    "post_processor type {:?} in {what}",
+                    other.unwrap_or("?")
+                )))
+            }
         },
-        Some(other) => return Err(Error::format(what, format!("post_processor is not an object: {other}"))),
+        Some(other) => {
+            return Err(Error::format(
+                what,
+                format!("post_processor is not an object: {other}"),
+            ))
+        }
     };
     for template in [&post_processor.single, &post_processor.pair] {
         for piece in template {
             if let Piece::Special { ids, .. } = piece {
                 if let Some(&bad) = ids.iter().find(|&&id| vocab.token(id).is_none()) {
-                    return Err(Error::format(what, format!("post_processor special token id {bad} is outside the vocabulary")));
+                    return Err(Error::format(
+                        what,
+                        format!("post_processor special token id {bad} is outside the vocabulary"),
+                    ));
                 }
             }
         }
@@ -133,15 +187,32 @@ pub fn parse(json: &str, what: &str) -> Result<Tokenizer> {
 
     // decoder: WordPiece | null
     let decoder = match root.get("decoder") {
-        None | Some(Value::Null) => WordPieceDecoder { prefix: prefix.to_string(), cleanup: true },
+        None | Some(Value::Null) => WordPieceDecoder {
+            prefix: prefix.to_string(),
+            cleanup: true,
+        },
         Some(Value::Object(d)) => match type_of(d) {
             Some("WordPiece") => WordPieceDecoder {
-                prefix: d.get("prefix").and_then(Value::as_str).unwrap_or("##").to_string(),
+                prefix: d
+                    .get("prefix")
+                    .and_then(Value::as_str)
+                    .unwrap_or("##")
+                    .to_string(),
                 cleanup: bool_or(d, "cleanup", true),
             },
-            other => return Err(Error::unsupported(format!("decoder type {:?} in {what}", other.unwrap_or("?")))),
+            other => {
+                return Err(Error::unsupported(format!(
+                    "decoder type {:?} in {what}",
+                    other.unwrap_or("?")
+                )))
+            }
         },
-        Some(other) => return Err(Error::format(what, format!("decoder is not an object: {other}"))),
+        Some(other) => {
+            return Err(Error::format(
+                what,
+                format!("decoder is not an object: {other}"),
+            ))
+        }
     };
 
     // truncation
@@ -150,7 +221,9 @@ pub fn parse(json: &str, what: &str) -> Result<Tokenizer> {
         Some(Value::Object(t)) => {
             if let Some(direction) = t.get("direction").and_then(Value::as_str) {
                 if direction != "Right" {
-                    return Err(Error::unsupported(format!("truncation direction {direction:?} in {what}")));
+                    return Err(Error::unsupported(format!(
+                        "truncation direction {direction:?} in {what}"
+                    )));
                 }
             }
             let strategy = match t.get("strategy").and_then(Value::as_str) {
@@ -163,7 +236,12 @@ pub fn parse(json: &str, what: &str) -> Result<Tokenizer> {
                 strategy,
             })
         }
-        Some(other) => return Err(Error::format(what, format!("truncation is not an object: {other}"))),
+        Some(other) => {
+            return Err(Error::format(
+                what,
+                format!("truncation is not an object: {other}"),
+            ))
+        }
     };
 
     // padding
@@ -176,12 +254,20 @@ pub fn parse(json: &str, what: &str) -> Result<Tokenizer> {
                 Some(Value::Object(s)) if s.get("Fixed").and_then(Value::as_u64).is_some() => {
                     PaddingStrategy::Fixed(s["Fixed"].as_u64().unwrap_or(0) as usize)
                 }
-                Some(other) => return Err(Error::unsupported(format!("padding strategy {other} in {what}"))),
+                Some(other) => {
+                    return Err(Error::unsupported(format!(
+                        "padding strategy {other} in {what}"
+                    )))
+                }
             };
             let direction = match p.get("direction").and_then(Value::as_str) {
                 None | Some("Right") => PaddingDirection::Right,
                 Some("Left") => PaddingDirection::Left,
-                Some(other) => return Err(Error::unsupported(format!("padding direction {other:?} in {what}"))),
+                Some(other) => {
+                    return Err(Error::unsupported(format!(
+                        "padding direction {other:?} in {what}"
+                    )))
+                }
             };
             Some(Padding {
                 strategy,
@@ -189,26 +275,39 @@ pub fn parse(json: &str, what: &str) -> Result<Tokenizer> {
                 pad_to_multiple_of: usize_of(p, "pad_to_multiple_of", what, "padding")?,
                 pad_id: usize_of(p, "pad_id", what, "padding")?.unwrap_or(0) as u32,
                 pad_type_id: usize_of(p, "pad_type_id", what, "padding")?.unwrap_or(0) as u32,
-                pad_token: p.get("pad_token").and_then(Value::as_str).unwrap_or("[PAD]").to_string(),
+                pad_token: p
+                    .get("pad_token")
+                    .and_then(Value::as_str)
+                    .unwrap_or("[PAD]")
+                    .to_string(),
             })
         }
-        Some(other) => return Err(Error::format(what, format!("padding is not an object: {other}"))),
+        Some(other) => {
+            return Err(Error::format(
+                what,
+                format!("padding is not an object: {other}"),
+            ))
+        }
     };
 
     // added_tokens
     let mut added = Vec::new();
     if let Some(list) = root.get("added_tokens") {
-        let list = list.as_array().ok_or_else(|| Error::format(what, "added_tokens is not a list"))?;
+        let list = list
+            .as_array()
+            .ok_or_else(|| Error::format(what, "added_tokens is not a list"))?;
         for t in list {
-            let t = t.as_object().ok_or_else(|| Error::format(what, "an added token is not an object"))?;
+            let t = t
+                .as_object()
+                .ok_or_else(|| Error::format(what, "an added token is not an object"))?;
             let content = t
                 .get("content")
                 .and_then(Value::as_str)
                 .ok_or_else(|| Error::format(what, "an added token has no content"))?;
-            let id = t
-                .get("id")
-                .and_then(Value::as_u64)
-                .ok_or_else(|| Error::format(what, format!("added token {content:?} has no id")))? as u32;
+            let id =
+                t.get("id").and_then(Value::as_u64).ok_or_else(|| {
+                    Error::format(what, format!("added token {content:?} has no id"))
+                })? as u32;
             if vocab.token(id).map(|s| &**s) != Some(content) {
                 return Err(Error::unsupported(format!(
                     "added token {content:?} (id {id}) that is not the vocab's token {id} in {what}"
@@ -216,10 +315,16 @@ pub fn parse(json: &str, what: &str) -> Result<Tokenizer> {
             }
             for option in ["normalized", "lstrip", "rstrip", "single_word"] {
                 if bool_or(t, option, false) {
-                    return Err(Error::unsupported(format!("added token {content:?} with {option}: true in {what}")));
+                    return Err(Error::unsupported(format!(
+                        "added token {content:?} with {option}: true in {what}"
+                    )));
                 }
             }
-            added.push(AddedToken { content: content.to_string(), id, special: bool_or(t, "special", false) });
+            added.push(AddedToken {
+                content: content.to_string(),
+                id,
+                special: bool_or(t, "special", false),
+            });
         }
     }
 
@@ -255,7 +360,14 @@ fn parse_template(p: &Map<String, Value>, what: &str) -> Result<BertProcessing> 
                     .and_then(|m| m.get(name))
                     .and_then(|t| t.get("ids"))
                     .and_then(Value::as_array)
-                    .ok_or_else(|| Error::format(what, format!("post_processor: special token {name:?} is not in special_tokens")))?
+                    .ok_or_else(|| {
+                        Error::format(
+                            what,
+                            format!(
+                                "post_processor: special token {name:?} is not in special_tokens"
+                            ),
+                        )
+                    })?
                     .iter()
                     .map(|v| v.as_u64().map(|x| x as u32).ok_or_else(bad))
                     .collect::<Result<Vec<u32>>>()?;
@@ -275,8 +387,16 @@ fn parse_template(p: &Map<String, Value>, what: &str) -> Result<BertProcessing> 
     };
     let single = parse_list("single")?;
     let pair = parse_list("pair")?;
-    let count = |t: &[Piece], a: bool| t.iter().filter(|p| matches!(p, Piece::A { .. }) == a && !matches!(p, Piece::Special { .. })).count();
-    if count(&single, true) != 1 || count(&single, false) != 0 || count(&pair, true) != 1 || count(&pair, false) != 1 {
+    let count = |t: &[Piece], a: bool| {
+        t.iter()
+            .filter(|p| matches!(p, Piece::A { .. }) == a && !matches!(p, Piece::Special { .. }))
+            .count()
+    };
+    if count(&single, true) != 1
+        || count(&single, false) != 0
+        || count(&pair, true) != 1
+        || count(&pair, false) != 1
+    {
         return Err(Error::unsupported(format!(
             "a TemplateProcessing in {what} whose single template does not hold A once, or whose pair template does not hold A and B once each"
         )));

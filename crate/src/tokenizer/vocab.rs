@@ -11,8 +11,8 @@ use crate::error::{Error, Result};
 /// `Encoding` can carry its tokens without one allocation per token.
 #[derive(Debug, Clone)]
 pub struct Vocab {
-    tokens: Vec<Arc<str>>,          // (V,) token string of each id
-    ids: HashMap<Arc<str>, u32>,    // V entries
+    tokens: Vec<Arc<str>>,       // (V,) token string of each id
+    ids: HashMap<Arc<str>, u32>, // V entries
 }
 
 impl Vocab {
@@ -28,7 +28,10 @@ impl Vocab {
         for (number, line) in lines.iter().enumerate() {
             let token = line.strip_suffix('\r').unwrap_or(line);
             if token.is_empty() {
-                return Err(Error::format(what, format!("line {}: empty token", number + 1)));
+                return Err(Error::format(
+                    what,
+                    format!("line {}: empty token", number + 1),
+                ));
             }
             entries.push((token.to_string(), number as u32));
         }
@@ -52,7 +55,10 @@ impl Vocab {
                 ));
             }
             let slot = tokens.get_mut(id as usize).ok_or_else(|| {
-                Error::format(what, format!("token {token:?} has id {id}, outside 0..{size}"))
+                Error::format(
+                    what,
+                    format!("token {token:?} has id {id}, outside 0..{size}"),
+                )
             })?;
             if let Some(other) = slot {
                 return Err(Error::format(
@@ -63,7 +69,10 @@ impl Vocab {
             *slot = Some(shared.clone());
             ids.insert(shared, id);
         }
-        let tokens = tokens.into_iter().map(|t| t.expect("dense ids checked above")).collect();
+        let tokens = tokens
+            .into_iter()
+            .map(|t| t.expect("dense ids checked above"))
+            .collect();
         Ok(Vocab { tokens, ids })
     }
 

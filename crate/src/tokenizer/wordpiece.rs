@@ -45,12 +45,12 @@ pub struct WordPiece {
     pub unk_id: u32,
     pub continuing_subword_prefix: String,
     pub max_input_chars_per_word: usize,
-    nodes: Vec<Node>,           // (N,) trie nodes; 0 = word-start root, 1 = suffix root
-    edge_labels: Vec<u8>,       // (E,) byte on each edge
-    edge_targets: Vec<u32>,     // (E,) child node of each edge
-    root_children: Box<[u32; 256]>,   // dense child table of the word-start root
+    nodes: Vec<Node>,       // (N,) trie nodes; 0 = word-start root, 1 = suffix root
+    edge_labels: Vec<u8>,   // (E,) byte on each edge
+    edge_targets: Vec<u32>, // (E,) child node of each edge
+    root_children: Box<[u32; 256]>, // dense child table of the word-start root
     suffix_children: Box<[u32; 256]>, // dense child table of the suffix root
-    pops: Vec<(u32, u32)>,      // (P,) failure pops: (token id, piece length in bytes)
+    pops: Vec<(u32, u32)>,  // (P,) failure pops: (token id, piece length in bytes)
 }
 
 const ROOT: u32 = 0;
@@ -149,8 +149,10 @@ impl WordPiece {
         //                      no such w: fail(v) = NONE (greedy matching gets stuck: [UNK]).
         let mut queue = std::collections::VecDeque::new();
         for root in [ROOT, SUFFIX_ROOT] {
-            let mut kids: Vec<(u8, u32)> =
-                children[root as usize].iter().map(|(&b, &c)| (b, c)).collect();
+            let mut kids: Vec<(u8, u32)> = children[root as usize]
+                .iter()
+                .map(|(&b, &c)| (b, c))
+                .collect();
             kids.sort_unstable();
             for (b, c) in kids {
                 queue.push_back((root, b, c));
@@ -195,8 +197,10 @@ impl WordPiece {
             entry.fail = fail;
             entry.pops_start = start;
             entry.pops_len = scratch.len() as u32;
-            let mut kids: Vec<(u8, u32)> =
-                children[node as usize].iter().map(|(&b, &c)| (b, c)).collect();
+            let mut kids: Vec<(u8, u32)> = children[node as usize]
+                .iter()
+                .map(|(&b, &c)| (b, c))
+                .collect();
             kids.sort_unstable();
             for (b, c) in kids {
                 queue.push_back((node, b, c));
@@ -239,7 +243,11 @@ impl WordPiece {
         let mark = out.len();
         if char_count > self.max_input_chars_per_word || !self.match_word(word, out) {
             out.truncate(mark);
-            out.push(WordPieceToken { id: self.unk_id, start: 0, end: word.len() as u32 });
+            out.push(WordPieceToken {
+                id: self.unk_id,
+                start: 0,
+                end: word.len() as u32,
+            });
         }
     }
 
@@ -278,7 +286,11 @@ impl WordPiece {
             return false;
         }
         for &(id, len) in &self.pops[n.pops_start as usize..(n.pops_start + n.pops_len) as usize] {
-            out.push(WordPieceToken { id, start: *position, end: *position + len });
+            out.push(WordPieceToken {
+                id,
+                start: *position,
+                end: *position + len,
+            });
             *position += len;
         }
         *node = n.fail;
@@ -296,7 +308,11 @@ pub fn greedy_longest_match(
     max_input_chars_per_word: usize,
     word: &str,
 ) -> Vec<WordPieceToken> {
-    let unk = vec![WordPieceToken { id: unk_id, start: 0, end: word.len() as u32 }];
+    let unk = vec![WordPieceToken {
+        id: unk_id,
+        start: 0,
+        end: word.len() as u32,
+    }];
     if word.chars().count() > max_input_chars_per_word {
         return unk;
     }
@@ -319,7 +335,11 @@ pub fn greedy_longest_match(
             end -= word[..end].chars().next_back().map_or(1, |c| c.len_utf8());
         }
         match found {
-            Some(id) => out.push(WordPieceToken { id, start: start as u32, end: end as u32 }),
+            Some(id) => out.push(WordPieceToken {
+                id,
+                start: start as u32,
+                end: end as u32,
+            }),
             None => return unk,
         }
         start = end;
@@ -333,7 +353,11 @@ mod tests {
 
     fn vocab(tokens: &[&str]) -> Vocab {
         Vocab::from_entries(
-            tokens.iter().enumerate().map(|(i, t)| (t.to_string(), i as u32)).collect(),
+            tokens
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (t.to_string(), i as u32))
+                .collect(),
             "test vocab",
         )
         .unwrap()
@@ -342,12 +366,16 @@ mod tests {
     fn pieces(model: &WordPiece, v: &Vocab, word: &str) -> Vec<String> {
         let mut out = Vec::new();
         model.tokenize_word(word.as_bytes(), word.chars().count(), &mut out);
-        out.iter().map(|t| v.token(t.id).unwrap().to_string()).collect()
+        out.iter()
+            .map(|t| v.token(t.id).unwrap().to_string())
+            .collect()
     }
 
     #[test]
     fn splits_like_bert() {
-        let v = vocab(&["[UNK]", "un", "##aff", "##able", "a", "##b", "abc", "##c", "##bcd"]);
+        let v = vocab(&[
+            "[UNK]", "un", "##aff", "##able", "a", "##b", "abc", "##c", "##bcd",
+        ]);
         let m = WordPiece::new(&v, "[UNK]", "##", 100).unwrap();
         assert_eq!(pieces(&m, &v, "unaffable"), ["un", "##aff", "##able"]);
         // Greedy takes "abc" first and then cannot split "d": the whole word is [UNK], even
