@@ -99,7 +99,7 @@ for line in open(sys.argv[1]):
 if bad: print('[setup] python: ' + ', '.join(bad), file=sys.stderr); sys.exit(1)
 PY
 then
-  log "python packages present ($(tr '\n' ' ' < tests/setup/requirements.txt | sed 's/#[^ ]*//g'))"
+  log "python packages present: $(grep -v '^#' tests/setup/requirements.txt | tr '\n' ' ')"
 else
   "$PYTHON" -m pip install -q -r tests/setup/requirements.txt \
     || "$PYTHON" -m pip install -q --break-system-packages -r tests/setup/requirements.txt

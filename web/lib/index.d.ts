@@ -63,21 +63,27 @@ export interface VocabOptions {
 /** How to cut a sequence (or pair) that is longer than `maxLength`, as Hugging Face names them. */
 export type TruncationStrategy = 'longest_first' | 'only_first' | 'only_second';
 
-/** Per-call options of `Tokenizer.encode`. */
+/**
+ * Per-call options of `Tokenizer.encode`. Left out, truncation and padding are the tokenizer's
+ * own (those of its tokenizer.json; none for a vocab.txt).
+ */
 export interface EncodeOptions {
   /** Add `[CLS]` and `[SEP]` (and pair type ids). Default true. */
   addSpecialTokens?: boolean;
   /**
-   * Truncate to this many tokens (special tokens included). The tokens cut off come back as
-   * `overflowing` windows. Default: the tokenizer.json's truncation, else no truncation.
+   * Truncate to this many tokens (special tokens included); the tokens cut off come back as
+   * `overflowing` windows. `false`: no truncation, even if the tokenizer.json sets one.
    */
-  maxLength?: number;
+  maxLength?: number | false;
   /** Tokens that each overflow window repeats from the end of the previous one. Default 0. */
   stride?: number;
   /** Which sequence of a pair loses tokens first. Default `'longest_first'`. */
   truncation?: TruncationStrategy;
-  /** Pad with `[PAD]` (attention mask 0) up to this length. Default: the tokenizer.json's padding, else none. */
-  padToLength?: number;
+  /**
+   * Pad with `[PAD]` (attention mask 0) up to this many tokens. `false`: no padding, even if the
+   * tokenizer.json sets one (a `BatchLongest` padding pads the overflow windows to the first).
+   */
+  padding?: number | false;
 }
 
 /**

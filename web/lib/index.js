@@ -100,7 +100,7 @@ function callRust(what, fn) {
   } catch (error) {
     if (error instanceof WebnluError) throw error;
     const message = error instanceof Error ? error.message : String(error);
-    throw new WebnluError(`${what}: ${message}`, { cause: error });
+    throw new WebnluError(message.startsWith(what) ? message : `${what}: ${message}`, { cause: error });
   }
 }
 
@@ -114,21 +114,37 @@ function optionalNonNegativeInteger(value, name) {
 
 const TRUNCATION_STRATEGIES = ['longest_first', 'only_first', 'only_second'];
 
-/** Copies one encoding out of wasm memory into plain JS values and frees the Rust side. */
-function takeEncoding(wasmEncoding) {
+/**
+ * Copies an encoding and its overflow windows out of wasm memory into plain JS values and
+ * frees the Rust side. `vocab` is the tokenizer's token list, to name the tokens without
+ * sending strings across.
+ */
+function takeEncoding(wasmEncoding, tokenizer, vocab) {
   try {
-    const overflowing = [];
-    const count = wasmEncoding.overflowingCount();
-    for (let i = 0; i < count; i++) overflowing.push(takeEncoding(wasmEncoding.overflowing(i)));
-    return {
-      ids: wasmEncoding.ids(),
-      typeIds: wasmEncoding.typeIds(),
-      attentionMask: wasmEncoding.attentionMask(),
-      specialTokensMask: wasmEncoding.specialTokensMask(),
-      offsets: wasmEncoding.offsetsUtf16(),
-      tokens: wasmEncoding.tokens(),
-      overflowing,
-    };
+    // [W, T_0 .. T_{W-1}, per window: ids | typeIds | attentionMask | specialTokensMask | offsets (2T)]
+    const all = wasmEncoding.packed();
+    const strings = wasmEncoding.tokensUnlessVocab(tokenizer);
+    const windowCount = all[0];
+    const windows = [];
+    let at = 1 + windowCount;
+    let tokenAt = 0;
+    for (let w = 0; w < windowCount; w++) {
+      const n = all[1 + w];
+      const ids = all.slice(at, at + n);
+      windows.push({
+        ids,
+        typeIds: all.slice(at + n, at + 2 * n),
+        attentionMask: all.slice(at + 2 * n, at + 3 * n),
+        specialTokensMask: all.slice(at + 3 * n, at + 4 * n),
+        offsets: all.slice(at + 4 * n, at + 6 * n),
+        tokens: strings ? strings.slice(tokenAt, tokenAt + n) : Array.from(ids, (id) => vocab[id]),
+        overflowing: [],
+      });
+      at += 6 * n;
+      tokenAt += n;
+    }
+    windows[0].overflowing = windows.slice(1);
+    return windows[0];
   } finally {
     wasmEncoding.free();
   }
@@ -144,6 +160,7 @@ export class Tokenizer {
   /** @private Use `Tokenizer.fromVocab` or `Tokenizer.fromTokenizerJson`. */
   constructor(inner) {
     this._inner = inner;
+    this._vocab = null; // the vocabulary's tokens by id, fetched at the first encode
   }
 
   /** @private The wasm object; throws once `free()` has run. */
@@ -182,17 +199,18 @@ export class Tokenizer {
     }
     checkText(text, 'text');
     if (pair !== undefined && pair !== null) checkText(pair, 'pair');
-    const {
-      addSpecialTokens = true, maxLength, stride = 0, truncation = 'longest_first', padToLength,
-    } = options;
-    if (!TRUNCATION_STRATEGIES.includes(truncation)) {
+    const { addSpecialTokens = true, maxLength, stride, truncation, padding } = options;
+    if (truncation !== undefined && !TRUNCATION_STRATEGIES.includes(truncation)) {
       throw new WebnluError(`truncation must be one of ${TRUNCATION_STRATEGIES.join(', ')}, got ${truncation}`);
     }
-    const max = optionalNonNegativeInteger(maxLength, 'maxLength');
+    const max = maxLength === false ? undefined : optionalNonNegativeInteger(maxLength, 'maxLength');
     const strideValue = optionalNonNegativeInteger(stride, 'stride');
-    const pad = optionalNonNegativeInteger(padToLength, 'padToLength');
-    return takeEncoding(callRust('encode', () =>
-      this.inner.encode(text, pair ?? undefined, Boolean(addSpecialTokens), max, strideValue, truncation, pad)));
+    const padTo = padding === false ? undefined : optionalNonNegativeInteger(padding, 'padding');
+    const inner = this.inner;
+    this._vocab ??= inner.vocabTokens();
+    return takeEncoding(callRust('encode', () => inner.encode(
+      text, pair ?? undefined, Boolean(addSpecialTokens), max, strideValue, truncation,
+      maxLength === false, padTo, padding === false)), inner, this._vocab);
   }
 
   /** Turns ids back into text: `##` pieces joined, spaces before punctuation cleaned as HF does. */
@@ -233,5 +251,6 @@ export class Tokenizer {
   free() {
     if (this._inner !== null) this._inner.free();
     this._inner = null;
+    this._vocab = null;
   }
 }
