@@ -117,6 +117,7 @@ test('a pair gets type ids 1 and its own span view', async () => {
   assert.equal(await page.isVisible('#pair-view'), true);
   const pairSpans = await page.$$eval('#pair-view .tok', (items) => items.map((item) => item.textContent));
   assert.deepEqual(pairSpans, spanTexts(pair, ref, 1));
+  assert.equal(await page.textContent('#type-ids'), `[${ref.types.join(', ')}]`);
   await page.screenshot({ path: `${SCREENSHOTS}/tokenizer-pair.png`, fullPage: true });
   await page.click('#pair-details summary');
 });

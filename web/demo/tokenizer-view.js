@@ -125,6 +125,8 @@ function render() {
     if (pair !== undefined) drawSpans($('pair-view'), pair, encoding, 1);
     drawTokenList(encoding);
     $('ids').textContent = `[${Array.from(encoding.ids).join(', ')}]`;
+    $('type-ids-block').hidden = pair === undefined;
+    $('type-ids').textContent = `[${Array.from(encoding.typeIds).join(', ')}]`;
     $('decoded').textContent = tokenizer.decode(encoding.ids);
     const characters = [...text].length + (pair === undefined ? 0 : [...pair].length);
     $('stats').textContent = `${encoding.ids.length} tokens from ${characters} characters, in ${elapsed.toFixed(2)} ms`;
