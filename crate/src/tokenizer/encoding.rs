@@ -53,3 +53,19 @@ pub fn char_offsets_to_utf16(text: &str, offsets: &[(usize, usize)]) -> Vec<(usi
         .map(|&(s, e)| (utf16_at[s.min(last)], utf16_at[e.min(last)]))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utf16_offsets_count_astral_characters_twice() {
+        // "a😀b": code points a=0, 😀=1, b=2; UTF-16 units a=0, 😀=1..3, b=3.
+        let text = "a\u{1F600}b";
+        assert_eq!(
+            char_offsets_to_utf16(text, &[(0, 1), (1, 2), (2, 3), (0, 0)]),
+            [(0, 1), (1, 3), (3, 4), (0, 0)]
+        );
+        assert_eq!(char_offsets_to_utf16("abc", &[(1, 2)]), [(1, 2)]);
+    }
+}
