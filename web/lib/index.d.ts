@@ -75,9 +75,9 @@ export interface EncodeOptions {
    * `overflowing` windows. `false`: no truncation, even if the tokenizer.json sets one.
    */
   maxLength?: number | false;
-  /** Tokens that each overflow window repeats from the end of the previous one. Default 0. */
+  /** Tokens that each overflow window repeats from the end of the previous one. Default: the tokenizer's, else 0. */
   stride?: number;
-  /** Which sequence of a pair loses tokens first. Default `'longest_first'`. */
+  /** Which sequence of a pair loses tokens first. Default: the tokenizer's, else `'longest_first'`. */
   truncation?: TruncationStrategy;
   /**
    * Pad with `[PAD]` (attention mask 0) up to this many tokens. `false`: no padding, even if the
