@@ -9,7 +9,10 @@ use std::fmt;
 #[derive(Debug)]
 pub enum Error {
     /// Reading a file failed (missing, unreadable). `path` is the file as the caller named it.
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     /// A file or in-memory input is malformed: a vocab, a tokenizer.json, a config, weights.
     /// `what` names the input (file name or "tokenizer.json"), `detail` says what is wrong.
     Format { what: String, detail: String },
@@ -20,7 +23,11 @@ pub enum Error {
     /// where some is required, a text longer than allowed).
     InvalidArgument(String),
     /// Tensor shapes that do not fit an op or a weight file. `context` names the tensor or op.
-    Shape { context: String, expected: String, found: String },
+    Shape {
+        context: String,
+        expected: String,
+        found: String,
+    },
     /// The GPU said no: no adapter, a limit exceeded, out of memory, or a lost device.
     Gpu(String),
 }
@@ -29,7 +36,10 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     pub fn format(what: impl Into<String>, detail: impl Into<String>) -> Self {
-        Error::Format { what: what.into(), detail: detail.into() }
+        Error::Format {
+            what: what.into(),
+            detail: detail.into(),
+        }
     }
     pub fn unsupported(what: impl Into<String>) -> Self {
         Error::Unsupported { what: what.into() }
@@ -49,7 +59,10 @@ impl Error {
         }
     }
     pub fn io(path: impl Into<String>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
 }
 
@@ -60,7 +73,11 @@ impl fmt::Display for Error {
             Error::Format { what, detail } => write!(f, "{what}: {detail}"),
             Error::Unsupported { what } => write!(f, "unsupported: {what}"),
             Error::InvalidArgument(message) => write!(f, "invalid argument: {message}"),
-            Error::Shape { context, expected, found } => {
+            Error::Shape {
+                context,
+                expected,
+                found,
+            } => {
                 write!(f, "{context}: expected shape {expected}, found {found}")
             }
             Error::Gpu(message) => write!(f, "GPU error: {message}"),

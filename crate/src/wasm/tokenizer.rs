@@ -1,0 +1,261 @@
+//! wasm exports of the tokenizer: `WasmTokenizer` (build, encode, decode) and `WasmEncoding`
+//! (one encoding, its fields as typed arrays, offsets converted to UTF-16 code units).
+//! `web/lib/index.js` wraps them into the documented `Tokenizer` class.
+
+use wasm_bindgen::prelude::*;
+
+use super::to_js_error;
+use crate::tokenizer::{
+    BertProcessing, Encoding, Padding, PaddingStrategy, Tokenizer, Truncation, TruncationStrategy,
+    VocabOptions,
+};
+
+#[wasm_bindgen]
+pub struct WasmTokenizer {
+    tokenizer: Tokenizer,
+}
+
+#[wasm_bindgen]
+impl WasmTokenizer {
+    /// A tokenizer from the text of a `vocab.txt`; `strip_accents: undefined` follows `lowercase`.
+    #[wasm_bindgen(js_name = fromVocab)]
+    pub fn from_vocab(
+        text: &str,
+        lowercase: bool,
+        strip_accents: Option<bool>,
+        handle_chinese_chars: bool,
+        clean_text: bool,
+    ) -> Result<WasmTokenizer, JsError> {
+        let options = VocabOptions {
+            lowercase,
+            strip_accents,
+            handle_chinese_chars,
+            clean_text,
+            ..VocabOptions::default()
+        };
+        let tokenizer = Tokenizer::from_vocab_str(text, &options).map_err(to_js_error)?;
+        Ok(WasmTokenizer { tokenizer })
+    }
+
+    /// A tokenizer from the text of a Hugging Face `tokenizer.json`.
+    #[wasm_bindgen(js_name = fromTokenizerJson)]
+    pub fn from_tokenizer_json(json: &str) -> Result<WasmTokenizer, JsError> {
+        let tokenizer = Tokenizer::from_tokenizer_json(json).map_err(to_js_error)?;
+        Ok(WasmTokenizer { tokenizer })
+    }
+
+    /// Encodes `text` (and `pair`). Options given here replace the tokenizer's own for this
+    /// call only: `max_length` (with `stride`, `truncation`) the truncation, `pad_to_length`
+    /// the padding; without `max_length`, `stride` and `truncation` adjust the tokenizer's
+    /// truncation if it has one. `no_truncation` / `no_padding` switch them off.
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode(
+        &mut self,
+        text: &str,
+        pair: Option<String>,
+        add_special_tokens: bool,
+        max_length: Option<u32>,
+        stride: Option<u32>,
+        truncation: Option<String>,
+        no_truncation: bool,
+        pad_to_length: Option<u32>,
+        no_padding: bool,
+    ) -> Result<WasmEncoding, JsError> {
+        let strategy = truncation
+            .as_deref()
+            .map(TruncationStrategy::parse)
+            .transpose()
+            .map_err(to_js_error)?;
+        let own_truncation = self.tokenizer.truncation().copied();
+        let call_truncation = match (max_length, own_truncation) {
+            _ if no_truncation => None,
+            (Some(max_length), _) => Some(Truncation {
+                max_length: max_length as usize,
+                stride: stride.unwrap_or(0) as usize,
+                strategy: strategy.unwrap_or(TruncationStrategy::LongestFirst),
+            }),
+            (None, Some(own)) => Some(Truncation {
+                stride: stride.map_or(own.stride, |s| s as usize),
+                strategy: strategy.unwrap_or(own.strategy),
+                ..own
+            }),
+            (None, None) => None,
+        };
+        let own_padding = self.tokenizer.padding().cloned();
+        let call_padding = match pad_to_length {
+            _ if no_padding => None,
+            Some(length) => Some(Padding {
+                strategy: PaddingStrategy::Fixed(length as usize),
+                ..own_padding.clone().unwrap_or_default()
+            }),
+            None => own_padding.clone(),
+        };
+
+        let encoded = if add_special_tokens {
+            // The tokenizer's own encode, with this call's settings swapped in and then restored.
+            self.tokenizer.set_truncation(call_truncation);
+            self.tokenizer.set_padding(call_padding);
+            let encoded = match pair.as_deref() {
+                Some(pair) => self.tokenizer.encode_pair(text, pair),
+                None => self.tokenizer.encode(text),
+            };
+            self.tokenizer.set_truncation(own_truncation);
+            self.tokenizer.set_padding(own_padding);
+            encoded
+        } else {
+            // Same pipeline with an empty template: no [CLS]/[SEP], type ids 0 and 1 kept.
+            let a = self.tokenizer.tokenize(text);
+            let b = pair.as_deref().map(|pair| self.tokenizer.tokenize(pair));
+            BertProcessing::none()
+                .process(
+                    self.tokenizer.vocab(),
+                    &a,
+                    b.as_ref(),
+                    call_truncation.as_ref(),
+                )
+                .map(|mut encoding| {
+                    if let Some(padding) = &call_padding {
+                        padding.pad_batch(std::slice::from_mut(&mut encoding));
+                    }
+                    encoding
+                })
+        };
+        let encoding = encoded.map_err(to_js_error)?;
+        Ok(WasmEncoding::new(encoding, text, pair.as_deref()))
+    }
+
+    /// Ids back to text.
+    pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String, JsError> {
+        self.tokenizer
+            .decode(ids, skip_special_tokens)
+            .map_err(to_js_error)
+    }
+
+    #[wasm_bindgen(js_name = vocabSize)]
+    pub fn vocab_size(&self) -> u32 {
+        self.tokenizer.vocab().len() as u32
+    }
+
+    #[wasm_bindgen(js_name = tokenToId)]
+    pub fn token_to_id(&self, token: &str) -> Option<u32> {
+        self.tokenizer.token_to_id(token)
+    }
+
+    /// Every token of the vocabulary, by id (JS keeps a copy to name the tokens of encodings).
+    #[wasm_bindgen(js_name = vocabTokens)]
+    pub fn vocab_tokens(&self) -> Vec<String> {
+        self.tokenizer
+            .vocab()
+            .tokens()
+            .iter()
+            .map(|token| token.to_string())
+            .collect()
+    }
+
+    #[wasm_bindgen(js_name = idToToken)]
+    pub fn id_to_token(&self, id: u32) -> Option<String> {
+        self.tokenizer.id_to_token(id).map(str::to_string)
+    }
+}
+
+/// One encoding and its overflow windows, ready to be copied into JS typed arrays in one go.
+#[wasm_bindgen]
+pub struct WasmEncoding {
+    /// (W,) window 0 is the encoding itself, then its overflow windows in order; each window's
+    /// own `overflowing` is empty.
+    windows: Vec<Encoding>,
+    /// (W,) per window, (2T,) start, end per token in UTF-16 code units.
+    offsets_utf16: Vec<Vec<u32>>,
+}
+
+impl WasmEncoding {
+    /// Converts the code-point offsets to UTF-16 ones: a token of type id 1 points into
+    /// `pair`, any other into `text`; special and padding tokens keep (0, 0).
+    fn new(mut encoding: Encoding, text: &str, pair: Option<&str>) -> WasmEncoding {
+        let text_table = utf16_position_of_char(text);
+        let pair_table = pair.map(utf16_position_of_char).unwrap_or_default();
+        let overflowing = std::mem::take(&mut encoding.overflowing);
+        let windows: Vec<Encoding> = std::iter::once(encoding).chain(overflowing).collect();
+        let offsets_utf16 = windows
+            .iter()
+            .map(|window| {
+                let mut offsets = Vec::with_capacity(2 * window.len());
+                for i in 0..window.len() {
+                    let (start, end) = window.offsets[i];
+                    if window.special_tokens_mask[i] == 1 {
+                        offsets.extend([start as u32, end as u32]);
+                        continue;
+                    }
+                    let table = if window.type_ids[i] == 1 {
+                        &pair_table
+                    } else {
+                        &text_table
+                    };
+                    let at = |k: usize| table.get(k).or(table.last()).copied().unwrap_or(0);
+                    offsets.extend([at(start), at(end)]);
+                }
+                offsets
+            })
+            .collect();
+        WasmEncoding {
+            windows,
+            offsets_utf16,
+        }
+    }
+}
+
+/// (C+1,) the UTF-16 position of every code-point boundary of `text`: entry k is the number
+/// of UTF-16 code units before code point k (astral characters count two).
+fn utf16_position_of_char(text: &str) -> Vec<u32> {
+    let mut table = Vec::with_capacity(text.len() + 1);
+    let mut position = 0u32;
+    table.push(0);
+    for c in text.chars() {
+        position += c.len_utf16() as u32;
+        table.push(position);
+    }
+    table
+}
+
+#[wasm_bindgen]
+impl WasmEncoding {
+    /// All number fields of all windows in one array (one copy across the boundary):
+    /// `[W, T_0 .. T_{W-1}, then per window: ids (T) | type ids (T) | attention mask (T) |
+    /// special-tokens mask (T) | offsets (2T)]`.
+    pub fn packed(&self) -> Vec<u32> {
+        let total: usize = self.windows.iter().map(|w| 6 * w.len() + 1).sum();
+        let mut all = Vec::with_capacity(1 + total);
+        all.push(self.windows.len() as u32);
+        all.extend(self.windows.iter().map(|w| w.len() as u32));
+        for (w, offsets) in self.windows.iter().zip(&self.offsets_utf16) {
+            all.extend_from_slice(&w.ids);
+            all.extend_from_slice(&w.type_ids);
+            all.extend_from_slice(&w.attention_mask);
+            all.extend_from_slice(&w.special_tokens_mask);
+            all.extend_from_slice(offsets);
+        }
+        all
+    }
+
+    /// The token strings of all windows, one after another, or `undefined` when every one is
+    /// the vocabulary's token for its id (the usual case; JS then names them from its copy of
+    /// the vocabulary, much faster than sending strings). They differ only where a padding
+    /// token's text is not the vocabulary's entry for the pad id.
+    #[wasm_bindgen(js_name = tokensUnlessVocab)]
+    pub fn tokens_unless_vocab(&self, tokenizer: &WasmTokenizer) -> Option<Vec<String>> {
+        let vocab = tokenizer.tokenizer.vocab();
+        let mut tokens = self
+            .windows
+            .iter()
+            .flat_map(|w| w.ids.iter().zip(&w.tokens));
+        if tokens.all(|(&id, token)| vocab.token(id).is_some_and(|v| **v == **token)) {
+            return None;
+        }
+        Some(
+            self.windows
+                .iter()
+                .flat_map(|w| w.tokens.iter().map(|t| t.to_string()))
+                .collect(),
+        )
+    }
+}

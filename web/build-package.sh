@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# web/build-package.sh: builds the npm package `webnlu` into pkg/.
+#   cargo (wasm32, profile `wasm` of Cargo.toml) -> wasm-bindgen --target web -> wasm-opt -Oz
+#   -> pkg/ = generated glue + .d.ts + the hand-written layer from web/lib/ + package.json.
+# Needs what tests/setup/setup.sh installs. Prints the .wasm size raw and gzipped and records it
+# in target/wasm-size.txt.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+[ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+export PATH="$HOME/.cargo/bin:$ROOT/tests/node_modules/.bin:$PATH"
+TARGET=wasm32-unknown-unknown
+log() { printf '[pkg] %s\n' "$*" >&2; }
+
+# The toolchain that has the wasm32 standard library: rustup's default, else Debian's rustc-web
+# (linked by tests/setup/wasm-toolchain-debian.sh as `deb-web`).
+toolchain=()
+dir=$(rustc --print target-libdir --target $TARGET 2>/dev/null || true)
+if [ -z "$dir" ] || ! compgen -G "$dir/libcore-*.rlib" >/dev/null; then toolchain=(+deb-web); fi
+
+log "cargo ${toolchain[*]} build --target $TARGET --profile wasm"
+cargo "${toolchain[@]}" build --lib -p webnlu --target $TARGET --profile wasm
+cargo_wasm=target/$TARGET/wasm/webnlu.wasm
+
+rm -rf pkg
+mkdir -p pkg
+log "wasm-bindgen $(wasm-bindgen --version | awk '{print $2}') --target web"
+wasm-bindgen --target web --out-dir pkg --out-name webnlu_wasm "$cargo_wasm"
+bound=$(stat -c %s pkg/webnlu_wasm_bg.wasm)
+
+log "$(wasm-opt --version) -Oz"
+# The features rustc 1.95 enables by default for wasm32-unknown-unknown; wasm-opt must accept
+# them (and must not lower them away) or it rejects the module.
+wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+  --enable-mutable-globals --enable-reference-types --enable-multivalue \
+  pkg/webnlu_wasm_bg.wasm -o pkg/webnlu_wasm_bg.opt.wasm
+mv pkg/webnlu_wasm_bg.opt.wasm pkg/webnlu_wasm_bg.wasm
+
+cp web/lib/index.js web/lib/index.d.ts pkg/
+cp LICENSE-MIT LICENSE-APACHE pkg/ 2>/dev/null || true
+version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -1)
+node - "$version" <<'JS'
+const fs = require('fs');
+const manifest = JSON.parse(fs.readFileSync('web/lib/package.json', 'utf8'));
+manifest.version = process.argv[2];
+fs.writeFileSync('pkg/package.json', JSON.stringify(manifest, null, 2) + '\n');
+JS
+cp web/lib/README.md pkg/README.md
+
+raw=$(stat -c %s pkg/webnlu_wasm_bg.wasm)
+gz=$(gzip -9 -c pkg/webnlu_wasm_bg.wasm | wc -c)
+js=$(cat pkg/index.js pkg/webnlu_wasm.js | wc -c)
+js_gz=$(cat pkg/index.js pkg/webnlu_wasm.js | gzip -9 | wc -c)
+line="webnlu_wasm_bg.wasm: $raw bytes raw ($((raw / 1024)) KiB), $gz bytes gzip -9 ($((gz / 1024)) KiB); cargo $(stat -c %s "$cargo_wasm"), after wasm-bindgen $bound; JS $js bytes ($js_gz gzipped)"
+mkdir -p target
+echo "$line" | tee target/wasm-size.txt
+log "pkg/ ready: $(ls pkg | tr '\n' ' ')"
