@@ -55,7 +55,11 @@ impl<T: Element> Tensor<T> {
             Device::Cpu => Storage::Cpu(data),
             Device::Gpu(ctx) => Storage::Gpu(ctx.upload(name, &data)?, ctx.clone()),
         };
-        Ok(Tensor { name: name.to_string(), shape: shape.to_vec(), storage })
+        Ok(Tensor {
+            name: name.to_string(),
+            shape: shape.to_vec(),
+            storage,
+        })
     }
 
     /// A tensor of zeros on `device`.
@@ -65,7 +69,11 @@ impl<T: Element> Tensor<T> {
             Device::Cpu => Storage::Cpu(vec![T::default(); n]),
             Device::Gpu(ctx) => Storage::Gpu(ctx.zeros(name, (n * 4) as u64)?, ctx.clone()),
         };
-        Ok(Tensor { name: name.to_string(), shape: shape.to_vec(), storage })
+        Ok(Tensor {
+            name: name.to_string(),
+            shape: shape.to_vec(),
+            storage,
+        })
     }
 
     /// A tensor on `device` with undefined contents (GPU) / zeros (CPU), for outputs that a
@@ -76,7 +84,11 @@ impl<T: Element> Tensor<T> {
             Device::Cpu => Storage::Cpu(vec![T::default(); n]),
             Device::Gpu(ctx) => Storage::Gpu(ctx.alloc(name, (n * 4) as u64)?, ctx.clone()),
         };
-        Ok(Tensor { name: name.to_string(), shape: shape.to_vec(), storage })
+        Ok(Tensor {
+            name: name.to_string(),
+            shape: shape.to_vec(),
+            storage,
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -127,7 +139,11 @@ impl<T: Element> Tensor<T> {
     /// Error unless the shape is exactly `expected`; `op` names the op for the message.
     pub fn expect_shape(&self, op: &str, expected: &[usize]) -> Result<()> {
         if self.shape != expected {
-            return Err(Error::shape(format!("{op}: {}", self.name), expected, &self.shape));
+            return Err(Error::shape(
+                format!("{op}: {}", self.name),
+                expected,
+                &self.shape,
+            ));
         }
         Ok(())
     }
@@ -142,9 +158,10 @@ impl<T: Element> Tensor<T> {
     pub fn cpu_mut(&mut self) -> Result<&mut [T]> {
         match &mut self.storage {
             Storage::Cpu(data) => Ok(data),
-            Storage::Gpu(..) => {
-                Err(Error::invalid(format!("{} is on the GPU, the op runs on the CPU", self.name)))
-            }
+            Storage::Gpu(..) => Err(Error::invalid(format!(
+                "{} is on the GPU, the op runs on the CPU",
+                self.name
+            ))),
         }
     }
 
@@ -158,7 +175,10 @@ impl<T: Element> Tensor<T> {
 
     fn wrong_device(&self, op_place: &str) -> Error {
         let place = if self.is_gpu() { "GPU" } else { "CPU" };
-        Error::invalid(format!("{} is on the {place}, the op runs on the {op_place}", self.name))
+        Error::invalid(format!(
+            "{} is on the {place}, the op runs on the {op_place}",
+            self.name
+        ))
     }
 
     /// The elements, read back from the GPU if needed (async: never blocks a browser).

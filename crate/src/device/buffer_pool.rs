@@ -28,7 +28,10 @@ pub(crate) struct BufferPool {
 
 impl BufferPool {
     pub(crate) fn new(context_id: u64) -> Arc<BufferPool> {
-        Arc::new(BufferPool { context_id, free: Mutex::new(HashMap::new()) })
+        Arc::new(BufferPool {
+            context_id,
+            free: Mutex::new(HashMap::new()),
+        })
     }
 
     /// A free buffer of exactly `bucket` bytes, if any.
@@ -50,7 +53,9 @@ impl BufferPool {
     /// Bytes held by free buffers.
     pub(crate) fn free_bytes(&self) -> u64 {
         let free = self.free.lock().unwrap_or_else(|p| p.into_inner());
-        free.iter().map(|(size, list)| size * list.len() as u64).sum()
+        free.iter()
+            .map(|(size, list)| size * list.len() as u64)
+            .sum()
     }
 }
 
@@ -64,12 +69,18 @@ pub struct GpuBuffer {
 
 impl GpuBuffer {
     pub(crate) fn new(buffer: wgpu::Buffer, bytes: u64, pool: Arc<BufferPool>) -> GpuBuffer {
-        GpuBuffer { buffer: Some(buffer), bytes, pool }
+        GpuBuffer {
+            buffer: Some(buffer),
+            bytes,
+            pool,
+        }
     }
 
     /// The wgpu buffer, for bind groups and copies.
     pub fn raw(&self) -> &wgpu::Buffer {
-        self.buffer.as_ref().expect("a GpuBuffer holds its buffer until dropped")
+        self.buffer
+            .as_ref()
+            .expect("a GpuBuffer holds its buffer until dropped")
     }
 
     /// Bytes in use (not the rounded allocation size).

@@ -71,7 +71,11 @@ struct GpuInner {
 
 impl std::fmt::Debug for GpuContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "GpuContext({} on {})", self.inner.info.name, self.inner.info.backend)
+        write!(
+            f,
+            "GpuContext({} on {})",
+            self.inner.info.name, self.inner.info.backend
+        )
     }
 }
 
@@ -79,7 +83,8 @@ static NEXT_CONTEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 pub(crate) async fn request_adapter() -> Result<wgpu::Adapter> {
     // Natively WGPU_BACKEND (e.g. "vulkan") narrows the backends; in wasm only WebGPU is built.
-    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let instance =
+        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
     instance
         .request_adapter(&wgpu::RequestAdapterOptions {
             power_preference: wgpu::PowerPreference::HighPerformance,
@@ -187,7 +192,13 @@ impl GpuContext {
 
     /// Fail with the first GPU error seen so far (validation, out of memory, device lost).
     pub fn check(&self) -> Result<()> {
-        match self.inner.failure.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        match self
+            .inner
+            .failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
             Some(message) => Err(Error::Gpu(message.clone())),
             None => Ok(()),
         }
@@ -208,7 +219,10 @@ impl GpuContext {
 
     /// Largest buffer a kernel may bind: the storage binding limit (and the buffer limit).
     pub fn max_binding_bytes(&self) -> u64 {
-        self.inner.limits.max_storage_buffer_binding_size.min(self.inner.limits.max_buffer_size)
+        self.inner
+            .limits
+            .max_storage_buffer_binding_size
+            .min(self.inner.limits.max_buffer_size)
     }
 
     /// A pooled storage buffer of `bytes` bytes (contents undefined). `name` names the tensor
@@ -273,7 +287,9 @@ impl GpuContext {
     fn check_owned(&self, buffers: &[&GpuBuffer]) -> Result<()> {
         for buffer in buffers {
             if buffer.context_id() != self.inner.pool.context_id {
-                return Err(Error::invalid("a GPU tensor of another device was passed to an op"));
+                return Err(Error::invalid(
+                    "a GPU tensor of another device was passed to an op",
+                ));
             }
         }
         Ok(())
@@ -284,7 +300,9 @@ impl GpuContext {
         let encoder = pending.get_or_insert_with(|| {
             self.inner
                 .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("step") })
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("step"),
+                })
         });
         record(encoder)
     }
@@ -327,7 +345,10 @@ impl GpuContext {
             )));
         }
         let device = &self.inner.device;
-        let cached = self.inner.pipelines.get(device, kernel, inputs.len(), outputs.len());
+        let cached = self
+            .inner
+            .pipelines
+            .get(device, kernel, inputs.len(), outputs.len());
         // A uniform's size must be a multiple of 16 bytes.
         let mut param_bytes = bytemuck::bytes_of(params).to_vec();
         param_bytes.resize(param_bytes.len().max(16).div_ceil(16) * 16, 0);
@@ -368,7 +389,12 @@ impl GpuContext {
 
     /// Submit the pending encoder (if any).
     pub fn flush(&self) -> Result<()> {
-        let encoder = self.inner.encoder.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let encoder = self
+            .inner
+            .encoder
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         if let Some(encoder) = encoder {
             self.inner.queue.submit([encoder.finish()]);
         }
@@ -405,7 +431,9 @@ impl GpuContext {
         });
         self.flush()?;
         let (sender, receiver) = readback::channel();
-        staging.slice(..).map_async(wgpu::MapMode::Read, move |status| sender.send(status));
+        staging
+            .slice(..)
+            .map_async(wgpu::MapMode::Read, move |status| sender.send(status));
         #[cfg(not(target_arch = "wasm32"))]
         self.inner
             .device

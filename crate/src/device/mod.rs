@@ -65,7 +65,9 @@ impl Device {
                 if adapter.get_info().device_type == wgpu::DeviceType::Cpu {
                     return Ok(Device::Cpu);
                 }
-                Ok(Device::Gpu(GpuContext::from_adapter(adapter, options).await?))
+                Ok(Device::Gpu(
+                    GpuContext::from_adapter(adapter, options).await?,
+                ))
             }
         }
     }

@@ -37,8 +37,18 @@ impl PipelineCache {
         n_inputs: usize,
         n_outputs: usize,
     ) -> Arc<CachedPipeline> {
-        let key = PipelineKey { shader: kernel.shader.name, entry: kernel.entry, n_inputs, n_outputs };
-        if let Some(found) = self.pipelines.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+        let key = PipelineKey {
+            shader: kernel.shader.name,
+            entry: kernel.entry,
+            n_inputs,
+            n_outputs,
+        };
+        if let Some(found) = self
+            .pipelines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
             return found.clone();
         }
         let module = {
@@ -98,7 +108,10 @@ impl PipelineCache {
             cache: None,
         });
         let cached = Arc::new(CachedPipeline { pipeline, layout });
-        self.pipelines.lock().unwrap_or_else(|p| p.into_inner()).insert(key, cached.clone());
+        self.pipelines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, cached.clone());
         cached
     }
 }

@@ -17,13 +17,19 @@ pub(crate) struct Sender<T>(Arc<Mutex<Slot<T>>>);
 pub(crate) struct Receiver<T>(Arc<Mutex<Slot<T>>>);
 
 pub(crate) fn channel<T>() -> (Sender<T>, Receiver<T>) {
-    let slot = Arc::new(Mutex::new(Slot { value: None, waker: None }));
+    let slot = Arc::new(Mutex::new(Slot {
+        value: None,
+        waker: None,
+    }));
     (Sender(slot.clone()), Receiver(slot))
 }
 
 impl<T> Sender<T> {
     pub(crate) fn send(self, value: T) {
-        let mut slot = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut slot = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         slot.value = Some(value);
         if let Some(waker) = slot.waker.take() {
             waker.wake();
@@ -34,7 +40,10 @@ impl<T> Sender<T> {
 impl<T> Future for Receiver<T> {
     type Output = T;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
-        let mut slot = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut slot = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         match slot.value.take() {
             Some(value) => Poll::Ready(value),
             None => {

@@ -16,11 +16,17 @@ struct ElementwiseParams {
 }
 
 fn kernel(entry: &'static str) -> Kernel {
-    Kernel { shader: &shaders::ELEMENTWISE, entry }
+    Kernel {
+        shader: &shaders::ELEMENTWISE,
+        entry,
+    }
 }
 
 fn params(n: usize) -> ElementwiseParams {
-    ElementwiseParams { n: n as u32, _pad: [0; 3] }
+    ElementwiseParams {
+        n: n as u32,
+        _pad: [0; 3],
+    }
 }
 
 /// erf by Abramowitz & Stegun 7.1.26 (|error| <= 1.5e-7), the formula the WGSL kernel uses,
@@ -29,7 +35,8 @@ pub fn erf_approx(x: f32) -> f32 {
     let a = x.abs();
     let t = 1.0 / (1.0 + 0.327_591_1 * a);
     let poly = t
-        * (0.254_829_6 + t * (-0.284_496_74 + t * (1.421_413_7 + t * (-1.453_152 + t * 1.061_405_4))));
+        * (0.254_829_6
+            + t * (-0.284_496_74 + t * (1.421_413_7 + t * (-1.453_152 + t * 1.061_405_4))));
     let r = 1.0 - poly * (-a * a).exp();
     if x < 0.0 {
         -r

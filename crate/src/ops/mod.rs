@@ -61,6 +61,7 @@
 //! (see `tests/rust/op_checks.rs` for the shared helpers).
 
 pub mod elementwise;
+pub mod matmul;
 pub mod shaders;
 
 pub use crate::device::{GpuContext, Kernel};

@@ -18,7 +18,8 @@ macro_rules! shader {
     };
 }
 
+shader!(MATMUL, "matmul");
 shader!(ELEMENTWISE, "elementwise");
 
 /// All shaders, for validation and warm-up.
-pub static ALL: &[&Shader] = &[&ELEMENTWISE];
+pub static ALL: &[&Shader] = &[&MATMUL, &ELEMENTWISE];

@@ -56,7 +56,9 @@ pub fn cpu_threads() -> usize {
     #[cfg(not(target_arch = "wasm32"))]
     {
         match CPU_THREADS.load(Ordering::Relaxed) {
-            0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            0 => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
             n => n,
         }
     }
@@ -73,9 +75,8 @@ fn pick_microkernel() -> Microkernel {
     #[cfg(target_arch = "x86_64")]
     {
         static DETECTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        let has = *DETECTED.get_or_init(|| {
-            is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
-        });
+        let has = *DETECTED
+            .get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"));
         if has {
             return Microkernel::Avx2Fma;
         }
@@ -119,8 +120,14 @@ pub(crate) fn gemm_accumulate(
     if m == 0 || n == 0 || k == 0 {
         return;
     }
-    assert!(c.len() >= (m - 1) * ldc + n, "C too small for ({m}, {n}) with stride {ldc}");
-    let out = SharedOut { ptr: c.as_mut_ptr(), row_stride: ldc };
+    assert!(
+        c.len() >= (m - 1) * ldc + n,
+        "C too small for ({m}, {n}) with stride {ldc}"
+    );
+    let out = SharedOut {
+        ptr: c.as_mut_ptr(),
+        row_stride: ldc,
+    };
     let flops = 2.0 * m as f64 * n as f64 * k as f64;
     // Threads pay off above ~ a few MFLOP; each one packs its own panels.
     let threads = if flops < 4.0e6 { 1 } else { cpu_threads() };
@@ -139,7 +146,11 @@ pub(crate) fn gemm_accumulate(
         let mut start = 0;
         while start < len {
             let end = (start + per_thread).min(len);
-            let (rows, cols) = if split_rows { (start..end, 0..n) } else { (0..m, start..end) };
+            let (rows, cols) = if split_rows {
+                (start..end, 0..n)
+            } else {
+                (0..m, start..end)
+            };
             // SAFETY: threads get disjoint row (or column) ranges of C.
             scope.spawn(move || unsafe { gemm_block(out, a, b, rows, cols, k, alpha) });
             start = end;
@@ -369,19 +380,20 @@ fn microkernel_portable(kc: usize, panel_a: &[f32], panel_b: &[f32], tile: &mut 
 }
 
 /// The portable microkernel regardless of the CPU (tests compare it with the SIMD one).
-pub fn gemm_portable_for_tests(
-    c: &mut [f32],
-    a: &[f32],
-    b: &[f32],
-    m: usize,
-    n: usize,
-    k: usize,
-) {
+pub fn gemm_portable_for_tests(c: &mut [f32], a: &[f32], b: &[f32], m: usize, n: usize, k: usize) {
     let mut tile = [0.0f32; MR * NR];
     let mut packed_a = vec![0.0f32; MR * k.max(1)];
     let mut packed_b = vec![0.0f32; NR * k.max(1)];
-    let av = MatrixView { data: a, row_stride: k, col_stride: 1 };
-    let bv = MatrixView { data: b, row_stride: n, col_stride: 1 };
+    let av = MatrixView {
+        data: a,
+        row_stride: k,
+        col_stride: 1,
+    };
+    let bv = MatrixView {
+        data: b,
+        row_stride: n,
+        col_stride: 1,
+    };
     for i0 in (0..m).step_by(MR) {
         pack_a(&mut packed_a, av, i0, MR.min(m - i0), 0, k);
         for j0 in (0..n).step_by(NR) {
