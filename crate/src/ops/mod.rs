@@ -61,8 +61,10 @@
 //! (see `tests/rust/op_checks.rs` for the shared helpers).
 
 pub mod elementwise;
+pub mod layernorm;
 pub mod matmul;
 pub mod shaders;
+pub mod softmax;
 
 pub use crate::device::{GpuContext, Kernel};
 pub use crate::tensor::Tensor;

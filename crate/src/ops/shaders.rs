@@ -20,6 +20,8 @@ macro_rules! shader {
 
 shader!(MATMUL, "matmul");
 shader!(ELEMENTWISE, "elementwise");
+shader!(LAYERNORM, "layernorm");
+shader!(SOFTMAX, "softmax");
 
 /// All shaders, for validation and warm-up.
-pub static ALL: &[&Shader] = &[&MATMUL, &ELEMENTWISE];
+pub static ALL: &[&Shader] = &[&MATMUL, &ELEMENTWISE, &LAYERNORM, &SOFTMAX];
