@@ -60,7 +60,9 @@
 //! size 1 and empty; backward vs central finite differences of the CPU forward
 //! (see `tests/rust/op_checks.rs` for the shared helpers).
 
+pub mod attention;
 pub mod elementwise;
+pub mod embedding;
 pub mod layernorm;
 pub mod matmul;
 pub mod shaders;

@@ -22,6 +22,15 @@ shader!(MATMUL, "matmul");
 shader!(ELEMENTWISE, "elementwise");
 shader!(LAYERNORM, "layernorm");
 shader!(SOFTMAX, "softmax");
+shader!(ATTENTION, "attention");
+shader!(EMBEDDING, "embedding");
 
 /// All shaders, for validation and warm-up.
-pub static ALL: &[&Shader] = &[&MATMUL, &ELEMENTWISE, &LAYERNORM, &SOFTMAX];
+pub static ALL: &[&Shader] = &[
+    &MATMUL,
+    &ELEMENTWISE,
+    &LAYERNORM,
+    &SOFTMAX,
+    &ATTENTION,
+    &EMBEDDING,
+];

@@ -47,7 +47,12 @@ pub fn softmax_forward(y: &mut Tensor, x: &Tensor, mask: Option<&Tensor>) -> Res
         None => 1,
         Some(mask) => {
             let (mask_rows, mask_cols) = rows_cols(mask, "softmax_forward mask")?;
-            if mask_cols != cols || mask_rows == 0 || rows % mask_rows != 0 {
+            let divides = if mask_rows == 0 {
+                rows == 0
+            } else {
+                rows % mask_rows == 0
+            };
+            if mask_cols != cols || !divides {
                 return Err(Error::shape(
                     format!(
                         "softmax_forward: mask {} for input {:?}",
@@ -58,7 +63,7 @@ pub fn softmax_forward(y: &mut Tensor, x: &Tensor, mask: Option<&Tensor>) -> Res
                     mask.shape(),
                 ));
             }
-            rows / mask_rows
+            rows.checked_div(mask_rows).unwrap_or(1)
         }
     };
     match y.gpu_context().cloned() {
