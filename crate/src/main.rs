@@ -11,6 +11,8 @@ commands:
       {\"ids\",\"type_ids\",\"tokens\",\"offsets\"} per line on stdout
   bench tokenizer [--input FILE] [--tokenizer PATH] [--repeat N] [--json]
       single-thread throughput of webnlu vs the `tokenizers` crate (build with --features bench-peers)
+  bench ops [--json] [--device cpu|gpu] [--threads N]
+      matmul GFLOP/s at BERT-base shapes and per-op times, CPU and GPU, numpy/OpenBLAS alongside
 ";
 
 fn main() {

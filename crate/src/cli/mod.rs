@@ -2,4 +2,5 @@
 
 pub mod arguments;
 pub mod bench;
+pub mod bench_ops;
 pub mod tokenize;
