@@ -9,7 +9,7 @@
 pub mod dropout;
 mod length_check;
 // pub mod highway;
-// pub mod losses;
+pub mod losses;
 // pub mod lstm;
 // pub mod optimizer;
 // pub mod pooling;

@@ -78,13 +78,13 @@ pub const WEBGPU_MAX_INVOCATIONS: u32 = 256;
 pub const WEBGPU_MAX_WORKGROUP_STORAGE: u32 = 16384;
 
 /// Parses and validates a WGSL source with naga, checks every entry point against the default
-/// WebGPU limits, and checks the house binding order (group 0: read-only storage, then
-/// read-write storage, then one uniform; bindings numbered 0, 1, 2, ... without gaps).
-/// Returns the module for further checks.
+/// WebGPU limits, and checks the house binding order of each entry point's resource interface
+/// (group 0: read-only storage, then read-write storage, then exactly one uniform; bindings
+/// numbered 0, 1, 2, ... without gaps). Returns the module for further checks.
 pub fn validate_wgsl(name: &str, source: &str) -> naga::Module {
     let module = naga::front::wgsl::parse_str(source)
         .unwrap_or_else(|e| panic!("{name}: WGSL parse error:\n{}", e.emit_to_string(source)));
-    naga::valid::Validator::new(
+    let info = naga::valid::Validator::new(
         naga::valid::ValidationFlags::all(),
         naga::valid::Capabilities::default(),
     )
@@ -96,65 +96,74 @@ pub fn validate_wgsl(name: &str, source: &str) -> naga::Module {
         )
     });
     assert!(!module.entry_points.is_empty(), "{name}: no entry points");
-    for entry in &module.entry_points {
+    let ctx = module.to_ctx();
+    for (index, entry) in module.entry_points.iter().enumerate() {
+        let entry_name = format!("{name}::{}", entry.name);
         let invocations: u32 = entry.workgroup_size.iter().product();
         assert!(
             invocations <= WEBGPU_MAX_INVOCATIONS,
-            "{name}::{}: {invocations} invocations per workgroup > {WEBGPU_MAX_INVOCATIONS}",
-            entry.name
+            "{entry_name}: {invocations} invocations per workgroup > {WEBGPU_MAX_INVOCATIONS}"
         );
-    }
-    let ctx = module.to_ctx();
-    let workgroup_bytes: u32 = module
-        .global_variables
-        .iter()
-        .filter(|(_, g)| g.space == naga::AddressSpace::WorkGroup)
-        .map(|(_, g)| module.types[g.ty].inner.size(ctx))
-        .sum();
-    assert!(
-        workgroup_bytes <= WEBGPU_MAX_WORKGROUP_STORAGE,
-        "{name}: {workgroup_bytes} bytes of workgroup storage > {WEBGPU_MAX_WORKGROUP_STORAGE}"
-    );
-    // binding order: rank 0 = read-only storage, 1 = read-write storage, 2 = uniform
-    let mut bindings: Vec<(u32, u32, u32, String)> = module
-        .global_variables
-        .iter()
-        .filter_map(|(_, g)| {
-            let binding = g.binding.as_ref()?;
-            let rank = match g.space {
-                naga::AddressSpace::Storage { access }
-                    if !access.contains(naga::StorageAccess::STORE) =>
-                {
-                    0
-                }
-                naga::AddressSpace::Storage { .. } => 1,
-                naga::AddressSpace::Uniform => 2,
-                other => panic!("{name}: unexpected address space {other:?}"),
-            };
-            Some((
-                binding.group,
-                binding.binding,
-                rank,
-                g.name.clone().unwrap_or_default(),
-            ))
-        })
-        .collect();
-    bindings.sort();
-    for (i, (group, binding, _, var)) in bindings.iter().enumerate() {
-        assert_eq!(*group, 0, "{name}: {var} is not in group 0");
+        let uses = info.get_entry_point(index);
+        let used: Vec<&naga::GlobalVariable> = module
+            .global_variables
+            .iter()
+            .filter(|(handle, _)| !uses[*handle].is_empty())
+            .map(|(_, g)| g)
+            .collect();
+        let workgroup_bytes: u32 = used
+            .iter()
+            .filter(|g| g.space == naga::AddressSpace::WorkGroup)
+            .map(|g| module.types[g.ty].inner.size(ctx))
+            .sum();
+        assert!(
+            workgroup_bytes <= WEBGPU_MAX_WORKGROUP_STORAGE,
+            "{entry_name}: {workgroup_bytes} bytes of workgroup storage > {WEBGPU_MAX_WORKGROUP_STORAGE}"
+        );
+        // rank 0 = read-only storage, 1 = read-write storage, 2 = uniform
+        let mut bindings: Vec<(u32, u32, u32, String)> = used
+            .iter()
+            .filter_map(|g| {
+                let binding = g.binding.as_ref()?;
+                let rank = match g.space {
+                    naga::AddressSpace::Storage { access }
+                        if !access.contains(naga::StorageAccess::STORE) =>
+                    {
+                        0
+                    }
+                    naga::AddressSpace::Storage { .. } => 1,
+                    naga::AddressSpace::Uniform => 2,
+                    other => panic!("{entry_name}: unexpected address space {other:?}"),
+                };
+                Some((
+                    binding.group,
+                    binding.binding,
+                    rank,
+                    g.name.clone().unwrap_or_default(),
+                ))
+            })
+            .collect();
+        bindings.sort();
+        for (i, (group, binding, _, var)) in bindings.iter().enumerate() {
+            assert_eq!(*group, 0, "{entry_name}: {var} is not in group 0");
+            assert_eq!(
+                *binding as usize, i,
+                "{entry_name}: bindings are not numbered 0, 1, 2, ... ({var})"
+            );
+        }
+        for pair in bindings.windows(2) {
+            assert!(
+                pair[0].2 <= pair[1].2,
+                "{entry_name}: {} (binding {}) comes after {} (binding {}), against the order read-only, read-write, uniform",
+                pair[1].3, pair[1].1, pair[0].3, pair[0].1
+            );
+        }
         assert_eq!(
-            *binding as usize, i,
-            "{name}: bindings are not numbered 0, 1, 2, ... ({var})"
+            bindings.iter().filter(|b| b.2 == 2).count(),
+            1,
+            "{entry_name}: expected exactly one uniform params block as the last binding"
         );
     }
-    for pair in bindings.windows(2) {
-        assert!(pair[0].2 <= pair[1].2, "{name}: {} (binding {}) comes after {} (binding {}) against the order read-only, read-write, uniform", pair[1].3, pair[1].1, pair[0].3, pair[0].1);
-    }
-    assert_eq!(
-        bindings.iter().filter(|b| b.2 == 2).count(),
-        1,
-        "{name}: expected exactly one uniform params block"
-    );
     module
 }
 
