@@ -12,5 +12,5 @@ mod length_check;
 pub mod losses;
 // pub mod lstm;
 // pub mod optimizer;
-// pub mod pooling;
-// pub mod similarity;
+pub mod pooling;
+pub mod similarity;

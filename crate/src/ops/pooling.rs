@@ -1,0 +1,170 @@
+//! Sentence pooling of encoder hidden states, with backward:
+//! - mean pooling over the tokens the attention mask keeps (sentence-transformers' `Pooling`
+//!   with `pooling_mode_mean_tokens`: `sum(mask * h) / clamp(sum(mask), min=1e-9)`), so padding
+//!   never dilutes the embedding and an all-padding row pools to zeros;
+//! - CLS pooling: the hidden state of the first token (BERT's `[CLS]`).
+
+use crate::ops::length_check::{expect_len, product};
+use crate::Result;
+
+/// WGSL source of the pooling kernels.
+pub const POOLING_WGSL: &str = include_str!("../../../shaders/pooling.wgsl");
+
+/// The uniform block of `shaders/pooling.wgsl` (`PoolingParams`), 16 bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct PoolingParams {
+    pub b: u32,
+    pub t: u32,
+    pub c: u32,
+    pub _pad: u32,
+}
+
+/// sentence-transformers' lower clamp on the token count.
+const MIN_TOKEN_COUNT: f32 = 1e-9;
+
+fn token_count(mask_row: &[u32]) -> f32 {
+    (mask_row.iter().filter(|&&m| m != 0).count() as f32).max(MIN_TOKEN_COUNT)
+}
+
+fn check(
+    op: &str,
+    pooled: usize,
+    hidden: usize,
+    mask: Option<usize>,
+    b: usize,
+    t: usize,
+    c: usize,
+) -> Result<()> {
+    expect_len(op, "pooled", pooled, product(op, &[b, c])?)?;
+    expect_len(op, "hidden", hidden, product(op, &[b, t, c])?)?;
+    if let Some(mask) = mask {
+        expect_len(op, "attention_mask", mask, product(op, &[b, t])?)?;
+    }
+    Ok(())
+}
+
+/// `out[b] = sum_t mask[b,t] h[b,t] / max(sum_t mask[b,t], 1e-9)` (nonzero mask = keep).
+pub fn mean_pooling_forward(
+    out: &mut [f32],        // (B, C)
+    hidden: &[f32],         // (B, T, C)
+    attention_mask: &[u32], // (B, T) 1 = token, 0 = padding
+    b: usize,
+    t: usize,
+    c: usize,
+) -> Result<()> {
+    check(
+        "mean_pooling_forward",
+        out.len(),
+        hidden.len(),
+        Some(attention_mask.len()),
+        b,
+        t,
+        c,
+    )?;
+    for bi in 0..b {
+        let mask = &attention_mask[bi * t..(bi + 1) * t];
+        let count = token_count(mask);
+        let o = &mut out[bi * c..(bi + 1) * c];
+        o.fill(0.0);
+        for (ti, &m) in mask.iter().enumerate() {
+            if m != 0 {
+                let h = &hidden[(bi * t + ti) * c..(bi * t + ti + 1) * c];
+                o.iter_mut().zip(h).for_each(|(o, &h)| *o += h);
+            }
+        }
+        o.iter_mut().for_each(|o| *o /= count);
+    }
+    Ok(())
+}
+
+/// `dhidden[b,t] += dout[b] * mask[b,t] / max(count_b, 1e-9)`.
+pub fn mean_pooling_backward(
+    dhidden: &mut [f32],    // (B, T, C) accumulated
+    dout: &[f32],           // (B, C)
+    attention_mask: &[u32], // (B, T)
+    b: usize,
+    t: usize,
+    c: usize,
+) -> Result<()> {
+    check(
+        "mean_pooling_backward",
+        dout.len(),
+        dhidden.len(),
+        Some(attention_mask.len()),
+        b,
+        t,
+        c,
+    )?;
+    for bi in 0..b {
+        let mask = &attention_mask[bi * t..(bi + 1) * t];
+        let count = token_count(mask);
+        let g = &dout[bi * c..(bi + 1) * c];
+        for (ti, &m) in mask.iter().enumerate() {
+            if m != 0 {
+                let d = &mut dhidden[(bi * t + ti) * c..(bi * t + ti + 1) * c];
+                d.iter_mut().zip(g).for_each(|(d, &g)| *d += g / count);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `out[b] = h[b, 0]`, the `[CLS]` position.
+pub fn cls_pooling_forward(
+    out: &mut [f32], // (B, C)
+    hidden: &[f32],  // (B, T, C), T >= 1 when B > 0
+    b: usize,
+    t: usize,
+    c: usize,
+) -> Result<()> {
+    check(
+        "cls_pooling_forward",
+        out.len(),
+        hidden.len(),
+        None,
+        b,
+        t,
+        c,
+    )?;
+    if b > 0 && t == 0 {
+        return Err(crate::Error::invalid(
+            "cls_pooling_forward: sequences of length 0 have no [CLS] token",
+        ));
+    }
+    for bi in 0..b {
+        out[bi * c..(bi + 1) * c].copy_from_slice(&hidden[bi * t * c..bi * t * c + c]);
+    }
+    Ok(())
+}
+
+/// `dhidden[b, 0] += dout[b]`.
+pub fn cls_pooling_backward(
+    dhidden: &mut [f32], // (B, T, C) accumulated
+    dout: &[f32],        // (B, C)
+    b: usize,
+    t: usize,
+    c: usize,
+) -> Result<()> {
+    check(
+        "cls_pooling_backward",
+        dout.len(),
+        dhidden.len(),
+        None,
+        b,
+        t,
+        c,
+    )?;
+    if b > 0 && t == 0 {
+        return Err(crate::Error::invalid(
+            "cls_pooling_backward: sequences of length 0 have no [CLS] token",
+        ));
+    }
+    for bi in 0..b {
+        let d = &mut dhidden[bi * t * c..bi * t * c + c];
+        d.iter_mut()
+            .zip(&dout[bi * c..(bi + 1) * c])
+            .for_each(|(d, &g)| *d += g);
+    }
+    Ok(())
+}
