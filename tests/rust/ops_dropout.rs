@@ -41,7 +41,7 @@ fn keep_rate_and_scale() {
         seed: 42,
         stream: 7,
     };
-    dropout_forward(&mut out, &x, mask).unwrap();
+    dropout_forward_cpu(&mut out, &x, mask).unwrap();
     let kept = out.iter().filter(|&&v| v != 0.0).count();
     // Binomial(n, 0.9): std = sqrt(n * 0.9 * 0.1) ~ 134; 5 std ~ 670 elements.
     assert!(
@@ -59,7 +59,7 @@ fn same_seed_same_mask_other_stream_other_mask() {
     let x = random_values(1, 1001, -1.0, 1.0);
     let run = |seed, stream| {
         let mut out = vec![0.0f32; x.len()];
-        dropout_forward(
+        dropout_forward_cpu(
             &mut out,
             &x,
             DropoutMask {
@@ -90,9 +90,9 @@ fn backward_uses_the_forward_mask() {
         stream: 2,
     };
     let mut expected = vec![0.0f32; n];
-    dropout_forward(&mut expected, &w, mask).unwrap();
+    dropout_forward_cpu(&mut expected, &w, mask).unwrap();
     let mut dx = vec![0.5f32; n];
-    dropout_backward(&mut dx, &w, mask).unwrap();
+    dropout_backward_cpu(&mut dx, &w, mask).unwrap();
     for i in 0..n {
         assert_eq!(
             dx[i],
@@ -106,11 +106,11 @@ fn backward_uses_the_forward_mask() {
         let mut full = x.clone();
         full[..8].copy_from_slice(probe);
         let mut out = vec![0.0f32; n];
-        dropout_forward(&mut out, &full, mask).unwrap();
+        dropout_forward_cpu(&mut out, &full, mask).unwrap();
         weighted_sum(&out, &w)
     });
     let mut dx = vec![0.0f32; n];
-    dropout_backward(&mut dx, &w, mask).unwrap();
+    dropout_backward_cpu(&mut dx, &w, mask).unwrap();
     // linear function: the difference quotient is exact up to f32 rounding of the outputs
     // (|out| < 2, 513 terms, ~1e-7 each, divided by 2h = 0.02): 1e-4 is ample.
     assert_close("dropout dx", &dx[..8], &numeric, 1e-4, 1e-4);
@@ -120,7 +120,7 @@ fn backward_uses_the_forward_mask() {
 fn edge_cases() {
     let x = random_values(5, 37, -1.0, 1.0);
     let mut out = vec![9.0f32; 37];
-    dropout_forward(
+    dropout_forward_cpu(
         &mut out,
         &x,
         DropoutMask {
@@ -131,7 +131,7 @@ fn edge_cases() {
     )
     .unwrap();
     assert_eq!(out, x, "p = 0 is the identity");
-    dropout_forward(
+    dropout_forward_cpu(
         &mut out,
         &x,
         DropoutMask {
@@ -146,7 +146,7 @@ fn edge_cases() {
         "p = 1 zeroes everything, no inf/nan"
     );
     let mut empty: Vec<f32> = vec![];
-    dropout_forward(
+    dropout_forward_cpu(
         &mut empty,
         &[],
         DropoutMask {
@@ -156,7 +156,7 @@ fn edge_cases() {
         },
     )
     .unwrap();
-    assert!(dropout_forward(
+    assert!(dropout_forward_cpu(
         &mut out,
         &x,
         DropoutMask {
@@ -166,7 +166,7 @@ fn edge_cases() {
         }
     )
     .is_err());
-    assert!(dropout_forward(
+    assert!(dropout_forward_cpu(
         &mut out,
         &x,
         DropoutMask {
@@ -177,7 +177,7 @@ fn edge_cases() {
     )
     .is_err());
     let mut short = vec![0.0f32; 3];
-    let err = dropout_forward(
+    let err = dropout_forward_cpu(
         &mut short,
         &x,
         DropoutMask {
@@ -187,7 +187,10 @@ fn edge_cases() {
         },
     )
     .unwrap_err();
-    assert!(err.to_string().contains("dropout_forward: out"), "{err}");
+    assert!(
+        err.to_string().contains("dropout_forward_cpu: out"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -20,7 +20,8 @@ fn cross_entropy_forward_matches_definition() {
     let targets = [2, IGNORE_INDEX, 0, 4];
     let mut losses = vec![0.0; n];
     let mut lse = vec![0.0; n];
-    cross_entropy_forward(&mut losses, &mut lse, &logits, &targets, IGNORE_INDEX, n, v).unwrap();
+    cross_entropy_forward_cpu(&mut losses, &mut lse, &logits, &targets, IGNORE_INDEX, n, v)
+        .unwrap();
     for row in 0..n {
         let x = &logits[row * v..(row + 1) * v];
         let z: f64 = x.iter().map(|&a| (a as f64).exp()).sum();
@@ -39,13 +40,13 @@ fn cross_entropy_forward_matches_definition() {
             "loss row {row}"
         );
     }
-    let (mean_loss, count) = mean_over_valid(&losses, &targets, IGNORE_INDEX).unwrap();
+    let (mean_loss, count) = mean_over_valid_cpu(&losses, &targets, IGNORE_INDEX).unwrap();
     assert_eq!(count, 3);
     assert!((mean_loss - (losses[0] + losses[2] + losses[3]) / 3.0).abs() < 1e-6);
     // large logits stay finite (the max is subtracted before exp)
     let big = vec![1000.0f32, 0.0, -1000.0];
     let (mut l, mut s) = (vec![0.0; 1], vec![0.0; 1]);
-    cross_entropy_forward(&mut l, &mut s, &big, &[1], IGNORE_INDEX, 1, 3).unwrap();
+    cross_entropy_forward_cpu(&mut l, &mut s, &big, &[1], IGNORE_INDEX, 1, 3).unwrap();
     assert_eq!(l[0], 1000.0);
 }
 
@@ -57,13 +58,13 @@ fn cross_entropy_backward_matches_finite_differences() {
     let scale = 1.0 / 4.0; // mean over the 4 valid rows
     let loss = |x: &[f32]| {
         let (mut l, mut s) = (vec![0.0; n], vec![0.0; n]);
-        cross_entropy_forward(&mut l, &mut s, x, &targets, IGNORE_INDEX, n, v).unwrap();
+        cross_entropy_forward_cpu(&mut l, &mut s, x, &targets, IGNORE_INDEX, n, v).unwrap();
         l.iter().map(|&a| a as f64).sum::<f64>() * scale as f64
     };
     let (mut l, mut lse) = (vec![0.0; n], vec![0.0; n]);
-    cross_entropy_forward(&mut l, &mut lse, &logits, &targets, IGNORE_INDEX, n, v).unwrap();
+    cross_entropy_forward_cpu(&mut l, &mut lse, &logits, &targets, IGNORE_INDEX, n, v).unwrap();
     let mut dlogits = vec![0.25f32; n * v];
-    cross_entropy_backward(
+    cross_entropy_backward_cpu(
         &mut dlogits,
         &logits,
         &lse,
@@ -87,16 +88,23 @@ fn cross_entropy_backward_matches_finite_differences() {
 fn cross_entropy_rejects_bad_targets_and_sizes() {
     let logits = vec![0.0f32; 6];
     let (mut l, mut s) = (vec![0.0; 2], vec![0.0; 2]);
-    let err =
-        cross_entropy_forward(&mut l, &mut s, &logits, &[0, 3], IGNORE_INDEX, 2, 3).unwrap_err();
+    let err = cross_entropy_forward_cpu(&mut l, &mut s, &logits, &[0, 3], IGNORE_INDEX, 2, 3)
+        .unwrap_err();
     assert!(err.to_string().contains("target 3 of row 1"), "{err}");
-    assert!(cross_entropy_forward(&mut l, &mut s, &logits, &[0, -1], IGNORE_INDEX, 2, 3).is_err());
-    assert!(cross_entropy_forward(&mut l, &mut s, &logits, &[0, 1], IGNORE_INDEX, 2, 4).is_err());
+    assert!(
+        cross_entropy_forward_cpu(&mut l, &mut s, &logits, &[0, -1], IGNORE_INDEX, 2, 3).is_err()
+    );
+    assert!(
+        cross_entropy_forward_cpu(&mut l, &mut s, &logits, &[0, 1], IGNORE_INDEX, 2, 4).is_err()
+    );
     // empty batch is fine
-    cross_entropy_forward(&mut [], &mut [], &[], &[], IGNORE_INDEX, 0, 3).unwrap();
-    assert_eq!(mean_over_valid(&[], &[], IGNORE_INDEX).unwrap(), (0.0, 0));
+    cross_entropy_forward_cpu(&mut [], &mut [], &[], &[], IGNORE_INDEX, 0, 3).unwrap();
     assert_eq!(
-        mean_over_valid(&[1.0], &[IGNORE_INDEX], IGNORE_INDEX).unwrap(),
+        mean_over_valid_cpu(&[], &[], IGNORE_INDEX).unwrap(),
+        (0.0, 0)
+    );
+    assert_eq!(
+        mean_over_valid_cpu(&[1.0], &[IGNORE_INDEX], IGNORE_INDEX).unwrap(),
         (0.0, 0)
     );
 }
@@ -109,7 +117,7 @@ fn bce_with_logits_forward_and_backward() {
     logits[1] = -80.0;
     let targets: Vec<f32> = random_values(4, n, 0.0, 1.0);
     let mut losses = vec![0.0; n];
-    bce_with_logits_forward(&mut losses, &logits, &targets).unwrap();
+    bce_with_logits_forward_cpu(&mut losses, &logits, &targets).unwrap();
     for i in 0..n {
         let (x, y) = (logits[i] as f64, targets[i] as f64);
         let p = 1.0 / (1.0 + (-x).exp());
@@ -134,11 +142,11 @@ fn bce_with_logits_forward_and_backward() {
     let scale = 0.5;
     let numeric = central_difference(probe, FD_H, |x| {
         let mut l = vec![0.0; x.len()];
-        bce_with_logits_forward(&mut l, x, &targets[2..]).unwrap();
+        bce_with_logits_forward_cpu(&mut l, x, &targets[2..]).unwrap();
         l.iter().map(|&a| a as f64).sum::<f64>() * scale as f64
     });
     let mut d = vec![0.0f32; n - 2];
-    bce_with_logits_backward(&mut d, probe, &targets[2..], scale).unwrap();
+    bce_with_logits_backward_cpu(&mut d, probe, &targets[2..], scale).unwrap();
     assert_close("bce dlogits", &d, &numeric, FD_ABS, FD_REL);
 }
 
@@ -148,19 +156,19 @@ fn mse_forward_and_backward() {
     let p = random_values(5, n, -2.0, 2.0);
     let y = random_values(6, n, -2.0, 2.0);
     let mut l = vec![0.0; n];
-    mse_forward(&mut l, &p, &y).unwrap();
+    mse_forward_cpu(&mut l, &p, &y).unwrap();
     assert_eq!(l[3], (p[3] - y[3]) * (p[3] - y[3]));
     let scale = 1.0 / n as f32;
     let numeric = central_difference(&p, FD_H, |x| {
         let mut l = vec![0.0; n];
-        mse_forward(&mut l, x, &y).unwrap();
-        mean(&l) as f64
+        mse_forward_cpu(&mut l, x, &y).unwrap();
+        mean_cpu(&l) as f64
     });
     let mut d = vec![0.0f32; n];
-    mse_backward(&mut d, &p, &y, scale).unwrap();
+    mse_backward_cpu(&mut d, &p, &y, scale).unwrap();
     // quadratic: the central difference is exact up to rounding of mean() in f32 (~2e-7 / 2e-2)
     assert_close("mse dpredictions", &d, &numeric, 1e-4, 1e-4);
-    assert!(mse_forward(&mut l, &p, &y[..3]).is_err());
+    assert!(mse_forward_cpu(&mut l, &p, &y[..3]).is_err());
 }
 
 #[test]

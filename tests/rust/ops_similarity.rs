@@ -12,7 +12,7 @@ fn l2_normalize_forward_and_backward() {
     let mut x = random_values(1, n * c, -1.0, 1.0);
     x[2 * c..].fill(0.0); // a zero row: stays zero, no NaN
     let (mut y, mut norms) = (vec![0.0; n * c], vec![0.0; n]);
-    l2_normalize_forward(&mut y, &mut norms, &x, n, c).unwrap();
+    l2_normalize_forward_cpu(&mut y, &mut norms, &x, n, c).unwrap();
     let norm0: f32 = x[..c].iter().map(|v| v * v).sum::<f32>().sqrt();
     assert!((norms[0] - norm0).abs() < 1e-6);
     let len0: f32 = y[..c].iter().map(|v| v * v).sum::<f32>().sqrt();
@@ -25,16 +25,16 @@ fn l2_normalize_forward_and_backward() {
     let w = random_values(2, 2 * c, -1.0, 1.0);
     let numeric = central_difference(probe, 1e-3, |p| {
         let (mut y, mut nn) = (vec![0.0; 2 * c], vec![0.0; 2]);
-        l2_normalize_forward(&mut y, &mut nn, p, 2, c).unwrap();
+        l2_normalize_forward_cpu(&mut y, &mut nn, p, 2, c).unwrap();
         weighted_sum(&y, &w)
     });
     let mut dx = vec![0.0; 2 * c];
-    l2_normalize_backward(&mut dx, &w, &y[..2 * c], &norms[..2], 2, c).unwrap();
+    l2_normalize_backward_cpu(&mut dx, &w, &y[..2 * c], &norms[..2], 2, c).unwrap();
     // smooth, |x| ~ 1: h = 1e-3 gives truncation ~h^2 = 1e-6 and rounding ~1e-7/2e-3 = 5e-5
     assert_close("l2_normalize dx", &dx, &numeric, 3e-4, 1e-3);
 
     let mut dz = vec![0.0; c];
-    l2_normalize_backward(&mut dz, &[1.0; 5], &[0.0; 5], &[0.0], 1, c).unwrap();
+    l2_normalize_backward_cpu(&mut dz, &[1.0; 5], &[0.0; 5], &[0.0], 1, c).unwrap();
     assert!(
         dz.iter().all(|&d| d == 1.0 / NORMALIZE_EPS),
         "below eps the map is x / eps"
@@ -48,7 +48,7 @@ fn cosine_similarity_forward_and_backward() {
     let mut b = random_values(4, n * c, -1.0, 1.0);
     b[c..2 * c].copy_from_slice(&a[c..2 * c].iter().map(|v| -2.0 * v).collect::<Vec<_>>());
     let mut s = vec![0.0; n];
-    cosine_similarity_forward(&mut s, &a, &b, n, c).unwrap();
+    cosine_similarity_forward_cpu(&mut s, &a, &b, n, c).unwrap();
     assert!(
         (s[1] + 1.0).abs() < 1e-6,
         "opposite vectors have similarity -1"
@@ -56,11 +56,11 @@ fn cosine_similarity_forward_and_backward() {
     let w = random_values(5, n, -1.0, 1.0);
     let cos = |a: &[f32], b: &[f32]| {
         let mut s = vec![0.0; n];
-        cosine_similarity_forward(&mut s, a, b, n, c).unwrap();
+        cosine_similarity_forward_cpu(&mut s, a, b, n, c).unwrap();
         weighted_sum(&s, &w)
     };
     let (mut da, mut db) = (vec![0.0; n * c], vec![0.0; n * c]);
-    cosine_similarity_backward(&mut da, &mut db, &w, &a, &b, n, c).unwrap();
+    cosine_similarity_backward_cpu(&mut da, &mut db, &w, &a, &b, n, c).unwrap();
     let numeric_a = central_difference(&a, 1e-3, |p| cos(p, &b));
     let numeric_b = central_difference(&b, 1e-3, |p| cos(&a, p));
     // smooth, |x| ~ 1, outputs in [-1, 1]: same budget as for l2_normalize
@@ -76,7 +76,7 @@ fn cosine_similarity_with_a_tiny_vector_uses_the_clamped_norm() {
     let a = [1e-9f32, 0.0, 0.0];
     let b = [0.6f32, 0.8, 0.0];
     let (mut da, mut db) = (vec![0.0; c], vec![0.0; c]);
-    cosine_similarity_backward(&mut da, &mut db, &[1.0], &a, &b, 1, c).unwrap();
+    cosine_similarity_backward_cpu(&mut da, &mut db, &[1.0], &a, &b, 1, c).unwrap();
     for j in 0..c {
         let expected = b[j] / COSINE_EPS;
         assert!(
@@ -89,11 +89,11 @@ fn cosine_similarity_with_a_tiny_vector_uses_the_clamped_norm() {
 
 #[test]
 fn empty_and_bad_sizes() {
-    l2_normalize_forward(&mut [], &mut [], &[], 0, 7).unwrap();
-    cosine_similarity_forward(&mut [], &[], &[], 0, 7).unwrap();
-    let err = cosine_similarity_forward(&mut [0.0], &[0.0; 3], &[0.0; 2], 1, 3).unwrap_err();
+    l2_normalize_forward_cpu(&mut [], &mut [], &[], 0, 7).unwrap();
+    cosine_similarity_forward_cpu(&mut [], &[], &[], 0, 7).unwrap();
+    let err = cosine_similarity_forward_cpu(&mut [0.0], &[0.0; 3], &[0.0; 2], 1, 3).unwrap_err();
     assert!(
-        err.to_string().contains("cosine_similarity_forward: b"),
+        err.to_string().contains("cosine_similarity_forward_cpu: b"),
         "{err}"
     );
 }

@@ -111,12 +111,12 @@ fn keep_scale(params: &DropoutParams, i: u32) -> f32 {
 }
 
 /// `out = x * keep / (1 - p)`.
-pub fn dropout_forward(
+pub fn dropout_forward_cpu(
     out: &mut [f32], // (N)
     inp: &[f32],     // (N)
     mask: DropoutMask,
 ) -> Result<()> {
-    expect_len("dropout_forward", "out", out.len(), inp.len())?;
+    expect_len("dropout_forward_cpu", "out", out.len(), inp.len())?;
     let params = mask.params(inp.len())?;
     for (i, (o, &x)) in out.iter_mut().zip(inp).enumerate() {
         *o = x * keep_scale(&params, i as u32);
@@ -125,12 +125,12 @@ pub fn dropout_forward(
 }
 
 /// `dinp += dout * keep / (1 - p)`, with the mask regenerated from `mask`.
-pub fn dropout_backward(
+pub fn dropout_backward_cpu(
     dinp: &mut [f32], // (N) accumulated
     dout: &[f32],     // (N)
     mask: DropoutMask,
 ) -> Result<()> {
-    expect_len("dropout_backward", "dinp", dinp.len(), dout.len())?;
+    expect_len("dropout_backward_cpu", "dinp", dinp.len(), dout.len())?;
     let params = mask.params(dout.len())?;
     for (i, (d, &g)) in dinp.iter_mut().zip(dout).enumerate() {
         *d += g * keep_scale(&params, i as u32);

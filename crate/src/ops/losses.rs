@@ -41,7 +41,7 @@ fn check_targets(op: &str, targets: &[i32], ignore_index: i32, v: usize) -> Resu
 
 /// Per row: `losses[n] = logsumexp(logits[n]) - logits[n, targets[n]]`, `0` for ignored rows.
 /// Keeps `logsumexp` for the backward (NaN-free: computed as `max + ln(sum(exp(x - max)))`).
-pub fn cross_entropy_forward(
+pub fn cross_entropy_forward_cpu(
     losses: &mut [f32],    // (N)
     logsumexp: &mut [f32], // (N)
     logits: &[f32],        // (N, V)
@@ -50,7 +50,7 @@ pub fn cross_entropy_forward(
     n: usize,
     v: usize,
 ) -> Result<()> {
-    let op = "cross_entropy_forward";
+    let op = "cross_entropy_forward_cpu";
     expect_len(op, "losses", losses.len(), n)?;
     expect_len(op, "logsumexp", logsumexp.len(), n)?;
     expect_len(op, "logits", logits.len(), product(op, &[n, v])?)?;
@@ -76,7 +76,7 @@ pub fn cross_entropy_forward(
 }
 
 /// `dlogits[n, j] += scale * (softmax(logits[n])_j - [j == targets[n]])`; ignored rows get nothing.
-pub fn cross_entropy_backward(
+pub fn cross_entropy_backward_cpu(
     dlogits: &mut [f32], // (N, V) accumulated
     logits: &[f32],      // (N, V)
     logsumexp: &[f32],   // (N) from the forward
@@ -86,7 +86,7 @@ pub fn cross_entropy_backward(
     n: usize,
     v: usize,
 ) -> Result<()> {
-    let op = "cross_entropy_backward";
+    let op = "cross_entropy_backward_cpu";
     let nv = product(op, &[n, v])?;
     expect_len(op, "dlogits", dlogits.len(), nv)?;
     expect_len(op, "logits", logits.len(), nv)?;
@@ -110,8 +110,17 @@ pub fn cross_entropy_backward(
 
 /// Mean of `losses` over the rows whose target is not `ignore_index`, and that count.
 /// With no valid row the mean is `0` (torch gives NaN); the backward scale is then `0` too.
-pub fn mean_over_valid(losses: &[f32], targets: &[i32], ignore_index: i32) -> Result<(f32, usize)> {
-    expect_len("mean_over_valid", "targets", targets.len(), losses.len())?;
+pub fn mean_over_valid_cpu(
+    losses: &[f32],
+    targets: &[i32],
+    ignore_index: i32,
+) -> Result<(f32, usize)> {
+    expect_len(
+        "mean_over_valid_cpu",
+        "targets",
+        targets.len(),
+        losses.len(),
+    )?;
     let (sum, count) = losses
         .iter()
         .zip(targets)
@@ -128,7 +137,7 @@ pub fn mean_over_valid(losses: &[f32], targets: &[i32], ignore_index: i32) -> Re
 }
 
 /// Mean of all values (`0` for an empty slice).
-pub fn mean(values: &[f32]) -> f32 {
+pub fn mean_cpu(values: &[f32]) -> f32 {
     if values.is_empty() {
         return 0.0;
     }
@@ -141,12 +150,12 @@ fn sigmoid(x: f32) -> f32 {
 
 /// `losses[i] = max(x, 0) - x * y + ln(1 + exp(-|x|))`, the overflow-free form of
 /// `-(y ln sigmoid(x) + (1 - y) ln(1 - sigmoid(x)))` that torch also evaluates.
-pub fn bce_with_logits_forward(
+pub fn bce_with_logits_forward_cpu(
     losses: &mut [f32], // (N)
     logits: &[f32],     // (N)
     targets: &[f32],    // (N) in [0, 1]
 ) -> Result<()> {
-    let op = "bce_with_logits_forward";
+    let op = "bce_with_logits_forward_cpu";
     expect_len(op, "losses", losses.len(), logits.len())?;
     expect_len(op, "targets", targets.len(), logits.len())?;
     for ((l, &x), &y) in losses.iter_mut().zip(logits).zip(targets) {
@@ -156,13 +165,13 @@ pub fn bce_with_logits_forward(
 }
 
 /// `dlogits[i] += scale * (sigmoid(x_i) - y_i)`.
-pub fn bce_with_logits_backward(
+pub fn bce_with_logits_backward_cpu(
     dlogits: &mut [f32], // (N) accumulated
     logits: &[f32],      // (N)
     targets: &[f32],     // (N)
     scale: f32,
 ) -> Result<()> {
-    let op = "bce_with_logits_backward";
+    let op = "bce_with_logits_backward_cpu";
     expect_len(op, "dlogits", dlogits.len(), logits.len())?;
     expect_len(op, "targets", targets.len(), logits.len())?;
     for ((d, &x), &y) in dlogits.iter_mut().zip(logits).zip(targets) {
@@ -172,12 +181,12 @@ pub fn bce_with_logits_backward(
 }
 
 /// `losses[i] = (p_i - y_i)^2`.
-pub fn mse_forward(
+pub fn mse_forward_cpu(
     losses: &mut [f32],  // (N)
     predictions: &[f32], // (N)
     targets: &[f32],     // (N)
 ) -> Result<()> {
-    let op = "mse_forward";
+    let op = "mse_forward_cpu";
     expect_len(op, "losses", losses.len(), predictions.len())?;
     expect_len(op, "targets", targets.len(), predictions.len())?;
     for ((l, &p), &y) in losses.iter_mut().zip(predictions).zip(targets) {
@@ -187,13 +196,13 @@ pub fn mse_forward(
 }
 
 /// `dpredictions[i] += scale * 2 (p_i - y_i)`.
-pub fn mse_backward(
+pub fn mse_backward_cpu(
     dpredictions: &mut [f32], // (N) accumulated
     predictions: &[f32],      // (N)
     targets: &[f32],          // (N)
     scale: f32,
 ) -> Result<()> {
-    let op = "mse_backward";
+    let op = "mse_backward_cpu";
     expect_len(op, "dpredictions", dpredictions.len(), predictions.len())?;
     expect_len(op, "targets", targets.len(), predictions.len())?;
     for ((d, &p), &y) in dpredictions.iter_mut().zip(predictions).zip(targets) {

@@ -45,7 +45,7 @@ fn check(
 }
 
 /// `out[b] = sum_t mask[b,t] h[b,t] / max(sum_t mask[b,t], 1e-9)` (nonzero mask = keep).
-pub fn mean_pooling_forward(
+pub fn mean_pooling_forward_cpu(
     out: &mut [f32],        // (B, C)
     hidden: &[f32],         // (B, T, C)
     attention_mask: &[u32], // (B, T) 1 = token, 0 = padding
@@ -54,7 +54,7 @@ pub fn mean_pooling_forward(
     c: usize,
 ) -> Result<()> {
     check(
-        "mean_pooling_forward",
+        "mean_pooling_forward_cpu",
         out.len(),
         hidden.len(),
         Some(attention_mask.len()),
@@ -79,7 +79,7 @@ pub fn mean_pooling_forward(
 }
 
 /// `dhidden[b,t] += dout[b] * mask[b,t] / max(count_b, 1e-9)`.
-pub fn mean_pooling_backward(
+pub fn mean_pooling_backward_cpu(
     dhidden: &mut [f32],    // (B, T, C) accumulated
     dout: &[f32],           // (B, C)
     attention_mask: &[u32], // (B, T)
@@ -88,7 +88,7 @@ pub fn mean_pooling_backward(
     c: usize,
 ) -> Result<()> {
     check(
-        "mean_pooling_backward",
+        "mean_pooling_backward_cpu",
         dout.len(),
         dhidden.len(),
         Some(attention_mask.len()),
@@ -111,7 +111,7 @@ pub fn mean_pooling_backward(
 }
 
 /// `out[b] = h[b, 0]`, the `[CLS]` position.
-pub fn cls_pooling_forward(
+pub fn cls_pooling_forward_cpu(
     out: &mut [f32], // (B, C)
     hidden: &[f32],  // (B, T, C), T >= 1 when B > 0
     b: usize,
@@ -119,7 +119,7 @@ pub fn cls_pooling_forward(
     c: usize,
 ) -> Result<()> {
     check(
-        "cls_pooling_forward",
+        "cls_pooling_forward_cpu",
         out.len(),
         hidden.len(),
         None,
@@ -129,7 +129,7 @@ pub fn cls_pooling_forward(
     )?;
     if b > 0 && t == 0 {
         return Err(crate::Error::invalid(
-            "cls_pooling_forward: sequences of length 0 have no [CLS] token",
+            "cls_pooling_forward_cpu: sequences of length 0 have no [CLS] token",
         ));
     }
     for bi in 0..b {
@@ -139,7 +139,7 @@ pub fn cls_pooling_forward(
 }
 
 /// `dhidden[b, 0] += dout[b]`.
-pub fn cls_pooling_backward(
+pub fn cls_pooling_backward_cpu(
     dhidden: &mut [f32], // (B, T, C) accumulated
     dout: &[f32],        // (B, C)
     b: usize,
@@ -147,7 +147,7 @@ pub fn cls_pooling_backward(
     c: usize,
 ) -> Result<()> {
     check(
-        "cls_pooling_backward",
+        "cls_pooling_backward_cpu",
         dout.len(),
         dhidden.len(),
         None,
@@ -157,7 +157,7 @@ pub fn cls_pooling_backward(
     )?;
     if b > 0 && t == 0 {
         return Err(crate::Error::invalid(
-            "cls_pooling_backward: sequences of length 0 have no [CLS] token",
+            "cls_pooling_backward_cpu: sequences of length 0 have no [CLS] token",
         ));
     }
     for bi in 0..b {

@@ -33,14 +33,14 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// `out[n] = x[n] / max(||x[n]||, 1e-12)`; keeps the unclamped norms for the backward.
-pub fn l2_normalize_forward(
+pub fn l2_normalize_forward_cpu(
     out: &mut [f32],   // (N, C)
     norms: &mut [f32], // (N)
     inp: &[f32],       // (N, C)
     n: usize,
     c: usize,
 ) -> Result<()> {
-    let op = "l2_normalize_forward";
+    let op = "l2_normalize_forward_cpu";
     expect_len(op, "out", out.len(), product(op, &[n, c])?)?;
     expect_len(op, "norms", norms.len(), n)?;
     expect_len(op, "inp", inp.len(), n * c)?;
@@ -59,7 +59,7 @@ pub fn l2_normalize_forward(
 
 /// `dx += (dy - y (y.dy)) / ||x||` where the norm is above eps; `dx += dy / eps` below it
 /// (there `y = x / eps` is linear in x).
-pub fn l2_normalize_backward(
+pub fn l2_normalize_backward_cpu(
     dinp: &mut [f32], // (N, C) accumulated
     dout: &[f32],     // (N, C)
     out: &[f32],      // (N, C) y from the forward
@@ -67,7 +67,7 @@ pub fn l2_normalize_backward(
     n: usize,
     c: usize,
 ) -> Result<()> {
-    let op = "l2_normalize_backward";
+    let op = "l2_normalize_backward_cpu";
     let nc = product(op, &[n, c])?;
     expect_len(op, "dinp", dinp.len(), nc)?;
     expect_len(op, "dout", dout.len(), nc)?;
@@ -93,14 +93,14 @@ pub fn l2_normalize_backward(
 }
 
 /// `out[n] = a[n].b[n] / (max(||a[n]||, 1e-8) max(||b[n]||, 1e-8))`.
-pub fn cosine_similarity_forward(
+pub fn cosine_similarity_forward_cpu(
     out: &mut [f32], // (N)
     a: &[f32],       // (N, C)
     b: &[f32],       // (N, C)
     n: usize,
     c: usize,
 ) -> Result<()> {
-    let op = "cosine_similarity_forward";
+    let op = "cosine_similarity_forward_cpu";
     let nc = product(op, &[n, c])?;
     expect_len(op, "out", out.len(), n)?;
     expect_len(op, "a", a.len(), nc)?;
@@ -116,7 +116,7 @@ pub fn cosine_similarity_forward(
 
 /// With `s = a.b / (na nb)`: `da += dout (b / (na nb) - s a / na^2)` where `||a|| > eps`
 /// (else the clamped norm is constant: `da += dout b / (na nb)`), and symmetrically for `db`.
-pub fn cosine_similarity_backward(
+pub fn cosine_similarity_backward_cpu(
     da: &mut [f32], // (N, C) accumulated
     db: &mut [f32], // (N, C) accumulated
     dout: &[f32],   // (N)
@@ -125,7 +125,7 @@ pub fn cosine_similarity_backward(
     n: usize,
     c: usize,
 ) -> Result<()> {
-    let op = "cosine_similarity_backward";
+    let op = "cosine_similarity_backward_cpu";
     let nc = product(op, &[n, c])?;
     expect_len(op, "da", da.len(), nc)?;
     expect_len(op, "db", db.len(), nc)?;
