@@ -11,6 +11,6 @@ mod length_check;
 // pub mod highway;
 pub mod losses;
 // pub mod lstm;
-// pub mod optimizer;
+pub mod optimizer;
 pub mod pooling;
 pub mod similarity;
