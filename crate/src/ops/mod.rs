@@ -7,8 +7,8 @@
 
 // pub mod char_cnn;
 pub mod dropout;
+pub mod highway;
 mod length_check;
-// pub mod highway;
 pub mod losses;
 // pub mod lstm;
 pub mod optimizer;
