@@ -5,7 +5,7 @@
 //! Conventions (llm.c style): arguments go outputs, then inputs, then sizes; a backward adds
 //! into its gradients (`+=`); every slice parameter carries a shape comment.
 
-// pub mod char_cnn;
+pub mod char_cnn;
 pub mod dropout;
 pub mod highway;
 mod length_check;
