@@ -10,7 +10,7 @@ pub mod dropout;
 pub mod highway;
 mod length_check;
 pub mod losses;
-// pub mod lstm;
+pub mod lstm;
 pub mod optimizer;
 pub mod pooling;
 pub mod similarity;
