@@ -8,7 +8,7 @@
 struct LossParams {
     n: u32,            // rows (cross-entropy) or elements
     v: u32,            // classes per row (cross-entropy)
-    ignore_index: i32,
+    ignore_index: u32, // bits of i32 -100 by default
     scale: f32,        // d(reduced loss)/d(per-row loss), backward only
 }
 
@@ -22,7 +22,7 @@ fn flat_workgroup(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
 
 // ---- cross-entropy forward: one workgroup per row, online max/sum-exp (Milakov & Gimelshein 2018)
 @group(0) @binding(0) var<storage, read> ce_logits: array<f32>;           // (N, V)
-@group(0) @binding(1) var<storage, read> ce_targets: array<i32>;          // (N)
+@group(0) @binding(1) var<storage, read> ce_targets: array<u32>;          // (N)
 @group(0) @binding(2) var<storage, read_write> ce_losses: array<f32>;     // (N)
 @group(0) @binding(3) var<storage, read_write> ce_logsumexp: array<f32>;  // (N)
 @group(0) @binding(4) var<uniform> ce_params: LossParams;
@@ -62,14 +62,14 @@ fn cross_entropy_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_wor
         if (t == ce_params.ignore_index) {
             ce_losses[row] = 0.0;
         } else {
-            ce_losses[row] = lse - ce_logits[base + u32(t)];
+            ce_losses[row] = lse - ce_logits[base + t];
         }
     }
 }
 
 // ---- cross-entropy backward: one invocation per logit
 @group(0) @binding(0) var<storage, read> ceb_logits: array<f32>;            // (N, V)
-@group(0) @binding(1) var<storage, read> ceb_targets: array<i32>;           // (N)
+@group(0) @binding(1) var<storage, read> ceb_targets: array<u32>;           // (N)
 @group(0) @binding(2) var<storage, read> ceb_logsumexp: array<f32>;         // (N)
 @group(0) @binding(3) var<storage, read_write> ceb_dlogits: array<f32>;     // (N, V) accumulated
 @group(0) @binding(4) var<uniform> ceb_params: LossParams;
@@ -85,13 +85,13 @@ fn cross_entropy_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_wo
     let t = ceb_targets[row];
     if (t == ceb_params.ignore_index) { return; }
     let p = exp(ceb_logits[i] - ceb_logsumexp[row]);
-    let onehot = select(0.0, 1.0, u32(t) == j);
+    let onehot = select(0.0, 1.0, t == j);
     ceb_dlogits[i] += ceb_params.scale * (p - onehot);
 }
 
 // ---- mean over non-ignored rows: one workgroup; out[0] = mean (0 if none), out[1] = count
 @group(0) @binding(0) var<storage, read> cem_losses: array<f32>;      // (N)
-@group(0) @binding(1) var<storage, read> cem_targets: array<i32>;     // (N)
+@group(0) @binding(1) var<storage, read> cem_targets: array<u32>;     // (N)
 @group(0) @binding(2) var<storage, read_write> cem_out: array<f32>;   // (2)
 @group(0) @binding(3) var<uniform> cem_params: LossParams;
 

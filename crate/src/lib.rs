@@ -3,11 +3,15 @@
 //! The same core builds natively (the `webnlu` CLI, the tests, the benchmarks) and to
 //! WebAssembly (the npm package). See `../shared/design/ARCHITECTURE.md` for the layers.
 
+pub mod device;
 pub mod error;
 pub mod ops;
+pub mod tensor;
 pub mod tokenizer;
 
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
 
+pub use device::{Device, DeviceChoice};
 pub use error::{Error, Result};
+pub use tensor::Tensor;

@@ -297,7 +297,7 @@ fn bad_sizes_and_options() {
 
 #[test]
 fn wgsl_validates_within_webgpu_limits() {
-    let module = validate_wgsl("char_cnn.wgsl", CHAR_CNN_WGSL);
+    let module = validate_wgsl("char_cnn.wgsl", webnlu::ops::shaders::CHAR_CNN.source);
     assert_eq!(
         entry_point_names(&module),
         [

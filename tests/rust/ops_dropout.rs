@@ -195,7 +195,7 @@ fn edge_cases() {
 
 #[test]
 fn wgsl_validates_within_webgpu_limits() {
-    let module = validate_wgsl("dropout.wgsl", DROPOUT_WGSL);
+    let module = validate_wgsl("dropout.wgsl", webnlu::ops::shaders::DROPOUT.source);
     assert_eq!(
         entry_point_names(&module),
         ["dropout_forward", "dropout_backward"]
@@ -204,4 +204,44 @@ fn wgsl_validates_within_webgpu_limits() {
         wgsl_struct_size(&module, "DropoutParams") as usize,
         std::mem::size_of::<DropoutParams>()
     );
+}
+
+mod op_checks;
+
+#[test]
+fn gpu_mask_equals_cpu_mask_bit_for_bit() {
+    use webnlu::{Device, Tensor};
+    let gpu = op_checks::gpu();
+    // odd sizes, size 1, an odd element count (the last pair half-used) and empty
+    for (n, seed, stream, p) in [
+        (1usize, 1u64, 0u32, 0.5f32),
+        (1001, 7, 3, 0.1),
+        (4097, 1 << 40, 9, 0.9),
+        (0, 1, 1, 0.5),
+        (33, 2, 2, 1.0),
+    ] {
+        let mask = DropoutMask {
+            probability: p,
+            seed,
+            stream,
+        };
+        let x = random_values(n as u64, n, -1.0, 1.0);
+        let mut want = vec![0.0; n];
+        dropout_forward_cpu(&mut want, &x, mask).unwrap();
+        let xg = Tensor::from_vec(&gpu, &[n], x.clone(), "x").unwrap();
+        let mut yg = Tensor::zeros(&gpu, &[n], "y").unwrap();
+        dropout_forward(&mut yg, &xg, mask).unwrap();
+        // identical integer mask and identical f32 multiply: exact equality
+        assert_eq!(yg.to_vec_blocking().unwrap(), want, "forward n={n}");
+        let mut dg = Tensor::from_vec(&gpu, &[n], vec![0.25; n], "dx").unwrap();
+        dropout_backward(&mut dg, &xg, mask).unwrap();
+        let mut dwant = vec![0.25; n];
+        dropout_backward_cpu(&mut dwant, &x, mask).unwrap();
+        assert_eq!(dg.to_vec_blocking().unwrap(), dwant, "backward n={n}");
+        // and the Tensor API on the CPU device is the same function
+        let xc = Tensor::from_vec(&Device::Cpu, &[n], x, "x").unwrap();
+        let mut yc = Tensor::zeros(&Device::Cpu, &[n], "y").unwrap();
+        dropout_forward(&mut yc, &xc, mask).unwrap();
+        assert_eq!(yc.to_vec_blocking().unwrap(), want);
+    }
 }

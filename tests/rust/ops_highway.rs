@@ -91,7 +91,7 @@ fn empty_and_bad_sizes() {
 
 #[test]
 fn wgsl_validates_within_webgpu_limits() {
-    let module = validate_wgsl("highway.wgsl", HIGHWAY_WGSL);
+    let module = validate_wgsl("highway.wgsl", webnlu::ops::shaders::HIGHWAY.source);
     assert_eq!(
         entry_point_names(&module),
         [

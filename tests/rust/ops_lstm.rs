@@ -510,7 +510,7 @@ fn bad_input_and_empty_batch() {
 
 #[test]
 fn wgsl_validates_within_webgpu_limits() {
-    let module = validate_wgsl("lstm.wgsl", LSTM_WGSL);
+    let module = validate_wgsl("lstm.wgsl", webnlu::ops::shaders::LSTM.source);
     assert_eq!(
         entry_point_names(&module),
         [

@@ -131,7 +131,7 @@ fn clip_grad_norm_scales_only_above_max() {
 
 #[test]
 fn wgsl_validates_within_webgpu_limits() {
-    let module = validate_wgsl("optimizer.wgsl", OPTIMIZER_WGSL);
+    let module = validate_wgsl("optimizer.wgsl", webnlu::ops::shaders::OPTIMIZER.source);
     assert_eq!(
         entry_point_names(&module),
         [

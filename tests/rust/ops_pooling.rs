@@ -77,7 +77,7 @@ fn empty_batches_and_bad_sizes() {
 
 #[test]
 fn wgsl_validates_within_webgpu_limits() {
-    let module = validate_wgsl("pooling.wgsl", POOLING_WGSL);
+    let module = validate_wgsl("pooling.wgsl", webnlu::ops::shaders::POOLING.source);
     assert_eq!(
         entry_point_names(&module),
         [

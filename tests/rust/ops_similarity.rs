@@ -100,7 +100,7 @@ fn empty_and_bad_sizes() {
 
 #[test]
 fn wgsl_validates_within_webgpu_limits() {
-    let module = validate_wgsl("similarity.wgsl", SIMILARITY_WGSL);
+    let module = validate_wgsl("similarity.wgsl", webnlu::ops::shaders::SIMILARITY.source);
     assert_eq!(
         entry_point_names(&module),
         [

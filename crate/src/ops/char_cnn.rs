@@ -16,9 +16,6 @@
 use crate::ops::length_check::{expect_len, product};
 use crate::{Error, Result};
 
-/// WGSL source of the char-CNN kernels.
-pub const CHAR_CNN_WGSL: &str = include_str!("../../../shaders/char_cnn.wgsl");
-
 /// The activation after the max over positions (`options.json`: `char_cnn.activation`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CharCnnActivation {

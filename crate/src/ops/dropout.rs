@@ -10,11 +10,11 @@
 //! `>= threshold = round(p * 2^32)`, so `P(keep) = 1 - p` up to 2^-32.
 //! Different dropout sites in one step use different `stream` values with the same seed.
 
+use crate::device::Kernel;
 use crate::ops::length_check::expect_len;
+use crate::ops::shaders;
+use crate::tensor::Tensor;
 use crate::{Error, Result};
-
-/// WGSL source of the dropout kernels (`dropout_forward`, `dropout_backward`).
-pub const DROPOUT_WGSL: &str = include_str!("../../../shaders/dropout.wgsl");
 
 /// Threefry-2x32 rotation constants (Random123 `threefry.h`, `R_32x2_*`).
 const THREEFRY_ROTATIONS: [u32; 8] = [13, 15, 26, 6, 17, 29, 16, 24];
@@ -136,4 +136,49 @@ pub fn dropout_backward_cpu(
         *d += g * keep_scale(&params, i as u32);
     }
     Ok(())
+}
+
+fn kernel(entry: &'static str) -> Kernel {
+    Kernel {
+        shader: &shaders::DROPOUT,
+        entry,
+    }
+}
+
+/// `out = x * keep / (1 - p)` on the tensors' device. out, inp: any shape, the same.
+pub fn dropout_forward(out: &mut Tensor, inp: &Tensor, mask: DropoutMask) -> Result<()> {
+    out.expect_shape("dropout_forward", inp.shape())?;
+    match out.gpu_context().cloned() {
+        None => dropout_forward_cpu(out.cpu_mut()?, inp.cpu()?, mask),
+        Some(ctx) => {
+            let params = mask.params(inp.numel())?;
+            let groups = ctx.linear_groups(inp.numel().div_ceil(2), 256);
+            ctx.dispatch(
+                &kernel("dropout_forward"),
+                &[inp.gpu()?],
+                &[out.gpu()?],
+                &params,
+                groups,
+            )
+        }
+    }
+}
+
+/// `dinp += dout * keep / (1 - p)` on the tensors' device, the mask regenerated from `mask`.
+pub fn dropout_backward(dinp: &mut Tensor, dout: &Tensor, mask: DropoutMask) -> Result<()> {
+    dinp.expect_shape("dropout_backward", dout.shape())?;
+    match dinp.gpu_context().cloned() {
+        None => dropout_backward_cpu(dinp.cpu_mut()?, dout.cpu()?, mask),
+        Some(ctx) => {
+            let params = mask.params(dout.numel())?;
+            let groups = ctx.linear_groups(dout.numel().div_ceil(2), 256);
+            ctx.dispatch(
+                &kernel("dropout_backward"),
+                &[dout.gpu()?],
+                &[dinp.gpu()?],
+                &params,
+                groups,
+            )
+        }
+    }
 }

@@ -13,9 +13,6 @@
 use crate::ops::length_check::{expect_len, product};
 use crate::Result;
 
-/// WGSL source of the highway kernels.
-pub const HIGHWAY_WGSL: &str = include_str!("../../../shaders/highway.wgsl");
-
 /// The uniform block of `shaders/highway.wgsl` (`HighwayParams`), 16 bytes.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]

@@ -23,3 +23,12 @@ pub(crate) fn product(op: &str, factors: &[usize]) -> Result<usize> {
             .ok_or_else(|| Error::invalid(format!("{op}: sizes {factors:?} overflow")))
     })
 }
+
+/// A size as the `u32` a WGSL params block holds, failing instead of truncating.
+pub(crate) fn as_u32(op: &str, x: usize) -> Result<u32> {
+    u32::try_from(x).map_err(|_| {
+        Error::invalid(format!(
+            "{op}: size {x} exceeds u32 (too large for one GPU dispatch)"
+        ))
+    })
+}

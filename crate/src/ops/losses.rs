@@ -9,11 +9,9 @@
 use crate::ops::length_check::{expect_len, product};
 use crate::{Error, Result};
 
-/// WGSL source of the loss kernels.
-pub const LOSSES_WGSL: &str = include_str!("../../../shaders/losses.wgsl");
-
-/// The target value that marks a row without a label (PyTorch's default `ignore_index`).
-pub const IGNORE_INDEX: i32 = -100;
+/// The target value that marks a row without a label: PyTorch's default `ignore_index = -100`
+/// as the bits of a `u32` (so a buffer of Hugging Face `i32` labels can be used unchanged).
+pub const IGNORE_INDEX: u32 = -100i32 as u32;
 
 /// The uniform block of `shaders/losses.wgsl` (`LossParams`), 16 bytes.
 #[repr(C)]
@@ -23,16 +21,17 @@ pub struct LossParams {
     pub n: u32,
     /// classes per row (cross-entropy); unused elsewhere
     pub v: u32,
-    pub ignore_index: i32,
+    pub ignore_index: u32,
     /// gradient of the reduced loss with respect to each per-row loss (backward only)
     pub scale: f32,
 }
 
-fn check_targets(op: &str, targets: &[i32], ignore_index: i32, v: usize) -> Result<()> {
+fn check_targets(op: &str, targets: &[u32], ignore_index: u32, v: usize) -> Result<()> {
     for (row, &t) in targets.iter().enumerate() {
-        if t != ignore_index && (t < 0 || t as usize >= v) {
+        if t != ignore_index && t as usize >= v {
             return Err(Error::invalid(format!(
-                "{op}: target {t} of row {row} is outside 0..{v} and is not the ignore index {ignore_index}"
+                "{op}: target {} of row {row} is outside 0..{v} and is not the ignore index {}",
+                t as i32, ignore_index as i32
             )));
         }
     }
@@ -45,8 +44,8 @@ pub fn cross_entropy_forward_cpu(
     losses: &mut [f32],    // (N)
     logsumexp: &mut [f32], // (N)
     logits: &[f32],        // (N, V)
-    targets: &[i32],       // (N) class index or ignore_index
-    ignore_index: i32,
+    targets: &[u32],       // (N) class index or ignore_index
+    ignore_index: u32,
     n: usize,
     v: usize,
 ) -> Result<()> {
@@ -76,12 +75,13 @@ pub fn cross_entropy_forward_cpu(
 }
 
 /// `dlogits[n, j] += scale * (softmax(logits[n])_j - [j == targets[n]])`; ignored rows get nothing.
+/// `scale` is the gradient of the reduced loss per row loss (`1 / count` for the mean).
 pub fn cross_entropy_backward_cpu(
     dlogits: &mut [f32], // (N, V) accumulated
     logits: &[f32],      // (N, V)
     logsumexp: &[f32],   // (N) from the forward
-    targets: &[i32],     // (N)
-    ignore_index: i32,
+    targets: &[u32],     // (N)
+    ignore_index: u32,
     scale: f32,
     n: usize,
     v: usize,
@@ -112,8 +112,8 @@ pub fn cross_entropy_backward_cpu(
 /// With no valid row the mean is `0` (torch gives NaN); the backward scale is then `0` too.
 pub fn mean_over_valid_cpu(
     losses: &[f32],
-    targets: &[i32],
-    ignore_index: i32,
+    targets: &[u32],
+    ignore_index: u32,
 ) -> Result<(f32, usize)> {
     expect_len(
         "mean_over_valid_cpu",

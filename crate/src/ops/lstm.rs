@@ -29,9 +29,6 @@
 use crate::ops::length_check::{expect_len, product};
 use crate::{Error, Result};
 
-/// WGSL source of the LSTM kernels.
-pub const LSTM_WGSL: &str = include_str!("../../../shaders/lstm.wgsl");
-
 /// Sizes of one LSTM direction of one layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LstmShape {

@@ -14,9 +14,6 @@
 use crate::ops::length_check::expect_len;
 use crate::{Error, Result};
 
-/// WGSL source of the optimizer kernels.
-pub const OPTIMIZER_WGSL: &str = include_str!("../../../shaders/optimizer.wgsl");
-
 /// Elements reduced by one workgroup of `sum_of_squares_partial` (256 invocations x 16).
 pub const SQUARES_PER_WORKGROUP: usize = 4096;
 

@@ -7,9 +7,6 @@
 use crate::ops::length_check::{expect_len, product};
 use crate::Result;
 
-/// WGSL source of the pooling kernels.
-pub const POOLING_WGSL: &str = include_str!("../../../shaders/pooling.wgsl");
-
 /// The uniform block of `shaders/pooling.wgsl` (`PoolingParams`), 16 bytes.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]

@@ -7,9 +7,6 @@
 use crate::ops::length_check::{expect_len, product};
 use crate::Result;
 
-/// WGSL source of the normalization and similarity kernels.
-pub const SIMILARITY_WGSL: &str = include_str!("../../../shaders/similarity.wgsl");
-
 /// `torch.nn.functional.normalize`'s default eps.
 pub const NORMALIZE_EPS: f32 = 1e-12;
 /// `torch.nn.functional.cosine_similarity`'s default eps.

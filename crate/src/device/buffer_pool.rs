@@ -1,0 +1,108 @@
+//! GPU buffers are expensive to create; a training step makes the same sizes again and again.
+//! A [`GpuBuffer`] comes from the pool and goes back to it when dropped. Sizes are rounded up to
+//! 256 bytes so near-equal requests share buffers.
+//!
+//! Reuse is safe without fences: all GPU work runs in submission order, a recycled buffer is
+//! only written by later commands, and uploads (`queue.write_buffer`, which runs before the next
+//! submission) flush the pending encoder first (see `GpuContext::upload`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Usage of every pooled buffer: bound as storage, copied from (read-back), copied/cleared into.
+pub(crate) const POOL_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::COPY_SRC)
+    .union(wgpu::BufferUsages::COPY_DST);
+
+/// Round a request to the pool's bucket size (at least 16 bytes: a binding can not be empty).
+pub(crate) fn bucket_bytes(bytes: u64) -> u64 {
+    bytes.max(16).div_ceil(256) * 256
+}
+
+/// Free buffers by bucket size, shared by the context and every buffer it handed out.
+pub(crate) struct BufferPool {
+    /// Identifies the owning `GpuContext`, so a buffer from another device is caught.
+    pub(crate) context_id: u64,
+    free: Mutex<HashMap<u64, Vec<wgpu::Buffer>>>,
+}
+
+impl BufferPool {
+    pub(crate) fn new(context_id: u64) -> Arc<BufferPool> {
+        Arc::new(BufferPool {
+            context_id,
+            free: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A free buffer of exactly `bucket` bytes, if any.
+    pub(crate) fn take(&self, bucket: u64) -> Option<wgpu::Buffer> {
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        free.get_mut(&bucket).and_then(|list| list.pop())
+    }
+
+    fn give_back(&self, buffer: wgpu::Buffer) {
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        free.entry(buffer.size()).or_default().push(buffer);
+    }
+
+    /// Drop every free buffer (memory goes back to the driver).
+    pub(crate) fn trim(&self) {
+        self.free.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    /// Bytes held by free buffers.
+    pub(crate) fn free_bytes(&self) -> u64 {
+        let free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        free.iter()
+            .map(|(size, list)| size * list.len() as u64)
+            .sum()
+    }
+}
+
+/// A storage buffer of at least `bytes` bytes on one GPU; back to its pool on drop.
+pub struct GpuBuffer {
+    buffer: Option<wgpu::Buffer>,
+    /// Bytes the tensor uses (the wgpu buffer may be larger: bucket rounding, minimum 16).
+    bytes: u64,
+    pool: Arc<BufferPool>,
+}
+
+impl GpuBuffer {
+    pub(crate) fn new(buffer: wgpu::Buffer, bytes: u64, pool: Arc<BufferPool>) -> GpuBuffer {
+        GpuBuffer {
+            buffer: Some(buffer),
+            bytes,
+            pool,
+        }
+    }
+
+    /// The wgpu buffer, for bind groups and copies.
+    pub fn raw(&self) -> &wgpu::Buffer {
+        self.buffer
+            .as_ref()
+            .expect("a GpuBuffer holds its buffer until dropped")
+    }
+
+    /// Bytes in use (not the rounded allocation size).
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    pub(crate) fn context_id(&self) -> u64 {
+        self.pool.context_id
+    }
+}
+
+impl Drop for GpuBuffer {
+    fn drop(&mut self) {
+        if let Some(buffer) = self.buffer.take() {
+            self.pool.give_back(buffer);
+        }
+    }
+}
+
+impl std::fmt::Debug for GpuBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GpuBuffer({} bytes)", self.bytes)
+    }
+}

@@ -1,0 +1,465 @@
+//! The GPU side of [`super::Device`]: one wgpu device and queue, the buffer pool, the pipeline
+//! cache, the pending command encoder (all dispatches of a step go into one encoder and are
+//! submitted together), explicit asynchronous read-back, and the mapping of wgpu failures
+//! (validation error, out of memory, lost device) to [`Error::Gpu`] values.
+//!
+//! Limits: [`wgpu::Limits::default()`] is WebGPU's default set (256 invocations and 16 KiB of
+//! workgroup storage per workgroup, 128 MiB per storage binding, 256 MiB per buffer, 8 storage
+//! buffers per stage). Kernels are written for it, so what passes natively runs in every
+//! browser. [`GpuOptions::limits`] raises them on request, if the adapter allows it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use wgpu::util::DeviceExt;
+
+use super::buffer_pool::{bucket_bytes, BufferPool, GpuBuffer, POOL_USAGE};
+use super::pipeline_cache::PipelineCache;
+use super::readback;
+use crate::ops::shaders::Shader;
+use crate::{Error, Result};
+
+/// One compute entry point of one WGSL file.
+#[derive(Clone, Copy, Debug)]
+pub struct Kernel {
+    pub shader: &'static Shader,
+    pub entry: &'static str,
+}
+
+/// How to open the GPU.
+#[derive(Clone, Debug, Default)]
+pub struct GpuOptions {
+    /// Limits to request. `None`: WebGPU's defaults. Larger values are granted only if the
+    /// adapter supports them (else opening fails with an error naming the limit).
+    pub limits: Option<wgpu::Limits>,
+}
+
+/// What the adapter is, for logs, the benchmark and the selection policy.
+#[derive(Clone, Debug)]
+pub struct GpuInfo {
+    /// Adapter name, e.g. "llvmpipe (LLVM 15.0.6, 256 bits)".
+    pub name: String,
+    /// "vulkan", "metal", "dx12", "webgpu", ...
+    pub backend: String,
+    /// A software rasterizer (lavapipe, SwiftShader, WARP): `isFallbackAdapter` / type Cpu.
+    pub is_software: bool,
+    /// Optional features found on the adapter (detected, never required by a kernel).
+    pub has_shader_f16: bool,
+    pub has_subgroups: bool,
+}
+
+/// A handle to one open GPU; clones share it.
+#[derive(Clone)]
+pub struct GpuContext {
+    inner: Arc<GpuInner>,
+}
+
+struct GpuInner {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    info: GpuInfo,
+    limits: wgpu::Limits,
+    pool: Arc<BufferPool>,
+    pipelines: PipelineCache,
+    /// The encoder that collects this step's dispatches; `None` after a submit.
+    encoder: Mutex<Option<wgpu::CommandEncoder>>,
+    /// The first uncaptured wgpu error or the device-lost message; once set, every call fails.
+    failure: Arc<Mutex<Option<String>>>,
+    /// Bound where a kernel's optional input is absent (e.g. no bias), 16 bytes.
+    placeholder: GpuBuffer,
+}
+
+impl std::fmt::Debug for GpuContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "GpuContext({} on {})",
+            self.inner.info.name, self.inner.info.backend
+        )
+    }
+}
+
+static NEXT_CONTEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+pub(crate) async fn request_adapter() -> Result<wgpu::Adapter> {
+    // Natively WGPU_BACKEND (e.g. "vulkan") narrows the backends; in wasm only WebGPU is built.
+    let instance =
+        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    instance
+        .request_adapter(&wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            force_fallback_adapter: false,
+            compatible_surface: None,
+            apply_limit_buckets: false,
+        })
+        .await
+        .map_err(|e| Error::Gpu(format!("no GPU adapter: {e}")))
+}
+
+fn describe_wgpu_error(error: &wgpu::Error) -> String {
+    match error {
+        wgpu::Error::OutOfMemory { .. } => "out of GPU memory".to_string(),
+        wgpu::Error::Validation { description, .. } => format!("validation error: {description}"),
+        wgpu::Error::Internal { description, .. } => format!("internal error: {description}"),
+    }
+}
+
+impl GpuContext {
+    /// Open the default adapter's device (see [`GpuOptions`]).
+    pub async fn new(options: &GpuOptions) -> Result<GpuContext> {
+        let adapter = request_adapter().await?;
+        GpuContext::from_adapter(adapter, options).await
+    }
+
+    pub(crate) async fn from_adapter(
+        adapter: wgpu::Adapter,
+        options: &GpuOptions,
+    ) -> Result<GpuContext> {
+        let adapter_info = adapter.get_info();
+        let features = adapter.features();
+        let limits = options.limits.clone().unwrap_or_default();
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("webnlu"),
+                // Optional features are only detected: kernels never require them.
+                required_features: wgpu::Features::empty(),
+                required_limits: limits.clone(),
+                experimental_features: wgpu::ExperimentalFeatures::disabled(),
+                memory_hints: wgpu::MemoryHints::Performance,
+                trace: wgpu::Trace::Off,
+            })
+            .await
+            .map_err(|e| Error::Gpu(format!("cannot open {}: {e}", adapter_info.name)))?;
+
+        let failure = Arc::new(Mutex::new(None::<String>));
+        let on_error = failure.clone();
+        device.on_uncaptured_error(Arc::new(move |error: wgpu::Error| {
+            let mut slot = on_error.lock().unwrap_or_else(|p| p.into_inner());
+            slot.get_or_insert_with(|| describe_wgpu_error(&error));
+        }));
+        let on_lost = failure.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            let mut slot = on_lost.lock().unwrap_or_else(|p| p.into_inner());
+            slot.get_or_insert_with(|| format!("device lost ({reason:?}): {message}"));
+        });
+
+        let info = GpuInfo {
+            name: adapter_info.name.clone(),
+            backend: adapter_info.backend.to_str().to_string(),
+            is_software: adapter_info.device_type == wgpu::DeviceType::Cpu,
+            has_shader_f16: features.contains(wgpu::Features::SHADER_F16),
+            has_subgroups: features.contains(wgpu::Features::SUBGROUP),
+        };
+        let pool = BufferPool::new(NEXT_CONTEXT_ID.fetch_add(1, Ordering::Relaxed));
+        let placeholder = GpuBuffer::new(
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("placeholder"),
+                size: 16,
+                usage: POOL_USAGE,
+                mapped_at_creation: false,
+            }),
+            16,
+            pool.clone(),
+        );
+        Ok(GpuContext {
+            inner: Arc::new(GpuInner {
+                device,
+                queue,
+                info,
+                limits,
+                pool,
+                pipelines: PipelineCache::default(),
+                encoder: Mutex::new(None),
+                failure,
+                placeholder,
+            }),
+        })
+    }
+
+    pub fn info(&self) -> &GpuInfo {
+        &self.inner.info
+    }
+
+    /// The limits the device was opened with (WebGPU defaults unless raised).
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.inner.limits
+    }
+
+    /// The raw wgpu device, for code that needs something this module does not offer.
+    pub fn wgpu_device(&self) -> &wgpu::Device {
+        &self.inner.device
+    }
+
+    /// Fail with the first GPU error seen so far (validation, out of memory, device lost).
+    pub fn check(&self) -> Result<()> {
+        match self
+            .inner
+            .failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            Some(message) => Err(Error::Gpu(message.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Destroy the device (frees its memory at once). Every later call returns
+    /// `Error::Gpu("device lost ...")`, as after a real loss; open a new device to go on.
+    pub fn destroy(&self) {
+        self.inner.device.destroy();
+        let mut slot = self.inner.failure.lock().unwrap_or_else(|p| p.into_inner());
+        slot.get_or_insert_with(|| "device lost (Destroyed): destroyed by the caller".into());
+    }
+
+    /// A 16-byte buffer to bind where a kernel's optional input is absent.
+    pub fn placeholder(&self) -> &GpuBuffer {
+        &self.inner.placeholder
+    }
+
+    /// Largest buffer a kernel may bind: the storage binding limit (and the buffer limit).
+    pub fn max_binding_bytes(&self) -> u64 {
+        self.inner
+            .limits
+            .max_storage_buffer_binding_size
+            .min(self.inner.limits.max_buffer_size)
+    }
+
+    /// A pooled storage buffer of `bytes` bytes (contents undefined). `name` names the tensor
+    /// in the error when it is over the device's limit.
+    pub fn alloc(&self, name: &str, bytes: u64) -> Result<GpuBuffer> {
+        self.check()?;
+        let limit = self.max_binding_bytes();
+        if bytes > limit {
+            return Err(Error::Gpu(format!(
+                "buffer {name:?} needs {bytes} bytes ({:.1} MiB), over this device's limit of \
+                 {limit} bytes ({:.1} MiB) per storage binding; open the device with raised \
+                 GpuOptions::limits if the adapter allows it",
+                bytes as f64 / 1048576.0,
+                limit as f64 / 1048576.0
+            )));
+        }
+        let bucket = bucket_bytes(bytes).min(limit.max(16));
+        let buffer = match self.inner.pool.take(bucket) {
+            Some(buffer) => buffer,
+            None => self.inner.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(name),
+                size: bucket,
+                usage: POOL_USAGE,
+                mapped_at_creation: false,
+            }),
+        };
+        self.check()?;
+        Ok(GpuBuffer::new(buffer, bytes, self.inner.pool.clone()))
+    }
+
+    /// A pooled buffer holding `data`. Flushes pending work first: `write_buffer` runs before
+    /// the next submission, so pending dispatches must be submitted before a recycled buffer
+    /// is overwritten.
+    pub fn upload<T: bytemuck::Pod>(&self, name: &str, data: &[T]) -> Result<GpuBuffer> {
+        let bytes: &[u8] = bytemuck::cast_slice(data);
+        let buffer = self.alloc(name, bytes.len() as u64)?;
+        if !bytes.is_empty() {
+            self.flush()?;
+            self.inner.queue.write_buffer(buffer.raw(), 0, bytes);
+        }
+        Ok(buffer)
+    }
+
+    /// A pooled buffer of `bytes` zero bytes (cleared in the pending encoder, in order).
+    pub fn zeros(&self, name: &str, bytes: u64) -> Result<GpuBuffer> {
+        let buffer = self.alloc(name, bytes)?;
+        self.with_encoder(|encoder| encoder.clear_buffer(buffer.raw(), 0, None));
+        Ok(buffer)
+    }
+
+    /// Encode a copy of the first `bytes` bytes of `src` into `dst`.
+    pub fn copy(&self, dst: &GpuBuffer, src: &GpuBuffer, bytes: u64) -> Result<()> {
+        self.check_owned(&[dst, src])?;
+        if bytes > 0 {
+            self.with_encoder(|encoder| {
+                encoder.copy_buffer_to_buffer(src.raw(), 0, dst.raw(), 0, bytes)
+            });
+        }
+        Ok(())
+    }
+
+    fn check_owned(&self, buffers: &[&GpuBuffer]) -> Result<()> {
+        for buffer in buffers {
+            if buffer.context_id() != self.inner.pool.context_id {
+                return Err(Error::invalid(
+                    "a GPU tensor of another device was passed to an op",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn with_encoder<R>(&self, record: impl FnOnce(&mut wgpu::CommandEncoder) -> R) -> R {
+        let mut pending = self.inner.encoder.lock().unwrap_or_else(|p| p.into_inner());
+        let encoder = pending.get_or_insert_with(|| {
+            self.inner
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("step"),
+                })
+        });
+        record(encoder)
+    }
+
+    /// Workgroup counts for `n` threads in workgroups of `workgroup_size` threads, split over
+    /// x and y when more than the per-dimension limit (65535) are needed. A kernel recovers its
+    /// linear index as `gid.x + gid.y * num_workgroups.x * WORKGROUP_SIZE` (see `ops` docs).
+    pub fn linear_groups(&self, n: usize, workgroup_size: u32) -> [u32; 3] {
+        let groups = n.div_ceil(workgroup_size as usize);
+        let max_x = self.inner.limits.max_compute_workgroups_per_dimension as usize;
+        if groups <= max_x {
+            [groups as u32, 1, 1]
+        } else {
+            [max_x as u32, groups.div_ceil(max_x) as u32, 1]
+        }
+    }
+
+    /// Encode one dispatch of `kernel`: `inputs` bound read-only at bindings `0..`, then
+    /// `outputs` read-write, then `params` as the uniform. Nothing runs until [`Self::flush`]
+    /// (or a read-back). A dispatch with a zero workgroup count (an empty tensor) is skipped.
+    pub fn dispatch<P: bytemuck::Pod>(
+        &self,
+        kernel: &Kernel,
+        inputs: &[&GpuBuffer],
+        outputs: &[&GpuBuffer],
+        params: &P,
+        workgroups: [u32; 3],
+    ) -> Result<()> {
+        self.check()?;
+        self.check_owned(inputs)?;
+        self.check_owned(outputs)?;
+        if workgroups.contains(&0) {
+            return Ok(());
+        }
+        let max = self.inner.limits.max_compute_workgroups_per_dimension;
+        if workgroups.iter().any(|&g| g > max) {
+            return Err(Error::Gpu(format!(
+                "{}: {workgroups:?} workgroups, over the limit of {max} per dimension",
+                kernel.entry
+            )));
+        }
+        let device = &self.inner.device;
+        let cached = self
+            .inner
+            .pipelines
+            .get(device, kernel, inputs.len(), outputs.len());
+        // A uniform's size must be a multiple of 16 bytes.
+        let mut param_bytes = bytemuck::bytes_of(params).to_vec();
+        param_bytes.resize(param_bytes.len().max(16).div_ceil(16) * 16, 0);
+        let uniform = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(kernel.entry),
+            contents: &param_bytes,
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let mut entries: Vec<wgpu::BindGroupEntry> = inputs
+            .iter()
+            .chain(outputs.iter())
+            .enumerate()
+            .map(|(i, buffer)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: buffer.raw().as_entire_binding(),
+            })
+            .collect();
+        entries.push(wgpu::BindGroupEntry {
+            binding: (inputs.len() + outputs.len()) as u32,
+            resource: uniform.as_entire_binding(),
+        });
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(kernel.entry),
+            layout: &cached.layout,
+            entries: &entries,
+        });
+        self.with_encoder(|encoder| {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(kernel.entry),
+                timestamp_writes: None,
+            });
+            pass.set_pipeline(&cached.pipeline);
+            pass.set_bind_group(0, &bind_group, &[]);
+            pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
+        });
+        self.check()
+    }
+
+    /// Submit the pending encoder (if any).
+    pub fn flush(&self) -> Result<()> {
+        let encoder = self
+            .inner
+            .encoder
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(encoder) = encoder {
+            self.inner.queue.submit([encoder.finish()]);
+        }
+        self.check()
+    }
+
+    /// Native only: submit and block until the GPU is idle.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn synchronize(&self) -> Result<()> {
+        self.flush()?;
+        self.inner
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
+        self.check()
+    }
+
+    /// Read `bytes` bytes of `buffer` back (submits pending work first). Awaiting never
+    /// blocks the browser's main thread; natively it blocks in `device.poll`.
+    pub async fn read<T: bytemuck::Pod>(&self, buffer: &GpuBuffer, bytes: u64) -> Result<Vec<T>> {
+        self.check_owned(&[buffer])?;
+        if bytes == 0 {
+            self.check()?;
+            return Ok(Vec::new());
+        }
+        let staging = self.inner.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("read-back"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        self.with_encoder(|encoder| {
+            encoder.copy_buffer_to_buffer(buffer.raw(), 0, &staging, 0, bytes)
+        });
+        self.flush()?;
+        let (sender, receiver) = readback::channel();
+        staging
+            .slice(..)
+            .map_async(wgpu::MapMode::Read, move |status| sender.send(status));
+        #[cfg(not(target_arch = "wasm32"))]
+        self.inner
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
+        let status = receiver.await;
+        self.check()?;
+        status.map_err(|e| Error::Gpu(format!("mapping the read-back buffer: {e}")))?;
+        let data = {
+            let view = staging
+                .slice(..)
+                .get_mapped_range()
+                .map_err(|e| Error::Gpu(format!("mapping the read-back buffer: {e}")))?;
+            bytemuck::pod_collect_to_vec(&view[..])
+        };
+        staging.unmap();
+        Ok(data)
+    }
+
+    /// Give the pool's free buffers back to the driver.
+    pub fn trim_pool(&self) {
+        self.inner.pool.trim();
+    }
+
+    /// Bytes held by the pool's free buffers.
+    pub fn pool_free_bytes(&self) -> u64 {
+        self.inner.pool.free_bytes()
+    }
+}

@@ -1,0 +1,409 @@
+//! The CPU matmul: a cache-blocked GEMM with packed panels and a register-tiled microkernel
+//! (the BLIS/GotoBLAS structure, Goto & van de Geijn 2008, "Anatomy of high-performance
+//! matrix multiplication"), written from that description.
+//!
+//! C (m, n) += alpha * A (m, k) @ B (k, n), where A and B are strided views (so transposed
+//! operands cost nothing: only the strides change). Loop order: columns in NC blocks, depth in
+//! KC blocks (B's KC x NC panel is packed into NR-wide strips), rows in MC blocks (A's MC x KC
+//! block is packed into MR-tall strips), then an MR x NR microkernel over KC.
+//!
+//! Microkernels: x86_64 AVX2+FMA (chosen at run time with `is_x86_feature_detected!`), wasm
+//! `simd128` (when built with `-C target-feature=+simd128`), and portable Rust elsewhere.
+//! Natively the rows (or columns, for short matrices) are split over threads with
+//! `std::thread::scope`; see [`set_cpu_threads`].
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Microkernel tile: MR rows x NR columns of C kept in registers (AVX2: 6 x 2 ymm = 12
+/// accumulators, 2 for B, 1 broadcast of A: 15 of 16 registers).
+pub(crate) const MR: usize = 6;
+pub(crate) const NR: usize = 16;
+/// Depth of a packed panel: a KC x NR strip of B (16 KiB) stays in L1.
+const KC: usize = 256;
+/// Rows of a packed A block: MC x KC (144 KiB) stays in L2 (512 KiB per core here).
+const MC: usize = 144;
+/// Columns of a packed B panel: KC x NC (2 MiB) in L3.
+const NC: usize = 2048;
+
+/// A read-only strided matrix view: element (i, j) is at `data[i * row_stride + j * col_stride]`.
+#[derive(Clone, Copy)]
+pub(crate) struct MatrixView<'a> {
+    pub data: &'a [f32],
+    pub row_stride: usize,
+    pub col_stride: usize,
+}
+
+impl MatrixView<'_> {
+    #[inline(always)]
+    fn at(&self, i: usize, j: usize) -> f32 {
+        self.data[i * self.row_stride + j * self.col_stride]
+    }
+}
+
+static CPU_THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// Threads the CPU matmul may use (natively; wasm is single-threaded). 0 = all cores.
+pub fn set_cpu_threads(threads: usize) {
+    CPU_THREADS.store(threads, Ordering::Relaxed);
+}
+
+/// Threads the CPU matmul will use.
+pub fn cpu_threads() -> usize {
+    #[cfg(target_arch = "wasm32")]
+    {
+        1
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        match CPU_THREADS.load(Ordering::Relaxed) {
+            0 => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            n => n,
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Microkernel {
+    Portable,
+    #[cfg(target_arch = "x86_64")]
+    Avx2Fma,
+}
+
+fn pick_microkernel() -> Microkernel {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static DETECTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        let has = *DETECTED
+            .get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"));
+        if has {
+            return Microkernel::Avx2Fma;
+        }
+    }
+    Microkernel::Portable
+}
+
+/// Name of the microkernel in use (the benchmark prints it).
+pub fn cpu_microkernel_name() -> &'static str {
+    match pick_microkernel() {
+        Microkernel::Portable if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) => {
+            "wasm-simd128"
+        }
+        Microkernel::Portable => "portable",
+        #[cfg(target_arch = "x86_64")]
+        Microkernel::Avx2Fma => "avx2+fma",
+    }
+}
+
+/// A raw pointer to C that threads share; each thread writes a disjoint block of rows/columns.
+#[derive(Clone, Copy)]
+struct SharedOut {
+    ptr: *mut f32,
+    row_stride: usize,
+}
+unsafe impl Send for SharedOut {}
+unsafe impl Sync for SharedOut {}
+
+/// C (m, n; row stride `ldc`) += alpha * A (m, k) @ B (k, n). C must already hold what is to be
+/// added to (zeros, the bias, or the old value when accumulating).
+pub(crate) fn gemm_accumulate(
+    c: &mut [f32],
+    ldc: usize,
+    a: MatrixView,
+    b: MatrixView,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+) {
+    if m == 0 || n == 0 || k == 0 {
+        return;
+    }
+    assert!(
+        c.len() >= (m - 1) * ldc + n,
+        "C too small for ({m}, {n}) with stride {ldc}"
+    );
+    let out = SharedOut {
+        ptr: c.as_mut_ptr(),
+        row_stride: ldc,
+    };
+    let flops = 2.0 * m as f64 * n as f64 * k as f64;
+    // Threads pay off above ~ a few MFLOP; each one packs its own panels.
+    let threads = if flops < 4.0e6 { 1 } else { cpu_threads() };
+    if threads <= 1 {
+        // SAFETY: `out` covers exactly the (m, n) block checked above; one writer.
+        unsafe { gemm_block(out, a, b, 0..m, 0..n, k, alpha) };
+        return;
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    std::thread::scope(|scope| {
+        // Split rows in MR multiples when there are enough, else columns in NR multiples.
+        let split_rows = m >= n || m >= threads * MR * 4;
+        let (len, unit) = if split_rows { (m, MR) } else { (n, NR) };
+        let units = len.div_ceil(unit);
+        let per_thread = units.div_ceil(threads) * unit;
+        let mut start = 0;
+        while start < len {
+            let end = (start + per_thread).min(len);
+            let (rows, cols) = if split_rows {
+                (start..end, 0..n)
+            } else {
+                (0..m, start..end)
+            };
+            // SAFETY: threads get disjoint row (or column) ranges of C.
+            scope.spawn(move || unsafe { gemm_block(out, a, b, rows, cols, k, alpha) });
+            start = end;
+        }
+    });
+}
+
+/// One thread's share: C[rows, cols] += alpha * A[rows, :] @ B[:, cols].
+///
+/// # Safety
+/// `out` must be valid for the rows and columns given, and no other thread may write them.
+unsafe fn gemm_block(
+    out: SharedOut,
+    a: MatrixView,
+    b: MatrixView,
+    rows: std::ops::Range<usize>,
+    cols: std::ops::Range<usize>,
+    k: usize,
+    alpha: f32,
+) {
+    let kernel = pick_microkernel();
+    let mut packed_a = vec![0.0f32; MC.div_ceil(MR) * MR * KC];
+    let mut packed_b = vec![0.0f32; NC.div_ceil(NR) * NR * KC];
+    let mut tile = [0.0f32; MR * NR];
+    let mut jc = cols.start;
+    while jc < cols.end {
+        let nc = NC.min(cols.end - jc);
+        let mut pc = 0;
+        while pc < k {
+            let kc = KC.min(k - pc);
+            pack_b(&mut packed_b, b, pc, kc, jc, nc);
+            let mut ic = rows.start;
+            while ic < rows.end {
+                let mc = MC.min(rows.end - ic);
+                pack_a(&mut packed_a, a, ic, mc, pc, kc);
+                for jr in (0..nc).step_by(NR) {
+                    let panel_b = &packed_b[(jr / NR) * NR * kc..][..NR * kc];
+                    for ir in (0..mc).step_by(MR) {
+                        let panel_a = &packed_a[(ir / MR) * MR * kc..][..MR * kc];
+                        run_microkernel(kernel, kc, panel_a, panel_b, &mut tile);
+                        let rows_here = MR.min(mc - ir);
+                        let cols_here = NR.min(nc - jr);
+                        for i in 0..rows_here {
+                            let row = out.ptr.add((ic + ir + i) * out.row_stride + jc + jr);
+                            for j in 0..cols_here {
+                                *row.add(j) += alpha * tile[i * NR + j];
+                            }
+                        }
+                    }
+                }
+                ic += mc;
+            }
+            pc += kc;
+        }
+        jc += nc;
+    }
+}
+
+/// Pack B[pc..pc+kc, jc..jc+nc] as NR-wide strips, each kc x NR row-major, zero-padded.
+fn pack_b(packed: &mut [f32], b: MatrixView, pc: usize, kc: usize, jc: usize, nc: usize) {
+    for (strip, j0) in (0..nc).step_by(NR).enumerate() {
+        let cols_here = NR.min(nc - j0);
+        let dst = &mut packed[strip * NR * kc..][..NR * kc];
+        for p in 0..kc {
+            let row = &mut dst[p * NR..][..NR];
+            if b.col_stride == 1 {
+                let start = (pc + p) * b.row_stride + jc + j0;
+                row[..cols_here].copy_from_slice(&b.data[start..start + cols_here]);
+            } else {
+                for (j, v) in row[..cols_here].iter_mut().enumerate() {
+                    *v = b.at(pc + p, jc + j0 + j);
+                }
+            }
+            row[cols_here..].fill(0.0);
+        }
+    }
+}
+
+/// Pack A[ic..ic+mc, pc..pc+kc] as MR-tall strips, each kc x MR (column of the strip first).
+fn pack_a(packed: &mut [f32], a: MatrixView, ic: usize, mc: usize, pc: usize, kc: usize) {
+    for (strip, i0) in (0..mc).step_by(MR).enumerate() {
+        let rows_here = MR.min(mc - i0);
+        let dst = &mut packed[strip * MR * kc..][..MR * kc];
+        if a.col_stride == 1 {
+            for i in 0..rows_here {
+                let src = &a.data[(ic + i0 + i) * a.row_stride + pc..][..kc];
+                for (p, &v) in src.iter().enumerate() {
+                    dst[p * MR + i] = v;
+                }
+            }
+        } else {
+            for p in 0..kc {
+                for i in 0..rows_here {
+                    dst[p * MR + i] = a.at(ic + i0 + i, pc + p);
+                }
+            }
+        }
+        if rows_here < MR {
+            for p in 0..kc {
+                dst[p * MR + rows_here..p * MR + MR].fill(0.0);
+            }
+        }
+    }
+}
+
+/// tile (MR, NR) = panel_a (kc, MR)^T @ panel_b (kc, NR)
+#[inline]
+fn run_microkernel(
+    kernel: Microkernel,
+    kc: usize,
+    panel_a: &[f32],
+    panel_b: &[f32],
+    tile: &mut [f32; MR * NR],
+) {
+    match kernel {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: chosen only when AVX2 and FMA were detected; panels hold kc*MR / kc*NR.
+        Microkernel::Avx2Fma => unsafe { microkernel_avx2(kc, panel_a, panel_b, tile) },
+        Microkernel::Portable => microkernel_portable(kc, panel_a, panel_b, tile),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn microkernel_avx2(kc: usize, panel_a: &[f32], panel_b: &[f32], tile: &mut [f32; MR * NR]) {
+    use std::arch::x86_64::*;
+    debug_assert!(panel_a.len() >= kc * MR && panel_b.len() >= kc * NR);
+    let mut pa = panel_a.as_ptr();
+    let mut pb = panel_b.as_ptr();
+    let mut c00 = _mm256_setzero_ps();
+    let mut c01 = _mm256_setzero_ps();
+    let mut c10 = _mm256_setzero_ps();
+    let mut c11 = _mm256_setzero_ps();
+    let mut c20 = _mm256_setzero_ps();
+    let mut c21 = _mm256_setzero_ps();
+    let mut c30 = _mm256_setzero_ps();
+    let mut c31 = _mm256_setzero_ps();
+    let mut c40 = _mm256_setzero_ps();
+    let mut c41 = _mm256_setzero_ps();
+    let mut c50 = _mm256_setzero_ps();
+    let mut c51 = _mm256_setzero_ps();
+    for _ in 0..kc {
+        let b0 = _mm256_loadu_ps(pb);
+        let b1 = _mm256_loadu_ps(pb.add(8));
+        let a0 = _mm256_broadcast_ss(&*pa);
+        c00 = _mm256_fmadd_ps(a0, b0, c00);
+        c01 = _mm256_fmadd_ps(a0, b1, c01);
+        let a1 = _mm256_broadcast_ss(&*pa.add(1));
+        c10 = _mm256_fmadd_ps(a1, b0, c10);
+        c11 = _mm256_fmadd_ps(a1, b1, c11);
+        let a2 = _mm256_broadcast_ss(&*pa.add(2));
+        c20 = _mm256_fmadd_ps(a2, b0, c20);
+        c21 = _mm256_fmadd_ps(a2, b1, c21);
+        let a3 = _mm256_broadcast_ss(&*pa.add(3));
+        c30 = _mm256_fmadd_ps(a3, b0, c30);
+        c31 = _mm256_fmadd_ps(a3, b1, c31);
+        let a4 = _mm256_broadcast_ss(&*pa.add(4));
+        c40 = _mm256_fmadd_ps(a4, b0, c40);
+        c41 = _mm256_fmadd_ps(a4, b1, c41);
+        let a5 = _mm256_broadcast_ss(&*pa.add(5));
+        c50 = _mm256_fmadd_ps(a5, b0, c50);
+        c51 = _mm256_fmadd_ps(a5, b1, c51);
+        pa = pa.add(MR);
+        pb = pb.add(NR);
+    }
+    let t = tile.as_mut_ptr();
+    _mm256_storeu_ps(t, c00);
+    _mm256_storeu_ps(t.add(8), c01);
+    _mm256_storeu_ps(t.add(16), c10);
+    _mm256_storeu_ps(t.add(24), c11);
+    _mm256_storeu_ps(t.add(32), c20);
+    _mm256_storeu_ps(t.add(40), c21);
+    _mm256_storeu_ps(t.add(48), c30);
+    _mm256_storeu_ps(t.add(56), c31);
+    _mm256_storeu_ps(t.add(64), c40);
+    _mm256_storeu_ps(t.add(72), c41);
+    _mm256_storeu_ps(t.add(80), c50);
+    _mm256_storeu_ps(t.add(88), c51);
+}
+
+/// wasm simd128: 4-wide f32 vectors, 6 x 4 accumulators (no FMA in baseline simd128).
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+fn microkernel_portable(kc: usize, panel_a: &[f32], panel_b: &[f32], tile: &mut [f32; MR * NR]) {
+    use core::arch::wasm32::*;
+    let mut acc = [f32x4_splat(0.0); MR * NR / 4];
+    for p in 0..kc {
+        let b = &panel_b[p * NR..][..NR];
+        // SAFETY: `b` has NR = 16 floats; unaligned 16-byte loads are allowed in wasm.
+        let bv = unsafe {
+            [
+                v128_load(b.as_ptr() as *const v128),
+                v128_load(b.as_ptr().add(4) as *const v128),
+                v128_load(b.as_ptr().add(8) as *const v128),
+                v128_load(b.as_ptr().add(12) as *const v128),
+            ]
+        };
+        let a = &panel_a[p * MR..][..MR];
+        for i in 0..MR {
+            let ai = f32x4_splat(a[i]);
+            for j in 0..4 {
+                acc[i * 4 + j] = f32x4_add(acc[i * 4 + j], f32x4_mul(ai, bv[j]));
+            }
+        }
+    }
+    for (q, v) in acc.iter().enumerate() {
+        // SAFETY: the tile has MR*NR floats; q*4+4 <= MR*NR.
+        unsafe { v128_store(tile.as_mut_ptr().add(q * 4) as *mut v128, *v) };
+    }
+}
+
+/// Portable Rust: fixed-size arrays the compiler vectorizes for the baseline target.
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+fn microkernel_portable(kc: usize, panel_a: &[f32], panel_b: &[f32], tile: &mut [f32; MR * NR]) {
+    let mut acc = [[0.0f32; NR]; MR];
+    for p in 0..kc {
+        let b: &[f32; NR] = panel_b[p * NR..][..NR].try_into().expect("NR floats");
+        let a: &[f32; MR] = panel_a[p * MR..][..MR].try_into().expect("MR floats");
+        for i in 0..MR {
+            for j in 0..NR {
+                acc[i][j] += a[i] * b[j];
+            }
+        }
+    }
+    for i in 0..MR {
+        tile[i * NR..][..NR].copy_from_slice(&acc[i]);
+    }
+}
+
+/// The portable microkernel regardless of the CPU (tests compare it with the SIMD one).
+pub fn gemm_portable_for_tests(c: &mut [f32], a: &[f32], b: &[f32], m: usize, n: usize, k: usize) {
+    let mut tile = [0.0f32; MR * NR];
+    let mut packed_a = vec![0.0f32; MR * k.max(1)];
+    let mut packed_b = vec![0.0f32; NR * k.max(1)];
+    let av = MatrixView {
+        data: a,
+        row_stride: k,
+        col_stride: 1,
+    };
+    let bv = MatrixView {
+        data: b,
+        row_stride: n,
+        col_stride: 1,
+    };
+    for i0 in (0..m).step_by(MR) {
+        pack_a(&mut packed_a, av, i0, MR.min(m - i0), 0, k);
+        for j0 in (0..n).step_by(NR) {
+            pack_b(&mut packed_b, bv, 0, k, j0, NR.min(n - j0));
+            microkernel_portable(k, &packed_a, &packed_b, &mut tile);
+            for i in 0..MR.min(m - i0) {
+                for j in 0..NR.min(n - j0) {
+                    c[(i0 + i) * n + j0 + j] += tile[i * NR + j];
+                }
+            }
+        }
+    }
+}

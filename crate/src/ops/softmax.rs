@@ -1,0 +1,156 @@
+//! Softmax over the last dimension with an optional additive mask, and its backward.
+//! Kernel: `shaders/softmax.wgsl`.
+//!
+//! The mask is (M, L) with R = M * rows_per_mask rows of input: consecutive blocks of
+//! `rows_per_mask` rows share one mask row. For attention scores (B, NH, T, T) and BERT's
+//! padding mask (B, T) that is rows_per_mask = NH * T. The mask is added, so it holds 0 for
+//! kept positions and a large negative value (HF: `torch.finfo(float32).min`) for padding.
+
+use crate::device::Kernel;
+use crate::ops::shaders;
+use crate::tensor::Tensor;
+use crate::{Error, Result};
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct SoftmaxParams {
+    rows: u32,
+    cols: u32,
+    has_mask: u32,
+    rows_per_mask: u32,
+}
+
+fn kernel(entry: &'static str) -> Kernel {
+    Kernel {
+        shader: &shaders::SOFTMAX,
+        entry,
+    }
+}
+
+fn rows_cols(x: &Tensor, op: &str) -> Result<(usize, usize)> {
+    match x.shape().split_last() {
+        Some((&cols, leading)) => Ok((leading.iter().product(), cols)),
+        None => Err(Error::shape(
+            format!("{op}: {}", x.name()),
+            "at least 1 dimension",
+            x.shape(),
+        )),
+    }
+}
+
+/// y (R, L) = softmax(x (R, L) + mask (M, L) broadcast over blocks of R / M rows).
+/// x, y: (.., L); mask: (M, L) with M dividing R (or M = R / rows_per_mask for any layout).
+pub fn softmax_forward(y: &mut Tensor, x: &Tensor, mask: Option<&Tensor>) -> Result<()> {
+    let (rows, cols) = rows_cols(x, "softmax_forward")?;
+    y.expect_shape("softmax_forward", x.shape())?;
+    let rows_per_mask = match mask {
+        None => 1,
+        Some(mask) => {
+            let (mask_rows, mask_cols) = rows_cols(mask, "softmax_forward mask")?;
+            let divides = if mask_rows == 0 {
+                rows == 0
+            } else {
+                rows % mask_rows == 0
+            };
+            if mask_cols != cols || !divides {
+                return Err(Error::shape(
+                    format!(
+                        "softmax_forward: mask {} for input {:?}",
+                        mask.name(),
+                        x.shape()
+                    ),
+                    format!("(M, {cols}) with M dividing {rows}"),
+                    mask.shape(),
+                ));
+            }
+            rows.checked_div(mask_rows).unwrap_or(1)
+        }
+    };
+    match y.gpu_context().cloned() {
+        None => {
+            let mask = match mask {
+                Some(m) => Some(m.cpu()?),
+                None => None,
+            };
+            softmax_forward_cpu(y.cpu_mut()?, x.cpu()?, mask, cols, rows_per_mask);
+            Ok(())
+        }
+        Some(ctx) => ctx.dispatch(
+            &kernel("softmax_forward"),
+            &[x.gpu()?, mask.map_or(Ok(ctx.placeholder()), |m| m.gpu())?],
+            &[y.gpu()?],
+            &SoftmaxParams {
+                rows: rows as u32,
+                cols: cols as u32,
+                has_mask: mask.is_some() as u32,
+                rows_per_mask: rows_per_mask.max(1) as u32,
+            },
+            ctx.linear_groups(rows, 1),
+        ),
+    }
+}
+
+/// y (R, L) = softmax over each row of x (R, L) + mask[r / rows_per_mask] (L).
+pub fn softmax_forward_cpu(
+    y: &mut [f32],
+    x: &[f32],
+    mask: Option<&[f32]>,
+    cols: usize,
+    rows_per_mask: usize,
+) {
+    if cols == 0 {
+        return;
+    }
+    for (r, (xr, yr)) in x.chunks(cols).zip(y.chunks_mut(cols)).enumerate() {
+        let mask_row = mask.map(|m| &m[(r / rows_per_mask) * cols..][..cols]);
+        for j in 0..cols {
+            yr[j] = xr[j] + mask_row.map_or(0.0, |m| m[j]);
+        }
+        let max = yr.iter().copied().fold(yr[0], f32::max);
+        let mut sum = 0.0f32;
+        for v in yr.iter_mut() {
+            *v = (*v - max).exp();
+            sum += *v;
+        }
+        let inv = 1.0 / sum;
+        yr.iter_mut().for_each(|v| *v *= inv);
+    }
+}
+
+/// dx (R, L) += y * (dy - sum_j dy * y), with y the forward's output. dx, y, dy: same shape.
+pub fn softmax_backward(dx: &mut Tensor, y: &Tensor, dy: &Tensor) -> Result<()> {
+    let (rows, cols) = rows_cols(y, "softmax_backward")?;
+    dy.expect_shape("softmax_backward", y.shape())?;
+    dx.expect_shape("softmax_backward", y.shape())?;
+    match dx.gpu_context().cloned() {
+        None => {
+            softmax_backward_cpu(dx.cpu_mut()?, y.cpu()?, dy.cpu()?, cols);
+            Ok(())
+        }
+        Some(ctx) => ctx.dispatch(
+            &kernel("softmax_backward"),
+            &[y.gpu()?, dy.gpu()?],
+            &[dx.gpu()?],
+            &SoftmaxParams {
+                rows: rows as u32,
+                cols: cols as u32,
+                has_mask: 0,
+                rows_per_mask: 1,
+            },
+            ctx.linear_groups(rows, 1),
+        ),
+    }
+}
+
+/// dx (R, L) += y * (dy - dot(dy, y)) row by row.
+pub fn softmax_backward_cpu(dx: &mut [f32], y: &[f32], dy: &[f32], cols: usize) {
+    if cols == 0 {
+        return;
+    }
+    for ((dxr, yr), gr) in dx.chunks_mut(cols).zip(y.chunks(cols)).zip(dy.chunks(cols)) {
+        let dot: f32 = yr.iter().zip(gr).map(|(a, b)| a * b).sum();
+        for j in 0..cols {
+            dxr[j] += yr[j] * (gr[j] - dot);
+        }
+    }
+}
