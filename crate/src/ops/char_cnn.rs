@@ -13,7 +13,10 @@
 //! (torch's `max(dim)` returns the first maximal index); ties are common here because padded
 //! character positions give identical windows.
 
+use crate::device::Kernel;
 use crate::ops::length_check::{expect_len, product};
+use crate::ops::shaders;
+use crate::tensor::Tensor;
 use crate::{Error, Result};
 
 /// The activation after the max over positions (`options.json`: `char_cnn.activation`).
@@ -377,4 +380,153 @@ pub fn char_cnn_backward_cpu(
         col += filter.filters;
     }
     Ok(())
+}
+
+// ---- on a device (CPU or GPU) -------------------------------------------------------------
+
+fn kernel(entry: &'static str) -> Kernel {
+    Kernel {
+        shader: &shaders::CHAR_CNN,
+        entry,
+    }
+}
+
+/// The shape of one width from the tensors: chars (N, W, E), weight (F, E, K), out (N, S).
+fn shape_of(
+    op: &str,
+    out: &Tensor,
+    chars: &Tensor,
+    weight: &Tensor,
+    out_col: usize,
+) -> Result<CharConvShape> {
+    let (n, w, e) = match chars.shape() {
+        &[n, w, e] => (n, w, e),
+        other => {
+            return Err(Error::shape(
+                format!("{op}: {}", chars.name()),
+                "(N, W, E)",
+                other,
+            ))
+        }
+    };
+    let (f, k) = match weight.shape() {
+        &[f, we, k] if we == e => (f, k),
+        other => {
+            return Err(Error::shape(
+                format!("{op}: {}", weight.name()),
+                format!("(F, {e}, K)"),
+                other,
+            ))
+        }
+    };
+    let stride = match out.shape() {
+        &[on, s] if on == n => s,
+        other => {
+            return Err(Error::shape(
+                format!("{op}: {}", out.name()),
+                format!("({n}, S)"),
+                other,
+            ))
+        }
+    };
+    let s = CharConvShape {
+        n,
+        chars: w,
+        embed: e,
+        width: k,
+        filters: f,
+        out_stride: stride,
+        out_col,
+    };
+    s.check(op)?;
+    Ok(s)
+}
+
+/// One filter width: out[:, out_col..out_col+F] (N, S) = act(max over positions of the
+/// convolution of chars (N, W, E) with weight (F, E, K) + bias (F)); argmax (N, F) kept.
+pub fn char_conv_max_forward(
+    out: &mut Tensor,
+    argmax: &mut Tensor<u32>,
+    chars: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    activation: CharCnnActivation,
+    out_col: usize,
+) -> Result<()> {
+    let op = "char_conv_max_forward";
+    let s = shape_of(op, out, chars, weight, out_col)?;
+    argmax.expect_shape(op, &[s.n, s.filters])?;
+    bias.expect_shape(op, &[s.filters])?;
+    match out.gpu_context().cloned() {
+        None => char_conv_max_forward_cpu(
+            out.cpu_mut()?,
+            argmax.cpu_mut()?,
+            chars.cpu()?,
+            weight.cpu()?,
+            bias.cpu()?,
+            activation,
+            &s,
+        ),
+        Some(ctx) => ctx.dispatch(
+            &kernel("char_conv_forward"),
+            &[chars.gpu()?, weight.gpu()?, bias.gpu()?],
+            &[out.gpu()?, argmax.gpu()?],
+            &s.params(activation)?,
+            ctx.linear_groups(product(op, &[s.n, s.filters])?, 256),
+        ),
+    }
+}
+
+/// Backward of one width: dchars (N, W, E), dweight (F, E, K), dbias (F) accumulated.
+#[allow(clippy::too_many_arguments)]
+pub fn char_conv_max_backward(
+    dchars: &mut Tensor,
+    dweight: &mut Tensor,
+    dbias: &mut Tensor,
+    dout: &Tensor,
+    out: &Tensor,
+    argmax: &Tensor<u32>,
+    chars: &Tensor,
+    weight: &Tensor,
+    activation: CharCnnActivation,
+    out_col: usize,
+) -> Result<()> {
+    let op = "char_conv_max_backward";
+    let s = shape_of(op, out, chars, weight, out_col)?;
+    dout.expect_shape(op, out.shape())?;
+    argmax.expect_shape(op, &[s.n, s.filters])?;
+    dchars.expect_shape(op, chars.shape())?;
+    dweight.expect_shape(op, weight.shape())?;
+    dbias.expect_shape(op, &[s.filters])?;
+    match dchars.gpu_context().cloned() {
+        None => char_conv_max_backward_cpu(
+            dchars.cpu_mut()?,
+            dweight.cpu_mut()?,
+            dbias.cpu_mut()?,
+            dout.cpu()?,
+            out.cpu()?,
+            argmax.cpu()?,
+            chars.cpu()?,
+            weight.cpu()?,
+            activation,
+            &s,
+        ),
+        Some(ctx) => {
+            let p = s.params(activation)?;
+            ctx.dispatch(
+                &kernel("char_conv_backward_input"),
+                &[dout.gpu()?, out.gpu()?, argmax.gpu()?, weight.gpu()?],
+                &[dchars.gpu()?],
+                &p,
+                ctx.linear_groups(product(op, &[s.n, s.chars, s.embed])?, 256),
+            )?;
+            ctx.dispatch(
+                &kernel("char_conv_backward_weight"),
+                &[dout.gpu()?, out.gpu()?, argmax.gpu()?, chars.gpu()?],
+                &[dweight.gpu()?, dbias.gpu()?],
+                &p,
+                ctx.linear_groups(product(op, &[s.filters, s.embed, s.width])?, 256),
+            )
+        }
+    }
 }

@@ -10,8 +10,11 @@
 //! (`elmo.py`, `_load_highway`: "-1.0 since AllenNLP is g * x + (1 - g) * f(x) but tf is
 //! (1 - g) * x + g * f(x)"), which [`highway_weights_from_tensorflow`] reproduces.
 
-use crate::ops::length_check::{expect_len, product};
-use crate::Result;
+use crate::device::Kernel;
+use crate::ops::length_check::{as_u32, expect_len, product};
+use crate::ops::shaders;
+use crate::tensor::Tensor;
+use crate::{Error, Result};
 
 /// The uniform block of `shaders/highway.wgsl` (`HighwayParams`), 16 bytes.
 #[repr(C)]
@@ -158,4 +161,122 @@ pub fn highway_backward_cpu(
         }
     }
     Ok(())
+}
+
+// ---- on a device (CPU or GPU) -------------------------------------------------------------
+
+fn kernel(entry: &'static str) -> Kernel {
+    Kernel {
+        shader: &shaders::HIGHWAY,
+        entry,
+    }
+}
+
+fn rows(op: &str, x: &Tensor) -> Result<(usize, usize)> {
+    match x.shape() {
+        &[n, d] => Ok((n, d)),
+        other => Err(Error::shape(format!("{op}: {}", x.name()), "(N, D)", other)),
+    }
+}
+
+fn params(op: &str, n: usize, d: usize) -> Result<HighwayParams> {
+    Ok(HighwayParams {
+        n: as_u32(op, n)?,
+        d: as_u32(op, d)?,
+        _pad0: 0,
+        _pad1: 0,
+    })
+}
+
+/// out (N, D), proj (N, 2D) from inp (N, D), weight (2D, D), bias (2D).
+pub fn highway_forward(
+    out: &mut Tensor,
+    proj: &mut Tensor,
+    inp: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+) -> Result<()> {
+    let op = "highway_forward";
+    let (n, d) = rows(op, inp)?;
+    out.expect_shape(op, &[n, d])?;
+    proj.expect_shape(op, &[n, 2 * d])?;
+    weight.expect_shape(op, &[2 * d, d])?;
+    bias.expect_shape(op, &[2 * d])?;
+    match out.gpu_context().cloned() {
+        None => highway_forward_cpu(
+            out.cpu_mut()?,
+            proj.cpu_mut()?,
+            inp.cpu()?,
+            weight.cpu()?,
+            bias.cpu()?,
+            n,
+            d,
+        ),
+        Some(ctx) => ctx.dispatch(
+            &kernel(op),
+            &[inp.gpu()?, weight.gpu()?, bias.gpu()?],
+            &[out.gpu()?, proj.gpu()?],
+            &params(op, n, d)?,
+            ctx.linear_groups(n * d, 256),
+        ),
+    }
+}
+
+/// dinp (N, D), dweight (2D, D), dbias (2D) accumulated from dout (N, D).
+#[allow(clippy::too_many_arguments)]
+pub fn highway_backward(
+    dinp: &mut Tensor,
+    dweight: &mut Tensor,
+    dbias: &mut Tensor,
+    dout: &Tensor,
+    inp: &Tensor,
+    proj: &Tensor,
+    weight: &Tensor,
+) -> Result<()> {
+    let op = "highway_backward";
+    let (n, d) = rows(op, inp)?;
+    dinp.expect_shape(op, &[n, d])?;
+    dout.expect_shape(op, &[n, d])?;
+    proj.expect_shape(op, &[n, 2 * d])?;
+    weight.expect_shape(op, &[2 * d, d])?;
+    dweight.expect_shape(op, &[2 * d, d])?;
+    dbias.expect_shape(op, &[2 * d])?;
+    match dinp.gpu_context().cloned() {
+        None => highway_backward_cpu(
+            dinp.cpu_mut()?,
+            dweight.cpu_mut()?,
+            dbias.cpu_mut()?,
+            dout.cpu()?,
+            inp.cpu()?,
+            proj.cpu()?,
+            weight.cpu()?,
+            n,
+            d,
+        ),
+        Some(ctx) => {
+            let p = params(op, n, d)?;
+            let dproj = Tensor::<f32>::uninit(&dinp.device(), &[n, 2 * d], "highway.dproj")?;
+            ctx.dispatch(
+                &kernel("highway_backward_proj"),
+                &[dout.gpu()?, inp.gpu()?, proj.gpu()?],
+                &[dproj.gpu()?],
+                &p,
+                ctx.linear_groups(n * d, 256),
+            )?;
+            ctx.dispatch(
+                &kernel("highway_backward_input"),
+                &[dout.gpu()?, proj.gpu()?, dproj.gpu()?, weight.gpu()?],
+                &[dinp.gpu()?],
+                &p,
+                ctx.linear_groups(n * d, 256),
+            )?;
+            ctx.dispatch(
+                &kernel("highway_backward_weight"),
+                &[inp.gpu()?, dproj.gpu()?],
+                &[dweight.gpu()?, dbias.gpu()?],
+                &p,
+                ctx.linear_groups(2 * d * d, 256),
+            )
+        }
+    }
 }

@@ -6,7 +6,10 @@
 //! (`mean_over_valid` / `mean`, the torch `reduction="mean"` default) and passes the gradient of
 //! that reduction as `scale` to the backward: `d(mean)/d(loss_i) = 1 / count`.
 
-use crate::ops::length_check::{expect_len, product};
+use crate::device::Kernel;
+use crate::ops::length_check::{as_u32, expect_len, product};
+use crate::ops::shaders;
+use crate::tensor::Tensor;
 use crate::{Error, Result};
 
 /// The target value that marks a row without a label: PyTorch's default `ignore_index = -100`
@@ -209,4 +212,241 @@ pub fn mse_backward_cpu(
         *d += scale * 2.0 * (p - y);
     }
     Ok(())
+}
+
+// ---- on a device (CPU or GPU) -------------------------------------------------------------
+
+fn kernel(entry: &'static str) -> Kernel {
+    Kernel {
+        shader: &shaders::LOSSES,
+        entry,
+    }
+}
+
+fn loss_params(op: &str, n: usize, v: usize, ignore_index: u32, scale: f32) -> Result<LossParams> {
+    Ok(LossParams {
+        n: as_u32(op, n)?,
+        v: as_u32(op, v)?,
+        ignore_index,
+        scale,
+    })
+}
+
+/// (N, V) of a logits tensor.
+fn rows_and_classes(op: &str, logits: &Tensor) -> Result<(usize, usize)> {
+    match logits.shape() {
+        &[n, v] => Ok((n, v)),
+        other => Err(Error::shape(
+            format!("{op}: {}", logits.name()),
+            "(N, V)",
+            other,
+        )),
+    }
+}
+
+/// losses (N), logsumexp (N) from logits (N, V) and targets (N). The GPU path does not check
+/// the target range (that would need a read-back): validate targets on the host.
+pub fn cross_entropy_forward(
+    losses: &mut Tensor,
+    logsumexp: &mut Tensor,
+    logits: &Tensor,
+    targets: &Tensor<u32>,
+    ignore_index: u32,
+) -> Result<()> {
+    let op = "cross_entropy_forward";
+    let (n, v) = rows_and_classes(op, logits)?;
+    losses.expect_shape(op, &[n])?;
+    logsumexp.expect_shape(op, &[n])?;
+    targets.expect_shape(op, &[n])?;
+    match losses.gpu_context().cloned() {
+        None => cross_entropy_forward_cpu(
+            losses.cpu_mut()?,
+            logsumexp.cpu_mut()?,
+            logits.cpu()?,
+            targets.cpu()?,
+            ignore_index,
+            n,
+            v,
+        ),
+        Some(ctx) => {
+            if v == 0 && n > 0 {
+                return Err(Error::invalid(format!("{op}: zero classes")));
+            }
+            ctx.dispatch(
+                &kernel("cross_entropy_forward"),
+                &[logits.gpu()?, targets.gpu()?],
+                &[losses.gpu()?, logsumexp.gpu()?],
+                &loss_params(op, n, v, ignore_index, 0.0)?,
+                ctx.linear_groups(n, 1),
+            )
+        }
+    }
+}
+
+/// dlogits (N, V) += scale * (softmax - onehot) for the non-ignored rows.
+pub fn cross_entropy_backward(
+    dlogits: &mut Tensor,
+    logits: &Tensor,
+    logsumexp: &Tensor,
+    targets: &Tensor<u32>,
+    ignore_index: u32,
+    scale: f32,
+) -> Result<()> {
+    let op = "cross_entropy_backward";
+    let (n, v) = rows_and_classes(op, logits)?;
+    dlogits.expect_shape(op, &[n, v])?;
+    logsumexp.expect_shape(op, &[n])?;
+    targets.expect_shape(op, &[n])?;
+    match dlogits.gpu_context().cloned() {
+        None => cross_entropy_backward_cpu(
+            dlogits.cpu_mut()?,
+            logits.cpu()?,
+            logsumexp.cpu()?,
+            targets.cpu()?,
+            ignore_index,
+            scale,
+            n,
+            v,
+        ),
+        Some(ctx) => ctx.dispatch(
+            &kernel("cross_entropy_backward"),
+            &[logits.gpu()?, targets.gpu()?, logsumexp.gpu()?],
+            &[dlogits.gpu()?],
+            &loss_params(op, n, v, ignore_index, scale)?,
+            ctx.linear_groups(product(op, &[n, v])?, 256),
+        ),
+    }
+}
+
+/// out (2) = [mean loss over the non-ignored rows (0 if none), their count], without a
+/// read-back on the GPU.
+pub fn cross_entropy_mean(
+    out: &mut Tensor,
+    losses: &Tensor,
+    targets: &Tensor<u32>,
+    ignore_index: u32,
+) -> Result<()> {
+    let op = "cross_entropy_mean";
+    out.expect_shape(op, &[2])?;
+    let n = losses.numel();
+    losses.expect_shape(op, &[n])?;
+    targets.expect_shape(op, &[n])?;
+    match out.gpu_context().cloned() {
+        None => {
+            let (mean, count) = mean_over_valid_cpu(losses.cpu()?, targets.cpu()?, ignore_index)?;
+            out.cpu_mut()?.copy_from_slice(&[mean, count as f32]);
+            Ok(())
+        }
+        Some(ctx) => ctx.dispatch(
+            &kernel("cross_entropy_mean"),
+            &[losses.gpu()?, targets.gpu()?],
+            &[out.gpu()?],
+            &loss_params(op, n, 0, ignore_index, 0.0)?,
+            [1, 1, 1],
+        ),
+    }
+}
+
+/// out (1) = mean of `values` (any shape; 0 when empty).
+pub fn loss_mean(out: &mut Tensor, values: &Tensor) -> Result<()> {
+    let op = "loss_mean";
+    out.expect_shape(op, &[1])?;
+    match out.gpu_context().cloned() {
+        None => {
+            out.cpu_mut()?[0] = mean_cpu(values.cpu()?);
+            Ok(())
+        }
+        Some(ctx) => ctx.dispatch(
+            &kernel("loss_mean"),
+            &[values.gpu()?],
+            &[out.gpu()?],
+            &loss_params(op, values.numel(), 0, 0, 0.0)?,
+            [1, 1, 1],
+        ),
+    }
+}
+
+/// Elementwise losses on a device: `entry` names the WGSL kernel, `cpu` the CPU twin.
+fn elementwise_loss(
+    op: &'static str,
+    out: &mut Tensor,
+    x: &Tensor,
+    y: &Tensor,
+    scale: f32,
+    cpu: impl FnOnce(&mut [f32], &[f32], &[f32]) -> Result<()>,
+) -> Result<()> {
+    out.expect_shape(op, x.shape())?;
+    y.expect_shape(op, x.shape())?;
+    match out.gpu_context().cloned() {
+        None => cpu(out.cpu_mut()?, x.cpu()?, y.cpu()?),
+        Some(ctx) => ctx.dispatch(
+            &kernel(op),
+            &[x.gpu()?, y.gpu()?],
+            &[out.gpu()?],
+            &loss_params(op, x.numel(), 0, 0, scale)?,
+            ctx.linear_groups(x.numel(), 256),
+        ),
+    }
+}
+
+/// losses = BCE(sigmoid(logits), targets) elementwise; logits, targets, losses: the same shape.
+pub fn bce_with_logits_forward(
+    losses: &mut Tensor,
+    logits: &Tensor,
+    targets: &Tensor,
+) -> Result<()> {
+    elementwise_loss(
+        "bce_with_logits_forward",
+        losses,
+        logits,
+        targets,
+        0.0,
+        bce_with_logits_forward_cpu,
+    )
+}
+
+/// dlogits += scale * (sigmoid(logits) - targets).
+pub fn bce_with_logits_backward(
+    dlogits: &mut Tensor,
+    logits: &Tensor,
+    targets: &Tensor,
+    scale: f32,
+) -> Result<()> {
+    elementwise_loss(
+        "bce_with_logits_backward",
+        dlogits,
+        logits,
+        targets,
+        scale,
+        |d, x, y| bce_with_logits_backward_cpu(d, x, y, scale),
+    )
+}
+
+/// losses = (predictions - targets)^2 elementwise.
+pub fn mse_forward(losses: &mut Tensor, predictions: &Tensor, targets: &Tensor) -> Result<()> {
+    elementwise_loss(
+        "mse_forward",
+        losses,
+        predictions,
+        targets,
+        0.0,
+        mse_forward_cpu,
+    )
+}
+
+/// dpredictions += scale * 2 (predictions - targets).
+pub fn mse_backward(
+    dpredictions: &mut Tensor,
+    predictions: &Tensor,
+    targets: &Tensor,
+    scale: f32,
+) -> Result<()> {
+    elementwise_loss(
+        "mse_backward",
+        dpredictions,
+        predictions,
+        targets,
+        scale,
+        |d, x, y| mse_backward_cpu(d, x, y, scale),
+    )
 }

@@ -26,7 +26,10 @@
 //! pass zeros for stateless use. Recurrent dropout (AllenNLP's `recurrent_dropout_probability`,
 //! 0 in ELMo) is not part of this op.
 
+use crate::device::Kernel;
 use crate::ops::length_check::{expect_len, product};
+use crate::ops::shaders;
+use crate::tensor::Tensor;
 use crate::{Error, Result};
 
 /// Sizes of one LSTM direction of one layer.
@@ -492,4 +495,379 @@ pub fn lstm_backward_cpu(
         }
     }
     Ok(())
+}
+
+// ---- on a device (CPU or GPU) -------------------------------------------------------------
+
+fn kernel(entry: &'static str) -> Kernel {
+    Kernel {
+        shader: &shaders::LSTM,
+        entry,
+    }
+}
+
+/// The weights as tensors (same layouts as [`LstmWeights`]).
+#[derive(Clone, Copy, Debug)]
+pub struct LstmWeightTensors<'a> {
+    pub w_input: &'a Tensor, // (4C, I)
+    pub w_state: &'a Tensor, // (4C, H)
+    pub bias: &'a Tensor,    // (4C)
+    pub w_proj: &'a Tensor,  // (H, C)
+}
+
+/// Their gradients, accumulated.
+#[derive(Debug)]
+pub struct LstmWeightGradTensors<'a> {
+    pub w_input: &'a mut Tensor, // (4C, I)
+    pub w_state: &'a mut Tensor, // (4C, H)
+    pub bias: &'a mut Tensor,    // (4C)
+    pub w_proj: &'a mut Tensor,  // (H, C)
+}
+
+/// What the forward keeps for the backward, as tensors.
+#[derive(Debug)]
+pub struct LstmSavedTensors {
+    pub gates: Tensor,       // (B, T, 4C)
+    pub cells: Tensor,       // (B, T, C)
+    pub projections: Tensor, // (B, T, H)
+}
+
+impl LstmSavedTensors {
+    /// Buffers for a forward of `shape` on `device`.
+    pub fn new(device: &crate::Device, shape: &LstmShape) -> Result<Self> {
+        let (b, t, c, h) = (shape.batch, shape.steps, shape.cell, shape.hidden);
+        Ok(LstmSavedTensors {
+            gates: Tensor::uninit(device, &[b, t, 4 * c], "lstm.gates")?,
+            cells: Tensor::uninit(device, &[b, t, c], "lstm.cells")?,
+            projections: Tensor::uninit(device, &[b, t, h], "lstm.projections")?,
+        })
+    }
+}
+
+/// Gradients flowing out of the LSTM into its inputs and initial state, as tensors.
+#[derive(Debug)]
+pub struct LstmInputGradTensors<'a> {
+    pub inputs: &'a mut Tensor,    // (B, T, I)
+    pub h_initial: &'a mut Tensor, // (B, H)
+    pub c_initial: &'a mut Tensor, // (B, C)
+}
+
+/// The shape from inputs (B, T, I) and the weights; checks every weight tensor.
+pub fn lstm_shape(op: &str, inputs: &Tensor, weights: &LstmWeightTensors) -> Result<LstmShape> {
+    let (batch, steps, input) = match inputs.shape() {
+        &[b, t, i] => (b, t, i),
+        other => {
+            return Err(Error::shape(
+                format!("{op}: {}", inputs.name()),
+                "(B, T, I)",
+                other,
+            ))
+        }
+    };
+    let (hidden, cell) = match weights.w_proj.shape() {
+        &[h, c] => (h, c),
+        other => {
+            return Err(Error::shape(
+                format!("{op}: {}", weights.w_proj.name()),
+                "(H, C)",
+                other,
+            ))
+        }
+    };
+    weights.w_input.expect_shape(op, &[4 * cell, input])?;
+    weights.w_state.expect_shape(op, &[4 * cell, hidden])?;
+    weights.bias.expect_shape(op, &[4 * cell])?;
+    Ok(LstmShape {
+        batch,
+        steps,
+        input,
+        cell,
+        hidden,
+    })
+}
+
+fn check_lengths(op: &str, lengths: &[usize], shape: &LstmShape) -> Result<Vec<u32>> {
+    expect_len(op, "lengths", lengths.len(), shape.batch)?;
+    lengths
+        .iter()
+        .enumerate()
+        .map(|(row, &len)| {
+            if len > shape.steps {
+                Err(Error::invalid(format!(
+                    "{op}: length {len} of row {row} exceeds the {} time steps",
+                    shape.steps
+                )))
+            } else {
+                Ok(len as u32)
+            }
+        })
+        .collect()
+}
+
+/// One direction of one layer on the tensors' device. `h_state (B, H)` / `c_state (B, C)`
+/// hold the initial state on entry and the final state on return (keep a copy of the initial
+/// state if the backward will run). `lengths` (B) live on the host: they set the number of
+/// steps the GPU loop encodes. outputs (B, T, H); inputs (B, T, I).
+#[allow(clippy::too_many_arguments)]
+pub fn lstm_forward(
+    outputs: &mut Tensor,
+    saved: &mut LstmSavedTensors,
+    h_state: &mut Tensor,
+    c_state: &mut Tensor,
+    inputs: &Tensor,
+    lengths: &[usize],
+    weights: &LstmWeightTensors,
+    options: &LstmOptions,
+) -> Result<()> {
+    let op = "lstm_forward";
+    let shape = lstm_shape(op, inputs, weights)?;
+    let (b, t, c, h) = (shape.batch, shape.steps, shape.cell, shape.hidden);
+    outputs.expect_shape(op, &[b, t, h])?;
+    saved.gates.expect_shape(op, &[b, t, 4 * c])?;
+    saved.cells.expect_shape(op, &[b, t, c])?;
+    saved.projections.expect_shape(op, &[b, t, h])?;
+    h_state.expect_shape(op, &[b, h])?;
+    c_state.expect_shape(op, &[b, c])?;
+    let lengths_u32 = check_lengths(op, lengths, &shape)?;
+    match outputs.gpu_context().cloned() {
+        None => lstm_forward_cpu(
+            outputs.cpu_mut()?,
+            LstmSaved {
+                gates: saved.gates.cpu_mut()?,
+                cells: saved.cells.cpu_mut()?,
+                projections: saved.projections.cpu_mut()?,
+            },
+            h_state.cpu_mut()?,
+            c_state.cpu_mut()?,
+            inputs.cpu()?,
+            lengths,
+            &LstmWeights {
+                w_input: weights.w_input.cpu()?,
+                w_state: weights.w_state.cpu()?,
+                bias: weights.bias.cpu()?,
+                w_proj: weights.w_proj.cpu()?,
+            },
+            options,
+            &shape,
+        ),
+        Some(ctx) => {
+            if b == 0 {
+                return Ok(());
+            }
+            let device = outputs.device();
+            let lengths_t = Tensor::<u32>::from_vec(&device, &[b], lengths_u32, "lstm.lengths")?;
+            let hidden_pre = Tensor::<f32>::uninit(&device, &[b, c], "lstm.hidden_pre")?;
+            let p0 = shape.params(options, 0)?;
+            ctx.dispatch(
+                &kernel("lstm_input_projection"),
+                &[inputs.gpu()?, weights.w_input.gpu()?, lengths_t.gpu()?],
+                &[saved.gates.gpu()?],
+                &p0,
+                ctx.linear_groups(product(op, &[b, t, 4 * c])?, 256),
+            )?;
+            ctx.dispatch(
+                &kernel("lstm_clear_padding"),
+                &[lengths_t.gpu()?],
+                &[outputs.gpu()?, saved.cells.gpu()?, saved.projections.gpu()?],
+                &p0,
+                ctx.linear_groups(product(op, &[b, t, h.max(c)])?, 256),
+            )?;
+            let max_len = lengths.iter().copied().max().unwrap_or(0);
+            for step in 0..max_len {
+                let p = shape.params(options, step)?;
+                ctx.dispatch(
+                    &kernel("lstm_cell_step"),
+                    &[
+                        weights.w_state.gpu()?,
+                        weights.bias.gpu()?,
+                        lengths_t.gpu()?,
+                        h_state.gpu()?,
+                    ],
+                    &[
+                        saved.gates.gpu()?,
+                        saved.cells.gpu()?,
+                        c_state.gpu()?,
+                        hidden_pre.gpu()?,
+                    ],
+                    &p,
+                    ctx.linear_groups(b * c, 256),
+                )?;
+                ctx.dispatch(
+                    &kernel("lstm_projection_step"),
+                    &[weights.w_proj.gpu()?, hidden_pre.gpu()?, lengths_t.gpu()?],
+                    &[outputs.gpu()?, saved.projections.gpu()?, h_state.gpu()?],
+                    &p,
+                    ctx.linear_groups(b * h, 256),
+                )?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Backward through time of [`lstm_forward`] on the tensors' device: gradients of the inputs,
+/// the initial state and the weights are accumulated from `doutputs (B, T, H)` and the
+/// gradient of the final state `dh_final (B, H)`, `dc_final (B, C)` (zeros when unused).
+/// `h_initial`/`c_initial` are the states the forward started from.
+#[allow(clippy::too_many_arguments)]
+pub fn lstm_backward(
+    dinput: LstmInputGradTensors,
+    dweights: LstmWeightGradTensors,
+    doutputs: &Tensor,
+    dh_final: &Tensor,
+    dc_final: &Tensor,
+    inputs: &Tensor,
+    saved: &LstmSavedTensors,
+    h_initial: &Tensor,
+    c_initial: &Tensor,
+    lengths: &[usize],
+    weights: &LstmWeightTensors,
+    options: &LstmOptions,
+) -> Result<()> {
+    let op = "lstm_backward";
+    let shape = lstm_shape(op, inputs, weights)?;
+    let (b, t, c, h) = (shape.batch, shape.steps, shape.cell, shape.hidden);
+    doutputs.expect_shape(op, &[b, t, h])?;
+    dh_final.expect_shape(op, &[b, h])?;
+    dc_final.expect_shape(op, &[b, c])?;
+    h_initial.expect_shape(op, &[b, h])?;
+    c_initial.expect_shape(op, &[b, c])?;
+    saved.gates.expect_shape(op, &[b, t, 4 * c])?;
+    saved.cells.expect_shape(op, &[b, t, c])?;
+    saved.projections.expect_shape(op, &[b, t, h])?;
+    dinput.inputs.expect_shape(op, inputs.shape())?;
+    dinput.h_initial.expect_shape(op, &[b, h])?;
+    dinput.c_initial.expect_shape(op, &[b, c])?;
+    dweights.w_input.expect_shape(op, weights.w_input.shape())?;
+    dweights.w_state.expect_shape(op, weights.w_state.shape())?;
+    dweights.bias.expect_shape(op, weights.bias.shape())?;
+    dweights.w_proj.expect_shape(op, weights.w_proj.shape())?;
+    let lengths_u32 = check_lengths(op, lengths, &shape)?;
+    match doutputs.gpu_context().cloned() {
+        None => lstm_backward_cpu(
+            LstmInputGrads {
+                inputs: dinput.inputs.cpu_mut()?,
+                h_initial: dinput.h_initial.cpu_mut()?,
+                c_initial: dinput.c_initial.cpu_mut()?,
+            },
+            LstmWeightGrads {
+                w_input: dweights.w_input.cpu_mut()?,
+                w_state: dweights.w_state.cpu_mut()?,
+                bias: dweights.bias.cpu_mut()?,
+                w_proj: dweights.w_proj.cpu_mut()?,
+            },
+            doutputs.cpu()?,
+            dh_final.cpu()?,
+            dc_final.cpu()?,
+            inputs.cpu()?,
+            LstmSavedRef {
+                gates: saved.gates.cpu()?,
+                cells: saved.cells.cpu()?,
+                projections: saved.projections.cpu()?,
+            },
+            h_initial.cpu()?,
+            c_initial.cpu()?,
+            lengths,
+            &LstmWeights {
+                w_input: weights.w_input.cpu()?,
+                w_state: weights.w_state.cpu()?,
+                bias: weights.bias.cpu()?,
+                w_proj: weights.w_proj.cpu()?,
+            },
+            options,
+            &shape,
+        ),
+        Some(ctx) => {
+            if b == 0 {
+                return Ok(());
+            }
+            let device = doutputs.device();
+            let c4 = 4 * c;
+            let lengths_t = Tensor::<u32>::from_vec(&device, &[b], lengths_u32, "lstm.lengths")?;
+            let dh_carry = Tensor::<f32>::uninit(&device, &[b, h], "lstm.dh_carry")?;
+            let dc_carry = Tensor::<f32>::uninit(&device, &[b, c], "lstm.dc_carry")?;
+            ctx.copy(dh_carry.gpu()?, dh_final.gpu()?, dh_final.bytes())?;
+            ctx.copy(dc_carry.gpu()?, dc_final.gpu()?, dc_final.bytes())?;
+            let dproj = Tensor::<f32>::zeros(&device, &[b, t, h], "lstm.dproj")?;
+            let dgates = Tensor::<f32>::zeros(&device, &[b, t, c4], "lstm.dgates")?;
+            let max_len = lengths.iter().copied().max().unwrap_or(0);
+            for step in (0..max_len).rev() {
+                let p = shape.params(options, step)?;
+                ctx.dispatch(
+                    &kernel("lstm_backward_projection_step"),
+                    &[
+                        doutputs.gpu()?,
+                        saved.projections.gpu()?,
+                        lengths_t.gpu()?,
+                        dh_carry.gpu()?,
+                    ],
+                    &[dproj.gpu()?],
+                    &p,
+                    ctx.linear_groups(b * h, 256),
+                )?;
+                ctx.dispatch(
+                    &kernel("lstm_backward_cell_step"),
+                    &[
+                        dproj.gpu()?,
+                        weights.w_proj.gpu()?,
+                        saved.gates.gpu()?,
+                        saved.cells.gpu()?,
+                        c_initial.gpu()?,
+                        lengths_t.gpu()?,
+                    ],
+                    &[dgates.gpu()?, dc_carry.gpu()?],
+                    &p,
+                    ctx.linear_groups(b * c, 256),
+                )?;
+                ctx.dispatch(
+                    &kernel("lstm_backward_hidden_step"),
+                    &[weights.w_state.gpu()?, dgates.gpu()?, lengths_t.gpu()?],
+                    &[dh_carry.gpu()?],
+                    &p,
+                    ctx.linear_groups(b * h, 256),
+                )?;
+            }
+            let p = shape.params(options, 0)?;
+            ctx.dispatch(
+                &kernel("lstm_backward_inputs"),
+                &[weights.w_input.gpu()?, dgates.gpu()?],
+                &[dinput.inputs.gpu()?],
+                &p,
+                ctx.linear_groups(inputs.numel(), 256),
+            )?;
+            ctx.dispatch(
+                &kernel("lstm_backward_input_weights"),
+                &[inputs.gpu()?, dgates.gpu()?],
+                &[dweights.w_input.gpu()?],
+                &p,
+                ctx.linear_groups(weights.w_input.numel(), 256),
+            )?;
+            ctx.dispatch(
+                &kernel("lstm_backward_state_weights"),
+                &[
+                    dgates.gpu()?,
+                    saved.projections.gpu()?,
+                    h_initial.gpu()?,
+                    lengths_t.gpu()?,
+                ],
+                &[dweights.w_state.gpu()?, dweights.bias.gpu()?],
+                &p,
+                ctx.linear_groups(weights.w_state.numel(), 256),
+            )?;
+            ctx.dispatch(
+                &kernel("lstm_backward_projection_weights"),
+                &[dproj.gpu()?, saved.gates.gpu()?, saved.cells.gpu()?],
+                &[dweights.w_proj.gpu()?],
+                &p,
+                ctx.linear_groups(weights.w_proj.numel(), 256),
+            )?;
+            ctx.dispatch(
+                &kernel("lstm_backward_initial_state"),
+                &[dh_carry.gpu()?, dc_carry.gpu()?],
+                &[dinput.h_initial.gpu()?, dinput.c_initial.gpu()?],
+                &p,
+                ctx.linear_groups(b * h.max(c), 256),
+            )
+        }
+    }
 }

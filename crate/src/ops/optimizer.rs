@@ -11,7 +11,10 @@
 //! gradient tensor into one `partials` buffer, one workgroup that turns them into
 //! `[total_norm, coefficient]`, and an in-place scale of each gradient by that coefficient.
 
-use crate::ops::length_check::expect_len;
+use crate::device::Kernel;
+use crate::ops::length_check::{as_u32, expect_len};
+use crate::ops::shaders;
+use crate::tensor::Tensor;
 use crate::{Error, Result};
 
 /// Elements reduced by one workgroup of `sum_of_squares_partial` (256 invocations x 16).
@@ -170,4 +173,132 @@ pub struct ClipParams {
 /// Number of partial sums `sum_of_squares_partial` writes for a gradient of `n` elements.
 pub fn partial_sums_for(n: usize) -> usize {
     n.div_ceil(SQUARES_PER_WORKGROUP)
+}
+
+// ---- on a device (CPU or GPU) -------------------------------------------------------------
+
+fn kernel(entry: &'static str) -> Kernel {
+    Kernel {
+        shader: &shaders::OPTIMIZER,
+        entry,
+    }
+}
+
+/// One AdamW step in place on the parameter's device. params, m, v, grads: the same shape.
+pub fn adamw_step(
+    params: &mut Tensor,
+    m: &mut Tensor,
+    v: &mut Tensor,
+    grads: &Tensor,
+    config: &AdamWConfig,
+    step: u64,
+) -> Result<()> {
+    let op = "adamw_step";
+    m.expect_shape(op, params.shape())?;
+    v.expect_shape(op, params.shape())?;
+    grads.expect_shape(op, params.shape())?;
+    match params.gpu_context().cloned() {
+        None => adamw_step_cpu(
+            params.cpu_mut()?,
+            m.cpu_mut()?,
+            v.cpu_mut()?,
+            grads.cpu()?,
+            config,
+            step,
+        ),
+        Some(ctx) => {
+            let k = config.params(step, params.numel())?;
+            ctx.dispatch(
+                &kernel(op),
+                &[grads.gpu()?],
+                &[params.gpu()?, m.gpu()?, v.gpu()?],
+                &k,
+                ctx.linear_groups(params.numel(), 256),
+            )
+        }
+    }
+}
+
+/// `torch.nn.utils.clip_grad_norm_` on the gradients' device: every gradient is scaled in
+/// place and `norm_out (2)` receives `[total norm before clipping, coefficient applied]`,
+/// without a read-back on the GPU (read `norm_out` when the number is wanted).
+pub fn clip_grad_norm(
+    norm_out: &mut Tensor,
+    grads: &mut [&mut Tensor],
+    max_norm: f32,
+) -> Result<()> {
+    let op = "clip_grad_norm";
+    norm_out.expect_shape(op, &[2])?;
+    if !(max_norm >= 0.0) {
+        return Err(Error::invalid(format!(
+            "{op}: max_norm {max_norm} must be >= 0"
+        )));
+    }
+    match norm_out.gpu_context().cloned() {
+        None => {
+            let mut slices: Vec<&mut [f32]> = Vec::with_capacity(grads.len());
+            for g in grads.iter_mut() {
+                slices.push(g.cpu_mut()?);
+            }
+            let total = clip_grad_norm_cpu(&mut slices, max_norm)?;
+            norm_out
+                .cpu_mut()?
+                .copy_from_slice(&[total, clip_coefficient(total, max_norm)]);
+            Ok(())
+        }
+        Some(ctx) => {
+            let count: usize = grads.iter().map(|g| partial_sums_for(g.numel())).sum();
+            let device = norm_out.device();
+            // at least one (zero) partial so the buffer is never empty
+            let partials =
+                Tensor::<f32>::zeros(&device, &[count.max(1)], "clip_grad_norm.partials")?;
+            let mut offset = 0usize;
+            for g in grads.iter() {
+                let params = ClipParams {
+                    n: as_u32(op, g.numel())?,
+                    partial_offset: as_u32(op, offset)?,
+                    max_norm,
+                    _pad: 0,
+                };
+                let groups = partial_sums_for(g.numel());
+                ctx.dispatch(
+                    &kernel("sum_of_squares_partial"),
+                    &[g.gpu()?],
+                    &[partials.gpu()?],
+                    &params,
+                    ctx.linear_groups(groups, 1),
+                )?;
+                offset += groups;
+            }
+            let params = ClipParams {
+                n: as_u32(op, count)?,
+                partial_offset: 0,
+                max_norm,
+                _pad: 0,
+            };
+            ctx.dispatch(
+                &kernel("clip_coefficient"),
+                &[partials.gpu()?],
+                &[norm_out.gpu()?],
+                &params,
+                [1, 1, 1],
+            )?;
+            for g in grads.iter_mut() {
+                let params = ClipParams {
+                    n: as_u32(op, g.numel())?,
+                    partial_offset: 0,
+                    max_norm,
+                    _pad: 0,
+                };
+                ctx.dispatch(
+                    &kernel("scale_by_clip_coefficient"),
+                    &[norm_out.gpu()?],
+                    &[g.gpu()?],
+                    &params,
+                    ctx.linear_groups(g.numel(), 256),
+                )?;
+            }
+            Ok(())
+        }
+    }
 }

@@ -4,8 +4,11 @@
 //!   never dilutes the embedding and an all-padding row pools to zeros;
 //! - CLS pooling: the hidden state of the first token (BERT's `[CLS]`).
 
-use crate::ops::length_check::{expect_len, product};
-use crate::Result;
+use crate::device::Kernel;
+use crate::ops::length_check::{as_u32, expect_len, product};
+use crate::ops::shaders;
+use crate::tensor::Tensor;
+use crate::{Error, Result};
 
 /// The uniform block of `shaders/pooling.wgsl` (`PoolingParams`), 16 bytes.
 #[repr(C)]
@@ -125,7 +128,7 @@ pub fn cls_pooling_forward_cpu(
         c,
     )?;
     if b > 0 && t == 0 {
-        return Err(crate::Error::invalid(
+        return Err(Error::invalid(
             "cls_pooling_forward_cpu: sequences of length 0 have no [CLS] token",
         ));
     }
@@ -153,7 +156,7 @@ pub fn cls_pooling_backward_cpu(
         c,
     )?;
     if b > 0 && t == 0 {
-        return Err(crate::Error::invalid(
+        return Err(Error::invalid(
             "cls_pooling_backward_cpu: sequences of length 0 have no [CLS] token",
         ));
     }
@@ -164,4 +167,140 @@ pub fn cls_pooling_backward_cpu(
             .for_each(|(d, &g)| *d += g);
     }
     Ok(())
+}
+
+// ---- on a device (CPU or GPU) -------------------------------------------------------------
+
+fn kernel(entry: &'static str) -> Kernel {
+    Kernel {
+        shader: &shaders::POOLING,
+        entry,
+    }
+}
+
+/// (B, T, C) of a hidden-state tensor.
+fn btc(op: &str, hidden: &Tensor) -> Result<(usize, usize, usize)> {
+    match hidden.shape() {
+        &[b, t, c] => Ok((b, t, c)),
+        other => Err(Error::shape(
+            format!("{op}: {}", hidden.name()),
+            "(B, T, C)",
+            other,
+        )),
+    }
+}
+
+fn params(op: &str, b: usize, t: usize, c: usize) -> Result<PoolingParams> {
+    Ok(PoolingParams {
+        b: as_u32(op, b)?,
+        t: as_u32(op, t)?,
+        c: as_u32(op, c)?,
+        _pad: 0,
+    })
+}
+
+/// out (B, C) = masked mean over T of hidden (B, T, C); attention_mask (B, T), 1 = token.
+pub fn mean_pooling_forward(
+    out: &mut Tensor,
+    hidden: &Tensor,
+    attention_mask: &Tensor<u32>,
+) -> Result<()> {
+    let op = "mean_pooling_forward";
+    let (b, t, c) = btc(op, hidden)?;
+    out.expect_shape(op, &[b, c])?;
+    attention_mask.expect_shape(op, &[b, t])?;
+    match out.gpu_context().cloned() {
+        None => mean_pooling_forward_cpu(
+            out.cpu_mut()?,
+            hidden.cpu()?,
+            attention_mask.cpu()?,
+            b,
+            t,
+            c,
+        ),
+        Some(ctx) => ctx.dispatch(
+            &kernel(op),
+            &[hidden.gpu()?, attention_mask.gpu()?],
+            &[out.gpu()?],
+            &params(op, b, t, c)?,
+            ctx.linear_groups(b * c, 256),
+        ),
+    }
+}
+
+/// dhidden (B, T, C) += dout (B, C) * mask / count.
+pub fn mean_pooling_backward(
+    dhidden: &mut Tensor,
+    dout: &Tensor,
+    attention_mask: &Tensor<u32>,
+) -> Result<()> {
+    let op = "mean_pooling_backward";
+    let (b, t, c) = btc(op, dhidden)?;
+    dout.expect_shape(op, &[b, c])?;
+    attention_mask.expect_shape(op, &[b, t])?;
+    match dhidden.gpu_context().cloned() {
+        None => mean_pooling_backward_cpu(
+            dhidden.cpu_mut()?,
+            dout.cpu()?,
+            attention_mask.cpu()?,
+            b,
+            t,
+            c,
+        ),
+        Some(ctx) => ctx.dispatch(
+            &kernel(op),
+            &[dout.gpu()?, attention_mask.gpu()?],
+            &[dhidden.gpu()?],
+            &params(op, b, t, c)?,
+            ctx.linear_groups(product(op, &[b, t, c])?, 256),
+        ),
+    }
+}
+
+/// out (B, C) = hidden[:, 0, :].
+pub fn cls_pooling_forward(out: &mut Tensor, hidden: &Tensor) -> Result<()> {
+    let op = "cls_pooling_forward";
+    let (b, t, c) = btc(op, hidden)?;
+    out.expect_shape(op, &[b, c])?;
+    match out.gpu_context().cloned() {
+        None => cls_pooling_forward_cpu(out.cpu_mut()?, hidden.cpu()?, b, t, c),
+        Some(ctx) => {
+            if b > 0 && t == 0 {
+                return Err(Error::invalid(format!(
+                    "{op}: sequences of length 0 have no [CLS] token"
+                )));
+            }
+            ctx.dispatch(
+                &kernel(op),
+                &[hidden.gpu()?],
+                &[out.gpu()?],
+                &params(op, b, t, c)?,
+                ctx.linear_groups(b * c, 256),
+            )
+        }
+    }
+}
+
+/// dhidden[:, 0, :] += dout (B, C).
+pub fn cls_pooling_backward(dhidden: &mut Tensor, dout: &Tensor) -> Result<()> {
+    let op = "cls_pooling_backward";
+    let (b, t, c) = btc(op, dhidden)?;
+    dout.expect_shape(op, &[b, c])?;
+    match dhidden.gpu_context().cloned() {
+        None => cls_pooling_backward_cpu(dhidden.cpu_mut()?, dout.cpu()?, b, t, c),
+        Some(ctx) => {
+            if b > 0 && t == 0 {
+                return Err(Error::invalid(format!(
+                    "{op}: sequences of length 0 have no [CLS] token"
+                )));
+            }
+            ctx.dispatch(
+                &kernel(op),
+                &[dout.gpu()?],
+                &[dhidden.gpu()?],
+                &params(op, b, t, c)?,
+                ctx.linear_groups(b * c, 256),
+            )
+        }
+    }
 }

@@ -4,8 +4,11 @@
 //!   (`torch.nn.functional.cosine_similarity`, eps = 1e-8, which clamps each norm separately).
 //! A query-against-many similarity matrix is `l2_normalize` of both sides followed by a matmul.
 
-use crate::ops::length_check::{expect_len, product};
-use crate::Result;
+use crate::device::Kernel;
+use crate::ops::length_check::{as_u32, expect_len, product};
+use crate::ops::shaders;
+use crate::tensor::Tensor;
+use crate::{Error, Result};
 
 /// `torch.nn.functional.normalize`'s default eps.
 pub const NORMALIZE_EPS: f32 = 1e-12;
@@ -153,4 +156,125 @@ pub fn cosine_similarity_backward_cpu(
         }
     }
     Ok(())
+}
+
+// ---- on a device (CPU or GPU) -------------------------------------------------------------
+
+fn kernel(entry: &'static str) -> Kernel {
+    Kernel {
+        shader: &shaders::SIMILARITY,
+        entry,
+    }
+}
+
+fn rows(op: &str, x: &Tensor) -> Result<(usize, usize)> {
+    match x.shape() {
+        &[n, c] => Ok((n, c)),
+        other => Err(Error::shape(format!("{op}: {}", x.name()), "(N, C)", other)),
+    }
+}
+
+fn params(op: &str, n: usize, c: usize, eps: f32) -> Result<SimilarityParams> {
+    Ok(SimilarityParams {
+        n: as_u32(op, n)?,
+        c: as_u32(op, c)?,
+        eps,
+        _pad: 0,
+    })
+}
+
+/// out (N, C) = inp / max(||inp||, 1e-12) per row; norms (N) kept for the backward.
+pub fn l2_normalize_forward(out: &mut Tensor, norms: &mut Tensor, inp: &Tensor) -> Result<()> {
+    let op = "l2_normalize_forward";
+    let (n, c) = rows(op, inp)?;
+    out.expect_shape(op, &[n, c])?;
+    norms.expect_shape(op, &[n])?;
+    match out.gpu_context().cloned() {
+        None => l2_normalize_forward_cpu(out.cpu_mut()?, norms.cpu_mut()?, inp.cpu()?, n, c),
+        Some(ctx) => ctx.dispatch(
+            &kernel(op),
+            &[inp.gpu()?],
+            &[out.gpu()?, norms.gpu()?],
+            &params(op, n, c, NORMALIZE_EPS)?,
+            ctx.linear_groups(n, 1),
+        ),
+    }
+}
+
+/// dinp (N, C) += the gradient through the normalization.
+pub fn l2_normalize_backward(
+    dinp: &mut Tensor,
+    dout: &Tensor,
+    out: &Tensor,
+    norms: &Tensor,
+) -> Result<()> {
+    let op = "l2_normalize_backward";
+    let (n, c) = rows(op, out)?;
+    dinp.expect_shape(op, &[n, c])?;
+    dout.expect_shape(op, &[n, c])?;
+    norms.expect_shape(op, &[n])?;
+    match dinp.gpu_context().cloned() {
+        None => {
+            l2_normalize_backward_cpu(dinp.cpu_mut()?, dout.cpu()?, out.cpu()?, norms.cpu()?, n, c)
+        }
+        Some(ctx) => ctx.dispatch(
+            &kernel(op),
+            &[dout.gpu()?, out.gpu()?, norms.gpu()?],
+            &[dinp.gpu()?],
+            &params(op, n, c, NORMALIZE_EPS)?,
+            ctx.linear_groups(n, 1),
+        ),
+    }
+}
+
+/// out (N) = cosine similarity of the rows of a (N, C) and b (N, C).
+pub fn cosine_similarity_forward(out: &mut Tensor, a: &Tensor, b: &Tensor) -> Result<()> {
+    let op = "cosine_similarity_forward";
+    let (n, c) = rows(op, a)?;
+    b.expect_shape(op, &[n, c])?;
+    out.expect_shape(op, &[n])?;
+    match out.gpu_context().cloned() {
+        None => cosine_similarity_forward_cpu(out.cpu_mut()?, a.cpu()?, b.cpu()?, n, c),
+        Some(ctx) => ctx.dispatch(
+            &kernel(op),
+            &[a.gpu()?, b.gpu()?],
+            &[out.gpu()?],
+            &params(op, n, c, COSINE_EPS)?,
+            ctx.linear_groups(n, 1),
+        ),
+    }
+}
+
+/// da, db (N, C) += the gradient of the similarities given dout (N).
+pub fn cosine_similarity_backward(
+    da: &mut Tensor,
+    db: &mut Tensor,
+    dout: &Tensor,
+    a: &Tensor,
+    b: &Tensor,
+) -> Result<()> {
+    let op = "cosine_similarity_backward";
+    let (n, c) = rows(op, a)?;
+    b.expect_shape(op, &[n, c])?;
+    da.expect_shape(op, &[n, c])?;
+    db.expect_shape(op, &[n, c])?;
+    dout.expect_shape(op, &[n])?;
+    match da.gpu_context().cloned() {
+        None => cosine_similarity_backward_cpu(
+            da.cpu_mut()?,
+            db.cpu_mut()?,
+            dout.cpu()?,
+            a.cpu()?,
+            b.cpu()?,
+            n,
+            c,
+        ),
+        Some(ctx) => ctx.dispatch(
+            &kernel(op),
+            &[dout.gpu()?, a.gpu()?, b.gpu()?],
+            &[da.gpu()?, db.gpu()?],
+            &params(op, n, c, COSINE_EPS)?,
+            ctx.linear_groups(n, 1),
+        ),
+    }
 }
