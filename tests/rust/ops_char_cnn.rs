@@ -311,3 +311,116 @@ fn wgsl_validates_within_webgpu_limits() {
         std::mem::size_of::<CharCnnParams>()
     );
 }
+
+mod op_checks;
+
+#[test]
+fn gpu_matches_cpu() {
+    use webnlu::Tensor;
+    let gpu = op_checks::gpu();
+    // (tokens, chars, embed, [(width, filters)]): odd sizes, one token, ELMo-like widths, empty
+    let cases: [(usize, usize, usize, &[(usize, usize)]); 3] = [
+        (1, 5, 1, &[(1, 1), (5, 2)]),
+        (7, 50, 16, &[(1, 4), (2, 8), (3, 16), (4, 32), (5, 64)]),
+        (0, 6, 3, &[(2, 3)]),
+    ];
+    for (act, (n, w, e, widths)) in [
+        CharCnnActivation::Tanh,
+        CharCnnActivation::Relu,
+        CharCnnActivation::Tanh,
+    ]
+    .into_iter()
+    .zip(cases)
+    {
+        let total: usize = widths.iter().map(|&(_, f)| f).sum();
+        let chars = random_values(n as u64 + 1, n * w * e, -1.0, 1.0);
+        let cg = Tensor::from_vec(&gpu, &[n, w, e], chars.clone(), "chars").unwrap();
+        let dy = random_values(5, n * total, -1.0, 1.0);
+        let dyg = Tensor::from_vec(&gpu, &[n, total], dy.clone(), "dy").unwrap();
+        let mut out = vec![0.0; n * total];
+        let mut outg = Tensor::zeros(&gpu, &[n, total], "out").unwrap();
+        let mut dchars = vec![0.0; n * w * e];
+        let mut dcg = Tensor::zeros(&gpu, &[n, w, e], "dchars").unwrap();
+        let mut col = 0;
+        let mut per_width = vec![];
+        for (i, &(k, f)) in widths.iter().enumerate() {
+            let wt = random_values(10 + i as u64, f * e * k, -0.5, 0.5);
+            let bias = random_values(20 + i as u64, f, -0.5, 0.5);
+            let s = CharConvShape {
+                n,
+                chars: w,
+                embed: e,
+                width: k,
+                filters: f,
+                out_stride: total,
+                out_col: col,
+            };
+            let mut argmax = vec![0u32; n * f];
+            char_conv_max_forward_cpu(&mut out, &mut argmax, &chars, &wt, &bias, act, &s).unwrap();
+            let wg = Tensor::from_vec(&gpu, &[f, e, k], wt.clone(), "w").unwrap();
+            let bg = Tensor::from_vec(&gpu, &[f], bias.clone(), "b").unwrap();
+            let mut ag = Tensor::<u32>::zeros(&gpu, &[n, f], "argmax").unwrap();
+            char_conv_max_forward(&mut outg, &mut ag, &cg, &wg, &bg, act, col).unwrap();
+            // random data: no near-ties, so both pick the same window
+            assert_eq!(ag.to_vec_blocking().unwrap(), argmax, "argmax width {k}");
+            per_width.push((s, wt, argmax, wg, ag));
+            col += f;
+        }
+        // same arithmetic order per filter (e outer, k inner); tanh may differ by an ulp
+        op_checks::assert_close(
+            "char_cnn out",
+            &op_checks::download(&outg),
+            &out,
+            1e-5,
+            1e-5,
+        );
+        for (s, wt, argmax, wg, ag) in &per_width {
+            let (mut dw, mut db) = (vec![0.0; wt.len()], vec![0.0; s.filters]);
+            char_conv_max_backward_cpu(
+                &mut dchars,
+                &mut dw,
+                &mut db,
+                &dy,
+                &out,
+                argmax,
+                &chars,
+                wt,
+                act,
+                s,
+            )
+            .unwrap();
+            let (mut dwg, mut dbg) = (
+                Tensor::zeros(&gpu, &[s.filters, e, s.width], "dw").unwrap(),
+                Tensor::zeros(&gpu, &[s.filters], "db").unwrap(),
+            );
+            char_conv_max_backward(
+                &mut dcg, &mut dwg, &mut dbg, &dyg, &outg, ag, &cg, wg, act, s.out_col,
+            )
+            .unwrap();
+            // sums over up to 7 tokens in the same order
+            op_checks::assert_close(
+                "char_cnn dweight",
+                &op_checks::download(&dwg),
+                &dw,
+                1e-5,
+                1e-4,
+            );
+            op_checks::assert_close(
+                "char_cnn dbias",
+                &op_checks::download(&dbg),
+                &db,
+                1e-5,
+                1e-4,
+            );
+        }
+        // dchars: the GPU gathers per position over filters, the CPU scatters filter by filter
+        // (another summation order over up to 124 terms)
+        op_checks::assert_close(
+            "char_cnn dchars",
+            &op_checks::download(&dcg),
+            &dchars,
+            1e-5,
+            1e-4,
+        );
+    }
+}

@@ -106,3 +106,46 @@ fn wgsl_validates_within_webgpu_limits() {
         std::mem::size_of::<HighwayParams>()
     );
 }
+
+mod op_checks;
+
+#[test]
+fn gpu_matches_cpu() {
+    use webnlu::Tensor;
+    let gpu = op_checks::gpu();
+    for (n, d) in [(1usize, 1usize), (7, 13), (3, 120), (0, 4)] {
+        let x = random_values(n as u64, n * d, -1.0, 1.0);
+        let w = random_values(2, 2 * d * d, -0.3, 0.3);
+        let b = random_values(3, 2 * d, -0.5, 0.5);
+        let dy = random_values(4, n * d, -1.0, 1.0);
+        let (mut y, mut proj) = (vec![0.0; n * d], vec![0.0; n * 2 * d]);
+        highway_forward_cpu(&mut y, &mut proj, &x, &w, &b, n, d).unwrap();
+        let (mut dx, mut dw, mut db) = (vec![0.1; n * d], vec![0.1; 2 * d * d], vec![0.1; 2 * d]);
+        highway_backward_cpu(&mut dx, &mut dw, &mut db, &dy, &x, &proj, &w, n, d).unwrap();
+        let t =
+            |shape: &[usize], v: &[f32]| Tensor::from_vec(&gpu, shape, v.to_vec(), "t").unwrap();
+        let (xg, wg, bg, dyg) = (
+            t(&[n, d], &x),
+            t(&[2 * d, d], &w),
+            t(&[2 * d], &b),
+            t(&[n, d], &dy),
+        );
+        let (mut yg, mut pg) = (
+            Tensor::zeros(&gpu, &[n, d], "y").unwrap(),
+            Tensor::zeros(&gpu, &[n, 2 * d], "p").unwrap(),
+        );
+        highway_forward(&mut yg, &mut pg, &xg, &wg, &bg).unwrap();
+        let (mut dxg, mut dwg, mut dbg) = (
+            t(&[n, d], &vec![0.1; n * d]),
+            t(&[2 * d, d], &vec![0.1; 2 * d * d]),
+            t(&[2 * d], &vec![0.1; 2 * d]),
+        );
+        highway_backward(&mut dxg, &mut dwg, &mut dbg, &dyg, &xg, &pg, &wg).unwrap();
+        // dot products of <= 240 terms in the same order; exp may differ by an ulp or two
+        op_checks::assert_close("highway y", &op_checks::download(&yg), &y, 1e-5, 1e-5);
+        op_checks::assert_close("highway proj", &op_checks::download(&pg), &proj, 1e-5, 1e-5);
+        op_checks::assert_close("highway dx", &op_checks::download(&dxg), &dx, 1e-5, 1e-5);
+        op_checks::assert_close("highway dw", &op_checks::download(&dwg), &dw, 1e-5, 1e-5);
+        op_checks::assert_close("highway db", &op_checks::download(&dbg), &db, 1e-5, 1e-5);
+    }
+}

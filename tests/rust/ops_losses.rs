@@ -192,3 +192,128 @@ fn wgsl_validates_within_webgpu_limits() {
         std::mem::size_of::<LossParams>()
     );
 }
+
+mod op_checks;
+
+use webnlu::Tensor;
+
+fn up(d: &webnlu::Device, shape: &[usize], v: &[f32]) -> Tensor {
+    Tensor::from_vec(d, shape, v.to_vec(), "t").unwrap()
+}
+
+#[test]
+fn gpu_matches_cpu_cross_entropy() {
+    let gpu = op_checks::gpu();
+    // odd row counts, odd vocab (not a multiple of 256, and above 256), size 1 and empty
+    for (n, v) in [(1usize, 1usize), (7, 1000), (3, 257), (0, 5), (2, 30522)] {
+        let logits = random_values(n as u64 + v as u64, n * v, -4.0, 4.0);
+        let targets: Vec<u32> = (0..n)
+            .map(|i| {
+                if i % 3 == 1 {
+                    IGNORE_INDEX
+                } else {
+                    ((i * 7919) % v) as u32
+                }
+            })
+            .collect();
+        let (mut l, mut s) = (vec![0.0; n], vec![0.0; n]);
+        cross_entropy_forward_cpu(&mut l, &mut s, &logits, &targets, IGNORE_INDEX, n, v).unwrap();
+        let (count, scale) = {
+            let c = targets.iter().filter(|&&t| t != IGNORE_INDEX).count();
+            (c, if c > 0 { 1.0 / c as f32 } else { 0.0 })
+        };
+        let mut dl = vec![0.5; n * v];
+        cross_entropy_backward_cpu(&mut dl, &logits, &s, &targets, IGNORE_INDEX, scale, n, v)
+            .unwrap();
+        let (mean, _) = mean_over_valid_cpu(&l, &targets, IGNORE_INDEX).unwrap();
+
+        let lg = up(&gpu, &[n, v], &logits);
+        let tg = Tensor::<u32>::from_vec(&gpu, &[n], targets.clone(), "targets").unwrap();
+        let (mut lo, mut se) = (
+            Tensor::zeros(&gpu, &[n], "l").unwrap(),
+            Tensor::zeros(&gpu, &[n], "s").unwrap(),
+        );
+        cross_entropy_forward(&mut lo, &mut se, &lg, &tg, IGNORE_INDEX).unwrap();
+        let mut dg = up(&gpu, &[n, v], &vec![0.5; n * v]);
+        cross_entropy_backward(&mut dg, &lg, &se, &tg, IGNORE_INDEX, scale).unwrap();
+        let mut m = Tensor::zeros(&gpu, &[2], "mean").unwrap();
+        cross_entropy_mean(&mut m, &lo, &tg, IGNORE_INDEX).unwrap();
+        // a tree reduction vs a sequential sum of up to 30522 exp terms: relative ~1e-6,
+        // logsumexp ~ 10 -> 1e-5 absolute is a few ulps
+        op_checks::assert_close(
+            &format!("ce losses n={n} v={v}"),
+            &op_checks::download(&lo),
+            &l,
+            1e-5,
+            1e-5,
+        );
+        op_checks::assert_close(
+            &format!("ce logsumexp n={n} v={v}"),
+            &op_checks::download(&se),
+            &s,
+            1e-5,
+            1e-5,
+        );
+        op_checks::assert_close(
+            &format!("ce dlogits n={n} v={v}"),
+            &op_checks::download(&dg),
+            &dl,
+            1e-6,
+            1e-5,
+        );
+        op_checks::assert_close(
+            &format!("ce mean n={n} v={v}"),
+            &op_checks::download(&m),
+            &[mean, count as f32],
+            1e-5,
+            1e-5,
+        );
+    }
+}
+
+#[test]
+fn gpu_matches_cpu_elementwise_losses() {
+    let gpu = op_checks::gpu();
+    for n in [1usize, 255, 1027, 0] {
+        let x = random_values(n as u64, n, -6.0, 6.0);
+        let y = random_values(n as u64 + 1, n, 0.0, 1.0);
+        let (xg, yg) = (up(&gpu, &[n], &x), up(&gpu, &[n], &y));
+        let scale = 1.0 / n.max(1) as f32;
+        // BCE: the GPU uses log(1 + e) for log1p(e), e = exp(-|x|) <= 1: ~1 ulp of 1 absolute
+        let mut want = vec![0.0; n];
+        bce_with_logits_forward_cpu(&mut want, &x, &y).unwrap();
+        let mut got = Tensor::zeros(&gpu, &[n], "l").unwrap();
+        bce_with_logits_forward(&mut got, &xg, &yg).unwrap();
+        op_checks::assert_close("bce forward", &op_checks::download(&got), &want, 1e-6, 1e-5);
+        let mut want = vec![0.0; n];
+        bce_with_logits_backward_cpu(&mut want, &x, &y, scale).unwrap();
+        let mut got = Tensor::zeros(&gpu, &[n], "d").unwrap();
+        bce_with_logits_backward(&mut got, &xg, &yg, scale).unwrap();
+        op_checks::assert_close(
+            "bce backward",
+            &op_checks::download(&got),
+            &want,
+            1e-7,
+            1e-5,
+        );
+        let mut want = vec![0.0; n];
+        mse_forward_cpu(&mut want, &x, &y).unwrap();
+        let mut got = Tensor::zeros(&gpu, &[n], "l").unwrap();
+        mse_forward(&mut got, &xg, &yg).unwrap();
+        op_checks::assert_close("mse forward", &op_checks::download(&got), &want, 0.0, 1e-6);
+        let mut mean_t = Tensor::zeros(&gpu, &[1], "mean").unwrap();
+        loss_mean(&mut mean_t, &got).unwrap();
+        op_checks::assert_close(
+            "loss mean",
+            &op_checks::download(&mean_t),
+            &[mean_cpu(&want)],
+            1e-5,
+            1e-5,
+        );
+        let mut want = vec![0.0; n];
+        mse_backward_cpu(&mut want, &x, &y, scale).unwrap();
+        let mut got = Tensor::zeros(&gpu, &[n], "d").unwrap();
+        mse_backward(&mut got, &xg, &yg, scale).unwrap();
+        op_checks::assert_close("mse backward", &op_checks::download(&got), &want, 0.0, 1e-6);
+    }
+}

@@ -150,3 +150,72 @@ fn wgsl_validates_within_webgpu_limits() {
         std::mem::size_of::<ClipParams>()
     );
 }
+
+mod op_checks;
+
+#[test]
+fn gpu_matches_cpu() {
+    use webnlu::Tensor;
+    let gpu = op_checks::gpu();
+    let config = AdamWConfig {
+        lr: 1e-2,
+        weight_decay: 0.1,
+        ..Default::default()
+    };
+    for n in [1usize, 1000, 4097, 0] {
+        let mut p = random_values(n as u64, n, -1.0, 1.0);
+        let (mut m, mut v) = (vec![0.0; n], vec![0.0; n]);
+        let mut pg = Tensor::from_vec(&gpu, &[n], p.clone(), "p").unwrap();
+        let (mut mg, mut vg) = (
+            Tensor::zeros(&gpu, &[n], "m").unwrap(),
+            Tensor::zeros(&gpu, &[n], "v").unwrap(),
+        );
+        for step in 1..=3 {
+            let g = random_values(100 + step, n, -1.0, 1.0);
+            adamw_step_cpu(&mut p, &mut m, &mut v, &g, &config, step).unwrap();
+            let gg = Tensor::from_vec(&gpu, &[n], g, "g").unwrap();
+            adamw_step(&mut pg, &mut mg, &mut vg, &gg, &config, step).unwrap();
+        }
+        // same operations in the same order; only sqrt/division rounding may differ (1 ulp)
+        op_checks::assert_close("adamw params", &op_checks::download(&pg), &p, 1e-6, 1e-6);
+        op_checks::assert_close("adamw m", &op_checks::download(&mg), &m, 1e-7, 1e-6);
+        op_checks::assert_close("adamw v", &op_checks::download(&vg), &v, 1e-8, 1e-6);
+    }
+    // clipping over several tensors (odd sizes, one of them empty, one spanning 2 partials)
+    for max_norm in [0.5f32, 1e6] {
+        let sizes = [1usize, 0, 5000, 37];
+        let data: Vec<Vec<f32>> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| random_values(i as u64 + 9, n, -0.1, 0.1))
+            .collect();
+        let mut cpu: Vec<Vec<f32>> = data.clone();
+        let total = {
+            let mut views: Vec<&mut [f32]> = cpu.iter_mut().map(|v| v.as_mut_slice()).collect();
+            clip_grad_norm_cpu(&mut views, max_norm).unwrap()
+        };
+        let mut tensors: Vec<Tensor> = data
+            .iter()
+            .zip(sizes)
+            .map(|(d, n)| Tensor::from_vec(&gpu, &[n], d.clone(), "g").unwrap())
+            .collect();
+        let mut norm = Tensor::zeros(&gpu, &[2], "norm").unwrap();
+        {
+            let mut refs: Vec<&mut Tensor> = tensors.iter_mut().collect();
+            clip_grad_norm(&mut norm, &mut refs, max_norm).unwrap();
+        }
+        let got = op_checks::download(&norm);
+        // f32 tree sums vs an f64 sum of ~5000 squares: relative 1e-6
+        op_checks::assert_close("total norm", &got[..1], &[total], 1e-7, 1e-5);
+        op_checks::assert_close(
+            "coefficient",
+            &got[1..],
+            &[clip_coefficient(total, max_norm)],
+            1e-7,
+            1e-5,
+        );
+        for (t, want) in tensors.iter().zip(&cpu) {
+            op_checks::assert_close("clipped grads", &op_checks::download(t), want, 1e-8, 1e-5);
+        }
+    }
+}

@@ -92,3 +92,58 @@ fn wgsl_validates_within_webgpu_limits() {
         std::mem::size_of::<PoolingParams>()
     );
 }
+
+mod op_checks;
+
+#[test]
+fn gpu_matches_cpu() {
+    use webnlu::Tensor;
+    let gpu = op_checks::gpu();
+    for (b, t, c) in [(1usize, 1usize, 1usize), (3, 7, 13), (2, 5, 300), (0, 4, 8)] {
+        let h = random_values((b * t * c) as u64, b * t * c, -1.0, 1.0);
+        let mask: Vec<u32> = (0..b * t)
+            .map(|i| if i % t < (i / t + 1) * 2 { 1 } else { 0 })
+            .collect();
+        let dout = random_values(7, b * c, -1.0, 1.0);
+        let hg = Tensor::from_vec(&gpu, &[b, t, c], h.clone(), "h").unwrap();
+        let mg = Tensor::<u32>::from_vec(&gpu, &[b, t], mask.clone(), "mask").unwrap();
+        let dg = Tensor::from_vec(&gpu, &[b, c], dout.clone(), "dout").unwrap();
+        let mut want = vec![0.0; b * c];
+        mean_pooling_forward_cpu(&mut want, &h, &mask, b, t, c).unwrap();
+        let mut got = Tensor::zeros(&gpu, &[b, c], "out").unwrap();
+        mean_pooling_forward(&mut got, &hg, &mg).unwrap();
+        // same summation order (t ascending), one division: exact up to the compiler's fma use
+        op_checks::assert_close(
+            "mean pooling",
+            &op_checks::download(&got),
+            &want,
+            1e-6,
+            1e-6,
+        );
+        let mut want = vec![0.5; b * t * c];
+        mean_pooling_backward_cpu(&mut want, &dout, &mask, b, t, c).unwrap();
+        let mut got = Tensor::from_vec(&gpu, &[b, t, c], vec![0.5; b * t * c], "dh").unwrap();
+        mean_pooling_backward(&mut got, &dg, &mg).unwrap();
+        op_checks::assert_close(
+            "mean pooling backward",
+            &op_checks::download(&got),
+            &want,
+            1e-6,
+            1e-6,
+        );
+        let mut want = vec![0.0; b * c];
+        cls_pooling_forward_cpu(&mut want, &h, b, t, c).unwrap();
+        let mut got = Tensor::zeros(&gpu, &[b, c], "out").unwrap();
+        cls_pooling_forward(&mut got, &hg).unwrap();
+        assert_eq!(op_checks::download(&got), want, "cls pooling is a copy");
+        let mut want = vec![0.5; b * t * c];
+        cls_pooling_backward_cpu(&mut want, &dout, b, t, c).unwrap();
+        let mut got = Tensor::from_vec(&gpu, &[b, t, c], vec![0.5; b * t * c], "dh").unwrap();
+        cls_pooling_backward(&mut got, &dg).unwrap();
+        assert_eq!(
+            op_checks::download(&got),
+            want,
+            "cls pooling backward is one add"
+        );
+    }
+}

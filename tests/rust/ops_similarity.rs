@@ -115,3 +115,65 @@ fn wgsl_validates_within_webgpu_limits() {
         std::mem::size_of::<SimilarityParams>()
     );
 }
+
+mod op_checks;
+
+#[test]
+fn gpu_matches_cpu() {
+    use webnlu::Tensor;
+    let gpu = op_checks::gpu();
+    for (n, c) in [(1usize, 1usize), (5, 384), (3, 1000), (0, 7), (2, 3)] {
+        let mut a = random_values((n * c) as u64, n * c, -1.0, 1.0);
+        if n > 1 {
+            a[c..2 * c].fill(0.0); // a zero row: the eps branch
+        }
+        let b = random_values((n * c) as u64 + 1, n * c, -1.0, 1.0);
+        let dy = random_values(3, n * c, -1.0, 1.0);
+        let ds = random_values(4, n, -1.0, 1.0);
+        let (ag, bg) = (
+            Tensor::from_vec(&gpu, &[n, c], a.clone(), "a").unwrap(),
+            Tensor::from_vec(&gpu, &[n, c], b.clone(), "b").unwrap(),
+        );
+        // normalize
+        let (mut y, mut norms) = (vec![0.0; n * c], vec![0.0; n]);
+        l2_normalize_forward_cpu(&mut y, &mut norms, &a, n, c).unwrap();
+        let (mut yg, mut ng) = (
+            Tensor::zeros(&gpu, &[n, c], "y").unwrap(),
+            Tensor::zeros(&gpu, &[n], "norms").unwrap(),
+        );
+        l2_normalize_forward(&mut yg, &mut ng, &ag).unwrap();
+        // tree vs sequential sum of squares of up to 1000 terms: relative 1e-6
+        op_checks::assert_close("normalize y", &op_checks::download(&yg), &y, 1e-6, 1e-5);
+        op_checks::assert_close(
+            "normalize norms",
+            &op_checks::download(&ng),
+            &norms,
+            1e-6,
+            1e-5,
+        );
+        let mut dx = vec![0.0; n * c];
+        l2_normalize_backward_cpu(&mut dx, &dy, &y, &norms, n, c).unwrap();
+        let dyg = Tensor::from_vec(&gpu, &[n, c], dy.clone(), "dy").unwrap();
+        let mut dxg = Tensor::zeros(&gpu, &[n, c], "dx").unwrap();
+        l2_normalize_backward(&mut dxg, &dyg, &yg, &ng).unwrap();
+        // the zero row gives dy / 1e-12 ~ 1e12: relative tolerance covers it
+        op_checks::assert_close("normalize dx", &op_checks::download(&dxg), &dx, 1e-5, 1e-4);
+        // cosine
+        let mut s = vec![0.0; n];
+        cosine_similarity_forward_cpu(&mut s, &a, &b, n, c).unwrap();
+        let mut sg = Tensor::zeros(&gpu, &[n], "s").unwrap();
+        cosine_similarity_forward(&mut sg, &ag, &bg).unwrap();
+        op_checks::assert_close("cosine", &op_checks::download(&sg), &s, 1e-6, 1e-5);
+        let (mut da, mut db) = (vec![0.0; n * c], vec![0.0; n * c]);
+        cosine_similarity_backward_cpu(&mut da, &mut db, &ds, &a, &b, n, c).unwrap();
+        let dsg = Tensor::from_vec(&gpu, &[n], ds.clone(), "ds").unwrap();
+        let (mut dag, mut dbg) = (
+            Tensor::zeros(&gpu, &[n, c], "da").unwrap(),
+            Tensor::zeros(&gpu, &[n, c], "db").unwrap(),
+        );
+        cosine_similarity_backward(&mut dag, &mut dbg, &dsg, &ag, &bg).unwrap();
+        // the zero row's gradient is b / (1e-8 ||b||) ~ 1e8: relative tolerance covers it
+        op_checks::assert_close("cosine da", &op_checks::download(&dag), &da, 1e-5, 1e-4);
+        op_checks::assert_close("cosine db", &op_checks::download(&dbg), &db, 1e-5, 1e-4);
+    }
+}
