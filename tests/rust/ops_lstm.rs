@@ -533,3 +533,255 @@ fn wgsl_validates_within_webgpu_limits() {
         std::mem::size_of::<LstmParams>()
     );
 }
+
+mod op_checks;
+
+/// The whole forward + backward of one direction on the GPU against the CPU, for one shape.
+fn gpu_case(s: LstmShape, lengths: &[usize], go_forward: bool, seed: u64) {
+    use webnlu::Tensor;
+    let gpu = op_checks::gpu();
+    let o = LstmOptions {
+        cell_clip: Some(CELL_CLIP),
+        proj_clip: Some(PROJ_CLIP),
+        go_forward,
+    };
+    let (b, t, c, h) = (s.batch, s.steps, s.cell, s.hidden);
+    let x = random_values(seed, b * t * s.input, -1.5, 1.5);
+    let p = Params::random(seed + 10, &s);
+    let h0 = random_values(seed + 20, b * h, -0.5, 0.5);
+    let c0 = random_values(seed + 21, b * c, -0.5, 0.5);
+    let dout = random_values(seed + 30, b * t * h, -1.0, 1.0);
+    let dhf = random_values(seed + 31, b * h, -1.0, 1.0);
+    let dcf = random_values(seed + 32, b * c, -1.0, 1.0);
+    // CPU
+    let r = run(&x, lengths, &p, &h0, &c0, &o, &s);
+    let (mut dx, mut dh0, mut dc0) = (vec![0.0; x.len()], vec![0.0; h0.len()], vec![0.0; c0.len()]);
+    let (mut dwi, mut dws, mut db, mut dwp) = (
+        vec![0.0; p.w_input.len()],
+        vec![0.0; p.w_state.len()],
+        vec![0.0; p.bias.len()],
+        vec![0.0; p.w_proj.len()],
+    );
+    lstm_backward_cpu(
+        LstmInputGrads {
+            inputs: &mut dx,
+            h_initial: &mut dh0,
+            c_initial: &mut dc0,
+        },
+        LstmWeightGrads {
+            w_input: &mut dwi,
+            w_state: &mut dws,
+            bias: &mut db,
+            w_proj: &mut dwp,
+        },
+        &dout,
+        &dhf,
+        &dcf,
+        &x,
+        LstmSavedRef {
+            gates: &r.gates,
+            cells: &r.cells,
+            projections: &r.projections,
+        },
+        &h0,
+        &c0,
+        lengths,
+        &p.view(),
+        &o,
+        &s,
+    )
+    .unwrap();
+    // GPU
+    let up = |shape: &[usize], v: &[f32]| Tensor::from_vec(&gpu, shape, v.to_vec(), "t").unwrap();
+    let zeros = |shape: &[usize]| Tensor::<f32>::zeros(&gpu, shape, "z").unwrap();
+    let (wi, ws, bias, wp) = (
+        up(&[4 * c, s.input], &p.w_input),
+        up(&[4 * c, h], &p.w_state),
+        up(&[4 * c], &p.bias),
+        up(&[h, c], &p.w_proj),
+    );
+    let weights = LstmWeightTensors {
+        w_input: &wi,
+        w_state: &ws,
+        bias: &bias,
+        w_proj: &wp,
+    };
+    let xg = up(&[b, t, s.input], &x);
+    let (h0g, c0g) = (up(&[b, h], &h0), up(&[b, c], &c0));
+    let (mut hg, mut cg) = (up(&[b, h], &h0), up(&[b, c], &c0));
+    let mut outg = zeros(&[b, t, h]);
+    let mut saved = LstmSavedTensors::new(&gpu, &s).unwrap();
+    lstm_forward(
+        &mut outg, &mut saved, &mut hg, &mut cg, &xg, lengths, &weights, &o,
+    )
+    .unwrap();
+    let tag = format!("shape {s:?} lengths {lengths:?} go_forward {go_forward}");
+    // per step: sums of <= I + H + 4 products and a C-term projection, through T steps; exp and
+    // tanh on lavapipe may differ from Rust's by an ulp or two and the errors compound mildly
+    let (abs, rel) = (2e-5, 1e-4);
+    op_checks::assert_close(
+        &format!("outputs {tag}"),
+        &op_checks::download(&outg),
+        &r.outputs,
+        abs,
+        rel,
+    );
+    op_checks::assert_close(
+        &format!("final h {tag}"),
+        &op_checks::download(&hg),
+        &r.h,
+        abs,
+        rel,
+    );
+    op_checks::assert_close(
+        &format!("final c {tag}"),
+        &op_checks::download(&cg),
+        &r.c,
+        abs,
+        rel,
+    );
+    op_checks::assert_close(
+        &format!("gates {tag}"),
+        &op_checks::download(&saved.gates),
+        &r.gates,
+        abs,
+        rel,
+    );
+    op_checks::assert_close(
+        &format!("cells {tag}"),
+        &op_checks::download(&saved.cells),
+        &r.cells,
+        abs,
+        rel,
+    );
+    op_checks::assert_close(
+        &format!("projections {tag}"),
+        &op_checks::download(&saved.projections),
+        &r.projections,
+        abs,
+        rel,
+    );
+    let (mut dxg, mut dh0g, mut dc0g) = (zeros(&[b, t, s.input]), zeros(&[b, h]), zeros(&[b, c]));
+    let (mut dwig, mut dwsg, mut dbg, mut dwpg) = (
+        zeros(&[4 * c, s.input]),
+        zeros(&[4 * c, h]),
+        zeros(&[4 * c]),
+        zeros(&[h, c]),
+    );
+    lstm_backward(
+        LstmInputGradTensors {
+            inputs: &mut dxg,
+            h_initial: &mut dh0g,
+            c_initial: &mut dc0g,
+        },
+        LstmWeightGradTensors {
+            w_input: &mut dwig,
+            w_state: &mut dwsg,
+            bias: &mut dbg,
+            w_proj: &mut dwpg,
+        },
+        &up(&[b, t, h], &dout),
+        &up(&[b, h], &dhf),
+        &up(&[b, c], &dcf),
+        &xg,
+        &saved,
+        &h0g,
+        &c0g,
+        lengths,
+        &weights,
+        &o,
+    )
+    .unwrap();
+    // weight gradients sum over B*T terms in another order than the CPU's per-row loop
+    let (abs, rel) = (5e-5, 2e-4);
+    op_checks::assert_close(
+        &format!("dinputs {tag}"),
+        &op_checks::download(&dxg),
+        &dx,
+        abs,
+        rel,
+    );
+    op_checks::assert_close(
+        &format!("dh_initial {tag}"),
+        &op_checks::download(&dh0g),
+        &dh0,
+        abs,
+        rel,
+    );
+    op_checks::assert_close(
+        &format!("dc_initial {tag}"),
+        &op_checks::download(&dc0g),
+        &dc0,
+        abs,
+        rel,
+    );
+    op_checks::assert_close(
+        &format!("dw_input {tag}"),
+        &op_checks::download(&dwig),
+        &dwi,
+        abs,
+        rel,
+    );
+    op_checks::assert_close(
+        &format!("dw_state {tag}"),
+        &op_checks::download(&dwsg),
+        &dws,
+        abs,
+        rel,
+    );
+    op_checks::assert_close(
+        &format!("dbias {tag}"),
+        &op_checks::download(&dbg),
+        &db,
+        abs,
+        rel,
+    );
+    op_checks::assert_close(
+        &format!("dw_proj {tag}"),
+        &op_checks::download(&dwpg),
+        &dwp,
+        abs,
+        rel,
+    );
+}
+
+#[test]
+fn gpu_matches_cpu_forward_and_backward() {
+    // odd sizes with unsorted, padded and zero lengths, both directions
+    let s = LstmShape {
+        batch: 3,
+        steps: 5,
+        input: 7,
+        cell: 9,
+        hidden: 5,
+    };
+    gpu_case(s, &[3, 5, 0], true, 1);
+    gpu_case(s, &[3, 5, 0], false, 2);
+    // size 1
+    let one = LstmShape {
+        batch: 1,
+        steps: 1,
+        input: 1,
+        cell: 1,
+        hidden: 1,
+    };
+    gpu_case(one, &[1], true, 3);
+    // ELMo fixture sizes (projection 16, cell 64), 2 sentences
+    let elmo = LstmShape {
+        batch: 2,
+        steps: 6,
+        input: 16,
+        cell: 64,
+        hidden: 16,
+    };
+    gpu_case(elmo, &[6, 4], false, 4);
+    // empty batch
+    let empty = LstmShape {
+        batch: 0,
+        steps: 4,
+        input: 3,
+        cell: 5,
+        hidden: 2,
+    };
+    gpu_case(empty, &[], true, 5);
+}
