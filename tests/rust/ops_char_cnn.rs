@@ -319,7 +319,8 @@ fn gpu_matches_cpu() {
     use webnlu::Tensor;
     let gpu = op_checks::gpu();
     // (tokens, chars, embed, [(width, filters)]): odd sizes, one token, ELMo-like widths, empty
-    let cases: [(usize, usize, usize, &[(usize, usize)]); 3] = [
+    type Case = (usize, usize, usize, &'static [(usize, usize)]);
+    let cases: [Case; 3] = [
         (1, 5, 1, &[(1, 1), (5, 2)]),
         (7, 50, 16, &[(1, 4), (2, 8), (3, 16), (4, 32), (5, 64)]),
         (0, 6, 3, &[(2, 3)]),

@@ -281,6 +281,7 @@ pub struct CharConvFilter<'a> {
 }
 
 /// All widths in order, concatenated along features as AllenNLP's `torch.cat(convs, dim=-1)`.
+#[allow(clippy::too_many_arguments)]
 pub fn char_cnn_forward_cpu(
     out: &mut [f32],    // (N, sum F)
     argmax: &mut [u32], // (N, sum F); width i's (N, F_i) block stored contiguously, in order

@@ -123,6 +123,7 @@ fn highway_dproj(dproj: &mut [f32], dy: &[f32], x: &[f32], proj: &[f32], d: usiz
 }
 
 /// `dinp += dy g + dproj W`, `dweight += dproj^T x`, `dbias += sum_rows dproj`.
+#[allow(clippy::too_many_arguments)]
 pub fn highway_backward_cpu(
     dinp: &mut [f32],    // (N, D) accumulated
     dweight: &mut [f32], // (2D, D) accumulated

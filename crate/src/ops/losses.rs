@@ -79,6 +79,7 @@ pub fn cross_entropy_forward_cpu(
 
 /// `dlogits[n, j] += scale * (softmax(logits[n])_j - [j == targets[n]])`; ignored rows get nothing.
 /// `scale` is the gradient of the reduced loss per row loss (`1 / count` for the mean).
+#[allow(clippy::too_many_arguments)]
 pub fn cross_entropy_backward_cpu(
     dlogits: &mut [f32], // (N, V) accumulated
     logits: &[f32],      // (N, V)

@@ -26,6 +26,10 @@
 //! pass zeros for stateless use. Recurrent dropout (AllenNLP's `recurrent_dropout_probability`,
 //! 0 in ELMo) is not part of this op.
 
+// The CPU loops index several parallel arrays (gates, cells, weights) with one counter, as the
+// equations are written; iterator chains would hide that.
+#![allow(clippy::needless_range_loop)]
+
 use crate::device::Kernel;
 use crate::ops::length_check::{expect_len, product};
 use crate::ops::shaders;
@@ -200,7 +204,27 @@ fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 
-/// AllenNLP's `(w_input (4C, I), w_state (4C, H), bias (4C), w_proj (H, C))` from one TF
+/// Owned LSTM weights in AllenNLP's layout, as converted from a TF checkpoint.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LstmWeightsOwned {
+    pub w_input: Vec<f32>, // (4C, I)
+    pub w_state: Vec<f32>, // (4C, H)
+    pub bias: Vec<f32>,    // (4C)
+    pub w_proj: Vec<f32>,  // (H, C)
+}
+
+impl LstmWeightsOwned {
+    pub fn view(&self) -> LstmWeights<'_> {
+        LstmWeights {
+            w_input: &self.w_input,
+            w_state: &self.w_state,
+            bias: &self.bias,
+            w_proj: &self.w_proj,
+        }
+    }
+}
+
+/// AllenNLP's weights `(w_input (4C, I), w_state (4C, H), bias (4C), w_proj (H, C))` from one TF
 /// `LSTMCell` (`W_0`, `B`, `W_P_0`): transpose, split input/recurrent columns, reorder gates
 /// `[i, j, f, o]` -> `[i, f, j, o]`, add 1.0 to the forget bias (`elmo_lstm.py`, `load_weights`).
 pub fn lstm_weights_from_tensorflow(
@@ -210,7 +234,7 @@ pub fn lstm_weights_from_tensorflow(
     input: usize,
     cell: usize,
     hidden: usize,
-) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>)> {
+) -> Result<LstmWeightsOwned> {
     let op = "lstm_weights_from_tensorflow";
     let c4 = product(op, &[4, cell])?;
     expect_len(op, "W_0", w_0.len(), product(op, &[input + hidden, c4])?)?;
@@ -242,11 +266,17 @@ pub fn lstm_weights_from_tensorflow(
             w_proj[h * cell + c] = w_p_0[c * hidden + h];
         }
     }
-    Ok((w_input, w_state, bias, w_proj))
+    Ok(LstmWeightsOwned {
+        w_input,
+        w_state,
+        bias,
+        w_proj,
+    })
 }
 
 /// Runs one direction over the batch. `h_state`/`c_state` hold the initial state on entry and
 /// the final state on return (each row's state after its last active step).
+#[allow(clippy::too_many_arguments)]
 pub fn lstm_forward_cpu(
     outputs: &mut [f32], // (B, T, H) zero past each length
     saved: LstmSaved,    // gates (B, T, 4C), cells (B, T, C), projections (B, T, H)

@@ -71,11 +71,12 @@ impl AdamWConfig {
         if step == 0 {
             return Err(Error::invalid("adamw: steps count from 1"));
         }
-        let ok = |x: f32| x.is_finite();
-        if !(ok(self.lr) && ok(self.eps) && ok(self.weight_decay))
-            || !(0.0..1.0).contains(&self.beta1)
-            || !(0.0..1.0).contains(&self.beta2)
-        {
+        let valid = self.lr.is_finite()
+            && self.eps.is_finite()
+            && self.weight_decay.is_finite()
+            && (0.0..1.0).contains(&self.beta1)
+            && (0.0..1.0).contains(&self.beta2);
+        if !valid {
             return Err(Error::invalid(format!(
                 "adamw: bad hyper-parameters {self:?}"
             )));
@@ -141,7 +142,7 @@ pub fn clip_coefficient(total_norm: f32, max_norm: f32) -> f32 {
 /// `torch.nn.utils.clip_grad_norm_(grads, max_norm)`: scales every gradient in place by the
 /// clip coefficient and returns the total norm before clipping.
 pub fn clip_grad_norm_cpu(grads: &mut [&mut [f32]], max_norm: f32) -> Result<f32> {
-    if !(max_norm >= 0.0) {
+    if max_norm.is_nan() || max_norm < 0.0 {
         return Err(Error::invalid(format!(
             "clip_grad_norm: max_norm {max_norm} must be >= 0"
         )));
@@ -229,7 +230,7 @@ pub fn clip_grad_norm(
 ) -> Result<()> {
     let op = "clip_grad_norm";
     norm_out.expect_shape(op, &[2])?;
-    if !(max_norm >= 0.0) {
+    if max_norm.is_nan() || max_norm < 0.0 {
         return Err(Error::invalid(format!(
             "{op}: max_norm {max_norm} must be >= 0"
         )));

@@ -1,7 +1,8 @@
 //! L2 normalization of rows and the cosine similarity of paired rows, with backward.
 //! - `l2_normalize`: `y = x / max(||x||, 1e-12)` (`torch.nn.functional.normalize`, p = 2, eps = 1e-12).
 //! - `cosine_similarity`: `a.b / (max(||a||, 1e-8) max(||b||, 1e-8))`
-//!   (`torch.nn.functional.cosine_similarity`, eps = 1e-8, which clamps each norm separately).
+//!   (`torch.nn.functional.cosine_similarity`, eps = 1e-8, each norm clamped separately).
+//!
 //! A query-against-many similarity matrix is `l2_normalize` of both sides followed by a matmul.
 
 use crate::device::Kernel;
@@ -44,10 +45,10 @@ pub fn l2_normalize_forward_cpu(
     expect_len(op, "out", out.len(), product(op, &[n, c])?)?;
     expect_len(op, "norms", norms.len(), n)?;
     expect_len(op, "inp", inp.len(), n * c)?;
-    for row in 0..n {
+    for (row, norm_out) in norms.iter_mut().enumerate() {
         let x = &inp[row * c..(row + 1) * c];
         let norm = dot(x, x).sqrt();
-        norms[row] = norm;
+        *norm_out = norm;
         let denom = norm.max(NORMALIZE_EPS);
         out[row * c..(row + 1) * c]
             .iter_mut()
@@ -73,10 +74,9 @@ pub fn l2_normalize_backward_cpu(
     expect_len(op, "dout", dout.len(), nc)?;
     expect_len(op, "out", out.len(), nc)?;
     expect_len(op, "norms", norms.len(), n)?;
-    for row in 0..n {
+    for (row, &norm) in norms.iter().enumerate() {
         let r = row * c..(row + 1) * c;
         let (y, dy) = (&out[r.clone()], &dout[r.clone()]);
-        let norm = norms[row];
         let dx = &mut dinp[r];
         if norm > NORMALIZE_EPS {
             let y_dot_dy = dot(y, dy);
