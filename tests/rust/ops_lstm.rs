@@ -787,3 +787,68 @@ fn gpu_matches_cpu_forward_and_backward() {
     };
     gpu_case(empty, &[], true, 5);
 }
+
+#[test]
+fn tensor_api_on_the_cpu_device_is_the_slice_api_and_checks_shapes() {
+    use webnlu::{Device, Tensor};
+    let s = LstmShape {
+        batch: 2,
+        steps: 3,
+        input: 2,
+        cell: 3,
+        hidden: 2,
+    };
+    let o = options(false);
+    let p = Params::random(60, &s);
+    let x = random_values(61, 2 * 3 * 2, -1.0, 1.0);
+    let lengths = [2, 3];
+    let zeros_h = vec![0.0; 4];
+    let zeros_c = vec![0.0; 6];
+    let r = run(&x, &lengths, &p, &zeros_h, &zeros_c, &o, &s);
+    let cpu = Device::Cpu;
+    let up = |shape: &[usize], v: &[f32]| Tensor::from_vec(&cpu, shape, v.to_vec(), "t").unwrap();
+    let (wi, ws, bias, wp) = (
+        up(&[12, 2], &p.w_input),
+        up(&[12, 2], &p.w_state),
+        up(&[12], &p.bias),
+        up(&[2, 3], &p.w_proj),
+    );
+    let weights = LstmWeightTensors {
+        w_input: &wi,
+        w_state: &ws,
+        bias: &bias,
+        w_proj: &wp,
+    };
+    let xt = up(&[2, 3, 2], &x);
+    let (mut h, mut c) = (up(&[2, 2], &zeros_h), up(&[2, 3], &zeros_c));
+    let mut out = Tensor::zeros(&cpu, &[2, 3, 2], "out").unwrap();
+    let mut saved = LstmSavedTensors::new(&cpu, &s).unwrap();
+    lstm_forward(
+        &mut out, &mut saved, &mut h, &mut c, &xt, &lengths, &weights, &o,
+    )
+    .unwrap();
+    assert_eq!(out.to_vec_blocking().unwrap(), r.outputs);
+    assert_eq!(h.to_vec_blocking().unwrap(), r.h);
+    // shape errors name the op and the tensor
+    let mut wrong = Tensor::zeros(&cpu, &[2, 3, 3], "wrong_outputs").unwrap();
+    let err = lstm_forward(
+        &mut wrong, &mut saved, &mut h, &mut c, &xt, &lengths, &weights, &o,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("lstm_forward: wrong_outputs"),
+        "{err}"
+    );
+    let err = lstm_forward(
+        &mut out,
+        &mut saved,
+        &mut h,
+        &mut c,
+        &xt,
+        &[2, 4],
+        &weights,
+        &o,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("length 4 of row 1"), "{err}");
+}

@@ -89,6 +89,9 @@ impl CharConvShape {
         self.chars + 1 - self.width
     }
     fn check(&self, op: &str) -> Result<()> {
+        if self.embed == 0 {
+            return Err(Error::invalid(format!("{op}: character embedding width 0")));
+        }
         if self.width == 0 || self.width > self.chars {
             return Err(Error::invalid(format!(
                 "{op}: filter width {} does not fit {} characters per token",

@@ -604,6 +604,11 @@ pub fn lstm_shape(op: &str, inputs: &Tensor, weights: &LstmWeightTensors) -> Res
             ))
         }
     };
+    if cell == 0 || hidden == 0 {
+        return Err(Error::invalid(format!(
+            "{op}: cell size {cell} and projection size {hidden} must be >= 1"
+        )));
+    }
     weights.w_input.expect_shape(op, &[4 * cell, input])?;
     weights.w_state.expect_shape(op, &[4 * cell, hidden])?;
     weights.bias.expect_shape(op, &[4 * cell])?;
