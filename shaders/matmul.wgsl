@@ -11,7 +11,8 @@
 // k, the workgroup stages a 64 x 16 tile of A and a 16 x 64 tile of B in workgroup memory
 // (2 x 4 KiB, within the 16 KiB default), laid out k-major so that each invocation reads its
 // 4 rows of A and its 4 columns of B as one vec4 each (vectorized loads) and does 16 FMAs per
-// pair. Global loads are bounds-checked (zero fill), so any m, n, k work (odd sizes, 1, 0).
+// pair. Each invocation stages one vec4 of each tile per step. Global loads are
+// bounds-checked (zero fill), so any m, n, k work (odd sizes, 1, 0).
 
 struct Params {
     m: u32,
@@ -38,9 +39,37 @@ const BK: u32 = 16u;
 @group(0) @binding(3) var<storage, read_write> mat_c: array<f32>;    // (batch, m, n)
 @group(0) @binding(4) var<uniform> params: Params;
 
-// tile_a[kk * 16 + mm / 4][mm % 4] = A(row0 + mm, k0 + kk); tile_b likewise for B(k0 + kk, col0 + nn).
+// tile_a[kk * 16 + q] = A(row0 + 4q .. 4q+3, k0 + kk); tile_b[kk * 16 + q] = B(k0 + kk, col0 + 4q .. 4q+3).
 var<workgroup> tile_a: array<vec4<f32>, 256>;  // (BK, BM / 4)
 var<workgroup> tile_b: array<vec4<f32>, 256>;  // (BK, BN / 4)
+
+// A(r, kk) of batch entry `off`, zero outside (m, k).
+fn load_a(off: u32, r: u32, kk: u32) -> f32 {
+    if (r >= params.m || kk >= params.k) { return 0.0; }
+    if (params.trans_a == 0u) { return mat_a[off + r * params.k + kk]; }
+    return mat_a[off + kk * params.m + r];
+}
+
+// B(kk, c) of batch entry `off`, zero outside (k, n).
+fn load_b(off: u32, kk: u32, c: u32) -> f32 {
+    if (c >= params.n || kk >= params.k) { return 0.0; }
+    if (params.trans_b == 0u) { return mat_b[off + kk * params.n + c]; }
+    return mat_b[off + c * params.k + kk];
+}
+
+// Epilogue for one row of this invocation's 4 x 4 block: alpha, bias, accumulate, bounds.
+fn store_row(c_off: u32, r: u32, c0: u32, v: vec4<f32>) {
+    if (r >= params.m) { return; }
+    for (var j = 0u; j < 4u; j++) {
+        let c = c0 + j;
+        if (c >= params.n) { return; }
+        let at = c_off + r * params.n + c;
+        var x = params.alpha * v[j];
+        if (params.has_bias != 0u) { x += bias[c]; }
+        if (params.accumulate != 0u) { x += mat_c[at]; }
+        mat_c[at] = x;
+    }
+}
 
 @compute @workgroup_size(16, 16)
 fn matmul_forward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
@@ -53,67 +82,48 @@ fn matmul_forward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgro
     let b_off = wid.z * params.b_batch_stride;
     let c_off = wid.z * params.m * params.n;
 
-    var acc: array<vec4<f32>, 4>;   // acc[i][j] = C(row0 + ty*4 + i, col0 + tx*4 + j)
-    for (var k0 = 0u; k0 < params.k; k0 += BK) {
-        // Each of the 256 invocations stages 4 elements of each tile; consecutive invocations
-        // read consecutive addresses of the stored layout.
-        for (var s = 0u; s < 4u; s++) {
-            let idx = t + s * 256u;
-            var mm: u32;
-            var ka: u32;
-            if (params.trans_a == 0u) { ka = idx % BK; mm = idx / BK; } else { mm = idx % BM; ka = idx / BM; }
-            let ar = row0 + mm;
-            let ak = k0 + ka;
-            var av = 0.0;
-            if (ar < params.m && ak < params.k) {
-                if (params.trans_a == 0u) {
-                    av = mat_a[a_off + ar * params.k + ak];
-                } else {
-                    av = mat_a[a_off + ak * params.m + ar];
-                }
-            }
-            tile_a[ka * 16u + mm / 4u][mm % 4u] = av;
+    // Which tile slot this invocation fills: the mapping follows the stored layout so that
+    // neighbouring invocations read neighbouring addresses (coalesced on real GPUs).
+    var a_kk: u32;
+    var a_q: u32;
+    if (params.trans_a == 0u) { a_kk = t % BK; a_q = t / BK; } else { a_kk = t / 16u; a_q = t % 16u; }
+    var b_kk: u32;
+    var b_q: u32;
+    if (params.trans_b == 0u) { b_kk = t / 16u; b_q = t % 16u; } else { b_kk = t % BK; b_q = t / BK; }
 
-            var nn: u32;
-            var kb: u32;
-            if (params.trans_b == 0u) { nn = idx % BN; kb = idx / BN; } else { kb = idx % BK; nn = idx / BK; }
-            let bc = col0 + nn;
-            let bk = k0 + kb;
-            var bv = 0.0;
-            if (bc < params.n && bk < params.k) {
-                if (params.trans_b == 0u) {
-                    bv = mat_b[b_off + bk * params.n + bc];
-                } else {
-                    bv = mat_b[b_off + bc * params.k + bk];
-                }
-            }
-            tile_b[kb * 16u + nn / 4u][nn % 4u] = bv;
-        }
+    var acc0 = vec4<f32>(0.0);      // C(row0 + ty*4 + 0, col0 + tx*4 .. +3)
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    for (var k0 = 0u; k0 < params.k; k0 += BK) {
+        let ar = row0 + a_q * 4u;
+        let ak = k0 + a_kk;
+        tile_a[a_kk * 16u + a_q] = vec4<f32>(load_a(a_off, ar, ak), load_a(a_off, ar + 1u, ak),
+                                             load_a(a_off, ar + 2u, ak), load_a(a_off, ar + 3u, ak));
+        let bc = col0 + b_q * 4u;
+        let bk = k0 + b_kk;
+        tile_b[b_kk * 16u + b_q] = vec4<f32>(load_b(b_off, bk, bc), load_b(b_off, bk, bc + 1u),
+                                             load_b(b_off, bk, bc + 2u), load_b(b_off, bk, bc + 3u));
         workgroupBarrier();
         for (var kk = 0u; kk < BK; kk++) {
-            let a4 = tile_a[kk * 16u + ty];   // A(rows ty*4..+3, kk)
-            let b4 = tile_b[kk * 16u + tx];   // B(kk, cols tx*4..+3)
-            acc[0] = fma(vec4<f32>(a4.x), b4, acc[0]);
-            acc[1] = fma(vec4<f32>(a4.y), b4, acc[1]);
-            acc[2] = fma(vec4<f32>(a4.z), b4, acc[2]);
-            acc[3] = fma(vec4<f32>(a4.w), b4, acc[3]);
+            let a4 = tile_a[kk * 16u + ty];   // A(rows ty*4..+3, kk): one vec4 load
+            let b4 = tile_b[kk * 16u + tx];   // B(kk, cols tx*4..+3): one vec4 load
+            // Multiply-add, not fma(): GPU compilers fuse it anyway, while a software
+            // rasterizer without FMA codegen (llvmpipe) would call a library fmaf per lane.
+            acc0 += a4.x * b4;
+            acc1 += a4.y * b4;
+            acc2 += a4.z * b4;
+            acc3 += a4.w * b4;
         }
         workgroupBarrier();
     }
 
-    for (var i = 0u; i < 4u; i++) {
-        let r = row0 + ty * 4u + i;
-        if (r >= params.m) { break; }
-        for (var j = 0u; j < 4u; j++) {
-            let c = col0 + tx * 4u + j;
-            if (c >= params.n) { break; }
-            let at = c_off + r * params.n + c;
-            var v = params.alpha * acc[i][j];
-            if (params.has_bias != 0u) { v += bias[c]; }
-            if (params.accumulate != 0u) { v += mat_c[at]; }
-            mat_c[at] = v;
-        }
-    }
+    let r = row0 + ty * 4u;
+    let c0 = col0 + tx * 4u;
+    store_row(c_off, r, c0, acc0);
+    store_row(c_off, r + 1u, c0, acc1);
+    store_row(c_off, r + 2u, c0, acc2);
+    store_row(c_off, r + 3u, c0, acc3);
 }
 
 // dbias (n) += sum over rows r < params.m (= batch * m) of dout (rows, n). One invocation per

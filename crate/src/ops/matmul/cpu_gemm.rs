@@ -172,8 +172,46 @@ unsafe fn gemm_block(
     alpha: f32,
 ) {
     let kernel = pick_microkernel();
-    let mut packed_a = vec![0.0f32; MC.div_ceil(MR) * MR * KC];
-    let mut packed_b = vec![0.0f32; NC.div_ceil(NR) * NR * KC];
+    // Packing buffers sized to this call (small per-head products need little), reused across
+    // calls on the same thread: allocating and zeroing 2 MiB per call dominated small shapes.
+    let kc_max = KC.min(k);
+    let a_len = MC.min(rows.len()).div_ceil(MR) * MR * kc_max;
+    let b_len = NC.min(cols.len()).div_ceil(NR) * NR * kc_max;
+    PACK_BUFFERS.with(|buffers| {
+        let (packed_a, packed_b) = &mut *buffers.borrow_mut();
+        if packed_a.len() < a_len {
+            packed_a.resize(a_len, 0.0);
+        }
+        if packed_b.len() < b_len {
+            packed_b.resize(b_len, 0.0);
+        }
+        gemm_block_packed(out, a, b, rows, cols, k, alpha, kernel, packed_a, packed_b);
+    });
+}
+
+thread_local! {
+    /// (packed A block, packed B panel) of this thread.
+    static PACK_BUFFERS: std::cell::RefCell<(Vec<f32>, Vec<f32>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// [`gemm_block`] with its packing buffers.
+///
+/// # Safety
+/// As [`gemm_block`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_block_packed(
+    out: SharedOut,
+    a: MatrixView,
+    b: MatrixView,
+    rows: std::ops::Range<usize>,
+    cols: std::ops::Range<usize>,
+    k: usize,
+    alpha: f32,
+    kernel: Microkernel,
+    packed_a: &mut [f32],
+    packed_b: &mut [f32],
+) {
     let mut tile = [0.0f32; MR * NR];
     let mut jc = cols.start;
     while jc < cols.end {
@@ -181,11 +219,11 @@ unsafe fn gemm_block(
         let mut pc = 0;
         while pc < k {
             let kc = KC.min(k - pc);
-            pack_b(&mut packed_b, b, pc, kc, jc, nc);
+            pack_b(packed_b, b, pc, kc, jc, nc);
             let mut ic = rows.start;
             while ic < rows.end {
                 let mc = MC.min(rows.end - ic);
-                pack_a(&mut packed_a, a, ic, mc, pc, kc);
+                pack_a(packed_a, a, ic, mc, pc, kc);
                 for jr in (0..nc).step_by(NR) {
                     let panel_b = &packed_b[(jr / NR) * NR * kc..][..NR * kc];
                     for ir in (0..mc).step_by(MR) {

@@ -1,0 +1,3 @@
+//! Subcommands of the `webnlu` binary, one file each.
+
+pub mod bench_ops;
