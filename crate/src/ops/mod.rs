@@ -61,11 +61,20 @@
 //! (see `tests/rust/op_checks.rs` for the shared helpers).
 
 pub mod attention;
+pub mod char_cnn;
+pub mod dropout;
 pub mod elementwise;
 pub mod embedding;
+pub mod highway;
 pub mod layernorm;
+mod length_check;
+pub mod losses;
+pub mod lstm;
 pub mod matmul;
+pub mod optimizer;
+pub mod pooling;
 pub mod shaders;
+pub mod similarity;
 pub mod softmax;
 
 pub use crate::device::{GpuContext, Kernel};

@@ -24,6 +24,14 @@ shader!(LAYERNORM, "layernorm");
 shader!(SOFTMAX, "softmax");
 shader!(ATTENTION, "attention");
 shader!(EMBEDDING, "embedding");
+shader!(DROPOUT, "dropout");
+shader!(LOSSES, "losses");
+shader!(POOLING, "pooling");
+shader!(SIMILARITY, "similarity");
+shader!(OPTIMIZER, "optimizer");
+shader!(HIGHWAY, "highway");
+shader!(CHAR_CNN, "char_cnn");
+shader!(LSTM, "lstm");
 
 /// All shaders, for validation and warm-up.
 pub static ALL: &[&Shader] = &[
@@ -33,4 +41,12 @@ pub static ALL: &[&Shader] = &[
     &SOFTMAX,
     &ATTENTION,
     &EMBEDDING,
+    &DROPOUT,
+    &LOSSES,
+    &POOLING,
+    &SIMILARITY,
+    &OPTIMIZER,
+    &HIGHWAY,
+    &CHAR_CNN,
+    &LSTM,
 ];
