@@ -4,6 +4,7 @@
 //! WebAssembly (the npm package). See `../shared/design/ARCHITECTURE.md` for the layers.
 
 pub mod error;
+pub mod io;
 pub mod tokenizer;
 
 #[cfg(target_arch = "wasm32")]
