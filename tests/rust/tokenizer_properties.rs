@@ -1,0 +1,125 @@
+//! Property tests: LinMaxMatch (webnlu's WordPiece) gives exactly what greedy
+//! longest-match-first gives, on random vocabularies and random words; and the whole tokenizer
+//! never panics and returns offsets inside the text on random Unicode input.
+//! A small seeded PRNG keeps every run identical (a failure prints the seed to replay).
+
+use webnlu::tokenizer::wordpiece::{greedy_longest_match, WordPiece};
+use webnlu::tokenizer::{Tokenizer, Vocab, VocabOptions};
+
+/// SplitMix64 (Steele, Lea, Flood 2014): tiny, seedable, good enough for test data.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+}
+
+fn random_string(rng: &mut Rng, alphabet: &[char], min: usize, max: usize) -> String {
+    let n = min + rng.below(max - min + 1);
+    (0..n).map(|_| *rng.pick(alphabet)).collect()
+}
+
+#[test]
+fn linmaxmatch_equals_greedy_longest_match_first() {
+    let alphabets: [&[char]; 4] = [
+        &['a', 'b'],
+        &['a', 'b', 'c', 'd'],
+        &['a', 'b', 'é', '日', '😀'],
+        &['a', 'b', '#', 'c'], // '#' in words and tokens: "##" must still act only as the prefix
+    ];
+    let mut rng = Rng(0x5EED_0001);
+    let mut words_checked = 0;
+    for round in 0..600 {
+        let alphabet = alphabets[round % alphabets.len()];
+        // Random vocab: [UNK], some word-start pieces, some "##" continuation pieces.
+        let mut tokens = vec!["[UNK]".to_string()];
+        let size = 1 + rng.below(40);
+        for _ in 0..size {
+            let piece = random_string(&mut rng, alphabet, 1, 5);
+            let token = if rng.below(2) == 0 {
+                format!("##{piece}")
+            } else {
+                piece
+            };
+            if !tokens.contains(&token) {
+                tokens.push(token);
+            }
+        }
+        let vocab = Vocab::from_entries(
+            tokens
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (t.clone(), i as u32))
+                .collect(),
+            "random vocab",
+        )
+        .unwrap();
+        let max_chars = if round % 5 == 0 {
+            1 + rng.below(8)
+        } else {
+            100
+        };
+        let model = WordPiece::new(&vocab, "[UNK]", "##", max_chars).unwrap();
+        for _ in 0..150 {
+            let word = random_string(&mut rng, alphabet, 1, 14);
+            let want = greedy_longest_match(&vocab, model.unk_id, "##", max_chars, &word);
+            let mut got = Vec::new();
+            model.tokenize_word(word.as_bytes(), word.chars().count(), &mut got);
+            assert_eq!(
+                got, want,
+                "round {round}: word {word:?}, vocab {tokens:?}, max_chars {max_chars}"
+            );
+            words_checked += 1;
+        }
+    }
+    assert_eq!(words_checked, 600 * 150);
+}
+
+#[test]
+fn random_unicode_never_panics_and_offsets_stay_inside() {
+    let vocab = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\na\n##a\nb\n##b\né\nab\n中\n!\n";
+    let mut rng = Rng(0x5EED_0002);
+    for options in [
+        VocabOptions::default(),
+        VocabOptions {
+            lowercase: false,
+            ..VocabOptions::default()
+        },
+    ] {
+        let tokenizer = Tokenizer::from_vocab_str(vocab, &options).unwrap();
+        for _ in 0..3000 {
+            let n = rng.below(30);
+            let text: String = (0..n)
+                .map(|_| match rng.below(4) {
+                    0 => *rng.pick(&[
+                        'a', 'b', ' ', '!', '[', 'M', 'A', 'S', 'K', ']', '\u{301}', '\t',
+                    ]),
+                    1 => char::from_u32(rng.below(0x3000) as u32).unwrap_or('?'),
+                    2 => char::from_u32(0x1_0000 + rng.below(0x2_0000) as u32).unwrap_or('?'),
+                    _ => char::from_u32(rng.below(0x11_0000) as u32).unwrap_or('?'),
+                })
+                .collect();
+            let chars = text.chars().count();
+            let e = tokenizer.encode(&text).unwrap();
+            assert_eq!(e.ids.len(), e.offsets.len());
+            for &(s, t) in &e.offsets {
+                assert!(
+                    s <= t && t <= chars,
+                    "offsets ({s}, {t}) outside {chars} chars of {text:?}"
+                );
+            }
+            let decoded = tokenizer.decode(&e.ids, true).unwrap();
+            assert!(decoded.len() <= 4 * text.len() + 16);
+        }
+    }
+}
