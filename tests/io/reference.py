@@ -33,7 +33,7 @@ except ImportError as e:  # a clear message instead of a traceback
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODELS = os.path.join(ROOT, "tests", "fixtures", "models")
 OUT = os.path.join(ROOT, "tests", "fixtures", "generated", "io")
-ELMO = os.path.join(MODELS, "allennlp", "allennlp", "tests", "fixtures", "elmo")
+ELMO = os.path.join(MODELS, "elmo-fixture")
 
 
 def summary(array, dtype_name):
@@ -93,9 +93,11 @@ class RestrictedUnpickler(pickle.Unpickler):
 def tensor_array(ref, storage_bytes):
     name, np_dtype = ref.storage["type"].dtype
     values = np.frombuffer(storage_bytes, dtype=np.dtype(np_dtype).newbyteorder("<"))
-    numel = int(np.prod(ref.size)) if ref.size else 1
-    window = values[ref.offset: ref.offset + numel]
-    return name, window.reshape(ref.size)
+    # Honour storage offset and strides (some checkpoints hold transposed, non-contiguous views).
+    itemsize = values.dtype.itemsize
+    view = np.lib.stride_tricks.as_strided(
+        values[ref.offset:], shape=ref.size, strides=[s * itemsize for s in ref.stride], writeable=False)
+    return name, np.ascontiguousarray(view)
 
 
 def read_pytorch_bin(path):

@@ -7,8 +7,9 @@
 //!   protocol version (1001), a pickled sys_info dict, the pickled state_dict, a pickled list of
 //!   storage keys, then for each key in that order an i64 element count and the storage's bytes.
 //!
-//! Tensors come out as [`TensorView`]s borrowing the file's bytes. Non-contiguous tensors are
-//! refused (state_dicts saved by `save_pretrained` are contiguous).
+//! Tensors come out as [`TensorView`]s borrowing the file's bytes; strided (non-contiguous)
+//! views, such as the transposed weights of TF-converted checkpoints (rxnfp), are copied into
+//! row-major order.
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -241,6 +242,73 @@ fn check_storage_len(file: &str, storage: &StorageRef, data: &[u8]) -> Result<()
     Ok(())
 }
 
+/// Row-major strides; dimensions of extent 1 may carry any stride.
+fn is_contiguous(size: &[u64], stride: &[u64]) -> bool {
+    let mut expected = 1u64;
+    for (&extent, &step) in size.iter().zip(stride).rev() {
+        if extent != 1 && step != expected {
+            return false;
+        }
+        expected = expected.saturating_mul(extent);
+    }
+    true
+}
+
+/// Copies a strided view (for example a transposed weight, as TF-converted checkpoints hold)
+/// into row-major order. Refuses views that reach outside the storage, and views that are larger
+/// than their storage (overlapping strides), so a header cannot make us allocate unboundedly.
+fn gather_strided(
+    file: &str,
+    name: &str,
+    t: &TensorRef,
+    data: &[u8],
+    numel: usize,
+    es: usize,
+) -> Result<Vec<u8>> {
+    let storage_numel = (data.len() / es) as u64;
+    if numel == 0 {
+        return Ok(Vec::new());
+    }
+    let last = t
+        .size
+        .iter()
+        .zip(&t.stride)
+        .try_fold(t.storage_offset, |acc, (&n, &s)| {
+            acc.checked_add((n - 1).checked_mul(s)?)
+        });
+    if last.map_or(true, |l| l >= storage_numel) {
+        return Err(Error::format(
+            file,
+            format!(
+                "tensor {name}: size {:?} with stride {:?} at offset {} reaches outside its storage {} ({storage_numel} elements)",
+                t.size, t.stride, t.storage_offset, t.storage.key
+            ),
+        ));
+    }
+    if numel as u64 > storage_numel {
+        return Err(Error::unsupported(format!(
+            "{file}: tensor {name} has overlapping strides {:?} for size {:?} (more elements than its storage)",
+            t.stride, t.size
+        )));
+    }
+    let mut out = Vec::with_capacity(numel * es);
+    let mut index = vec![0u64; t.size.len()];
+    for _ in 0..numel {
+        let element =
+            t.storage_offset + index.iter().zip(&t.stride).map(|(i, s)| i * s).sum::<u64>();
+        let start = element as usize * es;
+        out.extend_from_slice(&data[start..start + es]);
+        for d in (0..index.len()).rev() {
+            index[d] += 1;
+            if index[d] < t.size[d] {
+                break;
+            }
+            index[d] = 0;
+        }
+    }
+    Ok(out)
+}
+
 fn slice_elements(data: &[u8], offset: u64, numel: u64, elem_size: u64) -> Option<&[u8]> {
     let start = usize::try_from(offset.checked_mul(elem_size)?).ok()?;
     let len = usize::try_from(numel.checked_mul(elem_size)?).ok()?;
@@ -302,33 +370,26 @@ fn collect_tensors<'a>(
             .ok_or_else(|| {
                 Error::format(file, format!("tensor {name}: size {:?} overflows", t.size))
             })?;
-        // Row-major strides; dimensions of extent 1 may carry any stride.
-        let mut expected_stride = 1u64;
-        for (dim, (&extent, &stride)) in t.size.iter().zip(&t.stride).enumerate().rev() {
-            if extent != 1 && stride != expected_stride {
-                return Err(Error::unsupported(format!(
-                    "{file}: tensor {name} is not contiguous (size {:?}, stride {:?}, dim {dim}); \
-                     save it after .contiguous()",
-                    t.size, t.stride
-                )));
-            }
-            expected_stride = expected_stride.saturating_mul(extent);
-        }
         let numel = checked_product(&size).ok_or_else(|| {
             Error::format(file, format!("tensor {name}: size {size:?} overflows"))
         })?;
-        let es = t.storage.dtype.size_in_bytes() as u64;
-        let bytes = slice_elements(data, t.storage_offset, numel as u64, es).ok_or_else(|| {
-            Error::format(
-                file,
-                format!(
-                    "tensor {name}: {numel} elements at offset {} exceed its storage {} ({} elements)",
-                    t.storage_offset,
-                    t.storage.key,
-                    data.len() as u64 / es
-                ),
-            )
-        })?;
+        let es = t.storage.dtype.size_in_bytes();
+        let storage_numel = (data.len() / es) as u64;
+        let bytes: std::borrow::Cow<'a, [u8]> = if is_contiguous(&t.size, &t.stride) {
+            slice_elements(data, t.storage_offset, numel as u64, es as u64)
+                .ok_or_else(|| {
+                    Error::format(
+                        file,
+                        format!(
+                            "tensor {name}: {numel} elements at offset {} exceed its storage {} ({storage_numel} elements)",
+                            t.storage_offset, t.storage.key
+                        ),
+                    )
+                })?
+                .into()
+        } else {
+            gather_strided(file, name, t, data, numel, es)?.into()
+        };
         tensors.push(TensorView::new(file, name, t.storage.dtype, size, bytes)?);
     }
     Ok(tensors)

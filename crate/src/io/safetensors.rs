@@ -112,7 +112,7 @@ impl<'a> SafeTensors<'a> {
             }
         }
         // File order (by offset) is the order users expect when listing.
-        tensors.sort_by_key(|t| t.data.as_ptr() as usize);
+        tensors.sort_by_key(|t| t.data.as_ptr() as usize); // all borrowed: pointer order = file order
         Ok(SafeTensors {
             file: file.to_string(),
             tensors,

@@ -65,13 +65,15 @@ impl DType {
     }
 }
 
-/// One tensor of a weight file. `data` holds numel * dtype size bytes, row-major, little endian.
+/// One tensor of a weight file. `data` holds numel * dtype size bytes, row-major, little endian:
+/// borrowed from the file where the file stores it that way, owned where a strided view had to
+/// be made contiguous.
 #[derive(Clone, Debug)]
 pub struct TensorView<'a> {
     pub name: String,
     pub dtype: DType,
     pub shape: Vec<usize>,
-    pub data: &'a [u8],
+    pub data: Cow<'a, [u8]>,
 }
 
 impl<'a> TensorView<'a> {
@@ -82,8 +84,9 @@ impl<'a> TensorView<'a> {
         name: &str,
         dtype: DType,
         shape: Vec<usize>,
-        data: &'a [u8],
+        data: impl Into<Cow<'a, [u8]>>,
     ) -> Result<Self> {
+        let data = data.into();
         let expected = checked_product(&shape)
             .and_then(|n| n.checked_mul(dtype.size_in_bytes()))
             .ok_or_else(|| {
@@ -112,16 +115,16 @@ impl<'a> TensorView<'a> {
 
     /// The F32 data as a slice without copying, when the dtype is F32 and the bytes happen to be
     /// 4-byte aligned in memory (always so for safetensors files read into a `Vec`).
-    pub fn as_f32_slice(&self) -> Option<&'a [f32]> {
+    pub fn as_f32_slice(&self) -> Option<&[f32]> {
         if self.dtype != DType::F32 || cfg!(target_endian = "big") {
             return None;
         }
-        bytemuck::try_cast_slice(self.data).ok()
+        bytemuck::try_cast_slice(&self.data).ok()
     }
 
     /// The values as f32: borrowed when possible, else converted (F16, BF16, F64, or unaligned
     /// F32). Integer and bool tensors are refused: they are ids/masks, not weights.
-    pub fn to_f32(&self) -> Result<Cow<'a, [f32]>> {
+    pub fn to_f32(&self) -> Result<Cow<'_, [f32]>> {
         if let Some(slice) = self.as_f32_slice() {
             return Ok(Cow::Borrowed(slice));
         }
@@ -155,6 +158,37 @@ impl<'a> TensorView<'a> {
             }
         };
         Ok(Cow::Owned(values))
+    }
+}
+
+impl TensorView<'_> {
+    /// The values of an integer or bool tensor (buffers such as `position_ids`).
+    pub fn to_i64(&self) -> Result<Vec<i64>> {
+        let size = self.dtype.size_in_bytes();
+        let signed = match self.dtype {
+            DType::I64 | DType::I32 | DType::I16 | DType::I8 => true,
+            DType::U8 | DType::Bool => false,
+            other => {
+                return Err(Error::shape(
+                    format!("tensor {} (converting to integers)", self.name),
+                    "an integer dtype",
+                    other,
+                ))
+            }
+        };
+        Ok(self
+            .data
+            .chunks_exact(size)
+            .map(|b| {
+                let mut raw = [if signed && b[size - 1] & 0x80 != 0 {
+                    0xff
+                } else {
+                    0
+                }; 8];
+                raw[..size].copy_from_slice(b);
+                i64::from_le_bytes(raw)
+            })
+            .collect())
     }
 }
 
