@@ -111,7 +111,7 @@ impl<'a> Hdf5File<'a> {
         let (offset_size, length_size, base, root);
         match version {
             0 | 1 => {
-                r.skip(3)?; // free-space, root symbol table entry and shared header versions
+                r.skip(4)?; // free-space, root symbol table entry, reserved, shared header version
                 offset_size = r.u8()? as usize;
                 length_size = r.u8()? as usize;
                 r.skip(1 + 2 + 2 + 4)?; // reserved, group K values, consistency flags
