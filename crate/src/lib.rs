@@ -5,6 +5,7 @@
 
 pub mod device;
 pub mod error;
+pub mod io;
 pub mod ops;
 pub mod tensor;
 pub mod tokenizer;

