@@ -107,6 +107,7 @@ unsafe impl Sync for SharedOut {}
 
 /// C (m, n; row stride `ldc`) += alpha * A (m, k) @ B (k, n). C must already hold what is to be
 /// added to (zeros, the bias, or the old value when accumulating).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm_accumulate(
     c: &mut [f32],
     ldc: usize,
