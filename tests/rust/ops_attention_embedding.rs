@@ -1,6 +1,7 @@
 //! Attention (over heads, padding mask) and embedding: forward vs a direct float64 reference,
 //! GPU == CPU (odd sizes, T = 1, empty batch), backward == finite differences, race-free
 //! scatter-add with repeated ids, errors.
+#![allow(clippy::needless_range_loop)]
 
 mod op_checks;
 use op_checks::*;
@@ -60,6 +61,7 @@ fn padding_mask(b: usize, t: usize, pad: usize) -> Vec<f32> {
         .collect()
 }
 
+#[allow(clippy::too_many_arguments)]
 fn attention_run(
     device: &Device,
     qkv: &[f32],

@@ -1,5 +1,6 @@
 //! Matmul: CPU GEMM == float64 reference, GPU == CPU (odd sizes, 1, empty, transposes, batch,
 //! broadcast, bias, accumulate), backward == finite differences, shape errors.
+#![allow(clippy::needless_range_loop)]
 
 mod op_checks;
 use op_checks::*;

@@ -4,13 +4,14 @@
 //! GFLOP/s of the matmuls ((B*T, 768) x (768, 2304), (B*T, 768) x (768, 3072),
 //! (B*T, 3072) x (3072, 768), per-head Q K^T and A V) and milliseconds of the other ops, on
 //! the CPU path and the GPU path, next to numpy/OpenBLAS for the same matmuls in the same run
-//! (a `python3` child with `OPENBLAS_NUM_THREADS`; `OPENBLAS_CORETYPE`/`OPENBLAS_L2_SIZE` are
+//! (a `python3` child per shape, run just before ours, with `OPENBLAS_NUM_THREADS`; `OPENBLAS_CORETYPE`/`OPENBLAS_L2_SIZE` are
 //! removed for that child only, so OpenBLAS picks its own kernel).
 //!
 //! `--json`: one object per line, `{"op":"matmul","device":"cpu"|"gpu"|"numpy","m":..,"n":..,
 //! "k":..,"ms":..,"gflops":..}` plus `name`, `batch`, `threads` (and `shape` for non-matmul ops).
 //! On a software GPU adapter (lavapipe, SwiftShader) the GPU numbers are emulation and are
-//! labelled so in the text output and with `"gpu_software": true` in JSON.
+//! labelled so in the text output and with `"gpu_software": true` in JSON. Every time is the
+//! best of several calls (see `time_it`).
 
 use std::process::Command;
 use std::time::Instant;
@@ -149,8 +150,10 @@ fn matmul_cases(bt: usize) -> Vec<MatmulCase> {
     ]
 }
 
-/// Seconds per call: `warmup` calls, then calls until `min_seconds` and `min_reps` are reached.
-/// `finish` waits for the device (GPU) so queued work is counted.
+/// Seconds per call, the best of the timed calls: one warm-up call, then calls until
+/// `min_reps` and `min_seconds` are reached, each one waited for (GPU) and timed alone. The
+/// minimum is the number least disturbed by other processes on a shared machine; numpy is
+/// timed the same way.
 fn time_it(
     device: &Device,
     min_reps: usize,
@@ -160,20 +163,16 @@ fn time_it(
     call()?;
     finish(device)?;
     let start = Instant::now();
+    let mut best = f64::INFINITY;
     let mut reps = 0;
-    loop {
+    while reps < min_reps || start.elapsed().as_secs_f64() < min_seconds {
+        let t0 = Instant::now();
         call()?;
+        finish(device)?;
+        best = best.min(t0.elapsed().as_secs_f64());
         reps += 1;
-        if reps >= min_reps && start.elapsed().as_secs_f64() >= min_seconds {
-            break;
-        }
-        // On a GPU, wait now and then so the queue does not grow without bound.
-        if reps % 8 == 0 {
-            finish(device)?;
-        }
     }
-    finish(device)?;
-    Ok(start.elapsed().as_secs_f64() / reps as f64)
+    Ok(best)
 }
 
 fn finish(device: &Device) -> Result<()> {
@@ -282,29 +281,11 @@ pub fn run(args: &[String]) -> Result<()> {
         );
     }
 
-    // numpy/OpenBLAS yardstick for the same matmuls, single-threaded and with our thread count.
     let cases: Vec<MatmulCase> = options
         .bts
         .iter()
         .flat_map(|&bt| matmul_cases(bt))
         .collect();
-    if options.devices.contains(&DeviceChoice::Cpu) {
-        let mut numpy_threads = vec![1];
-        if cpu_threads != 1 {
-            numpy_threads.push(cpu_threads);
-        }
-        for threads in numpy_threads {
-            match numpy_matmul_seconds(&cases, threads) {
-                Ok(seconds) => {
-                    for (case, s) in cases.iter().zip(seconds) {
-                        report.matmul("numpy", threads, case, s);
-                    }
-                }
-                Err(e) => eprintln!("webnlu bench ops: numpy yardstick unavailable: {e}"),
-            }
-        }
-    }
-
     for &choice in &options.devices {
         let device = match Device::new_blocking(choice, &GpuOptions::default()) {
             Ok(device) => device,
@@ -350,6 +331,20 @@ fn bench_device(
         (3, 0.3)
     };
     for case in cases {
+        // numpy/OpenBLAS on the same shape right before ours (so both see the same machine
+        // load): single-threaded, and with our thread count.
+        if !device.is_gpu() {
+            let mut numpy_threads = vec![1];
+            if cpu_threads != 1 {
+                numpy_threads.push(cpu_threads);
+            }
+            for t in numpy_threads {
+                match numpy_matmul_seconds(std::slice::from_ref(case), t) {
+                    Ok(seconds) => report.matmul("numpy", t, case, seconds[0]),
+                    Err(e) => eprintln!("webnlu bench ops: numpy yardstick unavailable: {e}"),
+                }
+            }
+        }
         let a = tensor(device, &[case.batch, case.m, case.k], 1, "a")?;
         let b_shape = if case.trans_b {
             [case.batch, case.n, case.k]
@@ -494,14 +489,13 @@ for batch, m, n, k, trans_b in json.loads(sys.argv[1]):
         a, b = a[0], b[0]
     bb = b.swapaxes(-1, -2) if trans_b else b
     c = a @ bb
-    reps, start = 0, time.perf_counter()
-    while True:
+    reps, best, start = 0, float("inf"), time.perf_counter()
+    while reps < 3 or time.perf_counter() - start < 0.3:
+        t0 = time.perf_counter()
         np.matmul(a, bb, out=c)
+        best = min(best, time.perf_counter() - t0)
         reps += 1
-        elapsed = time.perf_counter() - start
-        if reps >= 3 and elapsed >= 0.3:
-            break
-    out.append(elapsed / reps)
+    out.append(best)
 print(json.dumps(out))
 "#;
     let output = Command::new("python3")

@@ -76,7 +76,7 @@ impl AttentionSaved {
 }
 
 fn head_size(c: usize, n_head: usize) -> Result<usize> {
-    if n_head == 0 || c % n_head != 0 {
+    if n_head == 0 || !c.is_multiple_of(n_head) {
         return Err(Error::invalid(format!(
             "attention: C = {c} is not divisible by {n_head} heads"
         )));

@@ -18,7 +18,9 @@
 //! the dispatch. It is the fallback backend and the reference of the tests.
 //!
 //! **GPU version:** entry points `<op>_forward` / `<op>_backward` in `shaders/<family>.wgsl`,
-//! registered once in [`shaders`] (the `include_str!` table that the naga test validates).
+//! registered once in [`shaders`] (the `include_str!` table that the naga test validates): add
+//! `shader!(LSTM, "lstm");` there and `&LSTM` to `ALL`, then use `&shaders::LSTM` in a
+//! [`Kernel`].
 //! Bindings, all in group 0: read-only inputs first (`var<storage, read>`), then outputs
 //! (`var<storage, read_write>`), then ONE uniform params struct, mirrored in Rust by a
 //! `#[repr(C)] #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]` struct of `u32`/`f32`
@@ -32,6 +34,17 @@
 //! (`Tensor::to_vec`) or an upload. For 1-D kernels use [`GpuContext::linear_groups`]`(n, 256)`
 //! and in WGSL `let i = gid.x + gid.y * nwg.x * 256u; if (i >= params.n) { return; }` with
 //! `@builtin(global_invocation_id) gid` and `@builtin(num_workgroups) nwg`.
+//!
+//! **Tensors:** `Tensor` (= `Tensor<f32>`) for values, `Tensor<u32>` for ids/labels (bound as
+//! `array<u32>`). Create with `Tensor::zeros` (gradients, accumulators), `Tensor::uninit`
+//! (outputs a kernel overwrites completely), `Tensor::from_vec` (upload); every constructor
+//! takes a name that errors quote. Shapes are row-major; an op may treat leading dimensions as
+//! one (matmul's batch, layernorm's rows).
+//!
+//! **Errors:** shape problems -> `Error::Shape`, wrong device -> `Error::InvalidArgument`, and
+//! anything the GPU reports (validation error, out of memory, lost device, a buffer over the
+//! limits) -> `Error::Gpu`. After a GPU error the context refuses further work (the caller
+//! opens a new `Device` and reloads), so check `Result`s rather than reading back garbage.
 //!
 //! **Limits:** at most 256 invocations and 16 KiB of `var<workgroup>` per workgroup, at most
 //! 65535 workgroups per dimension (WebGPU defaults). Empty tensors dispatch nothing.

@@ -107,6 +107,7 @@ unsafe impl Sync for SharedOut {}
 
 /// C (m, n; row stride `ldc`) += alpha * A (m, k) @ B (k, n). C must already hold what is to be
 /// added to (zeros, the bias, or the old value when accumulating).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm_accumulate(
     c: &mut [f32],
     ldc: usize,
@@ -252,6 +253,20 @@ fn pack_b(packed: &mut [f32], b: MatrixView, pc: usize, kc: usize, jc: usize, nc
     for (strip, j0) in (0..nc).step_by(NR).enumerate() {
         let cols_here = NR.min(nc - j0);
         let dst = &mut packed[strip * NR * kc..][..NR * kc];
+        if b.row_stride == 1 && b.col_stride != 1 {
+            // B stored transposed (PyTorch (out, in) weights): read each column contiguously
+            // along k and scatter into the strip (which stays in L1).
+            for j in 0..cols_here {
+                let src = &b.data[(jc + j0 + j) * b.col_stride + pc..][..kc];
+                for (p, &v) in src.iter().enumerate() {
+                    dst[p * NR + j] = v;
+                }
+            }
+            for p in 0..kc {
+                dst[p * NR + cols_here..p * NR + NR].fill(0.0);
+            }
+            continue;
+        }
         for p in 0..kc {
             let row = &mut dst[p * NR..][..NR];
             if b.col_stride == 1 {
