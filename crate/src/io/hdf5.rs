@@ -95,7 +95,7 @@ impl<'a> Hdf5File<'a> {
         // The superblock sits at 0, 512, 1024, 2048, ... (after an optional user block).
         let mut at = 0usize;
         let start = loop {
-            if at.checked_add(8).map_or(true, |end| end > bytes.len()) {
+            if at.checked_add(8).is_none_or(|end| end > bytes.len()) {
                 return Err(Error::format(
                     file,
                     "not an HDF5 file: no superblock signature",
@@ -908,7 +908,7 @@ fn unreachable_filter(hdf: &Hdf5File, path: &str, id: u16) -> Result<Vec<u8>> {
 
 /// The shuffle filter stores byte 0 of every element, then byte 1, ...; put them back.
 fn unshuffle(data: &[u8], elem: usize) -> Vec<u8> {
-    if elem <= 1 || data.len() % elem != 0 {
+    if elem <= 1 || !data.len().is_multiple_of(elem) {
         return data.to_vec(); // the filter leaves such buffers untouched
     }
     let n = data.len() / elem;
