@@ -560,6 +560,17 @@ impl<'a> Hdf5File<'a> {
                         chunk.len(),
                     ));
                 }
+                // A chunk index may list each chunk of the grid once: bounds the work a lying
+                // index can cause (every listed chunk is inflated).
+                let mut max_chunks = 1usize;
+                for (&d, &c) in shape.iter().zip(&chunk) {
+                    if c == 0 {
+                        return Err(
+                            self.err(format!("dataset {path}: chunk shape {chunk:?} has a zero"))
+                        );
+                    }
+                    max_chunks = max_chunks.saturating_mul(d.div_ceil(c));
+                }
                 let mut out = vec![0u8; bytes_needed];
                 if !self.undefined(btree) {
                     let mut reader = ChunkReader {
@@ -571,6 +582,7 @@ impl<'a> Hdf5File<'a> {
                         filters: &filters,
                         out: &mut out,
                         seen: HashSet::new(),
+                        chunks_left: max_chunks,
                     };
                     reader.walk(btree, 0)?;
                 }
@@ -757,6 +769,8 @@ struct ChunkReader<'h, 'a> {
     filters: &'h [Filter],
     out: &'h mut [u8],
     seen: HashSet<u64>,
+    /// How many more chunks the dataset's grid has room for.
+    chunks_left: usize,
 }
 
 impl<'h, 'a> ChunkReader<'h, 'a> {
@@ -802,6 +816,11 @@ impl<'h, 'a> ChunkReader<'h, 'a> {
     fn copy_chunk(&mut self, address: u64, size: u64, mask: u32, offsets: &[u64]) -> Result<()> {
         let hdf = self.hdf;
         let path = self.path;
+        self.chunks_left = self.chunks_left.checked_sub(1).ok_or_else(|| {
+            hdf.err(format!(
+                "dataset {path}: the chunk index lists more chunks than the dataset has"
+            ))
+        })?;
         let chunk_bytes = checked_product(self.chunk)
             .and_then(|n| n.checked_mul(self.elem))
             .filter(|&n| n <= MAX_DATASET_BYTES)
