@@ -11,6 +11,11 @@
 //! Not supported (refused by name): dense link storage (fractal heaps), layout version 4 chunk
 //! indexes, other filters, shared datatypes, big-endian data, strings and compound types.
 //!
+//! Why not a crate: `hdf5-pure` 0.45 (pure Rust) also reads these files, builds for wasm32 and
+//! survived the same fuzzing, but it is ~120k lines; a wasm32 cdylib that lists and sums every
+//! dataset measured 474 KB with it against 108 KB with this reader (opt-level "s", fat LTO,
+//! panic=abort, no wasm-opt; 2026-11-27). The package size is a feature, so the subset stays here.
+//!
 //! The file is hostile input: every address is checked against the bytes, structures that could
 //! loop (B-trees, continuation blocks, hard links) are walked with visited sets and depth limits,
 //! and the size of a dataset is bounded by what the file can back before anything is allocated.
