@@ -383,13 +383,19 @@ fn code_in_pickles_is_refused_not_run() {
     // Opcodes that build arbitrary objects are refused by name.
     let p = [0x80, 2, b')', b')', 0x81, b'.'];
     assert!(refusal(&zip(&[("archive/data.pkl", &p)], 0)).contains("NEWOBJ"));
-    // An exponential "billion laughs" of shared tuples costs nothing (values are shared, not copied).
+    // An exponential "billion laughs" of shared tuples (2^60 leaves if expanded) costs nothing:
+    // values are shared, not copied.
     let mut p = vec![0x80, 2, b']', b'q', 0];
-    for _ in 0..200 {
+    for _ in 0..60 {
         p.extend_from_slice(&[b'h', 0, b'h', 0, 0x86, b'q', 0]);
     }
     p.push(b'.');
     assert!(refusal(&zip(&[("archive/data.pkl", &p)], 0)).contains("state_dict"));
+    // Deep nesting (which would overflow the stack when dropped or compared) is refused.
+    let mut p = vec![0x80, 2, b']'];
+    p.extend(std::iter::repeat_n(0x85, 100_000));
+    p.push(b'.');
+    assert!(refusal(&zip(&[("archive/data.pkl", &p)], 0)).contains("nested deeper"));
 }
 
 #[test]

@@ -280,7 +280,7 @@ fn labels(file: &str, raw: &RawConfig) -> Result<Labels> {
 }
 
 fn check_heads(file: &str, hidden: usize, heads: usize) -> Result<()> {
-    if heads == 0 || hidden == 0 || hidden % heads != 0 {
+    if heads == 0 || hidden == 0 || !hidden.is_multiple_of(heads) {
         return Err(Error::format(
             file,
             format!(

@@ -125,15 +125,20 @@ fn opcode_name(op: u8) -> &'static str {
     }
 }
 
+/// Containers nest at most this deep (a state_dict needs 4), so that dropping, comparing or
+/// printing a value can never overflow the call stack.
+const MAX_NESTING: u16 = 64;
+
+/// A stack entry: a MARK, or a value with its nesting depth (0 for scalars).
 enum Slot {
     Mark,
-    Value(Rc<Value>),
+    Value(Rc<Value>, u16),
 }
 
 struct Unpickler<'a> {
     reader: ByteReader<'a, 'a>,
     stack: Vec<Slot>,
-    memo: HashMap<u32, Rc<Value>>,
+    memo: HashMap<u32, (Rc<Value>, u16)>,
     copy_work: usize,
 }
 
@@ -158,12 +163,37 @@ impl<'a> Unpickler<'a> {
     }
 
     fn push(&mut self, v: Value) {
-        self.stack.push(Slot::Value(Rc::new(v)));
+        self.stack.push(Slot::Value(Rc::new(v), 0));
+    }
+
+    /// Pushes a container holding values nested `inner` deep.
+    fn push_container(&mut self, v: Value, inner: u16) -> Result<()> {
+        let depth = inner + 1;
+        if depth > MAX_NESTING {
+            return Err(self.err(format!("containers nested deeper than {MAX_NESTING}")));
+        }
+        self.stack.push(Slot::Value(Rc::new(v), depth));
+        Ok(())
+    }
+
+    /// Records that the container on top now holds values nested `inner` deep.
+    fn raise_top_depth(&mut self, inner: u16) -> Result<()> {
+        if inner + 1 > MAX_NESTING {
+            return Err(self.err(format!("containers nested deeper than {MAX_NESTING}")));
+        }
+        if let Some(Slot::Value(_, depth)) = self.stack.last_mut() {
+            *depth = (*depth).max(inner + 1);
+        }
+        Ok(())
     }
 
     fn pop(&mut self) -> Result<Rc<Value>> {
+        self.pop_slot().map(|(v, _)| v)
+    }
+
+    fn pop_slot(&mut self) -> Result<(Rc<Value>, u16)> {
         match self.stack.pop() {
-            Some(Slot::Value(v)) => Ok(v),
+            Some(Slot::Value(v, depth)) => Ok((v, depth)),
             Some(Slot::Mark) => Err(self.err("expected a value on the stack, found a MARK")),
             None => Err(self.err("stack underflow")),
         }
@@ -171,31 +201,35 @@ impl<'a> Unpickler<'a> {
 
     fn top_mut(&mut self) -> Result<&mut Rc<Value>> {
         match self.stack.last_mut() {
-            Some(Slot::Value(v)) => Ok(v),
+            Some(Slot::Value(v, _)) => Ok(v),
             _ => Err(self
                 .reader
                 .error("pickle: expected a value on top of the stack")),
         }
     }
 
-    /// Pops everything above the topmost MARK (and the MARK).
-    fn pop_to_mark(&mut self) -> Result<Vec<Rc<Value>>> {
+    /// Pops everything above the topmost MARK (and the MARK), with their greatest depth.
+    fn pop_to_mark(&mut self) -> Result<(Vec<Rc<Value>>, u16)> {
         let mark = self
             .stack
             .iter()
             .rposition(|s| matches!(s, Slot::Mark))
             .ok_or_else(|| self.err("no MARK on the stack"))?;
+        let mut depth = 0;
         let items = self
             .stack
             .split_off(mark + 1)
             .into_iter()
             .filter_map(|s| match s {
-                Slot::Value(v) => Some(v),
+                Slot::Value(v, d) => {
+                    depth = depth.max(d);
+                    Some(v)
+                }
                 Slot::Mark => None,
             })
             .collect();
         self.stack.pop();
-        Ok(items)
+        Ok((items, depth))
     }
 
     /// Makes the container on top of the stack uniquely owned (copying it if the memo shares it).
@@ -269,23 +303,23 @@ impl<'a> Unpickler<'a> {
                     self.pop_to_mark()?;
                 }
                 b'2' => {
-                    let v = self.pop()?;
-                    self.stack.push(Slot::Value(v.clone()));
-                    self.stack.push(Slot::Value(v));
+                    let (v, depth) = self.pop_slot()?;
+                    self.stack.push(Slot::Value(v.clone(), depth));
+                    self.stack.push(Slot::Value(v, depth));
                 }
                 b'}' => self.push(Value::Dict(Vec::new())),
                 b']' => self.push(Value::List(Vec::new())),
                 b')' => self.push(Value::Tuple(Vec::new())),
                 b't' => {
-                    let items = self.pop_to_mark()?;
-                    self.push(Value::Tuple(items));
+                    let (items, depth) = self.pop_to_mark()?;
+                    self.push_container(Value::Tuple(items), depth)?;
                 }
                 b'l' => {
-                    let items = self.pop_to_mark()?;
-                    self.push(Value::List(items));
+                    let (items, depth) = self.pop_to_mark()?;
+                    self.push_container(Value::List(items), depth)?;
                 }
                 b'd' => {
-                    let items = self.pop_to_mark()?;
+                    let (items, depth) = self.pop_to_mark()?;
                     if items.len() % 2 != 0 {
                         return Err(self.err("DICT with an odd number of items"));
                     }
@@ -293,16 +327,19 @@ impl<'a> Unpickler<'a> {
                         .chunks_exact(2)
                         .map(|p| (p[0].clone(), p[1].clone()))
                         .collect();
-                    self.push(Value::Dict(pairs));
+                    self.push_container(Value::Dict(pairs), depth)?;
                 }
                 0x85..=0x87 => {
                     let n = (op - 0x84) as usize;
                     let mut items = Vec::with_capacity(n);
+                    let mut depth = 0;
                     for _ in 0..n {
-                        items.push(self.pop()?);
+                        let (v, d) = self.pop_slot()?;
+                        depth = depth.max(d);
+                        items.push(v);
                     }
                     items.reverse();
-                    self.push(Value::Tuple(items));
+                    self.push_container(Value::Tuple(items), depth)?;
                 }
                 b'J' => {
                     let v = self.reader.i32()?;
@@ -385,8 +422,11 @@ impl<'a> Unpickler<'a> {
                         b'r' => self.reader.u32()?,
                         _ => self.memo.len() as u32,
                     };
-                    let v = self.top_mut()?.clone();
-                    self.memo.insert(key, v);
+                    let entry = match self.stack.last() {
+                        Some(Slot::Value(v, depth)) => (v.clone(), *depth),
+                        _ => return Err(self.err("PUT with no value on the stack")),
+                    };
+                    self.memo.insert(key, entry);
                 }
                 b'h' | b'j' => {
                     let key = if op == b'h' {
@@ -394,12 +434,12 @@ impl<'a> Unpickler<'a> {
                     } else {
                         self.reader.u32()?
                     };
-                    let v = self
+                    let (v, depth) = self
                         .memo
                         .get(&key)
                         .cloned()
                         .ok_or_else(|| self.err(format!("memo key {key} was never stored")))?;
-                    self.stack.push(Slot::Value(v));
+                    self.stack.push(Slot::Value(v, depth));
                 }
                 b'Q' => {
                     let pid = self.pop()?;
@@ -422,18 +462,20 @@ impl<'a> Unpickler<'a> {
                     }
                 }
                 b's' => {
-                    let v = self.pop()?;
-                    let k = self.pop()?;
+                    let (v, dv) = self.pop_slot()?;
+                    let (k, dk) = self.pop_slot()?;
+                    self.raise_top_depth(dv.max(dk))?;
                     match self.top_container()? {
                         Value::Dict(items) => items.push((k, v)),
                         _ => return Err(self.err("SETITEM on something that is not a dict")),
                     }
                 }
                 b'u' => {
-                    let items = self.pop_to_mark()?;
+                    let (items, depth) = self.pop_to_mark()?;
                     if items.len() % 2 != 0 {
                         return Err(self.err("SETITEMS with an odd number of items"));
                     }
+                    self.raise_top_depth(depth)?;
                     self.copy_work += items.len();
                     match self.top_container()? {
                         Value::Dict(dict) => {
@@ -443,11 +485,13 @@ impl<'a> Unpickler<'a> {
                     }
                 }
                 b'a' | b'e' => {
-                    let items = if op == b'a' {
-                        vec![self.pop()?]
+                    let (items, depth) = if op == b'a' {
+                        let (v, d) = self.pop_slot()?;
+                        (vec![v], d)
                     } else {
                         self.pop_to_mark()?
                     };
+                    self.raise_top_depth(depth)?;
                     self.copy_work += items.len();
                     match self.top_container()? {
                         Value::List(list) => list.extend(items),

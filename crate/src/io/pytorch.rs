@@ -276,7 +276,7 @@ fn gather_strided(
         .try_fold(t.storage_offset, |acc, (&n, &s)| {
             acc.checked_add((n - 1).checked_mul(s)?)
         });
-    if last.map_or(true, |l| l >= storage_numel) {
+    if last.is_none_or(|l| l >= storage_numel) {
         return Err(Error::format(
             file,
             format!(
