@@ -64,6 +64,7 @@ struct Record {
     text: String,
     pair: Option<String>,
     error: Option<String>,
+    decoded: Option<String>,
     #[serde(flatten)]
     encoding: Option<Expected>,
 }
@@ -160,7 +161,15 @@ fn check_reference(file: &str) {
             (Err(_), Some(_), _) => None,
             (Ok(_), Some(hf), _) => Some(format!("HF refuses ({hf}), webnlu accepts")),
             (Err(e), None, _) => Some(format!("webnlu refuses: {e}")),
-            (Ok(got), None, Some(want)) => compare(got, want, 0),
+            (Ok(got), None, Some(want)) => compare(got, want, 0).or_else(|| {
+                let decoded = tokenizer.decode(&got.ids, true).unwrap();
+                match &record.decoded {
+                    Some(hf) if *hf != decoded => Some(format!(
+                        "decode differs:\n  webnlu: {decoded:?}\n  HF:     {hf:?}"
+                    )),
+                    _ => None,
+                }
+            }),
             (Ok(_), None, None) => {
                 Some("reference line has neither an encoding nor an error".into())
             }

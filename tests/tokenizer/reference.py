@@ -4,7 +4,7 @@ tests/fixtures/generate.sh), one JSON-lines file per setup, into tests/fixtures/
 
 Each file starts with a line {"meta": {...}} that says how the tokenizer was set up (the Rust
 test tests/rust/tokenizer_parity.rs builds webnlu's tokenizer from the same description), then
-one line per input: {"text", "pair"?, "ids", "type_ids", "tokens", "offsets", "attention_mask",
+one line per input: {"text", "pair"?, "decoded"? (single texts: HF decode of the ids), "ids", "type_ids", "tokens", "offsets", "attention_mask",
 "special_tokens_mask", "overflowing": [...]}, or {"text", "pair"?, "error"} when HF refuses the
 input. Offsets are Unicode code points of the original text, as the Python API reports them.
 
@@ -54,7 +54,10 @@ def write_setup(path, meta, tokenizer, inputs):
                     record = {"text": item[0], "pair": item[1], "error": str(error).split("\n")[0]}
             else:
                 record = {"text": item}
-                record.update(encoding_record(tokenizer.encode(item)))
+                encoding = tokenizer.encode(item)
+                record.update(encoding_record(encoding))
+                # decode(ids) with HF's default skip_special_tokens=True
+                record["decoded"] = tokenizer.decode(encoding.ids)
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
     os.replace(tmp, path)
     print(f"reference: {len(inputs)} inputs -> {path}", file=sys.stderr)

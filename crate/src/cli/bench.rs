@@ -69,7 +69,7 @@ fn tokenizer(args: &[String]) -> Result<()> {
         let encodings = ours.encode_batch(&lines)?;
         let seconds = start.elapsed().as_secs_f64();
         let tokens = encodings.iter().map(|e| e.len()).sum();
-        if best_ours.as_ref().map_or(true, |b| seconds < b.seconds) {
+        if best_ours.as_ref().is_none_or(|b| seconds < b.seconds) {
             best_ours = Some(Measured { seconds, tokens });
         }
         if round == 0 {
@@ -78,7 +78,7 @@ fn tokenizer(args: &[String]) -> Result<()> {
         #[cfg(feature = "bench-peers")]
         {
             let (seconds, tokens, ids) = peer::encode(&peer, &lines, round == 0)?;
-            if best_peer.as_ref().map_or(true, |b| seconds < b.seconds) {
+            if best_peer.as_ref().is_none_or(|b| seconds < b.seconds) {
                 best_peer = Some(Measured { seconds, tokens });
             }
             if let Some(ids) = ids {

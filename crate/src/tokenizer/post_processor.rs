@@ -393,17 +393,16 @@ impl Padding {
         let n = target - e.len();
         match self.direction {
             PaddingDirection::Right => {
-                e.ids.extend(std::iter::repeat(self.pad_id).take(n));
-                e.type_ids
-                    .extend(std::iter::repeat(self.pad_type_id).take(n));
-                e.tokens.extend(std::iter::repeat(token.clone()).take(n));
-                e.offsets.extend(std::iter::repeat((0, 0)).take(n));
-                e.attention_mask.extend(std::iter::repeat(0).take(n));
-                e.special_tokens_mask.extend(std::iter::repeat(1).take(n));
+                e.ids.extend(std::iter::repeat_n(self.pad_id, n));
+                e.type_ids.extend(std::iter::repeat_n(self.pad_type_id, n));
+                e.tokens.extend(std::iter::repeat_n(token.clone(), n));
+                e.offsets.extend(std::iter::repeat_n((0, 0), n));
+                e.attention_mask.extend(std::iter::repeat_n(0, n));
+                e.special_tokens_mask.extend(std::iter::repeat_n(1, n));
             }
             PaddingDirection::Left => {
                 fn prepend<T: Clone>(v: &mut Vec<T>, value: T, n: usize) {
-                    v.splice(0..0, std::iter::repeat(value).take(n));
+                    v.splice(0..0, std::iter::repeat_n(value, n));
                 }
                 prepend(&mut e.ids, self.pad_id, n);
                 prepend(&mut e.type_ids, self.pad_type_id, n);

@@ -19,7 +19,7 @@ use super::wordpiece::WordPiece;
 use super::Tokenizer;
 use crate::error::{Error, Result};
 
-fn type_of<'a>(section: &'a Map<String, Value>) -> Option<&'a str> {
+fn type_of(section: &Map<String, Value>) -> Option<&str> {
     section.get("type").and_then(Value::as_str)
 }
 
