@@ -14,13 +14,15 @@ log() { printf '[pkg] %s\n' "$*" >&2; }
 
 # The toolchain that has the wasm32 standard library: rustup's default, else Debian's rustc-web
 # (linked by tests/setup/wasm-toolchain-debian.sh as `deb-web`).
+# WASM_TOOLCHAIN=NAME forces one (e.g. deb-web, to test that route).
 toolchain=()
 dir=$(rustc --print target-libdir --target $TARGET 2>/dev/null || true)
-if [ -z "$dir" ] || ! compgen -G "$dir/libcore-*.rlib" >/dev/null; then toolchain=(+deb-web); fi
+if [ -n "${WASM_TOOLCHAIN:-}" ]; then toolchain=(+"$WASM_TOOLCHAIN")
+elif [ -z "$dir" ] || ! compgen -G "$dir/libcore-*.rlib" >/dev/null; then toolchain=(+deb-web); fi
 
 log "cargo ${toolchain[*]} build --target $TARGET --profile wasm"
 cargo "${toolchain[@]}" build --lib -p webnlu --target $TARGET --profile wasm
-cargo_wasm=target/$TARGET/wasm/webnlu.wasm
+cargo_wasm=${CARGO_TARGET_DIR:-target}/$TARGET/wasm/webnlu.wasm
 
 rm -rf pkg
 mkdir -p pkg

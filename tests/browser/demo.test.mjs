@@ -133,6 +133,19 @@ test('a broken tokenizer file shows an error and the page keeps working', async 
   assert.equal(await page.isVisible('#error'), false);
 });
 
+test('a vocab.txt picked by the user becomes the tokenizer', async () => {
+  const vocab = `${ROOT}tests/fixtures/generated/bert-base-uncased-vocab.txt`;
+  assert.ok(existsSync(vocab), `missing ${vocab}: run \`bash tests/fixtures/generate.sh\``);
+  await page.setInputFiles('#file-input', vocab);
+  await page.waitForFunction(() => document.querySelector('#tokenizer-status').textContent.includes('vocab.txt'));
+  assert.match(await page.textContent('#tokenizer-status'), /Loaded bert-base-uncased-vocab\.txt: 30,522 tokens/);
+  // Same vocabulary, BERT's default options (lowercase, strip accents): same tokens as the tokenizer.json.
+  const text = 'Héllo, WORLD of tokenizers!';
+  await page.fill('#text-input', text);
+  assert.deepEqual(await page.$$eval('#token-list li .text', (items) => items.map((item) => item.textContent)),
+    reference(text).tokens);
+});
+
 test('WebGPU gives an adapter in headless Chromium', async () => {
   const adapter = await page.evaluate(async () => {
     if (!('gpu' in navigator)) return null;

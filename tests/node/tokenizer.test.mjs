@@ -116,6 +116,13 @@ for (const file of fixtureFiles) {
           break;
         }
       }
+      if (record.decoded !== undefined) {
+        const decoded = tokenizer.decode(got.ids);
+        if (decoded !== record.decoded) {
+          failures.push(`${JSON.stringify(record.text)}: decode gave ${JSON.stringify(decoded)}, want ${JSON.stringify(record.decoded)}`);
+          continue;
+        }
+      }
       // The UTF-16 offsets cut the JS string where Python's code-point offsets cut the Python string.
       if (failures.length === 0) {
         const chars = [...record.text];

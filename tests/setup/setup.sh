@@ -6,7 +6,8 @@
 # What it makes sure of, in order:
 #   1. apt: mesa-vulkan-drivers libvulkan1 (Mesa lavapipe, the Vulkan device of the native GPU
 #      tests), chromium (the browser of the end-to-end tests; its SwiftShader gives WebGPU).
-#      `apt-get update` runs once, and only when a package is missing.
+#      unzip (fetch-assets.sh unpacks wheels), make. `apt-get update` runs once, and only when
+#      a package is missing.
 #   2. Rust: rustfmt, and the wasm32-unknown-unknown standard library: rustup's target when it
 #      installs, else Debian's rustc-web route (tests/setup/wasm-toolchain-debian.sh).
 #   3. wasm-bindgen CLI at exactly the version of the `wasm-bindgen` crate in Cargo.lock
@@ -37,7 +38,7 @@ apt_ensure() {  # apt_ensure PACKAGE...: installs the missing ones only
   if [ $apt_updated = 0 ]; then $SUDO apt-get update -qq; apt_updated=1; fi
   $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 }
-apt_ensure mesa-vulkan-drivers libvulkan1 chromium ca-certificates
+apt_ensure mesa-vulkan-drivers libvulkan1 chromium ca-certificates unzip make
 log "apt packages present (lavapipe, chromium $(dpkg-query -W -f='${Version}' chromium))"
 
 # ---------------------------------------------------------------- 2. Rust

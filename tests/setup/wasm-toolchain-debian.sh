@@ -41,7 +41,7 @@ $SUDO ln -sfn "/usr/lib/llvm-$LLVM/bin/lld" "/usr/lib/rustlib/$HOST/bin/rust-lld
 
 LIBDIR=/usr/lib/rustlib/$TARGET/lib
 STAMP=/usr/lib/rustlib/$TARGET/.webnlu-built-for
-if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$VV" ] && compgen -G "$LIBDIR/libstd-*.rlib" >/dev/null; then
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$VV" ] && compgen -G "$LIBDIR/libcore-*.rlib" >/dev/null && compgen -G "$LIBDIR/libstd*.rlib" >/dev/null; then
   log "wasm32 std already built for $(/usr/bin/rustc -V)"
   exit 0
 fi
