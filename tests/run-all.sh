@@ -72,5 +72,6 @@ failed_stages=0
 for name in "${!STATUS[@]}"; do [ "${STATUS[$name]}" = 0 ] || failed_stages=$((failed_stages + 1)); done
 printf '\n======== summary (logs in target/test-logs/)\n'
 printf '%s\n' "${SUMMARY[@]}"
-echo "$tests_passed passed, $tests_failed failed; $failed_stages of ${#STATUS[@]} stages failed"
+echo "stages: $failed_stages of ${#STATUS[@]} failed"
+echo "$tests_passed passed, $tests_failed failed"
 [ "$failed_stages" = 0 ]
