@@ -18,9 +18,10 @@ toolchain=()
 dir=$(rustc --print target-libdir --target $TARGET 2>/dev/null || true)
 if [ -z "$dir" ] || ! compgen -G "$dir/libcore-*.rlib" >/dev/null; then toolchain=(+deb-web); fi
 
+# Remove the previous build first: a failed build must not leave a stale one for the test.
+rm -rf "$OUT"
 log "cargo ${toolchain[*]} build --target $TARGET --profile wasm --features kernel-check"
 cargo "${toolchain[@]}" build --lib -p webnlu --target $TARGET --profile wasm --features kernel-check
-rm -rf "$OUT"
 mkdir -p "$OUT"
 wasm-bindgen --target web --out-dir "$OUT" --out-name webnlu_wasm target/$TARGET/wasm/webnlu.wasm
 raw=$(stat -c %s "$OUT/webnlu_wasm_bg.wasm")
