@@ -6,6 +6,7 @@
 pub mod device;
 pub mod error;
 pub mod io;
+pub mod models;
 pub mod ops;
 pub mod tensor;
 pub mod tokenizer;

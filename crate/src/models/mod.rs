@@ -1,0 +1,3 @@
+//! Whole models assembled from the ops: one file per model.
+
+pub mod elmo;
