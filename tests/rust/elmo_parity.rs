@@ -314,3 +314,77 @@ fn token_layer_reproduces_allennlp_token_embeddings() {
     );
     assert!(worst <= 1e-5, "token layer max difference {worst}");
 }
+
+/// The CLI with `--batch-size 3 --stateful` on the fixture's sentences in batch order gives
+/// AllenNLP's top layer; lines come back in input order with boundaries removed.
+#[test]
+fn cli_reproduces_the_fixture_and_keeps_line_order() {
+    use std::io::Write;
+    let dir = fixture_dir();
+    let sentences = sentences();
+    let mut input = String::new();
+    for i in 0..10 {
+        for k in 0..3 {
+            input.push_str(&sentences[k][i]);
+            input.push('\n');
+        }
+    }
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_webnlu"))
+        .args(["elmo", "--options"])
+        .arg(dir.join("options.json"))
+        .arg("--weights")
+        .arg(dir.join("lm_weights.hdf5"))
+        .args(["--batch-size", "3", "--stateful", "--device", "cpu"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 30);
+    let expected = expected_top_layers();
+    let mut worst = 0.0f32;
+    for (line_index, line) in lines.iter().enumerate() {
+        let (i, k) = (line_index / 3, line_index % 3);
+        let value: serde_json::Value = serde_json::from_str(line).unwrap();
+        let layers = value["layers"].as_array().unwrap();
+        assert_eq!(layers.len(), 3);
+        let (t, want) = &expected[k][i];
+        for layer in layers {
+            assert_eq!(layer.as_array().unwrap().len(), *t, "line {line_index}");
+        }
+        for (token, vector) in layers[2].as_array().unwrap().iter().enumerate() {
+            let vector = vector.as_array().unwrap();
+            assert_eq!(vector.len(), 32);
+            for (d, v) in vector.iter().enumerate() {
+                let g = v.as_f64().unwrap() as f32;
+                worst = worst.max((g - want[token * 32 + d]).abs());
+            }
+        }
+    }
+    // The same numbers as cpu_reproduces_allennlp_stateful_fixture, printed and parsed back.
+    assert!(worst <= 1e-5, "CLI max difference {worst}");
+
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_webnlu"))
+        .args(["elmo", "--options"])
+        .arg(dir.join("options.json"))
+        .arg("--weights")
+        .arg(dir.join("sentences.json"))
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("sentences.json"));
+}
