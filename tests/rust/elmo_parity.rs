@@ -322,10 +322,11 @@ fn cli_reproduces_the_fixture_and_keeps_line_order() {
     use std::io::Write;
     let dir = fixture_dir();
     let sentences = sentences();
+    // Batch i = [sentences[0][i], sentences[1][i], sentences[2][i]].
     let mut input = String::new();
     for i in 0..10 {
-        for k in 0..3 {
-            input.push_str(&sentences[k][i]);
+        for list in sentences.iter().take(3) {
+            input.push_str(&list[i]);
             input.push('\n');
         }
     }

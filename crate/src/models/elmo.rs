@@ -74,6 +74,9 @@ impl LstmDirection {
     }
 }
 
+/// One tensor per layer and direction: `[layer][0 = forward, 1 = backward]`.
+type PerDirection = Vec<[Tensor; 2]>;
+
 /// The LSTM states kept between calls in stateful mode, per batch row.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ElmoLstmState {
@@ -395,7 +398,7 @@ impl ElmoBiLm {
 
     /// Initial states for a batch of `batch` rows: zeros (stateless, or a first call) or the
     /// kept states of rows `0..batch` (rows never seen start from zeros).
-    fn initial_states(&self, batch: usize) -> Result<(Vec<[Tensor; 2]>, Vec<[Tensor; 2]>)> {
+    fn initial_states(&self, batch: usize) -> Result<(PerDirection, PerDirection)> {
         let (p, c) = (self.options.lstm.projection_dim, self.options.lstm.dim);
         let take = |kept: Option<&Vec<f32>>, rows: usize, width: usize, name: &str| {
             let mut v = vec![0.0f32; batch * width];
