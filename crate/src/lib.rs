@@ -7,6 +7,7 @@ pub mod device;
 pub mod error;
 pub mod io;
 pub mod kernel_check;
+pub mod models;
 pub mod ops;
 pub mod tensor;
 pub mod tokenizer;

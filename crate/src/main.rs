@@ -9,6 +9,9 @@ commands:
   tokenize --tokenizer PATH [--pair] [--max-length N] [--stride N] [--count] [--no-lowercase]
       one text per line on stdin (a pair: two texts separated by a tab); one JSON object
       {\"ids\",\"type_ids\",\"tokens\",\"offsets\"} per line on stdout
+  elmo --options PATH --weights PATH [--batch-size N] [--stateful] [--device auto|gpu|cpu]
+      one sentence per line on stdin (tokens separated by spaces); one JSON object
+      {\"layers\": [layer0, layer1, layer2]} per line (per-token vectors, boundaries removed)
   bench tokenizer [--input FILE] [--tokenizer PATH] [--repeat N] [--json]
       single-thread throughput of webnlu vs the `tokenizers` crate (build with --features bench-peers)
   bench ops [--json] [--device cpu|gpu] [--threads N]
@@ -19,6 +22,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("tokenize") => cli::tokenize::run(&args[1..]),
+        Some("elmo") => cli::elmo::run(&args[1..]),
         Some("bench") => cli::bench::run(&args[1..]),
         Some("-h") | Some("--help") | Some("help") => {
             print!("{USAGE}");

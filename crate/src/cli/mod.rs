@@ -3,4 +3,5 @@
 pub mod arguments;
 pub mod bench;
 pub mod bench_ops;
+pub mod elmo;
 pub mod tokenize;

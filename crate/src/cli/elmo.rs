@@ -1,0 +1,124 @@
+//! `webnlu elmo --options PATH --weights PATH [--batch-size N] [--stateful] [--device auto|gpu|cpu]`
+//!
+//! Reads one sentence per line from stdin (tokens separated by whitespace, as AllenNLP's
+//! `sentence.split()`; a '\r' before the '\n' is dropped) and writes, per line in input order,
+//! `{"layers": [layer0, layer1, ...]}`: each layer a list of per-token vectors (forward half
+//! then backward half; the token layer twice), sentence boundaries removed. Lines are run in
+//! batches of N (default 32) in input order; `--stateful` carries each batch row's LSTM states
+//! to the same row of the next batch (AllenNLP's biLM; `--batch-size 3 --stateful` reproduces
+//! its test fixture). Without it every batch starts from zeros.
+
+use std::io::{BufRead, BufWriter, Write};
+
+use super::arguments::Arguments;
+use webnlu::device::{DeviceChoice, GpuOptions};
+use webnlu::models::elmo::{ElmoBiLm, ElmoOutput};
+use webnlu::{Device, Error, Result};
+
+pub fn run(args: &[String]) -> Result<()> {
+    let args = Arguments::parse(
+        args,
+        &["options", "weights", "batch-size", "device"],
+        &["stateful"],
+    )?;
+    if let Some(extra) = args.positional.first() {
+        return Err(Error::invalid(format!(
+            "elmo: unexpected argument {extra:?}"
+        )));
+    }
+    let options_path = args
+        .value("options")
+        .ok_or_else(|| Error::invalid("elmo needs --options PATH (options.json)"))?;
+    let weights_path = args
+        .value("weights")
+        .ok_or_else(|| Error::invalid("elmo needs --weights PATH (the .hdf5 weights)"))?;
+    let batch_size = args.number("batch-size")?.unwrap_or(32);
+    if batch_size == 0 {
+        return Err(Error::invalid("--batch-size must be at least 1"));
+    }
+    let choice: DeviceChoice = args.value("device").unwrap_or("auto").parse()?;
+    let device = Device::new_blocking(choice, &GpuOptions::default())?;
+
+    let options_bytes = webnlu::io::read_file(options_path)?;
+    let options_text = std::str::from_utf8(&options_bytes)
+        .map_err(|_| Error::format(options_path, "not UTF-8 text"))?;
+    let weights = webnlu::io::read_file(weights_path)?;
+    let mut bilm = ElmoBiLm::load(options_text, weights_path, &weights, &device)?;
+    bilm.set_stateful(args.flag("stateful"));
+
+    let stdin = std::io::stdin();
+    let mut input = stdin.lock();
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let mut lines: Vec<String> = Vec::with_capacity(batch_size);
+    let mut raw = Vec::new();
+    let mut number = 0usize;
+    loop {
+        raw.clear();
+        let n = input
+            .read_until(b'\n', &mut raw)
+            .map_err(|e| Error::io("<stdin>", e))?;
+        if n > 0 {
+            number += 1;
+            if raw.last() == Some(&b'\n') {
+                raw.pop();
+                if raw.last() == Some(&b'\r') {
+                    raw.pop();
+                }
+            }
+            let text = String::from_utf8(raw.clone()).map_err(|e| {
+                Error::format(
+                    "<stdin>",
+                    format!(
+                        "line {number} is not valid UTF-8 (invalid byte at column {})",
+                        e.utf8_error().valid_up_to() + 1
+                    ),
+                )
+            })?;
+            lines.push(text);
+        }
+        if lines.len() == batch_size || (n == 0 && !lines.is_empty()) {
+            let sentences: Vec<Vec<&str>> = lines
+                .iter()
+                .map(|l| l.split_whitespace().collect())
+                .collect();
+            let output = bilm.embed_sentences_blocking(&sentences)?;
+            write_batch(&mut out, &output).map_err(|e| Error::io("<stdout>", e))?;
+            lines.clear();
+        }
+        if n == 0 {
+            break;
+        }
+    }
+    out.flush().map_err(|e| Error::io("<stdout>", e))
+}
+
+/// One JSON line per row of the batch.
+fn write_batch<W: Write>(out: &mut W, output: &ElmoOutput) -> std::io::Result<()> {
+    for b in 0..output.batch {
+        out.write_all(b"{\"layers\":[")?;
+        for k in 0..output.layers.len() {
+            if k > 0 {
+                out.write_all(b",")?;
+            }
+            out.write_all(b"[")?;
+            for t in 0..output.lengths[b] {
+                if t > 0 {
+                    out.write_all(b",")?;
+                }
+                out.write_all(b"[")?;
+                for (i, v) in output.vector(k, b, t).iter().enumerate() {
+                    if i > 0 {
+                        out.write_all(b",")?;
+                    }
+                    // Rust's shortest round-trip form of an f32: parses back to the same value.
+                    write!(out, "{v:?}")?;
+                }
+                out.write_all(b"]")?;
+            }
+            out.write_all(b"]")?;
+        }
+        out.write_all(b"]}\n")?;
+    }
+    Ok(())
+}
