@@ -14,35 +14,7 @@ fn check_against_reference(model_file: &str, reference: &str, format: PytorchFor
     let file = PytorchFile::parse(model_file, &bytes).unwrap();
     assert_eq!(file.format, format);
     let reference = reference_json(reference);
-    let expected = reference["tensors"].as_array().unwrap();
-    assert_eq!(
-        file.tensors.len(),
-        expected.len(),
-        "{model_file}: tensor count"
-    );
-    for (tensor, summary) in file.tensors.iter().zip(expected) {
-        assert_eq!(
-            tensor.name,
-            summary["name"].as_str().unwrap(),
-            "{model_file}: tensor order"
-        );
-        assert_eq!(
-            tensor.dtype.safetensors_name(),
-            summary["dtype"].as_str().unwrap(),
-            "{}",
-            tensor.name
-        );
-        let values: Vec<f32> = match tensor.dtype {
-            DType::I64 => tensor.to_i64().unwrap().iter().map(|&v| v as f32).collect(),
-            _ => tensor.to_f32().unwrap().into_owned(),
-        };
-        assert_matches_summary(
-            &format!("{model_file}: {}", tensor.name),
-            &tensor.shape,
-            &values,
-            summary,
-        );
-    }
+    assert_tensors_match_reference(model_file, &file.tensors, &reference);
 }
 
 #[test]

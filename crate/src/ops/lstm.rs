@@ -545,6 +545,18 @@ pub struct LstmWeightTensors<'a> {
     pub w_proj: &'a Tensor,  // (H, C)
 }
 
+impl<'a> LstmWeightTensors<'a> {
+    /// The same weights as CPU slices (an error if they live on the GPU).
+    pub fn cpu(&self) -> Result<LstmWeights<'a>> {
+        Ok(LstmWeights {
+            w_input: self.w_input.cpu()?,
+            w_state: self.w_state.cpu()?,
+            bias: self.bias.cpu()?,
+            w_proj: self.w_proj.cpu()?,
+        })
+    }
+}
+
 /// Their gradients, accumulated.
 #[derive(Debug)]
 pub struct LstmWeightGradTensors<'a> {
@@ -676,12 +688,7 @@ pub fn lstm_forward(
             c_state.cpu_mut()?,
             inputs.cpu()?,
             lengths,
-            &LstmWeights {
-                w_input: weights.w_input.cpu()?,
-                w_state: weights.w_state.cpu()?,
-                bias: weights.bias.cpu()?,
-                w_proj: weights.w_proj.cpu()?,
-            },
+            &weights.cpu()?,
             options,
             &shape,
         ),
@@ -803,12 +810,7 @@ pub fn lstm_backward(
             h_initial.cpu()?,
             c_initial.cpu()?,
             lengths,
-            &LstmWeights {
-                w_input: weights.w_input.cpu()?,
-                w_state: weights.w_state.cpu()?,
-                bias: weights.bias.cpu()?,
-                w_proj: weights.w_proj.cpu()?,
-            },
+            &weights.cpu()?,
             options,
             &shape,
         ),
