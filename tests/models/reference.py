@@ -629,10 +629,8 @@ def main():
     os.makedirs(RANDOM, exist_ok=True)
     manifest_path = os.path.join(OUT, "manifest.json")
     manifest = {"cases": {}, "loading": {}}
-    if os.path.exists(manifest_path):
-        old = json.load(open(manifest_path))
-        manifest["cases"] = old.get("cases", {})
-        manifest["loading"] = old.get("loading", {})
+    if os.path.exists(manifest_path):  # a partial run (--only) keeps what the other part wrote
+        manifest.update(json.load(open(manifest_path)))
     manifest["versions"] = {
         "torch": torch.__version__, "transformers": transformers.__version__, "numpy": np.__version__,
         "python": sys.version.split()[0]}
