@@ -272,14 +272,22 @@ fn zip_checkpoints_with_lying_directories_are_refused() {
     // A local header offset that points past the end, or at something that is not a header.
     let mut lying = good.clone();
     patch_u32(&mut lying, storage_at + 42, u32::MAX - 1);
-    refused(parse(&lying), file, &["past the end"]);
+    refused(
+        parse(&lying),
+        file,
+        &[&storage_name, "local header offset", "past the end"],
+    );
     let mut lying = good.clone();
     patch_u32(&mut lying, storage_at + 42, 1);
     refused(parse(&lying), file, &[&storage_name, "local header"]);
     // A central directory that starts past the end, or an entry count the file cannot hold.
     let mut lying = good.clone();
     patch_u32(&mut lying, eocd + 16, u32::MAX - 2);
-    refused(parse(&lying), file, &["past the end"]);
+    refused(
+        parse(&lying),
+        file,
+        &["central directory offset", "past the end"],
+    );
     let mut lying = good.clone();
     lying[eocd + 10..eocd + 12].copy_from_slice(&0xfffeu16.to_le_bytes());
     refused(parse(&lying), file, &["65534 entries"]);
@@ -301,13 +309,17 @@ fn zip_checkpoints_with_lying_directories_are_refused() {
     // ... a locator pointing past the end or at something else, a ZIP64 count the file cannot
     // hold, a ZIP64 directory offset past the end.
     let m = zip64(&|b| b[locator + 8..locator + 16].copy_from_slice(&(u64::MAX - 5).to_le_bytes()));
-    refused(parse(&m), file, &["past the end"]);
+    refused(parse(&m), file, &["ZIP64 record offset", "past the end"]);
     refused(parse(&zip64(&|b| b[record] = b'X')), file, &["ZIP64"]);
     refused(parse(&zip64(&|b| b[locator] = b'X')), file, &["ZIP64"]);
     let m = zip64(&|b| b[record + 32..record + 40].copy_from_slice(&(1u64 << 40).to_le_bytes()));
     refused(parse(&m), file, &["1099511627776 entries"]);
     let m = zip64(&|b| b[record + 48..record + 56].copy_from_slice(&(1u64 << 50).to_le_bytes()));
-    refused(parse(&m), file, &["past the end"]);
+    refused(
+        parse(&m),
+        file,
+        &["central directory offset", "past the end"],
+    );
     // No data.pkl (renamed in the central directory), and a storage entry that is missing.
     let mut lying = good.clone();
     for at in find_all(&good, b"data.pkl") {
