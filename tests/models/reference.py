@@ -265,7 +265,8 @@ def random_case_specs():
     def pretraining():
         batch, tokens = encode(tok, PAIR_TEXTS, pairs=True)
         labels = mask_tokens(batch, [(0, 2), (1, 3), (1, 7), (2, 4)])
-        return batch, tokens, {"labels": labels, "next_sentence_labels": [0, 1, 1]}, [f"{a} [SEP] {b}" for a, b in PAIR_TEXTS]
+        labels = {"labels": labels, "next_sentence_labels": [0, 1, 1], "text_pairs": PAIR_TEXTS}
+        return batch, tokens, labels, [f"{a} [SEP] {b}" for a, b in PAIR_TEXTS]
 
     def mlm():
         batch, tokens = encode(tok, SINGLE_TEXTS)
