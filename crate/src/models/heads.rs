@@ -11,8 +11,8 @@
 //! TokenClassifier     logits = classifier(dropout(h))                             (B*T, L)
 //! ```
 //!
-//! The pooler counts as part of the head that uses it (NSP, BERT sequence classification): it
-//! trains under every freezing policy, `Freeze::Head` included.
+//! The pooler belongs to the encoder (`bert.pooler.*`, as in transformers): `Freeze::Head` keeps
+//! it frozen, `Top(k)` (k >= 1) and `All` train it.
 //! Backward: `d<input> += ...` and the head's parameter gradients into [`Gradients`].
 //! Dropout sites of the heads use streams from [`HEAD_DROPOUT_STREAM`] up.
 
@@ -112,23 +112,27 @@ impl Pooler {
         Ok(PoolerSaved { cls, pooled })
     }
 
-    /// dhidden (B, T, C) += (at [CLS]) the gradient of dpooled (B, C), when wanted.
+    /// dhidden (B, T, C) += (at [CLS]) the gradient of dpooled (B, C), when wanted; the
+    /// pooler's gradients into `grads` when given (it trains).
     pub fn backward(
         &self,
         dhidden: Option<&mut Tensor>,
         dpooled: &Tensor,
         saved: &PoolerSaved,
-        grads: &mut Gradients,
+        grads: Option<&mut Gradients>,
     ) -> Result<()> {
+        if dhidden.is_none() && grads.is_none() {
+            return Ok(()); // frozen pooler over a frozen encoder: nothing to do
+        }
         let device = dpooled.device();
         let mut dpre = Tensor::zeros(&device, dpooled.shape(), "d_pooler_pre")?; // (B, C)
         activation_backward(&mut dpre, &saved.pooled, dpooled, Activation::Tanh)?;
         match dhidden {
-            None => self.dense.backward(None, &dpre, &saved.cls, Some(grads)),
+            None => self.dense.backward(None, &dpre, &saved.cls, grads),
             Some(dhidden) => {
                 let mut dcls = Tensor::zeros(&device, saved.cls.shape(), "d_cls")?; // (B, C)
                 self.dense
-                    .backward(Some(&mut dcls), &dpre, &saved.cls, Some(grads))?;
+                    .backward(Some(&mut dcls), &dpre, &saved.cls, grads)?;
                 cls_pooling_backward(dhidden, &dcls)
             }
         }

@@ -23,7 +23,7 @@ use crate::tensor::Tensor;
 use crate::{Error, Result};
 
 use super::bert::{BertModel, EncoderOutput};
-use super::encoder_input::{EncoderInput, RunMode};
+use super::encoder_input::{EncoderInput, Freeze, RunMode};
 use super::gradients::Gradients;
 use super::heads::{MaskedLmSaved, PoolerSaved, SequenceClassifierSaved, TokenClassifierSaved};
 
@@ -368,10 +368,16 @@ impl BertModel {
                             mode.seed,
                             grads,
                         )?;
+                        let train_pooler = mode.freeze != Freeze::Head;
                         self.pooler
                             .as_ref()
                             .ok_or_else(|| missing("pooler"))?
-                            .backward(dhidden.as_mut(), &dpooled, p, grads)?;
+                            .backward(
+                                dhidden.as_mut(),
+                                &dpooled,
+                                p,
+                                train_pooler.then_some(grads),
+                            )?;
                     }
                     None => head.backward(
                         dhidden.as_mut(),
@@ -442,6 +448,7 @@ impl BertModel {
         let saved = out.pooler.as_ref().ok_or_else(|| missing("pooler"))?;
         let mut dpooled = Tensor::zeros(&dlogits.device(), saved.pooled.shape(), "d_pooled")?;
         nsp.backward(&mut dpooled, dlogits, &saved.pooled, grads)?;
-        pooler.backward(dhidden, &dpooled, saved, grads)
+        let train_pooler = out.encoder.mode.freeze != Freeze::Head;
+        pooler.backward(dhidden, &dpooled, saved, train_pooler.then_some(grads))
     }
 }
