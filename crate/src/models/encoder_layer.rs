@@ -297,7 +297,7 @@ impl EncoderLayer {
             None => {
                 self.query.backward(None, &dq, x, grads.as_deref_mut())?;
                 self.key.backward(None, &dk, x, grads.as_deref_mut())?;
-                self.value.backward(None, &dv, x, grads.as_deref_mut())?;
+                self.value.backward(None, &dv, x, grads)?;
             }
         }
         Ok(())

@@ -65,6 +65,16 @@ pub struct TaskOutput {
     token: Option<TokenClassifierSaved>,
 }
 
+impl std::fmt::Debug for TaskOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "TaskOutput {{ task: {:?}, logits: {:?}, encoder: {:?} }}",
+            self.task, self.logits, self.encoder
+        )
+    }
+}
+
 impl TaskOutput {
     /// BERT's pooled output (B, C) when the task used the pooler.
     pub fn pooled(&self) -> Option<&Tensor> {
@@ -295,7 +305,6 @@ impl BertModel {
         } else {
             None
         };
-        let c = self.hidden_size();
         let train_decoder = mode.freeze.trains_embeddings();
         match (out.task, targets) {
             (Task::MaskedLm, Targets::Classes(labels))
@@ -427,7 +436,6 @@ impl BertModel {
         if let Some(dhidden) = &dhidden {
             self.encode_backward(&out.encoder, dhidden, grads)?;
         }
-        let _ = c;
         loss.reshape(&[1])?;
         Ok(loss)
     }
