@@ -241,6 +241,7 @@ fn check_gpu_matches_cpu(model_name: &str, task: Task, freeze: Freeze) {
 #[test]
 fn gpu_matches_cpu_in_training_mode_with_dropout() {
     check_gpu_matches_cpu("bert-random", Task::PreTraining, Freeze::All);
+    check_gpu_matches_cpu("bert-random", Task::NextSentence, Freeze::Top(2));
     check_gpu_matches_cpu(
         "bert-random-classifier",
         Task::SequenceClassification,
@@ -427,4 +428,120 @@ fn bad_input_is_a_clear_error() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("label 500") && err.contains("0..84"), "{err}");
+}
+
+#[test]
+fn next_sentence_backward_matches_finite_differences() {
+    check_finite_differences(
+        "bert-random",
+        Task::NextSentence,
+        &[
+            "bert.encoder.layer.1.attention.self.query.weight",
+            "bert.pooler.dense.bias",
+            "cls.seq_relationship.weight",
+        ],
+    );
+}
+
+#[test]
+fn backward_accumulates_over_batches() {
+    // gradient accumulation = several backwards into one Gradients before the optimizer step
+    let model = BertModel::load(&files("bert-random-classifier"), &Device::Cpu).unwrap();
+    let mode = RunMode::training(3, Freeze::Top(1));
+    let (_, once, _) = step(&model, Task::SequenceClassification, &mode);
+    let input = batch(&Device::Cpu);
+    let mut twice = Gradients::new();
+    for _ in 0..2 {
+        let mut out = model
+            .forward_task(&input, Task::SequenceClassification, &mode)
+            .unwrap();
+        model
+            .backward_task(&mut out, &targets(Task::SequenceClassification), &mut twice)
+            .unwrap();
+    }
+    for (name, g) in once.iter() {
+        let a = g.to_vec_blocking().unwrap();
+        let b = twice.get(name).unwrap().to_vec_blocking().unwrap();
+        for (x, y) in a.iter().zip(&b) {
+            assert!(
+                (2.0 * x - y).abs() <= 1e-6 + 1e-5 * y.abs(),
+                "{name}: {x} x 2 != {y}"
+            );
+        }
+    }
+}
+
+/// bert-random with an untied MLM decoder (`tie_word_embeddings: false` and its own
+/// `cls.predictions.decoder.weight`, here 0.5 x the word embeddings).
+fn untied_files() -> ModelFiles {
+    let f = files("bert-random");
+    let file = f.weights().unwrap();
+    let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = file
+        .tensors()
+        .iter()
+        .map(|t| {
+            (
+                t.name.clone(),
+                t.shape.clone(),
+                t.to_f32().unwrap().into_owned(),
+            )
+        })
+        .collect();
+    let word = tensors
+        .iter()
+        .find(|t| t.0.ends_with("word_embeddings.weight"))
+        .unwrap()
+        .clone();
+    tensors.push((
+        "cls.predictions.decoder.weight".into(),
+        word.1,
+        word.2.iter().map(|v| 0.5 * v).collect(),
+    ));
+    let views: Vec<(&str, &[usize], &[f32])> = tensors
+        .iter()
+        .map(|(n, s, v)| (n.as_str(), s.as_slice(), v.as_slice()))
+        .collect();
+    let bytes = webnlu::io::write_safetensors(&views).unwrap();
+    let config = String::from_utf8(f.get("config.json").unwrap().to_vec()).unwrap();
+    let config = config.replacen('{', "{\n  \"tie_word_embeddings\": false,", 1);
+    let mut out = ModelFiles::new("bert-random-untied");
+    out.insert("config.json", config.into_bytes());
+    out.insert("model.safetensors", bytes);
+    out
+}
+
+#[test]
+fn an_untied_decoder_is_its_own_head_parameter() {
+    let model = BertModel::load(&untied_files(), &Device::Cpu).unwrap();
+    assert!(model.masked_lm.as_ref().unwrap().decoder.is_some());
+    let (_, grads, _) = step(&model, Task::MaskedLm, &RunMode::training(5, Freeze::Head));
+    assert!(grads.get("cls.predictions.decoder.weight").is_some());
+    assert!(grads
+        .get("bert.embeddings.word_embeddings.weight")
+        .is_none());
+    // the tied model's logits differ: the decoder really is the separate tensor
+    let tied = BertModel::load(&files("bert-random"), &Device::Cpu).unwrap();
+    let mode = RunMode::inference();
+    let logits = |m: &BertModel| {
+        m.forward_task(&batch(&Device::Cpu), Task::MaskedLm, &mode)
+            .unwrap()
+            .logits
+            .to_vec_blocking()
+            .unwrap()
+    };
+    assert_ne!(logits(&model), logits(&tied));
+    // saved and loaded again: still untied, same logits
+    let again = reload(&model, &Device::Cpu);
+    assert!(again.masked_lm.as_ref().unwrap().decoder.is_some());
+    assert_eq!(logits(&again), logits(&model));
+}
+
+#[test]
+fn an_untied_config_without_a_decoder_weight_names_it() {
+    let mut f = files("bert-random");
+    let config = String::from_utf8(f.get("config.json").unwrap().to_vec()).unwrap();
+    let config = config.replacen('{', "{\n  \"tie_word_embeddings\": false,", 1);
+    f.insert("config.json", config.into_bytes());
+    let err = BertModel::load(&f, &Device::Cpu).unwrap_err().to_string();
+    assert!(err.contains("cls.predictions.decoder.weight"), "{err}");
 }

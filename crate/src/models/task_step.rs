@@ -305,7 +305,6 @@ impl BertModel {
         } else {
             None
         };
-        let train_decoder = mode.freeze.trains_embeddings();
         match (out.task, targets) {
             (Task::MaskedLm, Targets::Classes(labels))
             | (
@@ -319,6 +318,9 @@ impl BertModel {
                     .as_ref()
                     .ok_or_else(|| missing("masked-LM"))?;
                 let saved = out.masked_lm.as_ref().ok_or_else(|| missing("masked-LM"))?;
+                // an untied decoder is a head parameter; a tied one is the word embeddings,
+                // which only `Freeze::All` trains
+                let train_decoder = head.decoder.is_some() || mode.freeze.trains_embeddings();
                 let mut dlogits = with_rows(&mut out.logits, |l| {
                     cross_entropy(&mut loss, l, labels, "masked-LM", false)
                 })?;
