@@ -545,3 +545,43 @@ fn an_untied_config_without_a_decoder_weight_names_it() {
     let err = BertModel::load(&f, &Device::Cpu).unwrap_err().to_string();
     assert!(err.contains("cls.predictions.decoder.weight"), "{err}");
 }
+
+#[test]
+fn an_unsupported_architecture_is_refused_by_name() {
+    let mut f = files("bert-random");
+    let config = String::from_utf8(f.get("config.json").unwrap().to_vec()).unwrap();
+    f.insert(
+        "config.json",
+        config
+            .replace("\"model_type\": \"bert\"", "\"model_type\": \"roberta\"")
+            .into_bytes(),
+    );
+    let err = BertModel::load(&f, &Device::Cpu).unwrap_err();
+    assert!(matches!(err, Error::Unsupported { .. }), "{err}");
+    assert!(err.to_string().contains("roberta"), "{err}");
+}
+
+#[test]
+fn encoder_input_refuses_inconsistent_rows() {
+    let cpu = Device::Cpu;
+    let err = EncoderInput::from_ids(&cpu, &[], &[])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("no rows"), "{err}");
+    let err = EncoderInput::from_ids(&cpu, &[vec![2, 3]], &[vec![0]])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("2 ids but 1 type ids"), "{err}");
+    let err = EncoderInput::from_padded(&cpu, 2, 3, vec![0; 6], vec![0; 6], vec![1; 5])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("attention mask"), "{err}");
+    // rows of different lengths are padded with id 0 and mask 0
+    let input = EncoderInput::from_ids(&cpu, &[vec![2, 7, 3], vec![2, 3]], &[]).unwrap();
+    assert_eq!((input.batch, input.seq), (2, 3));
+    assert_eq!(input.host_ids, [2, 7, 3, 2, 3, 0]);
+    assert_eq!(input.attention_mask, [1, 1, 1, 1, 1, 0]);
+}
