@@ -126,7 +126,7 @@ fn adamw_steps_match_torch(device: &Device) {
         let mut updates: Vec<ParameterUpdate> = params
             .iter_mut()
             .zip(&grads)
-            .map(|((name, value), (_, grad))| ParameterUpdate { name, value, grad })
+            .map(|((_, value), (_, grad))| ParameterUpdate { value, grad })
             .collect();
         optimizer
             .step(schedule.lr(step as u64), &mut updates)

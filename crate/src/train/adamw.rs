@@ -44,9 +44,9 @@ pub struct AdamW {
     steps: u64,
 }
 
-/// One parameter, its name and its gradient, for [`AdamW::step`].
+/// One parameter (named by its tensor's name, the HF parameter name) and its gradient, for
+/// [`AdamW::step`].
 pub struct ParameterUpdate<'a> {
-    pub name: &'a str,
     pub value: &'a mut Tensor,
     pub grad: &'a Tensor,
 }
@@ -77,28 +77,29 @@ impl AdamW {
         self.steps += 1;
         let step = self.steps;
         for p in parameters.iter_mut() {
+            let name = p.value.name().to_string();
             let config = AdamWConfig {
                 lr,
-                weight_decay: if decays(p.name) {
+                weight_decay: if decays(&name) {
                     self.config.weight_decay
                 } else {
                     0.0
                 },
                 ..self.config
             };
-            if !self.moments.contains_key(p.name) {
+            if !self.moments.contains_key(&name) {
                 let device = p.value.device();
                 let shape = p.value.shape().to_vec();
                 let moments = Moments {
-                    m: Tensor::zeros(&device, &shape, &format!("adamw.m.{}", p.name))?,
-                    v: Tensor::zeros(&device, &shape, &format!("adamw.v.{}", p.name))?,
+                    m: Tensor::zeros(&device, &shape, &format!("adamw.m.{name}"))?,
+                    v: Tensor::zeros(&device, &shape, &format!("adamw.v.{name}"))?,
                 };
-                self.moments.insert(p.name.to_string(), moments);
+                self.moments.insert(name.clone(), moments);
             }
-            let moments = self.moments.get_mut(p.name).expect("inserted above");
+            let moments = self.moments.get_mut(&name).expect("inserted above");
             if moments.m.shape() != p.value.shape() {
                 return Err(Error::shape(
-                    format!("adamw: parameter {} changed shape", p.name),
+                    format!("adamw: parameter {name} changed shape"),
                     moments.m.shape(),
                     p.value.shape(),
                 ));
