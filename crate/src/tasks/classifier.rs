@@ -12,7 +12,8 @@
 //!
 //! Head-only training caches the features (one encoder pass per example); the other policies
 //! run the backward from dfeatures into dhidden and through the encoder. The pooler, where it is
-//! used, trains with the head. A mean-pooled BERT classifier is saved with
+//! used, is part of the encoder (`bert.pooler`): frozen under `Freeze::Head`, as in
+//! transformers when `bert.*` is frozen, trained under the other policies. A mean-pooled BERT classifier is saved with
 //! `"classifier_pooling": "mean"` in config.json: transformers loads the weights as
 //! `BertForSequenceClassification` but would read them through its pooler, so use webnlu (or
 //! mean pooling) to run it.
@@ -153,11 +154,13 @@ pub fn head_forward(
     Ok((logits, saved))
 }
 
-/// The head's (and pooler's) gradients into `grads`; returns dfeatures (B, C) when
-/// `input_gradient` (the encoder trains).
+/// The head's gradients (and the pooler's when `train_pooler`) into `grads`; returns
+/// dfeatures (B, C) when `input_gradient` (the encoder trains).
+#[allow(clippy::too_many_arguments)]
 pub fn head_backward(
     model: &BertModel,
     input_gradient: bool,
+    train_pooler: bool,
     dlogits: &Tensor,
     saved: &HeadSaved,
     train: bool,
@@ -183,7 +186,8 @@ pub fn head_backward(
                 seed,
                 grads,
             )?;
-            pooler_of(model)?.backward(dfeatures.as_mut(), &dpooled, p, Some(grads))?;
+            let grads = train_pooler.then_some(grads);
+            pooler_of(model)?.backward(dfeatures.as_mut(), &dpooled, p, grads)?;
         }
         None => head.backward(
             dfeatures.as_mut(),

@@ -47,9 +47,10 @@ impl Pipeline {
         let mut pending = Vec::new();
         self.encode_windows_in_batches(&windows, &RunMode::inference(), |batch| {
             let mask = mask_tensor(&device, &batch.input)?;
-            let features = self.classifier_input.features(&batch.output.hidden, &mask)?;
-            let (logits, _) =
-                head_forward(&self.model, self.classifier_input, features, false, 0)?;
+            let features = self
+                .classifier_input
+                .features(&batch.output.hidden, &mask)?;
+            let (logits, _) = head_forward(&self.model, self.classifier_input, features, false, 0)?;
             pending.push((batch.windows.clone(), logits));
             Ok(())
         })
@@ -74,12 +75,21 @@ impl Pipeline {
             .chunks(labels)
             .map(|row| {
                 if row.iter().any(|x| !x.is_finite()) {
-                    return Err(Error::invalid("classify: the model produced non-finite logits"));
+                    return Err(Error::invalid(
+                        "classify: the model produced non-finite logits",
+                    ));
                 }
-                let scores = if labels == 1 { row.to_vec() } else { softmax(row) };
+                let scores = if labels == 1 {
+                    row.to_vec()
+                } else {
+                    softmax(row)
+                };
                 let best = argmax(&scores);
                 Ok(Classification {
-                    label: names.get(best).cloned().unwrap_or_else(|| format!("LABEL_{best}")),
+                    label: names
+                        .get(best)
+                        .cloned()
+                        .unwrap_or_else(|| format!("LABEL_{best}")),
                     score: scores[best],
                     scores,
                 })

@@ -84,7 +84,9 @@ impl Pipeline {
     /// row-major, from mean-pooled embeddings.
     pub async fn similarity<S: AsRef<str>>(&self, a: &[S], b: &[S]) -> Result<Vec<f32>> {
         if a.is_empty() || b.is_empty() {
-            return Err(Error::invalid("similarity needs at least one text on each side"));
+            return Err(Error::invalid(
+                "similarity needs at least one text on each side",
+            ));
         }
         let c = self.hidden_size();
         let ea = self.embed(a, Pooling::Mean, true).await?;

@@ -50,16 +50,21 @@ pub fn top_k(probabilities: &[f32], k: usize) -> Vec<(u32, f32)> {
 
 impl Pipeline {
     /// For each `[MASK]` of `text`, in order, its `top_k` predictions.
-    pub async fn fill_mask(&self, text: &str, top_k_count: usize) -> Result<Vec<Vec<MaskPrediction>>> {
+    pub async fn fill_mask(
+        &self,
+        text: &str,
+        top_k_count: usize,
+    ) -> Result<Vec<Vec<MaskPrediction>>> {
         if top_k_count == 0 {
             return Err(Error::invalid("top_k must be at least 1"));
         }
         let head = self.model.masked_lm.as_ref().ok_or_else(|| {
             Error::invalid("the model has no masked-LM head (load a *ForMaskedLM / *ForPreTraining checkpoint)")
         })?;
-        let mask_id = self.tokenizer.token_to_id("[MASK]").ok_or_else(|| {
-            Error::invalid("the tokenizer's vocabulary has no [MASK] token")
-        })?;
+        let mask_id = self
+            .tokenizer
+            .token_to_id("[MASK]")
+            .ok_or_else(|| Error::invalid("the tokenizer's vocabulary has no [MASK] token"))?;
         let windows = encode_windows(
             &self.tokenizer,
             &[text],
@@ -99,7 +104,11 @@ impl Pipeline {
             let predictions = top_k(&probabilities, top_k_count)
                 .into_iter()
                 .map(|(id, score)| MaskPrediction {
-                    token: self.tokenizer.id_to_token(id).unwrap_or("[UNK]").to_string(),
+                    token: self
+                        .tokenizer
+                        .id_to_token(id)
+                        .unwrap_or("[UNK]")
+                        .to_string(),
                     id,
                     score,
                 })

@@ -58,7 +58,10 @@ impl Pipeline {
             .filter_map(|name| files.get(name).map(|b| (name.to_string(), b.to_vec())))
             .collect();
         if sentence_embedding_model {
-            tokenizer_files.push(("modules.json".to_string(), files.get("modules.json").unwrap_or_default().to_vec()));
+            tokenizer_files.push((
+                "modules.json".to_string(),
+                files.get("modules.json").unwrap_or_default().to_vec(),
+            ));
         }
         Ok(Pipeline {
             model,
@@ -174,7 +177,10 @@ fn load_tokenizer(files: &ModelFiles) -> Result<Tokenizer> {
         let mut options = VocabOptions::default();
         if let Some(config) = files.get("tokenizer_config.json") {
             let value: serde_json::Value = serde_json::from_slice(config).map_err(|e| {
-                Error::format(format!("{}/tokenizer_config.json", files.source), e.to_string())
+                Error::format(
+                    format!("{}/tokenizer_config.json", files.source),
+                    e.to_string(),
+                )
             })?;
             if let Some(lower) = value.get("do_lower_case").and_then(|v| v.as_bool()) {
                 options.lowercase = lower;

@@ -17,14 +17,13 @@
 
 use crate::models::{EncoderInput, Freeze, Gradients, RunMode};
 use crate::ops::losses::{cross_entropy_backward, cross_entropy_forward, IGNORE_INDEX};
+use crate::ops::optimizer::AdamWConfig;
 use crate::tensor::Tensor;
 use crate::tokenizer::Encoding;
 use crate::train::{
-    check_finite_loss, clip_gradients, correct_predictions, epoch_batches,
-    train_validation_split, AdamW, FeatureCache, GradientAccumulation, LinearSchedule,
-    ParameterUpdate,
+    check_finite_loss, clip_gradients, correct_predictions, epoch_batches, train_validation_split,
+    AdamW, FeatureCache, GradientAccumulation, LinearSchedule, ParameterUpdate,
 };
-use crate::ops::optimizer::AdamWConfig;
 use crate::{Error, Result};
 
 use super::classifier::{head_backward, head_forward, ClassifierInput};
@@ -133,7 +132,14 @@ async fn cross_entropy(logits: &Tensor, classes: &[u32], scale: f32) -> Result<(
     let mut logsumexp = Tensor::uninit(&device, &[b], "logsumexp")?;
     cross_entropy_forward(&mut losses, &mut logsumexp, logits, &targets, IGNORE_INDEX)?;
     let mut dlogits = Tensor::zeros(&device, &[b, l], "d_logits")?;
-    cross_entropy_backward(&mut dlogits, logits, &logsumexp, &targets, IGNORE_INDEX, scale)?;
+    cross_entropy_backward(
+        &mut dlogits,
+        logits,
+        &logsumexp,
+        &targets,
+        IGNORE_INDEX,
+        scale,
+    )?;
     Ok((losses.to_vec().await?, dlogits))
 }
 
@@ -154,7 +160,9 @@ impl ClassifierTraining {
             ));
         }
         if let Some(e) = examples.iter().position(|e| e.text.trim().is_empty()) {
-            return Err(Error::invalid(format!("train_classifier: example {e} has no text")));
+            return Err(Error::invalid(format!(
+                "train_classifier: example {e} has no text"
+            )));
         }
         let (labels, classes) = label_classes(examples);
         if labels.len() < 2 {
@@ -173,13 +181,17 @@ impl ClassifierTraining {
         }
         let split =
             train_validation_split(examples.len(), options.validation_fraction, options.seed)?;
-        let input = options.classifier_input.unwrap_or(if pipeline.sentence_embedding_model {
-            ClassifierInput::MeanPooled
-        } else {
-            ClassifierInput::ClsToken
-        });
+        let input = options
+            .classifier_input
+            .unwrap_or(if pipeline.sentence_embedding_model {
+                ClassifierInput::MeanPooled
+            } else {
+                ClassifierInput::ClsToken
+            });
         pipeline.classifier_input = input;
-        pipeline.model.add_sequence_classifier(&labels, options.seed)?;
+        pipeline
+            .model
+            .add_sequence_classifier(&labels, options.seed)?;
 
         let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
         let windows = encode_windows(
@@ -190,7 +202,10 @@ impl ClassifierTraining {
         )?;
         let encodings: Vec<Encoding> = windows.into_iter().map(|w| w.encoding).collect();
         let (cache, encodings) = if options.freeze == Freeze::Head {
-            (Some(feature_cache(pipeline, &encodings, input).await?), Vec::new())
+            (
+                Some(feature_cache(pipeline, &encodings, input).await?),
+                Vec::new(),
+            )
         } else {
             (None, encodings)
         };
@@ -253,12 +268,7 @@ impl ClassifierTraining {
 
     /// Logits (B, L) of the examples `rows`, the head's saved state, the encoder output (when
     /// the encoder ran) and the input mask.
-    fn forward(
-        &self,
-        pipeline: &Pipeline,
-        rows: &[usize],
-        mode: &RunMode,
-    ) -> Result<BatchForward> {
+    fn forward(&self, pipeline: &Pipeline, rows: &[usize], mode: &RunMode) -> Result<BatchForward> {
         let device = pipeline.device();
         let input = pipeline.classifier_input;
         match &self.cache {
@@ -299,7 +309,12 @@ impl ClassifierTraining {
             )));
         }
         let epoch = self.epochs_done + 1;
-        let batches = epoch_batches(&self.train, self.options.batch_size, self.options.seed, epoch)?;
+        let batches = epoch_batches(
+            &self.train,
+            self.options.batch_size,
+            self.options.seed,
+            epoch,
+        )?;
         let (mut loss_sum, mut correct, mut seen) = (0f64, 0usize, 0usize);
         let labels = self.labels.len();
         for step_batches in self.accumulation.steps(batches.len()) {
@@ -330,6 +345,7 @@ impl ClassifierTraining {
                 let dfeatures = head_backward(
                     model,
                     wants_input_gradient,
+                    self.options.freeze != Freeze::Head,
                     &dlogits,
                     &forward.head,
                     mode.train,
@@ -337,7 +353,8 @@ impl ClassifierTraining {
                     &mut grads,
                 )?;
                 if let (Some(dfeatures), Some((out, mask))) = (dfeatures, &forward.encoder) {
-                    let mut dhidden = Tensor::zeros(model.device(), out.hidden.shape(), "d_hidden")?;
+                    let mut dhidden =
+                        Tensor::zeros(model.device(), out.hidden.shape(), "d_hidden")?;
                     pipeline
                         .classifier_input
                         .features_backward(&mut dhidden, &dfeatures, mask)?;
