@@ -1,4 +1,6 @@
 //! Whole models assembled from the ops: one file per model.
 
 pub mod elmo;
+pub mod elmo_backward;
+pub mod elmo_weights;
 pub mod scalar_mix;
