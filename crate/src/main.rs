@@ -12,6 +12,10 @@ commands:
   elmo --options PATH --weights PATH [--batch-size N] [--stateful] [--device auto|gpu|cpu]
       one sentence per line on stdin (tokens separated by spaces); one JSON object
       {\"layers\": [layer0, layer1, layer2]} per line (per-token vectors, boundaries removed)
+  elmo-train --options PATH --weights PATH --data TSV [--train N] [--test N] [--epochs E]
+             [--batch-size B] [--lr X] [--seed S] [--mix | --end-to-end] [--device auto|gpu|cpu]
+      sentiment classifier on ELMo features (label = sign of the rating in id<TAB>rating<TAB>text);
+      one JSON line per epoch (train loss/accuracy, held-out accuracy and chance)
   bench tokenizer [--input FILE] [--tokenizer PATH] [--repeat N] [--json]
       single-thread throughput of webnlu vs the `tokenizers` crate (build with --features bench-peers)
   bench ops [--json] [--device cpu|gpu] [--threads N]
@@ -23,6 +27,7 @@ fn main() {
     let result = match args.first().map(String::as_str) {
         Some("tokenize") => cli::tokenize::run(&args[1..]),
         Some("elmo") => cli::elmo::run(&args[1..]),
+        Some("elmo-train") => cli::elmo_train::run(&args[1..]),
         Some("bench") => cli::bench::run(&args[1..]),
         Some("-h") | Some("--help") | Some("help") => {
             print!("{USAGE}");

@@ -4,4 +4,5 @@ pub mod arguments;
 pub mod bench;
 pub mod bench_ops;
 pub mod elmo;
+pub mod elmo_train;
 pub mod tokenize;
