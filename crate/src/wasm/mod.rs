@@ -5,6 +5,7 @@
 
 #[cfg(feature = "kernel-check")]
 mod kernel_check;
+mod elmo;
 mod tokenizer;
 
 use wasm_bindgen::prelude::*;
