@@ -18,6 +18,9 @@ commands:
       one JSON line per epoch (train loss/accuracy, held-out accuracy and chance)
   bench tokenizer [--input FILE] [--tokenizer PATH] [--repeat N] [--json]
       single-thread throughput of webnlu vs the `tokenizers` crate (build with --features bench-peers)
+  bench elmo [--options P --weights P] [--input FILE] [--sentences N] [--batch-size B]
+             [--device cpu|gpu|both] [--repeat R] [--json]
+      ELMo biLM sentences/s per device (default: AllenNLP's fixture model, movie-review sentences)
   bench ops [--json] [--device cpu|gpu] [--threads N]
       matmul GFLOP/s at BERT-base shapes and per-op times, CPU and GPU, numpy/OpenBLAS alongside
 ";

@@ -50,7 +50,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let data_path = need("data", "id<TAB>rating<TAB>text lines")?;
     let train_count = args.number("train")?.unwrap_or(2000);
     let test_count = args.number("test")?.unwrap_or(1000);
-    let epochs = args.number("epochs")?.unwrap_or(5);
+    let epochs = args.number("epochs")?.unwrap_or(10);
     let batch_size = args.number("batch-size")?.unwrap_or(32);
     let seed = args.number("seed")?.unwrap_or(1) as u64;
     if batch_size == 0 || train_count == 0 || test_count == 0 {
@@ -59,7 +59,7 @@ pub fn run(args: &[String]) -> Result<()> {
         ));
     }
     let lr: f32 = match args.value("lr") {
-        None => 1e-2,
+        None => 3e-3,
         Some(v) => v
             .parse()
             .ok()

@@ -132,10 +132,7 @@ impl WasmElmo {
                 .iter()
                 .map(|s| s.iter().map(String::as_str).collect())
                 .collect();
-            let output = bilm
-                .embed_sentences(&words)
-                .await
-                .map_err(to_js_error)?;
+            let output = bilm.embed_sentences(&words).await.map_err(to_js_error)?;
             let k = output.layers.len();
             let shape = vec![
                 u32_of(k, "layers")?,
