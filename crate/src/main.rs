@@ -29,8 +29,15 @@ commands:
       fine-tunes a classifier; JSON line per epoch, then a report; writes the model to --out
   bench model [--device cpu|gpu] [--models minilm,bert-base] [--batch N] [--seq N] [--json]
       tokens/s of forward and training steps, peak memory per freezing policy
+  elmo-train --options PATH --weights PATH --data TSV [--train N] [--test N] [--epochs E]
+             [--batch-size B] [--lr X] [--seed S] [--mix | --end-to-end] [--device auto|gpu|cpu]
+      sentiment classifier on ELMo features (label = sign of the rating in id<TAB>rating<TAB>text);
+      one JSON line per epoch (train loss/accuracy, held-out accuracy and chance)
   bench tokenizer [--input FILE] [--tokenizer PATH] [--repeat N] [--json]
       single-thread throughput of webnlu vs the `tokenizers` crate (build with --features bench-peers)
+  bench elmo [--options P --weights P] [--input FILE] [--sentences N] [--batch-size B]
+             [--device cpu|gpu|both] [--repeat R] [--json]
+      ELMo biLM sentences/s per device (default: AllenNLP's fixture model, movie-review sentences)
   bench ops [--json] [--device cpu|gpu] [--threads N]
       matmul GFLOP/s at BERT-base shapes and per-op times, CPU and GPU, numpy/OpenBLAS alongside
 ";
@@ -40,6 +47,7 @@ fn main() {
     let result = match args.first().map(String::as_str) {
         Some("tokenize") => cli::tokenize::run(&args[1..]),
         Some("elmo") => cli::elmo::run(&args[1..]),
+        Some("elmo-train") => cli::elmo_train::run(&args[1..]),
         Some("bench") => cli::bench::run(&args[1..]),
         Some("embed") => cli::model_tasks::embed(&args[1..]),
         Some("similarity") => cli::model_tasks::similarity(&args[1..]),

@@ -2,9 +2,11 @@
 
 pub mod arguments;
 pub mod bench;
+pub mod bench_elmo;
 pub mod bench_ops;
 pub mod elmo;
 pub mod memory;
 pub mod model_tasks;
+pub mod elmo_train;
 pub mod tokenize;
 pub mod train_head;

@@ -26,53 +26,19 @@
 use crate::device::Device;
 use crate::io::elmo_options::ElmoOptions;
 use crate::io::hdf5::Hdf5File;
+use crate::models::elmo_backward::ElmoTrace;
+use crate::models::elmo_weights::{CharConvolution, ElmoWeights, HighwayLayer, LstmDirection};
 use crate::ops::char_cnn::{
     char_conv_max_forward, char_conv_weight_from_tensorflow, CharCnnActivation,
 };
 use crate::ops::elementwise::add_forward;
 use crate::ops::embedding::embedding_forward;
 use crate::ops::highway::{highway_forward, highway_weights_from_tensorflow};
-use crate::ops::lstm::{
-    lstm_forward, lstm_weights_from_tensorflow, LstmOptions, LstmSavedTensors, LstmWeightTensors,
-};
+use crate::ops::lstm::{lstm_forward, lstm_weights_from_tensorflow, LstmOptions, LstmSavedTensors};
 use crate::ops::matmul::{matmul_forward, MatmulOptions};
 use crate::tensor::Tensor;
 use crate::tokenizer::elmo_chars::sentence_char_ids;
 use crate::{Error, Result};
-
-/// One filter width of the character CNN.
-#[derive(Debug)]
-struct CharConvolution {
-    weight: Tensor, // (F, E, K), PyTorch Conv1d layout
-    bias: Tensor,   // (F)
-}
-
-/// One highway layer, AllenNLP's convention (see `ops::highway`).
-#[derive(Debug)]
-struct HighwayLayer {
-    weight: Tensor, // (2D, D)
-    bias: Tensor,   // (2D)
-}
-
-/// One direction of one LSTM layer, AllenNLP's layout and gate order (see `ops::lstm`).
-#[derive(Debug)]
-struct LstmDirection {
-    w_input: Tensor, // (4C, I)
-    w_state: Tensor, // (4C, P)
-    bias: Tensor,    // (4C), forget block includes TF's +1
-    w_proj: Tensor,  // (P, C)
-}
-
-impl LstmDirection {
-    fn tensors(&self) -> LstmWeightTensors<'_> {
-        LstmWeightTensors {
-            w_input: &self.w_input,
-            w_state: &self.w_state,
-            bias: &self.bias,
-            w_proj: &self.w_proj,
-        }
-    }
-}
 
 /// One tensor per layer and direction: `[layer][0 = forward, 1 = backward]`.
 type PerDirection = Vec<[Tensor; 2]>;
@@ -105,6 +71,41 @@ pub struct ElmoActivations {
     /// final states `[layer][direction]`: hidden (B, P), memory (B, C)
     pub final_hidden: Vec<[Tensor; 2]>,
     pub final_memory: Vec<[Tensor; 2]>,
+}
+
+impl ElmoActivations {
+    /// The layers on the host, with the sentence boundaries (AllenNLP's `_ElmoBiLm.forward`
+    /// `activations`): layer 0 is `[token, token]` masked, layer k `[forward_k, backward_k]`.
+    pub async fn read_back(&self) -> Result<ElmoOutput> {
+        let p = self.token.shape()[2];
+        let dim = 2 * p;
+        let (steps, rows) = (self.steps, self.batch * self.steps);
+        let concat = |fwd: &[f32], bwd: &[f32], masked: bool| {
+            let mut out = vec![0.0f32; rows * dim];
+            for r in 0..rows {
+                let (b, t) = (r / steps, r % steps);
+                if masked && t >= self.lengths[b] {
+                    continue;
+                }
+                out[r * dim..r * dim + p].copy_from_slice(&fwd[r * p..(r + 1) * p]);
+                out[r * dim + p..(r + 1) * dim].copy_from_slice(&bwd[r * p..(r + 1) * p]);
+            }
+            out
+        };
+        let token = self.token.to_vec().await?;
+        // `torch.cat([type_representation, type_representation], -1) * mask`
+        let mut layers = vec![concat(&token, &token, true)];
+        for [fwd, bwd] in &self.lstm {
+            layers.push(concat(&fwd.to_vec().await?, &bwd.to_vec().await?, false));
+        }
+        Ok(ElmoOutput {
+            batch: self.batch,
+            steps,
+            dim,
+            lengths: self.lengths.clone(),
+            layers,
+        })
+    }
 }
 
 /// The biLM's layers on the host.
@@ -164,15 +165,10 @@ pub struct ElmoBiLm {
     options: ElmoOptions,
     device: Device,
     activation: CharCnnActivation,
-    /// (n_chars + 1, E): `_ElmoCharacterEncoder._load_char_embedding` prepends a zero row so
-    /// that id 0 (padding, the ids are shifted by +1) embeds to zeros.
-    char_embedding: Tensor,
-    convolutions: Vec<CharConvolution>,
-    highways: Vec<HighwayLayer>,
-    projection_weight: Tensor, // (P, D), `nn.Linear` layout (AllenNLP transposes W_proj)
-    projection_bias: Tensor,   // (P)
-    /// `lstm[layer] = [forward, backward]`
-    lstm: Vec<[LstmDirection; 2]>,
+    /// The char embedding (n_chars + 1, E): `_ElmoCharacterEncoder._load_char_embedding`
+    /// prepends a zero row so that id 0 (padding, the ids are shifted by +1) embeds to zeros;
+    /// the projection (P, D) in `nn.Linear` layout (AllenNLP transposes `W_proj`).
+    weights: ElmoWeights,
     stateful: bool,
     state: Option<ElmoLstmState>,
 }
@@ -302,12 +298,14 @@ impl ElmoBiLm {
             options,
             device: device.clone(),
             activation,
-            char_embedding,
-            convolutions,
-            highways,
-            projection_weight,
-            projection_bias,
-            lstm,
+            weights: ElmoWeights {
+                char_embedding,
+                convolutions,
+                highways,
+                projection_weight,
+                projection_bias,
+                lstm,
+            },
             stateful: false,
             state: None,
         })
@@ -319,9 +317,20 @@ impl ElmoBiLm {
     pub fn device(&self) -> &Device {
         &self.device
     }
+    /// The parameters, named as AllenNLP names them ([`ElmoWeights::named`]).
+    pub fn weights(&self) -> &ElmoWeights {
+        &self.weights
+    }
+    /// The parameters, to update them (an optimizer step, a finite-difference probe).
+    pub fn weights_mut(&mut self) -> &mut ElmoWeights {
+        &mut self.weights
+    }
+    pub(crate) fn activation(&self) -> CharCnnActivation {
+        self.activation
+    }
     /// Number of representation layers: the token layer + one per LSTM layer.
     pub fn num_layers(&self) -> usize {
-        self.lstm.len() + 1
+        self.weights.lstm.len() + 1
     }
     /// Width of every layer's vectors: 2P.
     pub fn output_dim(&self) -> usize {
@@ -364,7 +373,7 @@ impl ElmoBiLm {
     /// real tokens must come first in each row.
     fn lengths(&self, char_ids: &[u16], batch: usize, steps: usize) -> Result<Vec<usize>> {
         let w = self.options.char_cnn.max_characters_per_token;
-        let rows = self.char_embedding.shape()[0];
+        let rows = self.weights.char_embedding.shape()[0];
         if char_ids.len() != batch * steps * w {
             return Err(Error::shape(
                 "ElmoBiLm: char ids",
@@ -408,9 +417,9 @@ impl ElmoBiLm {
             }
             Tensor::from_vec(&self.device, &[batch, width], v, name)
         };
-        let mut hidden = Vec::with_capacity(self.lstm.len());
-        let mut memory = Vec::with_capacity(self.lstm.len());
-        for layer in 0..self.lstm.len() {
+        let mut hidden = Vec::with_capacity(self.weights.lstm.len());
+        let mut memory = Vec::with_capacity(self.weights.lstm.len());
+        for layer in 0..self.weights.lstm.len() {
             let kept = if self.stateful {
                 self.state.as_ref()
             } else {
@@ -434,6 +443,18 @@ impl ElmoBiLm {
         batch: usize,
         steps: usize,
     ) -> Result<ElmoActivations> {
+        Ok(self.forward_traced(char_ids, batch, steps, false)?.0)
+    }
+
+    /// [`ElmoBiLm::forward_tensors`] that also keeps what [`ElmoBiLm::backward`] needs (the
+    /// intermediate activations of every layer) when `keep` is true.
+    pub fn forward_traced(
+        &self,
+        char_ids: &[u16],
+        batch: usize,
+        steps: usize,
+        keep: bool,
+    ) -> Result<(ElmoActivations, Option<ElmoTrace>)> {
         let lengths = self.lengths(char_ids, batch, steps)?;
         let dev = &self.device;
         let cnn = &self.options.char_cnn;
@@ -446,13 +467,14 @@ impl ElmoBiLm {
         let ids: Vec<u32> = char_ids.iter().map(|&i| i as u32).collect();
         let ids = Tensor::<u32>::from_vec(dev, &[n * w], ids, "elmo.char_ids")?;
         let mut chars = Tensor::uninit(dev, &[n * w, e], "elmo.chars")?;
-        embedding_forward(&mut chars, &self.char_embedding, &ids, false)?;
+        embedding_forward(&mut chars, &self.weights.char_embedding, &ids, false)?;
         chars.reshape(&[n, w, e])?;
 
         // (N, D) = concatenated max-pooled convolutions
         let mut features = Tensor::zeros(dev, &[n, d], "elmo.char_cnn")?;
+        let mut argmaxes = Vec::with_capacity(self.weights.convolutions.len());
         let mut col = 0;
-        for conv in &self.convolutions {
+        for conv in &self.weights.convolutions {
             let filters = conv.bias.shape()[0];
             let mut argmax = Tensor::<u32>::uninit(dev, &[n, filters], "elmo.char_cnn.argmax")?;
             char_conv_max_forward(
@@ -465,9 +487,14 @@ impl ElmoBiLm {
                 col,
             )?;
             col += filters;
+            argmaxes.push(argmax);
         }
 
-        for highway in &self.highways {
+        // highway_inputs[k] (N, D) is the input of highway k; the last entry feeds the
+        // projection. highway_projs[k] (N, 2D).
+        let mut highway_inputs = Vec::with_capacity(self.weights.highways.len() + 1);
+        let mut highway_projs = Vec::with_capacity(self.weights.highways.len());
+        for highway in &self.weights.highways {
             let mut out = Tensor::uninit(dev, &[n, d], "elmo.highway")?;
             let mut proj = Tensor::uninit(dev, &[n, 2 * d], "elmo.highway.proj")?;
             highway_forward(
@@ -477,7 +504,8 @@ impl ElmoBiLm {
                 &highway.weight,
                 &highway.bias,
             )?;
-            features = out;
+            highway_inputs.push(std::mem::replace(&mut features, out));
+            highway_projs.push(proj);
         }
 
         // (N, P) = features (N, D) @ W^T + b
@@ -485,24 +513,22 @@ impl ElmoBiLm {
         matmul_forward(
             &mut token,
             &features,
-            &self.projection_weight,
-            Some(&self.projection_bias),
+            &self.weights.projection_weight,
+            Some(&self.weights.projection_bias),
             MatmulOptions {
                 trans_b: true,
                 ..MatmulOptions::default()
             },
         )?;
         token.reshape(&[batch, steps, p])?;
+        highway_inputs.push(features);
 
         let (mut final_hidden, mut final_memory) = self.initial_states(batch)?;
-        let lstm_options = |go_forward: bool| LstmOptions {
-            cell_clip: Some(self.options.lstm.cell_clip),
-            proj_clip: Some(self.options.lstm.proj_clip),
-            go_forward,
-        };
-        let mut lstm: Vec<[Tensor; 2]> = Vec::with_capacity(self.lstm.len());
-        for (layer, directions) in self.lstm.iter().enumerate() {
+        let mut lstm: Vec<[Tensor; 2]> = Vec::with_capacity(self.weights.lstm.len());
+        let mut lstm_saved: Vec<[LstmSavedTensors; 2]> = Vec::new();
+        for (layer, directions) in self.weights.lstm.iter().enumerate() {
             let mut outputs = Vec::with_capacity(2);
+            let mut saved_pair = Vec::with_capacity(2);
             for (dir, weights) in directions.iter().enumerate() {
                 // ElmoLstm._lstm_forward: both directions of layer 0 read the token layer,
                 // layer l reads the same direction's layer l-1 output.
@@ -523,7 +549,7 @@ impl ElmoBiLm {
                     input,
                     &lengths,
                     &weights.tensors(),
-                    &lstm_options(dir == 0),
+                    &self.lstm_options(dir == 0),
                 )?;
                 if layer > 0 {
                     // Skip connection: `forward_output_sequence += forward_cache`.
@@ -532,20 +558,54 @@ impl ElmoBiLm {
                     out = sum;
                 }
                 outputs.push(out);
+                saved_pair.push(saved);
             }
             let backward = outputs.pop().expect("two directions");
             let forward = outputs.pop().expect("two directions");
             lstm.push([forward, backward]);
+            if keep {
+                let backward = saved_pair.pop().expect("two directions");
+                let forward = saved_pair.pop().expect("two directions");
+                lstm_saved.push([forward, backward]);
+            }
         }
-        Ok(ElmoActivations {
-            batch,
-            steps,
-            lengths,
-            token,
-            lstm,
-            final_hidden,
-            final_memory,
-        })
+        let trace = if keep {
+            // The forward overwrote the state tensors; the backward needs the initial ones.
+            let (initial_hidden, initial_memory) = self.initial_states(batch)?;
+            Some(ElmoTrace {
+                ids,
+                chars,
+                argmaxes,
+                highway_inputs,
+                highway_projs,
+                lstm_saved,
+                initial_hidden,
+                initial_memory,
+            })
+        } else {
+            None
+        };
+        Ok((
+            ElmoActivations {
+                batch,
+                steps,
+                lengths,
+                token,
+                lstm,
+                final_hidden,
+                final_memory,
+            },
+            trace,
+        ))
+    }
+
+    /// Clipping and direction of the LSTMs, from options.json.
+    pub(crate) fn lstm_options(&self, go_forward: bool) -> LstmOptions {
+        LstmOptions {
+            cell_clip: Some(self.options.lstm.cell_clip),
+            proj_clip: Some(self.options.lstm.proj_clip),
+            go_forward,
+        }
     }
 
     /// The forward pass, read back: all layers (B, T, 2P) with the sentence boundaries
@@ -570,35 +630,11 @@ impl ElmoBiLm {
             });
         }
         let acts = self.forward_tensors(char_ids, batch, steps)?;
-        let rows = batch * steps;
-        let concat = |fwd: &[f32], bwd: &[f32], masked: bool| {
-            let mut out = vec![0.0f32; rows * dim];
-            for r in 0..rows {
-                let (b, t) = (r / steps, r % steps);
-                if masked && t >= acts.lengths[b] {
-                    continue;
-                }
-                out[r * dim..r * dim + p].copy_from_slice(&fwd[r * p..(r + 1) * p]);
-                out[r * dim + p..(r + 1) * dim].copy_from_slice(&bwd[r * p..(r + 1) * p]);
-            }
-            out
-        };
-        let token = acts.token.to_vec().await?;
-        // `torch.cat([type_representation, type_representation], -1) * mask`
-        let mut layers = vec![concat(&token, &token, true)];
-        for [fwd, bwd] in &acts.lstm {
-            layers.push(concat(&fwd.to_vec().await?, &bwd.to_vec().await?, false));
-        }
+        let output = acts.read_back().await?;
         if self.stateful {
             self.keep_states(&acts).await?;
         }
-        Ok(ElmoOutput {
-            batch,
-            steps,
-            dim,
-            lengths: acts.lengths,
-            layers,
-        })
+        Ok(output)
     }
 
     /// `_EncoderBase._update_states`: rows `0..B` take the final states of this call (a row
@@ -607,7 +643,7 @@ impl ElmoBiLm {
     async fn keep_states(&mut self, acts: &ElmoActivations) -> Result<()> {
         let (p, c) = (self.options.lstm.projection_dim, self.options.lstm.dim);
         let batch = acts.batch;
-        let layers = self.lstm.len();
+        let layers = self.weights.lstm.len();
         let mut state = self.state.take().unwrap_or_else(|| ElmoLstmState {
             rows: 0,
             hidden: vec![[Vec::new(), Vec::new()]; layers],

@@ -201,19 +201,37 @@ pub fn char_conv_max_forward_cpu(
     check_common(op, s, out.len(), argmax.len(), chars.len(), weight.len())?;
     expect_len(op, "bias", bias.len(), s.filters)?;
     let (e_, k_) = (s.embed, s.width);
+    let window = e_ * k_;
+    // weight (F, E, K) -> (F, K, E): each filter becomes one row that meets a window of the
+    // characters (K consecutive rows of E, contiguous) as a plain dot product.
+    let mut w_ke = vec![0.0f32; s.filters * window];
+    for f in 0..s.filters {
+        for e in 0..e_ {
+            for k in 0..k_ {
+                w_ke[f * window + k * e_ + e] = weight[f * window + e * k_ + k];
+            }
+        }
+    }
+    // Positions whose window equals the previous position's window (the padding characters
+    // after a word fill most of the W positions) give the same value bit for bit, so they can
+    // never be a strictly greater max: only the others are evaluated. Same max, same first
+    // arg-max as evaluating every position.
+    let mut distinct: Vec<usize> = Vec::with_capacity(s.positions());
     for n in 0..s.n {
         let x = &chars[n * s.chars * e_..(n + 1) * s.chars * e_];
+        distinct.clear();
+        for p in 0..s.positions() {
+            if p == 0 || x[p * e_..p * e_ + window] != x[(p - 1) * e_..(p - 1) * e_ + window] {
+                distinct.push(p);
+            }
+        }
         for f in 0..s.filters {
-            let w = &weight[f * e_ * k_..(f + 1) * e_ * k_];
+            let w = &w_ke[f * window..(f + 1) * window];
             let mut best = f32::NEG_INFINITY;
             let mut best_p = 0u32;
-            for p in 0..s.positions() {
-                let mut acc = bias[f];
-                for e in 0..e_ {
-                    for k in 0..k_ {
-                        acc += w[e * k_ + k] * x[(p + k) * e_ + e];
-                    }
-                }
+            for &p in &distinct {
+                let x = &x[p * e_..p * e_ + window];
+                let acc = bias[f] + w.iter().zip(x).map(|(&w, &x)| w * x).sum::<f32>();
                 if acc > best {
                     best = acc;
                     best_p = p as u32;

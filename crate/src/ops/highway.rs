@@ -12,6 +12,7 @@
 
 use crate::device::Kernel;
 use crate::ops::length_check::{as_u32, expect_len, product};
+use crate::ops::matmul::{matmul_cpu, MatmulDims};
 use crate::ops::shaders;
 use crate::tensor::Tensor;
 use crate::{Error, Result};
@@ -92,13 +93,28 @@ pub fn highway_forward_cpu(
     let op = "highway_forward_cpu";
     check(op, inp.len(), out.len(), proj.len(), weight.len(), n, d)?;
     expect_len(op, "bias", bias.len(), 2 * d)?;
+    // proj (N, 2D) = inp (N, D) @ weight^T + bias, with the blocked CPU GEMM of `ops::matmul`
+    matmul_cpu(
+        proj,
+        inp,
+        weight,
+        Some(bias),
+        &MatmulDims {
+            batch: 1,
+            m: n,
+            n: 2 * d,
+            k: d,
+            a_stride: 0,
+            b_stride: 0,
+            trans_a: false,
+            trans_b: true,
+            alpha: 1.0,
+            accumulate: false,
+        },
+    );
     for row in 0..n {
         let x = &inp[row * d..(row + 1) * d];
-        let p = &mut proj[row * 2 * d..(row + 1) * 2 * d];
-        for j in 0..2 * d {
-            let w = &weight[j * d..(j + 1) * d];
-            p[j] = bias[j] + w.iter().zip(x).map(|(&w, &x)| w * x).sum::<f32>();
-        }
+        let p = &proj[row * 2 * d..(row + 1) * 2 * d];
         for k in 0..d {
             let g = sigmoid(p[d + k]);
             out[row * d + k] = g * x[k] + (1.0 - g) * p[k].max(0.0);

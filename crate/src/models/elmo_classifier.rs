@@ -1,0 +1,577 @@
+//! A sentence classifier on ELMo features (Peters et al. 2018, section 3.3: a task model on
+//! the scalar-mixed biLM layers):
+//!
+//! ```text
+//! layers_k (B, T, 2P)  k = 0..K, from the biLM
+//!  -> pooled_k (B, 2P) = mean over each sentence's words (sentence boundaries excluded)
+//!  -> mixed (B, 2P) = gamma * sum_k softmax(s)_k pooled_k     (the scalar mix; it commutes
+//!                                                            with the mean, both are linear)
+//!  -> logits (B, classes) = mixed @ W^T + b
+//!  -> softmax cross-entropy, mean over the batch
+//! ```
+//!
+//! Three ways to train ([`ElmoTraining`]): the head alone (W, b; the biLM and the mix frozen),
+//! the head and the mix (s, gamma), or end to end (also every biLM parameter, through
+//! [`ElmoBiLm::backward`]). All parameters are updated with AdamW (`ops::optimizer`).
+//! The head, the mix and the pooling are a few thousand numbers per batch and run on the host
+//! (CPU tensors); the biLM runs on its own device (CPU or GPU). With a frozen biLM the pooled
+//! layers of every sentence are computed once ([`ElmoClassifier::pooled_layers`]) and the
+//! epochs reuse them.
+
+use crate::device::Device;
+use crate::models::elmo::{ElmoBiLm, ElmoOutput};
+use crate::models::elmo_backward::ElmoActivationGrads;
+use crate::models::elmo_weights::ElmoWeights;
+use crate::models::scalar_mix::{scalar_mix_backward_cpu, scalar_mix_forward_cpu, ScalarMix};
+use crate::ops::losses::{cross_entropy_backward, cross_entropy_forward};
+use crate::ops::matmul::{matmul_backward, matmul_forward, MatmulOptions};
+use crate::ops::optimizer::{adamw_step, AdamWConfig};
+use crate::tensor::Tensor;
+use crate::{Error, Result};
+
+/// Which parameters a training step updates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ElmoTraining {
+    /// the linear head only
+    Head,
+    /// the head and the scalar mix
+    Mix,
+    /// the head, the mix and the biLM
+    EndToEnd,
+}
+
+/// What one step or one evaluation measured.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct BatchResult {
+    /// summed cross-entropy over the batch (divide by `count` for the mean)
+    pub loss_sum: f64,
+    pub correct: usize,
+    pub count: usize,
+}
+
+impl BatchResult {
+    pub fn add(&mut self, other: BatchResult) {
+        self.loss_sum += other.loss_sum;
+        self.correct += other.correct;
+        self.count += other.count;
+    }
+    pub fn mean_loss(&self) -> f64 {
+        self.loss_sum / self.count.max(1) as f64
+    }
+    pub fn accuracy(&self) -> f64 {
+        self.correct as f64 / self.count.max(1) as f64
+    }
+}
+
+/// AdamW state of one parameter tensor.
+#[derive(Debug)]
+struct Moments {
+    m: Tensor,
+    v: Tensor,
+}
+
+impl Moments {
+    fn like(t: &Tensor, device: &Device) -> Result<Moments> {
+        Ok(Moments {
+            m: Tensor::zeros(device, t.shape(), "adamw.m")?,
+            v: Tensor::zeros(device, t.shape(), "adamw.v")?,
+        })
+    }
+}
+
+/// The head, the mix and their optimizer state.
+#[derive(Debug)]
+pub struct ElmoClassifier {
+    pub mix: ScalarMix,
+    /// (classes, 2P) on the host, `nn.Linear` layout
+    pub weight: Tensor,
+    /// (classes)
+    pub bias: Tensor,
+    training: ElmoTraining,
+    config: AdamWConfig,
+    step: u64,
+    weight_moments: Moments,
+    bias_moments: Moments,
+    /// (K + 1): the mix scalars then gamma
+    mix_moments: Moments,
+    /// end to end: one pair per biLM parameter, on the biLM's device
+    bilm_moments: Option<(ElmoWeights, ElmoWeights)>,
+    /// fixed standardization of the pooled layers, if fitted
+    scaling: Option<FeatureScaling>,
+}
+
+/// A fixed standardization of the pooled layers, per layer and feature: `(x - mean) / std`,
+/// fitted once on the training sentences ([`FeatureScaling::fit`]) and then a constant part of
+/// the model (not trained; the backward divides by `std`). The small biLM's pooled features
+/// differ between sentences by a small fraction of their mean, which leaves an unscaled linear
+/// head badly conditioned.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FeatureScaling {
+    /// K
+    pub layers: usize,
+    /// 2P
+    pub dim: usize,
+    /// (K, 2P)
+    pub mean: Vec<f32>,
+    /// (K, 2P) 1 / max(std, 1e-6)
+    pub inv_std: Vec<f32>,
+}
+
+impl FeatureScaling {
+    /// Mean and standard deviation over all rows of `batches`, each pooled layers
+    /// (K, B_i, 2P) with `layers` = K and `dim` = 2P.
+    pub fn fit(batches: &[&[f32]], layers: usize, dim: usize) -> Result<FeatureScaling> {
+        let mut sum = vec![0.0f64; layers * dim];
+        let mut sum_sq = vec![0.0f64; layers * dim];
+        let mut rows = 0usize;
+        for batch in batches {
+            if layers * dim == 0 || batch.len() % (layers * dim) != 0 {
+                return Err(Error::shape(
+                    "FeatureScaling::fit: pooled layers",
+                    format!("({layers}, B, {dim})"),
+                    batch.len(),
+                ));
+            }
+            let b = batch.len() / (layers * dim);
+            for k in 0..layers {
+                for r in 0..b {
+                    let row = &batch[(k * b + r) * dim..(k * b + r + 1) * dim];
+                    for (j, &x) in row.iter().enumerate() {
+                        sum[k * dim + j] += x as f64;
+                        sum_sq[k * dim + j] += x as f64 * x as f64;
+                    }
+                }
+            }
+            rows += b;
+        }
+        if rows == 0 {
+            return Err(Error::invalid("FeatureScaling::fit: no rows"));
+        }
+        let n = rows as f64;
+        let mean: Vec<f32> = sum.iter().map(|s| (s / n) as f32).collect();
+        let inv_std = sum
+            .iter()
+            .zip(&sum_sq)
+            .map(|(s, q)| {
+                let var = (q / n - (s / n) * (s / n)).max(0.0);
+                1.0 / (var.sqrt() as f32).max(1e-6)
+            })
+            .collect();
+        Ok(FeatureScaling {
+            layers,
+            dim,
+            mean,
+            inv_std,
+        })
+    }
+
+    /// (K, B, 2P) in place.
+    fn apply(&self, pooled: &mut [f32]) {
+        self.for_each(pooled, |x, mean, inv| (x - mean) * inv);
+    }
+
+    /// d pooled (K, B, 2P) from d scaled, in place.
+    fn backward(&self, d: &mut [f32]) {
+        self.for_each(d, |g, _, inv| g * inv);
+    }
+
+    fn for_each(&self, values: &mut [f32], f: impl Fn(f32, f32, f32) -> f32) {
+        let dim = self.dim;
+        let b = values.len() / (self.layers * dim).max(1);
+        for k in 0..self.layers {
+            for r in 0..b {
+                let at = (k * b + r) * dim;
+                for j in 0..dim {
+                    let v = &mut values[at + j];
+                    *v = f(*v, self.mean[k * dim + j], self.inv_std[k * dim + j]);
+                }
+            }
+        }
+    }
+}
+
+/// Mean over the words of each row of every layer: `out[k][b]` (2P) from `output`'s layers
+/// with the sentence boundaries (row b's words are positions 1..lengths[b]-1). A row without
+/// words pools to zeros. Returns (K, B, 2P).
+fn pool_words(output: &ElmoOutput) -> Vec<f32> {
+    let (b_count, t_count, d) = (output.batch, output.steps, output.dim);
+    let mut out = vec![0.0f32; output.layers.len() * b_count * d];
+    for (k, layer) in output.layers.iter().enumerate() {
+        for b in 0..b_count {
+            let words = output.lengths[b].saturating_sub(2);
+            let dst = &mut out[(k * b_count + b) * d..(k * b_count + b + 1) * d];
+            for t in 1..=words {
+                let src = &layer[(b * t_count + t) * d..(b * t_count + t + 1) * d];
+                dst.iter_mut().zip(src).for_each(|(o, &x)| *o += x);
+            }
+            let scale = 1.0 / words.max(1) as f32;
+            dst.iter_mut().for_each(|o| *o *= scale);
+        }
+    }
+    out
+}
+
+/// The gradient of the layers (with boundaries, (B, T, 2P) each) from that of [`pool_words`].
+fn unpool_words(output: &ElmoOutput, d_pooled: &[f32]) -> Vec<Vec<f32>> {
+    let (b_count, t_count, d) = (output.batch, output.steps, output.dim);
+    (0..output.layers.len())
+        .map(|k| {
+            let mut layer = vec![0.0f32; b_count * t_count * d];
+            for b in 0..b_count {
+                let words = output.lengths[b].saturating_sub(2);
+                let scale = 1.0 / words.max(1) as f32;
+                let src = &d_pooled[(k * b_count + b) * d..(k * b_count + b + 1) * d];
+                for t in 1..=words {
+                    let dst = &mut layer[(b * t_count + t) * d..(b * t_count + t + 1) * d];
+                    dst.iter_mut().zip(src).for_each(|(o, &g)| *o = g * scale);
+                }
+            }
+            layer
+        })
+        .collect()
+}
+
+fn check_labels(labels: &[u32], classes: usize) -> Result<()> {
+    match labels.iter().find(|&&l| l as usize >= classes) {
+        Some(l) => Err(Error::invalid(format!(
+            "ElmoClassifier: label {l} is not one of the {classes} classes"
+        ))),
+        None => Ok(()),
+    }
+}
+
+impl ElmoClassifier {
+    /// A head for `classes` classes on `bilm`'s features, initialised as `nn.Linear` (uniform
+    /// in +-1/sqrt(2P), from `seed`), the mix at AllenNLP's defaults (equal weights, gamma 1).
+    pub fn new(
+        bilm: &ElmoBiLm,
+        classes: usize,
+        training: ElmoTraining,
+        config: AdamWConfig,
+        seed: u64,
+    ) -> Result<ElmoClassifier> {
+        if classes < 2 {
+            return Err(Error::invalid("ElmoClassifier needs at least 2 classes"));
+        }
+        if training == ElmoTraining::EndToEnd && bilm.is_stateful() {
+            return Err(Error::invalid(
+                "ElmoClassifier: end-to-end training needs a stateless biLM (set_stateful(false))",
+            ));
+        }
+        let d = bilm.output_dim();
+        let bound = 1.0 / (d as f32).sqrt();
+        let mut state = seed ^ 0x5DEE_CE66_D1CE_4E5B;
+        let mut uniform = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            ((state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * bound
+        };
+        let host = Device::Cpu;
+        let weight: Vec<f32> = (0..classes * d).map(|_| uniform()).collect();
+        let bias: Vec<f32> = (0..classes).map(|_| uniform()).collect();
+        let weight = Tensor::from_vec(&host, &[classes, d], weight, "elmo_classifier.weight")?;
+        let bias = Tensor::from_vec(&host, &[classes], bias, "elmo_classifier.bias")?;
+        let mix = ScalarMix::new(bilm.num_layers())?;
+        let mix_moments = Moments {
+            m: Tensor::zeros(&host, &[mix.scalars.len() + 1], "adamw.m")?,
+            v: Tensor::zeros(&host, &[mix.scalars.len() + 1], "adamw.v")?,
+        };
+        let bilm_moments = if training == ElmoTraining::EndToEnd {
+            let dev = bilm.device();
+            Some((
+                bilm.weights().zeros_like(dev)?,
+                bilm.weights().zeros_like(dev)?,
+            ))
+        } else {
+            None
+        };
+        Ok(ElmoClassifier {
+            mix,
+            weight_moments: Moments::like(&weight, &host)?,
+            bias_moments: Moments::like(&bias, &host)?,
+            weight,
+            bias,
+            training,
+            config,
+            step: 0,
+            mix_moments,
+            bilm_moments,
+            scaling: None,
+        })
+    }
+
+    /// Standardize the pooled layers with `scaling` from now on (fit it on the training
+    /// sentences: [`FeatureScaling::fit`]).
+    pub fn set_scaling(&mut self, scaling: FeatureScaling) -> Result<()> {
+        let (k, d) = (self.mix.scalars.len(), self.weight.shape()[1]);
+        if scaling.layers != k || scaling.dim != d || scaling.mean.len() != k * d {
+            return Err(Error::shape(
+                "ElmoClassifier::set_scaling",
+                [k, d],
+                [scaling.layers, scaling.dim],
+            ));
+        }
+        self.scaling = Some(scaling);
+        Ok(())
+    }
+
+    pub fn training(&self) -> ElmoTraining {
+        self.training
+    }
+    pub fn classes(&self) -> usize {
+        self.bias.shape()[0]
+    }
+
+    /// The pooled layers (K, B, 2P) of tokenized sentences (see the module doc), the biLM's
+    /// current weights, stateless.
+    pub async fn pooled_layers(bilm: &ElmoBiLm, sentences: &[Vec<&str>]) -> Result<Vec<f32>> {
+        let (ids, steps) = ElmoBiLm::char_ids_with_boundaries(sentences);
+        let acts = bilm.forward_tensors(&ids, sentences.len(), steps)?;
+        Ok(pool_words(&acts.read_back().await?))
+    }
+
+    /// Head forward: (stack of the pooled layers, mixed (B, 2P), logits (B, classes)).
+    fn head_forward(&self, pooled: &[f32], batch: usize) -> Result<(Tensor, Tensor)> {
+        let host = Device::Cpu;
+        let d = self.weight.shape()[1];
+        let mut mixed = vec![0.0f32; batch * d];
+        scalar_mix_forward_cpu(&mut mixed, pooled, &self.mix)?;
+        let mixed = Tensor::from_vec(&host, &[batch, d], mixed, "elmo_classifier.mixed")?;
+        let mut logits = Tensor::uninit(&host, &[batch, self.classes()], "elmo_classifier.logits")?;
+        matmul_forward(
+            &mut logits,
+            &mixed,
+            &self.weight,
+            Some(&self.bias),
+            MatmulOptions {
+                trans_b: true,
+                ..MatmulOptions::default()
+            },
+        )?;
+        Ok((mixed, logits))
+    }
+
+    /// Loss and accuracy of a batch of pooled layers (K, B, 2P), without training.
+    pub fn evaluate(&self, pooled: &[f32], labels: &[u32]) -> Result<BatchResult> {
+        let (result, _) = self.loss(pooled, labels)?;
+        Ok(result)
+    }
+
+    /// Forward + loss: the measurement and (logits, logsumexp, mixed) for the backward.
+    #[allow(clippy::type_complexity)]
+    fn loss(
+        &self,
+        pooled: &[f32],
+        labels: &[u32],
+    ) -> Result<(BatchResult, (Tensor, Tensor, Tensor, Tensor<u32>, Vec<f32>))> {
+        let batch = labels.len();
+        let d = self.weight.shape()[1];
+        let k = self.mix.scalars.len();
+        if pooled.len() != k * batch * d {
+            return Err(Error::shape(
+                "ElmoClassifier: pooled layers",
+                [k, batch, d],
+                pooled.len(),
+            ));
+        }
+        check_labels(labels, self.classes())?;
+        let host = Device::Cpu;
+        let scaled;
+        let pooled = match &self.scaling {
+            Some(scaling) => {
+                let mut copy = pooled.to_vec();
+                scaling.apply(&mut copy);
+                scaled = copy;
+                &scaled[..]
+            }
+            None => pooled,
+        };
+        let (mixed, logits) = self.head_forward(pooled, batch)?;
+        let targets = Tensor::from_vec(&host, &[batch], labels.to_vec(), "elmo_classifier.labels")?;
+        let mut losses = Tensor::uninit(&host, &[batch], "elmo_classifier.losses")?;
+        let mut lse = Tensor::uninit(&host, &[batch], "elmo_classifier.logsumexp")?;
+        cross_entropy_forward(&mut losses, &mut lse, &logits, &targets, u32::MAX)?;
+        let classes = self.classes();
+        let l = logits.cpu()?;
+        let correct = (0..batch)
+            .filter(|&b| {
+                let row = &l[b * classes..(b + 1) * classes];
+                let best = (0..classes)
+                    .max_by(|&i, &j| row[i].total_cmp(&row[j]).then(j.cmp(&i)))
+                    .unwrap_or(0);
+                best as u32 == labels[b]
+            })
+            .count();
+        let loss_sum = losses.cpu()?.iter().map(|&x| x as f64).sum();
+        Ok((
+            BatchResult {
+                loss_sum,
+                correct,
+                count: batch,
+            },
+            (logits, lse, mixed, targets, pooled.to_vec()),
+        ))
+    }
+
+    /// One training step of the head (and the mix, with [`ElmoTraining::Mix`]) on pooled
+    /// layers (K, B, 2P). Returns the measurement of the batch before the update and, when
+    /// `want_d_pooled`, the gradient of the pooled layers (K, B, 2P).
+    fn head_step(
+        &mut self,
+        pooled: &[f32],
+        labels: &[u32],
+        want_d_pooled: bool,
+    ) -> Result<(BatchResult, Option<Vec<f32>>)> {
+        let host = Device::Cpu;
+        let batch = labels.len();
+        // `pooled` from here on: the scaled layers the mix saw
+        let (result, (logits, lse, mixed, targets, pooled)) = self.loss(pooled, labels)?;
+        let mut d_logits = Tensor::zeros(&host, logits.shape(), "elmo_classifier.dlogits")?;
+        cross_entropy_backward(
+            &mut d_logits,
+            &logits,
+            &lse,
+            &targets,
+            u32::MAX,
+            1.0 / batch.max(1) as f32,
+        )?;
+        let mut d_weight = Tensor::zeros(&host, self.weight.shape(), "elmo_classifier.dweight")?;
+        let mut d_bias = Tensor::zeros(&host, self.bias.shape(), "elmo_classifier.dbias")?;
+        let mut d_mixed = Tensor::zeros(&host, mixed.shape(), "elmo_classifier.dmixed")?;
+        matmul_backward(
+            Some(&mut d_mixed),
+            Some(&mut d_weight),
+            Some(&mut d_bias),
+            &d_logits,
+            &mixed,
+            &self.weight,
+            MatmulOptions {
+                trans_b: true,
+                ..MatmulOptions::default()
+            },
+        )?;
+        let mut mix_grads = self.mix.zero_grads();
+        let mut d_pooled = want_d_pooled.then(|| vec![0.0f32; pooled.len()]);
+        if self.training != ElmoTraining::Head || want_d_pooled {
+            scalar_mix_backward_cpu(
+                d_pooled.as_deref_mut(),
+                &mut mix_grads,
+                d_mixed.cpu()?,
+                &pooled,
+                &self.mix,
+            )?;
+        }
+        if let (Some(d), Some(scaling)) = (d_pooled.as_mut(), &self.scaling) {
+            scaling.backward(d);
+        }
+
+        self.step += 1;
+        let step = self.step;
+        let config = self.config;
+        adamw_step(
+            &mut self.weight,
+            &mut self.weight_moments.m,
+            &mut self.weight_moments.v,
+            &d_weight,
+            &config,
+            step,
+        )?;
+        adamw_step(
+            &mut self.bias,
+            &mut self.bias_moments.m,
+            &mut self.bias_moments.v,
+            &d_bias,
+            &config,
+            step,
+        )?;
+        if self.training != ElmoTraining::Head {
+            let k = self.mix.scalars.len();
+            let mut params = self.mix.scalars.clone();
+            params.push(self.mix.gamma);
+            let mut params = Tensor::from_vec(&host, &[k + 1], params, "scalar_mix")?;
+            let mut grads = mix_grads.scalars.clone();
+            grads.push(mix_grads.gamma);
+            let grads = Tensor::from_vec(&host, &[k + 1], grads, "scalar_mix.grad")?;
+            adamw_step(
+                &mut params,
+                &mut self.mix_moments.m,
+                &mut self.mix_moments.v,
+                &grads,
+                &config,
+                step,
+            )?;
+            let p = params.cpu()?;
+            self.mix.scalars.copy_from_slice(&p[..k]);
+            self.mix.gamma = p[k];
+        }
+        Ok((result, d_pooled))
+    }
+
+    /// One step on precomputed pooled layers (K, B, 2P) ([`ElmoTraining::Head`] or
+    /// [`ElmoTraining::Mix`]; end to end needs the sentences: [`ElmoClassifier::train_step_end_to_end`]).
+    pub fn train_step(&mut self, pooled: &[f32], labels: &[u32]) -> Result<BatchResult> {
+        if self.training == ElmoTraining::EndToEnd {
+            return Err(Error::invalid(
+                "ElmoClassifier: end-to-end training steps take sentences (train_step_end_to_end)",
+            ));
+        }
+        Ok(self.head_step(pooled, labels, false)?.0)
+    }
+
+    /// One end-to-end step: the biLM forward with its trace, the head step, the backward
+    /// through the pooling, the mix and the whole biLM, and AdamW on every biLM parameter.
+    pub async fn train_step_end_to_end(
+        &mut self,
+        bilm: &mut ElmoBiLm,
+        sentences: &[Vec<&str>],
+        labels: &[u32],
+    ) -> Result<BatchResult> {
+        if self.training != ElmoTraining::EndToEnd {
+            return Err(Error::invalid(
+                "ElmoClassifier: not built for end-to-end training",
+            ));
+        }
+        if bilm.is_stateful() {
+            return Err(Error::invalid(
+                "ElmoClassifier: end-to-end training needs a stateless biLM",
+            ));
+        }
+        if sentences.len() != labels.len() {
+            return Err(Error::shape(
+                "ElmoClassifier: labels",
+                sentences.len(),
+                labels.len(),
+            ));
+        }
+        let (ids, steps) = ElmoBiLm::char_ids_with_boundaries(sentences);
+        let (acts, trace) = bilm.forward_traced(&ids, sentences.len(), steps, true)?;
+        let trace = trace.ok_or_else(|| Error::invalid("ElmoBiLm: no trace kept"))?;
+        let output = acts.read_back().await?;
+        let pooled = pool_words(&output);
+        let (result, d_pooled) = self.head_step(&pooled, labels, true)?;
+        let d_pooled = d_pooled.expect("asked for");
+        let device = bilm.device().clone();
+        let d_layers = unpool_words(&output, &d_pooled);
+        let d = ElmoActivationGrads::from_layer_grads(&device, &acts, &d_layers)?;
+        let mut grads = bilm.weights().zeros_like(&device)?;
+        bilm.backward(&mut grads, d, &acts, &trace)?;
+        drop(trace);
+        let (m, v) = self
+            .bilm_moments
+            .as_mut()
+            .ok_or_else(|| Error::invalid("ElmoClassifier: no biLM optimizer state"))?;
+        let config = self.config;
+        let step = self.step;
+        for (((_, param), (_, grad)), ((_, m), (_, v))) in bilm
+            .weights_mut()
+            .named_mut()
+            .into_iter()
+            .zip(grads.named())
+            .zip(m.named_mut().into_iter().zip(v.named_mut()))
+        {
+            adamw_step(param, m, v, grad, &config, step)?;
+        }
+        Ok(result)
+    }
+}
