@@ -21,13 +21,15 @@ export function requireFiles(list) {
 
 /**
  * Starts the server (with /harness/ and a local Hub at /hub/<name>/resolve/main/ for every
- * folder of tests/fixtures/models) and Chromium. `requests` lists every URL path asked for.
+ * folder of tests/fixtures/models, plus `mounts`) and Chromium. `requests` lists every URL
+ * path asked for.
  */
-export async function openSession() {
+export async function openSession({ mounts = [] } = {}) {
   const requests = [];
   const { server, url } = await startServer({
     port: 0,
     mounts: [
+      ...mounts,
       ['/harness/', `${ROOT}tests/browser/harness`],
       ['/hub/local/', MODELS], // /hub/local/<model>/resolve/main/<file>, see hubFolder below
     ],
