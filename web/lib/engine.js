@@ -138,7 +138,7 @@ export class Engine {
       }
       case 'model.save': {
         const model = this.get(a.handle, 'model').object;
-        const saved = callRust('save', () => model.save());
+        const saved = await callRustAsync('save', () => model.save());
         const files = {};
         for (const [name, bytes] of saved instanceof Map ? saved : Object.entries(saved)) files[name] = bytes;
         return files;

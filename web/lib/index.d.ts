@@ -436,8 +436,11 @@ export interface TrainOptions {
   learningRate?: number;
   /** Examples per step. Default: the engine's. */
   batchSize?: number;
-  /** Held-out examples, or a fraction (0..1) of `examples` to hold out (a seeded shuffle picks them). */
-  validation?: Example[] | number;
+  /**
+   * The fraction of `examples` held out to measure `validationAccuracy` after each epoch, in
+   * [0, 1) (the engine picks them with a shuffle seeded by `seed`). Default 0.1; 0 for none.
+   */
+  validation?: number;
   /** Seed for the head's initialization, dropout, shuffling and the validation split. Default 0. */
   seed?: number;
   /** Called after each epoch. */
@@ -464,9 +467,6 @@ export class TrainingRun {
   onProgress: ((report: EpochReport) => void) | null;
   /** The reports of the epochs finished so far. */
   readonly epochs: EpochReport[];
-  /** How many examples train, and how many are held out. */
-  readonly trainCount: number;
-  readonly validationCount: number;
   /** Resolves when the run ends (all epochs, or stopped); rejects with the error that ended it. */
   readonly done: Promise<TrainingResult>;
   /** Ends the run after the current epoch. */
@@ -520,7 +520,7 @@ export class Model {
   /** Predictions of the classifier (trained here, or the checkpoint's own). */
   classify(texts: string[]): Promise<Classification[]>;
   classify(text: string): Promise<Classification>;
-  /** The model as Hugging Face files (loadable by `transformers`). */
+  /** The model as Hugging Face files: config.json, model.safetensors and the tokenizer's files (loadable by `transformers` and by `loadModel`). */
   save(): Promise<Record<string, Uint8Array>>;
   /** Frees its memory (GPU buffers too); later calls reject with DisposedError. */
   dispose(): void;

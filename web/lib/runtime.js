@@ -240,24 +240,6 @@ function splitRows(flat, n, what) {
   return Array.from({ length: n }, (_, i) => flat.subarray(i * width, (i + 1) * width));
 }
 
-/** A seeded shuffle (mulberry32), so that a validation split is the same on every run. */
-function shuffled(items, seed) {
-  let state = seed >>> 0;
-  const random = () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const out = items.slice();
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [out[i], out[j]] = [out[j], out[i]];
-  }
-  return out;
-}
-
 function checkExamples(examples, name) {
   if (!Array.isArray(examples) || examples.length === 0) throw new WebnluError(`${name} must be a non-empty array of { text, label }`);
   examples.forEach((example, i) => {
@@ -278,34 +260,23 @@ export class TrainingRun {
   constructor(model, examples, options) {
     const { freeze = 'head', epochs = 3, learningRate, batchSize, validation, seed = 0, onProgress } = options;
     checkExamples(examples, 'examples');
+    if (validation !== undefined && !(typeof validation === 'number' && validation >= 0 && validation < 1)) {
+      throw new WebnluError(`validation must be the fraction of examples to hold out, in [0, 1), got ${JSON.stringify(validation)}`);
+    }
     if (typeof freeze !== 'string' || !FREEZE.test(freeze)) {
       throw new WebnluError(`freeze must be 'head', 'top:K' (K >= 1) or 'all', got ${JSON.stringify(freeze)}`);
     }
     if (!Number.isInteger(epochs) || epochs < 1) throw new WebnluError(`epochs must be a positive integer, got ${epochs}`);
-    let train = examples;
-    let held = [];
-    if (typeof validation === 'number') {
-      if (!(validation > 0 && validation < 1)) throw new WebnluError(`validation as a fraction must be between 0 and 1, got ${validation}`);
-      const mixed = shuffled(examples, seed);
-      const count = Math.max(1, Math.round(validation * mixed.length));
-      held = mixed.slice(0, count);
-      train = mixed.slice(count);
-    } else if (validation !== undefined && validation !== null) {
-      checkExamples(validation, 'validation');
-      held = validation;
-    }
     this.model = model;
     this.onProgress = onProgress ?? null;
     /** The report of every finished epoch. */
     this.epochs = [];
-    this.trainCount = train.length;
-    this.validationCount = held.length;
     this._stopped = false;
     const trainerOptions = { freeze, epochs, seed };
     if (learningRate !== undefined) trainerOptions.learningRate = learningRate;
     if (batchSize !== undefined) trainerOptions.batchSize = batchSize;
-    if (held.length > 0) trainerOptions.validation = held;
-    this.done = this.loop(train, trainerOptions, epochs);
+    if (validation !== undefined) trainerOptions.validation = validation;
+    this.done = this.loop(examples, trainerOptions, epochs);
   }
 
   /** Ends the run after the epoch now running; `done` then resolves with `stopped: true`. */
@@ -313,9 +284,9 @@ export class TrainingRun {
     this._stopped = true;
   }
 
-  async loop(train, trainerOptions, epochs) {
+  async loop(examples, trainerOptions, epochs) {
     const started = performance.now();
-    const handle = await this.model.call('model.trainer', { examples: train, options: trainerOptions });
+    const handle = await this.model.call('model.trainer', { examples, options: trainerOptions });
     let finished = false;
     try {
       for (let epoch = 0; epoch < epochs && !this._stopped; epoch++) {
