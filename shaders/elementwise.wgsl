@@ -1,4 +1,4 @@
-// Elementwise ops: add (residual), GELU (exact erf form and tanh form), tanh.
+// Elementwise ops: add (residual), GELU (exact erf form and tanh form), tanh, ReLU.
 // Forward and backward side by side; backward ACCUMULATES into gradients (+=).
 // Every tensor is flat with params.n elements; 1-D dispatch of 256-thread workgroups, split
 // over x and y when more than 65535 workgroups are needed.
@@ -93,8 +93,15 @@ fn tanh_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     un_y[i] = tanh_safe(un_x[i]);
 }
 
+@compute @workgroup_size(256)
+fn relu_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_index(gid, nwg);
+    if (i >= un_params.n) { return; }
+    un_y[i] = max(un_x[i], 0.0);
+}
+
 // ---- unary backward: dx += f'(saved) * dy ----------------------------------------------
-@group(0) @binding(0) var<storage, read> ub_saved: array<f32>;       // (n) x for GELU, y for tanh
+@group(0) @binding(0) var<storage, read> ub_saved: array<f32>;       // (n) x for GELU and ReLU, y for tanh
 @group(0) @binding(1) var<storage, read> ub_dy: array<f32>;          // (n)
 @group(0) @binding(2) var<storage, read_write> ub_dx: array<f32>;    // (n)
 @group(0) @binding(3) var<uniform> ub_params: Params;
@@ -125,4 +132,12 @@ fn tanh_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     if (i >= ub_params.n) { return; }
     let y = ub_saved[i];
     ub_dx[i] += (1.0 - y * y) * ub_dy[i];
+}
+
+// relu'(x) = 1 for x > 0, else 0 (torch's choice at 0)
+@compute @workgroup_size(256)
+fn relu_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_index(gid, nwg);
+    if (i >= ub_params.n) { return; }
+    ub_dx[i] += select(0.0, ub_dy[i], ub_saved[i] > 0.0);
 }

@@ -9,8 +9,10 @@ pub mod io;
 pub mod kernel_check;
 pub mod models;
 pub mod ops;
+pub mod tasks;
 pub mod tensor;
 pub mod tokenizer;
+pub mod train;
 
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;

@@ -12,6 +12,23 @@ commands:
   elmo --options PATH --weights PATH [--batch-size N] [--stateful] [--device auto|gpu|cpu]
       one sentence per line on stdin (tokens separated by spaces); one JSON object
       {\"layers\": [layer0, layer1, layer2]} per line (per-token vectors, boundaries removed)
+  embed --model DIR [--pooling mean|cls] [--no-normalize]
+      one text per line on stdin; {\"embedding\": [...]} per line
+  similarity --model DIR [--against FILE]
+      one text per line on stdin; {\"similarities\": [...]} per line (cosine with each --against line,
+      default the input lines)
+  fill-mask --model DIR [--top-k N]
+      one text with [MASK] per line; {\"masks\": [[{\"token\",\"id\",\"score\"}, ...]]} per line
+  classify --model DIR
+      one text per line; {\"label\",\"score\",\"scores\"} per line
+      (the four above also take --device auto|gpu|cpu, --max-length N, --stride N, --no-windows,
+      --truncate, --batch-size N: long texts are read in overlapping windows unless told otherwise)
+  train-head --model DIR --examples FILE [--out DIR] [--freeze head|top:K|all] [--epochs N]
+      [--learning-rate X] [--batch-size N] [--accumulation N] [--validation F] [--seed N]
+      [--weight-decay X] [--warmup-ratio X] [--max-grad-norm X|none] [--pooling cls|mean] [--limit N]
+      fine-tunes a classifier; JSON line per epoch, then a report; writes the model to --out
+  bench model [--device cpu|gpu] [--models minilm,bert-base] [--batch N] [--seq N] [--json]
+      tokens/s of forward and training steps, peak memory per freezing policy
   bench tokenizer [--input FILE] [--tokenizer PATH] [--repeat N] [--json]
       single-thread throughput of webnlu vs the `tokenizers` crate (build with --features bench-peers)
   bench ops [--json] [--device cpu|gpu] [--threads N]
@@ -24,6 +41,11 @@ fn main() {
         Some("tokenize") => cli::tokenize::run(&args[1..]),
         Some("elmo") => cli::elmo::run(&args[1..]),
         Some("bench") => cli::bench::run(&args[1..]),
+        Some("embed") => cli::model_tasks::embed(&args[1..]),
+        Some("similarity") => cli::model_tasks::similarity(&args[1..]),
+        Some("fill-mask") => cli::model_tasks::fill_mask(&args[1..]),
+        Some("classify") => cli::model_tasks::classify(&args[1..]),
+        Some("train-head") => cli::train_head::run(&args[1..]),
         Some("-h") | Some("--help") | Some("help") => {
             print!("{USAGE}");
             return;

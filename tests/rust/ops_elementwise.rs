@@ -1,11 +1,16 @@
-//! add / GELU (erf, tanh) / tanh: GPU == CPU, backward == finite differences, accumulation.
+//! add / GELU (erf, tanh) / tanh / ReLU: GPU == CPU, backward == finite differences, accumulation.
 
 mod op_checks;
 use op_checks::*;
 use webnlu::ops::elementwise::*;
 use webnlu::{Device, Tensor};
 
-const ACTIVATIONS: [Activation; 3] = [Activation::Gelu, Activation::GeluTanh, Activation::Tanh];
+const ACTIVATIONS: [Activation; 4] = [
+    Activation::Gelu,
+    Activation::GeluTanh,
+    Activation::Tanh,
+    Activation::Relu,
+];
 
 #[test]
 fn gpu_matches_cpu_forward_and_backward() {

@@ -4,4 +4,7 @@ pub mod arguments;
 pub mod bench;
 pub mod bench_ops;
 pub mod elmo;
+pub mod memory;
+pub mod model_tasks;
 pub mod tokenize;
+pub mod train_head;

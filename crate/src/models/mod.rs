@@ -1,4 +1,23 @@
-//! Whole models assembled from the ops: one file per model.
+//! Whole models assembled from the ops: one file per model, plus the building blocks that
+//! BERT and DistilBERT share (embeddings, encoder layer, self-attention, linear, layer norm,
+//! heads).
 
+pub mod bert;
+pub mod distilbert;
 pub mod elmo;
+pub mod embeddings;
+pub mod encoder_input;
+pub mod encoder_layer;
+pub mod gradients;
+pub mod heads;
+pub mod layer_norm;
+pub mod linear;
 pub mod scalar_mix;
+pub mod self_attention;
+pub mod task_step;
+pub mod weight_loader;
+
+pub use bert::{BertModel, EncoderOutput, Family, SavedModel};
+pub use encoder_input::{EncoderInput, Freeze, RunMode};
+pub use gradients::Gradients;
+pub use task_step::{Targets, Task, TaskOutput};

@@ -1,5 +1,5 @@
 //! Elementwise ops: add (the residual connection), GELU (BERT's exact erf form and the tanh
-//! approximation), tanh. Kernels: `shaders/elementwise.wgsl`. All tensors of one call have
+//! approximation), tanh, ReLU (DistilBERT's classifier). Kernels: `shaders/elementwise.wgsl`. All tensors of one call have
 //! the same shape (any shape; flat element count `n`).
 
 use crate::device::Kernel;
@@ -128,6 +128,8 @@ pub enum Activation {
     /// 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), `gelu_new` / `gelu_pytorch_tanh`.
     GeluTanh,
     Tanh,
+    /// max(x, 0); the derivative at 0 is 0, as in torch.
+    Relu,
 }
 
 impl Activation {
@@ -136,6 +138,7 @@ impl Activation {
             Activation::Gelu => ("gelu_forward", "gelu_backward"),
             Activation::GeluTanh => ("gelu_tanh_forward", "gelu_tanh_backward"),
             Activation::Tanh => ("tanh_forward", "tanh_backward"),
+            Activation::Relu => ("relu_forward", "relu_backward"),
         }
     }
 
@@ -147,10 +150,12 @@ impl Activation {
                 0.5 * x * (1.0 + tanh_safe(SQRT_2_OVER_PI * (x + GELU_TANH_C * x * x * x)))
             }
             Activation::Tanh => tanh_safe(x),
+            Activation::Relu => x.max(0.0),
         }
     }
 
-    /// f'(x) expressed through what backward keeps: `saved` is x for GELU, y = tanh(x) for tanh.
+    /// f'(x) expressed through what backward keeps: `saved` is x for GELU and ReLU, y = tanh(x)
+    /// for tanh.
     pub fn derivative(self, saved: f32) -> f32 {
         match self {
             Activation::Gelu => {
@@ -166,6 +171,13 @@ impl Activation {
                 0.5 * (1.0 + th) + 0.5 * x * (1.0 - th * th) * dinner
             }
             Activation::Tanh => 1.0 - saved * saved,
+            Activation::Relu => {
+                if saved > 0.0 {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
         }
     }
 }
@@ -195,7 +207,7 @@ pub fn activation_forward_cpu(y: &mut [f32], x: &[f32], activation: Activation) 
     }
 }
 
-/// dx += f'(x) * dy. `saved` is the forward's input x for GELU and its output y for tanh.
+/// dx += f'(x) * dy. `saved` is the forward's input x for GELU and ReLU, its output y for tanh.
 /// dx, saved, dy: same shape.
 pub fn activation_backward(
     dx: &mut Tensor,

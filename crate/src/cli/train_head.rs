@@ -1,0 +1,144 @@
+//! `webnlu train-head --model DIR --examples FILE [--out DIR] [options]`
+//!
+//! Fine-tunes a sequence classifier on labelled examples and writes the trained model
+//! directory (config.json + model.safetensors + the tokenizer files) to `--out`.
+//! `--examples`: the VADER rated TSV (`id<TAB>rating<TAB>text`, label = sign of the rating, e.g.
+//! tests/fixtures/models/vader/movieReviewSnippets_GroundTruth.txt), a `text<TAB>label` TSV or
+//! a CSV with `text` and `label` columns (see `tasks/examples.rs`).
+//!
+//! Options: `--freeze head|top:K|all` (default head), `--epochs N` (3), `--learning-rate X`
+//! (1e-3), `--batch-size N` (32), `--accumulation N` (1), `--validation F` (0.1),
+//! `--seed N` (42), `--weight-decay X` (0.01), `--warmup-ratio X` (0), `--max-grad-norm X|none`
+//! (1), `--pooling cls|mean` (mean for sentence-transformers models, else cls), `--limit N`
+//! (a seeded random subset of N examples), `--max-length N`, `--device auto|gpu|cpu`.
+//!
+//! Output, JSON lines: one per epoch `{"epoch", "loss", "accuracy", "validation_accuracy",
+//! "seconds"}`, then `{"report": {...}, "seconds", "peak_rss_bytes", "saved"}`.
+
+use std::time::Instant;
+
+use pollster::block_on;
+use serde_json::json;
+
+use super::arguments::Arguments;
+use super::memory::peak_resident_bytes;
+use super::model_tasks::{load_pipeline, MODEL_FLAGS, MODEL_OPTIONS};
+use webnlu::models::Freeze;
+use webnlu::tasks::{parse_examples, ClassifierInput, ExampleFormat, TrainOptions};
+use webnlu::train::SplitMix64;
+use webnlu::{Error, Result};
+
+fn float(args: &Arguments, name: &str) -> Result<Option<f32>> {
+    match args.value(name) {
+        None => Ok(None),
+        Some(v) => v
+            .parse::<f32>()
+            .map(Some)
+            .map_err(|_| Error::invalid(format!("--{name} must be a number, got {v:?}"))),
+    }
+}
+
+pub fn run(args: &[String]) -> Result<()> {
+    let started = Instant::now();
+    let mut with_value = MODEL_OPTIONS.to_vec();
+    with_value.extend_from_slice(&[
+        "examples",
+        "format",
+        "out",
+        "freeze",
+        "epochs",
+        "learning-rate",
+        "accumulation",
+        "validation",
+        "seed",
+        "weight-decay",
+        "warmup-ratio",
+        "max-grad-norm",
+        "pooling",
+        "limit",
+    ]);
+    let args = Arguments::parse(args, &with_value, &MODEL_FLAGS)?;
+    if let Some(extra) = args.positional.first() {
+        return Err(Error::invalid(format!(
+            "train-head: unexpected argument {extra:?}"
+        )));
+    }
+    let path = args
+        .value("examples")
+        .ok_or_else(|| Error::invalid("train-head needs --examples FILE"))?;
+    let format = match args.value("format").unwrap_or("auto") {
+        "auto" => ExampleFormat::Auto,
+        "rated" => ExampleFormat::RatedTsv,
+        "tsv" => ExampleFormat::Tsv,
+        "csv" => ExampleFormat::Csv,
+        other => {
+            return Err(Error::invalid(format!(
+                "--format must be auto, rated, tsv or csv, found {other:?}"
+            )))
+        }
+    };
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let content =
+        String::from_utf8(bytes).map_err(|_| Error::format(path, "examples are not UTF-8"))?;
+    let mut examples = parse_examples(&content, format, path)?;
+    let defaults = TrainOptions::default();
+    let seed = args.number("seed")?.map_or(defaults.seed, |s| s as u64);
+    if let Some(limit) = args.number("limit")? {
+        SplitMix64::new(seed ^ 0x6c69_6d69_74).shuffle(&mut examples);
+        examples.truncate(limit);
+    }
+    let max_grad_norm = match args.value("max-grad-norm") {
+        Some("none") => None,
+        Some(_) => float(&args, "max-grad-norm")?,
+        None => defaults.max_grad_norm,
+    };
+    let options = TrainOptions {
+        freeze: args
+            .value("freeze")
+            .map_or(Ok(defaults.freeze), str::parse::<Freeze>)?,
+        epochs: args.number("epochs")?.unwrap_or(defaults.epochs),
+        learning_rate: float(&args, "learning-rate")?.unwrap_or(defaults.learning_rate),
+        batch_size: args.number("batch-size")?.unwrap_or(defaults.batch_size),
+        accumulation_steps: args
+            .number("accumulation")?
+            .unwrap_or(defaults.accumulation_steps),
+        validation_fraction: float(&args, "validation")?.unwrap_or(defaults.validation_fraction),
+        seed,
+        weight_decay: float(&args, "weight-decay")?.unwrap_or(defaults.weight_decay),
+        warmup_ratio: float(&args, "warmup-ratio")?.unwrap_or(defaults.warmup_ratio),
+        max_grad_norm,
+        classifier_input: args
+            .value("pooling")
+            .map(str::parse::<ClassifierInput>)
+            .transpose()?,
+    };
+    let mut pipeline = load_pipeline(&args, "train-head")?;
+    let mut epoch_started = Instant::now();
+    let report = block_on(pipeline.train_classifier(&examples, options, |progress| {
+        let line = json!({
+            "epoch": progress.epoch,
+            "loss": progress.loss,
+            "accuracy": progress.accuracy,
+            "validation_accuracy": progress.validation_accuracy,
+            "seconds": epoch_started.elapsed().as_secs_f64(),
+        });
+        println!("{line}");
+        epoch_started = Instant::now();
+    }))?;
+    let saved = match args.value("out") {
+        Some(dir) => {
+            pipeline.save_dir(dir)?;
+            Some(dir)
+        }
+        None => None,
+    };
+    let line = json!({
+        "report": report,
+        "device": pipeline.device().kind(),
+        "seconds": started.elapsed().as_secs_f64(),
+        "peak_rss_bytes": peak_resident_bytes(),
+        "saved": saved,
+    });
+    println!("{line}");
+    Ok(())
+}

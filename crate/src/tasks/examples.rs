@@ -1,0 +1,241 @@
+//! Labelled examples for `train_classifier`, and the text formats they are read from:
+//!
+//! - **rated TSV** (the VADER ground-truth files, Hutto & Gilbert, ICWSM 2014):
+//!   `id<TAB>rating<TAB>text` per line, the label being the sign of the rating ("positive" /
+//!   "negative"; a rating of exactly 0 has no sentiment and the line is skipped);
+//! - **TSV**: `text<TAB>label` per line (a first line `text<TAB>label` is a header);
+//! - **CSV** (RFC 4180 quoting): a header naming the columns `text` and `label`.
+//!
+//! Line ends may be `\n` or `\r\n`; empty lines are skipped.
+
+use crate::{Error, Result};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Example {
+    pub text: String,
+    pub label: String,
+}
+
+/// How a file of examples is laid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExampleFormat {
+    /// `.csv` names are CSV; anything else is TSV, rated when its first line is.
+    Auto,
+    RatedTsv,
+    Tsv,
+    Csv,
+}
+
+/// Examples in `content`; `what` names the input in errors (a file name).
+pub fn parse_examples(content: &str, format: ExampleFormat, what: &str) -> Result<Vec<Example>> {
+    let format = match format {
+        ExampleFormat::Auto if what.to_ascii_lowercase().ends_with(".csv") => ExampleFormat::Csv,
+        ExampleFormat::Auto => {
+            let first = content.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+            if rated_line(first).is_some() {
+                ExampleFormat::RatedTsv
+            } else {
+                ExampleFormat::Tsv
+            }
+        }
+        other => other,
+    };
+    let examples = match format {
+        ExampleFormat::RatedTsv => parse_rated_tsv(content, what)?,
+        ExampleFormat::Tsv => parse_tsv(content, what)?,
+        ExampleFormat::Csv => parse_csv(content, what)?,
+        ExampleFormat::Auto => unreachable!("resolved above"),
+    };
+    if examples.is_empty() {
+        return Err(Error::format(what, "no examples"));
+    }
+    Ok(examples)
+}
+
+/// `(rating, text)` of an `id<TAB>rating<TAB>text` line.
+fn rated_line(line: &str) -> Option<(f64, &str)> {
+    let mut fields = line.splitn(3, '\t');
+    let (_id, rating, text) = (fields.next()?, fields.next()?, fields.next()?);
+    let rating: f64 = rating.trim().parse().ok()?;
+    Some((rating, text.trim_end_matches('\r')))
+}
+
+fn parse_rated_tsv(content: &str, what: &str) -> Result<Vec<Example>> {
+    let mut examples = Vec::new();
+    for (number, line) in content.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let (rating, text) = rated_line(line).ok_or_else(|| {
+            Error::format(
+                what,
+                format!(
+                    "line {}: expected id<TAB>rating<TAB>text with a numeric rating",
+                    number + 1
+                ),
+            )
+        })?;
+        if !rating.is_finite() {
+            return Err(Error::format(
+                what,
+                format!("line {}: rating {rating}", number + 1),
+            ));
+        }
+        let label = if rating > 0.0 {
+            "positive"
+        } else if rating < 0.0 {
+            "negative"
+        } else {
+            continue;
+        };
+        examples.push(Example {
+            text: text.to_string(),
+            label: label.to_string(),
+        });
+    }
+    Ok(examples)
+}
+
+fn parse_tsv(content: &str, what: &str) -> Result<Vec<Example>> {
+    let mut examples = Vec::new();
+    for (number, line) in content.lines().enumerate() {
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() {
+            continue;
+        }
+        let (text, label) = line.rsplit_once('\t').ok_or_else(|| {
+            Error::format(
+                what,
+                format!("line {}: expected text<TAB>label", number + 1),
+            )
+        })?;
+        if number == 0 && text.trim() == "text" && label.trim() == "label" {
+            continue;
+        }
+        push_example(&mut examples, text, label, what, number + 1)?;
+    }
+    Ok(examples)
+}
+
+fn push_example(
+    examples: &mut Vec<Example>,
+    text: &str,
+    label: &str,
+    what: &str,
+    line: usize,
+) -> Result<()> {
+    let label = label.trim();
+    if label.is_empty() {
+        return Err(Error::format(what, format!("line {line}: empty label")));
+    }
+    examples.push(Example {
+        text: text.to_string(),
+        label: label.to_string(),
+    });
+    Ok(())
+}
+
+/// CSV records (RFC 4180: fields in double quotes may hold commas, newlines and `""`).
+fn csv_records(content: &str, what: &str) -> Result<Vec<(usize, Vec<String>)>> {
+    let mut records = Vec::new();
+    let mut record = Vec::new();
+    let mut field = String::new();
+    let mut in_quotes = false;
+    let mut line = 1;
+    let mut record_line = 1;
+    let mut chars = content.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, in_quotes) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            ('"', true) => in_quotes = false,
+            ('"', false) if field.is_empty() => in_quotes = true,
+            (',', false) => record.push(std::mem::take(&mut field)),
+            ('\r', false) if chars.peek() == Some(&'\n') => {}
+            ('\n', false) => {
+                record.push(std::mem::take(&mut field));
+                if !(record.len() == 1 && record[0].is_empty()) {
+                    records.push((record_line, std::mem::take(&mut record)));
+                }
+                record.clear();
+                line += 1;
+                record_line = line;
+            }
+            (c, _) => {
+                if c == '\n' {
+                    line += 1;
+                }
+                field.push(c);
+            }
+        }
+    }
+    if in_quotes {
+        return Err(Error::format(
+            what,
+            format!("record at line {record_line}: a quoted field is not closed"),
+        ));
+    }
+    if !field.is_empty() || !record.is_empty() {
+        record.push(field);
+        records.push((record_line, record));
+    }
+    Ok(records)
+}
+
+fn parse_csv(content: &str, what: &str) -> Result<Vec<Example>> {
+    let records = csv_records(content, what)?;
+    let Some(((_, header), rows)) = records.split_first() else {
+        return Ok(Vec::new());
+    };
+    let column = |name: &str| {
+        header
+            .iter()
+            .position(|h| h.trim().eq_ignore_ascii_case(name))
+            .ok_or_else(|| {
+                Error::format(
+                    what,
+                    format!("the header {header:?} has no column named {name:?}"),
+                )
+            })
+    };
+    let (text_column, label_column) = (column("text")?, column("label")?);
+    let mut examples = Vec::with_capacity(rows.len());
+    for (line, row) in rows {
+        if row.len() != header.len() {
+            return Err(Error::format(
+                what,
+                format!(
+                    "record at line {line} has {} fields, the header {}",
+                    row.len(),
+                    header.len()
+                ),
+            ));
+        }
+        push_example(
+            &mut examples,
+            &row[text_column],
+            &row[label_column],
+            what,
+            *line,
+        )?;
+    }
+    Ok(examples)
+}
+
+/// The distinct labels, sorted (class `i` is `labels[i]`), and each example's class.
+pub fn label_classes(examples: &[Example]) -> (Vec<String>, Vec<u32>) {
+    let mut labels: Vec<String> = examples.iter().map(|e| e.label.clone()).collect();
+    labels.sort();
+    labels.dedup();
+    let classes = examples
+        .iter()
+        .map(|e| {
+            labels
+                .binary_search(&e.label)
+                .expect("label is in the list") as u32
+        })
+        .collect();
+    (labels, classes)
+}

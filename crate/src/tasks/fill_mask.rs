@@ -1,0 +1,120 @@
+//! Fill-mask: for every `[MASK]` of a text, the model's most likely tokens there, as
+//! transformers' `fill-mask` pipeline gives them (softmax over the vocabulary of the masked-LM
+//! logits at that position, the top k by score). Texts longer than the model are refused with
+//! their length (a masked word needs its own context, not an average of windows).
+
+use crate::models::{EncoderInput, RunMode};
+use crate::tensor::Tensor;
+use crate::train::metrics::argmax;
+use crate::{Error, Result};
+
+use super::pipeline::Pipeline;
+use super::windows::{encode_windows, LongTexts};
+
+/// One candidate for one mask.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct MaskPrediction {
+    pub token: String,
+    pub id: u32,
+    /// Softmax probability of the token at the mask.
+    pub score: f32,
+}
+
+/// Probabilities of `logits` (one row): softmax in f64.
+fn softmax(logits: &[f32]) -> Vec<f32> {
+    let max = logits[argmax(logits)] as f64;
+    let exp: Vec<f64> = logits.iter().map(|&x| (x as f64 - max).exp()).collect();
+    let sum: f64 = exp.iter().sum();
+    exp.iter().map(|&e| (e / sum) as f32).collect()
+}
+
+/// The `top_k` best (id, score) of a row of probabilities, best first (ties: lower id first).
+pub fn top_k(probabilities: &[f32], k: usize) -> Vec<(u32, f32)> {
+    let mut order: Vec<u32> = (0..probabilities.len() as u32).collect();
+    let k = k.min(order.len());
+    let by_score = |a: &u32, b: &u32| {
+        probabilities[*b as usize]
+            .total_cmp(&probabilities[*a as usize])
+            .then(a.cmp(b))
+    };
+    if k < order.len() && k > 0 {
+        order.select_nth_unstable_by(k - 1, by_score);
+    }
+    order.truncate(k);
+    order.sort_by(by_score);
+    order
+        .into_iter()
+        .map(|id| (id, probabilities[id as usize]))
+        .collect()
+}
+
+impl Pipeline {
+    /// For each `[MASK]` of `text`, in order, its `top_k` predictions.
+    pub async fn fill_mask(
+        &self,
+        text: &str,
+        top_k_count: usize,
+    ) -> Result<Vec<Vec<MaskPrediction>>> {
+        if top_k_count == 0 {
+            return Err(Error::invalid("top_k must be at least 1"));
+        }
+        let head = self.model.masked_lm.as_ref().ok_or_else(|| {
+            Error::invalid("the model has no masked-LM head (load a *ForMaskedLM / *ForPreTraining checkpoint)")
+        })?;
+        let mask_id = self
+            .tokenizer
+            .token_to_id("[MASK]")
+            .ok_or_else(|| Error::invalid("the tokenizer's vocabulary has no [MASK] token"))?;
+        let windows = encode_windows(
+            &self.tokenizer,
+            &[text],
+            self.read.max_length,
+            LongTexts::Refuse,
+        )?;
+        let encoding = &windows[0].encoding;
+        let positions: Vec<usize> = (0..encoding.ids.len())
+            .filter(|&i| encoding.ids[i] == mask_id)
+            .collect();
+        if positions.is_empty() {
+            return Err(Error::invalid(format!(
+                "fill-mask: the text has no [MASK] token: {text:?}"
+            )));
+        }
+        let device = self.device();
+        let input = EncoderInput::from_encodings(device, std::slice::from_ref(encoding))?;
+        let out = self.model.encode(&input, &RunMode::inference())?;
+        let c = self.hidden_size();
+        let hidden = out.hidden.to_vec().await?; // (1, T, C)
+        let rows: Vec<f32> = positions
+            .iter()
+            .flat_map(|&t| hidden[t * c..(t + 1) * c].iter().copied())
+            .collect();
+        let rows = Tensor::from_vec(device, &[positions.len(), c], rows, "mask_rows")?; // (N, C)
+        let (logits, _) = head.forward(&rows, &self.model.embeddings.word)?; // (N, V)
+        let logits = logits.to_vec().await?;
+        let v = logits.len() / positions.len();
+        let mut out = Vec::with_capacity(positions.len());
+        for row in logits.chunks(v) {
+            if row.iter().any(|x| !x.is_finite()) {
+                return Err(Error::invalid(
+                    "fill-mask: the model produced non-finite logits",
+                ));
+            }
+            let probabilities = softmax(row);
+            let predictions = top_k(&probabilities, top_k_count)
+                .into_iter()
+                .map(|(id, score)| MaskPrediction {
+                    token: self
+                        .tokenizer
+                        .id_to_token(id)
+                        .unwrap_or("[UNK]")
+                        .to_string(),
+                    id,
+                    score,
+                })
+                .collect();
+            out.push(predictions);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,25 @@
+//! Training: the pieces a fine-tuning loop is made of, independent of the model.
+//!
+//! - [`adamw`]: AdamW over named parameters with the Hugging Face Trainer's weight-decay
+//!   groups, and global-norm gradient clipping;
+//! - [`schedule`]: linear warmup then linear decay of the learning rate;
+//! - [`accumulation`]: gradient accumulation over micro-batches (the loss scale of each);
+//! - [`feature_cache`]: encoder features computed once, for head-only training;
+//! - [`split`]: seeded train / validation split and epoch batches;
+//! - [`metrics`]: accuracy, and the NaN / infinite loss guard.
+//!
+//! The loop that uses them (model + head + loss) is `tasks::train_classifier`.
+
+pub mod accumulation;
+pub mod adamw;
+pub mod feature_cache;
+pub mod metrics;
+pub mod schedule;
+pub mod split;
+
+pub use accumulation::GradientAccumulation;
+pub use adamw::{clip_gradients, decays, AdamW, ParameterUpdate};
+pub use feature_cache::FeatureCache;
+pub use metrics::{accuracy, argmax, check_finite_loss, correct_predictions};
+pub use schedule::LinearSchedule;
+pub use split::{epoch_batches, train_validation_split, Split, SplitMix64};

