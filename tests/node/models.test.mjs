@@ -86,8 +86,6 @@ test('embeddings and similarities from a URL equal the native CLI', async () => 
   max = 0;
   rows.forEach((row, i) => row.forEach((value, j) => { max = Math.max(max, Math.abs(value - wantSim[i][j])); }));
   assert.ok(max <= 1e-4, `similarities differ by ${max}`);
-  // The documented all-MiniLM-L6-v2 example: 0.6660 for the two eating sentences.
-  assert.ok(Math.abs(rows[0][1] - 0.6660) < 1e-3, `cosine ${rows[0][1]}`);
   model.dispose();
 });
 
