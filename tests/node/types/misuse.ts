@@ -1,0 +1,10 @@
+// Must NOT type-check (tests/node/types.test.mjs expects exactly these errors): the types
+// catch wrong calls.
+import { Runtime } from 'webnlu';
+
+export async function misuse(): Promise<void> {
+  const rt = await Runtime.create({ device: 'tpu' });          // not a device
+  const model = await rt.loadModel('x');
+  await model.embed(42);                                        // not text
+  model.trainClassifier([{ text: 'a', label: 'b' }], { freeze: 'some' });  // not a policy
+}

@@ -1,0 +1,37 @@
+// Type-checked (tsc --strict --noEmit, tests/node/types.test.mjs) against pkg/index.d.ts:
+// the documented API, used the way the README shows it. Never run.
+import init, { Runtime, Tokenizer, ModelLoadError, clearCache, fetchModelFiles } from 'webnlu';
+import type { EpochReport, LoadProgress, MaskPrediction } from 'webnlu';
+
+export async function readme(): Promise<void> {
+  const rt = await Runtime.create({ device: 'auto', worker: true });
+  const kind: 'gpu' | 'cpu' | 'none' = rt.device.kind;
+  const reason: string = rt.device.reason;
+  const onProgress = (p: LoadProgress) => console.log(p.file, p.loaded, p.total ?? '?', p.fromCache);
+  const model = await rt.loadModel('sentence-transformers/all-MiniLM-L6-v2', { onProgress });
+  const fills: MaskPrediction[][] = await model.fillMask('the cat sat on the [MASK].', { topK: 5 });
+  const vectors: Float32Array[] = await model.embed(['a', 'b'], { pooling: 'mean', normalize: true });
+  const one: Float32Array = await model.embed('a');
+  const matrix: Float32Array[] = await model.similarity(['a'], ['b', 'c']);
+  const run = model.trainClassifier([{ text: 'good', label: 'pos' }, { text: 'bad', label: 'neg' }],
+    { freeze: 'top:2', epochs: 3, learningRate: 1e-3, batchSize: 16, validation: 0.2,
+      onProgress: (r: EpochReport) => console.log(r.epoch, r.loss, r.accuracy, r.validationAccuracy) });
+  run.stop();
+  const result = await run.done;
+  const labels = (await model.classify(['great'])).map((c) => [c.label, c.score, c.scores[0]]);
+  const files: Record<string, Uint8Array> = await model.save();
+  const encoding = await model.tokenizer.encode('hello', { maxLength: 8 });
+  const ids: Uint32Array = encoding.ids;
+  model.dispose();
+  rt.dispose();
+  await clearCache();
+  const local = await fetchModelFiles({ files: { 'config.json': new Blob(['{}']) } });
+  const bytes: Uint8Array | undefined = local.files.get('config.json');
+  await init();
+  const tokenizer = Tokenizer.fromVocab('[UNK]\n');
+  tokenizer.free();
+  try { await rt.loadModel('/models/x/'); } catch (error) {
+    if (error instanceof ModelLoadError) console.log(error.url, error.status, error.file);
+  }
+  console.log(kind, reason, fills, vectors, one, matrix, result.stopped, labels, files, ids, bytes);
+}

@@ -1,0 +1,177 @@
+// The engine: the side of webnlu that owns the wasm objects (runtimes, tokenizers, models,
+// trainers) and runs operations on them by handle. It runs on the page's thread or, for
+// `Runtime.create({ worker: true })`, inside the Web Worker of worker.js; the public classes
+// of runtime.js talk to it only through `run(op, args)`, so both modes run the same code.
+// Operations run one at a time, in order: a wasm object may not be entered twice at once.
+
+import { DeviceError, DisposedError, UnsupportedError, WebnluError } from './errors.js';
+import { bindings, callRust, callRustAsync, hasBinding, init, modelBinding } from './wasm-module.js';
+import { tokenizerFromFiles } from './tokenizer.js';
+
+const DEVICES = ['auto', 'gpu', 'cpu'];
+
+/** A value from Rust as a plain JS value: a JSON string parsed, a Map made an object. */
+function plain(value) {
+  if (typeof value === 'string') return JSON.parse(value);
+  if (value instanceof Map) return Object.fromEntries(value);
+  return value;
+}
+
+export class Engine {
+  constructor() {
+    /** handle (number) -> { kind, object, ... } */
+    this.objects = new Map();
+    this.nextHandle = 1;
+    this.queue = Promise.resolve();
+  }
+
+  /** Runs `op` after every operation already asked for; resolves to its result. */
+  run(op, args = {}) {
+    const result = this.queue.then(() => this.dispatch(op, args));
+    this.queue = result.catch(() => {});
+    return result;
+  }
+
+  keep(kind, object, extra = {}) {
+    const handle = this.nextHandle++;
+    this.objects.set(handle, { kind, object, ...extra });
+    return handle;
+  }
+
+  get(handle, kind) {
+    const entry = this.objects.get(handle);
+    if (entry === undefined) throw new DisposedError(`this ${kind} was disposed`);
+    if (entry.kind !== kind) throw new WebnluError(`handle ${handle} is a ${entry.kind}, not a ${kind}`);
+    return entry;
+  }
+
+  async dispatch(op, a) {
+    switch (op) {
+      case 'init': {
+        await init(a.wasm);
+        return {
+          version: bindings.webnluVersion(),
+          inWorker: typeof WorkerGlobalScope !== 'undefined' && globalThis instanceof WorkerGlobalScope,
+          models: hasBinding('WasmRuntime') && hasBinding('WasmModel'),
+        };
+      }
+      case 'runtime.create': {
+        if (!DEVICES.includes(a.device)) {
+          throw new WebnluError(`device must be one of ${DEVICES.join(', ')}, got ${JSON.stringify(a.device)}`);
+        }
+        if (!hasBinding('WasmRuntime')) {
+          return {
+            handle: null,
+            device: { kind: 'none', adapter: null, requested: a.device,
+              reason: 'this build of the webnlu wasm module has no model runtime (WasmRuntime); only the tokenizer works' },
+          };
+        }
+        const WasmRuntime = modelBinding('WasmRuntime', 'Runtime.create');
+        let runtime;
+        try {
+          runtime = await callRustAsync('Runtime.create', () => WasmRuntime.create(a.device));
+        } catch (error) {
+          throw a.device === 'cpu' ? error : new DeviceError(error.message, { cause: error });
+        }
+        const info = plain(runtime.device_info());
+        return { handle: this.keep('runtime', runtime), device: { ...info, requested: a.device } };
+      }
+      case 'tokenizer.create': {
+        const tokenizer = tokenizerFromFiles(a.files);
+        return { handle: this.keep('tokenizer', tokenizer), vocabSize: tokenizer.vocabSize };
+      }
+      case 'tokenizer.encode':
+        return this.get(a.handle, 'tokenizer').object.encode(a.text, a.pair, a.options);
+      case 'tokenizer.decode':
+        return this.get(a.handle, 'tokenizer').object.decode(a.ids, a.options);
+      case 'tokenizer.tokenToId':
+        return this.get(a.handle, 'tokenizer').object.tokenToId(a.token);
+      case 'model.load': {
+        if (a.runtime === null) modelBinding('WasmRuntime', 'loadModel');
+        const runtime = this.get(a.runtime, 'runtime').object;
+        const WasmModel = modelBinding('WasmModel', 'loadModel');
+        const tokenizer = tokenizerFromFiles(a.files);
+        let model;
+        try {
+          model = await callRustAsync('loadModel', () => WasmModel.load(runtime, a.files));
+        } catch (error) {
+          tokenizer.free();
+          throw error;
+        }
+        const tokenizerHandle = this.keep('tokenizer', tokenizer);
+        return {
+          handle: this.keep('model', model, { tokenizerHandle }),
+          tokenizer: tokenizerHandle,
+          hiddenSize: model.hidden_size,
+        };
+      }
+      case 'model.fillMask': {
+        const model = this.get(a.handle, 'model').object;
+        return plain(await callRustAsync('fillMask', () => model.fill_mask(a.text, a.topK)));
+      }
+      case 'model.embed': {
+        const model = this.get(a.handle, 'model').object;
+        return callRustAsync('embed', () => model.embed(a.texts, a.pooling, a.normalize));
+      }
+      case 'model.similarity': {
+        const model = this.get(a.handle, 'model').object;
+        return callRustAsync('similarity', () => model.similarity(a.a, a.b));
+      }
+      case 'model.classify': {
+        const model = this.get(a.handle, 'model').object;
+        return plain(await callRustAsync('classify', () => model.classify(a.texts)));
+      }
+      case 'model.trainer': {
+        const model = this.get(a.handle, 'model').object;
+        const trainer = callRust('trainClassifier', () => model.trainer(a.examples, a.options));
+        return this.keep('trainer', trainer);
+      }
+      case 'trainer.runEpoch': {
+        const trainer = this.get(a.handle, 'trainer').object;
+        return plain(await callRustAsync('trainClassifier', () => trainer.run_epoch()));
+      }
+      case 'trainer.finish': {
+        const entry = this.get(a.handle, 'trainer');
+        this.objects.delete(a.handle);
+        callRust('trainClassifier', () => entry.object.finish());
+        return null;
+      }
+      case 'model.save': {
+        const model = this.get(a.handle, 'model').object;
+        const saved = await callRustAsync('save', () => model.save());
+        const files = {};
+        for (const [name, bytes] of saved instanceof Map ? saved : Object.entries(saved)) files[name] = bytes;
+        return files;
+      }
+      case 'free': {
+        const entry = this.objects.get(a.handle);
+        if (entry === undefined) return null;
+        this.objects.delete(a.handle);
+        if (entry.tokenizerHandle !== undefined) await this.dispatch('free', { handle: entry.tokenizerHandle });
+        entry.object.free();
+        return null;
+      }
+      default:
+        throw new UnsupportedError(`unknown engine operation ${JSON.stringify(op)}`);
+    }
+  }
+}
+
+/**
+ * The ArrayBuffers of the typed arrays in `value` (objects and arrays walked), for postMessage's
+ * transfer list. Only buffers that the view spans whole: never a view into wasm memory.
+ */
+export function transferablesOf(value, found = new Set()) {
+  if (ArrayBuffer.isView(value)) {
+    if (value.byteOffset === 0 && value.byteLength === value.buffer.byteLength && value.buffer instanceof ArrayBuffer) {
+      found.add(value.buffer);
+    }
+  } else if (Array.isArray(value)) {
+    for (const item of value) transferablesOf(item, found);
+  } else if (value instanceof Map) {
+    for (const item of value.values()) transferablesOf(item, found);
+  } else if (value !== null && typeof value === 'object') {
+    for (const item of Object.values(value)) transferablesOf(item, found);
+  }
+  return [...found];
+}

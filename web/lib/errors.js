@@ -1,0 +1,73 @@
+// The errors thrown by webnlu. Every one is a `WebnluError`; the subclasses say which part
+// failed, so callers can tell a missing file from a missing GPU without reading messages.
+// Errors cross the worker boundary as plain {name, message, ...fields} and are rebuilt here.
+
+/** Error thrown by every webnlu function; `message` says what is wrong and with which input. */
+export class WebnluError extends Error {
+  constructor(message, options) {
+    super(message, options);
+    this.name = 'WebnluError';
+  }
+}
+
+/** A model or tokenizer file could not be fetched, read or found; `url`/`file`/`status` say which. */
+export class ModelLoadError extends WebnluError {
+  constructor(message, { url, file, status, cause } = {}) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = 'ModelLoadError';
+    this.url = url;
+    this.file = file;
+    this.status = status;
+  }
+}
+
+/** The device asked for is not available (for example `device: 'gpu'` without WebGPU). */
+export class DeviceError extends WebnluError {
+  constructor(message, options) {
+    super(message, options);
+    this.name = 'DeviceError';
+  }
+}
+
+/** What was asked for does not exist in this build or this environment (e.g. a worker in Node). */
+export class UnsupportedError extends WebnluError {
+  constructor(message, options) {
+    super(message, options);
+    this.name = 'UnsupportedError';
+  }
+}
+
+/** A model, tokenizer, training run or runtime was used after `dispose()`. */
+export class DisposedError extends WebnluError {
+  constructor(message, options) {
+    super(message, options);
+    this.name = 'DisposedError';
+  }
+}
+
+/** The Web Worker of a `Runtime.create({ worker: true })` failed to start or died. */
+export class WorkerError extends WebnluError {
+  constructor(message, options) {
+    super(message, options);
+    this.name = 'WorkerError';
+  }
+}
+
+const CLASSES = { WebnluError, ModelLoadError, DeviceError, UnsupportedError, DisposedError, WorkerError };
+
+/** A structured-cloneable description of `error`, for postMessage. */
+export function errorToWire(error) {
+  if (error instanceof WebnluError) {
+    const { url, file, status } = error;
+    return { name: error.name, message: error.message, url, file, status };
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  return { name: 'WebnluError', message };
+}
+
+/** The error described by `wire`, as an instance of its class (WebnluError when unknown). */
+export function errorFromWire(wire) {
+  const Class = CLASSES[wire.name] ?? WebnluError;
+  if (Class === ModelLoadError) return new ModelLoadError(wire.message, wire);
+  return new Class(wire.message);
+}

@@ -1,0 +1,226 @@
+// Fetching a model's files: which ones (model-source.js), with byte-level progress read from
+// the response stream, kept in the browser's Cache API (cache `webnlu-models-v1`, keyed by URL)
+// so that a second visit loads with no network request at all: for every file the cache is
+// asked first, for each candidate in order, and only then the network.
+
+import { ModelLoadError, WebnluError } from './errors.js';
+import { localFileBytes, MODEL_FILE_ROLES, resolveModelSource } from './model-source.js';
+
+/** The Cache API cache that holds downloaded model files. */
+export const CACHE_NAME = 'webnlu-models-v1';
+
+/** The cache, or null where there is none (Node, opaque origins, storage switched off). */
+async function openCache() {
+  if (typeof caches === 'undefined') return null;
+  try {
+    return await caches.open(CACHE_NAME);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Deletes every model file webnlu has cached in this origin. Resolves to true when there was a
+ * cache to delete; false where there was none or no Cache API.
+ */
+export async function clearCache() {
+  if (typeof caches === 'undefined') return false;
+  return caches.delete(CACHE_NAME);
+}
+
+/** The cached files: `[{ url, bytes }]` (bytes from Content-Length; -1 when unknown). */
+export async function listCachedFiles() {
+  const cache = await openCache();
+  if (cache === null) return [];
+  const requests = await cache.keys();
+  return Promise.all(requests.map(async (request) => {
+    const response = await cache.match(request);
+    const length = response?.headers.get('content-length');
+    return { url: request.url, bytes: length === null || length === undefined ? -1 : Number(length) };
+  }));
+}
+
+/**
+ * Reads `response`'s body chunk by chunk, calling `progress(loaded, total)` after each;
+ * `total` is the Content-Length when the body is not content-encoded (it would then count
+ * compressed bytes), else undefined.
+ */
+async function readBody(response, progress) {
+  const length = response.headers.get('content-length');
+  const total = length !== null && !response.headers.get('content-encoding') ? Number(length) : undefined;
+  if (response.body === null || typeof response.body.getReader !== 'function') {
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    progress(bytes.length, total ?? bytes.length);
+    return bytes;
+  }
+  const reader = response.body.getReader();
+  // (total,) filled in place when the length is known; else the chunks, joined at the end.
+  let buffer = total !== undefined ? new Uint8Array(total) : null;
+  const chunks = [];
+  let loaded = 0;
+  progress(0, total);
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (buffer !== null && loaded + value.length <= buffer.length) {
+      buffer.set(value, loaded);
+    } else {
+      if (buffer !== null) { chunks.push(buffer.subarray(0, loaded)); buffer = null; } // longer than announced
+      chunks.push(value);
+    }
+    loaded += value.length;
+    progress(loaded, total);
+  }
+  if (buffer !== null) return loaded === buffer.length ? buffer : buffer.slice(0, loaded);
+  const joined = new Uint8Array(loaded);
+  let at = 0;
+  for (const chunk of chunks) { joined.set(chunk, at); at += chunk.length; }
+  return joined;
+}
+
+/** fetch(url), turning a network failure into a ModelLoadError that names the URL. */
+async function fetchOrThrow(fetchImpl, url, file, signal) {
+  try {
+    return await fetchImpl(url, { signal });
+  } catch (error) {
+    if (error?.name === 'AbortError') throw error;
+    throw new ModelLoadError(`could not fetch ${url}: ${error?.message ?? error} (offline, or the server does not allow this page's origin?)`,
+      { url, file, cause: error });
+  }
+}
+
+/** The error for a non-OK response to `url`. */
+function httpError(response, url, file) {
+  const hint = response.status === 401 || response.status === 403
+    ? ' (on the Hugging Face Hub this means the model does not exist, or it is gated and needs a login)'
+    : '';
+  return new ModelLoadError(`${file}: HTTP ${response.status} ${response.statusText || ''}`.trim() + ` for ${url}${hint}`,
+    { url, file, status: response.status });
+}
+
+/**
+ * Fetches (or reads) the files of a model named by `source` (see `resolveModelSource`).
+ * Resolves to `{ files: Map<name, Uint8Array>, label, base, fromCache: [names], bytes }`.
+ *
+ * Options: `onProgress({ file, loaded, total, fromCache, fileIndex, fileCount })` after each
+ * chunk; `roles` (default: config, tokenizer, weights); `cache` (default true: read and fill
+ * the Cache API); `hubUrl`, `revision`; `fetch` (default globalThis.fetch); `signal`.
+ * @throws ModelLoadError naming the file and URL that failed.
+ */
+export async function fetchModelFiles(source, options = {}) {
+  const { onProgress, roles = MODEL_FILE_ROLES, cache = true, signal } = options;
+  const fetchImpl = options.fetch ?? globalThis.fetch;
+  const resolved = resolveModelSource(source, options);
+  const report = (event) => { if (typeof onProgress === 'function') onProgress(event); };
+  const files = new Map();
+
+  if (resolved.kind === 'files') {
+    const given = new Map(resolved.entries);
+    const chosen = chooseLocal(given, roles);
+    let index = 0;
+    for (const name of chosen) {
+      const bytes = await localFileBytes(name, given.get(name));
+      files.set(name, bytes);
+      report({ file: name, loaded: bytes.length, total: bytes.length, fromCache: false, fileIndex: index++, fileCount: chosen.length });
+    }
+    return { files, label: resolved.label, base: null, fromCache: [], bytes: sum(files) };
+  }
+
+  if (typeof fetchImpl !== 'function') throw new WebnluError('no fetch() in this environment: pass options.fetch, or give { files }');
+  const store = cache ? await openCache() : null;
+  const fromCache = [];
+  const wanted = roles.filter((role) => role.onlyWith === undefined);
+  const conditional = roles.filter((role) => role.onlyWith !== undefined);
+  const plan = [...wanted];
+  let fileIndex = 0;
+  for (let r = 0; r < plan.length; r++) {
+    const role = plan[r];
+    const found = await findFile(role, resolved.base, store, fetchImpl, signal);
+    if (found === null) {
+      if (!role.required) continue;
+      throw new ModelLoadError(
+        `no ${role.candidates.join(' or ')} at ${resolved.base} (the model's ${role.role}; ` +
+        `is ${JSON.stringify(resolved.label)} the right model, and does it have these files?)`,
+        { url: resolved.base + role.candidates[0], file: role.candidates[0], status: 404 });
+    }
+    const { name, url, response, cached } = found;
+    const fileCount = plan.length; // grows when a vocab.txt brings its tokenizer_config.json
+    let bytes;
+    try {
+      bytes = await readBody(response, (loaded, total) =>
+        report({ file: name, loaded, total, fromCache: cached, fileIndex, fileCount }));
+    } catch (error) {
+      if (error?.name === 'AbortError') throw error;
+      throw new ModelLoadError(`${name}: the download from ${url} broke off: ${error?.message ?? error}`, { url, file: name, cause: error });
+    }
+    fileIndex++;
+    files.set(name, bytes);
+    if (cached) fromCache.push(name);
+    else if (store !== null) await storeInCache(store, url, bytes, response.headers.get('content-type'));
+    for (const extra of conditional) if (extra.onlyWith === name) plan.splice(r + 1, 0, extra);
+  }
+  return { files, label: resolved.label, base: resolved.base, fromCache, bytes: sum(files) };
+}
+
+/**
+ * The first of `role`'s candidates in the cache, else the first the server has (404: try the
+ * next): `{ name, url, response, cached }`, or null when none exists.
+ */
+async function findFile(role, base, store, fetchImpl, signal) {
+  if (store !== null) {
+    for (const name of role.candidates) {
+      const url = base + name;
+      const response = await store.match(url);
+      if (response === undefined) continue;
+      if (response.status === ABSENT) return null; // an optional file known to be missing
+      return { name, url, response, cached: true };
+    }
+  }
+  for (const name of role.candidates) {
+    const url = base + name;
+    const response = await fetchOrThrow(fetchImpl, url, name, signal);
+    if (response.status === 404) { await response.body?.cancel(); continue; }
+    if (!response.ok) throw httpError(response, url, name);
+    return { name, url, response, cached: false };
+  }
+  // Remember that an optional file is missing, so that the next visit asks nobody.
+  if (!role.required && store !== null) {
+    await store.put(base + role.candidates[0], new Response(null, { status: ABSENT })).catch(() => {});
+  }
+  return null;
+}
+
+/** The status of the cache entry that marks an optional file as missing on the server. */
+const ABSENT = 404;
+
+/** Puts `bytes` in the cache under `url`; a full disk only costs the next visit a download. */
+async function storeInCache(store, url, bytes, contentType) {
+  const headers = { 'content-length': String(bytes.length), 'content-type': contentType ?? 'application/octet-stream' };
+  try {
+    await store.put(url, new Response(bytes, { headers }));
+  } catch (error) {
+    console.warn(`webnlu: could not cache ${url} (${error?.message ?? error}); it will be downloaded again next time`);
+  }
+}
+
+/** The names of `given` to use, by role; throws a ModelLoadError naming a missing one. */
+function chooseLocal(given, roles) {
+  const chosen = [];
+  for (const role of roles) {
+    if (role.onlyWith !== undefined && !given.has(role.onlyWith)) continue;
+    const name = role.candidates.find((candidate) => given.has(candidate));
+    if (name !== undefined) chosen.push(name);
+    else if (role.required) {
+      throw new ModelLoadError(
+        `the files given lack the model's ${role.role}: need ${role.candidates.join(' or ')}, got ${[...given.keys()].join(', ') || 'none'}`,
+        { file: role.candidates[0] });
+    }
+  }
+  return chosen;
+}
+
+function sum(files) {
+  let total = 0;
+  for (const bytes of files.values()) total += bytes.length;
+  return total;
+}

@@ -1,0 +1,191 @@
+// The WordPiece tokenizer class of the package: a documented wrapper around the wasm-bindgen
+// `WasmTokenizer` that checks text before it crosses into Rust and returns plain objects of
+// typed arrays. Also `tokenizerFromFiles`, which picks tokenizer.json or vocab.txt (+ the
+// lowercasing of tokenizer_config.json) from a model's files.
+
+import { assertReady, bindings, callRust, checkText } from './wasm-module.js';
+import { WebnluError } from './errors.js';
+
+function optionalNonNegativeInteger(value, name) {
+  if (value === undefined || value === null) return undefined;
+  if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) {
+    throw new WebnluError(`${name} must be a non-negative integer, got ${value}`);
+  }
+  return value;
+}
+
+const TRUNCATION_STRATEGIES = ['longest_first', 'only_first', 'only_second'];
+
+/**
+ * Copies an encoding and its overflow windows out of wasm memory into plain JS values and
+ * frees the Rust side. `vocab` is the tokenizer's token list, to name the tokens without
+ * sending strings across.
+ */
+function takeEncoding(wasmEncoding, tokenizer, vocab) {
+  try {
+    // [W, T_0 .. T_{W-1}, per window: ids | typeIds | attentionMask | specialTokensMask | offsets (2T)]
+    const all = wasmEncoding.packed();
+    const strings = wasmEncoding.tokensUnlessVocab(tokenizer);
+    const windowCount = all[0];
+    const windows = [];
+    let at = 1 + windowCount;
+    let tokenAt = 0;
+    for (let w = 0; w < windowCount; w++) {
+      const n = all[1 + w];
+      const ids = all.slice(at, at + n);
+      windows.push({
+        ids,
+        typeIds: all.slice(at + n, at + 2 * n),
+        attentionMask: all.slice(at + 2 * n, at + 3 * n),
+        specialTokensMask: all.slice(at + 3 * n, at + 4 * n),
+        offsets: all.slice(at + 4 * n, at + 6 * n),
+        tokens: strings ? strings.slice(tokenAt, tokenAt + n) : Array.from(ids, (id) => vocab[id]),
+        overflowing: [],
+      });
+      at += 6 * n;
+      tokenAt += n;
+    }
+    windows[0].overflowing = windows.slice(1);
+    return windows[0];
+  } finally {
+    wasmEncoding.free();
+  }
+}
+
+/**
+ * A WordPiece tokenizer (BERT family) with the same results as Hugging Face `tokenizers`:
+ * ids, type ids, attention mask, special-tokens mask, tokens and offsets. Offsets are in UTF-16
+ * code units, so `text.slice(offsets[2 * i], offsets[2 * i + 1])` is the text of token `i`.
+ * Call `free()` when done to release its memory in the wasm heap.
+ */
+export class Tokenizer {
+  /** @private Use `Tokenizer.fromVocab` or `Tokenizer.fromTokenizerJson`. */
+  constructor(inner) {
+    this._inner = inner;
+    this._vocab = null; // the vocabulary's tokens by id, fetched at the first encode
+  }
+
+  /** @private The wasm object; throws once `free()` has run. */
+  get inner() {
+    if (this._inner === null) throw new WebnluError('this Tokenizer was freed');
+    return this._inner;
+  }
+
+  /** Builds a tokenizer from the text of a `vocab.txt` (one token per line, id = line number). */
+  static fromVocab(vocabText, options = {}) {
+    assertReady('Tokenizer.fromVocab');
+    checkText(vocabText, 'vocab text');
+    const { lowercase = true, stripAccents, handleChineseChars = true, cleanText = true } = options;
+    if (stripAccents !== undefined && typeof stripAccents !== 'boolean') {
+      throw new WebnluError(`stripAccents must be true, false or undefined (follow lowercase), got ${stripAccents}`);
+    }
+    return new Tokenizer(callRust('vocab.txt', () =>
+      bindings.WasmTokenizer.fromVocab(vocabText, Boolean(lowercase), stripAccents, Boolean(handleChineseChars), Boolean(cleanText))));
+  }
+
+  /** Builds a tokenizer from the text of a Hugging Face `tokenizer.json` (BERT WordPiece only). */
+  static fromTokenizerJson(jsonText) {
+    assertReady('Tokenizer.fromTokenizerJson');
+    checkText(jsonText, 'tokenizer.json text');
+    return new Tokenizer(callRust('tokenizer.json', () => bindings.WasmTokenizer.fromTokenizerJson(jsonText)));
+  }
+
+  /**
+   * Tokenizes `text`, or the pair (`text`, `pair`) as `[CLS] text [SEP] pair [SEP]`.
+   * Options override the truncation and padding read from a tokenizer.json.
+   */
+  encode(text, pair, options = {}) {
+    if (pair !== undefined && pair !== null && typeof pair === 'object') {
+      options = pair;
+      pair = undefined;
+    }
+    checkText(text, 'text');
+    if (pair !== undefined && pair !== null) checkText(pair, 'pair');
+    const { addSpecialTokens = true, maxLength, stride, truncation, padding } = options;
+    if (truncation !== undefined && !TRUNCATION_STRATEGIES.includes(truncation)) {
+      throw new WebnluError(`truncation must be one of ${TRUNCATION_STRATEGIES.join(', ')}, got ${truncation}`);
+    }
+    const max = maxLength === false ? undefined : optionalNonNegativeInteger(maxLength, 'maxLength');
+    const strideValue = optionalNonNegativeInteger(stride, 'stride');
+    const padTo = padding === false ? undefined : optionalNonNegativeInteger(padding, 'padding');
+    const inner = this.inner;
+    this._vocab ??= inner.vocabTokens();
+    return takeEncoding(callRust('encode', () => inner.encode(
+      text, pair ?? undefined, Boolean(addSpecialTokens), max, strideValue, truncation,
+      maxLength === false, padTo, padding === false)), inner, this._vocab);
+  }
+
+  /** Turns ids back into text: `##` pieces joined, spaces before punctuation cleaned as HF does. */
+  decode(ids, options = {}) {
+    const { skipSpecialTokens = true } = options;
+    let array = ids;
+    if (!(array instanceof Uint32Array)) {
+      if (!Array.isArray(array) && !ArrayBuffer.isView(array)) {
+        throw new WebnluError('ids must be an array or a typed array of token ids');
+      }
+      for (const id of array) {
+        if (!Number.isInteger(Number(id)) || Number(id) < 0 || Number(id) > 0xffffffff) {
+          throw new WebnluError(`ids must be non-negative integers, found ${id}`);
+        }
+      }
+      array = Uint32Array.from(array, Number);
+    }
+    return callRust('decode', () => this.inner.decode(array, Boolean(skipSpecialTokens)));
+  }
+
+  /** Number of tokens in the vocabulary. */
+  get vocabSize() {
+    return this.inner.vocabSize();
+  }
+
+  /** The id of `token`, or undefined when it is not in the vocabulary. */
+  tokenToId(token) {
+    checkText(token, 'token');
+    return this.inner.tokenToId(token);
+  }
+
+  /** The token with id `id`, or undefined when there is none. */
+  idToToken(id) {
+    return this.inner.idToToken(id);
+  }
+
+  /** Releases the tokenizer's memory in the wasm heap; the object cannot be used afterwards. */
+  free() {
+    if (this._inner !== null) this._inner.free();
+    this._inner = null;
+    this._vocab = null;
+  }
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** The text of `bytes` (UTF-8), or a WebnluError naming `file`. */
+export function decodeUtf8(bytes, file) {
+  try {
+    return utf8.decode(bytes);
+  } catch (error) {
+    throw new WebnluError(`${file} is not UTF-8 text`, { cause: error });
+  }
+}
+
+/**
+ * A tokenizer from a model's files (a Map of file name -> Uint8Array): tokenizer.json when
+ * there is one, else vocab.txt with the `do_lower_case` of tokenizer_config.json (default true).
+ */
+export function tokenizerFromFiles(files) {
+  if (files.has('tokenizer.json')) return Tokenizer.fromTokenizerJson(decodeUtf8(files.get('tokenizer.json'), 'tokenizer.json'));
+  if (files.has('vocab.txt')) {
+    let lowercase = true;
+    if (files.has('tokenizer_config.json')) {
+      let config;
+      try {
+        config = JSON.parse(decodeUtf8(files.get('tokenizer_config.json'), 'tokenizer_config.json'));
+      } catch (error) {
+        throw new WebnluError(`tokenizer_config.json is not valid JSON: ${error.message}`, { cause: error });
+      }
+      if (typeof config.do_lower_case === 'boolean') lowercase = config.do_lower_case;
+    }
+    return Tokenizer.fromVocab(decodeUtf8(files.get('vocab.txt'), 'vocab.txt'), { lowercase });
+  }
+  throw new WebnluError(`no tokenizer.json or vocab.txt among the files (${[...files.keys()].join(', ') || 'none'})`);
+}
