@@ -181,6 +181,12 @@ fn unsupported_and_inconsistent_configs_are_refused_by_name() {
         .to_string()
         .contains("config.json"));
     assert!(refusal("not json").to_string().contains("config.json"));
+    match refusal(r#"{"model_type": "bert", "position_embedding_type": "relative_key"}"#) {
+        Error::Unsupported { what } => assert!(what.contains("relative_key"), "{what}"),
+        other => panic!("{other:?}"),
+    }
+    // "absolute" is what every BERT checkpoint that sets the field says.
+    ModelConfig::from_json("config.json", r#"{"position_embedding_type": "absolute"}"#).unwrap();
 }
 
 #[test]

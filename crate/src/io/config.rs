@@ -109,6 +109,7 @@ struct RawConfig {
     hidden_dropout_prob: Option<f32>,
     attention_probs_dropout_prob: Option<f32>,
     max_position_embeddings: Option<usize>,
+    position_embedding_type: Option<String>,
     type_vocab_size: Option<usize>,
     initializer_range: Option<f32>,
     layer_norm_eps: Option<f32>,
@@ -170,6 +171,16 @@ impl ModelConfig {
                 ))
             }
         };
+        // transformers' BertEmbeddings also knows "relative_key" and "relative_key_query"
+        // (Shaw et al. 2018; Huang et al. 2020), which add learned distance embeddings inside
+        // self-attention: webnlu computes absolute positions only, so refuse the others by name.
+        if let Some(kind) = raw.position_embedding_type.as_deref() {
+            if kind != "absolute" {
+                return Err(Error::unsupported(format!(
+                    "{file}: position_embedding_type {kind:?} (webnlu computes \"absolute\" positions only)"
+                )));
+            }
+        }
         Ok(if family == "bert" {
             let config = BertConfig {
                 vocab_size: raw.vocab_size.unwrap_or(30522),
