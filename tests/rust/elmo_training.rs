@@ -116,7 +116,25 @@ fn output_len(bilm: &ElmoBiLm) -> usize {
 /// 10 probes may be such a case, every other must match the central difference.
 #[test]
 fn whole_model_gradients_match_central_differences_on_the_cpu() {
+    central_difference_check(false);
+}
+
+/// The same in stateful mode after one call, so that the LSTMs start from non-zero kept
+/// states (constants of the loss: AllenNLP detaches them too).
+#[test]
+fn whole_model_gradients_match_central_differences_from_kept_states() {
+    central_difference_check(true);
+}
+
+fn central_difference_check(stateful: bool) {
     let mut bilm = load(&Device::Cpu);
+    if stateful {
+        bilm.set_stateful(true);
+        let (ids, b, t) = batch();
+        bilm.forward_blocking(&ids, b, t).unwrap();
+        let kept = bilm.state().unwrap();
+        assert!(kept.hidden[1][1].iter().any(|&v| v != 0.0));
+    }
     let mix = mix();
     let r = op_checks::random(output_len(&bilm), 7);
     let (grads, mix_grads) = gradients(&bilm, &mix, &r);
