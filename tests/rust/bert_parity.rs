@@ -133,6 +133,7 @@ fn targets_of(case: &ReferenceCase) -> Targets {
 fn assert_max_abs(what: &str, got: &webnlu::Tensor, want: &bert_reference::RefTensor, tol: f32) {
     assert_eq!(got.shape(), want.shape.as_slice(), "{what}: shape");
     let d = max_abs_diff(&got.to_vec_blocking().unwrap(), &want.data);
+    println!("{what}: max abs difference {d:.2e}");
     assert!(d <= tol, "{what}: max abs difference {d} > {tol}");
 }
 
@@ -203,6 +204,10 @@ fn check_training_case(name: &str, device: &Device) {
         // rounding (~1e-6 of the largest term, seen on lavapipe: 2.6e-7 on an element of
         // 3.9e-5 in a tensor peaking at 0.19) dominates their own relative error.
         let d = relative_difference(&got, &want.data, 1e-2);
+        println!(
+            "{}: relative difference {d:.2e}",
+            at(&format!("grad {param}"))
+        );
         assert!(
             d <= 1e-3,
             "{}: relative difference {d}",

@@ -116,7 +116,25 @@ fn output_len(bilm: &ElmoBiLm) -> usize {
 /// 10 probes may be such a case, every other must match the central difference.
 #[test]
 fn whole_model_gradients_match_central_differences_on_the_cpu() {
+    central_difference_check(false);
+}
+
+/// The same in stateful mode after one call, so that the LSTMs start from non-zero kept
+/// states (constants of the loss: AllenNLP detaches them too).
+#[test]
+fn whole_model_gradients_match_central_differences_from_kept_states() {
+    central_difference_check(true);
+}
+
+fn central_difference_check(stateful: bool) {
     let mut bilm = load(&Device::Cpu);
+    if stateful {
+        bilm.set_stateful(true);
+        let (ids, b, t) = batch();
+        bilm.forward_blocking(&ids, b, t).unwrap();
+        let kept = bilm.state().unwrap();
+        assert!(kept.hidden[1][1].iter().any(|&v| v != 0.0));
+    }
     let mix = mix();
     let r = op_checks::random(output_len(&bilm), 7);
     let (grads, mix_grads) = gradients(&bilm, &mix, &r);
@@ -278,7 +296,8 @@ fn rated_sentences_parse_and_bad_lines_are_named() {
 
 /// End to end on one batch: repeated steps must lower that batch's loss, which needs the
 /// gradient to flow through the pooling, the mix and the whole biLM (the head alone is
-/// checked by the CLI test below), and the biLM's parameters must move.
+/// checked by the CLI test below), and the biLM's parameters must move. Then the same for the
+/// head + mix on frozen features.
 #[test]
 fn end_to_end_steps_lower_the_loss_and_update_the_bilm() {
     let mut bilm = load(&Device::Cpu);
@@ -305,12 +324,24 @@ fn end_to_end_steps_lower_the_loss_and_update_the_bilm() {
     assert!(losses[7] < 0.5 * losses[0], "loss did not fall: {losses:?}");
     let after = bilm.weights().named()[0].1.to_vec_blocking().unwrap();
     assert_ne!(before, after, "the char embedding did not move");
+    // With the mix: its weights move and the loss falls, on pooled features computed once.
+    let pooled = pollster::block_on(ElmoClassifier::pooled_layers(&bilm, &sentences)).unwrap();
+    let mut with_mix = ElmoClassifier::new(&bilm, 2, ElmoTraining::Mix, config, 3).unwrap();
+    let first = with_mix.train_step(&pooled, &labels).unwrap().mean_loss();
+    for _ in 0..20 {
+        with_mix.train_step(&pooled, &labels).unwrap();
+    }
+    let last = with_mix.evaluate(&pooled, &labels).unwrap().mean_loss();
+    assert!(last < first, "mix training: loss {first} -> {last}");
+    assert_ne!(with_mix.mix.scalars, vec![0.0; 3], "the mix did not move");
+    assert!(
+        pollster::block_on(with_mix.train_step_end_to_end(&mut bilm, &sentences, &labels)).is_err()
+    );
     // The head-only classifier refuses end-to-end steps, and wrong labels are named.
     let mut head = ElmoClassifier::new(&bilm, 2, ElmoTraining::Head, config, 3).unwrap();
     assert!(
         pollster::block_on(head.train_step_end_to_end(&mut bilm, &sentences, &labels)).is_err()
     );
-    let pooled = pollster::block_on(ElmoClassifier::pooled_layers(&bilm, &sentences)).unwrap();
     let error = head.train_step(&pooled, &[0, 1, 2, 0]).unwrap_err();
     assert!(error.to_string().contains("label 2"), "{error}");
 }

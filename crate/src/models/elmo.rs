@@ -14,6 +14,10 @@
 //!  -> layers: [token||token masked, fwd_1||bwd_1, ..., fwd_L||bwd_L], each (B, T, 2P)
 //! ```
 //!
+//! Training: [`ElmoBiLm::forward_traced`] keeps the intermediate activations, the backward
+//! through every layer is in `elmo_backward.rs`, the parameters (named as AllenNLP names them)
+//! in `elmo_weights.rs`, a sentence classifier on the features in `elmo_classifier.rs`.
+//!
 //! Stateless by default (every call starts the LSTMs from zeros). In stateful mode each batch
 //! row's final LSTM states are kept and start the same row of the next call, as AllenNLP's
 //! `_EncoderBase` (`allennlp/modules/encoder_base.py`) does for its always-stateful `ElmoLstm`:
