@@ -155,7 +155,8 @@ fn a_long_text_is_the_average_of_its_windows() {
     let c = p.hidden_size();
     let mut sum = vec![0f64; c];
     for w in &windows {
-        let input = EncoderInput::from_ids(&device, &[w.encoding.ids.clone()], &[]).unwrap();
+        let input =
+            EncoderInput::from_ids(&device, std::slice::from_ref(&w.encoding.ids), &[]).unwrap();
         let out = p.model.encode(&input, &RunMode::inference()).unwrap();
         let hidden = out.hidden.to_vec_blocking().unwrap();
         let mask = vec![1u32; w.encoding.ids.len()];
