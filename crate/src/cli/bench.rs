@@ -1,5 +1,6 @@
 //! `webnlu bench tokenizer [--input FILE] [--tokenizer PATH] [--repeat N] [--json]`
-//! (`webnlu bench ops` lives in `bench_ops.rs`, `webnlu bench elmo` in `bench_elmo.rs`.)
+//! (`webnlu bench ops` lives in `bench_ops.rs`, `webnlu bench elmo` in `bench_elmo.rs`,
+//! `webnlu bench model` in `bench_model.rs`.)
 //!
 //! Single-thread tokenization throughput, same input, same tokenizer.json, same process:
 //! webnlu's `Tokenizer::encode_batch` vs the Hugging Face `tokenizers` crate's `encode_batch`
@@ -21,11 +22,12 @@ pub fn run(args: &[String]) -> Result<()> {
         Some("tokenizer") => tokenizer(&args[1..]),
         Some("ops") => super::bench_ops::run(&args[1..]),
         Some("elmo") => super::bench_elmo::run(&args[1..]),
+        Some("model") => super::bench_model::run(&args[1..]),
         Some(other) => Err(Error::invalid(format!(
-            "bench: unknown benchmark {other:?} (known: tokenizer, ops, elmo)"
+            "bench: unknown benchmark {other:?} (known: tokenizer, ops, model, elmo)"
         ))),
         None => Err(Error::invalid(
-            "bench needs a benchmark name: webnlu bench tokenizer | ops | elmo",
+            "bench needs a benchmark name: webnlu bench tokenizer | ops | model | elmo",
         )),
     }
 }

@@ -3,6 +3,7 @@
 pub mod arguments;
 pub mod bench;
 pub mod bench_elmo;
+pub mod bench_model;
 pub mod bench_ops;
 pub mod elmo;
 pub mod elmo_train;

@@ -84,7 +84,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let defaults = TrainOptions::default();
     let seed = args.number("seed")?.map_or(defaults.seed, |s| s as u64);
     if let Some(limit) = args.number("limit")? {
-        SplitMix64::new(seed ^ 0x6c69_6d69_74).shuffle(&mut examples);
+        SplitMix64::new(seed ^ 0x006c_696d_6974).shuffle(&mut examples);
         examples.truncate(limit);
     }
     let max_grad_norm = match args.value("max-grad-norm") {

@@ -34,7 +34,7 @@ impl FeatureCache {
 
     /// Appends the rows of `rows (n, width)`.
     pub fn push_rows(&mut self, rows: &[f32]) -> Result<()> {
-        if self.width == 0 || rows.len() % self.width != 0 {
+        if self.width == 0 || !rows.len().is_multiple_of(self.width) {
             return Err(Error::shape(
                 "feature cache: rows",
                 format!("(n, {})", self.width),

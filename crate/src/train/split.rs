@@ -27,7 +27,7 @@ impl SplitMix64 {
     /// Uniform in `0..n` (n > 0), by the multiply-shift method (bias below 2^-32 for the sizes
     /// used here).
     pub fn below(&mut self, n: usize) -> usize {
-        ((self.next_u64() >> 32) * n as u64 >> 32) as usize
+        (((self.next_u64() >> 32) * n as u64) >> 32) as usize
     }
 
     /// Fisher-Yates shuffle in place.

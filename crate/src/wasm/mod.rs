@@ -6,6 +6,7 @@
 mod elmo;
 #[cfg(feature = "kernel-check")]
 mod kernel_check;
+mod model;
 mod tokenizer;
 
 use wasm_bindgen::prelude::*;
