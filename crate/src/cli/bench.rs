@@ -1,5 +1,5 @@
 //! `webnlu bench tokenizer [--input FILE] [--tokenizer PATH] [--repeat N] [--json]`
-//! (`webnlu bench ops` lives in `bench_ops.rs`.)
+//! (`webnlu bench ops` lives in `bench_ops.rs`, `webnlu bench model` in `bench_model.rs`.)
 //!
 //! Single-thread tokenization throughput, same input, same tokenizer.json, same process:
 //! webnlu's `Tokenizer::encode_batch` vs the Hugging Face `tokenizers` crate's `encode_batch`
@@ -20,11 +20,12 @@ pub fn run(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
         Some("tokenizer") => tokenizer(&args[1..]),
         Some("ops") => super::bench_ops::run(&args[1..]),
+        Some("model") => super::bench_model::run(&args[1..]),
         Some(other) => Err(Error::invalid(format!(
-            "bench: unknown benchmark {other:?} (known: tokenizer, ops)"
+            "bench: unknown benchmark {other:?} (known: tokenizer, ops, model)"
         ))),
         None => Err(Error::invalid(
-            "bench needs a benchmark name: webnlu bench tokenizer | ops",
+            "bench needs a benchmark name: webnlu bench tokenizer | ops | model",
         )),
     }
 }

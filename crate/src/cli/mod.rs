@@ -2,6 +2,7 @@
 
 pub mod arguments;
 pub mod bench;
+pub mod bench_model;
 pub mod bench_ops;
 pub mod elmo;
 pub mod memory;

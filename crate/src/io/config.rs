@@ -177,7 +177,7 @@ impl ModelConfig {
                 num_hidden_layers: raw.num_hidden_layers.unwrap_or(12),
                 num_attention_heads: raw.num_attention_heads.unwrap_or(12),
                 intermediate_size: raw.intermediate_size.unwrap_or(3072),
-                hidden_act: Activation::from_name(raw.hidden_act.as_deref().unwrap_or("gelu"))?,
+                hidden_act: activation(file, "hidden_act", raw.hidden_act.as_deref())?,
                 hidden_dropout_prob: f("hidden_dropout_prob", raw.hidden_dropout_prob, 0.1)?,
                 attention_probs_dropout_prob: f(
                     "attention_probs_dropout_prob",
@@ -207,7 +207,7 @@ impl ModelConfig {
                 hidden_dim: raw.hidden_dim.unwrap_or(3072),
                 dropout: f("dropout", raw.dropout, 0.1)?,
                 attention_dropout: f("attention_dropout", raw.attention_dropout, 0.1)?,
-                activation: Activation::from_name(raw.activation.as_deref().unwrap_or("gelu"))?,
+                activation: activation(file, "activation", raw.activation.as_deref())?,
                 initializer_range: f("initializer_range", raw.initializer_range, 0.02)?,
                 qa_dropout: f("qa_dropout", raw.qa_dropout, 0.1)?,
                 seq_classif_dropout: f("seq_classif_dropout", raw.seq_classif_dropout, 0.2)?,
@@ -277,6 +277,14 @@ fn labels(file: &str, raw: &RawConfig) -> Result<Labels> {
             })
         }
     }
+}
+
+/// The activation named by `field` (gelu when absent); an unknown one is refused naming the file.
+fn activation(file: &str, field: &str, name: Option<&str>) -> Result<Activation> {
+    Activation::from_name(name.unwrap_or("gelu")).map_err(|e| match e {
+        Error::Unsupported { what } => Error::unsupported(format!("{file}: {field}: {what}")),
+        other => other,
+    })
 }
 
 fn check_heads(file: &str, hidden: usize, heads: usize) -> Result<()> {

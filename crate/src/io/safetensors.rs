@@ -92,11 +92,11 @@ impl<'a> SafeTensors<'a> {
                 .ok_or_else(|| tensor_err(&format!("shape {shape:?} overflows")))?;
             let expected = numel.checked_mul(dtype.size_in_bytes());
             if expected != Some((end - begin) as usize) {
-                return Err(Error::shape(
-                    format!("{file}: tensor {name} ({dtype_name}) byte size"),
-                    expected.unwrap_or(usize::MAX),
-                    end - begin,
-                ));
+                return Err(tensor_err(&format!(
+                    "shape {shape:?} of {dtype_name} needs {} bytes, data_offsets [{begin}, {end}] hold {}",
+                    expected.map_or("more than usize::MAX".to_string(), |n| n.to_string()),
+                    end - begin
+                )));
             }
             let view = &data[begin as usize..end as usize];
             tensors.push(TensorView::new(file, name, dtype, shape, view)?);

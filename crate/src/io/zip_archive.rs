@@ -46,7 +46,12 @@ pub fn read_stored_entries<'a>(what: &str, bytes: &'a [u8]) -> Result<Vec<ZipEnt
         }
         r.skip(4)?;
         let record = r.u64()?;
-        let mut r = ByteReader::at(what, bytes, record)?;
+        let mut r = ByteReader::at(what, bytes, record).map_err(|_| {
+            err(format!(
+                "ZIP64 record offset {record} is past the end ({} bytes)",
+                bytes.len()
+            ))
+        })?;
         if r.u32()? != ZIP64_END_OF_CENTRAL_DIRECTORY {
             return Err(err("ZIP64 end-of-central-directory record missing".into()));
         }
@@ -63,7 +68,12 @@ pub fn read_stored_entries<'a>(what: &str, bytes: &'a [u8]) -> Result<Vec<ZipEnt
     }
 
     let mut entries = Vec::with_capacity(count as usize);
-    let mut r = ByteReader::at(what, bytes, directory_offset)?;
+    let mut r = ByteReader::at(what, bytes, directory_offset).map_err(|_| {
+        err(format!(
+            "central directory offset {directory_offset} is past the end ({} bytes)",
+            bytes.len()
+        ))
+    })?;
     for _ in 0..count {
         if r.u32()? != CENTRAL_FILE_HEADER {
             return Err(r.error("zip archive: bad central directory entry signature"));
@@ -110,7 +120,12 @@ pub fn read_stored_entries<'a>(what: &str, bytes: &'a [u8]) -> Result<Vec<ZipEnt
                 "entry {name}: stored sizes disagree ({compressed} vs {uncompressed})"
             )));
         }
-        let mut local = ByteReader::at(what, bytes, local_offset)?;
+        let mut local = ByteReader::at(what, bytes, local_offset).map_err(|_| {
+            err(format!(
+                "entry {name}: local header offset {local_offset} is past the end ({} bytes)",
+                bytes.len()
+            ))
+        })?;
         if local.u32()? != LOCAL_FILE_HEADER {
             return Err(err(format!(
                 "entry {name}: bad local header at {local_offset}"

@@ -18,14 +18,23 @@
 //! trains (none for `Freeze::Head` or inference), and [`BertModel::encode_backward`] stops at
 //! the lowest trained layer. Task-level forward/backward with the losses: `task_step.rs`.
 //!
+//! Freezing (as the PyTorch fixtures do it): `Freeze::Head` trains the task head only (the
+//! pooler is part of the encoder, `bert.pooler.*`, and stays frozen; a tied MLM decoder is the
+//! word embeddings and stays frozen; an untied one is a head parameter); `Top(k)` adds the top k
+//! layers and the pooler; `All` adds everything, embeddings included.
+//!
 //! Deviations from the contract (contract-bert.md section 2):
 //! - `RunMode` has a fourth field `backward` (false = pure inference, nothing kept) and the
 //!   constructors `RunMode::inference()`, `RunMode::training(seed, freeze)`,
 //!   `RunMode::gradients_without_dropout(freeze)`.
 //! - The heads are fields of `BertModel` (`masked_lm`, `next_sentence`, `sequence_classifier`,
 //!   `token_classifier`, `pooler`); a new head is added with `add_sequence_classifier` /
-//!   `add_token_classifier`. Gradients are a [`Gradients`] map keyed by parameter name.
-//! - `save()` is async (GPU tensors are read back); `save_blocking()` natively.
+//!   `add_token_classifier` (seeded, transformers' initialisation). Gradients are a
+//!   [`Gradients`] map keyed by canonical parameter name.
+//! - Task level (task_step.rs): `forward_task(input, Task, mode)` -> `TaskOutput` (logits) and
+//!   `backward_task(out, Targets, grads)` -> loss (1), covering every head and loss.
+//! - `save()` is async (GPU tensors are read back); `save_blocking()` natively. It writes every
+//!   head the model holds; transformers ignores the ones its architecture does not use.
 //! - q/k/v stay three separate projections (no fused qkv): the checkpoint's tensors are the
 //!   parameters, and the attention-probability dropout lives in `self_attention.rs`.
 
@@ -170,10 +179,32 @@ pub struct EncoderOutput {
     embeddings_saved: Option<EmbeddingsSaved>,
 }
 
+impl std::fmt::Debug for EncoderOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "EncoderOutput {{ hidden: {:?}, layers kept: {}, embeddings kept: {} }}",
+            self.hidden,
+            self.layers_kept(),
+            self.embeddings_kept()
+        )
+    }
+}
+
 impl EncoderOutput {
     /// Whether any encoder parameter trains (then the heads' backward produces dhidden).
     pub fn needs_gradient(&self) -> bool {
         self.lowest_trained < self.layer_inputs.len() || self.embeddings_saved.is_some()
+    }
+
+    /// How many encoder layers kept activations for the backward (0 for `Freeze::Head`).
+    pub fn layers_kept(&self) -> usize {
+        self.layer_saved.iter().filter(|s| s.is_some()).count()
+    }
+
+    /// Whether the embeddings kept activations (only `Freeze::All`).
+    pub fn embeddings_kept(&self) -> bool {
+        self.embeddings_saved.is_some()
     }
 }
 

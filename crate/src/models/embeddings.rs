@@ -167,8 +167,8 @@ impl Embeddings {
             Some(grads),
         )?;
         let c = self.hidden_size();
-        dsum.reshape(&[dh.numel() / c, c])?; // (B*T, C)
-                                             // sum = word[ids] + position[positions] (+ token_type[type_ids])
+        // sum = word[ids] + position[positions] (+ token_type[type_ids]), rows (B*T, C)
+        dsum.reshape(&[dh.numel() / c, c])?;
         let mut dword = grads.take(&self.word)?;
         embedding_backward(&mut dword, &dsum, &saved.ids)?;
         grads.put(dword);

@@ -291,13 +291,14 @@ impl EncoderLayer {
                 self.key.backward(Some(dx), &dk, x, grads.as_deref_mut())?;
                 self.value
                     .backward(Some(dx), &dv, x, grads.as_deref_mut())?;
-                let mut unused = Tensor::zeros(&device, dy.shape(), "unused")?;
-                add_backward(dx, &mut unused, &dx_residual)?;
+                // dx += dx_residual (add_backward adds dout into two tensors; one is scratch)
+                let mut scratch = Tensor::zeros(&device, dy.shape(), "scratch")?;
+                add_backward(dx, &mut scratch, &dx_residual)?;
             }
             None => {
                 self.query.backward(None, &dq, x, grads.as_deref_mut())?;
                 self.key.backward(None, &dk, x, grads.as_deref_mut())?;
-                self.value.backward(None, &dv, x, grads.as_deref_mut())?;
+                self.value.backward(None, &dv, x, grads)?;
             }
         }
         Ok(())

@@ -306,6 +306,7 @@ impl NextSentenceHead {
 
 /// `BertForSequenceClassification` / `DistilBertForSequenceClassification` heads.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one per model: the size does not matter
 pub enum SequenceClassifier {
     /// logits (B, L) = classifier(dropout(pooled)); the pooler is the model's.
     Bert { classifier: Linear, dropout: f32 },

@@ -65,6 +65,16 @@ pub struct TaskOutput {
     token: Option<TokenClassifierSaved>,
 }
 
+impl std::fmt::Debug for TaskOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "TaskOutput {{ task: {:?}, logits: {:?}, encoder: {:?} }}",
+            self.task, self.logits, self.encoder
+        )
+    }
+}
+
 impl TaskOutput {
     /// BERT's pooled output (B, C) when the task used the pooler.
     pub fn pooled(&self) -> Option<&Tensor> {
@@ -295,8 +305,6 @@ impl BertModel {
         } else {
             None
         };
-        let c = self.hidden_size();
-        let train_decoder = mode.freeze.trains_embeddings();
         match (out.task, targets) {
             (Task::MaskedLm, Targets::Classes(labels))
             | (
@@ -310,6 +318,9 @@ impl BertModel {
                     .as_ref()
                     .ok_or_else(|| missing("masked-LM"))?;
                 let saved = out.masked_lm.as_ref().ok_or_else(|| missing("masked-LM"))?;
+                // an untied decoder is a head parameter; a tied one is the word embeddings,
+                // which only `Freeze::All` trains
+                let train_decoder = head.decoder.is_some() || mode.freeze.trains_embeddings();
                 let mut dlogits = with_rows(&mut out.logits, |l| {
                     cross_entropy(&mut loss, l, labels, "masked-LM", false)
                 })?;
@@ -427,7 +438,6 @@ impl BertModel {
         if let Some(dhidden) = &dhidden {
             self.encode_backward(&out.encoder, dhidden, grads)?;
         }
-        let _ = c;
         loss.reshape(&[1])?;
         Ok(loss)
     }

@@ -5,6 +5,7 @@
 
 #[cfg(feature = "kernel-check")]
 mod kernel_check;
+mod model;
 mod tokenizer;
 
 use wasm_bindgen::prelude::*;

