@@ -40,9 +40,30 @@ export async function openSession({ mounts = [] } = {}) {
   return { server, url, browser, requests };
 }
 
-/** Opens `path` of the server in a new page of `context`, collecting console errors into `errors`. */
-export async function openPage(context, url, errors, readySelector = 'body[data-ready="true"]') {
+/** A model file the loader asks for and may not find (it then takes the next candidate, or none). */
+export const PROBED = /\/(modules\.json|tokenizer_config\.json|tokenizer\.json|model\.safetensors)$/;
+
+/**
+ * The console errors that are not the line Chromium logs for each 404 of a probed optional file;
+ * throws when a 404 was for anything else. `notFound`: the URLs answered 404.
+ */
+export function unexpectedConsoleErrors(errors, notFound) {
+  const wrong = notFound.filter((url) => !PROBED.test(url));
+  if (wrong.length > 0) throw new Error(`404 for files that are no optional probe: ${wrong.join(', ')}`);
+  let probes = notFound.length;
+  return errors.filter((line) => {
+    if (probes > 0 && /Failed to load resource: the server responded with a status of 404/.test(line)) { probes--; return false; }
+    return true;
+  });
+}
+
+/**
+ * Opens `url` in a new page of `context`, collecting console errors into `errors` and the URLs
+ * answered 404 into `notFound` (when given).
+ */
+export async function openPage(context, url, errors, readySelector = 'body[data-ready="true"]', notFound = null) {
   const page = await context.newPage();
+  if (notFound !== null) page.on('response', (response) => { if (response.status() === 404) notFound.push(response.url()); });
   page.on('console', (message) => { if (message.type() === 'error') errors.push(message.text()); });
   page.on('pageerror', (error) => errors.push(String(error)));
   await page.goto(url);

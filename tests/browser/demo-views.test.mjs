@@ -4,12 +4,15 @@
 //     the note about its retrieval-tuned head is shown; text without [MASK] gives a message.
 //   - Similarity (all-MiniLM-L6-v2, the preloaded "banco" sentences): every heatmap cell within
 //     1e-4 of the CLI; the ranked search is the CLI's order.
-//   - Fine-tune (all-MiniLM-L6-v2, head only, 400 movie-review sentences, 80 held out, 8 epochs):
-//     held-out accuracy >= 0.70. Why 0.70: chance is 0.5, and with 80 held-out sentences its
-//     standard error is 0.056, so 0.70 is 3.6 standard errors above chance; the native run of
-//     the same recipe on 1000 sentences reaches ~0.75 (tests/rust/tasks_models.rs holds 0.70).
-//     Then a typed sentence is classified, and the trained model downloads as config.json +
-//     model.safetensors.
+//   - Fine-tune (all-MiniLM-L6-v2, head only, the page's defaults: 400 movie-review sentences,
+//     20% held out by the engine, 8 epochs, learning rate 0.01): every epoch's loss within 1e-3
+//     of `webnlu train-head` on the same sentences, the same held-out accuracy, and that accuracy
+//     >= 0.625. Why 0.625: it is 50 of the 80 held-out sentences; a classifier at chance (0.5)
+//     gets 50 or more right with probability 1.3% (binomial, z = 2.2). Higher bars need more
+//     data: this recipe gives 0.65-0.70 with 320 training sentences (0.75 with 1000, natively,
+//     tests/rust/tasks_models.rs), and encoding 400 sentences already takes 2-3 minutes on the
+//     wasm CPU path. Then a typed sentence is classified, and the trained model downloads
+//     (config.json, model.safetensors and the tokenizer's files).
 // Screenshots of each view go to tests/browser/screenshots/; timings are printed.
 //
 // Needs: pkg/ (make pkg), the native CLI (cargo build --bin webnlu), tests/fixtures/models/
@@ -17,9 +20,11 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { MODELS, ROOT, SCREENSHOTS, openPage, openSession, requireFiles } from './browser-session.mjs';
-import { cli, requireCli } from './cli-reference.mjs';
+import { MODELS, ROOT, SCREENSHOTS, openPage, openSession, requireFiles, unexpectedConsoleErrors } from './browser-session.mjs';
+import { CLI, cli, requireCli } from './cli-reference.mjs';
+import { movieReviews } from '../../web/demo/training-examples.js';
 
 requireFiles([
   [`${ROOT}pkg/index.js`, 'make pkg'],
@@ -29,16 +34,17 @@ requireFiles([
 ]);
 requireCli();
 
-const HELD_OUT_THRESHOLD = 0.70;
+const HELD_OUT_THRESHOLD = 0.625;
 let session;
 let page;
 const errors = [];
+const notFound = []; // URLs answered 404: the loader probing optional files
 
 before(async () => {
   mkdirSync(SCREENSHOTS, { recursive: true });
   session = await openSession();
   const context = await session.browser.newContext({ viewport: { width: 1100, height: 1000 }, acceptDownloads: true });
-  page = await openPage(context, `${session.url}#fill-mask`, errors, 'body[data-app-ready="true"]');
+  page = await openPage(context, `${session.url}#fill-mask`, errors, 'body[data-app-ready="true"]', notFound);
   await page.waitForFunction(() => document.body.dataset.device !== undefined, null, { timeout: 120_000 });
 });
 
@@ -117,6 +123,19 @@ test(`fine-tune: head only on 400 movie reviews reaches held-out accuracy >= ${H
   assert.equal(epochs.length, 8);
   assert.ok(Number(epochs[7][1]) < Number(epochs[0][1]), 'the loss falls');
   assert.ok(accuracy >= HELD_OUT_THRESHOLD, `held-out accuracy ${accuracy}`);
+
+  // The same run natively: the page's sentences (same module, same seed), the page's options.
+  const examples = await movieReviews(400, 1, `${session.url}models/vader/movieReviewSnippets_GroundTruth.txt`);
+  const tsv = `${ROOT}target/demo-fine-tune.tsv`;
+  writeFileSync(tsv, `text\tlabel\n${examples.map((e) => `${e.text.replace(/\t/g, ' ')}\t${e.label}`).join('\n')}\n`);
+  const native = execFileSync(CLI, ['train-head', '--model', `${MODELS}/all-minilm-l6-v2`, '--examples', tsv, '--epochs', '8',
+    '--learning-rate', await page.inputValue('#ft-lr'), '--validation', '0.2', '--seed', '7', '--device', 'cpu'], { encoding: 'utf8' })
+    .split('\n').filter(Boolean).map((line) => JSON.parse(line)).filter((line) => line.epoch !== undefined);
+  assert.equal(native.length, 8);
+  native.forEach((e, i) => {
+    assert.ok(Math.abs(e.loss - Number(epochs[i][1])) <= 1e-3, `epoch ${i + 1}: loss ${epochs[i][1]} in the page, ${e.loss} natively`);
+  });
+  assert.ok(Math.abs(native[7].validation_accuracy - accuracy) < 1e-6, `held-out accuracy ${accuracy} in the page, ${native[7].validation_accuracy} natively`);
   await page.screenshot({ path: `${SCREENSHOTS}/fine-tune.png`, fullPage: true });
 
   await page.fill('#ft-try', 'A gorgeous, moving and funny film.');
@@ -127,9 +146,10 @@ test(`fine-tune: head only on 400 movie reviews reaches held-out accuracy >= ${H
   const downloads = [];
   page.on('download', (download) => downloads.push(download.suggestedFilename()));
   await page.click('#ft-download');
-  await page.waitForFunction(() => true);
-  for (let i = 0; i < 50 && downloads.length < 2; i++) await page.waitForTimeout(100);
-  assert.deepEqual(downloads.sort(), ['config.json', 'model.safetensors']);
+  for (let i = 0; i < 100 && !(downloads.includes('config.json') && downloads.includes('model.safetensors')); i++) await page.waitForTimeout(100);
+  // config.json and the weights, plus the tokenizer's files (the saved folder loads on its own).
+  assert.ok(downloads.includes('config.json') && downloads.includes('model.safetensors') && downloads.includes('tokenizer.json'),
+    `downloads: ${downloads.join(', ')}`);
 });
 
 test('the tokenizer view still works beside the others', async () => {
@@ -140,6 +160,7 @@ test('the tokenizer view still works beside the others', async () => {
   await page.screenshot({ path: `${SCREENSHOTS}/tokenizer-view.png`, fullPage: true });
 });
 
-test('no errors in the console', () => {
-  assert.deepEqual(errors, []);
+test('no errors in the console (but the 404s of optional files the loader probes)', () => {
+  const unexpected = unexpectedConsoleErrors(errors, notFound);
+  assert.deepEqual(unexpected, [], unexpected.join('\n'));
 });

@@ -3,7 +3,8 @@
 // progress; the bytes equal the files on disk (SHA-256); a second visit (a new page of the same
 // browser profile) gets every file from the Cache API with NO request reaching the server;
 // clearCache() empties it; a missing optional file (tokenizer_config.json beside a vocab.txt)
-// is remembered, so a vocab.txt model also reloads with no request; errors name file and URL.
+// or modules.json) is remembered, so such a model also reloads with no request; errors name
+// file and URL.
 //
 // Needs: pkg/ (make pkg), tests/fixtures/models/{all-minilm-l6-v2,rxnfp}
 // (bash tests/setup/fetch-assets.sh all-minilm-l6-v2 rxnfp), /usr/bin/chromium.
@@ -59,9 +60,9 @@ function sha256(file) {
   return createHash('sha256').update(readFileSync(file)).digest('hex');
 }
 
-test('a Hub id: the three files a model needs, byte-level progress, the right bytes', async () => {
+test('a Hub id: the files a model needs, byte-level progress, the right bytes', async () => {
   const first = await loadInNewPage('local/all-minilm-l6-v2');
-  assert.deepEqual(first.order, ['config.json', 'tokenizer.json', 'model.safetensors']);
+  assert.deepEqual(first.order, ['config.json', 'tokenizer.json', 'modules.json', 'model.safetensors']);
   assert.deepEqual(first.requests, first.order.map((name) => `/hub/local/all-minilm-l6-v2/resolve/main/${name}`));
   assert.deepEqual(first.fromCache, []);
   for (const name of first.order) {
@@ -79,7 +80,7 @@ test('a Hub id: the three files a model needs, byte-level progress, the right by
 test('a second visit loads every file from the Cache API, with no network request', async () => {
   const second = await loadInNewPage('local/all-minilm-l6-v2');
   assert.deepEqual(second.requests, [], `requests reached the server: ${second.requests.join(', ')}`);
-  assert.deepEqual(second.fromCache, ['config.json', 'tokenizer.json', 'model.safetensors']);
+  assert.deepEqual(second.fromCache, ['config.json', 'tokenizer.json', 'modules.json', 'model.safetensors']);
   for (const name of second.order) {
     assert.equal(second.files[name].sha256, sha256(`${MODELS}/all-minilm-l6-v2/${name}`), `${name} from the cache`);
   }
@@ -91,20 +92,20 @@ test('clearCache() empties the cache: the next visit downloads again', async () 
   const { cleared, left } = await page.evaluate(async () => {
     const before = await window.webnlu.listCachedFiles();
     const cleared = await window.webnlu.clearCache();
-    return { cleared: cleared && before.length === 3, left: (await window.webnlu.listCachedFiles()).length };
+    return { cleared: cleared && before.length === 4, left: (await window.webnlu.listCachedFiles()).length };
   });
   await page.close();
   assert.equal(cleared, true);
   assert.equal(left, 0);
   const third = await loadInNewPage('local/all-minilm-l6-v2');
-  assert.equal(third.requests.length, 3);
+  assert.equal(third.requests.length, 4);
   assert.deepEqual(third.fromCache, []);
 });
 
 test('a vocab.txt + pytorch_model.bin model: 404 fallbacks, then a reload with no request', async () => {
   const first = await loadInNewPage('/models/rxnfp/');
   assert.deepEqual(first.order, ['config.json', 'vocab.txt', 'pytorch_model.bin']);
-  assert.deepEqual(first.requests, ['config.json', 'tokenizer.json', 'vocab.txt', 'tokenizer_config.json', 'model.safetensors', 'pytorch_model.bin']
+  assert.deepEqual(first.requests, ['config.json', 'tokenizer.json', 'vocab.txt', 'tokenizer_config.json', 'modules.json', 'model.safetensors', 'pytorch_model.bin']
     .map((name) => `/models/rxnfp/${name}`));
   const second = await loadInNewPage('/models/rxnfp/');
   assert.deepEqual(second.requests, []);

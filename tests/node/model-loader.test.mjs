@@ -60,7 +60,7 @@ test('a URL source: the needed files only, with byte-level progress', async () =
 
 test('404 fallbacks: vocab.txt and pytorch_model.bin when tokenizer.json and model.safetensors are missing', async () => {
   const got = await fetchModelFiles(`${base}models/rxnfp`);
-  // rxnfp has no tokenizer_config.json: asked for (vocab.txt needs it for lowercasing), not found, fine.
+  // rxnfp has no tokenizer_config.json (asked for beside a vocab.txt) nor modules.json: optional, not found, fine.
   assert.deepEqual([...got.files.keys()], ['config.json', 'vocab.txt', 'pytorch_model.bin']);
 });
 

@@ -1,14 +1,14 @@
 // The model chooser of a view: the models this server prepared (from /models/index.json),
 // Hugging Face Hub models (downloaded into the browser's cache on first use), or model files
-// the visitor opens. Loading shows byte progress and whether the files came from the cache.
+// the visitor opens or drops on the chooser. Loading shows byte progress and whether the files came from the cache.
 // Loaded models are shared between views (the same source is loaded once).
 
 /** Hub models for visitors who are online. */
 export const HUB_MODELS = [
-  ['bert-base-uncased', 'bert-base-uncased (English, 440 MB)'],
-  ['distilbert-base-uncased', 'distilbert-base-uncased (English, 268 MB)'],
-  ['neuralmind/bert-base-portuguese-cased', 'BERTimbau base (Portuguese, 438 MB)'],
-  ['sentence-transformers/all-MiniLM-L6-v2', 'all-MiniLM-L6-v2 (sentence embeddings, 91 MB)'],
+  ['bert-base-uncased', 'bert-base-uncased (English masked LM)'],
+  ['distilbert-base-uncased', 'distilbert-base-uncased (English masked LM)'],
+  ['neuralmind/bert-base-portuguese-cased', 'BERTimbau base (Portuguese masked LM)'],
+  ['sentence-transformers/all-MiniLM-L6-v2', 'all-MiniLM-L6-v2 (sentence embeddings)'],
 ];
 
 /** What the served local models are, for people. */
@@ -39,7 +39,7 @@ export class ModelPicker {
         <label for="${prefix}-model">Model</label>
         <select id="${prefix}-model"></select>
         <span class="or">or</span>
-        <label class="file-button">open model files…
+        <label class="file-button" title="or drop the files here">open model files…
           <input type="file" id="${prefix}-files" multiple accept=".json,.txt,.safetensors,.bin"></label>
       </div>
       <div class="load-row"><progress id="${prefix}-progress" max="1" value="0" hidden></progress>
@@ -59,11 +59,20 @@ export class ModelPicker {
     const preferred = localModels.find((model) => model.name === defaultLocal);
     if (preferred) this.select.value = preferred.base;
     this.select.addEventListener('change', () => { this.files = null; onChange?.(); });
-    container.querySelector('input[type=file]').addEventListener('change', (event) => {
-      if (event.target.files.length === 0) return;
-      this.files = [...event.target.files];
+    const choose = (files) => {
+      if (files.length === 0) return;
+      this.files = [...files];
       this.setStatus(`chosen: ${this.files.map((file) => file.name).join(', ')}`);
       onChange?.();
+    };
+    container.querySelector('input[type=file]').addEventListener('change', (event) => choose(event.target.files));
+    // Drag and drop: config.json, the tokenizer file and the weights, dropped together.
+    container.addEventListener('dragover', (event) => { event.preventDefault(); container.classList.add('drop'); });
+    container.addEventListener('dragleave', () => container.classList.remove('drop'));
+    container.addEventListener('drop', (event) => {
+      event.preventDefault();
+      container.classList.remove('drop');
+      choose(event.dataTransfer.files);
     });
   }
 

@@ -26,8 +26,8 @@ export function shuffled(items, seed) {
  * `count` movie-review sentences, half positive and half negative (the sign of the mean human
  * rating, -4..4; ratings of exactly 0 are left out), picked by a seeded shuffle.
  */
-export async function movieReviews(count, seed = 1) {
-  const response = await fetch(MOVIE_REVIEWS_URL);
+export async function movieReviews(count, seed = 1, url = MOVIE_REVIEWS_URL) {
+  const response = await fetch(url);
   if (!response.ok) {
     throw new Error(`the movie reviews are not served (${MOVIE_REVIEWS_URL}: HTTP ${response.status}); run \`make demo\`, which prepares them`);
   }

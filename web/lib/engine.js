@@ -17,6 +17,19 @@ function plain(value) {
   return value;
 }
 
+/**
+ * The name of the browser's WebGPU adapter from `adapter.info` (wgpu leaves it empty on the
+ * web): vendor, architecture, description, and "(software fallback)" when it is one.
+ */
+async function browserAdapterName() {
+  const gpu = globalThis.navigator?.gpu;
+  const adapter = gpu ? await gpu.requestAdapter().catch(() => null) : null;
+  if (!adapter) return 'unnamed WebGPU adapter';
+  const { vendor, architecture, description, isFallbackAdapter } = adapter.info ?? {};
+  const name = [vendor, architecture, description].filter(Boolean).join(' ') || 'unnamed WebGPU adapter';
+  return isFallbackAdapter ? `${name} (software fallback)` : name;
+}
+
 export class Engine {
   constructor() {
     /** handle (number) -> { kind, object, ... } */
@@ -74,6 +87,7 @@ export class Engine {
           throw a.device === 'cpu' ? error : new DeviceError(error.message, { cause: error });
         }
         const info = plain(runtime.device_info());
+        if (info.kind === 'gpu' && !info.adapter) info.adapter = await browserAdapterName();
         return { handle: this.keep('runtime', runtime), device: { ...info, requested: a.device } };
       }
       case 'tokenizer.create': {

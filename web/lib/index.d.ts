@@ -212,7 +212,7 @@ export type ModelSource = string | URL | { files: Record<string, LocalFile> | Ma
 
 /** One file role of a model and its candidate file names, best first. */
 export interface ModelFileRole {
-  /** What the file is for: 'config', 'tokenizer', 'tokenizer options', 'weights'. */
+  /** What the file is for: 'config', 'tokenizer', 'tokenizer options', 'sentence-transformers modules', 'weights'. */
   role: string;
   /** File names to try in order; the first that exists is used. */
   candidates: string[];
@@ -224,7 +224,8 @@ export interface ModelFileRole {
 
 /**
  * The files webnlu loads for a model: config.json; tokenizer.json, else vocab.txt (with
- * tokenizer_config.json when present, for `do_lower_case`); model.safetensors, else pytorch_model.bin.
+ * tokenizer_config.json when present, for `do_lower_case`); modules.json when present (a
+ * sentence-transformers model); model.safetensors, else pytorch_model.bin.
  */
 export const MODEL_FILE_ROLES: ModelFileRole[];
 

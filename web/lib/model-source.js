@@ -11,12 +11,14 @@ export const DEFAULT_HUB_URL = 'https://huggingface.co';
 /**
  * The files of a BERT-family model, by role, each with its candidates in order of preference:
  * the loader takes the first one that exists. `tokenizer_config.json` is only needed beside a
- * vocab.txt (it says whether to lowercase).
+ * vocab.txt (it says whether to lowercase); `modules.json` marks a sentence-transformers model
+ * (its classifier then reads mean-pooled features, as its embeddings do).
  */
 export const MODEL_FILE_ROLES = [
   { role: 'config', candidates: ['config.json'], required: true },
   { role: 'tokenizer', candidates: ['tokenizer.json', 'vocab.txt'], required: true },
   { role: 'tokenizer options', candidates: ['tokenizer_config.json'], required: false, onlyWith: 'vocab.txt' },
+  { role: 'sentence-transformers modules', candidates: ['modules.json'], required: false },
   { role: 'weights', candidates: ['model.safetensors', 'pytorch_model.bin'], required: true },
 ];
 
