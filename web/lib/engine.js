@@ -1,5 +1,5 @@
 // The engine: the side of webnlu that owns the wasm objects (runtimes, tokenizers, models,
-// trainers) and runs operations on them by handle. It runs on the page's thread or, for
+// trainers, ELMo models) and runs operations on them by handle. It runs on the page's thread or, for
 // `Runtime.create({ worker: true })`, inside the Web Worker of worker.js; the public classes
 // of runtime.js talk to it only through `run(op, args)`, so both modes run the same code.
 // Operations run one at a time, in order: a wasm object may not be entered twice at once.
@@ -156,6 +156,26 @@ export class Engine {
         const files = {};
         for (const [name, bytes] of saved instanceof Map ? saved : Object.entries(saved)) files[name] = bytes;
         return files;
+      }
+      case 'elmo.load': {
+        const WasmElmo = modelBinding('WasmElmo', 'loadElmo');
+        const elmo = await callRustAsync('loadElmo', () => WasmElmo.load(a.options, a.weights, a.device));
+        return {
+          handle: this.keep('elmo', elmo),
+          device: elmo.device,
+          numLayers: elmo.numLayers,
+          outputDim: elmo.outputDim,
+        };
+      }
+      case 'elmo.embed': {
+        const elmo = this.get(a.handle, 'elmo').object;
+        const out = await callRustAsync('embed', () => elmo.embed(a.sentences));
+        try {
+          // layers: (K, B, T, D) in a buffer of its own (wasm-bindgen copies it out of wasm memory)
+          return { layers: out.layers, shape: Array.from(out.shape), lengths: Array.from(out.lengths) };
+        } finally {
+          out.free();
+        }
       }
       case 'free': {
         const entry = this.objects.get(a.handle);

@@ -360,6 +360,14 @@ export class Runtime {
    * @throws WebnluError when the files are not a supported model (the message names the problem).
    */
   loadModel(source: ModelSource, options?: LoadOptions): Promise<Model>;
+  /**
+   * Loads an ELMo biLM (Peters et al., NAACL 2018) from AllenNLP's two files onto this runtime's
+   * device, in its thread or worker. URLs are fetched with progress (`fileIndex` 0: options.json,
+   * 1: the weights) and kept in the Cache API, as `loadModel` does; local files are read here.
+   * @throws ModelLoadError when a file cannot be fetched, or options.json is not a JSON object.
+   * @throws WebnluError when the weights do not match the options or are not valid HDF5 (the message names the dataset).
+   */
+  loadElmo(files: ElmoFiles, options?: Pick<LoadOptions, 'onProgress' | 'cache' | 'fetch' | 'signal'>): Promise<ElmoModel>;
   /** Loads only a model's tokenizer (tokenizer.json, or vocab.txt), in the runtime's thread or worker. */
   loadTokenizer(source: ModelSource, options?: LoadOptions): Promise<LoadedTokenizer>;
   /** Frees the device and stops the worker; its models and tokenizers stop working. */
@@ -523,6 +531,68 @@ export class Model {
   classify(text: string): Promise<Classification>;
   /** The model as Hugging Face files: config.json, model.safetensors and the tokenizer's files (loadable by `transformers` and by `loadModel`). */
   save(): Promise<Record<string, Uint8Array>>;
+  /** Frees its memory (GPU buffers too); later calls reject with DisposedError. */
+  dispose(): void;
+}
+
+// ------------------------------------------------------------------ ELMo
+
+/** AllenNLP's files of an ELMo biLM, for `Runtime.loadElmo`. */
+export interface ElmoFiles {
+  /**
+   * options.json: its text (a string starting with `{`), the parsed object, a URL (any other
+   * string, or a `URL`), or a `File`/`Blob`/bytes.
+   */
+  options: string | URL | Record<string, unknown> | Blob | ArrayBuffer | ArrayBufferView;
+  /** The weights (`.hdf5`): a URL, or a `File`/`Blob`/`ArrayBuffer`/`Uint8Array` (copied, never detached). */
+  weights: string | URL | Blob | ArrayBuffer | ArrayBufferView;
+}
+
+/**
+ * The layers of one `ElmoModel.embed` call, as one array: `layers[((k * B + b) * T + t) * D + j]`
+ * is value `j` of word `t` of sentence `b` in layer `k`. Layer 0 is the character-CNN token
+ * layer (its vector twice), layers 1.. the biLSTM layers (forward half, then backward half).
+ * Sentence boundaries are removed; positions at or beyond `lengths[b]` are zero.
+ */
+export class ElmoLayers {
+  private constructor();
+  /** K * B * T * D values, row-major. */
+  readonly layers: Float32Array;
+  /** `[K, B, T, D]`: layers, sentences, words of the longest sentence, 2 * projection_dim. */
+  readonly shape: [number, number, number, number];
+  /** Words of each sentence (B entries). */
+  readonly lengths: number[];
+  /** The D values of word `word` of sentence `sentence` in layer `layer` (a view into `layers`). */
+  vector(layer: number, sentence: number, word: number): Float32Array;
+  /**
+   * One sentence the way the CLI writes it (`webnlu elmo`: `{"layers": [...]}`): K layers,
+   * each a list of `lengths[sentence]` per-token vectors (views into `layers`).
+   */
+  sentence(sentence: number): Float32Array[][];
+}
+
+/** A loaded ELMo biLM. Make one with `Runtime.loadElmo`. */
+export class ElmoModel {
+  private constructor();
+  /** The runtime (thread, worker) it lives in. */
+  readonly runtime: Runtime;
+  /** 'gpu' or 'cpu': where it runs (the runtime's device). */
+  readonly device: 'gpu' | 'cpu';
+  /** K: the token layer plus one per LSTM layer. */
+  readonly numLayers: number;
+  /** D: 2 * projection_dim, the width of every vector. */
+  readonly outputDim: number;
+  /** Bytes of options.json and the weights. */
+  readonly bytes: number;
+  /** Seconds from `loadElmo` to ready (download included). */
+  readonly loadSeconds: number;
+  /**
+   * The biLM's layers for tokenized sentences (each an array of words; a word longer than the
+   * options' `max_characters_per_token` is truncated, as AllenNLP does). Every call starts from
+   * a fresh LSTM state (no state carries over between sentences or calls).
+   * @throws WebnluError when `sentences` is not a non-empty `string[][]` (the message names the entry).
+   */
+  embed(sentences: string[][]): Promise<ElmoLayers>;
   /** Frees its memory (GPU buffers too); later calls reject with DisposedError. */
   dispose(): void;
 }

@@ -224,3 +224,41 @@ function sum(files) {
   for (const bytes of files.values()) total += bytes.length;
   return total;
 }
+
+/**
+ * Fetches one file from `url` (absolute, or relative to the page) the way `fetchModelFiles`
+ * fetches each file of a model: the Cache API first, then the network, with progress after
+ * every chunk, and the download kept in the cache. Resolves to `{ bytes, url, fromCache }`.
+ * Options: `onProgress`, `cache` (default true), `fetch`, `signal`, and `fileIndex`/`fileCount`
+ * for the progress events. Used for files that are not named by a base URL (ELMo's two files).
+ * @throws ModelLoadError naming `file` and the URL (a 404 included: there is no other candidate).
+ */
+export async function fetchFile(url, file, options = {}) {
+  const { onProgress, cache = true, signal, fileIndex = 0, fileCount = 1 } = options;
+  const fetchImpl = options.fetch ?? globalThis.fetch;
+  if (typeof fetchImpl !== 'function') throw new WebnluError(`${file}: no fetch() in this environment to get ${url}; pass options.fetch, or give the file's bytes`);
+  let absolute;
+  try {
+    absolute = new URL(url, typeof location !== 'undefined' ? location.href : undefined).href;
+  } catch (error) {
+    throw new ModelLoadError(`${file}: ${JSON.stringify(String(url))} is not a valid URL`, { file, cause: error });
+  }
+  const store = cache ? await openCache() : null;
+  let response = store === null ? undefined : await store.match(absolute);
+  const cached = response !== undefined && response.status !== ABSENT;
+  if (!cached) {
+    response = await fetchOrThrow(fetchImpl, absolute, file, signal);
+    if (!response.ok) throw httpError(response, absolute, file);
+  }
+  let bytes;
+  try {
+    bytes = await readBody(response, (loaded, total) => {
+      if (typeof onProgress === 'function') onProgress({ file, loaded, total, fromCache: cached, fileIndex, fileCount });
+    });
+  } catch (error) {
+    if (error?.name === 'AbortError') throw error;
+    throw new ModelLoadError(`${file}: the download from ${absolute} broke off: ${error?.message ?? error}`, { url: absolute, file, cause: error });
+  }
+  if (!cached && store !== null) await storeInCache(store, absolute, bytes, response.headers.get('content-type'));
+  return { bytes, url: absolute, fromCache: cached };
+}

@@ -1,9 +1,11 @@
 // The public API for models: Runtime (a device, on this thread or in a worker), Model (one
 // loaded BERT-family model: fill-mask, embeddings, similarity, fine-tuning, classification,
 // saving), TrainingRun (a fine-tuning in progress) and LoadedTokenizer (a model's tokenizer,
-// asynchronous so that it works the same in worker mode). Types and docs: index.d.ts.
+// asynchronous so that it works the same in worker mode); ELMo models are in elmo.js.
+// Types and docs: index.d.ts.
 
 import { DirectChannel, WorkerChannel } from './engine-channel.js';
+import { ElmoModel, readElmoFiles } from './elmo.js';
 import { transferablesOf } from './engine.js';
 import { DisposedError, UnsupportedError, WebnluError } from './errors.js';
 import { checkText, checkTexts } from './wasm-module.js';
@@ -79,6 +81,26 @@ export class Runtime {
       transferablesOf(fetched.files));
     return new Model(this, loaded, {
       config, files: names, source: fetched.label, fromCache: fetched.fromCache, bytes: fetched.bytes,
+      loadSeconds: (performance.now() - started) / 1000,
+    });
+  }
+
+  /**
+   * Loads an ELMo biLM from AllenNLP's files: `options` (options.json: its text, the parsed
+   * object, a URL, or a File/Blob) and `weights` (the .hdf5: a URL, or a File/Blob/ArrayBuffer/
+   * Uint8Array), onto this runtime's device. URLs are fetched with progress and cached as
+   * `loadModel` does (options: onProgress, cache, fetch, signal).
+   */
+  async loadElmo(files, options = {}) {
+    this.checkOpen();
+    const started = performance.now();
+    const read = await readElmoFiles(files, options);
+    const device = this.device.kind === 'none' ? this.device.requested : this.device.kind;
+    const bytes = new TextEncoder().encode(read.options).length + read.weights.length; // before the weights move to the worker
+    const loaded = await this._channel.call('elmo.load', { options: read.options, weights: read.weights, device },
+      transferablesOf(read.weights));
+    return new ElmoModel(this, loaded, {
+      bytes,
       loadSeconds: (performance.now() - started) / 1000,
     });
   }

@@ -7,4 +7,5 @@ export async function misuse(): Promise<void> {
   const model = await rt.loadModel('x');
   await model.embed(42);                                        // not text
   model.trainClassifier([{ text: 'a', label: 'b' }], { freeze: 'some' });  // not a policy
+  await (await rt.loadElmo({ options: 'o.json', weights: 'w.hdf5' })).embed(['not tokenized']);  // not string[][]
 }

@@ -1,7 +1,7 @@
 // Type-checked (tsc --strict --noEmit, tests/node/types.test.mjs) against pkg/index.d.ts:
 // the documented API, used the way the README shows it. Never run.
 import init, { Runtime, Tokenizer, ModelLoadError, clearCache, fetchModelFiles } from 'webnlu';
-import type { EpochReport, LoadProgress, MaskPrediction } from 'webnlu';
+import type { ElmoLayers, ElmoModel, EpochReport, LoadProgress, MaskPrediction } from 'webnlu';
 
 export async function readme(): Promise<void> {
   const rt = await Runtime.create({ device: 'auto', worker: true });
@@ -34,4 +34,22 @@ export async function readme(): Promise<void> {
     if (error instanceof ModelLoadError) console.log(error.url, error.status, error.file);
   }
   console.log(kind, reason, fills, vectors, one, matrix, result.stopped, labels, files, ids, bytes);
+}
+
+export async function elmo(optionsFile: File, weights: ArrayBuffer): Promise<void> {
+  const rt = await Runtime.create({ device: 'cpu' });
+  const fromUrls: ElmoModel = await rt.loadElmo({ options: '/elmo/options.json', weights: new URL('https://example.org/w.hdf5') },
+    { onProgress: (p: LoadProgress) => console.log(p.fileIndex, p.loaded) });
+  const local = await rt.loadElmo({ options: optionsFile, weights });
+  const parsed = await rt.loadElmo({ options: { lstm: { dim: 64 } }, weights: new Uint8Array(weights) });
+  const out: ElmoLayers = await local.embed([['The', 'cat', 'sat'], ['Hi']]);
+  const [k, b, t, d]: [number, number, number, number] = out.shape;
+  const value: number = out.layers[((k - 1) * b * t) * d];
+  const firstWord: Float32Array = out.vector(2, 0, 0);
+  const cliShaped: Float32Array[][] = out.sentence(1);
+  const width: number = local.outputDim * local.numLayers + out.lengths[0];
+  console.log(local.device, value, firstWord, cliShaped, width);
+  fromUrls.dispose();
+  parsed.dispose();
+  local.dispose();
 }
