@@ -21,7 +21,10 @@ commands:
       one text with [MASK] per line; {\"masks\": [[{\"token\",\"id\",\"score\"}, ...]]} per line
   classify --model DIR
       one text per line; {\"label\",\"score\",\"scores\"} per line
-      (the four above also take --device auto|gpu|cpu, --max-length N, --stride N, --no-windows,
+  classify-tokens --model DIR
+      one text per line; {\"tokens\": [{\"token\",\"start\",\"end\",\"label\",\"score\"}, ...]} per line
+      (WordPiece tokens, code-point offsets; each token once, from the window that sees it best)
+      (the five above also take --device auto|gpu|cpu, --max-length N, --stride N, --no-windows,
       --truncate, --batch-size N: long texts are read in overlapping windows unless told otherwise)
   train-head --model DIR --examples FILE [--out DIR] [--freeze head|top:K|all] [--epochs N]
       [--learning-rate X] [--batch-size N] [--accumulation N] [--validation F] [--seed N]
@@ -53,6 +56,7 @@ fn main() {
         Some("similarity") => cli::model_tasks::similarity(&args[1..]),
         Some("fill-mask") => cli::model_tasks::fill_mask(&args[1..]),
         Some("classify") => cli::model_tasks::classify(&args[1..]),
+        Some("classify-tokens") => cli::model_tasks::classify_tokens(&args[1..]),
         Some("train-head") => cli::train_head::run(&args[1..]),
         Some("-h") | Some("--help") | Some("help") => {
             print!("{USAGE}");

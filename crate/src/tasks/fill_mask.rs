@@ -1,7 +1,10 @@
 //! Fill-mask: for every `[MASK]` of a text, the model's most likely tokens there, as
 //! transformers' `fill-mask` pipeline gives them (softmax over the vocabulary of the masked-LM
-//! logits at that position, the top k by score). Texts longer than the model are refused with
-//! their length (a masked word needs its own context, not an average of windows).
+//! logits at that position, the top k by score). A text longer than the model is read in the
+//! overlapping windows of the read options, each `[MASK]` predicted from the one window where
+//! it has the most context on both sides (see [`token_sources`]; a masked word needs its own
+//! context, not an average of windows). With windows off (`Refuse` or `Truncate`) a long text
+//! is refused with its length: cutting it could drop a mask.
 
 use crate::models::{EncoderInput, RunMode};
 use crate::tensor::Tensor;
@@ -9,7 +12,7 @@ use crate::train::metrics::argmax;
 use crate::{Error, Result};
 
 use super::pipeline::Pipeline;
-use super::windows::{encode_windows, LongTexts};
+use super::windows::{encode_windows, token_sources, LongTexts};
 
 /// One candidate for one mask.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -65,35 +68,53 @@ impl Pipeline {
             .tokenizer
             .token_to_id("[MASK]")
             .ok_or_else(|| Error::invalid("the tokenizer's vocabulary has no [MASK] token"))?;
-        let windows = encode_windows(
-            &self.tokenizer,
-            &[text],
-            self.read.max_length,
-            LongTexts::Refuse,
-        )?;
-        let encoding = &windows[0].encoding;
-        let positions: Vec<usize> = (0..encoding.ids.len())
-            .filter(|&i| encoding.ids[i] == mask_id)
+        let long_texts = match self.read.long_texts {
+            LongTexts::Windows { stride } => LongTexts::Windows { stride },
+            LongTexts::Truncate | LongTexts::Refuse => LongTexts::Refuse,
+        };
+        let windows = encode_windows(&self.tokenizer, &[text], self.read.max_length, long_texts)?;
+        let stride = match long_texts {
+            LongTexts::Windows { stride } => stride,
+            _ => 0,
+        };
+        // every [MASK] of the text, in order, in the window that reads it
+        let masks: Vec<_> = token_sources(&windows, 0, stride)?
+            .into_iter()
+            .filter(|s| windows[s.window].encoding.ids[s.position] == mask_id)
             .collect();
-        if positions.is_empty() {
+        if masks.is_empty() {
             return Err(Error::invalid(format!(
                 "fill-mask: the text has no [MASK] token: {text:?}"
             )));
         }
-        let device = self.device();
-        let input = EncoderInput::from_encodings(device, std::slice::from_ref(encoding))?;
-        let out = self.model.encode(&input, &RunMode::inference())?;
+        // only the windows some mask is read from are run
+        let mut needed: Vec<usize> = masks.iter().map(|s| s.window).collect();
+        needed.sort_unstable();
+        needed.dedup();
+        let device = self.device().clone();
         let c = self.hidden_size();
-        let hidden = out.hidden.to_vec().await?; // (1, T, C)
-        let rows: Vec<f32> = positions
+        // (needed window) -> its hidden states (T_w, C), each window run alone (no padding)
+        let mut hidden_of: Vec<Vec<f32>> = Vec::with_capacity(needed.len());
+        for &w in &needed {
+            let encoding = std::slice::from_ref(&windows[w].encoding);
+            let input = EncoderInput::from_encodings(&device, encoding)?;
+            let out = self.model.encode(&input, &RunMode::inference())?;
+            hidden_of.push(out.hidden.to_vec().await?); // (1, T_w, C)
+        }
+        let rows: Vec<f32> = masks
             .iter()
-            .flat_map(|&t| hidden[t * c..(t + 1) * c].iter().copied())
+            .flat_map(|s| {
+                let w = needed.iter().position(|&n| n == s.window).unwrap_or(0);
+                hidden_of[w][s.position * c..(s.position + 1) * c]
+                    .iter()
+                    .copied()
+            })
             .collect();
-        let rows = Tensor::from_vec(device, &[positions.len(), c], rows, "mask_rows")?; // (N, C)
+        let rows = Tensor::from_vec(&device, &[masks.len(), c], rows, "mask_rows")?; // (N, C)
         let (logits, _) = head.forward(&rows, &self.model.embeddings.word)?; // (N, V)
         let logits = logits.to_vec().await?;
-        let v = logits.len() / positions.len();
-        let mut out = Vec::with_capacity(positions.len());
+        let v = logits.len() / masks.len();
+        let mut out = Vec::with_capacity(masks.len());
         for row in logits.chunks(v) {
             if row.iter().any(|x| !x.is_finite()) {
                 return Err(Error::invalid(

@@ -1,10 +1,11 @@
 //! The jobs people run with a BERT-family model, shared by the CLI and the browser bindings:
-//! fill the masks of a text, embed texts and compare them, classify texts, and fine-tune a
+//! fill the masks of a text, embed texts and compare them, classify texts or their tokens, and fine-tune a
 //! classifier on labelled examples. All are methods of [`Pipeline`] (async: on the GPU in a
 //! browser, results are read back with promises; natively use `pollster::block_on`).
 
 pub mod classifier;
 pub mod classify;
+pub mod classify_tokens;
 pub mod embed;
 pub mod examples;
 pub mod fill_mask;
@@ -15,9 +16,10 @@ pub mod windows;
 
 pub use classifier::ClassifierInput;
 pub use classify::Classification;
+pub use classify_tokens::TokenLabel;
 pub use embed::{l2_normalize_rows, Pooling};
 pub use examples::{label_classes, parse_examples, Example, ExampleFormat};
 pub use fill_mask::MaskPrediction;
 pub use pipeline::{Pipeline, ReadOptions};
 pub use train_classifier::{ClassifierTraining, EpochProgress, TrainOptions, TrainReport};
-pub use windows::{encode_windows, LongTexts, Window};
+pub use windows::{encode_windows, token_sources, LongTexts, TokenSource, Window};

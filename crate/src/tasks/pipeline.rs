@@ -1,6 +1,6 @@
 //! [`Pipeline`]: a loaded model, its tokenizer, and how the tasks read texts with it (window
 //! length, what to do with long texts, batch size). Every task (`fill_mask`, `embed`,
-//! `similarity`, `classify`, `train_classifier`) is a method of it, in its own file.
+//! `similarity`, `classify`, `classify_tokens`, `train_classifier`) is a method of it, in its own file.
 
 use crate::device::Device;
 use crate::io::ModelFiles;

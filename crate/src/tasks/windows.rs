@@ -133,3 +133,102 @@ pub fn average_per_text(
     }
     Ok(out)
 }
+
+/// Where one token of a text is read from: a window (index into the windows list) and its
+/// position in that window's encoding (special tokens counted).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TokenSource {
+    pub window: usize,
+    pub position: usize,
+}
+
+/// For every token of text `text` (special tokens excluded), in order, the window it is read
+/// from. Neighbouring windows share `stride` tokens, so a token near a cut is in two windows;
+/// it is read from the one where it is farthest from a cut, counting on each side the tokens
+/// of context that window gives it (a side that reaches the text's own start or end is not a
+/// cut: nothing more could be seen there). The token then has the most context on both sides
+/// of any window, and every token of the text appears exactly once. Ties go to the earlier
+/// window. `windows` is what [`encode_windows`] gave; `stride` the one it used (0 without
+/// windows).
+pub fn token_sources(windows: &[Window], text: usize, stride: usize) -> Result<Vec<TokenSource>> {
+    // (window index, positions of its text tokens in the encoding)
+    let of_text: Vec<(usize, Vec<usize>)> = windows
+        .iter()
+        .enumerate()
+        .filter(|(_, w)| w.text == text)
+        .map(|(i, w)| {
+            let positions = (0..w.encoding.len())
+                .filter(|&t| w.encoding.special_tokens_mask[t] == 0)
+                .collect();
+            (i, positions)
+        })
+        .collect();
+    if of_text.is_empty() {
+        return Err(Error::invalid(format!("text {text} has no window")));
+    }
+    // the first token of each window in the text's token order: a window starts `stride`
+    // tokens before the end of the previous one
+    let mut starts = Vec::with_capacity(of_text.len());
+    let mut start = 0usize;
+    for (k, (_, positions)) in of_text.iter().enumerate() {
+        if k > 0 {
+            let previous = of_text[k - 1].1.len();
+            if previous <= stride {
+                return Err(Error::invalid(format!(
+                    "window {k} of text {text}: the previous one has {previous} tokens, \
+                     not more than the stride {stride}"
+                )));
+            }
+            start += previous - stride;
+        }
+        starts.push(start);
+        if positions.is_empty() && of_text.len() > 1 {
+            return Err(Error::invalid(format!(
+                "window {k} of text {text} is empty"
+            )));
+        }
+    }
+    let last = of_text.len() - 1;
+    let length = starts[last] + of_text[last].1.len();
+    let mut best: Vec<Option<(usize, TokenSource)>> = vec![None; length];
+    for (k, (window, positions)) in of_text.iter().enumerate() {
+        let n = positions.len();
+        for (p, &position) in positions.iter().enumerate() {
+            let token = starts[k] + p;
+            // context on the left / right within this window; a side ending at the text's
+            // start / end is complete
+            let left = if k == 0 { usize::MAX } else { p };
+            let right = if k == last { usize::MAX } else { n - 1 - p };
+            let margin = left.min(right);
+            let source = TokenSource {
+                window: *window,
+                position,
+            };
+            match best[token] {
+                Some((m, s)) => {
+                    // the token seen twice must be the same token
+                    let (a, b) = (&windows[s.window].encoding, &windows[*window].encoding);
+                    if a.ids[s.position] != b.ids[position]
+                        || a.offsets[s.position] != b.offsets[position]
+                    {
+                        return Err(Error::invalid(format!(
+                            "windows of text {text} do not overlap by the stride {stride} at token {token}"
+                        )));
+                    }
+                    if margin > m {
+                        best[token] = Some((margin, source));
+                    }
+                }
+                None => best[token] = Some((margin, source)),
+            }
+        }
+    }
+    best.into_iter()
+        .enumerate()
+        .map(|(token, b)| {
+            b.map(|(_, s)| s).ok_or_else(|| {
+                Error::invalid(format!("token {token} of text {text} is in no window"))
+            })
+        })
+        .collect()
+}
