@@ -3,6 +3,7 @@
 //! tests/fixtures/bert-reference (made by tests/models/reference.py).
 
 mod bert_reference;
+mod op_checks;
 
 use bert_reference::{load_case, max_abs_diff, ReferenceCase};
 use bert_reference::{FREEZE_SUFFIXES, TRAINING_STEMS};
@@ -13,15 +14,7 @@ use webnlu::tokenizer::Tokenizer;
 use webnlu::Device;
 
 fn model_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures/models")
-        .join(name);
-    assert!(
-        dir.is_dir(),
-        "{} is missing: run tests/setup/fetch-assets.sh",
-        dir.display()
-    );
-    dir
+    op_checks::fixture_model_dir(name, &[])
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f32 {

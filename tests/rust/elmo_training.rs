@@ -17,23 +17,11 @@ use webnlu::models::scalar_mix::{
 use webnlu::ops::optimizer::AdamWConfig;
 
 fn fixture_dir() -> std::path::PathBuf {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures/models/elmo-fixture");
-    for name in ["options.json", "lm_weights.hdf5"] {
-        assert!(
-            dir.join(name).is_file(),
-            "missing ELMo fixture {}: run `bash tests/fixtures/generate.sh`",
-            dir.join(name).display()
-        );
-    }
-    dir
+    op_checks::fixture_model_dir("elmo-fixture", &["options.json", "lm_weights.hdf5"])
 }
 
 fn load(device: &Device) -> ElmoBiLm {
-    let dir = fixture_dir();
-    let options = std::fs::read_to_string(dir.join("options.json")).unwrap();
-    let weights = std::fs::read(dir.join("lm_weights.hdf5")).unwrap();
-    ElmoBiLm::load(&options, "lm_weights.hdf5", &weights, device).unwrap()
+    op_checks::load_elmo_fixture(device)
 }
 
 /// Two rows of different lengths (padding) with a word longer than the 50-character limit.

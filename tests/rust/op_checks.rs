@@ -99,3 +99,32 @@ pub fn check_gradient(
     }
     assert_close(what, analytic, &numeric, 2e-3, 1e-2);
 }
+
+/// `tests/fixtures/models/<name>`, checked to hold `files`; a missing one fails the test with the
+/// command that downloads it.
+pub fn fixture_model_dir(name: &str, files: &[&str]) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/models")
+        .join(name);
+    assert!(
+        dir.is_dir(),
+        "{} is missing: run `bash tests/setup/fetch-assets.sh {name}`",
+        dir.display()
+    );
+    for file in files {
+        assert!(
+            dir.join(file).is_file(),
+            "missing fixture {}: run `bash tests/setup/fetch-assets.sh {name}`",
+            dir.join(file).display()
+        );
+    }
+    dir
+}
+
+/// AllenNLP's ELMo test model (`tests/fixtures/models/elmo-fixture`) loaded on `device`.
+pub fn load_elmo_fixture(device: &Device) -> webnlu::models::elmo::ElmoBiLm {
+    let dir = fixture_model_dir("elmo-fixture", &["options.json", "lm_weights.hdf5"]);
+    let options = std::fs::read_to_string(dir.join("options.json")).unwrap();
+    let weights = std::fs::read(dir.join("lm_weights.hdf5")).unwrap();
+    webnlu::models::elmo::ElmoBiLm::load(&options, "lm_weights.hdf5", &weights, device).unwrap()
+}

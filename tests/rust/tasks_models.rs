@@ -15,15 +15,7 @@ use webnlu::tasks::*;
 use webnlu::{Device, Error};
 
 fn model_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures/models")
-        .join(name);
-    assert!(
-        dir.is_dir(),
-        "{} is missing: run tests/setup/fetch-assets.sh",
-        dir.display()
-    );
-    dir
+    op_checks::fixture_model_dir(name, &[])
 }
 
 fn pipeline(name: &str, device: &Device) -> Pipeline {

@@ -213,31 +213,14 @@ impl BertModel {
                 let (logits, saved) = head.forward(h, word)?; // (B, T, V)
                 masked_lm = Some(saved);
                 if task == Task::PreTraining {
-                    let nsp = self
-                        .next_sentence
-                        .as_ref()
-                        .ok_or_else(|| missing("next-sentence"))?;
-                    let p = self
-                        .pooler
-                        .as_ref()
-                        .ok_or_else(|| missing("pooler"))?
-                        .forward(h)?;
-                    next_sentence_logits = Some(nsp.forward(&p.pooled)?); // (B, 2)
+                    let (logits, p) = self.next_sentence_forward(h)?;
+                    next_sentence_logits = Some(logits);
                     pooler = Some(p);
                 }
                 logits
             }
             Task::NextSentence => {
-                let nsp = self
-                    .next_sentence
-                    .as_ref()
-                    .ok_or_else(|| missing("next-sentence"))?;
-                let p = self
-                    .pooler
-                    .as_ref()
-                    .ok_or_else(|| missing("pooler"))?
-                    .forward(h)?;
-                let logits = nsp.forward(&p.pooled)?; // (B, 2)
+                let (logits, p) = self.next_sentence_forward(h)?;
                 pooler = Some(p);
                 logits
             }
@@ -443,6 +426,21 @@ impl BertModel {
     }
 
     /// NSP logits = seq_relationship(pooler(h)): gradients of both, dhidden at [CLS].
+    /// Pooler + next-sentence head on the encoder output h (B, T, C): logits (B, 2) and what the
+    /// pooler keeps for the backward.
+    fn next_sentence_forward(&self, h: &Tensor) -> Result<(Tensor, PoolerSaved)> {
+        let nsp = self
+            .next_sentence
+            .as_ref()
+            .ok_or_else(|| missing("next-sentence"))?;
+        let p = self
+            .pooler
+            .as_ref()
+            .ok_or_else(|| missing("pooler"))?
+            .forward(h)?;
+        Ok((nsp.forward(&p.pooled)?, p))
+    }
+
     fn pooled_head_backward(
         &self,
         out: &TaskOutput,
