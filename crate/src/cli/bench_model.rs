@@ -1,13 +1,20 @@
-//! `webnlu bench model [--device cpu|gpu|auto] [--models minilm,bert-base] [--minilm DIR]
-//!  [--batch B] [--seq T] [--repeat N] [--policies head,top:2,all] [--threads N] [--json]`
+//! `webnlu bench model [--device cpu|gpu|auto] [--models minilm,minilm-shape,bert-base]
+//!  [--minilm DIR] [--batch B] [--seq T] [--repeat N] [--policies head,top:2,all] [--threads N]
+//!  [--peer torch] [--python PATH] [--json]`
 //!
 //! Throughput of the BERT encoder: tokens per second of the forward pass (inference) and of a
 //! whole training step (forward keeping the trained layers' activations, sequence-
 //! classification loss, backward as deep as the freezing policy needs, gradient clipping and
 //! AdamW), for all-MiniLM-L6-v2 (the real weights) and a bert-base-sized model with random
 //! weights (L=12, H=768, A=12, I=3072, vocab 30522), on random token ids (B x T, default
-//! 8 x 128). Each measurement runs once to warm up, then `--repeat` times (default 3); the
-//! mean counts.
+//! 8 x 128); `minilm-shape` is all-MiniLM-L6-v2's shape with random weights (for machines
+//! without the checkpoint: the speed does not depend on the values). Each measurement runs once
+//! to warm up, then `--repeat` times (default 3); the mean counts.
+//!
+//! `--peer torch`: right after each model, the same measurements by PyTorch fp32 +
+//! transformers on the same shapes and device (`tests/bench/torch_bert_bench.py` in a child
+//! `--python` process, default `python3`; CPU threads as `--threads`), and the ratio
+//! webnlu / PyTorch of every throughput, so both numbers come from the same machine and load.
 //!
 //! Memory per freezing policy: the bytes of the weights, of the gradients and of the AdamW
 //! moments (counted from the tensors), and on Linux the peak resident set of the training
@@ -31,6 +38,11 @@ use webnlu::{Device, Error, Result};
 
 /// bert-base-uncased's shape: (layers, hidden, heads, intermediate, vocab, positions).
 const BERT_BASE: (usize, usize, usize, usize, usize, usize) = (12, 768, 12, 3072, 30522, 512);
+/// all-MiniLM-L6-v2's shape, same order.
+const MINILM: (usize, usize, usize, usize, usize, usize) = (6, 384, 12, 1536, 30522, 512);
+
+/// The PyTorch yardstick script, relative to the repository root.
+const TORCH_PEER: &str = "tests/bench/torch_bert_bench.py";
 
 /// config.json + model.safetensors of a BERT with random weights (std 0.02, LayerNorm 1 / 0).
 fn random_bert_files(
@@ -82,7 +94,7 @@ fn random_bert_files(
         .iter()
         .map(|(n, s, v)| (n.as_str(), s.as_slice(), v.as_slice()))
         .collect();
-    let mut files = ModelFiles::new("random bert-base");
+    let mut files = ModelFiles::new("random weights");
     files.insert("model.safetensors", write_safetensors(&views)?);
     let config = json!({
         "model_type": "bert", "architectures": ["BertModel"], "vocab_size": vocab,
@@ -91,7 +103,6 @@ fn random_bert_files(
         "type_vocab_size": 2, "layer_norm_eps": 1e-12,
     });
     files.insert("config.json", config.to_string().into_bytes());
-    let _ = heads;
     Ok(files)
 }
 
@@ -163,7 +174,8 @@ pub fn run(args: &[String]) -> Result<()> {
     let args = Arguments::parse(
         args,
         &[
-            "device", "models", "minilm", "batch", "seq", "repeat", "policies", "threads",
+            "device", "models", "minilm", "batch", "seq", "repeat", "policies", "threads", "peer",
+            "python",
         ],
         &["json"],
     )?;
@@ -184,14 +196,24 @@ pub fn run(args: &[String]) -> Result<()> {
     let minilm_dir = args
         .value("minilm")
         .unwrap_or("tests/fixtures/models/all-minilm-l6-v2");
+    let peer = match args.value("peer") {
+        None => None,
+        Some("torch") => Some(args.value("python").unwrap_or("python3")),
+        Some(other) => {
+            return Err(Error::invalid(format!(
+                "bench model: unknown peer {other:?} (torch)"
+            )))
+        }
+    };
     let mut results = Vec::new();
     for name in models.split(',') {
         let files = match name {
             "minilm" => ModelFiles::from_dir(minilm_dir)?,
+            "minilm-shape" => random_bert_files(MINILM, 1)?,
             "bert-base" => random_bert_files(BERT_BASE, 1)?,
             other => {
                 return Err(Error::invalid(format!(
-                    "bench model: unknown model {other:?} (minilm, bert-base)"
+                    "bench model: unknown model {other:?} (minilm, minilm-shape, bert-base)"
                 )))
             }
         };
@@ -229,6 +251,9 @@ pub fn run(args: &[String]) -> Result<()> {
             "forward_tokens_per_s": tokens / forward_seconds,
             "forward_ms": forward_seconds * 1e3,
         });
+        if let Device::Gpu(ctx) = &device {
+            line["adapter"] = json!(format!("{} ({})", ctx.info().name, ctx.info().backend));
+        }
         let mut per_policy = Vec::new();
         for &freeze in &policies {
             if let Freeze::Top(k) = freeze {
@@ -260,6 +285,13 @@ pub fn run(args: &[String]) -> Result<()> {
             }));
         }
         line["training"] = per_policy.into();
+        if let Some(python) = peer {
+            let threads = args.number("threads")?;
+            match torch_peer(python, name, &device, &line, &policies, repeat, threads) {
+                Ok(measured) => add_peer(&mut line, measured),
+                Err(e) => eprintln!("webnlu bench model: PyTorch yardstick unavailable: {e}"),
+            }
+        }
         if args.flag("json") {
             println!("{line}");
         } else {
@@ -268,6 +300,80 @@ pub fn run(args: &[String]) -> Result<()> {
         results.push(line);
     }
     Ok(())
+}
+
+/// PyTorch's numbers for the model `name` on the same shapes and device, from the yardstick
+/// script in a child process.
+fn torch_peer(
+    python: &str,
+    name: &str,
+    device: &Device,
+    line: &serde_json::Value,
+    policies: &[Freeze],
+    repeat: usize,
+    threads: Option<usize>,
+) -> Result<serde_json::Value> {
+    let shape = match name {
+        "minilm" | "minilm-shape" => "minilm",
+        other => other,
+    };
+    let policies: Vec<String> = policies.iter().map(Freeze::to_string).collect();
+    let mut command = std::process::Command::new(python);
+    command.arg(TORCH_PEER).args([
+        "--device",
+        if device.is_gpu() { "cuda" } else { "cpu" },
+        "--models",
+        shape,
+        "--batch",
+        &line["batch"].to_string(),
+        "--seq",
+        &line["seq"].to_string(),
+        "--repeat",
+        &repeat.to_string(),
+        "--policies",
+        &policies.join(","),
+    ]);
+    if let Some(threads) = threads {
+        command.args(["--threads", &threads.to_string()]);
+    }
+    let output = command
+        .output()
+        .map_err(|e| Error::invalid(format!("cannot run {python} {TORCH_PEER}: {e}")))?;
+    if !output.status.success() {
+        return Err(Error::invalid(format!(
+            "{python} {TORCH_PEER} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )));
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(stdout.trim())
+        .map_err(|e| Error::format("PyTorch yardstick output", format!("{e}: {stdout}")))
+}
+
+/// Puts PyTorch's throughputs beside ours with the ratios webnlu / PyTorch.
+fn add_peer(line: &mut serde_json::Value, peer: serde_json::Value) {
+    let ratio = |ours: &serde_json::Value, theirs: &serde_json::Value| match (
+        ours.as_f64(),
+        theirs.as_f64(),
+    ) {
+        (Some(a), Some(b)) if b > 0.0 => json!(a / b),
+        _ => serde_json::Value::Null,
+    };
+    line["peer"] = peer["peer"].clone();
+    line["peer_gpu"] = peer["gpu"].clone();
+    line["peer_forward_tokens_per_s"] = peer["forward_tokens_per_s"].clone();
+    line["forward_ratio_vs_peer"] =
+        ratio(&line["forward_tokens_per_s"], &peer["forward_tokens_per_s"]);
+    let theirs = peer["training"].as_array().cloned().unwrap_or_default();
+    for ours in line["training"].as_array_mut().into_iter().flatten() {
+        if let Some(p) = theirs.iter().find(|p| p["freeze"] == ours["freeze"]) {
+            ours["peer_train_step_tokens_per_s"] = p["train_step_tokens_per_s"].clone();
+            ours["train_ratio_vs_peer"] = ratio(
+                &ours["train_step_tokens_per_s"],
+                &p["train_step_tokens_per_s"],
+            );
+        }
+    }
 }
 
 fn mib(v: &serde_json::Value) -> String {
@@ -279,7 +385,9 @@ fn print_table(line: &serde_json::Value) {
     println!(
         "{} on {} (B={}, T={}, {} parameters, weights {} MiB): forward {:.0} tokens/s ({:.1} ms)",
         line["model"].as_str().unwrap_or(""),
-        line["device"].as_str().unwrap_or(""),
+        line["adapter"]
+            .as_str()
+            .unwrap_or(line["device"].as_str().unwrap_or("")),
         line["batch"],
         line["seq"],
         line["parameters"],
@@ -287,18 +395,32 @@ fn print_table(line: &serde_json::Value) {
         line["forward_tokens_per_s"].as_f64().unwrap_or(0.0),
         line["forward_ms"].as_f64().unwrap_or(0.0),
     );
+    if let Some(peer) = line["peer"].as_str() {
+        println!(
+            "  {peer}: forward {:.0} tokens/s, webnlu / PyTorch {:.2}",
+            line["peer_forward_tokens_per_s"].as_f64().unwrap_or(0.0),
+            line["forward_ratio_vs_peer"].as_f64().unwrap_or(0.0),
+        );
+    }
     println!(
-        "  freeze   train tokens/s   step ms   grads MiB   AdamW MiB   peak RSS above model MiB"
+        "  freeze   train tokens/s   step ms   grads MiB   AdamW MiB   peak RSS above model MiB   PyTorch tokens/s   ratio"
     );
     for p in line["training"].as_array().into_iter().flatten() {
+        let peer = |key: &str, digits: usize| {
+            p[key]
+                .as_f64()
+                .map_or("-".to_string(), |v| format!("{v:.digits$}"))
+        };
         println!(
-            "  {:<8} {:>14.0} {:>9.1} {:>11} {:>11} {:>26}",
+            "  {:<8} {:>14.0} {:>9.1} {:>11} {:>11} {:>26} {:>18} {:>7}",
             p["freeze"].as_str().unwrap_or(""),
             p["train_step_tokens_per_s"].as_f64().unwrap_or(0.0),
             p["train_step_ms"].as_f64().unwrap_or(0.0),
             mib(&p["gradient_bytes"]),
             mib(&p["optimizer_state_bytes"]),
             mib(&p["peak_rss_above_loaded_model_bytes"]),
+            peer("peer_train_step_tokens_per_s", 0),
+            peer("train_ratio_vs_peer", 2),
         );
     }
 }
