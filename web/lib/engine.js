@@ -135,6 +135,10 @@ export class Engine {
         const model = this.get(a.handle, 'model').object;
         return plain(await callRustAsync('classify', () => model.classify(a.texts)));
       }
+      case 'model.classifyTokens': {
+        const model = this.get(a.handle, 'model').object;
+        return plain(await callRustAsync('classifyTokens', () => model.classify_tokens(a.texts)));
+      }
       case 'model.trainer': {
         const model = this.get(a.handle, 'model').object;
         const trainer = callRust('trainClassifier', () => model.trainer(a.examples, a.options));

@@ -492,6 +492,23 @@ export interface Classification {
   scores: number[];
 }
 
+/** The label of one WordPiece token (`Model.classifyTokens`). */
+export interface TokenLabel {
+  /** The token (WordPiece; a `##` piece continues a word, `[UNK]` for an unknown word). */
+  token: string;
+  /**
+   * Where the token is in its text, in UTF-16 code units (JS string indices):
+   * `text.slice(start, end)` is its original characters (case and accents as written).
+   */
+  start: number;
+  /** End of the token, exclusive (UTF-16 code units). */
+  end: number;
+  /** The most probable label (the checkpoint's `id2label` name, else `LABEL_<i>`). */
+  label: string;
+  /** Its probability (softmax over the labels), 0..1. */
+  score: number;
+}
+
 /** A loaded BERT or DistilBERT model. */
 export class Model {
   private constructor();
@@ -529,6 +546,15 @@ export class Model {
   /** Predictions of the classifier (trained here, or the checkpoint's own). */
   classify(texts: string[]): Promise<Classification[]>;
   classify(text: string): Promise<Classification>;
+  /**
+   * The label of every WordPiece token of each text, in text order ([CLS], [SEP] left out).
+   * Needs a checkpoint with a token-classification head (`*ForTokenClassification`, e.g. NER).
+   * A text longer than the model is read in overlapping windows; every token still appears
+   * once, labelled in the window where it has the most context. One string in, one list out.
+   * @throws WebnluError when the model has no token-classification head.
+   */
+  classifyTokens(texts: string[]): Promise<TokenLabel[][]>;
+  classifyTokens(text: string): Promise<TokenLabel[]>;
   /** The model as Hugging Face files: config.json, model.safetensors and the tokenizer's files (loadable by `transformers` and by `loadModel`). */
   save(): Promise<Record<string, Uint8Array>>;
   /** Frees its memory (GPU buffers too); later calls reject with DisposedError. */

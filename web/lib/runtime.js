@@ -1,6 +1,6 @@
 // The public API for models: Runtime (a device, on this thread or in a worker), Model (one
 // loaded BERT-family model: fill-mask, embeddings, similarity, fine-tuning, classification,
-// saving), TrainingRun (a fine-tuning in progress) and LoadedTokenizer (a model's tokenizer,
+// token classification, saving), TrainingRun (a fine-tuning in progress) and LoadedTokenizer (a model's tokenizer,
 // asynchronous so that it works the same in worker mode); ELMo models are in elmo.js.
 // Types and docs: index.d.ts.
 
@@ -237,6 +237,19 @@ export class Model {
     const list = single ? [texts] : texts;
     checkTexts(list, 'texts');
     const results = await this.call('model.classify', { texts: list });
+    return single ? results[0] : results;
+  }
+
+  /**
+   * The label of every WordPiece token of each text (needs a token-classification head):
+   * `{ token, start, end, label, score }` in text order, `text.slice(start, end)` the token's
+   * characters (UTF-16 offsets); one text in, one list out.
+   */
+  async classifyTokens(texts) {
+    const single = typeof texts === 'string';
+    const list = single ? [texts] : texts;
+    checkTexts(list, 'texts');
+    const results = await this.call('model.classifyTokens', { texts: list });
     return single ? results[0] : results;
   }
 

@@ -1,5 +1,6 @@
 //! wasm exports of the BERT tasks (contract-bert.md section 4): `WasmRuntime` (the device),
-//! `WasmModel` (a loaded [`Pipeline`]: fill-mask, embed, similarity, classify, save, a trainer)
+//! `WasmModel` (a loaded [`Pipeline`]: fill-mask, embed, similarity, classify, classify-tokens,
+//! save, a trainer)
 //! and `WasmTrainer` (one epoch per call, so JavaScript drives the loop, shows progress and
 //! can stop). Only conversions live here; `web/lib/` wraps them into the documented API.
 //!
@@ -26,6 +27,7 @@ use crate::models::Freeze;
 use crate::tasks::{
     ClassifierInput, ClassifierTraining, EpochProgress, Example, Pipeline, Pooling, TrainOptions,
 };
+use crate::tokenizer::char_offsets_to_utf16;
 use crate::{Device, Error};
 
 /// A Rust value as a plain JS value (through JSON: records, arrays, numbers, strings).
@@ -224,6 +226,34 @@ impl WasmModel {
             let texts = strings(&texts, "texts")?;
             let mut lease = Lease::take(&cell)?;
             let results = lease.pipeline().classify(&texts).await.map_err(js_error)?;
+            to_js(&results)
+        })
+    }
+
+    /// `Promise<Array<Array<{token, start, end, label, score}>>>`: per text, every WordPiece
+    /// token with its most likely label and that label's probability (see
+    /// [`Pipeline::classify_tokens`]). `start`/`end` are UTF-16 code units of the text (what
+    /// `String.prototype.slice` takes), converted from the pipeline's code-point offsets.
+    pub fn classify_tokens(&self, texts: Array) -> Promise {
+        let cell = self.pipeline.clone();
+        future_to_promise(async move {
+            let texts = strings(&texts, "texts")?;
+            let mut lease = Lease::take(&cell)?;
+            let mut results = lease
+                .pipeline()
+                .classify_tokens(&texts)
+                .await
+                .map_err(js_error)?;
+            for (tokens, text) in results.iter_mut().zip(&texts) {
+                let offsets: Vec<(usize, usize)> =
+                    tokens.iter().map(|t| (t.start, t.end)).collect();
+                for (token, (start, end)) in
+                    tokens.iter_mut().zip(char_offsets_to_utf16(text, &offsets))
+                {
+                    token.start = start;
+                    token.end = end;
+                }
+            }
             to_js(&results)
         })
     }

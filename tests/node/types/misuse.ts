@@ -8,4 +8,6 @@ export async function misuse(): Promise<void> {
   await model.embed(42);                                        // not text
   model.trainClassifier([{ text: 'a', label: 'b' }], { freeze: 'some' });  // not a policy
   await (await rt.loadElmo({ options: 'o.json', weights: 'w.hdf5' })).embed(['not tokenized']);  // not string[][]
+  await model.classifyTokens([['nested']]);                     // not string[]
+  const label: number = (await model.classifyTokens('a'))[0].label;  // labels are strings
 }

@@ -1,7 +1,7 @@
 // Type-checked (tsc --strict --noEmit, tests/node/types.test.mjs) against pkg/index.d.ts:
 // the documented API, used the way the README shows it. Never run.
 import init, { Runtime, Tokenizer, ModelLoadError, clearCache, fetchModelFiles } from 'webnlu';
-import type { ElmoLayers, ElmoModel, EpochReport, LoadProgress, MaskPrediction } from 'webnlu';
+import type { ElmoLayers, ElmoModel, EpochReport, LoadProgress, MaskPrediction, TokenLabel } from 'webnlu';
 
 export async function readme(): Promise<void> {
   const rt = await Runtime.create({ device: 'auto', worker: true });
@@ -19,6 +19,9 @@ export async function readme(): Promise<void> {
   run.stop();
   const result = await run.done;
   const labels = (await model.classify(['great'])).map((c) => [c.label, c.score, c.scores[0]]);
+  const entities: TokenLabel[][] = await model.classifyTokens(['Zola lives in Paris']);
+  const first: TokenLabel[] = await model.classifyTokens('Zola lives in Paris');
+  const spans = first.map((t) => [t.token, 'Zola lives in Paris'.slice(t.start, t.end), t.label, t.score.toFixed(3)]);
   const files: Record<string, Uint8Array> = await model.save();
   const encoding = await model.tokenizer.encode('hello', { maxLength: 8 });
   const ids: Uint32Array = encoding.ids;
@@ -33,7 +36,7 @@ export async function readme(): Promise<void> {
   try { await rt.loadModel('/models/x/'); } catch (error) {
     if (error instanceof ModelLoadError) console.log(error.url, error.status, error.file);
   }
-  console.log(kind, reason, fills, vectors, one, matrix, result.stopped, labels, files, ids, bytes);
+  console.log(kind, reason, fills, vectors, one, matrix, result.stopped, labels, entities, spans, files, ids, bytes);
 }
 
 export async function elmo(optionsFile: File, weights: ArrayBuffer): Promise<void> {
