@@ -3,6 +3,7 @@
 //! CPU with dropout, what each freezing policy keeps, save -> load round trips, new heads, and
 //! clear errors for configs that do not fit the weights and for bad input.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use webnlu::io::ModelFiles;
@@ -352,8 +353,9 @@ fn save_and_load_round_trip_with_a_new_classifier() {
                 .iter()
                 .map(|(n, _)| n.clone())
                 .collect::<Vec<_>>(),
+            // what was saved: the classifier model, without the MLM / NSP heads of bert-random
             model
-                .named_parameters()
+                .saved_parameters()
                 .iter()
                 .map(|(n, _)| n.clone())
                 .collect::<Vec<_>>()
@@ -366,6 +368,92 @@ fn save_and_load_round_trip_with_a_new_classifier() {
             .unwrap();
         assert_eq!(before, after, "{name}: logits after save + load");
     }
+}
+
+/// The tensor names of a safetensors file (its JSON header).
+fn safetensors_names(bytes: &[u8]) -> BTreeSet<String> {
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    header
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| *k != "__metadata__")
+        .cloned()
+        .collect()
+}
+
+fn saved_names(model: &BertModel) -> BTreeSet<String> {
+    safetensors_names(&model.save_blocking().unwrap().safetensors)
+}
+
+fn checkpoint_names(name: &str) -> BTreeSet<String> {
+    safetensors_names(files(name).get("model.safetensors").unwrap())
+}
+
+/// A saved model holds exactly what transformers' `save_pretrained` writes for the
+/// architecture in its config: the committed random checkpoints were written by
+/// `save_pretrained` itself (tests/models/reference.py), so their names are the reference.
+#[test]
+fn save_writes_the_tensors_of_the_saved_architecture_only() {
+    // each checkpoint saved as loaded: its own names
+    for name in [
+        "bert-random",                  // BertForPreTraining: pooler, MLM (tied), NSP
+        "bert-random-classifier",       // BertForSequenceClassification
+        "bert-random-regression",       // BertForSequenceClassification, one label
+        "bert-random-ner",              // BertForTokenClassification: no pooler
+        "distilbert-random",            // DistilBertForMaskedLM
+        "distilbert-random-classifier", // pre_classifier + classifier
+    ] {
+        let model = BertModel::load(&files(name), &Device::Cpu).unwrap();
+        assert_eq!(saved_names(&model), checkpoint_names(name), "{name}");
+    }
+    let labels: Vec<String> = ["a", "b"].map(String::from).to_vec();
+    // a pretraining checkpoint that gained a task head saves as the task model (the new head
+    // wins, as AutoModelFor*.from_pretrained + save_pretrained does): no cls.* tensors
+    let mut model = BertModel::load(&files("bert-random"), &Device::Cpu).unwrap();
+    model.add_sequence_classifier(&labels, 1).unwrap();
+    assert!(model.masked_lm.is_some() && model.next_sentence.is_some());
+    assert_eq!(model.architecture(), "BertForSequenceClassification");
+    assert_eq!(
+        saved_names(&model),
+        checkpoint_names("bert-random-classifier")
+    );
+    let mut model = BertModel::load(&files("bert-random"), &Device::Cpu).unwrap();
+    model.add_token_classifier(&labels, 1).unwrap();
+    assert_eq!(model.architecture(), "BertForTokenClassification");
+    assert_eq!(saved_names(&model), checkpoint_names("bert-random-ner"));
+    let mut model = BertModel::load(&files("distilbert-random"), &Device::Cpu).unwrap();
+    model.add_sequence_classifier(&labels, 1).unwrap();
+    assert_eq!(
+        saved_names(&model),
+        checkpoint_names("distilbert-random-classifier")
+    );
+    // BertForMaskedLM is built without a pooling layer: the MLM head, no pooler, no NSP
+    let mut model = BertModel::load(&files("bert-random"), &Device::Cpu).unwrap();
+    model.next_sentence = None;
+    assert_eq!(model.architecture(), "BertForMaskedLM");
+    let expected: BTreeSet<String> = checkpoint_names("bert-random")
+        .into_iter()
+        .filter(|n| !n.starts_with("bert.pooler.") && !n.starts_with("cls.seq_relationship."))
+        .collect();
+    assert_eq!(saved_names(&model), expected);
+    // a bare BertModel (all-MiniLM-L6-v2): no prefix, as transformers' BertModel saves it
+    // (its file also holds the `embeddings.position_ids` buffer that older transformers wrote)
+    let minilm =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models/all-minilm-l6-v2");
+    let minilm_files = ModelFiles::from_dir(&minilm)
+        .unwrap_or_else(|e| panic!("{e}: run tests/setup/fetch-assets.sh all-minilm-l6-v2"));
+    let model = BertModel::load(&minilm_files, &Device::Cpu).unwrap();
+    assert_eq!(model.architecture(), "BertModel");
+    let expected: BTreeSet<String> =
+        safetensors_names(minilm_files.get("model.safetensors").unwrap())
+            .into_iter()
+            .filter(|n| n != "embeddings.position_ids")
+            .collect();
+    assert_eq!(saved_names(&model), expected);
+    let again = reload(&model, &Device::Cpu);
+    assert_eq!(again.parameter_count(), model.parameter_count());
 }
 
 #[test]

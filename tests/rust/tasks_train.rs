@@ -2,19 +2,27 @@
 //! Trainer's weight-decay groups, the linear warmup schedule and global-norm clipping against
 //! PyTorch + transformers (tests/fixtures/tasks/training_reference.json, written by
 //! tests/tasks/training_reference.py), gradient accumulation, the split, accuracy, the NaN
-//! guard, the feature cache, the example readers and the windows of long texts.
+//! guard, the feature cache, the example readers and the windows of long texts. Then
+//! `train_classifier` on long examples with the small random classifier checkpoint: each
+//! example's logits the mean of its windows' (against PyTorch, every freezing policy, both
+//! devices), CPU == GPU with dropout, and validation accuracy == `classify`'s.
 
 mod op_checks;
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use op_checks::{assert_close, gpu};
+use pollster::block_on;
 use serde_json::Value;
+use webnlu::io::ModelFiles;
+use webnlu::models::Freeze;
 use webnlu::ops::losses::{cross_entropy_backward, cross_entropy_forward, IGNORE_INDEX};
 use webnlu::ops::matmul::{matmul_backward, matmul_forward, MatmulOptions};
 use webnlu::ops::optimizer::AdamWConfig;
-use webnlu::tasks::examples::{label_classes, parse_examples, ExampleFormat};
+use webnlu::tasks::examples::{label_classes, parse_examples, Example, ExampleFormat};
 use webnlu::tasks::windows::{average_per_text, encode_windows, LongTexts};
+use webnlu::tasks::{ClassifierTraining, Pipeline, ReadOptions, TrainOptions, TrainReport};
 use webnlu::tokenizer::Tokenizer;
 use webnlu::train::*;
 use webnlu::{Device, Error, Tensor};
@@ -354,4 +362,313 @@ fn long_texts_become_overlapping_windows_or_an_error() {
     let rows: Vec<f32> = (0..windows.len()).flat_map(|w| [w as f32, 1.0]).collect();
     let averaged = average_per_text(&windows, &rows, 2, 2).unwrap();
     assert_eq!(averaged, vec![0.0, 1.0, 3.0, 1.0]);
+}
+
+// ---- training on long examples: the windows' logits averaged, as classify reads them -------
+
+/// The committed random BertForSequenceClassification with its dropout set to 0 (the torch
+/// reference ran without dropout: its random masks cannot be reproduced).
+fn random_classifier_files(model: &str, without_dropout: bool) -> ModelFiles {
+    let mut files = ModelFiles::from_dir(Path::new("..").join(model)).unwrap_or_else(|e| {
+        panic!("{e}: regenerate with `python tests/models/reference.py` (tests/models/README.md)")
+    });
+    if without_dropout {
+        let mut config: Value = serde_json::from_slice(files.get("config.json").unwrap()).unwrap();
+        for key in [
+            "hidden_dropout_prob",
+            "attention_probs_dropout_prob",
+            "classifier_dropout",
+        ] {
+            config[key] = 0.0.into();
+        }
+        files.insert("config.json", serde_json::to_vec(&config).unwrap());
+    }
+    files
+}
+
+fn reference_examples(r: &Value) -> Vec<Example> {
+    r["examples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| Example {
+            text: e["text"].as_str().unwrap().to_string(),
+            label: e["label"].as_str().unwrap().to_string(),
+        })
+        .collect()
+}
+
+/// `long_texts` on a random-classifier pipeline whose windows are `max_length` long.
+fn read_in_windows(p: &mut Pipeline, max_length: usize, stride: usize) {
+    p.set_read_options(ReadOptions {
+        max_length,
+        long_texts: LongTexts::Windows { stride },
+        // fewer windows per encoder pass than the examples have: the cache fills in batches
+        batch_size: 4,
+    })
+    .unwrap();
+}
+
+/// The torch reference (training_reference.py `windows`): the window ids are HF tokenizers'
+/// overflow windows, and for every freezing policy the loss and gradients of the first step
+/// and the losses and parameters after three AdamW steps are PyTorch's, the examples' logits
+/// being the mean of their windows' logits.
+fn windows_training_matches_torch(device: &Device) {
+    let reference = reference();
+    let r = &reference["windows"];
+    let files = random_classifier_files(r["model"].as_str().unwrap(), true);
+    let examples = reference_examples(r);
+    let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
+    let (max_length, stride) = (
+        r["max_length"].as_u64().unwrap() as usize,
+        r["stride"].as_u64().unwrap() as usize,
+    );
+    let steps = r["steps"].as_u64().unwrap() as usize;
+    let window_ids: Vec<Vec<Vec<u32>>> = serde_json::from_value(r["window_ids"].clone()).unwrap();
+    let total_windows: usize = window_ids.iter().map(Vec::len).sum();
+    for (policy, expected) in r["policies"].as_object().unwrap() {
+        let mut p = Pipeline::load(&files, device).unwrap();
+        read_in_windows(&mut p, max_length, stride);
+        let windows = encode_windows(
+            &p.tokenizer,
+            &texts,
+            max_length,
+            LongTexts::Windows { stride },
+        )
+        .unwrap();
+        for (e, ids) in window_ids.iter().enumerate() {
+            let ours: Vec<Vec<u32>> = windows
+                .iter()
+                .filter(|w| w.text == e)
+                .map(|w| w.encoding.ids.clone())
+                .collect();
+            assert_eq!(&ours, ids, "windows of example {e}");
+        }
+        // torch trains the checkpoint's classifier: give the new head its weights
+        let checkpoint_head: Vec<(String, Vec<usize>, Vec<f32>)> = p
+            .model
+            .named_parameters()
+            .into_iter()
+            .filter(|(n, _)| n.starts_with("classifier."))
+            .map(|(n, t)| (n, t.shape().to_vec(), t.to_vec_blocking().unwrap()))
+            .collect();
+        let options = TrainOptions {
+            freeze: policy.parse().unwrap(),
+            epochs: steps,
+            learning_rate: r["lr"].as_f64().unwrap() as f32,
+            batch_size: examples.len(),
+            accumulation_steps: 1,
+            validation_fraction: 0.0,
+            seed: 1,
+            weight_decay: r["weight_decay"].as_f64().unwrap() as f32,
+            warmup_ratio: 0.0,
+            max_grad_norm: Some(r["max_norm"].as_f64().unwrap() as f32),
+            classifier_input: None,
+            long_texts: None,
+        };
+        let mut run = block_on(ClassifierTraining::new(&mut p, &examples, options)).unwrap();
+        assert_eq!(run.labels(), ["negative", "neutral", "positive"]);
+        for value in p.model.parameters_mut() {
+            if let Some((name, shape, data)) =
+                checkpoint_head.iter().find(|(n, ..)| n == value.name())
+            {
+                *value = Tensor::from_vec(device, shape, data.clone(), name).unwrap();
+            }
+        }
+        assert_eq!(run.report().windows, total_windows);
+        let all: Vec<usize> = (0..examples.len()).collect();
+        let losses = floats(&expected["losses"]);
+        let (loss, grads) = block_on(run.gradients(&p, &all)).unwrap();
+        // a mean of 6 cross-entropies of 3 logits, each a mean of fp32 logits: rounding only
+        assert_close(
+            &format!("{policy}: first loss"),
+            &[loss],
+            &losses[..1],
+            1e-5,
+            1e-5,
+        );
+        let expected_grads = expected["grads"].as_object().unwrap();
+        for (name, want) in expected_grads {
+            let got = grads
+                .get(name)
+                .unwrap_or_else(|| panic!("{policy}: no gradient of {name}"))
+                .to_vec_blocking()
+                .unwrap();
+            // the 1e-3 relative; the absolute floor covers entries that cancel to ~0
+            assert_close(
+                &format!("{policy}: gradient of {name}"),
+                &got,
+                &floats(want),
+                1e-6,
+                1e-3,
+            );
+        }
+        for step in 0..steps {
+            let progress = block_on(run.run_epoch(&mut p)).unwrap();
+            // one batch per epoch: the epoch's loss is the step's; later steps start from
+            // parameters that already differ by rounding
+            assert_close(
+                &format!("{policy}: loss of step {step}"),
+                &[progress.loss],
+                &losses[step..step + 1],
+                1e-5,
+                1e-4,
+            );
+        }
+        let params: BTreeMap<String, Vec<f32>> = p
+            .model
+            .named_parameters()
+            .into_iter()
+            .map(|(n, t)| (n, t.to_vec_blocking().unwrap()))
+            .collect();
+        for (name, want) in expected["after"].as_object().unwrap() {
+            // three AdamW steps of lr 5e-3: each moves a value by at most ~lr, so rounding of
+            // the gradients changes the values by far less than 1e-5
+            assert_close(
+                &format!("{policy}: {name} after {steps} steps"),
+                &params[name],
+                &floats(want),
+                1e-5,
+                1e-5,
+            );
+        }
+    }
+}
+
+#[test]
+fn training_on_windows_matches_torch_on_the_cpu() {
+    windows_training_matches_torch(&Device::Cpu);
+}
+
+#[test]
+fn training_on_windows_matches_torch_on_the_gpu() {
+    windows_training_matches_torch(&gpu());
+}
+
+/// 48 examples of 2 to 40 words of the random checkpoints' vocabulary, labelled by which of
+/// three words they hold most: most need several windows of 10 tokens.
+fn long_examples() -> Vec<Example> {
+    let words = [
+        "the", "a", "cat", "dog", "man", "woman", "house", "car", "tree", "river", "sun", "rain",
+        "is", "was", "sat", "ran", "saw", "on", "in", "with", "and", "but", "not", "very", "big",
+        "small", "old", "new", "movie", "song", "book", ".", ",",
+    ];
+    let marks = [
+        ("good", "positive"),
+        ("bad", "negative"),
+        ("boring", "neutral"),
+    ];
+    let mut rng = SplitMix64::new(11);
+    (0..48)
+        .map(|i| {
+            let n = 2 + rng.below(39);
+            let (mark, label) = marks[i % 3];
+            let text: Vec<&str> = (0..n)
+                .map(|_| {
+                    if rng.below(4) == 0 {
+                        mark
+                    } else {
+                        words[rng.below(words.len())]
+                    }
+                })
+                .collect();
+            Example {
+                text: format!("{mark} {}", text.join(" ")),
+                label: label.to_string(),
+            }
+        })
+        .collect()
+}
+
+/// Training with dropout on long examples, each freezing policy: the GPU gives what the CPU
+/// gives, and the validation accuracy after each run is the accuracy of `classify` on the
+/// held-out texts (both average the windows' logits). `truncate` reads the first windows only.
+#[test]
+fn training_on_windows_agrees_across_devices_and_validates_as_classify() {
+    let files = random_classifier_files(
+        "tests/fixtures/bert-reference/random/bert-random-classifier",
+        false,
+    );
+    let examples = long_examples();
+    let gpu = gpu();
+    let options = TrainOptions {
+        epochs: 2,
+        learning_rate: 5e-3,
+        batch_size: 8,
+        validation_fraction: 0.25,
+        seed: 5,
+        ..TrainOptions::default()
+    };
+    let split = train_validation_split(examples.len(), 0.25, 5).unwrap();
+    let held_out: Vec<&str> = split
+        .validation
+        .iter()
+        .map(|&i| examples[i].text.as_str())
+        .collect();
+    let run = |device: &Device, options: &TrainOptions| {
+        let mut p = Pipeline::load(&files, device).unwrap();
+        read_in_windows(&mut p, 10, 3);
+        let report = block_on(p.train_classifier(&examples, options.clone(), |_| {})).unwrap();
+        let accuracy = |p: &Pipeline| {
+            let classified = block_on(p.classify(&held_out)).unwrap();
+            let correct = classified
+                .iter()
+                .zip(&split.validation)
+                .filter(|(c, &i)| c.label == examples[i].label)
+                .count();
+            correct as f32 / held_out.len() as f32
+        };
+        let windows = accuracy(&p);
+        // the same model reading the first windows only
+        p.set_read_options(ReadOptions {
+            long_texts: LongTexts::Truncate,
+            ..p.read
+        })
+        .unwrap();
+        (report, windows, accuracy(&p))
+    };
+    let mut first_windows_differ = false;
+    for freeze in [Freeze::Head, Freeze::Top(1), Freeze::All] {
+        let options = TrainOptions {
+            freeze,
+            ..options.clone()
+        };
+        let (cpu, cpu_classify, cpu_first_windows) = run(&Device::Cpu, &options);
+        let (gpu, gpu_classify, _) = run(&gpu, &options);
+        first_windows_differ |= cpu_first_windows != cpu_classify;
+        println!("{freeze}: cpu {cpu:?}\ngpu {gpu:?}");
+        assert!(
+            cpu.windows > 2 * examples.len(),
+            "{freeze}: {} windows",
+            cpu.windows
+        );
+        assert_eq!(cpu.windows, gpu.windows);
+        for (c, g) in cpu.epochs.iter().zip(&gpu.epochs) {
+            // 8 AdamW steps of lr 5e-3 from the same start, the same dropout masks
+            // (Threefry): float rounding of two devices
+            assert!(
+                (c.loss - g.loss).abs() < 1e-4,
+                "{freeze}: loss {} vs {}",
+                c.loss,
+                g.loss
+            );
+        }
+        // the same count of held-out examples right: both read the windows alike
+        let last = |r: &TrainReport| r.epochs.last().unwrap().validation_accuracy.unwrap();
+        assert_eq!(last(&cpu), cpu_classify, "{freeze}: cpu");
+        assert_eq!(last(&gpu), gpu_classify, "{freeze}: gpu");
+        assert_eq!(last(&cpu), last(&gpu), "{freeze}");
+
+        // the first windows only: one window per example, another loss
+        let truncated = TrainOptions {
+            long_texts: Some(LongTexts::Truncate),
+            ..options.clone()
+        };
+        let (cut, ..) = run(&Device::Cpu, &truncated);
+        assert_eq!(cut.windows, examples.len());
+        assert_ne!(cut.epochs[0].loss, cpu.epochs[0].loss, "{freeze}");
+    }
+    // the equalities above can tell the averaging from reading one window: on these
+    // examples the first windows alone give another held-out accuracy
+    assert!(first_windows_differ);
 }

@@ -6,12 +6,21 @@ Writes tests/fixtures/tasks/training_reference.json (committed, a few KB):
   (`Trainer.get_decay_parameter_names`);
 - `schedule`: get_linear_schedule_with_warmup's learning rates;
 - `adamw`: three steps of torch.optim.AdamW with the Trainer's two parameter groups, the linear
-  schedule and clip_grad_norm_, on small named tensors with given gradients.
+  schedule and clip_grad_norm_, on small named tensors with given gradients;
+- `windows`: fine-tuning the committed random BertForSequenceClassification
+  (tests/fixtures/bert-reference/random/bert-random-classifier, dropout set to 0) on examples
+  longer than a window: HF tokenizers' overflow windows (max_length, stride), each example's
+  logits the mean of its windows' logits, cross-entropy on the mean, three AdamW steps (the
+  Trainer's groups, linear schedule, clipping), for freeze head / top:1 / all: the window ids,
+  the losses, the first step's gradients and the parameters after the steps, for a few
+  parameters (the JSON stays small).
 
 Run: /work/torchenv/bin/python tests/tasks/training_reference.py   (CI never runs it)
 """
 import json
 import pathlib
+
+import collections
 
 import torch
 import transformers
@@ -20,6 +29,110 @@ from transformers import (BertConfig, BertForMaskedLM, BertForSequenceClassifica
                           get_linear_schedule_with_warmup)
 
 OUT = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "tasks" / "training_reference.json"
+RANDOM_CLASSIFIER = (pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "bert-reference"
+                     / "random" / "bert-random-classifier")
+
+# examples of the window case: two fit one window of WINDOW_LENGTH, the others need 2 to 4
+WINDOW_EXAMPLES = [
+    ("the cat sat on the house .", "positive"),
+    ("a sad man saw the old car near the river and the dog ran under the big tree with a "
+     "small bird , but the woman liked the song .", "negative"),
+    ("the film was very boring !", "negative"),
+    ("happy children read a new book in the city and the sun was not sad . the rain ran over "
+     "the green tree and the blue river was good .", "positive"),
+    ("the movie is great and funny , the song is very good , the book was read by the old "
+     "woman near the house . a red car , a big dog , a small cat and a fish were happy in "
+     "the snow at night .", "neutral"),
+    ("a dog liked the fish and the cat ate the bird under the tree .", "neutral"),
+]
+WINDOW_LENGTH = 10
+WINDOW_STRIDE = 3
+WINDOW_STEPS = 3
+WINDOW_LR = 0.005
+WINDOW_DECAY = 0.01
+# the parameters whose gradients / values the fixture keeps (those that train in a policy)
+WINDOW_KEPT = ["classifier.weight", "classifier.bias", "bert.pooler.dense.bias",
+               "bert.encoder.layer.1.output.LayerNorm.weight",
+               "bert.encoder.layer.1.attention.self.query.bias",
+               "bert.encoder.layer.0.output.dense.bias", "bert.embeddings.LayerNorm.weight"]
+WINDOW_POLICIES = {
+    "head": lambda n: n.startswith("classifier."),
+    "top:1": lambda n: n.startswith(("classifier.", "bert.pooler.", "bert.encoder.layer.1.")),
+    "all": lambda n: True,
+}
+
+
+def rounded(values):
+    return [float("%.8g" % v) for v in values]
+
+
+def windows_case():
+    from transformers import BertTokenizerFast
+    tok = BertTokenizerFast(vocab_file=str(RANDOM_CLASSIFIER / "vocab.txt"), do_lower_case=True)
+    texts = [t for t, _ in WINDOW_EXAMPLES]
+    labels_sorted = sorted({l for _, l in WINDOW_EXAMPLES})
+    classes = torch.tensor([labels_sorted.index(l) for _, l in WINDOW_EXAMPLES])
+    enc = tok(texts, max_length=WINDOW_LENGTH, stride=WINDOW_STRIDE, truncation=True,
+              return_overflowing_tokens=True, padding=True, return_tensors="pt")
+    owner = enc.pop("overflow_to_sample_mapping")  # (W) the example of each window
+    window_ids = [[] for _ in texts]
+    for w, e in enumerate(owner.tolist()):
+        ids = enc["input_ids"][w][enc["attention_mask"][w].bool()].tolist()
+        window_ids[e].append(ids)
+    counts = torch.bincount(owner, minlength=len(texts)).float()
+    assert counts.max() >= 3 and counts.min() == 1, counts
+    policies = {}
+    for policy, trains in WINDOW_POLICIES.items():
+        model = BertForSequenceClassification.from_pretrained(
+            RANDOM_CLASSIFIER, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+            classifier_dropout=0.0)
+        assert model.config.id2label == dict(enumerate(labels_sorted)), model.config.id2label
+        model.train()
+        params = {n: p for n, p in model.named_parameters()}
+        for n, p in params.items():
+            p.requires_grad_(trains(n))
+        trained = {n: p for n, p in params.items() if trains(n)}
+        groups = [
+            {"params": [p for n, p in trained.items() if decay_rule(n)], "weight_decay": WINDOW_DECAY},
+            {"params": [p for n, p in trained.items() if not decay_rule(n)], "weight_decay": 0.0},
+        ]
+        opt = torch.optim.AdamW(groups, lr=WINDOW_LR, betas=(0.9, 0.999), eps=1e-8)
+        sched = get_linear_schedule_with_warmup(opt, num_warmup_steps=0,
+                                                num_training_steps=WINDOW_STEPS)
+        losses, truncated_losses, first_grads = [], [], None
+        for step in range(WINDOW_STEPS):
+            opt.zero_grad()
+            window_logits = model(**enc).logits  # (W, L)
+            logits = torch.zeros(len(texts), window_logits.shape[1]).index_add(
+                0, owner, window_logits) / counts[:, None]  # (E, L)
+            loss = torch.nn.functional.cross_entropy(logits, classes)
+            with torch.no_grad():  # what training on the first windows only would say
+                first = torch.tensor([owner.tolist().index(e) for e in range(len(texts))])
+                truncated_losses.append(float(torch.nn.functional.cross_entropy(
+                    window_logits[first], classes)))
+            loss.backward()
+            losses.append(float(loss.detach()))
+            if step == 0:
+                first_grads = {n: rounded(trained[n].grad.flatten().tolist())
+                               for n in WINDOW_KEPT if n in trained}
+            torch.nn.utils.clip_grad_norm_(list(trained.values()), max_norm=1.0)
+            opt.step()
+            sched.step()
+        policies[policy] = {
+            "losses": losses,
+            "truncated_losses": truncated_losses,
+            "grads": first_grads,
+            "after": {n: rounded(trained[n].detach().flatten().tolist())
+                      for n in WINDOW_KEPT if n in trained},
+        }
+    return {
+        "model": "tests/fixtures/bert-reference/random/bert-random-classifier",
+        "examples": [{"text": t, "label": l} for t, l in WINDOW_EXAMPLES],
+        "max_length": WINDOW_LENGTH, "stride": WINDOW_STRIDE, "steps": WINDOW_STEPS,
+        "lr": WINDOW_LR, "weight_decay": WINDOW_DECAY, "max_norm": 1.0,
+        "window_ids": window_ids,
+        "policies": policies,
+    }
 
 
 def decay_names(model):
@@ -83,6 +196,7 @@ def main():
             "norms": norms,
             "after": after,
         },
+        "windows": windows_case(),
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(out, indent=1) + "\n")

@@ -452,6 +452,12 @@ export interface TrainOptions {
   validation?: number;
   /** Seed for the head's initialization, dropout, shuffling and the validation split. Default 0. */
   seed?: number;
+  /**
+   * An example longer than the model's window is read as `classify` reads it: in overlapping
+   * windows whose logits are averaged before the loss (and for `validationAccuracy`). `true`:
+   * train on its first window only. Default false.
+   */
+  truncate?: boolean;
   /** Called after each epoch. */
   onProgress?: (report: EpochReport) => void;
 }

@@ -293,7 +293,7 @@ function checkExamples(examples, name) {
 export class TrainingRun {
   /** @private Use `model.trainClassifier`. */
   constructor(model, examples, options) {
-    const { freeze = 'head', epochs = 3, learningRate, batchSize, validation, seed = 0, onProgress } = options;
+    const { freeze = 'head', epochs = 3, learningRate, batchSize, validation, seed = 0, truncate, onProgress } = options;
     checkExamples(examples, 'examples');
     if (validation !== undefined && !(typeof validation === 'number' && validation >= 0 && validation < 1)) {
       throw new WebnluError(`validation must be the fraction of examples to hold out, in [0, 1), got ${JSON.stringify(validation)}`);
@@ -311,6 +311,10 @@ export class TrainingRun {
     if (learningRate !== undefined) trainerOptions.learningRate = learningRate;
     if (batchSize !== undefined) trainerOptions.batchSize = batchSize;
     if (validation !== undefined) trainerOptions.validation = validation;
+    if (truncate !== undefined) {
+      if (typeof truncate !== 'boolean') throw new WebnluError(`truncate must be true or false, got ${JSON.stringify(truncate)}`);
+      trainerOptions.truncate = truncate;
+    }
     this.done = this.loop(examples, trainerOptions, epochs);
   }
 

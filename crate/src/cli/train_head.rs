@@ -11,6 +11,10 @@
 //! `--seed N` (42), `--weight-decay X` (0.01), `--warmup-ratio X` (0), `--max-grad-norm X|none`
 //! (1), `--pooling cls|mean` (mean for sentence-transformers models, else cls), `--limit N`
 //! (a seeded random subset of N examples), `--max-length N`, `--device auto|gpu|cpu`.
+//! Examples longer than `--max-length` are read as `classify` reads them: in overlapping
+//! windows (`--stride N`, default a quarter of the length) whose logits are averaged, in
+//! training and validation alike; `--truncate`: their first window only; `--no-windows`: an
+//! error naming the example.
 //!
 //! Output, JSON lines: one per epoch `{"epoch", "loss", "accuracy", "validation_accuracy",
 //! "seconds"}`, then `{"report": {...}, "seconds", "peak_rss_bytes", "saved"}`.
@@ -111,6 +115,8 @@ pub fn run(args: &[String]) -> Result<()> {
             .value("pooling")
             .map(str::parse::<ClassifierInput>)
             .transpose()?,
+        // as the pipeline reads texts: `--stride`, `--truncate`, `--no-windows`
+        long_texts: None,
     };
     let mut pipeline = load_pipeline(&args, "train-head")?;
     let mut epoch_started = Instant::now();

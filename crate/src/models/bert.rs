@@ -33,8 +33,11 @@
 //!   [`Gradients`] map keyed by canonical parameter name.
 //! - Task level (task_step.rs): `forward_task(input, Task, mode)` -> `TaskOutput` (logits) and
 //!   `backward_task(out, Targets, grads)` -> loss (1), covering every head and loss.
-//! - `save()` is async (GPU tensors are read back); `save_blocking()` natively. It writes every
-//!   head the model holds; transformers ignores the ones its architecture does not use.
+//! - `save()` is async (GPU tensors are read back); `save_blocking()` natively. It writes what
+//!   transformers' `save_pretrained` writes for the architecture named in the saved config
+//!   ([`BertModel::architecture`]: an added task head wins over loaded pretraining heads, as
+//!   `AutoModelForSequenceClassification.from_pretrained` + `save_pretrained` would do), so a
+//!   classifier trained from an MLM checkpoint is saved without its MLM / NSP heads.
 //! - q/k/v stay three separate projections (no fused qkv): the checkpoint's tensors are the
 //!   parameters, and the attention-probability dropout lives in `self_attention.rs`.
 
@@ -706,10 +709,11 @@ impl BertModel {
     // ---- saving -----------------------------------------------------------------------------
 
     /// config.json + model.safetensors that transformers loads (`from_pretrained` of the
-    /// directory holding them) into the architecture named in the config.
+    /// directory holding them) into the architecture named in the config, with neither
+    /// missing nor unexpected tensors: [`BertModel::saved_parameters`].
     pub async fn save(&self) -> Result<SavedModel> {
         let mut tensors = Vec::new();
-        for (name, t) in self.named_parameters() {
+        for (name, t) in self.saved_parameters() {
             tensors.push((name, t.shape().to_vec(), t.to_vec().await?));
         }
         let views: Vec<(&str, &[usize], &[f32])> = tensors
@@ -728,25 +732,88 @@ impl BertModel {
         pollster::block_on(self.save())
     }
 
-    /// The transformers class that holds exactly this model's heads.
-    pub fn architecture(&self) -> String {
-        let task = if self.sequence_classifier.is_some() {
-            "ForSequenceClassification"
+    /// The head the saved model is: a task head (sequence, then token classifier) wins over
+    /// the pretraining heads (MLM and NSP), which the task model does not have.
+    fn saved_task(&self) -> SavedTask {
+        if self.sequence_classifier.is_some() {
+            SavedTask::SequenceClassification
         } else if self.token_classifier.is_some() {
-            "ForTokenClassification"
+            SavedTask::TokenClassification
         } else if self.masked_lm.is_some() && self.next_sentence.is_some() {
-            "ForPreTraining"
+            SavedTask::PreTraining
         } else if self.masked_lm.is_some() {
-            "ForMaskedLM"
+            SavedTask::MaskedLm
         } else if self.next_sentence.is_some() {
-            "ForNextSentencePrediction"
+            SavedTask::NextSentencePrediction
         } else {
-            "Model"
+            SavedTask::Base
+        }
+    }
+
+    /// The transformers class that the saved model is (`saved_task`).
+    pub fn architecture(&self) -> String {
+        let task = match self.saved_task() {
+            SavedTask::SequenceClassification => "ForSequenceClassification",
+            SavedTask::TokenClassification => "ForTokenClassification",
+            SavedTask::PreTraining => "ForPreTraining",
+            SavedTask::MaskedLm => "ForMaskedLM",
+            SavedTask::NextSentencePrediction => "ForNextSentencePrediction",
+            SavedTask::Base => "Model",
         };
         match self.family {
             Family::Bert => format!("Bert{task}"),
             Family::DistilBert => format!("DistilBert{task}"),
         }
+    }
+
+    /// The parameters that transformers' `save_pretrained` writes for [`Self::architecture`],
+    /// under its names: the encoder (`bert.` / `distilbert.` prefix; none for the bare
+    /// `BertModel` / `DistilBertModel`), the pooler where that class has one
+    /// (BertForSequenceClassification, BertForPreTraining, BertForNextSentencePrediction,
+    /// BertModel; not BertForMaskedLM or BertForTokenClassification, built without a pooling
+    /// layer), and that class's heads only. A tied decoder is the word embeddings (written once).
+    pub fn saved_parameters(&self) -> Vec<(String, &Tensor)> {
+        let task = self.saved_task();
+        let mut p: Vec<&Tensor> = self.embeddings.parameters();
+        for layer in &self.layers {
+            p.extend(layer.parameters());
+        }
+        let with_pooler = matches!(
+            task,
+            SavedTask::SequenceClassification
+                | SavedTask::PreTraining
+                | SavedTask::NextSentencePrediction
+                | SavedTask::Base
+        );
+        if let (true, Some(pooler)) = (with_pooler, &self.pooler) {
+            p.extend(pooler.dense.parameters());
+        }
+        if let (SavedTask::PreTraining | SavedTask::MaskedLm, Some(head)) = (task, &self.masked_lm)
+        {
+            p.extend(head.parameters());
+        }
+        if let (SavedTask::PreTraining | SavedTask::NextSentencePrediction, Some(head)) =
+            (task, &self.next_sentence)
+        {
+            p.extend(head.seq_relationship.parameters());
+        }
+        if let (SavedTask::SequenceClassification, Some(head)) = (task, &self.sequence_classifier) {
+            p.extend(head.parameters());
+        }
+        if let (SavedTask::TokenClassification, Some(head)) = (task, &self.token_classifier) {
+            p.extend(head.classifier.parameters());
+        }
+        let prefix = self.model_prefix();
+        p.into_iter()
+            .map(|t| {
+                let name = t.name();
+                let name = match task {
+                    SavedTask::Base => name.strip_prefix(prefix).unwrap_or(name),
+                    _ => name,
+                };
+                (name.to_string(), t)
+            })
+            .collect()
     }
 
     /// config.json text for this model (transformers' field names).
@@ -777,6 +844,17 @@ impl BertModel {
         serde_json::to_string_pretty(&serde_json::Value::Object(json))
             .expect("a JSON map serialises")
     }
+}
+
+/// Which transformers class a saved model is (the `*For...` part of its name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SavedTask {
+    SequenceClassification,
+    TokenClassification,
+    PreTraining,
+    MaskedLm,
+    NextSentencePrediction,
+    Base,
 }
 
 fn config_architectures(config: &ModelConfig) -> &[String] {

@@ -1,5 +1,7 @@
 //! Saving a pipeline as a model directory that webnlu and transformers load: config.json and
-//! model.safetensors from the model (`BertModel::save`), with `"classifier_pooling": "mean"`
+//! model.safetensors from the model (`BertModel::save`: the tensors of the architecture the
+//! config names and no others, so a classifier trained from an MLM checkpoint loads in
+//! transformers without unexpected-key warnings), with `"classifier_pooling": "mean"`
 //! added for a mean-pooled classifier (see classifier.rs), and the tokenizer files it was loaded
 //! with, unchanged.
 

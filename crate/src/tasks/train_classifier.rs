@@ -2,14 +2,20 @@
 //! teaches (`Freeze::Head` / `Top(k)` / `All`):
 //!
 //! ```text
-//! examples ─ split (train / validation) ─ tokens (first window of max_length)
-//! Head:    features of every example once (encoder in inference) ─ FeatureCache
-//!          each step: features[batch] ─ head ─ cross-entropy ─ head backward
-//! Top/All: each step: encoder (dropout, activations of the trained layers) ─ features ─ head
-//!          ─ cross-entropy ─ head backward ─ dfeatures ─ dhidden ─ encoder backward
+//! examples ─ split (train / validation) ─ windows of max_length (as classify reads them:
+//!            n_e overlapping windows for example e; one when it fits or `Truncate`)
+//! Head:    features of every WINDOW once (encoder in inference) ─ FeatureCache (W_all, C)
+//!          each step: features[windows of the batch's examples] (W, C) ─ head ─ logits (W, L)
+//! Top/All: each step: encoder on the windows of the batch's examples (dropout, activations
+//!          of the trained layers) ─ features (W, C) ─ head ─ logits (W, L)
+//! both:    ─ mean over each example's windows (E, L) ─ cross-entropy ─ dlogits (E, L)
+//!          ─ each window gets dlogits_e / n_e (W, L) ─ head backward
+//!          [Top/All: ─ dfeatures ─ dhidden ─ encoder backward]
 //! then:    clip_grad_norm ─ AdamW (decay groups of the HF Trainer) with the linear schedule
 //! ```
 //!
+//! `batch_size` counts examples: a batch of long texts runs more windows than examples.
+//! Validation averages the windows the same way, so its accuracy is what `classify` says.
 //! Micro-batches accumulate into one step's gradients (`accumulation_steps`). A NaN or infinite
 //! loss stops the run with an error naming the epoch and step. [`ClassifierTraining`] runs one
 //! epoch per call, so the browser can show progress and stop between epochs;
@@ -29,7 +35,9 @@ use crate::{Error, Result};
 use super::classifier::{head_backward, head_forward, ClassifierInput};
 use super::examples::{label_classes, Example};
 use super::pipeline::{mask_tensor, Pipeline};
-use super::windows::{encode_windows, LongTexts};
+use super::windows::{encode_windows, LongTexts, WindowAverage};
+
+use std::ops::Range;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrainOptions {
@@ -54,6 +62,10 @@ pub struct TrainOptions {
     /// Features the classifier reads; `None`: mean-pooled for sentence-embedding models
     /// (sentence-transformers' `modules.json` present), the [CLS] token otherwise.
     pub classifier_input: Option<ClassifierInput>,
+    /// How examples longer than the window are read; `None`: as the pipeline reads them
+    /// (`Pipeline::read.long_texts`, the windows `classify` averages), so the model trains on
+    /// what it is later asked. `Some(LongTexts::Truncate)`: the first window only.
+    pub long_texts: Option<LongTexts>,
 }
 
 impl Default for TrainOptions {
@@ -70,6 +82,7 @@ impl Default for TrainOptions {
             warmup_ratio: 0.0,
             max_grad_norm: Some(1.0),
             classifier_input: None,
+            long_texts: None,
         }
     }
 }
@@ -93,6 +106,9 @@ pub struct TrainReport {
     pub labels: Vec<String>,
     pub train_examples: usize,
     pub validation_examples: usize,
+    /// Windows the examples were read in (more than the examples when long ones are read in
+    /// overlapping windows).
+    pub windows: usize,
     pub freeze: String,
     pub classifier_input: String,
     pub epochs: Vec<EpochProgress>,
@@ -111,9 +127,11 @@ pub struct ClassifierTraining {
     classes: Vec<u32>,
     train: Vec<usize>,
     validation: Vec<usize>,
-    /// (N) each example's first window (Top/All; empty for head-only)
+    /// (W_all) every window of every example, in example order (Top/All; empty for head-only)
     encodings: Vec<Encoding>,
-    /// (N, C) each example's features (head-only)
+    /// (N) example i's windows: rows `spans[i]` of `encodings` / the feature cache
+    spans: Vec<Range<usize>>,
+    /// (W_all, C) each window's features (head-only)
     cache: Option<FeatureCache>,
     optimizer: AdamW,
     schedule: LinearSchedule,
@@ -194,13 +212,28 @@ impl ClassifierTraining {
             .add_sequence_classifier(&labels, options.seed)?;
 
         let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
-        let windows = encode_windows(
-            &pipeline.tokenizer,
-            &texts,
-            pipeline.read.max_length,
-            LongTexts::Truncate,
-        )?;
+        let max_length = pipeline.read.max_length;
+        let long_texts = options.long_texts.unwrap_or(pipeline.read.long_texts);
+        if let LongTexts::Windows { stride } = long_texts {
+            if stride + 2 >= max_length {
+                return Err(Error::invalid(format!(
+                    "train_classifier: stride {stride} must be smaller than the max length \
+                     {max_length} minus the 2 special tokens"
+                )));
+            }
+        }
+        let windows = encode_windows(&pipeline.tokenizer, &texts, max_length, long_texts)?;
+        // windows come in text order: example i's are one contiguous run
+        let mut spans: Vec<Range<usize>> = vec![0..0; examples.len()];
+        for (w, window) in windows.iter().enumerate() {
+            let span = &mut spans[window.text];
+            if span.start == span.end {
+                *span = w..w;
+            }
+            span.end = w + 1;
+        }
         let encodings: Vec<Encoding> = windows.into_iter().map(|w| w.encoding).collect();
+        let window_count = encodings.len();
         let (cache, encodings) = if options.freeze == Freeze::Head {
             (
                 Some(feature_cache(pipeline, &encodings, input).await?),
@@ -231,6 +264,7 @@ impl ClassifierTraining {
             labels: labels.clone(),
             train_examples: split.train.len(),
             validation_examples: split.validation.len(),
+            windows: window_count,
             freeze: options.freeze.to_string(),
             classifier_input: input.name().to_string(),
             epochs: Vec::new(),
@@ -245,6 +279,7 @@ impl ClassifierTraining {
             train: split.train,
             validation: split.validation,
             encodings,
+            spans,
             cache,
             optimizer,
             schedule,
@@ -266,38 +301,124 @@ impl ClassifierTraining {
         &self.report
     }
 
-    /// Logits (B, L) of the examples `rows`, the head's saved state, the encoder output (when
-    /// the encoder ran) and the input mask.
+    /// Logits (E, L) of the examples `rows` (each the mean of its windows' logits), with what
+    /// the backward needs: the windows' logits (W, L), the averaging, the head's saved state,
+    /// the encoder output (when the encoder ran) and the input mask.
     fn forward(&self, pipeline: &Pipeline, rows: &[usize], mode: &RunMode) -> Result<BatchForward> {
         let device = pipeline.device();
         let input = pipeline.classifier_input;
-        match &self.cache {
-            Some(cache) => {
-                let features = cache.gather(device, rows, "features")?; // (B, C)
-                let (logits, head) =
-                    head_forward(&pipeline.model, input, features, mode.train, mode.seed)?;
-                Ok(BatchForward {
-                    logits,
-                    head,
-                    encoder: None,
-                })
-            }
+        // the rows of the batch's windows, and each example's run of them in the batch
+        let mut windows = Vec::with_capacity(rows.len());
+        let mut spans = Vec::with_capacity(rows.len());
+        for &i in rows {
+            let start = windows.len();
+            windows.extend(self.spans[i].clone());
+            spans.push(start..windows.len());
+        }
+        let (features, encoder) = match &self.cache {
+            Some(cache) => (cache.gather(device, &windows, "features")?, None), // (W, C)
             None => {
                 let encodings: Vec<Encoding> =
-                    rows.iter().map(|&i| self.encodings[i].clone()).collect();
+                    windows.iter().map(|&w| self.encodings[w].clone()).collect();
                 let batch = EncoderInput::from_encodings(device, &encodings)?;
                 let out = pipeline.model.encode(&batch, mode)?;
-                let mask = mask_tensor(device, &batch)?; // (B, T)
-                let features = input.features(&out.hidden, &mask)?; // (B, C)
-                let (logits, head) =
-                    head_forward(&pipeline.model, input, features, mode.train, mode.seed)?;
-                Ok(BatchForward {
-                    logits,
-                    head,
-                    encoder: Some((out, mask)),
-                })
+                let mask = mask_tensor(device, &batch)?; // (W, T)
+                let features = input.features(&out.hidden, &mask)?; // (W, C)
+                (features, Some((out, mask)))
             }
+        };
+        let (window_logits, head) =
+            head_forward(&pipeline.model, input, features, mode.train, mode.seed)?; // (W, L)
+                                                                                    // one window per example: the logits are the example's (no averaging to run)
+        let average = if windows.len() > rows.len() {
+            Some(WindowAverage::new(device, &spans)?)
+        } else {
+            None
+        };
+        let logits = match &average {
+            Some(average) => Some(average.forward(&window_logits)?), // (E, L)
+            None => None,
+        };
+        Ok(BatchForward {
+            logits,
+            window_logits,
+            average,
+            head,
+            encoder,
+        })
+    }
+
+    /// Forward and backward of the micro-batch `rows`: the gradients of `scale` x the sum of
+    /// its losses go into `grads`; returns the per-example losses and the logits (E, L).
+    async fn micro_batch(
+        &self,
+        pipeline: &Pipeline,
+        rows: &[usize],
+        mode: &RunMode,
+        scale: f32,
+        grads: &mut Gradients,
+    ) -> Result<(Vec<f32>, Vec<f32>)> {
+        let forward = self.forward(pipeline, rows, mode)?;
+        let classes: Vec<u32> = rows.iter().map(|&i| self.classes[i]).collect();
+        let (losses, dlogits) = cross_entropy(forward.logits(), &classes, scale).await?; // (E, L)
+        let logits = forward.logits().to_vec().await?;
+        let dwindow_logits = match &forward.average {
+            Some(average) => average.backward(&dlogits, &forward.window_logits)?, // (W, L)
+            None => dlogits,
+        };
+        let model = &pipeline.model;
+        let wants_input_gradient = forward
+            .encoder
+            .as_ref()
+            .is_some_and(|(out, _)| out.needs_gradient());
+        let dfeatures = head_backward(
+            model,
+            wants_input_gradient,
+            self.options.freeze != Freeze::Head,
+            &dwindow_logits,
+            &forward.head,
+            mode.train,
+            mode.seed,
+            grads,
+        )?; // (W, C)
+        if let (Some(dfeatures), Some((out, mask))) = (dfeatures, &forward.encoder) {
+            let mut dhidden = Tensor::zeros(model.device(), out.hidden.shape(), "d_hidden")?;
+            pipeline
+                .classifier_input
+                .features_backward(&mut dhidden, &dfeatures, mask)?;
+            model.encode_backward(out, &dhidden, grads)?;
         }
+        Ok((losses, logits))
+    }
+
+    /// The dropout seed of micro-batch `micro` of optimizer step `step`.
+    fn dropout_seed(&self, step: u64, micro: usize) -> u64 {
+        self.options.seed
+            ^ (step + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ^ (micro as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
+    }
+
+    /// The mean loss of the examples `rows` (indices into the examples given to `new`) and its
+    /// gradients (unclipped), with the dropout of the next step's first micro-batch; nothing
+    /// changes. For checking the training against a reference.
+    pub async fn gradients(&self, pipeline: &Pipeline, rows: &[usize]) -> Result<(f32, Gradients)> {
+        if let Some(&bad) = rows.iter().find(|&&i| i >= self.classes.len()) {
+            return Err(Error::invalid(format!(
+                "gradients: example {bad} requested, {} given",
+                self.classes.len()
+            )));
+        }
+        let mode = RunMode::training(
+            self.dropout_seed(self.optimizer.steps(), 0),
+            self.options.freeze,
+        );
+        let mut grads = Gradients::new();
+        let scale = 1.0 / rows.len().max(1) as f32;
+        let (losses, _) = self
+            .micro_batch(pipeline, rows, &mode, scale, &mut grads)
+            .await?;
+        let mean = losses.iter().map(|&x| x as f64).sum::<f64>() / rows.len().max(1) as f64;
+        Ok((mean as f32, grads))
     }
 
     /// One epoch: every training example once, then the validation accuracy.
@@ -323,43 +444,17 @@ impl ClassifierTraining {
             for micro in step_batches {
                 let rows = &batches[micro];
                 let step = self.optimizer.steps();
-                let seed = self.options.seed
-                    ^ (step + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-                    ^ (micro as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
-                let mode = RunMode::training(seed, self.options.freeze);
-                let forward = self.forward(pipeline, rows, &mode)?;
-                let classes: Vec<u32> = rows.iter().map(|&i| self.classes[i]).collect();
+                let mode = RunMode::training(self.dropout_seed(step, micro), self.options.freeze);
                 let scale = GradientAccumulation::loss_scale(rows.len(), micro_batches);
-                let (losses, dlogits) = cross_entropy(&forward.logits, &classes, scale).await?;
+                let (losses, logits) = self
+                    .micro_batch(pipeline, rows, &mode, scale, &mut grads)
+                    .await?;
                 let batch_loss = losses.iter().map(|&x| x as f64).sum::<f64>() / rows.len() as f64;
                 check_finite_loss(batch_loss as f32, epoch, step + 1)?;
                 loss_sum += batch_loss * rows.len() as f64;
                 seen += rows.len();
-                let logits = forward.logits.to_vec().await?;
+                let classes: Vec<u32> = rows.iter().map(|&i| self.classes[i]).collect();
                 correct += correct_predictions(&logits, &classes, labels)?;
-                let model = &pipeline.model;
-                let wants_input_gradient = forward
-                    .encoder
-                    .as_ref()
-                    .is_some_and(|(out, _)| out.needs_gradient());
-                let dfeatures = head_backward(
-                    model,
-                    wants_input_gradient,
-                    self.options.freeze != Freeze::Head,
-                    &dlogits,
-                    &forward.head,
-                    mode.train,
-                    mode.seed,
-                    &mut grads,
-                )?;
-                if let (Some(dfeatures), Some((out, mask))) = (dfeatures, &forward.encoder) {
-                    let mut dhidden =
-                        Tensor::zeros(model.device(), out.hidden.shape(), "d_hidden")?;
-                    pipeline
-                        .classifier_input
-                        .features_backward(&mut dhidden, &dfeatures, mask)?;
-                    model.encode_backward(out, &dhidden, &mut grads)?;
-                }
             }
             let device = pipeline.device().clone();
             let mut norm = Tensor::zeros(&device, &[2], "grad_norm")?;
@@ -403,7 +498,7 @@ impl ClassifierTraining {
         let mut correct = 0;
         for rows in self.validation.chunks(self.options.batch_size.max(32)) {
             let forward = self.forward(pipeline, rows, &RunMode::inference())?;
-            let logits = forward.logits.to_vec().await?;
+            let logits = forward.logits().to_vec().await?; // (E, L), windows averaged
             let classes: Vec<u32> = rows.iter().map(|&i| self.classes[i]).collect();
             correct += correct_predictions(&logits, &classes, labels)?;
         }
@@ -417,13 +512,25 @@ impl ClassifierTraining {
 }
 
 struct BatchForward {
-    logits: Tensor, // (B, L)
+    /// (E, L) the examples' logits, when some example has several windows
+    logits: Option<Tensor>,
+    /// (W, L) the windows' logits (the examples' when each has one window)
+    window_logits: Tensor,
+    /// the averaging of the windows (when some example has several)
+    average: Option<WindowAverage>,
     head: super::classifier::HeadSaved,
-    /// the encoder's output and the (B, T) mask, when the encoder ran
+    /// the encoder's output and the (W, T) mask, when the encoder ran
     encoder: Option<(crate::models::EncoderOutput, Tensor<u32>)>,
 }
 
-/// Every example's features, computed once with the encoder in inference mode.
+impl BatchForward {
+    /// (E, L) the examples' logits.
+    fn logits(&self) -> &Tensor {
+        self.logits.as_ref().unwrap_or(&self.window_logits)
+    }
+}
+
+/// Every window's features, computed once with the encoder in inference mode.
 async fn feature_cache(
     pipeline: &Pipeline,
     encodings: &[Encoding],

@@ -3,7 +3,17 @@
 //! tokens shared by neighbours, each window with its own [CLS] / [SEP]) whose results the task
 //! combines (averaged embeddings, averaged logits), or cut to its first window, or refused with
 //! an error naming its length, as the caller chooses.
+//!
+//! [`WindowAverage`] is the same averaging as [`average_per_text`] on a device, with its
+//! backward, for training: `rows (E, width) = A (E, W) @ window_rows (W, width)` where
+//! `A[e, w] = 1 / n_e` when window `w` is one of the `n_e` windows of example `e`, so each
+//! window's gradient is its example's divided by `n_e` (`A^T @ d_rows`).
 
+use std::ops::Range;
+
+use crate::device::Device;
+use crate::ops::matmul::{matmul_backward, matmul_forward, MatmulOptions};
+use crate::tensor::Tensor;
 use crate::tokenizer::{Encoding, Tokenizer, Truncation, TruncationStrategy};
 use crate::{Error, Result};
 
@@ -132,6 +142,76 @@ pub fn average_per_text(
         }
     }
     Ok(out)
+}
+
+/// The mean of each example's window rows, on the device of the rows, forward and backward.
+pub struct WindowAverage {
+    /// (E, W) A[e, w] = 1 / n_e for the windows of example e, else 0
+    weights: Tensor,
+}
+
+impl WindowAverage {
+    /// `windows[e]`: the rows (W, width) of example e, in row order: contiguous, together
+    /// covering 0..W.
+    pub fn new(device: &Device, windows: &[Range<usize>]) -> Result<WindowAverage> {
+        let total = windows.last().map_or(0, |r| r.end);
+        let mut next = 0;
+        let mut weights = vec![0f32; windows.len() * total];
+        for (e, range) in windows.iter().enumerate() {
+            if range.start != next || range.is_empty() {
+                return Err(Error::invalid(format!(
+                    "average over windows: example {e} has windows {range:?}, expected a \
+                     non-empty range starting at {next}"
+                )));
+            }
+            next = range.end;
+            let share = 1.0 / range.len() as f32;
+            weights[e * total + range.start..e * total + range.end].fill(share);
+        }
+        let weights = Tensor::from_vec(
+            device,
+            &[windows.len(), total],
+            weights,
+            "window_average.weights",
+        )?;
+        Ok(WindowAverage { weights })
+    }
+
+    /// rows (E, width) = the mean of each example's window_rows (W, width).
+    pub fn forward(&self, window_rows: &Tensor) -> Result<Tensor> {
+        let (e, w) = (self.weights.shape()[0], self.weights.shape()[1]);
+        let width = window_rows.shape().get(1).copied().unwrap_or(0);
+        window_rows.expect_shape("window average", &[w, width])?;
+        let mut rows = Tensor::uninit(&window_rows.device(), &[e, width], "window_average.rows")?;
+        matmul_forward(
+            &mut rows,
+            &self.weights,
+            window_rows,
+            None,
+            MatmulOptions::default(),
+        )?;
+        Ok(rows)
+    }
+
+    /// d_window_rows (W, width) from d_rows (E, width): each window gets its example's
+    /// gradient divided by the example's number of windows.
+    pub fn backward(&self, d_rows: &Tensor, window_rows: &Tensor) -> Result<Tensor> {
+        let mut d_window_rows = Tensor::zeros(
+            &d_rows.device(),
+            window_rows.shape(),
+            "window_average.d_window_rows",
+        )?;
+        matmul_backward(
+            None,
+            Some(&mut d_window_rows),
+            None,
+            d_rows,
+            &self.weights,
+            window_rows,
+            MatmulOptions::default(),
+        )?;
+        Ok(d_window_rows)
+    }
 }
 
 /// Where one token of a text is read from: a window (index into the windows list) and its

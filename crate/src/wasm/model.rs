@@ -261,7 +261,9 @@ impl WasmModel {
     /// A training run over `examples` (`[{text, label}]`, label a string or number) with
     /// `options` `{freeze: "head" | "top:K" | "all", epochs, learningRate, batchSize,
     /// validation?: fraction held out (default 0.1), seed?, pooling?: "cls" | "mean",
-    /// accumulation?, weightDecay?, warmupRatio?, maxGradNorm?: number | null}`.
+    /// accumulation?, weightDecay?, warmupRatio?, maxGradNorm?: number | null, truncate?:
+    /// boolean}`. A long example is read in windows whose logits are averaged (as `classify`
+    /// reads it) unless `truncate` is true (its first window only).
     pub fn trainer(&self, examples: JsValue, options: JsValue) -> Result<WasmTrainer, JsError> {
         let raw: Vec<RawExample> = from_js(&examples, "examples")?;
         let examples: Vec<Example> = raw
@@ -319,6 +321,7 @@ struct RawTrainOptions {
     warmup_ratio: Option<f32>,
     #[serde(default, with = "serde_with_null")]
     max_grad_norm: Option<Option<f32>>,
+    truncate: Option<bool>,
 }
 
 /// `maxGradNorm`: absent = the default, null = no clipping, a number = that norm.
@@ -351,6 +354,10 @@ impl RawTrainOptions {
                 .as_deref()
                 .map(str::parse::<ClassifierInput>)
                 .transpose()?,
+            long_texts: match self.truncate {
+                Some(true) => Some(crate::tasks::LongTexts::Truncate),
+                _ => d.long_texts,
+            },
         })
     }
 }
