@@ -36,7 +36,8 @@
 //! - `save()` is async (GPU tensors are read back); `save_blocking()` natively. It writes every
 //!   head the model holds; transformers ignores the ones its architecture does not use.
 //! - q/k/v stay three separate projections (no fused qkv): the checkpoint's tensors are the
-//!   parameters, and the attention-probability dropout lives in `self_attention.rs`.
+//!   parameters, and the attention-probability dropout lives in the attention op
+//!   (`ops/attention.rs`).
 
 use crate::device::Device;
 use crate::io::{write_safetensors, BertConfig, DistilBertConfig, ModelConfig, ModelFiles};
