@@ -1,7 +1,8 @@
 //! The GPU side of [`super::Device`]: one wgpu device and queue, the buffer pool, the pipeline
 //! cache, the pending command encoder (all dispatches of a step go into one encoder and are
-//! submitted together), explicit asynchronous read-back, and the mapping of wgpu failures
-//! (validation error, out of memory, lost device) to [`Error::Gpu`] values.
+//! submitted together) with the uniform arena that holds their params (`uniform_arena.rs`),
+//! explicit asynchronous read-back, the overhead counters (`stats.rs`), and the mapping of
+//! wgpu failures (validation error, out of memory, lost device) to [`Error::Gpu`] values.
 //!
 //! Limits: [`wgpu::Limits::default()`] is WebGPU's default set (256 invocations and 16 KiB of
 //! workgroup storage per workgroup, 128 MiB per storage binding, 256 MiB per buffer, 8 storage
@@ -11,11 +12,11 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use wgpu::util::DeviceExt;
-
 use super::buffer_pool::{bucket_bytes, BufferPool, GpuBuffer, POOL_USAGE};
 use super::pipeline_cache::PipelineCache;
 use super::readback;
+use super::stats::{Counter, DeviceStats, StatsCounters};
+use super::uniform_arena::{UniformArena, SLOT_BYTES};
 use crate::ops::shaders::Shader;
 use crate::{Error, Result};
 
@@ -61,12 +62,23 @@ struct GpuInner {
     limits: wgpu::Limits,
     pool: Arc<BufferPool>,
     pipelines: PipelineCache,
-    /// The encoder that collects this step's dispatches; `None` after a submit.
-    encoder: Mutex<Option<wgpu::CommandEncoder>>,
+    /// The work not yet submitted: this step's encoder and its dispatches' params.
+    pending: Mutex<Pending>,
     /// The first uncaptured wgpu error or the device-lost message; once set, every call fails.
     failure: Arc<Mutex<Option<String>>>,
     /// Bound where a kernel's optional input is absent (e.g. no bias), 16 bytes.
     placeholder: GpuBuffer,
+    /// Dispatches, submits, creations, read-backs and their host time (see `stats.rs`).
+    stats: StatsCounters,
+}
+
+/// What the next submit carries.
+#[derive(Default)]
+struct Pending {
+    /// The encoder that collects this step's dispatches; `None` after a submit.
+    encoder: Option<wgpu::CommandEncoder>,
+    /// The params of its dispatches, written to the GPU just before the submit.
+    uniforms: UniformArena,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -169,9 +181,10 @@ impl GpuContext {
                 limits,
                 pool,
                 pipelines: PipelineCache::default(),
-                encoder: Mutex::new(None),
+                pending: Mutex::new(Pending::default()),
                 failure,
                 placeholder,
+                stats: StatsCounters::default(),
             }),
         })
     }
@@ -240,14 +253,21 @@ impl GpuContext {
             )));
         }
         let bucket = bucket_bytes(bytes).min(limit.max(16));
+        let stats = &self.inner.stats;
         let buffer = match self.inner.pool.take(bucket) {
-            Some(buffer) => buffer,
-            None => self.inner.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(name),
-                size: bucket,
-                usage: POOL_USAGE,
-                mapped_at_creation: false,
-            }),
+            Some(buffer) => {
+                stats.add(Counter::BuffersReused, 1);
+                buffer
+            }
+            None => {
+                stats.add(Counter::BuffersCreated, 1);
+                self.inner.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some(name),
+                    size: bucket,
+                    usage: POOL_USAGE,
+                    mapped_at_creation: false,
+                })
+            }
         };
         self.check()?;
         Ok(GpuBuffer::new(buffer, bytes, self.inner.pool.clone()))
@@ -261,6 +281,7 @@ impl GpuContext {
         let buffer = self.alloc(name, bytes.len() as u64)?;
         if !bytes.is_empty() {
             self.flush()?;
+            self.inner.stats.add(Counter::Uploads, 1);
             self.inner.queue.write_buffer(buffer.raw(), 0, bytes);
         }
         Ok(buffer)
@@ -296,15 +317,25 @@ impl GpuContext {
     }
 
     fn with_encoder<R>(&self, record: impl FnOnce(&mut wgpu::CommandEncoder) -> R) -> R {
-        let mut pending = self.inner.encoder.lock().unwrap_or_else(|p| p.into_inner());
-        let encoder = pending.get_or_insert_with(|| {
+        self.with_pending(|encoder, _| record(encoder))
+    }
+
+    /// `record` gets the pending encoder (made when there is none) and the uniform arena, under
+    /// one lock, so a dispatch's params and its commands go to the same submit.
+    fn with_pending<R>(
+        &self,
+        record: impl FnOnce(&mut wgpu::CommandEncoder, &mut UniformArena) -> R,
+    ) -> R {
+        let mut pending = self.inner.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let Pending { encoder, uniforms } = &mut *pending;
+        let encoder = encoder.get_or_insert_with(|| {
             self.inner
                 .device
                 .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                     label: Some("step"),
                 })
         });
-        record(encoder)
+        record(encoder, uniforms)
     }
 
     /// Workgroup counts for `n` threads in workgroups of `workgroup_size` threads, split over
@@ -344,60 +375,69 @@ impl GpuContext {
                 kernel.entry
             )));
         }
-        let device = &self.inner.device;
-        let cached = self
-            .inner
-            .pipelines
-            .get(device, kernel, inputs.len(), outputs.len());
-        // A uniform's size must be a multiple of 16 bytes.
-        let mut param_bytes = bytemuck::bytes_of(params).to_vec();
-        param_bytes.resize(param_bytes.len().max(16).div_ceil(16) * 16, 0);
-        let uniform = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(kernel.entry),
-            contents: &param_bytes,
-            usage: wgpu::BufferUsages::UNIFORM,
-        });
-        let mut entries: Vec<wgpu::BindGroupEntry> = inputs
-            .iter()
-            .chain(outputs.iter())
-            .enumerate()
-            .map(|(i, buffer)| wgpu::BindGroupEntry {
-                binding: i as u32,
-                resource: buffer.raw().as_entire_binding(),
-            })
-            .collect();
-        entries.push(wgpu::BindGroupEntry {
-            binding: (inputs.len() + outputs.len()) as u32,
-            resource: uniform.as_entire_binding(),
-        });
-        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(kernel.entry),
-            layout: &cached.layout,
-            entries: &entries,
-        });
-        self.with_encoder(|encoder| {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some(kernel.entry),
-                timestamp_writes: None,
+        let param_bytes = bytemuck::bytes_of(params);
+        if param_bytes.len() as u64 > SLOT_BYTES {
+            return Err(Error::invalid(format!(
+                "{}: params of {} bytes, over the {SLOT_BYTES} of a uniform slot",
+                kernel.entry,
+                param_bytes.len()
+            )));
+        }
+        let (device, stats) = (&self.inner.device, &self.inner.stats);
+        stats.timed(Counter::EncodeNs, || {
+            let cached =
+                self.inner
+                    .pipelines
+                    .get(device, kernel, inputs.len(), outputs.len(), stats);
+            self.with_pending(|encoder, uniforms| {
+                let slot = uniforms.push(device, param_bytes, || {
+                    stats.add(Counter::UniformBuffersCreated, 1)
+                });
+                let mut entries: Vec<wgpu::BindGroupEntry> = inputs
+                    .iter()
+                    .chain(outputs.iter())
+                    .enumerate()
+                    .map(|(i, buffer)| wgpu::BindGroupEntry {
+                        binding: i as u32,
+                        resource: buffer.raw().as_entire_binding(),
+                    })
+                    .collect();
+                entries.push(wgpu::BindGroupEntry {
+                    binding: (inputs.len() + outputs.len()) as u32,
+                    resource: slot.binding(),
+                });
+                let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some(kernel.entry),
+                    layout: &cached.layout,
+                    entries: &entries,
+                });
+                stats.add(Counter::BindGroupsCreated, 1);
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some(kernel.entry),
+                    timestamp_writes: None,
+                });
+                pass.set_pipeline(&cached.pipeline);
+                pass.set_bind_group(0, &bind_group, &[slot.offset]);
+                pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
             });
-            pass.set_pipeline(&cached.pipeline);
-            pass.set_bind_group(0, &bind_group, &[]);
-            pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
         });
+        stats.add(Counter::Dispatches, 1);
         self.check()
     }
 
     /// Submit the pending encoder (if any).
     pub fn flush(&self) -> Result<()> {
-        let encoder = self
-            .inner
-            .encoder
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if let Some(encoder) = encoder {
-            self.inner.queue.submit([encoder.finish()]);
+        let mut pending = self.inner.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(encoder) = pending.encoder.take() {
+            let stats = &self.inner.stats;
+            stats.timed(Counter::SubmitNs, || {
+                // the params first: queue writes land before the next submitted commands
+                pending.uniforms.write(&self.inner.queue);
+                self.inner.queue.submit([encoder.finish()]);
+            });
+            stats.add(Counter::Submits, 1);
         }
+        drop(pending);
         self.check()
     }
 
@@ -406,8 +446,10 @@ impl GpuContext {
     pub fn synchronize(&self) -> Result<()> {
         self.flush()?;
         self.inner
-            .device
-            .poll(wgpu::PollType::wait_indefinitely())
+            .stats
+            .timed(Counter::WaitNs, || {
+                self.inner.device.poll(wgpu::PollType::wait_indefinitely())
+            })
             .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
         self.check()
     }
@@ -430,14 +472,17 @@ impl GpuContext {
             encoder.copy_buffer_to_buffer(buffer.raw(), 0, &staging, 0, bytes)
         });
         self.flush()?;
+        self.inner.stats.add(Counter::Readbacks, 1);
         let (sender, receiver) = readback::channel();
         staging
             .slice(..)
             .map_async(wgpu::MapMode::Read, move |status| sender.send(status));
         #[cfg(not(target_arch = "wasm32"))]
         self.inner
-            .device
-            .poll(wgpu::PollType::wait_indefinitely())
+            .stats
+            .timed(Counter::WaitNs, || {
+                self.inner.device.poll(wgpu::PollType::wait_indefinitely())
+            })
             .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
         let status = receiver.await;
         self.check()?;
@@ -461,5 +506,10 @@ impl GpuContext {
     /// Bytes held by the pool's free buffers.
     pub fn pool_free_bytes(&self) -> u64 {
         self.inner.pool.free_bytes()
+    }
+
+    /// The overhead counters so far (see [`DeviceStats`]).
+    pub fn stats(&self) -> DeviceStats {
+        self.inner.stats.snapshot()
     }
 }
