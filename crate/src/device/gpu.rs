@@ -241,6 +241,17 @@ impl GpuContext {
     /// A pooled storage buffer of `bytes` bytes (contents undefined). `name` names the tensor
     /// in the error when it is over the device's limit.
     pub fn alloc(&self, name: &str, bytes: u64) -> Result<GpuBuffer> {
+        Ok(self.alloc_from_pool(name, bytes, false)?.0)
+    }
+
+    /// [`Self::alloc`], and whether no pending command uses the buffer (see `buffer_pool.rs`);
+    /// `for_upload` asks the pool for its longest-free buffer, the likeliest to be settled.
+    fn alloc_from_pool(
+        &self,
+        name: &str,
+        bytes: u64,
+        for_upload: bool,
+    ) -> Result<(GpuBuffer, bool)> {
         self.check()?;
         let limit = self.max_binding_bytes();
         if bytes > limit {
@@ -254,33 +265,37 @@ impl GpuContext {
         }
         let bucket = bucket_bytes(bytes).min(limit.max(16));
         let stats = &self.inner.stats;
-        let buffer = match self.inner.pool.take(bucket) {
-            Some(buffer) => {
+        let (buffer, settled) = match self.inner.pool.take(bucket, for_upload) {
+            Some(found) => {
                 stats.add(Counter::BuffersReused, 1);
-                buffer
+                found
             }
             None => {
                 stats.add(Counter::BuffersCreated, 1);
-                self.inner.device.create_buffer(&wgpu::BufferDescriptor {
+                let buffer = self.inner.device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some(name),
                     size: bucket,
                     usage: POOL_USAGE,
                     mapped_at_creation: false,
-                })
+                });
+                (buffer, true)
             }
         };
         self.check()?;
-        Ok(GpuBuffer::new(buffer, bytes, self.inner.pool.clone()))
+        let buffer = GpuBuffer::new(buffer, bytes, self.inner.pool.clone());
+        Ok((buffer, settled))
     }
 
-    /// A pooled buffer holding `data`. Flushes pending work first: `write_buffer` runs before
-    /// the next submission, so pending dispatches must be submitted before a recycled buffer
-    /// is overwritten.
+    /// A pooled buffer holding `data`. `write_buffer` runs before the next submission, so when
+    /// the buffer is a recycled one that pending commands may still use (not settled, see
+    /// `buffer_pool.rs`), the pending work is submitted first.
     pub fn upload<T: bytemuck::Pod>(&self, name: &str, data: &[T]) -> Result<GpuBuffer> {
         let bytes: &[u8] = bytemuck::cast_slice(data);
-        let buffer = self.alloc(name, bytes.len() as u64)?;
+        let (buffer, settled) = self.alloc_from_pool(name, bytes.len() as u64, true)?;
         if !bytes.is_empty() {
-            self.flush()?;
+            if !settled {
+                self.flush()?;
+            }
             self.inner.stats.add(Counter::Uploads, 1);
             self.inner.queue.write_buffer(buffer.raw(), 0, bytes);
         }
@@ -436,6 +451,7 @@ impl GpuContext {
                 self.inner.queue.submit([encoder.finish()]);
             });
             stats.add(Counter::Submits, 1);
+            self.inner.pool.next_epoch();
         }
         drop(pending);
         self.check()
