@@ -75,6 +75,10 @@ struct GpuInner {
 /// What the next submit carries.
 #[derive(Default)]
 struct Pending {
+    /// The compute pass that consecutive dispatches share (one pass, not one per dispatch;
+    /// wgpu still orders the dispatches with barriers). Ended before a copy, a clear or the
+    /// submit, which the encoder records outside passes. Declared first: dropped first.
+    pass: Option<wgpu::ComputePass<'static>>,
     /// The encoder that collects this step's dispatches; `None` after a submit.
     encoder: Option<wgpu::CommandEncoder>,
     /// The params of its dispatches, written to the GPU just before the submit.
@@ -331,26 +335,42 @@ impl GpuContext {
         Ok(())
     }
 
+    /// `record` gets the pending encoder (made when there is none), the open pass ended.
     fn with_encoder<R>(&self, record: impl FnOnce(&mut wgpu::CommandEncoder) -> R) -> R {
-        self.with_pending(|encoder, _| record(encoder))
+        let mut pending = self.inner.pending.lock().unwrap_or_else(|p| p.into_inner());
+        pending.pass = None;
+        record(self.pending_encoder(&mut pending))
     }
 
-    /// `record` gets the pending encoder (made when there is none) and the uniform arena, under
-    /// one lock, so a dispatch's params and its commands go to the same submit.
-    fn with_pending<R>(
+    /// `record` gets the open compute pass (begun when there is none) and the uniform arena,
+    /// under one lock, so a dispatch's params and its commands go to the same submit.
+    fn with_pass<R>(
         &self,
-        record: impl FnOnce(&mut wgpu::CommandEncoder, &mut UniformArena) -> R,
+        record: impl FnOnce(&mut wgpu::ComputePass<'static>, &mut UniformArena) -> R,
     ) -> R {
         let mut pending = self.inner.pending.lock().unwrap_or_else(|p| p.into_inner());
-        let Pending { encoder, uniforms } = &mut *pending;
-        let encoder = encoder.get_or_insert_with(|| {
+        if pending.pass.is_none() {
+            let pass = self
+                .pending_encoder(&mut pending)
+                .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("dispatches"),
+                    timestamp_writes: None,
+                })
+                .forget_lifetime();
+            pending.pass = Some(pass);
+        }
+        let Pending { pass, uniforms, .. } = &mut *pending;
+        record(pass.as_mut().expect("begun above"), uniforms)
+    }
+
+    fn pending_encoder<'a>(&self, pending: &'a mut Pending) -> &'a mut wgpu::CommandEncoder {
+        pending.encoder.get_or_insert_with(|| {
             self.inner
                 .device
                 .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                     label: Some("step"),
                 })
-        });
-        record(encoder, uniforms)
+        })
     }
 
     /// Workgroup counts for `n` threads in workgroups of `workgroup_size` threads, split over
@@ -404,7 +424,7 @@ impl GpuContext {
                 self.inner
                     .pipelines
                     .get(device, kernel, inputs.len(), outputs.len(), stats);
-            self.with_pending(|encoder, uniforms| {
+            self.with_pass(|pass, uniforms| {
                 let slot = uniforms.push(device, param_bytes, || {
                     stats.add(Counter::UniformBuffersCreated, 1)
                 });
@@ -427,10 +447,6 @@ impl GpuContext {
                     entries: &entries,
                 });
                 stats.add(Counter::BindGroupsCreated, 1);
-                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some(kernel.entry),
-                    timestamp_writes: None,
-                });
                 pass.set_pipeline(&cached.pipeline);
                 pass.set_bind_group(0, &bind_group, &[slot.offset]);
                 pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
@@ -443,6 +459,7 @@ impl GpuContext {
     /// Submit the pending encoder (if any).
     pub fn flush(&self) -> Result<()> {
         let mut pending = self.inner.pending.lock().unwrap_or_else(|p| p.into_inner());
+        pending.pass = None;
         if let Some(encoder) = pending.encoder.take() {
             let stats = &self.inner.stats;
             stats.timed(Counter::SubmitNs, || {
