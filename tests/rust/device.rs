@@ -202,3 +202,35 @@ fn stats_count_the_overhead_and_params_of_many_dispatches_stay_apart() {
     );
     assert!(Device::Cpu.stats() == webnlu::device::DeviceStats::default());
 }
+
+#[test]
+fn a_repeated_dispatch_reuses_its_bind_group_until_the_pool_is_trimmed() {
+    let gpu = gpu();
+    let Device::Gpu(ctx) = &gpu else {
+        unreachable!()
+    };
+    let one = upload(&gpu, &[5], &[1.0; 5], "one");
+    let mut a = Tensor::zeros(&gpu, &[5], "a").unwrap();
+    let mut b = Tensor::zeros(&gpu, &[5], "b").unwrap();
+    gpu.flush().unwrap();
+    let before = gpu.stats();
+    for _ in 0..3 {
+        add_backward(&mut a, &mut b, &one).unwrap();
+    }
+    let s = gpu.stats().since(&before);
+    assert_eq!(s.dispatches, 3);
+    assert_eq!(
+        s.bind_groups_created, 1,
+        "same buffers, same arena chunk: {s:?}"
+    );
+    assert_eq!(
+        download(&a),
+        vec![3.0; 5],
+        "each dispatch read its own params slot"
+    );
+    ctx.trim_pool(); // forgets the cached bind groups with the free buffers
+    let before = gpu.stats();
+    add_backward(&mut a, &mut b, &one).unwrap();
+    assert_eq!(gpu.stats().since(&before).bind_groups_created, 1);
+    assert_eq!(download(&b), vec![4.0; 5]);
+}

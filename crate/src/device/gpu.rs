@@ -12,6 +12,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use super::bind_group_cache::BindGroupCache;
 use super::buffer_pool::{bucket_bytes, BufferPool, GpuBuffer, POOL_USAGE};
 use super::pipeline_cache::PipelineCache;
 use super::readback;
@@ -70,6 +71,8 @@ struct GpuInner {
     placeholder: GpuBuffer,
     /// Dispatches, submits, creations, read-backs and their host time (see `stats.rs`).
     stats: StatsCounters,
+    /// Bind groups by layout and bound buffers (see `bind_group_cache.rs`).
+    bind_groups: Mutex<BindGroupCache>,
 }
 
 /// What the next submit carries.
@@ -189,6 +192,7 @@ impl GpuContext {
                 failure,
                 placeholder,
                 stats: StatsCounters::default(),
+                bind_groups: Mutex::new(BindGroupCache::default()),
             }),
         })
     }
@@ -428,25 +432,37 @@ impl GpuContext {
                 let slot = uniforms.push(device, param_bytes, || {
                     stats.add(Counter::UniformBuffersCreated, 1)
                 });
-                let mut entries: Vec<wgpu::BindGroupEntry> = inputs
+                let storage: Vec<&wgpu::Buffer> = inputs
                     .iter()
                     .chain(outputs.iter())
-                    .enumerate()
-                    .map(|(i, buffer)| wgpu::BindGroupEntry {
-                        binding: i as u32,
-                        resource: buffer.raw().as_entire_binding(),
-                    })
+                    .map(|b| b.raw())
                     .collect();
-                entries.push(wgpu::BindGroupEntry {
-                    binding: (inputs.len() + outputs.len()) as u32,
-                    resource: slot.binding(),
-                });
-                let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-                    label: Some(kernel.entry),
-                    layout: &cached.layout,
-                    entries: &entries,
-                });
-                stats.add(Counter::BindGroupsCreated, 1);
+                let create = || {
+                    let mut entries: Vec<wgpu::BindGroupEntry> = storage
+                        .iter()
+                        .enumerate()
+                        .map(|(i, buffer)| wgpu::BindGroupEntry {
+                            binding: i as u32,
+                            resource: buffer.as_entire_binding(),
+                        })
+                        .collect();
+                    entries.push(wgpu::BindGroupEntry {
+                        binding: storage.len() as u32,
+                        resource: slot.binding(),
+                    });
+                    stats.add(Counter::BindGroupsCreated, 1);
+                    device.create_bind_group(&wgpu::BindGroupDescriptor {
+                        label: Some(kernel.entry),
+                        layout: &cached.layout,
+                        entries: &entries,
+                    })
+                };
+                let bind_group = self
+                    .inner
+                    .bind_groups
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_or_create(&cached.layout, &storage, &slot.chunk, create);
                 pass.set_pipeline(&cached.pipeline);
                 pass.set_bind_group(0, &bind_group, &[slot.offset]);
                 pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
@@ -533,6 +549,12 @@ impl GpuContext {
 
     /// Give the pool's free buffers back to the driver.
     pub fn trim_pool(&self) {
+        // cached bind groups hold buffers: let go of them first
+        self.inner
+            .bind_groups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
         self.inner.pool.trim();
     }
 

@@ -7,6 +7,7 @@
 //! `shared/notes/WEBGPU.md`). An explicit choice always wins, also on a fallback adapter (that is
 //! how the tests run the WGSL kernels on lavapipe).
 
+mod bind_group_cache;
 mod buffer_pool;
 mod gpu;
 mod pipeline_cache;

@@ -28,7 +28,7 @@ pub struct DeviceStats {
     pub buffers_reused: u64,
     /// Uniform (params) buffers created.
     pub uniform_buffers_created: u64,
-    /// Bind groups created.
+    /// Bind groups created (misses of the bind-group cache).
     pub bind_groups_created: u64,
     /// Compute pipelines compiled (first use of a kernel).
     pub pipelines_created: u64,
