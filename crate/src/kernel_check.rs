@@ -1,6 +1,7 @@
 //! The kernel check: a representative set of ops (matmul with a transposed operand and odd
-//! sizes, its backward, LayerNorm, masked softmax, attention over heads with a padding mask,
-//! their backwards, the LSTM and cross-entropy) run on deterministic data on a GPU device and on
+//! sizes, its backward, LayerNorm, masked softmax, the model's attention op (separate q, k, v,
+//! padding mask, with and without attention dropout), their backwards, the LSTM and
+//! cross-entropy) run on deterministic data on a GPU device and on
 //! the CPU, with the largest difference of every output against its tolerance.
 //!
 //! The op tests (`tests/rust/ops_*.rs`) do this thoroughly on Mesa lavapipe; this check is the
@@ -14,6 +15,7 @@
 
 use crate::device::Device;
 use crate::ops::attention::{attention_backward, attention_forward, AttentionSaved};
+use crate::ops::dropout::DropoutMask;
 use crate::ops::layernorm::{layernorm_backward, layernorm_forward};
 use crate::ops::losses::{cross_entropy_backward, cross_entropy_forward};
 use crate::ops::lstm::{
@@ -203,25 +205,46 @@ async fn softmax_case(device: &Device) -> Result<Vec<Output>> {
     ])
 }
 
-/// Scaled dot-product attention over 3 heads of size 8, (B, T) = (2, 7), the last 3
-/// positions of batch entry 1 masked; forward and backward.
+/// The attention op the encoder layer uses: separate q, k, v (B, T, C) = (2, 7, 24) over 3
+/// heads of size 8, the last 3 positions of batch entry 1 masked, forward and backward, without
+/// dropout (eval) and with attention-probability dropout p = 0.25 (training; the Threefry mask
+/// is the same on both devices, so the outputs compare like the eval ones).
 async fn attention_case(device: &Device) -> Result<Vec<Output>> {
     let (b, t, c, nh) = (2, 7, 24, 3);
-    let qkv = input(device, &[b, t, 3 * c], 31, 2.0, "qkv")?; // (B, T, 3C)
+    let q = input(device, &[b, t, c], 31, 2.0, "q")?; // (B, T, C)
+    let k = input(device, &[b, t, c], 32, 2.0, "k")?; // (B, T, C)
+    let v = input(device, &[b, t, c], 33, 2.0, "v")?; // (B, T, C)
     let mask = padding_mask(device, t, &[0, 3])?; // (B, T)
-    let mut out = Tensor::uninit(device, &[b, t, c], "out")?; // (B, T, C)
-    let mut saved = AttentionSaved::new(device, b, t, c, nh)?;
-    attention_forward(&mut out, &mut saved, &qkv, Some(&mask), nh)?;
-    let dout = input(device, &[b, t, c], 32, 1.0, "dout")?; // (B, T, C)
-    let mut dqkv = Tensor::zeros(device, &[b, t, 3 * c], "dqkv")?; // (B, T, 3C)
-    attention_backward(&mut dqkv, &dout, &saved, nh)?;
-    // Tolerance: matmuls over hs = 8 and T = 7 of values in [-2, 2] plus a softmax: errors of a
-    // few ulp of values up to ~30 (scores before scaling) stay below 2e-5; as the native test.
-    Ok(vec![
-        output(&saved.att, "attention_forward probabilities", 2e-5, 1e-4).await?,
-        output(&out, "attention_forward out", 2e-5, 1e-4).await?,
-        output(&dqkv, "attention_backward dqkv", 2e-5, 1e-4).await?,
-    ])
+    let dout = input(device, &[b, t, c], 34, 1.0, "dout")?; // (B, T, C)
+    let dropped = DropoutMask {
+        probability: 0.25,
+        seed: 5,
+        stream: 1,
+    };
+    let mut outputs = Vec::new();
+    for (dropout, label) in [(None, ""), (Some(dropped), " with dropout")] {
+        let mut out = Tensor::uninit(device, &[b, t, c], "out")?; // (B, T, C)
+        let mut saved = AttentionSaved::new(device, b, t, c, nh)?;
+        attention_forward(&mut out, &mut saved, &q, &k, &v, Some(&mask), dropout)?;
+        let mut dq = Tensor::zeros(device, &[b, t, c], "dq")?; // (B, T, C)
+        let mut dk = Tensor::zeros(device, &[b, t, c], "dk")?; // (B, T, C)
+        let mut dv = Tensor::zeros(device, &[b, t, c], "dv")?; // (B, T, C)
+        attention_backward(&mut dq, &mut dk, &mut dv, &dout, &saved, dropout)?;
+        // Tolerance: matmuls over hs = 8 and T = 7 of values in [-2, 2] plus a softmax (and a
+        // dropout scale of 4/3, exact on both devices): errors of a few ulp of values up to
+        // ~30 (scores before scaling) stay below 2e-5; as the native test.
+        let (atol, rtol) = (2e-5, 1e-4);
+        for (tensor, name) in [
+            (&saved.att, "attention_forward probabilities"),
+            (&out, "attention_forward out"),
+            (&dq, "attention_backward dq"),
+            (&dk, "attention_backward dk"),
+            (&dv, "attention_backward dv"),
+        ] {
+            outputs.push(output(tensor, &format!("{name}{label}"), atol, rtol).await?);
+        }
+    }
+    Ok(outputs)
 }
 
 /// One LSTM direction with projection and clips (ELMo's cell), B = 2 rows of lengths 5 and 3,

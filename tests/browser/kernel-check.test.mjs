@@ -2,9 +2,9 @@
 // adapter). The page tests/browser/kernel-check/index.html loads the wasm test build (feature
 // `kernel-check`) and calls checkKernels(), which opens the GPU through webnlu's own Device
 // code with an explicit GPU choice, runs matmul (transposed operands, odd sizes, batched),
-// LayerNorm, masked softmax, attention over heads with a padding mask, the LSTM and
-// cross-entropy, forward and backward, on the GPU and on the CPU, reads the GPU back
-// asynchronously and compares. Tolerances are set per output in crate/src/kernel_check.rs,
+// LayerNorm, masked softmax, the model's attention op (q, k, v, padding mask, with and
+// without attention dropout), the LSTM and cross-entropy, forward and backward, on the GPU and
+// on the CPU, reads the GPU back asynchronously and compares. Tolerances are set per output in crate/src/kernel_check.rs,
 // with their reasons there: atol + rtol * max|cpu|, where atol covers f32 sums in another order
 // (matmul: 2e-6 * K, the length of the sums) and a few ulp of WGSL's exp/tanh/inverseSqrt
 // (2e-6 to 2e-5), as the native op tests on lavapipe.
@@ -95,6 +95,7 @@ test('every op on WebGPU equals the CPU path within its tolerance', () => {
     'softmax_forward', 'softmax_backward', 'attention_forward', 'attention_backward']) {
     assert.match(names, new RegExp(`^${op}`, 'm'), `${op} was not checked`);
   }
+  assert.match(names, /^attention_backward dv with dropout$/m, 'attention with dropout was not checked');
   const failed = report.checks.filter((c) => !c.passed || !(c.maxAbsDiff <= c.tolerance));
   assert.deepEqual(failed, []);
 });

@@ -1,10 +1,12 @@
 //! The device layer: selection policy, WebGPU default limits, upload/read-back, the buffer
-//! pool, and GPU failures as `Error::Gpu` values (over-limit buffer, validation error, lost
+//! pool, the overhead counters and the uniform arena (many dispatches' params in one
+//! submit), and GPU failures as `Error::Gpu` values (over-limit buffer, validation error, lost
 //! device), never panics.
 
 mod op_checks;
 use op_checks::*;
 use webnlu::device::{Device, DeviceChoice, GpuOptions, Kernel};
+use webnlu::ops::elementwise::add_backward;
 use webnlu::ops::shaders;
 use webnlu::{Error, Tensor};
 
@@ -155,4 +157,80 @@ fn mixing_devices_is_an_error() {
     let mut y = Tensor::<f32>::zeros(&Device::Cpu, &[4], "y_on_cpu").unwrap();
     let err = webnlu::ops::elementwise::gelu_forward(&mut y, &x).unwrap_err();
     assert!(err.to_string().contains("x_on_gpu is on the GPU"), "{err}");
+}
+
+#[test]
+fn stats_count_the_overhead_and_params_of_many_dispatches_stay_apart() {
+    let gpu = gpu();
+    // 300 dispatches of one submit, each with its own params (n = 1..=300): more than one
+    // 256-slot chunk of the uniform arena, so a wrong slot offset shows in the results.
+    let count = 300;
+    let ones: Vec<Tensor> = (1..=count)
+        .map(|n| upload(&gpu, &[n], &vec![1.0; n], "ones"))
+        .collect();
+    let mut sums: Vec<(Tensor, Tensor)> = (1..=count)
+        .map(|n| {
+            let a = Tensor::zeros(&gpu, &[n], "a").unwrap();
+            (a, Tensor::zeros(&gpu, &[n], "b").unwrap())
+        })
+        .collect();
+    gpu.flush().unwrap();
+    let before = gpu.stats();
+    for (one, (a, b)) in ones.iter().zip(&mut sums) {
+        add_backward(a, b, one).unwrap();
+    }
+    let encoded = gpu.stats().since(&before);
+    assert_eq!(encoded.dispatches, count as u64);
+    assert_eq!(encoded.submits, 0, "dispatches only encode: {encoded:?}");
+    for (i, (a, _)) in sums.iter().enumerate() {
+        assert_eq!(download(a), vec![1.0; i + 1], "dispatch {i}");
+    }
+    let s = gpu.stats().since(&before);
+    assert_eq!(s.dispatches, count as u64);
+    assert_eq!(s.bind_groups_created, count as u64);
+    // the first read-back submits the 300 dispatches with its copy, each later one its copy
+    assert_eq!(s.readbacks, count as u64);
+    assert_eq!(s.submits, count as u64, "one submit per read-back: {s:?}");
+    assert_eq!(s.buffers_created, 0, "no tensor was made: {s:?}");
+    assert!(
+        s.pipelines_created <= 1,
+        "add_backward compiled once: {s:?}"
+    );
+    assert!(
+        s.uniform_buffers_created <= 2,
+        "params go to the arena's 64 KiB chunks, not a buffer per dispatch: {s:?}"
+    );
+    assert!(Device::Cpu.stats() == webnlu::device::DeviceStats::default());
+}
+
+#[test]
+fn a_repeated_dispatch_reuses_its_bind_group_until_the_pool_is_trimmed() {
+    let gpu = gpu();
+    let Device::Gpu(ctx) = &gpu else {
+        unreachable!()
+    };
+    let one = upload(&gpu, &[5], &[1.0; 5], "one");
+    let mut a = Tensor::zeros(&gpu, &[5], "a").unwrap();
+    let mut b = Tensor::zeros(&gpu, &[5], "b").unwrap();
+    gpu.flush().unwrap();
+    let before = gpu.stats();
+    for _ in 0..3 {
+        add_backward(&mut a, &mut b, &one).unwrap();
+    }
+    let s = gpu.stats().since(&before);
+    assert_eq!(s.dispatches, 3);
+    assert_eq!(
+        s.bind_groups_created, 1,
+        "same buffers, same arena chunk: {s:?}"
+    );
+    assert_eq!(
+        download(&a),
+        vec![3.0; 5],
+        "each dispatch read its own params slot"
+    );
+    ctx.trim_pool(); // forgets the cached bind groups with the free buffers
+    let before = gpu.stats();
+    add_backward(&mut a, &mut b, &one).unwrap();
+    assert_eq!(gpu.stats().since(&before).bind_groups_created, 1);
+    assert_eq!(download(&b), vec![4.0; 5]);
 }

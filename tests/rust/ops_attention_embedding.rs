@@ -1,26 +1,31 @@
-//! Attention (over heads, padding mask) and embedding: forward vs a direct float64 reference,
-//! GPU == CPU (odd sizes, T = 1, empty batch), backward == finite differences, race-free
+//! Attention (q, k, v over heads, padding mask, with and without attention dropout) and
+//! embedding: forward vs a direct float64 reference, GPU == CPU (odd sizes, T = 1, empty
+//! batch), backward == finite differences and accumulating, race-free
 //! scatter-add with repeated ids, errors.
 #![allow(clippy::needless_range_loop)]
 
 mod op_checks;
 use op_checks::*;
 use webnlu::ops::attention::*;
+use webnlu::ops::dropout::{dropout_forward_cpu, DropoutMask};
 use webnlu::ops::embedding::*;
 use webnlu::{Device, Tensor};
 
-/// out (B, T, C) by the textbook loops in float64.
+/// out (B, T, C) by the textbook loops in float64, from q, k, v (B, T, C); `keep` (B, NH, T, T)
+/// multiplies the probabilities (the dropout scale: 0 or 1 / (1 - p); all ones without).
+#[allow(clippy::too_many_arguments)]
 fn attention_reference(
-    qkv: &[f32],
+    [q, k, v]: [&[f32]; 3],
     mask: &[f32],
+    keep: &[f32],
     b: usize,
     t: usize,
     c: usize,
     nh: usize,
 ) -> Vec<f32> {
     let hs = c / nh;
-    let at = |bi: usize, ti: usize, part: usize, h: usize, d: usize| {
-        qkv[(bi * t + ti) * 3 * c + part * c + h * hs + d] as f64
+    let at = |x: &[f32], bi: usize, ti: usize, h: usize, d: usize| {
+        x[(bi * t + ti) * c + h * hs + d] as f64
     };
     let mut out = vec![0.0f32; b * t * c];
     for bi in 0..b {
@@ -29,7 +34,7 @@ fn attention_reference(
                 let scores: Vec<f64> = (0..t)
                     .map(|j| {
                         (0..hs)
-                            .map(|d| at(bi, i, 0, h, d) * at(bi, j, 1, h, d))
+                            .map(|d| at(q, bi, i, h, d) * at(k, bi, j, h, d))
                             .sum::<f64>()
                             / (hs as f64).sqrt()
                             + mask[bi * t + j] as f64
@@ -38,8 +43,11 @@ fn attention_reference(
                 let max = scores.iter().cloned().fold(f64::MIN, f64::max);
                 let exps: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
                 let sum: f64 = exps.iter().sum();
+                let row = ((bi * nh + h) * t + i) * t;
                 for d in 0..hs {
-                    let y: f64 = (0..t).map(|j| exps[j] / sum * at(bi, j, 2, h, d)).sum();
+                    let y: f64 = (0..t)
+                        .map(|j| exps[j] / sum * keep[row + j] as f64 * at(v, bi, j, h, d))
+                        .sum();
                     out[(bi * t + i) * c + h * hs + d] = y as f32;
                 }
             }
@@ -61,37 +69,39 @@ fn padding_mask(b: usize, t: usize, pad: usize) -> Vec<f32> {
         .collect()
 }
 
+/// The attention-probability dropout of the tests (p = 0.3, so some probabilities drop).
+const DROPOUT: DropoutMask = DropoutMask {
+    probability: 0.3,
+    seed: 17,
+    stream: 4,
+};
+
+/// out (B, T, C) and [dq, dk, dv] (B, T, C) of the op on `device`; `qkv` holds q, k, v one
+/// after the other (3 * B*T*C values), so one finite-difference check covers all three.
 #[allow(clippy::too_many_arguments)]
 fn attention_run(
     device: &Device,
     qkv: &[f32],
     mask: &[f32],
     dout: &[f32],
+    dropout: Option<DropoutMask>,
     b: usize,
     t: usize,
     c: usize,
     nh: usize,
 ) -> (Vec<f32>, Vec<f32>) {
+    let n = b * t * c;
+    let [q, k, v] = [0, 1, 2].map(|i| upload(device, &[b, t, c], &qkv[i * n..(i + 1) * n], "x"));
     let mut out = Tensor::uninit(device, &[b, t, c], "out").unwrap();
     let mut saved = AttentionSaved::new(device, b, t, c, nh).unwrap();
-    let tq = upload(device, &[b, t, 3 * c], qkv, "qkv");
-    attention_forward(
-        &mut out,
-        &mut saved,
-        &tq,
-        Some(&upload(device, &[b, t], mask, "mask")),
-        nh,
-    )
-    .unwrap();
-    let mut dqkv = Tensor::zeros(device, &[b, t, 3 * c], "dqkv").unwrap();
-    attention_backward(
-        &mut dqkv,
-        &upload(device, &[b, t, c], dout, "dout"),
-        &saved,
-        nh,
-    )
-    .unwrap();
-    (download(&out), download(&dqkv))
+    let mask = upload(device, &[b, t], mask, "mask");
+    attention_forward(&mut out, &mut saved, &q, &k, &v, Some(&mask), dropout).unwrap();
+    let [mut dq, mut dk, mut dv] =
+        [0, 1, 2].map(|_| Tensor::zeros(device, &[b, t, c], "d").unwrap());
+    let dout = upload(device, &[b, t, c], dout, "dout");
+    attention_backward(&mut dq, &mut dk, &mut dv, &dout, &saved, dropout).unwrap();
+    let grads = [dq, dk, dv].iter().flat_map(download).collect();
+    (download(&out), grads)
 }
 
 #[test]
@@ -99,41 +109,79 @@ fn attention_matches_reference_and_gpu() {
     let gpu = gpu();
     // (B, T, C, NH): odd T and head size, T = 1, one head, an empty batch.
     for &(b, t, c, nh) in &[(2, 5, 12, 3), (2, 70, 16, 2), (3, 1, 4, 1), (0, 4, 8, 2)] {
-        let qkv: Vec<f32> = random(b * t * 3 * c, 1).iter().map(|v| 2.0 * v).collect();
+        let n = b * t * c;
+        let qkv: Vec<f32> = random(3 * n, 1).iter().map(|v| 2.0 * v).collect();
         let mask = padding_mask(b, t, t / 2);
-        let dout = random(b * t * c, 2);
-        let want = attention_reference(&qkv, &mask, b, t, c, nh);
-        let (out_cpu, dqkv_cpu) = attention_run(&Device::Cpu, &qkv, &mask, &dout, b, t, c, nh);
-        let (out_gpu, dqkv_gpu) = attention_run(&gpu, &qkv, &mask, &dout, b, t, c, nh);
-        let case = format!("B {b} T {t} C {c} NH {nh}");
-        // f32 pipeline vs float64 loops: outputs are convex combinations of values in [-2, 2].
-        assert_close(&format!("cpu forward {case}"), &out_cpu, &want, 2e-5, 1e-4);
-        assert_close(
-            &format!("gpu forward {case}"),
-            &out_gpu,
-            &out_cpu,
-            2e-5,
-            1e-4,
-        );
-        assert_close(
-            &format!("gpu backward {case}"),
-            &dqkv_gpu,
-            &dqkv_cpu,
-            2e-5,
-            1e-4,
-        );
+        let dout = random(n, 2);
+        for dropout in [None, Some(DROPOUT)] {
+            // the dropout scale of every probability, drawn by the op's own CPU generator
+            let ones = vec![1.0f32; b * nh * t * t];
+            let mut keep = ones.clone();
+            if let Some(mask) = dropout {
+                dropout_forward_cpu(&mut keep, &ones, mask).unwrap();
+            }
+            let parts = [&qkv[..n], &qkv[n..2 * n], &qkv[2 * n..]];
+            let want = attention_reference(parts, &mask, &keep, b, t, c, nh);
+            let run = |device| attention_run(device, &qkv, &mask, &dout, dropout, b, t, c, nh);
+            let (out_cpu, grads_cpu) = run(&Device::Cpu);
+            let (out_gpu, grads_gpu) = run(&gpu);
+            let case = format!("B {b} T {t} C {c} NH {nh} dropout {}", dropout.is_some());
+            // f32 pipeline vs float64 loops: outputs are convex combinations of values in
+            // [-2, 2] (times 1 / 0.7 with dropout).
+            assert_close(&format!("cpu forward {case}"), &out_cpu, &want, 2e-5, 1e-4);
+            assert_close(
+                &format!("gpu forward {case}"),
+                &out_gpu,
+                &out_cpu,
+                2e-5,
+                1e-4,
+            );
+            assert_close(
+                &format!("gpu backward {case}"),
+                &grads_gpu,
+                &grads_cpu,
+                2e-5,
+                1e-4,
+            );
+        }
     }
 }
 
 #[test]
 fn attention_backward_matches_finite_differences() {
     let (b, t, c, nh) = (2, 4, 6, 2);
-    let qkv = random(b * t * 3 * c, 11);
+    let qkv = random(3 * b * t * c, 11);
     let mask = padding_mask(b, t, 1);
     let w = random(b * t * c, 12);
-    let (_, dqkv) = attention_run(&Device::Cpu, &qkv, &mask, &w, b, t, c, nh);
-    let forward = |x: &[f32]| attention_run(&Device::Cpu, x, &mask, &w, b, t, c, nh).0;
-    check_gradient("attention dqkv", &qkv, &dqkv, forward, &w);
+    // With a fixed mask, dropout is a constant scale per probability: still differentiable.
+    for dropout in [None, Some(DROPOUT)] {
+        let run = |x: &[f32]| attention_run(&Device::Cpu, x, &mask, &w, dropout, b, t, c, nh);
+        let (_, dqkv) = run(&qkv);
+        let what = format!("attention dq, dk, dv (dropout {})", dropout.is_some());
+        check_gradient(&what, &qkv, &dqkv, |x| run(x).0, &w);
+    }
+}
+
+#[test]
+fn attention_backward_accumulates() {
+    // dq, dk, dv += (the op pattern): a second backward into the same tensors doubles them.
+    let (b, t, c, nh) = (1, 3, 4, 2);
+    let device = Device::Cpu;
+    let qkv = random(3 * b * t * c, 21);
+    let x = upload(&device, &[b, t, c], &qkv[..b * t * c], "x");
+    let mut out = Tensor::uninit(&device, &[b, t, c], "out").unwrap();
+    let mut saved = AttentionSaved::new(&device, b, t, c, nh).unwrap();
+    attention_forward(&mut out, &mut saved, &x, &x, &x, None, None).unwrap();
+    let dout = upload(&device, &[b, t, c], &random(b * t * c, 22), "dout");
+    let [mut dq, mut dk, mut dv] =
+        [0, 1, 2].map(|_| Tensor::zeros(&device, &[b, t, c], "d").unwrap());
+    attention_backward(&mut dq, &mut dk, &mut dv, &dout, &saved, None).unwrap();
+    let once: Vec<Vec<f32>> = [&dq, &dk, &dv].map(download).to_vec();
+    attention_backward(&mut dq, &mut dk, &mut dv, &dout, &saved, None).unwrap();
+    for (i, g) in [&dq, &dk, &dv].into_iter().enumerate() {
+        let twice: Vec<f32> = once[i].iter().map(|v| 2.0 * v).collect();
+        assert_eq!(download(g), twice, "gradient {i}");
+    }
 }
 
 #[test]
@@ -216,7 +264,7 @@ fn bad_ids_and_shapes_are_errors() {
         embedding_forward(&mut wrong, &table, &ok_ids, false),
         Err(webnlu::Error::Shape { .. })
     ));
-    let qkv = Tensor::zeros(&cpu, &[1, 2, 9], "qkv").unwrap();
+    let x = Tensor::zeros(&cpu, &[1, 2, 3], "x").unwrap();
     let mut o = Tensor::zeros(&cpu, &[1, 2, 3], "o").unwrap();
     assert!(
         AttentionSaved::new(&cpu, 1, 2, 3, 2).is_err(),
@@ -225,7 +273,10 @@ fn bad_ids_and_shapes_are_errors() {
     let mut saved = AttentionSaved::new(&cpu, 1, 2, 3, 3).unwrap();
     let bad_mask = Tensor::zeros(&cpu, &[1, 3], "mask").unwrap();
     assert!(matches!(
-        attention_forward(&mut o, &mut saved, &qkv, Some(&bad_mask), 3),
+        attention_forward(&mut o, &mut saved, &x, &x, &x, Some(&bad_mask), None),
         Err(webnlu::Error::Shape { .. })
     ));
+    let long = Tensor::zeros(&cpu, &[1, 3, 3], "k").unwrap();
+    let err = attention_forward(&mut o, &mut saved, &x, &long, &x, None, None).unwrap_err();
+    assert!(err.to_string().contains("k"), "{err}");
 }

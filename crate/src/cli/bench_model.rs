@@ -1,4 +1,4 @@
-//! `webnlu bench model [--device cpu|gpu|auto] [--models minilm,minilm-shape,bert-base]
+//! `webnlu bench model [--device cpu|gpu|auto] [--models minilm,minilm-shape,bert-base,DIR]
 //!  [--minilm DIR] [--batch B] [--seq T] [--repeat N] [--policies head,top:2,all] [--threads N]
 //!  [--peer torch] [--python PATH] [--json]`
 //!
@@ -8,13 +8,20 @@
 //! AdamW), for all-MiniLM-L6-v2 (the real weights) and a bert-base-sized model with random
 //! weights (L=12, H=768, A=12, I=3072, vocab 30522), on random token ids (B x T, default
 //! 8 x 128); `minilm-shape` is all-MiniLM-L6-v2's shape with random weights (for machines
-//! without the checkpoint: the speed does not depend on the values). Each measurement runs once
-//! to warm up, then `--repeat` times (default 3); the mean counts.
+//! without the checkpoint: the speed does not depend on the values); an entry of `--models`
+//! that is a directory loads that checkpoint. Each measurement runs once to warm up, then
+//! `--repeat` times (default 3); the mean counts.
 //!
 //! `--peer torch`: right after each model, the same measurements by PyTorch fp32 +
 //! transformers on the same shapes and device (`tests/bench/torch_bert_bench.py` in a child
 //! `--python` process, default `python3`; CPU threads as `--threads`), and the ratio
 //! webnlu / PyTorch of every throughput, so both numbers come from the same machine and load.
+//!
+//! On a GPU device the JSON lines also carry the overhead counters of the device
+//! (`webnlu::device::DeviceStats`) per forward (`gpu_stats_per_forward`) and per training step
+//! (`gpu_stats_per_step` of each policy): dispatches, submits, buffer / uniform / bind-group /
+//! pipeline creations, uploads, read-backs, and the host milliseconds spent encoding,
+//! submitting and waiting.
 //!
 //! Memory per freezing policy: the bytes of the weights, of the gradients and of the AdamW
 //! moments (counted from the tensors), and on Linux the peak resident set of the training
@@ -29,6 +36,7 @@ use serde_json::json;
 use super::arguments::Arguments;
 use super::memory::{peak_resident_bytes, reset_peak, resident_bytes};
 use super::model_tasks::open_device;
+use webnlu::device::DeviceStats;
 use webnlu::io::{write_safetensors, ModelFiles};
 use webnlu::models::{BertModel, EncoderInput, Freeze, Gradients, RunMode, Targets, Task};
 use webnlu::ops::optimizer::AdamWConfig;
@@ -211,9 +219,10 @@ pub fn run(args: &[String]) -> Result<()> {
             "minilm" => ModelFiles::from_dir(minilm_dir)?,
             "minilm-shape" => random_bert_files(MINILM, 1)?,
             "bert-base" => random_bert_files(BERT_BASE, 1)?,
+            dir if std::path::Path::new(dir).is_dir() => ModelFiles::from_dir(dir)?,
             other => {
                 return Err(Error::invalid(format!(
-                    "bench model: unknown model {other:?} (minilm, minilm-shape, bert-base)"
+                    "bench model: unknown model {other:?} (minilm, minilm-shape, bert-base or a model directory)"
                 )))
             }
         };
@@ -240,11 +249,13 @@ pub fn run(args: &[String]) -> Result<()> {
             .hidden
             .to_vec_blocking()?;
         let started = Instant::now();
+        let stats_before = device.stats();
         for _ in 0..repeat {
             let out = model.encode(&input, &RunMode::inference())?;
             out.hidden.to_vec_blocking()?;
         }
         let forward_seconds = started.elapsed().as_secs_f64() / repeat as f64;
+        let forward_stats = per_step(&device, &stats_before, repeat);
         let mut line = json!({
             "model": name, "device": device.kind(), "batch": input.batch, "seq": input.seq,
             "parameters": model.parameter_count(), "weight_bytes": weight_bytes,
@@ -253,6 +264,7 @@ pub fn run(args: &[String]) -> Result<()> {
         });
         if let Device::Gpu(ctx) = &device {
             line["adapter"] = json!(format!("{} ({})", ctx.info().name, ctx.info().backend));
+            line["gpu_stats_per_forward"] = forward_stats;
         }
         let mut per_policy = Vec::new();
         for &freeze in &policies {
@@ -267,22 +279,28 @@ pub fn run(args: &[String]) -> Result<()> {
             let before = resident_bytes();
             let gradient_bytes = training_step(&mut model, &mut optimizer, &input, freeze, 1)?;
             let started = Instant::now();
+            let stats_before = device.stats();
             for step in 0..repeat as u64 {
                 training_step(&mut model, &mut optimizer, &input, freeze, step + 2)?;
             }
             let seconds = started.elapsed().as_secs_f64() / repeat as f64;
+            let step_stats = per_step(&device, &stats_before, repeat);
             let peak_above = match (reset, before, peak_resident_bytes()) {
                 (true, Some(before), Some(peak)) => Some(peak.saturating_sub(before)),
                 _ => None,
             };
-            per_policy.push(json!({
+            let mut policy = json!({
                 "freeze": freeze.to_string(),
                 "train_step_tokens_per_s": tokens / seconds,
                 "train_step_ms": seconds * 1e3,
                 "gradient_bytes": gradient_bytes,
                 "optimizer_state_bytes": optimizer.state_bytes(),
                 "peak_rss_above_loaded_model_bytes": peak_above,
-            }));
+            });
+            if device.is_gpu() {
+                policy["gpu_stats_per_step"] = step_stats;
+            }
+            per_policy.push(policy);
         }
         line["training"] = per_policy.into();
         if let Some(python) = peer {
@@ -374,6 +392,29 @@ fn add_peer(line: &mut serde_json::Value, peer: serde_json::Value) {
             );
         }
     }
+}
+
+/// The device's overhead counters since `before`, divided by the `steps` they cover (the
+/// times in milliseconds): what one forward or one training step costs besides its kernels.
+fn per_step(device: &Device, before: &DeviceStats, steps: usize) -> serde_json::Value {
+    let total = device.stats().since(before);
+    let n = steps as f64;
+    let count = |v: u64| v as f64 / n;
+    let ms = |ns: u64| ns as f64 / n / 1e6;
+    json!({
+        "dispatches": count(total.dispatches),
+        "submits": count(total.submits),
+        "buffers_created": count(total.buffers_created),
+        "buffers_reused": count(total.buffers_reused),
+        "uniform_buffers_created": count(total.uniform_buffers_created),
+        "bind_groups_created": count(total.bind_groups_created),
+        "pipelines_created": count(total.pipelines_created),
+        "uploads": count(total.uploads),
+        "readbacks": count(total.readbacks),
+        "encode_ms": ms(total.encode_ns),
+        "submit_ms": ms(total.submit_ns),
+        "wait_ms": ms(total.wait_ns),
+    })
 }
 
 fn mib(v: &serde_json::Value) -> String {

@@ -418,17 +418,22 @@ fn bench_device(
         })?;
         report.op("softmax_backward", kind, threads, &[b, NH, T, T], s);
 
-        let qkv = tensor(device, &[b, T, 3 * C], 8, "qkv")?;
+        // The model's attention op: q, k, v (B, T, C) each, eval (no dropout).
+        let q = tensor(device, &[b, T, C], 8, "q")?;
+        let k = tensor(device, &[b, T, C], 81, "k")?;
+        let v = tensor(device, &[b, T, C], 82, "v")?;
         let mut att_out = Tensor::uninit(device, &[b, T, C], "att_out")?;
         let mut saved = AttentionSaved::new(device, b, T, C, NH)?;
         let s = time_it(device, reps, seconds, || {
-            attention_forward(&mut att_out, &mut saved, &qkv, Some(&mask), NH)
+            attention_forward(&mut att_out, &mut saved, &q, &k, &v, Some(&mask), None)
         })?;
         report.op("attention_forward", kind, threads, &[b, T, C], s);
         let dout = tensor(device, &[b, T, C], 9, "dout")?;
-        let mut dqkv = Tensor::zeros(device, &[b, T, 3 * C], "dqkv")?;
+        let mut dq = Tensor::zeros(device, &[b, T, C], "dq")?;
+        let mut dk = Tensor::zeros(device, &[b, T, C], "dk")?;
+        let mut dv = Tensor::zeros(device, &[b, T, C], "dv")?;
         let s = time_it(device, reps, seconds, || {
-            attention_backward(&mut dqkv, &dout, &saved, NH)
+            attention_backward(&mut dq, &mut dk, &mut dv, &dout, &saved, None)
         })?;
         report.op("attention_backward", kind, threads, &[b, T, C], s);
 

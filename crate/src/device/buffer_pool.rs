@@ -2,11 +2,17 @@
 //! A [`GpuBuffer`] comes from the pool and goes back to it when dropped. Sizes are rounded up to
 //! 256 bytes so near-equal requests share buffers.
 //!
-//! Reuse is safe without fences: all GPU work runs in submission order, a recycled buffer is
-//! only written by later commands, and uploads (`queue.write_buffer`, which runs before the next
-//! submission) flush the pending encoder first (see `GpuContext::upload`).
+//! Reuse is safe without fences: all GPU work runs in submission order and a recycled buffer is
+//! only written by later commands. Uploads are the exception: `queue.write_buffer` runs before
+//! the next submission, i.e. before the commands still pending in the encoder. So the pool
+//! records the submit count ("epoch") at which each buffer came back: a buffer given back
+//! before the last submit is *settled* (no pending command uses it) and an upload may write it
+//! at once; only an upload that gets an unsettled one submits the pending work first (see
+//! `GpuContext::upload`). Uploads take the oldest free buffer of a size, so in a steady
+//! training step they find a settled one and cost no extra submit.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Usage of every pooled buffer: bound as storage, copied from (read-back), copied/cleared into.
@@ -19,11 +25,20 @@ pub(crate) fn bucket_bytes(bytes: u64) -> u64 {
     bytes.max(16).div_ceil(256) * 256
 }
 
+/// A free buffer and the epoch (submits so far) at which it came back.
+struct FreeBuffer {
+    buffer: wgpu::Buffer,
+    released: u64,
+}
+
 /// Free buffers by bucket size, shared by the context and every buffer it handed out.
 pub(crate) struct BufferPool {
     /// Identifies the owning `GpuContext`, so a buffer from another device is caught.
     pub(crate) context_id: u64,
-    free: Mutex<HashMap<u64, Vec<wgpu::Buffer>>>,
+    /// Free buffers by bucket, oldest first.
+    free: Mutex<HashMap<u64, Vec<FreeBuffer>>>,
+    /// Submits so far (`next_epoch` after each).
+    epoch: AtomicU64,
 }
 
 impl BufferPool {
@@ -31,18 +46,32 @@ impl BufferPool {
         Arc::new(BufferPool {
             context_id,
             free: Mutex::new(HashMap::new()),
+            epoch: AtomicU64::new(0),
         })
     }
 
-    /// A free buffer of exactly `bucket` bytes, if any.
-    pub(crate) fn take(&self, bucket: u64) -> Option<wgpu::Buffer> {
+    /// A free buffer of exactly `bucket` bytes, if any, and whether it is settled (came back
+    /// before the last submit). `oldest`: the longest-free one (for uploads, which want a
+    /// settled one), else the most recent.
+    pub(crate) fn take(&self, bucket: u64, oldest: bool) -> Option<(wgpu::Buffer, bool)> {
         let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
-        free.get_mut(&bucket).and_then(|list| list.pop())
+        let list = free.get_mut(&bucket).filter(|list| !list.is_empty())?;
+        let entry = if oldest { list.remove(0) } else { list.pop()? };
+        let settled = entry.released < self.epoch.load(Ordering::Relaxed);
+        Some((entry.buffer, settled))
+    }
+
+    /// Called after every submit: what was given back before it is settled now.
+    pub(crate) fn next_epoch(&self) {
+        self.epoch.fetch_add(1, Ordering::Relaxed);
     }
 
     fn give_back(&self, buffer: wgpu::Buffer) {
+        let released = self.epoch.load(Ordering::Relaxed);
         let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
-        free.entry(buffer.size()).or_default().push(buffer);
+        free.entry(buffer.size())
+            .or_default()
+            .push(FreeBuffer { buffer, released });
     }
 
     /// Drop every free buffer (memory goes back to the driver).

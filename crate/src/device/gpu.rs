@@ -1,7 +1,8 @@
 //! The GPU side of [`super::Device`]: one wgpu device and queue, the buffer pool, the pipeline
 //! cache, the pending command encoder (all dispatches of a step go into one encoder and are
-//! submitted together), explicit asynchronous read-back, and the mapping of wgpu failures
-//! (validation error, out of memory, lost device) to [`Error::Gpu`] values.
+//! submitted together) with the uniform arena that holds their params (`uniform_arena.rs`),
+//! explicit asynchronous read-back, the overhead counters (`stats.rs`), and the mapping of
+//! wgpu failures (validation error, out of memory, lost device) to [`Error::Gpu`] values.
 //!
 //! Limits: [`wgpu::Limits::default()`] is WebGPU's default set (256 invocations and 16 KiB of
 //! workgroup storage per workgroup, 128 MiB per storage binding, 256 MiB per buffer, 8 storage
@@ -11,11 +12,12 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use wgpu::util::DeviceExt;
-
+use super::bind_group_cache::BindGroupCache;
 use super::buffer_pool::{bucket_bytes, BufferPool, GpuBuffer, POOL_USAGE};
 use super::pipeline_cache::PipelineCache;
 use super::readback;
+use super::stats::{Counter, DeviceStats, StatsCounters};
+use super::uniform_arena::{UniformArena, SLOT_BYTES};
 use crate::ops::shaders::Shader;
 use crate::{Error, Result};
 
@@ -61,12 +63,29 @@ struct GpuInner {
     limits: wgpu::Limits,
     pool: Arc<BufferPool>,
     pipelines: PipelineCache,
-    /// The encoder that collects this step's dispatches; `None` after a submit.
-    encoder: Mutex<Option<wgpu::CommandEncoder>>,
+    /// The work not yet submitted: this step's encoder and its dispatches' params.
+    pending: Mutex<Pending>,
     /// The first uncaptured wgpu error or the device-lost message; once set, every call fails.
     failure: Arc<Mutex<Option<String>>>,
     /// Bound where a kernel's optional input is absent (e.g. no bias), 16 bytes.
     placeholder: GpuBuffer,
+    /// Dispatches, submits, creations, read-backs and their host time (see `stats.rs`).
+    stats: StatsCounters,
+    /// Bind groups by layout and bound buffers (see `bind_group_cache.rs`).
+    bind_groups: Mutex<BindGroupCache>,
+}
+
+/// What the next submit carries.
+#[derive(Default)]
+struct Pending {
+    /// The compute pass that consecutive dispatches share (one pass, not one per dispatch;
+    /// wgpu still orders the dispatches with barriers). Ended before a copy, a clear or the
+    /// submit, which the encoder records outside passes. Declared first: dropped first.
+    pass: Option<wgpu::ComputePass<'static>>,
+    /// The encoder that collects this step's dispatches; `None` after a submit.
+    encoder: Option<wgpu::CommandEncoder>,
+    /// The params of its dispatches, written to the GPU just before the submit.
+    uniforms: UniformArena,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -169,9 +188,11 @@ impl GpuContext {
                 limits,
                 pool,
                 pipelines: PipelineCache::default(),
-                encoder: Mutex::new(None),
+                pending: Mutex::new(Pending::default()),
                 failure,
                 placeholder,
+                stats: StatsCounters::default(),
+                bind_groups: Mutex::new(BindGroupCache::default()),
             }),
         })
     }
@@ -228,6 +249,17 @@ impl GpuContext {
     /// A pooled storage buffer of `bytes` bytes (contents undefined). `name` names the tensor
     /// in the error when it is over the device's limit.
     pub fn alloc(&self, name: &str, bytes: u64) -> Result<GpuBuffer> {
+        Ok(self.alloc_from_pool(name, bytes, false)?.0)
+    }
+
+    /// [`Self::alloc`], and whether no pending command uses the buffer (see `buffer_pool.rs`);
+    /// `for_upload` asks the pool for its longest-free buffer, the likeliest to be settled.
+    fn alloc_from_pool(
+        &self,
+        name: &str,
+        bytes: u64,
+        for_upload: bool,
+    ) -> Result<(GpuBuffer, bool)> {
         self.check()?;
         let limit = self.max_binding_bytes();
         if bytes > limit {
@@ -240,27 +272,39 @@ impl GpuContext {
             )));
         }
         let bucket = bucket_bytes(bytes).min(limit.max(16));
-        let buffer = match self.inner.pool.take(bucket) {
-            Some(buffer) => buffer,
-            None => self.inner.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(name),
-                size: bucket,
-                usage: POOL_USAGE,
-                mapped_at_creation: false,
-            }),
+        let stats = &self.inner.stats;
+        let (buffer, settled) = match self.inner.pool.take(bucket, for_upload) {
+            Some(found) => {
+                stats.add(Counter::BuffersReused, 1);
+                found
+            }
+            None => {
+                stats.add(Counter::BuffersCreated, 1);
+                let buffer = self.inner.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some(name),
+                    size: bucket,
+                    usage: POOL_USAGE,
+                    mapped_at_creation: false,
+                });
+                (buffer, true)
+            }
         };
         self.check()?;
-        Ok(GpuBuffer::new(buffer, bytes, self.inner.pool.clone()))
+        let buffer = GpuBuffer::new(buffer, bytes, self.inner.pool.clone());
+        Ok((buffer, settled))
     }
 
-    /// A pooled buffer holding `data`. Flushes pending work first: `write_buffer` runs before
-    /// the next submission, so pending dispatches must be submitted before a recycled buffer
-    /// is overwritten.
+    /// A pooled buffer holding `data`. `write_buffer` runs before the next submission, so when
+    /// the buffer is a recycled one that pending commands may still use (not settled, see
+    /// `buffer_pool.rs`), the pending work is submitted first.
     pub fn upload<T: bytemuck::Pod>(&self, name: &str, data: &[T]) -> Result<GpuBuffer> {
         let bytes: &[u8] = bytemuck::cast_slice(data);
-        let buffer = self.alloc(name, bytes.len() as u64)?;
+        let (buffer, settled) = self.alloc_from_pool(name, bytes.len() as u64, true)?;
         if !bytes.is_empty() {
-            self.flush()?;
+            if !settled {
+                self.flush()?;
+            }
+            self.inner.stats.add(Counter::Uploads, 1);
             self.inner.queue.write_buffer(buffer.raw(), 0, bytes);
         }
         Ok(buffer)
@@ -295,16 +339,42 @@ impl GpuContext {
         Ok(())
     }
 
+    /// `record` gets the pending encoder (made when there is none), the open pass ended.
     fn with_encoder<R>(&self, record: impl FnOnce(&mut wgpu::CommandEncoder) -> R) -> R {
-        let mut pending = self.inner.encoder.lock().unwrap_or_else(|p| p.into_inner());
-        let encoder = pending.get_or_insert_with(|| {
+        let mut pending = self.inner.pending.lock().unwrap_or_else(|p| p.into_inner());
+        pending.pass = None;
+        record(self.pending_encoder(&mut pending))
+    }
+
+    /// `record` gets the open compute pass (begun when there is none) and the uniform arena,
+    /// under one lock, so a dispatch's params and its commands go to the same submit.
+    fn with_pass<R>(
+        &self,
+        record: impl FnOnce(&mut wgpu::ComputePass<'static>, &mut UniformArena) -> R,
+    ) -> R {
+        let mut pending = self.inner.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if pending.pass.is_none() {
+            let pass = self
+                .pending_encoder(&mut pending)
+                .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("dispatches"),
+                    timestamp_writes: None,
+                })
+                .forget_lifetime();
+            pending.pass = Some(pass);
+        }
+        let Pending { pass, uniforms, .. } = &mut *pending;
+        record(pass.as_mut().expect("begun above"), uniforms)
+    }
+
+    fn pending_encoder<'a>(&self, pending: &'a mut Pending) -> &'a mut wgpu::CommandEncoder {
+        pending.encoder.get_or_insert_with(|| {
             self.inner
                 .device
                 .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                     label: Some("step"),
                 })
-        });
-        record(encoder)
+        })
     }
 
     /// Workgroup counts for `n` threads in workgroups of `workgroup_size` threads, split over
@@ -344,60 +414,79 @@ impl GpuContext {
                 kernel.entry
             )));
         }
-        let device = &self.inner.device;
-        let cached = self
-            .inner
-            .pipelines
-            .get(device, kernel, inputs.len(), outputs.len());
-        // A uniform's size must be a multiple of 16 bytes.
-        let mut param_bytes = bytemuck::bytes_of(params).to_vec();
-        param_bytes.resize(param_bytes.len().max(16).div_ceil(16) * 16, 0);
-        let uniform = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(kernel.entry),
-            contents: &param_bytes,
-            usage: wgpu::BufferUsages::UNIFORM,
-        });
-        let mut entries: Vec<wgpu::BindGroupEntry> = inputs
-            .iter()
-            .chain(outputs.iter())
-            .enumerate()
-            .map(|(i, buffer)| wgpu::BindGroupEntry {
-                binding: i as u32,
-                resource: buffer.raw().as_entire_binding(),
-            })
-            .collect();
-        entries.push(wgpu::BindGroupEntry {
-            binding: (inputs.len() + outputs.len()) as u32,
-            resource: uniform.as_entire_binding(),
-        });
-        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(kernel.entry),
-            layout: &cached.layout,
-            entries: &entries,
-        });
-        self.with_encoder(|encoder| {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some(kernel.entry),
-                timestamp_writes: None,
+        let param_bytes = bytemuck::bytes_of(params);
+        if param_bytes.len() as u64 > SLOT_BYTES {
+            return Err(Error::invalid(format!(
+                "{}: params of {} bytes, over the {SLOT_BYTES} of a uniform slot",
+                kernel.entry,
+                param_bytes.len()
+            )));
+        }
+        let (device, stats) = (&self.inner.device, &self.inner.stats);
+        stats.timed(Counter::EncodeNs, || {
+            let cached =
+                self.inner
+                    .pipelines
+                    .get(device, kernel, inputs.len(), outputs.len(), stats);
+            self.with_pass(|pass, uniforms| {
+                let slot = uniforms.push(device, param_bytes, || {
+                    stats.add(Counter::UniformBuffersCreated, 1)
+                });
+                let storage: Vec<&wgpu::Buffer> = inputs
+                    .iter()
+                    .chain(outputs.iter())
+                    .map(|b| b.raw())
+                    .collect();
+                let create = || {
+                    let mut entries: Vec<wgpu::BindGroupEntry> = storage
+                        .iter()
+                        .enumerate()
+                        .map(|(i, buffer)| wgpu::BindGroupEntry {
+                            binding: i as u32,
+                            resource: buffer.as_entire_binding(),
+                        })
+                        .collect();
+                    entries.push(wgpu::BindGroupEntry {
+                        binding: storage.len() as u32,
+                        resource: slot.binding(),
+                    });
+                    stats.add(Counter::BindGroupsCreated, 1);
+                    device.create_bind_group(&wgpu::BindGroupDescriptor {
+                        label: Some(kernel.entry),
+                        layout: &cached.layout,
+                        entries: &entries,
+                    })
+                };
+                let bind_group = self
+                    .inner
+                    .bind_groups
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_or_create(&cached.layout, &storage, &slot.chunk, create);
+                pass.set_pipeline(&cached.pipeline);
+                pass.set_bind_group(0, &bind_group, &[slot.offset]);
+                pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
             });
-            pass.set_pipeline(&cached.pipeline);
-            pass.set_bind_group(0, &bind_group, &[]);
-            pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
         });
+        stats.add(Counter::Dispatches, 1);
         self.check()
     }
 
     /// Submit the pending encoder (if any).
     pub fn flush(&self) -> Result<()> {
-        let encoder = self
-            .inner
-            .encoder
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if let Some(encoder) = encoder {
-            self.inner.queue.submit([encoder.finish()]);
+        let mut pending = self.inner.pending.lock().unwrap_or_else(|p| p.into_inner());
+        pending.pass = None;
+        if let Some(encoder) = pending.encoder.take() {
+            let stats = &self.inner.stats;
+            stats.timed(Counter::SubmitNs, || {
+                // the params first: queue writes land before the next submitted commands
+                pending.uniforms.write(&self.inner.queue);
+                self.inner.queue.submit([encoder.finish()]);
+            });
+            stats.add(Counter::Submits, 1);
+            self.inner.pool.next_epoch();
         }
+        drop(pending);
         self.check()
     }
 
@@ -406,8 +495,10 @@ impl GpuContext {
     pub fn synchronize(&self) -> Result<()> {
         self.flush()?;
         self.inner
-            .device
-            .poll(wgpu::PollType::wait_indefinitely())
+            .stats
+            .timed(Counter::WaitNs, || {
+                self.inner.device.poll(wgpu::PollType::wait_indefinitely())
+            })
             .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
         self.check()
     }
@@ -430,14 +521,17 @@ impl GpuContext {
             encoder.copy_buffer_to_buffer(buffer.raw(), 0, &staging, 0, bytes)
         });
         self.flush()?;
+        self.inner.stats.add(Counter::Readbacks, 1);
         let (sender, receiver) = readback::channel();
         staging
             .slice(..)
             .map_async(wgpu::MapMode::Read, move |status| sender.send(status));
         #[cfg(not(target_arch = "wasm32"))]
         self.inner
-            .device
-            .poll(wgpu::PollType::wait_indefinitely())
+            .stats
+            .timed(Counter::WaitNs, || {
+                self.inner.device.poll(wgpu::PollType::wait_indefinitely())
+            })
             .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
         let status = receiver.await;
         self.check()?;
@@ -455,11 +549,22 @@ impl GpuContext {
 
     /// Give the pool's free buffers back to the driver.
     pub fn trim_pool(&self) {
+        // cached bind groups hold buffers: let go of them first
+        self.inner
+            .bind_groups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
         self.inner.pool.trim();
     }
 
     /// Bytes held by the pool's free buffers.
     pub fn pool_free_bytes(&self) -> u64 {
         self.inner.pool.free_bytes()
+    }
+
+    /// The overhead counters so far (see [`DeviceStats`]).
+    pub fn stats(&self) -> DeviceStats {
+        self.inner.stats.snapshot()
     }
 }

@@ -7,13 +7,17 @@
 //! `shared/notes/WEBGPU.md`). An explicit choice always wins, also on a fallback adapter (that is
 //! how the tests run the WGSL kernels on lavapipe).
 
+mod bind_group_cache;
 mod buffer_pool;
 mod gpu;
 mod pipeline_cache;
 mod readback;
+mod stats;
+mod uniform_arena;
 
 pub use buffer_pool::GpuBuffer;
 pub use gpu::{GpuContext, GpuInfo, GpuOptions, Kernel};
+pub use stats::DeviceStats;
 
 use crate::{Error, Result};
 
@@ -102,6 +106,17 @@ impl Device {
         match self {
             Device::Cpu => Ok(()),
             Device::Gpu(ctx) => ctx.flush(),
+        }
+    }
+
+    /// The GPU path's overhead counters so far (dispatches, submits, buffer / uniform /
+    /// bind-group / pipeline creations, uploads, read-backs and host time; see
+    /// [`DeviceStats`]); all zero on the CPU. Take two and subtract with
+    /// [`DeviceStats::since`] to count one step.
+    pub fn stats(&self) -> DeviceStats {
+        match self {
+            Device::Cpu => DeviceStats::default(),
+            Device::Gpu(ctx) => ctx.stats(),
         }
     }
 

@@ -2,12 +2,14 @@
 //!
 //! The bind-group layout is written out explicitly, the same for every kernel ("like a C
 //! header"): group 0, bindings `0..n_inputs` read-only storage, then `n_outputs` read-write
-//! storage, then one uniform params struct at binding `n_inputs + n_outputs`.
+//! storage, then one uniform params struct at binding `n_inputs + n_outputs`, bound with a
+//! dynamic offset into the uniform arena (`uniform_arena.rs`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::gpu::Kernel;
+use super::stats::{Counter, StatsCounters};
 
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 struct PipelineKey {
@@ -36,6 +38,7 @@ impl PipelineCache {
         kernel: &Kernel,
         n_inputs: usize,
         n_outputs: usize,
+        stats: &StatsCounters,
     ) -> Arc<CachedPipeline> {
         let key = PipelineKey {
             shader: kernel.shader.name,
@@ -85,7 +88,7 @@ impl PipelineCache {
             visibility: wgpu::ShaderStages::COMPUTE,
             ty: wgpu::BindingType::Buffer {
                 ty: wgpu::BufferBindingType::Uniform,
-                has_dynamic_offset: false,
+                has_dynamic_offset: true,
                 min_binding_size: None,
             },
             count: None,
@@ -107,6 +110,7 @@ impl PipelineCache {
             compilation_options: Default::default(),
             cache: None,
         });
+        stats.add(Counter::PipelinesCreated, 1);
         let cached = Arc::new(CachedPipeline { pipeline, layout });
         self.pipelines
             .lock()

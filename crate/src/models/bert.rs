@@ -39,7 +39,8 @@
 //!   `AutoModelForSequenceClassification.from_pretrained` + `save_pretrained` would do), so a
 //!   classifier trained from an MLM checkpoint is saved without its MLM / NSP heads.
 //! - q/k/v stay three separate projections (no fused qkv): the checkpoint's tensors are the
-//!   parameters, and the attention-probability dropout lives in `self_attention.rs`.
+//!   parameters, and the attention-probability dropout lives in the attention op
+//!   (`ops/attention.rs`).
 
 use crate::device::Device;
 use crate::io::{write_safetensors, BertConfig, DistilBertConfig, ModelConfig, ModelFiles};

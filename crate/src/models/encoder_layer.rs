@@ -6,7 +6,7 @@
 //! ```text
 //! x (B, T, C)
 //! q, k, v = query(x), key(x), value(x)              (B, T, C)
-//! ctx     = self_attention(q, k, v, mask)           (B, T, C)   see self_attention.rs
+//! ctx     = attention(q, k, v, mask)                (B, T, C)   ops/attention.rs (+ its dropout)
 //! r1      = dropout(attention_output(ctx)) + x      (B, T, C)   DistilBERT: no dropout here
 //! h1      = attention_norm(r1)                      (B, T, C)
 //! u       = act(intermediate(h1))                   (B, T, I)
@@ -15,6 +15,7 @@
 //! ```
 
 use crate::io::Activation as ConfigActivation;
+use crate::ops::attention::{attention_backward, attention_forward, AttentionSaved};
 use crate::ops::dropout::{dropout_backward, dropout_forward, DropoutMask};
 use crate::ops::elementwise::{
     activation_backward, activation_forward, add_backward, add_forward, Activation,
@@ -25,7 +26,6 @@ use crate::{Error, Result};
 use super::gradients::Gradients;
 use super::layer_norm::{LayerNorm, LayerNormSaved};
 use super::linear::Linear;
-use super::self_attention::{self_attention_backward, self_attention_forward, AttentionSaved};
 use super::weight_loader::WeightLoader;
 
 /// The module names of one layer's parameters, relative to the layer's prefix.
@@ -190,8 +190,18 @@ impl EncoderLayer {
         let q = self.query.apply(x, "q")?; // (B, T, C)
         let k = self.key.apply(x, "k")?; // (B, T, C)
         let v = self.value.apply(x, "v")?; // (B, T, C)
-        let (context, attention) =
-            self_attention_forward(&q, &k, &v, mask, self.heads, masks.attention_probs)?;
+        let s = x.shape();
+        let mut attention = AttentionSaved::new(&device, s[0], s[1], s[2], self.heads)?;
+        let mut context = Tensor::uninit(&device, x.shape(), "attention.context")?; // (B, T, C)
+        attention_forward(
+            &mut context,
+            &mut attention,
+            &q,
+            &k,
+            &v,
+            Some(mask),
+            masks.attention_probs,
+        )?;
         let a = self.attention_output.apply(&context, "attention_output")?; // (B, T, C)
         let a = dropout_or_identity(a, masks.attention_output)?;
         let mut residual1 = Tensor::uninit(&device, x.shape(), "residual1")?; // (B, T, C)
@@ -281,8 +291,17 @@ impl EncoderLayer {
         let mut dctx = Tensor::zeros(&device, dy.shape(), "d_context")?; // (B, T, C)
         self.attention_output
             .backward(Some(&mut dctx), &da, &s.context, grads.as_deref_mut())?;
-        let [dq, dk, dv] =
-            self_attention_backward(&dctx, &s.attention, self.heads, masks.attention_probs)?;
+        let mut dq = Tensor::zeros(&device, dy.shape(), "d_query")?; // (B, T, C)
+        let mut dk = Tensor::zeros(&device, dy.shape(), "d_key")?; // (B, T, C)
+        let mut dv = Tensor::zeros(&device, dy.shape(), "d_value")?; // (B, T, C)
+        attention_backward(
+            &mut dq,
+            &mut dk,
+            &mut dv,
+            &dctx,
+            &s.attention,
+            masks.attention_probs,
+        )?;
         // q, k, v = query(x), key(x), value(x); x also feeds the residual
         match dx {
             Some(dx) => {

@@ -1,6 +1,6 @@
 //! Whole models assembled from the ops: one file per model, plus the building blocks that
-//! BERT and DistilBERT share (embeddings, encoder layer, self-attention, linear, layer norm,
-//! heads).
+//! BERT and DistilBERT share (embeddings, encoder layer, linear, layer norm, heads). The
+//! self-attention itself is one op, `ops::attention`, which the encoder layer calls.
 
 pub mod bert;
 pub mod distilbert;
@@ -17,7 +17,6 @@ pub mod heads;
 pub mod layer_norm;
 pub mod linear;
 pub mod scalar_mix;
-pub mod self_attention;
 pub mod task_step;
 pub mod weight_loader;
 

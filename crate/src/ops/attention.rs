@@ -1,27 +1,62 @@
-//! Multi-head scaled dot-product attention over a padding mask (Vaswani et al. 2017), as in
-//! HF `BertSelfAttention` (no causal mask):
+//! Multi-head scaled dot-product attention over a padding mask (Vaswani et al. 2017), as HF
+//! `BertSelfAttention` and DistilBERT's `MultiHeadSelfAttention` compute it (no causal mask),
+//! in eval and in training (attention-probability dropout). The one attention op of webnlu:
+//! the encoder layer (`models/encoder_layer.rs`) calls it after its query/key/value
+//! projections, and the kernel check and `webnlu bench ops` test and time this same code.
 //!
 //! ```text
-//! q, k, v = split(qkv)                         (B, NH, T, hs) each, from (B, T, 3C)
-//! att     = softmax(q k^T / sqrt(hs) + mask)   (B, NH, T, T), mask (B, T) additive
-//! out     = merge(att v)                       (B, T, C)
+//! inputs  q, k, v  (B, T, C)       the three projections, C = NH * hs
+//!         mask     (B, T)          additive: 0 = attend, very negative (f32::MIN) = padding
+//! qh, kh, vh = split_heads(q, k, v)     (B, NH, T, hs)   saved
+//! scores     = qh kh^T / sqrt(hs)       (B, NH, T, T)    scratch
+//! att        = softmax(scores + mask)   (B, NH, T, T)    saved (before dropout)
+//! att_d      = dropout(att)             (B, NH, T, T)    training only; regenerated in backward
+//! y          = att_d vh                 (B, NH, T, hs)   scratch
+//! out        = merge_heads(y)           (B, T, C)
 //! ```
 //!
-//! Composed of the matmul and softmax kernels plus the head permutations of
-//! `shaders/attention.wgsl` (no fused kernel yet: at BERT's T <= 512 the (T, T) scores fit
-//! memory, and the tiled matmul is the expensive part). The same code runs on both devices:
-//! the permutations have CPU versions here, the products and softmax dispatch by device.
+//! The mask: BERT adds `(1 - mask) * finfo(f32).min` to the scores, DistilBERT `masked_fill`s
+//! them with `finfo(f32).min`; both give exactly zero probability on padding (exp underflows),
+//! so one additive mask serves both.
 //!
-//! The query/key/value projections are one fused matmul before this op, with the weights
-//! concatenated as [q; k; v] along the output dimension, so `qkv` is (B, T, 3C).
+//! **What the forward saves for the backward, and why** ([`AttentionSaved`]):
+//! - `q`, `k`, `v` in the head-major layout (B, NH, T, hs): the products' gradients need the
+//!   other operand (`dqh = dscores kh`, `dkh = dscores^T qh`, `datt_d = dy vh^T`). Keeping them
+//!   permuted saves redoing the permutation; they cost as much memory as the inputs.
+//! - `att`, the probabilities before dropout (B, NH, T, T): the softmax backward needs its
+//!   output (`dscores = att * (datt - sum(att * datt))`), and `att_d = dropout(att)` is the
+//!   left operand of the value product.
+//! - Not saved: `scores` (the softmax backward needs only `att`), `y` (the merge is a
+//!   permutation: its backward needs nothing), and the dropout mask and `att_d`: the mask is
+//!   counter-based (Threefry, `ops/dropout.rs`), so the backward redraws it from the same
+//!   [`DropoutMask`] (seed, stream) bit for bit and recomputes `att_d` instead of storing a
+//!   second (B, NH, T, T) tensor.
+//!
+//! The backward runs the forward's lines in reverse:
+//! ```text
+//! dy            = split of dout                     (B, NH, T, hs)   merge_heads backward
+//! datt_d, dvh   = dy vh^T, att_d^T dy               (B, NH, T, T), (B, NH, T, hs)
+//! datt          = dropout'(datt_d)                  (same mask; identity without dropout)
+//! dscores       = softmax'(att, datt)               (B, NH, T, T)    the mask has no gradient
+//! dqh, dkh      = dscores kh / sqrt(hs), dscores^T qh / sqrt(hs)
+//! dq, dk, dv   += merge of dqh, dkh, dvh            (B, T, C)        accumulated, like every op
+//! ```
+//!
+//! Composed of the matmul, softmax and dropout ops plus the head permutations of
+//! `shaders/attention.wgsl` (no fused kernel: at BERT's T <= 512 the (T, T) scores fit memory,
+//! and the tiled matmul is the expensive part). The same code runs on both devices: the
+//! permutations have CPU versions here, the products, softmax and dropout dispatch by device.
+//! The number of heads is the one the [`AttentionSaved`] buffers were made for.
 
-use crate::device::{Device, Kernel};
+use crate::device::{Device, GpuBuffer, GpuContext, Kernel};
+use crate::ops::dropout::{dropout_backward, dropout_forward, DropoutMask};
 use crate::ops::matmul::{matmul_backward, matmul_forward, MatmulOptions};
 use crate::ops::shaders;
 use crate::ops::softmax::{softmax_backward, softmax_forward};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
+/// The uniform block of `shaders/attention.wgsl` (`Params`).
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct AttentionParams {
@@ -31,7 +66,7 @@ struct AttentionParams {
     hs: u32,
 }
 
-/// The sizes of one attention call.
+/// The sizes of one attention call: batch, sequence length, heads, head size (C = nh * hs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AttentionDims {
     pub b: usize,
@@ -49,23 +84,49 @@ impl AttentionDims {
             hs: self.hs as u32,
         }
     }
-    fn head_shape(&self) -> [usize; 4] {
+    /// (B, NH, T, hs)
+    fn heads_shape(&self) -> [usize; 4] {
         [self.b, self.nh, self.t, self.hs]
+    }
+    /// (B, NH, T, T)
+    fn scores_shape(&self) -> [usize; 4] {
+        [self.b, self.nh, self.t, self.t]
+    }
+    /// (B, T, C)
+    fn tokens_shape(&self) -> [usize; 3] {
+        [self.b, self.t, self.nh * self.hs]
+    }
+    /// The elements of one (B, NH, T, hs) tensor.
+    fn head_elements(&self) -> usize {
+        self.b * self.nh * self.t * self.hs
+    }
+    /// scores = q k^T / sqrt(hs), over the B*NH (T, hs) matrices.
+    fn scores_product(&self) -> MatmulOptions {
+        MatmulOptions {
+            trans_b: true,
+            alpha: 1.0 / (self.hs as f32).sqrt(),
+            ..Default::default()
+        }
     }
 }
 
-/// What the forward keeps for the backward (and the probabilities, for inspection).
+/// What the forward keeps for the backward (see the module doc for why each).
 pub struct AttentionSaved {
     pub q: Tensor,   // (B, NH, T, hs)
     pub k: Tensor,   // (B, NH, T, hs)
     pub v: Tensor,   // (B, NH, T, hs)
-    pub att: Tensor, // (B, NH, T, T) softmax probabilities
+    pub att: Tensor, // (B, NH, T, T) softmax probabilities before dropout
 }
 
 impl AttentionSaved {
-    /// Buffers for a (B, T, C) input with `n_head` heads on `device`.
+    /// Buffers for (B, T, C) inputs with `n_head` heads on `device`.
     pub fn new(device: &Device, b: usize, t: usize, c: usize, n_head: usize) -> Result<Self> {
-        let hs = head_size(c, n_head)?;
+        if n_head == 0 || !c.is_multiple_of(n_head) {
+            return Err(Error::invalid(format!(
+                "attention: C = {c} is not divisible by {n_head} heads"
+            )));
+        }
+        let hs = c / n_head;
         Ok(AttentionSaved {
             q: Tensor::uninit(device, &[b, n_head, t, hs], "attention.q")?,
             k: Tensor::uninit(device, &[b, n_head, t, hs], "attention.k")?,
@@ -73,300 +134,266 @@ impl AttentionSaved {
             att: Tensor::uninit(device, &[b, n_head, t, t], "attention.probs")?,
         })
     }
-}
 
-fn head_size(c: usize, n_head: usize) -> Result<usize> {
-    if n_head == 0 || !c.is_multiple_of(n_head) {
-        return Err(Error::invalid(format!(
-            "attention: C = {c} is not divisible by {n_head} heads"
-        )));
-    }
-    Ok(c / n_head)
-}
-
-fn kernel(entry: &'static str) -> Kernel {
-    Kernel {
-        shader: &shaders::ATTENTION,
-        entry,
+    /// The sizes these buffers were made for.
+    fn dims(&self) -> AttentionDims {
+        let s = self.q.shape();
+        AttentionDims {
+            b: s[0],
+            nh: s[1],
+            t: s[2],
+            hs: s[3],
+        }
     }
 }
 
-/// out (B, T, C) = attention over qkv (B, T, 3C) with `mask` (B, T) added to the scores
-/// (0 = attend, very negative = padding); saves q, k, v, att for the backward.
+/// Checks that every tensor is (B, T, C) of the saved buffers' sizes.
+fn expect_tokens(op: &str, d: &AttentionDims, tensors: &[&Tensor]) -> Result<()> {
+    for x in tensors {
+        x.expect_shape(op, &d.tokens_shape())?;
+    }
+    Ok(())
+}
+
+// ---- forward and backward ----------------------------------------------------------------
+
+/// out (B, T, C) = attention of q, k, v (B, T, C) with the additive `mask` (B, T) added to the
+/// scores; `dropout`: the attention-probability dropout (None in eval). Fills `saved` (made
+/// by [`AttentionSaved::new`] for these sizes and the number of heads) for the backward.
 pub fn attention_forward(
     out: &mut Tensor,
     saved: &mut AttentionSaved,
-    qkv: &Tensor,
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
     mask: Option<&Tensor>,
-    n_head: usize,
+    dropout: Option<DropoutMask>,
 ) -> Result<()> {
-    let s = qkv.shape();
-    if s.len() != 3 || s[2] % 3 != 0 {
-        return Err(Error::shape(
-            format!("attention_forward: {}", qkv.name()),
-            "(B, T, 3C)",
-            s,
-        ));
-    }
-    let (b, t, c) = (s[0], s[1], s[2] / 3);
-    let d = AttentionDims {
-        b,
-        t,
-        nh: n_head,
-        hs: head_size(c, n_head)?,
-    };
-    out.expect_shape("attention_forward", &[b, t, c])?;
-    for h in [&saved.q, &saved.k, &saved.v] {
-        h.expect_shape("attention_forward", &d.head_shape())?;
-    }
+    let d = saved.dims();
+    expect_tokens("attention_forward", &d, &[out, q, k, v])?;
     saved
         .att
-        .expect_shape("attention_forward", &[b, n_head, t, t])?;
+        .expect_shape("attention_forward", &d.scores_shape())?;
     if let Some(mask) = mask {
-        mask.expect_shape("attention_forward mask", &[b, t])?;
+        mask.expect_shape("attention_forward mask", &[d.b, d.t])?;
     }
     let device = out.device();
-    split_heads_forward(&mut saved.q, &mut saved.k, &mut saved.v, qkv, &d)?;
-    // scores (B*NH, T, T) = q k^T / sqrt(hs)
-    // (matmul treats the leading (B, NH) as one batch of B*NH matrices)
-    let mut scores = Tensor::uninit(&device, &[b, n_head, t, t], "attention.scores")?;
-    let scale = 1.0 / (d.hs as f32).sqrt();
-    let qk = MatmulOptions {
-        trans_b: true,
-        alpha: scale,
-        ..Default::default()
-    };
-    matmul_forward(&mut scores, &saved.q, &saved.k, None, qk)?;
+    split_heads_forward(&mut saved.q, &mut saved.k, &mut saved.v, q, k, v, &d)?;
+    // scores (B, NH, T, T) = qh kh^T / sqrt(hs); matmul treats (B, NH) as one batch of B*NH
+    let mut scores = Tensor::uninit(&device, &d.scores_shape(), "attention.scores")?;
+    matmul_forward(&mut scores, &saved.q, &saved.k, None, d.scores_product())?;
     softmax_forward(&mut saved.att, &scores, mask)?;
-    // y (B, NH, T, hs) = att v
-    let mut y = Tensor::uninit(&device, &d.head_shape(), "attention.y")?;
-    matmul_forward(&mut y, &saved.att, &saved.v, None, MatmulOptions::default())?;
+    drop(scores);
+    // y (B, NH, T, hs) = att_d vh
+    let mut y = Tensor::uninit(&device, &d.heads_shape(), "attention.y")?;
+    let plain = MatmulOptions::default();
+    match dropout {
+        None => matmul_forward(&mut y, &saved.att, &saved.v, None, plain)?,
+        Some(dropout) => {
+            let mut att_d = Tensor::uninit(&device, &d.scores_shape(), "attention.probs_dropped")?; // (B, NH, T, T)
+            dropout_forward(&mut att_d, &saved.att, dropout)?;
+            matmul_forward(&mut y, &att_d, &saved.v, None, plain)?;
+        }
+    }
     merge_heads_forward(out, &y, &d)
 }
 
-/// dqkv (B, T, 3C) += gradient of [`attention_forward`] given dout (B, T, C) and its saved
-/// tensors. The mask has no gradient.
+/// dq, dk, dv (B, T, C) += gradients of [`attention_forward`] given dout (B, T, C), its saved
+/// tensors and the same `dropout` as the forward. The mask has no gradient.
 pub fn attention_backward(
-    dqkv: &mut Tensor,
+    dq: &mut Tensor,
+    dk: &mut Tensor,
+    dv: &mut Tensor,
     dout: &Tensor,
     saved: &AttentionSaved,
-    n_head: usize,
+    dropout: Option<DropoutMask>,
 ) -> Result<()> {
-    let s = dout.shape();
-    if s.len() != 3 {
-        return Err(Error::shape(
-            format!("attention_backward: {}", dout.name()),
-            "(B, T, C)",
-            s,
-        ));
-    }
-    let (b, t, c) = (s[0], s[1], s[2]);
-    let d = AttentionDims {
-        b,
-        t,
-        nh: n_head,
-        hs: head_size(c, n_head)?,
-    };
-    dqkv.expect_shape("attention_backward", &[b, t, 3 * c])?;
-    saved
-        .att
-        .expect_shape("attention_backward", &[b, n_head, t, t])?;
-    let device = dqkv.device();
-    let heads = d.head_shape();
-    let scores_shape = [b, n_head, t, t];
-    let mut dy = Tensor::uninit(&device, &heads, "attention.dy")?;
+    let d = saved.dims();
+    expect_tokens("attention_backward", &d, &[dq, dk, dv, dout])?;
+    let device = dout.device();
+    let mut dy = Tensor::uninit(&device, &d.heads_shape(), "attention.dy")?; // (B, NH, T, hs)
     merge_heads_backward(&mut dy, dout, &d)?;
-    // y = att v: datt = dy v^T, dv = att^T dy
-    let mut datt = Tensor::zeros(&device, &scores_shape, "attention.datt")?;
-    let mut dv = Tensor::zeros(&device, &heads, "attention.dv")?;
-    let av = MatmulOptions::default();
-    matmul_backward(
-        Some(&mut datt),
-        Some(&mut dv),
-        None,
-        &dy,
-        &saved.att,
-        &saved.v,
-        av,
-    )?;
+    // y = att_d vh:  datt_d = dy vh^T, dvh = att_d^T dy
+    let mut datt = Tensor::zeros(&device, &d.scores_shape(), "attention.datt")?; // (B, NH, T, T)
+    let mut dvh = Tensor::zeros(&device, &d.heads_shape(), "attention.dvh")?; // (B, NH, T, hs)
+    let plain = MatmulOptions::default();
+    match dropout {
+        None => matmul_backward(
+            Some(&mut datt),
+            Some(&mut dvh),
+            None,
+            &dy,
+            &saved.att,
+            &saved.v,
+            plain,
+        )?,
+        Some(dropout) => {
+            // att_d again from the same Threefry mask, then datt = dropout'(datt_d)
+            let mut att_d = Tensor::uninit(&device, &d.scores_shape(), "attention.probs_dropped")?; // (B, NH, T, T)
+            dropout_forward(&mut att_d, &saved.att, dropout)?;
+            let mut datt_d = Tensor::zeros(&device, &d.scores_shape(), "attention.datt_dropped")?; // (B, NH, T, T)
+            matmul_backward(
+                Some(&mut datt_d),
+                Some(&mut dvh),
+                None,
+                &dy,
+                &att_d,
+                &saved.v,
+                plain,
+            )?;
+            dropout_backward(&mut datt, &datt_d, dropout)?;
+        }
+    }
+    drop(dy);
     // att = softmax(scores + mask)
-    let mut dscores = Tensor::zeros(&device, &scores_shape, "attention.dscores")?;
+    let mut dscores = Tensor::zeros(&device, &d.scores_shape(), "attention.dscores")?; // (B, NH, T, T)
     softmax_backward(&mut dscores, &saved.att, &datt)?;
-    // scores = q k^T / sqrt(hs)
-    let mut dq = Tensor::zeros(&device, &heads, "attention.dq")?;
-    let mut dk = Tensor::zeros(&device, &heads, "attention.dk")?;
-    let scale = 1.0 / (d.hs as f32).sqrt();
-    let qk = MatmulOptions {
-        trans_b: true,
-        alpha: scale,
-        ..Default::default()
-    };
+    drop(datt);
+    // scores = qh kh^T / sqrt(hs)
+    let mut dqh = Tensor::zeros(&device, &d.heads_shape(), "attention.dqh")?; // (B, NH, T, hs)
+    let mut dkh = Tensor::zeros(&device, &d.heads_shape(), "attention.dkh")?; // (B, NH, T, hs)
     matmul_backward(
-        Some(&mut dq),
-        Some(&mut dk),
+        Some(&mut dqh),
+        Some(&mut dkh),
         None,
         &dscores,
         &saved.q,
         &saved.k,
-        qk,
+        d.scores_product(),
     )?;
-    split_heads_backward(dqkv, &dq, &dk, &dv, &d)
+    split_heads_backward(dq, dk, dv, &dqh, &dkh, &dvh, &d)
 }
 
 // ---- the head permutations: GPU dispatch and CPU version side by side -------------------
 
-/// q, k, v (B, NH, T, hs) = split of qkv (B, T, 3, NH, hs).
+/// One permutation kernel of `shaders/attention.wgsl`, an invocation per element of a
+/// (B, NH, T, hs) tensor.
+fn dispatch_heads(
+    ctx: &GpuContext,
+    entry: &'static str,
+    inputs: &[&GpuBuffer],
+    outputs: &[&GpuBuffer],
+    d: &AttentionDims,
+) -> Result<()> {
+    let kernel = Kernel {
+        shader: &shaders::ATTENTION,
+        entry,
+    };
+    let groups = ctx.linear_groups(d.head_elements(), 256);
+    ctx.dispatch(&kernel, inputs, outputs, &d.params(), groups)
+}
+
+/// Calls `row(head_offset, token_offset)` for every (b, h, t): the start of the hs
+/// contiguous values that (B, NH, T, hs) and (B, T, NH * hs) share.
+fn for_each_head_row(d: &AttentionDims, mut row: impl FnMut(usize, usize)) {
+    let c = d.nh * d.hs;
+    for b in 0..d.b {
+        for h in 0..d.nh {
+            for t in 0..d.t {
+                row(
+                    ((b * d.nh + h) * d.t + t) * d.hs,
+                    (b * d.t + t) * c + h * d.hs,
+                );
+            }
+        }
+    }
+}
+
+/// qh, kh, vh (B, NH, T, hs) = q, k, v (B, T, C) with the heads apart.
 pub fn split_heads_forward(
-    q: &mut Tensor,
-    k: &mut Tensor,
-    v: &mut Tensor,
-    qkv: &Tensor,
+    qh: &mut Tensor,
+    kh: &mut Tensor,
+    vh: &mut Tensor,
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
     d: &AttentionDims,
 ) -> Result<()> {
-    let n = d.b * d.nh * d.t * d.hs;
-    match q.gpu_context().cloned() {
+    match qh.gpu_context().cloned() {
         None => {
-            split_heads_forward_cpu(q.cpu_mut()?, k.cpu_mut()?, v.cpu_mut()?, qkv.cpu()?, d);
+            let (qh, kh, vh) = (qh.cpu_mut()?, kh.cpu_mut()?, vh.cpu_mut()?);
+            let (q, k, v) = (q.cpu()?, k.cpu()?, v.cpu()?);
+            for_each_head_row(d, |head, token| {
+                let hs = d.hs;
+                qh[head..head + hs].copy_from_slice(&q[token..token + hs]);
+                kh[head..head + hs].copy_from_slice(&k[token..token + hs]);
+                vh[head..head + hs].copy_from_slice(&v[token..token + hs]);
+            });
             Ok(())
         }
-        Some(ctx) => ctx.dispatch(
-            &kernel("split_heads_forward"),
-            &[qkv.gpu()?],
+        Some(ctx) => dispatch_heads(
+            &ctx,
+            "split_heads_forward",
             &[q.gpu()?, k.gpu()?, v.gpu()?],
-            &d.params(),
-            ctx.linear_groups(n, 256),
+            &[qh.gpu()?, kh.gpu()?, vh.gpu()?],
+            d,
         ),
     }
 }
 
-/// q, k, v (B, NH, T, hs) from qkv (B, T, 3 * NH * hs)
-pub fn split_heads_forward_cpu(
-    q: &mut [f32],
-    k: &mut [f32],
-    v: &mut [f32],
-    qkv: &[f32],
-    d: &AttentionDims,
-) {
-    let c = d.nh * d.hs;
-    for b in 0..d.b {
-        for t in 0..d.t {
-            let row = &qkv[(b * d.t + t) * 3 * c..][..3 * c];
-            for h in 0..d.nh {
-                let dst = ((b * d.nh + h) * d.t + t) * d.hs;
-                q[dst..dst + d.hs].copy_from_slice(&row[h * d.hs..][..d.hs]);
-                k[dst..dst + d.hs].copy_from_slice(&row[c + h * d.hs..][..d.hs]);
-                v[dst..dst + d.hs].copy_from_slice(&row[2 * c + h * d.hs..][..d.hs]);
-            }
-        }
-    }
-}
-
-/// dqkv (B, T, 3 * NH * hs) += merge of dq, dk, dv (B, NH, T, hs).
+/// dq, dk, dv (B, T, C) += dqh, dkh, dvh (B, NH, T, hs) with the heads side by side.
 pub fn split_heads_backward(
-    dqkv: &mut Tensor,
-    dq: &Tensor,
-    dk: &Tensor,
-    dv: &Tensor,
+    dq: &mut Tensor,
+    dk: &mut Tensor,
+    dv: &mut Tensor,
+    dqh: &Tensor,
+    dkh: &Tensor,
+    dvh: &Tensor,
     d: &AttentionDims,
 ) -> Result<()> {
-    let n = d.b * d.nh * d.t * d.hs;
-    match dqkv.gpu_context().cloned() {
+    match dq.gpu_context().cloned() {
         None => {
-            split_heads_backward_cpu(dqkv.cpu_mut()?, dq.cpu()?, dk.cpu()?, dv.cpu()?, d);
+            let (dq, dk, dv) = (dq.cpu_mut()?, dk.cpu_mut()?, dv.cpu_mut()?);
+            let (dqh, dkh, dvh) = (dqh.cpu()?, dkh.cpu()?, dvh.cpu()?);
+            for_each_head_row(d, |head, token| {
+                for i in 0..d.hs {
+                    dq[token + i] += dqh[head + i];
+                    dk[token + i] += dkh[head + i];
+                    dv[token + i] += dvh[head + i];
+                }
+            });
             Ok(())
         }
-        Some(ctx) => ctx.dispatch(
-            &kernel("split_heads_backward"),
+        Some(ctx) => dispatch_heads(
+            &ctx,
+            "split_heads_backward",
+            &[dqh.gpu()?, dkh.gpu()?, dvh.gpu()?],
             &[dq.gpu()?, dk.gpu()?, dv.gpu()?],
-            &[dqkv.gpu()?],
-            &d.params(),
-            ctx.linear_groups(n, 256),
+            d,
         ),
     }
 }
 
-/// dqkv (B, T, 3 * NH * hs) += dq, dk, dv (B, NH, T, hs) moved back
-pub fn split_heads_backward_cpu(
-    dqkv: &mut [f32],
-    dq: &[f32],
-    dk: &[f32],
-    dv: &[f32],
-    d: &AttentionDims,
-) {
-    let c = d.nh * d.hs;
-    for b in 0..d.b {
-        for t in 0..d.t {
-            let row = &mut dqkv[(b * d.t + t) * 3 * c..][..3 * c];
-            for h in 0..d.nh {
-                let src = ((b * d.nh + h) * d.t + t) * d.hs;
-                for i in 0..d.hs {
-                    row[h * d.hs + i] += dq[src + i];
-                    row[c + h * d.hs + i] += dk[src + i];
-                    row[2 * c + h * d.hs + i] += dv[src + i];
-                }
-            }
-        }
-    }
-}
-
-/// out (B, T, NH * hs) = y (B, NH, T, hs) with the heads side by side.
+/// out (B, T, C) = y (B, NH, T, hs) with the heads side by side.
 pub fn merge_heads_forward(out: &mut Tensor, y: &Tensor, d: &AttentionDims) -> Result<()> {
-    let n = d.b * d.nh * d.t * d.hs;
     match out.gpu_context().cloned() {
         None => {
-            merge_heads_forward_cpu(out.cpu_mut()?, y.cpu()?, d);
+            let (out, y) = (out.cpu_mut()?, y.cpu()?);
+            for_each_head_row(d, |head, token| {
+                out[token..token + d.hs].copy_from_slice(&y[head..head + d.hs]);
+            });
             Ok(())
         }
-        Some(ctx) => ctx.dispatch(
-            &kernel("merge_heads_forward"),
-            &[y.gpu()?],
-            &[out.gpu()?],
-            &d.params(),
-            ctx.linear_groups(n, 256),
-        ),
+        Some(ctx) => dispatch_heads(&ctx, "merge_heads_forward", &[y.gpu()?], &[out.gpu()?], d),
     }
 }
 
-/// out (B, T, NH * hs) from y (B, NH, T, hs)
-pub fn merge_heads_forward_cpu(out: &mut [f32], y: &[f32], d: &AttentionDims) {
-    let c = d.nh * d.hs;
-    for b in 0..d.b {
-        for t in 0..d.t {
-            for h in 0..d.nh {
-                let src = ((b * d.nh + h) * d.t + t) * d.hs;
-                out[(b * d.t + t) * c + h * d.hs..][..d.hs].copy_from_slice(&y[src..src + d.hs]);
-            }
-        }
-    }
-}
-
-/// dy (B, NH, T, hs) = dout (B, T, NH * hs) permuted (overwrites: dy is scratch).
+/// dy (B, NH, T, hs) = dout (B, T, C) with the heads apart (overwrites: dy is scratch).
 pub fn merge_heads_backward(dy: &mut Tensor, dout: &Tensor, d: &AttentionDims) -> Result<()> {
-    let n = d.b * d.nh * d.t * d.hs;
     match dy.gpu_context().cloned() {
         None => {
-            merge_heads_backward_cpu(dy.cpu_mut()?, dout.cpu()?, d);
+            let (dy, dout) = (dy.cpu_mut()?, dout.cpu()?);
+            for_each_head_row(d, |head, token| {
+                dy[head..head + d.hs].copy_from_slice(&dout[token..token + d.hs]);
+            });
             Ok(())
         }
-        Some(ctx) => ctx.dispatch(
-            &kernel("merge_heads_backward"),
+        Some(ctx) => dispatch_heads(
+            &ctx,
+            "merge_heads_backward",
             &[dout.gpu()?],
             &[dy.gpu()?],
-            &d.params(),
-            ctx.linear_groups(n, 256),
+            d,
         ),
-    }
-}
-
-/// dy (B, NH, T, hs) = dout (B, T, NH * hs) permuted
-pub fn merge_heads_backward_cpu(dy: &mut [f32], dout: &[f32], d: &AttentionDims) {
-    let c = d.nh * d.hs;
-    for b in 0..d.b {
-        for t in 0..d.t {
-            for h in 0..d.nh {
-                let dst = ((b * d.nh + h) * d.t + t) * d.hs;
-                dy[dst..dst + d.hs].copy_from_slice(&dout[(b * d.t + t) * c + h * d.hs..][..d.hs]);
-            }
-        }
     }
 }
