@@ -140,9 +140,9 @@ pub struct ClassifierTraining {
     report: TrainReport,
 }
 
-/// Cross-entropy of logits (B, L) against classes: per-row losses (host) and dlogits (B, L)
-/// scaled by `scale` (the gradient of the step's mean loss).
-async fn cross_entropy(logits: &Tensor, classes: &[u32], scale: f32) -> Result<(Vec<f32>, Tensor)> {
+/// Cross-entropy of logits (B, L) against classes: per-row losses (B) and dlogits (B, L)
+/// scaled by `scale` (the gradient of the step's mean loss). Nothing is read back here.
+fn cross_entropy(logits: &Tensor, classes: &[u32], scale: f32) -> Result<(Tensor, Tensor)> {
     let device = logits.device();
     let (b, l) = (logits.shape()[0], logits.shape()[1]);
     let targets = Tensor::from_vec(&device, &[b], classes.to_vec(), "labels")?;
@@ -158,7 +158,7 @@ async fn cross_entropy(logits: &Tensor, classes: &[u32], scale: f32) -> Result<(
         IGNORE_INDEX,
         scale,
     )?;
-    Ok((losses.to_vec().await?, dlogits))
+    Ok((losses, dlogits))
 }
 
 impl ClassifierTraining {
@@ -360,8 +360,7 @@ impl ClassifierTraining {
     ) -> Result<(Vec<f32>, Vec<f32>)> {
         let forward = self.forward(pipeline, rows, mode)?;
         let classes: Vec<u32> = rows.iter().map(|&i| self.classes[i]).collect();
-        let (losses, dlogits) = cross_entropy(forward.logits(), &classes, scale).await?; // (E, L)
-        let logits = forward.logits().to_vec().await?;
+        let (losses, dlogits) = cross_entropy(forward.logits(), &classes, scale)?; // (E), (E, L)
         let dwindow_logits = match &forward.average {
             Some(average) => average.backward(&dlogits, &forward.window_logits)?, // (W, L)
             None => dlogits,
@@ -388,6 +387,10 @@ impl ClassifierTraining {
                 .features_backward(&mut dhidden, &dfeatures, mask)?;
             model.encode_backward(out, &dhidden, grads)?;
         }
+        // Read back only now, once the whole backward is encoded: the first read submits the
+        // forward and the backward together, and the GPU never idles while the host encodes.
+        let losses = losses.to_vec().await?;
+        let logits = forward.logits().to_vec().await?;
         Ok((losses, logits))
     }
 
