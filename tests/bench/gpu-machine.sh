@@ -28,8 +28,10 @@ bin=target/release/webnlu
 } > "$out/machine.txt" 2>&1
 cat "$out/machine.txt"
 # B=8, T=128 as on the CPU; then B=32, T=128, where a GPU is better fed.
+# --profile-kernels: after the timed runs, one forward and one step per policy with every
+# dispatch timed alone (which kernel to make faster next).
 for batch in 8 32; do
   timeout 150 "$bin" bench model --device gpu --models minilm-shape,bert-base --batch "$batch" --seq 128 \
-    --repeat 5 --peer torch --json 2>&1 | tee -a "$out/bench-model-gpu.jsonl"
+    --repeat 5 --peer torch --profile-kernels --json 2>&1 | tee -a "$out/bench-model-gpu.jsonl"
 done
 timeout 90 "$bin" bench ops --device gpu --json 2>&1 | tee "$out/bench-ops-gpu.jsonl"

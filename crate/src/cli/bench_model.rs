@@ -1,6 +1,6 @@
 //! `webnlu bench model [--device cpu|gpu|auto] [--models minilm,minilm-shape,bert-base,DIR]
 //!  [--minilm DIR] [--batch B] [--seq T] [--repeat N] [--policies head,top:2,all] [--threads N]
-//!  [--peer torch] [--python PATH] [--json]`
+//!  [--peer torch] [--python PATH] [--profile-kernels] [--json]`
 //!
 //! Throughput of the BERT encoder: tokens per second of the forward pass (inference) and of a
 //! whole training step (forward keeping the trained layers' activations, sequence-
@@ -21,7 +21,9 @@
 //! (`webnlu::device::DeviceStats`) per forward (`gpu_stats_per_forward`) and per training step
 //! (`gpu_stats_per_step` of each policy): dispatches, submits, buffer / uniform / bind-group /
 //! pipeline creations, uploads, read-backs, and the host milliseconds spent encoding,
-//! submitting and waiting.
+//! submitting and waiting. `--profile-kernels` adds, from one extra forward and one extra step
+//! per policy after the timed ones, the GPU time of each kernel (`kernels_per_forward`,
+//! `kernels_per_step`; every dispatch run alone and waited for, see `webnlu::device::KernelTime`).
 //!
 //! Memory per freezing policy: the bytes of the weights, of the gradients and of the AdamW
 //! moments (counted from the tensors), and on Linux the peak resident set of the training
@@ -185,7 +187,7 @@ pub fn run(args: &[String]) -> Result<()> {
             "device", "models", "minilm", "batch", "seq", "repeat", "policies", "threads", "peer",
             "python",
         ],
-        &["json"],
+        &["json", "profile-kernels"],
     )?;
     let device = open_device(&args)?;
     if let Some(threads) = args.number("threads")? {
@@ -256,6 +258,19 @@ pub fn run(args: &[String]) -> Result<()> {
         }
         let forward_seconds = started.elapsed().as_secs_f64() / repeat as f64;
         let forward_stats = per_step(&device, &stats_before, repeat);
+        let profile = args.flag("profile-kernels") && device.is_gpu();
+        let forward_kernels = if profile {
+            device.set_kernel_profile(true)?;
+            model
+                .encode(&input, &RunMode::inference())?
+                .hidden
+                .to_vec_blocking()?;
+            let kernels = device.take_kernel_profile();
+            device.set_kernel_profile(false)?;
+            Some(kernels)
+        } else {
+            None
+        };
         let mut line = json!({
             "model": name, "device": device.kind(), "batch": input.batch, "seq": input.seq,
             "parameters": model.parameter_count(), "weight_bytes": weight_bytes,
@@ -265,6 +280,9 @@ pub fn run(args: &[String]) -> Result<()> {
         if let Device::Gpu(ctx) = &device {
             line["adapter"] = json!(format!("{} ({})", ctx.info().name, ctx.info().backend));
             line["gpu_stats_per_forward"] = forward_stats;
+            if let Some(kernels) = forward_kernels {
+                line["kernels_per_forward"] = json!(kernels);
+            }
         }
         let mut per_policy = Vec::new();
         for &freeze in &policies {
@@ -299,6 +317,18 @@ pub fn run(args: &[String]) -> Result<()> {
             });
             if device.is_gpu() {
                 policy["gpu_stats_per_step"] = step_stats;
+            }
+            if profile {
+                device.set_kernel_profile(true)?;
+                training_step(
+                    &mut model,
+                    &mut optimizer,
+                    &input,
+                    freeze,
+                    repeat as u64 + 2,
+                )?;
+                policy["kernels_per_step"] = json!(device.take_kernel_profile());
+                device.set_kernel_profile(false)?;
             }
             per_policy.push(policy);
         }
@@ -417,6 +447,25 @@ fn per_step(device: &Device, before: &DeviceStats, steps: usize) -> serde_json::
     })
 }
 
+/// "matmul_forward 93% (202), softmax_forward 5% (24), ..." of a kernel profile, top `n`.
+fn kernel_shares(kernels: &serde_json::Value, n: usize) -> Option<String> {
+    let kernels = kernels.as_array()?;
+    let total: f64 = kernels.iter().filter_map(|k| k["ms"].as_f64()).sum();
+    let top: Vec<String> = kernels
+        .iter()
+        .take(n)
+        .map(|k| {
+            format!(
+                "{} {:.0}% ({})",
+                k["kernel"].as_str().unwrap_or(""),
+                100.0 * k["ms"].as_f64().unwrap_or(0.0) / total.max(1e-9),
+                k["dispatches"]
+            )
+        })
+        .collect();
+    Some(format!("{:.1} ms: {}", total, top.join(", ")))
+}
+
 fn mib(v: &serde_json::Value) -> String {
     v.as_f64()
         .map_or("-".to_string(), |b| format!("{:.1}", b / (1024.0 * 1024.0)))
@@ -463,5 +512,16 @@ fn print_table(line: &serde_json::Value) {
             peer("peer_train_step_tokens_per_s", 0),
             peer("train_ratio_vs_peer", 2),
         );
+    }
+    if let Some(shares) = kernel_shares(&line["kernels_per_forward"], 5) {
+        println!("  kernels, one forward alone: {shares}");
+    }
+    for p in line["training"].as_array().into_iter().flatten() {
+        if let Some(shares) = kernel_shares(&p["kernels_per_step"], 5) {
+            println!(
+                "  kernels, one {} step alone: {shares}",
+                p["freeze"].as_str().unwrap_or("")
+            );
+        }
     }
 }

@@ -16,7 +16,7 @@ use super::bind_group_cache::BindGroupCache;
 use super::buffer_pool::{bucket_bytes, BufferPool, GpuBuffer, POOL_USAGE};
 use super::pipeline_cache::PipelineCache;
 use super::readback;
-use super::stats::{Counter, DeviceStats, StatsCounters};
+use super::stats::{Counter, DeviceStats, KernelProfile, KernelTime, StatsCounters};
 use super::uniform_arena::{UniformArena, SLOT_BYTES};
 use crate::ops::shaders::Shader;
 use crate::{Error, Result};
@@ -73,6 +73,8 @@ struct GpuInner {
     stats: StatsCounters,
     /// Bind groups by layout and bound buffers (see `bind_group_cache.rs`).
     bind_groups: Mutex<BindGroupCache>,
+    /// GPU time per kernel, when asked for (native only; see `stats.rs`).
+    kernel_profile: Mutex<KernelProfile>,
 }
 
 /// What the next submit carries.
@@ -193,6 +195,7 @@ impl GpuContext {
                 placeholder,
                 stats: StatsCounters::default(),
                 bind_groups: Mutex::new(BindGroupCache::default()),
+                kernel_profile: Mutex::new(KernelProfile::default()),
             }),
         })
     }
@@ -469,7 +472,36 @@ impl GpuContext {
             });
         });
         stats.add(Counter::Dispatches, 1);
+        #[cfg(not(target_arch = "wasm32"))]
+        if self.kernel_profile().is_on() {
+            let started = std::time::Instant::now();
+            self.synchronize()?;
+            let ns = started.elapsed().as_nanos() as u64;
+            self.kernel_profile().add(kernel.entry, ns);
+        }
         self.check()
+    }
+
+    fn kernel_profile(&self) -> std::sync::MutexGuard<'_, KernelProfile> {
+        self.inner
+            .kernel_profile
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Native only: turn the per-kernel profile on (every dispatch then runs alone and is
+    /// timed; see `stats.rs`) or off. Turning it on first waits for the work already encoded,
+    /// so none of it is charged to a kernel.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn set_kernel_profile(&self, on: bool) -> Result<()> {
+        self.synchronize()?;
+        self.kernel_profile().set(on);
+        Ok(())
+    }
+
+    /// The per-kernel times since the profile was turned on or last taken, the most first.
+    pub fn take_kernel_profile(&self) -> Vec<KernelTime> {
+        self.kernel_profile().take()
     }
 
     /// Submit the pending encoder (if any).

@@ -17,7 +17,7 @@ mod uniform_arena;
 
 pub use buffer_pool::GpuBuffer;
 pub use gpu::{GpuContext, GpuInfo, GpuOptions, Kernel};
-pub use stats::DeviceStats;
+pub use stats::{DeviceStats, KernelTime};
 
 use crate::{Error, Result};
 
@@ -117,6 +117,24 @@ impl Device {
         match self {
             Device::Cpu => DeviceStats::default(),
             Device::Gpu(ctx) => ctx.stats(),
+        }
+    }
+
+    /// Native only: the per-kernel GPU profile on or off (GPU only; see [`KernelTime`]).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn set_kernel_profile(&self, on: bool) -> Result<()> {
+        match self {
+            Device::Cpu => Ok(()),
+            Device::Gpu(ctx) => ctx.set_kernel_profile(on),
+        }
+    }
+
+    /// The per-kernel GPU times since the profile was turned on or last taken, the most
+    /// first; empty on the CPU or with the profile off.
+    pub fn take_kernel_profile(&self) -> Vec<KernelTime> {
+        match self {
+            Device::Cpu => Vec::new(),
+            Device::Gpu(ctx) => ctx.take_kernel_profile(),
         }
     }
 

@@ -132,3 +132,60 @@ impl StatsCounters {
         }
     }
 }
+
+/// GPU time of one kernel (one WGSL entry point) over a profiled stretch of work.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct KernelTime {
+    /// The WGSL entry point, e.g. "matmul_forward".
+    pub kernel: &'static str,
+    pub dispatches: u64,
+    /// Host wall time from submitting the dispatch alone to the GPU being idle, summed.
+    pub ms: f64,
+}
+
+/// The per-kernel profile, native only and off unless asked for
+/// ([`crate::Device::set_kernel_profile`]): while it is on, every dispatch is submitted alone
+/// and waited for, and the wait is charged to its kernel. That serialises the GPU and adds a
+/// submit and a wait per dispatch, so a profiled run is slower than a real one; what it gives is
+/// the share of each kernel, to know which one to make faster.
+#[derive(Default)]
+pub(crate) struct KernelProfile {
+    /// None: off.
+    kernels: Option<std::collections::HashMap<&'static str, (u64, u64)>>, // (dispatches, ns)
+}
+
+impl KernelProfile {
+    pub(crate) fn set(&mut self, on: bool) {
+        self.kernels = on.then(Default::default);
+    }
+
+    pub(crate) fn is_on(&self) -> bool {
+        self.kernels.is_some()
+    }
+
+    pub(crate) fn add(&mut self, kernel: &'static str, ns: u64) {
+        if let Some(kernels) = &mut self.kernels {
+            let entry = kernels.entry(kernel).or_default();
+            entry.0 += 1;
+            entry.1 += ns;
+        }
+    }
+
+    /// The kernels so far, the most time first; the profile starts over.
+    pub(crate) fn take(&mut self) -> Vec<KernelTime> {
+        let mut times: Vec<KernelTime> = self
+            .kernels
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(kernel, (dispatches, ns))| KernelTime {
+                kernel,
+                dispatches,
+                ms: ns as f64 / 1e6,
+            })
+            .collect();
+        times.sort_by(|a, b| b.ms.total_cmp(&a.ms).then(a.kernel.cmp(b.kernel)));
+        times
+    }
+}
