@@ -6,7 +6,7 @@
 mod op_checks;
 use op_checks::*;
 use webnlu::device::{Device, DeviceChoice, GpuOptions, Kernel};
-use webnlu::ops::elementwise::add_backward;
+use webnlu::ops::elementwise::{add_backward, gelu_forward};
 use webnlu::ops::shaders;
 use webnlu::{Error, Tensor};
 
@@ -233,4 +233,39 @@ fn a_repeated_dispatch_reuses_its_bind_group_until_the_pool_is_trimmed() {
     add_backward(&mut a, &mut b, &one).unwrap();
     assert_eq!(gpu.stats().since(&before).bind_groups_created, 1);
     assert_eq!(download(&b), vec![4.0; 5]);
+}
+
+#[test]
+fn the_kernel_profile_charges_each_dispatch_to_its_kernel_and_only_while_on() {
+    let gpu = gpu();
+    let x = upload(&gpu, &[64], &[0.5; 64], "x");
+    let mut y = Tensor::zeros(&gpu, &[64], "y").unwrap();
+    let (mut a, mut b) = (
+        Tensor::zeros(&gpu, &[64], "a").unwrap(),
+        Tensor::zeros(&gpu, &[64], "b").unwrap(),
+    );
+    add_backward(&mut a, &mut b, &x).unwrap(); // encoded before the profile: not charged
+    gpu.set_kernel_profile(true).unwrap();
+    for _ in 0..3 {
+        add_backward(&mut a, &mut b, &x).unwrap();
+    }
+    gelu_forward(&mut y, &x).unwrap();
+    let profile = gpu.take_kernel_profile();
+    let names: Vec<(&str, u64)> = profile.iter().map(|k| (k.kernel, k.dispatches)).collect();
+    assert_eq!(profile.len(), 2, "{names:?}");
+    let count = |name: &str| names.iter().find(|k| k.0 == name).map(|k| k.1);
+    assert_eq!(count("add_backward"), Some(3), "{names:?}");
+    assert_eq!(count("gelu_forward"), Some(1), "{names:?}");
+    assert!(profile.iter().all(|k| k.ms > 0.0), "{profile:?}");
+    assert!(profile.windows(2).all(|w| w[0].ms >= w[1].ms), "most first");
+    assert!(gpu.take_kernel_profile().is_empty(), "taking starts over");
+    gpu.set_kernel_profile(false).unwrap();
+    add_backward(&mut a, &mut b, &x).unwrap();
+    assert!(gpu.take_kernel_profile().is_empty(), "off: nothing charged");
+    assert_eq!(
+        download(&a),
+        vec![2.5; 64],
+        "profiled dispatches still compute"
+    );
+    assert!(Device::Cpu.take_kernel_profile().is_empty());
 }
