@@ -219,6 +219,9 @@ fn gpu_mask_equals_cpu_mask_bit_for_bit() {
         (4097, 1 << 40, 9, 0.9),
         (0, 1, 1, 0.5),
         (33, 2, 2, 1.0),
+        // large enough for the CPU version to split over threads (ops/cpu_parallel.rs): each
+        // part must draw the mask of its own element indices
+        (200_003, 11, 5, 0.1),
     ] {
         let mask = DropoutMask {
             probability: p,

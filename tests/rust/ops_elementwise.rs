@@ -123,3 +123,26 @@ fn shape_mismatch_is_an_error() {
     assert!(matches!(err, webnlu::Error::Shape { .. }), "{err}");
     assert!(err.to_string().contains("add_forward"), "{err}");
 }
+
+#[test]
+fn the_cpu_version_split_over_threads_equals_one_element_at_a_time() {
+    // 100,003 elements: over the size at which the CPU version splits the work between threads
+    // (ops/cpu_parallel.rs); every part must compute the elements at its own offset.
+    let n = 100_003;
+    let x: Vec<f32> = random(n, 3).iter().map(|v| v * 6.0).collect();
+    let dy = random(n, 4);
+    for act in ACTIVATIONS {
+        let mut y = vec![0.0; n];
+        activation_forward_cpu(&mut y, &x, act);
+        let want: Vec<f32> = x.iter().map(|&v| act.apply(v)).collect();
+        assert_eq!(y, want, "{act:?} forward");
+        let mut dx = vec![0.5; n];
+        activation_backward_cpu(&mut dx, &x, &dy, act);
+        let want: Vec<f32> = x
+            .iter()
+            .zip(&dy)
+            .map(|(&v, &g)| 0.5 + act.derivative(v) * g)
+            .collect();
+        assert_eq!(dx, want, "{act:?} backward");
+    }
+}

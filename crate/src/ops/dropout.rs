@@ -11,6 +11,7 @@
 //! Different dropout sites in one step use different `stream` values with the same seed.
 
 use crate::device::Kernel;
+use crate::ops::cpu_parallel::for_each_part;
 use crate::ops::length_check::expect_len;
 use crate::ops::shaders;
 use crate::tensor::Tensor;
@@ -118,9 +119,12 @@ pub fn dropout_forward_cpu(
 ) -> Result<()> {
     expect_len("dropout_forward_cpu", "out", out.len(), inp.len())?;
     let params = mask.params(inp.len())?;
-    for (i, (o, &x)) in out.iter_mut().zip(inp).enumerate() {
-        *o = x * keep_scale(&params, i as u32);
-    }
+    for_each_part(out, |start, out| {
+        let inp = &inp[start..start + out.len()];
+        for (i, (o, &x)) in out.iter_mut().zip(inp).enumerate() {
+            *o = x * keep_scale(&params, (start + i) as u32);
+        }
+    });
     Ok(())
 }
 
@@ -132,9 +136,12 @@ pub fn dropout_backward_cpu(
 ) -> Result<()> {
     expect_len("dropout_backward_cpu", "dinp", dinp.len(), dout.len())?;
     let params = mask.params(dout.len())?;
-    for (i, (d, &g)) in dinp.iter_mut().zip(dout).enumerate() {
-        *d += g * keep_scale(&params, i as u32);
-    }
+    for_each_part(dinp, |start, dinp| {
+        let dout = &dout[start..start + dinp.len()];
+        for (i, (d, &g)) in dinp.iter_mut().zip(dout).enumerate() {
+            *d += g * keep_scale(&params, (start + i) as u32);
+        }
+    });
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 //! the same shape (any shape; flat element count `n`).
 
 use crate::device::Kernel;
+use crate::ops::cpu_parallel::for_each_part;
 use crate::ops::shaders;
 use crate::tensor::Tensor;
 use crate::Result;
@@ -202,9 +203,11 @@ pub fn activation_forward(y: &mut Tensor, x: &Tensor, activation: Activation) ->
 
 /// y (n) = f(x (n))
 pub fn activation_forward_cpu(y: &mut [f32], x: &[f32], activation: Activation) {
-    for (o, &v) in y.iter_mut().zip(x) {
-        *o = activation.apply(v);
-    }
+    for_each_part(y, |start, y| {
+        for (o, &v) in y.iter_mut().zip(x.get(start..).unwrap_or_default()) {
+            *o = activation.apply(v);
+        }
+    });
 }
 
 /// dx += f'(x) * dy. `saved` is the forward's input x for GELU and ReLU, its output y for tanh.
@@ -234,9 +237,13 @@ pub fn activation_backward(
 
 /// dx (n) += f'(saved (n)) * dy (n)
 pub fn activation_backward_cpu(dx: &mut [f32], saved: &[f32], dy: &[f32], activation: Activation) {
-    for ((d, &s), &g) in dx.iter_mut().zip(saved).zip(dy) {
-        *d += activation.derivative(s) * g;
-    }
+    for_each_part(dx, |start, dx| {
+        let saved = saved.get(start..).unwrap_or_default();
+        let dy = dy.get(start..).unwrap_or_default();
+        for ((d, &s), &g) in dx.iter_mut().zip(saved).zip(dy) {
+            *d += activation.derivative(s) * g;
+        }
+    });
 }
 
 /// GELU (erf form), BERT's activation: y = gelu(x).

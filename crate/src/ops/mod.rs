@@ -75,6 +75,7 @@
 
 pub mod attention;
 pub mod char_cnn;
+pub mod cpu_parallel;
 pub mod dropout;
 pub mod elementwise;
 pub mod embedding;
