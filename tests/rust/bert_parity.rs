@@ -5,7 +5,7 @@
 mod bert_reference;
 mod op_checks;
 
-use bert_reference::{load_case, max_abs_diff, ReferenceCase};
+use bert_reference::{load_case, max_abs_diff, max_rel_diff_with_floor, ReferenceCase};
 use bert_reference::{FREEZE_SUFFIXES, TRAINING_STEMS};
 use webnlu::io::ModelFiles;
 use webnlu::models::{BertModel, EncoderInput, Freeze, Gradients, RunMode, Targets, Task};
@@ -196,7 +196,7 @@ fn check_training_case(name: &str, device: &Device) {
         // a hundred times smaller than the largest come from cancelling sums, where fp32
         // rounding (~1e-6 of the largest term, seen on lavapipe: 2.6e-7 on an element of
         // 3.9e-5 in a tensor peaking at 0.19) dominates their own relative error.
-        let d = relative_difference(&got, &want.data, 1e-2);
+        let d = max_rel_diff_with_floor(&got, &want.data, 1e-2);
         println!(
             "{}: relative difference {d:.2e}",
             at(&format!("grad {param}"))
@@ -207,22 +207,6 @@ fn check_training_case(name: &str, device: &Device) {
             at(&format!("grad {param}"))
         );
     }
-}
-
-/// max |got - want| / max(|want|, floor_fraction * max|want|); NaN on one side = infinity.
-fn relative_difference(got: &[f32], want: &[f32], floor_fraction: f32) -> f32 {
-    let scale = want.iter().fold(0.0f32, |m, w| m.max(w.abs()));
-    let floor = (floor_fraction * scale).max(f32::MIN_POSITIVE);
-    got.iter()
-        .zip(want)
-        .map(|(&g, &w)| {
-            if g.is_nan() != w.is_nan() {
-                f32::INFINITY
-            } else {
-                (g - w).abs() / w.abs().max(floor)
-            }
-        })
-        .fold(0.0, f32::max)
 }
 
 fn all_training_cases() -> Vec<String> {
@@ -438,7 +422,7 @@ fn check_adamw_steps(device: &Device) {
         for name in &case.trainable {
             let want = case.tensor(&format!("adamw.step{step}.grad.{name}"));
             let got = grads.get(name).unwrap().to_vec_blocking().unwrap();
-            let d = relative_difference(&got, &want.data, 1e-2);
+            let d = max_rel_diff_with_floor(&got, &want.data, 1e-2);
             assert!(
                 d <= 1e-3,
                 "{}: {d}",

@@ -15,8 +15,8 @@
 //! matmul with a ones vector: loss (1) = scale * sum(per-row losses).
 
 use crate::ops::losses::{
-    bce_with_logits_backward, bce_with_logits_forward, cross_entropy_backward,
-    cross_entropy_forward, mse_backward, mse_forward, IGNORE_INDEX,
+    bce_with_logits_backward, bce_with_logits_forward, cross_entropy_with_gradient, mse_backward,
+    mse_forward, IGNORE_INDEX,
 };
 use crate::ops::matmul::{matmul_forward, MatmulOptions};
 use crate::tensor::Tensor;
@@ -144,19 +144,8 @@ fn cross_entropy(
     // torch: the mean over the non-ignored rows (NaN when there are none; here 0)
     let scale = if count == 0 { 0.0 } else { 1.0 / count as f32 };
     let targets = Tensor::from_vec(&device, &[n], targets, "labels")?; // (N)
-    let mut losses = Tensor::uninit(&device, &[n], "losses")?; // (N)
-    let mut logsumexp = Tensor::uninit(&device, &[n], "logsumexp")?; // (N)
-    cross_entropy_forward(&mut losses, &mut logsumexp, logits, &targets, IGNORE_INDEX)?;
+    let (mut losses, dlogits) = cross_entropy_with_gradient(logits, &targets, scale)?; // (N), (N, V)
     scaled_sum(loss, &mut losses, scale, accumulate)?;
-    let mut dlogits = Tensor::zeros(&device, &[n, v], "d_logits")?; // (N, V)
-    cross_entropy_backward(
-        &mut dlogits,
-        logits,
-        &logsumexp,
-        &targets,
-        IGNORE_INDEX,
-        scale,
-    )?;
     Ok(dlogits)
 }
 

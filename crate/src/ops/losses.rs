@@ -319,6 +319,32 @@ pub fn cross_entropy_backward(
     }
 }
 
+/// Forward and backward of softmax cross-entropy together, for a training step that needs
+/// both: per-row losses (N) and dlogits (N, V) = `scale` x d(loss_i)/d(logits) (`scale` is the
+/// gradient of the caller's reduction, e.g. 1 / count for the mean). Rows whose target is
+/// `IGNORE_INDEX` get loss 0 and gradient 0. Nothing is read back.
+pub fn cross_entropy_with_gradient(
+    logits: &Tensor,       // (N, V)
+    targets: &Tensor<u32>, // (N)
+    scale: f32,
+) -> Result<(Tensor, Tensor)> {
+    let device = logits.device();
+    let (n, v) = (logits.shape()[0], logits.shape()[1]);
+    let mut losses = Tensor::uninit(&device, &[n], "losses")?; // (N)
+    let mut logsumexp = Tensor::uninit(&device, &[n], "logsumexp")?; // (N)
+    cross_entropy_forward(&mut losses, &mut logsumexp, logits, targets, IGNORE_INDEX)?;
+    let mut dlogits = Tensor::zeros(&device, &[n, v], "d_logits")?; // (N, V)
+    cross_entropy_backward(
+        &mut dlogits,
+        logits,
+        &logsumexp,
+        targets,
+        IGNORE_INDEX,
+        scale,
+    )?;
+    Ok((losses, dlogits))
+}
+
 /// out (2) = [mean loss over the non-ignored rows (0 if none), their count], without a
 /// read-back on the GPU.
 pub fn cross_entropy_mean(

@@ -21,7 +21,8 @@ pub struct Classification {
     pub scores: Vec<f32>,
 }
 
-fn softmax(logits: &[f32]) -> Vec<f32> {
+/// Probabilities of one row of logits: softmax in f64 (shared by the tasks that report scores).
+pub(super) fn softmax(logits: &[f32]) -> Vec<f32> {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
     let exp: Vec<f64> = logits.iter().map(|&x| (x as f64 - max).exp()).collect();
     let sum: f64 = exp.iter().sum();

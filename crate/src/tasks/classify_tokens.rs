@@ -9,6 +9,7 @@ use crate::tensor::Tensor;
 use crate::train::metrics::argmax;
 use crate::{Error, Result};
 
+use super::classify::softmax;
 use super::pipeline::Pipeline;
 use super::windows::{token_sources, LongTexts};
 
@@ -23,13 +24,6 @@ pub struct TokenLabel {
     pub label: String,
     /// Its softmax probability.
     pub score: f32,
-}
-
-fn softmax(logits: &[f32]) -> Vec<f32> {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-    let exp: Vec<f64> = logits.iter().map(|&x| (x as f64 - max).exp()).collect();
-    let sum: f64 = exp.iter().sum();
-    exp.iter().map(|&e| (e / sum) as f32).collect()
 }
 
 impl Pipeline {

@@ -8,9 +8,9 @@
 
 use crate::models::{EncoderInput, RunMode};
 use crate::tensor::Tensor;
-use crate::train::metrics::argmax;
 use crate::{Error, Result};
 
+use super::classify::softmax;
 use super::pipeline::Pipeline;
 use super::windows::{encode_windows, token_sources, LongTexts};
 
@@ -21,14 +21,6 @@ pub struct MaskPrediction {
     pub id: u32,
     /// Softmax probability of the token at the mask.
     pub score: f32,
-}
-
-/// Probabilities of `logits` (one row): softmax in f64.
-fn softmax(logits: &[f32]) -> Vec<f32> {
-    let max = logits[argmax(logits)] as f64;
-    let exp: Vec<f64> = logits.iter().map(|&x| (x as f64 - max).exp()).collect();
-    let sum: f64 = exp.iter().sum();
-    exp.iter().map(|&e| (e / sum) as f32).collect()
 }
 
 /// The `top_k` best (id, score) of a row of probabilities, best first (ties: lower id first).

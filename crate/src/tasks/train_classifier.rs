@@ -22,7 +22,7 @@
 //! [`Pipeline::train_classifier`] runs them all with a callback.
 
 use crate::models::{EncoderInput, Freeze, Gradients, RunMode};
-use crate::ops::losses::{cross_entropy_backward, cross_entropy_forward, IGNORE_INDEX};
+use crate::ops::losses::cross_entropy_with_gradient;
 use crate::ops::optimizer::AdamWConfig;
 use crate::tensor::Tensor;
 use crate::tokenizer::Encoding;
@@ -138,27 +138,6 @@ pub struct ClassifierTraining {
     accumulation: GradientAccumulation,
     epochs_done: usize,
     report: TrainReport,
-}
-
-/// Cross-entropy of logits (B, L) against classes: per-row losses (B) and dlogits (B, L)
-/// scaled by `scale` (the gradient of the step's mean loss). Nothing is read back here.
-fn cross_entropy(logits: &Tensor, classes: &[u32], scale: f32) -> Result<(Tensor, Tensor)> {
-    let device = logits.device();
-    let (b, l) = (logits.shape()[0], logits.shape()[1]);
-    let targets = Tensor::from_vec(&device, &[b], classes.to_vec(), "labels")?;
-    let mut losses = Tensor::uninit(&device, &[b], "losses")?;
-    let mut logsumexp = Tensor::uninit(&device, &[b], "logsumexp")?;
-    cross_entropy_forward(&mut losses, &mut logsumexp, logits, &targets, IGNORE_INDEX)?;
-    let mut dlogits = Tensor::zeros(&device, &[b, l], "d_logits")?;
-    cross_entropy_backward(
-        &mut dlogits,
-        logits,
-        &logsumexp,
-        &targets,
-        IGNORE_INDEX,
-        scale,
-    )?;
-    Ok((losses, dlogits))
 }
 
 impl ClassifierTraining {
@@ -360,7 +339,8 @@ impl ClassifierTraining {
     ) -> Result<(Vec<f32>, Vec<f32>)> {
         let forward = self.forward(pipeline, rows, mode)?;
         let classes: Vec<u32> = rows.iter().map(|&i| self.classes[i]).collect();
-        let (losses, dlogits) = cross_entropy(forward.logits(), &classes, scale)?; // (E), (E, L)
+        let targets = Tensor::from_vec(pipeline.device(), &[rows.len()], classes, "labels")?; // (E)
+        let (losses, dlogits) = cross_entropy_with_gradient(forward.logits(), &targets, scale)?; // (E), (E, L)
         let dwindow_logits = match &forward.average {
             Some(average) => average.backward(&dlogits, &forward.window_logits)?, // (W, L)
             None => dlogits,

@@ -307,9 +307,14 @@ pub fn max_abs_diff(got: &[f32], want: &[f32]) -> f32 {
 /// element, with elements a thousand times smaller than the tensor's largest judged against that
 /// floor (their relative error is rounding noise, not a wrong formula). NaN mismatch = infinity.
 pub fn max_rel_diff(got: &[f32], want: &[f32]) -> f32 {
+    max_rel_diff_with_floor(got, want, 1e-3)
+}
+
+/// [`max_rel_diff`] with the floor at `floor_fraction` x max|want|.
+pub fn max_rel_diff_with_floor(got: &[f32], want: &[f32], floor_fraction: f32) -> f32 {
     assert_eq!(got.len(), want.len(), "max_rel_diff: lengths differ");
     let scale = want.iter().map(|w| w.abs()).fold(0.0, f32::max);
-    let floor = (1e-3 * scale).max(f32::MIN_POSITIVE);
+    let floor = (floor_fraction * scale).max(f32::MIN_POSITIVE);
     got.iter()
         .zip(want)
         .map(|(&g, &w)| {
