@@ -42,8 +42,7 @@ use webnlu::device::DeviceStats;
 use webnlu::io::{write_safetensors, ModelFiles};
 use webnlu::models::{BertModel, EncoderInput, Freeze, Gradients, RunMode, Targets, Task};
 use webnlu::ops::optimizer::AdamWConfig;
-use webnlu::tensor::Tensor;
-use webnlu::train::{clip_gradients, AdamW, ParameterUpdate, SplitMix64};
+use webnlu::train::{clip_and_step, AdamW, SplitMix64};
 use webnlu::{Device, Error, Result};
 
 /// bert-base-uncased's shape: (layers, hidden, heads, intermediate, vocab, positions).
@@ -154,22 +153,16 @@ fn training_step(
     )?;
     let loss = model.backward_task(&mut out, &targets, &mut grads)?;
     drop(out);
-    let device = model.device().clone();
-    let mut norm = Tensor::zeros(&device, &[2], "grad_norm")?;
-    {
-        let mut g: Vec<&mut Tensor> = grads.iter_mut().map(|(_, g)| g).collect();
-        clip_gradients(&mut norm, &mut g, Some(1.0))?;
-    }
     let gradient_bytes = grads.iter().map(|(_, g)| g.bytes()).sum();
-    let mut updates: Vec<ParameterUpdate> = model
-        .parameters_mut()
-        .into_iter()
-        .filter_map(|value| {
-            let grad = grads.get(value.name())?;
-            Some(ParameterUpdate { value, grad })
-        })
-        .collect();
-    optimizer.step(2e-5, &mut updates)?;
+    let device = model.device().clone();
+    clip_and_step(
+        optimizer,
+        &device,
+        model.parameters_mut(),
+        &mut grads,
+        Some(1.0),
+        2e-5,
+    )?;
     let loss = loss.to_vec_blocking()?; // waits for the step to finish
     if !loss[0].is_finite() {
         return Err(Error::invalid(format!(

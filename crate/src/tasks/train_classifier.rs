@@ -27,8 +27,8 @@ use crate::ops::optimizer::AdamWConfig;
 use crate::tensor::Tensor;
 use crate::tokenizer::Encoding;
 use crate::train::{
-    check_finite_loss, clip_gradients, correct_predictions, epoch_batches, train_validation_split,
-    AdamW, FeatureCache, GradientAccumulation, LinearSchedule, ParameterUpdate,
+    check_finite_loss, clip_and_step, correct_predictions, epoch_batches, train_validation_split,
+    AdamW, FeatureCache, GradientAccumulation, LinearSchedule,
 };
 use crate::{Error, Result};
 
@@ -439,24 +439,16 @@ impl ClassifierTraining {
                 let classes: Vec<u32> = rows.iter().map(|&i| self.classes[i]).collect();
                 correct += correct_predictions(&logits, &classes, labels)?;
             }
-            let device = pipeline.device().clone();
-            let mut norm = Tensor::zeros(&device, &[2], "grad_norm")?;
-            {
-                let mut tensors: Vec<&mut Tensor> = grads.iter_mut().map(|(_, g)| g).collect();
-                clip_gradients(&mut norm, &mut tensors, self.options.max_grad_norm)?;
-            }
             let lr = self.schedule.lr(self.optimizer.steps());
-            let mut updates: Vec<ParameterUpdate> = pipeline
-                .model
-                .parameters_mut()
-                .into_iter()
-                .filter_map(|value| {
-                    let grad = grads.get(value.name())?;
-                    Some(ParameterUpdate { value, grad })
-                })
-                .collect();
-            self.report.trained_parameters = updates.iter().map(|u| u.value.numel()).sum();
-            self.optimizer.step(lr, &mut updates)?;
+            let device = pipeline.device().clone();
+            self.report.trained_parameters = clip_and_step(
+                &mut self.optimizer,
+                &device,
+                pipeline.model.parameters_mut(),
+                &mut grads,
+                self.options.max_grad_norm,
+                lr,
+            )?;
         }
         pipeline.device().flush()?;
         let validation_accuracy = self.validation_accuracy(pipeline).await?;

@@ -6,6 +6,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::device::Device;
+use crate::models::Gradients;
 use crate::ops::optimizer::{adamw_step, clip_grad_norm, AdamWConfig};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
@@ -115,6 +117,35 @@ impl AdamW {
         }
         Ok(())
     }
+}
+
+/// One optimizer step of a model, as the HF Trainer takes it: the gradients clipped to
+/// `max_grad_norm` (global norm; `None`: not clipped), then AdamW at `lr` on every parameter of
+/// `parameters` that has a gradient in `grads` (the frozen ones have none). Returns how many
+/// values were updated. Nothing is read back.
+pub fn clip_and_step(
+    optimizer: &mut AdamW,
+    device: &Device,
+    parameters: Vec<&mut Tensor>,
+    grads: &mut Gradients,
+    max_grad_norm: Option<f32>,
+    lr: f32,
+) -> Result<usize> {
+    let mut norm = Tensor::zeros(device, &[2], "grad_norm")?; // (2) [total norm, coefficient]
+    {
+        let mut tensors: Vec<&mut Tensor> = grads.iter_mut().map(|(_, g)| g).collect();
+        clip_gradients(&mut norm, &mut tensors, max_grad_norm)?;
+    }
+    let mut updates: Vec<ParameterUpdate> = parameters
+        .into_iter()
+        .filter_map(|value| {
+            let grad = grads.get(value.name())?;
+            Some(ParameterUpdate { value, grad })
+        })
+        .collect();
+    let updated = updates.iter().map(|u| u.value.numel()).sum();
+    optimizer.step(lr, &mut updates)?;
+    Ok(updated)
 }
 
 /// `clip_grad_norm_` over all gradients together; `norm_out (2)` receives

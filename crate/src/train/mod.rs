@@ -18,7 +18,7 @@ pub mod schedule;
 pub mod split;
 
 pub use accumulation::GradientAccumulation;
-pub use adamw::{clip_gradients, decays, AdamW, ParameterUpdate};
+pub use adamw::{clip_and_step, clip_gradients, decays, AdamW, ParameterUpdate};
 pub use feature_cache::FeatureCache;
 pub use metrics::{accuracy, argmax, check_finite_loss, correct_predictions};
 pub use schedule::LinearSchedule;
