@@ -96,16 +96,6 @@ server.prependListener('request', (_request, response) => {
   response.setHeader('cross-origin-embedder-policy', 'require-corp');
   response.setHeader('cross-origin-resource-policy', 'same-origin');
 });
-// serve.mjs knows .wasm, .js, .json; .mjs and .onnx fall back to octet-stream, which module
-// imports refuse: ORT imports its .mjs glue.
-server.prependListener('request', (request, response) => {
-  const path = new URL(request.url, 'http://127.0.0.1').pathname;
-  if (path.endsWith('.mjs')) {
-    const writeHead = response.writeHead.bind(response);
-    response.writeHead = (status, headers = {}) => writeHead(status, { ...headers, 'content-type': 'text/javascript; charset=utf-8' });
-  }
-});
-
 const browser = await chromium.launch({
   executablePath: CHROMIUM,
   headless: true,
