@@ -25,6 +25,16 @@ pub struct Tensor<T: Element = f32> {
     /// Row-major dimensions; the product is the element count (0 for an empty tensor).
     shape: Vec<usize>,
     storage: Storage<T>,
+    /// Identifies the CPU contents: new at creation and at every `cpu_mut()`, unique across
+    /// tensors, so a cache of something computed from the values (the matmul's packed weight
+    /// panels) knows when it is stale.
+    version: u64,
+}
+
+/// The next content version (see `Tensor::version`).
+fn next_version() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 impl<T: Element> std::fmt::Debug for Tensor<T> {
@@ -59,6 +69,7 @@ impl<T: Element> Tensor<T> {
             name: name.to_string(),
             shape: shape.to_vec(),
             storage,
+            version: next_version(),
         })
     }
 
@@ -73,6 +84,7 @@ impl<T: Element> Tensor<T> {
             name: name.to_string(),
             shape: shape.to_vec(),
             storage,
+            version: next_version(),
         })
     }
 
@@ -88,11 +100,16 @@ impl<T: Element> Tensor<T> {
             name: name.to_string(),
             shape: shape.to_vec(),
             storage,
+            version: next_version(),
         })
     }
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+    /// The content version: changes whenever the CPU elements may have changed.
+    pub fn version(&self) -> u64 {
+        self.version
     }
     pub fn shape(&self) -> &[usize] {
         &self.shape
@@ -156,6 +173,7 @@ impl<T: Element> Tensor<T> {
         }
     }
     pub fn cpu_mut(&mut self) -> Result<&mut [T]> {
+        self.version = next_version();
         match &mut self.storage {
             Storage::Cpu(data) => Ok(data),
             Storage::Gpu(..) => Err(Error::invalid(format!(

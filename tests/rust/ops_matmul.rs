@@ -406,3 +406,45 @@ fn shape_mismatches_are_errors() {
     let bias = Tensor::zeros(&cpu, &[6], "bias").unwrap();
     assert!(matmul_forward(&mut out, &a, &b, Some(&bias), MatmulOptions::default()).is_err());
 }
+
+/// A weight packed once (`matmul_forward_packed`, what every linear layer uses on the CPU)
+/// gives the same bits as packing per call, on shapes with partial tiles, over threads, with
+/// 1 row (a single token) and many; and the packed panels are made again after the weight
+/// changes (a training step writes it through `cpu_mut`).
+#[test]
+fn packed_weight_equals_per_call_packing_and_follows_changes() {
+    let cpu = Device::Cpu;
+    for &(rows, n, k) in &[
+        (1, 7, 5),
+        (13, 33, 300),
+        (64, 70, 45),
+        (1024, 384, 384),
+        (3, 1536, 384),
+    ] {
+        let x = upload(&cpu, &[rows, k], &random(rows * k, 1), "x");
+        let mut w = upload(&cpu, &[n, k], &random(n * k, 2), "w"); // (out, in), as nn.Linear
+        let bias = upload(&cpu, &[n], &random(n, 3), "bias");
+        let options = MatmulOptions {
+            trans_b: true,
+            ..Default::default()
+        };
+        let packed = PackedWeight::default();
+        for round in 0..3 {
+            let mut want = Tensor::zeros(&cpu, &[rows, n], "want").unwrap();
+            matmul_forward(&mut want, &x, &w, Some(&bias), options).unwrap();
+            let mut got = Tensor::zeros(&cpu, &[rows, n], "got").unwrap();
+            matmul_forward_packed(&mut got, &x, &w, Some(&bias), options, &packed).unwrap();
+            assert_eq!(
+                got.cpu().unwrap(),
+                want.cpu().unwrap(),
+                "({rows}, {k}) x ({n}, {k})^T, round {round}: packed once != packed per call"
+            );
+            assert_eq!(
+                packed.bytes(),
+                n.div_ceil(cpu_gemm::NR) * cpu_gemm::NR * k * 4
+            );
+            // a training step changes the weight: the next product must see the new values
+            w.cpu_mut().unwrap()[0] += 1.0;
+        }
+    }
+}

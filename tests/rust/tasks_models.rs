@@ -126,6 +126,65 @@ fn minilm_similarities_are_the_documented_ones_on_the_gpu() {
     minilm_similarities(&gpu());
 }
 
+/// Batching never changes a result: padding gets exactly zero attention and every row of a
+/// product is computed alone, so a text embedded in a batch with longer texts (padded), in a
+/// batch cut by length, or alone gives the same bits on the CPU.
+#[test]
+fn embeddings_do_not_depend_on_the_batch() {
+    let mut p = pipeline("all-minilm-l6-v2", &Device::Cpu);
+    let texts = [
+        "A man is eating food.",
+        "The committee postponed its decision until the independent auditors finish reviewing the accounts.",
+        "Hello.",
+        "Dolphins communicate using clicks and whistles, and some of them have names.",
+        "It rained all weekend, so we stayed inside.",
+    ];
+    let together = block_on(p.embed(&texts, Pooling::Mean, false)).unwrap();
+    let mut read = p.read;
+    read.batch_size = 1;
+    p.set_read_options(read).unwrap();
+    let alone = block_on(p.embed(&texts, Pooling::Mean, false)).unwrap();
+    assert_eq!(
+        together, alone,
+        "embeddings in one batch != one text at a time"
+    );
+}
+
+#[test]
+fn length_batches_cover_every_item_once_and_cut_padding() {
+    use webnlu::tasks::windows::batches_by_length;
+    let lengths = [12, 40, 9, 11, 128, 10, 41, 13, 127, 12, 39, 8];
+    for batch_size in [1, 2, 3, 5, 32] {
+        let batches = batches_by_length(&lengths, batch_size).unwrap();
+        let mut seen: Vec<usize> = batches.iter().flatten().copied().collect();
+        seen.sort();
+        assert_eq!(
+            seen,
+            (0..lengths.len()).collect::<Vec<_>>(),
+            "batch size {batch_size}"
+        );
+        assert!(batches
+            .iter()
+            .all(|b| !b.is_empty() && b.len() <= batch_size));
+    }
+    // With room for all 12 in one batch, the two 128-token texts still get a batch of their
+    // own: padding the ten short ones to 128 would cost far more than a second pass.
+    let batches = batches_by_length(&lengths, 32).unwrap();
+    let longest: Vec<usize> = batches
+        .iter()
+        .map(|b| b.iter().map(|&i| lengths[i]).max().unwrap())
+        .collect();
+    assert!(batches.len() >= 2, "{batches:?}");
+    let last = batches.last().unwrap();
+    assert_eq!(
+        last.len(),
+        2,
+        "the 127/128 pair alone: {batches:?} (longest {longest:?})"
+    );
+    assert!(batches_by_length(&[], 4).unwrap().is_empty());
+    assert!(batches_by_length(&lengths, 0).is_err());
+}
+
 #[test]
 fn a_long_text_is_the_average_of_its_windows() {
     let device = Device::Cpu;

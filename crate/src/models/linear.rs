@@ -4,7 +4,7 @@
 
 use crate::device::Device;
 use crate::ops::dropout::threefry2x32;
-use crate::ops::matmul::{matmul_backward, matmul_forward, MatmulOptions};
+use crate::ops::matmul::{matmul_backward, matmul_forward_packed, MatmulOptions, PackedWeight};
 use crate::tensor::Tensor;
 use crate::Result;
 
@@ -15,6 +15,8 @@ use super::weight_loader::WeightLoader;
 pub struct Linear {
     pub weight: Tensor, // (out, in)
     pub bias: Tensor,   // (out)
+    /// The CPU matmul's packed panels of `weight`, made on first use (and after it changes).
+    packed: PackedWeight,
 }
 
 const WEIGHT_IS_OUT_BY_IN: MatmulOptions = MatmulOptions {
@@ -38,6 +40,7 @@ impl Linear {
         Ok(Linear {
             weight: weights.load(&w, &format!("{prefix}{w}"), &[out, inp])?,
             bias: weights.load(&b, &format!("{prefix}{b}"), &[out])?,
+            packed: PackedWeight::default(),
         })
     }
 
@@ -58,6 +61,7 @@ impl Linear {
                 &format!("{name}.weight"),
             )?,
             bias: Tensor::zeros(device, &[out], &format!("{name}.bias"))?,
+            packed: PackedWeight::default(),
         })
     }
 
@@ -71,7 +75,14 @@ impl Linear {
 
     /// y (.., out) = x (.., in) W^T + b
     pub fn forward(&self, y: &mut Tensor, x: &Tensor) -> Result<()> {
-        matmul_forward(y, x, &self.weight, Some(&self.bias), WEIGHT_IS_OUT_BY_IN)
+        matmul_forward_packed(
+            y,
+            x,
+            &self.weight,
+            Some(&self.bias),
+            WEIGHT_IS_OUT_BY_IN,
+            &self.packed,
+        )
     }
 
     /// A new output tensor (.., out) for input x (.., in), computed.

@@ -4,6 +4,7 @@
 
 use crate::device::Kernel;
 use crate::ops::cpu_parallel::for_each_part;
+use crate::ops::lanes::{self, with_wide_simd};
 use crate::ops::shaders;
 use crate::tensor::Tensor;
 use crate::Result;
@@ -31,14 +32,16 @@ fn params(n: usize) -> ElementwiseParams {
 }
 
 /// erf by Abramowitz & Stegun 7.1.26 (|error| <= 1.5e-7), the formula the WGSL kernel uses,
-/// so the two backends agree to rounding.
+/// so the two backends agree to rounding. The exponential is [`lanes::exp`], so that loops
+/// over this function vectorize.
+#[inline(always)]
 pub fn erf_approx(x: f32) -> f32 {
     let a = x.abs();
     let t = 1.0 / (1.0 + 0.327_591_1 * a);
     let poly = t
         * (0.254_829_6
             + t * (-0.284_496_74 + t * (1.421_413_7 + t * (-1.453_152 + t * 1.061_405_4))));
-    let r = 1.0 - poly * (-a * a).exp();
+    let r = 1.0 - poly * lanes::exp(-a * a);
     if x < 0.0 {
         -r
     } else {
@@ -47,8 +50,9 @@ pub fn erf_approx(x: f32) -> f32 {
 }
 
 /// tanh through exp of a non-positive argument (no overflow), as in the WGSL kernel.
+#[inline(always)]
 fn tanh_safe(x: f32) -> f32 {
-    let e = (-2.0 * x.abs()).exp();
+    let e = lanes::exp(-2.0 * x.abs());
     let r = (1.0 - e) / (1.0 + e);
     if x < 0.0 {
         -r
@@ -144,6 +148,7 @@ impl Activation {
     }
 
     /// f(x)
+    #[inline(always)]
     pub fn apply(self, x: f32) -> f32 {
         match self {
             Activation::Gelu => 0.5 * x * (1.0 + erf_approx(x * SQRT_HALF)),
@@ -157,12 +162,13 @@ impl Activation {
 
     /// f'(x) expressed through what backward keeps: `saved` is x for GELU and ReLU, y = tanh(x)
     /// for tanh.
+    #[inline(always)]
     pub fn derivative(self, saved: f32) -> f32 {
         match self {
             Activation::Gelu => {
                 let x = saved;
                 let cdf = 0.5 * (1.0 + erf_approx(x * SQRT_HALF));
-                let pdf = INV_SQRT_2PI * (-0.5 * x * x).exp();
+                let pdf = INV_SQRT_2PI * lanes::exp(-0.5 * x * x);
                 cdf + x * pdf
             }
             Activation::GeluTanh => {
@@ -204,9 +210,19 @@ pub fn activation_forward(y: &mut Tensor, x: &Tensor, activation: Activation) ->
 /// y (n) = f(x (n))
 pub fn activation_forward_cpu(y: &mut [f32], x: &[f32], activation: Activation) {
     for_each_part(y, |start, y| {
-        for (o, &v) in y.iter_mut().zip(x.get(start..).unwrap_or_default()) {
-            *o = activation.apply(v);
-        }
+        let x = x.get(start..).unwrap_or_default();
+        // One loop per activation, so that each is inlined and vectorized on its own.
+        let mut apply = |f: Activation| {
+            for (o, &v) in y.iter_mut().zip(x) {
+                *o = f.apply(v);
+            }
+        };
+        with_wide_simd(|| match activation {
+            Activation::Gelu => apply(Activation::Gelu),
+            Activation::GeluTanh => apply(Activation::GeluTanh),
+            Activation::Tanh => apply(Activation::Tanh),
+            Activation::Relu => apply(Activation::Relu),
+        })
     });
 }
 
@@ -240,9 +256,17 @@ pub fn activation_backward_cpu(dx: &mut [f32], saved: &[f32], dy: &[f32], activa
     for_each_part(dx, |start, dx| {
         let saved = saved.get(start..).unwrap_or_default();
         let dy = dy.get(start..).unwrap_or_default();
-        for ((d, &s), &g) in dx.iter_mut().zip(saved).zip(dy) {
-            *d += activation.derivative(s) * g;
-        }
+        let mut apply = |f: Activation| {
+            for ((d, &s), &g) in dx.iter_mut().zip(saved).zip(dy) {
+                *d += f.derivative(s) * g;
+            }
+        };
+        with_wide_simd(|| match activation {
+            Activation::Gelu => apply(Activation::Gelu),
+            Activation::GeluTanh => apply(Activation::GeluTanh),
+            Activation::Tanh => apply(Activation::Tanh),
+            Activation::Relu => apply(Activation::Relu),
+        })
     });
 }
 

@@ -3,6 +3,8 @@
 //! (llm.c `layernorm_forward` / `layernorm_backward`). Kernel: `shaders/layernorm.wgsl`.
 
 use crate::device::Kernel;
+use crate::ops::cpu_parallel::{for_each_row_part, for_each_row_part_with};
+use crate::ops::lanes::{self, with_wide_simd};
 use crate::ops::shaders;
 use crate::tensor::Tensor;
 use crate::{Error, Result};
@@ -98,13 +100,23 @@ pub fn layernorm_forward_cpu(
     if c == 0 {
         return;
     }
-    for (r, (xr, or)) in x.chunks(c).zip(out.chunks_mut(c)).enumerate() {
-        let m = xr.iter().sum::<f32>() / c as f32;
-        let var = xr.iter().map(|&v| (v - m) * (v - m)).sum::<f32>() / c as f32;
-        let s = 1.0 / (var + eps).sqrt();
-        for i in 0..c {
-            or[i] = (xr[i] - m) * s * weight[i] + bias[i];
-        }
+    let rows = x.len() / c;
+    let mut stats = vec![[0.0f32; 2]; rows]; // (mean, rstd) per row
+    for_each_row_part_with(out, c, &mut stats, 1, |first_row, out, stats| {
+        with_wide_simd(|| {
+            for (r, (or, stat)) in out.chunks_mut(c).zip(stats.iter_mut()).enumerate() {
+                let xr = &x[(first_row + r) * c..][..c];
+                let m = lanes::sum(xr) / c as f32;
+                let var = lanes::sum_squared_deviation(xr, m) / c as f32;
+                let s = 1.0 / (var + eps).sqrt();
+                for (((o, &v), &w), &b) in or.iter_mut().zip(xr).zip(weight).zip(bias) {
+                    *o = (v - m) * s * w + b;
+                }
+                *stat = [m, s];
+            }
+        })
+    });
+    for (r, &[m, s]) in stats.iter().enumerate() {
         mean[r] = m;
         rstd[r] = s;
     }
@@ -208,24 +220,26 @@ pub fn layernorm_backward_dx_cpu(
     if c == 0 {
         return;
     }
-    for r in 0..x.len() / c {
-        let (xr, gr) = (&x[r * c..][..c], &dout[r * c..][..c]);
-        let (m, s) = (mean[r], rstd[r]);
-        let mut mean_dnorm = 0.0f32;
-        let mut mean_dnorm_norm = 0.0f32;
-        for i in 0..c {
-            let dnorm = weight[i] * gr[i];
-            mean_dnorm += dnorm;
-            mean_dnorm_norm += dnorm * (xr[i] - m) * s;
-        }
-        mean_dnorm /= c as f32;
-        mean_dnorm_norm /= c as f32;
-        for i in 0..c {
-            let norm = (xr[i] - m) * s;
-            let dnorm = weight[i] * gr[i];
-            dx[r * c + i] += (dnorm - mean_dnorm - norm * mean_dnorm_norm) * s;
-        }
-    }
+    for_each_row_part(dx, c, |first_row, dx| {
+        with_wide_simd(|| {
+            let mut dnorm = vec![0.0f32; c]; // (C) weight * dout of the row
+            let mut norm = vec![0.0f32; c]; // (C) the normalised input of the row
+            for (r, dxr) in dx.chunks_mut(c).enumerate() {
+                let r = first_row + r;
+                let (xr, gr) = (&x[r * c..][..c], &dout[r * c..][..c]);
+                let (m, s) = (mean[r], rstd[r]);
+                for i in 0..c {
+                    dnorm[i] = weight[i] * gr[i];
+                    norm[i] = (xr[i] - m) * s;
+                }
+                let mean_dnorm = lanes::sum(&dnorm) / c as f32;
+                let mean_dnorm_norm = lanes::dot(&dnorm, &norm) / c as f32;
+                for ((d, &dn), &nr) in dxr.iter_mut().zip(&dnorm).zip(&norm) {
+                    *d += (dn - mean_dnorm - nr * mean_dnorm_norm) * s;
+                }
+            }
+        })
+    });
 }
 
 /// dweight (C) += sum_rows norm * dout; dbias (C) += sum_rows dout

@@ -80,6 +80,7 @@ pub mod dropout;
 pub mod elementwise;
 pub mod embedding;
 pub mod highway;
+pub mod lanes;
 pub mod layernorm;
 mod length_check;
 pub mod losses;

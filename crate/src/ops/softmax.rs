@@ -7,6 +7,8 @@
 //! kept positions and a large negative value (HF: `torch.finfo(float32).min`) for padding.
 
 use crate::device::Kernel;
+use crate::ops::cpu_parallel::for_each_row_part;
+use crate::ops::lanes::{self, with_wide_simd};
 use crate::ops::shaders;
 use crate::tensor::Tensor;
 use crate::{Error, Result};
@@ -101,23 +103,31 @@ pub fn softmax_forward_cpu(
     if cols == 0 {
         return;
     }
-    for (r, (xr, yr)) in x.chunks(cols).zip(y.chunks_mut(cols)).enumerate() {
-        let mask_row = mask.map(|m| &m[(r / rows_per_mask) * cols..][..cols]);
-        for j in 0..cols {
-            yr[j] = xr[j] + mask_row.map_or(0.0, |m| m[j]);
-        }
-        let max = yr.iter().copied().fold(yr[0], f32::max);
-        let mut sum = 0.0f32;
-        for v in yr.iter_mut() {
-            *v = (*v - max).exp();
-            sum += *v;
-        }
-        let inv = 1.0 / sum;
-        yr.iter_mut().for_each(|v| *v *= inv);
-    }
+    for_each_row_part(y, cols, |first_row, y| {
+        with_wide_simd(|| {
+            for (r, yr) in y.chunks_mut(cols).enumerate() {
+                let r = first_row + r;
+                let xr = &x[r * cols..][..cols];
+                match mask {
+                    Some(m) => {
+                        let mask_row = &m[(r / rows_per_mask) * cols..][..cols];
+                        for ((o, &v), &bias) in yr.iter_mut().zip(xr).zip(mask_row) {
+                            *o = v + bias;
+                        }
+                    }
+                    None => yr.copy_from_slice(xr),
+                }
+                let max = lanes::max(yr);
+                for v in yr.iter_mut() {
+                    *v = lanes::exp(*v - max);
+                }
+                let inv = 1.0 / lanes::sum(yr);
+                yr.iter_mut().for_each(|v| *v *= inv);
+            }
+        })
+    });
 }
 
-/// dx (R, L) += y * (dy - sum_j dy * y), with y the forward's output. dx, y, dy: same shape.
 pub fn softmax_backward(dx: &mut Tensor, y: &Tensor, dy: &Tensor) -> Result<()> {
     let (rows, cols) = rows_cols(y, "softmax_backward")?;
     dy.expect_shape("softmax_backward", y.shape())?;
@@ -147,10 +157,16 @@ pub fn softmax_backward_cpu(dx: &mut [f32], y: &[f32], dy: &[f32], cols: usize) 
     if cols == 0 {
         return;
     }
-    for ((dxr, yr), gr) in dx.chunks_mut(cols).zip(y.chunks(cols)).zip(dy.chunks(cols)) {
-        let dot: f32 = yr.iter().zip(gr).map(|(a, b)| a * b).sum();
-        for j in 0..cols {
-            dxr[j] += yr[j] * (gr[j] - dot);
-        }
-    }
+    for_each_row_part(dx, cols, |first_row, dx| {
+        with_wide_simd(|| {
+            for (r, dxr) in dx.chunks_mut(cols).enumerate() {
+                let at = (first_row + r) * cols;
+                let (yr, gr) = (&y[at..][..cols], &dy[at..][..cols]);
+                let dot = lanes::dot(yr, gr);
+                for ((d, &p), &g) in dxr.iter_mut().zip(yr).zip(gr) {
+                    *d += p * (g - dot);
+                }
+            }
+        })
+    });
 }

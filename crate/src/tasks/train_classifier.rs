@@ -35,7 +35,7 @@ use crate::{Error, Result};
 use super::classifier::{head_backward, head_forward, ClassifierInput};
 use super::examples::{label_classes, Example};
 use super::pipeline::{mask_tensor, Pipeline};
-use super::windows::{encode_windows, LongTexts, WindowAverage};
+use super::windows::{batches_by_length, encode_windows, LongTexts, WindowAverage};
 
 use std::ops::Range;
 
@@ -514,10 +514,9 @@ async fn feature_cache(
     let c = pipeline.hidden_size();
     let device = pipeline.device();
     let mut rows = vec![0f32; encodings.len() * c];
-    // shortest first: less padding
-    let mut order: Vec<usize> = (0..encodings.len()).collect();
-    order.sort_by_key(|&i| encodings[i].len());
-    for chunk in order.chunks(pipeline.read.batch_size) {
+    let lengths: Vec<usize> = encodings.iter().map(Encoding::len).collect();
+    for chunk in batches_by_length(&lengths, pipeline.read.batch_size)? {
+        let chunk = &chunk;
         let batch: Vec<Encoding> = chunk.iter().map(|&i| encodings[i].clone()).collect();
         let batch = EncoderInput::from_encodings(device, &batch)?;
         let out = pipeline.model.encode(&batch, &RunMode::inference())?;

@@ -94,15 +94,53 @@ pub fn encode_windows<S: AsRef<str>>(
     Ok(windows)
 }
 
-/// Batches of window indices of at most `batch_size` windows each, shortest windows together
-/// (less padding); every window appears once.
+/// Batches of window indices of at most `batch_size` windows each, in length order, cut where
+/// padding would cost more than another forward pass ([`batches_by_length`]); every window
+/// appears once.
 pub fn length_sorted_batches(windows: &[Window], batch_size: usize) -> Result<Vec<Vec<usize>>> {
+    let lengths: Vec<usize> = windows.iter().map(|w| w.encoding.len()).collect();
+    batches_by_length(&lengths, batch_size)
+}
+
+/// What one more forward pass costs, in padded tokens: the per-pass work that does not grow
+/// with the tokens (small products, per-op set-up). Measured on the CPU path with
+/// tests/bench/node-cpu-bench.mjs; the choice changes speed only, never a result.
+const PASS_COST_IN_TOKENS: usize = 24;
+
+/// Batches of at most `batch_size` items, of indices into `lengths`, that read every item with
+/// the least work: items sorted by length, then cut into runs so that the padded tokens (each
+/// batch pads to its longest item) plus [`PASS_COST_IN_TOKENS`] per batch is smallest (dynamic
+/// programming over the sorted lengths, O(n * batch_size)). A batch's results do not depend on
+/// its padding (padding gets exactly zero attention), so only the speed changes.
+pub fn batches_by_length(lengths: &[usize], batch_size: usize) -> Result<Vec<Vec<usize>>> {
     if batch_size == 0 {
         return Err(Error::invalid("batch size must be at least 1"));
     }
-    let mut order: Vec<usize> = (0..windows.len()).collect();
-    order.sort_by_key(|&i| windows[i].encoding.len());
-    Ok(order.chunks(batch_size).map(<[usize]>::to_vec).collect())
+    let mut order: Vec<usize> = (0..lengths.len()).collect();
+    order.sort_by_key(|&i| lengths[i]);
+    let n = order.len();
+    // best[i]: least cost of the first i sorted items; cut[i]: where their last batch starts.
+    let mut best = vec![usize::MAX; n + 1];
+    let mut cut = vec![0usize; n + 1];
+    best[0] = 0;
+    for end in 1..=n {
+        let longest = lengths[order[end - 1]];
+        for start in end.saturating_sub(batch_size)..end {
+            let cost = best[start] + (end - start) * longest + PASS_COST_IN_TOKENS;
+            if cost < best[end] {
+                best[end] = cost;
+                cut[end] = start;
+            }
+        }
+    }
+    let mut batches = Vec::new();
+    let mut end = n;
+    while end > 0 {
+        batches.push(order[cut[end]..end].to_vec());
+        end = cut[end];
+    }
+    batches.reverse();
+    Ok(batches)
 }
 
 /// Averages per text the rows of `rows (W, width)`, one row per window, into `(texts, width)`.

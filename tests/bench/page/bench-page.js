@@ -4,29 +4,7 @@
 // repetition so that a busy machine slows both alike. Everything runs on the page thread.
 // window.runBench(options) resolves to plain numbers (ms) and the agreement of the embeddings.
 
-// Twenty English sentences of 5 to 30 words, varied in length, punctuation and vocabulary.
-export const SENTENCES = [
-  'The cat sat quietly on the warm windowsill.',
-  'Interest rates rose again this quarter, and mortgage applications fell to their lowest level in a decade.',
-  'Please remember to water the tomatoes before you leave for the airport tomorrow morning.',
-  'He plays the violin beautifully.',
-  'A small earthquake shook the coastal town overnight, but no injuries or serious damage were reported by local officials.',
-  'Which train goes to the museum district?',
-  'The committee postponed its decision until the independent auditors finish reviewing the hospital\'s accounts for the last three years.',
-  'Fresh bread smells wonderful in the early morning.',
-  'Photosynthesis converts sunlight, water and carbon dioxide into glucose and oxygen inside the chloroplasts of green plant cells.',
-  'My laptop battery died during the presentation, so I finished it from memory.',
-  'Stock markets in Asia opened lower on Monday.',
-  'She spent the summer hiking across the Scottish Highlands with nothing but a tent, a map, and an old camera.',
-  'Can you recommend a good book about the history of mathematics?',
-  'The referee\'s controversial call in the final minute decided the championship, and fans argued about it for weeks afterwards.',
-  'Dolphins communicate using clicks and whistles.',
-  'Our new software release fixes the login bug, speeds up searches, and adds a dark mode that many users requested.',
-  'It rained all weekend, so we stayed inside and played board games.',
-  'The ancient library held thousands of fragile manuscripts, some written more than a thousand years ago by monks working by candlelight.',
-  'I would like two coffees and a croissant, please.',
-  'Volunteers planted four hundred trees along the river to prevent erosion and give birds a place to nest.',
-];
+import { SENTENCES } from './sentences.mjs';
 
 const median = (values) => {
   const sorted = [...values].sort((a, b) => a - b);

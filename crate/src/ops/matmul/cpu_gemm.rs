@@ -8,16 +8,33 @@
 //! block is packed into MR-tall strips), then an MR x NR microkernel over KC.
 //!
 //! Microkernels: x86_64 AVX2+FMA (chosen at run time with `is_x86_feature_detected!`), wasm
-//! `simd128` (when built with `-C target-feature=+simd128`), and portable Rust elsewhere.
-//! Natively the rows (or columns, for short matrices) are split over threads with
-//! `std::thread::scope`; see [`set_cpu_threads`].
+//! `simd128` (the package is built with `-C target-feature=+simd128`, see `.cargo/config.toml`),
+//! and portable Rust elsewhere. Natively the rows (or columns, for short matrices) are split
+//! over threads with `std::thread::scope`; see [`set_cpu_threads`].
+//!
+//! A B operand that many calls share (a weight matrix) can be packed once into a [`PackedB`]
+//! and passed as [`BOperand::Packed`]: the calls then skip packing it (for a single sentence,
+//! packing the weight costs more than the product itself) and threads share one copy.
+//! Packing only moves values, so a packed and an unpacked B give bit-identical results.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Microkernel tile: MR rows x NR columns of C kept in registers (AVX2: 6 x 2 ymm = 12
-/// accumulators, 2 for B, 1 broadcast of A: 15 of 16 registers).
-pub(crate) const MR: usize = 6;
-pub(crate) const NR: usize = 16;
+/// Microkernel tile: MR rows x NR columns of C kept in registers.
+/// - x86_64 AVX2: 6 x 2 ymm = 12 accumulators, 2 for B, 1 broadcast of A: 15 of 16 registers.
+/// - wasm: NR = 8 (2 v128 per row), MR chosen by measuring the microkernel alone in V8 on x86
+///   (an engine has 15 or 16 vector registers there): with relaxed SIMD's fused multiply-add
+///   5 x 8 runs at about 60 GFLOP/s against 43 for 6 x 8 (which spills); with a separate
+///   multiply and add (one more register for the product) 4 x 8 at about 47 against 42.
+#[cfg(not(target_arch = "wasm32"))]
+pub const MR: usize = 6;
+#[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+pub const MR: usize = 5;
+#[cfg(all(target_arch = "wasm32", not(target_feature = "relaxed-simd")))]
+pub const MR: usize = 4;
+#[cfg(not(target_arch = "wasm32"))]
+pub const NR: usize = 16;
+#[cfg(target_arch = "wasm32")]
+pub const NR: usize = 8;
 /// Depth of a packed panel: a KC x NR strip of B (16 KiB) stays in L1.
 const KC: usize = 256;
 /// Rows of a packed A block: MC x KC (144 KiB) stays in L2 (512 KiB per core here).
@@ -38,6 +55,55 @@ impl MatrixView<'_> {
     fn at(&self, i: usize, j: usize) -> f32 {
         self.data[i * self.row_stride + j * self.col_stride]
     }
+}
+
+/// B (k, n) packed once for many products: NR-wide strips over the whole depth, strip `s`
+/// holding columns `s*NR..s*NR+NR` as a (k, NR) row-major block (zero-padded past n). The
+/// (kc, NR) panel that the microkernel reads for depth `pc..pc+kc` is then a contiguous slice.
+pub struct PackedB {
+    data: Vec<f32>, // (n.div_ceil(NR), k, NR)
+    k: usize,
+    n: usize,
+}
+
+impl PackedB {
+    /// Packs the (k, n) matrix that `b` views.
+    pub(crate) fn pack(b: MatrixView, k: usize, n: usize) -> PackedB {
+        let mut data = vec![0.0; n.div_ceil(NR) * NR * k];
+        if k > 0 && n > 0 {
+            pack_b(&mut data, b, 0, k, 0, n);
+        }
+        PackedB { data, k, n }
+    }
+
+    /// (k, n) of the packed matrix.
+    pub fn dims(&self) -> (usize, usize) {
+        (self.k, self.n)
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.data.len() * 4
+    }
+
+    /// The (kc, NR) panel of depth `pc..pc+kc` and columns `col..col+NR` (`col` a multiple of NR).
+    #[inline]
+    fn panel(&self, pc: usize, kc: usize, col: usize) -> &[f32] {
+        &self.data[(col / NR) * NR * self.k + pc * NR..][..kc * NR]
+    }
+}
+
+impl std::fmt::Debug for PackedB {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PackedB({} x {})", self.k, self.n)
+    }
+}
+
+/// The B operand of a product: a strided view (packed per call) or packed once.
+#[derive(Clone, Copy)]
+pub(crate) enum BOperand<'a> {
+    View(MatrixView<'a>),
+    Packed(&'a PackedB),
 }
 
 static CPU_THREADS: AtomicUsize = AtomicUsize::new(0);
@@ -87,6 +153,11 @@ fn pick_microkernel() -> Microkernel {
 /// Name of the microkernel in use (the benchmark prints it).
 pub fn cpu_microkernel_name() -> &'static str {
     match pick_microkernel() {
+        Microkernel::Portable
+            if cfg!(all(target_arch = "wasm32", target_feature = "relaxed-simd")) =>
+        {
+            "wasm-relaxed-simd"
+        }
         Microkernel::Portable if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) => {
             "wasm-simd128"
         }
@@ -112,7 +183,7 @@ pub(crate) fn gemm_accumulate(
     c: &mut [f32],
     ldc: usize,
     a: MatrixView,
-    b: MatrixView,
+    b: BOperand,
     m: usize,
     n: usize,
     k: usize,
@@ -120,6 +191,9 @@ pub(crate) fn gemm_accumulate(
 ) {
     if m == 0 || n == 0 || k == 0 {
         return;
+    }
+    if let BOperand::Packed(packed) = b {
+        assert_eq!(packed.dims(), (k, n), "packed B of another shape");
     }
     assert!(
         c.len() >= (m - 1) * ldc + n,
@@ -129,9 +203,11 @@ pub(crate) fn gemm_accumulate(
         ptr: c.as_mut_ptr(),
         row_stride: ldc,
     };
-    let flops = 2.0 * m as f64 * n as f64 * k as f64;
-    // Threads pay off above ~ a few MFLOP; each one packs its own panels.
-    let threads = if flops < 4.0e6 { 1 } else { cpu_threads() };
+    let threads = if gemm_flops(m, n, k) < MIN_FLOPS_PER_THREAD {
+        1
+    } else {
+        cpu_threads()
+    };
     if threads <= 1 {
         // SAFETY: `out` covers exactly the (m, n) block checked above; one writer.
         unsafe { gemm_block(out, a, b, 0..m, 0..n, k, alpha) };
@@ -159,6 +235,14 @@ pub(crate) fn gemm_accumulate(
     });
 }
 
+/// Below this much work one thread does a product: a thread costs tens of microseconds.
+pub(crate) const MIN_FLOPS_PER_THREAD: f64 = 4.0e6;
+
+/// The floating-point operations of an (m, k) x (k, n) product.
+pub(crate) fn gemm_flops(m: usize, n: usize, k: usize) -> f64 {
+    2.0 * m as f64 * n as f64 * k as f64
+}
+
 /// One thread's share: C[rows, cols] += alpha * A[rows, :] @ B[:, cols].
 ///
 /// # Safety
@@ -166,7 +250,7 @@ pub(crate) fn gemm_accumulate(
 unsafe fn gemm_block(
     out: SharedOut,
     a: MatrixView,
-    b: MatrixView,
+    b: BOperand,
     rows: std::ops::Range<usize>,
     cols: std::ops::Range<usize>,
     k: usize,
@@ -177,7 +261,10 @@ unsafe fn gemm_block(
     // calls on the same thread: allocating and zeroing 2 MiB per call dominated small shapes.
     let kc_max = KC.min(k);
     let a_len = MC.min(rows.len()).div_ceil(MR) * MR * kc_max;
-    let b_len = NC.min(cols.len()).div_ceil(NR) * NR * kc_max;
+    let b_len = match b {
+        BOperand::View(_) => NC.min(cols.len()).div_ceil(NR) * NR * kc_max,
+        BOperand::Packed(_) => 0,
+    };
     PACK_BUFFERS.with(|buffers| {
         let (packed_a, packed_b) = &mut *buffers.borrow_mut();
         if packed_a.len() < a_len {
@@ -204,7 +291,7 @@ thread_local! {
 unsafe fn gemm_block_packed(
     out: SharedOut,
     a: MatrixView,
-    b: MatrixView,
+    b: BOperand,
     rows: std::ops::Range<usize>,
     cols: std::ops::Range<usize>,
     k: usize,
@@ -220,22 +307,43 @@ unsafe fn gemm_block_packed(
         let mut pc = 0;
         while pc < k {
             let kc = KC.min(k - pc);
-            pack_b(packed_b, b, pc, kc, jc, nc);
+            if let BOperand::View(view) = b {
+                pack_b(packed_b, view, pc, kc, jc, nc);
+            }
             let mut ic = rows.start;
             while ic < rows.end {
                 let mc = MC.min(rows.end - ic);
                 pack_a(packed_a, a, ic, mc, pc, kc);
                 for jr in (0..nc).step_by(NR) {
-                    let panel_b = &packed_b[(jr / NR) * NR * kc..][..NR * kc];
+                    let panel_b = match b {
+                        BOperand::View(_) => &packed_b[(jr / NR) * NR * kc..][..NR * kc],
+                        // `jc + jr` is a multiple of NR: column blocks start at multiples of
+                        // NC and threads split columns in multiples of NR.
+                        BOperand::Packed(packed) => packed.panel(pc, kc, jc + jr),
+                    };
                     for ir in (0..mc).step_by(MR) {
                         let panel_a = &packed_a[(ir / MR) * MR * kc..][..MR * kc];
                         run_microkernel(kernel, kc, panel_a, panel_b, &mut tile);
                         let rows_here = MR.min(mc - ir);
                         let cols_here = NR.min(nc - jr);
-                        for i in 0..rows_here {
-                            let row = out.ptr.add((ic + ir + i) * out.row_stride + jc + jr);
-                            for j in 0..cols_here {
-                                *row.add(j) += alpha * tile[i * NR + j];
+                        let first = out.ptr.add((ic + ir) * out.row_stride + jc + jr);
+                        if rows_here == MR && cols_here == NR {
+                            // A whole tile: fixed bounds, so the adds are vector adds.
+                            for (i, t) in tile.chunks_exact(NR).enumerate() {
+                                let row = std::slice::from_raw_parts_mut(
+                                    first.add(i * out.row_stride),
+                                    NR,
+                                );
+                                for (c, &v) in row.iter_mut().zip(t) {
+                                    *c += alpha * v;
+                                }
+                            }
+                        } else {
+                            for i in 0..rows_here {
+                                let row = first.add(i * out.row_stride);
+                                for j in 0..cols_here {
+                                    *row.add(j) += alpha * tile[i * NR + j];
+                                }
                             }
                         }
                     }
@@ -254,16 +362,29 @@ fn pack_b(packed: &mut [f32], b: MatrixView, pc: usize, kc: usize, jc: usize, nc
         let cols_here = NR.min(nc - j0);
         let dst = &mut packed[strip * NR * kc..][..NR * kc];
         if b.row_stride == 1 && b.col_stride != 1 {
-            // B stored transposed (PyTorch (out, in) weights): read each column contiguously
-            // along k and scatter into the strip (which stays in L1).
-            for j in 0..cols_here {
-                let src = &b.data[(jc + j0 + j) * b.col_stride + pc..][..kc];
-                for (p, &v) in src.iter().enumerate() {
-                    dst[p * NR + j] = v;
+            // B stored transposed (PyTorch (out, in) weights, attention's k): each column is
+            // contiguous along k. Read the NR columns side by side and write the strip's rows
+            // in order (a transposition; NR read streams, one write stream).
+            let column = |j: usize| -> &[f32] {
+                if j < cols_here {
+                    &b.data[(jc + j0 + j) * b.col_stride + pc..][..kc]
+                } else {
+                    &[]
                 }
-            }
-            for p in 0..kc {
-                dst[p * NR + cols_here..p * NR + NR].fill(0.0);
+            };
+            let columns: [&[f32]; NR] = std::array::from_fn(column);
+            if cols_here == NR {
+                for (p, row) in dst.chunks_exact_mut(NR).enumerate() {
+                    for (v, col) in row.iter_mut().zip(&columns) {
+                        *v = col[p];
+                    }
+                }
+            } else {
+                for (p, row) in dst.chunks_exact_mut(NR).enumerate() {
+                    for (j, v) in row.iter_mut().enumerate() {
+                        *v = if j < cols_here { columns[j][p] } else { 0.0 };
+                    }
+                }
             }
             continue;
         }
@@ -287,6 +408,18 @@ fn pack_a(packed: &mut [f32], a: MatrixView, ic: usize, mc: usize, pc: usize, kc
     for (strip, i0) in (0..mc).step_by(MR).enumerate() {
         let rows_here = MR.min(mc - i0);
         let dst = &mut packed[strip * MR * kc..][..MR * kc];
+        if a.col_stride == 1 && rows_here == MR {
+            // Rows contiguous along k: read the MR rows side by side and write the strip in
+            // order (a transposition; MR read streams, one write stream).
+            let rows: [&[f32]; MR] =
+                std::array::from_fn(|i| &a.data[(ic + i0 + i) * a.row_stride + pc..][..kc]);
+            for (p, column) in dst.chunks_exact_mut(MR).enumerate() {
+                for (v, row) in column.iter_mut().zip(&rows) {
+                    *v = row[p];
+                }
+            }
+            continue;
+        }
         if a.col_stride == 1 {
             for i in 0..rows_here {
                 let src = &a.data[(ic + i0 + i) * a.row_stride + pc..][..kc];
@@ -329,6 +462,10 @@ fn run_microkernel(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn microkernel_avx2(kc: usize, panel_a: &[f32], panel_b: &[f32], tile: &mut [f32; MR * NR]) {
+    const _: () = assert!(
+        MR == 6 && NR == 16,
+        "the AVX2 microkernel is written for 6 x 16"
+    );
     use std::arch::x86_64::*;
     debug_assert!(panel_a.len() >= kc * MR && panel_b.len() >= kc * NR);
     let mut pa = panel_a.as_ptr();
@@ -384,33 +521,57 @@ unsafe fn microkernel_avx2(kc: usize, panel_a: &[f32], panel_b: &[f32], tile: &m
     _mm256_storeu_ps(t.add(88), c51);
 }
 
-/// wasm simd128: 4-wide f32 vectors, 6 x 4 accumulators (no FMA in baseline simd128).
+/// c + a * b on 4 lanes: one fused multiply-add in the relaxed-SIMD build (`relaxed_madd`,
+/// which engines compile to FMA where the CPU has it), a multiply and an add in plain simd128.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+#[inline(always)]
+fn multiply_add(
+    a: core::arch::wasm32::v128,
+    b: core::arch::wasm32::v128,
+    c: core::arch::wasm32::v128,
+) -> core::arch::wasm32::v128 {
+    use core::arch::wasm32::*;
+    #[cfg(target_feature = "relaxed-simd")]
+    {
+        f32x4_relaxed_madd(a, b, c)
+    }
+    #[cfg(not(target_feature = "relaxed-simd"))]
+    {
+        f32x4_add(c, f32x4_mul(a, b))
+    }
+}
+
+/// wasm simd128: 4-wide f32 vectors, MR rows x 2 vectors of accumulators (NR = 8). The
+/// fixed-size arrays are unrolled by the compiler and live in registers.
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 fn microkernel_portable(kc: usize, panel_a: &[f32], panel_b: &[f32], tile: &mut [f32; MR * NR]) {
     use core::arch::wasm32::*;
-    let mut acc = [f32x4_splat(0.0); MR * NR / 4];
+    const VECTORS: usize = NR / 4;
+    assert!(panel_a.len() >= kc * MR && panel_b.len() >= kc * NR);
+    let mut acc = [[f32x4_splat(0.0); VECTORS]; MR];
+    let pa = panel_a.as_ptr();
+    let pb = panel_b.as_ptr();
     for p in 0..kc {
-        let b = &panel_b[p * NR..][..NR];
-        // SAFETY: `b` has NR = 16 floats; unaligned 16-byte loads are allowed in wasm.
-        let bv = unsafe {
-            [
-                v128_load(b.as_ptr() as *const v128),
-                v128_load(b.as_ptr().add(4) as *const v128),
-                v128_load(b.as_ptr().add(8) as *const v128),
-                v128_load(b.as_ptr().add(12) as *const v128),
-            ]
-        };
-        let a = &panel_a[p * MR..][..MR];
-        for i in 0..MR {
-            let ai = f32x4_splat(a[i]);
-            for j in 0..4 {
-                acc[i * 4 + j] = f32x4_add(acc[i * 4 + j], f32x4_mul(ai, bv[j]));
+        // SAFETY: p < kc, and the panels hold kc*MR and kc*NR floats (asserted above);
+        // unaligned 16-byte loads are allowed in wasm.
+        unsafe {
+            let b: [v128; VECTORS] =
+                std::array::from_fn(|j| v128_load(pb.add(p * NR + 4 * j) as *const v128));
+            let a = pa.add(p * MR);
+            for (i, row) in acc.iter_mut().enumerate() {
+                let ai = f32x4_splat(*a.add(i));
+                for (c, &bj) in row.iter_mut().zip(&b) {
+                    *c = multiply_add(ai, bj, *c);
+                }
             }
         }
     }
-    for (q, v) in acc.iter().enumerate() {
-        // SAFETY: the tile has MR*NR floats; q*4+4 <= MR*NR.
-        unsafe { v128_store(tile.as_mut_ptr().add(q * 4) as *mut v128, *v) };
+    let t = tile.as_mut_ptr();
+    for (i, row) in acc.iter().enumerate() {
+        for (j, &v) in row.iter().enumerate() {
+            // SAFETY: the tile has MR*NR floats; i*NR + 4*j + 4 <= MR*NR.
+            unsafe { v128_store(t.add(i * NR + 4 * j) as *mut v128, v) };
+        }
     }
 }
 

@@ -13,9 +13,10 @@
 
 pub mod cpu_gemm;
 
-pub use cpu_gemm::{cpu_microkernel_name, cpu_threads, set_cpu_threads};
+pub use cpu_gemm::{cpu_microkernel_name, cpu_threads, set_cpu_threads, PackedB};
 
-use cpu_gemm::{gemm_accumulate, MatrixView};
+use cpu_gemm::{gemm_accumulate, gemm_flops, BOperand, MatrixView, MIN_FLOPS_PER_THREAD};
+use std::sync::{Arc, Mutex};
 
 use crate::device::Kernel;
 use crate::ops::shaders;
@@ -171,6 +172,66 @@ pub fn matmul_forward(
 ) -> Result<()> {
     let dims = resolve_dims(out, a, b, bias, options)?;
     run(out, a, b, bias, &dims)
+}
+
+/// The CPU matmul's packed panels of one weight, made on its first product and made again
+/// whenever the weight changed since (a training step). Owned by the layer whose weight it is
+/// (`models/linear.rs`); costs as much memory as the weight while the model runs on the CPU.
+#[derive(Debug, Default)]
+pub struct PackedWeight {
+    /// (the weight's content version, transposed?, its packed panels)
+    slot: Mutex<Option<(u64, bool, Arc<PackedB>)>>,
+}
+
+impl PackedWeight {
+    /// The packed panels of `b` read as `op(b)` (k, n), from the cache when `b` is unchanged.
+    fn get(&self, b: &Tensor, d: &MatmulDims) -> Result<Arc<PackedB>> {
+        let mut slot = self
+            .slot
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((version, trans_b, packed)) = slot.as_ref() {
+            if *version == b.version() && *trans_b == d.trans_b && packed.dims() == (d.k, d.n) {
+                return Ok(packed.clone());
+            }
+        }
+        let packed = Arc::new(PackedB::pack(b_view(b.cpu()?, d), d.k, d.n));
+        *slot = Some((b.version(), d.trans_b, packed.clone()));
+        Ok(packed)
+    }
+
+    /// Bytes held by the packed panels (0 before the first CPU product).
+    pub fn bytes(&self) -> usize {
+        let slot = self
+            .slot
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        slot.as_ref().map_or(0, |(_, _, packed)| packed.bytes())
+    }
+}
+
+/// [`matmul_forward`] for a `b` that many calls share unchanged (a layer's weight): on the CPU
+/// its panels are packed once into `packed` and reused; on the GPU this is `matmul_forward`.
+/// Same results as `matmul_forward`, bit for bit.
+pub fn matmul_forward_packed(
+    out: &mut Tensor,
+    a: &Tensor,
+    b: &Tensor,
+    bias: Option<&Tensor>,
+    options: MatmulOptions,
+    packed: &PackedWeight,
+) -> Result<()> {
+    let dims = resolve_dims(out, a, b, bias, options)?;
+    if out.is_gpu() || dims.batch != 1 {
+        return run(out, a, b, bias, &dims);
+    }
+    let panels = packed.get(b, &dims)?;
+    let bias = match bias {
+        Some(t) => Some(t.cpu()?),
+        None => None,
+    };
+    matmul_cpu_with(out.cpu_mut()?, a.cpu()?, CpuB::Packed(&panels), bias, &dims);
+    Ok(())
 }
 
 /// The gradients of [`matmul_forward`] (same `options`; `accumulate` there is irrelevant):
@@ -344,52 +405,103 @@ fn run(
 /// CPU matmul on slices: out (batch, m, n) = alpha * op(a) @ op(b) + bias [+ out].
 /// a: batch entries `a_stride` apart, each (m, k) or (k, m); b likewise (k, n) or (n, k).
 pub fn matmul_cpu(out: &mut [f32], a: &[f32], b: &[f32], bias: Option<&[f32]>, d: &MatmulDims) {
-    let (m, n, k) = (d.m, d.n, d.k);
-    for batch in 0..d.batch {
-        let c = &mut out[batch * m * n..][..m * n];
-        match (d.accumulate, bias) {
-            (false, None) => c.fill(0.0),
-            (false, Some(bias)) => c
-                .chunks_mut(n.max(1))
-                .for_each(|row| row.copy_from_slice(bias)),
-            (true, Some(bias)) => c
-                .chunks_mut(n.max(1))
-                .for_each(|row| row.iter_mut().zip(bias).for_each(|(v, &x)| *v += x)),
-            (true, None) => {}
+    matmul_cpu_with(out, a, CpuB::Slice(b), bias, d)
+}
+
+/// The B operand on the CPU: values as stored, or packed once (one shared matrix).
+#[derive(Clone, Copy)]
+enum CpuB<'a> {
+    Slice(&'a [f32]),
+    Packed(&'a PackedB),
+}
+
+/// The view of batch entry 0 of `b` as `op(b)` (k, n).
+fn b_view<'a>(b: &'a [f32], d: &MatmulDims) -> MatrixView<'a> {
+    if d.trans_b {
+        MatrixView {
+            data: b,
+            row_stride: 1,
+            col_stride: d.k,
         }
-        if m == 0 || n == 0 || k == 0 {
-            continue;
+    } else {
+        MatrixView {
+            data: b,
+            row_stride: d.n,
+            col_stride: 1,
         }
-        let a_data = &a[batch * d.a_stride..];
-        let b_data = &b[batch * d.b_stride..];
-        let av = if d.trans_a {
-            MatrixView {
-                data: a_data,
-                row_stride: 1,
-                col_stride: m,
-            }
-        } else {
-            MatrixView {
-                data: a_data,
-                row_stride: k,
-                col_stride: 1,
-            }
-        };
-        let bv = if d.trans_b {
-            MatrixView {
-                data: b_data,
-                row_stride: 1,
-                col_stride: k,
-            }
-        } else {
-            MatrixView {
-                data: b_data,
-                row_stride: n,
-                col_stride: 1,
-            }
-        };
-        gemm_accumulate(c, n, av, bv, m, n, k, d.alpha);
     }
+}
+
+fn matmul_cpu_with(out: &mut [f32], a: &[f32], b: CpuB, bias: Option<&[f32]>, d: &MatmulDims) {
+    let entry_len = d.m * d.n;
+    if entry_len == 0 {
+        return;
+    }
+    let out = &mut out[..d.batch * entry_len];
+    // Many small products (attention's per-head ones): whole batch entries per thread, as one
+    // product is too small to split.
+    let threads = cpu_threads().min(d.batch);
+    if threads > 1 && gemm_flops(d.m, d.n, d.k) < MIN_FLOPS_PER_THREAD {
+        let per_thread = d.batch.div_ceil(threads);
+        std::thread::scope(|scope| {
+            for (part, entries) in out.chunks_mut(per_thread * entry_len).enumerate() {
+                let first = part * per_thread;
+                scope.spawn(move || {
+                    for (i, c) in entries.chunks_mut(entry_len).enumerate() {
+                        matmul_entry(c, a, b, bias, d, first + i);
+                    }
+                });
+            }
+        });
+        return;
+    }
+    for (batch, c) in out.chunks_mut(entry_len).enumerate() {
+        matmul_entry(c, a, b, bias, d, batch);
+    }
+}
+
+/// Batch entry `batch`: c (m, n) = alpha * op(a) @ op(b) + bias [+ c].
+fn matmul_entry(
+    c: &mut [f32],
+    a: &[f32],
+    b: CpuB,
+    bias: Option<&[f32]>,
+    d: &MatmulDims,
+    batch: usize,
+) {
+    let (m, n, k) = (d.m, d.n, d.k);
+    match (d.accumulate, bias) {
+        (false, None) => c.fill(0.0),
+        (false, Some(bias)) => c
+            .chunks_mut(n.max(1))
+            .for_each(|row| row.copy_from_slice(bias)),
+        (true, Some(bias)) => c
+            .chunks_mut(n.max(1))
+            .for_each(|row| row.iter_mut().zip(bias).for_each(|(v, &x)| *v += x)),
+        (true, None) => {}
+    }
+    if m == 0 || n == 0 || k == 0 {
+        return;
+    }
+    let a_data = &a[batch * d.a_stride..];
+    let av = if d.trans_a {
+        MatrixView {
+            data: a_data,
+            row_stride: 1,
+            col_stride: m,
+        }
+    } else {
+        MatrixView {
+            data: a_data,
+            row_stride: k,
+            col_stride: 1,
+        }
+    };
+    let bv = match b {
+        CpuB::Slice(b) => BOperand::View(b_view(&b[batch * d.b_stride..], d)),
+        CpuB::Packed(packed) => BOperand::Packed(packed),
+    };
+    gemm_accumulate(c, n, av, bv, m, n, k, d.alpha);
 }
 
 /// dbias (n) += sum over `rows` rows of dout (rows, n).
