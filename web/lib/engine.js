@@ -5,7 +5,7 @@
 // Operations run one at a time, in order: a wasm object may not be entered twice at once.
 
 import { DeviceError, DisposedError, UnsupportedError, WebnluError } from './errors.js';
-import { bindings, callRust, callRustAsync, hasBinding, init, modelBinding } from './wasm-module.js';
+import { bindings, callRust, callRustAsync, hasBinding, init, loadedWasmBuild, modelBinding } from './wasm-module.js';
 import { tokenizerFromFiles } from './tokenizer.js';
 
 const DEVICES = ['auto', 'gpu', 'cpu'];
@@ -64,6 +64,7 @@ export class Engine {
         await init(a.wasm);
         return {
           version: bindings.webnluVersion(),
+          wasmBuild: loadedWasmBuild(),
           inWorker: typeof WorkerGlobalScope !== 'undefined' && globalThis instanceof WorkerGlobalScope,
           models: hasBinding('WasmRuntime') && hasBinding('WasmModel'),
         };

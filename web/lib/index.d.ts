@@ -36,10 +36,20 @@ export type WasmSource =
 /**
  * Loads and instantiates the WebAssembly module; await it once before using anything else.
  * Repeated calls return the same promise.
- * @param source Where the module comes from. Default: in browsers, `webnlu_wasm_bg.wasm` next to
- *   this file (fetched, streamed); in Node, the same file read with `fs`.
+ * @param source Where the module comes from. Default: the build `wasmBuildFor()` picks,
+ *   `webnlu_wasm_relaxed_bg.wasm` or `webnlu_wasm_bg.wasm` next to this file (fetched, streamed
+ *   in browsers; read with `fs` in Node).
  */
 export function init(source?: WasmSource): Promise<void>;
+
+/**
+ * Which of the two wasm builds this engine should run: 'relaxed-simd' when it validates a
+ * relaxed-SIMD module (fused multiply-add; Chrome and Edge 114+), else 'simd128'. Throws an
+ * UnsupportedError when the engine lacks WebAssembly SIMD altogether. `WEBNLU_WASM_BUILD`
+ * (a global, or an environment variable in Node) forces one. `validate` defaults to
+ * `WebAssembly.validate`.
+ */
+export function wasmBuildFor(validate?: (bytes: Uint8Array) => boolean): 'relaxed-simd' | 'simd128';
 export default init;
 
 /** The version of the webnlu crate inside the loaded wasm module; needs `init()` first. */
@@ -349,6 +359,12 @@ export class Runtime {
   readonly device: Readonly<DeviceInfo>;
   /** The crate version inside the wasm module. */
   readonly version: string;
+  /**
+   * Which of the package's two wasm builds runs: 'relaxed-simd' (fused multiply-add, where the
+   * engine has relaxed SIMD: Chrome and Edge 114+) or 'simd128'; null when `init` was given a
+   * module of its own.
+   */
+  readonly wasmBuild: 'relaxed-simd' | 'simd128' | null;
   /** Whether models run in a Web Worker. */
   readonly worker: boolean;
   /** The Hub that model ids resolve against. */

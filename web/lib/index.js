@@ -15,7 +15,7 @@
 
 import { bindings, assertReady, init } from './wasm-module.js';
 
-export { init, findLoneSurrogate } from './wasm-module.js';
+export { init, findLoneSurrogate, wasmBuildFor } from './wasm-module.js';
 export { Tokenizer } from './tokenizer.js';
 export { WebnluError, ModelLoadError, DeviceError, UnsupportedError, DisposedError, WorkerError } from './errors.js';
 export { Runtime, Model, TrainingRun, LoadedTokenizer } from './runtime.js';

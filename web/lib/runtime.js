@@ -24,6 +24,7 @@ export class Runtime {
     this._disposed = false;
     this.device = Object.freeze(device);
     this.version = info.version;
+    this.wasmBuild = info.wasmBuild;
     this.worker = info.inWorker;
     this.hubUrl = options.hubUrl ?? DEFAULT_HUB_URL;
   }

@@ -9,26 +9,81 @@ import { UnsupportedError, WebnluError } from './errors.js';
 
 let ready = null;
 let initialized = false;
+let chosenBuild = null;
+
+// Two builds of the same Rust code ship side by side: `webnlu_wasm_bg.wasm` uses WebAssembly
+// SIMD (simd128, in every browser with WebGPU) and `webnlu_wasm_relaxed_bg.wasm` also uses
+// relaxed SIMD's fused multiply-add in the matmul (Chrome 114+, Edge; Firefox and Safari
+// not yet). The loader validates a tiny module of each kind to pick the faster one this engine
+// runs. Both export the same functions, so one JS glue serves both.
+const RELAXED_SIMD_PROBE = new Uint8Array([ // (func (result v128) f32x4.relaxed_madd of three splats)
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version
+  0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b, // type: [] -> [v128]
+  0x03, 0x02, 0x01, 0x00, // one function of that type
+  0x0a, 0x1c, 0x01, 0x1a, 0x00, // code: one body of 26 bytes, no locals
+  0x43, 0, 0, 0, 0, 0xfd, 0x13, 0x43, 0, 0, 0, 0, 0xfd, 0x13, 0x43, 0, 0, 0, 0, 0xfd, 0x13, // 3 x f32x4.splat(0)
+  0xfd, 0x85, 0x02, 0x0b, // f32x4.relaxed_madd, end
+]);
+const SIMD_PROBE = new Uint8Array([ // (func (result v128) f32x4.splat(0))
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+  0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b,
+  0x03, 0x02, 0x01, 0x00,
+  0x0a, 0x0b, 0x01, 0x09, 0x00, 0x43, 0, 0, 0, 0, 0xfd, 0x13, 0x0b,
+]);
+
+/**
+ * Which build this engine should run: 'relaxed-simd' or 'simd128'. `WEBNLU_WASM_BUILD`
+ * ('simd128' or 'relaxed-simd', in globalThis or Node's environment) forces one, for tests.
+ */
+export function wasmBuildFor(validate = (bytes) => WebAssembly.validate(bytes)) {
+  const forced = globalThis.WEBNLU_WASM_BUILD ?? (isNode ? process.env.WEBNLU_WASM_BUILD : undefined);
+  if (forced !== undefined && forced !== '') {
+    if (forced !== 'simd128' && forced !== 'relaxed-simd') {
+      throw new WebnluError(`WEBNLU_WASM_BUILD must be simd128 or relaxed-simd, got ${JSON.stringify(forced)}`);
+    }
+    return forced;
+  }
+  if (!validate(SIMD_PROBE)) {
+    throw new UnsupportedError('this JavaScript engine has no WebAssembly SIMD (simd128), which webnlu needs: ' +
+      'Chrome/Edge 91+, Firefox 89+, Safari 16.4+ and Node 16+ have it');
+  }
+  return validate(RELAXED_SIMD_PROBE) ? 'relaxed-simd' : 'simd128';
+}
+
+/** The build that `init()` loaded ('relaxed-simd' or 'simd128'), or null before / for a custom source. */
+export function loadedWasmBuild() {
+  return chosenBuild;
+}
 
 const isNode = typeof process !== 'undefined' && process.versions != null && process.versions.node != null;
 
 /**
  * Loads and instantiates the WebAssembly module. Later calls return the same promise. `source`
- * may be a URL, a Response, bytes or a compiled `WebAssembly.Module`. Without one, browsers
- * fetch `webnlu_wasm_bg.wasm` next to the glue and Node reads that file from disk.
+ * may be a URL, a Response, bytes or a compiled `WebAssembly.Module`. Without one, the build
+ * that `wasmBuildFor()` picks (`webnlu_wasm_relaxed_bg.wasm` or `webnlu_wasm_bg.wasm`, next to
+ * the glue) is fetched, or read from disk in Node.
  */
 export function init(source) {
   if (ready === null) {
     ready = (async () => {
       let input = source;
-      if (input === undefined && isNode) {
-        // Node's fetch() cannot read file: URLs, so read the bytes ourselves. The specifier is a
-        // variable so that browser bundlers do not try to resolve a Node built-in.
-        const fsModule = 'node:fs/promises';
-        const { readFile } = await import(/* @vite-ignore */ fsModule);
-        input = await readFile(new URL('./webnlu_wasm_bg.wasm', import.meta.url));
+      let build = null;
+      if (input === undefined) {
+        build = wasmBuildFor();
+        // Written out twice so that bundlers (Vite, webpack) see both files as assets.
+        input = build === 'relaxed-simd'
+          ? new URL('./webnlu_wasm_relaxed_bg.wasm', import.meta.url)
+          : new URL('./webnlu_wasm_bg.wasm', import.meta.url);
+        if (isNode) {
+          // Node's fetch() cannot read file: URLs, so read the bytes ourselves. The specifier is
+          // a variable so that browser bundlers do not try to resolve a Node built-in.
+          const fsModule = 'node:fs/promises';
+          const { readFile } = await import(/* @vite-ignore */ fsModule);
+          input = await readFile(input);
+        }
       }
-      await bindings.default(input === undefined ? undefined : { module_or_path: input });
+      await bindings.default({ module_or_path: input });
+      chosenBuild = build;
       initialized = true;
     })();
     ready.catch(() => { ready = null; });

@@ -21,15 +21,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Microkernel tile: MR rows x NR columns of C kept in registers.
 /// - x86_64 AVX2: 6 x 2 ymm = 12 accumulators, 2 for B, 1 broadcast of A: 15 of 16 registers.
-/// - wasm: NR = 8 (2 v128 per row), MR chosen by measuring the microkernel alone in V8 on x86
-///   (an engine has 15 or 16 vector registers there): with relaxed SIMD's fused multiply-add
-///   5 x 8 runs at about 60 GFLOP/s against 43 for 6 x 8 (which spills); with a separate
-///   multiply and add (one more register for the product) 4 x 8 at about 47 against 42.
+/// - wasm: 4 x 8 (4 rows of 2 v128: 8 accumulators). V8 on x86 has 15-16 vector registers:
+///   the microkernel alone ran 6 x 8 at 42 GFLOP/s and 4 x 8 at 47 with a separate multiply
+///   and add (the product needs a register of its own), and in relaxed SIMD (fused) 4 x 8 at
+///   54 and 5 x 8 at 60; yet in the whole model (all-MiniLM-L6-v2 in Chromium 156, 20
+///   sentences) 4 x 8 won in both builds (relaxed 5 x 8: 292 ms a batch; 4 x 8: 209 ms), as
+///   short sentences leave fewer rows idle in 4-row tiles.
 #[cfg(not(target_arch = "wasm32"))]
 pub const MR: usize = 6;
-#[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
-pub const MR: usize = 5;
-#[cfg(all(target_arch = "wasm32", not(target_feature = "relaxed-simd")))]
+#[cfg(target_arch = "wasm32")]
 pub const MR: usize = 4;
 #[cfg(not(target_arch = "wasm32"))]
 pub const NR: usize = 16;
