@@ -78,6 +78,18 @@ impl WasmRuntime {
         })
     }
 
+    /// `Promise<number>`: runs the calibration workload of `device: 'auto'` `repeats` times on
+    /// this runtime's device (see `calibration.rs`); JavaScript times the promise.
+    pub fn run_calibration_workload(&self, repeats: usize) -> Promise {
+        let device = self.device.clone();
+        future_to_promise(async move {
+            let checksum = super::calibration::run_calibration_workload(&device, repeats)
+                .await
+                .map_err(js_error)?;
+            Ok(JsValue::from_f64(checksum))
+        })
+    }
+
     /// `{kind: "gpu" | "cpu", adapter: string | null, reason: string}`.
     pub fn device_info(&self) -> Result<JsValue, JsValue> {
         let adapter = match &self.device {
