@@ -59,6 +59,8 @@ pub struct WasmRuntime {
 #[wasm_bindgen]
 impl WasmRuntime {
     /// Opens "auto" (the GPU unless WebGPU is missing or a software fallback), "gpu" or "cpu".
+    /// The package's `device: 'auto'` decides in JavaScript instead, by calibration
+    /// (`web/lib/device-choice.js`), and opens "gpu" or "cpu" here.
     pub async fn create(device: String) -> Result<WasmRuntime, JsError> {
         let choice: DeviceChoice = device.parse().map_err(to_js_error)?;
         let opened = Device::new(choice, &GpuOptions::default())
