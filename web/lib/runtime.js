@@ -57,7 +57,7 @@ export class Runtime {
     this._channel = channel;
     this._handle = handle;
     this._disposed = false;
-    this.device = Object.freeze({ threads: 1, ...device });
+    this.device = Object.freeze({ ...device, threads: device.threads ?? 1 });
     this.version = info.version;
     this.worker = info.inWorker;
     this.hubUrl = options.hubUrl ?? DEFAULT_HUB_URL;
