@@ -5,8 +5,9 @@
 // list order, training in the first worker and the trained model copied to the others) with
 // recording fake workers; and the same pool over real engines (DirectChannel: the wasm module on
 // this thread, one engine per "worker") on the committed random checkpoints, bit-for-bit
-// equal to one engine for embed, similarity, classify, classifyTokens and fillMask, before and
-// after fine-tuning. The browser test (tests/browser/worker-pool.test.mjs) runs real workers.
+// equal to one engine for embed, similarity, classify, classifyTokens and fillMask, and for
+// fine-tuning (head-only with its feature pass split among the engines, and top:1) and what
+// the trained model classifies. The browser test (tests/browser/worker-pool.test.mjs) runs real workers.
 //
 // Needs: pkg/ (make pkg).
 
@@ -76,6 +77,7 @@ class FakeWorker {
       case 'runtime.create': return { handle: this.nextHandle++, device: { kind: 'cpu', adapter: null, reason: 'the CPU was asked for' } };
       case 'model.load': return { handle: this.nextHandle++, tokenizer: this.nextHandle++, hiddenSize: 2 };
       case 'model.embed': return new Float32Array(args.texts.flatMap((text) => [this.index, text.length]));
+      case 'model.headFeatures': return new Float32Array(args.texts.map((text) => 10 * this.index + text.length));
       case 'model.classify': return args.texts.map((text) => ({ label: text, worker: this.index }));
       case 'model.trainer': return this.nextHandle++;
       case 'model.save': return { 'config.json': new Uint8Array([1]), 'model.safetensors': new Uint8Array([2, 3]) };
@@ -145,14 +147,17 @@ test('an error in a chunk rejects the call with the error of the first failing c
 test('training runs in the first worker; meanwhile the model answers from there; then the others get its copy', async () => {
   const { pool, workers, runtime } = await fakePool(2);
   const model = await pool.call('model.load', { runtime, files: new Map() });
-  const trainer = await pool.call('model.trainer', { handle: model.handle, examples: [], options: {} });
+  const trainer = await pool.call('model.trainer', { handle: model.handle, examples: [], options: { freeze: 'top:1' } });
+  // created but not started: the model is unchanged, the list is still split
+  const before = await pool.call('model.classify', { handle: model.handle, texts: ['a', 'b'] });
+  assert.deepEqual(before.map((c) => c.worker), [0, 1]);
   await pool.call('trainer.runEpoch', { handle: trainer });
-  assert.deepEqual(workers[1].ops(), ['init', 'runtime.create', 'model.load']);
+  assert.deepEqual(workers[1].ops(), ['init', 'runtime.create', 'model.load', 'model.classify']);
   // during the run the second worker's copy is stale: the whole list goes to the first worker
   const during = await pool.call('model.classify', { handle: model.handle, texts: ['a', 'b'] });
   assert.deepEqual(during.map((c) => c.worker), [0, 0]);
   await pool.call('trainer.finish', { handle: trainer });
-  assert.deepEqual(workers[0].ops().slice(-5), ['model.trainer', 'trainer.runEpoch', 'model.classify', 'trainer.finish', 'model.save']);
+  assert.deepEqual(workers[0].ops().slice(-4), ['trainer.runEpoch', 'model.classify', 'trainer.finish', 'model.save']);
   const [op, args] = workers[1].calls.at(-2);
   assert.equal(op, 'model.load');
   assert.equal(args.runtime, 200);
@@ -161,6 +166,26 @@ test('training runs in the first worker; meanwhile the model answers from there;
   const after = await pool.call('model.classify', { handle: model.handle, texts: ['a', 'b'] });
   assert.deepEqual(after.map((c) => c.worker), [0, 1]);
   assert.equal(workers[1].calls.at(-1)[1].handle, 203, 'the second worker uses its new copy');
+});
+
+test("head-only training: the examples' encoder pass is split among the workers, joined in order, given to the first", async () => {
+  const { pool, workers, runtime } = await fakePool(2);
+  const model = await pool.call('model.load', { runtime, files: new Map() });
+  const examples = ['a', 'bb', 'ccc'].map((text) => ({ text, label: text }));
+  const options = { freeze: 'head', epochs: 1 };
+  const trainer = await pool.call('model.trainer', { handle: model.handle, examples, options });
+  await pool.call('trainer.runEpoch', { handle: trainer });
+  assert.deepEqual(workers[0].calls.filter(([op]) => op === 'model.headFeatures').map(([, a]) => [a.handle, a.texts, a.options]), [[101, ['a', 'bb'], options]]);
+  assert.deepEqual(workers[1].calls.filter(([op]) => op === 'model.headFeatures').map(([, a]) => [a.handle, a.texts]), [[201, ['ccc']]]);
+  const [op, args, transfer] = workers[0].calls.at(-2);
+  assert.equal(op, 'trainer.setFeatures');
+  assert.equal(args.handle, 103, "the first worker's trainer");
+  assert.deepEqual(Array.from(args.features), [1, 2, 13]);
+  assert.deepEqual(transfer, [args.features.buffer]);
+  assert.equal(workers[0].calls.at(-1)[0], 'trainer.runEpoch');
+  // only before the first epoch
+  await pool.call('trainer.runEpoch', { handle: trainer });
+  assert.equal(workers[1].ops().filter((o) => o === 'model.headFeatures').length, 1);
 });
 
 test('free reaches every worker; close stops every worker', async () => {
@@ -247,17 +272,23 @@ test('a pool of engines gives exactly what one engine gives (random BERT checkpo
   const [classA, classB] = await both('model.classify', classifier, { texts: TEXTS });
   assert.deepEqual(classB, classA);
 
-  // fine-tuning in the pool's first worker, then the whole pool classifies as the one engine does
+  // fine-tuning in the pool's first worker (head-only: its features computed by all three
+  // engines), then the whole pool classifies as the one engine does
   const examples = TEXTS.map((text, i) => ({ text, label: i % 2 ? 'odd' : 'even' }));
-  const options = { freeze: 'top:1', epochs: 2, seed: 3, validation: 0 };
-  for (const [channel, handle] of [[one, mlm[0]], [pool, mlm[1]]]) {
-    const trainer = await channel.call('model.trainer', { handle, examples, options });
-    await channel.call('trainer.runEpoch', { handle: trainer });
-    await channel.call('trainer.runEpoch', { handle: trainer });
-    await channel.call('trainer.finish', { handle: trainer });
+  for (const [freeze, validation, learningRate] of [['head', 0.3, 0.01], ['top:1', 0, 0.001]]) {
+    const options = { freeze, epochs: 2, seed: 3, validation, learningRate };
+    const reports = [];
+    for (const [channel, handle] of [[one, mlm[0]], [pool, mlm[1]]]) {
+      const trainer = await channel.call('model.trainer', { handle, examples, options });
+      const epochs = [await channel.call('trainer.runEpoch', { handle: trainer }), await channel.call('trainer.runEpoch', { handle: trainer })];
+      await channel.call('trainer.finish', { handle: trainer });
+      reports.push(epochs);
+    }
+    assert.deepEqual(reports[1], reports[0], `${freeze}: the epochs (loss, accuracies) differ`);
+    assert.ok(reports[0][1].loss < reports[0][0].loss, `${freeze}: the loss does not fall; the test would prove little`);
+    const [trainedA, trainedB] = await both('model.classify', mlm, { texts: TEXTS });
+    assert.deepEqual(trainedB, trainedA, `${freeze}: classify after fine-tuning`);
+    assert.ok(pool.objects.get(mlm[1]).replicasCurrent, `${freeze}: the other engines did not get the trained model`);
   }
-  const [trainedA, trainedB] = await both('model.classify', mlm, { texts: TEXTS });
-  assert.deepEqual(trainedB, trainedA, 'after fine-tuning');
-  assert.ok(pool.objects.get(mlm[1]).replicasCurrent, 'the other engines did not get the trained model');
   pool.close();
 });

@@ -89,6 +89,7 @@ const SPLIT_ARGUMENT = {
   'model.classify': 'texts',
   'model.classifyTokens': 'texts',
   'model.fillMask': 'texts',
+  'model.headFeatures': 'texts', // head-only training's encoder pass over the examples
 };
 
 /**
@@ -128,10 +129,11 @@ export function concatenateResults(parts) {
  * (tokenizers, training, save, ELMo) runs in the first worker.
  *
  * The pool has handles of its own, each naming the object's handle in every worker that holds
- * it. Calls run one after the other, as on one engine. After a fine-tuning (which runs in the
- * first worker) the other workers' copies are out of date: until they have been replaced by
- * the trained model (saved in the first worker, loaded in the others), that model's calls all
- * run in the first worker, so no call ever reads an old copy.
+ * it. Calls run one after the other, as on one engine. Fine-tuning runs in the first worker
+ * (its head-only feature pass split among all); from its first epoch on, the other workers'
+ * copies are out of date: until they have been replaced by the trained model (saved in the
+ * first worker, loaded in the others), that model's calls all run in the first worker, so no
+ * call ever reads an old copy.
  */
 export class WorkerPool {
   /** `channels`: one per worker (WorkerChannel; tests pass others with the same interface). */
@@ -214,11 +216,13 @@ export class WorkerPool {
         return { ...loaded[0], handle, tokenizer };
       }
       case 'model.trainer': {
-        const model = this.entry(args.handle);
-        model.replicasCurrent = false; // from the first epoch on, only the first worker's copy learns
+        this.entry(args.handle);
         const trainer = await this.first(op, args, transfer);
-        return this.keep('trainer', [trainer], { model: args.handle });
+        const headOnly = (args.options?.freeze ?? 'head') === 'head';
+        return this.keep('trainer', [trainer], { model: args.handle, headOnly: headOnly ? args : null });
       }
+      case 'trainer.runEpoch':
+        return this.runEpoch(args);
       case 'trainer.finish': {
         const trainer = this.entry(args.handle);
         await this.first(op, args);
@@ -236,6 +240,27 @@ export class WorkerPool {
         }
         return this.first(op, args, transfer);
     }
+  }
+
+  /**
+   * One epoch, in the first worker. Before the first epoch of a head-only run, while every
+   * worker still has the same model, the encoder pass over the examples (the cached features,
+   * the bulk of such a run) is split among the workers and handed to the first worker's run: the
+   * same features, so the same training (tests/node/worker-pool.test.mjs).
+   */
+  async runEpoch(args) {
+    const trainer = this.entry(args.handle);
+    const model = this.objects.get(trainer.model);
+    if (trainer.headOnly !== null) {
+      const { examples, options } = trainer.headOnly;
+      trainer.headOnly = null;
+      if (model?.replicasCurrent && this.size > 1) {
+        const features = await this.split('model.headFeatures', { handle: trainer.model, texts: examples.map((e) => e.text), options });
+        await this.first('trainer.setFeatures', { handle: args.handle, features }, [features.buffer]);
+      }
+    }
+    if (model !== undefined) model.replicasCurrent = false; // from now on only the first worker's copy learns
+    return this.first('trainer.runEpoch', args);
   }
 
   /** The call in the first worker only. */

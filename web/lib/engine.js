@@ -206,6 +206,15 @@ export class Engine {
         const trainer = callRust('trainClassifier', () => model.trainer(a.examples, a.options));
         return this.keep('trainer', trainer);
       }
+      case 'model.headFeatures': {
+        const model = this.get(a.handle, 'model').object;
+        return callRustAsync('trainClassifier', () => model.head_features(a.texts, a.options));
+      }
+      case 'trainer.setFeatures': {
+        const trainer = this.get(a.handle, 'trainer').object;
+        callRust('trainClassifier', () => trainer.set_features(a.features));
+        return null;
+      }
       case 'trainer.runEpoch': {
         const trainer = this.get(a.handle, 'trainer').object;
         return plain(await callRustAsync('trainClassifier', () => trainer.run_epoch()));
