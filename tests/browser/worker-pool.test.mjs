@@ -117,7 +117,7 @@ test('threads: 2 runs two workers and equals threads: 1 bit for bit (embed, simi
   assert.equal(one.fillMask.length, MASKED.length);
   assert.deepEqual(one.fillMaskOne, one.fillMask[0]);
   assert.deepEqual(one.classify.map((c) => typeof c.label), SENTENCES.map(() => 'string'));
-  console.log(`# threads 1: ${oneSeconds.toFixed(1)} s, threads 2: ${poolSeconds.toFixed(1)} s for the whole sequence (3 model loads per worker, training in one)`);
+  console.log(`# threads 1: ${oneSeconds.toFixed(1)} s, threads 2: ${poolSeconds.toFixed(1)} s for the whole sequence (3 model loads per worker; fine-tuning in the first, its feature pass split)`);
 });
 
 test('bad input rejects with the right WebnluError subclass; dispose() stops both workers', async () => {
