@@ -6,6 +6,7 @@
 // Run: node tests/bench/worker-pool-embed.mjs [--repeat 3] [--threads 1,2] [--json]
 // Needs: pkg/ (make pkg), tests/fixtures/models/all-minilm-l6-v2, /usr/bin/chromium.
 
+import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { MODELS, ROOT, openPage, openSession, requireFiles } from '../browser/browser-session.mjs';
 
@@ -28,6 +29,7 @@ const SENTENCES = Array.from({ length: 20 }, (_, i) => {
   return `${WORDS.slice(start, start + 6 + ((i * 5) % 15)).join(' ')}.`;
 });
 
+const loadBefore = loadavg()[0];
 const session = await openSession();
 const errors = [];
 const results = [];
@@ -72,14 +74,18 @@ try {
   await session.browser.close();
   session.server.close();
 }
+const load = { before: loadBefore, after: loadavg()[0] };
 const base = results[0].best;
 for (const result of results) result.speedup = base / result.best;
 if (values.json) {
-  console.log(JSON.stringify({ sentences: SENTENCES.length, model: 'all-MiniLM-L6-v2', repeat, results }));
+  console.log(JSON.stringify({ sentences: SENTENCES.length, model: 'all-MiniLM-L6-v2', repeat, load, results }));
 } else {
   console.log(`all-MiniLM-L6-v2, ${SENTENCES.length} sentences in one embed call, headless Chromium, best of ${repeat}:`);
   for (const r of results) {
     console.log(`  ${r.label.padEnd(24)} ${r.best.toFixed(3)} s  (runs ${r.seconds.map((s) => s.toFixed(3)).join(', ')})  speed-up vs page thread ${r.speedup.toFixed(2)}x`);
   }
+  // Other processes on the machine take cores from the workers: the ratio means little when the
+  // load average is above the number of cores.
+  console.log(`  1-minute load average ${load.before.toFixed(2)} before, ${load.after.toFixed(2)} after (this machine has 2 cores)`);
   if (errors.length > 0) console.log(`console errors: ${errors.join('\n')}`);
 }
