@@ -3,10 +3,15 @@
 // `threads: 2` (two workers, 10 sentences each), each the best of `--repeat` runs after a
 // warm-up (the runs of the configurations interleaved), and the ratio. The pool's results are checked equal to one thread's, bit for bit.
 //
+// A control measured right after: the same fixed amount of plain arithmetic in one Node worker
+// thread, then split over two; its speed-up is the parallelism the machine gave this process at
+// that time (other processes share the cores), the ceiling for the pool's.
+//
 // Run: node tests/bench/worker-pool-embed.mjs [--repeat 3] [--threads 1,2] [--json]
 // Needs: pkg/ (make pkg), tests/fixtures/models/all-minilm-l6-v2, /usr/bin/chromium.
 
 import { loadavg } from 'node:os';
+import { Worker } from 'node:worker_threads';
 import { parseArgs } from 'node:util';
 import { MODELS, ROOT, openPage, openSession, requireFiles } from '../browser/browser-session.mjs';
 
@@ -74,11 +79,29 @@ try {
   await session.browser.close();
   session.server.close();
 }
+/** Seconds for `total` square roots in one worker thread, then split over two: [one, two]. */
+async function parallelControl(total = 2e9) {
+  const source = `const { parentPort } = require('node:worker_threads');
+    parentPort.on('message', (n) => { let x = 0; for (let i = 0; i < n; i++) x += Math.sqrt(i); parentPort.postMessage(x); });`;
+  const workers = [new Worker(source, { eval: true }), new Worker(source, { eval: true })];
+  const run = (worker, n) => new Promise((resolve) => { worker.once('message', resolve); worker.postMessage(n); });
+  await Promise.all(workers.map((worker) => run(worker, 1e6))); // warm-up: compile the loop
+  let started = performance.now();
+  await run(workers[0], total);
+  const one = (performance.now() - started) / 1000;
+  started = performance.now();
+  await Promise.all(workers.map((worker) => run(worker, total / 2)));
+  const two = (performance.now() - started) / 1000;
+  await Promise.all(workers.map((worker) => worker.terminate()));
+  return [one, two];
+}
+
+const control = await parallelControl();
 const load = { before: loadBefore, after: loadavg()[0] };
 const base = results[0].best;
 for (const result of results) result.speedup = base / result.best;
 if (values.json) {
-  console.log(JSON.stringify({ sentences: SENTENCES.length, model: 'all-MiniLM-L6-v2', repeat, load, results }));
+  console.log(JSON.stringify({ sentences: SENTENCES.length, model: 'all-MiniLM-L6-v2', repeat, load, control, results }));
 } else {
   console.log(`all-MiniLM-L6-v2, ${SENTENCES.length} sentences in one embed call, headless Chromium, best of ${repeat}:`);
   for (const r of results) {
@@ -86,6 +109,7 @@ if (values.json) {
   }
   // Other processes on the machine take cores from the workers: the ratio means little when the
   // load average is above the number of cores.
+  console.log(`  control (plain arithmetic, Node worker threads): one ${control[0].toFixed(2)} s, two ${control[1].toFixed(2)} s, speed-up ${(control[0] / control[1]).toFixed(2)}x`);
   console.log(`  1-minute load average ${load.before.toFixed(2)} before, ${load.after.toFixed(2)} after (this machine has 2 cores)`);
   if (errors.length > 0) console.log(`console errors: ${errors.join('\n')}`);
 }
