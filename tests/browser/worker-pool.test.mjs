@@ -107,7 +107,7 @@ test('threads: 2 runs two workers and equals threads: 1 bit for bit (embed, simi
   assert.equal(pool.device.kind, 'cpu');
   assert.equal(pool.worker, true);
   assert.equal(workersSeen.length, 2, 'threads: 2 should start exactly two workers');
-  assert.match(pool.device.reason, /2 Web Workers compute in parallel/);
+  assert.match(pool.device.reason, /; 2 Web Workers in parallel, each with its own copy of every model$/);
   assert.equal(pool.extraWorkerBytes, pool.bytes, 'one extra worker: one more copy of the model');
   // Bit for bit (deepEqual compares numbers with Object.is): see the comment at the top.
   assert.equal(one.embed.length, SENTENCES.length);

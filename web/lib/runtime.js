@@ -101,8 +101,7 @@ export class Runtime {
     try {
       const info = await pool.call('init', { wasm: typeof wasm === 'string' ? wasm : undefined });
       const created = await pool.call('runtime.create', { device: 'cpu' });
-      const reason = `${autoReason ?? created.device.reason}; ${threads} Web Workers compute in parallel, ` +
-        'each with its own copy of every model (model.bytes more memory per model per extra worker)';
+      const reason = `${autoReason ?? created.device.reason}; ${threads} Web Workers in parallel, each with its own copy of every model`;
       return new Runtime(pool, created.handle, { ...created.device, requested: device, reason, threads }, info, options);
     } catch (error) {
       pool.close();
