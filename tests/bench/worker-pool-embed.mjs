@@ -1,18 +1,21 @@
 // The CPU path's worker pool in headless Chromium: seconds to embed 20 sentences as one batch
 // (all-MiniLM-L6-v2, mean pooling) with `threads: 1` (the page's thread, and one worker) and
-// `threads: 2` (two workers, 10 sentences each), each the best of `--repeat` runs after a
-// warm-up (the runs of the configurations interleaved), and the ratio. The pool's results are checked equal to one thread's, bit for bit.
+// `threads: 2` (two workers, 10 sentences each), after a warm-up, and the ratio. The pool's
+// results are checked equal to one thread's, bit for bit.
 //
-// A control measured right after: the same fixed amount of plain arithmetic in one Node worker
-// thread, then split over two; its speed-up is the parallelism the machine gave this process at
-// that time (other processes share the cores), the ceiling for the pool's.
+// The machine's cores are shared with other processes, so every round first measures a control:
+// the same fixed amount of plain arithmetic in one Node worker thread, then split over two. Its
+// speed-up is the parallelism the machine gave at that moment, the ceiling for the pool's; then
+// each configuration embeds once (the configurations interleaved, so that a change of load
+// touches them alike). Printed: per round, the control's speed-up and each configuration's
+// seconds; then the medians.
 //
-// Run: node tests/bench/worker-pool-embed.mjs [--repeat 3] [--threads 1,2] [--json]
+// Run: node tests/bench/worker-pool-embed.mjs [--repeat 5] [--threads 1,2] [--json]
 // Needs: pkg/ (make pkg), tests/fixtures/models/all-minilm-l6-v2, /usr/bin/chromium.
 
 import { loadavg } from 'node:os';
-import { Worker } from 'node:worker_threads';
 import { parseArgs } from 'node:util';
+import { Worker } from 'node:worker_threads';
 import { MODELS, ROOT, openPage, openSession, requireFiles } from '../browser/browser-session.mjs';
 
 requireFiles([
@@ -21,7 +24,7 @@ requireFiles([
 ]);
 
 const { values } = parseArgs({
-  options: { repeat: { type: 'string', default: '3' }, threads: { type: 'string', default: '1,2' }, json: { type: 'boolean', default: false } },
+  options: { repeat: { type: 'string', default: '5' }, threads: { type: 'string', default: '1,2' }, json: { type: 'boolean', default: false } },
 });
 const repeat = Number(values.repeat);
 const threadCounts = values.threads.split(',').map(Number);
@@ -34,30 +37,50 @@ const SENTENCES = Array.from({ length: 20 }, (_, i) => {
   return `${WORDS.slice(start, start + 6 + ((i * 5) % 15)).join(' ')}.`;
 });
 
-const loadBefore = loadavg()[0];
+/** Two Node worker threads that each sum `n` square roots on request. */
+function controlWorkers() {
+  const source = `const { parentPort } = require('node:worker_threads');
+    parentPort.on('message', (n) => { let x = 0; for (let i = 0; i < n; i++) x += Math.sqrt(i); parentPort.postMessage(x); });`;
+  return [new Worker(source, { eval: true }), new Worker(source, { eval: true })];
+}
+
+/** Seconds for `total` square roots in one worker thread, then split over two: [one, two]. */
+async function parallelControl(workers, total) {
+  const run = (worker, n) => new Promise((resolve) => { worker.once('message', resolve); worker.postMessage(n); });
+  let started = performance.now();
+  await run(workers[0], total);
+  const one = (performance.now() - started) / 1000;
+  started = performance.now();
+  await Promise.all(workers.map((worker) => run(worker, total / 2)));
+  return [one, (performance.now() - started) / 1000];
+}
+
+const median = (list) => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)];
+
+const configurations = threadCounts.flatMap((threads) => (threads === 1
+  ? [{ threads: 1, worker: false, label: 'threads 1, page thread' }, { threads: 1, worker: true, label: 'threads 1, one worker' }]
+  : [{ threads, worker: true, label: `threads ${threads}` }]));
+const rounds = [];
+const load = { before: loadavg()[0] };
 const session = await openSession();
+const workers = controlWorkers();
 const errors = [];
-const results = [];
 try {
   const page = await openPage(await session.browser.newContext(), `${session.url}harness/`, errors);
-  const configurations = threadCounts.flatMap((threads) => (threads === 1
-    ? [{ threads: 1, worker: false, label: 'threads 1, page thread' }, { threads: 1, worker: true, label: 'threads 1, one worker' }]
-    : [{ threads, worker: true, label: `threads ${threads}` }]));
-  // All runtimes open at once, and the rounds interleave them (one run of each per round), so
-  // that a change in the machine's load (other processes) touches every configuration alike.
-  const opened = await page.evaluate(async ({ configurations, sentences }) => {
+  await page.evaluate(async ({ configurations, sentences }) => {
     window.benchRuntimes = [];
     for (const { threads, worker } of configurations) {
       const rt = await window.webnlu.Runtime.create({ device: 'cpu', threads, worker });
       const model = await rt.loadModel('/models/all-minilm-l6-v2/');
-      await model.embed(sentences.slice(0, 2)); // warm-up: the first calls grow the wasm memory
+      await model.embed(sentences); // warm-up: the first calls grow the wasm memory
       window.benchRuntimes.push({ rt, model });
     }
-    return window.benchRuntimes.map(({ rt }) => rt.device.threads);
   }, { configurations, sentences: SENTENCES });
-  const seconds = configurations.map(() => []);
+  await parallelControl(workers, 1e7); // warm-up: compile the loop
   let reference = null;
   for (let round = 0; round < repeat; round++) {
+    const [one, two] = await parallelControl(workers, 6e8);
+    const seconds = [];
     for (const [index, configuration] of configurations.entries()) {
       const got = await page.evaluate(async ({ index, sentences }) => {
         const started = performance.now();
@@ -67,49 +90,37 @@ try {
       reference ??= got.embedding;
       const identical = got.embedding.length === reference.length && got.embedding.every((x, i) => Object.is(x, reference[i]));
       if (!identical) throw new Error(`${configuration.label}: the embeddings differ from threads 1`);
-      seconds[index].push(got.seconds);
+      seconds.push(got.seconds);
     }
+    rounds.push({ controlSpeedup: one / two, seconds });
   }
   await page.evaluate(() => window.benchRuntimes.forEach(({ rt }) => rt.dispose()));
-  configurations.forEach((configuration, index) => results.push({
-    ...configuration, best: Math.min(...seconds[index]), seconds: seconds[index], threadsReported: opened[index],
-  }));
   await page.close();
 } finally {
+  await Promise.all(workers.map((worker) => worker.terminate()));
   await session.browser.close();
   session.server.close();
 }
-/** Seconds for `total` square roots in one worker thread, then split over two: [one, two]. */
-async function parallelControl(total = 2e9) {
-  const source = `const { parentPort } = require('node:worker_threads');
-    parentPort.on('message', (n) => { let x = 0; for (let i = 0; i < n; i++) x += Math.sqrt(i); parentPort.postMessage(x); });`;
-  const workers = [new Worker(source, { eval: true }), new Worker(source, { eval: true })];
-  const run = (worker, n) => new Promise((resolve) => { worker.once('message', resolve); worker.postMessage(n); });
-  await Promise.all(workers.map((worker) => run(worker, 1e6))); // warm-up: compile the loop
-  let started = performance.now();
-  await run(workers[0], total);
-  const one = (performance.now() - started) / 1000;
-  started = performance.now();
-  await Promise.all(workers.map((worker) => run(worker, total / 2)));
-  const two = (performance.now() - started) / 1000;
-  await Promise.all(workers.map((worker) => worker.terminate()));
-  return [one, two];
-}
+load.after = loadavg()[0];
 
-const control = await parallelControl();
-const load = { before: loadBefore, after: loadavg()[0] };
-const base = results[0].best;
-for (const result of results) result.speedup = base / result.best;
+const results = configurations.map((configuration, index) => ({
+  ...configuration,
+  medianSeconds: median(rounds.map((r) => r.seconds[index])),
+  bestSeconds: Math.min(...rounds.map((r) => r.seconds[index])),
+  // per round, against the page thread of the same round
+  medianSpeedup: median(rounds.map((r) => r.seconds[0] / r.seconds[index])),
+}));
+const controlMedian = median(rounds.map((r) => r.controlSpeedup));
 if (values.json) {
-  console.log(JSON.stringify({ sentences: SENTENCES.length, model: 'all-MiniLM-L6-v2', repeat, load, control, results }));
+  console.log(JSON.stringify({ sentences: SENTENCES.length, model: 'all-MiniLM-L6-v2', load, controlMedian, rounds, results }));
 } else {
-  console.log(`all-MiniLM-L6-v2, ${SENTENCES.length} sentences in one embed call, headless Chromium, best of ${repeat}:`);
+  console.log(`all-MiniLM-L6-v2, ${SENTENCES.length} sentences in one embed call, headless Chromium, ${repeat} rounds:`);
+  console.log(`  round  control (2 threads / 1)  ${configurations.map((c) => c.label.padStart(24)).join('')}`);
+  rounds.forEach((r, i) => console.log(`  ${String(i + 1).padStart(5)}  ${`${r.controlSpeedup.toFixed(2)}x`.padStart(23)}  ${r.seconds.map((s) => `${s.toFixed(3)} s`.padStart(24)).join('')}`));
   for (const r of results) {
-    console.log(`  ${r.label.padEnd(24)} ${r.best.toFixed(3)} s  (runs ${r.seconds.map((s) => s.toFixed(3)).join(', ')})  speed-up vs page thread ${r.speedup.toFixed(2)}x`);
+    console.log(`  ${r.label.padEnd(24)} median ${r.medianSeconds.toFixed(3)} s, best ${r.bestSeconds.toFixed(3)} s, median speed-up vs the page thread ${r.medianSpeedup.toFixed(2)}x`);
   }
-  // Other processes on the machine take cores from the workers: the ratio means little when the
-  // load average is above the number of cores.
-  console.log(`  control (plain arithmetic, Node worker threads): one ${control[0].toFixed(2)} s, two ${control[1].toFixed(2)} s, speed-up ${(control[0] / control[1]).toFixed(2)}x`);
-  console.log(`  1-minute load average ${load.before.toFixed(2)} before, ${load.after.toFixed(2)} after (this machine has 2 cores)`);
+  console.log(`  control median speed-up ${controlMedian.toFixed(2)}x (the parallelism the machine gave); ` +
+    `1-minute load average ${load.before.toFixed(2)} before, ${load.after.toFixed(2)} after (2 cores)`);
   if (errors.length > 0) console.log(`console errors: ${errors.join('\n')}`);
 }
