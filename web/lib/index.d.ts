@@ -330,7 +330,7 @@ export interface RuntimeOptions {
   /**
    * 'auto' (default): without a hardware WebGPU adapter (none, or a software fallback such as
    * SwiftShader) the CPU; else the faster of GPU and CPU on a short calibration (a matmul timed
-   * on each, well under a second), remembered per origin, adapter and package version (Cache API,
+   * on each; about a second), remembered per origin, adapter and package version (Cache API,
    * else localStorage, else this session only). 'gpu': WebGPU or a DeviceError. 'cpu'.
    */
   device?: 'auto' | 'gpu' | 'cpu';
