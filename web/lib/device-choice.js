@@ -130,15 +130,6 @@ export async function writeDecision(key, decision) {
   return 'session';
 }
 
-/** Forgets every remembered 'auto' decision of this origin (and of this session). */
-export async function clearDecisions() {
-  sessionDecisions.clear();
-  if (globalThis.caches) await caches.delete(DECISION_CACHE).catch(() => false);
-  if (globalThis.localStorage) {
-    for (const key of Object.keys(localStorage)) if (key.includes(' auto-device ')) localStorage.removeItem(key);
-  }
-}
-
 /**
  * Milliseconds per calibration matmul on `runtime` (a WasmRuntime): one warm-up run (shader
  * compilation, buffer allocation), then the fastest of `CALIBRATION_ROUNDS` timed runs.
