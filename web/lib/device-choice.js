@@ -5,6 +5,10 @@
 // and package version, so that only the first visit pays for the measurement (about a second).
 // A software fallback adapter (SwiftShader, lavapipe) goes straight to the CPU, unmeasured: there
 // the CPU kernels are 50-250x faster (shared/notes/WEBGPU.md).
+// What the one matmul does not see: a whole model is many small kernels, each a dispatch, so it
+// favours the GPU more than a whole forward would. On SwiftShader in headless Chromium here the
+// calibration matmul ran 1.6-2.5x slower than the wasm CPU, a MiniLM forward about 7x slower.
+// A close call measured on a hardware adapter may therefore still be the CPU's in practice.
 //
 // `decideAutoDevice` is the rule itself, a pure function (tests/node/device-choice.test.mjs);
 // the engine (engine.js, 'runtime.create') gathers its inputs: the adapter, what was
