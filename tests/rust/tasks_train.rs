@@ -22,7 +22,9 @@ use webnlu::ops::matmul::{matmul_backward, matmul_forward, MatmulOptions};
 use webnlu::ops::optimizer::AdamWConfig;
 use webnlu::tasks::examples::{label_classes, parse_examples, Example, ExampleFormat};
 use webnlu::tasks::windows::{average_per_text, encode_windows, LongTexts};
-use webnlu::tasks::{ClassifierTraining, Pipeline, ReadOptions, TrainOptions, TrainReport};
+use webnlu::tasks::{
+    head_features, ClassifierTraining, Pipeline, ReadOptions, TrainOptions, TrainReport,
+};
 use webnlu::tokenizer::Tokenizer;
 use webnlu::train::*;
 use webnlu::{Device, Error, Tensor};
@@ -671,4 +673,76 @@ fn training_on_windows_agrees_across_devices_and_validates_as_classify() {
     // the equalities above can tell the averaging from reading one window: on these
     // examples the first windows alone give another held-out accuracy
     assert!(first_windows_differ);
+}
+
+/// Head-only training from features computed in parts elsewhere (what the browser's worker pool
+/// does: `head_features` of contiguous parts of the examples on other copies of the model,
+/// joined in example order, into `new_with_features`) is the run `new` makes: the same features
+/// bit for bit (each window's features do not depend on its batch), so the same epochs and the
+/// same classifier. Long examples in windows of 10 tokens, batches of 4 windows; a wrong number
+/// of features and features for a policy other than head are refused.
+#[test]
+fn head_only_training_from_features_computed_in_parts_is_the_same_run() {
+    let files = random_classifier_files(
+        "tests/fixtures/bert-reference/random/bert-random-classifier",
+        false,
+    );
+    let examples = long_examples();
+    let options = TrainOptions {
+        epochs: 2,
+        learning_rate: 5e-3,
+        batch_size: 8,
+        validation_fraction: 0.25,
+        seed: 5,
+        ..TrainOptions::default()
+    };
+    let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
+    let pipeline = || {
+        let mut p = Pipeline::load(&files, &Device::Cpu).unwrap();
+        read_in_windows(&mut p, 10, 3);
+        p
+    };
+    let run = |p: &mut Pipeline, features: Option<Vec<f32>>| {
+        let mut run = block_on(ClassifierTraining::new_with_features(
+            p,
+            &examples,
+            options.clone(),
+            features,
+        ))
+        .unwrap();
+        let epochs: Vec<_> = (0..options.epochs)
+            .map(|_| block_on(run.run_epoch(p)).unwrap())
+            .collect();
+        (epochs, block_on(p.classify(&texts)).unwrap())
+    };
+    let (whole_epochs, whole_classified) = run(&mut pipeline(), None);
+
+    // three parts of 20, 15 and 13 examples, each on a model of its own
+    let mut features = Vec::new();
+    for part in [&texts[..20], &texts[20..35], &texts[35..]] {
+        features.extend(block_on(head_features(&pipeline(), part, &options)).unwrap());
+    }
+    let (parts_epochs, parts_classified) = run(&mut pipeline(), Some(features.clone()));
+    assert_eq!(parts_epochs, whole_epochs);
+    assert_eq!(parts_classified, whole_classified);
+
+    let refused = |features: Vec<f32>, freeze: Freeze| {
+        let mut p = pipeline();
+        let options = TrainOptions {
+            freeze,
+            ..options.clone()
+        };
+        match block_on(ClassifierTraining::new_with_features(
+            &mut p,
+            &examples,
+            options,
+            Some(features),
+        )) {
+            Ok(_) => panic!("features accepted"),
+            Err(e) => e.to_string(),
+        }
+    };
+    let short = features[..features.len() - 1].to_vec();
+    assert!(refused(short, Freeze::Head).contains("precomputed feature values, expected"));
+    assert!(refused(features, Freeze::Top(1)).contains("head-only training, not freeze top:1"));
 }

@@ -45,7 +45,8 @@ export function reportResult(what) {
 
 function describeDevice(runtime) {
   const { kind, adapter, reason } = runtime.device;
-  const where = runtime.worker ? 'in a Web Worker' : 'on the page thread';
+  const { threads } = runtime.device;
+  const where = threads > 1 ? `in ${threads} Web Workers` : runtime.worker ? 'in a Web Worker' : 'on the page thread';
   const name = kind === 'gpu' ? `GPU (WebGPU: ${adapter})` : kind === 'cpu' ? 'CPU (WebAssembly)' : 'none';
   return `Device: ${name}, ${where}${reason ? ` — ${reason}` : ''}`;
 }
@@ -67,7 +68,9 @@ async function main() {
 
   const device = params.get('device') ?? 'auto';
   const worker = params.get('worker') !== '0';
-  const runtime = Runtime.create({ device, worker, hubUrl: params.get('hub') ?? undefined });
+  // ?threads=N: the CPU path's workers (default: the package's, up to 4; 1 with ?worker=0)
+  const threads = params.has('threads') ? Number(params.get('threads')) : undefined;
+  const runtime = Runtime.create({ device, worker, threads, hubUrl: params.get('hub') ?? undefined });
   runtime.then(
     (rt) => { $('device-status').textContent = describeDevice(rt); document.body.dataset.device = rt.device.kind; },
     (error) => {

@@ -1,10 +1,11 @@
-// How the public classes reach the engine: directly on this thread, or by messages to the
-// Web Worker of worker.js. Both offer `call(op, args, transfer)` -> Promise and `close()`.
-// Over the worker, arguments listed in `transfer` and the typed arrays of results move
+// How the public classes reach the engine: directly on this thread, by messages to the Web
+// Worker of worker.js, or through a pool of such workers (the CPU path with `threads` > 1).
+// All three offer `call(op, args, transfer)` -> Promise and `close()`.
+// Over a worker, arguments listed in `transfer` and the typed arrays of results move
 // without a copy (transferables); errors come back as their own WebnluError subclasses.
 
 import { Engine } from './engine.js';
-import { errorFromWire, WorkerError } from './errors.js';
+import { DisposedError, errorFromWire, WebnluError, WorkerError } from './errors.js';
 
 /** The engine on the calling thread. */
 export class DirectChannel {
@@ -73,4 +74,253 @@ export class WorkerChannel {
     this.worker.terminate();
     this.fail(new WorkerError('the runtime was disposed (its worker is stopped)'));
   }
+}
+
+/**
+ * The operations on a list of texts that a pool splits: op -> the argument holding the list.
+ * Every text is computed on its own (the Rust side reads each text alone; batches only group
+ * them, and padding does not change a text's numbers: tests/browser/worker-pool.test.mjs checks
+ * bit-equality with one thread), so contiguous chunks concatenated in order give what one
+ * engine gives for the whole list.
+ */
+const SPLIT_ARGUMENT = {
+  'model.embed': 'texts',
+  'model.similarity': 'a', // each worker: its rows of `a` against all of `b`
+  'model.classify': 'texts',
+  'model.classifyTokens': 'texts',
+  'model.fillMask': 'texts',
+  'model.headFeatures': 'texts', // head-only training's encoder pass over the examples
+};
+
+/**
+ * `items` cut into at most `parts` contiguous, non-empty chunks whose sizes differ by at most one
+ * (the larger ones first); an empty list gives no chunks.
+ */
+export function splitIntoChunks(items, parts) {
+  const count = Math.min(parts, items.length);
+  const chunks = [];
+  let start = 0;
+  for (let i = 0; i < count; i++) {
+    const size = Math.floor(items.length / count) + (i < items.length % count ? 1 : 0);
+    chunks.push(items.slice(start, start + size));
+    start += size;
+  }
+  return chunks;
+}
+
+/** The results of the chunks, in order, as one: typed arrays joined, lists concatenated. */
+export function concatenateResults(parts) {
+  if (parts.length > 0 && parts.every((part) => part instanceof Float32Array)) {
+    const joined = new Float32Array(parts.reduce((sum, part) => sum + part.length, 0));
+    let offset = 0;
+    for (const part of parts) { joined.set(part, offset); offset += part.length; }
+    return joined;
+  }
+  if (parts.every(Array.isArray)) return parts.flat(1);
+  throw new WebnluError('a pool worker answered with results that cannot be joined (neither Float32Array nor list)');
+}
+
+/**
+ * The engine in several module Web Workers, each with its own wasm instance and its own copy of
+ * every model (the CPU path of `Runtime.create({ threads })`; the Rust module is
+ * single-threaded, so the parallelism is one engine per worker, and no SharedArrayBuffer is
+ * needed). Lists of texts (SPLIT_ARGUMENT) are split into contiguous chunks, one per worker, run
+ * at once, and joined in order; models are loaded into every worker; everything else
+ * (tokenizers, training, save, ELMo) runs in the first worker.
+ *
+ * The pool has handles of its own, each naming the object's handle in every worker that holds
+ * it. Calls run one after the other, as on one engine. Fine-tuning runs in the first worker
+ * (its head-only feature pass split among all); from its first epoch on, the other workers'
+ * copies are out of date: until they have been replaced by the trained model (saved in the
+ * first worker, loaded in the others), that model's calls all run in the first worker, so no
+ * call ever reads an old copy.
+ */
+export class WorkerPool {
+  /** `channels`: one per worker (WorkerChannel; tests pass others with the same interface). */
+  constructor(channels) {
+    if (channels.length < 1) throw new WebnluError('a worker pool needs at least one worker');
+    this.channels = channels;
+    this.inWorker = true;
+    /** pool handle -> { kind, workerHandles: [handle in worker 0, in worker 1, ...], ... } */
+    this.objects = new Map();
+    this.nextHandle = 1;
+    this.queue = Promise.resolve();
+  }
+
+  /** A pool of `size` new workers running worker.js. */
+  static open(size) {
+    const channels = [];
+    try {
+      for (let i = 0; i < size; i++) channels.push(new WorkerChannel());
+    } catch (error) {
+      for (const channel of channels) channel.close();
+      throw error;
+    }
+    return new WorkerPool(channels);
+  }
+
+  get size() {
+    return this.channels.length;
+  }
+
+  call(op, args = {}, transfer = []) {
+    const result = this.queue.then(() => this.dispatch(op, args, transfer));
+    this.queue = result.catch(() => {});
+    return result;
+  }
+
+  close() {
+    for (const channel of this.channels) channel.close();
+  }
+
+  keep(kind, workerHandles, extra = {}) {
+    const handle = this.nextHandle++;
+    this.objects.set(handle, { kind, workerHandles, ...extra });
+    return handle;
+  }
+
+  entry(handle) {
+    const entry = this.objects.get(handle);
+    if (entry === undefined) throw new DisposedError('this object was disposed (no such handle in the worker pool)');
+    return entry;
+  }
+
+  /** `args` with the pool handles of `handle` and `runtime` replaced by worker `index`'s. */
+  forWorker(index, args) {
+    const mapped = { ...args };
+    for (const name of ['handle', 'runtime']) {
+      if (typeof args[name] === 'number') mapped[name] = this.entry(args[name]).workerHandles[index];
+    }
+    return mapped;
+  }
+
+  /** The same call in every worker (the arguments copied, and moved only to the last). */
+  async broadcast(op, args, transfer = []) {
+    const settled = await Promise.allSettled(this.channels.map((channel, i) =>
+      channel.call(op, this.forWorker(i, args), i === this.size - 1 ? transfer : [])));
+    return resultsOrFirstError(settled);
+  }
+
+  async dispatch(op, args, transfer) {
+    switch (op) {
+      case 'init':
+        return (await this.broadcast(op, args))[0];
+      case 'runtime.create': {
+        const created = await this.broadcast(op, args);
+        return { ...created[0], handle: this.keep('runtime', created.map((c) => c.handle)) };
+      }
+      case 'model.load': {
+        const loaded = await this.broadcast(op, args, transfer);
+        const tokenizer = this.keep('tokenizer', [loaded[0].tokenizer]);
+        const handle = this.keep('model', loaded.map((l) => l.handle), { runtime: args.runtime, tokenizer, replicasCurrent: true });
+        return { ...loaded[0], handle, tokenizer };
+      }
+      case 'model.trainer': {
+        this.entry(args.handle);
+        const trainer = await this.first(op, args, transfer);
+        const headOnly = (args.options?.freeze ?? 'head') === 'head';
+        return this.keep('trainer', [trainer], { model: args.handle, headOnly: headOnly ? args : null });
+      }
+      case 'trainer.runEpoch':
+        return this.runEpoch(args);
+      case 'trainer.finish': {
+        const trainer = this.entry(args.handle);
+        await this.first(op, args);
+        this.objects.delete(args.handle);
+        await this.refreshReplicas(trainer.model);
+        return null;
+      }
+      case 'free':
+        return this.free(args.handle);
+      default:
+        if (op in SPLIT_ARGUMENT) return this.split(op, args);
+        if (op === 'tokenizer.create' || op === 'elmo.load') {
+          const created = await this.first(op, args, transfer);
+          return { ...created, handle: this.keep(op.split('.')[0], [created.handle]) };
+        }
+        return this.first(op, args, transfer);
+    }
+  }
+
+  /**
+   * One epoch, in the first worker. Before the first epoch of a head-only run, while every
+   * worker still has the same model, the encoder pass over the examples (the cached features,
+   * the bulk of such a run) is split among the workers and handed to the first worker's run: the
+   * same features, so the same training (tests/node/worker-pool.test.mjs).
+   */
+  async runEpoch(args) {
+    const trainer = this.entry(args.handle);
+    const model = this.objects.get(trainer.model);
+    if (trainer.headOnly !== null) {
+      const { examples, options } = trainer.headOnly;
+      trainer.headOnly = null;
+      if (model?.replicasCurrent && this.size > 1) {
+        const features = await this.split('model.headFeatures', { handle: trainer.model, texts: examples.map((e) => e.text), options });
+        await this.first('trainer.setFeatures', { handle: args.handle, features }, [features.buffer]);
+      }
+    }
+    if (model !== undefined) model.replicasCurrent = false; // from now on only the first worker's copy learns
+    return this.first('trainer.runEpoch', args);
+  }
+
+  /** The call in the first worker only. */
+  first(op, args, transfer = []) {
+    return this.channels[0].call(op, this.forWorker(0, args), transfer);
+  }
+
+  /** A list op: one contiguous chunk of the list per worker, the results joined in order. */
+  async split(op, args) {
+    const name = SPLIT_ARGUMENT[op];
+    const model = this.entry(args.handle);
+    if (!model.replicasCurrent) return this.first(op, args);
+    const chunks = splitIntoChunks(args[name], this.size);
+    const settled = await Promise.allSettled(chunks.map((chunk, i) =>
+      this.channels[i].call(op, this.forWorker(i, { ...args, [name]: chunk }))));
+    return concatenateResults(resultsOrFirstError(settled));
+  }
+
+  async free(handle) {
+    const entry = this.objects.get(handle);
+    if (entry === undefined) return null;
+    this.objects.delete(handle);
+    await Promise.allSettled(entry.workerHandles.map((h, i) => this.channels[i].call('free', { handle: h })));
+    if (entry.kind === 'model') this.objects.delete(entry.tokenizer); // freed with the model in each worker
+    // A training run that ended by an error may have changed the model after some steps.
+    if (entry.kind === 'trainer') await this.refreshReplicas(entry.model);
+    return null;
+  }
+
+  /**
+   * Replaces the other workers' copies of `modelHandle` by the first worker's model (saved
+   * there, loaded in each), after a fine-tuning. If that fails, the model stays in the first
+   * worker alone (`replicasCurrent` false): slower, never wrong.
+   */
+  async refreshReplicas(modelHandle) {
+    const model = this.objects.get(modelHandle);
+    if (model === undefined || model.replicasCurrent || this.size === 1) {
+      if (model !== undefined && this.size === 1) model.replicasCurrent = true;
+      return;
+    }
+    try {
+      const saved = await this.first('model.save', { handle: modelHandle });
+      const files = new Map(Object.entries(saved));
+      const runtime = this.entry(model.runtime);
+      for (let i = 1; i < this.size; i++) {
+        const loaded = await this.channels[i].call('model.load', { runtime: runtime.workerHandles[i], files });
+        const old = model.workerHandles[i];
+        model.workerHandles[i] = loaded.handle;
+        await this.channels[i].call('free', { handle: old });
+      }
+      model.replicasCurrent = true;
+    } catch {
+      model.replicasCurrent = false;
+    }
+  }
+}
+
+/** The values of settled calls in order, or the error of the first that failed (in list order). */
+function resultsOrFirstError(settled) {
+  const failed = settled.find((outcome) => outcome.status === 'rejected');
+  if (failed !== undefined) throw failed.reason;
+  return settled.map((outcome) => outcome.value);
 }

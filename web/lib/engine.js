@@ -7,6 +7,9 @@
 import { DeviceError, DisposedError, UnsupportedError, WebnluError } from './errors.js';
 import { bindings, callRust, callRustAsync, hasBinding, init, loadedWasmBuild, modelBinding } from './wasm-module.js';
 import { tokenizerFromFiles } from './tokenizer.js';
+import {
+  adapterIdentity, adapterLabel, decideAutoDevice, decisionKey, readDecision, timeCalibration, writeDecision,
+} from './device-choice.js';
 
 const DEVICES = ['auto', 'gpu', 'cpu'];
 
@@ -17,17 +20,71 @@ function plain(value) {
   return value;
 }
 
+/** The identity of the browser's WebGPU adapter (`adapterIdentity`), or null when there is none. */
+async function browserAdapter() {
+  const gpu = globalThis.navigator?.gpu;
+  const adapter = gpu ? await gpu.requestAdapter().catch(() => null) : null;
+  return adapter ? adapterIdentity(adapter) : null;
+}
+
 /**
  * The name of the browser's WebGPU adapter from `adapter.info` (wgpu leaves it empty on the
  * web): vendor, architecture, description, and "(software fallback)" when it is one.
  */
 async function browserAdapterName() {
-  const gpu = globalThis.navigator?.gpu;
-  const adapter = gpu ? await gpu.requestAdapter().catch(() => null) : null;
-  if (!adapter) return 'unnamed WebGPU adapter';
-  const { vendor, architecture, description, isFallbackAdapter } = adapter.info ?? {};
-  const name = [vendor, architecture, description].filter(Boolean).join(' ') || 'unnamed WebGPU adapter';
-  return isFallbackAdapter ? `${name} (software fallback)` : name;
+  const identity = await browserAdapter();
+  if (identity === null) return 'unnamed WebGPU adapter';
+  const name = adapterLabel(identity);
+  return identity.isFallbackAdapter ? `${name} (software fallback)` : name;
+}
+
+/**
+ * Opens the device of `device: 'auto'` (see device-choice.js): the CPU without a hardware
+ * adapter, else the one that ran the calibration faster, measured now or remembered.
+ * `testHooks` (tests only): `calibrateFallbackAdapter` measures on a software adapter too;
+ * `calibrationMs: { cpu, gpu }` replaces the measured times (the calibration still runs).
+ * Resolves to `{ runtime, reason }`.
+ */
+async function openAutoRuntime(WasmRuntime, testHooks = {}) {
+  const adapter = await browserAdapter();
+  const key = adapter === null ? null : decisionKey(adapter, bindings.webnluVersion());
+  const calibrateFallback = Boolean(testHooks.calibrateFallbackAdapter);
+  const remembered = key === null || testHooks.calibrationMs ? null : await readDecision(key);
+  let decision = decideAutoDevice({ adapter, remembered, calibrateFallback });
+  const opened = {};
+  try {
+    if (decision.calibrate) {
+      opened.cpu = await WasmRuntime.create('cpu');
+      const measured = { cpuMs: await timeCalibration(opened.cpu), gpuMs: Infinity };
+      try {
+        opened.gpu = await WasmRuntime.create('gpu');
+        measured.gpuMs = await timeCalibration(opened.gpu);
+      } catch (error) {
+        measured.gpuError = error instanceof Error ? error.message : String(error);
+      }
+      if (testHooks.calibrationMs) Object.assign(measured, { cpuMs: testHooks.calibrationMs.cpu, gpuMs: testHooks.calibrationMs.gpu });
+      // A GPU that failed may work next time: only a real comparison is remembered.
+      const storedIn = Number.isFinite(measured.gpuMs)
+        ? await writeDecision(key, { kind: measured.gpuMs <= measured.cpuMs ? 'gpu' : 'cpu', cpuMs: measured.cpuMs, gpuMs: measured.gpuMs })
+        : null;
+      decision = decideAutoDevice({ adapter, measured, storedIn, calibrateFallback });
+    }
+    if (opened[decision.kind] === undefined) {
+      try {
+        opened[decision.kind] = await WasmRuntime.create(decision.kind);
+      } catch (error) {
+        if (decision.kind === 'cpu') throw error;
+        // Remembered as the faster one, but the GPU does not open now (lost, or blocked): the CPU.
+        opened.cpu = await WasmRuntime.create('cpu');
+        decision = { kind: 'cpu', reason: `${decision.reason}; but the GPU could not be opened now (${error.message ?? error}), so the CPU` };
+      }
+    }
+    const runtime = opened[decision.kind];
+    delete opened[decision.kind];
+    return { runtime, reason: decision.reason };
+  } finally {
+    for (const unused of Object.values(opened)) unused.free();
+  }
 }
 
 export class Engine {
@@ -82,12 +139,15 @@ export class Engine {
         }
         const WasmRuntime = modelBinding('WasmRuntime', 'Runtime.create');
         let runtime;
+        let reason = null;
         try {
-          runtime = await callRustAsync('Runtime.create', () => WasmRuntime.create(a.device));
+          if (a.device === 'auto') ({ runtime, reason } = await callRustAsync('Runtime.create', () => openAutoRuntime(WasmRuntime, a.testHooks)));
+          else runtime = await callRustAsync('Runtime.create', () => WasmRuntime.create(a.device));
         } catch (error) {
           throw a.device === 'cpu' ? error : new DeviceError(error.message, { cause: error });
         }
         const info = plain(runtime.device_info());
+        if (reason !== null) info.reason = reason;
         if (info.kind === 'gpu' && !info.adapter) info.adapter = await browserAdapterName();
         return { handle: this.keep('runtime', runtime), device: { ...info, requested: a.device } };
       }
@@ -122,7 +182,9 @@ export class Engine {
       }
       case 'model.fillMask': {
         const model = this.get(a.handle, 'model').object;
-        return plain(await callRustAsync('fillMask', () => model.fill_mask(a.text, a.topK)));
+        const results = [];
+        for (const text of a.texts) results.push(plain(await callRustAsync('fillMask', () => model.fill_mask(text, a.topK))));
+        return results;
       }
       case 'model.embed': {
         const model = this.get(a.handle, 'model').object;
@@ -144,6 +206,15 @@ export class Engine {
         const model = this.get(a.handle, 'model').object;
         const trainer = callRust('trainClassifier', () => model.trainer(a.examples, a.options));
         return this.keep('trainer', trainer);
+      }
+      case 'model.headFeatures': {
+        const model = this.get(a.handle, 'model').object;
+        return callRustAsync('trainClassifier', () => model.head_features(a.texts, a.options));
+      }
+      case 'trainer.setFeatures': {
+        const trainer = this.get(a.handle, 'trainer').object;
+        callRust('trainClassifier', () => trainer.set_features(a.features));
+        return null;
       }
       case 'trainer.runEpoch': {
         const trainer = this.get(a.handle, 'trainer').object;

@@ -319,18 +319,46 @@ export interface DeviceInfo {
   kind: 'gpu' | 'cpu' | 'none';
   /** The WebGPU adapter's name, when the GPU was chosen. */
   adapter: string | null;
-  /** Why this device: e.g. why 'auto' fell back to the CPU (no WebGPU, a software adapter). */
+  /**
+   * Why this device. For 'auto': no WebGPU adapter, a software fallback adapter, or what the
+   * calibration measured, e.g. "auto: cpu 3.10 ms vs gpu 7.90 ms per calibration matmul (64x384
+   * by 384x384), so the CPU; remembered for this origin (...)". With a pool, also the workers.
+   */
   reason: string;
   /** What was asked for. */
   requested: 'auto' | 'gpu' | 'cpu';
+  /**
+   * How many Web Workers compute in parallel (the CPU path with `threads` > 1), each with its own
+   * copy of every model: each extra worker costs about `model.bytes` more memory per loaded model
+   * (see `Model.extraWorkerBytes`). 1: one engine (the page's thread, or one worker).
+   */
+  threads: number;
 }
 
 /** Options of `Runtime.create`. */
 export interface RuntimeOptions {
-  /** 'auto' (default): WebGPU on a real GPU adapter, else the CPU. 'gpu': WebGPU or a DeviceError. 'cpu'. */
+  /**
+   * 'auto' (default): without a hardware WebGPU adapter (none, or a software fallback such as
+   * SwiftShader) the CPU; else the faster of GPU and CPU on a short calibration (a matmul timed
+   * on each; about a second), remembered per origin, adapter and package version (Cache API,
+   * else localStorage, else this session only). 'gpu': WebGPU or a DeviceError. 'cpu'.
+   */
   device?: 'auto' | 'gpu' | 'cpu';
   /** Run everything in a module Web Worker, so the page never freezes. Default false. Browsers only. */
   worker?: boolean;
+  /**
+   * The CPU path only: how many Web Workers compute in parallel, each with its own wasm instance
+   * and its own copy of every model (about `model.bytes` more memory per model per extra
+   * worker). Lists of texts given to `embed`, `similarity` (its `a`), `classify`,
+   * `classifyTokens` and `fillMask` are split into contiguous chunks, one per worker, with the
+   * same results as one thread; training, `save` and tokenizers run in the first worker (the
+   * encoder pass over the examples of head-only training is split among all, with the same result).
+   * Default: `navigator.hardwareConcurrency`, at most 4, in browsers; 1 in Node (no Web
+   * Workers), with `worker: false` (the page's thread) and for `device: 'gpu'`. 1 is one engine,
+   * on the page's thread or (`worker: true`) in one worker.
+   * @throws WebnluError for threads > 1 with `worker: false` or `device: 'gpu'`; WorkerError in Node.
+   */
+  threads?: number;
   /** The Hub to resolve model ids against. Default `https://huggingface.co`. */
   hubUrl?: string;
   /** Where the .wasm comes from (see `init`); in worker mode only a URL string is passed on. */
@@ -346,7 +374,7 @@ export class Runtime {
   /**
    * Loads the wasm module (in the worker, with `worker: true`) and opens the device.
    * @throws DeviceError when `device: 'gpu'` and there is no usable WebGPU adapter.
-   * @throws WorkerError when the worker cannot start (or `worker: true` in Node).
+   * @throws WorkerError when the worker cannot start (or `worker: true` or `threads` > 1 in Node).
    */
   static create(options?: RuntimeOptions): Promise<Runtime>;
   /** Deletes webnlu's model cache (same as the function `clearCache`). */
@@ -386,7 +414,7 @@ export class Runtime {
   loadElmo(files: ElmoFiles, options?: Pick<LoadOptions, 'onProgress' | 'cache' | 'fetch' | 'signal'>): Promise<ElmoModel>;
   /** Loads only a model's tokenizer (tokenizer.json, or vocab.txt), in the runtime's thread or worker. */
   loadTokenizer(source: ModelSource, options?: LoadOptions): Promise<LoadedTokenizer>;
-  /** Frees the device and stops the worker; its models and tokenizers stop working. */
+  /** Frees the device and stops the worker (all workers of a pool); its models and tokenizers stop working. */
   dispose(): void;
 }
 
@@ -548,6 +576,11 @@ export class Model {
   readonly fromCache: string[];
   /** Bytes of its files. */
   readonly bytes: number;
+  /**
+   * With a pool of workers (`rt.device.threads` > 1), the memory the other workers' copies of
+   * this model take, estimated as `(threads - 1) * bytes`; 0 with one thread.
+   */
+  readonly extraWorkerBytes: number;
   /** Seconds from `loadModel` to ready (download included). */
   readonly loadSeconds: number;
   /** The model's tokenizer. */
@@ -558,6 +591,8 @@ export class Model {
    * @throws WebnluError when the text has no [MASK] or the model has no masked-LM head.
    */
   fillMask(text: string, options?: FillMaskOptions): Promise<MaskPrediction[][]>;
+  /** `fillMask` of each text: one result (a list per mask) per text. */
+  fillMask(texts: string[], options?: FillMaskOptions): Promise<MaskPrediction[][][]>;
   /** The embedding of each text (Float32Array of `hiddenSize`); one string in, one array out. */
   embed(texts: string[], options?: EmbedOptions): Promise<Float32Array[]>;
   embed(text: string, options?: EmbedOptions): Promise<Float32Array>;

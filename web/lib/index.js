@@ -11,7 +11,8 @@
 //   runtime.js       Runtime, Model, TrainingRun, LoadedTokenizer
 //   elmo.js          ElmoModel, ElmoLayers (Runtime.loadElmo)
 //   engine.js        the wasm objects and the operations on them (this thread or the worker)
-//   engine-channel.js, worker.js   the two ways to reach the engine
+//   device-choice.js how device 'auto' decides (calibration, remembered decisions)
+//   engine-channel.js, worker.js   the ways to reach the engine: this thread, a worker, a pool
 
 import { bindings, assertReady, init } from './wasm-module.js';
 

@@ -4,16 +4,51 @@
 // asynchronous so that it works the same in worker mode); ELMo models are in elmo.js.
 // Types and docs: index.d.ts.
 
-import { DirectChannel, WorkerChannel } from './engine-channel.js';
+import { DirectChannel, WorkerChannel, WorkerPool } from './engine-channel.js';
 import { ElmoModel, readElmoFiles } from './elmo.js';
 import { transferablesOf } from './engine.js';
-import { DisposedError, UnsupportedError, WebnluError } from './errors.js';
+import { DisposedError, UnsupportedError, WebnluError, WorkerError } from './errors.js';
 import { checkText, checkTexts } from './wasm-module.js';
 import { clearCache, fetchModelFiles, listCachedFiles } from './model-loader.js';
 import { DEFAULT_HUB_URL, TOKENIZER_FILE_ROLES } from './model-source.js';
 import { decodeUtf8 } from './tokenizer.js';
 
 const FREEZE = /^(head|all|top:[1-9][0-9]*)$/;
+
+/**
+ * The most workers `threads` takes by default: each holds a copy of every model, and beyond a
+ * few cores the page, the browser and the memory want their share.
+ */
+export const MAX_DEFAULT_THREADS = 4;
+
+/**
+ * How many engines the CPU path runs in parallel, from `Runtime.create`'s options:
+ * `threads` when given, else `navigator.hardwareConcurrency` up to MAX_DEFAULT_THREADS, and 1
+ * where there are no Web Workers (Node), for `worker: false` (the page's thread) and for 'gpu'.
+ */
+export function resolveThreads({ device = 'auto', worker, threads }) {
+  const workersExist = typeof Worker !== 'undefined';
+  if (threads === undefined) {
+    if (!workersExist || worker === false || device === 'gpu') return 1;
+    const cores = globalThis.navigator?.hardwareConcurrency;
+    return Math.max(1, Math.min(MAX_DEFAULT_THREADS, Number.isInteger(cores) ? cores : 1));
+  }
+  if (!Number.isInteger(threads) || threads < 1) {
+    throw new WebnluError(`threads must be a positive integer, got ${JSON.stringify(threads)}`);
+  }
+  if (threads > 1) {
+    if (device === 'gpu') {
+      throw new WebnluError(`threads: ${threads} is for the CPU path (device 'cpu' or 'auto'); device 'gpu' computes on the one GPU`);
+    }
+    if (worker === false) {
+      throw new WebnluError(`threads: ${threads} runs the models in ${threads} Web Workers, but worker: false asks for the page's thread; leave out worker, or give threads: 1`);
+    }
+    if (!workersExist) {
+      throw new WorkerError(`threads: ${threads} needs Web Workers (a browser); in Node use threads: 1 (the default there)`);
+    }
+  }
+  return threads;
+}
 
 /** A device to run models on, and the thread they run in. Make one with `Runtime.create()`. */
 export class Runtime {
@@ -22,7 +57,7 @@ export class Runtime {
     this._channel = channel;
     this._handle = handle;
     this._disposed = false;
-    this.device = Object.freeze(device);
+    this.device = Object.freeze({ ...device, threads: device.threads ?? 1 });
     this.version = info.version;
     this.wasmBuild = info.wasmBuild;
     this.worker = info.inWorker;
@@ -30,18 +65,47 @@ export class Runtime {
   }
 
   /**
-   * Opens a runtime. `device`: 'auto' (WebGPU when there is an adapter that is not a software
-   * fallback, else the CPU), 'gpu' or 'cpu'. `worker: true` runs everything in a Web Worker.
+   * Opens a runtime. `device`: 'auto' (the CPU without a hardware WebGPU adapter, else whichever
+   * of GPU and CPU ran a short calibration faster, remembered per origin), 'gpu' or 'cpu'.
+   * `worker: true` runs everything in a Web Worker. `threads` > 1 (on the CPU) runs that many
+   * workers, each with its own copy of every model, and splits lists of texts among them.
+   * `_testHooks` is for this repository's tests only (see engine.js, openAutoRuntime).
    */
   static async create(options = {}) {
-    const { device = 'auto', worker = false, wasm } = options;
-    const channel = worker ? new WorkerChannel() : new DirectChannel();
+    const { device = 'auto', worker = false } = options;
+    const threads = resolveThreads(options);
+    if (device === 'cpu' && threads > 1) return Runtime.openPool(threads, options, null);
+    const runtime = await Runtime.open(worker ? new WorkerChannel() : new DirectChannel(), options);
+    if (runtime.device.kind !== 'cpu' || threads === 1) return runtime;
+    // 'auto' chose the CPU: a pool of workers takes over from the one engine that decided.
+    runtime.dispose();
+    return Runtime.openPool(threads, options, runtime.device.reason);
+  }
+
+  /** A runtime on one engine: this thread (DirectChannel) or one worker (WorkerChannel). */
+  static async open(channel, options) {
+    const { device = 'auto', wasm, _testHooks: testHooks } = options;
     try {
-      const info = await channel.call('init', { wasm: worker && typeof wasm !== 'string' ? undefined : wasm });
-      const created = await channel.call('runtime.create', { device });
+      const info = await channel.call('init', { wasm: channel.inWorker && typeof wasm !== 'string' ? undefined : wasm });
+      const created = await channel.call('runtime.create', { device, testHooks });
       return new Runtime(channel, created.handle, created.device, info, options);
     } catch (error) {
       channel.close();
+      throw error;
+    }
+  }
+
+  /** A CPU runtime on a pool of `threads` workers; `autoReason`: why 'auto' chose the CPU, if it did. */
+  static async openPool(threads, options, autoReason) {
+    const { device = 'auto', wasm } = options;
+    const pool = WorkerPool.open(threads);
+    try {
+      const info = await pool.call('init', { wasm: typeof wasm === 'string' ? wasm : undefined });
+      const created = await pool.call('runtime.create', { device: 'cpu' });
+      const reason = `${autoReason ?? created.device.reason}; ${threads} Web Workers in parallel, each with its own copy of every model`;
+      return new Runtime(pool, created.handle, { ...created.device, requested: device, reason, threads }, info, options);
+    } catch (error) {
+      pool.close();
       throw error;
     }
   }
@@ -189,6 +253,8 @@ export class Model {
     this.source = meta.source;
     this.fromCache = meta.fromCache;
     this.bytes = meta.bytes;
+    /** The memory the other workers' copies of this model take, estimated: (threads - 1) x bytes. */
+    this.extraWorkerBytes = (runtime.device.threads - 1) * meta.bytes;
     this.loadSeconds = meta.loadSeconds;
     this.tokenizer = new LoadedTokenizer(runtime, loaded.tokenizer, undefined);
     this.tokenizer.dispose = () => {}; // freed with the model
@@ -199,12 +265,19 @@ export class Model {
     return this.runtime._channel.call(op, { handle: this._handle, ...args });
   }
 
-  /** Top-k fillers for every `[MASK]` of `text`: one list per mask, best first. */
-  async fillMask(text, options = {}) {
+  /**
+   * Top-k fillers for every `[MASK]` of `text`: one list per mask, best first. A list of texts
+   * gives one such result per text.
+   */
+  async fillMask(texts, options = {}) {
     const { topK = 5 } = options;
-    checkText(text, 'text');
+    const single = typeof texts === 'string';
+    const list = single ? [texts] : texts;
+    if (single) checkText(texts, 'text');
+    else checkTexts(list, 'texts');
     if (!Number.isInteger(topK) || topK < 1) throw new WebnluError(`topK must be a positive integer, got ${topK}`);
-    return this.call('model.fillMask', { text, topK });
+    const results = await this.call('model.fillMask', { texts: list, topK });
+    return single ? results[0] : results;
   }
 
   /** One embedding per text (a Float32Array of `hiddenSize`); one text in, one array out. */

@@ -6,6 +6,10 @@
 //! or SwiftShader); there the CPU kernels are 50-250x faster (measured in
 //! `shared/notes/WEBGPU.md`). An explicit choice always wins, also on a fallback adapter (that is
 //! how the tests run the WGSL kernels on lavapipe).
+//!
+//! The npm package does not use this rule for `device: 'auto'`: on a hardware adapter it times
+//! the same small workload on both devices and takes the faster (`web/lib/device-choice.js`,
+//! with the workload in `wasm/calibration.rs`); this rule stays for the CLI and native callers.
 
 mod bind_group_cache;
 mod buffer_pool;

@@ -21,5 +21,7 @@ pub use embed::{l2_normalize_rows, Pooling};
 pub use examples::{label_classes, parse_examples, Example, ExampleFormat};
 pub use fill_mask::MaskPrediction;
 pub use pipeline::{Pipeline, ReadOptions};
-pub use train_classifier::{ClassifierTraining, EpochProgress, TrainOptions, TrainReport};
+pub use train_classifier::{
+    head_features, ClassifierTraining, EpochProgress, TrainOptions, TrainReport,
+};
 pub use windows::{encode_windows, token_sources, LongTexts, TokenSource, Window};

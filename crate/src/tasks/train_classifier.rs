@@ -140,6 +140,55 @@ pub struct ClassifierTraining {
     report: TrainReport,
 }
 
+/// What a run feeds the classifier: the option, else the mean-pooled tokens for a
+/// sentence-embedding model (sentence-transformers), else the [CLS] token.
+fn classifier_input_of(pipeline: &Pipeline, options: &TrainOptions) -> ClassifierInput {
+    options
+        .classifier_input
+        .unwrap_or(if pipeline.sentence_embedding_model {
+            ClassifierInput::MeanPooled
+        } else {
+            ClassifierInput::ClsToken
+        })
+}
+
+/// How a run reads its examples: windows as `classify` reads them, unless the options say
+/// otherwise; the stride checked against the max length.
+fn long_texts_of(pipeline: &Pipeline, options: &TrainOptions) -> Result<LongTexts> {
+    let max_length = pipeline.read.max_length;
+    let long_texts = options.long_texts.unwrap_or(pipeline.read.long_texts);
+    if let LongTexts::Windows { stride } = long_texts {
+        if stride + 2 >= max_length {
+            return Err(Error::invalid(format!(
+                "train_classifier: stride {stride} must be smaller than the max length \
+                 {max_length} minus the 2 special tokens"
+            )));
+        }
+    }
+    Ok(long_texts)
+}
+
+/// Head-only training's cached features for the examples `texts` under `options`: every
+/// window's features `(W, C)` row-major, in window order (example by example). They depend on
+/// nothing but each window's text and the encoder, so a copy of the same model elsewhere (a
+/// worker of the browser's pool, given a contiguous part of the examples) computes the same
+/// rows; [`ClassifierTraining::new_with_features`] takes them joined in example order.
+pub async fn head_features(
+    pipeline: &Pipeline,
+    texts: &[&str],
+    options: &TrainOptions,
+) -> Result<Vec<f32>> {
+    let long_texts = long_texts_of(pipeline, options)?;
+    let windows = encode_windows(
+        &pipeline.tokenizer,
+        texts,
+        pipeline.read.max_length,
+        long_texts,
+    )?;
+    let encodings: Vec<Encoding> = windows.into_iter().map(|w| w.encoding).collect();
+    feature_rows(pipeline, &encodings, classifier_input_of(pipeline, options)).await
+}
+
 impl ClassifierTraining {
     /// Prepares a run: splits the examples, gives the model a new classifier for their labels,
     /// tokenizes, and for head-only training computes every example's features once.
@@ -147,6 +196,18 @@ impl ClassifierTraining {
         pipeline: &mut Pipeline,
         examples: &[Example],
         options: TrainOptions,
+    ) -> Result<ClassifierTraining> {
+        Self::new_with_features(pipeline, examples, options, None).await
+    }
+
+    /// [`ClassifierTraining::new`], for head-only training with the features of every window
+    /// already computed (`(W, C)` from [`head_features`] of the examples' texts with these
+    /// options, joined in example order) instead of computing them here.
+    pub async fn new_with_features(
+        pipeline: &mut Pipeline,
+        examples: &[Example],
+        options: TrainOptions,
+        features: Option<Vec<f32>>,
     ) -> Result<ClassifierTraining> {
         if examples.is_empty() {
             return Err(Error::invalid("train_classifier: no examples"));
@@ -176,15 +237,15 @@ impl ClassifierTraining {
                 )));
             }
         }
+        if features.is_some() && options.freeze != Freeze::Head {
+            return Err(Error::invalid(format!(
+                "train_classifier: precomputed features are for head-only training, not freeze {}",
+                options.freeze
+            )));
+        }
         let split =
             train_validation_split(examples.len(), options.validation_fraction, options.seed)?;
-        let input = options
-            .classifier_input
-            .unwrap_or(if pipeline.sentence_embedding_model {
-                ClassifierInput::MeanPooled
-            } else {
-                ClassifierInput::ClsToken
-            });
+        let input = classifier_input_of(pipeline, &options);
         pipeline.classifier_input = input;
         pipeline
             .model
@@ -192,15 +253,7 @@ impl ClassifierTraining {
 
         let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
         let max_length = pipeline.read.max_length;
-        let long_texts = options.long_texts.unwrap_or(pipeline.read.long_texts);
-        if let LongTexts::Windows { stride } = long_texts {
-            if stride + 2 >= max_length {
-                return Err(Error::invalid(format!(
-                    "train_classifier: stride {stride} must be smaller than the max length \
-                     {max_length} minus the 2 special tokens"
-                )));
-            }
-        }
+        let long_texts = long_texts_of(pipeline, &options)?;
         let windows = encode_windows(&pipeline.tokenizer, &texts, max_length, long_texts)?;
         // windows come in text order: example i's are one contiguous run
         let mut spans: Vec<Range<usize>> = vec![0..0; examples.len()];
@@ -214,10 +267,21 @@ impl ClassifierTraining {
         let encodings: Vec<Encoding> = windows.into_iter().map(|w| w.encoding).collect();
         let window_count = encodings.len();
         let (cache, encodings) = if options.freeze == Freeze::Head {
-            (
-                Some(feature_cache(pipeline, &encodings, input).await?),
-                Vec::new(),
-            )
+            let c = pipeline.hidden_size();
+            let rows = match features {
+                Some(rows) if rows.len() == window_count * c => rows,
+                Some(rows) => {
+                    return Err(Error::invalid(format!(
+                        "train_classifier: {} precomputed feature values, expected {window_count} \
+                         windows x {c}",
+                        rows.len()
+                    )))
+                }
+                None => feature_rows(pipeline, &encodings, input).await?,
+            };
+            let mut cache = FeatureCache::new(c);
+            cache.push_rows(&rows)?;
+            (Some(cache), Vec::new())
         } else {
             (None, encodings)
         };
@@ -505,12 +569,12 @@ impl BatchForward {
     }
 }
 
-/// Every window's features, computed once with the encoder in inference mode.
-async fn feature_cache(
+/// Every window's features `(W, C)` row-major, computed once with the encoder in inference mode.
+async fn feature_rows(
     pipeline: &Pipeline,
     encodings: &[Encoding],
     input: ClassifierInput,
-) -> Result<FeatureCache> {
+) -> Result<Vec<f32>> {
     let c = pipeline.hidden_size();
     let device = pipeline.device();
     let mut rows = vec![0f32; encodings.len() * c];
@@ -526,9 +590,7 @@ async fn feature_cache(
             rows[i * c..(i + 1) * c].copy_from_slice(&features[j * c..(j + 1) * c]);
         }
     }
-    let mut cache = FeatureCache::new(c);
-    cache.push_rows(&rows)?;
-    Ok(cache)
+    Ok(rows)
 }
 
 impl Pipeline {

@@ -3,6 +3,7 @@
 //! Only conversions live here (JS strings and typed arrays in, typed arrays out, `webnlu::Error`
 //! to a JS `Error`); the friendly, documented API is the hand-written `web/lib/index.js`.
 
+mod calibration;
 mod elmo;
 #[cfg(feature = "kernel-check")]
 mod kernel_check;

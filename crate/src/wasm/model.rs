@@ -25,7 +25,8 @@ use crate::device::{DeviceChoice, GpuOptions};
 use crate::io::ModelFiles;
 use crate::models::Freeze;
 use crate::tasks::{
-    ClassifierInput, ClassifierTraining, EpochProgress, Example, Pipeline, Pooling, TrainOptions,
+    head_features, ClassifierInput, ClassifierTraining, EpochProgress, Example, Pipeline, Pooling,
+    TrainOptions,
 };
 use crate::tokenizer::char_offsets_to_utf16;
 use crate::{Device, Error};
@@ -59,6 +60,8 @@ pub struct WasmRuntime {
 #[wasm_bindgen]
 impl WasmRuntime {
     /// Opens "auto" (the GPU unless WebGPU is missing or a software fallback), "gpu" or "cpu".
+    /// The package's `device: 'auto'` decides in JavaScript instead, by calibration
+    /// (`web/lib/device-choice.js`), and opens "gpu" or "cpu" here.
     pub async fn create(device: String) -> Result<WasmRuntime, JsError> {
         let choice: DeviceChoice = device.parse().map_err(to_js_error)?;
         let opened = Device::new(choice, &GpuOptions::default())
@@ -75,6 +78,18 @@ impl WasmRuntime {
         Ok(WasmRuntime {
             device: opened,
             reason,
+        })
+    }
+
+    /// `Promise<number>`: runs the calibration workload of `device: 'auto'` `repeats` times on
+    /// this runtime's device (see `calibration.rs`); JavaScript times the promise.
+    pub fn run_calibration_workload(&self, repeats: usize) -> Promise {
+        let device = self.device.clone();
+        future_to_promise(async move {
+            let checksum = super::calibration::run_calibration_workload(&device, repeats)
+                .await
+                .map_err(js_error)?;
+            Ok(JsValue::from_f64(checksum))
         })
     }
 
@@ -280,7 +295,31 @@ impl WasmModel {
         let options = raw.into_options().map_err(to_js_error)?;
         Ok(WasmTrainer {
             pipeline: self.pipeline.clone(),
-            state: Rc::new(RefCell::new(TrainerState::Pending { examples, options })),
+            state: Rc::new(RefCell::new(TrainerState::Pending {
+                examples,
+                options,
+                features: None,
+            })),
+        })
+    }
+
+    /// `Promise<Float32Array>`: the cached features head-only training with `options` (those
+    /// of `trainer`) computes for examples with these `texts`, `(windows, hidden_size)`
+    /// row-major in example order. The browser's worker pool splits this pass among its
+    /// workers and gives the joined rows to `WasmTrainer.set_features`.
+    pub fn head_features(&self, texts: Array, options: JsValue) -> Promise {
+        let cell = self.pipeline.clone();
+        future_to_promise(async move {
+            let texts = strings(&texts, "texts")?;
+            let raw: RawTrainOptions = from_js(&options, "options")?;
+            let options = raw.into_options().map_err(js_error)?;
+            let lease = Lease::take(&cell)?;
+            let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let pipeline = lease.pipeline.as_ref().expect("present until dropped");
+            let rows = head_features(pipeline, &texts, &options)
+                .await
+                .map_err(js_error)?;
+            Ok(Float32Array::from(rows.as_slice()).into())
         })
     }
 
@@ -366,6 +405,8 @@ enum TrainerState {
     Pending {
         examples: Vec<Example>,
         options: TrainOptions,
+        /// head-only: the features computed elsewhere (`set_features`), else computed here
+        features: Option<Vec<f32>>,
     },
     Running(Box<ClassifierTraining>),
     Finished,
@@ -409,10 +450,19 @@ impl WasmTrainer {
             let mut lease = Lease::take(&cell)?;
             let current = std::mem::replace(&mut *state.borrow_mut(), TrainerState::Finished);
             let mut run = match current {
-                TrainerState::Pending { examples, options } => Box::new(
-                    ClassifierTraining::new(lease.pipeline(), &examples, options)
-                        .await
-                        .map_err(js_error)?,
+                TrainerState::Pending {
+                    examples,
+                    options,
+                    features,
+                } => Box::new(
+                    ClassifierTraining::new_with_features(
+                        lease.pipeline(),
+                        &examples,
+                        options,
+                        features,
+                    )
+                    .await
+                    .map_err(js_error)?,
                 ),
                 TrainerState::Running(run) => run,
                 TrainerState::Finished => {
@@ -423,6 +473,21 @@ impl WasmTrainer {
             *state.borrow_mut() = TrainerState::Running(run);
             to_js(&JsEpoch::from(result.map_err(js_error)?))
         })
+    }
+
+    /// Head-only training: the features of every window (`WasmModel.head_features` of the
+    /// examples' texts, possibly computed in parts by other copies of the model, joined in
+    /// example order), used by the first `run_epoch` instead of encoding the examples here.
+    pub fn set_features(&self, features: Float32Array) -> Result<(), JsError> {
+        match &mut *self.state.borrow_mut() {
+            TrainerState::Pending { features: slot, .. } => {
+                *slot = Some(features.to_vec());
+                Ok(())
+            }
+            _ => Err(JsError::new(
+                "set_features: the training run has already started",
+            )),
+        }
     }
 
     /// Ends the run (the model keeps what it learned); later `run_epoch` calls are refused.

@@ -10,4 +10,5 @@ export async function misuse(): Promise<void> {
   await (await rt.loadElmo({ options: 'o.json', weights: 'w.hdf5' })).embed(['not tokenized']);  // not string[][]
   await model.classifyTokens([['nested']]);                     // not string[]
   const label: number = (await model.classifyTokens('a'))[0].label;  // labels are strings
+  await Runtime.create({ device: 'cpu', threads: '2' });        // not a number
 }

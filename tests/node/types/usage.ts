@@ -7,9 +7,13 @@ export async function readme(): Promise<void> {
   const rt = await Runtime.create({ device: 'auto', worker: true });
   const kind: 'gpu' | 'cpu' | 'none' = rt.device.kind;
   const reason: string = rt.device.reason;
+  const pool = await Runtime.create({ device: 'cpu', threads: 2 });
+  const threads: number = pool.device.threads;
   const onProgress = (p: LoadProgress) => console.log(p.file, p.loaded, p.total ?? '?', p.fromCache);
   const model = await rt.loadModel('sentence-transformers/all-MiniLM-L6-v2', { onProgress });
   const fills: MaskPrediction[][] = await model.fillMask('the cat sat on the [MASK].', { topK: 5 });
+  const fillsPerText: MaskPrediction[][][] = await model.fillMask(['a [MASK].', 'b [MASK].']);
+  const extraBytes: number = model.extraWorkerBytes;
   const vectors: Float32Array[] = await model.embed(['a', 'b'], { pooling: 'mean', normalize: true });
   const one: Float32Array = await model.embed('a');
   const matrix: Float32Array[] = await model.similarity(['a'], ['b', 'c']);
@@ -27,6 +31,7 @@ export async function readme(): Promise<void> {
   const ids: Uint32Array = encoding.ids;
   model.dispose();
   rt.dispose();
+  pool.dispose();
   await clearCache();
   const local = await fetchModelFiles({ files: { 'config.json': new Blob(['{}']) } });
   const bytes: Uint8Array | undefined = local.files.get('config.json');
@@ -36,7 +41,7 @@ export async function readme(): Promise<void> {
   try { await rt.loadModel('/models/x/'); } catch (error) {
     if (error instanceof ModelLoadError) console.log(error.url, error.status, error.file);
   }
-  console.log(kind, reason, fills, vectors, one, matrix, result.stopped, labels, entities, spans, files, ids, bytes);
+  console.log(kind, reason, threads, fillsPerText, extraBytes, fills, vectors, one, matrix, result.stopped, labels, entities, spans, files, ids, bytes);
 }
 
 export async function elmo(optionsFile: File, weights: ArrayBuffer): Promise<void> {
