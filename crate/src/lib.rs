@@ -3,6 +3,7 @@
 //! The same core builds natively (the `webnlu` CLI, the tests, the benchmarks) and to
 //! WebAssembly (the npm package). See `../shared/design/ARCHITECTURE.md` for the layers.
 
+pub mod cpu_pool;
 pub mod device;
 pub mod error;
 pub mod io;

@@ -4,6 +4,7 @@
 //!
 //! Element types: `f32` for values, `u32` for ids (token ids, labels).
 
+use crate::cpu_pool;
 use crate::device::{Device, GpuBuffer, GpuContext};
 use crate::{Error, Result};
 
@@ -47,6 +48,15 @@ impl<T: Element> std::fmt::Debug for Tensor<T> {
     }
 }
 
+/// A CPU tensor's buffer goes back to the pool for the next tensor of its size (`cpu_pool.rs`).
+impl<T: Element> Drop for Tensor<T> {
+    fn drop(&mut self) {
+        if let Storage::Cpu(data) = &mut self.storage {
+            cpu_pool::give_back(std::mem::take(data));
+        }
+    }
+}
+
 fn element_count(shape: &[usize]) -> usize {
     shape.iter().product()
 }
@@ -77,7 +87,7 @@ impl<T: Element> Tensor<T> {
     pub fn zeros(device: &Device, shape: &[usize], name: &str) -> Result<Self> {
         let n = element_count(shape);
         let storage = match device {
-            Device::Cpu => Storage::Cpu(vec![T::default(); n]),
+            Device::Cpu => Storage::Cpu(cpu_pool::take_zeroed(n)),
             Device::Gpu(ctx) => Storage::Gpu(ctx.zeros(name, (n * 4) as u64)?, ctx.clone()),
         };
         Ok(Tensor {
@@ -93,7 +103,7 @@ impl<T: Element> Tensor<T> {
     pub fn uninit(device: &Device, shape: &[usize], name: &str) -> Result<Self> {
         let n = element_count(shape);
         let storage = match device {
-            Device::Cpu => Storage::Cpu(vec![T::default(); n]),
+            Device::Cpu => Storage::Cpu(cpu_pool::take_zeroed(n)),
             Device::Gpu(ctx) => Storage::Gpu(ctx.alloc(name, (n * 4) as u64)?, ctx.clone()),
         };
         Ok(Tensor {

@@ -108,7 +108,7 @@ test('threads: 2 runs two workers and equals threads: 1 bit for bit (embed, simi
   assert.equal(pool.worker, true);
   assert.equal(workersSeen.length, 2, 'threads: 2 should start exactly two workers');
   assert.match(pool.device.reason, /; 2 Web Workers in parallel, each with its own copy of every model$/);
-  assert.equal(pool.extraWorkerBytes, pool.bytes, 'one extra worker: one more copy of the model');
+  assert.equal(pool.extraWorkerBytes, 2 * pool.bytes, 'one extra worker: one more copy of the model and its packed weights');
   // Bit for bit (deepEqual compares numbers with Object.is): see the comment at the top.
   assert.equal(one.embed.length, SENTENCES.length);
   for (const key of ['embed', 'embedCls', 'single', 'similarity', 'losses', 'classify', 'classifyOne', 'fillMask', 'fillMaskOne', 'tokens']) {

@@ -329,7 +329,7 @@ export interface DeviceInfo {
   requested: 'auto' | 'gpu' | 'cpu';
   /**
    * How many Web Workers compute in parallel (the CPU path with `threads` > 1), each with its own
-   * copy of every model: each extra worker costs about `model.bytes` more memory per loaded model
+   * copy of every model: each extra worker costs about `2 * model.bytes` more memory per loaded model
    * (see `Model.extraWorkerBytes`). 1: one engine (the page's thread, or one worker).
    */
   threads: number;
@@ -578,7 +578,9 @@ export class Model {
   readonly bytes: number;
   /**
    * With a pool of workers (`rt.device.threads` > 1), the memory the other workers' copies of
-   * this model take, estimated as `(threads - 1) * bytes`; 0 with one thread.
+   * this model take, estimated as `(threads - 1) * 2 * bytes` (each worker holds the weights and
+   * the CPU matmul's packed copy of the layer weights, which reuses the memory the file bytes
+   * took while loading); 0 with one thread.
    */
   readonly extraWorkerBytes: number;
   /** Seconds from `loadModel` to ready (download included). */

@@ -254,7 +254,9 @@ export class Model {
     this.fromCache = meta.fromCache;
     this.bytes = meta.bytes;
     /** The memory the other workers' copies of this model take, estimated: (threads - 1) x bytes. */
-    this.extraWorkerBytes = (runtime.device.threads - 1) * meta.bytes;
+    // Per worker: the weights, and (once used) the CPU matmul's packed copy of every layer's
+    // weight, which fills the memory the file bytes took while loading: about twice the files.
+    this.extraWorkerBytes = (runtime.device.threads - 1) * 2 * meta.bytes;
     this.loadSeconds = meta.loadSeconds;
     this.tokenizer = new LoadedTokenizer(runtime, loaded.tokenizer, undefined);
     this.tokenizer.dispose = () => {}; // freed with the model

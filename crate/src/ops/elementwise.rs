@@ -4,9 +4,10 @@
 
 use crate::device::Kernel;
 use crate::ops::cpu_parallel::for_each_part;
-use crate::ops::lanes::{self, with_wide_simd};
+use crate::ops::lanes;
 use crate::ops::shaders;
 use crate::tensor::Tensor;
+use crate::wide_simd_fn;
 use crate::Result;
 
 /// Uniform of every kernel in `elementwise.wgsl`.
@@ -210,20 +211,28 @@ pub fn activation_forward(y: &mut Tensor, x: &Tensor, activation: Activation) ->
 /// y (n) = f(x (n))
 pub fn activation_forward_cpu(y: &mut [f32], x: &[f32], activation: Activation) {
     for_each_part(y, |start, y| {
-        let x = x.get(start..).unwrap_or_default();
-        // One loop per activation, so that each is inlined and vectorized on its own.
-        let mut apply = |f: Activation| {
-            for (o, &v) in y.iter_mut().zip(x) {
-                *o = f.apply(v);
-            }
-        };
-        with_wide_simd(|| match activation {
-            Activation::Gelu => apply(Activation::Gelu),
-            Activation::GeluTanh => apply(Activation::GeluTanh),
-            Activation::Tanh => apply(Activation::Tanh),
-            Activation::Relu => apply(Activation::Relu),
-        })
+        activation_part(y, x.get(start..).unwrap_or_default(), activation)
     });
+}
+
+wide_simd_fn! {
+    /// y = f(x) over y's length: one loop per activation, each vectorized on its own.
+    fn activation_part(y: &mut [f32], x: &[f32], activation: Activation) {
+        match activation {
+            Activation::Gelu => forward_with(y, x, Activation::Gelu),
+            Activation::GeluTanh => forward_with(y, x, Activation::GeluTanh),
+            Activation::Tanh => forward_with(y, x, Activation::Tanh),
+            Activation::Relu => forward_with(y, x, Activation::Relu),
+        }
+    }
+}
+
+/// y = f(x), inlined with a constant `f` at each call.
+#[inline(always)]
+fn forward_with(y: &mut [f32], x: &[f32], f: Activation) {
+    for (o, &v) in y.iter_mut().zip(x) {
+        *o = f.apply(v);
+    }
 }
 
 /// dx += f'(x) * dy. `saved` is the forward's input x for GELU and ReLU, its output y for tanh.
@@ -254,20 +263,33 @@ pub fn activation_backward(
 /// dx (n) += f'(saved (n)) * dy (n)
 pub fn activation_backward_cpu(dx: &mut [f32], saved: &[f32], dy: &[f32], activation: Activation) {
     for_each_part(dx, |start, dx| {
-        let saved = saved.get(start..).unwrap_or_default();
-        let dy = dy.get(start..).unwrap_or_default();
-        let mut apply = |f: Activation| {
-            for ((d, &s), &g) in dx.iter_mut().zip(saved).zip(dy) {
-                *d += f.derivative(s) * g;
-            }
-        };
-        with_wide_simd(|| match activation {
-            Activation::Gelu => apply(Activation::Gelu),
-            Activation::GeluTanh => apply(Activation::GeluTanh),
-            Activation::Tanh => apply(Activation::Tanh),
-            Activation::Relu => apply(Activation::Relu),
-        })
+        activation_backward_part(
+            dx,
+            saved.get(start..).unwrap_or_default(),
+            dy.get(start..).unwrap_or_default(),
+            activation,
+        )
     });
+}
+
+wide_simd_fn! {
+    /// dx += f'(saved) * dy over dx's length, one loop per activation.
+    fn activation_backward_part(dx: &mut [f32], saved: &[f32], dy: &[f32], activation: Activation) {
+        match activation {
+            Activation::Gelu => backward_with(dx, saved, dy, Activation::Gelu),
+            Activation::GeluTanh => backward_with(dx, saved, dy, Activation::GeluTanh),
+            Activation::Tanh => backward_with(dx, saved, dy, Activation::Tanh),
+            Activation::Relu => backward_with(dx, saved, dy, Activation::Relu),
+        }
+    }
+}
+
+/// dx += f'(saved) * dy, inlined with a constant `f` at each call.
+#[inline(always)]
+fn backward_with(dx: &mut [f32], saved: &[f32], dy: &[f32], f: Activation) {
+    for ((d, &s), &g) in dx.iter_mut().zip(saved).zip(dy) {
+        *d += f.derivative(s) * g;
+    }
 }
 
 /// GELU (erf form), BERT's activation: y = gelu(x).

@@ -2,7 +2,7 @@
 //! them into SIMD code without intrinsics: 8 independent lanes for reductions (a float sum in
 //! one accumulator cannot be vectorized, as reordering it changes the result), and branch-free
 //! math (`exp`) that inlines into the callers' loops. In wasm with simd128 the lanes become
-//! f32x4 operations; natively SSE2, or AVX2 through [`with_wide_simd`].
+//! f32x4 operations; natively AVX-512 or AVX2 in functions defined with [`wide_simd_fn!`].
 //!
 //! Summation order: a reduction over 8 lanes adds the elements in another order than a single
 //! running sum, so results move in the last bits (relative 1e-7 on a row of 384) against the
@@ -114,27 +114,24 @@ pub fn exp(x: f32) -> f32 {
     const HI: f32 = 88.722_83; // ln of the largest f32
                                // Adding and subtracting 1.5 * 2^23 rounds to the nearest integer (|x * log2 e| < 2^22).
     const ROUND: f32 = 12_582_912.0;
-    // Clamp into [LO, HI]; NaN passes through (both comparisons fail).
-    let xc = if x < LO {
-        LO
-    } else if x > HI {
-        HI
-    } else {
-        x
-    };
-    let n = (xc * LOG2E + ROUND) - ROUND; // -126 ..= 128
+    // Clamp into [LO, HI]; NaN stays NaN.
+    let xc = x.clamp(LO, HI);
+    // t = ROUND + n exactly, so n is also the difference of the two floats' bits: integer
+    // arithmetic only (a float-to-int conversion would not vectorize everywhere).
+    let t = xc * LOG2E + ROUND;
+    let n = t - ROUND; // -126 ..= 128
+    let n_int = (t.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
     let r = xc - n * LN2_HI - n * LN2_LO;
     let p = 1.987_569_1e-4;
     let p = p * r + 1.398_2e-3;
     let p = p * r + 8.333_452e-3;
     let p = p * r + 4.166_579_6e-2;
     let p = p * r + 1.666_666_5e-1;
-    let p = p * r + 5.000_000_1e-1;
+    let p = p * r + 0.5; // Cephes: 5.0000001201e-1, which is 0.5 in f32
     let er = p * r * r + r + 1.0;
     // 2^n as 2^h * 2^(n-h), both normal for every n in range (2^128 alone is not a float).
-    let n = n as i32;
-    let h = n >> 1;
-    let y = er * pow2(h) * pow2(n - h);
+    let h = n_int >> 1;
+    let y = er * pow2(h) * pow2(n_int.wrapping_sub(h));
     if x < LO {
         0.0
     } else if x > HI {
@@ -144,29 +141,79 @@ pub fn exp(x: f32) -> f32 {
     }
 }
 
-/// 2^e for -126 <= e <= 127, from the exponent bits.
+/// 2^e for -126 <= e <= 127, from the exponent bits (other e: some float; NaN inputs only).
 #[inline(always)]
 fn pow2(e: i32) -> f32 {
-    f32::from_bits(((e + 127) as u32) << 23)
+    f32::from_bits((e.wrapping_add(127) as u32) << 23)
 }
 
-/// Runs `work` compiled for AVX2 + FMA when the CPU has them (natively, x86_64), else as
-/// compiled. The closure's loops must be inlined into it (`#[inline(always)]` helpers) to be
-/// widened. Results do not depend on the path: no operation is contracted into an FMA (Rust
-/// never fuses a * b + c by itself), only the vector width changes.
-#[inline(always)]
-pub fn with_wide_simd<R>(work: impl FnOnce() -> R) -> R {
+/// The widest vectors this CPU runs, for [`wide_simd_fn!`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum SimdWidth {
+    /// x86_64 AVX-512 (F, BW, DQ, VL): 16 f32 lanes.
+    Avx512,
+    /// x86_64 AVX2 + FMA: 8 f32 lanes.
+    Avx2,
+    /// What the build targets (wasm simd128, x86_64 SSE2, ...).
+    Baseline,
+}
+
+/// Detected once. `WEBNLU_CPU_KERNEL` (any value: `avx2`, `portable`) caps it at AVX2, for
+/// comparisons.
+pub fn simd_width() -> SimdWidth {
     #[cfg(target_arch = "x86_64")]
     {
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn avx2<R>(work: impl FnOnce() -> R) -> R {
-            work()
-        }
-        static HAS_AVX2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        if *HAS_AVX2.get_or_init(|| is_x86_feature_detected!("avx2")) {
-            // SAFETY: AVX2 was detected on this CPU.
-            return unsafe { avx2(work) };
-        }
+        static WIDTH: std::sync::OnceLock<SimdWidth> = std::sync::OnceLock::new();
+        *WIDTH.get_or_init(|| {
+            let avx512 = is_x86_feature_detected!("avx512f")
+                && is_x86_feature_detected!("avx512bw")
+                && is_x86_feature_detected!("avx512dq")
+                && is_x86_feature_detected!("avx512vl");
+            let capped = std::env::var("WEBNLU_CPU_KERNEL").is_ok_and(|k| !k.is_empty());
+            if avx512 && !capped {
+                SimdWidth::Avx512
+            } else if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                SimdWidth::Avx2
+            } else {
+                SimdWidth::Baseline
+            }
+        })
     }
-    work()
+    #[cfg(not(target_arch = "x86_64"))]
+    SimdWidth::Baseline
+}
+
+/// Defines a function whose body is compiled three times natively on x86_64 (for AVX-512,
+/// AVX2 and the baseline) and run in the widest one the CPU has ([`simd_width`]); elsewhere
+/// (wasm) once. The body's loops and the `#[inline(always)]` helpers it calls (this module's)
+/// are vectorized at that width. Results do not depend on the width: no operation is
+/// contracted into an FMA (Rust never fuses a * b + c by itself) and the reductions' lane count
+/// is fixed in the code ([`LANES`]).
+#[macro_export]
+macro_rules! wide_simd_fn {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
+        $(#[$meta])*
+        $vis fn $name($($arg: $ty),*) {
+            #[inline(always)]
+            fn body($($arg: $ty),*) $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+                unsafe fn avx512($($arg: $ty),*) {
+                    body($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn avx2($($arg: $ty),*) {
+                    body($($arg),*)
+                }
+                match $crate::ops::lanes::simd_width() {
+                    // SAFETY: the features were detected on this CPU.
+                    $crate::ops::lanes::SimdWidth::Avx512 => return unsafe { avx512($($arg),*) },
+                    $crate::ops::lanes::SimdWidth::Avx2 => return unsafe { avx2($($arg),*) },
+                    $crate::ops::lanes::SimdWidth::Baseline => {}
+                }
+            }
+            body($($arg),*)
+        }
+    };
 }

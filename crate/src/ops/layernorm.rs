@@ -4,9 +4,10 @@
 
 use crate::device::Kernel;
 use crate::ops::cpu_parallel::{for_each_row_part, for_each_row_part_with};
-use crate::ops::lanes::{self, with_wide_simd};
+use crate::ops::lanes;
 use crate::ops::shaders;
 use crate::tensor::Tensor;
+use crate::wide_simd_fn;
 use crate::{Error, Result};
 
 #[repr(C)]
@@ -103,22 +104,37 @@ pub fn layernorm_forward_cpu(
     let rows = x.len() / c;
     let mut stats = vec![[0.0f32; 2]; rows]; // (mean, rstd) per row
     for_each_row_part_with(out, c, &mut stats, 1, |first_row, out, stats| {
-        with_wide_simd(|| {
-            for (r, (or, stat)) in out.chunks_mut(c).zip(stats.iter_mut()).enumerate() {
-                let xr = &x[(first_row + r) * c..][..c];
-                let m = lanes::sum(xr) / c as f32;
-                let var = lanes::sum_squared_deviation(xr, m) / c as f32;
-                let s = 1.0 / (var + eps).sqrt();
-                for (((o, &v), &w), &b) in or.iter_mut().zip(xr).zip(weight).zip(bias) {
-                    *o = (v - m) * s * w + b;
-                }
-                *stat = [m, s];
-            }
-        })
+        layernorm_rows(out, stats, x, weight, bias, c, eps, first_row)
     });
     for (r, &[m, s]) in stats.iter().enumerate() {
         mean[r] = m;
         rstd[r] = s;
+    }
+}
+
+wide_simd_fn! {
+    /// The rows of `out` from row `first_row` on, and their (mean, rstd) in `stats`.
+    #[allow(clippy::too_many_arguments)]
+    fn layernorm_rows(
+        out: &mut [f32],
+        stats: &mut [[f32; 2]],
+        x: &[f32],
+        weight: &[f32],
+        bias: &[f32],
+        c: usize,
+        eps: f32,
+        first_row: usize,
+    ) {
+        for (r, (or, stat)) in out.chunks_mut(c).zip(stats.iter_mut()).enumerate() {
+            let xr = &x[(first_row + r) * c..][..c];
+            let m = lanes::sum(xr) / c as f32;
+            let var = lanes::sum_squared_deviation(xr, m) / c as f32;
+            let s = 1.0 / (var + eps).sqrt();
+            for (((o, &v), &w), &b) in or.iter_mut().zip(xr).zip(weight).zip(bias) {
+                *o = (v - m) * s * w + b;
+            }
+            *stat = [m, s];
+        }
     }
 }
 
@@ -221,25 +237,40 @@ pub fn layernorm_backward_dx_cpu(
         return;
     }
     for_each_row_part(dx, c, |first_row, dx| {
-        with_wide_simd(|| {
-            let mut dnorm = vec![0.0f32; c]; // (C) weight * dout of the row
-            let mut norm = vec![0.0f32; c]; // (C) the normalised input of the row
-            for (r, dxr) in dx.chunks_mut(c).enumerate() {
-                let r = first_row + r;
-                let (xr, gr) = (&x[r * c..][..c], &dout[r * c..][..c]);
-                let (m, s) = (mean[r], rstd[r]);
-                for i in 0..c {
-                    dnorm[i] = weight[i] * gr[i];
-                    norm[i] = (xr[i] - m) * s;
-                }
-                let mean_dnorm = lanes::sum(&dnorm) / c as f32;
-                let mean_dnorm_norm = lanes::dot(&dnorm, &norm) / c as f32;
-                for ((d, &dn), &nr) in dxr.iter_mut().zip(&dnorm).zip(&norm) {
-                    *d += (dn - mean_dnorm - nr * mean_dnorm_norm) * s;
-                }
-            }
-        })
+        layernorm_backward_dx_rows(dx, dout, x, weight, mean, rstd, c, first_row)
     });
+}
+
+wide_simd_fn! {
+    /// The rows of `dx` from row `first_row` on (see [`layernorm_backward_dx_cpu`]).
+    #[allow(clippy::too_many_arguments)]
+    fn layernorm_backward_dx_rows(
+        dx: &mut [f32],
+        dout: &[f32],
+        x: &[f32],
+        weight: &[f32],
+        mean: &[f32],
+        rstd: &[f32],
+        c: usize,
+        first_row: usize,
+    ) {
+        let mut dnorm = vec![0.0f32; c]; // (C) weight * dout of the row
+        let mut norm = vec![0.0f32; c]; // (C) the normalised input of the row
+        for (r, dxr) in dx.chunks_mut(c).enumerate() {
+            let r = first_row + r;
+            let (xr, gr) = (&x[r * c..][..c], &dout[r * c..][..c]);
+            let (m, s) = (mean[r], rstd[r]);
+            for i in 0..c {
+                dnorm[i] = weight[i] * gr[i];
+                norm[i] = (xr[i] - m) * s;
+            }
+            let mean_dnorm = lanes::sum(&dnorm) / c as f32;
+            let mean_dnorm_norm = lanes::dot(&dnorm, &norm) / c as f32;
+            for ((d, &dn), &nr) in dxr.iter_mut().zip(&dnorm).zip(&norm) {
+                *d += (dn - mean_dnorm - nr * mean_dnorm_norm) * s;
+            }
+        }
+    }
 }
 
 /// dweight (C) += sum_rows norm * dout; dbias (C) += sum_rows dout

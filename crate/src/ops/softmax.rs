@@ -8,9 +8,10 @@
 
 use crate::device::Kernel;
 use crate::ops::cpu_parallel::for_each_row_part;
-use crate::ops::lanes::{self, with_wide_simd};
+use crate::ops::lanes;
 use crate::ops::shaders;
 use crate::tensor::Tensor;
+use crate::wide_simd_fn;
 use crate::{Error, Result};
 
 #[repr(C)]
@@ -104,28 +105,40 @@ pub fn softmax_forward_cpu(
         return;
     }
     for_each_row_part(y, cols, |first_row, y| {
-        with_wide_simd(|| {
-            for (r, yr) in y.chunks_mut(cols).enumerate() {
-                let r = first_row + r;
-                let xr = &x[r * cols..][..cols];
-                match mask {
-                    Some(m) => {
-                        let mask_row = &m[(r / rows_per_mask) * cols..][..cols];
-                        for ((o, &v), &bias) in yr.iter_mut().zip(xr).zip(mask_row) {
-                            *o = v + bias;
-                        }
-                    }
-                    None => yr.copy_from_slice(xr),
-                }
-                let max = lanes::max(yr);
-                for v in yr.iter_mut() {
-                    *v = lanes::exp(*v - max);
-                }
-                let inv = 1.0 / lanes::sum(yr);
-                yr.iter_mut().for_each(|v| *v *= inv);
-            }
-        })
+        softmax_rows(y, x, mask, cols, rows_per_mask, first_row)
     });
+}
+
+wide_simd_fn! {
+    /// The rows of `y` from row `first_row` on: softmax of x's rows plus their mask rows.
+    fn softmax_rows(
+        y: &mut [f32],
+        x: &[f32],
+        mask: Option<&[f32]>,
+        cols: usize,
+        rows_per_mask: usize,
+        first_row: usize,
+    ) {
+        for (r, yr) in y.chunks_mut(cols).enumerate() {
+            let r = first_row + r;
+            let xr = &x[r * cols..][..cols];
+            match mask {
+                Some(m) => {
+                    let mask_row = &m[(r / rows_per_mask) * cols..][..cols];
+                    for ((o, &v), &bias) in yr.iter_mut().zip(xr).zip(mask_row) {
+                        *o = v + bias;
+                    }
+                }
+                None => yr.copy_from_slice(xr),
+            }
+            let max = lanes::max(yr);
+            for v in yr.iter_mut() {
+                *v = lanes::exp(*v - max);
+            }
+            let inv = 1.0 / lanes::sum(yr);
+            yr.iter_mut().for_each(|v| *v *= inv);
+        }
+    }
 }
 
 pub fn softmax_backward(dx: &mut Tensor, y: &Tensor, dy: &Tensor) -> Result<()> {
@@ -158,15 +171,20 @@ pub fn softmax_backward_cpu(dx: &mut [f32], y: &[f32], dy: &[f32], cols: usize) 
         return;
     }
     for_each_row_part(dx, cols, |first_row, dx| {
-        with_wide_simd(|| {
-            for (r, dxr) in dx.chunks_mut(cols).enumerate() {
-                let at = (first_row + r) * cols;
-                let (yr, gr) = (&y[at..][..cols], &dy[at..][..cols]);
-                let dot = lanes::dot(yr, gr);
-                for ((d, &p), &g) in dxr.iter_mut().zip(yr).zip(gr) {
-                    *d += p * (g - dot);
-                }
-            }
-        })
+        softmax_backward_rows(dx, y, dy, cols, first_row)
     });
+}
+
+wide_simd_fn! {
+    /// The rows of `dx` from row `first_row` on: dx += y * (dy - dot(dy, y)).
+    fn softmax_backward_rows(dx: &mut [f32], y: &[f32], dy: &[f32], cols: usize, first_row: usize) {
+        for (r, dxr) in dx.chunks_mut(cols).enumerate() {
+            let at = (first_row + r) * cols;
+            let (yr, gr) = (&y[at..][..cols], &dy[at..][..cols]);
+            let dot = lanes::dot(yr, gr);
+            for ((d, &p), &g) in dxr.iter_mut().zip(yr).zip(gr) {
+                *d += p * (g - dot);
+            }
+        }
+    }
 }

@@ -20,7 +20,10 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Microkernel tile: MR rows x NR columns of C kept in registers.
-/// - x86_64 AVX2: 6 x 2 ymm = 12 accumulators, 2 for B, 1 broadcast of A: 15 of 16 registers.
+/// - x86_64 AVX-512: 6 x 2 zmm = 12 accumulators, 2 for B, 1 broadcast of A (15 of 32
+///   registers; 8 loads per 12 FMAs, so the FMA units are the limit, not the loads).
+/// - x86_64 AVX2 (no AVX-512): the same 6 x 32 tile as two 6 x 16 halves, each 6 x 2 ymm = 12
+///   accumulators, 2 for B, 1 broadcast: 15 of 16 registers.
 /// - wasm: 4 x 8 (4 rows of 2 v128: 8 accumulators). V8 on x86 has 15-16 vector registers:
 ///   the microkernel alone ran 6 x 8 at 42 GFLOP/s and 4 x 8 at 47 with a separate multiply
 ///   and add (the product needs a register of its own), and in relaxed SIMD (fused) 4 x 8 at
@@ -32,10 +35,10 @@ pub const MR: usize = 6;
 #[cfg(target_arch = "wasm32")]
 pub const MR: usize = 4;
 #[cfg(not(target_arch = "wasm32"))]
-pub const NR: usize = 16;
+pub const NR: usize = 32;
 #[cfg(target_arch = "wasm32")]
 pub const NR: usize = 8;
-/// Depth of a packed panel: a KC x NR strip of B (16 KiB) stays in L1.
+/// Depth of a packed panel: a KC x NR strip of B (32 KiB natively) stays in L1-L2.
 const KC: usize = 256;
 /// Rows of a packed A block: MC x KC (144 KiB) stays in L2 (512 KiB per core here).
 const MC: usize = 144;
@@ -135,18 +138,30 @@ enum Microkernel {
     Portable,
     #[cfg(target_arch = "x86_64")]
     Avx2Fma,
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
 }
 
 fn pick_microkernel() -> Microkernel {
     #[cfg(target_arch = "x86_64")]
     {
-        static DETECTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        let has = *DETECTED
-            .get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"));
-        if has {
-            return Microkernel::Avx2Fma;
-        }
+        static DETECTED: std::sync::OnceLock<Microkernel> = std::sync::OnceLock::new();
+        return *DETECTED.get_or_init(|| {
+            // WEBNLU_CPU_KERNEL=avx2 (or portable) forces a narrower kernel, for comparisons.
+            let forced = std::env::var("WEBNLU_CPU_KERNEL").unwrap_or_default();
+            if is_x86_feature_detected!("avx512f") && forced.is_empty() {
+                Microkernel::Avx512
+            } else if is_x86_feature_detected!("avx2")
+                && is_x86_feature_detected!("fma")
+                && forced != "portable"
+            {
+                Microkernel::Avx2Fma
+            } else {
+                Microkernel::Portable
+            }
+        });
     }
+    #[allow(unreachable_code)]
     Microkernel::Portable
 }
 
@@ -164,6 +179,8 @@ pub fn cpu_microkernel_name() -> &'static str {
         Microkernel::Portable => "portable",
         #[cfg(target_arch = "x86_64")]
         Microkernel::Avx2Fma => "avx2+fma",
+        #[cfg(target_arch = "x86_64")]
+        Microkernel::Avx512 => "avx512f",
     }
 }
 
@@ -420,6 +437,15 @@ fn pack_a(packed: &mut [f32], a: MatrixView, ic: usize, mc: usize, pc: usize, kc
             }
             continue;
         }
+        if a.row_stride == 1 {
+            // A stored transposed (a gradient's x^T): the strip's rows are contiguous already.
+            for (p, column) in dst.chunks_exact_mut(MR).enumerate() {
+                let src = &a.data[(pc + p) * a.col_stride + ic + i0..][..rows_here];
+                column[..rows_here].copy_from_slice(src);
+                column[rows_here..].fill(0.0);
+            }
+            continue;
+        }
         if a.col_stride == 1 {
             for i in 0..rows_here {
                 let src = &a.data[(ic + i0 + i) * a.row_stride + pc..][..kc];
@@ -454,71 +480,88 @@ fn run_microkernel(
     match kernel {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: chosen only when AVX2 and FMA were detected; panels hold kc*MR / kc*NR.
-        Microkernel::Avx2Fma => unsafe { microkernel_avx2(kc, panel_a, panel_b, tile) },
+        Microkernel::Avx2Fma => unsafe {
+            microkernel_avx2_half(kc, panel_a, panel_b, tile, 0);
+            microkernel_avx2_half(kc, panel_a, panel_b, tile, 16);
+        },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: chosen only when AVX-512F was detected; panels hold kc*MR / kc*NR.
+        Microkernel::Avx512 => unsafe { microkernel_avx512(kc, panel_a, panel_b, tile) },
         Microkernel::Portable => microkernel_portable(kc, panel_a, panel_b, tile),
     }
 }
 
+/// Columns `col..col+16` of the tile: tile[.., col..col+16] = panel_a^T @ panel_b[.., col..col+16].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn microkernel_avx2(kc: usize, panel_a: &[f32], panel_b: &[f32], tile: &mut [f32; MR * NR]) {
+unsafe fn microkernel_avx2_half(
+    kc: usize,
+    panel_a: &[f32],
+    panel_b: &[f32],
+    tile: &mut [f32; MR * NR],
+    col: usize,
+) {
     const _: () = assert!(
-        MR == 6 && NR == 16,
-        "the AVX2 microkernel is written for 6 x 16"
+        MR == 6 && NR == 32,
+        "the AVX2 microkernel is written for 6 x 32"
+    );
+    use std::arch::x86_64::*;
+    debug_assert!(panel_a.len() >= kc * MR && panel_b.len() >= kc * NR && col + 16 <= NR);
+    let mut pa = panel_a.as_ptr();
+    let mut pb = panel_b.as_ptr().add(col);
+    let mut c = [[_mm256_setzero_ps(); 2]; MR];
+    for _ in 0..kc {
+        let b0 = _mm256_loadu_ps(pb);
+        let b1 = _mm256_loadu_ps(pb.add(8));
+        for (i, row) in c.iter_mut().enumerate() {
+            let a = _mm256_broadcast_ss(&*pa.add(i));
+            row[0] = _mm256_fmadd_ps(a, b0, row[0]);
+            row[1] = _mm256_fmadd_ps(a, b1, row[1]);
+        }
+        pa = pa.add(MR);
+        pb = pb.add(NR);
+    }
+    let t = tile.as_mut_ptr().add(col);
+    for (i, row) in c.iter().enumerate() {
+        _mm256_storeu_ps(t.add(i * NR), row[0]);
+        _mm256_storeu_ps(t.add(i * NR + 8), row[1]);
+    }
+}
+
+/// tile (MR, NR) = panel_a (kc, MR)^T @ panel_b (kc, NR) with 16-wide vectors.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn microkernel_avx512(
+    kc: usize,
+    panel_a: &[f32],
+    panel_b: &[f32],
+    tile: &mut [f32; MR * NR],
+) {
+    const _: () = assert!(
+        MR == 6 && NR == 32,
+        "the AVX-512 microkernel is written for 6 x 32"
     );
     use std::arch::x86_64::*;
     debug_assert!(panel_a.len() >= kc * MR && panel_b.len() >= kc * NR);
     let mut pa = panel_a.as_ptr();
     let mut pb = panel_b.as_ptr();
-    let mut c00 = _mm256_setzero_ps();
-    let mut c01 = _mm256_setzero_ps();
-    let mut c10 = _mm256_setzero_ps();
-    let mut c11 = _mm256_setzero_ps();
-    let mut c20 = _mm256_setzero_ps();
-    let mut c21 = _mm256_setzero_ps();
-    let mut c30 = _mm256_setzero_ps();
-    let mut c31 = _mm256_setzero_ps();
-    let mut c40 = _mm256_setzero_ps();
-    let mut c41 = _mm256_setzero_ps();
-    let mut c50 = _mm256_setzero_ps();
-    let mut c51 = _mm256_setzero_ps();
+    let mut c = [[_mm512_setzero_ps(); 2]; MR];
     for _ in 0..kc {
-        let b0 = _mm256_loadu_ps(pb);
-        let b1 = _mm256_loadu_ps(pb.add(8));
-        let a0 = _mm256_broadcast_ss(&*pa);
-        c00 = _mm256_fmadd_ps(a0, b0, c00);
-        c01 = _mm256_fmadd_ps(a0, b1, c01);
-        let a1 = _mm256_broadcast_ss(&*pa.add(1));
-        c10 = _mm256_fmadd_ps(a1, b0, c10);
-        c11 = _mm256_fmadd_ps(a1, b1, c11);
-        let a2 = _mm256_broadcast_ss(&*pa.add(2));
-        c20 = _mm256_fmadd_ps(a2, b0, c20);
-        c21 = _mm256_fmadd_ps(a2, b1, c21);
-        let a3 = _mm256_broadcast_ss(&*pa.add(3));
-        c30 = _mm256_fmadd_ps(a3, b0, c30);
-        c31 = _mm256_fmadd_ps(a3, b1, c31);
-        let a4 = _mm256_broadcast_ss(&*pa.add(4));
-        c40 = _mm256_fmadd_ps(a4, b0, c40);
-        c41 = _mm256_fmadd_ps(a4, b1, c41);
-        let a5 = _mm256_broadcast_ss(&*pa.add(5));
-        c50 = _mm256_fmadd_ps(a5, b0, c50);
-        c51 = _mm256_fmadd_ps(a5, b1, c51);
+        let b0 = _mm512_loadu_ps(pb);
+        let b1 = _mm512_loadu_ps(pb.add(16));
+        for (i, row) in c.iter_mut().enumerate() {
+            let a = _mm512_set1_ps(*pa.add(i));
+            row[0] = _mm512_fmadd_ps(a, b0, row[0]);
+            row[1] = _mm512_fmadd_ps(a, b1, row[1]);
+        }
         pa = pa.add(MR);
         pb = pb.add(NR);
     }
     let t = tile.as_mut_ptr();
-    _mm256_storeu_ps(t, c00);
-    _mm256_storeu_ps(t.add(8), c01);
-    _mm256_storeu_ps(t.add(16), c10);
-    _mm256_storeu_ps(t.add(24), c11);
-    _mm256_storeu_ps(t.add(32), c20);
-    _mm256_storeu_ps(t.add(40), c21);
-    _mm256_storeu_ps(t.add(48), c30);
-    _mm256_storeu_ps(t.add(56), c31);
-    _mm256_storeu_ps(t.add(64), c40);
-    _mm256_storeu_ps(t.add(72), c41);
-    _mm256_storeu_ps(t.add(80), c50);
-    _mm256_storeu_ps(t.add(88), c51);
+    for (i, row) in c.iter().enumerate() {
+        _mm512_storeu_ps(t.add(i * NR), row[0]);
+        _mm512_storeu_ps(t.add(i * NR + 16), row[1]);
+    }
 }
 
 /// c + a * b on 4 lanes: one fused multiply-add in the relaxed-SIMD build (`relaxed_madd`,
