@@ -140,7 +140,8 @@ export interface EncodeOptions {
  * One tokenized text or pair. All arrays have one entry per token, except `offsets` (two).
  * Offsets are UTF-16 code units of the JavaScript string that the token came from (`text` for
  * type id 0, `pair` for type id 1): `text.slice(offsets[2*i], offsets[2*i+1])` is token `i`'s text.
- * Special and padding tokens have the offsets `[0, 0]`.
+ * Special and padding tokens have the offsets `[0, 0]`. The typed arrays of one encoding (and
+ * its windows) are views into one buffer copied out of the wasm heap.
  */
 export interface Encoding {
   /** Token ids in the vocabulary. */

@@ -17,39 +17,42 @@ function optionalNonNegativeInteger(value, name) {
 const TRUNCATION_STRATEGIES = ['longest_first', 'only_first', 'only_second'];
 
 /**
- * Copies an encoding and its overflow windows out of wasm memory into plain JS values and
- * frees the Rust side. `vocab` is the tokenizer's token list, to name the tokens without
- * sending strings across.
+ * An encoding and its overflow windows from the numbers `encodePacked` copied out of wasm
+ * memory: `[flag, W, T_0 .. T_{W-1}, per window: ids | typeIds | attentionMask |
+ * specialTokensMask | offsets (2T)]`. The typed arrays are views into that one copy (no copy
+ * per field); `tokens` are named from `vocab` (the tokenizer's token list), or taken from
+ * `strings` when the flag said they are not the vocabulary's.
  */
-function takeEncoding(wasmEncoding, tokenizer, vocab) {
-  try {
-    // [W, T_0 .. T_{W-1}, per window: ids | typeIds | attentionMask | specialTokensMask | offsets (2T)]
-    const all = wasmEncoding.packed();
-    const strings = wasmEncoding.tokensUnlessVocab(tokenizer);
-    const windowCount = all[0];
-    const windows = [];
-    let at = 1 + windowCount;
-    let tokenAt = 0;
-    for (let w = 0; w < windowCount; w++) {
-      const n = all[1 + w];
-      const ids = all.slice(at, at + n);
-      windows.push({
-        ids,
-        typeIds: all.slice(at + n, at + 2 * n),
-        attentionMask: all.slice(at + 2 * n, at + 3 * n),
-        specialTokensMask: all.slice(at + 3 * n, at + 4 * n),
-        offsets: all.slice(at + 4 * n, at + 6 * n),
-        tokens: strings ? strings.slice(tokenAt, tokenAt + n) : Array.from(ids, (id) => vocab[id]),
-        overflowing: [],
-      });
-      at += 6 * n;
-      tokenAt += n;
-    }
-    windows[0].overflowing = windows.slice(1);
-    return windows[0];
-  } finally {
-    wasmEncoding.free();
+function unpackEncoding(all, strings, vocab) {
+  const windowCount = all[1];
+  const windows = [];
+  let at = 2 + windowCount;
+  let tokenAt = 0;
+  for (let w = 0; w < windowCount; w++) {
+    const n = all[2 + w];
+    const ids = all.subarray(at, at + n);
+    const window = {
+      ids,
+      typeIds: all.subarray(at + n, at + 2 * n),
+      attentionMask: all.subarray(at + 2 * n, at + 3 * n),
+      specialTokensMask: all.subarray(at + 3 * n, at + 4 * n),
+      offsets: all.subarray(at + 4 * n, at + 6 * n),
+      tokens: strings ? strings.slice(tokenAt, tokenAt + n) : namesOf(ids, vocab),
+      overflowing: [],
+    };
+    windows.push(window);
+    at += 6 * n;
+    tokenAt += n;
   }
+  windows[0].overflowing = windows.slice(1);
+  return windows[0];
+}
+
+/** The vocabulary's names of `ids` (a plain loop: faster than `Array.from` with a map). */
+function namesOf(ids, vocab) {
+  const names = new Array(ids.length);
+  for (let i = 0; i < ids.length; i++) names[i] = vocab[ids[i]];
+  return names;
 }
 
 /**
@@ -110,9 +113,10 @@ export class Tokenizer {
     const padTo = padding === false ? undefined : optionalNonNegativeInteger(padding, 'padding');
     const inner = this.inner;
     this._vocab ??= inner.vocabTokens();
-    return takeEncoding(callRust('encode', () => inner.encode(
+    const all = callRust('encode', () => inner.encodePacked(
       text, pair ?? undefined, Boolean(addSpecialTokens), max, strideValue, truncation,
-      maxLength === false, padTo, padding === false)), inner, this._vocab);
+      maxLength === false, padTo, padding === false));
+    return unpackEncoding(all, all[0] === 1 ? inner.takeLastTokens() : null, this._vocab);
   }
 
   /** Turns ids back into text: `##` pieces joined, spaces before punctuation cleaned as HF does. */

@@ -13,6 +13,8 @@ use crate::tokenizer::{
 #[wasm_bindgen]
 pub struct WasmTokenizer {
     tokenizer: Tokenizer,
+    /// The token strings of the last `encodePacked`, when they differ from the vocabulary's.
+    last_tokens: Vec<String>,
 }
 
 #[wasm_bindgen]
@@ -34,14 +36,20 @@ impl WasmTokenizer {
             ..VocabOptions::default()
         };
         let tokenizer = Tokenizer::from_vocab_str(text, &options).map_err(to_js_error)?;
-        Ok(WasmTokenizer { tokenizer })
+        Ok(WasmTokenizer {
+            tokenizer,
+            last_tokens: Vec::new(),
+        })
     }
 
     /// A tokenizer from the text of a Hugging Face `tokenizer.json`.
     #[wasm_bindgen(js_name = fromTokenizerJson)]
     pub fn from_tokenizer_json(json: &str) -> Result<WasmTokenizer, JsError> {
         let tokenizer = Tokenizer::from_tokenizer_json(json).map_err(to_js_error)?;
-        Ok(WasmTokenizer { tokenizer })
+        Ok(WasmTokenizer {
+            tokenizer,
+            last_tokens: Vec::new(),
+        })
     }
 
     /// Encodes `text` (and `pair`). Options given here replace the tokenizer's own for this
@@ -122,6 +130,47 @@ impl WasmTokenizer {
         };
         let encoding = encoded.map_err(to_js_error)?;
         Ok(WasmEncoding::new(encoding, text, pair.as_deref()))
+    }
+
+    /// [`WasmTokenizer::encode`] with no JS object per call (what `Tokenizer.encode` uses):
+    /// `[flag, then the layout of WasmEncoding.packed()]`; flag 1 when some token strings are not
+    /// the vocabulary's for their ids, which `takeLastTokens()` then returns.
+    #[wasm_bindgen(js_name = encodePacked)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_packed(
+        &mut self,
+        text: &str,
+        pair: Option<String>,
+        add_special_tokens: bool,
+        max_length: Option<u32>,
+        stride: Option<u32>,
+        truncation: Option<String>,
+        no_truncation: bool,
+        pad_to_length: Option<u32>,
+        no_padding: bool,
+    ) -> Result<Vec<u32>, JsError> {
+        let encoding = self.encode(
+            text,
+            pair,
+            add_special_tokens,
+            max_length,
+            stride,
+            truncation,
+            no_truncation,
+            pad_to_length,
+            no_padding,
+        )?;
+        let strings = encoding.tokens_unless_vocab(self);
+        let mut all = vec![strings.is_some() as u32];
+        encoding.pack_into(&mut all);
+        self.last_tokens = strings.unwrap_or_default();
+        Ok(all)
+    }
+
+    /// The token strings of the last `encodePacked` whose flag was 1 (then empty).
+    #[wasm_bindgen(js_name = takeLastTokens)]
+    pub fn take_last_tokens(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.last_tokens)
     }
 
     /// Ids back to text.
@@ -223,8 +272,17 @@ impl WasmEncoding {
     /// `[W, T_0 .. T_{W-1}, then per window: ids (T) | type ids (T) | attention mask (T) |
     /// special-tokens mask (T) | offsets (2T)]`.
     pub fn packed(&self) -> Vec<u32> {
+        let mut all = Vec::new();
+        self.pack_into(&mut all);
+        all
+    }
+}
+
+impl WasmEncoding {
+    /// Appends [`WasmEncoding::packed`]'s layout to `all`.
+    fn pack_into(&self, all: &mut Vec<u32>) {
         let total: usize = self.windows.iter().map(|w| 6 * w.len() + 1).sum();
-        let mut all = Vec::with_capacity(1 + total);
+        all.reserve(1 + total);
         all.push(self.windows.len() as u32);
         all.extend(self.windows.iter().map(|w| w.len() as u32));
         for (w, offsets) in self.windows.iter().zip(&self.offsets_utf16) {
@@ -234,9 +292,11 @@ impl WasmEncoding {
             all.extend_from_slice(&w.special_tokens_mask);
             all.extend_from_slice(offsets);
         }
-        all
     }
+}
 
+#[wasm_bindgen]
+impl WasmEncoding {
     /// The token strings of all windows, one after another, or `undefined` when every one is
     /// the vocabulary's token for its id (the usual case; JS then names them from its copy of
     /// the vocabulary, much faster than sending strings). They differ only where a padding
