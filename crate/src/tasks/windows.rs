@@ -53,17 +53,15 @@ pub fn encode_windows<S: AsRef<str>>(
     max_length: usize,
     long_texts: LongTexts,
 ) -> Result<Vec<Window>> {
-    let mut tokenizer = tokenizer.clone();
-    tokenizer.set_padding(None);
     let stride = match long_texts {
         LongTexts::Windows { stride } => stride,
         LongTexts::Truncate | LongTexts::Refuse => 0,
     };
-    tokenizer.set_truncation(Some(Truncation {
+    let truncation = Truncation {
         max_length,
         stride,
         strategy: TruncationStrategy::LongestFirst,
-    }));
+    };
     let mut windows = Vec::with_capacity(texts.len());
     for (index, text) in texts.iter().enumerate() {
         let text = text.as_ref();
@@ -76,7 +74,7 @@ pub fn encode_windows<S: AsRef<str>>(
                 )));
             }
         }
-        let mut encoding = tokenizer.encode(text)?;
+        let mut encoding = tokenizer.encode_with_truncation(text, Some(&truncation))?;
         let overflowing = std::mem::take(&mut encoding.overflowing);
         windows.push(Window {
             text: index,

@@ -323,6 +323,18 @@ impl Tokenizer {
         sa: &mut Sequence,
         sb: &mut Sequence,
     ) -> Result<Encoding> {
+        self.encode_unpadded_with(a, b, self.truncation.as_ref(), scratch, sa, sb)
+    }
+
+    fn encode_unpadded_with(
+        &self,
+        a: &str,
+        b: Option<&str>,
+        truncation: Option<&Truncation>,
+        scratch: &mut Scratch,
+        sa: &mut Sequence,
+        sb: &mut Sequence,
+    ) -> Result<Encoding> {
         self.tokenize_into(a, scratch, sa);
         let pair = match b {
             Some(b) => {
@@ -332,7 +344,25 @@ impl Tokenizer {
             None => None,
         };
         self.post_processor
-            .process(&self.vocab, sa, pair, self.truncation.as_ref())
+            .process(&self.vocab, sa, pair, truncation)
+    }
+
+    /// One text, `[CLS] text [SEP]`, cut by `truncation` (its overflow windows in
+    /// `overflowing`) instead of the tokenizer's own setting, never padded: what the model
+    /// tasks read, without a copy of the tokenizer per call.
+    pub fn encode_with_truncation(
+        &self,
+        text: &str,
+        truncation: Option<&Truncation>,
+    ) -> Result<Encoding> {
+        self.encode_unpadded_with(
+            text,
+            None,
+            truncation,
+            &mut Scratch::default(),
+            &mut Sequence::default(),
+            &mut Sequence::default(),
+        )
     }
 
     /// One text: `[CLS] text [SEP]`, truncated and padded as set.
