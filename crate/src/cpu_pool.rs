@@ -38,6 +38,16 @@ fn with_pool<R>(f: impl FnOnce(&mut Pool) -> R) -> R {
 
 /// A buffer of `n` zeros, reused when one of that length was given back.
 pub(crate) fn take_zeroed<T: Element>(n: usize) -> Vec<T> {
+    take(n, true)
+}
+
+/// A buffer of `n` elements for an output that will be overwritten whole: a reused one keeps
+/// its old values (no pass to zero it), a new one is zeros.
+pub(crate) fn take_for_overwrite<T: Element>(n: usize) -> Vec<T> {
+    take(n, false)
+}
+
+fn take<T: Element>(n: usize, zeroed: bool) -> Vec<T> {
     if n >= MIN_POOLED_ELEMENTS {
         let reused = with_pool(|pool| {
             let buffer = pool.free.get_mut(&n)?.pop()?;
@@ -45,7 +55,9 @@ pub(crate) fn take_zeroed<T: Element>(n: usize) -> Vec<T> {
             Some(buffer)
         });
         if let Some(mut buffer) = reused {
-            buffer.fill(0);
+            if zeroed {
+                buffer.fill(0);
+            }
             return bytemuck::allocation::cast_vec(buffer);
         }
     }

@@ -98,12 +98,12 @@ impl<T: Element> Tensor<T> {
         })
     }
 
-    /// A tensor on `device` with undefined contents (GPU) / zeros (CPU), for outputs that a
-    /// kernel overwrites completely.
+    /// A tensor on `device` with undefined contents, for outputs that an op overwrites
+    /// completely (on the CPU a reused buffer keeps old values, as a pooled GPU buffer does).
     pub fn uninit(device: &Device, shape: &[usize], name: &str) -> Result<Self> {
         let n = element_count(shape);
         let storage = match device {
-            Device::Cpu => Storage::Cpu(cpu_pool::take_zeroed(n)),
+            Device::Cpu => Storage::Cpu(cpu_pool::take_for_overwrite(n)),
             Device::Gpu(ctx) => Storage::Gpu(ctx.alloc(name, (n * 4) as u64)?, ctx.clone()),
         };
         Ok(Tensor {

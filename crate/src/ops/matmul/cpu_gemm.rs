@@ -340,10 +340,24 @@ unsafe fn gemm_block_packed(
                     };
                     for ir in (0..mc).step_by(MR) {
                         let panel_a = &packed_a[(ir / MR) * MR * kc..][..MR * kc];
-                        run_microkernel(kernel, kc, panel_a, panel_b, &mut tile);
                         let rows_here = MR.min(mc - ir);
                         let cols_here = NR.min(nc - jr);
                         let first = out.ptr.add((ic + ir) * out.row_stride + jc + jr);
+                        #[cfg(target_arch = "x86_64")]
+                        if kernel == Microkernel::Avx512 && rows_here == MR && cols_here == NR {
+                            // SAFETY: AVX-512F detected; `first` starts a whole MR x NR block
+                            // of this thread's part of C (row stride out.row_stride).
+                            microkernel_avx512_into_c(
+                                kc,
+                                panel_a,
+                                panel_b,
+                                first,
+                                out.row_stride,
+                                alpha,
+                            );
+                            continue;
+                        }
+                        run_microkernel(kernel, kc, panel_a, panel_b, &mut tile);
                         if rows_here == MR && cols_here == NR {
                             // A whole tile: fixed bounds, so the adds are vector adds.
                             for (i, t) in tile.chunks_exact(NR).enumerate() {
@@ -561,6 +575,47 @@ unsafe fn microkernel_avx512(
     for (i, row) in c.iter().enumerate() {
         _mm512_storeu_ps(t.add(i * NR), row[0]);
         _mm512_storeu_ps(t.add(i * NR + 16), row[1]);
+    }
+}
+
+/// C[0..MR, 0..NR] (row stride `ldc`) += alpha * panel_a^T @ panel_b: the AVX-512 microkernel
+/// adding into C itself, for whole tiles (no pass through a tile buffer). The same products
+/// and sums as [`microkernel_avx512`] then the epilogue, so the same bits.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn microkernel_avx512_into_c(
+    kc: usize,
+    panel_a: &[f32],
+    panel_b: &[f32],
+    c_out: *mut f32,
+    ldc: usize,
+    alpha: f32,
+) {
+    use std::arch::x86_64::*;
+    debug_assert!(panel_a.len() >= kc * MR && panel_b.len() >= kc * NR);
+    let mut pa = panel_a.as_ptr();
+    let mut pb = panel_b.as_ptr();
+    let mut c = [[_mm512_setzero_ps(); 2]; MR];
+    for _ in 0..kc {
+        let b0 = _mm512_loadu_ps(pb);
+        let b1 = _mm512_loadu_ps(pb.add(16));
+        for (i, row) in c.iter_mut().enumerate() {
+            let a = _mm512_set1_ps(*pa.add(i));
+            row[0] = _mm512_fmadd_ps(a, b0, row[0]);
+            row[1] = _mm512_fmadd_ps(a, b1, row[1]);
+        }
+        pa = pa.add(MR);
+        pb = pb.add(NR);
+    }
+    let scale = _mm512_set1_ps(alpha);
+    for (i, row) in c.iter().enumerate() {
+        let out = c_out.add(i * ldc);
+        for (h, &acc) in row.iter().enumerate() {
+            let at = out.add(16 * h);
+            // c + alpha * acc, rounded as the epilogue's `*c += alpha * v` (no fused op)
+            let sum = _mm512_add_ps(_mm512_loadu_ps(at), _mm512_mul_ps(scale, acc));
+            _mm512_storeu_ps(at, sum);
+        }
     }
 }
 
