@@ -11,6 +11,8 @@
 //       tests/fixtures/models/all-minilm-l6-v2 tests/bench/models/all-minilm-l6-v2
 //   node tests/bench/browser-bench.mjs [--model DIR] [--onnx DIR] [--pkg DIR] [--threads N]
 //       [--ort-threads N] [--isolated | --both] [--repeat N] [--warmup N] [--json]
+//   node tests/bench/browser-bench.mjs --train N [--epochs E] [--threads N]   (the demo's
+//       fine-tuning of N movie-review sentences, head only: seconds per epoch, held-out accuracy)
 //
 // --model: the safetensors model webnlu loads (default tests/fixtures/models/all-minilm-l6-v2);
 // --onnx: its export for transformers.js (default tests/bench/models/<basename of --model>);
@@ -45,6 +47,8 @@ const { values: args } = parseArgs({
     repeat: { type: 'string', default: '5' },
     warmup: { type: 'string', default: '1' },
     json: { type: 'boolean', default: false },
+    train: { type: 'string' },
+    epochs: { type: 'string', default: '2' },
   },
 });
 
@@ -150,9 +154,36 @@ async function run(isolated) {
   }
 }
 
+/** --train N: the demo's fine-tuning of N movie-review sentences (webnlu only), epoch times. */
+async function train() {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (error) => errors.push(String(error)));
+  await page.goto(`${url}bench/index.html`);
+  await page.waitForSelector('body[data-ready="true"]', { state: 'attached', timeout: 60_000 });
+  try {
+    const result = await page.evaluate((o) => window.runTrainBench(o),
+      { threads: options.threads, count: positive(args.train, 'train'), epochs: positive(args.epochs, 'epochs') });
+    if (!args.json) {
+      console.log(`demo fine-tuning: ${result.examples} sentences, head only, ${result.threads} thread(s), ${result.wasm_build}: ` +
+        `epoch seconds ${result.epoch_seconds.map((x) => x.toFixed(2)).join(', ')}; held-out accuracy ${result.validation_accuracy.at(-1)}`);
+    }
+    console.log(JSON.stringify({ bench: 'browser-train', ...result }));
+  } catch (error) {
+    throw new Error(`${error.message}\npage messages:\n${errors.join('\n')}`);
+  } finally {
+    await context.close();
+  }
+}
+
 try {
-  const modes = args.both ? [false, true] : [args.isolated];
-  for (const isolated of modes) await run(isolated);
+  if (args.train !== undefined) {
+    await train();
+  } else {
+    const modes = args.both ? [false, true] : [args.isolated];
+    for (const isolated of modes) await run(isolated);
+  }
 } finally {
   await browser.close();
   server.close();

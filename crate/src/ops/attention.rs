@@ -49,6 +49,7 @@
 //! The number of heads is the one the [`AttentionSaved`] buffers were made for.
 
 use crate::device::{Device, GpuBuffer, GpuContext, Kernel};
+use crate::ops::cpu_parallel::for_each_row_part;
 use crate::ops::dropout::{dropout_backward, dropout_forward, DropoutMask};
 use crate::ops::matmul::{matmul_backward, matmul_forward, MatmulOptions};
 use crate::ops::shaders;
@@ -299,6 +300,34 @@ fn for_each_head_row(d: &AttentionDims, mut row: impl FnMut(usize, usize)) {
     }
 }
 
+/// heads (B, NH, T, hs) = tokens (B, T, C) with the heads apart; over the threads by rows
+/// of `heads`.
+fn split_heads_cpu(heads: &mut [f32], tokens: &[f32], d: &AttentionDims) {
+    let c = d.nh * d.hs;
+    for_each_row_part(heads, d.hs, |first_row, part| {
+        for (r, row) in part.chunks_mut(d.hs).enumerate() {
+            // row = (b, h, t) of the (B, NH, T) rows
+            let index = first_row + r;
+            let (bh, t) = (index / d.t, index % d.t);
+            let (b, h) = (bh / d.nh, bh % d.nh);
+            row.copy_from_slice(&tokens[(b * d.t + t) * c + h * d.hs..][..d.hs]);
+        }
+    });
+}
+
+/// tokens (B, T, C) = heads (B, NH, T, hs) side by side; over the threads by rows of `tokens`.
+fn merge_heads_cpu(tokens: &mut [f32], heads: &[f32], d: &AttentionDims) {
+    let c = d.nh * d.hs;
+    for_each_row_part(tokens, c, |first_row, part| {
+        for (r, row) in part.chunks_mut(c).enumerate() {
+            let (b, t) = ((first_row + r) / d.t, (first_row + r) % d.t);
+            for (h, chunk) in row.chunks_mut(d.hs).enumerate() {
+                chunk.copy_from_slice(&heads[((b * d.nh + h) * d.t + t) * d.hs..][..d.hs]);
+            }
+        }
+    });
+}
+
 /// qh, kh, vh (B, NH, T, hs) = q, k, v (B, T, C) with the heads apart.
 pub fn split_heads_forward(
     qh: &mut Tensor,
@@ -311,14 +340,9 @@ pub fn split_heads_forward(
 ) -> Result<()> {
     match qh.gpu_context().cloned() {
         None => {
-            let (qh, kh, vh) = (qh.cpu_mut()?, kh.cpu_mut()?, vh.cpu_mut()?);
-            let (q, k, v) = (q.cpu()?, k.cpu()?, v.cpu()?);
-            for_each_head_row(d, |head, token| {
-                let hs = d.hs;
-                qh[head..head + hs].copy_from_slice(&q[token..token + hs]);
-                kh[head..head + hs].copy_from_slice(&k[token..token + hs]);
-                vh[head..head + hs].copy_from_slice(&v[token..token + hs]);
-            });
+            for (heads, tokens) in [(qh, q), (kh, k), (vh, v)] {
+                split_heads_cpu(heads.cpu_mut()?, tokens.cpu()?, d);
+            }
             Ok(())
         }
         Some(ctx) => dispatch_heads(
@@ -368,10 +392,7 @@ pub fn split_heads_backward(
 pub fn merge_heads_forward(out: &mut Tensor, y: &Tensor, d: &AttentionDims) -> Result<()> {
     match out.gpu_context().cloned() {
         None => {
-            let (out, y) = (out.cpu_mut()?, y.cpu()?);
-            for_each_head_row(d, |head, token| {
-                out[token..token + d.hs].copy_from_slice(&y[head..head + d.hs]);
-            });
+            merge_heads_cpu(out.cpu_mut()?, y.cpu()?, d);
             Ok(())
         }
         Some(ctx) => dispatch_heads(&ctx, "merge_heads_forward", &[y.gpu()?], &[out.gpu()?], d),
@@ -382,10 +403,7 @@ pub fn merge_heads_forward(out: &mut Tensor, y: &Tensor, d: &AttentionDims) -> R
 pub fn merge_heads_backward(dy: &mut Tensor, dout: &Tensor, d: &AttentionDims) -> Result<()> {
     match dy.gpu_context().cloned() {
         None => {
-            let (dy, dout) = (dy.cpu_mut()?, dout.cpu()?);
-            for_each_head_row(d, |head, token| {
-                dy[head..head + d.hs].copy_from_slice(&dout[token..token + d.hs]);
-            });
+            split_heads_cpu(dy.cpu_mut()?, dout.cpu()?, d);
             Ok(())
         }
         Some(ctx) => dispatch_heads(

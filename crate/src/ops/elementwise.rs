@@ -91,9 +91,12 @@ pub fn add_forward(out: &mut Tensor, a: &Tensor, b: &Tensor) -> Result<()> {
 
 /// out (n) = a (n) + b (n)
 pub fn add_forward_cpu(out: &mut [f32], a: &[f32], b: &[f32]) {
-    for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
-        *o = x + y;
-    }
+    for_each_part(out, |start, out| {
+        let (a, b) = (&a[start..], &b[start..]);
+        for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+            *o = x + y;
+        }
+    });
 }
 
 /// da += dout; db += dout. da, db, dout: same shape.

@@ -57,7 +57,10 @@ async function loadWebnlu(options) {
   const webnlu = await import('/bench-pkg/index.js');
   const importMs = performance.now() - imported;
   const started = performance.now();
-  const runtime = await webnlu.Runtime.create(options.threads ? { device: 'cpu', threads: options.threads } : { device: 'cpu' });
+  // A pool of workers needs worker mode; one thread runs on the page, as transformers.js does.
+  const runtime = await webnlu.Runtime.create(options.threads > 1
+    ? { device: 'cpu', worker: true, threads: options.threads }
+    : { device: 'cpu', ...(options.threads === 1 ? { threads: 1 } : {}) });
   const names = ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json'];
   const fetched = await Promise.all(names.map(async (name) => {
     const response = await fetch(`/bench-model/${name}`);
@@ -67,7 +70,7 @@ async function loadWebnlu(options) {
   const model = await runtime.loadModel({ files });
   const loadMs = performance.now() - started;
   const embed = (texts) => model.embed(texts, { pooling: 'mean', normalize: true });
-  return { embed, importMs, loadMs, version: runtime.version, device: runtime.device, worker: runtime.worker };
+  return { embed, model, importMs, loadMs, version: runtime.version, wasmBuild: runtime.wasmBuild, device: runtime.device, worker: runtime.worker };
 }
 
 /**
@@ -129,9 +132,28 @@ window.runBench = async (options) => {
     words: SENTENCES.map((s) => s.split(/\s+/).length),
     repeat,
     warmup,
-    webnlu: { ...summary('webnlu'), version: wn.version, device: wn.device, worker: wn.worker, threads_requested: options.threads ?? null },
+    webnlu: { ...summary('webnlu'), version: wn.version, wasm_build: wn.wasmBuild, device: wn.device, worker: wn.worker, threads_requested: options.threads ?? null },
     transformersjs: { ...summary('transformersjs'), version: tjs.version, ort_web_version: tjs.ortVersion, ort_threads: tjs.ortThreads },
     agreement,
+  };
+};
+
+// The demo's fine-tuning (web/demo/fine-tune-view.js): its sample of `count` movie-review
+// sentences, head only, 20% held out, seed 7; webnlu alone (transformers.js cannot train).
+window.runTrainBench = async (options) => {
+  const { movieReviews } = await import('/demo/training-examples.js');
+  const examples = await movieReviews(options.count);
+  const wn = await loadWebnlu(options);
+  const run = wn.model.trainClassifier(examples, {
+    freeze: 'head', epochs: options.epochs, learningRate: 0.01, validation: 0.2, seed: 7,
+  });
+  const result = await run.done;
+  return {
+    examples: examples.length,
+    threads: wn.device.threads ?? 1,
+    wasm_build: wn.wasmBuild,
+    epoch_seconds: result.epochs.map((e) => e.seconds),
+    validation_accuracy: result.epochs.map((e) => e.validationAccuracy),
   };
 };
 

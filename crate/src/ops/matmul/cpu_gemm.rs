@@ -193,12 +193,26 @@ struct SharedOut {
 unsafe impl Send for SharedOut {}
 unsafe impl Sync for SharedOut {}
 
-/// C (m, n; row stride `ldc`) += alpha * A (m, k) @ B (k, n). C must already hold what is to be
-/// added to (zeros, the bias, or the old value when accumulating).
+/// What C holds before the product is added: set by each thread for its own part of C, so
+/// that this pass over C is split over the threads too.
+#[derive(Clone, Copy)]
+pub(crate) enum CInit<'a> {
+    /// C as it is (accumulating into it).
+    Keep,
+    /// Zeros.
+    Zero,
+    /// The bias (n) in every row.
+    Bias(&'a [f32]),
+    /// C plus the bias (n) in every row.
+    AddBias(&'a [f32]),
+}
+
+/// C (m, n; row stride `ldc`) = init + alpha * A (m, k) @ B (k, n).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm_accumulate(
     c: &mut [f32],
     ldc: usize,
+    init: CInit,
     a: MatrixView,
     b: BOperand,
     m: usize,
@@ -206,7 +220,7 @@ pub(crate) fn gemm_accumulate(
     k: usize,
     alpha: f32,
 ) {
-    if m == 0 || n == 0 || k == 0 {
+    if m == 0 || n == 0 {
         return;
     }
     if let BOperand::Packed(packed) = b {
@@ -227,7 +241,7 @@ pub(crate) fn gemm_accumulate(
     };
     if threads <= 1 {
         // SAFETY: `out` covers exactly the (m, n) block checked above; one writer.
-        unsafe { gemm_block(out, a, b, 0..m, 0..n, k, alpha) };
+        unsafe { gemm_block(out, init, a, b, 0..m, 0..n, k, alpha) };
         return;
     }
     #[cfg(not(target_arch = "wasm32"))]
@@ -246,7 +260,7 @@ pub(crate) fn gemm_accumulate(
                 (0..m, start..end)
             };
             // SAFETY: threads get disjoint row (or column) ranges of C.
-            scope.spawn(move || unsafe { gemm_block(out, a, b, rows, cols, k, alpha) });
+            scope.spawn(move || unsafe { gemm_block(out, init, a, b, rows, cols, k, alpha) });
             start = end;
         }
     });
@@ -260,12 +274,14 @@ pub(crate) fn gemm_flops(m: usize, n: usize, k: usize) -> f64 {
     2.0 * m as f64 * n as f64 * k as f64
 }
 
-/// One thread's share: C[rows, cols] += alpha * A[rows, :] @ B[:, cols].
+/// One thread's share: C[rows, cols] = init + alpha * A[rows, :] @ B[:, cols].
 ///
 /// # Safety
 /// `out` must be valid for the rows and columns given, and no other thread may write them.
+#[allow(clippy::too_many_arguments)]
 unsafe fn gemm_block(
     out: SharedOut,
+    init: CInit,
     a: MatrixView,
     b: BOperand,
     rows: std::ops::Range<usize>,
@@ -273,6 +289,24 @@ unsafe fn gemm_block(
     k: usize,
     alpha: f32,
 ) {
+    for i in rows.clone() {
+        let row = std::slice::from_raw_parts_mut(
+            out.ptr.add(i * out.row_stride + cols.start),
+            cols.len(),
+        );
+        match init {
+            CInit::Keep => {}
+            CInit::Zero => row.fill(0.0),
+            CInit::Bias(bias) => row.copy_from_slice(&bias[cols.clone()]),
+            CInit::AddBias(bias) => row
+                .iter_mut()
+                .zip(&bias[cols.clone()])
+                .for_each(|(c, &x)| *c += x),
+        }
+    }
+    if k == 0 {
+        return;
+    }
     let kernel = pick_microkernel();
     // Packing buffers sized to this call (small per-head products need little), reused across
     // calls on the same thread: allocating and zeroing 2 MiB per call dominated small shapes.

@@ -15,7 +15,7 @@ pub mod cpu_gemm;
 
 pub use cpu_gemm::{cpu_microkernel_name, cpu_threads, set_cpu_threads, PackedB};
 
-use cpu_gemm::{gemm_accumulate, gemm_flops, BOperand, MatrixView, MIN_FLOPS_PER_THREAD};
+use cpu_gemm::{gemm_accumulate, gemm_flops, BOperand, CInit, MatrixView, MIN_FLOPS_PER_THREAD};
 use std::sync::{Arc, Mutex};
 
 use crate::device::Kernel;
@@ -470,17 +470,13 @@ fn matmul_entry(
     batch: usize,
 ) {
     let (m, n, k) = (d.m, d.n, d.k);
-    match (d.accumulate, bias) {
-        (false, None) => c.fill(0.0),
-        (false, Some(bias)) => c
-            .chunks_mut(n.max(1))
-            .for_each(|row| row.copy_from_slice(bias)),
-        (true, Some(bias)) => c
-            .chunks_mut(n.max(1))
-            .for_each(|row| row.iter_mut().zip(bias).for_each(|(v, &x)| *v += x)),
-        (true, None) => {}
-    }
-    if m == 0 || n == 0 || k == 0 {
+    let init = match (d.accumulate, bias) {
+        (false, None) => CInit::Zero,
+        (false, Some(bias)) => CInit::Bias(bias),
+        (true, Some(bias)) => CInit::AddBias(bias),
+        (true, None) => CInit::Keep,
+    };
+    if m == 0 || n == 0 {
         return;
     }
     let a_data = &a[batch * d.a_stride..];
@@ -501,7 +497,7 @@ fn matmul_entry(
         CpuB::Slice(b) => BOperand::View(b_view(&b[batch * d.b_stride..], d)),
         CpuB::Packed(packed) => BOperand::Packed(packed),
     };
-    gemm_accumulate(c, n, av, bv, m, n, k, d.alpha);
+    gemm_accumulate(c, n, init, av, bv, m, n, k, d.alpha);
 }
 
 /// dbias (n) += sum over `rows` rows of dout (rows, n).
