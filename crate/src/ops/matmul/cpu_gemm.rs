@@ -10,13 +10,14 @@
 //! Microkernels: x86_64 AVX2+FMA (chosen at run time with `is_x86_feature_detected!`), wasm
 //! `simd128` (the package is built with `-C target-feature=+simd128`, see `.cargo/config.toml`),
 //! and portable Rust elsewhere. Natively the rows (or columns, for short matrices) are split
-//! over threads with `std::thread::scope`; see [`set_cpu_threads`].
+//! over the CPU thread pool (`ops/cpu_parallel.rs`); see [`set_cpu_threads`].
 //!
 //! A B operand that many calls share (a weight matrix) can be packed once into a [`PackedB`]
 //! and passed as [`BOperand::Packed`]: the calls then skip packing it (for a single sentence,
 //! packing the weight costs more than the product itself) and threads share one copy.
 //! Packing only moves values, so a packed and an unpacked B give bit-identical results.
 
+use crate::ops::cpu_parallel::run_in_parallel;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Microkernel tile: MR rows x NR columns of C kept in registers.
@@ -244,25 +245,24 @@ pub(crate) fn gemm_accumulate(
         unsafe { gemm_block(out, init, a, b, 0..m, 0..n, k, alpha) };
         return;
     }
-    #[cfg(not(target_arch = "wasm32"))]
-    std::thread::scope(|scope| {
-        // Split rows in MR multiples when there are enough, else columns in NR multiples.
-        let split_rows = m >= n || m >= threads * MR * 4;
-        let (len, unit) = if split_rows { (m, MR) } else { (n, NR) };
-        let units = len.div_ceil(unit);
-        let per_thread = units.div_ceil(threads) * unit;
-        let mut start = 0;
-        while start < len {
+    // Split rows in MR multiples when there are enough, else columns in NR multiples.
+    let split_rows = m >= n || m >= threads * MR * 4;
+    let (len, unit) = if split_rows { (m, MR) } else { (n, NR) };
+    let per_thread = len.div_ceil(unit).div_ceil(threads) * unit;
+    let parts: Vec<_> = (0..len)
+        .step_by(per_thread)
+        .map(|start| {
             let end = (start + per_thread).min(len);
-            let (rows, cols) = if split_rows {
+            if split_rows {
                 (start..end, 0..n)
             } else {
                 (0..m, start..end)
-            };
-            // SAFETY: threads get disjoint row (or column) ranges of C.
-            scope.spawn(move || unsafe { gemm_block(out, init, a, b, rows, cols, k, alpha) });
-            start = end;
-        }
+            }
+        })
+        .collect();
+    // SAFETY: the parts are disjoint row (or column) ranges of C.
+    run_in_parallel(parts, |(rows, cols)| unsafe {
+        gemm_block(out, init, a, b, rows, cols, k, alpha)
     });
 }
 

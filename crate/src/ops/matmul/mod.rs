@@ -15,6 +15,7 @@ pub mod cpu_gemm;
 
 pub use cpu_gemm::{cpu_microkernel_name, cpu_threads, set_cpu_threads, PackedB};
 
+use crate::ops::cpu_parallel::run_in_parallel;
 use cpu_gemm::{gemm_accumulate, gemm_flops, BOperand, CInit, MatrixView, MIN_FLOPS_PER_THREAD};
 use std::sync::{Arc, Mutex};
 
@@ -443,14 +444,10 @@ fn matmul_cpu_with(out: &mut [f32], a: &[f32], b: CpuB, bias: Option<&[f32]>, d:
     let threads = cpu_threads().min(d.batch);
     if threads > 1 && gemm_flops(d.m, d.n, d.k) < MIN_FLOPS_PER_THREAD {
         let per_thread = d.batch.div_ceil(threads);
-        std::thread::scope(|scope| {
-            for (part, entries) in out.chunks_mut(per_thread * entry_len).enumerate() {
-                let first = part * per_thread;
-                scope.spawn(move || {
-                    for (i, c) in entries.chunks_mut(entry_len).enumerate() {
-                        matmul_entry(c, a, b, bias, d, first + i);
-                    }
-                });
+        let parts: Vec<_> = out.chunks_mut(per_thread * entry_len).enumerate().collect();
+        run_in_parallel(parts, |(part, entries)| {
+            for (i, c) in entries.chunks_mut(entry_len).enumerate() {
+                matmul_entry(c, a, b, bias, d, part * per_thread + i);
             }
         });
         return;
