@@ -56,7 +56,7 @@ fn take<T: Element>(n: usize, zeroed: bool) -> Vec<T> {
         });
         if let Some(mut buffer) = reused {
             if zeroed {
-                buffer.fill(0);
+                crate::ops::cpu_parallel::for_each_part(&mut buffer, |_, part| part.fill(0));
             }
             return bytemuck::allocation::cast_vec(buffer);
         }

@@ -12,9 +12,12 @@
 //! `[total_norm, coefficient]`, and an in-place scale of each gradient by that coefficient.
 
 use crate::device::Kernel;
+use crate::ops::cpu_parallel::run_in_parallel;
 use crate::ops::length_check::{as_u32, expect_len};
+use crate::ops::matmul::cpu_threads;
 use crate::ops::shaders;
 use crate::tensor::Tensor;
+use crate::wide_simd_fn;
 use crate::{Error, Result};
 
 /// Elements reduced by one workgroup of `sum_of_squares_partial` (256 invocations x 16).
@@ -113,25 +116,69 @@ pub fn adamw_step_cpu(
     expect_len(op, "v", v.len(), params.len())?;
     expect_len(op, "grads", grads.len(), params.len())?;
     let k = config.params(step, params.len())?;
-    for i in 0..params.len() {
-        let g = grads[i];
-        params[i] *= k.decay;
-        m[i] += k.one_minus_beta1 * (g - m[i]);
-        v[i] = v[i] * k.beta2 + k.one_minus_beta2 * g * g;
-        let denom = v[i].sqrt() / k.bias_correction2_sqrt + k.eps;
-        params[i] -= k.step_size * m[i] / denom;
+    // Parts over the threads (each element's update is independent of the others).
+    let n = params.len();
+    let threads = if n < (1 << 16) { 1 } else { cpu_threads() };
+    let part = n.div_ceil(threads).max(1);
+    let parts: Vec<_> = params
+        .chunks_mut(part)
+        .zip(m.chunks_mut(part))
+        .zip(v.chunks_mut(part))
+        .zip(grads.chunks(part))
+        .collect();
+    if parts.len() == 1 {
+        let (((p, m), v), g) = parts.into_iter().next().expect("one part");
+        adamw_part(p, m, v, g, &k);
+    } else {
+        run_in_parallel(parts, |(((p, m), v), g)| adamw_part(p, m, v, g, &k));
     }
     Ok(())
 }
 
-/// The 2-norm of all gradients taken together (accumulated in f64).
+wide_simd_fn! {
+    /// The AdamW update of one part of the parameters (see [`adamw_step_cpu`]).
+    fn adamw_part(params: &mut [f32], m: &mut [f32], v: &mut [f32], grads: &[f32], k: &AdamWParams) {
+        for (((p, m), v), &g) in params.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(grads) {
+            *p *= k.decay;
+            *m += k.one_minus_beta1 * (g - *m);
+            *v = *v * k.beta2 + k.one_minus_beta2 * g * g;
+            let denom = v.sqrt() / k.bias_correction2_sqrt + k.eps;
+            *p -= k.step_size * *m / denom;
+        }
+    }
+}
+
+/// The 2-norm of all gradients taken together (squares accumulated in f64, 8 lanes).
 pub fn global_grad_norm_cpu(grads: &[&[f32]]) -> f32 {
     grads
         .iter()
-        .flat_map(|g| g.iter())
-        .map(|&x| x as f64 * x as f64)
+        .map(|g| sum_of_squares_f64(g))
         .sum::<f64>()
         .sqrt() as f32
+}
+
+/// sum of x^2 in f64, in 8 independent lanes (so that it vectorizes).
+fn sum_of_squares_f64(x: &[f32]) -> f64 {
+    let mut total = [0.0f64];
+    sum_of_squares_into(x, &mut total);
+    total[0]
+}
+
+wide_simd_fn! {
+    /// total[0] = sum of x^2 in f64, 8 lanes then across them.
+    fn sum_of_squares_into(x: &[f32], total: &mut [f64; 1]) {
+        let mut acc = [0.0f64; 8];
+        let mut chunks = x.chunks_exact(8);
+        for chunk in &mut chunks {
+            for l in 0..8 {
+                acc[l] += chunk[l] as f64 * chunk[l] as f64;
+            }
+        }
+        for (l, &v) in chunks.remainder().iter().enumerate() {
+            acc[l] += v as f64 * v as f64;
+        }
+        total[0] = acc.iter().sum();
+    }
 }
 
 /// The multiplier `clip_grad_norm_` applies: `min(max_norm / (total_norm + 1e-6), 1)`.
