@@ -1,5 +1,6 @@
-//! wasm exports of the tokenizer: `WasmTokenizer` (build, encode, decode) and `WasmEncoding`
-//! (one encoding, its fields as typed arrays, offsets converted to UTF-16 code units).
+//! wasm exports of the tokenizer: `WasmTokenizer` (build, encode, decode); an encoding crosses
+//! into JS as one array of numbers (`encodePacked`: its fields and windows, offsets converted
+//! to UTF-16 code units).
 //! `web/lib/index.js` wraps them into the documented `Tokenizer` class.
 
 use wasm_bindgen::prelude::*;
@@ -52,12 +53,17 @@ impl WasmTokenizer {
         })
     }
 
-    /// Encodes `text` (and `pair`). Options given here replace the tokenizer's own for this
-    /// call only: `max_length` (with `stride`, `truncation`) the truncation, `pad_to_length`
-    /// the padding; without `max_length`, `stride` and `truncation` adjust the tokenizer's
-    /// truncation if it has one. `no_truncation` / `no_padding` switch them off.
+    /// Encodes `text` (and `pair`) for `Tokenizer.encode`, all numbers in one array (one copy
+    /// across the boundary, no JS object per call): `[flag, W, T_0 .. T_{W-1}, then per window:
+    /// ids (T) | type ids (T) | attention mask (T) | special-tokens mask (T) | offsets (2T)]`;
+    /// flag 1 when some token strings are not the vocabulary's for their ids, which
+    /// `takeLastTokens()` then returns. Options given here replace the tokenizer's own for this
+    /// call only: `max_length` (with `stride`, `truncation`) the truncation, `pad_to_length` the
+    /// padding; without `max_length`, `stride` and `truncation` adjust the tokenizer's truncation
+    /// if it has one. `no_truncation` / `no_padding` switch them off.
+    #[wasm_bindgen(js_name = encodePacked)]
     #[allow(clippy::too_many_arguments)]
-    pub fn encode(
+    pub fn encode_packed(
         &mut self,
         text: &str,
         pair: Option<String>,
@@ -68,7 +74,83 @@ impl WasmTokenizer {
         no_truncation: bool,
         pad_to_length: Option<u32>,
         no_padding: bool,
-    ) -> Result<WasmEncoding, JsError> {
+    ) -> Result<Vec<u32>, JsError> {
+        let encoding = self.encode_windows(
+            text,
+            pair,
+            add_special_tokens,
+            max_length,
+            stride,
+            truncation,
+            no_truncation,
+            pad_to_length,
+            no_padding,
+        )?;
+        let strings = encoding.tokens_unless_vocab(self);
+        let mut all = vec![strings.is_some() as u32];
+        encoding.pack_into(&mut all);
+        self.last_tokens = strings.unwrap_or_default();
+        Ok(all)
+    }
+
+    /// The token strings of the last `encodePacked` whose flag was 1 (then empty).
+    #[wasm_bindgen(js_name = takeLastTokens)]
+    pub fn take_last_tokens(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.last_tokens)
+    }
+
+    /// Ids back to text.
+    pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String, JsError> {
+        self.tokenizer
+            .decode(ids, skip_special_tokens)
+            .map_err(to_js_error)
+    }
+
+    #[wasm_bindgen(js_name = vocabSize)]
+    pub fn vocab_size(&self) -> u32 {
+        self.tokenizer.vocab().len() as u32
+    }
+
+    #[wasm_bindgen(js_name = tokenToId)]
+    pub fn token_to_id(&self, token: &str) -> Option<u32> {
+        self.tokenizer.token_to_id(token)
+    }
+
+    /// Every token of the vocabulary, by id (JS keeps a copy to name the tokens of encodings).
+    #[wasm_bindgen(js_name = vocabTokens)]
+    pub fn vocab_tokens(&self) -> Vec<String> {
+        self.tokenizer
+            .vocab()
+            .tokens()
+            .iter()
+            .map(|token| token.to_string())
+            .collect()
+    }
+
+    #[wasm_bindgen(js_name = idToToken)]
+    pub fn id_to_token(&self, id: u32) -> Option<String> {
+        self.tokenizer.id_to_token(id).map(str::to_string)
+    }
+}
+
+impl WasmTokenizer {
+    /// Encodes `text` (and `pair`). Options given here replace the tokenizer's own for this
+    /// call only: `max_length` (with `stride`, `truncation`) the truncation, `pad_to_length`
+    /// the padding; without `max_length`, `stride` and `truncation` adjust the tokenizer's
+    /// truncation if it has one. `no_truncation` / `no_padding` switch them off.
+    #[allow(clippy::too_many_arguments)]
+    fn encode_windows(
+        &mut self,
+        text: &str,
+        pair: Option<String>,
+        add_special_tokens: bool,
+        max_length: Option<u32>,
+        stride: Option<u32>,
+        truncation: Option<String>,
+        no_truncation: bool,
+        pad_to_length: Option<u32>,
+        no_padding: bool,
+    ) -> Result<EncodedWindows, JsError> {
         let strategy = truncation
             .as_deref()
             .map(TruncationStrategy::parse)
@@ -129,87 +211,12 @@ impl WasmTokenizer {
                 })
         };
         let encoding = encoded.map_err(to_js_error)?;
-        Ok(WasmEncoding::new(encoding, text, pair.as_deref()))
-    }
-
-    /// [`WasmTokenizer::encode`] with no JS object per call (what `Tokenizer.encode` uses):
-    /// `[flag, then the layout of WasmEncoding.packed()]`; flag 1 when some token strings are not
-    /// the vocabulary's for their ids, which `takeLastTokens()` then returns.
-    #[wasm_bindgen(js_name = encodePacked)]
-    #[allow(clippy::too_many_arguments)]
-    pub fn encode_packed(
-        &mut self,
-        text: &str,
-        pair: Option<String>,
-        add_special_tokens: bool,
-        max_length: Option<u32>,
-        stride: Option<u32>,
-        truncation: Option<String>,
-        no_truncation: bool,
-        pad_to_length: Option<u32>,
-        no_padding: bool,
-    ) -> Result<Vec<u32>, JsError> {
-        let encoding = self.encode(
-            text,
-            pair,
-            add_special_tokens,
-            max_length,
-            stride,
-            truncation,
-            no_truncation,
-            pad_to_length,
-            no_padding,
-        )?;
-        let strings = encoding.tokens_unless_vocab(self);
-        let mut all = vec![strings.is_some() as u32];
-        encoding.pack_into(&mut all);
-        self.last_tokens = strings.unwrap_or_default();
-        Ok(all)
-    }
-
-    /// The token strings of the last `encodePacked` whose flag was 1 (then empty).
-    #[wasm_bindgen(js_name = takeLastTokens)]
-    pub fn take_last_tokens(&mut self) -> Vec<String> {
-        std::mem::take(&mut self.last_tokens)
-    }
-
-    /// Ids back to text.
-    pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String, JsError> {
-        self.tokenizer
-            .decode(ids, skip_special_tokens)
-            .map_err(to_js_error)
-    }
-
-    #[wasm_bindgen(js_name = vocabSize)]
-    pub fn vocab_size(&self) -> u32 {
-        self.tokenizer.vocab().len() as u32
-    }
-
-    #[wasm_bindgen(js_name = tokenToId)]
-    pub fn token_to_id(&self, token: &str) -> Option<u32> {
-        self.tokenizer.token_to_id(token)
-    }
-
-    /// Every token of the vocabulary, by id (JS keeps a copy to name the tokens of encodings).
-    #[wasm_bindgen(js_name = vocabTokens)]
-    pub fn vocab_tokens(&self) -> Vec<String> {
-        self.tokenizer
-            .vocab()
-            .tokens()
-            .iter()
-            .map(|token| token.to_string())
-            .collect()
-    }
-
-    #[wasm_bindgen(js_name = idToToken)]
-    pub fn id_to_token(&self, id: u32) -> Option<String> {
-        self.tokenizer.id_to_token(id).map(str::to_string)
+        Ok(EncodedWindows::new(encoding, text, pair.as_deref()))
     }
 }
 
 /// One encoding and its overflow windows, ready to be copied into JS typed arrays in one go.
-#[wasm_bindgen]
-pub struct WasmEncoding {
+struct EncodedWindows {
     /// (W,) window 0 is the encoding itself, then its overflow windows in order; each window's
     /// own `overflowing` is empty.
     windows: Vec<Encoding>,
@@ -217,10 +224,10 @@ pub struct WasmEncoding {
     offsets_utf16: Vec<Vec<u32>>,
 }
 
-impl WasmEncoding {
+impl EncodedWindows {
     /// Converts the code-point offsets to UTF-16 ones: a token of type id 1 points into
     /// `pair`, any other into `text`; special and padding tokens keep (0, 0).
-    fn new(mut encoding: Encoding, text: &str, pair: Option<&str>) -> WasmEncoding {
+    fn new(mut encoding: Encoding, text: &str, pair: Option<&str>) -> EncodedWindows {
         let text_table = utf16_position_of_char(text);
         let pair_table = pair.map(utf16_position_of_char).unwrap_or_default();
         let overflowing = std::mem::take(&mut encoding.overflowing);
@@ -246,40 +253,14 @@ impl WasmEncoding {
                 offsets
             })
             .collect();
-        WasmEncoding {
+        EncodedWindows {
             windows,
             offsets_utf16,
         }
     }
-}
 
-/// (C+1,) the UTF-16 position of every code-point boundary of `text`: entry k is the number
-/// of UTF-16 code units before code point k (astral characters count two).
-fn utf16_position_of_char(text: &str) -> Vec<u32> {
-    let mut table = Vec::with_capacity(text.len() + 1);
-    let mut position = 0u32;
-    table.push(0);
-    for c in text.chars() {
-        position += c.len_utf16() as u32;
-        table.push(position);
-    }
-    table
-}
-
-#[wasm_bindgen]
-impl WasmEncoding {
-    /// All number fields of all windows in one array (one copy across the boundary):
-    /// `[W, T_0 .. T_{W-1}, then per window: ids (T) | type ids (T) | attention mask (T) |
-    /// special-tokens mask (T) | offsets (2T)]`.
-    pub fn packed(&self) -> Vec<u32> {
-        let mut all = Vec::new();
-        self.pack_into(&mut all);
-        all
-    }
-}
-
-impl WasmEncoding {
-    /// Appends [`WasmEncoding::packed`]'s layout to `all`.
+    /// Appends `[W, T_0 .. T_{W-1}, then per window: ids (T) | type ids (T) | attention mask (T) |
+    /// special-tokens mask (T) | offsets (2T)]` to `all`.
     fn pack_into(&self, all: &mut Vec<u32>) {
         let total: usize = self.windows.iter().map(|w| 6 * w.len() + 1).sum();
         all.reserve(1 + total);
@@ -293,16 +274,12 @@ impl WasmEncoding {
             all.extend_from_slice(offsets);
         }
     }
-}
 
-#[wasm_bindgen]
-impl WasmEncoding {
-    /// The token strings of all windows, one after another, or `undefined` when every one is
+    /// The token strings of all windows, one after another, or `None` when every one is
     /// the vocabulary's token for its id (the usual case; JS then names them from its copy of
     /// the vocabulary, much faster than sending strings). They differ only where a padding
     /// token's text is not the vocabulary's entry for the pad id.
-    #[wasm_bindgen(js_name = tokensUnlessVocab)]
-    pub fn tokens_unless_vocab(&self, tokenizer: &WasmTokenizer) -> Option<Vec<String>> {
+    fn tokens_unless_vocab(&self, tokenizer: &WasmTokenizer) -> Option<Vec<String>> {
         let vocab = tokenizer.tokenizer.vocab();
         let mut tokens = self
             .windows
@@ -318,4 +295,17 @@ impl WasmEncoding {
                 .collect(),
         )
     }
+}
+
+/// (C+1,) the UTF-16 position of every code-point boundary of `text`: entry k is the number
+/// of UTF-16 code units before code point k (astral characters count two).
+fn utf16_position_of_char(text: &str) -> Vec<u32> {
+    let mut table = Vec::with_capacity(text.len() + 1);
+    let mut position = 0u32;
+    table.push(0);
+    for c in text.chars() {
+        position += c.len_utf16() as u32;
+        table.push(position);
+    }
+    table
 }

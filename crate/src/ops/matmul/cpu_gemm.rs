@@ -576,15 +576,15 @@ unsafe fn microkernel_avx2_half(
     }
 }
 
-/// tile (MR, NR) = panel_a (kc, MR)^T @ panel_b (kc, NR) with 16-wide vectors.
+/// The AVX-512 microkernel's products: panel_a (kc, MR)^T @ panel_b (kc, NR) in 6 x 2 zmm.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn microkernel_avx512(
+#[inline]
+unsafe fn avx512_products(
     kc: usize,
     panel_a: &[f32],
     panel_b: &[f32],
-    tile: &mut [f32; MR * NR],
-) {
+) -> [[std::arch::x86_64::__m512; 2]; MR] {
     const _: () = assert!(
         MR == 6 && NR == 32,
         "the AVX-512 microkernel is written for 6 x 32"
@@ -605,6 +605,20 @@ unsafe fn microkernel_avx512(
         pa = pa.add(MR);
         pb = pb.add(NR);
     }
+    c
+}
+
+/// tile (MR, NR) = panel_a (kc, MR)^T @ panel_b (kc, NR) with 16-wide vectors (partial tiles).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn microkernel_avx512(
+    kc: usize,
+    panel_a: &[f32],
+    panel_b: &[f32],
+    tile: &mut [f32; MR * NR],
+) {
+    use std::arch::x86_64::*;
+    let c = avx512_products(kc, panel_a, panel_b);
     let t = tile.as_mut_ptr();
     for (i, row) in c.iter().enumerate() {
         _mm512_storeu_ps(t.add(i * NR), row[0]);
@@ -626,21 +640,7 @@ unsafe fn microkernel_avx512_into_c(
     alpha: f32,
 ) {
     use std::arch::x86_64::*;
-    debug_assert!(panel_a.len() >= kc * MR && panel_b.len() >= kc * NR);
-    let mut pa = panel_a.as_ptr();
-    let mut pb = panel_b.as_ptr();
-    let mut c = [[_mm512_setzero_ps(); 2]; MR];
-    for _ in 0..kc {
-        let b0 = _mm512_loadu_ps(pb);
-        let b1 = _mm512_loadu_ps(pb.add(16));
-        for (i, row) in c.iter_mut().enumerate() {
-            let a = _mm512_set1_ps(*pa.add(i));
-            row[0] = _mm512_fmadd_ps(a, b0, row[0]);
-            row[1] = _mm512_fmadd_ps(a, b1, row[1]);
-        }
-        pa = pa.add(MR);
-        pb = pb.add(NR);
-    }
+    let c = avx512_products(kc, panel_a, panel_b);
     let scale = _mm512_set1_ps(alpha);
     for (i, row) in c.iter().enumerate() {
         let out = c_out.add(i * ldc);
