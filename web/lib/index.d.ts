@@ -345,7 +345,11 @@ export interface RuntimeOptions {
    * else localStorage, else this session only). 'gpu': WebGPU or a DeviceError. 'cpu'.
    */
   device?: 'auto' | 'gpu' | 'cpu';
-  /** Run everything in a module Web Worker, so the page never freezes. Default false. Browsers only. */
+  /**
+   * Run everything in a module Web Worker, so the page never freezes. Browsers only. Left out,
+   * the CPU path runs in a pool of `threads` workers (see `threads`: several by default in
+   * browsers), and otherwise on the page's thread; `false` keeps everything on the page's thread.
+   */
   worker?: boolean;
   /**
    * The CPU path only: how many Web Workers compute in parallel, each with its own wasm instance
