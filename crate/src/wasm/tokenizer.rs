@@ -75,82 +75,6 @@ impl WasmTokenizer {
         pad_to_length: Option<u32>,
         no_padding: bool,
     ) -> Result<Vec<u32>, JsError> {
-        let encoding = self.encode_windows(
-            text,
-            pair,
-            add_special_tokens,
-            max_length,
-            stride,
-            truncation,
-            no_truncation,
-            pad_to_length,
-            no_padding,
-        )?;
-        let strings = encoding.tokens_unless_vocab(self);
-        let mut all = vec![strings.is_some() as u32];
-        encoding.pack_into(&mut all);
-        self.last_tokens = strings.unwrap_or_default();
-        Ok(all)
-    }
-
-    /// The token strings of the last `encodePacked` whose flag was 1 (then empty).
-    #[wasm_bindgen(js_name = takeLastTokens)]
-    pub fn take_last_tokens(&mut self) -> Vec<String> {
-        std::mem::take(&mut self.last_tokens)
-    }
-
-    /// Ids back to text.
-    pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String, JsError> {
-        self.tokenizer
-            .decode(ids, skip_special_tokens)
-            .map_err(to_js_error)
-    }
-
-    #[wasm_bindgen(js_name = vocabSize)]
-    pub fn vocab_size(&self) -> u32 {
-        self.tokenizer.vocab().len() as u32
-    }
-
-    #[wasm_bindgen(js_name = tokenToId)]
-    pub fn token_to_id(&self, token: &str) -> Option<u32> {
-        self.tokenizer.token_to_id(token)
-    }
-
-    /// Every token of the vocabulary, by id (JS keeps a copy to name the tokens of encodings).
-    #[wasm_bindgen(js_name = vocabTokens)]
-    pub fn vocab_tokens(&self) -> Vec<String> {
-        self.tokenizer
-            .vocab()
-            .tokens()
-            .iter()
-            .map(|token| token.to_string())
-            .collect()
-    }
-
-    #[wasm_bindgen(js_name = idToToken)]
-    pub fn id_to_token(&self, id: u32) -> Option<String> {
-        self.tokenizer.id_to_token(id).map(str::to_string)
-    }
-}
-
-impl WasmTokenizer {
-    /// Encodes `text` (and `pair`). Options given here replace the tokenizer's own for this
-    /// call only: `max_length` (with `stride`, `truncation`) the truncation, `pad_to_length`
-    /// the padding; without `max_length`, `stride` and `truncation` adjust the tokenizer's
-    /// truncation if it has one. `no_truncation` / `no_padding` switch them off.
-    #[allow(clippy::too_many_arguments)]
-    fn encode_windows(
-        &mut self,
-        text: &str,
-        pair: Option<String>,
-        add_special_tokens: bool,
-        max_length: Option<u32>,
-        stride: Option<u32>,
-        truncation: Option<String>,
-        no_truncation: bool,
-        pad_to_length: Option<u32>,
-        no_padding: bool,
-    ) -> Result<EncodedWindows, JsError> {
         let strategy = truncation
             .as_deref()
             .map(TruncationStrategy::parse)
@@ -211,7 +135,51 @@ impl WasmTokenizer {
                 })
         };
         let encoding = encoded.map_err(to_js_error)?;
-        Ok(EncodedWindows::new(encoding, text, pair.as_deref()))
+        let encoding = EncodedWindows::new(encoding, text, pair.as_deref());
+        let strings = encoding.tokens_unless_vocab(self);
+        let mut all = vec![strings.is_some() as u32];
+        encoding.pack_into(&mut all);
+        self.last_tokens = strings.unwrap_or_default();
+        Ok(all)
+    }
+
+    /// The token strings of the last `encodePacked` whose flag was 1 (then empty).
+    #[wasm_bindgen(js_name = takeLastTokens)]
+    pub fn take_last_tokens(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.last_tokens)
+    }
+
+    /// Ids back to text.
+    pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String, JsError> {
+        self.tokenizer
+            .decode(ids, skip_special_tokens)
+            .map_err(to_js_error)
+    }
+
+    #[wasm_bindgen(js_name = vocabSize)]
+    pub fn vocab_size(&self) -> u32 {
+        self.tokenizer.vocab().len() as u32
+    }
+
+    #[wasm_bindgen(js_name = tokenToId)]
+    pub fn token_to_id(&self, token: &str) -> Option<u32> {
+        self.tokenizer.token_to_id(token)
+    }
+
+    /// Every token of the vocabulary, by id (JS keeps a copy to name the tokens of encodings).
+    #[wasm_bindgen(js_name = vocabTokens)]
+    pub fn vocab_tokens(&self) -> Vec<String> {
+        self.tokenizer
+            .vocab()
+            .tokens()
+            .iter()
+            .map(|token| token.to_string())
+            .collect()
+    }
+
+    #[wasm_bindgen(js_name = idToToken)]
+    pub fn id_to_token(&self, id: u32) -> Option<String> {
+        self.tokenizer.id_to_token(id).map(str::to_string)
     }
 }
 
