@@ -78,18 +78,3 @@ pub(crate) fn give_back<T: Element>(buffer: Vec<T>) {
         }
     });
 }
-
-/// Frees every parked buffer (returns the bytes freed).
-pub fn clear_cpu_pool() -> usize {
-    with_pool(|pool| {
-        let bytes = pool.bytes;
-        pool.free.clear();
-        pool.bytes = 0;
-        bytes
-    })
-}
-
-/// Bytes parked now.
-pub fn cpu_pool_bytes() -> usize {
-    with_pool(|pool| pool.bytes)
-}

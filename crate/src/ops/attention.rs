@@ -284,22 +284,6 @@ fn dispatch_heads(
     ctx.dispatch(&kernel, inputs, outputs, &d.params(), groups)
 }
 
-/// Calls `row(head_offset, token_offset)` for every (b, h, t): the start of the hs
-/// contiguous values that (B, NH, T, hs) and (B, T, NH * hs) share.
-fn for_each_head_row(d: &AttentionDims, mut row: impl FnMut(usize, usize)) {
-    let c = d.nh * d.hs;
-    for b in 0..d.b {
-        for h in 0..d.nh {
-            for t in 0..d.t {
-                row(
-                    ((b * d.nh + h) * d.t + t) * d.hs,
-                    (b * d.t + t) * c + h * d.hs,
-                );
-            }
-        }
-    }
-}
-
 /// heads (B, NH, T, hs) = tokens (B, T, C) with the heads apart; over the threads by rows
 /// of `heads`.
 fn split_heads_cpu(heads: &mut [f32], tokens: &[f32], d: &AttentionDims) {
@@ -315,14 +299,20 @@ fn split_heads_cpu(heads: &mut [f32], tokens: &[f32], d: &AttentionDims) {
     });
 }
 
-/// tokens (B, T, C) = heads (B, NH, T, hs) side by side; over the threads by rows of `tokens`.
-fn merge_heads_cpu(tokens: &mut [f32], heads: &[f32], d: &AttentionDims) {
+/// tokens (B, T, C) = heads (B, NH, T, hs) side by side, or `+=` with `accumulate` (a
+/// gradient); over the threads by rows of `tokens`.
+fn merge_heads_cpu(tokens: &mut [f32], heads: &[f32], d: &AttentionDims, accumulate: bool) {
     let c = d.nh * d.hs;
     for_each_row_part(tokens, c, |first_row, part| {
         for (r, row) in part.chunks_mut(c).enumerate() {
             let (b, t) = ((first_row + r) / d.t, (first_row + r) % d.t);
             for (h, chunk) in row.chunks_mut(d.hs).enumerate() {
-                chunk.copy_from_slice(&heads[((b * d.nh + h) * d.t + t) * d.hs..][..d.hs]);
+                let head = &heads[((b * d.nh + h) * d.t + t) * d.hs..][..d.hs];
+                if accumulate {
+                    chunk.iter_mut().zip(head).for_each(|(x, &g)| *x += g);
+                } else {
+                    chunk.copy_from_slice(head);
+                }
             }
         }
     });
@@ -367,15 +357,9 @@ pub fn split_heads_backward(
 ) -> Result<()> {
     match dq.gpu_context().cloned() {
         None => {
-            let (dq, dk, dv) = (dq.cpu_mut()?, dk.cpu_mut()?, dv.cpu_mut()?);
-            let (dqh, dkh, dvh) = (dqh.cpu()?, dkh.cpu()?, dvh.cpu()?);
-            for_each_head_row(d, |head, token| {
-                for i in 0..d.hs {
-                    dq[token + i] += dqh[head + i];
-                    dk[token + i] += dkh[head + i];
-                    dv[token + i] += dvh[head + i];
-                }
-            });
+            for (tokens, heads) in [(dq, dqh), (dk, dkh), (dv, dvh)] {
+                merge_heads_cpu(tokens.cpu_mut()?, heads.cpu()?, d, true);
+            }
             Ok(())
         }
         Some(ctx) => dispatch_heads(
@@ -392,7 +376,7 @@ pub fn split_heads_backward(
 pub fn merge_heads_forward(out: &mut Tensor, y: &Tensor, d: &AttentionDims) -> Result<()> {
     match out.gpu_context().cloned() {
         None => {
-            merge_heads_cpu(out.cpu_mut()?, y.cpu()?, d);
+            merge_heads_cpu(out.cpu_mut()?, y.cpu()?, d, false);
             Ok(())
         }
         Some(ctx) => dispatch_heads(&ctx, "merge_heads_forward", &[y.gpu()?], &[out.gpu()?], d),

@@ -580,7 +580,6 @@ async fn feature_rows(
     let mut rows = vec![0f32; encodings.len() * c];
     let lengths: Vec<usize> = encodings.iter().map(Encoding::len).collect();
     for chunk in batches_by_length(&lengths, pipeline.read.batch_size)? {
-        let chunk = &chunk;
         let batch: Vec<Encoding> = chunk.iter().map(|&i| encodings[i].clone()).collect();
         let batch = EncoderInput::from_encodings(device, &batch)?;
         let out = pipeline.model.encode(&batch, &RunMode::inference())?;

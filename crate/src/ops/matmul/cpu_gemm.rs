@@ -147,7 +147,7 @@ fn pick_microkernel() -> Microkernel {
     #[cfg(target_arch = "x86_64")]
     {
         static DETECTED: std::sync::OnceLock<Microkernel> = std::sync::OnceLock::new();
-        return *DETECTED.get_or_init(|| {
+        *DETECTED.get_or_init(|| {
             // WEBNLU_CPU_KERNEL=avx2 (or portable) forces a narrower kernel, for comparisons.
             let forced = std::env::var("WEBNLU_CPU_KERNEL").unwrap_or_default();
             if is_x86_feature_detected!("avx512f") && forced.is_empty() {
@@ -160,9 +160,9 @@ fn pick_microkernel() -> Microkernel {
             } else {
                 Microkernel::Portable
             }
-        });
+        })
     }
-    #[allow(unreachable_code)]
+    #[cfg(not(target_arch = "x86_64"))]
     Microkernel::Portable
 }
 
