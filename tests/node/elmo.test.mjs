@@ -93,7 +93,7 @@ test('WasmElmo refuses bad input with a message that names it', async () => {
   assert.deepEqual(Array.from(empty.lengths), [0, 1]);
 });
 
-test('WasmElmo trainer: head-only epochs equal `webnlu elmo-train` epoch by epoch (1e-4)', async () => {
+test('WasmElmo trainer: head-only and end-to-end epochs equal `webnlu elmo-train` epoch by epoch (1e-4)', async () => {
   const vader = `${ROOT}tests/fixtures/models/vader/movieReviewSnippets_GroundTruth.txt`;
   if (!existsSync(vader)) throw new Error(`missing ${vader}: run \`bash tests/setup/fetch-assets.sh vader\``);
   // 100 labelled lines: the CLI trains on 80 and holds out 20 after its seeded shuffle; the
@@ -126,6 +126,25 @@ test('WasmElmo trainer: head-only epochs equal `webnlu elmo-train` epoch by epoc
       assert.ok(Math.abs(got[js] - epoch[native]) <= 1e-4, `epoch ${epoch.epoch} ${js}: ${got[js]} vs CLI ${epoch[native]}`);
     }
   }
+  // End to end (the biLM's weights learn too): the same epochs as `elmo-train --end-to-end`,
+  // and the model's own layers change.
+  const endToEnd = spawnSync(binary, [
+    'elmo-train', '--options', `${FIXTURE}/options.json`, '--weights', `${FIXTURE}/lm_weights.hdf5`, '--data', data,
+    '--train', '80', '--test', '20', '--epochs', '2', '--batch-size', '20', '--lr', '0.01', '--seed', '4', '--end-to-end', '--device', 'cpu',
+  ], { encoding: 'utf8' });
+  assert.equal(endToEnd.status, 0, endToEnd.stderr);
+  const tuned = await WasmElmo.load(optionsJson, weights, 'cpu');
+  const before = (await tuned.embed([['a', 'moving', 'film']], false)).layers;
+  const deep = await tuned.trainer(examples, { training: 'end-to-end', batchSize: 20, learningRate: 0.01, seed: 4, validation: 0.2 });
+  for (const epoch of endToEnd.stdout.trim().split('\n').map((line) => JSON.parse(line))) {
+    const got = await deep.runEpoch();
+    for (const [js, native] of [['trainLoss', 'train_loss'], ['testLoss', 'test_loss'], ['testAccuracy', 'test_accuracy']]) {
+      assert.ok(Math.abs(got[js] - epoch[native]) <= 1e-4, `end to end, epoch ${epoch.epoch} ${js}: ${got[js]} vs CLI ${epoch[native]}`);
+    }
+  }
+  const after = (await tuned.embed([['a', 'moving', 'film']], false)).layers;
+  assert.ok(after.some((v, i) => Math.abs(v - before[i]) > 1e-4), 'end-to-end training changed the biLM');
+
   const probabilities = await trainer.classify([['a', 'moving', 'film'], ['dull']]);
   assert.equal(probabilities.length, 4);
   await assert.rejects(elmo.trainer([{ words: ['x'], label: 1 }], { training: 'all' }), /training must be/);
