@@ -17,7 +17,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { MODELS, ROOT, openPage, openSession, requireFiles, unexpectedConsoleErrors } from './browser-session.mjs';
 import { CLI, maxAbsDiff, requireCli } from './cli-reference.mjs';
 
@@ -27,6 +28,7 @@ requireFiles([
   [`${FIXTURE}/options.json`, 'bash tests/fixtures/generate.sh'],
   [`${FIXTURE}/lm_weights.hdf5`, 'bash tests/fixtures/generate.sh'],
   [`${FIXTURE}/sentences.json`, 'bash tests/fixtures/generate.sh'],
+  [`${MODELS}/vader/movieReviewSnippets_GroundTruth.txt`, 'bash tests/setup/fetch-assets.sh vader'],
 ]);
 requireCli();
 
@@ -167,6 +169,135 @@ test('bad input: a clear error, and the model keeps working', async () => {
   assert.match(got.notTokenized, /sentences\[0\] must be an array of words/);
   assert.match(got.empty, /sentences is empty/);
   assert.deepEqual(got.after, [3, 1, 2, 32]);
+});
+
+// ---- training a classifier on ELMo features, and stateful embedding, against the CLI
+
+/** 80 labelled movie-review lines of VADER (id<TAB>rating<TAB>text, rating != 0): 60 train, 20 held out. */
+const RATED_LINES = readFileSync(`${MODELS}/vader/movieReviewSnippets_GroundTruth.txt`, 'utf8')
+  .split('\n').map((line) => line.replace(/\r$/, ''))
+  .filter((line) => {
+    const [, rating, text] = line.split('\t');
+    return text !== undefined && Number(rating) !== 0 && text.trim() !== '';
+  }).slice(0, 80);
+/** The same sentences as `trainClassifier` examples: the CLI's words and label (sign of the rating). */
+const RATED_EXAMPLES = RATED_LINES.map((line) => {
+  const [, rating, text] = line.split('\t');
+  return { text, label: Number(rating) > 0 ? 1 : 0 };
+});
+/** Training settings given to both: the CLI's flags and the JS options. */
+const TRAIN = { epochs: 2, batchSize: 16, learningRate: 0.01, seed: 3 };
+/** Tolerance of the epoch figures: means of O(1) losses over features that differ by ~1e-6. */
+const TRAIN_TOLERANCE = 1e-4;
+
+function cliTrainingEpochs() {
+  const data = `${mkdtempSync(`${tmpdir()}/webnlu-elmo-`)}/rated.tsv`;
+  writeFileSync(data, `${RATED_LINES.join('\n')}\n`);
+  const output = execFileSync(CLI, [
+    'elmo-train', '--options', `${FIXTURE}/options.json`, '--weights', `${FIXTURE}/lm_weights.hdf5`, '--data', data,
+    '--train', '60', '--test', '20', '--epochs', String(TRAIN.epochs), '--batch-size', String(TRAIN.batchSize),
+    '--lr', String(TRAIN.learningRate), '--seed', String(TRAIN.seed), '--mix', '--device', 'cpu',
+  ], { encoding: 'utf8', env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' } });
+  return output.trim().split('\n').map((line) => JSON.parse(line));
+}
+
+/** `webnlu elmo --stateful --batch-size 3` over the first 6 fixture sentences: two calls of 3. */
+function cliStatefulLayers() {
+  const output = execFileSync(CLI, [
+    'elmo', '--options', `${FIXTURE}/options.json`, '--weights', `${FIXTURE}/lm_weights.hdf5`, '--device', 'cpu',
+    '--stateful', '--batch-size', '3',
+  ], { input: `${SENTENCES.slice(0, 6).map((words) => words.join(' ')).join('\n')}\n`, encoding: 'utf8',
+    env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' } });
+  return output.trim().split('\n').map((line) => JSON.parse(line).layers);
+}
+
+/** In a page: stateful embedding in two calls, then a head + mix classifier, with `runtimeOptions`. */
+async function trainInPage(runtimeOptions) {
+  const page = await openPage(await session.browser.newContext(), `${session.url}harness/`, errors, undefined, notFound);
+  const got = await page.evaluate(async ({ runtimeOptions, sentences, examples, train }) => {
+    const rt = await window.webnlu.Runtime.create(runtimeOptions);
+    const base = '/models/elmo-fixture/';
+    const elmo = await rt.loadElmo({ options: `${base}options.json`, weights: `${base}lm_weights.hdf5` });
+    const asLists = (out) => out.lengths.map((_, b) => out.sentence(b).map((layer) => layer.map((v) => Array.from(v))));
+    const stateful = [
+      ...asLists(await elmo.embed(sentences.slice(0, 3), { stateful: true })),
+      ...asLists(await elmo.embed(sentences.slice(3, 6), { stateful: true })),
+    ];
+    await elmo.resetState();
+    const fresh = asLists(await elmo.embed(sentences.slice(3, 6), { stateful: true }));
+    const progress = [];
+    const run = elmo.trainClassifier(examples, {
+      training: 'mix', validation: 0.25, ...train, onProgress: (report) => progress.push(report.epoch),
+    });
+    const done = await run.done;
+    const predictions = await run.classify(['a wonderful , moving film', ['dull', 'and', 'tedious']]);
+    const out = { device: rt.device.kind, stateful, fresh, epochs: done.epochs, progress, labels: run.labels, predictions };
+    run.dispose();
+    try { await run.classify(['x']); } catch (error) { out.afterDispose = error.name; }
+    try { await elmo.trainClassifier([{ text: 'only one label', label: 'a' }, { text: 'same', label: 'a' }]).done; } catch (error) { out.oneLabel = error.message; }
+    try { elmo.trainClassifier([{ words: [], label: 1 }]); } catch (error) { out.noWords = error.message; }
+    try { elmo.trainClassifier(examples, { training: 'everything' }); } catch (error) { out.badTraining = error.message; }
+    elmo.dispose();
+    rt.dispose();
+    return out;
+  }, { runtimeOptions, sentences: SENTENCES, examples: RATED_EXAMPLES, train: TRAIN });
+  await page.close();
+  return got;
+}
+
+function compareTraining(got, cliEpochs, cliStateful, label) {
+  assert.equal(got.device, label.startsWith('GPU') ? 'gpu' : 'cpu', label);
+  // Stateful: the second call continues the first call's rows, as the CLI's second batch does.
+  let worst = 0;
+  got.stateful.forEach((layers, s) => layers.forEach((words, k) => words.forEach((vector, t) => {
+    worst = Math.max(worst, maxAbsDiff(vector, cliStateful[s][k][t]));
+  })));
+  assert.ok(worst <= TOLERANCE, `${label}: stateful embed vs CLI: ${worst}`);
+  // After resetState the same sentences start fresh: as the stateless reference, not as the continued rows.
+  let freshWorst = 0;
+  let continuedGap = 0;
+  got.fresh.forEach((layers, s) => layers.forEach((words, k) => words.forEach((vector, t) => {
+    freshWorst = Math.max(freshWorst, maxAbsDiff(vector, reference[3 + s][k][t]));
+    continuedGap = Math.max(continuedGap, maxAbsDiff(vector, cliStateful[3 + s][k][t]));
+  })));
+  assert.ok(freshWorst <= TOLERANCE, `${label}: after resetState vs stateless CLI: ${freshWorst}`);
+  assert.ok(continuedGap > 1e-3, `${label}: the kept state changes the layers (gap ${continuedGap})`);
+  // Training: epoch by epoch what `webnlu elmo-train --mix` reports.
+  assert.deepEqual(got.progress, [1, 2]);
+  assert.deepEqual(got.labels, ['0', '1']);
+  got.epochs.forEach((epoch, i) => {
+    const want = cliEpochs[i];
+    assert.equal(epoch.epoch, want.epoch);
+    assert.equal(epoch.trainSentences, 60);
+    assert.equal(epoch.heldOutSentences, 20);
+    for (const [js, cli] of [['trainLoss', 'train_loss'], ['testLoss', 'test_loss'], ['trainAccuracy', 'train_accuracy'],
+      ['testAccuracy', 'test_accuracy'], ['testChance', 'test_chance'], ['mixGamma', 'mix_gamma']]) {
+      assert.ok(Math.abs(epoch[js] - want[cli]) <= TRAIN_TOLERANCE, `${label} epoch ${i + 1} ${js}: ${epoch[js]} vs CLI ${want[cli]}`);
+    }
+    assert.ok(maxAbsDiff(epoch.mixWeights, want.mix_weights) <= TRAIN_TOLERANCE, `${label}: mix weights`);
+  });
+  assert.equal(got.predictions.length, 2);
+  for (const p of got.predictions) {
+    assert.ok(Math.abs(p.scores[0] + p.scores[1] - 1) < 1e-5 && p.score === Math.max(...p.scores), JSON.stringify(p));
+    assert.ok(['0', '1'].includes(p.label));
+  }
+  assert.equal(got.afterDispose, 'DisposedError');
+  assert.match(got.oneLabel, /1 distinct label/);
+  assert.match(got.noWords, /examples\[0\] has no words/);
+  assert.match(got.badTraining, /training must be 'head', 'mix' or 'end-to-end'/);
+  console.log(`# ${label}: stateful max |diff| ${worst.toExponential(2)}; epochs ${got.epochs.map((e) =>
+    `loss ${e.trainLoss.toFixed(4)} held-out ${e.testAccuracy.toFixed(3)}`).join(', ')}`);
+}
+
+test('trainClassifier and stateful embed equal the CLI (elmo-train --mix, elmo --stateful): CPU page, worker, pool of 2; GPU page, worker', async () => {
+  const cliEpochs = cliTrainingEpochs();
+  const cliStateful = cliStatefulLayers();
+  assert.equal(cliEpochs.length, TRAIN.epochs);
+  compareTraining(await trainInPage({ device: 'cpu', worker: false }), cliEpochs, cliStateful, 'CPU, page thread');
+  compareTraining(await trainInPage({ device: 'cpu', worker: true }), cliEpochs, cliStateful, 'CPU, worker');
+  compareTraining(await trainInPage({ device: 'cpu', threads: 2 }), cliEpochs, cliStateful, 'CPU, pool of 2 workers');
+  compareTraining(await trainInPage({ device: 'gpu', worker: false }), cliEpochs, cliStateful, 'GPU, page thread');
+  compareTraining(await trainInPage({ device: 'gpu', worker: true }), cliEpochs, cliStateful, 'GPU, worker');
 });
 
 test('no errors in the console', () => {

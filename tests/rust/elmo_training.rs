@@ -15,6 +15,7 @@ use webnlu::models::scalar_mix::{
     scalar_mix_backward_cpu, scalar_mix_forward_cpu, ScalarMix, ScalarMixGrads,
 };
 use webnlu::ops::optimizer::AdamWConfig;
+use webnlu::tasks::elmo_training::{shuffle_and_split, ElmoClassifierRun, ElmoTrainOptions};
 
 fn fixture_dir() -> std::path::PathBuf {
     op_checks::fixture_model_dir("elmo-fixture", &["options.json", "lm_weights.hdf5"])
@@ -405,4 +406,94 @@ fn cli_head_only_classifier_beats_chance_on_held_out_movie_reviews() {
         .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("options.json"));
+}
+
+/// The training run behind `webnlu elmo-train` and the browser's `elmo.trainClassifier`, on
+/// 96 movie-review sentences (64 train, 32 held out), head + mix, two epochs: the CPU and the
+/// GPU (lavapipe) give the same epochs, the probabilities agree with the measured held-out
+/// accuracy, and bad runs are refused by name. Tolerance 1e-4 on losses (mean of ~64 f32
+/// cross-entropies of O(1) whose features differ by ~1e-6 between devices) and exact on
+/// accuracies away from ties.
+#[test]
+fn training_run_gives_the_same_epochs_on_both_devices_and_predicts() {
+    let all = parse_rated_sentences(
+        "movie",
+        &std::fs::read_to_string(vader_movie_reviews()).unwrap(),
+    )
+    .unwrap();
+    let options = ElmoTrainOptions {
+        training: ElmoTraining::Mix,
+        batch_size: 16,
+        learning_rate: 1e-2,
+        seed: 5,
+    };
+    let run_on = |device: &Device| {
+        let mut bilm = load(device);
+        let (train, held) = shuffle_and_split(all.clone(), 64, 32, 7).unwrap();
+        let held_words: Vec<Vec<String>> = held.iter().map(|e| e.tokens.clone()).collect();
+        let held_labels: Vec<u32> = held.iter().map(|e| e.label).collect();
+        let mut run =
+            pollster::block_on(ElmoClassifierRun::start(&bilm, 2, train, held, options)).unwrap();
+        let reports: Vec<_> = (0..2)
+            .map(|_| pollster::block_on(run.run_epoch(&mut bilm)).unwrap())
+            .collect();
+        let words: Vec<Vec<&str>> = held_words
+            .iter()
+            .map(|s| s.iter().map(String::as_str).collect())
+            .collect();
+        let probabilities = pollster::block_on(run.predict(&bilm, &words)).unwrap();
+        (reports, probabilities, held_labels)
+    };
+    let (cpu, cpu_probabilities, labels) = run_on(&Device::Cpu);
+    let (gpu, gpu_probabilities, _) = run_on(&op_checks::gpu());
+    for (c, g) in cpu.iter().zip(&gpu) {
+        assert_eq!(c.epoch, g.epoch);
+        assert!((c.train_loss - g.train_loss).abs() < 1e-4, "{c:?} vs {g:?}");
+        assert!((c.test_loss.unwrap() - g.test_loss.unwrap()).abs() < 1e-4);
+        assert_eq!(c.test_accuracy, g.test_accuracy);
+        assert_eq!(c.test_chance, g.test_chance);
+    }
+    assert!(cpu[1].train_loss < cpu[0].train_loss, "{cpu:?}");
+    assert_ne!(cpu[1].mix_weights, vec![1.0 / 3.0; 3], "the mix trains");
+    op_checks::assert_close(
+        "probabilities",
+        &gpu_probabilities,
+        &cpu_probabilities,
+        1e-5,
+        1e-4,
+    );
+    // The probabilities are the held-out predictions: their accuracy is the report's.
+    let correct = cpu_probabilities
+        .chunks(2)
+        .zip(&labels)
+        .filter(|(p, &label)| (p[1] > p[0]) as u32 == label)
+        .count();
+    assert_eq!(correct as f64 / 32.0, cpu[1].test_accuracy.unwrap());
+    assert!(cpu_probabilities
+        .chunks(2)
+        .all(|p| (p[0] + p[1] - 1.0).abs() < 1e-6));
+
+    // Refused by name: no sentences, a label beyond the classes, a stateful biLM, too few.
+    let mut bilm = load(&Device::Cpu);
+    let start = |bilm: &ElmoBiLm, train, classes| {
+        pollster::block_on(ElmoClassifierRun::start(
+            bilm,
+            classes,
+            train,
+            Vec::new(),
+            options,
+        ))
+        .err()
+        .expect("refused")
+        .to_string()
+    };
+    assert!(start(&bilm, Vec::new(), 2).contains("no sentences"));
+    assert!(start(&bilm, all[..4].to_vec(), 1).contains("label 1"));
+    bilm.set_stateful(true);
+    assert!(start(&bilm, all[..4].to_vec(), 2).contains("stateless"));
+    let error = shuffle_and_split(all[..10].to_vec(), 8, 4, 1).unwrap_err();
+    assert!(
+        error.to_string().contains("10 labelled sentences"),
+        "{error}"
+    );
 }

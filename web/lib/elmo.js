@@ -3,6 +3,8 @@
 // tokenized sentences through the engine (this thread or the worker), wrapping the wasm class
 // `WasmElmo`. The layers come back as one Float32Array (moved, not copied, out of the worker)
 // with its shape; `ElmoLayers.sentence(i)` gives the CLI's `{"layers": [...]}` of one sentence.
+// `ElmoModel.trainClassifier` trains a sentence classifier on the biLM's features (as `webnlu
+// elmo-train`), one epoch per engine call, as an `ElmoTrainingRun`.
 
 import { DisposedError, ModelLoadError, WebnluError } from './errors.js';
 import { fetchFile } from './model-loader.js';
@@ -152,14 +154,41 @@ export class ElmoModel {
   }
 
   /**
-   * The biLM's layers for tokenized sentences (`string[][]`), each sentence on its own (fresh
-   * LSTM state): an `ElmoLayers` of shape [numLayers, sentences, longest, outputDim].
+   * The biLM's layers for tokenized sentences (`string[][]`): an `ElmoLayers` of shape
+   * [numLayers, sentences, longest, outputDim]. By default each sentence starts from a fresh
+   * LSTM state. `{ stateful: true }`: sentence b starts from the final state of sentence b of
+   * the previous stateful call (AllenNLP's `Elmo`, for a text read in consecutive batches);
+   * a call without it, `resetState()` or training forget the kept states.
    */
-  async embed(sentences) {
-    if (this._disposed) throw new DisposedError('this ElmoModel was disposed');
+  async embed(sentences, { stateful = false } = {}) {
+    this.checkOpen();
     checkSentences(sentences);
-    const out = await this.runtime._channel.call('elmo.embed', { handle: this._handle, sentences });
+    if (typeof stateful !== 'boolean') throw new WebnluError(`stateful must be true or false, got ${JSON.stringify(stateful)}`);
+    const out = await this.runtime._channel.call('elmo.embed', { handle: this._handle, sentences, stateful });
     return new ElmoLayers(out);
+  }
+
+  /** Forgets the LSTM states kept by stateful `embed` calls. */
+  async resetState() {
+    this.checkOpen();
+    await this.runtime._channel.call('elmo.resetState', { handle: this._handle });
+  }
+
+  /**
+   * Starts training a sentence classifier on the biLM's features (mean over the words of each
+   * layer, scalar mix, linear head, cross-entropy, AdamW), as `webnlu elmo-train` does:
+   * `examples` are `{ words: string[], label }` or `{ text, label }` (text split at whitespace),
+   * label a string or an integer. Options: `training` ('head', 'mix' or 'end-to-end', which also
+   * trains the biLM's weights in place), `epochs`, `batchSize`, `learningRate`, `seed`,
+   * `validation` (share held out, default 0.1), `onProgress`. Returns an `ElmoTrainingRun`.
+   */
+  trainClassifier(examples, options = {}) {
+    this.checkOpen();
+    return new ElmoTrainingRun(this, examples, options);
+  }
+
+  checkOpen() {
+    if (this._disposed) throw new DisposedError('this ElmoModel was disposed');
   }
 
   /** Frees the model's memory (GPU buffers included); later calls reject with DisposedError. */
@@ -167,5 +196,134 @@ export class ElmoModel {
     if (this._disposed) return;
     this._disposed = true;
     this.runtime._channel.call('free', { handle: this._handle }).catch(() => {});
+  }
+}
+
+const ELMO_TRAINING = ['head', 'mix', 'end-to-end'];
+
+/** `examples` as `{ words, label }` for the engine; a WebnluError naming the first bad one. */
+function elmoExamples(examples) {
+  if (!Array.isArray(examples) || examples.length === 0) {
+    throw new WebnluError('examples must be a non-empty array of { words, label } or { text, label }');
+  }
+  return examples.map((example, i) => {
+    if (example === null || typeof example !== 'object') throw new WebnluError(`examples[${i}] must be an object { words, label } or { text, label }`);
+    const { label } = example;
+    if (!(typeof label === 'string' || Number.isInteger(label))) {
+      throw new WebnluError(`examples[${i}].label must be a string or an integer, got ${JSON.stringify(label)}`);
+    }
+    let words;
+    if (Array.isArray(example.words)) {
+      example.words.forEach((word, j) => checkText(word, `examples[${i}].words[${j}]`));
+      words = example.words;
+    } else if (typeof example.text === 'string') {
+      checkText(example.text, `examples[${i}].text`);
+      words = example.text.split(/\s+/).filter((word) => word !== '');
+    } else {
+      throw new WebnluError(`examples[${i}] needs words (string[]) or text (a string)`);
+    }
+    if (words.length === 0) throw new WebnluError(`examples[${i}] has no words`);
+    return { words, label };
+  });
+}
+
+/** Sentences to classify: each `string[]` (words) or a string (split at whitespace). */
+function sentencesToClassify(sentences) {
+  if (!Array.isArray(sentences)) throw new WebnluError(`sentences must be an array of strings or of word arrays, got ${typeof sentences}`);
+  return sentences.map((sentence, i) => {
+    if (typeof sentence === 'string') {
+      checkText(sentence, `sentences[${i}]`);
+      return sentence.split(/\s+/).filter((word) => word !== '');
+    }
+    if (!Array.isArray(sentence)) throw new WebnluError(`sentences[${i}] must be a string or an array of words`);
+    sentence.forEach((word, j) => checkText(word, `sentences[${i}][${j}]`));
+    return sentence;
+  });
+}
+
+/**
+ * A classifier training on an ELMo model's features: epochs one after the other in the engine,
+ * `onProgress` after each, until `epochs` are done or `stop()` (at the end of the running epoch).
+ * `classify` uses the head as trained so far.
+ */
+export class ElmoTrainingRun {
+  /** @private Use `elmo.trainClassifier`. */
+  constructor(elmo, examples, options) {
+    const { training = 'head', epochs = 10, batchSize, learningRate, seed, validation, onProgress } = options;
+    if (!ELMO_TRAINING.includes(training)) {
+      throw new WebnluError(`training must be 'head', 'mix' or 'end-to-end', got ${JSON.stringify(training)}`);
+    }
+    if (!Number.isInteger(epochs) || epochs < 1) throw new WebnluError(`epochs must be a positive integer, got ${epochs}`);
+    if (validation !== undefined && !(typeof validation === 'number' && validation >= 0 && validation < 1)) {
+      throw new WebnluError(`validation must be the fraction of examples to hold out, in [0, 1), got ${JSON.stringify(validation)}`);
+    }
+    const trainerOptions = { training };
+    for (const [name, value] of Object.entries({ batchSize, learningRate, seed, validation })) {
+      if (value === undefined) continue;
+      if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+        throw new WebnluError(`${name} must be a non-negative number, got ${JSON.stringify(value)}`);
+      }
+      trainerOptions[name] = value;
+    }
+    this.elmo = elmo;
+    this.onProgress = onProgress ?? null;
+    /** The report of every finished epoch. */
+    this.epochs = [];
+    /** The class names, in the order of `scores` (set once the run has started). */
+    this.labels = null;
+    this._stopped = false;
+    this._disposed = false;
+    this._handle = null;
+    this.done = this.loop(elmoExamples(examples), trainerOptions, epochs);
+  }
+
+  /** Ends the run after the epoch now running; `done` then resolves with `stopped: true`. */
+  stop() {
+    this._stopped = true;
+  }
+
+  async loop(examples, trainerOptions, epochs) {
+    const started = performance.now();
+    const channel = this.elmo.runtime._channel;
+    const created = await channel.call('elmo.trainer', { handle: this.elmo._handle, examples, options: trainerOptions });
+    this._handle = created.handle;
+    this.labels = created.labels;
+    for (let epoch = 0; epoch < epochs && !this._stopped; epoch++) {
+      const epochStarted = performance.now();
+      const report = await channel.call('elmoTrainer.runEpoch', { handle: this._handle });
+      const withTime = { ...report, seconds: (performance.now() - epochStarted) / 1000 };
+      this.epochs.push(withTime);
+      if (typeof this.onProgress === 'function') this.onProgress(withTime);
+    }
+    return { epochs: this.epochs, stopped: this._stopped, seconds: (performance.now() - started) / 1000 };
+  }
+
+  /**
+   * Classifies sentences with the head as trained so far (after `done`, the trained one):
+   * `{ label, score, scores }` each, `scores` in the order of `labels`.
+   */
+  async classify(sentences) {
+    if (this._disposed) throw new DisposedError('this ElmoTrainingRun was disposed');
+    if (this._handle === null) await this.done;
+    const words = sentencesToClassify(sentences);
+    if (words.length === 0) return [];
+    const probabilities = await this.elmo.runtime._channel.call('elmoTrainer.classify', { handle: this._handle, sentences: words });
+    const classes = this.labels.length;
+    return words.map((_, i) => {
+      const scores = Array.from(probabilities.subarray(i * classes, (i + 1) * classes));
+      let best = 0;
+      scores.forEach((p, c) => { if (p > scores[best]) best = c; });
+      return { label: this.labels[best], score: scores[best], scores };
+    });
+  }
+
+  /** Stops the run and frees the classifier (the biLM stays); later `classify` calls reject. */
+  dispose() {
+    if (this._disposed) return;
+    this._disposed = true;
+    this._stopped = true;
+    this.done.catch(() => {}).then(() => {
+      if (this._handle !== null) this.elmo.runtime._channel.call('free', { handle: this._handle }).catch(() => {});
+    });
   }
 }

@@ -92,6 +92,13 @@ const SPLIT_ARGUMENT = {
   'model.headFeatures': 'texts', // head-only training's encoder pass over the examples
 };
 
+/** Operations that create an object in the first worker only: its kind in the pool. */
+const CREATED_KIND = {
+  'tokenizer.create': 'tokenizer',
+  'elmo.load': 'elmo',
+  'elmo.trainer': 'elmoTrainer',
+};
+
 /**
  * `items` cut into at most `parts` contiguous, non-empty chunks whose sizes differ by at most one
  * (the larger ones first); an empty list gives no chunks.
@@ -234,9 +241,9 @@ export class WorkerPool {
         return this.free(args.handle);
       default:
         if (op in SPLIT_ARGUMENT) return this.split(op, args);
-        if (op === 'tokenizer.create' || op === 'elmo.load') {
+        if (op in CREATED_KIND) { // objects that live in the first worker only
           const created = await this.first(op, args, transfer);
-          return { ...created, handle: this.keep(op.split('.')[0], [created.handle]) };
+          return { ...created, handle: this.keep(CREATED_KIND[op], [created.handle]) };
         }
         return this.first(op, args, transfer);
     }

@@ -245,13 +245,30 @@ export class Engine {
       }
       case 'elmo.embed': {
         const elmo = this.get(a.handle, 'elmo').object;
-        const out = await callRustAsync('embed', () => elmo.embed(a.sentences));
+        const out = await callRustAsync('embed', () => elmo.embed(a.sentences, Boolean(a.stateful)));
         try {
           // layers: (K, B, T, D) in a buffer of its own (wasm-bindgen copies it out of wasm memory)
           return { layers: out.layers, shape: Array.from(out.shape), lengths: Array.from(out.lengths) };
         } finally {
           out.free();
         }
+      }
+      case 'elmo.resetState': {
+        callRust('resetState', () => this.get(a.handle, 'elmo').object.resetState());
+        return null;
+      }
+      case 'elmo.trainer': {
+        const elmo = this.get(a.handle, 'elmo').object;
+        const trainer = await callRustAsync('trainClassifier', () => elmo.trainer(a.examples, a.options));
+        return { handle: this.keep('elmoTrainer', trainer), labels: trainer.labels };
+      }
+      case 'elmoTrainer.runEpoch': {
+        const trainer = this.get(a.handle, 'elmoTrainer').object;
+        return plain(await callRustAsync('trainClassifier', () => trainer.runEpoch()));
+      }
+      case 'elmoTrainer.classify': {
+        const trainer = this.get(a.handle, 'elmoTrainer').object;
+        return callRustAsync('classify', () => trainer.classify(a.sentences)); // (B, classes) probabilities
       }
       case 'free': {
         const entry = this.objects.get(a.handle);

@@ -678,11 +678,89 @@ export class ElmoModel {
   readonly loadSeconds: number;
   /**
    * The biLM's layers for tokenized sentences (each an array of words; a word longer than the
-   * options' `max_characters_per_token` is truncated, as AllenNLP does). Every call starts from
-   * a fresh LSTM state (no state carries over between sentences or calls).
+   * options' `max_characters_per_token` is truncated, as AllenNLP does). By default every
+   * sentence starts from a fresh LSTM state. With `{ stateful: true }`, sentence `b` starts from
+   * the final LSTM state of sentence `b` of the previous stateful call (AllenNLP's `Elmo`: a
+   * long text read in consecutive batches, one row per stream); a stateless call,
+   * `resetState()` or `trainClassifier` forget the kept states.
    * @throws WebnluError when `sentences` is not a non-empty `string[][]` (the message names the entry).
    */
-  embed(sentences: string[][]): Promise<ElmoLayers>;
+  embed(sentences: string[][], options?: { stateful?: boolean }): Promise<ElmoLayers>;
+  /** Forgets the LSTM states kept by stateful `embed` calls. */
+  resetState(): Promise<void>;
+  /**
+   * Trains a sentence classifier on the biLM's features, as `webnlu elmo-train`: each layer
+   * averaged over the sentence's words, standardized (mean and deviation of the training
+   * sentences), mixed by a learned scalar mix, then a linear head; cross-entropy, AdamW.
+   * The examples are shuffled with `seed` and the last `round(validation * n)` held out.
+   */
+  trainClassifier(examples: ElmoExample[], options?: ElmoTrainOptions): ElmoTrainingRun;
   /** Frees its memory (GPU buffers too); later calls reject with DisposedError. */
+  dispose(): void;
+}
+
+/** One labelled sentence for `ElmoModel.trainClassifier`: its words, or a text split at whitespace. */
+export type ElmoExample =
+  | { words: string[]; label: string | number }
+  | { text: string; label: string | number };
+
+/** Options of `ElmoModel.trainClassifier`. */
+export interface ElmoTrainOptions {
+  /**
+   * What learns: 'head' (default; the linear head on cached features), 'mix' (the head and the
+   * scalar mix), 'end-to-end' (also every biLM weight, in place: the model's `embed` changes).
+   */
+  training?: 'head' | 'mix' | 'end-to-end';
+  /** Epochs to run. Default 10. */
+  epochs?: number;
+  /** Sentences per step. Default 32. */
+  batchSize?: number;
+  /** AdamW learning rate. Default 3e-3. */
+  learningRate?: number;
+  /** Seeds the head's initialization, the split and each epoch's order. Default 1. */
+  seed?: number;
+  /** Share of the examples held out, in [0, 1). Default 0.1. */
+  validation?: number;
+  /** Called after each epoch. */
+  onProgress?: (report: ElmoEpochReport) => void;
+}
+
+/** One epoch of `ElmoModel.trainClassifier`. */
+export interface ElmoEpochReport {
+  /** 1 for the first epoch. */
+  epoch: number;
+  /** Mean cross-entropy over the training sentences (each batch measured before its update). */
+  trainLoss: number;
+  trainAccuracy: number;
+  /** On the held-out sentences after the epoch; null without any. */
+  testLoss: number | null;
+  testAccuracy: number | null;
+  /** The held-out share of the most frequent label (what always guessing it scores). */
+  testChance: number | null;
+  /** softmax of the scalar mix's weights, one per layer. */
+  mixWeights: number[];
+  mixGamma: number;
+  trainSentences: number;
+  heldOutSentences: number;
+  /** Wall-clock seconds of the epoch (the features of the training sentences come before the first: see `done`). */
+  seconds: number;
+}
+
+/** A classifier training on an ELMo model's features. */
+export class ElmoTrainingRun {
+  private constructor();
+  /** Called after each epoch (may be set after the run started). */
+  onProgress: ((report: ElmoEpochReport) => void) | null;
+  /** The reports of the epochs finished so far. */
+  readonly epochs: ElmoEpochReport[];
+  /** The labels in class order (the order of `scores`), sorted as strings; null until started. */
+  readonly labels: string[] | null;
+  /** Resolves when the run ends (all epochs, or stopped); rejects with the error that ended it. */
+  readonly done: Promise<{ epochs: ElmoEpochReport[]; stopped: boolean; seconds: number }>;
+  /** Ends the run after the current epoch. */
+  stop(): void;
+  /** Classifies sentences (word arrays, or strings split at whitespace) with the head as trained so far. */
+  classify(sentences: Array<string | string[]>): Promise<Classification[]>;
+  /** Stops the run and frees the classifier (the biLM stays). */
   dispose(): void;
 }

@@ -9,7 +9,7 @@
 //   model-source.js  Hub id / URL / local files -> which files to get
 //   model-loader.js  fetch with progress, Cache API, clearCache()
 //   runtime.js       Runtime, Model, TrainingRun, LoadedTokenizer
-//   elmo.js          ElmoModel, ElmoLayers (Runtime.loadElmo)
+//   elmo.js          ElmoModel, ElmoLayers, ElmoTrainingRun (Runtime.loadElmo)
 //   engine.js        the wasm objects and the operations on them (this thread or the worker)
 //   device-choice.js how device 'auto' decides (calibration, remembered decisions)
 //   engine-channel.js, worker.js   the ways to reach the engine: this thread, a worker, a pool
@@ -20,7 +20,7 @@ export { init, findLoneSurrogate, wasmBuildFor } from './wasm-module.js';
 export { Tokenizer } from './tokenizer.js';
 export { WebnluError, ModelLoadError, DeviceError, UnsupportedError, DisposedError, WorkerError } from './errors.js';
 export { Runtime, Model, TrainingRun, LoadedTokenizer } from './runtime.js';
-export { ElmoModel, ElmoLayers } from './elmo.js';
+export { ElmoModel, ElmoLayers, ElmoTrainingRun } from './elmo.js';
 export { fetchModelFiles, clearCache, listCachedFiles, CACHE_NAME } from './model-loader.js';
 export { resolveModelSource, DEFAULT_HUB_URL, MODEL_FILE_ROLES } from './model-source.js';
 

@@ -14,9 +14,9 @@ use std::time::Instant;
 use super::arguments::Arguments;
 use webnlu::device::{DeviceChoice, GpuOptions};
 use webnlu::models::elmo::ElmoBiLm;
-use webnlu::models::elmo_classifier::{BatchResult, ElmoClassifier, ElmoTraining, FeatureScaling};
-use webnlu::models::elmo_sentiment_data::{parse_rated_sentences, shuffle, RatedSentence};
-use webnlu::ops::optimizer::AdamWConfig;
+use webnlu::models::elmo_classifier::ElmoTraining;
+use webnlu::models::elmo_sentiment_data::parse_rated_sentences;
+use webnlu::tasks::elmo_training::{shuffle_and_split, ElmoClassifierRun, ElmoTrainOptions};
 use webnlu::{Device, Error, Result};
 
 pub fn run(args: &[String]) -> Result<()> {
@@ -83,107 +83,48 @@ pub fn run(args: &[String]) -> Result<()> {
     let data_bytes = webnlu::io::read_file(data_path)?;
     let data_text = std::str::from_utf8(&data_bytes)
         .map_err(|e| Error::format(data_path, format!("not UTF-8 (byte {})", e.valid_up_to())))?;
-    let mut examples = parse_rated_sentences(data_path, data_text)?;
+    let examples = parse_rated_sentences(data_path, data_text)?;
     if examples.len() < train_count + test_count {
         return Err(Error::invalid(format!(
             "elmo-train: {data_path} has {} labelled sentences, fewer than --train {train_count} + --test {test_count}",
             examples.len()
         )));
     }
-    shuffle(&mut examples, seed);
-    let test: Vec<RatedSentence> = examples[train_count..train_count + test_count].to_vec();
-    let mut train: Vec<RatedSentence> = examples[..train_count].to_vec();
-    let positives = test.iter().filter(|e| e.label == 1).count();
-    let chance = positives.max(test_count - positives) as f64 / test_count as f64;
-
-    let config = AdamWConfig {
-        lr,
-        ..AdamWConfig::default()
+    let (train, test) = shuffle_and_split(examples, train_count, test_count, seed)?;
+    let options = ElmoTrainOptions {
+        training,
+        batch_size,
+        learning_rate: lr,
+        seed,
     };
-    let mut classifier = ElmoClassifier::new(&bilm, 2, training, config, seed)?;
-    let pooled = |bilm: &ElmoBiLm, batch: &[RatedSentence]| {
-        let sentences: Vec<Vec<&str>> = batch
-            .iter()
-            .map(|e| e.tokens.iter().map(String::as_str).collect())
-            .collect();
-        pollster::block_on(ElmoClassifier::pooled_layers(bilm, &sentences))
-    };
-    let labels = |batch: &[RatedSentence]| batch.iter().map(|e| e.label).collect::<Vec<u32>>();
-    // The pooled layers of every training sentence under the initial biLM, once: they fit the
-    // feature scaling, and with a frozen biLM the epochs reuse them.
+    // The first epoch's seconds include the features of the training sentences.
     let started = Instant::now();
-    let mut cached: Vec<(Vec<f32>, Vec<u32>)> = Vec::new();
-    for batch in train.chunks(batch_size) {
-        cached.push((pooled(&bilm, batch)?, labels(batch)));
-    }
-    let batches: Vec<&[f32]> = cached.iter().map(|(f, _)| f.as_slice()).collect();
-    classifier.set_scaling(FeatureScaling::fit(
-        &batches,
-        bilm.num_layers(),
-        bilm.output_dim(),
-    )?)?;
-    let mut test_cache: Vec<(Vec<f32>, Vec<u32>)> = Vec::new();
-    if training != ElmoTraining::EndToEnd {
-        for batch in test.chunks(batch_size) {
-            test_cache.push((pooled(&bilm, batch)?, labels(batch)));
-        }
-    } else {
-        cached.clear();
-    }
-    let feature_seconds = started.elapsed().as_secs_f64();
-
+    let mut run = pollster::block_on(ElmoClassifierRun::start(&bilm, 2, train, test, options))?;
+    let mut feature_seconds = started.elapsed().as_secs_f64();
     let mode = match training {
         ElmoTraining::Head => "head",
         ElmoTraining::Mix => "mix",
         ElmoTraining::EndToEnd => "end-to-end",
     };
-    for epoch in 1..=epochs {
+    for _ in 0..epochs {
         let started = Instant::now();
-        let mut seen = BatchResult::default();
-        if training == ElmoTraining::EndToEnd {
-            shuffle(&mut train, seed.wrapping_add(epoch as u64));
-            for batch in train.chunks(batch_size) {
-                let sentences: Vec<Vec<&str>> = batch
-                    .iter()
-                    .map(|e| e.tokens.iter().map(String::as_str).collect())
-                    .collect();
-                seen.add(pollster::block_on(classifier.train_step_end_to_end(
-                    &mut bilm,
-                    &sentences,
-                    &labels(batch),
-                ))?);
-            }
-        } else {
-            shuffle(&mut cached, seed.wrapping_add(epoch as u64));
-            for (features, batch_labels) in &cached {
-                seen.add(classifier.train_step(features, batch_labels)?);
-            }
-        }
-        let mut held_out = BatchResult::default();
-        if training == ElmoTraining::EndToEnd {
-            for batch in test.chunks(batch_size) {
-                held_out.add(classifier.evaluate(&pooled(&bilm, batch)?, &labels(batch))?);
-            }
-        } else {
-            for (features, batch_labels) in &test_cache {
-                held_out.add(classifier.evaluate(features, batch_labels)?);
-            }
-        }
+        let report = pollster::block_on(run.run_epoch(&mut bilm))?;
         let line = serde_json::json!({
-            "epoch": epoch,
+            "epoch": report.epoch,
             "training": mode,
             "device": device.kind(),
             "train_sentences": train_count,
             "test_sentences": test_count,
-            "train_loss": seen.mean_loss(),
-            "train_accuracy": seen.accuracy(),
-            "test_loss": held_out.mean_loss(),
-            "test_accuracy": held_out.accuracy(),
-            "test_chance": chance,
-            "mix_weights": classifier.mix.weights(),
-            "mix_gamma": classifier.mix.gamma,
-            "seconds": started.elapsed().as_secs_f64() + if epoch == 1 { feature_seconds } else { 0.0 },
+            "train_loss": report.train_loss,
+            "train_accuracy": report.train_accuracy,
+            "test_loss": report.test_loss,
+            "test_accuracy": report.test_accuracy,
+            "test_chance": report.test_chance,
+            "mix_weights": report.mix_weights,
+            "mix_gamma": report.mix_gamma,
+            "seconds": started.elapsed().as_secs_f64() + feature_seconds,
         });
+        feature_seconds = 0.0;
         println!("{line}");
     }
     Ok(())

@@ -154,6 +154,8 @@ pub(crate) struct KernelProfile {
     kernels: Option<std::collections::HashMap<&'static str, (u64, u64)>>, // (dispatches, ns)
 }
 
+// Switched on and fed only by native code (the browser has no blocking wait per dispatch).
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
 impl KernelProfile {
     pub(crate) fn set(&mut self, on: bool) {
         self.kernels = on.then(Default::default);

@@ -352,6 +352,44 @@ impl ElmoClassifier {
         Ok((mixed, logits))
     }
 
+    /// The pooled layers (K, B, 2P) as the mix sees them: standardized when a scaling is set.
+    fn scaled<'a>(&self, pooled: &'a [f32]) -> std::borrow::Cow<'a, [f32]> {
+        match &self.scaling {
+            Some(scaling) => {
+                let mut copy = pooled.to_vec();
+                scaling.apply(&mut copy);
+                std::borrow::Cow::Owned(copy)
+            }
+            None => std::borrow::Cow::Borrowed(pooled),
+        }
+    }
+
+    /// Class probabilities (B, classes), softmax of the logits, of a batch of `batch` pooled
+    /// layers (K, B, 2P): what the classifier predicts, without labels.
+    pub fn probabilities(&self, pooled: &[f32], batch: usize) -> Result<Vec<f32>> {
+        let d = self.weight.shape()[1];
+        let k = self.mix.scalars.len();
+        if pooled.len() != k * batch * d {
+            return Err(Error::shape(
+                "ElmoClassifier: pooled layers",
+                [k, batch, d],
+                pooled.len(),
+            ));
+        }
+        let (_, logits) = self.head_forward(&self.scaled(pooled), batch)?;
+        let mut probabilities = logits.cpu()?.to_vec(); // (B, classes)
+        for row in probabilities.chunks_mut(self.classes()) {
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0.0f32;
+            for x in row.iter_mut() {
+                *x = (*x - max).exp();
+                sum += *x;
+            }
+            row.iter_mut().for_each(|x| *x /= sum);
+        }
+        Ok(probabilities)
+    }
+
     /// Loss and accuracy of a batch of pooled layers (K, B, 2P), without training.
     pub fn evaluate(&self, pooled: &[f32], labels: &[u32]) -> Result<BatchResult> {
         let (result, _) = self.loss(pooled, labels)?;
@@ -377,17 +415,8 @@ impl ElmoClassifier {
         }
         check_labels(labels, self.classes())?;
         let host = Device::Cpu;
-        let scaled;
-        let pooled = match &self.scaling {
-            Some(scaling) => {
-                let mut copy = pooled.to_vec();
-                scaling.apply(&mut copy);
-                scaled = copy;
-                &scaled[..]
-            }
-            None => pooled,
-        };
-        let (mixed, logits) = self.head_forward(pooled, batch)?;
+        let pooled = self.scaled(pooled);
+        let (mixed, logits) = self.head_forward(&pooled, batch)?;
         let targets = Tensor::from_vec(&host, &[batch], labels.to_vec(), "elmo_classifier.labels")?;
         let mut losses = Tensor::uninit(&host, &[batch], "elmo_classifier.losses")?;
         let mut lse = Tensor::uninit(&host, &[batch], "elmo_classifier.logsumexp")?;
@@ -410,7 +439,7 @@ impl ElmoClassifier {
                 correct,
                 count: batch,
             },
-            (logits, lse, mixed, targets, pooled.to_vec()),
+            (logits, lse, mixed, targets, pooled.into_owned()),
         ))
     }
 

@@ -6,6 +6,7 @@
 pub mod classifier;
 pub mod classify;
 pub mod classify_tokens;
+pub mod elmo_training;
 pub mod embed;
 pub mod examples;
 pub mod fill_mask;

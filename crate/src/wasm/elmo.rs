@@ -2,8 +2,11 @@
 //! the bytes of the weights `.hdf5`, then embed tokenized sentences) and `WasmElmoLayers` (the
 //! result: one flat `Float32Array` with its shape, sentence boundaries removed).
 //!
+//! `WasmElmoTrainer` trains a sentence classifier on the biLM's features one epoch per call
+//! (`tasks::elmo_training`, as `webnlu elmo-train`) and then classifies sentences.
+//!
 //! The model sits behind `Rc<RefCell<..>>` so that `embed` can return a `Promise` that owns it
-//! (a GPU read-back is asynchronous in the browser); a second `embed` while one is running is
+//! (a GPU read-back is asynchronous in the browser); a second call while one is running is
 //! refused with an error instead of waiting.
 
 use std::cell::RefCell;
@@ -13,9 +16,15 @@ use js_sys::{Array, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
+use super::model::{from_js, to_js};
 use super::to_js_error;
 use crate::device::{Device, DeviceChoice, GpuOptions};
 use crate::models::elmo::ElmoBiLm;
+use crate::models::elmo_classifier::ElmoTraining;
+use crate::models::elmo_sentiment_data::RatedSentence;
+use crate::tasks::elmo_training::{
+    shuffle_and_split, ElmoClassifierRun, ElmoEpochReport, ElmoTrainOptions,
+};
 
 #[wasm_bindgen]
 pub struct WasmElmo {
@@ -54,26 +63,34 @@ impl WasmElmoLayers {
     }
 }
 
+/// The biLM for one call; an error while another call holds it (JS did not wait for it).
+fn borrow_mut<'a>(
+    bilm: &'a Rc<RefCell<ElmoBiLm>>,
+    call: &str,
+) -> Result<std::cell::RefMut<'a, ElmoBiLm>, JsError> {
+    bilm.try_borrow_mut().map_err(|_| {
+        JsError::new(&format!(
+            "WasmElmo.{call}: another call on this model is still running"
+        ))
+    })
+}
+
 fn u32_of(x: usize, what: &str) -> Result<u32, JsError> {
     u32::try_from(x).map_err(|_| JsError::new(&format!("WasmElmo: {what} {x} exceeds u32")))
 }
 
 /// `sentences` as `Vec<Vec<String>>`: an array of arrays of strings, else an error naming the
 /// offending entry.
-fn sentences_from_js(sentences: &Array) -> Result<Vec<Vec<String>>, JsError> {
+fn sentences_from_js(sentences: &Array, what: &str) -> Result<Vec<Vec<String>>, JsError> {
     let mut out = Vec::with_capacity(sentences.length() as usize);
     for (i, sentence) in sentences.iter().enumerate() {
         let words = sentence.dyn_ref::<Array>().ok_or_else(|| {
-            JsError::new(&format!(
-                "WasmElmo.embed: sentence {i} is not an array of words"
-            ))
+            JsError::new(&format!("{what}: sentence {i} is not an array of words"))
         })?;
         let mut tokens = Vec::with_capacity(words.length() as usize);
         for (j, word) in words.iter().enumerate() {
             tokens.push(word.as_string().ok_or_else(|| {
-                JsError::new(&format!(
-                    "WasmElmo.embed: word {j} of sentence {i} is not a string"
-                ))
+                JsError::new(&format!("{what}: word {j} of sentence {i} is not a string"))
             })?);
         }
         out.push(tokens);
@@ -119,15 +136,19 @@ impl WasmElmo {
         self.bilm.borrow().output_dim() as u32
     }
 
-    /// Embeds tokenized sentences (`string[][]`), stateless; resolves to a `WasmElmoLayers`.
-    pub fn embed(&self, sentences: Array) -> Promise {
+    /// Embeds tokenized sentences (`string[][]`); resolves to a `WasmElmoLayers`. Stateless
+    /// (`stateful` false) every sentence starts from zero LSTM states; stateful, row b starts
+    /// from the final states of row b of the previous stateful call (AllenNLP's `Elmo`), and a
+    /// stateless call in between forgets them.
+    pub fn embed(&self, sentences: Array, stateful: bool) -> Promise {
         let bilm = self.bilm.clone();
-        let sentences = sentences_from_js(&sentences);
+        let sentences = sentences_from_js(&sentences, "WasmElmo.embed");
         future_to_promise(async move {
             let sentences = sentences?;
-            let mut bilm = bilm.try_borrow_mut().map_err(|_| {
-                JsError::new("WasmElmo.embed: another embed call on this model is still running")
-            })?;
+            let mut bilm = borrow_mut(&bilm, "embed")?;
+            if bilm.is_stateful() != stateful {
+                bilm.set_stateful(stateful);
+            }
             let words: Vec<Vec<&str>> = sentences
                 .iter()
                 .map(|s| s.iter().map(String::as_str).collect())
@@ -150,6 +171,190 @@ impl WasmElmo {
                 shape,
                 lengths,
             }))
+        })
+    }
+}
+
+/// One labelled sentence from JS: its words and its label (a string or a number).
+#[derive(serde::Deserialize)]
+struct RawElmoExample {
+    words: Vec<String>,
+    label: serde_json::Value,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawElmoTrainOptions {
+    /// "head" | "mix" | "end-to-end"
+    training: Option<String>,
+    batch_size: Option<usize>,
+    learning_rate: Option<f32>,
+    seed: Option<u64>,
+    /// share of the sentences held out, in [0, 1)
+    validation: Option<f64>,
+}
+
+/// The labels of `examples` as classes: the distinct labels sorted (class i is `labels[i]`).
+fn classes_of(examples: Vec<RawElmoExample>) -> (Vec<String>, Vec<RatedSentence>) {
+    let label = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut labels: Vec<String> = examples.iter().map(|e| label(&e.label)).collect();
+    labels.sort();
+    labels.dedup();
+    let sentences = examples
+        .into_iter()
+        .map(|e| RatedSentence {
+            label: labels.binary_search(&label(&e.label)).expect("listed") as u32,
+            tokens: e.words,
+        })
+        .collect();
+    (labels, sentences)
+}
+
+#[wasm_bindgen]
+impl WasmElmo {
+    /// Starts training a classifier on the biLM's features: `examples` `[{words, label}]`,
+    /// `options` `{training: "head" | "mix" | "end-to-end", batchSize, learningRate, seed,
+    /// validation}`. The examples are shuffled with `seed`; the last `round(validation * n)`
+    /// of the shuffled order are held out (as `webnlu elmo-train --train N --test M` on the
+    /// same sentences). Leaves stateful mode. Resolves to a `WasmElmoTrainer` once the features
+    /// of the training sentences are computed.
+    pub fn trainer(&self, examples: JsValue, options: JsValue) -> Promise {
+        let bilm = self.bilm.clone();
+        let parsed = from_js::<Vec<RawElmoExample>>(&examples, "trainClassifier: examples")
+            .and_then(|e| {
+                from_js::<RawElmoTrainOptions>(&options, "trainClassifier: options").map(|o| (e, o))
+            });
+        future_to_promise(async move {
+            let (examples, raw) = parsed?;
+            let defaults = ElmoTrainOptions::default();
+            let training = match raw.training.as_deref().unwrap_or("head") {
+                "head" => ElmoTraining::Head,
+                "mix" => ElmoTraining::Mix,
+                "end-to-end" => ElmoTraining::EndToEnd,
+                other => {
+                    return Err(JsError::new(&format!(
+                        "trainClassifier: training must be \"head\", \"mix\" or \"end-to-end\", got {other:?}"
+                    ))
+                    .into())
+                }
+            };
+            let validation = raw.validation.unwrap_or(0.1);
+            if !(0.0..1.0).contains(&validation) {
+                return Err(JsError::new(&format!(
+                    "trainClassifier: validation must be a fraction in [0, 1), got {validation}"
+                ))
+                .into());
+            }
+            let (labels, sentences) = classes_of(examples);
+            if labels.len() < 2 {
+                return Err(JsError::new(&format!(
+                    "trainClassifier: the examples have {} distinct label(s); a classifier needs at least 2",
+                    labels.len()
+                ))
+                .into());
+            }
+            let n = sentences.len();
+            let held_out = (validation * n as f64).round() as usize;
+            let options = ElmoTrainOptions {
+                training,
+                batch_size: raw.batch_size.unwrap_or(defaults.batch_size),
+                learning_rate: raw.learning_rate.unwrap_or(defaults.learning_rate),
+                seed: raw.seed.unwrap_or(defaults.seed),
+            };
+            let (train, held) = shuffle_and_split(sentences, n - held_out, held_out, options.seed)
+                .map_err(to_js_error)?;
+            let run = {
+                let mut model = borrow_mut(&bilm, "trainClassifier")?;
+                model.set_stateful(false);
+                ElmoClassifierRun::start(&model, labels.len(), train, held, options)
+                    .await
+                    .map_err(to_js_error)?
+            };
+            Ok(JsValue::from(WasmElmoTrainer {
+                bilm,
+                run: Rc::new(RefCell::new(run)),
+                labels,
+            }))
+        })
+    }
+
+    /// Forgets the LSTM states kept by stateful `embed` calls (AllenNLP's `reset_states()`).
+    #[wasm_bindgen(js_name = resetState)]
+    pub fn reset_state(&self) -> Result<(), JsError> {
+        borrow_mut(&self.bilm, "resetState")?.reset_state();
+        Ok(())
+    }
+}
+
+/// An epoch's report as JS sees it (camelCase keys).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsElmoEpoch<'a> {
+    #[serde(flatten)]
+    report: &'a ElmoEpochReport,
+    train_sentences: usize,
+    held_out_sentences: usize,
+}
+
+/// A classifier being trained on a `WasmElmo`'s features (and, end to end, the biLM itself).
+#[wasm_bindgen]
+pub struct WasmElmoTrainer {
+    bilm: Rc<RefCell<ElmoBiLm>>,
+    run: Rc<RefCell<ElmoClassifierRun>>,
+    labels: Vec<String>,
+}
+
+#[wasm_bindgen]
+impl WasmElmoTrainer {
+    /// The class names, in class order.
+    #[wasm_bindgen(getter)]
+    pub fn labels(&self) -> Vec<String> {
+        self.labels.clone()
+    }
+
+    /// `Promise<{epoch, trainLoss, trainAccuracy, testLoss, testAccuracy, testChance,
+    /// mixWeights, mixGamma, trainSentences, heldOutSentences}>` of the next epoch.
+    #[wasm_bindgen(js_name = runEpoch)]
+    pub fn run_epoch(&self) -> Promise {
+        let bilm = self.bilm.clone();
+        let run = self.run.clone();
+        future_to_promise(async move {
+            let mut model = borrow_mut(&bilm, "trainClassifier")?;
+            model.set_stateful(false);
+            let mut run = run
+                .try_borrow_mut()
+                .map_err(|_| JsError::new("trainClassifier: an epoch is already running"))?;
+            let report = run.run_epoch(&mut model).await.map_err(to_js_error)?;
+            to_js(&JsElmoEpoch {
+                report: &report,
+                train_sentences: run.train_sentences(),
+                held_out_sentences: run.held_out_sentences(),
+            })
+        })
+    }
+
+    /// `Promise<Float32Array>`: class probabilities (sentences, classes) row-major of
+    /// tokenized sentences, under the trained head (and biLM).
+    pub fn classify(&self, sentences: Array) -> Promise {
+        let bilm = self.bilm.clone();
+        let run = self.run.clone();
+        let sentences = sentences_from_js(&sentences, "classify");
+        future_to_promise(async move {
+            let sentences = sentences?;
+            let mut model = borrow_mut(&bilm, "classify")?;
+            model.set_stateful(false);
+            let run = run
+                .try_borrow()
+                .map_err(|_| JsError::new("classify: an epoch is still running"))?;
+            let words: Vec<Vec<&str>> = sentences
+                .iter()
+                .map(|s| s.iter().map(String::as_str).collect())
+                .collect();
+            let probabilities = run.predict(&model, &words).await.map_err(to_js_error)?;
+            Ok(js_sys::Float32Array::from(probabilities.as_slice()).into())
         })
     }
 }

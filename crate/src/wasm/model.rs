@@ -32,14 +32,17 @@ use crate::tokenizer::char_offsets_to_utf16;
 use crate::{Device, Error};
 
 /// A Rust value as a plain JS value (through JSON: records, arrays, numbers, strings).
-fn to_js<T: serde::Serialize>(value: &T) -> Result<JsValue, JsValue> {
+pub(super) fn to_js<T: serde::Serialize>(value: &T) -> Result<JsValue, JsValue> {
     let text =
         serde_json::to_string(value).map_err(|e| JsValue::from(JsError::new(&e.to_string())))?;
     js_sys::JSON::parse(&text)
 }
 
 /// A JS value read as `T` (through JSON.stringify).
-fn from_js<T: serde::de::DeserializeOwned>(value: &JsValue, what: &str) -> Result<T, JsError> {
+pub(super) fn from_js<T: serde::de::DeserializeOwned>(
+    value: &JsValue,
+    what: &str,
+) -> Result<T, JsError> {
     let text: String = js_sys::JSON::stringify(value)
         .map_err(|_| JsError::new(&format!("{what}: not serialisable to JSON")))?
         .into();

@@ -11,4 +11,5 @@ export async function misuse(): Promise<void> {
   await model.classifyTokens([['nested']]);                     // not string[]
   const label: number = (await model.classifyTokens('a'))[0].label;  // labels are strings
   await Runtime.create({ device: 'cpu', threads: '2' });        // not a number
+  (await rt.loadElmo({ options: 'o.json', weights: 'w.hdf5' })).trainClassifier([{ text: 'a', label: 1 }], { training: 'all' });  // not a mode
 }

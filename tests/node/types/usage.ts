@@ -1,7 +1,7 @@
 // Type-checked (tsc --strict --noEmit, tests/node/types.test.mjs) against pkg/index.d.ts:
 // the documented API, used the way the README shows it. Never run.
 import init, { Runtime, Tokenizer, ModelLoadError, clearCache, fetchModelFiles } from 'webnlu';
-import type { ElmoLayers, ElmoModel, EpochReport, LoadProgress, MaskPrediction, TokenLabel } from 'webnlu';
+import type { ElmoEpochReport, ElmoLayers, ElmoModel, ElmoTrainingRun, EpochReport, LoadProgress, MaskPrediction, TokenLabel } from 'webnlu';
 
 export async function readme(): Promise<void> {
   const rt = await Runtime.create({ device: 'auto', worker: true });
@@ -57,6 +57,16 @@ export async function elmo(optionsFile: File, weights: ArrayBuffer): Promise<voi
   const cliShaped: Float32Array[][] = out.sentence(1);
   const width: number = local.outputDim * local.numLayers + out.lengths[0];
   console.log(local.device, value, firstWord, cliShaped, width);
+  const continued: ElmoLayers = await local.embed([['and', 'then']], { stateful: true });
+  await local.resetState();
+  const run: ElmoTrainingRun = local.trainClassifier(
+    [{ text: 'a fine film', label: 'pos' }, { words: ['dull'], label: 0 }],
+    { training: 'mix', epochs: 2, batchSize: 8, learningRate: 1e-2, seed: 3, validation: 0.25,
+      onProgress: (e: ElmoEpochReport) => console.log(e.epoch, e.trainLoss, e.testAccuracy ?? 'no held-out', e.mixWeights[0]) });
+  const { epochs, stopped } = await run.done;
+  const [first] = await run.classify(['a moving film', ['dull']]);
+  console.log(continued.shape, epochs.length, stopped, run.labels?.[0], first.label, first.scores[0]);
+  run.dispose();
   fromUrls.dispose();
   parsed.dispose();
   local.dispose();
