@@ -202,6 +202,10 @@ export class Engine {
         const model = this.get(a.handle, 'model').object;
         return plain(await callRustAsync('classifyTokens', () => model.classify_tokens(a.texts)));
       }
+      case 'model.nextSentence': {
+        const model = this.get(a.handle, 'model').object;
+        return plain(await callRustAsync('nextSentence', () => model.next_sentence(a.pairs)));
+      }
       case 'model.trainer': {
         const model = this.get(a.handle, 'model').object;
         const trainer = callRust('trainClassifier', () => model.trainer(a.examples, a.options));

@@ -11,4 +11,7 @@ export async function misuse(): Promise<void> {
   await model.classifyTokens([['nested']]);                     // not string[]
   const label: number = (await model.classifyTokens('a'))[0].label;  // labels are strings
   await Runtime.create({ device: 'cpu', threads: '2' });        // not a number
+  await model.nextSentence('only one text');                    // a pair needs two texts
+  await model.classify([['a', 'b', 'c']]);                      // a pair is two texts
+  const pairLabel: string = (await model.nextSentence('a', 'b')).isNext;  // a probability
 }
