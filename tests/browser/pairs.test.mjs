@@ -4,7 +4,8 @@
 // equal transformers' (tests/fixtures/bert-reference/pairs.json) within 1e-5 everywhere; the
 // pool equals one CPU thread bit for bit (lists of pairs split among the workers, and head-only
 // training on pair examples with its feature pass split); token labels and mask fillers of a
-// pair, and the errors of bad pairs, are the same in every mode.
+// pair, a long pair cut with `truncate: true` (or refused without it), and the errors of bad
+// pairs, are the same in every mode.
 //
 // Needs: pkg/ (make pkg), /usr/bin/chromium.
 
@@ -57,6 +58,9 @@ async function computeAll({ options, pairs, examples }) {
   const bert = await rt.loadModel('/reference/bert-random/');
   out.nsp = await bert.nextSentence(pairs['bert-random']);
   out.nspOne = await bert.nextSentence(pairs['bert-random'][1][0], pairs['bert-random'][1][1]);
+  const long = ['the old man walked near the river and liked the birds . '.repeat(4), 'a very funny movie ! '.repeat(12)];
+  out.nspCut = await bert.nextSentence([long, ['a', 'b']], { truncate: true });
+  out.longPair = await outcome(bert.nextSentence(long[0], long[1]));
   out.fill = await bert.fillMask([['the [MASK] ran .', 'it was [MASK] .'], 'a [MASK] day'], { topK: 3 });
   const run = bert.trainClassifier(examples, { freeze: 'head', epochs: 2, learningRate: 0.01, validation: 0, seed: 5 });
   out.losses = (await run.done).epochs.map((e) => e.loss);
@@ -96,6 +100,8 @@ test('pairs and next-sentence on the page and in a worker, GPU and CPU, and in t
     }
     assertClose(run.nsp.flatMap((r) => r.scores), REFERENCE['bert-random'].whole.probabilities.flat(), 1e-5, `${mode} nsp`);
     assert.deepEqual(run.nspOne, run.nsp[1], `${mode}: nextSentence(a, b)`);
+    assertClose(run.nspCut.flatMap((r) => r.scores), runs[0].nspCut.flatMap((r) => r.scores), 1e-5, `${mode}: a pair cut longest_first`);
+    assert.match(run.longPair, /^WebnluError: .*pair 0 is 119 tokens long \(56 \+ 60 of its two texts and 3 special tokens\), the model reads at most 64/, mode);
     assert.equal(run.fill.length, 2);
     assert.equal(run.fill[0].length, 2, `${mode}: a mask in each text of the pair`);
     assert.deepEqual(run.tokens[0].map((t) => t.sequence), [0, 0, 0, 0, 0, 1, 1, 1, 1, 1], mode);
@@ -112,7 +118,7 @@ test('pairs and next-sentence on the page and in a worker, GPU and CPU, and in t
   // The pool splits lists of pairs (and the feature pass of head-only training) among its
   // workers; each pair is computed on its own, so it equals one thread bit for bit.
   const [cpu, , , , pool] = runs;
-  for (const key of ['bert-random-classifier', 'distilbert-random-classifier', 'nsp', 'nspOne', 'fill', 'losses', 'trained', 'tokens', 'noHead']) {
+  for (const key of ['bert-random-classifier', 'distilbert-random-classifier', 'nsp', 'nspOne', 'nspCut', 'longPair', 'fill', 'losses', 'trained', 'tokens', 'noHead']) {
     assert.deepEqual(pool[key], cpu[key], `${key}: threads 2 differs from threads 1`);
   }
   assert.deepEqual(unexpectedConsoleErrors(errors, notFound), []);

@@ -134,6 +134,31 @@ test('trainClassifier on pair examples equals `webnlu train-head` on a text<TAB>
   alone.dispose();
 });
 
+test('{ truncate: true } cuts a long pair longest_first, as `--truncate` does', async () => {
+  const long = ['the old man walked near the river and liked the birds . '.repeat(4), 'a very funny movie ! '.repeat(12)];
+  const classifier = await rt.loadModel(files('bert-random-classifier'));
+  const cut = await classifier.classify([long], { truncate: true });
+  const [native] = cli('classify', 'bert-random-classifier', tabbed([long]), ['--pair', '--truncate']);
+  assertClose(cut[0].scores, native.scores, 1e-6, 'classify, truncated');
+  await assert.rejects(classifier.classify([long]), /pair 0 is \d+ tokens long/);
+  await assert.rejects(classifier.classify([long], { truncate: 'yes' }), /classify: truncate must be true or false/);
+  classifier.dispose();
+  const bert = await rt.loadModel(files('bert-random'));
+  const nsp = await bert.nextSentence(long[0], long[1], { truncate: true });
+  assert.deepEqual(await bert.nextSentence([long], { truncate: true }), [nsp]);
+  const [wantNsp] = cli('next-sentence', 'bert-random', tabbed([long]), ['--truncate']);
+  assertClose(nsp.scores, wantNsp.scores, 1e-6, 'nextSentence, truncated');
+  bert.dispose();
+  const ner = await rt.loadModel(files('bert-random-ner'));
+  const tokens = await ner.classifyTokens({ text: long[0], pair: long[1] }, { truncate: true });
+  const [wantTokens] = cli('classify-tokens', 'bert-random-ner', tabbed([long]), ['--pair', '--truncate']);
+  assert.deepEqual(tokens.map((t) => [t.token, t.sequence, t.label]), wantTokens.tokens.map((t) => [t.token, t.sequence, t.label]));
+  // longest_first: 61 tokens of room for 56 + 60, both more than half: the shorter text keeps
+  // 30, the longer 31
+  assert.deepEqual([0, 1].map((s) => tokens.filter((t) => t.sequence === s).length), [30, 31]);
+  ner.dispose();
+});
+
 test('bad pairs and a model without the next-sentence head are clear errors', async () => {
   const classifier = await rt.loadModel(files('bert-random-classifier'));
   await assert.rejects(classifier.nextSentence('a', 'b'), (e) => e instanceof WebnluError

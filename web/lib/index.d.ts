@@ -489,6 +489,17 @@ export interface Example {
   label: string | number;
 }
 
+/** How `classify`, `classifyTokens` and `nextSentence` read what is longer than the model. */
+export interface ReadTextOptions {
+  /**
+   * false (default): a long text is read in overlapping windows (`classify` averages their
+   * logits; `classifyTokens` labels each token in its best window), a long pair is an error
+   * naming its lengths. true: a text is cut to its first window, a pair as the tokenizer cuts it
+   * (`longest_first`: the longer text loses tokens first).
+   */
+  truncate?: boolean;
+}
+
 /** Next-sentence prediction for one pair (`Model.nextSentence`). */
 export interface NextSentence {
   /** The probability that the second text follows the first, 0..1 (`scores[0]`). */
@@ -646,8 +657,8 @@ export class Model {
    * of texts (sentence-pair classification: entailment, paraphrase, ...).
    * @throws WebnluError for a pair longer than the model (with its lengths).
    */
-  classify(texts: (TextInput | TextPairTuple)[]): Promise<Classification[]>;
-  classify(text: TextInput): Promise<Classification>;
+  classify(texts: (TextInput | TextPairTuple)[], options?: ReadTextOptions): Promise<Classification[]>;
+  classify(text: TextInput, options?: ReadTextOptions): Promise<Classification>;
   /**
    * The label of every WordPiece token of each text, in text order ([CLS], [SEP] left out).
    * Needs a checkpoint with a token-classification head (`*ForTokenClassification`, e.g. NER).
@@ -655,17 +666,17 @@ export class Model {
    * once, labelled in the window where it has the most context. One string in, one list out.
    * @throws WebnluError when the model has no token-classification head.
    */
-  classifyTokens(texts: (TextInput | TextPairTuple)[]): Promise<TokenLabel[][]>;
-  classifyTokens(text: TextInput): Promise<TokenLabel[]>;
+  classifyTokens(texts: (TextInput | TextPairTuple)[], options?: ReadTextOptions): Promise<TokenLabel[][]>;
+  classifyTokens(text: TextInput, options?: ReadTextOptions): Promise<TokenLabel[]>;
   /**
    * Next-sentence prediction with the checkpoint's head (`BertForPreTraining` or
    * `BertForNextSentencePrediction`): how likely `b` is to follow `a`.
    * @throws WebnluError when the model has no next-sentence head (the message names the missing
    * `cls.seq_relationship` weights), or for a pair longer than the model.
    */
-  nextSentence(a: string, b: string): Promise<NextSentence>;
+  nextSentence(a: string, b: string, options?: ReadTextOptions): Promise<NextSentence>;
   /** `nextSentence` of each pair: one result per pair. */
-  nextSentence(pairs: (TextPair | TextPairTuple)[]): Promise<NextSentence[]>;
+  nextSentence(pairs: (TextPair | TextPairTuple)[], options?: ReadTextOptions): Promise<NextSentence[]>;
   /** The model as Hugging Face files: config.json, model.safetensors and the tokenizer's files (loadable by `transformers` and by `loadModel`). */
   save(): Promise<Record<string, Uint8Array>>;
   /** Frees its memory (GPU buffers too); later calls reject with DisposedError. */

@@ -279,6 +279,14 @@ function isSingleItem(texts) {
   return typeof texts === 'string' || (texts !== null && typeof texts === 'object' && !Array.isArray(texts));
 }
 
+/** The `truncate` option of a task (default false), checked. */
+function truncateOption(options, what) {
+  if (options === null || typeof options !== 'object') throw new WebnluError(`${what}: options must be an object, got ${options === null ? 'null' : typeof options}`);
+  const { truncate = false } = options;
+  if (typeof truncate !== 'boolean') throw new WebnluError(`${what}: truncate must be true or false, got ${JSON.stringify(truncate)}`);
+  return truncate;
+}
+
 /** A pair for `nextSentence`: `{ text, pair }` with both texts. */
 function pairItem(item, name) {
   const read = taskItem(item, name);
@@ -354,12 +362,15 @@ export class Model {
 
   /**
    * Predictions of the classifier head (trained here or loaded with the model), for texts or
-   * pairs of texts (`{ text, pair }`, or `[text, pair]` in a list).
+   * pairs of texts (`{ text, pair }`, or `[text, pair]` in a list). A text longer than the model
+   * is read in windows whose logits are averaged, a pair longer than the model is an error;
+   * `{ truncate: true }` cuts both instead (a text to its first window, a pair `longest_first`).
    */
-  async classify(texts) {
+  async classify(texts, options = {}) {
     const single = isSingleItem(texts);
     const list = single ? [taskItem(texts, 'text')] : taskItems(texts, 'texts');
-    const results = await this.call('model.classify', { texts: list });
+    const truncate = truncateOption(options, 'classify');
+    const results = await this.call('model.classify', { texts: list, truncate });
     return single ? results[0] : results;
   }
 
@@ -368,12 +379,13 @@ export class Model {
    * `{ token, start, end, label, score }` in text order, `text.slice(start, end)` the token's
    * characters (UTF-16 offsets); one text in, one list out. For a pair (`{ text, pair }` or
    * `[text, pair]` in a list) each token also has `sequence`: 0 for the text, 1 for the pair,
-   * its offsets in that string.
+   * its offsets in that string. `{ truncate: true }`: long texts and pairs cut, as `classify`.
    */
-  async classifyTokens(texts) {
+  async classifyTokens(texts, options = {}) {
     const single = isSingleItem(texts);
     const list = single ? [taskItem(texts, 'text')] : taskItems(texts, 'texts');
-    const results = await this.call('model.classifyTokens', { texts: list });
+    const truncate = truncateOption(options, 'classifyTokens');
+    const results = await this.call('model.classifyTokens', { texts: list, truncate });
     return single ? results[0] : results;
   }
 
@@ -381,17 +393,20 @@ export class Model {
    * Next-sentence prediction with the checkpoint's head (BertForPreTraining /
    * BertForNextSentencePrediction): `nextSentence(a, b)` resolves to `{ isNext, scores, logits }`,
    * `isNext` the probability that `b` follows `a` (`scores` = [isNext, 1 - isNext]);
-   * `nextSentence([[a, b], { text, pair }, ...])` to one such result per pair.
+   * `nextSentence([[a, b], { text, pair }, ...])` to one such result per pair. A pair longer than
+   * the model is an error; `{ truncate: true }` (the last argument) cuts it `longest_first`.
    */
-  async nextSentence(a, b) {
-    const single = b !== undefined;
+  async nextSentence(a, b, options) {
+    const single = typeof b === 'string';
+    if (!single) options = b;
     const pairs = single
       ? [pairItem([a, b], 'nextSentence(a, b)')]
       : (() => {
           if (!Array.isArray(a) || a.length === 0) throw new WebnluError('nextSentence takes (a, b) or a non-empty array of pairs');
           return a.map((item, i) => pairItem(item, `pairs[${i}]`));
         })();
-    const results = await this.call('model.nextSentence', { pairs });
+    const truncate = truncateOption(options ?? {}, 'nextSentence');
+    const results = await this.call('model.nextSentence', { pairs, truncate });
     return single ? results[0] : results;
   }
 

@@ -25,8 +25,8 @@ use crate::device::{DeviceChoice, GpuOptions};
 use crate::io::ModelFiles;
 use crate::models::Freeze;
 use crate::tasks::{
-    head_features, ClassifierInput, ClassifierTraining, EpochProgress, Example, NextSentence,
-    Pipeline, Pooling, TextPair, TokenLabel, TrainOptions,
+    head_features, ClassifierInput, ClassifierTraining, EpochProgress, Example, LongTexts,
+    NextSentence, Pipeline, Pooling, TextPair, TokenLabel, TrainOptions,
 };
 use crate::tokenizer::char_offsets_to_utf16;
 use crate::{Device, Error};
@@ -185,6 +185,22 @@ fn strings(texts: &Array, what: &str) -> Result<Vec<String>, JsError> {
         .collect()
 }
 
+/// Runs `task` on the pipeline with long texts and pairs cut (`LongTexts::Truncate`: a text's
+/// first window, a pair cut `longest_first`) when `truncate`, else read as the pipeline reads
+/// them (windows; a long pair refused); the read options are restored afterwards.
+async fn with_truncation<T, F>(pipeline: &mut Pipeline, truncate: bool, task: F) -> crate::Result<T>
+where
+    F: AsyncFnOnce(&Pipeline) -> crate::Result<T>,
+{
+    let read = pipeline.read;
+    if truncate {
+        pipeline.read.long_texts = LongTexts::Truncate;
+    }
+    let result = task(pipeline).await;
+    pipeline.read = read;
+    result
+}
+
 /// A loaded BERT / DistilBERT model with its tokenizer.
 #[wasm_bindgen]
 pub struct WasmModel {
@@ -271,13 +287,18 @@ impl WasmModel {
         })
     }
 
-    /// `Promise<Array<{label, score, scores}>>`; `texts`: strings or `{text, pair}` pairs.
-    pub fn classify(&self, texts: Array) -> Promise {
+    /// `Promise<Array<{label, score, scores}>>`; `texts`: strings or `{text, pair}` pairs;
+    /// `truncate`: cut long texts and pairs instead of windows / an error.
+    pub fn classify(&self, texts: Array, truncate: bool) -> Promise {
         let cell = self.pipeline.clone();
         future_to_promise(async move {
             let texts = items(&texts, "texts")?;
             let mut lease = Lease::take(&cell)?;
-            let results = lease.pipeline().classify(&texts).await.map_err(js_error)?;
+            let results = with_truncation(lease.pipeline(), truncate, async |p| {
+                p.classify(&texts).await
+            })
+            .await
+            .map_err(js_error)?;
             to_js(&results)
         })
     }
@@ -287,16 +308,17 @@ impl WasmModel {
     /// [`Pipeline::classify_tokens`]). `start`/`end` are UTF-16 code units of the text (what
     /// `String.prototype.slice` takes), converted from the pipeline's code-point offsets. For a
     /// `{text, pair}` item each token has `sequence` (0 or 1), its offsets in that text.
-    pub fn classify_tokens(&self, texts: Array) -> Promise {
+    /// `truncate`: cut long texts and pairs instead of windows / an error.
+    pub fn classify_tokens(&self, texts: Array, truncate: bool) -> Promise {
         let cell = self.pipeline.clone();
         future_to_promise(async move {
             let texts = items(&texts, "texts")?;
             let mut lease = Lease::take(&cell)?;
-            let mut results = lease
-                .pipeline()
-                .classify_tokens(&texts)
-                .await
-                .map_err(js_error)?;
+            let mut results = with_truncation(lease.pipeline(), truncate, async |p| {
+                p.classify_tokens(&texts).await
+            })
+            .await
+            .map_err(js_error)?;
             for (tokens, item) in results.iter_mut().zip(&texts) {
                 // each sequence's tokens converted against its own text
                 for (sequence, text) in [(0, Some(item.text.as_str())), (1, item.pair.as_deref())] {
@@ -323,16 +345,17 @@ impl WasmModel {
     /// `Promise<Array<{isNext, scores, logits}>>`: for each pair (`{text, pair}`), the
     /// probability that `pair` follows `text`, `[p_is_next, p_not_next]` and the head's logits
     /// (a checkpoint with the next-sentence head, see [`Pipeline::next_sentence`]).
-    pub fn next_sentence(&self, pairs: Array) -> Promise {
+    /// `truncate`: cut a long pair (`longest_first`) instead of an error.
+    pub fn next_sentence(&self, pairs: Array, truncate: bool) -> Promise {
         let cell = self.pipeline.clone();
         future_to_promise(async move {
             let pairs = items(&pairs, "pairs")?;
             let mut lease = Lease::take(&cell)?;
-            let results = lease
-                .pipeline()
-                .next_sentence(&pairs)
-                .await
-                .map_err(js_error)?;
+            let results = with_truncation(lease.pipeline(), truncate, async |p| {
+                p.next_sentence(&pairs).await
+            })
+            .await
+            .map_err(js_error)?;
             let results: Vec<JsNextSentence> = results.into_iter().map(Into::into).collect();
             to_js(&results)
         })

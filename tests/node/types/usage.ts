@@ -53,10 +53,13 @@ export async function pairs(): Promise<void> {
   const sequence: 0 | 1 | undefined = tokens[0].sequence;
   const masks: MaskPrediction[][] = await model.fillMask({ text: 'a [MASK] day', pair: 'it [MASK]' });
   const nsp: NextSentence = await model.nextSentence('I went out.', 'It was raining.');
-  const nsps: NextSentence[] = await model.nextSentence([['a', 'b'], { text: 'c', pair: 'd' }]);
+  const nsps: NextSentence[] = await model.nextSentence([['a', 'b'], { text: 'c', pair: 'd' }], { truncate: true });
+  const cut = await model.classify([['a long text', 'another']], { truncate: true });
+  const cutTokens: TokenLabel[] = await model.classifyTokens({ text: 'a', pair: 'b' }, { truncate: false });
+  const cutNsp: NextSentence = await model.nextSentence('a', 'b', { truncate: true });
   const isNext: number = nsp.isNext + nsps[0].scores[1] + nsp.logits[0];
   const run = model.trainClassifier([{ text: 'a', pair: 'b', label: 'yes' }, { text: 'c', pair: 'd', label: 0 }]);
-  console.log(paraphrase.label, batch.length, sequence, masks, isNext, (await run.done).epochs);
+  console.log(paraphrase.label, batch.length, sequence, masks, isNext, (await run.done).epochs, cut, cutTokens, cutNsp);
   model.dispose();
   rt.dispose();
 }
