@@ -407,6 +407,22 @@ fn bad_pairs_give_clear_errors() {
         .to_string();
     assert!(message.contains("item 0 is a single text"), "{message}");
 
+    // a BERT with one token type cannot read the second text (type 1): refused, texts still read
+    let mut one_type =
+        Pipeline::load_dir(random.join("bert-random-classifier"), &Device::Cpu).unwrap();
+    let c = one_type.hidden_size();
+    // (1, C) a token-type table of one row
+    one_type.model.embeddings.token_type =
+        Some(webnlu::Tensor::from_vec(&Device::Cpu, &[1, c], vec![0.0; c], "token_type").unwrap());
+    let message = block_on(one_type.classify(&[TextPair::single("a"), TextPair::new("a", "b")]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("item 1 is a pair") && message.contains("type_vocab_size 1"),
+        "{message}"
+    );
+    assert!(block_on(one_type.classify(&["a"])).is_ok());
+
     // no next-sentence head: the message names what is missing
     for name in ["bert-random-classifier", "distilbert-random"] {
         let other = Pipeline::load_dir(random.join(name), &Device::Cpu).unwrap();
