@@ -4,7 +4,9 @@
 //! overlapping windows of the read options, each `[MASK]` predicted from the one window where
 //! it has the most context on both sides (see [`token_sources`]; a masked word needs its own
 //! context, not an average of windows). With windows off (`Refuse` or `Truncate`) a long text
-//! is refused with its length: cutting it could drop a mask.
+//! is refused with its length: cutting it could drop a mask. A pair of texts is one window
+//! (`[CLS] a [SEP] b [SEP]`, never cut: refused with its lengths when too long); its masks come
+//! in encoding order, the first text's first.
 
 use crate::models::{EncoderInput, RunMode};
 use crate::tensor::Tensor;
