@@ -17,19 +17,27 @@ commands:
   similarity --model DIR [--against FILE]
       one text per line on stdin; {\"similarities\": [...]} per line (cosine with each --against line,
       default the input lines)
-  fill-mask --model DIR [--top-k N]
+  fill-mask --model DIR [--top-k N] [--pair]
       one text with [MASK] per line; {\"masks\": [[{\"token\",\"id\",\"score\"}, ...]]} per line
-  classify --model DIR
+  classify --model DIR [--pair]
       one text per line; {\"label\",\"score\",\"scores\"} per line
-  classify-tokens --model DIR
+  classify-tokens --model DIR [--pair]
       one text per line; {\"tokens\": [{\"token\",\"start\",\"end\",\"label\",\"score\"}, ...]} per line
-      (WordPiece tokens, code-point offsets; each token once, from the window that sees it best)
-      (the five above also take --device auto|gpu|cpu, --max-length N, --stride N, --no-windows,
-      --truncate, --batch-size N: long texts are read in overlapping windows unless told otherwise)
+      (WordPiece tokens, code-point offsets; each token once, from the window that sees it best;
+      with --pair each token also has \"sequence\": 0 or 1, its offsets in that text)
+  next-sentence --model DIR
+      one pair a<TAB>b per line; {\"is_next\",\"scores\": [p_is_next, p_not_next],\"logits\"} per line
+      (a checkpoint with the next-sentence head: BertForPreTraining / BertForNextSentencePrediction)
+      (the six above also take --device auto|gpu|cpu, --max-length N, --stride N, --no-windows,
+      --truncate, --batch-size N: long texts are read in overlapping windows unless told otherwise;
+      --pair reads each line as a pair a<TAB>b, [CLS] a [SEP] b [SEP]; a pair longer than
+      --max-length is an error naming its lengths, or with --truncate is cut longest_first)
   train-head --model DIR --examples FILE [--out DIR] [--freeze head|top:K|all] [--epochs N]
       [--learning-rate X] [--batch-size N] [--accumulation N] [--validation F] [--seed N]
       [--weight-decay X] [--warmup-ratio X] [--max-grad-norm X|none] [--pooling cls|mean] [--limit N]
       fine-tunes a classifier; JSON line per epoch, then a report; writes the model to --out
+      (examples: text<TAB>label, text<TAB>text_pair<TAB>label for pairs, or a CSV with columns
+      text, label and optional text_pair)
   bench model [--device cpu|gpu] [--models minilm,bert-base] [--batch N] [--seq N] [--json]
       tokens/s of forward and training steps, peak memory per freezing policy
   elmo-train --options PATH --weights PATH --data TSV [--train N] [--test N] [--epochs E]
@@ -57,6 +65,7 @@ fn main() {
         Some("fill-mask") => cli::model_tasks::fill_mask(&args[1..]),
         Some("classify") => cli::model_tasks::classify(&args[1..]),
         Some("classify-tokens") => cli::model_tasks::classify_tokens(&args[1..]),
+        Some("next-sentence") => cli::model_tasks::next_sentence(&args[1..]),
         Some("train-head") => cli::train_head::run(&args[1..]),
         Some("-h") | Some("--help") | Some("help") => {
             print!("{USAGE}");

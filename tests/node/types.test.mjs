@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -30,5 +30,12 @@ test('the documented usage type-checks with --strict', () => {
 test('wrong calls are type errors', () => {
   const { status, output } = tsc('tsconfig.misuse.json');
   assert.notEqual(status, 0, 'misuse.ts type-checked');
-  for (const line of [6, 8, 9, 10, 11, 12, 13, 14]) assert.match(output, new RegExp(`misuse\\.ts\\(${line},`), `no type error on line ${line}:\n${output}`);
+  // Every line of misuse.ts with a statement and a trailing "// why" comment must be an error,
+  // and no other line may be one.
+  const lines = readFileSync(`${TYPES}/misuse.ts`, 'utf8').split('\n');
+  const expected = lines.flatMap((line, i) => (/;\s+\/\/ \S/.test(line) ? [i + 1] : []));
+  assert.ok(expected.length >= 10, `only ${expected.length} misuse lines found`);
+  for (const line of expected) assert.match(output, new RegExp(`misuse\\.ts\\(${line},`), `no type error on line ${line}:\n${output}`);
+  const errored = [...output.matchAll(/misuse\.ts\((\d+),/g)].map((m) => Number(m[1]));
+  assert.deepEqual(errored.filter((line) => !expected.includes(line)), [], `type errors on lines without a "// why":\n${output}`);
 });

@@ -348,6 +348,7 @@ fn bad_input_gives_clear_errors() {
                 "example number {i} is {}",
                 if i % 2 == 0 { "good" } else { "bad" }
             ),
+            pair: None,
             label: if i % 2 == 0 { "pos" } else { "neg" }.to_string(),
         })
         .collect();

@@ -395,6 +395,7 @@ fn reference_examples(r: &Value) -> Vec<Example> {
         .iter()
         .map(|e| Example {
             text: e["text"].as_str().unwrap().to_string(),
+            pair: None,
             label: e["label"].as_str().unwrap().to_string(),
         })
         .collect()
@@ -576,6 +577,7 @@ fn long_examples() -> Vec<Example> {
                 .collect();
             Example {
                 text: format!("{mark} {}", text.join(" ")),
+                pair: None,
                 label: label.to_string(),
             }
         })

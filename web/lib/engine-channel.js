@@ -77,8 +77,8 @@ export class WorkerChannel {
 }
 
 /**
- * The operations on a list of texts that a pool splits: op -> the argument holding the list.
- * Every text is computed on its own (the Rust side reads each text alone; batches only group
+ * The operations on a list of texts that a pool splits: op -> the argument holding the list (its
+ * items strings or `{ text, pair }` pairs). Every text or pair is computed on its own (the Rust side reads each text alone; batches only group
  * them, and padding does not change a text's numbers: tests/browser/worker-pool.test.mjs checks
  * bit-equality with one thread), so contiguous chunks concatenated in order give what one
  * engine gives for the whole list.
@@ -89,6 +89,7 @@ const SPLIT_ARGUMENT = {
   'model.classify': 'texts',
   'model.classifyTokens': 'texts',
   'model.fillMask': 'texts',
+  'model.nextSentence': 'pairs',
   'model.headFeatures': 'texts', // head-only training's encoder pass over the examples
 };
 
@@ -98,6 +99,11 @@ const CREATED_KIND = {
   'elmo.load': 'elmo',
   'elmo.trainer': 'elmoTrainer',
 };
+
+/** What head-only training encodes for an example: its text, or `{ text, pair }` for a pair. */
+function featureItem(example) {
+  return example.pair === undefined || example.pair === null ? example.text : { text: example.text, pair: example.pair };
+}
 
 /**
  * `items` cut into at most `parts` contiguous, non-empty chunks whose sizes differ by at most one
@@ -262,7 +268,7 @@ export class WorkerPool {
       const { examples, options } = trainer.headOnly;
       trainer.headOnly = null;
       if (model?.replicasCurrent && this.size > 1) {
-        const features = await this.split('model.headFeatures', { handle: trainer.model, texts: examples.map((e) => e.text), options });
+        const features = await this.split('model.headFeatures', { handle: trainer.model, texts: examples.map(featureItem), options });
         await this.first('trainer.setFeatures', { handle: args.handle, features }, [features.buffer]);
       }
     }

@@ -196,11 +196,15 @@ export class Engine {
       }
       case 'model.classify': {
         const model = this.get(a.handle, 'model').object;
-        return plain(await callRustAsync('classify', () => model.classify(a.texts)));
+        return plain(await callRustAsync('classify', () => model.classify(a.texts, Boolean(a.truncate))));
       }
       case 'model.classifyTokens': {
         const model = this.get(a.handle, 'model').object;
-        return plain(await callRustAsync('classifyTokens', () => model.classify_tokens(a.texts)));
+        return plain(await callRustAsync('classifyTokens', () => model.classify_tokens(a.texts, Boolean(a.truncate))));
+      }
+      case 'model.nextSentence': {
+        const model = this.get(a.handle, 'model').object;
+        return plain(await callRustAsync('nextSentence', () => model.next_sentence(a.pairs, Boolean(a.truncate))));
       }
       case 'model.trainer': {
         const model = this.get(a.handle, 'model').object;

@@ -354,8 +354,8 @@ export interface RuntimeOptions {
   /**
    * The CPU path only: how many Web Workers compute in parallel, each with its own wasm instance
    * and its own copy of every model (about `model.bytes` more memory per model per extra
-   * worker). Lists of texts given to `embed`, `similarity` (its `a`), `classify`,
-   * `classifyTokens` and `fillMask` are split into contiguous chunks, one per worker, with the
+   * worker). Lists of texts (or pairs) given to `embed`, `similarity` (its `a`), `classify`,
+   * `classifyTokens`, `fillMask` and `nextSentence` are split into contiguous chunks, one per worker, with the
    * same results as one thread; training, `save` and tokenizers run in the first worker (the
    * encoder pass over the examples of head-only training is split among all, with the same result).
    * Default: `navigator.hardwareConcurrency`, at most 4, in browsers; 1 in Node (no Web
@@ -463,11 +463,51 @@ export interface EmbedOptions {
   normalize?: boolean;
 }
 
-/** One labelled example for fine-tuning. */
+/**
+ * A pair of texts, read as the tokenizer encodes a pair: `[CLS] text [SEP] pair [SEP]`, token
+ * type 0 then 1 (DistilBERT has no token types: the texts are told apart by the [SEP] only, as in
+ * transformers). A pair longer than the model is refused with an error naming its lengths (pairs
+ * are not read in windows). A null or absent `pair` is the text alone.
+ */
+export interface TextPair {
+  text: string;
+  pair?: string | null;
+}
+
+/** A pair as a tuple `[text, pair]` (inside a list: a list of two strings alone is two texts). */
+export type TextPairTuple = [text: string, pair: string];
+
+/** What the tasks that read texts take: a text, or a pair of texts. */
+export type TextInput = string | TextPair;
+
+/** One labelled example for fine-tuning: a text, or a pair of texts (`pair`), and its label. */
 export interface Example {
   text: string;
+  /** The second text of a pair (read as `classify` reads a pair). */
+  pair?: string | null;
   /** A class name or class index. */
   label: string | number;
+}
+
+/** How `classify`, `classifyTokens` and `nextSentence` read what is longer than the model. */
+export interface ReadTextOptions {
+  /**
+   * false (default): a long text is read in overlapping windows (`classify` averages their
+   * logits; `classifyTokens` labels each token in its best window), a long pair is an error
+   * naming its lengths. true: a text is cut to its first window, a pair as the tokenizer cuts it
+   * (`longest_first`: the longer text loses tokens first).
+   */
+  truncate?: boolean;
+}
+
+/** Next-sentence prediction for one pair (`Model.nextSentence`). */
+export interface NextSentence {
+  /** The probability that the second text follows the first, 0..1 (`scores[0]`). */
+  isNext: number;
+  /** `[p_is_next, p_not_next]`: the softmax of `logits`. */
+  scores: [number, number];
+  /** The head's `[is_next, not_next]` logits. */
+  logits: [number, number];
 }
 
 /** The report of one finished training epoch. */
@@ -562,6 +602,11 @@ export interface TokenLabel {
   label: string;
   /** Its probability (softmax over the labels), 0..1. */
   score: number;
+  /**
+   * For a pair only: 0 for a token of `text`, 1 for one of `pair` (`start`/`end` are offsets in
+   * that string). Absent for a single text.
+   */
+  sequence?: 0 | 1;
 }
 
 /** A loaded BERT or DistilBERT model. */
@@ -597,9 +642,9 @@ export class Model {
    * one list per mask, in text order, best first.
    * @throws WebnluError when the text has no [MASK] or the model has no masked-LM head.
    */
-  fillMask(text: string, options?: FillMaskOptions): Promise<MaskPrediction[][]>;
-  /** `fillMask` of each text: one result (a list per mask) per text. */
-  fillMask(texts: string[], options?: FillMaskOptions): Promise<MaskPrediction[][][]>;
+  fillMask(text: TextInput, options?: FillMaskOptions): Promise<MaskPrediction[][]>;
+  /** `fillMask` of each text or pair: one result (a list per mask, the first text's masks first) per item. */
+  fillMask(texts: (TextInput | TextPairTuple)[], options?: FillMaskOptions): Promise<MaskPrediction[][][]>;
   /** The embedding of each text (Float32Array of `hiddenSize`); one string in, one array out. */
   embed(texts: string[], options?: EmbedOptions): Promise<Float32Array[]>;
   embed(text: string, options?: EmbedOptions): Promise<Float32Array>;
@@ -607,9 +652,13 @@ export class Model {
   similarity(a: string[], b?: string[]): Promise<Float32Array[]>;
   /** Starts fine-tuning a sequence classifier (a new head on the pooled output). */
   trainClassifier(examples: Example[], options?: TrainOptions): TrainingRun;
-  /** Predictions of the classifier (trained here, or the checkpoint's own). */
-  classify(texts: string[]): Promise<Classification[]>;
-  classify(text: string): Promise<Classification>;
+  /**
+   * Predictions of the classifier (trained here, or the checkpoint's own), for texts or pairs
+   * of texts (sentence-pair classification: entailment, paraphrase, ...).
+   * @throws WebnluError for a pair longer than the model (with its lengths).
+   */
+  classify(texts: (TextInput | TextPairTuple)[], options?: ReadTextOptions): Promise<Classification[]>;
+  classify(text: TextInput, options?: ReadTextOptions): Promise<Classification>;
   /**
    * The label of every WordPiece token of each text, in text order ([CLS], [SEP] left out).
    * Needs a checkpoint with a token-classification head (`*ForTokenClassification`, e.g. NER).
@@ -617,8 +666,17 @@ export class Model {
    * once, labelled in the window where it has the most context. One string in, one list out.
    * @throws WebnluError when the model has no token-classification head.
    */
-  classifyTokens(texts: string[]): Promise<TokenLabel[][]>;
-  classifyTokens(text: string): Promise<TokenLabel[]>;
+  classifyTokens(texts: (TextInput | TextPairTuple)[], options?: ReadTextOptions): Promise<TokenLabel[][]>;
+  classifyTokens(text: TextInput, options?: ReadTextOptions): Promise<TokenLabel[]>;
+  /**
+   * Next-sentence prediction with the checkpoint's head (`BertForPreTraining` or
+   * `BertForNextSentencePrediction`): how likely `b` is to follow `a`.
+   * @throws WebnluError when the model has no next-sentence head (the message names the missing
+   * `cls.seq_relationship` weights), or for a pair longer than the model.
+   */
+  nextSentence(a: string, b: string, options?: ReadTextOptions): Promise<NextSentence>;
+  /** `nextSentence` of each pair: one result per pair. */
+  nextSentence(pairs: (TextPair | TextPairTuple)[], options?: ReadTextOptions): Promise<NextSentence[]>;
   /** The model as Hugging Face files: config.json, model.safetensors and the tokenizer's files (loadable by `transformers` and by `loadModel`). */
   save(): Promise<Record<string, Uint8Array>>;
   /** Frees its memory (GPU buffers too); later calls reject with DisposedError. */

@@ -240,6 +240,60 @@ export class LoadedTokenizer {
   }
 }
 
+/**
+ * One item of a task that takes texts, as the engine takes it: a string stays a string,
+ * `{ text, pair }` and a `[text, pair]` tuple become `{ text, pair }` (a null or absent `pair`:
+ * the text alone). `name` names it in errors.
+ */
+export function taskItem(item, name) {
+  if (typeof item === 'string') {
+    checkText(item, name);
+    return item;
+  }
+  if (Array.isArray(item)) {
+    if (item.length !== 2) {
+      throw new WebnluError(`${name} must be a string or a pair ({ text, pair } or [text, pair] of two strings), got an array of ${item.length}`);
+    }
+    checkText(item[0], `${name}[0]`);
+    checkText(item[1], `${name}[1]`);
+    return { text: item[0], pair: item[1] };
+  }
+  if (item !== null && typeof item === 'object') {
+    checkText(item.text, `${name}.text`);
+    if (item.pair === undefined || item.pair === null) return item.text;
+    checkText(item.pair, `${name}.pair`);
+    return { text: item.text, pair: item.pair };
+  }
+  throw new WebnluError(`${name} must be a string or a pair ({ text, pair } or [text, pair]), got ${item === null ? 'null' : typeof item}`);
+}
+
+/** A non-empty list of task items (see `taskItem`). */
+function taskItems(items, name) {
+  if (!Array.isArray(items)) throw new WebnluError(`${name} must be an array of texts or pairs, got ${typeof items}`);
+  if (items.length === 0) throw new WebnluError(`${name} is empty: give at least one text`);
+  return items.map((item, i) => taskItem(item, `${name}[${i}]`));
+}
+
+/** Whether a task's argument is one item (a string or `{ text, pair }`), not a list of them. */
+function isSingleItem(texts) {
+  return typeof texts === 'string' || (texts !== null && typeof texts === 'object' && !Array.isArray(texts));
+}
+
+/** The `truncate` option of a task (default false), checked. */
+function truncateOption(options, what) {
+  if (options === null || typeof options !== 'object') throw new WebnluError(`${what}: options must be an object, got ${options === null ? 'null' : typeof options}`);
+  const { truncate = false } = options;
+  if (typeof truncate !== 'boolean') throw new WebnluError(`${what}: truncate must be true or false, got ${JSON.stringify(truncate)}`);
+  return truncate;
+}
+
+/** A pair for `nextSentence`: `{ text, pair }` with both texts. */
+function pairItem(item, name) {
+  const read = taskItem(item, name);
+  if (typeof read === 'string') throw new WebnluError(`${name} must be a pair ({ text, pair } or [text, pair]), got a single text`);
+  return read;
+}
+
 /** One loaded BERT-family model. Make one with `runtime.loadModel()`. */
 export class Model {
   /** @private */
@@ -268,15 +322,14 @@ export class Model {
   }
 
   /**
-   * Top-k fillers for every `[MASK]` of `text`: one list per mask, best first. A list of texts
-   * gives one such result per text.
+   * Top-k fillers for every `[MASK]` of `text` (or of both texts of a pair `{ text, pair }`):
+   * one list per mask, best first. A list of texts (or pairs, `{ text, pair }` or
+   * `[text, pair]`) gives one such result per item.
    */
   async fillMask(texts, options = {}) {
     const { topK = 5 } = options;
-    const single = typeof texts === 'string';
-    const list = single ? [texts] : texts;
-    if (single) checkText(texts, 'text');
-    else checkTexts(list, 'texts');
+    const single = isSingleItem(texts);
+    const list = single ? [taskItem(texts, 'text')] : taskItems(texts, 'texts');
     if (!Number.isInteger(topK) || topK < 1) throw new WebnluError(`topK must be a positive integer, got ${topK}`);
     const results = await this.call('model.fillMask', { texts: list, topK });
     return single ? results[0] : results;
@@ -302,30 +355,58 @@ export class Model {
     return splitRows(flat, a.length, 'similarity');
   }
 
-  /** Starts fine-tuning a sequence classifier on `examples` ({ text, label }); see TrainingRun. */
+  /** Starts fine-tuning a sequence classifier on `examples` ({ text, pair?, label }); see TrainingRun. */
   trainClassifier(examples, options = {}) {
     return new TrainingRun(this, examples, options);
   }
 
-  /** Predictions of the classifier head (trained here or loaded with the model). */
-  async classify(texts) {
-    const single = typeof texts === 'string';
-    const list = single ? [texts] : texts;
-    checkTexts(list, 'texts');
-    const results = await this.call('model.classify', { texts: list });
+  /**
+   * Predictions of the classifier head (trained here or loaded with the model), for texts or
+   * pairs of texts (`{ text, pair }`, or `[text, pair]` in a list). A text longer than the model
+   * is read in windows whose logits are averaged, a pair longer than the model is an error;
+   * `{ truncate: true }` cuts both instead (a text to its first window, a pair `longest_first`).
+   */
+  async classify(texts, options = {}) {
+    const single = isSingleItem(texts);
+    const list = single ? [taskItem(texts, 'text')] : taskItems(texts, 'texts');
+    const truncate = truncateOption(options, 'classify');
+    const results = await this.call('model.classify', { texts: list, truncate });
     return single ? results[0] : results;
   }
 
   /**
    * The label of every WordPiece token of each text (needs a token-classification head):
    * `{ token, start, end, label, score }` in text order, `text.slice(start, end)` the token's
-   * characters (UTF-16 offsets); one text in, one list out.
+   * characters (UTF-16 offsets); one text in, one list out. For a pair (`{ text, pair }` or
+   * `[text, pair]` in a list) each token also has `sequence`: 0 for the text, 1 for the pair,
+   * its offsets in that string. `{ truncate: true }`: long texts and pairs cut, as `classify`.
    */
-  async classifyTokens(texts) {
-    const single = typeof texts === 'string';
-    const list = single ? [texts] : texts;
-    checkTexts(list, 'texts');
-    const results = await this.call('model.classifyTokens', { texts: list });
+  async classifyTokens(texts, options = {}) {
+    const single = isSingleItem(texts);
+    const list = single ? [taskItem(texts, 'text')] : taskItems(texts, 'texts');
+    const truncate = truncateOption(options, 'classifyTokens');
+    const results = await this.call('model.classifyTokens', { texts: list, truncate });
+    return single ? results[0] : results;
+  }
+
+  /**
+   * Next-sentence prediction with the checkpoint's head (BertForPreTraining /
+   * BertForNextSentencePrediction): `nextSentence(a, b)` resolves to `{ isNext, scores, logits }`,
+   * `isNext` the probability that `b` follows `a` (`scores` = [isNext, 1 - isNext]);
+   * `nextSentence([[a, b], { text, pair }, ...])` to one such result per pair. A pair longer than
+   * the model is an error; `{ truncate: true }` (the last argument) cuts it `longest_first`.
+   */
+  async nextSentence(a, b, options) {
+    const single = typeof b === 'string';
+    if (!single) options = b;
+    const pairs = single
+      ? [pairItem([a, b], 'nextSentence(a, b)')]
+      : (() => {
+          if (!Array.isArray(a) || a.length === 0) throw new WebnluError('nextSentence takes (a, b) or a non-empty array of pairs');
+          return a.map((item, i) => pairItem(item, `pairs[${i}]`));
+        })();
+    const truncate = truncateOption(options ?? {}, 'nextSentence');
+    const results = await this.call('model.nextSentence', { pairs, truncate });
     return single ? results[0] : results;
   }
 
@@ -352,10 +433,11 @@ function splitRows(flat, n, what) {
 }
 
 function checkExamples(examples, name) {
-  if (!Array.isArray(examples) || examples.length === 0) throw new WebnluError(`${name} must be a non-empty array of { text, label }`);
+  if (!Array.isArray(examples) || examples.length === 0) throw new WebnluError(`${name} must be a non-empty array of { text, pair?, label }`);
   examples.forEach((example, i) => {
-    if (example === null || typeof example !== 'object') throw new WebnluError(`${name}[${i}] must be { text, label }`);
+    if (example === null || typeof example !== 'object') throw new WebnluError(`${name}[${i}] must be { text, pair?, label }`);
     checkText(example.text, `${name}[${i}].text`);
+    if (example.pair !== undefined && example.pair !== null) checkText(example.pair, `${name}[${i}].pair`);
     if (typeof example.label !== 'string' && !Number.isInteger(example.label)) {
       throw new WebnluError(`${name}[${i}].label must be a string or an integer, got ${JSON.stringify(example.label)}`);
     }

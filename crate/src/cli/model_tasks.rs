@@ -1,5 +1,6 @@
-//! The model subcommands: `embed`, `similarity`, `fill-mask`, `classify`, `classify-tokens`.
-//! Each reads one text per line from stdin (a `\r` before the `\n` dropped) and writes one
+//! The model subcommands: `embed`, `similarity`, `fill-mask`, `classify`, `classify-tokens`,
+//! `next-sentence`. Each reads one text per line from stdin (a `\r` before the `\n` dropped;
+//! with `--pair`, and always for `next-sentence`, a pair of texts `a<TAB>b`) and writes one
 //! JSON object per line:
 //!
 //! ```text
@@ -8,7 +9,11 @@
 //! webnlu fill-mask  --model DIR [--top-k 5]          {"masks": [[{"token", "id", "score"}, ...]]}
 //! webnlu classify   --model DIR                      {"label", "score", "scores"}
 //! webnlu classify-tokens --model DIR     {"tokens": [{"token", "start", "end", "label", "score"}, ...]}
+//! webnlu next-sentence --model DIR       {"is_next", "scores": [p_is_next, p_not_next], "logits"}
 //! ```
+//!
+//! A pair longer than the window is refused with its lengths, or with `--truncate` cut as the
+//! tokenizer cuts pairs (`longest_first`); pairs are never read in windows.
 //!
 //! Common options: `--device auto|gpu|cpu`, `--max-length N` (window length, default the
 //! model's positions), `--stride N` (overlap of windows, default a quarter), `--no-windows`
@@ -23,7 +28,7 @@ use serde_json::json;
 
 use super::arguments::Arguments;
 use webnlu::device::{DeviceChoice, GpuOptions};
-use webnlu::tasks::{LongTexts, Pipeline, Pooling, ReadOptions};
+use webnlu::tasks::{LongTexts, Pipeline, Pooling, ReadOptions, TextPair};
 use webnlu::{Device, Error, Result};
 
 /// Options every model subcommand takes (values).
@@ -111,6 +116,32 @@ fn stdin_texts() -> Result<Vec<String>> {
     read_lines(std::io::stdin().lock(), "<stdin>")
 }
 
+/// The lines of stdin as texts, or with `pairs` as pairs `a<TAB>b` (an error naming the line
+/// without a tab). For a model that reads pairs differently from BERT (DistilBERT), a note on
+/// stderr says how.
+fn stdin_items(pipeline: &Pipeline, pairs: bool) -> Result<Vec<TextPair>> {
+    let lines = stdin_texts()?;
+    if !pairs {
+        return Ok(lines.into_iter().map(TextPair::single).collect());
+    }
+    if let (Some(note), false) = (pipeline.pair_note(), lines.is_empty()) {
+        eprintln!("webnlu: note: {note}");
+    }
+    lines
+        .iter()
+        .enumerate()
+        .map(|(number, line)| {
+            let (a, b) = line.split_once('\t').ok_or_else(|| {
+                Error::invalid(format!(
+                    "line {}: expected a pair of texts separated by a tab (a<TAB>b)",
+                    number + 1
+                ))
+            })?;
+            Ok(TextPair::new(a, b))
+        })
+        .collect()
+}
+
 pub fn embed(args: &[String]) -> Result<()> {
     let args = parse(args, "embed", &["pooling"], &["no-normalize"])?;
     let pooling: Pooling = args.value("pooling").unwrap_or("mean").parse()?;
@@ -141,10 +172,10 @@ pub fn similarity(args: &[String]) -> Result<()> {
 }
 
 pub fn fill_mask(args: &[String]) -> Result<()> {
-    let args = parse(args, "fill-mask", &["top-k"], &[])?;
+    let args = parse(args, "fill-mask", &["top-k"], &["pair"])?;
     let top_k = args.number("top-k")?.unwrap_or(5);
     let pipeline = load_pipeline(&args, "fill-mask")?;
-    let texts = stdin_texts()?;
+    let texts = stdin_items(&pipeline, args.flag("pair"))?;
     if texts.is_empty() {
         return Err(Error::invalid("fill-mask: no texts on stdin"));
     }
@@ -160,21 +191,29 @@ pub fn fill_mask(args: &[String]) -> Result<()> {
 }
 
 pub fn classify(args: &[String]) -> Result<()> {
-    let args = parse(args, "classify", &[], &[])?;
+    let args = parse(args, "classify", &[], &["pair"])?;
     let pipeline = load_pipeline(&args, "classify")?;
-    let texts = stdin_texts()?;
+    let texts = stdin_items(&pipeline, args.flag("pair"))?;
     let results = block_on(pipeline.classify(&texts))?;
     write_lines(results.into_iter().map(|r| json!(r)))
 }
 
 pub fn classify_tokens(args: &[String]) -> Result<()> {
-    let args = parse(args, "classify-tokens", &[], &[])?;
+    let args = parse(args, "classify-tokens", &[], &["pair"])?;
     let pipeline = load_pipeline(&args, "classify-tokens")?;
-    let texts = stdin_texts()?;
+    let texts = stdin_items(&pipeline, args.flag("pair"))?;
     let results = block_on(pipeline.classify_tokens(&texts))?;
     write_lines(
         results
             .into_iter()
             .map(|tokens| json!({ "tokens": tokens })),
     )
+}
+
+pub fn next_sentence(args: &[String]) -> Result<()> {
+    let args = parse(args, "next-sentence", &[], &[])?;
+    let pipeline = load_pipeline(&args, "next-sentence")?;
+    let pairs = stdin_items(&pipeline, true)?;
+    let results = block_on(pipeline.next_sentence(&pairs))?;
+    write_lines(results.into_iter().map(|r| json!(r)))
 }

@@ -4,7 +4,9 @@
 //! directory (config.json + model.safetensors + the tokenizer files) to `--out`.
 //! `--examples`: the VADER rated TSV (`id<TAB>rating<TAB>text`, label = sign of the rating, e.g.
 //! tests/fixtures/models/vader/movieReviewSnippets_GroundTruth.txt), a `text<TAB>label` TSV or
-//! a CSV with `text` and `label` columns (see `tasks/examples.rs`).
+//! a CSV with `text` and `label` columns (see `tasks/examples.rs`); pairs of texts as
+//! `text<TAB>text_pair<TAB>label` or a CSV column `text_pair`, read as `classify --pair` reads
+//! them (one window `[CLS] a [SEP] b [SEP]`; too long: an error, or cut with `--truncate`).
 //!
 //! Options: `--freeze head|top:K|all` (default head), `--epochs N` (3), `--learning-rate X`
 //! (1e-3), `--batch-size N` (32), `--accumulation N` (1), `--validation F` (0.1),
@@ -119,6 +121,12 @@ pub fn run(args: &[String]) -> Result<()> {
         long_texts: None,
     };
     let mut pipeline = load_pipeline(&args, "train-head")?;
+    if let (Some(note), true) = (
+        pipeline.pair_note(),
+        examples.iter().any(|e| e.pair.is_some()),
+    ) {
+        eprintln!("webnlu: note: {note}");
+    }
     let mut epoch_started = Instant::now();
     let report = block_on(pipeline.train_classifier(&examples, options, |progress| {
         let line = json!({

@@ -1,6 +1,7 @@
 //! Classification of texts with the model's sequence classifier (a fine-tuned checkpoint, or
 //! one trained with `train_classifier`): the logits of each text's windows are averaged, then
-//! turned into probabilities by a softmax. A one-label (regression) head gives its raw output
+//! turned into probabilities by a softmax. A pair of texts is read as one window
+//! (`[CLS] a [SEP] b [SEP]`, cut with `longest_first` or refused when too long). A one-label (regression) head gives its raw output
 //! as the score.
 
 use crate::models::RunMode;
@@ -9,6 +10,7 @@ use crate::{Error, Result};
 
 use super::classifier::head_forward;
 use super::pipeline::{mask_tensor, Pipeline};
+use super::text_pairs::TaskText;
 use super::windows::average_per_text;
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -35,8 +37,8 @@ impl Pipeline {
         self.model.config.labels().id2label.clone()
     }
 
-    /// Logits `(texts, labels)` of the classifier, windows averaged.
-    pub async fn classifier_logits<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<f32>> {
+    /// Logits `(texts, labels)` of the classifier, windows averaged (a pair is one window).
+    pub async fn classifier_logits<S: TaskText>(&self, texts: &[S]) -> Result<Vec<f32>> {
         let head = self.model.sequence_classifier.as_ref().ok_or_else(|| {
             Error::invalid(
                 "the model has no sequence classifier: load a fine-tuned classifier or train one",
@@ -67,8 +69,8 @@ impl Pipeline {
         average_per_text(&windows, &per_window, labels, texts.len())
     }
 
-    /// The label and probabilities of each text.
-    pub async fn classify<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Classification>> {
+    /// The label and probabilities of each text or pair of texts.
+    pub async fn classify<S: TaskText>(&self, texts: &[S]) -> Result<Vec<Classification>> {
         let logits = self.classifier_logits(texts).await?;
         let names = self.labels();
         let labels = names.len().max(1);

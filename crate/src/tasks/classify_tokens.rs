@@ -3,6 +3,7 @@
 //! likely label and its softmax probability. A text longer than the model is read in the
 //! overlapping windows of the read options; each token takes its logits from the window where
 //! it has the most context (see [`token_sources`]), so every token appears once, in order.
+//! A pair of texts is read as one window; each token says which of the two texts it is from.
 
 use crate::models::RunMode;
 use crate::tensor::Tensor;
@@ -11,6 +12,7 @@ use crate::{Error, Result};
 
 use super::classify::softmax;
 use super::pipeline::Pipeline;
+use super::text_pairs::TaskText;
 use super::windows::{token_sources, LongTexts};
 
 /// The label of one token.
@@ -24,14 +26,15 @@ pub struct TokenLabel {
     pub label: String,
     /// Its softmax probability.
     pub score: f32,
+    /// For a pair of texts: 0 for a token of the first text, 1 for one of the second (its
+    /// offsets are in that text); absent for a single text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<u32>,
 }
 
 impl Pipeline {
-    /// The labels of every token of each text.
-    pub async fn classify_tokens<S: AsRef<str>>(
-        &self,
-        texts: &[S],
-    ) -> Result<Vec<Vec<TokenLabel>>> {
+    /// The labels of every token of each text (of both texts of a pair, first text first).
+    pub async fn classify_tokens<S: TaskText>(&self, texts: &[S]) -> Result<Vec<Vec<TokenLabel>>> {
         let head = self.model.token_classifier.as_ref().ok_or_else(|| {
             Error::invalid(
                 "the model has no token-classification head (load a *ForTokenClassification checkpoint)",
@@ -62,7 +65,8 @@ impl Pipeline {
             LongTexts::Truncate | LongTexts::Refuse => 0,
         };
         let mut out = Vec::with_capacity(texts.len());
-        for text in 0..texts.len() {
+        for (text, item) in texts.iter().enumerate() {
+            let is_pair = item.pair().is_some();
             let mut tokens = Vec::new();
             for source in token_sources(&windows, text, stride)? {
                 let encoding = &windows[source.window].encoding;
@@ -85,6 +89,7 @@ impl Pipeline {
                         .cloned()
                         .unwrap_or_else(|| format!("LABEL_{best}")),
                     score: scores[best],
+                    sequence: is_pair.then(|| encoding.type_ids[t]),
                 });
             }
             out.push(tokens);

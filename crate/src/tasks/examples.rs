@@ -3,17 +3,59 @@
 //! - **rated TSV** (the VADER ground-truth files, Hutto & Gilbert, ICWSM 2014):
 //!   `id<TAB>rating<TAB>text` per line, the label being the sign of the rating ("positive" /
 //!   "negative"; a rating of exactly 0 has no sentiment and the line is skipped);
-//! - **TSV**: `text<TAB>label` per line (a first line `text<TAB>label` is a header);
-//! - **CSV** (RFC 4180 quoting): a header naming the columns `text` and `label`.
+//! - **TSV**: `text<TAB>label` per line (a first line `text<TAB>label` is a header), or for
+//!   pairs of texts `text<TAB>text_pair<TAB>label` (header `text<TAB>text_pair<TAB>label`);
+//!   every line has the columns of the first;
+//! - **CSV** (RFC 4180 quoting): a header naming the columns `text` and `label`, and
+//!   `text_pair` for pairs of texts.
 //!
-//! Line ends may be `\n` or `\r\n`; empty lines are skipped.
+//! Line ends may be `\n` or `\r\n`; empty lines are skipped. A pair TSV whose first line
+//! reads as a rated line (a number in the second column) is taken for a rated TSV: give it its
+//! header, or `ExampleFormat::Tsv`.
 
 use crate::{Error, Result};
+
+use super::text_pairs::TaskText;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Example {
     pub text: String,
+    /// The second text of a pair (read as `classify` reads a pair).
+    pub pair: Option<String>,
     pub label: String,
+}
+
+impl Example {
+    /// A single text with its label.
+    pub fn new(text: impl Into<String>, label: impl Into<String>) -> Example {
+        Example {
+            text: text.into(),
+            pair: None,
+            label: label.into(),
+        }
+    }
+
+    /// A pair of texts with its label.
+    pub fn with_pair(
+        text: impl Into<String>,
+        pair: impl Into<String>,
+        label: impl Into<String>,
+    ) -> Example {
+        Example {
+            text: text.into(),
+            pair: Some(pair.into()),
+            label: label.into(),
+        }
+    }
+}
+
+impl TaskText for Example {
+    fn text(&self) -> &str {
+        &self.text
+    }
+    fn pair(&self) -> Option<&str> {
+        self.pair.as_deref()
+    }
 }
 
 /// How a file of examples is laid out.
@@ -88,31 +130,52 @@ fn parse_rated_tsv(content: &str, what: &str) -> Result<Vec<Example>> {
         } else {
             continue;
         };
-        examples.push(Example {
-            text: text.to_string(),
-            label: label.to_string(),
-        });
+        examples.push(Example::new(text, label));
     }
     Ok(examples)
 }
 
 fn parse_tsv(content: &str, what: &str) -> Result<Vec<Example>> {
     let mut examples = Vec::new();
+    // 2 (text, label) or 3 (text, text_pair, label): the first line's
+    let mut columns = None;
     for (number, line) in content.lines().enumerate() {
         let line = line.trim_end_matches('\r');
         if line.trim().is_empty() {
             continue;
         }
-        let (text, label) = line.rsplit_once('\t').ok_or_else(|| {
-            Error::format(
+        let fields: Vec<&str> = line.split('\t').collect();
+        let expected = *columns.get_or_insert(fields.len());
+        if !(2..=3).contains(&fields.len()) || fields.len() != expected {
+            let layout = match expected {
+                3 => "text<TAB>text_pair<TAB>label",
+                _ => "text<TAB>label (or text<TAB>text_pair<TAB>label for pairs)",
+            };
+            return Err(Error::format(
                 what,
-                format!("line {}: expected text<TAB>label", number + 1),
-            )
-        })?;
-        if number == 0 && text.trim() == "text" && label.trim() == "label" {
+                format!(
+                    "line {}: {} tab-separated fields, expected {layout}",
+                    number + 1,
+                    fields.len()
+                ),
+            ));
+        }
+        let header = match fields.as_slice() {
+            [text, label] => [text.trim(), label.trim()] == ["text", "label"],
+            [text, pair, label] => {
+                [text.trim(), pair.trim(), label.trim()] == ["text", "text_pair", "label"]
+            }
+            _ => false,
+        };
+        if examples.is_empty() && header {
             continue;
         }
-        push_example(&mut examples, text, label, what, number + 1)?;
+        let (text, pair, label) = match fields.as_slice() {
+            [text, label] => (*text, None, *label),
+            [text, pair, label] => (*text, Some(*pair), *label),
+            _ => unreachable!("2 or 3 fields, checked above"),
+        };
+        push_example(&mut examples, text, pair, label, what, number + 1)?;
     }
     Ok(examples)
 }
@@ -120,6 +183,7 @@ fn parse_tsv(content: &str, what: &str) -> Result<Vec<Example>> {
 fn push_example(
     examples: &mut Vec<Example>,
     text: &str,
+    pair: Option<&str>,
     label: &str,
     what: &str,
     line: usize,
@@ -130,6 +194,7 @@ fn push_example(
     }
     examples.push(Example {
         text: text.to_string(),
+        pair: pair.map(str::to_string),
         label: label.to_string(),
     });
     Ok(())
@@ -201,6 +266,7 @@ fn parse_csv(content: &str, what: &str) -> Result<Vec<Example>> {
             })
     };
     let (text_column, label_column) = (column("text")?, column("label")?);
+    let pair_column = column("text_pair").ok();
     let mut examples = Vec::with_capacity(rows.len());
     for (line, row) in rows {
         if row.len() != header.len() {
@@ -216,6 +282,7 @@ fn parse_csv(content: &str, what: &str) -> Result<Vec<Example>> {
         push_example(
             &mut examples,
             &row[text_column],
+            pair_column.map(|c| row[c].as_str()),
             &row[label_column],
             what,
             *line,

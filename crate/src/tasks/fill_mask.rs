@@ -4,7 +4,9 @@
 //! overlapping windows of the read options, each `[MASK]` predicted from the one window where
 //! it has the most context on both sides (see [`token_sources`]; a masked word needs its own
 //! context, not an average of windows). With windows off (`Refuse` or `Truncate`) a long text
-//! is refused with its length: cutting it could drop a mask.
+//! is refused with its length: cutting it could drop a mask. A pair of texts is one window
+//! (`[CLS] a [SEP] b [SEP]`, never cut: refused with its lengths when too long); its masks come
+//! in encoding order, the first text's first.
 
 use crate::models::{EncoderInput, RunMode};
 use crate::tensor::Tensor;
@@ -12,7 +14,8 @@ use crate::{Error, Result};
 
 use super::classify::softmax;
 use super::pipeline::Pipeline;
-use super::windows::{encode_windows, token_sources, LongTexts};
+use super::text_pairs::TaskText;
+use super::windows::{encode_item, token_sources, LongTexts};
 
 /// One candidate for one mask.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -44,10 +47,11 @@ pub fn top_k(probabilities: &[f32], k: usize) -> Vec<(u32, f32)> {
 }
 
 impl Pipeline {
-    /// For each `[MASK]` of `text`, in order, its `top_k` predictions.
-    pub async fn fill_mask(
+    /// For each `[MASK]` of `item` (a text, or a pair: the masks of the first text, then
+    /// those of the second), in order, its `top_k` predictions.
+    pub async fn fill_mask<S: TaskText + ?Sized>(
         &self,
-        text: &str,
+        item: &S,
         top_k_count: usize,
     ) -> Result<Vec<Vec<MaskPrediction>>> {
         if top_k_count == 0 {
@@ -64,7 +68,18 @@ impl Pipeline {
             LongTexts::Windows { stride } => LongTexts::Windows { stride },
             LongTexts::Truncate | LongTexts::Refuse => LongTexts::Refuse,
         };
-        let windows = encode_windows(&self.tokenizer, &[text], self.read.max_length, long_texts)?;
+        if item.pair().is_some() {
+            self.check_pair(0)?;
+        }
+        let mut windows = Vec::new();
+        encode_item(
+            &self.tokenizer,
+            0,
+            item,
+            self.read.max_length,
+            long_texts,
+            &mut windows,
+        )?;
         let stride = match long_texts {
             LongTexts::Windows { stride } => stride,
             _ => 0,
@@ -76,7 +91,10 @@ impl Pipeline {
             .collect();
         if masks.is_empty() {
             return Err(Error::invalid(format!(
-                "fill-mask: the text has no [MASK] token: {text:?}"
+                "fill-mask: the text has no [MASK] token: {:?}{}",
+                item.text(),
+                item.pair()
+                    .map_or(String::new(), |b| format!(" / pair {b:?}"))
             )));
         }
         // only the windows some mask is read from are run

@@ -1,6 +1,7 @@
 //! The jobs people run with a BERT-family model, shared by the CLI and the browser bindings:
-//! fill the masks of a text, embed texts and compare them, classify texts or their tokens, and fine-tune a
-//! classifier on labelled examples. All are methods of [`Pipeline`] (async: on the GPU in a
+//! fill the masks of a text, embed texts and compare them, classify texts or their tokens (or
+//! pairs of texts, see [`text_pairs`]), predict whether a sentence follows another, and fine-tune
+//! a classifier on labelled examples. All are methods of [`Pipeline`] (async: on the GPU in a
 //! browser, results are read back with promises; natively use `pollster::block_on`).
 
 pub mod classifier;
@@ -10,8 +11,10 @@ pub mod elmo_training;
 pub mod embed;
 pub mod examples;
 pub mod fill_mask;
+pub mod next_sentence;
 pub mod pipeline;
 pub mod save;
+pub mod text_pairs;
 pub mod train_classifier;
 pub mod windows;
 
@@ -21,8 +24,10 @@ pub use classify_tokens::TokenLabel;
 pub use embed::{l2_normalize_rows, Pooling};
 pub use examples::{label_classes, parse_examples, Example, ExampleFormat};
 pub use fill_mask::MaskPrediction;
+pub use next_sentence::NextSentence;
 pub use pipeline::{Pipeline, ReadOptions};
+pub use text_pairs::{TaskText, TextPair};
 pub use train_classifier::{
     head_features, ClassifierTraining, EpochProgress, TrainOptions, TrainReport,
 };
-pub use windows::{encode_windows, token_sources, LongTexts, TokenSource, Window};
+pub use windows::{encode_item, encode_windows, token_sources, LongTexts, TokenSource, Window};

@@ -4,13 +4,14 @@
 
 use crate::device::Device;
 use crate::io::ModelFiles;
-use crate::models::{BertModel, EncoderInput, EncoderOutput, RunMode};
+use crate::models::{BertModel, EncoderInput, EncoderOutput, Family, RunMode};
 use crate::tensor::Tensor;
 use crate::tokenizer::{Tokenizer, VocabOptions};
 use crate::{Error, Result};
 
 use super::classifier::ClassifierInput;
 use super::save::TOKENIZER_FILES;
+use super::text_pairs::TaskText;
 use super::windows::{encode_windows, length_sorted_batches, LongTexts, Window};
 
 /// How texts are cut into what the model reads.
@@ -122,17 +123,61 @@ impl Pipeline {
         Ok(())
     }
 
-    /// The windows of `texts` under the read options (an error for no texts).
-    pub(crate) fn windows<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Window>> {
-        if texts.is_empty() {
+    /// The windows of `items` (texts or pairs) under the read options (an error for no items,
+    /// or for a pair the model cannot read): what every task reads, for any task to reuse.
+    pub fn windows<S: TaskText>(&self, items: &[S]) -> Result<Vec<Window>> {
+        if items.is_empty() {
             return Err(Error::invalid("no texts given"));
         }
+        self.check_pairs(items)?;
         encode_windows(
             &self.tokenizer,
-            texts,
+            items,
             self.read.max_length,
             self.read.long_texts,
         )
+    }
+
+    /// Whether the model can read the pairs among `items`: the second text of a pair has token
+    /// type 1, so a BERT needs at least 2 token types. DistilBERT has no token types at all and
+    /// reads a pair as transformers does, the texts joined by `[SEP]` (see [`Self::pair_note`]).
+    pub fn check_pairs<S: TaskText>(&self, items: &[S]) -> Result<()> {
+        match items.iter().position(|item| item.pair().is_some()) {
+            Some(index) => self.check_pair(index),
+            None => Ok(()),
+        }
+    }
+
+    /// [`Self::check_pairs`] for item `index`, a pair.
+    pub fn check_pair(&self, index: usize) -> Result<()> {
+        // (TV, C) the token-type embeddings: TV types
+        let types = self
+            .model
+            .embeddings
+            .token_type
+            .as_ref()
+            .map_or(0, |t| t.shape()[0]);
+        if self.model.family == Family::Bert && types < 2 {
+            return Err(Error::invalid(format!(
+                "item {index} is a pair of texts, but the model has type_vocab_size {types}: the \
+                 second text of a pair is read with token type 1, which it has no embedding for"
+            )));
+        }
+        Ok(())
+    }
+
+    /// How this model reads a pair, when it is not what BERT does: DistilBERT has no token-type
+    /// embeddings, so the two texts are only told apart by the `[SEP]` between them (as in
+    /// transformers, whose DistilBERT tokenizer gives no `token_type_ids`).
+    pub fn pair_note(&self) -> Option<String> {
+        match self.model.family {
+            Family::Bert => None,
+            Family::DistilBert => Some(
+                "DistilBERT has no token type embeddings: a pair is read as [CLS] a [SEP] b [SEP] \
+                 with no type ids, the texts told apart by [SEP] only (as transformers does)"
+                    .to_string(),
+            ),
+        }
     }
 
     /// Runs the encoder over the windows in length-sorted batches; `each` gets every batch.

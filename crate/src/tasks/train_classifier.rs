@@ -14,6 +14,8 @@
 //! then:    clip_grad_norm ─ AdamW (decay groups of the HF Trainer) with the linear schedule
 //! ```
 //!
+//! An example with a second text (a pair) is one window, `[CLS] a [SEP] b [SEP]`, as `classify`
+//! reads a pair (cut with `longest_first` under `Truncate`, else refused when too long).
 //! `batch_size` counts examples: a batch of long texts runs more windows than examples.
 //! Validation averages the windows the same way, so its accuracy is what `classify` says.
 //! Micro-batches accumulate into one step's gradients (`accumulation_steps`). A NaN or infinite
@@ -35,6 +37,7 @@ use crate::{Error, Result};
 use super::classifier::{head_backward, head_forward, ClassifierInput};
 use super::examples::{label_classes, Example};
 use super::pipeline::{mask_tensor, Pipeline};
+use super::text_pairs::TaskText;
 use super::windows::{batches_by_length, encode_windows, LongTexts, WindowAverage};
 
 use std::ops::Range;
@@ -173,12 +176,13 @@ fn long_texts_of(pipeline: &Pipeline, options: &TrainOptions) -> Result<LongText
 /// nothing but each window's text and the encoder, so a copy of the same model elsewhere (a
 /// worker of the browser's pool, given a contiguous part of the examples) computes the same
 /// rows; [`ClassifierTraining::new_with_features`] takes them joined in example order.
-pub async fn head_features(
+pub async fn head_features<S: TaskText>(
     pipeline: &Pipeline,
-    texts: &[&str],
+    texts: &[S],
     options: &TrainOptions,
 ) -> Result<Vec<f32>> {
     let long_texts = long_texts_of(pipeline, options)?;
+    pipeline.check_pairs(texts)?;
     let windows = encode_windows(
         &pipeline.tokenizer,
         texts,
@@ -251,10 +255,11 @@ impl ClassifierTraining {
             .model
             .add_sequence_classifier(&labels, options.seed)?;
 
-        let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
         let max_length = pipeline.read.max_length;
         let long_texts = long_texts_of(pipeline, &options)?;
-        let windows = encode_windows(&pipeline.tokenizer, &texts, max_length, long_texts)?;
+        pipeline.check_pairs(examples)?;
+        // a pair is read as classify reads it: one window (cut with longest_first or refused)
+        let windows = encode_windows(&pipeline.tokenizer, examples, max_length, long_texts)?;
         // windows come in text order: example i's are one contiguous run
         let mut spans: Vec<Range<usize>> = vec![0..0; examples.len()];
         for (w, window) in windows.iter().enumerate() {

@@ -2,7 +2,8 @@
 //! a longer text is either read in overlapping windows (the tokenizer's overflow with `stride`
 //! tokens shared by neighbours, each window with its own [CLS] / [SEP]) whose results the task
 //! combines (averaged embeddings, averaged logits), or cut to its first window, or refused with
-//! an error naming its length, as the caller chooses.
+//! an error naming its length, as the caller chooses. A pair of texts is never windowed: cut
+//! (`longest_first`) or refused, see [`encode_item`].
 //!
 //! [`WindowAverage`] is the same averaging as [`average_per_text`] on a device, with its
 //! backward, for training: `rows (E, width) = A (E, W) @ window_rows (W, width)` where
@@ -16,6 +17,8 @@ use crate::ops::matmul::{matmul_backward, matmul_forward, MatmulOptions};
 use crate::tensor::Tensor;
 use crate::tokenizer::{Encoding, Tokenizer, Truncation, TruncationStrategy};
 use crate::{Error, Result};
+
+use super::text_pairs::TaskText;
 
 /// What to do with a text longer than `max_length` tokens.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,14 +48,66 @@ pub struct Window {
     pub encoding: Encoding,
 }
 
-/// The windows of every text, in text order (each text has at least one). `tokenizer` is
-/// used as configured except for truncation and padding, which this sets.
-pub fn encode_windows<S: AsRef<str>>(
+/// The windows of every item, in item order (each has at least one). `tokenizer` is used as
+/// configured except for truncation and padding, which this sets. See [`encode_item`].
+pub fn encode_windows<S: TaskText>(
     tokenizer: &Tokenizer,
-    texts: &[S],
+    items: &[S],
     max_length: usize,
     long_texts: LongTexts,
 ) -> Result<Vec<Window>> {
+    let mut windows = Vec::with_capacity(items.len());
+    for (index, item) in items.iter().enumerate() {
+        encode_item(tokenizer, index, item, max_length, long_texts, &mut windows)?;
+    }
+    Ok(windows)
+}
+
+/// The windows of item `index` (a text or a pair) appended to `windows`.
+///
+/// A text longer than `max_length` is read by `long_texts`. A pair longer than `max_length`
+/// is never read in windows: the overflow of a pair is every window of one text against every
+/// window of the other, and no task has a sound way to combine those (which part of `b`
+/// follows which part of `a`?). So a long pair is cut under `Truncate`, as the tokenizer cuts
+/// it (HF `longest_first`: tokens go from the longer text first, both end at about half the
+/// room when both are long), and refused otherwise with an error naming both lengths.
+pub fn encode_item<S: TaskText + ?Sized>(
+    tokenizer: &Tokenizer,
+    index: usize,
+    item: &S,
+    max_length: usize,
+    long_texts: LongTexts,
+    windows: &mut Vec<Window>,
+) -> Result<()> {
+    let text = item.text();
+    if let Some(pair) = item.pair() {
+        let (in_a, in_b, special) = tokenizer.count_pair_tokens(text, pair);
+        let length = in_a + in_b + special;
+        let truncation = match long_texts {
+            _ if length <= max_length => None,
+            LongTexts::Truncate => Some(Truncation {
+                max_length,
+                stride: 0,
+                strategy: TruncationStrategy::LongestFirst,
+            }),
+            LongTexts::Windows { .. } | LongTexts::Refuse => {
+                return Err(Error::invalid(format!(
+                    "pair {index} is {length} tokens long ({in_a} + {in_b} of its two texts and \
+                     {special} special tokens), the model reads at most {max_length}; pairs are \
+                     not read in windows: allow truncation (longest_first: the longer text is \
+                     cut first) to read it"
+                )));
+            }
+        };
+        let mut encoding =
+            tokenizer.encode_pair_with_truncation(text, pair, truncation.as_ref())?;
+        encoding.overflowing.clear();
+        windows.push(Window {
+            text: index,
+            encoding,
+        });
+        return Ok(());
+    }
     let stride = match long_texts {
         LongTexts::Windows { stride } => stride,
         LongTexts::Truncate | LongTexts::Refuse => 0,
@@ -62,34 +117,30 @@ pub fn encode_windows<S: AsRef<str>>(
         stride,
         strategy: TruncationStrategy::LongestFirst,
     };
-    let mut windows = Vec::with_capacity(texts.len());
-    for (index, text) in texts.iter().enumerate() {
-        let text = text.as_ref();
-        if long_texts == LongTexts::Refuse {
-            let length = tokenizer.count_tokens(text);
-            if length > max_length {
-                return Err(Error::invalid(format!(
-                    "text {index} is {length} tokens long (special tokens included), the model \
-                     reads at most {max_length}; allow windows or truncation to read it"
-                )));
-            }
-        }
-        let mut encoding = tokenizer.encode_with_truncation(text, Some(&truncation))?;
-        let overflowing = std::mem::take(&mut encoding.overflowing);
-        windows.push(Window {
-            text: index,
-            encoding,
-        });
-        if matches!(long_texts, LongTexts::Windows { .. }) {
-            for window in overflowing {
-                windows.push(Window {
-                    text: index,
-                    encoding: window,
-                });
-            }
+    if long_texts == LongTexts::Refuse {
+        let length = tokenizer.count_tokens(text);
+        if length > max_length {
+            return Err(Error::invalid(format!(
+                "text {index} is {length} tokens long (special tokens included), the model \
+                 reads at most {max_length}; allow windows or truncation to read it"
+            )));
         }
     }
-    Ok(windows)
+    let mut encoding = tokenizer.encode_with_truncation(text, Some(&truncation))?;
+    let overflowing = std::mem::take(&mut encoding.overflowing);
+    windows.push(Window {
+        text: index,
+        encoding,
+    });
+    if matches!(long_texts, LongTexts::Windows { .. }) {
+        for window in overflowing {
+            windows.push(Window {
+                text: index,
+                encoding: window,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Batches of window indices of at most `batch_size` windows each, in length order, cut where

@@ -365,6 +365,25 @@ impl Tokenizer {
         )
     }
 
+    /// A pair, `[CLS] a [SEP] b [SEP]`, cut by `truncation` (with its strategy, e.g. HF's
+    /// `longest_first`) instead of the tokenizer's own setting, never padded: what the model
+    /// tasks read for a pair.
+    pub fn encode_pair_with_truncation(
+        &self,
+        a: &str,
+        b: &str,
+        truncation: Option<&Truncation>,
+    ) -> Result<Encoding> {
+        self.encode_unpadded_with(
+            a,
+            Some(b),
+            truncation,
+            &mut Scratch::default(),
+            &mut Sequence::default(),
+            &mut Sequence::default(),
+        )
+    }
+
     /// One text: `[CLS] text [SEP]`, truncated and padded as set.
     pub fn encode(&self, text: &str) -> Result<Encoding> {
         let mut e = self.encode_unpadded(
@@ -435,6 +454,20 @@ impl Tokenizer {
         let mut sequence = Sequence::default();
         self.tokenize_into(text, &mut Scratch::default(), &mut sequence);
         sequence.ids.len() + self.post_processor.added_tokens(false)
+    }
+
+    /// The tokens of a pair as `encode_pair` would count them, without building an Encoding:
+    /// (tokens of `a`, tokens of `b`, special tokens the pair template adds).
+    pub fn count_pair_tokens(&self, a: &str, b: &str) -> (usize, usize, usize) {
+        let (mut sequence, mut scratch) = (Sequence::default(), Scratch::default());
+        self.tokenize_into(a, &mut scratch, &mut sequence);
+        let in_a = sequence.ids.len();
+        self.tokenize_into(b, &mut scratch, &mut sequence);
+        (
+            in_a,
+            sequence.ids.len(),
+            self.post_processor.added_tokens(true),
+        )
     }
 
     /// Ids back to text: `##` pieces joined, HF's clean-up of spaces before punctuation;

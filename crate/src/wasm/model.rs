@@ -1,6 +1,6 @@
 //! wasm exports of the BERT tasks (contract-bert.md section 4): `WasmRuntime` (the device),
 //! `WasmModel` (a loaded [`Pipeline`]: fill-mask, embed, similarity, classify, classify-tokens,
-//! save, a trainer)
+//! next-sentence, save, a trainer; the tasks that take texts take pairs `{text, pair}` too)
 //! and `WasmTrainer` (one epoch per call, so JavaScript drives the loop, shows progress and
 //! can stop). Only conversions live here; `web/lib/` wraps them into the documented API.
 //!
@@ -25,8 +25,8 @@ use crate::device::{DeviceChoice, GpuOptions};
 use crate::io::ModelFiles;
 use crate::models::Freeze;
 use crate::tasks::{
-    head_features, ClassifierInput, ClassifierTraining, EpochProgress, Example, Pipeline, Pooling,
-    TrainOptions,
+    head_features, ClassifierInput, ClassifierTraining, EpochProgress, Example, LongTexts,
+    NextSentence, Pipeline, Pooling, TextPair, TokenLabel, TrainOptions,
 };
 use crate::tokenizer::char_offsets_to_utf16;
 use crate::{Device, Error};
@@ -142,6 +142,41 @@ impl Drop for Lease {
     }
 }
 
+/// One item of a task: a string (a text), or `{text, pair}` (a pair when `pair` is a string;
+/// `runtime.js` turns `[text, pair]` tuples into this).
+fn item(value: &JsValue, what: &str) -> Result<TextPair, JsError> {
+    if let Some(text) = value.as_string() {
+        return Ok(TextPair::single(text));
+    }
+    if !value.is_object() || Array::is_array(value) {
+        return Err(JsError::new(&format!(
+            "{what} is not a string or a {{ text, pair }} object"
+        )));
+    }
+    let field = |name: &str| js_sys::Reflect::get(value, &JsValue::from_str(name));
+    let text = field("text")
+        .ok()
+        .and_then(|t| t.as_string())
+        .ok_or_else(|| JsError::new(&format!("{what}.text is not a string")))?;
+    let pair = match field("pair") {
+        Ok(p) if p.is_undefined() || p.is_null() => None,
+        Ok(p) => Some(
+            p.as_string()
+                .ok_or_else(|| JsError::new(&format!("{what}.pair is not a string")))?,
+        ),
+        Err(_) => None,
+    };
+    Ok(TextPair { text, pair })
+}
+
+fn items(values: &Array, what: &str) -> Result<Vec<TextPair>, JsError> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| item(&v, &format!("{what}[{i}]")))
+        .collect()
+}
+
 fn strings(texts: &Array, what: &str) -> Result<Vec<String>, JsError> {
     texts
         .iter()
@@ -151,6 +186,22 @@ fn strings(texts: &Array, what: &str) -> Result<Vec<String>, JsError> {
                 .ok_or_else(|| JsError::new(&format!("{what}[{i}] is not a string")))
         })
         .collect()
+}
+
+/// Runs `task` on the pipeline with long texts and pairs cut (`LongTexts::Truncate`: a text's
+/// first window, a pair cut `longest_first`) when `truncate`, else read as the pipeline reads
+/// them (windows; a long pair refused); the read options are restored afterwards.
+async fn with_truncation<T, F>(pipeline: &mut Pipeline, truncate: bool, task: F) -> crate::Result<T>
+where
+    F: AsyncFnOnce(&Pipeline) -> crate::Result<T>,
+{
+    let read = pipeline.read;
+    if truncate {
+        pipeline.read.long_texts = LongTexts::Truncate;
+    }
+    let result = task(pipeline).await;
+    pipeline.read = read;
+    result
 }
 
 /// A loaded BERT / DistilBERT model with its tokenizer.
@@ -191,10 +242,12 @@ impl WasmModel {
         self.hidden_size
     }
 
-    /// `Promise<Array<Array<{token, id, score}>>>`: the top-k tokens of every [MASK].
-    pub fn fill_mask(&self, text: String, top_k: usize) -> Promise {
+    /// `Promise<Array<Array<{token, id, score}>>>`: the top-k tokens of every [MASK] of `text`
+    /// (a string, or `{text, pair}`: the masks of both texts, the first text's first).
+    pub fn fill_mask(&self, text: JsValue, top_k: usize) -> Promise {
         let cell = self.pipeline.clone();
         future_to_promise(async move {
+            let text = item(&text, "text")?;
             let mut lease = Lease::take(&cell)?;
             let masks = lease
                 .pipeline()
@@ -237,13 +290,18 @@ impl WasmModel {
         })
     }
 
-    /// `Promise<Array<{label, score, scores}>>`.
-    pub fn classify(&self, texts: Array) -> Promise {
+    /// `Promise<Array<{label, score, scores}>>`; `texts`: strings or `{text, pair}` pairs;
+    /// `truncate`: cut long texts and pairs instead of windows / an error.
+    pub fn classify(&self, texts: Array, truncate: bool) -> Promise {
         let cell = self.pipeline.clone();
         future_to_promise(async move {
-            let texts = strings(&texts, "texts")?;
+            let texts = items(&texts, "texts")?;
             let mut lease = Lease::take(&cell)?;
-            let results = lease.pipeline().classify(&texts).await.map_err(js_error)?;
+            let results = with_truncation(lease.pipeline(), truncate, async |p| {
+                p.classify(&texts).await
+            })
+            .await
+            .map_err(js_error)?;
             to_js(&results)
         })
     }
@@ -251,32 +309,62 @@ impl WasmModel {
     /// `Promise<Array<Array<{token, start, end, label, score}>>>`: per text, every WordPiece
     /// token with its most likely label and that label's probability (see
     /// [`Pipeline::classify_tokens`]). `start`/`end` are UTF-16 code units of the text (what
-    /// `String.prototype.slice` takes), converted from the pipeline's code-point offsets.
-    pub fn classify_tokens(&self, texts: Array) -> Promise {
+    /// `String.prototype.slice` takes), converted from the pipeline's code-point offsets. For a
+    /// `{text, pair}` item each token has `sequence` (0 or 1), its offsets in that text.
+    /// `truncate`: cut long texts and pairs instead of windows / an error.
+    pub fn classify_tokens(&self, texts: Array, truncate: bool) -> Promise {
         let cell = self.pipeline.clone();
         future_to_promise(async move {
-            let texts = strings(&texts, "texts")?;
+            let texts = items(&texts, "texts")?;
             let mut lease = Lease::take(&cell)?;
-            let mut results = lease
-                .pipeline()
-                .classify_tokens(&texts)
-                .await
-                .map_err(js_error)?;
-            for (tokens, text) in results.iter_mut().zip(&texts) {
-                let offsets: Vec<(usize, usize)> =
-                    tokens.iter().map(|t| (t.start, t.end)).collect();
-                for (token, (start, end)) in
-                    tokens.iter_mut().zip(char_offsets_to_utf16(text, &offsets))
-                {
-                    token.start = start;
-                    token.end = end;
+            let mut results = with_truncation(lease.pipeline(), truncate, async |p| {
+                p.classify_tokens(&texts).await
+            })
+            .await
+            .map_err(js_error)?;
+            for (tokens, item) in results.iter_mut().zip(&texts) {
+                // each sequence's tokens converted against its own text
+                for (sequence, text) in [(0, Some(item.text.as_str())), (1, item.pair.as_deref())] {
+                    let Some(text) = text else { continue };
+                    let of_text = |t: &TokenLabel| t.sequence.unwrap_or(0) == sequence;
+                    let offsets: Vec<(usize, usize)> = tokens
+                        .iter()
+                        .filter(|t| of_text(t))
+                        .map(|t| (t.start, t.end))
+                        .collect();
+                    let converted = char_offsets_to_utf16(text, &offsets);
+                    for (token, (start, end)) in
+                        tokens.iter_mut().filter(|t| of_text(t)).zip(converted)
+                    {
+                        token.start = start;
+                        token.end = end;
+                    }
                 }
             }
             to_js(&results)
         })
     }
 
-    /// A training run over `examples` (`[{text, label}]`, label a string or number) with
+    /// `Promise<Array<{isNext, scores, logits}>>`: for each pair (`{text, pair}`), the
+    /// probability that `pair` follows `text`, `[p_is_next, p_not_next]` and the head's logits
+    /// (a checkpoint with the next-sentence head, see [`Pipeline::next_sentence`]).
+    /// `truncate`: cut a long pair (`longest_first`) instead of an error.
+    pub fn next_sentence(&self, pairs: Array, truncate: bool) -> Promise {
+        let cell = self.pipeline.clone();
+        future_to_promise(async move {
+            let pairs = items(&pairs, "pairs")?;
+            let mut lease = Lease::take(&cell)?;
+            let results = with_truncation(lease.pipeline(), truncate, async |p| {
+                p.next_sentence(&pairs).await
+            })
+            .await
+            .map_err(js_error)?;
+            let results: Vec<JsNextSentence> = results.into_iter().map(Into::into).collect();
+            to_js(&results)
+        })
+    }
+
+    /// A training run over `examples` (`[{text, pair?, label}]`, label a string or number) with
     /// `options` `{freeze: "head" | "top:K" | "all", epochs, learningRate, batchSize,
     /// validation?: fraction held out (default 0.1), seed?, pooling?: "cls" | "mean",
     /// accumulation?, weightDecay?, warmupRatio?, maxGradNorm?: number | null, truncate?:
@@ -288,6 +376,7 @@ impl WasmModel {
             .into_iter()
             .map(|e| Example {
                 text: e.text,
+                pair: e.pair,
                 label: match e.label {
                     serde_json::Value::String(s) => s,
                     other => other.to_string(),
@@ -307,17 +396,16 @@ impl WasmModel {
     }
 
     /// `Promise<Float32Array>`: the cached features head-only training with `options` (those
-    /// of `trainer`) computes for examples with these `texts`, `(windows, hidden_size)`
+    /// of `trainer`) computes for examples with these `texts` (strings or `{text, pair}`), `(windows, hidden_size)`
     /// row-major in example order. The browser's worker pool splits this pass among its
     /// workers and gives the joined rows to `WasmTrainer.set_features`.
     pub fn head_features(&self, texts: Array, options: JsValue) -> Promise {
         let cell = self.pipeline.clone();
         future_to_promise(async move {
-            let texts = strings(&texts, "texts")?;
+            let texts = items(&texts, "texts")?;
             let raw: RawTrainOptions = from_js(&options, "options")?;
             let options = raw.into_options().map_err(js_error)?;
             let lease = Lease::take(&cell)?;
-            let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
             let pipeline = lease.pipeline.as_ref().expect("present until dropped");
             let rows = head_features(pipeline, &texts, &options)
                 .await
@@ -345,7 +433,28 @@ impl WasmModel {
 #[derive(Deserialize)]
 struct RawExample {
     text: String,
+    #[serde(default)]
+    pair: Option<String>,
     label: serde_json::Value,
+}
+
+/// [`NextSentence`] with JavaScript's names.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsNextSentence {
+    is_next: f32,
+    scores: Vec<f32>,
+    logits: Vec<f32>,
+}
+
+impl From<NextSentence> for JsNextSentence {
+    fn from(n: NextSentence) -> Self {
+        JsNextSentence {
+            is_next: n.is_next,
+            scores: n.scores,
+            logits: n.logits,
+        }
+    }
 }
 
 #[derive(Deserialize)]

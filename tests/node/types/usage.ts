@@ -1,7 +1,9 @@
 // Type-checked (tsc --strict --noEmit, tests/node/types.test.mjs) against pkg/index.d.ts:
 // the documented API, used the way the README shows it. Never run.
 import init, { Runtime, Tokenizer, ModelLoadError, clearCache, fetchModelFiles } from 'webnlu';
-import type { ElmoEpochReport, ElmoLayers, ElmoModel, ElmoTrainingRun, EpochReport, LoadProgress, MaskPrediction, TokenLabel } from 'webnlu';
+import type {
+  ElmoEpochReport, ElmoLayers, ElmoModel, ElmoTrainingRun, EpochReport, LoadProgress, MaskPrediction, NextSentence, TokenLabel,
+} from 'webnlu';
 
 export async function readme(): Promise<void> {
   const rt = await Runtime.create({ device: 'auto', worker: true });
@@ -42,6 +44,26 @@ export async function readme(): Promise<void> {
     if (error instanceof ModelLoadError) console.log(error.url, error.status, error.file);
   }
   console.log(kind, reason, threads, fillsPerText, extraBytes, fills, vectors, one, matrix, result.stopped, labels, entities, spans, files, ids, bytes);
+}
+
+export async function pairs(): Promise<void> {
+  const rt = await Runtime.create({ device: 'cpu' });
+  const model = await rt.loadModel('textattack/bert-base-uncased-MRPC');
+  const paraphrase = await model.classify({ text: 'He said hi.', pair: 'He greeted us.' });
+  const batch = await model.classify([['a', 'b'], { text: 'c', pair: 'd' }, 'a single text', { text: 'e' }]);
+  const tokens: TokenLabel[] = await model.classifyTokens({ text: 'Zola', pair: 'Paris' });
+  const sequence: 0 | 1 | undefined = tokens[0].sequence;
+  const masks: MaskPrediction[][] = await model.fillMask({ text: 'a [MASK] day', pair: 'it [MASK]' });
+  const nsp: NextSentence = await model.nextSentence('I went out.', 'It was raining.');
+  const nsps: NextSentence[] = await model.nextSentence([['a', 'b'], { text: 'c', pair: 'd' }], { truncate: true });
+  const cut = await model.classify([['a long text', 'another']], { truncate: true });
+  const cutTokens: TokenLabel[] = await model.classifyTokens({ text: 'a', pair: 'b' }, { truncate: false });
+  const cutNsp: NextSentence = await model.nextSentence('a', 'b', { truncate: true });
+  const isNext: number = nsp.isNext + nsps[0].scores[1] + nsp.logits[0];
+  const run = model.trainClassifier([{ text: 'a', pair: 'b', label: 'yes' }, { text: 'c', pair: 'd', label: 0 }]);
+  console.log(paraphrase.label, batch.length, sequence, masks, isNext, (await run.done).epochs, cut, cutTokens, cutNsp);
+  model.dispose();
+  rt.dispose();
 }
 
 export async function elmo(optionsFile: File, weights: ArrayBuffer): Promise<void> {
