@@ -23,7 +23,7 @@
 use std::str::FromStr;
 
 use crate::models::{EncoderInput, StatesToKeep};
-use crate::tokenizer::Encoding;
+use crate::tokenizer::{char_offsets_to_utf16, Encoding};
 use crate::{Error, Result};
 
 use super::pipeline::Pipeline;
@@ -124,6 +124,27 @@ impl Inspection {
     /// T
     pub fn seq(&self) -> usize {
         self.tokens.len()
+    }
+
+    /// The offsets in UTF-16 code units (what JavaScript's `String.prototype.slice` takes) of
+    /// `text` for the first text's tokens and of `pair` for the second's. Which text a token
+    /// belongs to follows the layout `[CLS] a [SEP] b [SEP]`: after the second special token.
+    pub fn offsets_utf16(&self, text: &str, pair: Option<&str>) -> Vec<(usize, usize)> {
+        let first = char_offsets_to_utf16(text, &self.offsets);
+        let second = pair.map(|b| char_offsets_to_utf16(b, &self.offsets));
+        let mut specials_seen = 0;
+        (0..self.seq())
+            .map(|t| {
+                if self.special_tokens_mask[t] != 0 {
+                    specials_seen += 1;
+                    return (0, 0);
+                }
+                match &second {
+                    Some(second) if specials_seen >= 2 => second[t],
+                    _ => first[t],
+                }
+            })
+            .collect()
     }
 
     /// (T, C) hidden state `index` (an index into the L + 1), if it was selected.

@@ -11,4 +11,6 @@ export async function misuse(): Promise<void> {
   await model.classifyTokens([['nested']]);                     // not string[]
   const label: number = (await model.classifyTokens('a'))[0].label;  // labels are strings
   await Runtime.create({ device: 'cpu', threads: '2' });        // not a number
+  await model.inspect('a', { layers: 'last' });                 // 'all' or indices
+  const shape: string = (await model.wordVectors('a')).shape[0];  // numbers
 }
