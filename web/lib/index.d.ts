@@ -356,7 +356,8 @@ export interface RuntimeOptions {
    * and its own copy of every model (about `model.bytes` more memory per model per extra
    * worker). Lists of texts given to `embed`, `similarity` (its `a`), `classify`,
    * `classifyTokens` and `fillMask` are split into contiguous chunks, one per worker, with the
-   * same results as one thread; training, `save` and tokenizers run in the first worker (the
+   * same results as one thread; `inspect` and `wordVectors` (one text) run in one worker;
+   * training, `save` and tokenizers run in the first worker (the
    * encoder pass over the examples of head-only training is split among all, with the same result).
    * Default: `navigator.hardwareConcurrency`, at most 4, in browsers; 1 in Node (no Web
    * Workers), with `worker: false` (the page's thread) and for `device: 'gpu'`. 1 is one engine,
