@@ -112,6 +112,7 @@ test('inspect: layers select hidden states and their layers\' attentions; errors
   await assert.rejects(model.inspect(TEXT, { layers: [3] }), /hidden state 3 does not exist/);
   await assert.rejects(model.inspect(TEXT, { layers: 'last' }), WebnluError);
   await assert.rejects(model.wordVectors(TEXT, { layer: -1 }), WebnluError);
+  await assert.rejects(model.inspect(TEXT, { layers: [2 ** 32] }), WebnluError, 'no wrap-around to 0');
   assert.equal((await model.inspect(TEXT)).tokens.length, all.tokens.length, 'the model works after errors');
   model.dispose();
 });

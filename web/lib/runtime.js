@@ -343,7 +343,7 @@ export class Model {
     checkText(text, 'text');
     if (pair !== undefined && pair !== null) checkText(pair, 'pair');
     if (typeof attentions !== 'boolean') throw new WebnluError(`attentions must be true or false, got ${JSON.stringify(attentions)}`);
-    if (layers !== 'all' && !(Array.isArray(layers) && layers.length > 0 && layers.every((l) => Number.isInteger(l) && l >= 0))) {
+    if (layers !== 'all' && !(Array.isArray(layers) && layers.length > 0 && layers.every(isIndex))) {
       throw new WebnluError(`layers must be 'all' or a non-empty array of hidden-state indices (0 = embeddings), got ${JSON.stringify(layers)}`);
     }
     const result = await this.call('model.inspect', { text, pair: pair ?? null, attentions, layers });
@@ -373,7 +373,7 @@ export class Model {
   async wordVectors(text, options = {}) {
     const { layer } = options;
     checkText(text, 'text');
-    if (layer !== undefined && !(Number.isInteger(layer) && layer >= 0)) {
+    if (layer !== undefined && !isIndex(layer)) {
       throw new WebnluError(`layer must be a hidden-state index (0 = embeddings), got ${JSON.stringify(layer)}`);
     }
     const out = await this.call('model.wordVectors', { text, layer: layer ?? null });
@@ -396,6 +396,11 @@ export class Model {
     this._disposed = true;
     this.runtime._channel.call('free', { handle: this._handle }).catch(() => {});
   }
+}
+
+/** A hidden-state or layer index: an integer that fits the module's u32. */
+function isIndex(value) {
+  return Number.isInteger(value) && value >= 0 && value < 2 ** 32;
 }
 
 /** `flat` (n * width) as n row views of one buffer. */

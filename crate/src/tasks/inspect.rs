@@ -163,7 +163,7 @@ impl Inspection {
 }
 
 /// One word of a text: its span and its text.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WordSpan {
     /// The word as written in the text (`text[start..end]` in code points).
     pub word: String,
