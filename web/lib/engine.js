@@ -206,6 +206,45 @@ export class Engine {
         const model = this.get(a.handle, 'model').object;
         return plain(await callRustAsync('nextSentence', () => model.next_sentence(a.pairs, Boolean(a.truncate))));
       }
+      case 'model.inspect': {
+        const model = this.get(a.handle, 'model').object;
+        const layers = a.layers === 'all' ? undefined : Uint32Array.from(a.layers);
+        const out = await callRustAsync('inspect', () => model.inspect(a.text, a.pair ?? undefined, a.attentions, layers));
+        try {
+          // each getter copies out of wasm memory into an array of its own (transferable)
+          return {
+            tokens: out.tokens,
+            offsets: out.offsets,
+            typeIds: out.typeIds,
+            specialTokensMask: out.specialTokensMask,
+            layers: Array.from(out.layers),
+            hiddenStates: out.hiddenStates,
+            hiddenStatesShape: Array.from(out.hiddenStatesShape),
+            attentionLayers: a.attentions ? Array.from(out.attentionLayers) : null,
+            attentions: a.attentions ? out.attentions : null,
+            attentionsShape: a.attentions ? Array.from(out.attentionsShape) : null,
+          };
+        } finally {
+          out.free();
+        }
+      }
+      case 'model.wordVectors': {
+        const model = this.get(a.handle, 'model').object;
+        const out = await callRustAsync('wordVectors', () => model.word_vectors(a.text, a.layer ?? undefined));
+        try {
+          return {
+            words: out.words,
+            starts: out.starts,
+            ends: out.ends,
+            pieces: out.pieces,
+            vectors: out.vectors,
+            hiddenSize: out.hiddenSize,
+            layer: out.layer,
+          };
+        } finally {
+          out.free();
+        }
+      }
       case 'model.trainer': {
         const model = this.get(a.handle, 'model').object;
         const trainer = callRust('trainClassifier', () => model.trainer(a.examples, a.options));

@@ -356,7 +356,8 @@ export interface RuntimeOptions {
    * and its own copy of every model (about `model.bytes` more memory per model per extra
    * worker). Lists of texts (or pairs) given to `embed`, `similarity` (its `a`), `classify`,
    * `classifyTokens`, `fillMask` and `nextSentence` are split into contiguous chunks, one per worker, with the
-   * same results as one thread; training, `save` and tokenizers run in the first worker (the
+   * same results as one thread; `inspect` and `wordVectors` (one text) run in one worker;
+   * training, `save` and tokenizers run in the first worker (the
    * encoder pass over the examples of head-only training is split among all, with the same result).
    * Default: `navigator.hardwareConcurrency`, at most 4, in browsers; 1 in Node (no Web
    * Workers), with `worker: false` (the page's thread) and for `device: 'gpu'`. 1 is one engine,
@@ -609,6 +610,82 @@ export interface TokenLabel {
   sequence?: 0 | 1;
 }
 
+/** Options of `Model.inspect`. */
+export interface InspectOptions {
+  /** A second text: the pair is encoded `[CLS] text [SEP] pair [SEP]`, type ids 0 then 1 (DistilBERT reports them but does not use them, as in transformers). */
+  pair?: string;
+  /** Also report every selected layer's attention probabilities (default false). */
+  attentions?: boolean;
+  /**
+   * Which hidden states: 'all' (default: L + 1 of them) or indices into the L + 1 (0 = the
+   * embeddings' output, K = layer K's output); reported in increasing order, each once.
+   */
+  layers?: 'all' | number[];
+}
+
+/**
+ * What `Model.inspect` gives: transformers' `output_hidden_states` / `output_attentions`
+ * (eager attention) for one text or pair, as typed arrays with their shapes.
+ */
+export interface Inspection {
+  /** (T) WordPiece tokens, `[CLS]` / `[SEP]` included. */
+  tokens: string[];
+  /** (2T) `[start, end, ...]` in UTF-16 code units of the token's own text (the `pair`'s for its tokens); 0, 0 for special tokens. */
+  offsets: Uint32Array;
+  /** (T) 0 for the text, 1 for the pair. */
+  typeIds: Uint32Array;
+  /** (T) 1 for `[CLS]` / `[SEP]`. */
+  specialTokensMask: Uint32Array;
+  /** The indices (into the L + 1 hidden states) held by `hiddenStates`, increasing. */
+  layers: number[];
+  /** (S, T, C) row-major, S = `layers.length`, C = `model.hiddenSize`. */
+  hiddenStates: Float32Array;
+  /** `[S, T, C]` */
+  hiddenStatesShape: number[];
+  /** The encoder layers (0-based, transformers' index into `attentions`) of `attentions`: those that produced a selected hidden state K >= 1 (layer K - 1); null without `attentions: true`. */
+  attentionLayers: number[] | null;
+  /** (A, heads, T, T) post-softmax probabilities, each row summing to 1; null without `attentions: true`. */
+  attentions: Float32Array | null;
+  /** `[A, heads, T, T]`, or null. */
+  attentionsShape: number[] | null;
+  /** (T, C) view of hidden state `index` (0 = embeddings), undefined if it was not selected. */
+  hiddenState(index: number): Float32Array | undefined;
+  /** (heads, T, T) view of layer `layer`'s attention probabilities (0-based), undefined if not reported. */
+  attention(layer: number): Float32Array | undefined;
+}
+
+/** One word of `Model.wordVectors`. */
+export interface WordVector {
+  /** The word as written (`text.slice(start, end)`). */
+  word: string;
+  /** UTF-16 start in the text. */
+  start: number;
+  /** UTF-16 end, exclusive. */
+  end: number;
+  /** How many WordPiece tokens it was split into (its vector is their mean). */
+  pieces: number;
+  /** (hiddenSize) a view into `WordVectors.vectors`. */
+  vector: Float32Array;
+}
+
+/** What `Model.wordVectors` gives. */
+export interface WordVectors {
+  /** The words in text order. */
+  words: WordVector[];
+  /** (W, hiddenSize) row-major, row w = `words[w].vector`. */
+  vectors: Float32Array;
+  /** `[W, hiddenSize]` */
+  shape: [number, number];
+  /** The hidden state they come from (0 = embeddings, L = the last layer). */
+  layer: number;
+}
+
+/** Options of `Model.wordVectors`. */
+export interface WordVectorOptions {
+  /** The hidden state to read (0 = embeddings, ..., L = the last layer, the default). */
+  layer?: number;
+}
+
 /** A loaded BERT or DistilBERT model. */
 export class Model {
   private constructor();
@@ -677,6 +754,19 @@ export class Model {
   nextSentence(a: string, b: string, options?: ReadTextOptions): Promise<NextSentence>;
   /** `nextSentence` of each pair: one result per pair. */
   nextSentence(pairs: (TextPair | TextPairTuple)[], options?: ReadTextOptions): Promise<NextSentence[]>;
+  /**
+   * The inside of the model for one text (or pair): tokens, the hidden state of every layer
+   * and, with `attentions: true`, every layer's attention probabilities. Read in one window.
+   * @throws WebnluError when the text (or pair) is longer than the model's positions (the
+   * message names its length) or a layer index does not exist.
+   */
+  inspect(text: string, options?: InspectOptions): Promise<Inspection>;
+  /**
+   * One vector per word of `text` (words as the tokenizer splits them: whitespace and
+   * punctuation; special tokens left out): the mean of the word's WordPiece vectors at one
+   * hidden state, to compare a word across sentences. Read in one window, as `inspect`.
+   */
+  wordVectors(text: string, options?: WordVectorOptions): Promise<WordVectors>;
   /** The model as Hugging Face files: config.json, model.safetensors and the tokenizer's files (loadable by `transformers` and by `loadModel`). */
   save(): Promise<Record<string, Uint8Array>>;
   /** Frees its memory (GPU buffers too); later calls reject with DisposedError. */

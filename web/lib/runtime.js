@@ -1,6 +1,6 @@
 // The public API for models: Runtime (a device, on this thread or in a worker), Model (one
 // loaded BERT-family model: fill-mask, embeddings, similarity, fine-tuning, classification,
-// token classification, saving), TrainingRun (a fine-tuning in progress) and LoadedTokenizer (a model's tokenizer,
+// token classification, inspection and word vectors, saving), TrainingRun (a fine-tuning in progress) and LoadedTokenizer (a model's tokenizer,
 // asynchronous so that it works the same in worker mode); ELMo models are in elmo.js.
 // Types and docs: index.d.ts.
 
@@ -410,6 +410,62 @@ export class Model {
     return single ? results[0] : results;
   }
 
+  /**
+   * The inside of the model for one text (or a pair, `{ pair }`): its tokens, the hidden state
+   * after the embeddings and after every layer (`hiddenStates`, (S, T, C) in one Float32Array,
+   * S = `layers.length`) and, with `{ attentions: true }`, every layer's attention
+   * probabilities (`attentions`, (A, heads, T, T)). `layers`: 'all' (default) or indices into the
+   * L + 1 hidden states (0 = embeddings); the attentions are those of the layers that made a
+   * selected hidden state (`attentionLayers`, 0-based). Offsets in UTF-16 code units of the
+   * token's own text. A text longer than the model's positions is refused (one window).
+   */
+  async inspect(text, options = {}) {
+    const { pair, attentions = false, layers = 'all' } = options;
+    checkText(text, 'text');
+    if (pair !== undefined && pair !== null) checkText(pair, 'pair');
+    if (typeof attentions !== 'boolean') throw new WebnluError(`attentions must be true or false, got ${JSON.stringify(attentions)}`);
+    if (layers !== 'all' && !(Array.isArray(layers) && layers.length > 0 && layers.every(isIndex))) {
+      throw new WebnluError(`layers must be 'all' or a non-empty array of hidden-state indices (0 = embeddings), got ${JSON.stringify(layers)}`);
+    }
+    const result = await this.call('model.inspect', { text, pair: pair ?? null, attentions, layers });
+    const [, t, c] = result.hiddenStatesShape;
+    const [, heads] = result.attentionsShape ?? [0, 0];
+    return {
+      ...result,
+      /** (T, C) view of hidden state `index` (an index into the L + 1), or undefined if not selected. */
+      hiddenState(index) {
+        const s = result.layers.indexOf(index);
+        return s < 0 ? undefined : result.hiddenStates.subarray(s * t * c, (s + 1) * t * c);
+      },
+      /** (heads, T, T) view of the attention probabilities of layer `layer` (0-based), or undefined. */
+      attention(layer) {
+        const a = result.attentionLayers === null ? -1 : result.attentionLayers.indexOf(layer);
+        return a < 0 ? undefined : result.attentions.subarray(a * heads * t * t, (a + 1) * heads * t * t);
+      },
+    };
+  }
+
+  /**
+   * One vector per word of `text` (words as the tokenizer splits them: whitespace and
+   * punctuation; special tokens left out): the mean of the word's WordPiece vectors at hidden
+   * state `layer` (default the last). `words`: `{ word, start, end, pieces, vector }` in text
+   * order (UTF-16 offsets, `vector` a view into `vectors`, (W, hiddenSize)).
+   */
+  async wordVectors(text, options = {}) {
+    const { layer } = options;
+    checkText(text, 'text');
+    if (layer !== undefined && !isIndex(layer)) {
+      throw new WebnluError(`layer must be a hidden-state index (0 = embeddings), got ${JSON.stringify(layer)}`);
+    }
+    const out = await this.call('model.wordVectors', { text, layer: layer ?? null });
+    const c = out.hiddenSize;
+    const words = out.words.map((word, w) => ({
+      word, start: out.starts[w], end: out.ends[w], pieces: out.pieces[w],
+      vector: out.vectors.subarray(w * c, (w + 1) * c),
+    }));
+    return { words, vectors: out.vectors, shape: [words.length, c], layer: out.layer };
+  }
+
   /** The model as Hugging Face files: `{ 'config.json': Uint8Array, 'model.safetensors': Uint8Array }`. */
   async save() {
     return this.call('model.save');
@@ -421,6 +477,11 @@ export class Model {
     this._disposed = true;
     this.runtime._channel.call('free', { handle: this._handle }).catch(() => {});
   }
+}
+
+/** A hidden-state or layer index: an integer that fits the module's u32. */
+function isIndex(value) {
+  return Number.isInteger(value) && value >= 0 && value < 2 ** 32;
 }
 
 /** `flat` (n * width) as n row views of one buffer. */

@@ -7,6 +7,7 @@ pub mod bench_model;
 pub mod bench_ops;
 pub mod elmo;
 pub mod elmo_train;
+pub mod inspect;
 pub mod memory;
 pub mod model_tasks;
 pub mod tokenize;

@@ -538,7 +538,7 @@ impl BertModel {
     // ---- encoder forward and backward -------------------------------------------------------
 
     /// The additive mask (B, T): 0 for tokens, f32::MIN for padding.
-    fn additive_mask(&self, input: &EncoderInput) -> Result<Tensor> {
+    pub(crate) fn additive_mask(&self, input: &EncoderInput) -> Result<Tensor> {
         let values = input
             .attention_mask
             .iter()

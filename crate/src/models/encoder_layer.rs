@@ -186,6 +186,27 @@ impl EncoderLayer {
         masks: LayerMasks,
         keep: bool,
     ) -> Result<(Tensor, Option<EncoderLayerSaved>)> {
+        let (y, saved) = self.forward_saving(x, mask, masks)?;
+        Ok((y, keep.then_some(saved)))
+    }
+
+    /// Inference (no dropout): y (B, T, C) and the attention probabilities (B, NH, T, T) after
+    /// the softmax (transformers' `output_attentions` with eager attention). The probabilities
+    /// are computed by every forward anyway; this only keeps them (`models/encoder_states.rs`).
+    pub fn forward_with_attention(&self, x: &Tensor, mask: &Tensor) -> Result<(Tensor, Tensor)> {
+        let (y, saved) = self.forward_saving(x, mask, LayerMasks::none())?;
+        Ok((y, saved.attention.att))
+    }
+
+    /// y and everything the backward needs. The saved tensors are the forward's own
+    /// intermediates (alive until the end of the forward in any case), so dropping them when
+    /// nothing is kept costs nothing.
+    fn forward_saving(
+        &self,
+        x: &Tensor,
+        mask: &Tensor,
+        masks: LayerMasks,
+    ) -> Result<(Tensor, EncoderLayerSaved)> {
         let device = x.device();
         let q = self.query.apply(x, "q")?; // (B, T, C)
         let k = self.key.apply(x, "k")?; // (B, T, C)
@@ -216,7 +237,7 @@ impl EncoderLayer {
         let mut residual2 = Tensor::uninit(&device, x.shape(), "residual2")?; // (B, T, C)
         add_forward(&mut residual2, &o, &h1)?;
         let (y, norm2) = self.output_norm.forward(&residual2, "layer_output")?; // (B, T, C)
-        let saved = keep.then_some(EncoderLayerSaved {
+        let saved = EncoderLayerSaved {
             attention,
             context,
             residual1,
@@ -226,7 +247,7 @@ impl EncoderLayer {
             intermediate_act,
             residual2,
             norm2,
-        });
+        };
         Ok((y, saved))
     }
 

@@ -12,6 +12,7 @@ pub mod elmo_weights;
 pub mod embeddings;
 pub mod encoder_input;
 pub mod encoder_layer;
+pub mod encoder_states;
 pub mod gradients;
 pub mod heads;
 pub mod layer_norm;
@@ -22,5 +23,6 @@ pub mod weight_loader;
 
 pub use bert::{BertModel, EncoderOutput, Family, SavedModel};
 pub use encoder_input::{EncoderInput, Freeze, RunMode};
+pub use encoder_states::{EncoderStates, StatesToKeep};
 pub use gradients::Gradients;
 pub use task_step::{Targets, Task, TaskOutput};

@@ -1,7 +1,9 @@
 //! The jobs people run with a BERT-family model, shared by the CLI and the browser bindings:
 //! fill the masks of a text, embed texts and compare them, classify texts or their tokens (or
-//! pairs of texts, see [`text_pairs`]), predict whether a sentence follows another, and fine-tune
-//! a classifier on labelled examples. All are methods of [`Pipeline`] (async: on the GPU in a
+//! pairs of texts, see [`text_pairs`]), predict whether a sentence follows another, look inside
+//! the model (hidden states, attentions, word vectors: `inspect.rs`), and fine-tune a
+//! classifier on labelled examples (an ELMo one too: `elmo_training.rs`). All are methods of
+//! [`Pipeline`] (async: on the GPU in a
 //! browser, results are read back with promises; natively use `pollster::block_on`).
 
 pub mod classifier;
@@ -11,6 +13,7 @@ pub mod elmo_training;
 pub mod embed;
 pub mod examples;
 pub mod fill_mask;
+pub mod inspect;
 pub mod next_sentence;
 pub mod pipeline;
 pub mod save;
@@ -24,6 +27,7 @@ pub use classify_tokens::TokenLabel;
 pub use embed::{l2_normalize_rows, Pooling};
 pub use examples::{label_classes, parse_examples, Example, ExampleFormat};
 pub use fill_mask::MaskPrediction;
+pub use inspect::{InspectOptions, Inspection, LayerSelection, WordSpan, WordVectors};
 pub use next_sentence::NextSentence;
 pub use pipeline::{Pipeline, ReadOptions};
 pub use text_pairs::{TaskText, TextPair};

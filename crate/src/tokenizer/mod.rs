@@ -21,6 +21,7 @@ pub mod pre_tokenizer;
 pub mod tokenizer_json;
 pub mod vocab;
 pub mod wordpiece;
+mod words;
 
 use std::path::Path;
 

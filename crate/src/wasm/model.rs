@@ -1,6 +1,7 @@
 //! wasm exports of the BERT tasks (contract-bert.md section 4): `WasmRuntime` (the device),
 //! `WasmModel` (a loaded [`Pipeline`]: fill-mask, embed, similarity, classify, classify-tokens,
-//! next-sentence, save, a trainer; the tasks that take texts take pairs `{text, pair}` too)
+//! next-sentence, inspect, word vectors, save, a trainer; the tasks that take texts take pairs
+//! `{text, pair}` too)
 //! and `WasmTrainer` (one epoch per call, so JavaScript drives the loop, shows progress and
 //! can stop). Only conversions live here; `web/lib/` wraps them into the documented API.
 //!
@@ -20,13 +21,14 @@ use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
+use super::inspect::{WasmInspection, WasmWordVectors};
 use super::to_js_error;
 use crate::device::{DeviceChoice, GpuOptions};
 use crate::io::ModelFiles;
 use crate::models::Freeze;
 use crate::tasks::{
-    head_features, ClassifierInput, ClassifierTraining, EpochProgress, Example, LongTexts,
-    NextSentence, Pipeline, Pooling, TextPair, TokenLabel, TrainOptions,
+    head_features, ClassifierInput, ClassifierTraining, EpochProgress, Example, InspectOptions,
+    LayerSelection, LongTexts, NextSentence, Pipeline, Pooling, TextPair, TokenLabel, TrainOptions,
 };
 use crate::tokenizer::char_offsets_to_utf16;
 use crate::{Device, Error};
@@ -361,6 +363,52 @@ impl WasmModel {
             .map_err(js_error)?;
             let results: Vec<JsNextSentence> = results.into_iter().map(Into::into).collect();
             to_js(&results)
+        })
+    }
+
+    /// `Promise<WasmInspection>`: tokens, hidden states and (with `attentions`) attention
+    /// probabilities of `text` or of the pair (`text`, `pair`); `layers`: indices into the
+    /// L + 1 hidden states (undefined = all). See [`Pipeline::inspect`].
+    pub fn inspect(
+        &self,
+        text: String,
+        pair: Option<String>,
+        attentions: bool,
+        layers: Option<Vec<u32>>,
+    ) -> Promise {
+        let cell = self.pipeline.clone();
+        future_to_promise(async move {
+            let options = InspectOptions {
+                layers: match layers {
+                    None => LayerSelection::All,
+                    Some(indices) => {
+                        LayerSelection::Only(indices.into_iter().map(|i| i as usize).collect())
+                    }
+                },
+                attentions,
+            };
+            let mut lease = Lease::take(&cell)?;
+            let inspection = lease
+                .pipeline()
+                .inspect(&text, pair.as_deref(), &options)
+                .await
+                .map_err(js_error)?;
+            Ok(WasmInspection::new(inspection, &text, pair.as_deref()).into())
+        })
+    }
+
+    /// `Promise<WasmWordVectors>`: one vector per word of `text`, the mean of its WordPiece
+    /// vectors at hidden state `layer` (undefined = the last). See [`Pipeline::word_vectors`].
+    pub fn word_vectors(&self, text: String, layer: Option<u32>) -> Promise {
+        let cell = self.pipeline.clone();
+        future_to_promise(async move {
+            let mut lease = Lease::take(&cell)?;
+            let result = lease
+                .pipeline()
+                .word_vectors(&text, layer.map(|l| l as usize))
+                .await
+                .map_err(js_error)?;
+            Ok(WasmWordVectors::new(result, &text).into())
         })
     }
 

@@ -15,4 +15,6 @@ export async function misuse(): Promise<void> {
   await model.nextSentence('only one text');                    // a pair needs two texts
   await model.classify([['a', 'b', 'c']]);                      // a pair is two texts
   const pairLabel: string = (await model.nextSentence('a', 'b')).isNext;  // a probability
+  await model.inspect('a', { layers: 'last' });                 // 'all' or indices
+  const shape: string = (await model.wordVectors('a')).shape[0];  // numbers
 }

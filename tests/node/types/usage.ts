@@ -2,7 +2,8 @@
 // the documented API, used the way the README shows it. Never run.
 import init, { Runtime, Tokenizer, ModelLoadError, clearCache, fetchModelFiles } from 'webnlu';
 import type {
-  ElmoEpochReport, ElmoLayers, ElmoModel, ElmoTrainingRun, EpochReport, LoadProgress, MaskPrediction, NextSentence, TokenLabel,
+  ElmoEpochReport, ElmoLayers, ElmoModel, ElmoTrainingRun, EpochReport, Inspection, LoadProgress, MaskPrediction, NextSentence,
+  TokenLabel, WordVectors,
 } from 'webnlu';
 
 export async function readme(): Promise<void> {
@@ -92,4 +93,22 @@ export async function elmo(optionsFile: File, weights: ArrayBuffer): Promise<voi
   fromUrls.dispose();
   parsed.dispose();
   local.dispose();
+}
+
+export async function inspection(): Promise<void> {
+  const rt = await Runtime.create({ device: 'cpu' });
+  const model = await rt.loadModel('sentence-transformers/all-MiniLM-L6-v2');
+  const inside: Inspection = await model.inspect('Vou pagar no banco', { attentions: true });
+  const [s, t, c]: number[] = inside.hiddenStatesShape;
+  const last: Float32Array | undefined = inside.hiddenState(inside.layers[s - 1]);
+  const firstLayer: Float32Array | undefined = inside.attention(0);
+  const probabilities: Float32Array | null = inside.attentions;
+  const starts: number = inside.offsets[2 * (t - 2)] + inside.typeIds[0] + inside.specialTokensMask[0];
+  const pair = await model.inspect('a question', { pair: 'an answer', layers: [0, 6] });
+  const tokens: string[] = pair.tokens;
+  const words: WordVectors = await model.wordVectors('sentei no banco da praça', { layer: 6 });
+  const bank = words.words.find((w) => w.word === 'banco');
+  const vector: Float32Array | undefined = bank?.vector;
+  const [w, width]: [number, number] = words.shape;
+  console.log(c, last, firstLayer, probabilities, starts, tokens, vector, w, width, words.vectors.length, words.layer, bank?.start, bank?.end, bank?.pieces);
 }
