@@ -12,7 +12,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { MODELS, ROOT, SCREENSHOTS, openPage, openSession, requireFiles, unexpectedConsoleErrors } from './browser-session.mjs';
 import { CLI, cli, requireCli } from './cli-reference.mjs';
 
@@ -223,7 +223,22 @@ for (const device of PATHS) {
     console.log(`# lab 2 ${device}: cosines vs CLI ${Math.max(diffLast, diffFirst).toExponential(2)}, ELMo ${elmoDiff.toExponential(2)}`);
     await page.focus('#layer');
     await page.keyboard.press('End');
-    if (device === 'cpu') await screenshot(page, 'meanings');
+    if (device === 'cpu') {
+      // the exports: the cosine matrix as CSV (header + one row per sentence), the heatmap as PNG
+      const saved = async (label) => {
+        const [download] = await Promise.all([page.waitForEvent('download'), page.click(`text=${label}`)]);
+        return [download.suggestedFilename(), readFileSync(await download.path())];
+      };
+      const [csvName, csv] = await saved('Save the cosine matrix (CSV)');
+      const lines = csv.toString('utf8').trim().split('\r\n');
+      assert.equal(csvName, 'cosines-layer6.csv');
+      assert.equal(lines.length, 1 + SENTENCES.length);
+      assert.ok(maxDiff(lines.slice(1).flatMap((line) => line.split(',').slice(1).map(Number)), expected(last)) <= tolerance);
+      const [pngName, png] = await saved('Save the heatmap (PNG)');
+      assert.equal(pngName, 'cosines.png');
+      assert.deepEqual([...png.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], 'a PNG file');
+      await screenshot(page, 'meanings');
+    }
     await page.context().close();
   });
 

@@ -1,5 +1,6 @@
 // The small numerics of the labs: cosine similarity, a 2-D PCA, a seeded random generator, and
-// the grouping of WordPiece vectors into word vectors.
+// the grouping of WordPiece vectors into word vectors, BERT's masked-LM corruption.
+// No imports: Node tests load this file as it is (tests/node/labs-math.test.mjs).
 
 /** Cosine of two equally long vectors (0 when one is all zeros). */
 export function cosine(a, b) {
@@ -86,4 +87,24 @@ export function wordVectorFrom(state, width, offsets, start, end) {
   }
   for (let j = 0; j < width; j++) vector[j] /= Math.max(pieces, 1);
   return { vector, pieces };
+}
+
+/**
+ * BERT's corruption of `tokens` (the text's tokens, specials left out) with `seed`: round(15%)
+ * positions (at least 1) drawn without replacement; each becomes [MASK] (80%), a random
+ * vocabulary id (10%) or stays (10%). [{ index, kind: 'mask' | 'random' | 'kept', randomId }].
+ */
+export function corrupt(tokens, seed, vocabSize) {
+  const random = seededRandom(seed);
+  const order = tokens.map((_, i) => i);
+  for (let i = order.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  const count = Math.max(1, Math.round(0.15 * tokens.length));
+  return order.slice(0, count).sort((a, b) => a - b).map((index) => {
+    const r = random();
+    const kind = r < 0.8 ? 'mask' : r < 0.9 ? 'random' : 'kept';
+    return { index, kind, randomId: kind === 'random' ? Math.floor(random() * vocabSize) : null };
+  });
 }

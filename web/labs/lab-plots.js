@@ -47,7 +47,7 @@ export function heatmap({ values, rowLabels, colLabels, title, min = 0, max = 1,
   const colLabelHeight = Math.min(labelChars, Math.max(4, ...colLabels.map((l) => l.length))) * 6.4 + 14;
   const top = 30 + colLabelHeight;
   const left = labelWidth + (rowTitle ? 18 : 0);
-  const width = Math.max(left + cols * cell + 90, Math.ceil(title.length * 7.6) + 16); // the title fits
+  const width = Math.max(left + cols * cell + 90, Math.ceil(title.length * 8.6) + 16); // the title fits (14 px bold: about 8.5 px a character)
   const height = top + rows * cell + 24;
   const svg = svgElement('svg', { width, height, viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': title, 'font-family': FONT });
   svg.append(svgElement('rect', { x: 0, y: 0, width, height, fill: '#ffffff' }));

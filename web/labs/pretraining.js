@@ -6,7 +6,7 @@
 import { $, errorBox, exercise, markError, markReady, modelPicker, serialized, urlState } from './lab-kit.js';
 import { downloadCsv, downloadPng, exportButton } from './lab-export.js';
 import { barChart } from './lab-plots.js';
-import { seededRandom } from './lab-math.js';
+import { corrupt } from './lab-math.js';
 import { splitWords } from './elmo-chars.js';
 
 const TOP_K = 10;
@@ -82,26 +82,6 @@ async function recoverProbability(model, text, w) {
 }
 
 // ---------------------------------------------------------------- corruption
-
-/**
- * BERT's corruption of `tokens` (the text's tokens, specials left out) with `seed`: round(15%)
- * positions (at least 1) drawn without replacement; each becomes [MASK] (80%), a random
- * vocabulary id (10%) or stays (10%). [{ index, kind: 'mask' | 'random' | 'kept', randomId }].
- */
-export function corrupt(tokens, seed, vocabSize) {
-  const random = seededRandom(seed);
-  const order = tokens.map((_, i) => i);
-  for (let i = order.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [order[i], order[j]] = [order[j], order[i]];
-  }
-  const count = Math.max(1, Math.round(0.15 * tokens.length));
-  return order.slice(0, count).sort((a, b) => a - b).map((index) => {
-    const r = random();
-    const kind = r < 0.8 ? 'mask' : r < 0.9 ? 'random' : 'kept';
-    return { index, kind, randomId: kind === 'random' ? Math.floor(random() * vocabSize) : null };
-  });
-}
 
 async function drawCorruption() {
   const model = await mlmPicker.model();
