@@ -30,6 +30,11 @@ commands:
       [--learning-rate X] [--batch-size N] [--accumulation N] [--validation F] [--seed N]
       [--weight-decay X] [--warmup-ratio X] [--max-grad-norm X|none] [--pooling cls|mean] [--limit N]
       fine-tunes a classifier; JSON line per epoch, then a report; writes the model to --out
+  train-tokens --model DIR --examples FILE [--format auto|conll|jsonl] [--out DIR] and the
+      options of train-head (but --pooling, --stride, --truncate)
+      fine-tunes a token classifier (NER) on words with labels (CoNLL columns, or JSON lines
+      {\"words\": [...], \"labels\": [...]}); each word's label on its first WordPiece; JSON line
+      per epoch with the held-out entity-level precision/recall/F1 (seqeval), then a report
   bench model [--device cpu|gpu] [--models minilm,bert-base] [--batch N] [--seq N] [--json]
       tokens/s of forward and training steps, peak memory per freezing policy
   elmo-train --options PATH --weights PATH --data TSV [--train N] [--test N] [--epochs E]
@@ -58,6 +63,7 @@ fn main() {
         Some("classify") => cli::model_tasks::classify(&args[1..]),
         Some("classify-tokens") => cli::model_tasks::classify_tokens(&args[1..]),
         Some("train-head") => cli::train_head::run(&args[1..]),
+        Some("train-tokens") => cli::train_tokens::run(&args[1..]),
         Some("-h") | Some("--help") | Some("help") => {
             print!("{USAGE}");
             return;

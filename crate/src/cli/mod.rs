@@ -11,3 +11,5 @@ pub mod memory;
 pub mod model_tasks;
 pub mod tokenize;
 pub mod train_head;
+pub mod train_tokens;
+pub mod training_options;

@@ -1,7 +1,8 @@
 //! The jobs people run with a BERT-family model, shared by the CLI and the browser bindings:
-//! fill the masks of a text, embed texts and compare them, classify texts or their tokens, and fine-tune a
-//! classifier on labelled examples. All are methods of [`Pipeline`] (async: on the GPU in a
-//! browser, results are read back with promises; natively use `pollster::block_on`).
+//! fill the masks of a text, embed texts and compare them, classify texts or their tokens, and
+//! fine-tune a classifier on labelled examples (texts, or words for a token classifier). All
+//! are methods of [`Pipeline`] (async: on the GPU in a browser, results are read back with
+//! promises; natively use `pollster::block_on`).
 
 pub mod classifier;
 pub mod classify;
@@ -12,7 +13,10 @@ pub mod fill_mask;
 pub mod pipeline;
 pub mod save;
 pub mod train_classifier;
+pub mod train_tokens;
+pub mod training_loop;
 pub mod windows;
+pub mod word_examples;
 
 pub use classifier::ClassifierInput;
 pub use classify::Classification;
@@ -24,4 +28,8 @@ pub use pipeline::{Pipeline, ReadOptions};
 pub use train_classifier::{
     head_features, ClassifierTraining, EpochProgress, TrainOptions, TrainReport,
 };
+pub use train_tokens::{
+    align_word_labels, AlignedWords, TokenClassifierTraining, TokenEpochProgress, TokenTrainReport,
+};
 pub use windows::{encode_windows, token_sources, LongTexts, TokenSource, Window};
+pub use word_examples::{parse_word_examples, WordExample, WordExampleFormat};

@@ -23,18 +23,17 @@
 
 use crate::models::{EncoderInput, Freeze, Gradients, RunMode};
 use crate::ops::losses::cross_entropy_with_gradient;
-use crate::ops::optimizer::AdamWConfig;
 use crate::tensor::Tensor;
 use crate::tokenizer::Encoding;
 use crate::train::{
-    check_finite_loss, clip_and_step, correct_predictions, epoch_batches, train_validation_split,
-    AdamW, FeatureCache, GradientAccumulation, LinearSchedule,
+    check_finite_loss, correct_predictions, epoch_batches, train_validation_split, FeatureCache,
 };
 use crate::{Error, Result};
 
 use super::classifier::{head_backward, head_forward, ClassifierInput};
 use super::examples::{label_classes, Example};
 use super::pipeline::{mask_tensor, Pipeline};
+use super::training_loop::{check_run_options, OptimizerLoop};
 use super::windows::{batches_by_length, encode_windows, LongTexts, WindowAverage};
 
 use std::ops::Range;
@@ -133,9 +132,7 @@ pub struct ClassifierTraining {
     spans: Vec<Range<usize>>,
     /// (W_all, C) each window's features (head-only)
     cache: Option<FeatureCache>,
-    optimizer: AdamW,
-    schedule: LinearSchedule,
-    accumulation: GradientAccumulation,
+    optimizer: OptimizerLoop,
     epochs_done: usize,
     report: TrainReport,
 }
@@ -212,11 +209,7 @@ impl ClassifierTraining {
         if examples.is_empty() {
             return Err(Error::invalid("train_classifier: no examples"));
         }
-        if options.epochs == 0 || options.batch_size == 0 {
-            return Err(Error::invalid(
-                "train_classifier: epochs and batch size must be at least 1",
-            ));
-        }
+        check_run_options(&options, pipeline.model.num_layers(), "train_classifier")?;
         if let Some(e) = examples.iter().position(|e| e.text.trim().is_empty()) {
             return Err(Error::invalid(format!(
                 "train_classifier: example {e} has no text"
@@ -228,14 +221,6 @@ impl ClassifierTraining {
                 "train_classifier: the examples have {} label(s) {labels:?}; a classifier needs at least 2",
                 labels.len()
             )));
-        }
-        let layers = pipeline.model.num_layers();
-        if let Freeze::Top(k) = options.freeze {
-            if k == 0 || k > layers {
-                return Err(Error::invalid(format!(
-                    "freeze policy top:{k}: the model has {layers} layers (use 1..={layers})"
-                )));
-            }
         }
         if features.is_some() && options.freeze != Freeze::Head {
             return Err(Error::invalid(format!(
@@ -286,23 +271,7 @@ impl ClassifierTraining {
             (None, encodings)
         };
 
-        let batches_per_epoch = split.train.len().div_ceil(options.batch_size);
-        let accumulation = GradientAccumulation::new(options.accumulation_steps)?;
-        let steps_per_epoch = accumulation.steps(batches_per_epoch).len() as u64;
-        let total_steps = steps_per_epoch * options.epochs as u64;
-        if !(0.0..=1.0).contains(&options.warmup_ratio) {
-            return Err(Error::invalid(format!(
-                "warmup ratio must be in [0, 1], found {}",
-                options.warmup_ratio
-            )));
-        }
-        let warmup = (total_steps as f64 * options.warmup_ratio as f64).ceil() as u64;
-        let schedule = LinearSchedule::new(options.learning_rate, warmup, total_steps)?;
-        let optimizer = AdamW::new(AdamWConfig {
-            lr: options.learning_rate,
-            weight_decay: options.weight_decay,
-            ..AdamWConfig::default()
-        });
+        let optimizer = OptimizerLoop::new(&options, split.train.len())?;
         let report = TrainReport {
             labels: labels.clone(),
             train_examples: split.train.len(),
@@ -325,8 +294,6 @@ impl ClassifierTraining {
             spans,
             cache,
             optimizer,
-            schedule,
-            accumulation,
             epochs_done: 0,
             report,
         })
@@ -438,13 +405,6 @@ impl ClassifierTraining {
         Ok((losses, logits))
     }
 
-    /// The dropout seed of micro-batch `micro` of optimizer step `step`.
-    fn dropout_seed(&self, step: u64, micro: usize) -> u64 {
-        self.options.seed
-            ^ (step + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-            ^ (micro as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
-    }
-
     /// The mean loss of the examples `rows` (indices into the examples given to `new`) and its
     /// gradients (unclipped), with the dropout of the next step's first micro-batch; nothing
     /// changes. For checking the training against a reference.
@@ -455,10 +415,7 @@ impl ClassifierTraining {
                 self.classes.len()
             )));
         }
-        let mode = RunMode::training(
-            self.dropout_seed(self.optimizer.steps(), 0),
-            self.options.freeze,
-        );
+        let mode = RunMode::training(self.optimizer.next_dropout_seed(), self.options.freeze);
         let mut grads = Gradients::new();
         let scale = 1.0 / rows.len().max(1) as f32;
         let (losses, _) = self
@@ -485,14 +442,15 @@ impl ClassifierTraining {
         )?;
         let (mut loss_sum, mut correct, mut seen) = (0f64, 0usize, 0usize);
         let labels = self.labels.len();
-        for step_batches in self.accumulation.steps(batches.len()) {
+        for step_batches in self.optimizer.epoch_steps(batches.len()) {
             let mut grads = Gradients::new();
             let micro_batches = step_batches.len();
             for micro in step_batches {
                 let rows = &batches[micro];
                 let step = self.optimizer.steps();
-                let mode = RunMode::training(self.dropout_seed(step, micro), self.options.freeze);
-                let scale = GradientAccumulation::loss_scale(rows.len(), micro_batches);
+                let seed = self.optimizer.dropout_seed(step, micro);
+                let mode = RunMode::training(seed, self.options.freeze);
+                let scale = OptimizerLoop::loss_scale(rows.len(), micro_batches);
                 let (losses, logits) = self
                     .micro_batch(pipeline, rows, &mode, scale, &mut grads)
                     .await?;
@@ -503,16 +461,7 @@ impl ClassifierTraining {
                 let classes: Vec<u32> = rows.iter().map(|&i| self.classes[i]).collect();
                 correct += correct_predictions(&logits, &classes, labels)?;
             }
-            let lr = self.schedule.lr(self.optimizer.steps());
-            let device = pipeline.device().clone();
-            self.report.trained_parameters = clip_and_step(
-                &mut self.optimizer,
-                &device,
-                pipeline.model.parameters_mut(),
-                &mut grads,
-                self.options.max_grad_norm,
-                lr,
-            )?;
+            self.report.trained_parameters = self.optimizer.step(pipeline, &mut grads)?;
         }
         pipeline.device().flush()?;
         let validation_accuracy = self.validation_accuracy(pipeline).await?;
