@@ -484,16 +484,21 @@ export interface EpochReport {
   seconds: number;
 }
 
-/** Options of `Model.trainClassifier`. */
-export interface TrainOptions {
+/** The options of every training run (`trainClassifier`, `trainTokenClassifier`). */
+export interface TrainingOptions {
   /** Which weights learn: 'head' (default; only the new classifier, on cached features), 'top:K' (the head and the top K encoder layers), 'all'. */
   freeze?: 'head' | 'all' | `top:${number}`;
   /** Epochs to run. Default 3. */
   epochs?: number;
-  /** AdamW learning rate. Default: the engine's for the freeze policy. */
+  /** Peak AdamW learning rate of the linear schedule. Default 1e-3. */
   learningRate?: number;
-  /** Examples per step. Default: the engine's. */
+  /** Examples per micro-batch. Default 32. */
   batchSize?: number;
+  /**
+   * Micro-batches whose gradients add up before one optimizer step (an effective batch of
+   * `accumulation * batchSize` without holding its activations at once). Default 1.
+   */
+  accumulation?: number;
   /**
    * The fraction of `examples` held out to measure `validationAccuracy` after each epoch, in
    * [0, 1) (the engine picks them with a shuffle seeded by `seed`). Default 0.1; 0 for none.
@@ -501,6 +506,21 @@ export interface TrainOptions {
   validation?: number;
   /** Seed for the head's initialization, dropout, shuffling and the validation split. Default 0. */
   seed?: number;
+  /** AdamW weight decay (not on biases and LayerNorm weights, as the Hugging Face Trainer). Default 0.01. */
+  weightDecay?: number;
+  /** The share of the optimizer steps over which the learning rate rises linearly from 0, in [0, 1]. Default 0. */
+  warmupRatio?: number;
+  /** Global-norm gradient clipping; `null`: none. Default 1. */
+  maxGradNorm?: number | null;
+}
+
+/** Options of `Model.trainClassifier`. */
+export interface TrainOptions extends TrainingOptions {
+  /**
+   * The features the classifier reads: 'cls' (the [CLS] token, through BERT's pooler) or
+   * 'mean' (the mean of the tokens). Default: 'mean' for sentence-transformers models, else 'cls'.
+   */
+  pooling?: 'cls' | 'mean';
   /**
    * An example longer than the model's window is read as `classify` reads it: in overlapping
    * windows whose logits are averaged before the loss (and for `validationAccuracy`). `true`:
@@ -511,10 +531,47 @@ export interface TrainOptions {
   onProgress?: (report: EpochReport) => void;
 }
 
+/** One word-labelled sentence for `Model.trainTokenClassifier`. */
+export interface WordExample {
+  words: string[];
+  /** One label per word, e.g. IOB2 tags (`B-PER`, `I-PER`, `O`). */
+  labels: string[];
+}
+
+/** Entity-level precision, recall and F1 (seqeval's default mode). */
+export interface EntityScore {
+  precision: number;
+  recall: number;
+  f1: number;
+  /** The number of true entities. */
+  support: number;
+}
+
+/** Entity-level scores on the held-out examples, overall (micro average) and per entity type. */
+export interface EntityScores {
+  overall: EntityScore;
+  /** By entity type (`PER` for `B-PER` / `I-PER`). */
+  perType: Record<string, EntityScore>;
+}
+
+/** The report of one finished epoch of token-classification training. */
+export interface TokenEpochReport extends EpochReport {
+  /** Mean loss over the epoch's labelled tokens (a word's first WordPiece). `accuracy`, `validationAccuracy`: of the words. */
+  loss: number;
+  /** Entity-level scores on the held-out examples after the epoch; null without validation. */
+  validationEntities: EntityScores | null;
+}
+
+/** Options of `Model.trainTokenClassifier`. */
+export interface TokenTrainOptions extends TrainingOptions {
+  /** Called after each epoch. */
+  onProgress?: (report: TokenEpochReport) => void;
+}
+
 /** The end of a training run. */
-export interface TrainingResult {
+export interface TrainingResult<R extends EpochReport = EpochReport> {
   /** One report per finished epoch. */
-  epochs: EpochReport[];
+  epochs: R[];
   /** Whether `stop()` ended it early. */
   stopped: boolean;
   /** Wall-clock seconds of the whole run. */
@@ -525,14 +582,14 @@ export interface TrainingResult {
  * A fine-tuning in progress. Epochs run one after the other in the engine; `stop()` ends the
  * run when the running epoch is done. The trained classifier is then the model's: `classify`.
  */
-export class TrainingRun {
+export class TrainingRun<R extends EpochReport = EpochReport> {
   private constructor();
   /** Called after each epoch (may be set after the run started). */
-  onProgress: ((report: EpochReport) => void) | null;
+  onProgress: ((report: R) => void) | null;
   /** The reports of the epochs finished so far. */
-  readonly epochs: EpochReport[];
+  readonly epochs: R[];
   /** Resolves when the run ends (all epochs, or stopped); rejects with the error that ended it. */
-  readonly done: Promise<TrainingResult>;
+  readonly done: Promise<TrainingResult<R>>;
   /** Ends the run after the current epoch. */
   stop(): void;
 }
@@ -607,6 +664,18 @@ export class Model {
   similarity(a: string[], b?: string[]): Promise<Float32Array[]>;
   /** Starts fine-tuning a sequence classifier (a new head on the pooled output). */
   trainClassifier(examples: Example[], options?: TrainOptions): TrainingRun;
+  /**
+   * Starts fine-tuning a token classifier (a new head on every token, e.g. NER) on sentences
+   * as words with a label each, or on CoNLL text (a word and its label per line, the label
+   * last; a blank line between sentences; `-DOCSTART-` skipped) or JSON lines of
+   * `{ words, labels }`. Each word's label trains its first WordPiece (the other pieces are
+   * ignored, as transformers' token-classification recipe); examples are cut to the model's
+   * max length. The labels are the examples' distinct labels, sorted. Each epoch reports the
+   * held-out entity-level scores; `classifyTokens` then uses the new head, and `save()` writes a
+   * `*ForTokenClassification` model.
+   * @throws WebnluError for words and labels of different lengths, an empty dataset, fewer than 2 labels.
+   */
+  trainTokenClassifier(examples: WordExample[] | string, options?: TokenTrainOptions): TrainingRun<TokenEpochReport>;
   /** Predictions of the classifier (trained here, or the checkpoint's own). */
   classify(texts: string[]): Promise<Classification[]>;
   classify(text: string): Promise<Classification>;

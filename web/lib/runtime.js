@@ -1,7 +1,8 @@
 // The public API for models: Runtime (a device, on this thread or in a worker), Model (one
-// loaded BERT-family model: fill-mask, embeddings, similarity, fine-tuning, classification,
-// token classification, saving), TrainingRun (a fine-tuning in progress) and LoadedTokenizer (a model's tokenizer,
-// asynchronous so that it works the same in worker mode); ELMo models are in elmo.js.
+// loaded BERT-family model: fill-mask, embeddings, similarity, fine-tuning of a sequence or a
+// token classifier, classification, token classification, saving), TrainingRun (a fine-tuning in
+// progress) and LoadedTokenizer (a model's tokenizer, asynchronous so that it works the same in
+// worker mode); ELMo models are in elmo.js.
 // Types and docs: index.d.ts.
 
 import { DirectChannel, WorkerChannel, WorkerPool } from './engine-channel.js';
@@ -304,7 +305,18 @@ export class Model {
 
   /** Starts fine-tuning a sequence classifier on `examples` ({ text, label }); see TrainingRun. */
   trainClassifier(examples, options = {}) {
-    return new TrainingRun(this, examples, options);
+    checkExamples(examples, 'examples');
+    return new TrainingRun(this, 'model.trainer', examples, options, SEQUENCE_OPTIONS);
+  }
+
+  /**
+   * Starts fine-tuning a token classifier (NER) on `examples`: `{ words, labels }` (one label
+   * per word) or CoNLL text (word first, label last, a blank line between sentences); see
+   * TrainingRun. Each epoch reports the held-out entity-level scores (`validationEntities`).
+   */
+  trainTokenClassifier(examples, options = {}) {
+    checkWordExamples(examples, 'examples');
+    return new TrainingRun(this, 'model.tokenTrainer', examples, options, []);
   }
 
   /** Predictions of the classifier head (trained here or loaded with the model). */
@@ -362,15 +374,44 @@ function checkExamples(examples, name) {
   });
 }
 
+/** `{ words, labels }` examples with a label per word, or a non-empty string (CoNLL / JSON lines). */
+function checkWordExamples(examples, name) {
+  if (typeof examples === 'string') {
+    if (examples.trim() === '') throw new WebnluError(`${name} is an empty string (expected CoNLL text or { words, labels } examples)`);
+    return;
+  }
+  if (!Array.isArray(examples) || examples.length === 0) throw new WebnluError(`${name} must be CoNLL text or a non-empty array of { words, labels }`);
+  examples.forEach((example, i) => {
+    const { words, labels } = example ?? {};
+    if (!Array.isArray(words) || !Array.isArray(labels)) throw new WebnluError(`${name}[${i}] must be { words: string[], labels: string[] }`);
+    if (words.length !== labels.length) {
+      throw new WebnluError(`${name}[${i}] has ${words.length} words but ${labels.length} labels (one label per word)`);
+    }
+    words.forEach((word, w) => { if (typeof word !== 'string') throw new WebnluError(`${name}[${i}].words[${w}] must be a string`); });
+    labels.forEach((label, w) => { if (typeof label !== 'string') throw new WebnluError(`${name}[${i}].labels[${w}] must be a string`); });
+  });
+}
+
+/** Options only a sequence classifier takes (a token classifier labels every token, cut to the max length). */
+const SEQUENCE_OPTIONS = ['pooling', 'truncate'];
+/** The optimizer options passed to the engine as they are, each a number (maxGradNorm: or null). */
+const NUMBER_OPTIONS = ['learningRate', 'weightDecay', 'warmupRatio'];
+
 /**
  * A fine-tuning in progress: one epoch after the other in the engine, `onProgress` after each,
  * until `epochs` are done or `stop()` is called (it takes effect at the end of the running epoch).
  */
 export class TrainingRun {
-  /** @private Use `model.trainClassifier`. */
-  constructor(model, examples, options) {
-    const { freeze = 'head', epochs = 3, learningRate, batchSize, validation, seed = 0, truncate, onProgress } = options;
-    checkExamples(examples, 'examples');
+  /** @private Use `model.trainClassifier` or `model.trainTokenClassifier`. */
+  constructor(model, op, examples, options, ownOptions) {
+    const {
+      freeze = 'head', epochs = 3, batchSize, validation, seed = 0, accumulation, maxGradNorm, pooling, truncate, onProgress,
+    } = options;
+    for (const name of SEQUENCE_OPTIONS) {
+      if (options[name] !== undefined && !ownOptions.includes(name)) {
+        throw new WebnluError(`${name} is an option of trainClassifier; a token classifier labels every token of examples cut to the max length`);
+      }
+    }
     if (validation !== undefined && !(typeof validation === 'number' && validation >= 0 && validation < 1)) {
       throw new WebnluError(`validation must be the fraction of examples to hold out, in [0, 1), got ${JSON.stringify(validation)}`);
     }
@@ -378,19 +419,34 @@ export class TrainingRun {
       throw new WebnluError(`freeze must be 'head', 'top:K' (K >= 1) or 'all', got ${JSON.stringify(freeze)}`);
     }
     if (!Number.isInteger(epochs) || epochs < 1) throw new WebnluError(`epochs must be a positive integer, got ${epochs}`);
+    for (const [name, value] of [['batchSize', batchSize], ['accumulation', accumulation]]) {
+      if (value !== undefined && !(Number.isInteger(value) && value >= 1)) throw new WebnluError(`${name} must be a positive integer, got ${JSON.stringify(value)}`);
+    }
+    for (const name of NUMBER_OPTIONS) {
+      if (options[name] !== undefined && !(typeof options[name] === 'number' && Number.isFinite(options[name]))) {
+        throw new WebnluError(`${name} must be a finite number, got ${JSON.stringify(options[name])}`);
+      }
+    }
+    if (maxGradNorm !== undefined && maxGradNorm !== null && !(typeof maxGradNorm === 'number' && maxGradNorm > 0)) {
+      throw new WebnluError(`maxGradNorm must be a positive number, or null for no clipping, got ${JSON.stringify(maxGradNorm)}`);
+    }
+    if (pooling !== undefined && pooling !== 'cls' && pooling !== 'mean') {
+      throw new WebnluError(`pooling must be 'cls' or 'mean', got ${JSON.stringify(pooling)}`);
+    }
     this.model = model;
     this.onProgress = onProgress ?? null;
     /** The report of every finished epoch. */
     this.epochs = [];
     this._stopped = false;
     const trainerOptions = { freeze, epochs, seed };
-    if (learningRate !== undefined) trainerOptions.learningRate = learningRate;
-    if (batchSize !== undefined) trainerOptions.batchSize = batchSize;
-    if (validation !== undefined) trainerOptions.validation = validation;
+    for (const name of [...NUMBER_OPTIONS, 'batchSize', 'accumulation', 'validation', 'maxGradNorm', 'pooling']) {
+      if (options[name] !== undefined) trainerOptions[name] = options[name];
+    }
     if (truncate !== undefined) {
       if (typeof truncate !== 'boolean') throw new WebnluError(`truncate must be true or false, got ${JSON.stringify(truncate)}`);
       trainerOptions.truncate = truncate;
     }
+    this._op = op;
     this.done = this.loop(examples, trainerOptions, epochs);
   }
 
@@ -401,7 +457,7 @@ export class TrainingRun {
 
   async loop(examples, trainerOptions, epochs) {
     const started = performance.now();
-    const handle = await this.model.call('model.trainer', { examples, options: trainerOptions });
+    const handle = await this.model.call(this._op, { examples, options: trainerOptions });
     let finished = false;
     try {
       for (let epoch = 0; epoch < epochs && !this._stopped; epoch++) {

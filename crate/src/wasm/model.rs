@@ -1,6 +1,6 @@
 //! wasm exports of the BERT tasks (contract-bert.md section 4): `WasmRuntime` (the device),
 //! `WasmModel` (a loaded [`Pipeline`]: fill-mask, embed, similarity, classify, classify-tokens,
-//! save, a trainer)
+//! save, a trainer of a sequence classifier or of a token classifier)
 //! and `WasmTrainer` (one epoch per call, so JavaScript drives the loop, shows progress and
 //! can stop). Only conversions live here; `web/lib/` wraps them into the documented API.
 //!
@@ -25,10 +25,12 @@ use crate::device::{DeviceChoice, GpuOptions};
 use crate::io::ModelFiles;
 use crate::models::Freeze;
 use crate::tasks::{
-    head_features, ClassifierInput, ClassifierTraining, EpochProgress, Example, Pipeline, Pooling,
-    TrainOptions,
+    head_features, parse_word_examples, ClassifierInput, ClassifierTraining, EpochProgress,
+    Example, Pipeline, Pooling, TokenClassifierTraining, TokenEpochProgress, TrainOptions,
+    WordExample, WordExampleFormat,
 };
 use crate::tokenizer::char_offsets_to_utf16;
+use crate::train::entities::{EntityScore, EntityScores};
 use crate::{Device, Error};
 
 /// A Rust value as a plain JS value (through JSON: records, arrays, numbers, strings).
@@ -295,10 +297,36 @@ impl WasmModel {
         let options = raw.into_options().map_err(to_js_error)?;
         Ok(WasmTrainer {
             pipeline: self.pipeline.clone(),
-            state: Rc::new(RefCell::new(TrainerState::Pending {
+            state: Rc::new(RefCell::new(TrainerState::PendingSequence {
                 examples,
                 options,
                 features: None,
+            })),
+        })
+    }
+
+    /// A token-classification training run (see `tasks/train_tokens.rs`) over `examples`:
+    /// `[{words: string[], labels: string[]}]`, or one string of CoNLL columns (word first,
+    /// label last, a blank line between sentences) or of JSON lines of such objects. `options`
+    /// as `trainer`'s, without `pooling` and `truncate` (refused: examples are cut to the max
+    /// length). Each epoch reports the held-out entity-level scores too.
+    pub fn token_trainer(
+        &self,
+        examples: JsValue,
+        options: JsValue,
+    ) -> Result<WasmTrainer, JsError> {
+        let examples: Vec<WordExample> = match examples.as_string() {
+            Some(text) => parse_word_examples(&text, WordExampleFormat::Auto, "examples")
+                .map_err(to_js_error)?,
+            None => from_js(&examples, "examples")?,
+        };
+        let raw: RawTrainOptions = from_js(&options, "options")?;
+        let options = raw.into_options().map_err(to_js_error)?;
+        Ok(WasmTrainer {
+            pipeline: self.pipeline.clone(),
+            state: Rc::new(RefCell::new(TrainerState::PendingTokens {
+                examples,
+                options,
             })),
         })
     }
@@ -402,13 +430,18 @@ impl RawTrainOptions {
 }
 
 enum TrainerState {
-    Pending {
+    PendingSequence {
         examples: Vec<Example>,
         options: TrainOptions,
         /// head-only: the features computed elsewhere (`set_features`), else computed here
         features: Option<Vec<f32>>,
     },
-    Running(Box<ClassifierTraining>),
+    PendingTokens {
+        examples: Vec<WordExample>,
+        options: TrainOptions,
+    },
+    Sequence(Box<ClassifierTraining>),
+    Tokens(Box<TokenClassifierTraining>),
     Finished,
 }
 
@@ -428,6 +461,40 @@ struct JsEpoch {
     validation_accuracy: Option<f32>,
 }
 
+/// A token-classification epoch: `JsEpoch`'s fields (accuracy of the words) and the held-out
+/// entity-level scores.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsTokenEpoch {
+    epoch: usize,
+    loss: f32,
+    accuracy: f32,
+    validation_accuracy: Option<f32>,
+    validation_entities: Option<JsEntityScores>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsEntityScores {
+    overall: EntityScore,
+    per_type: std::collections::BTreeMap<String, EntityScore>,
+}
+
+impl From<TokenEpochProgress> for JsTokenEpoch {
+    fn from(p: TokenEpochProgress) -> Self {
+        JsTokenEpoch {
+            epoch: p.epoch,
+            loss: p.loss,
+            accuracy: p.accuracy,
+            validation_accuracy: p.validation_accuracy,
+            validation_entities: p.validation_entities.map(|e: EntityScores| JsEntityScores {
+                overall: e.overall,
+                per_type: e.per_type,
+            }),
+        }
+    }
+}
+
 impl From<EpochProgress> for JsEpoch {
     fn from(p: EpochProgress) -> Self {
         JsEpoch {
@@ -441,20 +508,21 @@ impl From<EpochProgress> for JsEpoch {
 
 #[wasm_bindgen]
 impl WasmTrainer {
-    /// `Promise<{epoch, loss, accuracy, validationAccuracy}>` of the next epoch (the first call
-    /// also prepares the run: new classifier, tokens, cached features for head-only).
+    /// `Promise<{epoch, loss, accuracy, validationAccuracy}>` of the next epoch, with
+    /// `validationEntities: {overall, perType}` for a token classifier (the first call also
+    /// prepares the run: new classifier, tokens, cached features for head-only).
     pub fn run_epoch(&self) -> Promise {
         let cell = self.pipeline.clone();
         let state = self.state.clone();
         future_to_promise(async move {
             let mut lease = Lease::take(&cell)?;
             let current = std::mem::replace(&mut *state.borrow_mut(), TrainerState::Finished);
-            let mut run = match current {
-                TrainerState::Pending {
+            let running = match current {
+                TrainerState::PendingSequence {
                     examples,
                     options,
                     features,
-                } => Box::new(
+                } => TrainerState::Sequence(Box::new(
                     ClassifierTraining::new_with_features(
                         lease.pipeline(),
                         &examples,
@@ -463,15 +531,32 @@ impl WasmTrainer {
                     )
                     .await
                     .map_err(js_error)?,
-                ),
-                TrainerState::Running(run) => run,
+                )),
+                TrainerState::PendingTokens { examples, options } => {
+                    TrainerState::Tokens(Box::new(
+                        TokenClassifierTraining::new(lease.pipeline(), &examples, options)
+                            .await
+                            .map_err(js_error)?,
+                    ))
+                }
                 TrainerState::Finished => {
                     return Err(JsError::new("the training run is finished").into())
                 }
+                running => running,
             };
-            let result = run.run_epoch(lease.pipeline()).await;
-            *state.borrow_mut() = TrainerState::Running(run);
-            to_js(&JsEpoch::from(result.map_err(js_error)?))
+            match running {
+                TrainerState::Sequence(mut run) => {
+                    let result = run.run_epoch(lease.pipeline()).await;
+                    *state.borrow_mut() = TrainerState::Sequence(run);
+                    to_js(&JsEpoch::from(result.map_err(js_error)?))
+                }
+                TrainerState::Tokens(mut run) => {
+                    let result = run.run_epoch(lease.pipeline()).await;
+                    *state.borrow_mut() = TrainerState::Tokens(run);
+                    to_js(&JsTokenEpoch::from(result.map_err(js_error)?))
+                }
+                _ => unreachable!("a run was prepared above"),
+            }
         })
     }
 
@@ -480,10 +565,13 @@ impl WasmTrainer {
     /// example order), used by the first `run_epoch` instead of encoding the examples here.
     pub fn set_features(&self, features: Float32Array) -> Result<(), JsError> {
         match &mut *self.state.borrow_mut() {
-            TrainerState::Pending { features: slot, .. } => {
+            TrainerState::PendingSequence { features: slot, .. } => {
                 *slot = Some(features.to_vec());
                 Ok(())
             }
+            TrainerState::PendingTokens { .. } => Err(JsError::new(
+                "set_features: a token-classification run computes its own features",
+            )),
             _ => Err(JsError::new(
                 "set_features: the training run has already started",
             )),

@@ -11,4 +11,6 @@ export async function misuse(): Promise<void> {
   await model.classifyTokens([['nested']]);                     // not string[]
   const label: number = (await model.classifyTokens('a'))[0].label;  // labels are strings
   await Runtime.create({ device: 'cpu', threads: '2' });        // not a number
+  model.trainTokenClassifier([{ text: 'a', label: 'b' }]);      // not { words, labels }
+  model.trainTokenClassifier('a O', { pooling: 'mean' });       // no pooling for tokens
 }

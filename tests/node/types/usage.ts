@@ -1,7 +1,9 @@
 // Type-checked (tsc --strict --noEmit, tests/node/types.test.mjs) against pkg/index.d.ts:
 // the documented API, used the way the README shows it. Never run.
 import init, { Runtime, Tokenizer, ModelLoadError, clearCache, fetchModelFiles } from 'webnlu';
-import type { ElmoLayers, ElmoModel, EpochReport, LoadProgress, MaskPrediction, TokenLabel } from 'webnlu';
+import type {
+  ElmoLayers, ElmoModel, EntityScore, EpochReport, LoadProgress, MaskPrediction, TokenEpochReport, TokenLabel, WordExample,
+} from 'webnlu';
 
 export async function readme(): Promise<void> {
   const rt = await Runtime.create({ device: 'auto', worker: true });
@@ -22,6 +24,15 @@ export async function readme(): Promise<void> {
       onProgress: (r: EpochReport) => console.log(r.epoch, r.loss, r.accuracy, r.validationAccuracy) });
   run.stop();
   const result = await run.done;
+  const tuned = model.trainClassifier([{ text: 'good', label: 1 }], { pooling: 'mean', accumulation: 2, weightDecay: 0,
+    warmupRatio: 0.1, maxGradNorm: null, truncate: true });
+  const ner: WordExample[] = [{ words: ['Zola', 'lives', 'in', 'Paris'], labels: ['B-PER', 'O', 'O', 'B-LOC'] }];
+  const tagging = model.trainTokenClassifier(ner, { freeze: 'all', epochs: 2, maxGradNorm: 1, accumulation: 2,
+    onProgress: (r: TokenEpochReport) => console.log(r.loss, r.validationEntities?.overall.f1, r.validationEntities?.perType.PER?.recall) });
+  const fromConll = model.trainTokenClassifier('Zola B-PER\nlives O\n\nParis B-LOC\n', { validation: 0 });
+  const perLoc: EntityScore | undefined = (await tagging.done).epochs[0].validationEntities?.perType.LOC;
+  fromConll.stop();
+  console.log(tuned.epochs.length, perLoc?.support);
   const labels = (await model.classify(['great'])).map((c) => [c.label, c.score, c.scores[0]]);
   const entities: TokenLabel[][] = await model.classifyTokens(['Zola lives in Paris']);
   const first: TokenLabel[] = await model.classifyTokens('Zola lives in Paris');

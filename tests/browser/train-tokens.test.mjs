@@ -1,0 +1,116 @@
+// `trainTokenClassifier` in real Chromium on every path the package has: the GPU (WebGPU on
+// SwiftShader) and the CPU (wasm), on the page's thread and in worker mode, and the CPU pool of
+// two workers (`threads: 2`: trained in the first worker, the trained model then copied to the
+// second). Each run's epochs equal `webnlu train-tokens --device cpu` (the CPU paths within
+// 1e-5 relative, the same Rust f32 code; the GPU within 1e-4 of the loss, sums in other orders,
+// as the native CPU/GPU test in tests/rust/tasks_train_tokens.rs); `classifyTokens` then labels
+// with the new head (the pool answers it from either worker), CoNLL text trains as the arrays
+// do, and a bad example is a WebnluError. The model: the committed random
+// BertForTokenClassification (bert-random-ner); the data: a tiny hand-written NER set.
+//
+// Needs: pkg/ (make pkg), the native CLI (cargo build --bin webnlu), /usr/bin/chromium.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { ROOT, openPage, openSession, requireFiles, unexpectedConsoleErrors } from './browser-session.mjs';
+import { CLI, requireCli } from './cli-reference.mjs';
+
+requireFiles([[`${ROOT}pkg/index.js`, 'make pkg']]);
+requireCli();
+
+const REFERENCE = `${ROOT}tests/fixtures/bert-reference/random`;
+const SETTINGS = { freeze: 'top:1', epochs: 2, learningRate: 5e-3, batchSize: 4, accumulation: 2, validation: 0.25, seed: 5 };
+const FLAGS = ['--freeze', 'top:1', '--epochs', '2', '--learning-rate', '0.005', '--batch-size', '4', '--accumulation', '2',
+  '--validation', '0.25', '--seed', '5'];
+const PATHS = [
+  { device: 'gpu', worker: false }, { device: 'cpu', worker: false },
+  { device: 'gpu', worker: true }, { device: 'cpu', worker: true },
+  { device: 'cpu', threads: 2 },
+];
+
+/** 40 sentences: people and places of the random vocabulary, IOB2 tags. */
+function tinyNerSet() {
+  const people = ['man', 'woman', 'child'];
+  const places = ['river', 'city', 'house'];
+  const verbs = ['saw', 'liked', 'found'];
+  return Array.from({ length: 40 }, (_, i) => {
+    const [person, place, verb] = [people[i % 3], places[Math.floor(i / 3) % 3], verbs[Math.floor(i / 9) % 3]];
+    return i % 2 === 0
+      ? { words: ['the', 'old', person, verb, 'the', 'big', place], labels: ['O', 'B-PER', 'I-PER', 'O', 'O', 'B-LOC', 'I-LOC'] }
+      : { words: ['a', person, verb, 'a', 'dog', 'near', 'the', place, '.'], labels: ['O', 'B-PER', 'O', 'O', 'O', 'O', 'O', 'B-LOC', 'O'] };
+  });
+}
+
+let session;
+let want;
+const errors = [];
+const notFound = [];
+
+before(async () => {
+  const dir = `${ROOT}target/browser-tests`;
+  mkdirSync(dir, { recursive: true });
+  const file = `${dir}/tiny-ner.jsonl`;
+  writeFileSync(file, tinyNerSet().map((e) => JSON.stringify(e)).join('\n') + '\n');
+  want = execFileSync(CLI, ['train-tokens', '--model', `${REFERENCE}/bert-random-ner`, '--device', 'cpu', '--examples', file, ...FLAGS],
+    { encoding: 'utf8', env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' } })
+    .split('\n').filter(Boolean).map((line) => JSON.parse(line)).filter((line) => line.epoch !== undefined);
+  session = await openSession({ mounts: [['/reference/', REFERENCE]] });
+});
+
+after(async () => {
+  await session?.browser.close();
+  session?.server.close();
+});
+
+test('trainTokenClassifier on the GPU and CPU paths, page thread, worker and pool, equals `webnlu train-tokens`', async () => {
+  const page = await openPage(await session.browser.newContext(), `${session.url}harness/`, errors, undefined, notFound);
+  const runs = await page.evaluate(async ({ paths, examples, settings }) => {
+    const out = [];
+    for (const options of paths) {
+      const rt = await window.webnlu.Runtime.create(options);
+      const model = await rt.loadModel('/reference/bert-random-ner/');
+      const started = performance.now();
+      const seen = [];
+      const { epochs } = await model.trainTokenClassifier(examples, { ...settings, onProgress: (r) => seen.push(r.epoch) }).done;
+      const seconds = (performance.now() - started) / 1000;
+      const tokens = await model.classifyTokens(['the old woman saw the big city', 'a child liked the river']);
+      let error = null;
+      try { await model.trainTokenClassifier([{ words: ['a', 'b'], labels: ['O'] }]).done; } catch (e) { error = `${e.name}: ${e.message}`; }
+      out.push({ options, device: rt.device, worker: rt.worker, epochs, seen, seconds, tokens, error });
+      rt.dispose();
+    }
+    // CoNLL text trains as the arrays do (CPU, page thread)
+    const rt = await window.webnlu.Runtime.create({ device: 'cpu', worker: false });
+    const model = await rt.loadModel('/reference/bert-random-ner/');
+    const text = examples.map((e) => e.words.map((w, i) => `${w}\t${e.labels[i]}`).join('\n')).join('\n\n');
+    const conll = (await model.trainTokenClassifier(text, settings).done).epochs;
+    rt.dispose();
+    return { out, conll };
+  }, { paths: PATHS, examples: tinyNerSet(), settings: SETTINGS });
+  await page.close();
+  for (const { options, device, worker, epochs, seen, seconds, tokens, error } of runs.out) {
+    const label = `${device.kind.toUpperCase()}, ${options.threads ? `pool of ${device.threads}` : worker ? 'worker' : 'page thread'}`;
+    assert.equal(device.kind, options.device, label);
+    assert.deepEqual(seen, [1, 2], label);
+    epochs.forEach((got, i) => {
+      const loss = Math.abs(got.loss - want[i].loss);
+      if (device.kind === 'cpu') {
+        assert.ok(loss <= 1e-5 * want[i].loss, `${label}, epoch ${i + 1}: loss ${got.loss} vs the CLI's ${want[i].loss}`);
+        assert.ok(Math.abs(got.validationEntities.overall.f1 - want[i].validation_entities.overall.f1) <= 1e-6, `${label}: entity F1`);
+      } else {
+        assert.ok(loss <= 1e-4, `${label}, epoch ${i + 1}: loss ${got.loss} vs the CLI's ${want[i].loss}`);
+      }
+      assert.deepEqual(Object.keys(got.validationEntities.perType).sort(), ['LOC', 'PER'], label);
+    });
+    assert.equal(tokens.length, 2);
+    assert.deepEqual(tokens[0].map((t) => t.token), ['the', 'old', 'woman', 'saw', 'the', 'big', 'city']);
+    for (const t of tokens.flat()) assert.ok(['B-LOC', 'B-PER', 'I-LOC', 'I-PER', 'O'].includes(t.label), `${label}: ${t.label}`);
+    assert.match(error, /^WebnluError: .*examples\[0\] has 2 words but 1 labels/, label);
+    console.log(`# trainTokenClassifier ${label}: 2 epochs in ${seconds.toFixed(2)} s, losses ${epochs.map((e) => e.loss.toFixed(6)).join(', ')} ` +
+      `(CLI ${want.map((e) => e.loss.toFixed(6)).join(', ')}), held-out entity F1 ${epochs.at(-1).validationEntities.overall.f1.toFixed(3)}`);
+  }
+  runs.conll.forEach((got, i) => assert.ok(Math.abs(got.loss - want[i].loss) <= 1e-5 * want[i].loss, `CoNLL text, epoch ${i + 1}`));
+  assert.deepEqual(unexpectedConsoleErrors(errors, notFound), []);
+});
