@@ -29,7 +29,10 @@ commands:
   train-head --model DIR --examples FILE [--out DIR] [--freeze head|top:K|all] [--epochs N]
       [--learning-rate X] [--batch-size N] [--accumulation N] [--validation F] [--seed N]
       [--weight-decay X] [--warmup-ratio X] [--max-grad-norm X|none] [--pooling cls|mean] [--limit N]
+      [--task classification|regression|multi-label]
       fine-tunes a classifier; JSON line per epoch, then a report; writes the model to --out
+      (regression: numeric labels, MSE, held-out MAE and Pearson; multi-label: labels separated
+      by commas, BCE, held-out exact-match accuracy)
   train-tokens --model DIR --examples FILE [--format auto|conll|jsonl] [--out DIR] and the
       options of train-head (but --pooling, --stride, --truncate)
       fine-tunes a token classifier (NER) on words with labels (CoNLL columns, or JSON lines

@@ -21,6 +21,10 @@ Writes tests/fixtures/tasks/training_reference.json (committed, a few KB):
   tokens cut to max_length, each word's label on its first WordPiece and -100 elsewhere,
   cross-entropy (mean over the labelled tokens), three AdamW steps for head / top:1 / all: the
   ids and aligned labels, the losses, the first step's gradients and the parameters after.
+- `problems`: fine-tuning a sequence classifier for regression (the committed random
+  bert-random-regression, MSE on a number per text) and for multi-label classification (the
+  random classifier with `problem_type="multi_label_classification"`, BCE with logits on a 0/1
+  per label), dropout 0, three AdamW steps for head / all: losses, gradients, parameters after.
 
 Run: /work/torchenv/bin/python tests/tasks/training_reference.py   (CI never runs it)
 The committed `windows` numbers were made with transformers 4.57.1; 5.25.0 (which made `tokens`,
@@ -36,8 +40,8 @@ import collections
 import torch
 import transformers
 from transformers import (BertConfig, BertForMaskedLM, BertForSequenceClassification,
-                          DistilBertConfig, DistilBertForSequenceClassification, Trainer,
-                          get_linear_schedule_with_warmup)
+                          BertTokenizerFast, DistilBertConfig, DistilBertForSequenceClassification,
+                          Trainer, get_linear_schedule_with_warmup)
 
 OUT = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "tasks" / "training_reference.json"
 RANDOM_CLASSIFIER = (pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "bert-reference"
@@ -78,7 +82,6 @@ def rounded(values):
 
 
 def windows_case():
-    from transformers import BertTokenizerFast
     # from the directory: transformers 5 ignores `vocab_file=` given to the constructor
     tok = BertTokenizerFast.from_pretrained(RANDOM_CLASSIFIER, do_lower_case=True)
     texts = [t for t, _ in WINDOW_EXAMPLES]
@@ -172,7 +175,7 @@ TOKEN_POLICIES = {
 
 
 def tokens_case():
-    from transformers import BertForTokenClassification, BertTokenizerFast
+    from transformers import BertForTokenClassification
     tok = BertTokenizerFast.from_pretrained(RANDOM_NER, do_lower_case=True)
     words = [t.split() for t, _ in TOKEN_EXAMPLES]
     tags = [l.split() for _, l in TOKEN_EXAMPLES]
@@ -247,6 +250,75 @@ def tokens_case():
     }
 
 
+RANDOM_REGRESSION = RANDOM_CLASSIFIER.parent / "bert-random-regression"
+PROBLEM_TEXTS = ["the cat sat on the house .", "a sad man saw the old car", "the film was very boring !",
+                 "happy children read a new book", "the song is good and funny", "a dog ate the bird"]
+PROBLEM_LABELS = {
+    "regression": ["0.5", "-1.25", "-2", "1.5", "2.25", "0"],
+    # labels of the random classifier's id2label (negative, neutral, positive), several per text
+    "multi_label_classification": ["neutral", "negative", "negative,neutral", "positive", "positive,neutral", ""],
+}
+PROBLEM_KEPT = ["classifier.weight", "classifier.bias", "bert.pooler.dense.bias",
+                "bert.encoder.layer.1.output.LayerNorm.weight", "bert.embeddings.LayerNorm.weight"]
+
+
+def problems_case():
+    out = {}
+    for problem, labels in PROBLEM_LABELS.items():
+        directory = RANDOM_REGRESSION if problem == "regression" else RANDOM_CLASSIFIER
+        tok = BertTokenizerFast.from_pretrained(directory, do_lower_case=True)
+        enc = tok(PROBLEM_TEXTS, padding=True, return_tensors="pt")
+        if problem == "regression":
+            targets = torch.tensor([[float(l)] for l in labels])
+        else:
+            names = ["negative", "neutral", "positive"]
+            targets = torch.tensor([[1.0 if n in l.split(",") else 0.0 for n in names] for l in labels])
+        policies = {}
+        for policy in ["head", "all"]:
+            model = BertForSequenceClassification.from_pretrained(
+                directory, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+                classifier_dropout=0.0, problem_type=problem)
+            model.train()
+            trains = WINDOW_POLICIES[policy]
+            params = dict(model.named_parameters())
+            for n, p in params.items():
+                p.requires_grad_(trains(n))
+            trained = {n: p for n, p in params.items() if trains(n)}
+            groups = [
+                {"params": [p for n, p in trained.items() if decay_rule(n)], "weight_decay": WINDOW_DECAY},
+                {"params": [p for n, p in trained.items() if not decay_rule(n)], "weight_decay": 0.0},
+            ]
+            opt = torch.optim.AdamW(groups, lr=WINDOW_LR, betas=(0.9, 0.999), eps=1e-8)
+            sched = get_linear_schedule_with_warmup(opt, num_warmup_steps=0,
+                                                    num_training_steps=WINDOW_STEPS)
+            losses, first_grads = [], None
+            for step in range(WINDOW_STEPS):
+                opt.zero_grad()
+                loss = model(**enc, labels=targets).loss  # MSE / BCE with logits, mean
+                loss.backward()
+                losses.append(float(loss.detach()))
+                if step == 0:
+                    first_grads = {n: rounded(trained[n].grad.flatten().tolist())
+                                   for n in PROBLEM_KEPT if n in trained}
+                torch.nn.utils.clip_grad_norm_(list(trained.values()), max_norm=1.0)
+                opt.step()
+                sched.step()
+            policies[policy] = {
+                "losses": losses,
+                "grads": first_grads,
+                "after": {n: rounded(trained[n].detach().flatten().tolist())
+                          for n in PROBLEM_KEPT if n in trained},
+            }
+        out[problem] = {
+            "model": str(directory.relative_to(directory.parents[4])),
+            "examples": [{"text": t, "label": l} for t, l in zip(PROBLEM_TEXTS, labels)],
+            "steps": WINDOW_STEPS, "lr": WINDOW_LR, "weight_decay": WINDOW_DECAY, "max_norm": 1.0,
+            "policies": policies,
+        }
+    out["versions"] = {"torch": torch.__version__, "transformers": transformers.__version__}
+    return out
+
+
 def decay_names(model):
     # the Trainer's own rule (the method does not use the Trainer's state; building a Trainer
     # would need `accelerate`)
@@ -310,6 +382,7 @@ def main():
         },
         "windows": windows_case(),
         "tokens": tokens_case(),
+        "problems": problems_case(),
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(out, indent=1) + "\n")

@@ -5,6 +5,10 @@
 //! `--examples`: the VADER rated TSV (`id<TAB>rating<TAB>text`, label = sign of the rating, e.g.
 //! tests/fixtures/models/vader/movieReviewSnippets_GroundTruth.txt), a `text<TAB>label` TSV or
 //! a CSV with `text` and `label` columns (see `tasks/examples.rs`).
+//! `--task classification|regression|multi-label` (default classification): regression reads
+//! each label as a number (MSE; validation reports the mean absolute error and Pearson's
+//! correlation), multi-label as label names separated by commas (BCE with logits; validation
+//! reports exact-match accuracy); see `tasks/problem.rs`.
 //!
 //! Options: `--freeze head|top:K|all` (default head), `--epochs N` (3), `--learning-rate X`
 //! (1e-3), `--batch-size N` (32), `--accumulation N` (1), `--validation F` (0.1),
@@ -17,7 +21,7 @@
 //! error naming the example.
 //!
 //! Output, JSON lines: one per epoch `{"epoch", "loss", "accuracy", "validation_accuracy",
-//! "seconds"}`, then `{"report": {...}, "seconds", "peak_rss_bytes", "saved"}`.
+//! "seconds"}` (regression: accuracy null, and `validation_mae`, `validation_pearson`), then `{"report": {...}, "seconds", "peak_rss_bytes", "saved"}`.
 
 use std::time::Instant;
 
@@ -28,14 +32,14 @@ use super::arguments::Arguments;
 use super::memory::peak_resident_bytes;
 use super::model_tasks::{load_pipeline, MODEL_FLAGS, MODEL_OPTIONS};
 use super::training_options::{training_options, TRAINING_OPTIONS};
-use webnlu::tasks::{parse_examples, ExampleFormat};
+use webnlu::tasks::{parse_examples, ExampleFormat, ProblemType};
 use webnlu::train::SplitMix64;
 use webnlu::{Error, Result};
 
 pub fn run(args: &[String]) -> Result<()> {
     let started = Instant::now();
     let mut with_value = MODEL_OPTIONS.to_vec();
-    with_value.extend_from_slice(&["examples", "format", "out"]);
+    with_value.extend_from_slice(&["examples", "format", "out", "task"]);
     with_value.extend_from_slice(&TRAINING_OPTIONS);
     let args = Arguments::parse(args, &with_value, &MODEL_FLAGS)?;
     if let Some(extra) = args.positional.first() {
@@ -61,7 +65,10 @@ pub fn run(args: &[String]) -> Result<()> {
     let content =
         String::from_utf8(bytes).map_err(|_| Error::format(path, "examples are not UTF-8"))?;
     let mut examples = parse_examples(&content, format, path)?;
-    let options = training_options(&args)?;
+    let mut options = training_options(&args)?;
+    options.problem = args
+        .value("task")
+        .map_or(Ok(ProblemType::SingleLabel), str::parse::<ProblemType>)?;
     if let Some(limit) = args.number("limit")? {
         SplitMix64::new(options.seed ^ 0x006c_696d_6974).shuffle(&mut examples);
         examples.truncate(limit);
@@ -69,13 +76,17 @@ pub fn run(args: &[String]) -> Result<()> {
     let mut pipeline = load_pipeline(&args, "train-head")?;
     let mut epoch_started = Instant::now();
     let report = block_on(pipeline.train_classifier(&examples, options, |progress| {
-        let line = json!({
+        let mut line = json!({
             "epoch": progress.epoch,
             "loss": progress.loss,
             "accuracy": progress.accuracy,
             "validation_accuracy": progress.validation_accuracy,
             "seconds": epoch_started.elapsed().as_secs_f64(),
         });
+        if progress.validation_mae.is_some() {
+            line["validation_mae"] = json!(progress.validation_mae);
+            line["validation_pearson"] = json!(progress.validation_pearson);
+        }
         println!("{line}");
         epoch_started = Instant::now();
     }))?;

@@ -63,5 +63,7 @@ pub fn training_options(args: &Arguments) -> Result<TrainOptions> {
             .map(str::parse::<ClassifierInput>)
             .transpose()?,
         long_texts: None,
+        // the command's own `--task` (train-head)
+        problem: defaults.problem,
     })
 }

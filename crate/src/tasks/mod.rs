@@ -11,6 +11,7 @@ pub mod embed;
 pub mod examples;
 pub mod fill_mask;
 pub mod pipeline;
+pub mod problem;
 pub mod save;
 pub mod train_classifier;
 pub mod train_tokens;
@@ -25,6 +26,7 @@ pub use embed::{l2_normalize_rows, Pooling};
 pub use examples::{label_classes, parse_examples, Example, ExampleFormat};
 pub use fill_mask::MaskPrediction;
 pub use pipeline::{Pipeline, ReadOptions};
+pub use problem::ProblemType;
 pub use train_classifier::{
     head_features, ClassifierTraining, EpochProgress, TrainOptions, TrainReport,
 };

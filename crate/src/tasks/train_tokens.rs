@@ -33,6 +33,7 @@ use crate::train::{
 use crate::{Error, Result};
 
 use super::pipeline::Pipeline;
+use super::problem::ProblemType;
 use super::train_classifier::TrainOptions;
 use super::training_loop::{check_run_options, OptimizerLoop};
 use super::word_examples::{check_word_examples, word_label_classes, WordExample};
@@ -190,6 +191,12 @@ impl TokenClassifierTraining {
         if options.classifier_input.is_some() {
             return Err(Error::invalid(format!(
                 "{WHAT}: pooling does not apply to token classification (every token is labelled)"
+            )));
+        }
+        if options.problem != ProblemType::SingleLabel {
+            return Err(Error::invalid(format!(
+                "{WHAT}: a token classifier labels each word with one class ({} is for sequences)",
+                options.problem.name()
             )));
         }
         if options.long_texts.is_some() {

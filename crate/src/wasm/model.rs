@@ -26,8 +26,8 @@ use crate::io::ModelFiles;
 use crate::models::Freeze;
 use crate::tasks::{
     head_features, parse_word_examples, ClassifierInput, ClassifierTraining, EpochProgress,
-    Example, Pipeline, Pooling, TokenClassifierTraining, TokenEpochProgress, TrainOptions,
-    WordExample, WordExampleFormat,
+    Example, Pipeline, Pooling, ProblemType, TokenClassifierTraining, TokenEpochProgress,
+    TrainOptions, WordExample, WordExampleFormat,
 };
 use crate::tokenizer::char_offsets_to_utf16;
 use crate::train::entities::{EntityScore, EntityScores};
@@ -275,24 +275,39 @@ impl WasmModel {
         })
     }
 
-    /// A training run over `examples` (`[{text, label}]`, label a string or number) with
-    /// `options` `{freeze: "head" | "top:K" | "all", epochs, learningRate, batchSize,
-    /// validation?: fraction held out (default 0.1), seed?, pooling?: "cls" | "mean",
-    /// accumulation?, weightDecay?, warmupRatio?, maxGradNorm?: number | null, truncate?:
-    /// boolean}`. A long example is read in windows whose logits are averaged (as `classify`
-    /// reads it) unless `truncate` is true (its first window only).
+    /// A training run over `examples` (`[{text, label}]`, label a string or number, or for
+    /// multi-label an array of strings) with `options` `{freeze: "head" | "top:K" | "all",
+    /// epochs, learningRate, batchSize, validation?: fraction held out (default 0.1), seed?,
+    /// pooling?: "cls" | "mean", accumulation?, weightDecay?, warmupRatio?, maxGradNorm?:
+    /// number | null, truncate?: boolean, task?: "classification" | "regression" |
+    /// "multi_label"}`. A long example is read in windows whose logits are averaged (as
+    /// `classify` reads it) unless `truncate` is true (its first window only).
     pub fn trainer(&self, examples: JsValue, options: JsValue) -> Result<WasmTrainer, JsError> {
         let raw: Vec<RawExample> = from_js(&examples, "examples")?;
         let examples: Vec<Example> = raw
             .into_iter()
-            .map(|e| Example {
-                text: e.text,
-                label: match e.label {
-                    serde_json::Value::String(s) => s,
-                    other => other.to_string(),
-                },
+            .enumerate()
+            .map(|(i, e)| {
+                Ok(Example {
+                    text: e.text,
+                    label: match e.label {
+                        serde_json::Value::String(s) => s,
+                        // multi-label: the labels joined by commas (problem.rs splits them)
+                        serde_json::Value::Array(items) => items
+                            .iter()
+                            .map(|item| match item.as_str() {
+                                Some(l) if !l.contains(',') => Ok(l.to_string()),
+                                _ => Err(JsError::new(&format!(
+                                    "examples[{i}].label: a list of labels holds strings without commas, found {item}"
+                                ))),
+                            })
+                            .collect::<Result<Vec<String>, JsError>>()?
+                            .join(","),
+                        other => other.to_string(),
+                    },
+                })
             })
-            .collect();
+            .collect::<Result<_, JsError>>()?;
         let raw: RawTrainOptions = from_js(&options, "options")?;
         let options = raw.into_options().map_err(to_js_error)?;
         Ok(WasmTrainer {
@@ -389,6 +404,7 @@ struct RawTrainOptions {
     #[serde(default, with = "serde_with_null")]
     max_grad_norm: Option<Option<f32>>,
     truncate: Option<bool>,
+    task: Option<String>,
 }
 
 /// `maxGradNorm`: absent = the default, null = no clipping, a number = that norm.
@@ -425,6 +441,10 @@ impl RawTrainOptions {
                 Some(true) => Some(crate::tasks::LongTexts::Truncate),
                 _ => d.long_texts,
             },
+            problem: self
+                .task
+                .as_deref()
+                .map_or(Ok(d.problem), str::parse::<ProblemType>)?,
         })
     }
 }
@@ -457,8 +477,10 @@ pub struct WasmTrainer {
 struct JsEpoch {
     epoch: usize,
     loss: f32,
-    accuracy: f32,
+    accuracy: Option<f32>,
     validation_accuracy: Option<f32>,
+    validation_mae: Option<f32>,
+    validation_pearson: Option<f32>,
 }
 
 /// A token-classification epoch: `JsEpoch`'s fields (accuracy of the words) and the held-out
@@ -502,6 +524,8 @@ impl From<EpochProgress> for JsEpoch {
             loss: p.loss,
             accuracy: p.accuracy,
             validation_accuracy: p.validation_accuracy,
+            validation_mae: p.validation_mae,
+            validation_pearson: p.validation_pearson,
         }
     }
 }
