@@ -466,8 +466,11 @@ export interface EmbedOptions {
 /** One labelled example for fine-tuning. */
 export interface Example {
   text: string;
-  /** A class name or class index. */
-  label: string | number;
+  /**
+   * A class name or class index; for `task: 'regression'` the target number; for
+   * `task: 'multi_label'` the names of the text's labels (none: `[]`).
+   */
+  label: string | number | string[];
 }
 
 /** The report of one finished training epoch. */
@@ -476,10 +479,14 @@ export interface EpochReport {
   epoch: number;
   /** Mean training loss over the epoch. */
   loss: number;
-  /** Accuracy on the training examples during the epoch. */
-  accuracy: number;
-  /** Accuracy on the validation examples after the epoch (when there are some). */
-  validationAccuracy?: number;
+  /** Accuracy on the training examples during the epoch (exact match for multi-label; null for regression). */
+  accuracy: number | null;
+  /** Accuracy on the validation examples after the epoch (when there are some; null for regression). */
+  validationAccuracy?: number | null;
+  /** Regression: the mean absolute error on the validation examples. */
+  validationMae?: number | null;
+  /** Regression: Pearson's correlation of predictions and targets on the validation examples (null without variance). */
+  validationPearson?: number | null;
   /** Wall-clock seconds of the epoch, measured in JS. */
   seconds: number;
 }
@@ -521,6 +528,13 @@ export interface TrainOptions extends TrainingOptions {
    * 'mean' (the mean of the tokens). Default: 'mean' for sentence-transformers models, else 'cls'.
    */
   pooling?: 'cls' | 'mean';
+  /**
+   * What the head predicts (transformers' `problem_type`): 'classification' (default; one class
+   * per text, cross-entropy), 'regression' (a number per text, MSE; `predict` reads it) or
+   * 'multi_label' (any set of the labels, BCE with logits; `classify` gives a sigmoid per label
+   * and `labels`). Saved in config.json.
+   */
+  task?: 'classification' | 'regression' | 'multi_label';
   /**
    * An example longer than the model's window is read as `classify` reads it: in overlapping
    * windows whose logits are averaged before the loss (and for `validationAccuracy`). `true`:
@@ -600,8 +614,10 @@ export interface Classification {
   label: string | number;
   /** Its probability. */
   score: number;
-  /** The probability of every label, in label order. */
+  /** The probability of every label, in label order (a sigmoid each for multi-label; the value itself for regression). */
   scores: number[];
+  /** Multi-label: every label with a probability of 0.5 or more. */
+  labels?: string[];
 }
 
 /** The label of one WordPiece token (`Model.classifyTokens`). */
@@ -664,6 +680,14 @@ export class Model {
   similarity(a: string[], b?: string[]): Promise<Float32Array[]>;
   /** Starts fine-tuning a sequence classifier (a new head on the pooled output). */
   trainClassifier(examples: Example[], options?: TrainOptions): TrainingRun;
+  /** `trainClassifier` with `task: 'regression'`: a number per text (`label`), MSE. */
+  trainRegressor(examples: { text: string; label: number }[], options?: Omit<TrainOptions, 'task'>): TrainingRun;
+  /**
+   * The output of a regression head (trained with `trainRegressor`, or a one-label checkpoint).
+   * @throws WebnluError when the classifier has several labels.
+   */
+  predict(texts: string[]): Promise<number[]>;
+  predict(text: string): Promise<number>;
   /**
    * Starts fine-tuning a token classifier (a new head on every token, e.g. NER) on sentences
    * as words with a label each, or on CoNLL text (a word and its label per line, the label

@@ -303,10 +303,21 @@ export class Model {
     return splitRows(flat, a.length, 'similarity');
   }
 
-  /** Starts fine-tuning a sequence classifier on `examples` ({ text, label }); see TrainingRun. */
+  /**
+   * Starts fine-tuning a sequence classifier on `examples` ({ text, label }); see TrainingRun.
+   * `task`: 'classification' (default), 'regression' (label a number) or 'multi_label' (label
+   * a list of names).
+   */
   trainClassifier(examples, options = {}) {
-    checkExamples(examples, 'examples');
+    const { task = 'classification' } = options;
+    if (!TASKS.includes(task)) throw new WebnluError(`task must be one of ${TASKS.join(', ')}, got ${JSON.stringify(task)}`);
+    checkExamples(examples, 'examples', task);
     return new TrainingRun(this, 'model.trainer', examples, options, SEQUENCE_OPTIONS);
+  }
+
+  /** `trainClassifier` with `task: 'regression'`: one number per text, MSE. */
+  trainRegressor(examples, options = {}) {
+    return this.trainClassifier(examples, { ...options, task: 'regression' });
   }
 
   /**
@@ -317,6 +328,22 @@ export class Model {
   trainTokenClassifier(examples, options = {}) {
     checkWordExamples(examples, 'examples');
     return new TrainingRun(this, 'model.tokenTrainer', examples, options, []);
+  }
+
+  /**
+   * The numbers a regression head (one output: trained with `trainRegressor`, or a checkpoint
+   * with one label) gives: one number per text, one text in, one number out.
+   */
+  async predict(texts) {
+    const single = typeof texts === 'string';
+    const list = single ? [texts] : texts;
+    checkTexts(list, 'texts');
+    const results = await this.call('model.classify', { texts: list });
+    if (results.some((r) => r.scores.length !== 1)) {
+      throw new WebnluError(`predict is for a regression head (one output); this classifier has ${results[0].scores.length} labels: use classify`);
+    }
+    const values = results.map((r) => r.score);
+    return single ? values[0] : values;
   }
 
   /** Predictions of the classifier head (trained here or loaded with the model). */
@@ -363,14 +390,28 @@ function splitRows(flat, n, what) {
   return Array.from({ length: n }, (_, i) => flat.subarray(i * width, (i + 1) * width));
 }
 
-function checkExamples(examples, name) {
+/** The problems `trainClassifier` solves (its `task` option). */
+const TASKS = ['classification', 'regression', 'multi_label'];
+
+/** A label for `task`: a name or class index; a finite number; a list of names without commas. */
+function checkLabel(label, task, what) {
+  if (task === 'regression') {
+    if (typeof label !== 'number' || !Number.isFinite(label)) throw new WebnluError(`${what} must be a finite number for regression, got ${JSON.stringify(label)}`);
+  } else if (task === 'multi_label') {
+    if (!Array.isArray(label) || label.some((l) => typeof l !== 'string' || l.includes(','))) {
+      throw new WebnluError(`${what} must be a list of label names (strings without commas) for multi_label, got ${JSON.stringify(label)}`);
+    }
+  } else if (typeof label !== 'string' && !Number.isInteger(label)) {
+    throw new WebnluError(`${what} must be a string or an integer, got ${JSON.stringify(label)}`);
+  }
+}
+
+function checkExamples(examples, name, task = 'classification') {
   if (!Array.isArray(examples) || examples.length === 0) throw new WebnluError(`${name} must be a non-empty array of { text, label }`);
   examples.forEach((example, i) => {
     if (example === null || typeof example !== 'object') throw new WebnluError(`${name}[${i}] must be { text, label }`);
     checkText(example.text, `${name}[${i}].text`);
-    if (typeof example.label !== 'string' && !Number.isInteger(example.label)) {
-      throw new WebnluError(`${name}[${i}].label must be a string or an integer, got ${JSON.stringify(example.label)}`);
-    }
+    checkLabel(example.label, task, `${name}[${i}].label`);
   });
 }
 
@@ -393,7 +434,7 @@ function checkWordExamples(examples, name) {
 }
 
 /** Options only a sequence classifier takes (a token classifier labels every token, cut to the max length). */
-const SEQUENCE_OPTIONS = ['pooling', 'truncate'];
+const SEQUENCE_OPTIONS = ['pooling', 'truncate', 'task'];
 /** The optimizer options passed to the engine as they are, each a number (maxGradNorm: or null). */
 const NUMBER_OPTIONS = ['learningRate', 'weightDecay', 'warmupRatio'];
 
@@ -439,7 +480,7 @@ export class TrainingRun {
     this.epochs = [];
     this._stopped = false;
     const trainerOptions = { freeze, epochs, seed };
-    for (const name of [...NUMBER_OPTIONS, 'batchSize', 'accumulation', 'validation', 'maxGradNorm', 'pooling']) {
+    for (const name of [...NUMBER_OPTIONS, 'batchSize', 'accumulation', 'validation', 'maxGradNorm', 'pooling', 'task']) {
       if (options[name] !== undefined) trainerOptions[name] = options[name];
     }
     if (truncate !== undefined) {

@@ -13,4 +13,5 @@ export async function misuse(): Promise<void> {
   await Runtime.create({ device: 'cpu', threads: '2' });        // not a number
   model.trainTokenClassifier([{ text: 'a', label: 'b' }]);      // not { words, labels }
   model.trainTokenClassifier('a O', { pooling: 'mean' });       // no pooling for tokens
+  model.trainRegressor([{ text: 'a', label: 'high' }]);         // a regression target is a number
 }

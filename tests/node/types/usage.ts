@@ -32,6 +32,12 @@ export async function readme(): Promise<void> {
   const fromConll = model.trainTokenClassifier('Zola B-PER\nlives O\n\nParis B-LOC\n', { validation: 0 });
   const perLoc: EntityScore | undefined = (await tagging.done).epochs[0].validationEntities?.perType.LOC;
   fromConll.stop();
+  const regressor = model.trainRegressor([{ text: 'great', label: 4.5 }], { freeze: 'head', onProgress: (r: EpochReport) => console.log(r.validationMae, r.validationPearson) });
+  const multi = model.trainClassifier([{ text: 'a cat and a dog', label: ['cat', 'dog'] }], { task: 'multi_label' });
+  const value: number = await model.predict('great');
+  const values: number[] = await model.predict(['great', 'bad']);
+  const chosen: string[] | undefined = (await model.classify('a cat')).labels;
+  console.log(regressor.epochs, multi.epochs, value, values, chosen);
   console.log(tuned.epochs.length, perLoc?.support);
   const labels = (await model.classify(['great'])).map((c) => [c.label, c.score, c.scores[0]]);
   const entities: TokenLabel[][] = await model.classifyTokens(['Zola lives in Paris']);

@@ -3,7 +3,9 @@
 // `webnlu train-tokens`, its held-out entity scores included, for head-only and all-layers
 // training; then `classifyTokens` on the result, save -> load, stop(), and the errors for bad
 // input. Also `trainClassifier` with the optimizer options (accumulation, weight decay, warmup,
-// clipping, pooling) equal to `webnlu train-head` with the same flags: every option reaches Rust.
+// clipping, pooling) equal to `webnlu train-head` with the same flags: every option reaches Rust;
+// and regression (`trainRegressor`, `predict`) and multi-label classification (`task:
+// 'multi_label'`, sigmoid scores and `labels`) equal to `webnlu train-head --task`.
 // The model: the committed random BertForTokenClassification (bert-random-ner, 2 layers, width
 // 32); the data: a tiny hand-written NER set of the model's 84-word vocabulary (written here).
 //
@@ -167,4 +169,66 @@ test('trainClassifier passes accumulation, weight decay, warmup, clipping and po
   assert.notEqual(plain.epochs[1].loss, epochs[1].loss);
   model.dispose();
   model2.dispose();
+});
+
+/** Texts of the random vocabulary: a mood score (regression) and the animals named (multi-label). */
+function problemExamples() {
+  const animals = ['cat', 'dog', 'bird'];
+  const moods = { happy: 1.5, sad: -1.5, good: 1.5, bad: -1.5, old: 0 };
+  return Array.from({ length: 30 }, (_, i) => {
+    const [a, b, mood] = [animals[i % 3], animals[Math.floor(i / 3) % 3], Object.keys(moods)[i % 5]];
+    return { text: `the ${mood} ${a} saw a ${b} near the river`, value: moods[mood], animals: [...new Set([a, b])] };
+  });
+}
+
+test('trainRegressor / trainClassifier({ task: multi_label }) equal `webnlu train-head --task`; predict gives numbers, classify the labels', async () => {
+  const examples = problemExamples();
+  const settings = { freeze: 'all', epochs: 3, learningRate: 1e-2, batchSize: 8, validation: 0.2, seed: 4, pooling: 'mean' };
+  const flags = ['--freeze', 'all', '--epochs', '3', '--learning-rate', '0.01', '--batch-size', '8', '--validation', '0.2', '--seed', '4', '--pooling', 'mean'];
+  for (const task of ['regression', 'multi_label']) {
+    const tsv = `${DIR}/problem-${task}.tsv`;
+    writeFileSync(tsv, examples.map((e) => `${e.text}\t${task === 'regression' ? e.value : e.animals.join(',')}`).join('\n') + '\n');
+    const want = cliEpochs('train-head', ['--examples', tsv, '--task', task === 'regression' ? 'regression' : 'multi-label', ...flags]);
+    const model = await rt.loadModel(nerFiles());
+    const run = task === 'regression'
+      ? model.trainRegressor(examples.map((e) => ({ text: e.text, label: e.value })), settings)
+      : model.trainClassifier(examples.map((e) => ({ text: e.text, label: e.animals })), { ...settings, task });
+    const { epochs } = await run.done;
+    epochs.forEach((got, i) => {
+      assertClose(got.loss, want[i].loss, `${task}, epoch ${i + 1} loss`);
+      if (task === 'regression') {
+        assert.equal(got.accuracy, null);
+        assertClose(got.validationMae, want[i].validation_mae, `${task}, epoch ${i + 1} MAE`);
+        // Pearson divides by the spread of the predictions, small after an epoch or two (they are
+        // nearly constant): the 1e-7 differences of the predictions grow to ~1e-5 relative here
+        const pearson = Math.abs(got.validationPearson - want[i].validation_pearson);
+        assert.ok(pearson <= 1e-4 * Math.abs(want[i].validation_pearson), `${task}, epoch ${i + 1} Pearson: ${got.validationPearson} vs ${want[i].validation_pearson}`);
+      } else {
+        assertClose(got.validationAccuracy, want[i].validation_accuracy, `${task}, epoch ${i + 1} exact match`);
+      }
+    });
+    const text = 'the happy cat saw a dog near the river';
+    if (task === 'regression') {
+      const value = await model.predict(text);
+      assert.equal(typeof value, 'number');
+      assert.deepEqual(await model.predict([text]), [value]);
+      assert.equal((await model.classify(text)).score, value);
+    } else {
+      const result = await model.classify(text);
+      assert.equal(result.scores.length, 3);
+      assert.ok(Array.isArray(result.labels), JSON.stringify(result));
+      assert.deepEqual(result.labels, ['bird', 'cat', 'dog'].filter((_, i) => result.scores[i] >= 0.5));
+      await assert.rejects(model.predict(text), /predict is for a regression head/);
+    }
+    const files = await model.save();
+    const config = JSON.parse(new TextDecoder().decode(files['config.json']));
+    assert.equal(config.problem_type, task === 'regression' ? 'regression' : 'multi_label_classification');
+    model.dispose();
+  }
+  const model = await rt.loadModel(nerFiles());
+  await assert.rejects(async () => model.trainRegressor([{ text: 'a', label: 'high' }]).done, /must be a finite number for regression/);
+  await assert.rejects(async () => model.trainClassifier([{ text: 'a', label: ['x,y'] }], { task: 'multi_label' }).done, /strings without commas/);
+  await assert.rejects(async () => model.trainClassifier(examples, { task: 'ranking' }).done, /task must be one of/);
+  await assert.rejects(async () => model.trainClassifier([{ text: 'a', label: ['x'] }, { text: 'b', label: [] }], { task: 'multi_label' }).done, /1 label\(s\)/);
+  model.dispose();
 });

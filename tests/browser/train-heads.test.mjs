@@ -5,8 +5,10 @@
 // 1e-5 relative, the same Rust f32 code; the GPU within 1e-4 of the loss, sums in other orders,
 // as the native CPU/GPU test in tests/rust/tasks_train_tokens.rs); `classifyTokens` then labels
 // with the new head (the pool answers it from either worker), CoNLL text trains as the arrays
-// do, and a bad example is a WebnluError. The model: the committed random
-// BertForTokenClassification (bert-random-ner); the data: a tiny hand-written NER set.
+// do, and a bad example is a WebnluError. Then the same paths for regression (`trainRegressor`,
+// `predict`) and multi-label classification (`task: 'multi_label'`, `classify` with `labels`),
+// head-only, against `webnlu train-head --task`. The model: the committed random
+// BertForTokenClassification (bert-random-ner); the data: tiny hand-written sets.
 //
 // Needs: pkg/ (make pkg), the native CLI (cargo build --bin webnlu), /usr/bin/chromium.
 
@@ -43,8 +45,21 @@ function tinyNerSet() {
   });
 }
 
+/** Texts of the random vocabulary: a mood score (regression) and the animals named (multi-label). */
+function problemExamples() {
+  const animals = ['cat', 'dog', 'bird'];
+  const moods = { happy: 1.5, sad: -1.5, good: 1.5, bad: -1.5, old: 0 };
+  return Array.from({ length: 30 }, (_, i) => {
+    const [a, b, mood] = [animals[i % 3], animals[Math.floor(i / 3) % 3], Object.keys(moods)[i % 5]];
+    return { text: `the ${mood} ${a} saw a ${b} near the river`, value: moods[mood], animals: [...new Set([a, b])] };
+  });
+}
+const PROBLEM_SETTINGS = { freeze: 'head', epochs: 2, learningRate: 1e-2, batchSize: 8, validation: 0.2, seed: 4 };
+const PROBLEM_FLAGS = ['--freeze', 'head', '--epochs', '2', '--learning-rate', '0.01', '--batch-size', '8', '--validation', '0.2', '--seed', '4'];
+
 let session;
 let want;
+const wantProblems = {};
 const errors = [];
 const notFound = [];
 
@@ -56,6 +71,14 @@ before(async () => {
   want = execFileSync(CLI, ['train-tokens', '--model', `${REFERENCE}/bert-random-ner`, '--device', 'cpu', '--examples', file, ...FLAGS],
     { encoding: 'utf8', env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' } })
     .split('\n').filter(Boolean).map((line) => JSON.parse(line)).filter((line) => line.epoch !== undefined);
+  for (const task of ['regression', 'multi_label']) {
+    const tsv = `${dir}/problem-${task}.tsv`;
+    writeFileSync(tsv, problemExamples().map((e) => `${e.text}\t${task === 'regression' ? e.value : e.animals.join(',')}`).join('\n') + '\n');
+    wantProblems[task] = execFileSync(CLI, ['train-head', '--model', `${REFERENCE}/bert-random-ner`, '--device', 'cpu', '--examples', tsv,
+      '--task', task === 'regression' ? 'regression' : 'multi-label', ...PROBLEM_FLAGS],
+    { encoding: 'utf8', env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' } })
+      .split('\n').filter(Boolean).map((line) => JSON.parse(line)).filter((line) => line.epoch !== undefined);
+  }
   session = await openSession({ mounts: [['/reference/', REFERENCE]] });
 });
 
@@ -112,5 +135,47 @@ test('trainTokenClassifier on the GPU and CPU paths, page thread, worker and poo
       `(CLI ${want.map((e) => e.loss.toFixed(6)).join(', ')}), held-out entity F1 ${epochs.at(-1).validationEntities.overall.f1.toFixed(3)}`);
   }
   runs.conll.forEach((got, i) => assert.ok(Math.abs(got.loss - want[i].loss) <= 1e-5 * want[i].loss, `CoNLL text, epoch ${i + 1}`));
+  assert.deepEqual(unexpectedConsoleErrors(errors, notFound), []);
+});
+
+test('trainRegressor + predict and multi-label trainClassifier + classify on every path equal `webnlu train-head --task`', async () => {
+  const page = await openPage(await session.browser.newContext(), `${session.url}harness/`, errors, undefined, notFound);
+  const runs = await page.evaluate(async ({ paths, examples, settings }) => {
+    const out = [];
+    const text = 'the happy cat saw a dog near the river';
+    for (const options of paths) {
+      const rt = await window.webnlu.Runtime.create(options);
+      const regressor = await rt.loadModel('/reference/bert-random-ner/');
+      const regression = (await regressor.trainRegressor(examples.map((e) => ({ text: e.text, label: e.value })), settings).done).epochs;
+      const value = await regressor.predict(text);
+      const tagger = await rt.loadModel('/reference/bert-random-ner/');
+      const multi = (await tagger.trainClassifier(examples.map((e) => ({ text: e.text, label: e.animals })), { ...settings, task: 'multi_label' }).done).epochs;
+      const classified = await tagger.classify(text);
+      let error = null;
+      try { await tagger.predict(text); } catch (e) { error = `${e.name}: ${e.message}`; }
+      out.push({ options, device: rt.device, worker: rt.worker, regression, value, multi, classified, error });
+      rt.dispose();
+    }
+    return out;
+  }, { paths: PATHS, examples: problemExamples(), settings: PROBLEM_SETTINGS });
+  await page.close();
+  for (const { options, device, worker, regression, value, multi, classified, error } of runs) {
+    const label = `${device.kind.toUpperCase()}, ${options.threads ? `pool of ${device.threads}` : worker ? 'worker' : 'page thread'}`;
+    assert.equal(device.kind, options.device, label);
+    // CPU: the same Rust f32 code as the CLI (1e-5 relative); GPU: other summation orders (1e-4)
+    const close = (got, expected) => (device.kind === 'cpu' ? Math.abs(got - expected) <= 1e-5 * Math.abs(expected) : Math.abs(got - expected) <= 1e-4);
+    regression.forEach((got, i) => {
+      assert.ok(close(got.loss, wantProblems.regression[i].loss), `${label}, regression epoch ${i + 1}: ${got.loss} vs ${wantProblems.regression[i].loss}`);
+      assert.ok(close(got.validationMae, wantProblems.regression[i].validation_mae), `${label}: MAE`);
+      assert.equal(got.accuracy, null, label);
+    });
+    multi.forEach((got, i) => assert.ok(close(got.loss, wantProblems.multi_label[i].loss), `${label}, multi-label epoch ${i + 1}: ${got.loss} vs ${wantProblems.multi_label[i].loss}`));
+    assert.equal(typeof value, 'number', label);
+    assert.equal(classified.scores.length, 3, label);
+    assert.deepEqual(classified.labels, ['bird', 'cat', 'dog'].filter((_, i) => classified.scores[i] >= 0.5), label);
+    assert.match(error, /^WebnluError: predict is for a regression head/, label);
+    console.log(`# ${label}: regression losses ${regression.map((e) => e.loss.toFixed(6)).join(', ')} (CLI ${wantProblems.regression.map((e) => e.loss.toFixed(6)).join(', ')}), ` +
+      `held-out MAE ${regression.at(-1).validationMae.toFixed(4)}; multi-label losses ${multi.map((e) => e.loss.toFixed(6)).join(', ')}`);
+  }
   assert.deepEqual(unexpectedConsoleErrors(errors, notFound), []);
 });
