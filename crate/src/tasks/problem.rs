@@ -60,7 +60,7 @@ impl ProblemType {
     pub fn from_config(files: &ModelFiles, labels: usize) -> Result<Self> {
         let stated = files
             .get("config.json")
-            .map(|bytes| serde_json::from_slice::<serde_json::Value>(bytes))
+            .map(serde_json::from_slice::<serde_json::Value>)
             .transpose()
             .map_err(|e| Error::format(format!("{}/config.json", files.source), e.to_string()))?
             .and_then(|v| {

@@ -89,11 +89,11 @@ pub fn align_word_labels(
     let mut targets = vec![-100i64; encoding.len()];
     let (mut first_tokens, mut labelled) = (Vec::new(), Vec::new());
     let mut seen = vec![false; words.len()];
-    for t in 0..encoding.len() {
-        if encoding.special_tokens_mask[t] != 0 {
+    let tokens = encoding.special_tokens_mask.iter().zip(&encoding.offsets);
+    for (t, (&special, &(start, _))) in tokens.enumerate() {
+        if special != 0 {
             continue;
         }
-        let start = encoding.offsets[t].0;
         // the last word starting at or before the token's first character
         let word = starts.partition_point(|&s| s <= start).saturating_sub(1);
         if !seen[word] {

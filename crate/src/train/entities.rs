@@ -51,13 +51,12 @@ fn start_of_chunk(prev_tag: char, tag: char, prev_type: &str, kind: &str) -> boo
 pub fn entities<S: AsRef<str>>(tags: &[S]) -> Vec<Entity> {
     let mut found = Vec::new();
     let (mut prev_tag, mut prev_type, mut begin) = ('O', String::new(), 0);
-    let end = tags.len();
-    for i in 0..=end {
-        let (tag, kind) = if i < end {
-            split_tag(tags[i].as_ref())
-        } else {
-            ('O', "_")
-        };
+    // the tags, then an O that ends the last entity
+    let tags = tags
+        .iter()
+        .map(|t| split_tag(t.as_ref()))
+        .chain([('O', "_")]);
+    for (i, (tag, kind)) in tags.enumerate() {
         if end_of_chunk(prev_tag, tag, &prev_type, kind) {
             found.push(Entity {
                 kind: prev_type.clone(),
