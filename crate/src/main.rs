@@ -38,6 +38,11 @@ commands:
       fine-tunes a token classifier (NER) on words with labels (CoNLL columns, or JSON lines
       {\"words\": [...], \"labels\": [...]}); each word's label on its first WordPiece; JSON line
       per epoch with the held-out entity-level precision/recall/F1 (seqeval), then a report
+  train-mlm --model DIR --texts FILE [--mlm-probability P] [--out DIR] and the options of
+      train-head (but --pooling, --task, --stride, --truncate)
+      masked-LM fine-tuning on one text per line with BERT's corruption (P of the tokens, 0.15;
+      80% [MASK], 10% random, 10% kept; seeded); JSON line per epoch with the held-out loss and
+      perplexity, then a report; writes the model to --out (fill-mask reads it)
   bench model [--device cpu|gpu] [--models minilm,bert-base] [--batch N] [--seq N] [--json]
       tokens/s of forward and training steps, peak memory per freezing policy
   elmo-train --options PATH --weights PATH --data TSV [--train N] [--test N] [--epochs E]
@@ -67,6 +72,7 @@ fn main() {
         Some("classify-tokens") => cli::model_tasks::classify_tokens(&args[1..]),
         Some("train-head") => cli::train_head::run(&args[1..]),
         Some("train-tokens") => cli::train_tokens::run(&args[1..]),
+        Some("train-mlm") => cli::train_mlm::run(&args[1..]),
         Some("-h") | Some("--help") | Some("help") => {
             print!("{USAGE}");
             return;

@@ -25,6 +25,9 @@ Writes tests/fixtures/tasks/training_reference.json (committed, a few KB):
   bert-random-regression, MSE on a number per text) and for multi-label classification (the
   random classifier with `problem_type="multi_label_classification"`, BCE with logits on a 0/1
   per label), dropout 0, three AdamW steps for head / all: losses, gradients, parameters after.
+- `masked_lm`: one masked-LM step of the committed random BertForPreTraining read as
+  BertForMaskedLM (dropout 0) on corrupted ids given here (some [MASK], one random, one kept),
+  labels -100 except at the chosen tokens: the loss and gradients for head / all.
 
 Run: /work/torchenv/bin/python tests/tasks/training_reference.py   (CI never runs it)
 The committed `windows` numbers were made with transformers 4.57.1; 5.25.0 (which made `tokens`,
@@ -319,6 +322,53 @@ def problems_case():
     return out
 
 
+RANDOM_PRETRAINING = RANDOM_CLASSIFIER.parent / "bert-random"
+MLM_TEXTS = ["the cat sat on the house .", "a sad man saw the old car near the river",
+             "happy children read a new book"]
+MLM_KEPT = ["cls.predictions.transform.dense.weight", "cls.predictions.transform.LayerNorm.weight",
+            "cls.predictions.bias", "bert.encoder.layer.1.output.LayerNorm.weight",
+            "bert.embeddings.word_embeddings.weight"]
+
+
+def masked_lm_case():
+    from transformers import BertForMaskedLM
+    tok = BertTokenizerFast.from_pretrained(RANDOM_PRETRAINING, do_lower_case=True)
+    rows = []
+    for i, text in enumerate(MLM_TEXTS):
+        ids = tok(text)["input_ids"]
+        corrupted, labels = list(ids), [-100] * len(ids)
+        for t in range(1, len(ids) - 1):
+            if (t + i) % 3 == 0:  # chosen
+                labels[t] = ids[t]
+                corrupted[t] = tok.mask_token_id if t % 2 == 0 else (7 if t % 5 == 0 else ids[t])
+        rows.append({"ids": corrupted, "labels": labels})
+    width = max(len(r["ids"]) for r in rows)
+    ids = torch.tensor([r["ids"] + [0] * (width - len(r["ids"])) for r in rows])
+    mask = torch.tensor([[1] * len(r["ids"]) + [0] * (width - len(r["ids"])) for r in rows])
+    labels = torch.tensor([r["labels"] + [-100] * (width - len(r["labels"])) for r in rows])
+    policies = {}
+    for policy, trains in {"head": lambda n: n.startswith("cls."), "all": lambda n: True}.items():
+        model = BertForMaskedLM.from_pretrained(RANDOM_PRETRAINING, hidden_dropout_prob=0.0,
+                                                attention_probs_dropout_prob=0.0)
+        model.train()
+        params = dict(model.named_parameters())
+        for n, p in params.items():
+            p.requires_grad_(trains(n))
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        policies[policy] = {
+            "loss": float(loss.detach()),
+            # the word embeddings (the tied decoder too): their first 8 rows, to stay small
+            "grads": {n: rounded(params[n].grad[:8].flatten().tolist())
+                      for n in MLM_KEPT if params[n].grad is not None},
+        }
+    return {
+        "model": "tests/fixtures/bert-reference/random/bert-random",
+        "batch": rows, "policies": policies,
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+    }
+
+
 def decay_names(model):
     # the Trainer's own rule (the method does not use the Trainer's state; building a Trainer
     # would need `accelerate`)
@@ -383,6 +433,7 @@ def main():
         "windows": windows_case(),
         "tokens": tokens_case(),
         "problems": problems_case(),
+        "masked_lm": masked_lm_case(),
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(out, indent=1) + "\n")

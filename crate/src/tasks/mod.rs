@@ -14,6 +14,7 @@ pub mod pipeline;
 pub mod problem;
 pub mod save;
 pub mod train_classifier;
+pub mod train_masked_lm;
 pub mod train_tokens;
 pub mod training_loop;
 pub mod windows;
@@ -30,6 +31,7 @@ pub use problem::ProblemType;
 pub use train_classifier::{
     head_features, ClassifierTraining, EpochProgress, TrainOptions, TrainReport,
 };
+pub use train_masked_lm::{MaskedLmEpochProgress, MaskedLmReport, MaskedLmTraining};
 pub use train_tokens::{
     align_word_labels, AlignedWords, TokenClassifierTraining, TokenEpochProgress, TokenTrainReport,
 };
