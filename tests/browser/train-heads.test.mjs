@@ -7,7 +7,8 @@
 // with the new head (the pool answers it from either worker), CoNLL text trains as the arrays
 // do, and a bad example is a WebnluError. Then the same paths for regression (`trainRegressor`,
 // `predict`) and multi-label classification (`task: 'multi_label'`, `classify` with `labels`),
-// head-only, against `webnlu train-head --task`. The model: the committed random
+// head-only, against `webnlu train-head --task`; and masked-LM fine-tuning (`trainMaskedLM` of
+// the random BertForPreTraining, then `fillMask`) against `webnlu train-mlm`. The model: the committed random
 // BertForTokenClassification (bert-random-ner); the data: tiny hand-written sets.
 //
 // Needs: pkg/ (make pkg), the native CLI (cargo build --bin webnlu), /usr/bin/chromium.
@@ -57,8 +58,18 @@ function problemExamples() {
 const PROBLEM_SETTINGS = { freeze: 'head', epochs: 2, learningRate: 1e-2, batchSize: 8, validation: 0.2, seed: 4 };
 const PROBLEM_FLAGS = ['--freeze', 'head', '--epochs', '2', '--learning-rate', '0.01', '--batch-size', '8', '--validation', '0.2', '--seed', '4'];
 
+/** 60 sentences of the random vocabulary with a strong pattern. */
+function mlmCorpus() {
+  const animals = ['cat', 'dog', 'bird', 'fish'];
+  const places = ['house', 'tree', 'river'];
+  return Array.from({ length: 60 }, (_, i) => `the ${animals[i % 4]} sat on the ${places[i % 3]} and the ${animals[(i + 1) % 4]} saw the ${places[(i + 2) % 3]} .`);
+}
+const MLM_SETTINGS = { freeze: 'top:1', epochs: 2, learningRate: 5e-3, batchSize: 8, validation: 0.25, seed: 2 };
+const MLM_FLAGS = ['--freeze', 'top:1', '--epochs', '2', '--learning-rate', '0.005', '--batch-size', '8', '--validation', '0.25', '--seed', '2'];
+
 let session;
 let want;
+let wantMlm;
 const wantProblems = {};
 const errors = [];
 const notFound = [];
@@ -79,6 +90,11 @@ before(async () => {
     { encoding: 'utf8', env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' } })
       .split('\n').filter(Boolean).map((line) => JSON.parse(line)).filter((line) => line.epoch !== undefined);
   }
+  const corpus = `${dir}/mlm-corpus.txt`;
+  writeFileSync(corpus, mlmCorpus().join('\n') + '\n');
+  wantMlm = execFileSync(CLI, ['train-mlm', '--model', `${REFERENCE}/bert-random`, '--device', 'cpu', '--texts', corpus, ...MLM_FLAGS],
+    { encoding: 'utf8', env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' } })
+    .split('\n').filter(Boolean).map((line) => JSON.parse(line)).filter((line) => line.epoch !== undefined);
   session = await openSession({ mounts: [['/reference/', REFERENCE]] });
 });
 
@@ -176,6 +192,39 @@ test('trainRegressor + predict and multi-label trainClassifier + classify on eve
     assert.match(error, /^WebnluError: predict is for a regression head/, label);
     console.log(`# ${label}: regression losses ${regression.map((e) => e.loss.toFixed(6)).join(', ')} (CLI ${wantProblems.regression.map((e) => e.loss.toFixed(6)).join(', ')}), ` +
       `held-out MAE ${regression.at(-1).validationMae.toFixed(4)}; multi-label losses ${multi.map((e) => e.loss.toFixed(6)).join(', ')}`);
+  }
+  assert.deepEqual(unexpectedConsoleErrors(errors, notFound), []);
+});
+
+test('trainMaskedLM + fillMask on every path equal `webnlu train-mlm`', async () => {
+  const page = await openPage(await session.browser.newContext(), `${session.url}harness/`, errors, undefined, notFound);
+  const runs = await page.evaluate(async ({ paths, texts, settings }) => {
+    const out = [];
+    for (const options of paths) {
+      const rt = await window.webnlu.Runtime.create(options);
+      const model = await rt.loadModel('/reference/bert-random/');
+      const { epochs } = await model.trainMaskedLM(texts, settings).done;
+      const filled = await model.fillMask('the cat sat on the [MASK] .');
+      let error = null;
+      try { await (await rt.loadModel('/reference/bert-random-ner/')).trainMaskedLM(texts).done; } catch (e) { error = `${e.name}: ${e.message}`; }
+      out.push({ options, device: rt.device, worker: rt.worker, epochs, filled, error });
+      rt.dispose();
+    }
+    return out;
+  }, { paths: PATHS, texts: mlmCorpus(), settings: MLM_SETTINGS });
+  await page.close();
+  for (const { options, device, worker, epochs, filled, error } of runs) {
+    const label = `${device.kind.toUpperCase()}, ${options.threads ? `pool of ${device.threads}` : worker ? 'worker' : 'page thread'}`;
+    // CPU: the same Rust f32 code as the CLI (1e-5 relative); GPU: other summation orders (1e-4 relative)
+    const tolerance = device.kind === 'cpu' ? 1e-5 : 1e-4;
+    epochs.forEach((got, i) => {
+      assert.ok(Math.abs(got.loss - wantMlm[i].loss) <= tolerance * wantMlm[i].loss, `${label}, epoch ${i + 1}: loss ${got.loss} vs ${wantMlm[i].loss}`);
+      assert.ok(Math.abs(got.validationPerplexity - wantMlm[i].validation_perplexity) <= tolerance * wantMlm[i].validation_perplexity, `${label}: perplexity`);
+    });
+    assert.equal(filled[0].length, 5, label);
+    assert.match(error, /^WebnluError: .*no masked-LM head/, label);
+    console.log(`# trainMaskedLM ${label}: losses ${epochs.map((e) => e.loss.toFixed(6)).join(', ')} (CLI ${wantMlm.map((e) => e.loss.toFixed(6)).join(', ')}), ` +
+      `held-out perplexity ${epochs.map((e) => e.validationPerplexity.toFixed(3)).join(', ')}`);
   }
   assert.deepEqual(unexpectedConsoleErrors(errors, notFound), []);
 });

@@ -5,7 +5,9 @@
 // input. Also `trainClassifier` with the optimizer options (accumulation, weight decay, warmup,
 // clipping, pooling) equal to `webnlu train-head` with the same flags: every option reaches Rust;
 // and regression (`trainRegressor`, `predict`) and multi-label classification (`task:
-// 'multi_label'`, sigmoid scores and `labels`) equal to `webnlu train-head --task`.
+// 'multi_label'`, sigmoid scores and `labels`) equal to `webnlu train-head --task`; and masked-LM
+// fine-tuning (`trainMaskedLM`, the committed random BertForPreTraining) equal to
+// `webnlu train-mlm`, its held-out perplexity falling, fillMask and save on the result.
 // The model: the committed random BertForTokenClassification (bert-random-ner, 2 layers, width
 // 32); the data: a tiny hand-written NER set of the model's 84-word vocabulary (written here).
 //
@@ -231,4 +233,51 @@ test('trainRegressor / trainClassifier({ task: multi_label }) equal `webnlu trai
   await assert.rejects(async () => model.trainClassifier(examples, { task: 'ranking' }).done, /task must be one of/);
   await assert.rejects(async () => model.trainClassifier([{ text: 'a', label: ['x'] }, { text: 'b', label: [] }], { task: 'multi_label' }).done, /1 label\(s\)/);
   model.dispose();
+});
+
+const PRETRAINING = `${ROOT}tests/fixtures/bert-reference/random/bert-random`;
+
+/** 60 sentences of the random vocabulary with a strong pattern. */
+function mlmCorpus() {
+  const animals = ['cat', 'dog', 'bird', 'fish'];
+  const places = ['house', 'tree', 'river'];
+  return Array.from({ length: 60 }, (_, i) => `the ${animals[i % 4]} sat on the ${places[i % 3]} and the ${animals[(i + 1) % 4]} saw the ${places[(i + 2) % 3]} .`);
+}
+
+test('trainMaskedLM equals `webnlu train-mlm` epoch by epoch; the held-out perplexity falls; fillMask and save use the result', async () => {
+  const texts = mlmCorpus();
+  const file = `${DIR}/mlm-corpus.txt`;
+  writeFileSync(file, texts.join('\n') + '\n');
+  const want = execFileSync(CLI, ['train-mlm', '--model', PRETRAINING, '--device', 'cpu', '--texts', file, '--freeze', 'all', '--epochs', '3',
+    '--learning-rate', '0.005', '--batch-size', '8', '--accumulation', '2', '--validation', '0.25', '--seed', '2', '--mlm-probability', '0.2'],
+  { encoding: 'utf8', env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' } })
+    .split('\n').filter(Boolean).map((line) => JSON.parse(line));
+  const initial = want[0].initial_validation_perplexity;
+  const wantEpochs = want.filter((line) => line.epoch !== undefined);
+  const files = Object.fromEntries(['config.json', 'vocab.txt', 'model.safetensors'].map((name) => [name, readFileSync(`${PRETRAINING}/${name}`)]));
+  const model = await rt.loadModel({ files });
+  const before = await model.fillMask('the cat sat on the [MASK] .');
+  const { epochs } = await model.trainMaskedLM(texts, { freeze: 'all', epochs: 3, learningRate: 5e-3, batchSize: 8, accumulation: 2,
+    validation: 0.25, seed: 2, mlmProbability: 0.2 }).done;
+  epochs.forEach((got, i) => {
+    assertClose(got.loss, wantEpochs[i].loss, `epoch ${i + 1} loss`);
+    assertClose(got.validationPerplexity, wantEpochs[i].validation_perplexity, `epoch ${i + 1} perplexity`);
+  });
+  assert.ok(epochs.at(-1).validationPerplexity < initial / 2, `perplexity ${initial} -> ${epochs.map((e) => e.validationPerplexity)}`);
+  const after = await model.fillMask('the cat sat on the [MASK] .');
+  assert.notDeepEqual(after, before, 'fill-mask reads the trained head');
+  const saved = await model.save();
+  const reloaded = await rt.loadModel({ files: saved });
+  assert.deepEqual(await reloaded.fillMask('the cat sat on the [MASK] .'), after);
+  console.log(`# trainMaskedLM (all, CPU, Node) vs train-mlm: held-out perplexity ${initial.toFixed(2)} -> ${epochs.map((e) => e.validationPerplexity.toFixed(2)).join(', ')}`);
+  model.dispose();
+  reloaded.dispose();
+
+  const noHead = await rt.loadModel(nerFiles());
+  await assert.rejects(noHead.trainMaskedLM(texts).done, /no masked-LM head/);
+  await assert.rejects(async () => noHead.trainMaskedLM(texts, { mlmProbability: 1.5 }).done, /mlmProbability must be in \(0, 1\)/);
+  await assert.rejects(async () => noHead.trainMaskedLM(texts, { pooling: 'mean' }).done, /pooling is an option of trainClassifier/);
+  await assert.rejects(async () => noHead.trainMaskedLM([]).done, /texts is empty/);
+  await assert.rejects(async () => noHead.trainClassifier([{ text: 'a', label: 'b' }], { mlmProbability: 0.2 }).done, /mlmProbability is an option of trainMaskedLM/);
+  noHead.dispose();
 });

@@ -221,6 +221,7 @@ export class WorkerPool {
         const headOnly = (args.options?.freeze ?? 'head') === 'head';
         return this.keep('trainer', [trainer], { model: args.handle, headOnly: headOnly ? args : null });
       }
+      case 'model.mlmTrainer':
       case 'model.tokenTrainer': {
         // trains in the first worker; its features are its own (no split pass)
         this.entry(args.handle);

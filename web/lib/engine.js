@@ -212,6 +212,11 @@ export class Engine {
         const trainer = callRust('trainTokenClassifier', () => model.token_trainer(a.examples, a.options));
         return this.keep('trainer', trainer);
       }
+      case 'model.mlmTrainer': {
+        const model = this.get(a.handle, 'model').object;
+        const trainer = callRust('trainMaskedLM', () => model.mlm_trainer(a.examples, a.options));
+        return this.keep('trainer', trainer);
+      }
       case 'model.headFeatures': {
         const model = this.get(a.handle, 'model').object;
         return callRustAsync('trainClassifier', () => model.head_features(a.texts, a.options));

@@ -582,8 +582,37 @@ export interface TokenTrainOptions extends TrainingOptions {
   onProgress?: (report: TokenEpochReport) => void;
 }
 
+/** The report of one finished epoch of masked-LM training. */
+export interface MaskedLmEpochReport {
+  /** Epoch number, from 1. */
+  epoch: number;
+  /** Mean cross-entropy over the epoch's chosen (corrupted) tokens. */
+  loss: number;
+  /** Mean cross-entropy over the held-out texts' chosen tokens (one fixed draw); null without validation. */
+  validationLoss: number | null;
+  /** exp(validationLoss). */
+  validationPerplexity: number | null;
+  /** Wall-clock seconds of the epoch, measured in JS. */
+  seconds: number;
+}
+
+/** Options of `Model.trainMaskedLM`. */
+export interface MaskedLmTrainOptions extends TrainingOptions {
+  /** The share of the tokens chosen for prediction (of them 80% [MASK], 10% random, 10% kept). Default 0.15. */
+  mlmProbability?: number;
+  /** Called after each epoch. */
+  onProgress?: (report: MaskedLmEpochReport) => void;
+}
+
+/** What every epoch report has. */
+export interface AnyEpochReport {
+  epoch: number;
+  loss: number;
+  seconds: number;
+}
+
 /** The end of a training run. */
-export interface TrainingResult<R extends EpochReport = EpochReport> {
+export interface TrainingResult<R extends AnyEpochReport = EpochReport> {
   /** One report per finished epoch. */
   epochs: R[];
   /** Whether `stop()` ended it early. */
@@ -596,7 +625,7 @@ export interface TrainingResult<R extends EpochReport = EpochReport> {
  * A fine-tuning in progress. Epochs run one after the other in the engine; `stop()` ends the
  * run when the running epoch is done. The trained classifier is then the model's: `classify`.
  */
-export class TrainingRun<R extends EpochReport = EpochReport> {
+export class TrainingRun<R extends AnyEpochReport = EpochReport> {
   private constructor();
   /** Called after each epoch (may be set after the run started). */
   onProgress: ((report: R) => void) | null;
@@ -680,6 +709,14 @@ export class Model {
   similarity(a: string[], b?: string[]): Promise<Float32Array[]>;
   /** Starts fine-tuning a sequence classifier (a new head on the pooled output). */
   trainClassifier(examples: Example[], options?: TrainOptions): TrainingRun;
+  /**
+   * Starts masked-LM fine-tuning (domain adaptation) on plain texts with BERT's corruption
+   * (`mlmProbability` of the tokens, default 0.15: 80% [MASK], 10% a random token, 10% kept;
+   * seeded by `seed`, a new draw every epoch). Needs the checkpoint's masked-LM head. Each epoch
+   * reports the held-out loss and perplexity; `fillMask` and `save()` then use the result.
+   * @throws WebnluError for no texts, an empty text, a model without a masked-LM head.
+   */
+  trainMaskedLM(texts: string[], options?: MaskedLmTrainOptions): TrainingRun<MaskedLmEpochReport>;
   /** `trainClassifier` with `task: 'regression'`: a number per text (`label`), MSE. */
   trainRegressor(examples: { text: string; label: number }[], options?: Omit<TrainOptions, 'task'>): TrainingRun;
   /**

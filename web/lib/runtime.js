@@ -315,6 +315,22 @@ export class Model {
     return new TrainingRun(this, 'model.trainer', examples, options, SEQUENCE_OPTIONS);
   }
 
+  /**
+   * Starts masked-LM fine-tuning (domain adaptation) on `texts` with BERT's corruption
+   * (`mlmProbability` of the tokens, default 0.15; 80% [MASK], 10% random, 10% kept; seeded);
+   * needs the model's masked-LM head; see TrainingRun. Each epoch reports the held-out loss
+   * and perplexity; `fillMask` and `save` then use the result.
+   */
+  trainMaskedLM(texts, options = {}) {
+    checkTexts(texts, 'texts');
+    if (texts.length === 0) throw new WebnluError('texts is empty: masked-LM training needs texts');
+    const { mlmProbability } = options;
+    if (mlmProbability !== undefined && !(typeof mlmProbability === 'number' && mlmProbability > 0 && mlmProbability < 1)) {
+      throw new WebnluError(`mlmProbability must be in (0, 1), got ${JSON.stringify(mlmProbability)}`);
+    }
+    return new TrainingRun(this, 'model.mlmTrainer', texts, options, ['mlmProbability']);
+  }
+
   /** `trainClassifier` with `task: 'regression'`: one number per text, MSE. */
   trainRegressor(examples, options = {}) {
     return this.trainClassifier(examples, { ...options, task: 'regression' });
@@ -435,6 +451,8 @@ function checkWordExamples(examples, name) {
 
 /** Options only a sequence classifier takes (a token classifier labels every token, cut to the max length). */
 const SEQUENCE_OPTIONS = ['pooling', 'truncate', 'task'];
+/** Options that only one kind of run takes: each run names its own among them. */
+const OWN_OPTIONS = [...SEQUENCE_OPTIONS, 'mlmProbability'];
 /** The optimizer options passed to the engine as they are, each a number (maxGradNorm: or null). */
 const NUMBER_OPTIONS = ['learningRate', 'weightDecay', 'warmupRatio'];
 
@@ -448,9 +466,11 @@ export class TrainingRun {
     const {
       freeze = 'head', epochs = 3, batchSize, validation, seed = 0, accumulation, maxGradNorm, pooling, truncate, onProgress,
     } = options;
-    for (const name of SEQUENCE_OPTIONS) {
+    for (const name of OWN_OPTIONS) {
       if (options[name] !== undefined && !ownOptions.includes(name)) {
-        throw new WebnluError(`${name} is an option of trainClassifier; a token classifier labels every token of examples cut to the max length`);
+        throw new WebnluError(name === 'mlmProbability'
+          ? 'mlmProbability is an option of trainMaskedLM'
+          : `${name} is an option of trainClassifier; token classification and masked-LM training read examples cut to the max length`);
       }
     }
     if (validation !== undefined && !(typeof validation === 'number' && validation >= 0 && validation < 1)) {
@@ -480,7 +500,7 @@ export class TrainingRun {
     this.epochs = [];
     this._stopped = false;
     const trainerOptions = { freeze, epochs, seed };
-    for (const name of [...NUMBER_OPTIONS, 'batchSize', 'accumulation', 'validation', 'maxGradNorm', 'pooling', 'task']) {
+    for (const name of [...NUMBER_OPTIONS, 'batchSize', 'accumulation', 'validation', 'maxGradNorm', 'pooling', 'task', 'mlmProbability']) {
       if (options[name] !== undefined) trainerOptions[name] = options[name];
     }
     if (truncate !== undefined) {

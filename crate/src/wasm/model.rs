@@ -26,8 +26,8 @@ use crate::io::ModelFiles;
 use crate::models::Freeze;
 use crate::tasks::{
     head_features, parse_word_examples, ClassifierInput, ClassifierTraining, EpochProgress,
-    Example, Pipeline, Pooling, ProblemType, TokenClassifierTraining, TokenEpochProgress,
-    TrainOptions, WordExample, WordExampleFormat,
+    Example, MaskedLmEpochProgress, MaskedLmTraining, Pipeline, Pooling, ProblemType,
+    TokenClassifierTraining, TokenEpochProgress, TrainOptions, WordExample, WordExampleFormat,
 };
 use crate::tokenizer::char_offsets_to_utf16;
 use crate::train::entities::{EntityScore, EntityScores};
@@ -346,6 +346,25 @@ impl WasmModel {
         })
     }
 
+    /// A masked-LM fine-tuning run (see `tasks/train_masked_lm.rs`) on `texts` (strings) with
+    /// `options` as `trainer`'s (without `pooling`, `truncate`, `task`) and `mlmProbability`
+    /// (the share of tokens chosen, default 0.15). The model needs its masked-LM head. Each
+    /// epoch reports the held-out loss and perplexity.
+    pub fn mlm_trainer(&self, texts: Array, options: JsValue) -> Result<WasmTrainer, JsError> {
+        let texts = strings(&texts, "texts")?;
+        let raw: RawMlmOptions = from_js(&options, "options")?;
+        let probability = raw.mlm_probability.unwrap_or(0.15);
+        let options = raw.options.into_options().map_err(to_js_error)?;
+        Ok(WasmTrainer {
+            pipeline: self.pipeline.clone(),
+            state: Rc::new(RefCell::new(TrainerState::PendingMaskedLm {
+                texts,
+                options,
+                probability,
+            })),
+        })
+    }
+
     /// `Promise<Float32Array>`: the cached features head-only training with `options` (those
     /// of `trainer`) computes for examples with these `texts`, `(windows, hidden_size)`
     /// row-major in example order. The browser's worker pool splits this pass among its
@@ -386,6 +405,15 @@ impl WasmModel {
 struct RawExample {
     text: String,
     label: serde_json::Value,
+}
+
+/// `mlm_trainer`'s options: the training options and the masking probability.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawMlmOptions {
+    mlm_probability: Option<f32>,
+    #[serde(flatten)]
+    options: RawTrainOptions,
 }
 
 #[derive(Deserialize)]
@@ -460,8 +488,14 @@ enum TrainerState {
         examples: Vec<WordExample>,
         options: TrainOptions,
     },
+    PendingMaskedLm {
+        texts: Vec<String>,
+        options: TrainOptions,
+        probability: f32,
+    },
     Sequence(Box<ClassifierTraining>),
     Tokens(Box<TokenClassifierTraining>),
+    MaskedLm(Box<MaskedLmTraining>),
     Finished,
 }
 
@@ -500,6 +534,27 @@ struct JsTokenEpoch {
 struct JsEntityScores {
     overall: EntityScore,
     per_type: std::collections::BTreeMap<String, EntityScore>,
+}
+
+/// A masked-LM epoch: the training loss and the held-out loss and perplexity.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsMaskedLmEpoch {
+    epoch: usize,
+    loss: f32,
+    validation_loss: Option<f32>,
+    validation_perplexity: Option<f32>,
+}
+
+impl From<MaskedLmEpochProgress> for JsMaskedLmEpoch {
+    fn from(p: MaskedLmEpochProgress) -> Self {
+        JsMaskedLmEpoch {
+            epoch: p.epoch,
+            loss: p.loss,
+            validation_loss: p.validation_loss,
+            validation_perplexity: p.validation_perplexity,
+        }
+    }
 }
 
 impl From<TokenEpochProgress> for JsTokenEpoch {
@@ -556,6 +611,15 @@ impl WasmTrainer {
                     .await
                     .map_err(js_error)?,
                 )),
+                TrainerState::PendingMaskedLm {
+                    texts,
+                    options,
+                    probability,
+                } => TrainerState::MaskedLm(Box::new(
+                    MaskedLmTraining::new(lease.pipeline(), &texts, options, probability)
+                        .await
+                        .map_err(js_error)?,
+                )),
                 TrainerState::PendingTokens { examples, options } => {
                     TrainerState::Tokens(Box::new(
                         TokenClassifierTraining::new(lease.pipeline(), &examples, options)
@@ -579,6 +643,11 @@ impl WasmTrainer {
                     *state.borrow_mut() = TrainerState::Tokens(run);
                     to_js(&JsTokenEpoch::from(result.map_err(js_error)?))
                 }
+                TrainerState::MaskedLm(mut run) => {
+                    let result = run.run_epoch(lease.pipeline()).await;
+                    *state.borrow_mut() = TrainerState::MaskedLm(run);
+                    to_js(&JsMaskedLmEpoch::from(result.map_err(js_error)?))
+                }
                 _ => unreachable!("a run was prepared above"),
             }
         })
@@ -593,9 +662,9 @@ impl WasmTrainer {
                 *slot = Some(features.to_vec());
                 Ok(())
             }
-            TrainerState::PendingTokens { .. } => Err(JsError::new(
-                "set_features: a token-classification run computes its own features",
-            )),
+            TrainerState::PendingTokens { .. } | TrainerState::PendingMaskedLm { .. } => Err(
+                JsError::new("set_features: only head-only sequence classification takes features"),
+            ),
             _ => Err(JsError::new(
                 "set_features: the training run has already started",
             )),

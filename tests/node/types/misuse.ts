@@ -14,4 +14,5 @@ export async function misuse(): Promise<void> {
   model.trainTokenClassifier([{ text: 'a', label: 'b' }]);      // not { words, labels }
   model.trainTokenClassifier('a O', { pooling: 'mean' });       // no pooling for tokens
   model.trainRegressor([{ text: 'a', label: 'high' }]);         // a regression target is a number
+  model.trainMaskedLM('one text');                              // texts are a list
 }

@@ -2,7 +2,7 @@
 // the documented API, used the way the README shows it. Never run.
 import init, { Runtime, Tokenizer, ModelLoadError, clearCache, fetchModelFiles } from 'webnlu';
 import type {
-  ElmoLayers, ElmoModel, EntityScore, EpochReport, LoadProgress, MaskPrediction, TokenEpochReport, TokenLabel, WordExample,
+  ElmoLayers, ElmoModel, EntityScore, EpochReport, LoadProgress, MaskPrediction, MaskedLmEpochReport, TokenEpochReport, TokenLabel, WordExample,
 } from 'webnlu';
 
 export async function readme(): Promise<void> {
@@ -38,6 +38,10 @@ export async function readme(): Promise<void> {
   const values: number[] = await model.predict(['great', 'bad']);
   const chosen: string[] | undefined = (await model.classify('a cat')).labels;
   console.log(regressor.epochs, multi.epochs, value, values, chosen);
+  const adapting = model.trainMaskedLM(['Call me Ishmael.', 'The whale.'], { freeze: 'all', mlmProbability: 0.2,
+    onProgress: (r: MaskedLmEpochReport) => console.log(r.loss, r.validationPerplexity) });
+  const perplexity: number | null = (await adapting.done).epochs[0].validationPerplexity;
+  console.log(perplexity);
   console.log(tuned.epochs.length, perLoc?.support);
   const labels = (await model.classify(['great'])).map((c) => [c.label, c.score, c.scores[0]]);
   const entities: TokenLabel[][] = await model.classifyTokens(['Zola lives in Paris']);
