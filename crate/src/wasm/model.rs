@@ -352,9 +352,9 @@ impl WasmModel {
     /// epoch reports the held-out loss and perplexity.
     pub fn mlm_trainer(&self, texts: Array, options: JsValue) -> Result<WasmTrainer, JsError> {
         let texts = strings(&texts, "texts")?;
-        let raw: RawMlmOptions = from_js(&options, "options")?;
+        let raw: RawTrainOptions = from_js(&options, "options")?;
         let probability = raw.mlm_probability.unwrap_or(0.15);
-        let options = raw.options.into_options().map_err(to_js_error)?;
+        let options = raw.into_options().map_err(to_js_error)?;
         Ok(WasmTrainer {
             pipeline: self.pipeline.clone(),
             state: Rc::new(RefCell::new(TrainerState::PendingMaskedLm {
@@ -407,15 +407,6 @@ struct RawExample {
     label: serde_json::Value,
 }
 
-/// `mlm_trainer`'s options: the training options and the masking probability.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawMlmOptions {
-    mlm_probability: Option<f32>,
-    #[serde(flatten)]
-    options: RawTrainOptions,
-}
-
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawTrainOptions {
@@ -433,6 +424,8 @@ struct RawTrainOptions {
     max_grad_norm: Option<Option<f32>>,
     truncate: Option<bool>,
     task: Option<String>,
+    /// `mlm_trainer` only: the share of tokens chosen
+    mlm_probability: Option<f32>,
 }
 
 /// `maxGradNorm`: absent = the default, null = no clipping, a number = that norm.
@@ -446,6 +439,7 @@ mod serde_with_null {
 impl RawTrainOptions {
     fn into_options(self) -> crate::Result<TrainOptions> {
         let d = TrainOptions::default();
+        // `mlm_probability` is read by `mlm_trainer` before this
         Ok(TrainOptions {
             freeze: self
                 .freeze
