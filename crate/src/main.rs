@@ -40,9 +40,22 @@ commands:
   train-head --model DIR --examples FILE [--out DIR] [--freeze head|top:K|all] [--epochs N]
       [--learning-rate X] [--batch-size N] [--accumulation N] [--validation F] [--seed N]
       [--weight-decay X] [--warmup-ratio X] [--max-grad-norm X|none] [--pooling cls|mean] [--limit N]
+      [--task classification|regression|multi-label]
       fine-tunes a classifier; JSON line per epoch, then a report; writes the model to --out
       (examples: text<TAB>label, text<TAB>text_pair<TAB>label for pairs, or a CSV with columns
       text, label and optional text_pair)
+      (regression: numeric labels, MSE, held-out MAE and Pearson; multi-label: labels separated
+      by commas, BCE, held-out exact-match accuracy)
+  train-tokens --model DIR --examples FILE [--format auto|conll|jsonl] [--out DIR] and the
+      options of train-head (but --pooling, --stride, --truncate)
+      fine-tunes a token classifier (NER) on words with labels (CoNLL columns, or JSON lines
+      {\"words\": [...], \"labels\": [...]}); each word's label on its first WordPiece; JSON line
+      per epoch with the held-out entity-level precision/recall/F1 (seqeval), then a report
+  train-mlm --model DIR --texts FILE [--mlm-probability P] [--out DIR] and the options of
+      train-head (but --pooling, --task, --stride, --truncate)
+      masked-LM fine-tuning on one text per line with BERT's corruption (P of the tokens, 0.15;
+      80% [MASK], 10% random, 10% kept; seeded); JSON line per epoch with the held-out loss and
+      perplexity, then a report; writes the model to --out (fill-mask reads it)
   bench model [--device cpu|gpu] [--models minilm,bert-base] [--batch N] [--seq N] [--json]
       tokens/s of forward and training steps, peak memory per freezing policy
   elmo-train --options PATH --weights PATH --data TSV [--train N] [--test N] [--epochs E]
@@ -73,6 +86,8 @@ fn main() {
         Some("next-sentence") => cli::model_tasks::next_sentence(&args[1..]),
         Some("inspect") => cli::inspect::run(&args[1..]),
         Some("train-head") => cli::train_head::run(&args[1..]),
+        Some("train-tokens") => cli::train_tokens::run(&args[1..]),
+        Some("train-mlm") => cli::train_mlm::run(&args[1..]),
         Some("-h") | Some("--help") | Some("help") => {
             print!("{USAGE}");
             return;

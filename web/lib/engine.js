@@ -250,6 +250,16 @@ export class Engine {
         const trainer = callRust('trainClassifier', () => model.trainer(a.examples, a.options));
         return this.keep('trainer', trainer);
       }
+      case 'model.tokenTrainer': {
+        const model = this.get(a.handle, 'model').object;
+        const trainer = callRust('trainTokenClassifier', () => model.token_trainer(a.examples, a.options));
+        return this.keep('trainer', trainer);
+      }
+      case 'model.mlmTrainer': {
+        const model = this.get(a.handle, 'model').object;
+        const trainer = callRust('trainMaskedLM', () => model.mlm_trainer(a.examples, a.options));
+        return this.keep('trainer', trainer);
+      }
       case 'model.headFeatures': {
         const model = this.get(a.handle, 'model').object;
         return callRustAsync('trainClassifier', () => model.head_features(a.texts, a.options));

@@ -486,8 +486,11 @@ export interface Example {
   text: string;
   /** The second text of a pair (read as `classify` reads a pair). */
   pair?: string | null;
-  /** A class name or class index. */
-  label: string | number;
+  /**
+   * A class name or class index; for `task: 'regression'` the target number; for
+   * `task: 'multi_label'` the names of the text's labels (none: `[]`).
+   */
+  label: string | number | string[];
 }
 
 /** How `classify`, `classifyTokens` and `nextSentence` read what is longer than the model. */
@@ -517,24 +520,33 @@ export interface EpochReport {
   epoch: number;
   /** Mean training loss over the epoch. */
   loss: number;
-  /** Accuracy on the training examples during the epoch. */
-  accuracy: number;
-  /** Accuracy on the validation examples after the epoch (when there are some). */
-  validationAccuracy?: number;
+  /** Accuracy on the training examples during the epoch (exact match for multi-label; null for regression). */
+  accuracy: number | null;
+  /** Accuracy on the validation examples after the epoch (when there are some; null for regression). */
+  validationAccuracy?: number | null;
+  /** Regression: the mean absolute error on the validation examples. */
+  validationMae?: number | null;
+  /** Regression: Pearson's correlation of predictions and targets on the validation examples (null without variance). */
+  validationPearson?: number | null;
   /** Wall-clock seconds of the epoch, measured in JS. */
   seconds: number;
 }
 
-/** Options of `Model.trainClassifier`. */
-export interface TrainOptions {
+/** The options of every training run (`trainClassifier`, `trainTokenClassifier`). */
+export interface TrainingOptions {
   /** Which weights learn: 'head' (default; only the new classifier, on cached features), 'top:K' (the head and the top K encoder layers), 'all'. */
   freeze?: 'head' | 'all' | `top:${number}`;
   /** Epochs to run. Default 3. */
   epochs?: number;
-  /** AdamW learning rate. Default: the engine's for the freeze policy. */
+  /** Peak AdamW learning rate of the linear schedule. Default 1e-3. */
   learningRate?: number;
-  /** Examples per step. Default: the engine's. */
+  /** Examples per micro-batch. Default 32. */
   batchSize?: number;
+  /**
+   * Micro-batches whose gradients add up before one optimizer step (an effective batch of
+   * `accumulation * batchSize` without holding its activations at once). Default 1.
+   */
+  accumulation?: number;
   /**
    * The fraction of `examples` held out to measure `validationAccuracy` after each epoch, in
    * [0, 1) (the engine picks them with a shuffle seeded by `seed`). Default 0.1; 0 for none.
@@ -542,6 +554,28 @@ export interface TrainOptions {
   validation?: number;
   /** Seed for the head's initialization, dropout, shuffling and the validation split. Default 0. */
   seed?: number;
+  /** AdamW weight decay (not on biases and LayerNorm weights, as the Hugging Face Trainer). Default 0.01. */
+  weightDecay?: number;
+  /** The share of the optimizer steps over which the learning rate rises linearly from 0, in [0, 1]. Default 0. */
+  warmupRatio?: number;
+  /** Global-norm gradient clipping; `null`: none. Default 1. */
+  maxGradNorm?: number | null;
+}
+
+/** Options of `Model.trainClassifier`. */
+export interface TrainOptions extends TrainingOptions {
+  /**
+   * The features the classifier reads: 'cls' (the [CLS] token, through BERT's pooler) or
+   * 'mean' (the mean of the tokens). Default: 'mean' for sentence-transformers models, else 'cls'.
+   */
+  pooling?: 'cls' | 'mean';
+  /**
+   * What the head predicts (transformers' `problem_type`): 'classification' (default; one class
+   * per text, cross-entropy), 'regression' (a number per text, MSE; `predict` reads it) or
+   * 'multi_label' (any set of the labels, BCE with logits; `classify` gives a sigmoid per label
+   * and `labels`). Saved in config.json.
+   */
+  task?: 'classification' | 'regression' | 'multi_label';
   /**
    * An example longer than the model's window is read as `classify` reads it: in overlapping
    * windows whose logits are averaged before the loss (and for `validationAccuracy`). `true`:
@@ -552,10 +586,76 @@ export interface TrainOptions {
   onProgress?: (report: EpochReport) => void;
 }
 
+/** One word-labelled sentence for `Model.trainTokenClassifier`. */
+export interface WordExample {
+  words: string[];
+  /** One label per word, e.g. IOB2 tags (`B-PER`, `I-PER`, `O`). */
+  labels: string[];
+}
+
+/** Entity-level precision, recall and F1 (seqeval's default mode). */
+export interface EntityScore {
+  precision: number;
+  recall: number;
+  f1: number;
+  /** The number of true entities. */
+  support: number;
+}
+
+/** Entity-level scores on the held-out examples, overall (micro average) and per entity type. */
+export interface EntityScores {
+  overall: EntityScore;
+  /** By entity type (`PER` for `B-PER` / `I-PER`). */
+  perType: Record<string, EntityScore>;
+}
+
+/** The report of one finished epoch of token-classification training. */
+export interface TokenEpochReport extends EpochReport {
+  /** Mean loss over the epoch's labelled tokens (a word's first WordPiece). `accuracy`, `validationAccuracy`: of the words. */
+  loss: number;
+  /** Entity-level scores on the held-out examples after the epoch; null without validation. */
+  validationEntities: EntityScores | null;
+}
+
+/** Options of `Model.trainTokenClassifier`. */
+export interface TokenTrainOptions extends TrainingOptions {
+  /** Called after each epoch. */
+  onProgress?: (report: TokenEpochReport) => void;
+}
+
+/** The report of one finished epoch of masked-LM training. */
+export interface MaskedLmEpochReport {
+  /** Epoch number, from 1. */
+  epoch: number;
+  /** Mean cross-entropy over the epoch's chosen (corrupted) tokens. */
+  loss: number;
+  /** Mean cross-entropy over the held-out texts' chosen tokens (one fixed draw); null without validation. */
+  validationLoss: number | null;
+  /** exp(validationLoss). */
+  validationPerplexity: number | null;
+  /** Wall-clock seconds of the epoch, measured in JS. */
+  seconds: number;
+}
+
+/** Options of `Model.trainMaskedLM`. */
+export interface MaskedLmTrainOptions extends TrainingOptions {
+  /** The share of the tokens chosen for prediction (of them 80% [MASK], 10% random, 10% kept). Default 0.15. */
+  mlmProbability?: number;
+  /** Called after each epoch. */
+  onProgress?: (report: MaskedLmEpochReport) => void;
+}
+
+/** What every epoch report has. */
+export interface AnyEpochReport {
+  epoch: number;
+  loss: number;
+  seconds: number;
+}
+
 /** The end of a training run. */
-export interface TrainingResult {
+export interface TrainingResult<R extends AnyEpochReport = EpochReport> {
   /** One report per finished epoch. */
-  epochs: EpochReport[];
+  epochs: R[];
   /** Whether `stop()` ended it early. */
   stopped: boolean;
   /** Wall-clock seconds of the whole run. */
@@ -566,14 +666,14 @@ export interface TrainingResult {
  * A fine-tuning in progress. Epochs run one after the other in the engine; `stop()` ends the
  * run when the running epoch is done. The trained classifier is then the model's: `classify`.
  */
-export class TrainingRun {
+export class TrainingRun<R extends AnyEpochReport = EpochReport> {
   private constructor();
   /** Called after each epoch (may be set after the run started). */
-  onProgress: ((report: EpochReport) => void) | null;
+  onProgress: ((report: R) => void) | null;
   /** The reports of the epochs finished so far. */
-  readonly epochs: EpochReport[];
+  readonly epochs: R[];
   /** Resolves when the run ends (all epochs, or stopped); rejects with the error that ended it. */
-  readonly done: Promise<TrainingResult>;
+  readonly done: Promise<TrainingResult<R>>;
   /** Ends the run after the current epoch. */
   stop(): void;
 }
@@ -584,8 +684,10 @@ export interface Classification {
   label: string | number;
   /** Its probability. */
   score: number;
-  /** The probability of every label, in label order. */
+  /** The probability of every label, in label order (a sigmoid each for multi-label; the value itself for regression). */
   scores: number[];
+  /** Multi-label: every label with a probability of 0.5 or more. */
+  labels?: string[];
 }
 
 /** The label of one WordPiece token (`Model.classifyTokens`). */
@@ -729,6 +831,34 @@ export class Model {
   similarity(a: string[], b?: string[]): Promise<Float32Array[]>;
   /** Starts fine-tuning a sequence classifier (a new head on the pooled output). */
   trainClassifier(examples: Example[], options?: TrainOptions): TrainingRun;
+  /**
+   * Starts masked-LM fine-tuning (domain adaptation) on plain texts with BERT's corruption
+   * (`mlmProbability` of the tokens, default 0.15: 80% [MASK], 10% a random token, 10% kept;
+   * seeded by `seed`, a new draw every epoch). Needs the checkpoint's masked-LM head. Each epoch
+   * reports the held-out loss and perplexity; `fillMask` and `save()` then use the result.
+   * @throws WebnluError for no texts, an empty text, a model without a masked-LM head.
+   */
+  trainMaskedLM(texts: string[], options?: MaskedLmTrainOptions): TrainingRun<MaskedLmEpochReport>;
+  /** `trainClassifier` with `task: 'regression'`: a number per text (`label`), MSE. */
+  trainRegressor(examples: { text: string; label: number }[], options?: Omit<TrainOptions, 'task'>): TrainingRun;
+  /**
+   * The output of a regression head (trained with `trainRegressor`, or a one-label checkpoint).
+   * @throws WebnluError when the classifier has several labels.
+   */
+  predict(texts: string[]): Promise<number[]>;
+  predict(text: string): Promise<number>;
+  /**
+   * Starts fine-tuning a token classifier (a new head on every token, e.g. NER) on sentences
+   * as words with a label each, or on CoNLL text (a word and its label per line, the label
+   * last; a blank line between sentences; `-DOCSTART-` skipped) or JSON lines of
+   * `{ words, labels }`. Each word's label trains its first WordPiece (the other pieces are
+   * ignored, as transformers' token-classification recipe); examples are cut to the model's
+   * max length. The labels are the examples' distinct labels, sorted. Each epoch reports the
+   * held-out entity-level scores; `classifyTokens` then uses the new head, and `save()` writes a
+   * `*ForTokenClassification` model.
+   * @throws WebnluError for words and labels of different lengths, an empty dataset, fewer than 2 labels.
+   */
+  trainTokenClassifier(examples: WordExample[] | string, options?: TokenTrainOptions): TrainingRun<TokenEpochReport>;
   /**
    * Predictions of the classifier (trained here, or the checkpoint's own), for texts or pairs
    * of texts (sentence-pair classification: entailment, paraphrase, ...).

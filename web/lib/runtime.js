@@ -1,7 +1,9 @@
 // The public API for models: Runtime (a device, on this thread or in a worker), Model (one
-// loaded BERT-family model: fill-mask, embeddings, similarity, fine-tuning, classification,
-// token classification, inspection and word vectors, saving), TrainingRun (a fine-tuning in progress) and LoadedTokenizer (a model's tokenizer,
-// asynchronous so that it works the same in worker mode); ELMo models are in elmo.js.
+// loaded BERT-family model: fill-mask, embeddings, similarity, fine-tuning of a sequence or a
+// token classifier or of the masked-LM head, classification, token classification, next-sentence
+// prediction, inspection and word vectors, saving), TrainingRun (a fine-tuning in progress) and
+// LoadedTokenizer (a model's tokenizer, asynchronous so that it works the same in worker mode);
+// ELMo models are in elmo.js.
 // Types and docs: index.d.ts.
 
 import { DirectChannel, WorkerChannel, WorkerPool } from './engine-channel.js';
@@ -355,9 +357,63 @@ export class Model {
     return splitRows(flat, a.length, 'similarity');
   }
 
-  /** Starts fine-tuning a sequence classifier on `examples` ({ text, pair?, label }); see TrainingRun. */
+  /**
+   * Starts fine-tuning a sequence classifier on `examples` ({ text, pair?, label }); see TrainingRun.
+   * `task`: 'classification' (default), 'regression' (label a number) or 'multi_label' (label
+   * a list of names).
+   */
   trainClassifier(examples, options = {}) {
-    return new TrainingRun(this, examples, options);
+    const { task = 'classification' } = options;
+    if (!TASKS.includes(task)) throw new WebnluError(`task must be one of ${TASKS.join(', ')}, got ${JSON.stringify(task)}`);
+    checkExamples(examples, 'examples', task);
+    return new TrainingRun(this, 'model.trainer', examples, options, SEQUENCE_OPTIONS);
+  }
+
+  /**
+   * Starts masked-LM fine-tuning (domain adaptation) on `texts` with BERT's corruption
+   * (`mlmProbability` of the tokens, default 0.15; 80% [MASK], 10% random, 10% kept; seeded);
+   * needs the model's masked-LM head; see TrainingRun. Each epoch reports the held-out loss
+   * and perplexity; `fillMask` and `save` then use the result.
+   */
+  trainMaskedLM(texts, options = {}) {
+    checkTexts(texts, 'texts');
+    if (texts.length === 0) throw new WebnluError('texts is empty: masked-LM training needs texts');
+    const { mlmProbability } = options;
+    if (mlmProbability !== undefined && !(typeof mlmProbability === 'number' && mlmProbability > 0 && mlmProbability < 1)) {
+      throw new WebnluError(`mlmProbability must be in (0, 1), got ${JSON.stringify(mlmProbability)}`);
+    }
+    return new TrainingRun(this, 'model.mlmTrainer', texts, options, ['mlmProbability']);
+  }
+
+  /** `trainClassifier` with `task: 'regression'`: one number per text, MSE. */
+  trainRegressor(examples, options = {}) {
+    return this.trainClassifier(examples, { ...options, task: 'regression' });
+  }
+
+  /**
+   * Starts fine-tuning a token classifier (NER) on `examples`: `{ words, labels }` (one label
+   * per word) or CoNLL text (word first, label last, a blank line between sentences); see
+   * TrainingRun. Each epoch reports the held-out entity-level scores (`validationEntities`).
+   */
+  trainTokenClassifier(examples, options = {}) {
+    checkWordExamples(examples, 'examples');
+    return new TrainingRun(this, 'model.tokenTrainer', examples, options, []);
+  }
+
+  /**
+   * The numbers a regression head (one output: trained with `trainRegressor`, or a checkpoint
+   * with one label) gives: one number per text, one text in, one number out.
+   */
+  async predict(texts) {
+    const single = typeof texts === 'string';
+    const list = single ? [texts] : texts;
+    checkTexts(list, 'texts');
+    const results = await this.call('model.classify', { texts: list });
+    if (results.some((r) => r.scores.length !== 1)) {
+      throw new WebnluError(`predict is for a regression head (one output); this classifier has ${results[0].scores.length} labels: use classify`);
+    }
+    const values = results.map((r) => r.score);
+    return single ? values[0] : values;
   }
 
   /**
@@ -493,27 +549,74 @@ function splitRows(flat, n, what) {
   return Array.from({ length: n }, (_, i) => flat.subarray(i * width, (i + 1) * width));
 }
 
-function checkExamples(examples, name) {
+/** The problems `trainClassifier` solves (its `task` option). */
+const TASKS = ['classification', 'regression', 'multi_label'];
+
+/** A label for `task`: a name or class index; a finite number; a list of names without commas. */
+function checkLabel(label, task, what) {
+  if (task === 'regression') {
+    if (typeof label !== 'number' || !Number.isFinite(label)) throw new WebnluError(`${what} must be a finite number for regression, got ${JSON.stringify(label)}`);
+  } else if (task === 'multi_label') {
+    if (!Array.isArray(label) || label.some((l) => typeof l !== 'string' || l.includes(','))) {
+      throw new WebnluError(`${what} must be a list of label names (strings without commas) for multi_label, got ${JSON.stringify(label)}`);
+    }
+  } else if (typeof label !== 'string' && !Number.isInteger(label)) {
+    throw new WebnluError(`${what} must be a string or an integer, got ${JSON.stringify(label)}`);
+  }
+}
+
+function checkExamples(examples, name, task = 'classification') {
   if (!Array.isArray(examples) || examples.length === 0) throw new WebnluError(`${name} must be a non-empty array of { text, pair?, label }`);
   examples.forEach((example, i) => {
     if (example === null || typeof example !== 'object') throw new WebnluError(`${name}[${i}] must be { text, pair?, label }`);
     checkText(example.text, `${name}[${i}].text`);
     if (example.pair !== undefined && example.pair !== null) checkText(example.pair, `${name}[${i}].pair`);
-    if (typeof example.label !== 'string' && !Number.isInteger(example.label)) {
-      throw new WebnluError(`${name}[${i}].label must be a string or an integer, got ${JSON.stringify(example.label)}`);
-    }
+    checkLabel(example.label, task, `${name}[${i}].label`);
   });
 }
+
+/** `{ words, labels }` examples with a label per word, or a non-empty string (CoNLL / JSON lines). */
+function checkWordExamples(examples, name) {
+  if (typeof examples === 'string') {
+    if (examples.trim() === '') throw new WebnluError(`${name} is an empty string (expected CoNLL text or { words, labels } examples)`);
+    return;
+  }
+  if (!Array.isArray(examples) || examples.length === 0) throw new WebnluError(`${name} must be CoNLL text or a non-empty array of { words, labels }`);
+  examples.forEach((example, i) => {
+    const { words, labels } = example ?? {};
+    if (!Array.isArray(words) || !Array.isArray(labels)) throw new WebnluError(`${name}[${i}] must be { words: string[], labels: string[] }`);
+    if (words.length !== labels.length) {
+      throw new WebnluError(`${name}[${i}] has ${words.length} words but ${labels.length} labels (one label per word)`);
+    }
+    words.forEach((word, w) => { if (typeof word !== 'string') throw new WebnluError(`${name}[${i}].words[${w}] must be a string`); });
+    labels.forEach((label, w) => { if (typeof label !== 'string') throw new WebnluError(`${name}[${i}].labels[${w}] must be a string`); });
+  });
+}
+
+/** Options only a sequence classifier takes (a token classifier labels every token, cut to the max length). */
+const SEQUENCE_OPTIONS = ['pooling', 'truncate', 'task'];
+/** Options that only one kind of run takes: each run names its own among them. */
+const OWN_OPTIONS = [...SEQUENCE_OPTIONS, 'mlmProbability'];
+/** The optimizer options passed to the engine as they are, each a number (maxGradNorm: or null). */
+const NUMBER_OPTIONS = ['learningRate', 'weightDecay', 'warmupRatio'];
 
 /**
  * A fine-tuning in progress: one epoch after the other in the engine, `onProgress` after each,
  * until `epochs` are done or `stop()` is called (it takes effect at the end of the running epoch).
  */
 export class TrainingRun {
-  /** @private Use `model.trainClassifier`. */
-  constructor(model, examples, options) {
-    const { freeze = 'head', epochs = 3, learningRate, batchSize, validation, seed = 0, truncate, onProgress } = options;
-    checkExamples(examples, 'examples');
+  /** @private Use `model.trainClassifier` or `model.trainTokenClassifier`. */
+  constructor(model, op, examples, options, ownOptions) {
+    const {
+      freeze = 'head', epochs = 3, batchSize, validation, seed = 0, accumulation, maxGradNorm, pooling, truncate, onProgress,
+    } = options;
+    for (const name of OWN_OPTIONS) {
+      if (options[name] !== undefined && !ownOptions.includes(name)) {
+        throw new WebnluError(name === 'mlmProbability'
+          ? 'mlmProbability is an option of trainMaskedLM'
+          : `${name} is an option of trainClassifier; token classification and masked-LM training read examples cut to the max length`);
+      }
+    }
     if (validation !== undefined && !(typeof validation === 'number' && validation >= 0 && validation < 1)) {
       throw new WebnluError(`validation must be the fraction of examples to hold out, in [0, 1), got ${JSON.stringify(validation)}`);
     }
@@ -521,19 +624,34 @@ export class TrainingRun {
       throw new WebnluError(`freeze must be 'head', 'top:K' (K >= 1) or 'all', got ${JSON.stringify(freeze)}`);
     }
     if (!Number.isInteger(epochs) || epochs < 1) throw new WebnluError(`epochs must be a positive integer, got ${epochs}`);
+    for (const [name, value] of [['batchSize', batchSize], ['accumulation', accumulation]]) {
+      if (value !== undefined && !(Number.isInteger(value) && value >= 1)) throw new WebnluError(`${name} must be a positive integer, got ${JSON.stringify(value)}`);
+    }
+    for (const name of NUMBER_OPTIONS) {
+      if (options[name] !== undefined && !(typeof options[name] === 'number' && Number.isFinite(options[name]))) {
+        throw new WebnluError(`${name} must be a finite number, got ${JSON.stringify(options[name])}`);
+      }
+    }
+    if (maxGradNorm !== undefined && maxGradNorm !== null && !(typeof maxGradNorm === 'number' && maxGradNorm > 0)) {
+      throw new WebnluError(`maxGradNorm must be a positive number, or null for no clipping, got ${JSON.stringify(maxGradNorm)}`);
+    }
+    if (pooling !== undefined && pooling !== 'cls' && pooling !== 'mean') {
+      throw new WebnluError(`pooling must be 'cls' or 'mean', got ${JSON.stringify(pooling)}`);
+    }
     this.model = model;
     this.onProgress = onProgress ?? null;
     /** The report of every finished epoch. */
     this.epochs = [];
     this._stopped = false;
     const trainerOptions = { freeze, epochs, seed };
-    if (learningRate !== undefined) trainerOptions.learningRate = learningRate;
-    if (batchSize !== undefined) trainerOptions.batchSize = batchSize;
-    if (validation !== undefined) trainerOptions.validation = validation;
+    for (const name of [...NUMBER_OPTIONS, 'batchSize', 'accumulation', 'validation', 'maxGradNorm', 'pooling', 'task', 'mlmProbability']) {
+      if (options[name] !== undefined) trainerOptions[name] = options[name];
+    }
     if (truncate !== undefined) {
       if (typeof truncate !== 'boolean') throw new WebnluError(`truncate must be true or false, got ${JSON.stringify(truncate)}`);
       trainerOptions.truncate = truncate;
     }
+    this._op = op;
     this.done = this.loop(examples, trainerOptions, epochs);
   }
 
@@ -544,7 +662,7 @@ export class TrainingRun {
 
   async loop(examples, trainerOptions, epochs) {
     const started = performance.now();
-    const handle = await this.model.call('model.trainer', { examples, options: trainerOptions });
+    const handle = await this.model.call(this._op, { examples, options: trainerOptions });
     let finished = false;
     try {
       for (let epoch = 0; epoch < epochs && !this._stopped; epoch++) {

@@ -12,3 +12,6 @@ pub mod memory;
 pub mod model_tasks;
 pub mod tokenize;
 pub mod train_head;
+pub mod train_mlm;
+pub mod train_tokens;
+pub mod training_options;

@@ -7,6 +7,10 @@
 //! a CSV with `text` and `label` columns (see `tasks/examples.rs`); pairs of texts as
 //! `text<TAB>text_pair<TAB>label` or a CSV column `text_pair`, read as `classify --pair` reads
 //! them (one window `[CLS] a [SEP] b [SEP]`; too long: an error, or cut with `--truncate`).
+//! `--task classification|regression|multi-label` (default classification): regression reads
+//! each label as a number (MSE; validation reports the mean absolute error and Pearson's
+//! correlation), multi-label as label names separated by commas (BCE with logits; validation
+//! reports exact-match accuracy); see `tasks/problem.rs`.
 //!
 //! Options: `--freeze head|top:K|all` (default head), `--epochs N` (3), `--learning-rate X`
 //! (1e-3), `--batch-size N` (32), `--accumulation N` (1), `--validation F` (0.1),
@@ -19,7 +23,7 @@
 //! error naming the example.
 //!
 //! Output, JSON lines: one per epoch `{"epoch", "loss", "accuracy", "validation_accuracy",
-//! "seconds"}`, then `{"report": {...}, "seconds", "peak_rss_bytes", "saved"}`.
+//! "seconds"}` (regression: accuracy null, and `validation_mae`, `validation_pearson`), then `{"report": {...}, "seconds", "peak_rss_bytes", "saved"}`.
 
 use std::time::Instant;
 
@@ -29,40 +33,16 @@ use serde_json::json;
 use super::arguments::Arguments;
 use super::memory::peak_resident_bytes;
 use super::model_tasks::{load_pipeline, MODEL_FLAGS, MODEL_OPTIONS};
-use webnlu::models::Freeze;
-use webnlu::tasks::{parse_examples, ClassifierInput, ExampleFormat, TrainOptions};
+use super::training_options::{training_options, TRAINING_OPTIONS};
+use webnlu::tasks::{parse_examples, ExampleFormat, ProblemType};
 use webnlu::train::SplitMix64;
 use webnlu::{Error, Result};
-
-fn float(args: &Arguments, name: &str) -> Result<Option<f32>> {
-    match args.value(name) {
-        None => Ok(None),
-        Some(v) => v
-            .parse::<f32>()
-            .map(Some)
-            .map_err(|_| Error::invalid(format!("--{name} must be a number, got {v:?}"))),
-    }
-}
 
 pub fn run(args: &[String]) -> Result<()> {
     let started = Instant::now();
     let mut with_value = MODEL_OPTIONS.to_vec();
-    with_value.extend_from_slice(&[
-        "examples",
-        "format",
-        "out",
-        "freeze",
-        "epochs",
-        "learning-rate",
-        "accumulation",
-        "validation",
-        "seed",
-        "weight-decay",
-        "warmup-ratio",
-        "max-grad-norm",
-        "pooling",
-        "limit",
-    ]);
+    with_value.extend_from_slice(&["examples", "format", "out", "task"]);
+    with_value.extend_from_slice(&TRAINING_OPTIONS);
     let args = Arguments::parse(args, &with_value, &MODEL_FLAGS)?;
     if let Some(extra) = args.positional.first() {
         return Err(Error::invalid(format!(
@@ -87,39 +67,14 @@ pub fn run(args: &[String]) -> Result<()> {
     let content =
         String::from_utf8(bytes).map_err(|_| Error::format(path, "examples are not UTF-8"))?;
     let mut examples = parse_examples(&content, format, path)?;
-    let defaults = TrainOptions::default();
-    let seed = args.number("seed")?.map_or(defaults.seed, |s| s as u64);
+    let mut options = training_options(&args)?;
+    options.problem = args
+        .value("task")
+        .map_or(Ok(ProblemType::SingleLabel), str::parse::<ProblemType>)?;
     if let Some(limit) = args.number("limit")? {
-        SplitMix64::new(seed ^ 0x006c_696d_6974).shuffle(&mut examples);
+        SplitMix64::new(options.seed ^ 0x006c_696d_6974).shuffle(&mut examples);
         examples.truncate(limit);
     }
-    let max_grad_norm = match args.value("max-grad-norm") {
-        Some("none") => None,
-        Some(_) => float(&args, "max-grad-norm")?,
-        None => defaults.max_grad_norm,
-    };
-    let options = TrainOptions {
-        freeze: args
-            .value("freeze")
-            .map_or(Ok(defaults.freeze), str::parse::<Freeze>)?,
-        epochs: args.number("epochs")?.unwrap_or(defaults.epochs),
-        learning_rate: float(&args, "learning-rate")?.unwrap_or(defaults.learning_rate),
-        batch_size: args.number("batch-size")?.unwrap_or(defaults.batch_size),
-        accumulation_steps: args
-            .number("accumulation")?
-            .unwrap_or(defaults.accumulation_steps),
-        validation_fraction: float(&args, "validation")?.unwrap_or(defaults.validation_fraction),
-        seed,
-        weight_decay: float(&args, "weight-decay")?.unwrap_or(defaults.weight_decay),
-        warmup_ratio: float(&args, "warmup-ratio")?.unwrap_or(defaults.warmup_ratio),
-        max_grad_norm,
-        classifier_input: args
-            .value("pooling")
-            .map(str::parse::<ClassifierInput>)
-            .transpose()?,
-        // as the pipeline reads texts: `--stride`, `--truncate`, `--no-windows`
-        long_texts: None,
-    };
     let mut pipeline = load_pipeline(&args, "train-head")?;
     if let (Some(note), true) = (
         pipeline.pair_note(),
@@ -129,13 +84,17 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     let mut epoch_started = Instant::now();
     let report = block_on(pipeline.train_classifier(&examples, options, |progress| {
-        let line = json!({
+        let mut line = json!({
             "epoch": progress.epoch,
             "loss": progress.loss,
             "accuracy": progress.accuracy,
             "validation_accuracy": progress.validation_accuracy,
             "seconds": epoch_started.elapsed().as_secs_f64(),
         });
+        if progress.validation_mae.is_some() {
+            line["validation_mae"] = json!(progress.validation_mae);
+            line["validation_pearson"] = json!(progress.validation_pearson);
+        }
         println!("{line}");
         epoch_started = Instant::now();
     }))?;

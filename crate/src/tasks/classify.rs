@@ -1,8 +1,9 @@
 //! Classification of texts with the model's sequence classifier (a fine-tuned checkpoint, or
 //! one trained with `train_classifier`): the logits of each text's windows are averaged, then
 //! turned into probabilities by a softmax. A pair of texts is read as one window
-//! (`[CLS] a [SEP] b [SEP]`, cut with `longest_first` or refused when too long). A one-label (regression) head gives its raw output
-//! as the score.
+//! (`[CLS] a [SEP] b [SEP]`, cut with `longest_first` or refused when too long). A regression
+//! head gives its raw output as the score; a multi-label head a sigmoid per label, and `labels`
+//! lists those at 0.5 or more (`Pipeline::problem_type`).
 
 use crate::models::RunMode;
 use crate::train::metrics::argmax;
@@ -11,6 +12,7 @@ use crate::{Error, Result};
 use super::classifier::head_forward;
 use super::pipeline::{mask_tensor, Pipeline};
 use super::text_pairs::TaskText;
+use super::problem::ProblemType;
 use super::windows::average_per_text;
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -21,6 +23,9 @@ pub struct Classification {
     pub score: f32,
     /// Every label's probability, in label order.
     pub scores: Vec<f32>,
+    /// Multi-label classification: every label whose probability is 0.5 or more.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Vec<String>>,
 }
 
 /// Probabilities of one row of logits: softmax in f64 (shared by the tasks that report scores).
@@ -82,18 +87,32 @@ impl Pipeline {
                         "classify: the model produced non-finite logits",
                     ));
                 }
-                let scores = if labels == 1 {
+                let multi_label = self.problem_type == ProblemType::MultiLabel;
+                let scores = if labels == 1 && !multi_label {
                     row.to_vec()
+                } else if multi_label {
+                    row.iter()
+                        .map(|&x| (1.0 / (1.0 + (-x as f64).exp())) as f32)
+                        .collect()
                 } else {
                     softmax(row)
                 };
+                let name = |i: usize| {
+                    names
+                        .get(i)
+                        .cloned()
+                        .unwrap_or_else(|| format!("LABEL_{i}"))
+                };
                 let best = argmax(&scores);
                 Ok(Classification {
-                    label: names
-                        .get(best)
-                        .cloned()
-                        .unwrap_or_else(|| format!("LABEL_{best}")),
+                    label: name(best),
                     score: scores[best],
+                    labels: multi_label.then(|| {
+                        (0..scores.len())
+                            .filter(|&i| scores[i] >= 0.5)
+                            .map(name)
+                            .collect()
+                    }),
                     scores,
                 })
             })

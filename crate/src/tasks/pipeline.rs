@@ -10,6 +10,7 @@ use crate::tokenizer::{Tokenizer, VocabOptions};
 use crate::{Error, Result};
 
 use super::classifier::ClassifierInput;
+use super::problem::ProblemType;
 use super::save::TOKENIZER_FILES;
 use super::text_pairs::TaskText;
 use super::windows::{encode_windows, length_sorted_batches, LongTexts, Window};
@@ -30,6 +31,9 @@ pub struct Pipeline {
     pub read: ReadOptions,
     /// What the sequence classifier (when there is one) reads from the encoder.
     pub classifier_input: ClassifierInput,
+    /// What the sequence classifier predicts (config.json `problem_type`, else one label is a
+    /// regression): how `classify` turns its logits into scores.
+    pub problem_type: ProblemType,
     /// Sentence-transformers model (the files have `modules.json`): mean pooling is its
     /// embedding, and a new classifier reads mean-pooled features by default.
     pub sentence_embedding_model: bool,
@@ -53,6 +57,7 @@ impl Pipeline {
         let model = BertModel::load(files, device)?;
         let max_length = model.max_positions();
         let classifier_input = ClassifierInput::from_config(files)?;
+        let problem_type = ProblemType::from_config(files, model.config.labels().num_labels)?;
         let sentence_embedding_model = files.get("modules.json").is_some();
         let mut tokenizer_files: Vec<(String, Vec<u8>)> = TOKENIZER_FILES
             .iter()
@@ -73,6 +78,7 @@ impl Pipeline {
                 batch_size: 32,
             },
             classifier_input,
+            problem_type,
             sentence_embedding_model,
             tokenizer_files,
         })

@@ -10,6 +10,7 @@ use crate::{Error, Result};
 
 use super::classifier::{ClassifierInput, CLASSIFIER_POOLING_KEY};
 use super::pipeline::Pipeline;
+use super::problem::{ProblemType, PROBLEM_TYPE_KEY};
 
 /// The tokenizer files a saved directory carries over from the loaded one.
 pub const TOKENIZER_FILES: [&str; 4] = [
@@ -29,6 +30,12 @@ impl Pipeline {
             && self.classifier_input == ClassifierInput::MeanPooled
         {
             config[CLASSIFIER_POOLING_KEY] = "mean".into();
+        }
+        // transformers chooses the loss (and readers the scores) by it; single-label
+        // classification is what a config without it means for several labels
+        if self.model.sequence_classifier.is_some() && self.problem_type != ProblemType::SingleLabel
+        {
+            config[PROBLEM_TYPE_KEY] = self.problem_type.name().into();
         }
         let config = serde_json::to_string_pretty(&config).expect("a JSON value serialises");
         let mut files = vec![

@@ -8,7 +8,9 @@
 //!          each step: features[windows of the batch's examples] (W, C) ─ head ─ logits (W, L)
 //! Top/All: each step: encoder on the windows of the batch's examples (dropout, activations
 //!          of the trained layers) ─ features (W, C) ─ head ─ logits (W, L)
-//! both:    ─ mean over each example's windows (E, L) ─ cross-entropy ─ dlogits (E, L)
+//! both:    ─ mean over each example's windows (E, L) ─ the problem's loss ─ dlogits (E, L)
+//!          (cross-entropy; MSE for regression, L = 1; BCE with logits for multi-label:
+//!          problem.rs)
 //!          ─ each window gets dlogits_e / n_e (W, L) ─ head backward
 //!          [Top/All: ─ dfeatures ─ dhidden ─ encoder backward]
 //! then:    clip_grad_norm ─ AdamW (decay groups of the HF Trainer) with the linear schedule
@@ -17,27 +19,34 @@
 //! An example with a second text (a pair) is one window, `[CLS] a [SEP] b [SEP]`, as `classify`
 //! reads a pair (cut with `longest_first` under `Truncate`, else refused when too long).
 //! `batch_size` counts examples: a batch of long texts runs more windows than examples.
-//! Validation averages the windows the same way, so its accuracy is what `classify` says.
+//! Validation averages the windows the same way, so its accuracy is what `classify` says
+//! (exact-match accuracy for multi-label; the mean absolute error and Pearson's correlation
+//! for regression, which has no accuracy).
 //! Micro-batches accumulate into one step's gradients (`accumulation_steps`). A NaN or infinite
 //! loss stops the run with an error naming the epoch and step. [`ClassifierTraining`] runs one
 //! epoch per call, so the browser can show progress and stop between epochs;
 //! [`Pipeline::train_classifier`] runs them all with a callback.
 
 use crate::models::{EncoderInput, Freeze, Gradients, RunMode};
-use crate::ops::losses::cross_entropy_with_gradient;
-use crate::ops::optimizer::AdamWConfig;
+use crate::ops::losses::{
+    bce_with_logits_backward, bce_with_logits_forward, cross_entropy_with_gradient, mse_backward,
+    mse_forward,
+};
 use crate::tensor::Tensor;
 use crate::tokenizer::Encoding;
 use crate::train::{
-    check_finite_loss, clip_and_step, correct_predictions, epoch_batches, train_validation_split,
-    AdamW, FeatureCache, GradientAccumulation, LinearSchedule,
+    check_finite_loss, correct_predictions, epoch_batches, train_validation_split, FeatureCache,
 };
 use crate::{Error, Result};
 
 use super::classifier::{head_backward, head_forward, ClassifierInput};
-use super::examples::{label_classes, Example};
+use super::examples::Example;
 use super::pipeline::{mask_tensor, Pipeline};
 use super::text_pairs::TaskText;
+use super::problem::{
+    exact_matches, example_targets, regression_scores, ExampleTargets, ProblemType,
+};
+use super::training_loop::{check_run_options, OptimizerLoop};
 use super::windows::{batches_by_length, encode_windows, LongTexts, WindowAverage};
 
 use std::ops::Range;
@@ -69,6 +78,8 @@ pub struct TrainOptions {
     /// (`Pipeline::read.long_texts`, the windows `classify` averages), so the model trains on
     /// what it is later asked. `Some(LongTexts::Truncate)`: the first window only.
     pub long_texts: Option<LongTexts>,
+    /// Single-label classification, regression or multi-label classification.
+    pub problem: ProblemType,
 }
 
 impl Default for TrainOptions {
@@ -86,6 +97,7 @@ impl Default for TrainOptions {
             max_grad_norm: Some(1.0),
             classifier_input: None,
             long_texts: None,
+            problem: ProblemType::SingleLabel,
         }
     }
 }
@@ -97,10 +109,17 @@ pub struct EpochProgress {
     pub epoch: usize,
     /// Mean training loss over the epoch's examples.
     pub loss: f32,
-    /// Training accuracy during the epoch (dropout on, weights changing).
-    pub accuracy: f32,
-    /// Accuracy on the held-out examples after the epoch (None without validation).
+    /// Training accuracy during the epoch (dropout on, weights changing); exact-match for
+    /// multi-label; None for regression.
+    pub accuracy: Option<f32>,
+    /// Accuracy on the held-out examples after the epoch (None without validation or for
+    /// regression).
     pub validation_accuracy: Option<f32>,
+    /// Regression: mean absolute error on the held-out examples.
+    pub validation_mae: Option<f32>,
+    /// Regression: Pearson's correlation of predictions and truths on the held-out examples
+    /// (None when either has no variance).
+    pub validation_pearson: Option<f32>,
 }
 
 /// The whole run.
@@ -114,6 +133,8 @@ pub struct TrainReport {
     pub windows: usize,
     pub freeze: String,
     pub classifier_input: String,
+    /// transformers' `problem_type`.
+    pub problem_type: String,
     pub epochs: Vec<EpochProgress>,
     /// Parameter values that received gradients.
     pub trained_parameters: usize,
@@ -127,7 +148,8 @@ pub struct TrainReport {
 pub struct ClassifierTraining {
     options: TrainOptions,
     labels: Vec<String>,
-    classes: Vec<u32>,
+    /// each example's class (E), or its values (E, L)
+    targets: ExampleTargets,
     train: Vec<usize>,
     validation: Vec<usize>,
     /// (W_all) every window of every example, in example order (Top/All; empty for head-only)
@@ -136,9 +158,7 @@ pub struct ClassifierTraining {
     spans: Vec<Range<usize>>,
     /// (W_all, C) each window's features (head-only)
     cache: Option<FeatureCache>,
-    optimizer: AdamW,
-    schedule: LinearSchedule,
-    accumulation: GradientAccumulation,
+    optimizer: OptimizerLoop,
     epochs_done: usize,
     report: TrainReport,
 }
@@ -216,31 +236,13 @@ impl ClassifierTraining {
         if examples.is_empty() {
             return Err(Error::invalid("train_classifier: no examples"));
         }
-        if options.epochs == 0 || options.batch_size == 0 {
-            return Err(Error::invalid(
-                "train_classifier: epochs and batch size must be at least 1",
-            ));
-        }
+        check_run_options(&options, pipeline.model.num_layers(), "train_classifier")?;
         if let Some(e) = examples.iter().position(|e| e.text.trim().is_empty()) {
             return Err(Error::invalid(format!(
                 "train_classifier: example {e} has no text"
             )));
         }
-        let (labels, classes) = label_classes(examples);
-        if labels.len() < 2 {
-            return Err(Error::invalid(format!(
-                "train_classifier: the examples have {} label(s) {labels:?}; a classifier needs at least 2",
-                labels.len()
-            )));
-        }
-        let layers = pipeline.model.num_layers();
-        if let Freeze::Top(k) = options.freeze {
-            if k == 0 || k > layers {
-                return Err(Error::invalid(format!(
-                    "freeze policy top:{k}: the model has {layers} layers (use 1..={layers})"
-                )));
-            }
-        }
+        let (labels, targets) = example_targets(examples, options.problem)?;
         if features.is_some() && options.freeze != Freeze::Head {
             return Err(Error::invalid(format!(
                 "train_classifier: precomputed features are for head-only training, not freeze {}",
@@ -254,6 +256,7 @@ impl ClassifierTraining {
         pipeline
             .model
             .add_sequence_classifier(&labels, options.seed)?;
+        pipeline.problem_type = options.problem;
 
         let max_length = pipeline.read.max_length;
         let long_texts = long_texts_of(pipeline, &options)?;
@@ -291,23 +294,7 @@ impl ClassifierTraining {
             (None, encodings)
         };
 
-        let batches_per_epoch = split.train.len().div_ceil(options.batch_size);
-        let accumulation = GradientAccumulation::new(options.accumulation_steps)?;
-        let steps_per_epoch = accumulation.steps(batches_per_epoch).len() as u64;
-        let total_steps = steps_per_epoch * options.epochs as u64;
-        if !(0.0..=1.0).contains(&options.warmup_ratio) {
-            return Err(Error::invalid(format!(
-                "warmup ratio must be in [0, 1], found {}",
-                options.warmup_ratio
-            )));
-        }
-        let warmup = (total_steps as f64 * options.warmup_ratio as f64).ceil() as u64;
-        let schedule = LinearSchedule::new(options.learning_rate, warmup, total_steps)?;
-        let optimizer = AdamW::new(AdamWConfig {
-            lr: options.learning_rate,
-            weight_decay: options.weight_decay,
-            ..AdamWConfig::default()
-        });
+        let optimizer = OptimizerLoop::new(&options, split.train.len())?;
         let report = TrainReport {
             labels: labels.clone(),
             train_examples: split.train.len(),
@@ -315,6 +302,7 @@ impl ClassifierTraining {
             windows: window_count,
             freeze: options.freeze.to_string(),
             classifier_input: input.name().to_string(),
+            problem_type: options.problem.name().to_string(),
             epochs: Vec::new(),
             trained_parameters: 0,
             optimizer_state_bytes: 0,
@@ -323,15 +311,13 @@ impl ClassifierTraining {
         Ok(ClassifierTraining {
             options,
             labels,
-            classes,
+            targets,
             train: split.train,
             validation: split.validation,
             encodings,
             spans,
             cache,
             optimizer,
-            schedule,
-            accumulation,
             epochs_done: 0,
             report,
         })
@@ -407,9 +393,7 @@ impl ClassifierTraining {
         grads: &mut Gradients,
     ) -> Result<(Vec<f32>, Vec<f32>)> {
         let forward = self.forward(pipeline, rows, mode)?;
-        let classes: Vec<u32> = rows.iter().map(|&i| self.classes[i]).collect();
-        let targets = Tensor::from_vec(pipeline.device(), &[rows.len()], classes, "labels")?; // (E)
-        let (losses, dlogits) = cross_entropy_with_gradient(forward.logits(), &targets, scale)?; // (E), (E, L)
+        let (losses, dlogits) = self.loss(pipeline, rows, forward.logits(), scale)?; // (E, ..), (E, L)
         let dwindow_logits = match &forward.average {
             Some(average) => average.backward(&dlogits, &forward.window_logits)?, // (W, L)
             None => dlogits,
@@ -438,32 +422,92 @@ impl ClassifierTraining {
         }
         // Read back only now, once the whole backward is encoded: the first read submits the
         // forward and the backward together, and the GPU never idles while the host encodes.
-        let losses = losses.to_vec().await?;
+        let losses = losses.to_vec().await?; // (E) or (E, L)
         let logits = forward.logits().to_vec().await?;
-        Ok((losses, logits))
+        // each example's loss: the mean over its values (MSE / BCE are means over E x L)
+        let per_example = losses
+            .chunks(losses.len() / rows.len().max(1))
+            .map(|row| (row.iter().map(|&x| x as f64).sum::<f64>() / row.len() as f64) as f32)
+            .collect();
+        Ok((per_example, logits))
     }
 
-    /// The dropout seed of micro-batch `micro` of optimizer step `step`.
-    fn dropout_seed(&self, step: u64, micro: usize) -> u64 {
-        self.options.seed
-            ^ (step + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-            ^ (micro as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
+    /// The rows `rows`' targets: classes (E) for single-label, values (E, L) otherwise.
+    fn rows_targets(&self, rows: &[usize]) -> (Vec<u32>, Vec<f32>) {
+        match &self.targets {
+            ExampleTargets::Classes(classes) => {
+                (rows.iter().map(|&i| classes[i]).collect(), vec![])
+            }
+            ExampleTargets::Values(values) => {
+                let l = self.labels.len();
+                let picked = rows
+                    .iter()
+                    .flat_map(|&i| values[i * l..(i + 1) * l].iter().copied())
+                    .collect();
+                (vec![], picked)
+            }
+        }
+    }
+
+    /// The per-element losses and dlogits (E, L) of logits (E, L): cross-entropy (losses (E)),
+    /// else MSE (regression) or BCE with logits (multi-label), losses (E, L); `scale` is the
+    /// gradient of the step's loss with respect to one example's loss.
+    fn loss(
+        &self,
+        pipeline: &Pipeline,
+        rows: &[usize],
+        logits: &Tensor,
+        scale: f32,
+    ) -> Result<(Tensor, Tensor)> {
+        let device = pipeline.device();
+        let (classes, values) = self.rows_targets(rows);
+        match self.options.problem {
+            ProblemType::SingleLabel => {
+                let targets = Tensor::from_vec(device, &[rows.len()], classes, "labels")?; // (E)
+                cross_entropy_with_gradient(logits, &targets, scale)
+            }
+            problem => {
+                let shape = logits.shape().to_vec(); // (E, L)
+                let targets = Tensor::from_vec(device, &shape, values, "targets")?; // (E, L)
+                let mut losses = Tensor::uninit(device, &shape, "losses")?;
+                let mut dlogits = Tensor::zeros(device, &shape, "d_logits")?;
+                // an example's loss is the mean of its L values
+                let scale = scale / shape[1] as f32;
+                if problem == ProblemType::Regression {
+                    mse_forward(&mut losses, logits, &targets)?;
+                    mse_backward(&mut dlogits, logits, &targets, scale)?;
+                } else {
+                    bce_with_logits_forward(&mut losses, logits, &targets)?;
+                    bce_with_logits_backward(&mut dlogits, logits, &targets, scale)?;
+                }
+                Ok((losses, dlogits))
+            }
+        }
+    }
+
+    /// Examples of `rows` predicted right from their logits (E, L): the class, or the whole
+    /// label set; None for regression.
+    fn correct(&self, rows: &[usize], logits: &[f32]) -> Result<Option<usize>> {
+        let (classes, values) = self.rows_targets(rows);
+        let labels = self.labels.len();
+        Ok(match self.options.problem {
+            ProblemType::SingleLabel => Some(correct_predictions(logits, &classes, labels)?),
+            ProblemType::MultiLabel => Some(exact_matches(logits, &values, labels)),
+            ProblemType::Regression => None,
+        })
     }
 
     /// The mean loss of the examples `rows` (indices into the examples given to `new`) and its
     /// gradients (unclipped), with the dropout of the next step's first micro-batch; nothing
     /// changes. For checking the training against a reference.
     pub async fn gradients(&self, pipeline: &Pipeline, rows: &[usize]) -> Result<(f32, Gradients)> {
-        if let Some(&bad) = rows.iter().find(|&&i| i >= self.classes.len()) {
+        let given = self.spans.len();
+        if let Some(&bad) = rows.iter().find(|&&i| i >= given) {
             return Err(Error::invalid(format!(
-                "gradients: example {bad} requested, {} given",
-                self.classes.len()
+                "gradients: example {bad} requested, {given} given"
             )));
         }
-        let mode = RunMode::training(
-            self.dropout_seed(self.optimizer.steps(), 0),
-            self.options.freeze,
-        );
+        let mode = RunMode::training(self.optimizer.next_dropout_seed(), self.options.freeze);
         let mut grads = Gradients::new();
         let scale = 1.0 / rows.len().max(1) as f32;
         let (losses, _) = self
@@ -488,16 +532,16 @@ impl ClassifierTraining {
             self.options.seed,
             epoch,
         )?;
-        let (mut loss_sum, mut correct, mut seen) = (0f64, 0usize, 0usize);
-        let labels = self.labels.len();
-        for step_batches in self.accumulation.steps(batches.len()) {
+        let (mut loss_sum, mut correct, mut seen) = (0f64, Some(0usize), 0usize);
+        for step_batches in self.optimizer.epoch_steps(batches.len()) {
             let mut grads = Gradients::new();
             let micro_batches = step_batches.len();
             for micro in step_batches {
                 let rows = &batches[micro];
                 let step = self.optimizer.steps();
-                let mode = RunMode::training(self.dropout_seed(step, micro), self.options.freeze);
-                let scale = GradientAccumulation::loss_scale(rows.len(), micro_batches);
+                let seed = self.optimizer.dropout_seed(step, micro);
+                let mode = RunMode::training(seed, self.options.freeze);
+                let scale = OptimizerLoop::loss_scale(rows.len(), micro_batches);
                 let (losses, logits) = self
                     .micro_batch(pipeline, rows, &mode, scale, &mut grads)
                     .await?;
@@ -505,54 +549,75 @@ impl ClassifierTraining {
                 check_finite_loss(batch_loss as f32, epoch, step + 1)?;
                 loss_sum += batch_loss * rows.len() as f64;
                 seen += rows.len();
-                let classes: Vec<u32> = rows.iter().map(|&i| self.classes[i]).collect();
-                correct += correct_predictions(&logits, &classes, labels)?;
+                correct = match (correct, self.correct(rows, &logits)?) {
+                    (Some(sum), Some(right)) => Some(sum + right),
+                    _ => None,
+                };
             }
-            let lr = self.schedule.lr(self.optimizer.steps());
-            let device = pipeline.device().clone();
-            self.report.trained_parameters = clip_and_step(
-                &mut self.optimizer,
-                &device,
-                pipeline.model.parameters_mut(),
-                &mut grads,
-                self.options.max_grad_norm,
-                lr,
-            )?;
+            self.report.trained_parameters = self.optimizer.step(pipeline, &mut grads)?;
         }
         pipeline.device().flush()?;
-        let validation_accuracy = self.validation_accuracy(pipeline).await?;
+        let validation = self.validate(pipeline).await?;
         self.epochs_done = epoch;
         let progress = EpochProgress {
             epoch,
             loss: (loss_sum / seen.max(1) as f64) as f32,
-            accuracy: correct as f32 / seen.max(1) as f32,
-            validation_accuracy,
+            accuracy: correct.map(|c| c as f32 / seen.max(1) as f32),
+            validation_accuracy: validation.accuracy,
+            validation_mae: validation.mae,
+            validation_pearson: validation.pearson,
         };
         self.report.optimizer_state_bytes = self.optimizer.state_bytes();
         self.report.epochs.push(progress.clone());
         Ok(progress)
     }
 
-    /// Accuracy on the held-out examples (dropout off), None when there are none.
+    /// Accuracy on the held-out examples (dropout off), None when there are none or for
+    /// regression.
     pub async fn validation_accuracy(&self, pipeline: &Pipeline) -> Result<Option<f32>> {
+        Ok(self.validate(pipeline).await?.accuracy)
+    }
+
+    /// The scores on the held-out examples (dropout off); all None when there are none.
+    pub async fn validate(&self, pipeline: &Pipeline) -> Result<ValidationScores> {
+        let mut scores = ValidationScores::default();
         if self.validation.is_empty() {
-            return Ok(None);
+            return Ok(scores);
         }
-        let labels = self.labels.len();
-        let mut correct = 0;
+        let mut correct = Some(0);
+        let (mut predicted, mut truth) = (Vec::new(), Vec::new());
         for rows in self.validation.chunks(self.options.batch_size.max(32)) {
             let forward = self.forward(pipeline, rows, &RunMode::inference())?;
             let logits = forward.logits().to_vec().await?; // (E, L), windows averaged
-            let classes: Vec<u32> = rows.iter().map(|&i| self.classes[i]).collect();
-            correct += correct_predictions(&logits, &classes, labels)?;
+            correct = correct
+                .zip(self.correct(rows, &logits)?)
+                .map(|(a, b)| a + b);
+            if self.options.problem == ProblemType::Regression {
+                predicted.extend_from_slice(&logits);
+                truth.extend(self.rows_targets(rows).1);
+            }
         }
-        Ok(Some(correct as f32 / self.validation.len() as f32))
+        scores.accuracy = correct.map(|c| c as f32 / self.validation.len() as f32);
+        if self.options.problem == ProblemType::Regression {
+            let (mae, pearson) = regression_scores(&predicted, &truth);
+            scores.mae = Some(mae);
+            scores.pearson = pearson;
+        }
+        Ok(scores)
     }
 
     /// The report of the epochs run so far.
     pub fn finish(self) -> TrainReport {
         self.report
     }
+}
+
+/// What validation measures (see [`EpochProgress`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ValidationScores {
+    pub accuracy: Option<f32>,
+    pub mae: Option<f32>,
+    pub pearson: Option<f32>,
 }
 
 struct BatchForward {

@@ -6,12 +6,15 @@
 //! - [`accumulation`]: gradient accumulation over micro-batches (the loss scale of each);
 //! - [`feature_cache`]: encoder features computed once, for head-only training;
 //! - [`split`]: seeded train / validation split and epoch batches;
-//! - [`metrics`]: accuracy, and the NaN / infinite loss guard.
+//! - [`metrics`]: accuracy, and the NaN / infinite loss guard;
+//! - [`entities`]: entity-level precision / recall / F1 of tag sequences (seqeval's rules).
 //!
-//! The loop that uses them (model + head + loss) is `tasks::train_classifier`.
+//! The loops that use them (model + head + loss) are `tasks::train_classifier` and
+//! `tasks::train_tokens`, on the optimizer loop of `tasks::training_loop`.
 
 pub mod accumulation;
 pub mod adamw;
+pub mod entities;
 pub mod feature_cache;
 pub mod metrics;
 pub mod schedule;

@@ -1,7 +1,7 @@
 //! wasm exports of the BERT tasks (contract-bert.md section 4): `WasmRuntime` (the device),
 //! `WasmModel` (a loaded [`Pipeline`]: fill-mask, embed, similarity, classify, classify-tokens,
-//! next-sentence, inspect, word vectors, save, a trainer; the tasks that take texts take pairs
-//! `{text, pair}` too)
+//! next-sentence, inspect, word vectors, save, a trainer of a sequence classifier, of a token
+//! classifier or of the masked-LM head; the tasks that take texts take pairs `{text, pair}` too)
 //! and `WasmTrainer` (one epoch per call, so JavaScript drives the loop, shows progress and
 //! can stop). Only conversions live here; `web/lib/` wraps them into the documented API.
 //!
@@ -27,10 +27,13 @@ use crate::device::{DeviceChoice, GpuOptions};
 use crate::io::ModelFiles;
 use crate::models::Freeze;
 use crate::tasks::{
-    head_features, ClassifierInput, ClassifierTraining, EpochProgress, Example, InspectOptions,
-    LayerSelection, LongTexts, NextSentence, Pipeline, Pooling, TextPair, TokenLabel, TrainOptions,
+    head_features, parse_word_examples, ClassifierInput, ClassifierTraining, EpochProgress,
+    Example, InspectOptions, LayerSelection, LongTexts, MaskedLmEpochProgress, MaskedLmTraining,
+    NextSentence, Pipeline, Pooling, ProblemType, TextPair, TokenClassifierTraining,
+    TokenEpochProgress, TokenLabel, TrainOptions, WordExample, WordExampleFormat,
 };
 use crate::tokenizer::char_offsets_to_utf16;
+use crate::train::entities::{EntityScore, EntityScores};
 use crate::{Device, Error};
 
 /// A Rust value as a plain JS value (through JSON: records, arrays, numbers, strings).
@@ -412,33 +415,93 @@ impl WasmModel {
         })
     }
 
-    /// A training run over `examples` (`[{text, pair?, label}]`, label a string or number) with
-    /// `options` `{freeze: "head" | "top:K" | "all", epochs, learningRate, batchSize,
-    /// validation?: fraction held out (default 0.1), seed?, pooling?: "cls" | "mean",
-    /// accumulation?, weightDecay?, warmupRatio?, maxGradNorm?: number | null, truncate?:
-    /// boolean}`. A long example is read in windows whose logits are averaged (as `classify`
-    /// reads it) unless `truncate` is true (its first window only).
+    /// A training run over `examples` (`[{text, pair?, label}]`, label a string or number, or for
+    /// multi-label an array of strings) with `options` `{freeze: "head" | "top:K" | "all",
+    /// epochs, learningRate, batchSize, validation?: fraction held out (default 0.1), seed?,
+    /// pooling?: "cls" | "mean", accumulation?, weightDecay?, warmupRatio?, maxGradNorm?:
+    /// number | null, truncate?: boolean, task?: "classification" | "regression" |
+    /// "multi_label"}`. A long example is read in windows whose logits are averaged (as
+    /// `classify` reads it) unless `truncate` is true (its first window only).
     pub fn trainer(&self, examples: JsValue, options: JsValue) -> Result<WasmTrainer, JsError> {
         let raw: Vec<RawExample> = from_js(&examples, "examples")?;
         let examples: Vec<Example> = raw
             .into_iter()
-            .map(|e| Example {
-                text: e.text,
-                pair: e.pair,
-                label: match e.label {
-                    serde_json::Value::String(s) => s,
-                    other => other.to_string(),
-                },
+            .enumerate()
+            .map(|(i, e)| {
+                Ok(Example {
+                    text: e.text,
+                    pair: e.pair,
+                    label: match e.label {
+                        serde_json::Value::String(s) => s,
+                        // multi-label: the labels joined by commas (problem.rs splits them)
+                        serde_json::Value::Array(items) => items
+                            .iter()
+                            .map(|item| match item.as_str() {
+                                Some(l) if !l.contains(',') => Ok(l.to_string()),
+                                _ => Err(JsError::new(&format!(
+                                    "examples[{i}].label: a list of labels holds strings without commas, found {item}"
+                                ))),
+                            })
+                            .collect::<Result<Vec<String>, JsError>>()?
+                            .join(","),
+                        other => other.to_string(),
+                    },
+                })
             })
-            .collect();
+            .collect::<Result<_, JsError>>()?;
         let raw: RawTrainOptions = from_js(&options, "options")?;
         let options = raw.into_options().map_err(to_js_error)?;
         Ok(WasmTrainer {
             pipeline: self.pipeline.clone(),
-            state: Rc::new(RefCell::new(TrainerState::Pending {
+            state: Rc::new(RefCell::new(TrainerState::PendingSequence {
                 examples,
                 options,
                 features: None,
+            })),
+        })
+    }
+
+    /// A token-classification training run (see `tasks/train_tokens.rs`) over `examples`:
+    /// `[{words: string[], labels: string[]}]`, or one string of CoNLL columns (word first,
+    /// label last, a blank line between sentences) or of JSON lines of such objects. `options`
+    /// as `trainer`'s, without `pooling` and `truncate` (refused: examples are cut to the max
+    /// length). Each epoch reports the held-out entity-level scores too.
+    pub fn token_trainer(
+        &self,
+        examples: JsValue,
+        options: JsValue,
+    ) -> Result<WasmTrainer, JsError> {
+        let examples: Vec<WordExample> = match examples.as_string() {
+            Some(text) => parse_word_examples(&text, WordExampleFormat::Auto, "examples")
+                .map_err(to_js_error)?,
+            None => from_js(&examples, "examples")?,
+        };
+        let raw: RawTrainOptions = from_js(&options, "options")?;
+        let options = raw.into_options().map_err(to_js_error)?;
+        Ok(WasmTrainer {
+            pipeline: self.pipeline.clone(),
+            state: Rc::new(RefCell::new(TrainerState::PendingTokens {
+                examples,
+                options,
+            })),
+        })
+    }
+
+    /// A masked-LM fine-tuning run (see `tasks/train_masked_lm.rs`) on `texts` (strings) with
+    /// `options` as `trainer`'s (without `pooling`, `truncate`, `task`) and `mlmProbability`
+    /// (the share of tokens chosen, default 0.15). The model needs its masked-LM head. Each
+    /// epoch reports the held-out loss and perplexity.
+    pub fn mlm_trainer(&self, texts: Array, options: JsValue) -> Result<WasmTrainer, JsError> {
+        let texts = strings(&texts, "texts")?;
+        let raw: RawTrainOptions = from_js(&options, "options")?;
+        let probability = raw.mlm_probability.unwrap_or(0.15);
+        let options = raw.into_options().map_err(to_js_error)?;
+        Ok(WasmTrainer {
+            pipeline: self.pipeline.clone(),
+            state: Rc::new(RefCell::new(TrainerState::PendingMaskedLm {
+                texts,
+                options,
+                probability,
             })),
         })
     }
@@ -521,6 +584,9 @@ struct RawTrainOptions {
     #[serde(default, with = "serde_with_null")]
     max_grad_norm: Option<Option<f32>>,
     truncate: Option<bool>,
+    task: Option<String>,
+    /// `mlm_trainer` only: the share of tokens chosen
+    mlm_probability: Option<f32>,
 }
 
 /// `maxGradNorm`: absent = the default, null = no clipping, a number = that norm.
@@ -534,6 +600,7 @@ mod serde_with_null {
 impl RawTrainOptions {
     fn into_options(self) -> crate::Result<TrainOptions> {
         let d = TrainOptions::default();
+        // `mlm_probability` is read by `mlm_trainer` before this
         Ok(TrainOptions {
             freeze: self
                 .freeze
@@ -557,18 +624,33 @@ impl RawTrainOptions {
                 Some(true) => Some(crate::tasks::LongTexts::Truncate),
                 _ => d.long_texts,
             },
+            problem: self
+                .task
+                .as_deref()
+                .map_or(Ok(d.problem), str::parse::<ProblemType>)?,
         })
     }
 }
 
 enum TrainerState {
-    Pending {
+    PendingSequence {
         examples: Vec<Example>,
         options: TrainOptions,
         /// head-only: the features computed elsewhere (`set_features`), else computed here
         features: Option<Vec<f32>>,
     },
-    Running(Box<ClassifierTraining>),
+    PendingTokens {
+        examples: Vec<WordExample>,
+        options: TrainOptions,
+    },
+    PendingMaskedLm {
+        texts: Vec<String>,
+        options: TrainOptions,
+        probability: f32,
+    },
+    Sequence(Box<ClassifierTraining>),
+    Tokens(Box<TokenClassifierTraining>),
+    MaskedLm(Box<MaskedLmTraining>),
     Finished,
 }
 
@@ -584,8 +666,65 @@ pub struct WasmTrainer {
 struct JsEpoch {
     epoch: usize,
     loss: f32,
+    accuracy: Option<f32>,
+    validation_accuracy: Option<f32>,
+    validation_mae: Option<f32>,
+    validation_pearson: Option<f32>,
+}
+
+/// A token-classification epoch: `JsEpoch`'s fields (accuracy of the words) and the held-out
+/// entity-level scores.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsTokenEpoch {
+    epoch: usize,
+    loss: f32,
     accuracy: f32,
     validation_accuracy: Option<f32>,
+    validation_entities: Option<JsEntityScores>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsEntityScores {
+    overall: EntityScore,
+    per_type: std::collections::BTreeMap<String, EntityScore>,
+}
+
+/// A masked-LM epoch: the training loss and the held-out loss and perplexity.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsMaskedLmEpoch {
+    epoch: usize,
+    loss: f32,
+    validation_loss: Option<f32>,
+    validation_perplexity: Option<f32>,
+}
+
+impl From<MaskedLmEpochProgress> for JsMaskedLmEpoch {
+    fn from(p: MaskedLmEpochProgress) -> Self {
+        JsMaskedLmEpoch {
+            epoch: p.epoch,
+            loss: p.loss,
+            validation_loss: p.validation_loss,
+            validation_perplexity: p.validation_perplexity,
+        }
+    }
+}
+
+impl From<TokenEpochProgress> for JsTokenEpoch {
+    fn from(p: TokenEpochProgress) -> Self {
+        JsTokenEpoch {
+            epoch: p.epoch,
+            loss: p.loss,
+            accuracy: p.accuracy,
+            validation_accuracy: p.validation_accuracy,
+            validation_entities: p.validation_entities.map(|e: EntityScores| JsEntityScores {
+                overall: e.overall,
+                per_type: e.per_type,
+            }),
+        }
+    }
 }
 
 impl From<EpochProgress> for JsEpoch {
@@ -595,26 +734,29 @@ impl From<EpochProgress> for JsEpoch {
             loss: p.loss,
             accuracy: p.accuracy,
             validation_accuracy: p.validation_accuracy,
+            validation_mae: p.validation_mae,
+            validation_pearson: p.validation_pearson,
         }
     }
 }
 
 #[wasm_bindgen]
 impl WasmTrainer {
-    /// `Promise<{epoch, loss, accuracy, validationAccuracy}>` of the next epoch (the first call
-    /// also prepares the run: new classifier, tokens, cached features for head-only).
+    /// `Promise<{epoch, loss, accuracy, validationAccuracy}>` of the next epoch, with
+    /// `validationEntities: {overall, perType}` for a token classifier (the first call also
+    /// prepares the run: new classifier, tokens, cached features for head-only).
     pub fn run_epoch(&self) -> Promise {
         let cell = self.pipeline.clone();
         let state = self.state.clone();
         future_to_promise(async move {
             let mut lease = Lease::take(&cell)?;
             let current = std::mem::replace(&mut *state.borrow_mut(), TrainerState::Finished);
-            let mut run = match current {
-                TrainerState::Pending {
+            let running = match current {
+                TrainerState::PendingSequence {
                     examples,
                     options,
                     features,
-                } => Box::new(
+                } => TrainerState::Sequence(Box::new(
                     ClassifierTraining::new_with_features(
                         lease.pipeline(),
                         &examples,
@@ -623,15 +765,46 @@ impl WasmTrainer {
                     )
                     .await
                     .map_err(js_error)?,
-                ),
-                TrainerState::Running(run) => run,
+                )),
+                TrainerState::PendingMaskedLm {
+                    texts,
+                    options,
+                    probability,
+                } => TrainerState::MaskedLm(Box::new(
+                    MaskedLmTraining::new(lease.pipeline(), &texts, options, probability)
+                        .await
+                        .map_err(js_error)?,
+                )),
+                TrainerState::PendingTokens { examples, options } => {
+                    TrainerState::Tokens(Box::new(
+                        TokenClassifierTraining::new(lease.pipeline(), &examples, options)
+                            .await
+                            .map_err(js_error)?,
+                    ))
+                }
                 TrainerState::Finished => {
                     return Err(JsError::new("the training run is finished").into())
                 }
+                running => running,
             };
-            let result = run.run_epoch(lease.pipeline()).await;
-            *state.borrow_mut() = TrainerState::Running(run);
-            to_js(&JsEpoch::from(result.map_err(js_error)?))
+            match running {
+                TrainerState::Sequence(mut run) => {
+                    let result = run.run_epoch(lease.pipeline()).await;
+                    *state.borrow_mut() = TrainerState::Sequence(run);
+                    to_js(&JsEpoch::from(result.map_err(js_error)?))
+                }
+                TrainerState::Tokens(mut run) => {
+                    let result = run.run_epoch(lease.pipeline()).await;
+                    *state.borrow_mut() = TrainerState::Tokens(run);
+                    to_js(&JsTokenEpoch::from(result.map_err(js_error)?))
+                }
+                TrainerState::MaskedLm(mut run) => {
+                    let result = run.run_epoch(lease.pipeline()).await;
+                    *state.borrow_mut() = TrainerState::MaskedLm(run);
+                    to_js(&JsMaskedLmEpoch::from(result.map_err(js_error)?))
+                }
+                _ => unreachable!("a run was prepared above"),
+            }
         })
     }
 
@@ -640,10 +813,13 @@ impl WasmTrainer {
     /// example order), used by the first `run_epoch` instead of encoding the examples here.
     pub fn set_features(&self, features: Float32Array) -> Result<(), JsError> {
         match &mut *self.state.borrow_mut() {
-            TrainerState::Pending { features: slot, .. } => {
+            TrainerState::PendingSequence { features: slot, .. } => {
                 *slot = Some(features.to_vec());
                 Ok(())
             }
+            TrainerState::PendingTokens { .. } | TrainerState::PendingMaskedLm { .. } => Err(
+                JsError::new("set_features: only head-only sequence classification takes features"),
+            ),
             _ => Err(JsError::new(
                 "set_features: the training run has already started",
             )),

@@ -17,4 +17,8 @@ export async function misuse(): Promise<void> {
   const pairLabel: string = (await model.nextSentence('a', 'b')).isNext;  // a probability
   await model.inspect('a', { layers: 'last' });                 // 'all' or indices
   const shape: string = (await model.wordVectors('a')).shape[0];  // numbers
+  model.trainTokenClassifier([{ text: 'a', label: 'b' }]);      // not { words, labels }
+  model.trainTokenClassifier('a O', { pooling: 'mean' });       // no pooling for tokens
+  model.trainRegressor([{ text: 'a', label: 'high' }]);         // a regression target is a number
+  model.trainMaskedLM('one text');                              // texts are a list
 }

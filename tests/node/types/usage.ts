@@ -2,8 +2,8 @@
 // the documented API, used the way the README shows it. Never run.
 import init, { Runtime, Tokenizer, ModelLoadError, clearCache, fetchModelFiles } from 'webnlu';
 import type {
-  ElmoEpochReport, ElmoLayers, ElmoModel, ElmoTrainingRun, EpochReport, Inspection, LoadProgress, MaskPrediction, NextSentence,
-  TokenLabel, WordVectors,
+  ElmoEpochReport, ElmoLayers, ElmoModel, ElmoTrainingRun, EntityScore, EpochReport, Inspection, LoadProgress, MaskPrediction,
+  MaskedLmEpochReport, NextSentence, TokenEpochReport, TokenLabel, WordExample, WordVectors,
 } from 'webnlu';
 
 export async function readme(): Promise<void> {
@@ -25,6 +25,25 @@ export async function readme(): Promise<void> {
       onProgress: (r: EpochReport) => console.log(r.epoch, r.loss, r.accuracy, r.validationAccuracy) });
   run.stop();
   const result = await run.done;
+  const tuned = model.trainClassifier([{ text: 'good', label: 1 }], { pooling: 'mean', accumulation: 2, weightDecay: 0,
+    warmupRatio: 0.1, maxGradNorm: null, truncate: true });
+  const ner: WordExample[] = [{ words: ['Zola', 'lives', 'in', 'Paris'], labels: ['B-PER', 'O', 'O', 'B-LOC'] }];
+  const tagging = model.trainTokenClassifier(ner, { freeze: 'all', epochs: 2, maxGradNorm: 1, accumulation: 2,
+    onProgress: (r: TokenEpochReport) => console.log(r.loss, r.validationEntities?.overall.f1, r.validationEntities?.perType.PER?.recall) });
+  const fromConll = model.trainTokenClassifier('Zola B-PER\nlives O\n\nParis B-LOC\n', { validation: 0 });
+  const perLoc: EntityScore | undefined = (await tagging.done).epochs[0].validationEntities?.perType.LOC;
+  fromConll.stop();
+  const regressor = model.trainRegressor([{ text: 'great', label: 4.5 }], { freeze: 'head', onProgress: (r: EpochReport) => console.log(r.validationMae, r.validationPearson) });
+  const multi = model.trainClassifier([{ text: 'a cat and a dog', label: ['cat', 'dog'] }], { task: 'multi_label' });
+  const value: number = await model.predict('great');
+  const values: number[] = await model.predict(['great', 'bad']);
+  const chosen: string[] | undefined = (await model.classify('a cat')).labels;
+  console.log(regressor.epochs, multi.epochs, value, values, chosen);
+  const adapting = model.trainMaskedLM(['Call me Ishmael.', 'The whale.'], { freeze: 'all', mlmProbability: 0.2,
+    onProgress: (r: MaskedLmEpochReport) => console.log(r.loss, r.validationPerplexity) });
+  const perplexity: number | null = (await adapting.done).epochs[0].validationPerplexity;
+  console.log(perplexity);
+  console.log(tuned.epochs.length, perLoc?.support);
   const labels = (await model.classify(['great'])).map((c) => [c.label, c.score, c.scores[0]]);
   const entities: TokenLabel[][] = await model.classifyTokens(['Zola lives in Paris']);
   const first: TokenLabel[] = await model.classifyTokens('Zola lives in Paris');

@@ -1,0 +1,96 @@
+//! `webnlu train-tokens --model DIR --examples FILE [--out DIR] [options]`
+//!
+//! Fine-tunes a token classifier (named entities, parts of speech) on word-labelled examples
+//! and writes the trained model directory (config.json + model.safetensors + the tokenizer
+//! files, transformers' `*ForTokenClassification` layout) to `--out`.
+//! `--examples`: CoNLL columns (word first, label last, a blank line between sentences,
+//! `-DOCSTART-` skipped) or JSON lines `{"words": [...], "labels": [...]}`
+//! (`--format auto|conll|jsonl`, default auto: JSON when the first line starts with `{`).
+//! Labels go on each word's first WordPiece (the others are ignored, -100), as transformers'
+//! token-classification recipe; examples are cut to `--max-length` tokens.
+//!
+//! Options as `train-head` (see `training_options.rs`): `--freeze head|top:K|all`,
+//! `--epochs N`, `--learning-rate X`, `--batch-size N`, `--accumulation N`, `--validation F`,
+//! `--seed N`, `--weight-decay X`, `--warmup-ratio X`, `--max-grad-norm X|none`, `--limit N`,
+//! `--max-length N`, `--device auto|gpu|cpu`.
+//!
+//! Output, JSON lines: one per epoch `{"epoch", "loss", "accuracy", "validation_accuracy",
+//! "validation_entities": {"overall": {precision, recall, f1, support}, "per_type": {...}},
+//! "seconds"}`, then `{"report": {...}, "device", "seconds", "peak_rss_bytes", "saved"}`.
+
+use std::time::Instant;
+
+use pollster::block_on;
+use serde_json::json;
+
+use super::arguments::Arguments;
+use super::memory::peak_resident_bytes;
+use super::model_tasks::{load_pipeline, MODEL_FLAGS, MODEL_OPTIONS};
+use super::training_options::{training_options, TRAINING_OPTIONS};
+use webnlu::tasks::{parse_word_examples, WordExampleFormat};
+use webnlu::train::SplitMix64;
+use webnlu::{Error, Result};
+
+pub fn run(args: &[String]) -> Result<()> {
+    let started = Instant::now();
+    let mut with_value = MODEL_OPTIONS.to_vec();
+    with_value.extend_from_slice(&["examples", "format", "out"]);
+    with_value.extend_from_slice(&TRAINING_OPTIONS);
+    let args = Arguments::parse(args, &with_value, &MODEL_FLAGS)?;
+    if let Some(extra) = args.positional.first() {
+        return Err(Error::invalid(format!(
+            "train-tokens: unexpected argument {extra:?}"
+        )));
+    }
+    if args.flag("truncate") || args.flag("no-windows") || args.value("stride").is_some() {
+        return Err(Error::invalid(
+            "train-tokens: examples are cut to --max-length; --stride, --truncate and \
+             --no-windows do not apply",
+        ));
+    }
+    let path = args
+        .value("examples")
+        .ok_or_else(|| Error::invalid("train-tokens needs --examples FILE"))?;
+    let format: WordExampleFormat = args.value("format").unwrap_or("auto").parse()?;
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let content =
+        String::from_utf8(bytes).map_err(|_| Error::format(path, "examples are not UTF-8"))?;
+    let mut examples = parse_word_examples(&content, format, path)?;
+    let options = training_options(&args)?;
+    if let Some(limit) = args.number("limit")? {
+        SplitMix64::new(options.seed ^ 0x006c_696d_6974).shuffle(&mut examples);
+        examples.truncate(limit);
+    }
+    let mut pipeline = load_pipeline(&args, "train-tokens")?;
+    let mut epoch_started = Instant::now();
+    let report = block_on(
+        pipeline.train_token_classifier(&examples, options, |progress| {
+            let line = json!({
+                "epoch": progress.epoch,
+                "loss": progress.loss,
+                "accuracy": progress.accuracy,
+                "validation_accuracy": progress.validation_accuracy,
+                "validation_entities": progress.validation_entities,
+                "seconds": epoch_started.elapsed().as_secs_f64(),
+            });
+            println!("{line}");
+            epoch_started = Instant::now();
+        }),
+    )?;
+    let saved = match args.value("out") {
+        Some(dir) => {
+            pipeline.save_dir(dir)?;
+            Some(dir)
+        }
+        None => None,
+    };
+    let line = json!({
+        "report": report,
+        "device": pipeline.device().kind(),
+        "seconds": started.elapsed().as_secs_f64(),
+        "peak_rss_bytes": peak_resident_bytes(),
+        "saved": saved,
+    });
+    println!("{line}");
+    Ok(())
+}
