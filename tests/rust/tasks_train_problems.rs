@@ -45,6 +45,7 @@ fn floats(v: &Value) -> Vec<f32> {
 fn example(text: &str, label: &str) -> Example {
     Example {
         text: text.to_string(),
+        pair: None,
         label: label.to_string(),
     }
 }

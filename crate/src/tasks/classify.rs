@@ -11,8 +11,8 @@ use crate::{Error, Result};
 
 use super::classifier::head_forward;
 use super::pipeline::{mask_tensor, Pipeline};
-use super::text_pairs::TaskText;
 use super::problem::ProblemType;
+use super::text_pairs::TaskText;
 use super::windows::average_per_text;
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]

@@ -39,7 +39,7 @@ pub fn top_k(probabilities: &[f32], k: usize) -> Vec<(u32, f32)> {
         order.select_nth_unstable_by(k - 1, by_score);
     }
     order.truncate(k);
-    order.sort_by(by_score);
+    order.sort_unstable_by(by_score);
     order
         .into_iter()
         .map(|id| (id, probabilities[id as usize]))

@@ -42,10 +42,10 @@ use crate::{Error, Result};
 use super::classifier::{head_backward, head_forward, ClassifierInput};
 use super::examples::Example;
 use super::pipeline::{mask_tensor, Pipeline};
-use super::text_pairs::TaskText;
 use super::problem::{
     exact_matches, example_targets, regression_scores, ExampleTargets, ProblemType,
 };
+use super::text_pairs::TaskText;
 use super::training_loop::{check_run_options, OptimizerLoop};
 use super::windows::{batches_by_length, encode_windows, LongTexts, WindowAverage};
 

@@ -201,7 +201,7 @@ fn classes_of(examples: Vec<RawElmoExample>) -> (Vec<String>, Vec<RatedSentence>
         other => other.to_string(),
     };
     let mut labels: Vec<String> = examples.iter().map(|e| label(&e.label)).collect();
-    labels.sort();
+    labels.sort_unstable();
     labels.dedup();
     let sentences = examples
         .into_iter()
