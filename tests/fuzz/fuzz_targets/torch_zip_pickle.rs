@@ -1,0 +1,7 @@
+#![no_main]
+// One fuzz target: the body is targets::torch_zip_pickle (see tests/fuzz/targets.rs).
+#[allow(dead_code)]
+#[path = "../targets.rs"]
+mod targets;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| targets::torch_zip_pickle(data));
