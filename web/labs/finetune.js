@@ -110,6 +110,7 @@ function draw() {
 
 function readInputs() {
   const values = { task: $('task').value, n: Number($('n').value), epochs: Number($('epochs').value), k: Number($('k').value), lr: Number($('lr').value), batch: Number($('batch').value), seed: Number($('seed').value) };
+  if (!(values.task in TASKS)) throw new Error(`the task must be ${Object.keys(TASKS).join(', ')}; the address asks for “${state.get('task')}”`);
   for (const [key, value] of Object.entries(values)) {
     if (key !== 'task' && !(Number.isFinite(value) && value > 0) && !(key === 'seed' && value === 0)) throw new Error(`${key} must be a positive number, found “${$(key).value}”`);
   }
@@ -143,6 +144,7 @@ async function train() {
     const rt = await runtime();
     const source = picker.files !== null ? { files: picker.files } : picker.select.value;
     for (const run of runs) run.model?.dispose();
+    $('try-results').tBodies[0].replaceChildren();
     const counting = { task: inputs.task === 'ner' ? 'tokens' : 'sequence', labels: labelCount(inputs.task, examples), pooled: readsPooler(base) };
     current = { task: inputs.task, epochs: inputs.epochs, config: base.config, pooled: counting.pooled };
     runs = policies(inputs.k).map((policy) => ({ policy, counts: trainableParameters(base.config, { ...counting, freeze: policy }), epochs: [], model: null, done: false }));
