@@ -171,7 +171,7 @@ async function train() {
       const result = await active.done;
       active = null;
       run.epochs = result.epochs;
-      run.done = true;
+      run.done = result.epochs.length > 0; // a policy stopped before its first epoch has nothing to save or ask
       draw();
     }
     const seconds = (performance.now() - started) / 1000;
