@@ -145,6 +145,7 @@ async function train() {
     const source = picker.files !== null ? { files: picker.files } : picker.select.value;
     for (const run of runs) run.model?.dispose();
     $('try-results').tBodies[0].replaceChildren();
+    for (const verdict of document.querySelectorAll('#exercises .verdict')) { verdict.textContent = ''; delete verdict.dataset.verdict; }
     const counting = { task: inputs.task === 'ner' ? 'tokens' : 'sequence', labels: labelCount(inputs.task, examples), pooled: readsPooler(base) };
     current = { task: inputs.task, epochs: inputs.epochs, config: base.config, pooled: counting.pooled };
     runs = policies(inputs.k).map((policy) => ({ policy, counts: trainableParameters(base.config, { ...counting, freeze: policy }), epochs: [], model: null, done: false }));
