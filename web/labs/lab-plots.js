@@ -192,3 +192,51 @@ export function pairedBars({ groups, series, title, yTitle, width = 640, height 
   });
   return svg;
 }
+
+/**
+ * Lines over epochs: `series` ([{ name, values }], values[e] for epoch e + 1; null for none) with a
+ * legend, a title, axis titles, and a y axis from `min` (default: 0, or the lowest value when it
+ * is negative) to the largest value. Each point is a `circle` with `data-series` (the name),
+ * `data-epoch` and `data-value`.
+ */
+export function lineChart({ series, title, xTitle = 'epoch', yTitle, epochs, format = (v) => v.toFixed(2), width = 460, height = 300, min }) {
+  const margin = { left: 64, right: 16, top: 52, bottom: 46 };
+  const svg = svgElement('svg', { width, height, viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': title, 'font-family': FONT });
+  svg.append(svgElement('rect', { x: 0, y: 0, width, height, fill: '#ffffff' }));
+  svg.append(svgElement('text', { x: 8, y: 18, 'font-size': 14, 'font-weight': 600, fill: '#1d2330' }, title));
+  series.forEach(({ name }, s) => {
+    svg.append(svgElement('rect', { x: margin.left + s * 120, y: 28, width: 12, height: 12, fill: GROUP_COLORS[s % GROUP_COLORS.length] }));
+    svg.append(svgElement('text', { x: margin.left + s * 120 + 18, y: 38, 'font-size': 12, fill: '#1d2330' }, clip(name, 14)));
+  });
+  const values = series.flatMap((s) => s.values).filter((v) => v !== null && Number.isFinite(v));
+  const lo = min ?? Math.min(0, ...values);
+  const hi = Math.max(lo + 1e-6, ...values);
+  const plotW = width - margin.left - margin.right;
+  const plotH = height - margin.top - margin.bottom;
+  const x = (epoch) => margin.left + (epochs <= 1 ? plotW / 2 : ((epoch - 1) / (epochs - 1)) * plotW);
+  const y = (v) => margin.top + plotH - ((v - lo) / (hi - lo)) * plotH;
+  for (const k of [0, 0.5, 1]) {
+    const v = lo + k * (hi - lo);
+    svg.append(svgElement('line', { x1: margin.left, x2: margin.left + plotW, y1: y(v), y2: y(v), stroke: '#e6e8ee' }));
+    svg.append(svgElement('text', { x: margin.left - 6, y: y(v) + 4, 'font-size': 11, 'text-anchor': 'end', fill: '#1d2330' }, format(v)));
+  }
+  for (let epoch = 1; epoch <= epochs; epoch++) {
+    svg.append(svgElement('text', { x: x(epoch), y: margin.top + plotH + 16, 'font-size': 11, 'text-anchor': 'middle', fill: '#1d2330' }, String(epoch)));
+  }
+  svg.append(svgElement('text', { x: margin.left + plotW / 2, y: height - 8, 'font-size': 12, 'text-anchor': 'middle', fill: '#5d6677' }, xTitle));
+  const yMid = margin.top + plotH / 2;
+  svg.append(svgElement('text', { x: 14, y: yMid, 'font-size': 12, 'text-anchor': 'middle', fill: '#5d6677', transform: `rotate(-90 14 ${yMid})` }, yTitle));
+  series.forEach(({ name, values: points }, s) => {
+    const color = GROUP_COLORS[s % GROUP_COLORS.length];
+    const drawn = points.map((v, e) => [e + 1, v]).filter(([, v]) => v !== null && Number.isFinite(v));
+    if (drawn.length > 1) {
+      svg.append(svgElement('polyline', { points: drawn.map(([e, v]) => `${x(e)},${y(v)}`).join(' '), fill: 'none', stroke: color, 'stroke-width': 2 }));
+    }
+    for (const [e, v] of drawn) {
+      const dot = svgElement('circle', { cx: x(e), cy: y(v), r: 4, fill: color, 'data-series': name, 'data-epoch': e, 'data-value': v });
+      dot.append(svgElement('title', {}, `${name}, epoch ${e}: ${format(v)}`));
+      svg.append(dot);
+    }
+  });
+  return svg;
+}
