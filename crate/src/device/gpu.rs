@@ -34,6 +34,24 @@ pub struct GpuOptions {
     /// Limits to request. `None`: WebGPU's defaults. Larger values are granted only if the
     /// adapter supports them (else opening fails with an error naming the limit).
     pub limits: Option<wgpu::Limits>,
+    /// Also ask for the adapter's largest storage binding and buffer sizes when it offers more
+    /// than the limits above (WebGPU's default: 128 MiB per binding, 256 MiB per buffer), so a
+    /// big tensor needs fewer row shards (`tensor.rs`). Never required: an adapter's values
+    /// are at least the defaults. The CLI and the npm package set it; kernels are unaffected.
+    pub largest_bindings: bool,
+    /// For tests: treat a storage binding as at most this many bytes (a multiple of 4, >= 16),
+    /// below what the device allows, so tiny models are split into row shards.
+    pub max_binding_bytes: Option<u64>,
+}
+
+impl GpuOptions {
+    /// WebGPU's default limits, and the adapter's largest binding and buffer sizes.
+    pub fn largest_bindings() -> GpuOptions {
+        GpuOptions {
+            largest_bindings: true,
+            ..GpuOptions::default()
+        }
+    }
 }
 
 /// What the adapter is, for logs, the benchmark and the selection policy.
@@ -61,6 +79,8 @@ struct GpuInner {
     queue: wgpu::Queue,
     info: GpuInfo,
     limits: wgpu::Limits,
+    /// Largest buffer a kernel binds: the device's limits, or `GpuOptions::max_binding_bytes`.
+    max_binding_bytes: u64,
     pool: Arc<BufferPool>,
     pipelines: PipelineCache,
     /// The work not yet submitted: this step's encoder and its dispatches' params.
@@ -138,7 +158,27 @@ impl GpuContext {
     ) -> Result<GpuContext> {
         let adapter_info = adapter.get_info();
         let features = adapter.features();
-        let limits = options.limits.clone().unwrap_or_default();
+        let mut limits = options.limits.clone().unwrap_or_default();
+        if options.largest_bindings {
+            let offered = adapter.limits();
+            limits.max_storage_buffer_binding_size = limits
+                .max_storage_buffer_binding_size
+                .max(offered.max_storage_buffer_binding_size);
+            limits.max_buffer_size = limits.max_buffer_size.max(offered.max_buffer_size);
+        }
+        let device_binding_bytes = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size);
+        let max_binding_bytes = match options.max_binding_bytes {
+            None => device_binding_bytes,
+            Some(cap) if cap >= 16 && cap % 4 == 0 => cap.min(device_binding_bytes),
+            Some(cap) => {
+                return Err(Error::invalid(format!(
+                    "GpuOptions::max_binding_bytes must be a multiple of 4 and at least 16, \
+                     found {cap}"
+                )))
+            }
+        };
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("webnlu"),
@@ -188,6 +228,7 @@ impl GpuContext {
                 queue,
                 info,
                 limits,
+                max_binding_bytes,
                 pool,
                 pipelines: PipelineCache::default(),
                 pending: Mutex::new(Pending::default()),
@@ -241,12 +282,10 @@ impl GpuContext {
         &self.inner.placeholder
     }
 
-    /// Largest buffer a kernel may bind: the storage binding limit (and the buffer limit).
+    /// Largest buffer a kernel may bind: the storage binding limit (and the buffer limit), or
+    /// the lower `GpuOptions::max_binding_bytes`. Larger tensors are held as row shards.
     pub fn max_binding_bytes(&self) -> u64 {
-        self.inner
-            .limits
-            .max_storage_buffer_binding_size
-            .min(self.inner.limits.max_buffer_size)
+        self.inner.max_binding_bytes
     }
 
     /// A pooled storage buffer of `bytes` bytes (contents undefined). `name` names the tensor
@@ -268,8 +307,8 @@ impl GpuContext {
         if bytes > limit {
             return Err(Error::Gpu(format!(
                 "buffer {name:?} needs {bytes} bytes ({:.1} MiB), over this device's limit of \
-                 {limit} bytes ({:.1} MiB) per storage binding; open the device with raised \
-                 GpuOptions::limits if the adapter allows it",
+                 {limit} bytes ({:.1} MiB) per storage binding (only tensors of two or more \
+                 dimensions whose single rows fit are split into row shards)",
                 bytes as f64 / 1048576.0,
                 limit as f64 / 1048576.0
             )));

@@ -19,8 +19,9 @@
 use crate::device::Device;
 use crate::ops::dropout::{dropout_backward, dropout_forward, DropoutMask};
 use crate::ops::elementwise::{activation_backward, activation_forward, Activation};
-use crate::ops::matmul::{matmul_backward, matmul_forward, MatmulOptions};
+use crate::ops::matmul::MatmulOptions;
 use crate::ops::pooling::{cls_pooling_backward, cls_pooling_forward};
+use crate::ops::row_sharded::{matmul_backward_row_sharded, matmul_forward_row_sharded};
 use crate::tensor::Tensor;
 use crate::Result;
 
@@ -187,7 +188,7 @@ impl MaskedLmHead {
         let mut shape = rows.shape().to_vec();
         *shape.last_mut().expect("rows have a hidden dimension") = weight.shape()[0];
         let mut logits = Tensor::uninit(&device, &shape, "mlm.logits")?; // (.., V)
-        matmul_forward(&mut logits, &normed, weight, Some(&self.bias), DECODER)?;
+        matmul_forward_row_sharded(&mut logits, &normed, weight, Some(&self.bias), DECODER)?;
         Ok((
             logits,
             MaskedLmSaved {
@@ -223,7 +224,7 @@ impl MaskedLmHead {
         } else {
             None
         };
-        let result = matmul_backward(
+        let result = matmul_backward_row_sharded(
             Some(&mut dnormed),
             dweight.as_mut(),
             Some(&mut dbias),
