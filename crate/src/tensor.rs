@@ -351,16 +351,23 @@ impl<T: Element> Tensor<T> {
         match &self.storage {
             Storage::Gpu(buffer, _) => Ok(buffer),
             Storage::Cpu(_) => Err(self.wrong_device("GPU")),
-            Storage::GpuShards(shards) => Err(Error::unsupported(format!(
-                "{} {:?} ({:.1} MiB) is larger than one storage binding of this GPU and is held \
-                 as {} row shards; this op reads one buffer (only the embedding lookup and its \
-                 gradient, the masked-LM decoder, the optimizer and the read-back read row \
-                 shards)",
-                self.name,
-                self.shape,
-                self.bytes() as f64 / 1048576.0,
-                shards.len()
-            ))),
+            Storage::GpuShards(shards) => {
+                let limit = shards
+                    .first()
+                    .and_then(|s| s.gpu_context())
+                    .map_or(0, |ctx| ctx.max_binding_bytes());
+                Err(Error::unsupported(format!(
+                    "{} {:?} needs {:.1} MiB, over this GPU's {:.1} MiB per storage binding, so \
+                     it is held as {} row shards, which this op cannot read (only the embedding \
+                     lookup and its gradient, the masked-LM decoder, the optimizer and the \
+                     read-back can); for an activation, use fewer or shorter texts per batch",
+                    self.name,
+                    self.shape,
+                    self.bytes() as f64 / 1048576.0,
+                    limit as f64 / 1048576.0,
+                    shards.len()
+                )))
+            }
         }
     }
 

