@@ -543,3 +543,28 @@ fn logits_over_one_binding_are_refused_saying_how_many_positions_fit() {
     let fits = vec!["[MASK]"; 34].join(" ");
     assert_eq!(block_on(sharded.fill_mask(&fits, 5)).unwrap().len(), 34);
 }
+
+#[test]
+fn the_largest_bindings_the_adapter_offers_mean_fewer_shards_never_more() {
+    let Device::Gpu(largest) =
+        Device::new_blocking(DeviceChoice::Gpu, &GpuOptions::largest_bindings()).expect("lavapipe")
+    else {
+        unreachable!("asked for the GPU")
+    };
+    let offered = largest.max_binding_bytes();
+    eprintln!("largest storage binding the adapter offers: {offered} bytes");
+    assert!(offered >= 128 << 20, "never below WebGPU's default");
+    // a table one row over the default limit: 2 shards under the defaults, and
+    // ceil(bytes / offered) with the adapter's limit
+    let (rows, c) = ((128usize << 20) / (4 * 256) + 1, 256);
+    let device = Device::Gpu(largest);
+    let table = Tensor::<f32>::zeros(&device, &[rows, c], "word").unwrap();
+    let expected = (rows * c * 4).div_ceil((offered as usize / (c * 4)) * c * 4);
+    assert_eq!(table.shard_count(), expected);
+    assert_eq!(
+        Tensor::<f32>::zeros(&gpu(), &[rows, c], "word")
+            .unwrap()
+            .shard_count(),
+        2
+    );
+}
