@@ -1,9 +1,7 @@
-// A block of columns of a row-major matrix, for products against a weight held as row shards
-// (`ops/row_sharded.rs`): the decoder logits (M, N) = x (M, C) @ W^T, W (N, C) in row shards,
-// are made one column block (M, W) per shard.
-//   place_columns: out[i, first + j] = block[i, j] (+ bias[first + j] when has_bias)
+// Column blocks of a row-major (M, N) matrix, one per row shard of a weight (ops/row_sharded.rs):
+//   place_columns: out[i, first + j] = block[i, j] (+ bias[first + j])
 //   take_columns:  block[i, j] = src[i, first + j]
-// One invocation per block element; each output element has one writer.
+// One invocation per block element, one writer per output element.
 
 struct Params {
     m: u32,        // rows

@@ -103,6 +103,61 @@ fn shard_ranges(rows: usize, per_shard: usize) -> Vec<std::ops::Range<usize>> {
         .collect()
 }
 
+/// The context of a tensor's shards (out of line: `gpu_context` is inlined at every op).
+#[inline(never)]
+fn shards_context<T: Element>(shards: &[Tensor<T>]) -> Option<&GpuContext> {
+    match &shards.first()?.storage {
+        Storage::Gpu(_, ctx) => Some(ctx),
+        _ => None,
+    }
+}
+
+/// What a new GPU tensor holds.
+enum Contents<'a, T> {
+    Values(&'a [T]),
+    Zeros,
+    Undefined,
+}
+
+/// The GPU storage of a new tensor: one buffer, or row shards when it is over one binding
+/// (kept out of line: the constructors are called everywhere).
+#[inline(never)]
+fn gpu_storage<T: Element>(
+    ctx: &GpuContext,
+    shape: &[usize],
+    name: &str,
+    contents: Contents<'_, T>,
+) -> Result<Storage<T>> {
+    let bytes = (element_count(shape) * 4) as u64;
+    let Some(per_shard) = rows_per_shard(ctx, shape) else {
+        let buffer = match contents {
+            Contents::Values(values) => ctx.upload(name, values)?,
+            Contents::Zeros => ctx.zeros(name, bytes)?,
+            Contents::Undefined => ctx.alloc(name, bytes)?,
+        };
+        return Ok(Storage::Gpu(buffer, ctx.clone()));
+    };
+    let row = element_count(&shape[1..]);
+    let mut shards = Vec::new();
+    for rows in shard_ranges(shape[0], per_shard) {
+        let mut shard_shape = shape.to_vec();
+        shard_shape[0] = rows.len();
+        let shard_name = format!("{name}[rows {}..{}]", rows.start, rows.end);
+        let part = match &contents {
+            Contents::Values(values) => Contents::Values(&values[rows.start * row..rows.end * row]),
+            Contents::Zeros => Contents::Zeros,
+            Contents::Undefined => Contents::Undefined,
+        };
+        shards.push(Tensor {
+            storage: gpu_storage(ctx, &shard_shape, &shard_name, part)?,
+            name: shard_name,
+            shape: shard_shape,
+            version: next_version(),
+        });
+    }
+    Ok(Storage::GpuShards(shards))
+}
+
 impl<T: Element> Tensor<T> {
     /// A tensor holding `data` (length = product of `shape`) on `device`.
     pub fn from_vec(device: &Device, shape: &[usize], data: Vec<T>, name: &str) -> Result<Self> {
@@ -115,31 +170,7 @@ impl<T: Element> Tensor<T> {
         }
         let storage = match device {
             Device::Cpu => Storage::Cpu(data),
-            Device::Gpu(ctx) => match rows_per_shard(ctx, shape) {
-                None => Storage::Gpu(ctx.upload(name, &data)?, ctx.clone()),
-                Some(per_shard) => {
-                    let row = element_count(&shape[1..]);
-                    let shards = shard_ranges(shape[0], per_shard)
-                        .into_iter()
-                        .map(|rows| {
-                            let values = &data[rows.start * row..rows.end * row];
-                            let mut shard_shape = shape.to_vec();
-                            shard_shape[0] = rows.len();
-                            let shard_name = format!("{name}[rows {}..{}]", rows.start, rows.end);
-                            Ok(Tensor {
-                                storage: Storage::Gpu(
-                                    ctx.upload(&shard_name, values)?,
-                                    ctx.clone(),
-                                ),
-                                name: shard_name,
-                                shape: shard_shape,
-                                version: next_version(),
-                            })
-                        })
-                        .collect::<Result<Vec<_>>>()?;
-                    Storage::GpuShards(shards)
-                }
-            },
+            Device::Gpu(ctx) => gpu_storage(ctx, shape, name, Contents::Values(&data))?,
         };
         Ok(Tensor {
             name: name.to_string(),
@@ -154,12 +185,7 @@ impl<T: Element> Tensor<T> {
         let n = element_count(shape);
         let storage = match device {
             Device::Cpu => Storage::Cpu(cpu_pool::take_zeroed(n)),
-            Device::Gpu(ctx) => match rows_per_shard(ctx, shape) {
-                None => Storage::Gpu(ctx.zeros(name, (n * 4) as u64)?, ctx.clone()),
-                Some(per_shard) => Self::shards_of(shape, per_shard, name, |rows, name| {
-                    Tensor::zeros(device, rows, name)
-                })?,
-            },
+            Device::Gpu(ctx) => gpu_storage(ctx, shape, name, Contents::Zeros)?,
         };
         Ok(Tensor {
             name: name.to_string(),
@@ -175,12 +201,7 @@ impl<T: Element> Tensor<T> {
         let n = element_count(shape);
         let storage = match device {
             Device::Cpu => Storage::Cpu(cpu_pool::take_for_overwrite(n)),
-            Device::Gpu(ctx) => match rows_per_shard(ctx, shape) {
-                None => Storage::Gpu(ctx.alloc(name, (n * 4) as u64)?, ctx.clone()),
-                Some(per_shard) => Self::shards_of(shape, per_shard, name, |rows, name| {
-                    Tensor::uninit(device, rows, name)
-                })?,
-            },
+            Device::Gpu(ctx) => gpu_storage(ctx, shape, name, Contents::Undefined)?,
         };
         Ok(Tensor {
             name: name.to_string(),
@@ -188,27 +209,6 @@ impl<T: Element> Tensor<T> {
             storage,
             version: next_version(),
         })
-    }
-
-    /// Row shards of `per_shard` rows made by `make(shard shape, shard name)`.
-    fn shards_of(
-        shape: &[usize],
-        per_shard: usize,
-        name: &str,
-        make: impl Fn(&[usize], &str) -> Result<Tensor<T>>,
-    ) -> Result<Storage<T>> {
-        let shards = shard_ranges(shape[0], per_shard)
-            .into_iter()
-            .map(|rows| {
-                let mut shard_shape = shape.to_vec();
-                shard_shape[0] = rows.len();
-                make(
-                    &shard_shape,
-                    &format!("{name}[rows {}..{}]", rows.start, rows.end),
-                )
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Storage::GpuShards(shards))
     }
 
     pub fn name(&self) -> &str {
@@ -291,7 +291,7 @@ impl<T: Element> Tensor<T> {
         match &self.storage {
             Storage::Cpu(_) => None,
             Storage::Gpu(_, ctx) => Some(ctx),
-            Storage::GpuShards(shards) => shards.first().and_then(|s| s.gpu_context()),
+            Storage::GpuShards(shards) => shards_context(shards),
         }
     }
 
@@ -350,25 +350,30 @@ impl<T: Element> Tensor<T> {
     pub fn gpu(&self) -> Result<&GpuBuffer> {
         match &self.storage {
             Storage::Gpu(buffer, _) => Ok(buffer),
-            Storage::Cpu(_) => Err(self.wrong_device("GPU")),
-            Storage::GpuShards(shards) => {
-                let limit = shards
-                    .first()
-                    .and_then(|s| s.gpu_context())
-                    .map_or(0, |ctx| ctx.max_binding_bytes());
-                Err(Error::unsupported(format!(
-                    "{} {:?} needs {:.1} MiB, over this GPU's {:.1} MiB per storage binding, so \
-                     it is held as {} row shards, which this op cannot read (only the embedding \
-                     lookup and its gradient, the masked-LM decoder, the optimizer and the \
-                     read-back can); for an activation, use fewer or shorter texts per batch",
-                    self.name,
-                    self.shape,
-                    self.bytes() as f64 / 1048576.0,
-                    limit as f64 / 1048576.0,
-                    shards.len()
-                )))
-            }
+            // one out-of-line call for both errors: `gpu()` is inlined at every kernel call
+            _ => Err(self.not_one_gpu_buffer()),
         }
+    }
+
+    /// Why [`Tensor::gpu`] has no buffer: the tensor is on the CPU, or in row shards.
+    #[cold]
+    #[inline(never)]
+    fn not_one_gpu_buffer(&self) -> Error {
+        if !self.is_gpu() {
+            return self.wrong_device("GPU");
+        }
+        let limit = self.gpu_context().map_or(0, |ctx| ctx.max_binding_bytes());
+        Error::unsupported(format!(
+            "{} {:?} needs {:.1} MiB, over this GPU's {:.1} MiB per storage binding, so it is \
+             held as {} row shards, which this op cannot read (only the embedding lookup and its \
+             gradient, the masked-LM decoder, the optimizer and the read-back can); for an \
+             activation, use fewer or shorter texts per batch",
+            self.name,
+            self.shape,
+            self.bytes() as f64 / 1048576.0,
+            limit as f64 / 1048576.0,
+            self.shard_count()
+        ))
     }
 
     fn wrong_device(&self, op_place: &str) -> Error {
@@ -387,11 +392,17 @@ impl<T: Element> Tensor<T> {
             Storage::GpuShards(shards) => {
                 let mut all = Vec::with_capacity(self.numel());
                 for shard in shards {
-                    all.extend(Box::pin(shard.to_vec()).await?);
+                    all.extend(shard.to_vec_one_buffer()?.await?);
                 }
                 Ok(all)
             }
         }
+    }
+
+    /// The read-back of a tensor in one buffer (a shard).
+    fn to_vec_one_buffer(&self) -> Result<impl std::future::Future<Output = Result<Vec<T>>> + '_> {
+        let ctx = self.gpu_context().ok_or_else(|| self.wrong_device("GPU"))?;
+        Ok(ctx.read(self.gpu()?, self.bytes()))
     }
 
     /// Native only: [`Tensor::to_vec`], blocking.

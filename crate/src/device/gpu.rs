@@ -37,7 +37,9 @@ pub struct GpuOptions {
     /// Also ask for the adapter's largest storage binding and buffer sizes when it offers more
     /// than the limits above (WebGPU's default: 128 MiB per binding, 256 MiB per buffer), so a
     /// big tensor needs fewer row shards (`tensor.rs`). Never required: an adapter's values
-    /// are at least the defaults. The CLI and the npm package set it; kernels are unaffected.
+    /// are at least the defaults. The CLI sets it; kernels are unaffected. Native only: in
+    /// wasm it is ignored (the npm package opens WebGPU's defaults and splits big tensors into
+    /// row shards; reading the adapter's limits would add 2.7 KB to the module).
     pub largest_bindings: bool,
     /// For tests: treat a storage binding as at most this many bytes (a multiple of 4, >= 16),
     /// below what the device allows, so tiny models are split into row shards.
@@ -159,6 +161,7 @@ impl GpuContext {
         let adapter_info = adapter.get_info();
         let features = adapter.features();
         let mut limits = options.limits.clone().unwrap_or_default();
+        #[cfg(not(target_arch = "wasm32"))] // see `GpuOptions::largest_bindings`
         if options.largest_bindings {
             let offered = adapter.limits();
             limits.max_storage_buffer_binding_size = limits
