@@ -7,7 +7,10 @@
 //! Limits: [`wgpu::Limits::default()`] is WebGPU's default set (256 invocations and 16 KiB of
 //! workgroup storage per workgroup, 128 MiB per storage binding, 256 MiB per buffer, 8 storage
 //! buffers per stage). Kernels are written for it, so what passes natively runs in every
-//! browser. [`GpuOptions::limits`] raises them on request, if the adapter allows it.
+//! browser. [`GpuOptions::limits`] raises them on request, if the adapter allows it;
+//! [`GpuOptions::largest_bindings`] asks for the adapter's largest binding and buffer sizes
+//! only. A tensor over the binding size is held as row shards (`tensor.rs`), so a big
+//! vocabulary runs under the default 128 MiB too.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
