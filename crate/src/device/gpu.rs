@@ -150,6 +150,30 @@ fn describe_wgpu_error(error: &wgpu::Error) -> String {
     }
 }
 
+/// `limits` with the adapter's largest storage binding and buffer sizes when `largest` (see
+/// [`GpuOptions::largest_bindings`]).
+#[cfg(not(target_arch = "wasm32"))]
+fn with_largest_bindings(
+    mut limits: wgpu::Limits,
+    adapter: &wgpu::Adapter,
+    largest: bool,
+) -> wgpu::Limits {
+    if largest {
+        let offered = adapter.limits();
+        limits.max_storage_buffer_binding_size = limits
+            .max_storage_buffer_binding_size
+            .max(offered.max_storage_buffer_binding_size);
+        limits.max_buffer_size = limits.max_buffer_size.max(offered.max_buffer_size);
+    }
+    limits
+}
+
+/// In wasm `largest_bindings` is ignored (see [`GpuOptions::largest_bindings`]).
+#[cfg(target_arch = "wasm32")]
+fn with_largest_bindings(limits: wgpu::Limits, _: &wgpu::Adapter, _: bool) -> wgpu::Limits {
+    limits
+}
+
 impl GpuContext {
     /// Open the default adapter's device (see [`GpuOptions`]).
     pub async fn new(options: &GpuOptions) -> Result<GpuContext> {
@@ -163,15 +187,11 @@ impl GpuContext {
     ) -> Result<GpuContext> {
         let adapter_info = adapter.get_info();
         let features = adapter.features();
-        let mut limits = options.limits.clone().unwrap_or_default();
-        #[cfg(not(target_arch = "wasm32"))] // see `GpuOptions::largest_bindings`
-        if options.largest_bindings {
-            let offered = adapter.limits();
-            limits.max_storage_buffer_binding_size = limits
-                .max_storage_buffer_binding_size
-                .max(offered.max_storage_buffer_binding_size);
-            limits.max_buffer_size = limits.max_buffer_size.max(offered.max_buffer_size);
-        }
+        let limits = with_largest_bindings(
+            options.limits.clone().unwrap_or_default(),
+            &adapter,
+            options.largest_bindings,
+        );
         let device_binding_bytes = limits
             .max_storage_buffer_binding_size
             .min(limits.max_buffer_size);
