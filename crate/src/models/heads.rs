@@ -19,10 +19,11 @@
 use crate::device::Device;
 use crate::ops::dropout::{dropout_backward, dropout_forward, DropoutMask};
 use crate::ops::elementwise::{activation_backward, activation_forward, Activation};
-use crate::ops::matmul::{matmul_backward, matmul_forward, MatmulOptions};
+use crate::ops::matmul::MatmulOptions;
 use crate::ops::pooling::{cls_pooling_backward, cls_pooling_forward};
+use crate::ops::row_sharded::{matmul_backward_row_sharded, matmul_forward_row_sharded};
 use crate::tensor::Tensor;
-use crate::Result;
+use crate::{Error, Result};
 
 use super::gradients::Gradients;
 use super::layer_norm::{LayerNorm, LayerNormSaved};
@@ -166,6 +167,29 @@ const DECODER: MatmulOptions = MatmulOptions {
     accumulate: false,
 };
 
+/// The logits (.., V) of one pass must fit one storage binding on a GPU (they are not split
+/// into shards, unlike the decoder weight): refuse more positions than that, saying how many fit.
+fn check_logits_fit(device: &Device, shape: &[usize]) -> Result<()> {
+    let Device::Gpu(ctx) = device else {
+        return Ok(());
+    };
+    let vocab = *shape.last().unwrap_or(&1);
+    let positions: usize = shape[..shape.len().saturating_sub(1)].iter().product();
+    let limit = ctx.max_binding_bytes();
+    let bytes = (positions * vocab * 4) as u64;
+    if bytes > limit {
+        return Err(Error::invalid(format!(
+            "masked-LM logits for {positions} positions x {vocab} vocabulary entries need {:.1} \
+             MiB, over this GPU's {:.1} MiB per storage binding: at most {} positions fit in \
+             one pass (use fewer or shorter texts per batch, or fewer [MASK]s per text)",
+            bytes as f64 / 1048576.0,
+            limit as f64 / 1048576.0,
+            limit / (vocab as u64 * 4).max(1)
+        )));
+    }
+    Ok(())
+}
+
 impl MaskedLmHead {
     /// The decoder weight (V, C): its own, or the word embeddings when tied.
     pub fn decoder_weight<'a>(&'a self, word_embeddings: &'a Tensor) -> &'a Tensor {
@@ -186,8 +210,9 @@ impl MaskedLmHead {
         let weight = self.decoder_weight(word_embeddings); // (V, C)
         let mut shape = rows.shape().to_vec();
         *shape.last_mut().expect("rows have a hidden dimension") = weight.shape()[0];
+        check_logits_fit(&device, &shape)?;
         let mut logits = Tensor::uninit(&device, &shape, "mlm.logits")?; // (.., V)
-        matmul_forward(&mut logits, &normed, weight, Some(&self.bias), DECODER)?;
+        matmul_forward_row_sharded(&mut logits, &normed, weight, Some(&self.bias), DECODER)?;
         Ok((
             logits,
             MaskedLmSaved {
@@ -223,7 +248,7 @@ impl MaskedLmHead {
         } else {
             None
         };
-        let result = matmul_backward(
+        let result = matmul_backward_row_sharded(
             Some(&mut dnormed),
             dweight.as_mut(),
             Some(&mut dbias),

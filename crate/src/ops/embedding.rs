@@ -1,6 +1,9 @@
 //! Embedding lookup (gather of table rows by id) and its backward (scatter-add of the output
 //! gradient into the table rows), race-free and deterministic on the GPU (one workgroup per
 //! vocabulary row; see `shaders/embedding.wgsl`).
+//!
+//! A table held as row shards (over one storage binding, see `tensor.rs`) is read and written
+//! one shard at a time: one dispatch per shard, in the same order every time.
 
 use crate::device::Kernel;
 use crate::ops::shaders;
@@ -14,6 +17,9 @@ struct EmbeddingParams {
     c: u32,
     v: u32,
     accumulate: u32,
+    first_row: u32,
+    skip_outside: u32,
+    _pad: [u32; 2],
 }
 
 fn kernel(entry: &'static str) -> Kernel {
@@ -71,18 +77,26 @@ pub fn embedding_forward(
             embedding_forward_cpu(out.cpu_mut()?, table.cpu()?, ids.cpu()?, c, accumulate);
             Ok(())
         }
-        Some(ctx) => ctx.dispatch(
-            &kernel("embedding_forward"),
-            &[table.gpu()?, ids.gpu()?],
-            &[out.gpu()?],
-            &EmbeddingParams {
-                n: n as u32,
-                c: c as u32,
-                v: v as u32,
-                accumulate: accumulate as u32,
-            },
-            ctx.linear_groups(n * c, 256),
-        ),
+        Some(ctx) => {
+            for (shard_index, (first_row, shard)) in table.row_shards().into_iter().enumerate() {
+                ctx.dispatch(
+                    &kernel("embedding_forward"),
+                    &[shard.gpu()?, ids.gpu()?],
+                    &[out.gpu()?],
+                    &EmbeddingParams {
+                        n: n as u32,
+                        c: c as u32,
+                        v: shard.shape()[0] as u32,
+                        accumulate: accumulate as u32,
+                        first_row: first_row as u32,
+                        skip_outside: (shard_index > 0) as u32,
+                        _pad: [0; 2],
+                    },
+                    ctx.linear_groups(n * c, 256),
+                )?;
+            }
+            Ok(())
+        }
     }
 }
 
@@ -114,18 +128,27 @@ pub fn embedding_backward(dtable: &mut Tensor, dout: &Tensor, ids: &Tensor<u32>)
             embedding_backward_cpu(dtable.cpu_mut()?, dout.cpu()?, ids.cpu()?, c);
             Ok(())
         }
-        Some(ctx) => ctx.dispatch(
-            &kernel("embedding_backward"),
-            &[dout.gpu()?, ids.gpu()?],
-            &[dtable.gpu()?],
-            &EmbeddingParams {
-                n: n as u32,
-                c: c as u32,
-                v: v as u32,
-                accumulate: 1,
-            },
-            ctx.linear_groups(v, 1),
-        ),
+        Some(ctx) => {
+            for (first_row, shard) in dtable.row_shards_mut() {
+                let rows = shard.shape()[0];
+                ctx.dispatch(
+                    &kernel("embedding_backward"),
+                    &[dout.gpu()?, ids.gpu()?],
+                    &[shard.gpu()?],
+                    &EmbeddingParams {
+                        n: n as u32,
+                        c: c as u32,
+                        v: rows as u32,
+                        accumulate: 1,
+                        first_row: first_row as u32,
+                        skip_outside: 0,
+                        _pad: [0; 2],
+                    },
+                    ctx.linear_groups(rows, 1),
+                )?;
+            }
+            Ok(())
+        }
     }
 }
 

@@ -88,6 +88,7 @@ pub mod lstm;
 pub mod matmul;
 pub mod optimizer;
 pub mod pooling;
+pub mod row_sharded;
 pub mod shaders;
 pub mod similarity;
 pub mod softmax;

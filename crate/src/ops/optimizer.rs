@@ -232,7 +232,8 @@ fn kernel(entry: &'static str) -> Kernel {
     }
 }
 
-/// One AdamW step in place on the parameter's device. params, m, v, grads: the same shape.
+/// One AdamW step in place on the parameter's device. params, m, v, grads: the same shape
+/// (held in the same row shards when over one storage binding: one step per shard).
 pub fn adamw_step(
     params: &mut Tensor,
     m: &mut Tensor,
@@ -245,6 +246,26 @@ pub fn adamw_step(
     m.expect_shape(op, params.shape())?;
     v.expect_shape(op, params.shape())?;
     grads.expect_shape(op, params.shape())?;
+    if params.shard_count() > 1 {
+        let counts = [m.shard_count(), v.shard_count(), grads.shard_count()];
+        if counts.iter().any(|&count| count != params.shard_count()) {
+            return Err(Error::invalid(format!(
+                "{op}: {} is in {} row shards, its moments and gradient in {counts:?}",
+                params.name(),
+                params.shard_count()
+            )));
+        }
+        let shards = params
+            .row_shards_mut()
+            .into_iter()
+            .zip(m.row_shards_mut())
+            .zip(v.row_shards_mut())
+            .zip(grads.row_shards());
+        for ((((_, p), (_, m)), (_, v)), (_, g)) in shards {
+            adamw_step(p, m, v, g, config, step)?;
+        }
+        return Ok(());
+    }
     match params.gpu_context().cloned() {
         None => adamw_step_cpu(
             params.cpu_mut()?,
@@ -282,6 +303,12 @@ pub fn clip_grad_norm(
             "{op}: max_norm {max_norm} must be >= 0"
         )));
     }
+    // a gradient in row shards counts shard by shard (the norm sums over all of them)
+    let mut shards: Vec<&mut Tensor> = grads
+        .iter_mut()
+        .flat_map(|g| g.row_shards_mut().into_iter().map(|(_, shard)| shard))
+        .collect();
+    let grads = &mut shards[..];
     match norm_out.gpu_context().cloned() {
         None => {
             let mut slices: Vec<&mut [f32]> = Vec::with_capacity(grads.len());

@@ -32,6 +32,7 @@ shader!(OPTIMIZER, "optimizer");
 shader!(HIGHWAY, "highway");
 shader!(CHAR_CNN, "char_cnn");
 shader!(LSTM, "lstm");
+shader!(COLUMN_BLOCK, "column_block");
 
 /// All shaders, for validation and warm-up.
 pub static ALL: &[&Shader] = &[
@@ -49,4 +50,5 @@ pub static ALL: &[&Shader] = &[
     &HIGHWAY,
     &CHAR_CNN,
     &LSTM,
+    &COLUMN_BLOCK,
 ];

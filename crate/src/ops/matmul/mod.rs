@@ -498,7 +498,12 @@ fn matmul_entry(
 }
 
 /// dbias (n) += sum over `rows` rows of dout (rows, n).
-fn bias_backward(dbias: &mut Tensor, dout: &Tensor, rows: usize, n: usize) -> Result<()> {
+pub(crate) fn bias_backward(
+    dbias: &mut Tensor,
+    dout: &Tensor,
+    rows: usize,
+    n: usize,
+) -> Result<()> {
     match dbias.gpu_context().cloned() {
         None => {
             bias_backward_cpu(dbias.cpu_mut()?, dout.cpu()?, rows, n);
