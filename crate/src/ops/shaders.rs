@@ -1,7 +1,7 @@
 //! Every WGSL file of webnlu, listed once. The pipeline cache compiles from here and
 //! `tests/rust/shaders_validate.rs` parses and validates each entry of [`ALL`] with naga.
 
-/// One WGSL source file (`shaders/<name>.wgsl`).
+/// One WGSL source file (`shaders/<name>.wgsl`, as build.rs embeds it: without its comments).
 #[derive(Debug)]
 pub struct Shader {
     /// The file stem, also the pipeline-cache key.
@@ -13,7 +13,8 @@ macro_rules! shader {
     ($konst:ident, $name:literal) => {
         pub static $konst: Shader = Shader {
             name: $name,
-            source: include_str!(concat!("../../../shaders/", $name, ".wgsl")),
+            // comments stripped by build.rs (shaders/ holds the commented originals)
+            source: include_str!(concat!(env!("OUT_DIR"), "/shaders/", $name, ".wgsl")),
         };
     };
 }

@@ -1,0 +1,44 @@
+//! Build script: the WGSL shaders as the library embeds them (`ops/shaders.rs`), with comments
+//! and indentation removed. The files in `shaders/` are written to be read and taught from, so a
+//! third of their bytes are comments; the wasm module would carry them all. Every line is kept
+//! (only emptied), so a line number in a shader compiler's message still points into the file.
+
+use std::path::Path;
+
+fn main() {
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let sources = Path::new(&manifest).join("../shaders");
+    let out_dir = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");
+    let out = Path::new(&out_dir).join("shaders");
+    std::fs::create_dir_all(&out).expect("create OUT_DIR/shaders");
+    println!("cargo:rerun-if-changed={}", sources.display());
+    let entries = std::fs::read_dir(&sources)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", sources.display()));
+    for entry in entries {
+        let path = entry.expect("a directory entry").path();
+        if path.extension().and_then(|e| e.to_str()) != Some("wgsl") {
+            continue;
+        }
+        println!("cargo:rerun-if-changed={}", path.display());
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        let file = path.file_name().expect("a file name");
+        std::fs::write(out.join(file), without_comments(&text, &path))
+            .unwrap_or_else(|e| panic!("writing the stripped {}: {e}", path.display()));
+    }
+}
+
+/// `text` with every `//` comment and the indentation of every line removed, line for line.
+/// WGSL has no string literals, so `//` always starts a comment; block comments (`/* */`) are
+/// not used in this repository and are refused here rather than mishandled.
+fn without_comments(text: &str, path: &Path) -> String {
+    assert!(
+        !text.contains("/*"),
+        "{}: block comments are not supported by build.rs's comment stripper",
+        path.display()
+    );
+    text.lines()
+        .map(|line| line.split("//").next().unwrap_or("").trim())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
