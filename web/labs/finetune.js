@@ -1,7 +1,7 @@
 // Lab 5 · Fine-tuning three ways: the same examples trained with freeze 'head', 'top:K' and
-// 'all', one fresh copy of the model each, side by side: trainable parameters (from the config:
-// trainable-parameters.js), optimizer memory, seconds per epoch, loss and held-out score per
-// epoch (plots), a Save button per trained model (Hugging Face's files), and the three trained
+// 'all', one fresh copy of the model each, side by side: trainable parameters (from the config,
+// trainable-parameters.js, then as the engine reports them), optimizer memory (as reported),
+// seconds per epoch, loss and held-out score per epoch (plots), a Save button per trained model (Hugging Face's files), and the three trained
 // models answering a typed sentence. Three heads: sentiment (`trainClassifier`), named entities
 // (`trainTokenClassifier`), rating (`trainRegressor`). The runtime is the labs' (a Web Worker by
 // default), so the page stays responsive; `stop()` ends the running policy after its epoch and
@@ -11,7 +11,7 @@ import { $, errorBox, exercise, markError, markReady, modelPicker, runtime, urlS
 import { downloadCsv, downloadPng, exportButton } from './lab-export.js';
 import { lineChart } from './lab-plots.js';
 import { TASKS } from './finetune-data.js';
-import { OPTIMIZER_BYTES_PER_PARAMETER, trainableParameters } from './trainable-parameters.js';
+import { trainableParameters } from './trainable-parameters.js';
 
 // Held out from the examples for the score after each epoch.
 const VALIDATION = 0.25;
@@ -93,9 +93,11 @@ function draw() {
     }
     tr.append(
       cell(run.policy),
-      cell(run.counts.trainable.toLocaleString('en-US'), run.counts.trainable),
-      cell(`${((100 * run.counts.trainable) / run.counts.total).toFixed(run.counts.trainable / run.counts.total < 0.01 ? 3 : 1)}%`),
-      cell(formatBytes(OPTIMIZER_BYTES_PER_PARAMETER * run.counts.trainable), OPTIMIZER_BYTES_PER_PARAMETER * run.counts.trainable),
+      // Before the first epoch: the count worked out from config.json; after it, what the
+      // engine reports it trained (`report.costs`, the same number when the formula is right).
+      cell(trained(run).toLocaleString('en-US'), trained(run)),
+      cell(`${((100 * trained(run)) / run.counts.total).toFixed(trained(run) / run.counts.total < 0.01 ? 3 : 1)}%`),
+      run.costs ? cell(formatBytes(memoryOf(run.costs)), memoryOf(run.costs)) : cell('…'),
       run.epochs.length ? cell(mean(run.epochs.map((e) => e.seconds)).toFixed(2), mean(run.epochs.map((e) => e.seconds))) : cell('…'),
       last ? cell(last.loss.toFixed(4), last.loss) : cell('…'),
       score !== null ? cell(metric.format(score), score) : cell(last ? '—' : '…'),
@@ -106,6 +108,16 @@ function draw() {
   const series = (of) => runs.map((run) => ({ name: run.policy, values: run.epochs.map(of) }));
   $('loss-plot').replaceChildren(lineChart({ series: series((e) => e.loss), title: `${picker.name} · ${current.task}: training loss`, yTitle: 'mean loss over the epoch', epochs: current.epochs, format: (v) => v.toFixed(3) }));
   $('metric-plot').replaceChildren(lineChart({ series: series((e) => metric.of(e)), title: `${picker.name} · ${current.task}: ${metric.name}`, yTitle: metric.name, epochs: current.epochs, format: (v) => v.toFixed(2) }));
+}
+
+/** Parameter values `run` trains: the engine's count once an epoch has reported it. */
+function trained(run) {
+  return run.costs ? run.costs.trainedParameters : run.counts.trainable;
+}
+
+/** Bytes the engine holds for training: AdamW's moments and, head-only, the cached features. */
+function memoryOf(costs) {
+  return costs.optimizerStateBytes + costs.featureCacheBytes;
 }
 
 function readInputs() {
@@ -163,6 +175,7 @@ async function train() {
       $('train-status').textContent = `${run.policy}: training epoch 1 of ${inputs.epochs}…`;
       active.onProgress = (report) => {
         run.epochs.push(report);
+        run.costs = report.costs;
         const done = runs.reduce((s, r) => s + r.epochs.length, 0);
         $('train-progress').value = done / total;
         $('train-status').textContent = `${run.policy}: epoch ${report.epoch} of ${inputs.epochs} done (${report.seconds.toFixed(2)} s)` +
@@ -283,7 +296,7 @@ async function main() {
   $('exports').append(
     exportButton('Save the curves (CSV)', () => downloadCsv(`finetune-${current?.task ?? 'run'}.csv`, [
       ['policy', 'trainable_parameters', 'epoch', 'loss', 'held_out_score', 'seconds'],
-      ...runs.flatMap((run) => run.epochs.map((e) => [run.policy, run.counts.trainable, e.epoch, e.loss, METRICS[current.task].of(e) ?? '', e.seconds])),
+      ...runs.flatMap((run) => run.epochs.map((e) => [run.policy, trained(run), e.epoch, e.loss, METRICS[current.task].of(e) ?? '', e.seconds])),
     ])),
     exportButton('Save the loss plot (PNG)', () => downloadPng('finetune-loss.png', $('loss-plot').querySelector('svg'))),
     exportButton('Save the score plot (PNG)', () => downloadPng('finetune-score.png', $('metric-plot').querySelector('svg'))),

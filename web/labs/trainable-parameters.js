@@ -54,6 +54,3 @@ export function trainableParameters(config, { task, labels, pooled, freeze }) {
   }
   return { head, layer, pooler, embeddings, total, trainable, layers: arch.layers, hidden: h };
 }
-
-/** Bytes of the optimizer's state per trainable parameter: its gradient and AdamW's two moments, f32 each. */
-export const OPTIMIZER_BYTES_PER_PARAMETER = 12;

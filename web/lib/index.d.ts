@@ -528,8 +528,20 @@ export interface EpochReport {
   validationMae?: number | null;
   /** Regression: Pearson's correlation of predictions and targets on the validation examples (null without variance). */
   validationPearson?: number | null;
+  /** What the run trains and holds for it, as the engine allocated it. */
+  costs: TrainingCosts;
   /** Wall-clock seconds of the epoch, measured in JS. */
   seconds: number;
+}
+
+/** The parameters a training run trains and the memory it holds for that (`EpochReport.costs`). */
+export interface TrainingCosts {
+  /** Parameter values that receive gradients (the new head, plus the encoder layers `freeze` opens). */
+  trainedParameters: number;
+  /** Bytes of the optimizer's state: AdamW's two moments (m and v) of every trained value. */
+  optimizerStateBytes: number;
+  /** Bytes of the cached encoder features of head-only training (0 otherwise). */
+  featureCacheBytes: number;
 }
 
 /** The options of every training run (`trainClassifier`, `trainTokenClassifier`). */
@@ -627,6 +639,8 @@ export interface TokenTrainOptions extends TrainingOptions {
 export interface MaskedLmEpochReport {
   /** Epoch number, from 1. */
   epoch: number;
+  /** What the run trains and holds for it (`featureCacheBytes` 0). */
+  costs: TrainingCosts;
   /** Mean cross-entropy over the epoch's chosen (corrupted) tokens. */
   loss: number;
   /** Mean cross-entropy over the held-out texts' chosen tokens (one fixed draw); null without validation. */

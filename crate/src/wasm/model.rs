@@ -670,6 +670,19 @@ struct JsEpoch {
     validation_accuracy: Option<f32>,
     validation_mae: Option<f32>,
     validation_pearson: Option<f32>,
+    /// What the run costs, as the engine allocated it (the run's report).
+    costs: JsTrainingCosts,
+}
+
+/// The parameter values a run trains and the bytes it holds for that: AdamW's state
+/// (`optimizer_state_bytes`: its two moments per trained value) and, head-only, the cached
+/// encoder features.
+#[derive(serde::Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct JsTrainingCosts {
+    trained_parameters: usize,
+    optimizer_state_bytes: u64,
+    feature_cache_bytes: u64,
 }
 
 /// A token-classification epoch: `JsEpoch`'s fields (accuracy of the words) and the held-out
@@ -682,6 +695,8 @@ struct JsTokenEpoch {
     accuracy: f32,
     validation_accuracy: Option<f32>,
     validation_entities: Option<JsEntityScores>,
+    /// What the run costs, as the engine allocated it (the run's report).
+    costs: JsTrainingCosts,
 }
 
 #[derive(serde::Serialize)]
@@ -699,6 +714,8 @@ struct JsMaskedLmEpoch {
     loss: f32,
     validation_loss: Option<f32>,
     validation_perplexity: Option<f32>,
+    /// What the run costs, as the engine allocated it (the run's report).
+    costs: JsTrainingCosts,
 }
 
 impl From<MaskedLmEpochProgress> for JsMaskedLmEpoch {
@@ -708,6 +725,7 @@ impl From<MaskedLmEpochProgress> for JsMaskedLmEpoch {
             loss: p.loss,
             validation_loss: p.validation_loss,
             validation_perplexity: p.validation_perplexity,
+            costs: JsTrainingCosts::default(),
         }
     }
 }
@@ -723,6 +741,7 @@ impl From<TokenEpochProgress> for JsTokenEpoch {
                 overall: e.overall,
                 per_type: e.per_type,
             }),
+            costs: JsTrainingCosts::default(),
         }
     }
 }
@@ -736,6 +755,7 @@ impl From<EpochProgress> for JsEpoch {
             validation_accuracy: p.validation_accuracy,
             validation_mae: p.validation_mae,
             validation_pearson: p.validation_pearson,
+            costs: JsTrainingCosts::default(),
         }
     }
 }
@@ -790,18 +810,39 @@ impl WasmTrainer {
             match running {
                 TrainerState::Sequence(mut run) => {
                     let result = run.run_epoch(lease.pipeline()).await;
+                    let r = run.report();
+                    let costs = JsTrainingCosts {
+                        trained_parameters: r.trained_parameters,
+                        optimizer_state_bytes: r.optimizer_state_bytes,
+                        feature_cache_bytes: r.feature_cache_bytes,
+                    };
                     *state.borrow_mut() = TrainerState::Sequence(run);
-                    to_js(&JsEpoch::from(result.map_err(js_error)?))
+                    let epoch = JsEpoch::from(result.map_err(js_error)?);
+                    to_js(&JsEpoch { costs, ..epoch })
                 }
                 TrainerState::Tokens(mut run) => {
                     let result = run.run_epoch(lease.pipeline()).await;
+                    let r = run.report();
+                    let costs = JsTrainingCosts {
+                        trained_parameters: r.trained_parameters,
+                        optimizer_state_bytes: r.optimizer_state_bytes,
+                        feature_cache_bytes: r.feature_cache_bytes,
+                    };
                     *state.borrow_mut() = TrainerState::Tokens(run);
-                    to_js(&JsTokenEpoch::from(result.map_err(js_error)?))
+                    let epoch = JsTokenEpoch::from(result.map_err(js_error)?);
+                    to_js(&JsTokenEpoch { costs, ..epoch })
                 }
                 TrainerState::MaskedLm(mut run) => {
                     let result = run.run_epoch(lease.pipeline()).await;
+                    let r = run.report();
+                    let costs = JsTrainingCosts {
+                        trained_parameters: r.trained_parameters,
+                        optimizer_state_bytes: r.optimizer_state_bytes,
+                        feature_cache_bytes: 0,
+                    };
                     *state.borrow_mut() = TrainerState::MaskedLm(run);
-                    to_js(&JsMaskedLmEpoch::from(result.map_err(js_error)?))
+                    let epoch = JsMaskedLmEpoch::from(result.map_err(js_error)?);
+                    to_js(&JsMaskedLmEpoch { costs, ..epoch })
                 }
                 _ => unreachable!("a run was prepared above"),
             }
