@@ -150,8 +150,9 @@ def make_random_checkpoints():
 
 
 def random_tokenizer():
-    directory = os.path.join(RANDOM, "bert-random")
-    return BertTokenizerFast(vocab_file=os.path.join(directory, "vocab.txt"), do_lower_case=True)
+    """The random checkpoints' tokenizer (lower-casing), through `pair_tokenizer`: transformers 5
+    ignores a bare `BertTokenizerFast(vocab_file=...)` and keeps a 5-token vocabulary."""
+    return pair_tokenizer(os.path.join(RANDOM, "bert-random"), True)
 
 
 def encode(tokenizer, texts, pairs=False):
