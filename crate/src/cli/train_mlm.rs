@@ -23,9 +23,8 @@ use pollster::block_on;
 use serde_json::json;
 
 use super::arguments::Arguments;
-use super::memory::peak_resident_bytes;
 use super::model_tasks::{load_pipeline, MODEL_FLAGS, MODEL_OPTIONS};
-use super::training_options::{float, training_options, TRAINING_OPTIONS};
+use super::training_options::{finish_run, float, training_options, TRAINING_OPTIONS};
 use webnlu::tasks::MaskedLmTraining;
 use webnlu::train::SplitMix64;
 use webnlu::{Error, Result};
@@ -94,20 +93,5 @@ pub fn run(args: &[String]) -> Result<()> {
         println!("{line}");
     }
     let report = run.finish();
-    let saved = match args.value("out") {
-        Some(dir) => {
-            pipeline.save_dir(dir)?;
-            Some(dir)
-        }
-        None => None,
-    };
-    let line = json!({
-        "report": report,
-        "device": pipeline.device().kind(),
-        "seconds": started.elapsed().as_secs_f64(),
-        "peak_rss_bytes": peak_resident_bytes(),
-        "saved": saved,
-    });
-    println!("{line}");
-    Ok(())
+    finish_run(&args, &pipeline, &report, started)
 }

@@ -2,6 +2,7 @@
 //! take and how they become [`TrainOptions`].
 
 use super::arguments::Arguments;
+use super::memory::peak_resident_bytes;
 use webnlu::models::Freeze;
 use webnlu::tasks::{ClassifierInput, TrainOptions};
 use webnlu::{Error, Result};
@@ -66,4 +67,30 @@ pub fn training_options(args: &Arguments) -> Result<TrainOptions> {
         // the command's own `--task` (train-head)
         problem: defaults.problem,
     })
+}
+
+/// The end of every training command: the model saved to `--out` (if given), then one JSON
+/// line `{"report", "device", "seconds", "peak_rss_bytes", "saved"}`.
+pub fn finish_run(
+    args: &Arguments,
+    pipeline: &webnlu::tasks::Pipeline,
+    report: &impl serde::Serialize,
+    started: std::time::Instant,
+) -> Result<()> {
+    let saved = match args.value("out") {
+        Some(dir) => {
+            pipeline.save_dir(dir)?;
+            Some(dir)
+        }
+        None => None,
+    };
+    let line = serde_json::json!({
+        "report": report,
+        "device": pipeline.device().kind(),
+        "seconds": started.elapsed().as_secs_f64(),
+        "peak_rss_bytes": peak_resident_bytes(),
+        "saved": saved,
+    });
+    println!("{line}");
+    Ok(())
 }

@@ -34,9 +34,7 @@ use crate::ops::losses::{
 };
 use crate::tensor::Tensor;
 use crate::tokenizer::Encoding;
-use crate::train::{
-    check_finite_loss, correct_predictions, epoch_batches, train_validation_split, FeatureCache,
-};
+use crate::train::{check_finite_loss, correct_predictions, train_validation_split, FeatureCache};
 use crate::{Error, Result};
 
 use super::classifier::{head_backward, head_forward, ClassifierInput};
@@ -519,19 +517,8 @@ impl ClassifierTraining {
 
     /// One epoch: every training example once, then the validation accuracy.
     pub async fn run_epoch(&mut self, pipeline: &mut Pipeline) -> Result<EpochProgress> {
-        if self.epochs_done >= self.options.epochs {
-            return Err(Error::invalid(format!(
-                "the run has done its {} epochs",
-                self.options.epochs
-            )));
-        }
-        let epoch = self.epochs_done + 1;
-        let batches = epoch_batches(
-            &self.train,
-            self.options.batch_size,
-            self.options.seed,
-            epoch,
-        )?;
+        let (epoch, batches) =
+            OptimizerLoop::next_epoch(&self.options, self.epochs_done, &self.train)?;
         let (mut loss_sum, mut correct, mut seen) = (0f64, Some(0usize), 0usize);
         for step_batches in self.optimizer.epoch_steps(batches.len()) {
             let mut grads = Gradients::new();

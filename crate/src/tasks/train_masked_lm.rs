@@ -25,7 +25,7 @@ use crate::ops::losses::cross_entropy_with_gradient;
 use crate::ops::matmul::{matmul_backward, matmul_forward, MatmulOptions};
 use crate::tensor::Tensor;
 use crate::tokenizer::{Truncation, TruncationStrategy};
-use crate::train::{check_finite_loss, epoch_batches, train_validation_split, SplitMix64};
+use crate::train::{check_finite_loss, train_validation_split, SplitMix64};
 use crate::{Error, Result};
 
 use super::pipeline::Pipeline;
@@ -322,20 +322,9 @@ impl MaskedLmTraining {
 
     /// One epoch: every training text once (a new corruption), then the held-out loss.
     pub async fn run_epoch(&mut self, pipeline: &mut Pipeline) -> Result<MaskedLmEpochProgress> {
-        if self.epochs_done >= self.options.epochs {
-            return Err(Error::invalid(format!(
-                "the run has done its {} epochs",
-                self.options.epochs
-            )));
-        }
-        let epoch = self.epochs_done + 1;
+        let (epoch, batches) =
+            OptimizerLoop::next_epoch(&self.options, self.epochs_done, &self.train)?;
         let vocab = pipeline.model.vocab_size();
-        let batches = epoch_batches(
-            &self.train,
-            self.options.batch_size,
-            self.options.seed,
-            epoch,
-        )?;
         let (mut loss_sum, mut seen) = (0f64, 0usize);
         for step_batches in self.optimizer.epoch_steps(batches.len()) {
             let mut grads = Gradients::new();

@@ -27,9 +27,7 @@ use crate::ops::losses::{cross_entropy_with_gradient, IGNORE_INDEX};
 use crate::tensor::Tensor;
 use crate::tokenizer::{Encoding, Tokenizer, Truncation, TruncationStrategy};
 use crate::train::entities::{EntityCounts, EntityScores};
-use crate::train::{
-    argmax, check_finite_loss, epoch_batches, train_validation_split, FeatureCache,
-};
+use crate::train::{argmax, check_finite_loss, train_validation_split, FeatureCache};
 use crate::{Error, Result};
 
 use super::pipeline::Pipeline;
@@ -432,19 +430,8 @@ impl TokenClassifierTraining {
 
     /// One epoch: every training example once, then the validation scores.
     pub async fn run_epoch(&mut self, pipeline: &mut Pipeline) -> Result<TokenEpochProgress> {
-        if self.epochs_done >= self.options.epochs {
-            return Err(Error::invalid(format!(
-                "the run has done its {} epochs",
-                self.options.epochs
-            )));
-        }
-        let epoch = self.epochs_done + 1;
-        let batches = epoch_batches(
-            &self.train,
-            self.options.batch_size,
-            self.options.seed,
-            epoch,
-        )?;
+        let (epoch, batches) =
+            OptimizerLoop::next_epoch(&self.options, self.epochs_done, &self.train)?;
         let (mut loss_sum, mut correct, mut seen) = (0f64, 0usize, 0usize);
         for step_batches in self.optimizer.epoch_steps(batches.len()) {
             let mut grads = Gradients::new();

@@ -15,7 +15,7 @@ use std::ops::Range;
 
 use crate::models::{Freeze, Gradients};
 use crate::ops::optimizer::AdamWConfig;
-use crate::train::{clip_and_step, AdamW, GradientAccumulation, LinearSchedule};
+use crate::train::{clip_and_step, epoch_batches, AdamW, GradientAccumulation, LinearSchedule};
 use crate::{Error, Result};
 
 use super::pipeline::Pipeline;
@@ -89,6 +89,24 @@ impl OptimizerLoop {
     }
 
     /// The optimizer steps of an epoch of `batches` micro-batches (consecutive indices each).
+    /// The number of the next epoch (1 for the first) and its batches of `train` (rows of the
+    /// run's examples, shuffled by epoch); an error once the run has done its epochs.
+    pub fn next_epoch(
+        options: &TrainOptions,
+        epochs_done: usize,
+        train: &[usize],
+    ) -> Result<(usize, Vec<Vec<usize>>)> {
+        if epochs_done >= options.epochs {
+            return Err(Error::invalid(format!(
+                "the run has done its {} epochs",
+                options.epochs
+            )));
+        }
+        let epoch = epochs_done + 1;
+        let batches = epoch_batches(train, options.batch_size, options.seed, epoch)?;
+        Ok((epoch, batches))
+    }
+
     pub fn epoch_steps(&self, batches: usize) -> Vec<Range<usize>> {
         self.accumulation.steps(batches)
     }

@@ -685,6 +685,20 @@ struct JsTrainingCosts {
     feature_cache_bytes: u64,
 }
 
+impl JsTrainingCosts {
+    fn new(
+        trained_parameters: usize,
+        optimizer_state_bytes: u64,
+        feature_cache_bytes: u64,
+    ) -> Self {
+        JsTrainingCosts {
+            trained_parameters,
+            optimizer_state_bytes,
+            feature_cache_bytes,
+        }
+    }
+}
+
 /// A token-classification epoch: `JsEpoch`'s fields (accuracy of the words) and the held-out
 /// entity-level scores.
 #[derive(serde::Serialize)]
@@ -811,11 +825,11 @@ impl WasmTrainer {
                 TrainerState::Sequence(mut run) => {
                     let result = run.run_epoch(lease.pipeline()).await;
                     let r = run.report();
-                    let costs = JsTrainingCosts {
-                        trained_parameters: r.trained_parameters,
-                        optimizer_state_bytes: r.optimizer_state_bytes,
-                        feature_cache_bytes: r.feature_cache_bytes,
-                    };
+                    let costs = JsTrainingCosts::new(
+                        r.trained_parameters,
+                        r.optimizer_state_bytes,
+                        r.feature_cache_bytes,
+                    );
                     *state.borrow_mut() = TrainerState::Sequence(run);
                     let epoch = JsEpoch::from(result.map_err(js_error)?);
                     to_js(&JsEpoch { costs, ..epoch })
@@ -823,11 +837,11 @@ impl WasmTrainer {
                 TrainerState::Tokens(mut run) => {
                     let result = run.run_epoch(lease.pipeline()).await;
                     let r = run.report();
-                    let costs = JsTrainingCosts {
-                        trained_parameters: r.trained_parameters,
-                        optimizer_state_bytes: r.optimizer_state_bytes,
-                        feature_cache_bytes: r.feature_cache_bytes,
-                    };
+                    let costs = JsTrainingCosts::new(
+                        r.trained_parameters,
+                        r.optimizer_state_bytes,
+                        r.feature_cache_bytes,
+                    );
                     *state.borrow_mut() = TrainerState::Tokens(run);
                     let epoch = JsTokenEpoch::from(result.map_err(js_error)?);
                     to_js(&JsTokenEpoch { costs, ..epoch })
@@ -835,11 +849,8 @@ impl WasmTrainer {
                 TrainerState::MaskedLm(mut run) => {
                     let result = run.run_epoch(lease.pipeline()).await;
                     let r = run.report();
-                    let costs = JsTrainingCosts {
-                        trained_parameters: r.trained_parameters,
-                        optimizer_state_bytes: r.optimizer_state_bytes,
-                        feature_cache_bytes: 0,
-                    };
+                    let costs =
+                        JsTrainingCosts::new(r.trained_parameters, r.optimizer_state_bytes, 0);
                     *state.borrow_mut() = TrainerState::MaskedLm(run);
                     let epoch = JsMaskedLmEpoch::from(result.map_err(js_error)?);
                     to_js(&JsMaskedLmEpoch { costs, ..epoch })
