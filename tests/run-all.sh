@@ -23,6 +23,8 @@ stage() {
   local name=$1; shift
   printf '\n======== %s: %s\n' "$name" "$*"
   local started=$SECONDS
+  # The disk and memory left, in the log: a stage that fails for want of either says so there.
+  echo "[$name] disk free: $(df -Pm . | awk 'NR == 2 { print $4 }') MiB, memory available: $(awk '/MemAvailable/ { print int($2 / 1024) }' /proc/meminfo) MiB"
   "$@" 2>&1 | tee "$LOGS/$name.log"
   local rc=${PIPESTATUS[0]}
   local passed failed counts=""
@@ -77,6 +79,15 @@ failed_stages=0
 for name in "${!STATUS[@]}"; do [ "${STATUS[$name]}" = 0 ] || failed_stages=$((failed_stages + 1)); done
 printf '\n======== summary (logs in target/test-logs/)\n'
 printf '%s\n' "${SUMMARY[@]}"
+# The end of each failed stage's log again, after the summary: CI keeps only the output's
+# tail, so the cause of a failure must be among the last lines.
+for name in "${!STATUS[@]}"; do
+  if [ "${STATUS[$name]}" != 0 ] && [ -f "$LOGS/$name.log" ]; then
+    printf '\n======== the last lines of the failed stage %s (target/test-logs/%s.log)\n' "$name" "$name"
+    grep -v '^ *Compiling ' "$LOGS/$name.log" | tail -n 12
+  fi
+done
+echo "disk free at the end: $(df -Pm . | awk 'NR == 2 { print $4 }') MiB"
 echo "stages: $failed_stages of ${#STATUS[@]} failed"
 echo "$tests_passed passed, $tests_failed failed"
 [ "$failed_stages" = 0 ]
