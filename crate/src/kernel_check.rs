@@ -4,10 +4,10 @@
 //! cross-entropy) run on deterministic data on a GPU device and on
 //! the CPU, with the largest difference of every output against its tolerance.
 //!
-//! The op tests (`tests/rust/ops_*.rs`) do this thoroughly on Mesa lavapipe; this check is the
+//! The op tests (`tests/rust/ops/*.rs`) do this thoroughly on Mesa lavapipe; this check is the
 //! same comparison in a form that also runs in the browser (`checkKernels()` of the wasm test
 //! build, feature `kernel-check`), where the GPU is WebGPU (SwiftShader in headless Chromium)
-//! and read-back is asynchronous. It runs natively too (`tests/rust/kernel_check.rs`).
+//! and read-back is asynchronous. It runs natively too (`tests/rust/ops/kernel_check.rs`).
 //!
 //! Every case builds its inputs on one device, runs the ops through the public op functions
 //! (which pick the WGSL kernel or the CPU code from where the tensors live) and reads the
@@ -80,11 +80,13 @@ fn input(device: &Device, shape: &[usize], seed: u64, scale: f32, name: &str) ->
     Tensor::from_vec(device, shape, values(n, seed, scale), name)
 }
 
-/// BERT's additive padding mask (B, T): the last `pad[b]` positions of row b are -10000.
+/// The model's additive padding mask (B, T), as `models/bert.rs` makes it: the last `pad[b]`
+/// positions of row b are `f32::MIN`, so the kernels are checked on the scores a model gives
+/// them (masked ones at the very end of the f32 range, not at a milder -10000).
 fn padding_mask(device: &Device, t: usize, pad: &[usize]) -> Result<Tensor> {
     let data = pad
         .iter()
-        .flat_map(|&p| (0..t).map(move |j| if j + p >= t { -10000.0 } else { 0.0 }))
+        .flat_map(|&p| (0..t).map(move |j| if j + p >= t { f32::MIN } else { 0.0 }))
         .collect();
     Tensor::from_vec(device, &[pad.len(), t], data, "mask")
 }
@@ -94,7 +96,7 @@ fn padding_mask(device: &Device, t: usize, pad: &[usize]) -> Result<Tensor> {
 async fn matmul_case(device: &Device) -> Result<Vec<Output>> {
     // Tolerance: sums of K products of values in [-1, 1]; a different summation order (tiles
     // on the GPU, packed panels on the CPU) changes each by about sqrt(K) ulp of the largest
-    // partial sum (<= K), so 2e-6 * K absolute plus 1e-5 relative, as in tests/rust/ops_matmul.rs.
+    // partial sum (<= K), so 2e-6 * K absolute plus 1e-5 relative, as in tests/rust/ops/matmul.rs.
     let (m, k, n) = (67, 45, 70);
     let tol = 2e-6 * k as f32;
     let a = input(device, &[m, k], 1, 1.0, "a")?; // (M, K)
@@ -321,7 +323,7 @@ async fn lstm_case(device: &Device) -> Result<Vec<Output>> {
     )?;
     // Tolerance: per step sums of <= I + H + 4 products, sigmoid/tanh whose GPU versions may be
     // a few ulp off, compounding mildly over T = 5 steps (forward and back): 2e-5 absolute and
-    // 1e-4 relative, as tests/rust/ops_lstm.rs.
+    // 1e-4 relative, as tests/rust/ops/lstm.rs.
     let (atol, rtol) = (2e-5, 1e-4);
     Ok(vec![
         output(&outputs, "lstm_forward outputs", atol, rtol).await?,

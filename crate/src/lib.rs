@@ -1,12 +1,14 @@
 //! webnlu: BERT, DistilBERT and ELMo in the browser.
 //!
 //! The same core builds natively (the `webnlu` CLI, the tests, the benchmarks) and to
-//! WebAssembly (the npm package). See `../shared/design/ARCHITECTURE.md` for the layers.
+//! WebAssembly (the npm package). `crate/ARCHITECTURE.md` describes the layers, the data flow
+//! (text -> tokenizer -> model -> task) and how to add an op, a model or a task.
 
 pub mod cpu_pool;
 pub mod device;
 pub mod error;
 pub mod io;
+#[cfg(feature = "kernel-check")]
 pub mod kernel_check;
 pub mod models;
 pub mod ops;

@@ -10,7 +10,7 @@
 //     >= 0.625. Why 0.625: it is 50 of the 80 held-out sentences; a classifier at chance (0.5)
 //     gets 50 or more right with probability 1.3% (binomial, z = 2.2). Higher bars need more
 //     data: this recipe gives 0.65-0.70 with 320 training sentences (0.75 with 1000, natively,
-//     tests/rust/tasks_models.rs), and encoding 400 sentences already takes 2-3 minutes on the
+//     tests/rust/tasks/models.rs), and encoding 400 sentences already takes 2-3 minutes on the
 //     wasm CPU path. Then a typed sentence is classified, and the trained model downloads
 //     (config.json, model.safetensors and the tokenizer's files).
 // Screenshots of each view go to tests/browser/screenshots/; timings are printed.

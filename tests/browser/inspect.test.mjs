@@ -1,7 +1,7 @@
 // Model.inspect and Model.wordVectors in real Chromium on every path: the GPU (WebGPU on
 // SwiftShader) and the CPU (Rust compiled to wasm), on the page's thread, in worker mode, and in
 // the CPU worker pool (`threads: 2`), against the native CLI `webnlu inspect --device cpu`
-// (checked against transformers in tests/rust/tasks_inspect.rs): tokens, type ids, UTF-16
+// (checked against transformers in tests/rust/tasks/inspect.rs): tokens, type ids, UTF-16
 // offsets, every hidden state and attention probability of a text and of a pair, for the
 // committed random BERT and DistilBERT checkpoints; word vectors = the mean of each word's
 // pieces of the CLI's hidden state; a long text refused with its length.

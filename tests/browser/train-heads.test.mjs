@@ -3,7 +3,7 @@
 // two workers (`threads: 2`: trained in the first worker, the trained model then copied to the
 // second). Each run's epochs equal `webnlu train-tokens --device cpu` (the CPU paths within
 // 1e-5 relative, the same Rust f32 code; the GPU within 1e-4 of the loss, sums in other orders,
-// as the native CPU/GPU test in tests/rust/tasks_train_tokens.rs); `classifyTokens` then labels
+// as the native CPU/GPU test in tests/rust/tasks/train_tokens.rs); `classifyTokens` then labels
 // with the new head (the pool answers it from either worker), CoNLL text trains as the arrays
 // do, and a bad example is a WebnluError. Then the same paths for regression (`trainRegressor`,
 // `predict`) and multi-label classification (`task: 'multi_label'`, `classify` with `labels`),

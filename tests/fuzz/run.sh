@@ -2,7 +2,7 @@
 # tests/fuzz/run.sh SECONDS [TARGET ...]: runs every fuzz target (or the named ones) for SECONDS
 # each with libFuzzer (cargo-fuzz, nightly), then keeps, of everything found, the inputs of at
 # most 4 KiB that add coverage as the saved corpus (tests/fuzz/corpus/<target>/, replayed by
-# `make test` through tests/rust/fuzz_replay.rs); the whole working corpus stays in target/fuzz/.
+# `make test` through tests/rust/io/fuzz_replay.rs); the whole working corpus stays in target/fuzz/.
 # Ends with one line: "fuzz: T targets, E execs, C crashes"; crashing inputs are left in
 # target/fuzz/artifacts/<target>/ (fix the bug, then move the input to tests/fuzz/regressions/).
 #

@@ -2,7 +2,7 @@
 //! (a Hub repository, a user's drag-and-drop) and must return `Ok` or `Err`, never panic, hang
 //! or allocate beyond what the input justifies. Shared by the libFuzzer binaries
 //! (`tests/fuzz/fuzz_targets/*.rs`, nightly, `bash tests/fuzz/run.sh`) and the stable replay of
-//! the saved corpus and every crash found so far (`tests/rust/fuzz_replay.rs`, in `make test`).
+//! the saved corpus and every crash found so far (`tests/rust/io/fuzz_replay.rs`, in `make test`).
 //!
 //! Each body goes past the parse when the parse succeeds (tensors converted, datasets read,
 //! texts tokenized), since that is what a loader does next.

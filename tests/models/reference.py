@@ -340,7 +340,7 @@ def make_random_cases(manifest):
     every parameter (freeze `all`), and one `<stem>-<freeze>.json` per freeze policy naming that
     file and its trainable parameters. Freezing changes neither the outputs nor the gradients of
     the parameters that stay trainable (checked below, bit for bit), so storing them once keeps
-    the committed fixtures small; tests/rust/bert_reference/mod.rs gives each case exactly its
+    the committed fixtures small; tests/rust/common/bert_reference.rs gives each case exactly its
     trainable gradients."""
     for stem, checkpoint, head, loss_name, build, problem_type in random_case_specs():
         batch, tokens, labels, texts = build()
@@ -763,7 +763,7 @@ def make_inspect_real(manifest):
 
 def make_torch_bins(manifest):
     """Tiny state_dicts written by torch.save in both layouts (zip and legacy), for the io tests
-    (tests/rust/io_hostile.rs): a real torch-written .bin that is small enough to fuzz. Holds a
+    (tests/rust/io/hostile.rs): a real torch-written .bin that is small enough to fuzz. Holds a
     transposed view (non-contiguous strides), an offset view sharing a storage, F16 and I64."""
     directory = os.path.join(OUT, "torch-bin")
     os.makedirs(directory, exist_ok=True)

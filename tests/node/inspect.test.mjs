@@ -1,6 +1,6 @@
 // Model.inspect and Model.wordVectors in Node (the CPU device, Rust compiled to wasm) against
 // `webnlu inspect --device cpu` (the native CLI, itself checked against transformers in
-// tests/rust/tasks_inspect.rs): tokens, type ids, every hidden state and every attention
+// tests/rust/tasks/inspect.rs): tokens, type ids, every hidden state and every attention
 // probability of a text and of a pair (the committed random BERT and DistilBERT checkpoints),
 // offsets converted to UTF-16, the layer selection, word vectors = the mean of each word's
 // pieces of the CLI's hidden state, and the errors (long text, bad layers).

@@ -1,4 +1,4 @@
-"""Reference numbers for tests/rust/tasks_train.rs, from PyTorch and transformers themselves.
+"""Reference numbers for tests/rust/tasks/train.rs, from PyTorch and transformers themselves.
 
 Writes tests/fixtures/tasks/training_reference.json (committed, a few KB):
 - `decay`: for every parameter name of a BertForSequenceClassification, a BertForMaskedLM and a

@@ -3,7 +3,7 @@
 tests/fixtures/generate.sh), one JSON-lines file per setup, into tests/fixtures/generated/.
 
 Each file starts with a line {"meta": {...}} that says how the tokenizer was set up (the Rust
-test tests/rust/tokenizer_parity.rs builds webnlu's tokenizer from the same description), then
+test tests/rust/tokenizer/parity.rs builds webnlu's tokenizer from the same description), then
 one line per input: {"text", "pair"?, "decoded"? (single texts: HF decode of the ids), "ids", "type_ids", "tokens", "offsets", "attention_mask",
 "special_tokens_mask", "overflowing": [...]}, or {"text", "pair"?, "error"} when HF refuses the
 input. Offsets are Unicode code points of the original text, as the Python API reports them.

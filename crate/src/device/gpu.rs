@@ -21,8 +21,16 @@ use super::pipeline_cache::PipelineCache;
 use super::readback;
 use super::stats::{Counter, DeviceStats, KernelProfile, KernelTime, StatsCounters};
 use super::uniform_arena::{UniformArena, SLOT_BYTES};
-use crate::ops::shaders::Shader;
 use crate::{Error, Result};
+
+/// One WGSL source file: `shaders/<name>.wgsl`, as the op families embed it (the table is
+/// `ops::shaders`; the device layer only compiles what it is given, and imports nothing from ops).
+#[derive(Debug)]
+pub struct Shader {
+    /// The file stem, also the pipeline-cache key.
+    pub name: &'static str,
+    pub source: &'static str,
+}
 
 /// One compute entry point of one WGSL file.
 #[derive(Clone, Copy, Debug)]

@@ -3,9 +3,10 @@
 //!
 //! Selection policy ([`DeviceChoice::Auto`]): take the GPU unless the adapter is a software
 //! fallback (`isFallbackAdapter` in the browser, device type `Cpu` natively, e.g. Mesa lavapipe
-//! or SwiftShader); there the CPU kernels are 50-250x faster (measured in
-//! `shared/notes/WEBGPU.md`). An explicit choice always wins, also on a fallback adapter (that is
-//! how the tests run the WGSL kernels on lavapipe).
+//! or SwiftShader); there the CPU kernels were 50-250x faster when this rule was set (measured
+//! on a 2-core machine with lavapipe natively and SwiftShader in headless Chromium). An
+//! explicit choice always wins, also on a fallback adapter (that is how the tests run the WGSL
+//! kernels on lavapipe).
 //!
 //! The npm package does not use this rule for `device: 'auto'`: on a hardware adapter it times
 //! the same small workload on both devices and takes the faster (`web/lib/device-choice.js`,
@@ -20,7 +21,7 @@ mod stats;
 mod uniform_arena;
 
 pub use buffer_pool::GpuBuffer;
-pub use gpu::{GpuContext, GpuInfo, GpuOptions, Kernel};
+pub use gpu::{GpuContext, GpuInfo, GpuOptions, Kernel, Shader};
 pub use stats::{DeviceStats, KernelTime};
 
 use crate::{Error, Result};

@@ -23,7 +23,7 @@
 //! word embeddings and stays frozen; an untied one is a head parameter); `Top(k)` adds the top k
 //! layers and the pooler; `All` adds everything, embeddings included.
 //!
-//! Deviations from the contract (contract-bert.md section 2):
+//! The API's shape:
 //! - `RunMode` has a fourth field `backward` (false = pure inference, nothing kept) and the
 //!   constructors `RunMode::inference()`, `RunMode::training(seed, freeze)`,
 //!   `RunMode::gradients_without_dropout(freeze)`.

@@ -60,7 +60,7 @@ use crate::{Error, Result};
 /// The uniform block of `shaders/attention.wgsl` (`Params`).
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct AttentionParams {
+pub(crate) struct AttentionParams {
     b: u32,
     t: u32,
     nh: u32,

@@ -13,7 +13,7 @@ use crate::Result;
 /// Uniform of every kernel in `elementwise.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct ElementwiseParams {
+pub(crate) struct ElementwiseParams {
     n: u32, // element count
     _pad: [u32; 3],
 }

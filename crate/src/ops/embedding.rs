@@ -12,7 +12,7 @@ use crate::{Error, Result};
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct EmbeddingParams {
+pub(crate) struct EmbeddingParams {
     n: u32,
     c: u32,
     v: u32,

@@ -12,7 +12,7 @@ use crate::{Error, Result};
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct LayerNormParams {
+pub(crate) struct LayerNormParams {
     rows: u32, // N
     c: u32,    // C
     eps: f32,

@@ -52,26 +52,35 @@
 //! A shape comment on every tensor argument and every WGSL binding, e.g. `// (B*T, C)`.
 //!
 //! ```ignore
-//! /// y = tanh(x). y, x: any shape, the same.
-//! pub fn tanh_forward(y: &mut Tensor, x: &Tensor) -> Result<()> {
-//!     y.expect_shape("tanh_forward", x.shape())?;
+//! // From ops/elementwise.rs: y = f(x) for f = GELU, tanh, ReLU. y, x: any shape, the same.
+//! pub fn activation_forward(y: &mut Tensor, x: &Tensor, activation: Activation) -> Result<()> {
+//!     y.expect_shape("activation_forward", x.shape())?;
 //!     match y.gpu_context().cloned() {
-//!         None => Ok(tanh_forward_cpu(y.cpu_mut()?, x.cpu()?)),
+//!         None => {
+//!             activation_forward_cpu(y.cpu_mut()?, x.cpu()?, activation);
+//!             Ok(())
+//!         }
 //!         Some(ctx) => ctx.dispatch(
-//!             &Kernel { shader: &shaders::ELEMENTWISE, entry: "tanh_forward" },
-//!             &[x.gpu()?], &[y.gpu()?],
-//!             &ElementwiseParams { n: x.numel() as u32, _pad: [0; 3] },
-//!             ctx.linear_groups(x.numel(), 256)),
+//!             // Kernel { shader: &shaders::ELEMENTWISE, entry: "gelu_forward" } (or tanh, relu)
+//!             &kernel(activation.entries().0),
+//!             &[x.gpu()?],
+//!             &[y.gpu()?],
+//!             &params(x.numel()), // ElementwiseParams { n, _pad: [0; 3] }
+//!             ctx.linear_groups(x.numel(), 256),
+//!         ),
 //!     }
 //! }
-//! pub fn tanh_forward_cpu(y: &mut [f32], x: &[f32]) { ... }
-//! pub fn tanh_backward(dx: &mut Tensor, y: &Tensor, dy: &Tensor) -> Result<()> { ... }
-//! pub fn tanh_backward_cpu(dx: &mut [f32], y: &[f32], dy: &[f32]) { ... } // dx += (1-y^2) dy
+//! /// y (n) = f(x (n))
+//! pub fn activation_forward_cpu(y: &mut [f32], x: &[f32], activation: Activation) { ... }
+//! /// dx += f'(x) * dy (`saved`: x for GELU and ReLU, y for tanh)
+//! pub fn activation_backward(dx: &mut Tensor, saved: &Tensor, dy: &Tensor, activation: Activation)
+//!     -> Result<()> { ... }
+//! pub fn activation_backward_cpu(dx: &mut [f32], saved: &[f32], dy: &[f32], activation: Activation) { ... }
 //! ```
 //!
-//! Tests (in `tests/rust/ops_<family>.rs`): GPU == CPU within a stated tolerance on odd sizes,
+//! Tests (in `tests/rust/ops/<family>.rs`): GPU == CPU within a stated tolerance on odd sizes,
 //! size 1 and empty; backward vs central finite differences of the CPU forward
-//! (see `tests/rust/op_checks.rs` for the shared helpers).
+//! (see `tests/rust/common/op_checks.rs` for the shared helpers).
 
 pub mod attention;
 pub mod char_cnn;

@@ -26,7 +26,7 @@ use crate::{Error, Result};
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct ColumnBlockParams {
+pub(crate) struct ColumnBlockParams {
     m: u32,
     n: u32,
     w: u32,

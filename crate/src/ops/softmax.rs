@@ -16,7 +16,7 @@ use crate::{Error, Result};
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct SoftmaxParams {
+pub(crate) struct SoftmaxParams {
     rows: u32,
     cols: u32,
     has_mask: u32,

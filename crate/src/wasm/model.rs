@@ -1,4 +1,4 @@
-//! wasm exports of the BERT tasks (contract-bert.md section 4): `WasmRuntime` (the device),
+//! wasm exports of the BERT tasks: `WasmRuntime` (the device),
 //! `WasmModel` (a loaded [`Pipeline`]: fill-mask, embed, similarity, classify, classify-tokens,
 //! next-sentence, inspect, word vectors, save, a trainer of a sequence classifier, of a token
 //! classifier or of the masked-LM head; the tasks that take texts take pairs `{text, pair}` too)
@@ -7,7 +7,7 @@
 //!
 //! Conversions: results that are records go out as plain JS objects (via JSON), embeddings and
 //! similarity matrices as `Float32Array`, saved files as a `Map<string, Uint8Array>`.
-//! Differences from the contract: `WasmModel.load` is synchronous (weights are uploaded
+//! Calls: `WasmModel.load` is synchronous (weights are uploaded
 //! without read-backs; `await` on it still works), `save()` returns a Promise (GPU tensors are
 //! read back), and `trainer()` returns at once: the first `run_epoch()` tokenizes and, for
 //! head-only training, encodes every example once. One call at a time per model: a second

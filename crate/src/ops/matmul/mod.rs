@@ -67,7 +67,7 @@ pub struct MatmulDims {
 /// Uniform of `matmul.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct MatmulParams {
+pub(crate) struct MatmulParams {
     m: u32,
     n: u32,
     k: u32,
