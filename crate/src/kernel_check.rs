@@ -80,7 +80,7 @@ fn input(device: &Device, shape: &[usize], seed: u64, scale: f32, name: &str) ->
     Tensor::from_vec(device, shape, values(n, seed, scale), name)
 }
 
-/// The model's additive padding mask (B, T), as `models/bert.rs` makes it: the last `pad[b]`
+/// The model's additive padding mask (B, T), as `models/bert/mod.rs` makes it: the last `pad[b]`
 /// positions of row b are `f32::MIN`, so the kernels are checked on the scores a model gives
 /// them (masked ones at the very end of the f32 range, not at a milder -10000).
 fn padding_mask(device: &Device, t: usize, pad: &[usize]) -> Result<Tensor> {

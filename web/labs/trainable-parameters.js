@@ -4,7 +4,7 @@
 //   top:K  : the head, the top K encoder layers and, for a sequence head read through BERT's
 //            pooler ([CLS] pooling), the pooler;
 //   all    : everything: embeddings, every layer, the pooler where it is read, the head.
-// (crate/src/models/encoder_input.rs `Freeze`, crate/src/models/heads.rs.) The browser test
+// (crate/src/models/bert/encoder_input.rs `Freeze`, crate/src/models/bert/heads.rs.) The browser test
 // checks these counts against the tensors `webnlu train-head --out` / `train-tokens --out` changed.
 
 /** The sizes of a BERT or DistilBERT config: hidden H, intermediate I, layers, vocabulary, positions, type ids. */

@@ -1,7 +1,7 @@
 //! `webnlu elmo-train --options P --weights P --data TSV [--train N] [--test N] [--epochs E]
 //! [--batch-size B] [--lr X] [--seed S] [--mix | --end-to-end] [--device auto|gpu|cpu]`
 //!
-//! Trains a sentiment classifier on ELMo features (`models::elmo_classifier`) on rated
+//! Trains a sentiment classifier on ELMo features (`models::elmo::classifier`) on rated
 //! sentences (`id<TAB>rating<TAB>text`, label = sign of the rating: VADER's ground-truth files,
 //! Hutto & Gilbert, ICWSM 2014). The sentences are shuffled with `--seed`; the first N train,
 //! the next N are held out. Prints one JSON line per epoch: mean training loss and accuracy
@@ -13,9 +13,9 @@ use std::time::Instant;
 
 use super::arguments::Arguments;
 use webnlu::device::{DeviceChoice, GpuOptions};
+use webnlu::models::elmo::classifier::ElmoTraining;
+use webnlu::models::elmo::sentiment_data::parse_rated_sentences;
 use webnlu::models::elmo::ElmoBiLm;
-use webnlu::models::elmo_classifier::ElmoTraining;
-use webnlu::models::elmo_sentiment_data::parse_rated_sentences;
 use webnlu::tasks::elmo_training::{shuffle_and_split, ElmoClassifierRun, ElmoTrainOptions};
 use webnlu::{Device, Error, Result};
 

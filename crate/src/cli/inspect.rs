@@ -42,6 +42,7 @@ pub fn run(args: &[String]) -> Result<()> {
         attentions: args.flag("attentions"),
     };
     let pipeline = Pipeline::load_dir(dir, &open_device(&args)?)?;
+    super::model_tasks::warn_newly_initialized(&pipeline, dir);
     options.layers.indices(pipeline.model.num_layers())?; // a bad --layers before any input
     let lines = read_lines(std::io::stdin().lock(), "<stdin>")?;
     if lines.is_empty() {

@@ -50,6 +50,20 @@ pub fn open_device(args: &Arguments) -> Result<Device> {
     Device::new_blocking(choice, &GpuOptions::largest_bindings())
 }
 
+/// On stderr, as transformers warns: the parameters that `dir`'s checkpoint lacked and the
+/// load initialized randomly (a pooler for a next-sentence or classification head).
+pub fn warn_newly_initialized(pipeline: &Pipeline, dir: &str) {
+    let names = &pipeline.model.newly_initialized;
+    if !names.is_empty() {
+        eprintln!(
+            "webnlu: warning: some weights of {} were not in the checkpoint at {dir} and are \
+             newly initialized: [{}]; fine-tune the model before trusting what it predicts",
+            pipeline.model.architecture(),
+            names.join(", ")
+        );
+    }
+}
+
 /// The pipeline of `--model DIR` on `--device`, with the read options of the flags.
 pub fn load_pipeline(args: &Arguments, command: &str) -> Result<Pipeline> {
     let dir = args
@@ -57,6 +71,7 @@ pub fn load_pipeline(args: &Arguments, command: &str) -> Result<Pipeline> {
         .ok_or_else(|| Error::invalid(format!("{command} needs --model DIR")))?;
     let device = open_device(args)?;
     let mut pipeline = Pipeline::load_dir(dir, &device)?;
+    warn_newly_initialized(&pipeline, dir);
     let max_length = args
         .number("max-length")?
         .unwrap_or(pipeline.model.max_positions());

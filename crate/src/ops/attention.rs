@@ -1,7 +1,7 @@
 //! Multi-head scaled dot-product attention over a padding mask (Vaswani et al. 2017), as HF
 //! `BertSelfAttention` and DistilBERT's `MultiHeadSelfAttention` compute it (no causal mask),
 //! in eval and in training (attention-probability dropout). The one attention op of webnlu:
-//! the encoder layer (`models/encoder_layer.rs`) calls it after its query/key/value
+//! the encoder layer (`models/bert/encoder_layer.rs`) calls it after its query/key/value
 //! projections, and the kernel check and `webnlu bench ops` test and time this same code.
 //!
 //! ```text

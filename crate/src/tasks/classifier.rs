@@ -19,7 +19,9 @@
 //! mean pooling) to run it.
 
 use crate::io::ModelFiles;
-use crate::models::heads::{Pooler, PoolerSaved, SequenceClassifier, SequenceClassifierSaved};
+use crate::models::bert::heads::{
+    Pooler, PoolerSaved, SequenceClassifier, SequenceClassifierSaved,
+};
 use crate::models::{BertModel, Gradients};
 use crate::ops::pooling::{
     cls_pooling_backward, cls_pooling_forward, mean_pooling_backward, mean_pooling_forward,

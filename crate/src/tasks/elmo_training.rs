@@ -12,9 +12,9 @@
 //!          then the held-out loss and accuracy (end to end: under the updated biLM)
 //! ```
 
+use crate::models::elmo::classifier::{BatchResult, ElmoClassifier, ElmoTraining, FeatureScaling};
+use crate::models::elmo::sentiment_data::{shuffle, RatedSentence};
 use crate::models::elmo::ElmoBiLm;
-use crate::models::elmo_classifier::{BatchResult, ElmoClassifier, ElmoTraining, FeatureScaling};
-use crate::models::elmo_sentiment_data::{shuffle, RatedSentence};
 use crate::ops::optimizer::AdamWConfig;
 use crate::{Error, Result};
 

@@ -168,7 +168,7 @@ struct TokenForward {
     /// (N) the rows of the batch's labelled words, example by example, word by word
     labelled: Vec<usize>,
     /// what the head kept; the input it read; the encoder output when the encoder ran
-    head: crate::models::heads::TokenClassifierSaved,
+    head: crate::models::bert::heads::TokenClassifierSaved,
     /// head-only: the cached features (N, C) the head read
     features: Option<Tensor>,
     encoder: Option<EncoderOutput>,

@@ -19,9 +19,9 @@ use wasm_bindgen_futures::future_to_promise;
 use super::model::{from_js, to_js};
 use super::to_js_error;
 use crate::device::{Device, DeviceChoice, GpuOptions};
+use crate::models::elmo::classifier::ElmoTraining;
+use crate::models::elmo::sentiment_data::RatedSentence;
 use crate::models::elmo::ElmoBiLm;
-use crate::models::elmo_classifier::ElmoTraining;
-use crate::models::elmo_sentiment_data::RatedSentence;
 use crate::tasks::elmo_training::{
     shuffle_and_split, ElmoClassifierRun, ElmoEpochReport, ElmoTrainOptions,
 };

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use webnlu::io::ModelFiles;
+use webnlu::io::{write_safetensors, ModelFiles};
 use webnlu::models::{
     BertModel, EncoderInput, Freeze, Gradients, RunMode, Targets, Task, TaskOutput,
 };
@@ -672,4 +672,49 @@ fn encoder_input_refuses_inconsistent_rows() {
     assert_eq!((input.batch, input.seq), (2, 3));
     assert_eq!(input.host_ids, [2, 7, 3, 2, 3, 0]);
     assert_eq!(input.attention_mask, [1, 1, 1, 1, 1, 0]);
+}
+
+/// A checkpoint whose head needs a pooler it does not hold gets a random one, and says so (as
+/// transformers warns about "newly initialized" weights); a complete checkpoint says nothing.
+#[test]
+fn a_missing_pooler_is_initialized_and_listed_as_newly_initialized() {
+    for name in ["bert-random", "bert-random-classifier", "bert-random-ner"] {
+        let model = BertModel::load(&files(name), &Device::Cpu).unwrap();
+        assert!(
+            model.newly_initialized.is_empty(),
+            "{name}: {:?}",
+            model.newly_initialized
+        );
+    }
+    // bert-random-classifier without its pooler tensors
+    let mut f = files("bert-random-classifier");
+    let weights = f.weights().unwrap();
+    let kept: Vec<(String, Vec<usize>, Vec<f32>)> = weights
+        .tensors()
+        .iter()
+        .filter(|t| !t.name.contains("pooler"))
+        .map(|t| {
+            (
+                t.name.clone(),
+                t.shape.clone(),
+                t.to_f32().unwrap().into_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        kept.len() + 2 == weights.tensors().len(),
+        "the fixture has a pooler"
+    );
+    drop(weights);
+    let views: Vec<(&str, &[usize], &[f32])> = kept
+        .iter()
+        .map(|(n, s, v)| (n.as_str(), s.as_slice(), v.as_slice()))
+        .collect();
+    f.insert("model.safetensors", write_safetensors(&views).unwrap());
+    let model = BertModel::load(&f, &Device::Cpu).unwrap();
+    assert!(model.pooler.is_some());
+    assert_eq!(
+        model.newly_initialized,
+        ["bert.pooler.dense.weight", "bert.pooler.dense.bias"]
+    );
 }

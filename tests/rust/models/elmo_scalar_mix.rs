@@ -1,11 +1,11 @@
-//! ELMo's scalar mix (`webnlu::models::scalar_mix`): forward against the formula, backward
+//! ELMo's scalar mix (`webnlu::models::elmo::scalar_mix`): forward against the formula, backward
 //! against central finite differences (CPU), device against CPU (lavapipe GPU).
 
 use crate::op_checks;
 
 use op_checks::{assert_close, check_gradient, random};
 use webnlu::device::Device;
-use webnlu::models::scalar_mix::{
+use webnlu::models::elmo::scalar_mix::{
     scalar_mix_backward_blocking, scalar_mix_backward_cpu, scalar_mix_forward,
     scalar_mix_forward_cpu, ScalarMix,
 };

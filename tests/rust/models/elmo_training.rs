@@ -6,14 +6,14 @@
 use crate::op_checks;
 
 use webnlu::device::Device;
-use webnlu::models::elmo::{ElmoBiLm, ElmoOutput};
-use webnlu::models::elmo_backward::ElmoActivationGrads;
-use webnlu::models::elmo_classifier::{ElmoClassifier, ElmoTraining};
-use webnlu::models::elmo_sentiment_data::parse_rated_sentences;
-use webnlu::models::elmo_weights::ElmoWeights;
-use webnlu::models::scalar_mix::{
+use webnlu::models::elmo::backward::ElmoActivationGrads;
+use webnlu::models::elmo::classifier::{ElmoClassifier, ElmoTraining};
+use webnlu::models::elmo::scalar_mix::{
     scalar_mix_backward_cpu, scalar_mix_forward_cpu, ScalarMix, ScalarMixGrads,
 };
+use webnlu::models::elmo::sentiment_data::parse_rated_sentences;
+use webnlu::models::elmo::weights::ElmoWeights;
+use webnlu::models::elmo::{ElmoBiLm, ElmoOutput};
 use webnlu::ops::optimizer::AdamWConfig;
 use webnlu::tasks::elmo_training::{shuffle_and_split, ElmoClassifierRun, ElmoTrainOptions};
 

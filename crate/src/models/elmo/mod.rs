@@ -27,11 +27,17 @@
 //! length 0 keeps its state. (AllenNLP detects unused rows by an all-zero state; here a row is
 //! unused iff its length is 0, which only differs if a used row's state sums to exactly 0.)
 
+pub mod backward;
+pub mod classifier;
+pub mod scalar_mix;
+pub mod sentiment_data;
+pub mod weights;
+
 use crate::device::Device;
 use crate::io::elmo_options::ElmoOptions;
 use crate::io::hdf5::Hdf5File;
-use crate::models::elmo_backward::ElmoTrace;
-use crate::models::elmo_weights::{CharConvolution, ElmoWeights, HighwayLayer, LstmDirection};
+use crate::models::elmo::backward::ElmoTrace;
+use crate::models::elmo::weights::{CharConvolution, ElmoWeights, HighwayLayer, LstmDirection};
 use crate::ops::char_cnn::{
     char_conv_max_forward, char_conv_weight_from_tensorflow, CharCnnActivation,
 };

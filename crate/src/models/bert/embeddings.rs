@@ -14,8 +14,8 @@ use crate::tensor::Tensor;
 use crate::{Error, Result};
 
 use super::encoder_input::EncoderInput;
-use super::gradients::Gradients;
-use super::layer_norm::{LayerNorm, LayerNormSaved};
+use crate::models::gradients::Gradients;
+use crate::models::layer_norm::{LayerNorm, LayerNormSaved};
 
 #[derive(Debug)]
 pub struct Embeddings {

@@ -14,8 +14,8 @@
 //! LSTMs' initial states is not returned (AllenNLP detaches the carried state too), and the
 //! final states get no gradient. Runs on the device the model lives on.
 
+use crate::models::elmo::weights::ElmoWeights;
 use crate::models::elmo::{ElmoActivations, ElmoBiLm};
-use crate::models::elmo_weights::ElmoWeights;
 use crate::ops::char_cnn::char_conv_max_backward;
 use crate::ops::elementwise::add_forward;
 use crate::ops::embedding::embedding_backward;

@@ -15,9 +15,9 @@
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
-use super::bert::BertModel;
 use super::encoder_input::EncoderInput;
 use super::encoder_layer::LayerMasks;
+use super::BertModel;
 
 /// Which intermediate results [`BertModel::encode_states`] keeps.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

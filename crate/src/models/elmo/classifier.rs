@@ -19,10 +19,10 @@
 //! epochs reuse them.
 
 use crate::device::Device;
+use crate::models::elmo::backward::ElmoActivationGrads;
+use crate::models::elmo::scalar_mix::{scalar_mix_backward_cpu, scalar_mix_forward_cpu, ScalarMix};
+use crate::models::elmo::weights::ElmoWeights;
 use crate::models::elmo::{ElmoBiLm, ElmoOutput};
-use crate::models::elmo_backward::ElmoActivationGrads;
-use crate::models::elmo_weights::ElmoWeights;
-use crate::models::scalar_mix::{scalar_mix_backward_cpu, scalar_mix_forward_cpu, ScalarMix};
 use crate::ops::losses::{cross_entropy_backward, cross_entropy_forward};
 use crate::ops::matmul::{matmul_backward, matmul_forward, MatmulOptions};
 use crate::ops::optimizer::{adamw_step, AdamWConfig};

@@ -22,10 +22,10 @@ use crate::ops::matmul::{matmul_forward, MatmulOptions};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
-use super::bert::{BertModel, EncoderOutput};
 use super::encoder_input::{EncoderInput, Freeze, RunMode};
-use super::gradients::Gradients;
 use super::heads::{MaskedLmSaved, PoolerSaved, SequenceClassifierSaved, TokenClassifierSaved};
+use super::{BertModel, EncoderOutput};
+use crate::models::gradients::Gradients;
 
 /// Which head a step runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -42,26 +42,33 @@
 //!   parameters, and the attention-probability dropout lives in the attention op
 //!   (`ops/attention.rs`).
 
+pub mod distilbert;
+pub mod embeddings;
+pub mod encoder_input;
+pub mod encoder_layer;
+pub mod encoder_states;
+pub mod heads;
+pub mod task_step;
+
+mod load;
+mod save;
+
+pub use save::SavedModel;
+
 use crate::device::Device;
-use crate::io::{write_safetensors, BertConfig, DistilBertConfig, ModelConfig, ModelFiles};
+use crate::io::ModelConfig;
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
-use super::distilbert;
-use super::embeddings::{embedding_dropout_mask, Embeddings, EmbeddingsSaved};
-use super::encoder_input::{EncoderInput, RunMode};
-use super::encoder_layer::{
-    op_activation, EncoderLayer, EncoderLayerSaved, LayerDropout, LayerMasks, LayerNames,
-    LayerShape,
-};
-use super::gradients::Gradients;
-use super::heads::{
+use self::embeddings::{embedding_dropout_mask, Embeddings, EmbeddingsSaved};
+use self::encoder_input::{EncoderInput, RunMode};
+use self::encoder_layer::{EncoderLayer, EncoderLayerSaved, LayerMasks, LayerNames};
+use self::heads::{
     new_classifier_layer, MaskedLmHead, NextSentenceHead, Pooler, SequenceClassifier,
     TokenClassifier,
 };
-use super::layer_norm::LayerNorm;
-use super::linear::Linear;
-use super::weight_loader::WeightLoader;
+use crate::models::gradients::Gradients;
+use crate::models::linear::Linear;
 
 /// The model prefix of BERT task checkpoints (`BertFor*`).
 pub const PREFIX: &str = "bert.";
@@ -164,6 +171,10 @@ pub struct BertModel {
     pub next_sentence: Option<NextSentenceHead>,
     pub sequence_classifier: Option<SequenceClassifier>,
     pub token_classifier: Option<TokenClassifier>,
+    /// Parameters the checkpoint did not hold and [`BertModel::load`] initialized randomly
+    /// (a pooler that a next-sentence or classification head needs): what transformers warns
+    /// about as "newly initialized". Empty for a complete checkpoint.
+    pub newly_initialized: Vec<String>,
 }
 
 /// The encoder's output and what its backward needs.
@@ -212,202 +223,7 @@ impl EncoderOutput {
     }
 }
 
-/// What [`BertModel::save`] produces: the two files transformers loads.
-pub struct SavedModel {
-    pub config_json: String,
-    pub safetensors: Vec<u8>,
-}
-
 impl BertModel {
-    /// Loads config.json and the weights (safetensors or .bin) of a BERT or DistilBERT
-    /// checkpoint onto `device`, with every head the checkpoint holds. A tensor whose shape does
-    /// not match the config is an error naming it with the expected and found shapes.
-    pub fn load(files: &ModelFiles, device: &Device) -> Result<Self> {
-        let config = files.config()?;
-        let file = files.weights()?;
-        let weights = WeightLoader {
-            file: &file,
-            device,
-        };
-        let d = dims_of(&config);
-        let family = match config {
-            ModelConfig::Bert(_) => Family::Bert,
-            ModelConfig::DistilBert(_) => Family::DistilBert,
-        };
-        if let ModelConfig::DistilBert(c) = &config {
-            if c.sinusoidal_pos_embds && !weights.has("embeddings.position_embeddings.weight") {
-                return Err(Error::unsupported(
-                    "DistilBERT with sinusoidal position embeddings and no stored table",
-                ));
-            }
-        }
-        let (prefix, names) = match family {
-            Family::Bert => (PREFIX, &LAYER_NAMES),
-            Family::DistilBert => (distilbert::PREFIX, &distilbert::LAYER_NAMES),
-        };
-        let activation = op_activation(d.activation)?;
-        let c = d.hidden;
-        let load =
-            |name: &str, shape: &[usize]| weights.load(name, &format!("{prefix}{name}"), shape);
-        let embeddings = Embeddings {
-            word: load("embeddings.word_embeddings.weight", &[d.vocab, c])?,
-            position: load(
-                "embeddings.position_embeddings.weight",
-                &[d.max_positions, c],
-            )?,
-            token_type: if d.type_vocab > 0 {
-                Some(load(
-                    "embeddings.token_type_embeddings.weight",
-                    &[d.type_vocab, c],
-                )?)
-            } else {
-                None
-            },
-            norm: LayerNorm::load(&weights, prefix, "embeddings.LayerNorm", c, d.eps)?,
-            dropout: d.hidden_dropout,
-        };
-        let shape = LayerShape {
-            hidden: c,
-            intermediate: d.intermediate,
-            heads: d.heads,
-            eps: d.eps,
-        };
-        let dropout = LayerDropout {
-            attention_probs: d.attention_dropout,
-            attention_output: d.attention_output_dropout,
-            ffn_output: d.hidden_dropout,
-        };
-        let mut layers = Vec::with_capacity(d.layers);
-        for i in 0..d.layers {
-            let layer_prefix = match family {
-                Family::Bert => format!("encoder.layer.{i}."),
-                Family::DistilBert => distilbert::layer_prefix(i),
-            };
-            layers.push(EncoderLayer::load(
-                &weights,
-                prefix,
-                &layer_prefix,
-                names,
-                shape,
-                activation,
-                dropout,
-            )?);
-        }
-        let pooler = if family == Family::Bert && weights.has("pooler.dense.weight") {
-            Some(Pooler {
-                dense: Linear::load(&weights, prefix, "pooler.dense", c, c)?,
-            })
-        } else {
-            None
-        };
-        // ---- heads present in the checkpoint
-        let masked_lm = match family {
-            Family::Bert if weights.has("cls.predictions.transform.dense.weight") => {
-                let bias_name = if weights.has("cls.predictions.bias") {
-                    "cls.predictions.bias"
-                } else {
-                    "cls.predictions.decoder.bias"
-                };
-                Some(MaskedLmHead {
-                    transform: Linear::load(&weights, "", "cls.predictions.transform.dense", c, c)?,
-                    activation,
-                    norm: LayerNorm::load(
-                        &weights,
-                        "",
-                        "cls.predictions.transform.LayerNorm",
-                        c,
-                        d.eps,
-                    )?,
-                    decoder: if d.tie_word_embeddings {
-                        None
-                    } else {
-                        Some(weights.load(
-                            "cls.predictions.decoder.weight",
-                            "cls.predictions.decoder.weight",
-                            &[d.vocab, c],
-                        )?)
-                    },
-                    bias: weights.load(bias_name, "cls.predictions.bias", &[d.vocab])?,
-                })
-            }
-            Family::DistilBert if weights.has("vocab_transform.weight") => Some(MaskedLmHead {
-                transform: Linear::load(&weights, "", distilbert::MLM_TRANSFORM, c, c)?,
-                activation,
-                norm: LayerNorm::load(&weights, "", distilbert::MLM_NORM, c, 1e-12)?,
-                decoder: if d.tie_word_embeddings {
-                    None
-                } else {
-                    Some(weights.load(
-                        "vocab_projector.weight",
-                        "vocab_projector.weight",
-                        &[d.vocab, c],
-                    )?)
-                },
-                bias: weights.load("vocab_projector.bias", "vocab_projector.bias", &[d.vocab])?,
-            }),
-            _ => None,
-        };
-        let next_sentence = if family == Family::Bert && weights.has("cls.seq_relationship.weight")
-        {
-            Some(NextSentenceHead {
-                seq_relationship: Linear::load(&weights, "", "cls.seq_relationship", 2, c)?,
-            })
-        } else {
-            None
-        };
-        let num_labels = config.labels().num_labels;
-        let is_token_task = config_architectures(&config)
-            .iter()
-            .any(|a| a.ends_with("ForTokenClassification"));
-        let (mut sequence_classifier, mut token_classifier) = (None, None);
-        if weights.has("classifier.weight") {
-            let classifier = Linear::load(&weights, "", "classifier", num_labels, c)?;
-            if is_token_task {
-                token_classifier = Some(TokenClassifier {
-                    classifier,
-                    dropout: d.token_classifier_dropout,
-                });
-            } else {
-                sequence_classifier = Some(match family {
-                    Family::Bert => SequenceClassifier::Bert {
-                        classifier,
-                        dropout: d.sequence_classifier_dropout,
-                    },
-                    Family::DistilBert => SequenceClassifier::DistilBert {
-                        pre_classifier: Linear::load(
-                            &weights,
-                            "",
-                            distilbert::PRE_CLASSIFIER,
-                            c,
-                            c,
-                        )?,
-                        classifier,
-                        dropout: d.sequence_classifier_dropout,
-                    },
-                });
-            }
-        }
-        let mut model = BertModel {
-            config,
-            family,
-            device: device.clone(),
-            embeddings,
-            layers,
-            pooler,
-            masked_lm,
-            next_sentence,
-            sequence_classifier,
-            token_classifier,
-        };
-        if model.family == Family::Bert
-            && model.pooler.is_none()
-            && (model.next_sentence.is_some() || model.sequence_classifier.is_some())
-        {
-            model.add_random_pooler(0)?;
-        }
-        Ok(model)
-    }
-
     pub fn device(&self) -> &Device {
         &self.device
     }
@@ -705,224 +521,5 @@ impl BertModel {
     /// Number of parameter values (a tied decoder counted once).
     pub fn parameter_count(&self) -> usize {
         self.named_parameters().iter().map(|(_, t)| t.numel()).sum()
-    }
-
-    // ---- saving -----------------------------------------------------------------------------
-
-    /// config.json + model.safetensors that transformers loads (`from_pretrained` of the
-    /// directory holding them) into the architecture named in the config, with neither
-    /// missing nor unexpected tensors: [`BertModel::saved_parameters`].
-    pub async fn save(&self) -> Result<SavedModel> {
-        let mut tensors = Vec::new();
-        for (name, t) in self.saved_parameters() {
-            tensors.push((name, t.shape().to_vec(), t.to_vec().await?));
-        }
-        let views: Vec<(&str, &[usize], &[f32])> = tensors
-            .iter()
-            .map(|(n, s, v)| (n.as_str(), s.as_slice(), v.as_slice()))
-            .collect();
-        Ok(SavedModel {
-            config_json: self.config_json(),
-            safetensors: write_safetensors(&views)?,
-        })
-    }
-
-    /// Native only: [`BertModel::save`], blocking.
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn save_blocking(&self) -> Result<SavedModel> {
-        pollster::block_on(self.save())
-    }
-
-    /// The head the saved model is: a task head (sequence, then token classifier) wins over
-    /// the pretraining heads (MLM and NSP), which the task model does not have.
-    fn saved_task(&self) -> SavedTask {
-        if self.sequence_classifier.is_some() {
-            SavedTask::SequenceClassification
-        } else if self.token_classifier.is_some() {
-            SavedTask::TokenClassification
-        } else if self.masked_lm.is_some() && self.next_sentence.is_some() {
-            SavedTask::PreTraining
-        } else if self.masked_lm.is_some() {
-            SavedTask::MaskedLm
-        } else if self.next_sentence.is_some() {
-            SavedTask::NextSentencePrediction
-        } else {
-            SavedTask::Base
-        }
-    }
-
-    /// The transformers class that the saved model is (`saved_task`).
-    pub fn architecture(&self) -> String {
-        let task = match self.saved_task() {
-            SavedTask::SequenceClassification => "ForSequenceClassification",
-            SavedTask::TokenClassification => "ForTokenClassification",
-            SavedTask::PreTraining => "ForPreTraining",
-            SavedTask::MaskedLm => "ForMaskedLM",
-            SavedTask::NextSentencePrediction => "ForNextSentencePrediction",
-            SavedTask::Base => "Model",
-        };
-        match self.family {
-            Family::Bert => format!("Bert{task}"),
-            Family::DistilBert => format!("DistilBert{task}"),
-        }
-    }
-
-    /// The parameters that transformers' `save_pretrained` writes for [`Self::architecture`],
-    /// under its names: the encoder (`bert.` / `distilbert.` prefix; none for the bare
-    /// `BertModel` / `DistilBertModel`), the pooler where that class has one
-    /// (BertForSequenceClassification, BertForPreTraining, BertForNextSentencePrediction,
-    /// BertModel; not BertForMaskedLM or BertForTokenClassification, built without a pooling
-    /// layer), and that class's heads only. A tied decoder is the word embeddings (written once).
-    pub fn saved_parameters(&self) -> Vec<(String, &Tensor)> {
-        let task = self.saved_task();
-        let mut p: Vec<&Tensor> = self.embeddings.parameters();
-        for layer in &self.layers {
-            p.extend(layer.parameters());
-        }
-        let with_pooler = matches!(
-            task,
-            SavedTask::SequenceClassification
-                | SavedTask::PreTraining
-                | SavedTask::NextSentencePrediction
-                | SavedTask::Base
-        );
-        if let (true, Some(pooler)) = (with_pooler, &self.pooler) {
-            p.extend(pooler.dense.parameters());
-        }
-        if let (SavedTask::PreTraining | SavedTask::MaskedLm, Some(head)) = (task, &self.masked_lm)
-        {
-            p.extend(head.parameters());
-        }
-        if let (SavedTask::PreTraining | SavedTask::NextSentencePrediction, Some(head)) =
-            (task, &self.next_sentence)
-        {
-            p.extend(head.seq_relationship.parameters());
-        }
-        if let (SavedTask::SequenceClassification, Some(head)) = (task, &self.sequence_classifier) {
-            p.extend(head.parameters());
-        }
-        if let (SavedTask::TokenClassification, Some(head)) = (task, &self.token_classifier) {
-            p.extend(head.classifier.parameters());
-        }
-        let prefix = self.model_prefix();
-        p.into_iter()
-            .map(|t| {
-                let name = t.name();
-                let name = match task {
-                    SavedTask::Base => name.strip_prefix(prefix).unwrap_or(name),
-                    _ => name,
-                };
-                (name.to_string(), t)
-            })
-            .collect()
-    }
-
-    /// config.json text for this model (transformers' field names).
-    pub fn config_json(&self) -> String {
-        let labels = self.config.labels();
-        let id2label: serde_json::Map<String, serde_json::Value> = labels
-            .id2label
-            .iter()
-            .enumerate()
-            .map(|(i, l)| (i.to_string(), l.clone().into()))
-            .collect();
-        let label2id: serde_json::Map<String, serde_json::Value> = labels
-            .id2label
-            .iter()
-            .enumerate()
-            .map(|(i, l)| (l.clone(), i.into()))
-            .collect();
-        let mut json = match &self.config {
-            ModelConfig::Bert(c) => bert_config_json(c),
-            ModelConfig::DistilBert(c) => distilbert_config_json(c),
-        };
-        json.insert("architectures".into(), vec![self.architecture()].into());
-        json.insert("id2label".into(), id2label.into());
-        json.insert("label2id".into(), label2id.into());
-        if labels.num_labels == 1 {
-            json.insert("problem_type".into(), "regression".into());
-        }
-        serde_json::to_string_pretty(&serde_json::Value::Object(json))
-            .expect("a JSON map serialises")
-    }
-}
-
-/// Which transformers class a saved model is (the `*For...` part of its name).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum SavedTask {
-    SequenceClassification,
-    TokenClassification,
-    PreTraining,
-    MaskedLm,
-    NextSentencePrediction,
-    Base,
-}
-
-fn config_architectures(config: &ModelConfig) -> &[String] {
-    match config {
-        ModelConfig::Bert(c) => &c.architectures,
-        ModelConfig::DistilBert(c) => &c.architectures,
-    }
-}
-
-fn activation_name(a: crate::io::Activation) -> &'static str {
-    use crate::io::Activation::*;
-    match a {
-        Gelu => "gelu",
-        GeluTanh => "gelu_new",
-        Relu => "relu",
-        Silu => "silu",
-        Tanh => "tanh",
-    }
-}
-
-fn bert_config_json(c: &BertConfig) -> serde_json::Map<String, serde_json::Value> {
-    let v = serde_json::json!({
-        "model_type": "bert",
-        "vocab_size": c.vocab_size,
-        "hidden_size": c.hidden_size,
-        "num_hidden_layers": c.num_hidden_layers,
-        "num_attention_heads": c.num_attention_heads,
-        "intermediate_size": c.intermediate_size,
-        "hidden_act": activation_name(c.hidden_act),
-        "hidden_dropout_prob": c.hidden_dropout_prob,
-        "attention_probs_dropout_prob": c.attention_probs_dropout_prob,
-        "max_position_embeddings": c.max_position_embeddings,
-        "type_vocab_size": c.type_vocab_size,
-        "initializer_range": c.initializer_range,
-        "layer_norm_eps": c.layer_norm_eps,
-        "pad_token_id": c.pad_token_id,
-        "classifier_dropout": c.classifier_dropout,
-        "tie_word_embeddings": c.tie_word_embeddings,
-        "position_embedding_type": "absolute",
-    });
-    match v {
-        serde_json::Value::Object(m) => m,
-        _ => unreachable!("json! of an object literal"),
-    }
-}
-
-fn distilbert_config_json(c: &DistilBertConfig) -> serde_json::Map<String, serde_json::Value> {
-    let v = serde_json::json!({
-        "model_type": "distilbert",
-        "vocab_size": c.vocab_size,
-        "max_position_embeddings": c.max_position_embeddings,
-        "sinusoidal_pos_embds": c.sinusoidal_pos_embds,
-        "n_layers": c.n_layers,
-        "n_heads": c.n_heads,
-        "dim": c.dim,
-        "hidden_dim": c.hidden_dim,
-        "dropout": c.dropout,
-        "attention_dropout": c.attention_dropout,
-        "activation": activation_name(c.activation),
-        "initializer_range": c.initializer_range,
-        "qa_dropout": c.qa_dropout,
-        "seq_classif_dropout": c.seq_classif_dropout,
-        "pad_token_id": c.pad_token_id,
-        "tie_word_embeddings": c.tie_word_embeddings,
-    });
-    match v {
-        serde_json::Value::Object(m) => m,
-        _ => unreachable!("json! of an object literal"),
     }
 }

@@ -25,9 +25,9 @@ use crate::ops::row_sharded::{matmul_backward_row_sharded, matmul_forward_row_sh
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
-use super::gradients::Gradients;
-use super::layer_norm::{LayerNorm, LayerNormSaved};
-use super::linear::Linear;
+use crate::models::gradients::Gradients;
+use crate::models::layer_norm::{LayerNorm, LayerNormSaved};
+use crate::models::linear::Linear;
 
 /// First dropout stream of the heads (the encoder uses 0 ..= 3 * layers).
 pub const HEAD_DROPOUT_STREAM: u32 = 1 << 20;

@@ -23,10 +23,10 @@ use crate::ops::elementwise::{
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
-use super::gradients::Gradients;
-use super::layer_norm::{LayerNorm, LayerNormSaved};
-use super::linear::Linear;
-use super::weight_loader::WeightLoader;
+use crate::models::gradients::Gradients;
+use crate::models::layer_norm::{LayerNorm, LayerNormSaved};
+use crate::models::linear::Linear;
+use crate::models::weight_loader::WeightLoader;
 
 /// The module names of one layer's parameters, relative to the layer's prefix.
 pub struct LayerNames {
@@ -192,7 +192,7 @@ impl EncoderLayer {
 
     /// Inference (no dropout): y (B, T, C) and the attention probabilities (B, NH, T, T) after
     /// the softmax (transformers' `output_attentions` with eager attention). The probabilities
-    /// are computed by every forward anyway; this only keeps them (`models/encoder_states.rs`).
+    /// are computed by every forward anyway; this only keeps them (`models/bert/encoder_states.rs`).
     pub fn forward_with_attention(&self, x: &Tensor, mask: &Tensor) -> Result<(Tensor, Tensor)> {
         let (y, saved) = self.forward_saving(x, mask, LayerMasks::none())?;
         Ok((y, saved.attention.att))

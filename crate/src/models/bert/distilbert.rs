@@ -1,7 +1,7 @@
 //! DistilBERT (Sanh et al. 2019) as transformers' `modeling_distilbert.py` names it: the same
 //! post-LN encoder layer as BERT (see `encoder_layer.rs`) with other parameter names, no
 //! token-type embeddings, no pooler, and no dropout after the attention's output projection.
-//! `BertModel` (bert.rs) loads both families; this file holds what is DistilBERT's own.
+//! `BertModel` (bert/mod.rs, bert/load.rs) loads both families; this file holds what is DistilBERT's own.
 
 use super::encoder_layer::LayerNames;
 

@@ -1,0 +1,270 @@
+//! Loading a BERT or DistilBERT checkpoint: config.json and the weights onto a device, the
+//! encoder and every head the checkpoint holds, one function per part, each tensor checked
+//! against the shape the config implies (an error names the tensor, expected and found shape).
+
+use crate::device::Device;
+use crate::io::{ModelConfig, ModelFiles};
+use crate::models::layer_norm::LayerNorm;
+use crate::models::linear::Linear;
+use crate::models::weight_loader::WeightLoader;
+use crate::ops::elementwise::Activation;
+use crate::tensor::Tensor;
+use crate::{Error, Result};
+
+use super::embeddings::Embeddings;
+use super::encoder_layer::{op_activation, EncoderLayer, LayerDropout, LayerShape};
+use super::heads::{MaskedLmHead, NextSentenceHead, Pooler, SequenceClassifier, TokenClassifier};
+use super::{dims_of, distilbert, BertModel, Dims, Family, LAYER_NAMES, PREFIX};
+
+/// What every part's loader reads: the weights, the config's numbers and the family's names.
+struct Checkpoint<'w, 'f, 'a> {
+    weights: &'w WeightLoader<'f, 'a>,
+    d: Dims,
+    family: Family,
+    /// The encoder's prefix in task checkpoints (`bert.` / `distilbert.`).
+    prefix: &'static str,
+    activation: Activation,
+}
+
+impl BertModel {
+    /// Loads config.json and the weights (safetensors or .bin) of a BERT or DistilBERT
+    /// checkpoint onto `device`, with every head the checkpoint holds. A tensor whose shape does
+    /// not match the config is an error naming it with the expected and found shapes.
+    ///
+    /// A BERT checkpoint with a next-sentence or a sequence-classification head but no pooler
+    /// gets a new, randomly initialized pooler (those heads read it); its parameter names are
+    /// listed in [`BertModel::newly_initialized`], as transformers warns about such weights.
+    pub fn load(files: &ModelFiles, device: &Device) -> Result<Self> {
+        let config = files.config()?;
+        let file = files.weights()?;
+        let weights = WeightLoader {
+            file: &file,
+            device,
+        };
+        let d = dims_of(&config);
+        let family = match config {
+            ModelConfig::Bert(_) => Family::Bert,
+            ModelConfig::DistilBert(_) => Family::DistilBert,
+        };
+        if let ModelConfig::DistilBert(c) = &config {
+            if c.sinusoidal_pos_embds && !weights.has("embeddings.position_embeddings.weight") {
+                return Err(Error::unsupported(
+                    "DistilBERT with sinusoidal position embeddings and no stored table",
+                ));
+            }
+        }
+        let checkpoint = Checkpoint {
+            weights: &weights,
+            d,
+            family,
+            prefix: match family {
+                Family::Bert => PREFIX,
+                Family::DistilBert => distilbert::PREFIX,
+            },
+            activation: op_activation(d.activation)?,
+        };
+        let is_token_task = config_architectures(&config)
+            .iter()
+            .any(|a| a.ends_with("ForTokenClassification"));
+        let (sequence_classifier, token_classifier) =
+            checkpoint.classifiers(config.labels().num_labels, is_token_task)?;
+        let mut model = BertModel {
+            embeddings: checkpoint.embeddings()?,
+            layers: checkpoint.layers()?,
+            pooler: checkpoint.pooler()?,
+            masked_lm: checkpoint.masked_lm()?,
+            next_sentence: checkpoint.next_sentence()?,
+            sequence_classifier,
+            token_classifier,
+            config,
+            family,
+            device: device.clone(),
+            newly_initialized: Vec::new(),
+        };
+        if model.family == Family::Bert
+            && model.pooler.is_none()
+            && (model.next_sentence.is_some() || model.sequence_classifier.is_some())
+        {
+            model.add_random_pooler(0)?;
+            let names: Vec<String> = (model.pooler.iter())
+                .flat_map(|pooler| pooler.dense.parameters())
+                .map(|t| t.name().to_string())
+                .collect();
+            model.newly_initialized = names;
+        }
+        Ok(model)
+    }
+}
+
+impl Checkpoint<'_, '_, '_> {
+    /// The tensor `name` of the encoder (stored with or without the family's prefix).
+    fn encoder_tensor(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        self.weights
+            .load(name, &format!("{}{name}", self.prefix), shape)
+    }
+
+    /// Word, position and (BERT) token-type embeddings with their LayerNorm.
+    fn embeddings(&self) -> Result<Embeddings> {
+        let (d, c) = (&self.d, self.d.hidden);
+        Ok(Embeddings {
+            word: self.encoder_tensor("embeddings.word_embeddings.weight", &[d.vocab, c])?,
+            position: self.encoder_tensor(
+                "embeddings.position_embeddings.weight",
+                &[d.max_positions, c],
+            )?,
+            token_type: if d.type_vocab > 0 {
+                Some(self.encoder_tensor(
+                    "embeddings.token_type_embeddings.weight",
+                    &[d.type_vocab, c],
+                )?)
+            } else {
+                None
+            },
+            norm: LayerNorm::load(self.weights, self.prefix, "embeddings.LayerNorm", c, d.eps)?,
+            dropout: d.hidden_dropout,
+        })
+    }
+
+    /// The encoder layers, under the family's names.
+    fn layers(&self) -> Result<Vec<EncoderLayer>> {
+        let d = &self.d;
+        let names = match self.family {
+            Family::Bert => &LAYER_NAMES,
+            Family::DistilBert => &distilbert::LAYER_NAMES,
+        };
+        let shape = LayerShape {
+            hidden: d.hidden,
+            intermediate: d.intermediate,
+            heads: d.heads,
+            eps: d.eps,
+        };
+        let dropout = LayerDropout {
+            attention_probs: d.attention_dropout,
+            attention_output: d.attention_output_dropout,
+            ffn_output: d.hidden_dropout,
+        };
+        (0..d.layers)
+            .map(|i| {
+                let layer_prefix = match self.family {
+                    Family::Bert => format!("encoder.layer.{i}."),
+                    Family::DistilBert => distilbert::layer_prefix(i),
+                };
+                EncoderLayer::load(
+                    self.weights,
+                    self.prefix,
+                    &layer_prefix,
+                    names,
+                    shape,
+                    self.activation,
+                    dropout,
+                )
+            })
+            .collect()
+    }
+
+    /// BERT's pooler, when the checkpoint holds one.
+    fn pooler(&self) -> Result<Option<Pooler>> {
+        if self.family != Family::Bert || !self.weights.has("pooler.dense.weight") {
+            return Ok(None);
+        }
+        let c = self.d.hidden;
+        Ok(Some(Pooler {
+            dense: Linear::load(self.weights, self.prefix, "pooler.dense", c, c)?,
+        }))
+    }
+
+    /// The masked-LM head (BERT's `cls.predictions`, DistilBERT's `vocab_*`), when present. A
+    /// tied decoder is the word embeddings and is not loaded again.
+    fn masked_lm(&self) -> Result<Option<MaskedLmHead>> {
+        let (d, c, w) = (&self.d, self.d.hidden, self.weights);
+        let untied_decoder = |name: &str| -> Result<Option<Tensor>> {
+            if d.tie_word_embeddings {
+                Ok(None)
+            } else {
+                Ok(Some(w.load(name, name, &[d.vocab, c])?))
+            }
+        };
+        Ok(match self.family {
+            Family::Bert if w.has("cls.predictions.transform.dense.weight") => {
+                let bias_name = if w.has("cls.predictions.bias") {
+                    "cls.predictions.bias"
+                } else {
+                    "cls.predictions.decoder.bias"
+                };
+                Some(MaskedLmHead {
+                    transform: Linear::load(w, "", "cls.predictions.transform.dense", c, c)?,
+                    activation: self.activation,
+                    norm: LayerNorm::load(w, "", "cls.predictions.transform.LayerNorm", c, d.eps)?,
+                    decoder: untied_decoder("cls.predictions.decoder.weight")?,
+                    bias: w.load(bias_name, "cls.predictions.bias", &[d.vocab])?,
+                })
+            }
+            Family::DistilBert if w.has("vocab_transform.weight") => Some(MaskedLmHead {
+                transform: Linear::load(w, "", distilbert::MLM_TRANSFORM, c, c)?,
+                activation: self.activation,
+                norm: LayerNorm::load(w, "", distilbert::MLM_NORM, c, 1e-12)?,
+                decoder: untied_decoder("vocab_projector.weight")?,
+                bias: w.load("vocab_projector.bias", "vocab_projector.bias", &[d.vocab])?,
+            }),
+            _ => None,
+        })
+    }
+
+    /// BERT's next-sentence head (`cls.seq_relationship`), when present.
+    fn next_sentence(&self) -> Result<Option<NextSentenceHead>> {
+        if self.family != Family::Bert || !self.weights.has("cls.seq_relationship.weight") {
+            return Ok(None);
+        }
+        Ok(Some(NextSentenceHead {
+            seq_relationship: Linear::load(
+                self.weights,
+                "",
+                "cls.seq_relationship",
+                2,
+                self.d.hidden,
+            )?,
+        }))
+    }
+
+    /// The checkpoint's `classifier`: a token classifier when its architecture says
+    /// `...ForTokenClassification`, else a sequence classifier (DistilBERT's with its
+    /// `pre_classifier`).
+    fn classifiers(
+        &self,
+        num_labels: usize,
+        is_token_task: bool,
+    ) -> Result<(Option<SequenceClassifier>, Option<TokenClassifier>)> {
+        let (w, c) = (self.weights, self.d.hidden);
+        if !w.has("classifier.weight") {
+            return Ok((None, None));
+        }
+        let classifier = Linear::load(w, "", "classifier", num_labels, c)?;
+        if is_token_task {
+            let head = TokenClassifier {
+                classifier,
+                dropout: self.d.token_classifier_dropout,
+            };
+            return Ok((None, Some(head)));
+        }
+        let dropout = self.d.sequence_classifier_dropout;
+        let head = match self.family {
+            Family::Bert => SequenceClassifier::Bert {
+                classifier,
+                dropout,
+            },
+            Family::DistilBert => SequenceClassifier::DistilBert {
+                pre_classifier: Linear::load(w, "", distilbert::PRE_CLASSIFIER, c, c)?,
+                classifier,
+                dropout,
+            },
+        };
+        Ok((Some(head), None))
+    }
+}
+
+fn config_architectures(config: &ModelConfig) -> &[String] {
+    match config {
+        ModelConfig::Bert(c) => &c.architectures,
+        ModelConfig::DistilBert(c) => &c.architectures,
+    }
+}

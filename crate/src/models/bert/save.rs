@@ -1,0 +1,227 @@
+//! Saving a model as transformers' `save_pretrained` does: config.json and model.safetensors for
+//! the architecture the model now is ([`BertModel::architecture`]), with neither missing nor
+//! unexpected tensors, so `from_pretrained` of the folder loads it.
+
+use crate::io::{write_safetensors, BertConfig, DistilBertConfig, ModelConfig};
+use crate::tensor::Tensor;
+use crate::Result;
+
+use super::{BertModel, Family};
+
+/// What [`BertModel::save`] produces: the two files transformers loads.
+pub struct SavedModel {
+    pub config_json: String,
+    pub safetensors: Vec<u8>,
+}
+
+impl BertModel {
+    /// config.json + model.safetensors that transformers loads (`from_pretrained` of the
+    /// directory holding them) into the architecture named in the config, with neither
+    /// missing nor unexpected tensors: [`BertModel::saved_parameters`].
+    pub async fn save(&self) -> Result<SavedModel> {
+        let mut tensors = Vec::new();
+        for (name, t) in self.saved_parameters() {
+            tensors.push((name, t.shape().to_vec(), t.to_vec().await?));
+        }
+        let views: Vec<(&str, &[usize], &[f32])> = tensors
+            .iter()
+            .map(|(n, s, v)| (n.as_str(), s.as_slice(), v.as_slice()))
+            .collect();
+        Ok(SavedModel {
+            config_json: self.config_json(),
+            safetensors: write_safetensors(&views)?,
+        })
+    }
+
+    /// Native only: [`BertModel::save`], blocking.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn save_blocking(&self) -> Result<SavedModel> {
+        pollster::block_on(self.save())
+    }
+
+    /// The head the saved model is: a task head (sequence, then token classifier) wins over
+    /// the pretraining heads (MLM and NSP), which the task model does not have.
+    fn saved_task(&self) -> SavedTask {
+        if self.sequence_classifier.is_some() {
+            SavedTask::SequenceClassification
+        } else if self.token_classifier.is_some() {
+            SavedTask::TokenClassification
+        } else if self.masked_lm.is_some() && self.next_sentence.is_some() {
+            SavedTask::PreTraining
+        } else if self.masked_lm.is_some() {
+            SavedTask::MaskedLm
+        } else if self.next_sentence.is_some() {
+            SavedTask::NextSentencePrediction
+        } else {
+            SavedTask::Base
+        }
+    }
+
+    /// The transformers class that the saved model is (`saved_task`).
+    pub fn architecture(&self) -> String {
+        let task = match self.saved_task() {
+            SavedTask::SequenceClassification => "ForSequenceClassification",
+            SavedTask::TokenClassification => "ForTokenClassification",
+            SavedTask::PreTraining => "ForPreTraining",
+            SavedTask::MaskedLm => "ForMaskedLM",
+            SavedTask::NextSentencePrediction => "ForNextSentencePrediction",
+            SavedTask::Base => "Model",
+        };
+        match self.family {
+            Family::Bert => format!("Bert{task}"),
+            Family::DistilBert => format!("DistilBert{task}"),
+        }
+    }
+
+    /// The parameters that transformers' `save_pretrained` writes for [`Self::architecture`],
+    /// under its names: the encoder (`bert.` / `distilbert.` prefix; none for the bare
+    /// `BertModel` / `DistilBertModel`), the pooler where that class has one
+    /// (BertForSequenceClassification, BertForPreTraining, BertForNextSentencePrediction,
+    /// BertModel; not BertForMaskedLM or BertForTokenClassification, built without a pooling
+    /// layer), and that class's heads only. A tied decoder is the word embeddings (written once).
+    pub fn saved_parameters(&self) -> Vec<(String, &Tensor)> {
+        let task = self.saved_task();
+        let mut p: Vec<&Tensor> = self.embeddings.parameters();
+        for layer in &self.layers {
+            p.extend(layer.parameters());
+        }
+        let with_pooler = matches!(
+            task,
+            SavedTask::SequenceClassification
+                | SavedTask::PreTraining
+                | SavedTask::NextSentencePrediction
+                | SavedTask::Base
+        );
+        if let (true, Some(pooler)) = (with_pooler, &self.pooler) {
+            p.extend(pooler.dense.parameters());
+        }
+        if let (SavedTask::PreTraining | SavedTask::MaskedLm, Some(head)) = (task, &self.masked_lm)
+        {
+            p.extend(head.parameters());
+        }
+        if let (SavedTask::PreTraining | SavedTask::NextSentencePrediction, Some(head)) =
+            (task, &self.next_sentence)
+        {
+            p.extend(head.seq_relationship.parameters());
+        }
+        if let (SavedTask::SequenceClassification, Some(head)) = (task, &self.sequence_classifier) {
+            p.extend(head.parameters());
+        }
+        if let (SavedTask::TokenClassification, Some(head)) = (task, &self.token_classifier) {
+            p.extend(head.classifier.parameters());
+        }
+        let prefix = self.model_prefix();
+        p.into_iter()
+            .map(|t| {
+                let name = t.name();
+                let name = match task {
+                    SavedTask::Base => name.strip_prefix(prefix).unwrap_or(name),
+                    _ => name,
+                };
+                (name.to_string(), t)
+            })
+            .collect()
+    }
+
+    /// config.json text for this model (transformers' field names).
+    pub fn config_json(&self) -> String {
+        let labels = self.config.labels();
+        let id2label: serde_json::Map<String, serde_json::Value> = labels
+            .id2label
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (i.to_string(), l.clone().into()))
+            .collect();
+        let label2id: serde_json::Map<String, serde_json::Value> = labels
+            .id2label
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.clone(), i.into()))
+            .collect();
+        let mut json = match &self.config {
+            ModelConfig::Bert(c) => bert_config_json(c),
+            ModelConfig::DistilBert(c) => distilbert_config_json(c),
+        };
+        json.insert("architectures".into(), vec![self.architecture()].into());
+        json.insert("id2label".into(), id2label.into());
+        json.insert("label2id".into(), label2id.into());
+        if labels.num_labels == 1 {
+            json.insert("problem_type".into(), "regression".into());
+        }
+        serde_json::to_string_pretty(&serde_json::Value::Object(json))
+            .expect("a JSON map serialises")
+    }
+}
+
+/// Which transformers class a saved model is (the `*For...` part of its name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SavedTask {
+    SequenceClassification,
+    TokenClassification,
+    PreTraining,
+    MaskedLm,
+    NextSentencePrediction,
+    Base,
+}
+
+fn activation_name(a: crate::io::Activation) -> &'static str {
+    use crate::io::Activation::*;
+    match a {
+        Gelu => "gelu",
+        GeluTanh => "gelu_new",
+        Relu => "relu",
+        Silu => "silu",
+        Tanh => "tanh",
+    }
+}
+
+fn bert_config_json(c: &BertConfig) -> serde_json::Map<String, serde_json::Value> {
+    let v = serde_json::json!({
+        "model_type": "bert",
+        "vocab_size": c.vocab_size,
+        "hidden_size": c.hidden_size,
+        "num_hidden_layers": c.num_hidden_layers,
+        "num_attention_heads": c.num_attention_heads,
+        "intermediate_size": c.intermediate_size,
+        "hidden_act": activation_name(c.hidden_act),
+        "hidden_dropout_prob": c.hidden_dropout_prob,
+        "attention_probs_dropout_prob": c.attention_probs_dropout_prob,
+        "max_position_embeddings": c.max_position_embeddings,
+        "type_vocab_size": c.type_vocab_size,
+        "initializer_range": c.initializer_range,
+        "layer_norm_eps": c.layer_norm_eps,
+        "pad_token_id": c.pad_token_id,
+        "classifier_dropout": c.classifier_dropout,
+        "tie_word_embeddings": c.tie_word_embeddings,
+        "position_embedding_type": "absolute",
+    });
+    match v {
+        serde_json::Value::Object(m) => m,
+        _ => unreachable!("json! of an object literal"),
+    }
+}
+
+fn distilbert_config_json(c: &DistilBertConfig) -> serde_json::Map<String, serde_json::Value> {
+    let v = serde_json::json!({
+        "model_type": "distilbert",
+        "vocab_size": c.vocab_size,
+        "max_position_embeddings": c.max_position_embeddings,
+        "sinusoidal_pos_embds": c.sinusoidal_pos_embds,
+        "n_layers": c.n_layers,
+        "n_heads": c.n_heads,
+        "dim": c.dim,
+        "hidden_dim": c.hidden_dim,
+        "dropout": c.dropout,
+        "attention_dropout": c.attention_dropout,
+        "activation": activation_name(c.activation),
+        "initializer_range": c.initializer_range,
+        "qa_dropout": c.qa_dropout,
+        "seq_classif_dropout": c.seq_classif_dropout,
+        "pad_token_id": c.pad_token_id,
+        "tie_word_embeddings": c.tie_word_embeddings,
+    });
+    match v {
+        serde_json::Value::Object(m) => m,
+        _ => unreachable!("json! of an object literal"),
+    }
+}
