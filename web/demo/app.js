@@ -5,7 +5,7 @@
 // URL options, for trying devices: ?device=auto|gpu|cpu (default auto), ?worker=0 (page thread).
 
 import { Runtime } from 'webnlu';
-import { ModelPicker } from './model-picker.js';
+import { ModelPicker, localModels } from './model-picker.js';
 import { setupFillMask } from './fill-mask-view.js';
 import { setupFineTune } from './fine-tune-view.js';
 import { setupSimilarity } from './similarity-view.js';
@@ -49,16 +49,6 @@ function describeDevice(runtime) {
   const where = threads > 1 ? `in ${threads} Web Workers` : runtime.worker ? 'in a Web Worker' : 'on the page thread';
   const name = kind === 'gpu' ? `GPU (WebGPU: ${adapter})` : kind === 'cpu' ? 'CPU (WebAssembly)' : 'none';
   return `Device: ${name}, ${where}${reason ? ` — ${reason}` : ''}`;
-}
-
-async function localModels() {
-  try {
-    const response = await fetch('/models/index.json');
-    if (!response.ok) return [];
-    return (await response.json()).filter((model) => model.model);
-  } catch {
-    return [];
-  }
 }
 
 async function main() {

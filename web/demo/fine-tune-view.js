@@ -4,21 +4,11 @@
 // classify a typed sentence, and download the trained model.
 
 import { drawTrainingChart } from './training-chart.js';
+import { download } from './download.js';
 import { movieReviews, parseExamples } from './training-examples.js';
 
 const $ = (id) => document.getElementById(id);
 const HELD_OUT = 0.2;
-
-function download(name, bytes) {
-  const url = URL.createObjectURL(new Blob([bytes]));
-  const link = document.createElement('a');
-  link.href = url;
-  link.download = name;
-  document.body.append(link);
-  link.click();
-  link.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10_000);
-}
 
 function percent(value) {
   return Number.isFinite(value) ? `${(100 * value).toFixed(1)}%` : '–';

@@ -19,6 +19,17 @@ const LOCAL_LABELS = {
 
 const loaded = new Map(); // source key -> Promise<Model>
 
+/** The served models that can be loaded whole (from /models/index.json). */
+export async function localModels() {
+  try {
+    const response = await fetch('/models/index.json');
+    if (!response.ok) return [];
+    return (await response.json()).filter((model) => model.model);
+  } catch {
+    return [];
+  }
+}
+
 function formatBytes(bytes) {
   if (bytes === undefined) return '?';
   if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(0)} KB`;

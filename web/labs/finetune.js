@@ -9,6 +9,7 @@
 
 import { $, errorBox, exercise, markError, markReady, modelPicker, runtime, urlState } from './lab-kit.js';
 import { downloadCsv, downloadPng, exportButton } from './lab-export.js';
+import { download } from '/demo/download.js';
 import { lineChart } from './lab-plots.js';
 import { TASKS } from './finetune-data.js';
 import { trainableParameters } from './trainable-parameters.js';
@@ -41,17 +42,6 @@ const mean = (values) => values.reduce((s, v) => s + v, 0) / values.length;
 function formatBytes(bytes) {
   if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
   return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
-}
-
-function download(name, bytes) {
-  const url = URL.createObjectURL(new Blob([bytes]));
-  const link = document.createElement('a');
-  link.href = url;
-  link.download = name;
-  document.body.append(link);
-  link.click();
-  link.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
 
 /** The number of labels the head predicts: 1 for a rating, the distinct labels otherwise. */

@@ -1,6 +1,8 @@
 // Exports of the labs: a table as CSV, a plot (an SVG element or a canvas) as PNG. The SVG plots
 // carry their styles as attributes, so the PNG looks like the page.
 
+import { download } from '/demo/download.js';
+
 /** One CSV field: quoted when it holds a comma, a quote or a line break. */
 function csvField(value) {
   const text = typeof value === 'number' ? String(value) : String(value ?? '');
@@ -12,20 +14,9 @@ export function toCsv(rows) {
   return `${rows.map((row) => row.map(csvField).join(',')).join('\r\n')}\r\n`;
 }
 
-function download(blob, filename) {
-  const url = URL.createObjectURL(blob);
-  const link = document.createElement('a');
-  link.href = url;
-  link.download = filename;
-  document.body.append(link);
-  link.click();
-  link.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10_000);
-}
-
 /** Saves `rows` as `filename` (CSV). */
 export function downloadCsv(filename, rows) {
-  download(new Blob([toCsv(rows)], { type: 'text/csv' }), filename);
+  download(filename, new Blob([toCsv(rows)], { type: 'text/csv' }));
 }
 
 /** A canvas with the picture of `plot` (an SVG element, drawn at 2x, or a canvas). */
@@ -51,7 +42,7 @@ export async function plotToCanvas(plot) {
 export async function downloadPng(filename, plot) {
   const canvas = await plotToCanvas(plot);
   const blob = await new Promise((resolve) => canvas.toBlob(resolve, 'image/png'));
-  download(blob, filename);
+  download(filename, blob);
 }
 
 /** A button that exports: `make()` runs on click (CSV or PNG). */

@@ -3,11 +3,13 @@
 // server prepared, or Hub models), the readiness protocol (`<html data-ready="true">` once the
 // first live result is on screen, `data-error="..."` when the lab cannot start), inputs held in
 // the URL (a teacher shares a prepared link), and the exercises' answer boxes.
+// The page's frame (head, crumbs, heading, #device-status, #lab-error, the Exercises panel,
+// #timing-status) is written by lab-page.js; this module fills it.
 // URL options of every lab: ?device=auto|gpu|cpu (default auto), ?worker=0 (page thread),
 // ?hub=URL (another Hub mirror).
 
 import { Runtime } from 'webnlu';
-import { ModelPicker } from '/demo/model-picker.js';
+import { ModelPicker, localModels } from '/demo/model-picker.js';
 
 export const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -57,17 +59,6 @@ export function runtime() {
       (error) => { $('device-status').textContent = `Device: could not start (${error.message})`; });
   }
   return runtimePromise;
-}
-
-/** The served models that can be loaded whole (from /models/index.json). */
-export async function localModels() {
-  try {
-    const response = await fetch('/models/index.json');
-    if (!response.ok) return [];
-    return (await response.json()).filter((model) => model.model);
-  } catch {
-    return [];
-  }
 }
 
 /**
@@ -125,6 +116,53 @@ export function markError(error) {
   document.documentElement.dataset.error = errorText(error);
   const box = $('lab-error');
   if (box) { box.hidden = false; box.textContent = `This lab could not start: ${errorText(error)}`; }
+}
+
+/** Counts one more in `<html data-NAME>` (the tests wait on these counters). */
+export function countUp(name) {
+  const data = document.documentElement.dataset;
+  data[name] = String(Number(data[name] ?? 0) + 1);
+}
+
+/**
+ * Runs `job()` (it computes and draws a result) and shows how it went: when it succeeds, the error
+ * box (`showError`, from errorBox) is cleared and the page marked ready; when it fails, the error
+ * is shown and, before any first result, the page marked as unable to start. Resolves to whether
+ * `job` succeeded.
+ */
+export async function showOutcome(showError, job) {
+  try {
+    await job();
+  } catch (error) {
+    showError(error);
+    if (!document.documentElement.dataset.ready) markError(error);
+    return false;
+  }
+  showError(null);
+  markReady();
+  return true;
+}
+
+/**
+ * What the lab's Run button starts (`#run`, with its line `#run-status`): the button is disabled
+ * while `job()` runs; its outcome shown as by showOutcome, and besides, when it succeeds,
+ * `<html data-computed>` counts one more; when it fails, the status line is emptied.
+ */
+export async function runFromButton(showError, job) {
+  $('run').disabled = true;
+  try {
+    return await showOutcome(showError, async () => {
+      try {
+        await job();
+      } catch (error) {
+        $('run-status').textContent = '';
+        throw error;
+      }
+      countUp('computed');
+    });
+  } finally {
+    $('run').disabled = false;
+  }
 }
 
 /**

@@ -3,7 +3,7 @@
 // layer (slider), a PCA projection coloured by meaning, the same-vs-different gap per layer, and
 // ELMo's three layers (`elmo.embed`). URL: ?model, ?word, ?sentences, ?layer, ?elmo.
 
-import { $, errorBox, exercise, markError, markReady, modelPicker, runtime, serialized, urlState } from './lab-kit.js';
+import { $, errorBox, exercise, markError, modelPicker, runFromButton, runtime, serialized, urlState } from './lab-kit.js';
 import { downloadCsv, downloadPng, exportButton } from './lab-export.js';
 import { heatmap, scatter } from './lab-plots.js';
 import { cosineMatrix, pca2, wordVectorFrom } from './lab-math.js';
@@ -133,8 +133,7 @@ const compute = serialized(async () => {
   const rows = parseSentences($('sentences').value);
   state.set('word', word);
   state.set('sentences', $('sentences').value);
-  $('run').disabled = true;
-  try {
+  const computed = await runFromButton(showError, async () => {
     if (word === '') throw new Error('type the word to follow');
     if (rows.length < 2) throw new Error('give at least two sentences');
     rows.forEach((r, i) => findWord(r.text, word, i));
@@ -158,17 +157,8 @@ const compute = serialized(async () => {
     $('layer').value = String(wanted < 0 || wanted > last ? last : wanted);
     $('run-status').textContent = `${rows.length} sentences, ${layers.length} hidden states of ${model.hiddenSize} values, ${(performance.now() - started).toFixed(0)} ms on ${model.runtime.device.kind.toUpperCase()}`;
     draw();
-    showError(null);
-    document.documentElement.dataset.computed = String(Number(document.documentElement.dataset.computed ?? 0) + 1);
-    markReady();
-    computeElmo(rows, word).catch((error) => { $('elmo-status').textContent = `ELMo could not run: ${error.message}`; });
-  } catch (error) {
-    $('run-status').textContent = '';
-    showError(error);
-    if (!document.documentElement.dataset.ready) markError(error);
-  } finally {
-    $('run').disabled = false;
-  }
+  });
+  if (computed) computeElmo(rows, word).catch((error) => { $('elmo-status').textContent = `ELMo could not run: ${error.message}`; });
 });
 
 /** The cosine matrix at the chosen layer, for exercises. */

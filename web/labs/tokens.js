@@ -3,7 +3,7 @@
 // The tokenizer runs in the page's runtime (a Web Worker by default). URL: ?vocab, ?text,
 // ?pair, ?max, ?stride.
 
-import { $, errorBox, exercise, markError, markReady, runtime, serialized, urlState } from './lab-kit.js';
+import { $, errorBox, exercise, markError, runtime, serialized, showOutcome, urlState } from './lab-kit.js';
 import { downloadCsv, downloadPng, exportButton } from './lab-export.js';
 import { svgElement } from './lab-plots.js';
 import { HUB_MODELS } from '/demo/model-picker.js';
@@ -165,7 +165,7 @@ const update = serialized(async () => {
   state.set('pair', pair);
   state.set('max', maxLength);
   state.set('stride', stride);
-  try {
+  await showOutcome(showError, async () => {
     $('vocab-status').textContent = `loading ${vocabName()}…`;
     const tokenizer = await tokenizerFor($('vocab').value);
     const entries = tokenizer.vocabSize ?? '?';
@@ -192,12 +192,7 @@ const update = serialized(async () => {
     document.documentElement.dataset.tokens = String(encoding.tokens.length);
     document.documentElement.dataset.unknown = String(unknown);
     document.documentElement.dataset.textTokens = String(textTokens);
-    showError(null);
-    markReady();
-  } catch (error) {
-    showError(error);
-    if (!document.documentElement.dataset.ready) markError(error);
-  }
+  });
 });
 
 async function pieceCount(word) {
