@@ -14,8 +14,8 @@ use std::time::Instant;
 use super::arguments::Arguments;
 use webnlu::device::{DeviceChoice, GpuOptions};
 use webnlu::models::elmo::classifier::ElmoTraining;
-use webnlu::models::elmo::sentiment_data::parse_rated_sentences;
 use webnlu::models::elmo::ElmoBiLm;
+use webnlu::tasks::elmo_examples::parse_rated_sentences;
 use webnlu::tasks::elmo_training::{shuffle_and_split, ElmoClassifierRun, ElmoTrainOptions};
 use webnlu::{Device, Error, Result};
 

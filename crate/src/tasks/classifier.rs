@@ -20,7 +20,7 @@
 
 use crate::io::ModelFiles;
 use crate::models::bert::heads::{
-    Pooler, PoolerSaved, SequenceClassifier, SequenceClassifierSaved,
+    sequence_chain_backward, sequence_chain_forward, Pooler, SequenceChainSaved, SequenceClassifier,
 };
 use crate::models::{BertModel, Gradients};
 use crate::ops::pooling::{
@@ -103,8 +103,8 @@ pub struct HeadSaved {
     /// the features as the head read them: (B, 1, C) as "hidden states" for the pooler and the
     /// DistilBERT head, (B, C) for a mean-pooled BERT classifier
     features: Tensor,
-    pooler: Option<PoolerSaved>,
-    head: SequenceClassifierSaved,
+    input: ClassifierInput,
+    chain: SequenceChainSaved,
 }
 
 fn classifier_of(model: &BertModel) -> Result<&SequenceClassifier> {
@@ -115,10 +115,18 @@ fn classifier_of(model: &BertModel) -> Result<&SequenceClassifier> {
     })
 }
 
-fn pooler_of(model: &BertModel) -> Result<&Pooler> {
-    model.pooler.as_ref().ok_or_else(|| {
-        Error::invalid("a BERT classifier on the [CLS] token needs the model's pooler")
-    })
+/// The pooler the head reads through: BERT's on the [CLS] token; none for mean-pooled features
+/// or DistilBERT.
+fn chain_pooler(model: &BertModel, input: ClassifierInput) -> Result<Option<&Pooler>> {
+    match (classifier_of(model)?, input) {
+        (SequenceClassifier::Bert { .. }, ClassifierInput::ClsToken) => {
+            let pooler = model.pooler.as_ref().ok_or_else(|| {
+                Error::invalid("a BERT classifier on the [CLS] token needs the model's pooler")
+            })?;
+            Ok(Some(pooler))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// logits (B, L) from features (B, C).
@@ -130,28 +138,17 @@ pub fn head_forward(
     seed: u64,
 ) -> Result<(Tensor, HeadSaved)> {
     let head = classifier_of(model)?;
+    let pooler = chain_pooler(model, input)?;
     let (b, c) = (features.shape()[0], features.shape()[1]);
-    let (logits, pooler, saved) = match (head, input) {
-        (SequenceClassifier::Bert { .. }, ClassifierInput::ClsToken) => {
-            features.reshape(&[b, 1, c])?;
-            let p = pooler_of(model)?.forward(&features)?; // pooled (B, C)
-            let (logits, saved) = head.forward(&p.pooled, train, seed)?;
-            (logits, Some(p), saved)
-        }
-        (SequenceClassifier::Bert { .. }, ClassifierInput::MeanPooled) => {
-            let (logits, saved) = head.forward(&features, train, seed)?;
-            (logits, None, saved)
-        }
-        (SequenceClassifier::DistilBert { .. }, _) => {
-            features.reshape(&[b, 1, c])?;
-            let (logits, saved) = head.forward(&features, train, seed)?;
-            (logits, None, saved)
-        }
-    };
+    // The pooler and the DistilBERT head read position 0 of hidden states: (B, 1, C).
+    if pooler.is_some() || matches!(head, SequenceClassifier::DistilBert { .. }) {
+        features.reshape(&[b, 1, c])?;
+    }
+    let (logits, chain) = sequence_chain_forward(pooler, head, &features, train, seed)?;
     let saved = HeadSaved {
         features,
-        pooler,
-        head: saved,
+        input,
+        chain,
     };
     Ok((logits, saved))
 }
@@ -170,37 +167,23 @@ pub fn head_backward(
     grads: &mut Gradients,
 ) -> Result<Option<Tensor>> {
     let head = classifier_of(model)?;
-    let device = dlogits.device();
     let shape = saved.features.shape().to_vec();
     let mut dfeatures = match input_gradient {
-        true => Some(Tensor::zeros(&device, &shape, "d_features")?),
+        true => Some(Tensor::zeros(&dlogits.device(), &shape, "d_features")?),
         false => None,
     };
-    match &saved.pooler {
-        Some(p) => {
-            let mut dpooled = Tensor::zeros(&device, p.pooled.shape(), "d_pooled")?; // (B, C)
-            head.backward(
-                Some(&mut dpooled),
-                dlogits,
-                &p.pooled,
-                &saved.head,
-                train,
-                seed,
-                grads,
-            )?;
-            let grads = train_pooler.then_some(grads);
-            pooler_of(model)?.backward(dfeatures.as_mut(), &dpooled, p, grads)?;
-        }
-        None => head.backward(
-            dfeatures.as_mut(),
-            dlogits,
-            &saved.features,
-            &saved.head,
-            train,
-            seed,
-            grads,
-        )?,
-    }
+    sequence_chain_backward(
+        chain_pooler(model, saved.input)?,
+        head,
+        dfeatures.as_mut(),
+        dlogits,
+        &saved.features,
+        &saved.chain,
+        train,
+        seed,
+        train_pooler,
+        grads,
+    )?;
     if let Some(d) = dfeatures.as_mut() {
         let (b, c) = (shape[0], *shape.last().expect("features have a width"));
         d.reshape(&[b, c])?;

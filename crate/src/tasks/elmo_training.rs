@@ -13,9 +13,9 @@
 //! ```
 
 use crate::models::elmo::classifier::{BatchResult, ElmoClassifier, ElmoTraining, FeatureScaling};
-use crate::models::elmo::sentiment_data::{shuffle, RatedSentence};
 use crate::models::elmo::ElmoBiLm;
 use crate::ops::optimizer::AdamWConfig;
+use crate::tasks::elmo_examples::{shuffle, RatedSentence};
 use crate::{Error, Result};
 
 /// How a run trains.

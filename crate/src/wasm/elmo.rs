@@ -20,8 +20,8 @@ use super::model::{from_js, to_js};
 use super::to_js_error;
 use crate::device::{Device, DeviceChoice, GpuOptions};
 use crate::models::elmo::classifier::ElmoTraining;
-use crate::models::elmo::sentiment_data::RatedSentence;
 use crate::models::elmo::ElmoBiLm;
+use crate::tasks::elmo_examples::RatedSentence;
 use crate::tasks::elmo_training::{
     shuffle_and_split, ElmoClassifierRun, ElmoEpochReport, ElmoTrainOptions,
 };

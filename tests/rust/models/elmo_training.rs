@@ -11,10 +11,10 @@ use webnlu::models::elmo::classifier::{ElmoClassifier, ElmoTraining};
 use webnlu::models::elmo::scalar_mix::{
     scalar_mix_backward_cpu, scalar_mix_forward_cpu, ScalarMix, ScalarMixGrads,
 };
-use webnlu::models::elmo::sentiment_data::parse_rated_sentences;
 use webnlu::models::elmo::weights::ElmoWeights;
 use webnlu::models::elmo::{ElmoBiLm, ElmoOutput};
 use webnlu::ops::optimizer::AdamWConfig;
+use webnlu::tasks::elmo_examples::parse_rated_sentences;
 use webnlu::tasks::elmo_training::{shuffle_and_split, ElmoClassifierRun, ElmoTrainOptions};
 
 fn fixture_dir() -> std::path::PathBuf {

@@ -329,6 +329,85 @@ impl NextSentenceHead {
 
 // ---- sequence classification ---------------------------------------------------------------
 
+/// What [`sequence_chain_backward`] needs from [`sequence_chain_forward`].
+pub struct SequenceChainSaved {
+    /// BERT's pooler state, when the chain ran through the pooler (its `pooled` (B, C) is what
+    /// the classifier read).
+    pub pooler: Option<PoolerSaved>,
+    pub classifier: SequenceClassifierSaved,
+}
+
+/// The whole sequence-classification chain, written once for the model's task step and the
+/// classifier tasks (head-only training reads cached features instead of hidden states):
+/// - BERT through its pooler (`pooler` is Some): classifier(dropout(tanh(pooler(x[:, 0])))),
+///   `BertForSequenceClassification`; x: (B, T, C) hidden states, or (B, 1, C) features;
+/// - BERT without it (mean-pooled features): classifier(dropout(x)), x: (B, C);
+/// - DistilBERT: classifier(dropout(relu(pre_classifier(x[:, 0])))), x: (B, T, C) or (B, 1, C).
+///
+/// Returns logits (B, L).
+pub fn sequence_chain_forward(
+    pooler: Option<&Pooler>,
+    head: &SequenceClassifier,
+    x: &Tensor,
+    train: bool,
+    seed: u64,
+) -> Result<(Tensor, SequenceChainSaved)> {
+    match pooler {
+        Some(pooler) => {
+            let saved_pooler = pooler.forward(x)?; // pooled (B, C)
+            let (logits, classifier) = head.forward(&saved_pooler.pooled, train, seed)?;
+            let saved = SequenceChainSaved {
+                pooler: Some(saved_pooler),
+                classifier,
+            };
+            Ok((logits, saved))
+        }
+        None => {
+            let (logits, classifier) = head.forward(x, train, seed)?;
+            let saved = SequenceChainSaved {
+                pooler: None,
+                classifier,
+            };
+            Ok((logits, saved))
+        }
+    }
+}
+
+/// The chain's backward: the classifier's gradients (and the pooler's when `train_pooler`)
+/// into `grads`, and dx (the shape of the forward's x) += the gradient of dlogits (B, L) when
+/// `dx` is given (None: head-only training needs no input gradient).
+#[allow(clippy::too_many_arguments)]
+pub fn sequence_chain_backward(
+    pooler: Option<&Pooler>,
+    head: &SequenceClassifier,
+    dx: Option<&mut Tensor>,
+    dlogits: &Tensor,
+    x: &Tensor,
+    saved: &SequenceChainSaved,
+    train: bool,
+    seed: u64,
+    train_pooler: bool,
+    grads: &mut Gradients,
+) -> Result<()> {
+    let Some(saved_pooler) = &saved.pooler else {
+        return head.backward(dx, dlogits, x, &saved.classifier, train, seed, grads);
+    };
+    let pooler =
+        pooler.ok_or_else(|| Error::invalid("the classifier read the pooler, which is gone"))?;
+    let pooled = &saved_pooler.pooled; // (B, C)
+    let mut dpooled = Tensor::zeros(&dlogits.device(), pooled.shape(), "d_pooled")?; // (B, C)
+    head.backward(
+        Some(&mut dpooled),
+        dlogits,
+        pooled,
+        &saved.classifier,
+        train,
+        seed,
+        grads,
+    )?;
+    pooler.backward(dx, &dpooled, saved_pooler, train_pooler.then_some(grads))
+}
+
 /// `BertForSequenceClassification` / `DistilBertForSequenceClassification` heads.
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)] // one per model: the size does not matter

@@ -23,7 +23,10 @@ use crate::tensor::Tensor;
 use crate::{Error, Result};
 
 use super::encoder_input::{EncoderInput, Freeze, RunMode};
-use super::heads::{MaskedLmSaved, PoolerSaved, SequenceClassifierSaved, TokenClassifierSaved};
+use super::heads::{
+    sequence_chain_backward, sequence_chain_forward, MaskedLmSaved, Pooler, PoolerSaved,
+    SequenceChainSaved, SequenceClassifier, TokenClassifierSaved,
+};
 use super::{BertModel, EncoderOutput};
 use crate::models::gradients::Gradients;
 
@@ -59,9 +62,11 @@ pub struct TaskOutput {
     pub logits: Tensor,
     /// PreTraining: the NSP logits (B, 2).
     pub next_sentence_logits: Option<Tensor>,
+    /// Next-sentence prediction: the pooler's state.
     pooler: Option<PoolerSaved>,
     masked_lm: Option<MaskedLmSaved>,
-    classifier: Option<SequenceClassifierSaved>,
+    /// Sequence classification: the chain's state (with the pooler's, for BERT).
+    sequence: Option<SequenceChainSaved>,
     token: Option<TokenClassifierSaved>,
 }
 
@@ -78,7 +83,21 @@ impl std::fmt::Debug for TaskOutput {
 impl TaskOutput {
     /// BERT's pooled output (B, C) when the task used the pooler.
     pub fn pooled(&self) -> Option<&Tensor> {
-        self.pooler.as_ref().map(|p| &p.pooled)
+        let sequence_pooler = self.sequence.as_ref().and_then(|s| s.pooler.as_ref());
+        self.pooler.as_ref().or(sequence_pooler).map(|p| &p.pooled)
+    }
+}
+
+impl BertModel {
+    /// The pooler a sequence classifier reads through: BERT's (which it must have), none for
+    /// DistilBERT (its head has its own pre_classifier).
+    fn chain_pooler(&self, head: &SequenceClassifier) -> Result<Option<&Pooler>> {
+        match head {
+            SequenceClassifier::Bert { .. } => {
+                Ok(Some(self.pooler.as_ref().ok_or_else(|| missing("pooler"))?))
+            }
+            SequenceClassifier::DistilBert { .. } => Ok(None),
+        }
     }
 }
 
@@ -190,7 +209,7 @@ impl BertModel {
     ) -> Result<TaskOutput> {
         let encoder = self.encode(input, mode)?;
         let h = &encoder.hidden; // (B, T, C)
-        let (mut pooler, mut masked_lm, mut classifier, mut token) = (None, None, None, None);
+        let (mut pooler, mut masked_lm, mut sequence, mut token) = (None, None, None, None);
         let mut next_sentence_logits = None;
         let word = &self.embeddings.word;
         let logits = match task {
@@ -218,19 +237,14 @@ impl BertModel {
                     .sequence_classifier
                     .as_ref()
                     .ok_or_else(|| missing("sequence-classification"))?;
-                let (logits, saved) = match &self.pooler {
-                    Some(p) if matches!(head, super::heads::SequenceClassifier::Bert { .. }) => {
-                        let p = p.forward(h)?;
-                        let out = head.forward(&p.pooled, mode.train, mode.seed)?;
-                        pooler = Some(p);
-                        out
-                    }
-                    None if matches!(head, super::heads::SequenceClassifier::Bert { .. }) => {
-                        return Err(missing("pooler"))
-                    }
-                    _ => head.forward(h, mode.train, mode.seed)?,
-                };
-                classifier = Some(saved);
+                let (logits, saved) = sequence_chain_forward(
+                    self.chain_pooler(head)?,
+                    head,
+                    h,
+                    mode.train,
+                    mode.seed,
+                )?;
+                sequence = Some(saved);
                 logits // (B, L)
             }
             Task::TokenClassification => {
@@ -250,7 +264,7 @@ impl BertModel {
             next_sentence_logits,
             pooler,
             masked_lm,
-            classifier,
+            sequence,
             token,
         })
     }
@@ -325,10 +339,7 @@ impl BertModel {
                     .sequence_classifier
                     .as_ref()
                     .ok_or_else(|| missing("sequence-classification"))?;
-                let saved = out
-                    .classifier
-                    .as_ref()
-                    .ok_or_else(|| missing("classifier"))?;
+                let saved = out.sequence.as_ref().ok_or_else(|| missing("classifier"))?;
                 let dlogits = match targets {
                     Targets::Classes(labels) => {
                         cross_entropy(&mut loss, &out.logits, labels, "classification", false)?
@@ -338,40 +349,18 @@ impl BertModel {
                         return Err(Error::invalid("pre-training targets for a classifier"))
                     }
                 };
-                match &out.pooler {
-                    Some(p) => {
-                        // BERT: classifier(dropout(pooled)), pooled = pooler(h)
-                        let mut dpooled = Tensor::zeros(&device, p.pooled.shape(), "d_pooled")?;
-                        head.backward(
-                            Some(&mut dpooled),
-                            &dlogits,
-                            &p.pooled,
-                            saved,
-                            mode.train,
-                            mode.seed,
-                            grads,
-                        )?;
-                        let train_pooler = mode.freeze != Freeze::Head;
-                        self.pooler
-                            .as_ref()
-                            .ok_or_else(|| missing("pooler"))?
-                            .backward(
-                                dhidden.as_mut(),
-                                &dpooled,
-                                p,
-                                train_pooler.then_some(grads),
-                            )?;
-                    }
-                    None => head.backward(
-                        dhidden.as_mut(),
-                        &dlogits,
-                        h,
-                        saved,
-                        mode.train,
-                        mode.seed,
-                        grads,
-                    )?,
-                }
+                sequence_chain_backward(
+                    self.chain_pooler(head)?,
+                    head,
+                    dhidden.as_mut(),
+                    &dlogits,
+                    h,
+                    saved,
+                    mode.train,
+                    mode.seed,
+                    mode.freeze != Freeze::Head,
+                    grads,
+                )?;
             }
             (Task::TokenClassification, Targets::Classes(labels)) => {
                 let head = self

@@ -30,7 +30,6 @@
 pub mod backward;
 pub mod classifier;
 pub mod scalar_mix;
-pub mod sentiment_data;
 pub mod weights;
 
 use crate::device::Device;
