@@ -5,7 +5,7 @@
 // and `modelBinding()` says so by name.
 
 import * as bindings from './webnlu_wasm.js';
-import { UnsupportedError, WebnluError } from './errors.js';
+import { DeviceError, ModelLoadError, UnsupportedError, WebnluError } from './errors.js';
 
 let ready = null;
 let initialized = false;
@@ -154,11 +154,18 @@ export function checkTexts(texts, name) {
   texts.forEach((text, i) => checkText(text, `${name}[${i}]`));
 }
 
-/** The message of a Rust JsError (or anything thrown) as a WebnluError prefixed with `what`. */
+/** The classes that a Rust error's kind maps to (crate/src/wasm/mod.rs sets the JS `name`). */
+const RUST_ERROR_CLASSES = { UnsupportedError, DeviceError, ModelLoadError };
+
+/**
+ * The message of a Rust JsError (or anything thrown) as a WebnluError prefixed with `what`: an
+ * UnsupportedError, DeviceError or ModelLoadError when Rust named that kind, else a WebnluError.
+ */
 export function rustError(what, error) {
   if (error instanceof WebnluError) return error;
   const message = error instanceof Error ? error.message : String(error);
-  return new WebnluError(message.startsWith(what) ? message : `${what}: ${message}`, { cause: error });
+  const Class = (error instanceof Error && Object.hasOwn(RUST_ERROR_CLASSES, error.name)) ? RUST_ERROR_CLASSES[error.name] : WebnluError;
+  return new Class(message.startsWith(what) ? message : `${what}: ${message}`, { cause: error });
 }
 
 /** Runs a synchronous call into Rust, turning its JsError into a WebnluError. */

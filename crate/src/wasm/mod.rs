@@ -28,5 +28,21 @@ pub fn webnlu_version() -> String {
 
 /// `webnlu::Error` as a JS `Error` whose message is the Rust error's display text.
 fn to_js_error(error: crate::Error) -> JsError {
-    JsError::new(&error.to_string())
+    // The error's kind crosses as the JS error's `name`, which web/lib/wasm-module.js turns
+    // into the class of that name (so JS can `instanceof UnsupportedError`); other kinds stay
+    // a plain `WebnluError` there.
+    let name = match &error {
+        crate::Error::Unsupported { .. } => Some("UnsupportedError"),
+        crate::Error::Gpu(_) => Some("DeviceError"),
+        crate::Error::Io { .. } => Some("ModelLoadError"),
+        _ => None,
+    };
+    let js_error = JsError::new(&error.to_string());
+    if let Some(name) = name {
+        // The clone is a second handle to the same JS object.
+        let object = JsValue::from(js_error.clone());
+        // Setting a property of a fresh Error object cannot fail.
+        let _ = js_sys::Reflect::set(&object, &"name".into(), &name.into());
+    }
+    js_error
 }
