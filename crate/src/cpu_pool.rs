@@ -78,3 +78,17 @@ pub(crate) fn give_back<T: Element>(buffer: Vec<T>) {
         }
     });
 }
+
+/// Bytes the pool keeps for reuse.
+pub(crate) fn held_bytes() -> usize {
+    with_pool(|pool| pool.bytes)
+}
+
+/// Frees every parked buffer (back to the allocator; a wasm module's memory does not shrink,
+/// but the allocator reuses the space).
+pub(crate) fn trim() {
+    with_pool(|pool| {
+        pool.free.clear();
+        pool.bytes = 0;
+    });
+}

@@ -39,6 +39,9 @@ pub(crate) struct BufferPool {
     free: Mutex<HashMap<u64, Vec<FreeBuffer>>>,
     /// Submits so far (`next_epoch` after each).
     epoch: AtomicU64,
+    /// Bytes and count of the buffers this pool made and has not dropped (in use or free).
+    held_bytes: AtomicU64,
+    held_buffers: AtomicU64,
 }
 
 impl BufferPool {
@@ -47,6 +50,8 @@ impl BufferPool {
             context_id,
             free: Mutex::new(HashMap::new()),
             epoch: AtomicU64::new(0),
+            held_bytes: AtomicU64::new(0),
+            held_buffers: AtomicU64::new(0),
         })
     }
 
@@ -74,9 +79,37 @@ impl BufferPool {
             .push(FreeBuffer { buffer, released });
     }
 
-    /// Drop every free buffer (memory goes back to the driver).
+    /// Counts a buffer of `size` bytes just created for this pool (it is held until
+    /// [`Self::trim`] drops it).
+    pub(crate) fn created(&self, size: u64) {
+        self.held_bytes.fetch_add(size, Ordering::Relaxed);
+        self.held_buffers.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Destroy every free buffer (memory goes back to the driver).
     pub(crate) fn trim(&self) {
-        self.free.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        let dropped: Vec<FreeBuffer> = {
+            let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+            free.drain().flat_map(|(_, list)| list).collect()
+        };
+        let bytes: u64 = dropped.iter().map(|f| f.buffer.size()).sum();
+        for free in &dropped {
+            // Now rather than when the last handle goes (in the browser: at garbage
+            // collection); work already submitted that uses it still completes.
+            free.buffer.destroy();
+        }
+        self.held_bytes.fetch_sub(bytes, Ordering::Relaxed);
+        self.held_buffers
+            .fetch_sub(dropped.len() as u64, Ordering::Relaxed);
+    }
+
+    /// Bytes and count of the buffers made by this pool and not dropped: those in use by
+    /// tensors and the free ones.
+    pub(crate) fn held(&self) -> (u64, u64) {
+        (
+            self.held_bytes.load(Ordering::Relaxed),
+            self.held_buffers.load(Ordering::Relaxed),
+        )
     }
 
     /// Bytes held by free buffers.

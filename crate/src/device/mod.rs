@@ -14,6 +14,7 @@
 mod bind_group_cache;
 mod buffer_pool;
 mod gpu;
+mod memory;
 mod pipeline_cache;
 mod readback;
 mod stats;
@@ -21,6 +22,7 @@ mod uniform_arena;
 
 pub use buffer_pool::GpuBuffer;
 pub use gpu::{GpuContext, GpuInfo, GpuOptions, Kernel};
+pub use memory::MemoryUsage;
 pub use stats::{DeviceStats, KernelTime};
 
 use crate::{Error, Result};
