@@ -57,7 +57,9 @@ commands:
       80% [MASK], 10% random, 10% kept; seeded); JSON line per epoch with the held-out loss and
       perplexity, then a report; writes the model to --out (fill-mask reads it)
   bench model [--device cpu|gpu] [--models minilm,bert-base] [--batch N] [--seq N] [--json]
-      tokens/s of forward and training steps, peak memory per freezing policy
+      tokens/s of forward and training steps, peak memory per freezing policy; with --json,
+      `memory`: the device's GPU and CPU-pool bytes before and after load, forwards, training,
+      and after the model is dropped and the device trimmed
   elmo-train --options PATH --weights PATH --data TSV [--train N] [--test N] [--epochs E]
              [--batch-size B] [--lr X] [--seed S] [--mix | --end-to-end] [--device auto|gpu|cpu]
       sentiment classifier on ELMo features (label = sign of the rating in id<TAB>rating<TAB>text);

@@ -6,6 +6,7 @@
 
 import { Engine } from './engine.js';
 import { DisposedError, errorFromWire, WebnluError, WorkerError } from './errors.js';
+import { sumMemoryUsage } from './memory.js';
 
 /** The engine on the calling thread. */
 export class DirectChannel {
@@ -222,6 +223,11 @@ export class WorkerPool {
         const created = await this.broadcast(op, args);
         return { ...created[0], handle: this.keep('runtime', created.map((c) => c.handle)) };
       }
+      case 'runtime.memoryUsage':
+        return sumMemoryUsage(await this.broadcast(op, args));
+      case 'runtime.trim':
+        await this.broadcast(op, args);
+        return null;
       case 'model.load': {
         const loaded = await this.broadcast(op, args, transfer);
         const tokenizer = this.keep('tokenizer', [loaded[0].tokenizer]);

@@ -151,6 +151,11 @@ export class Engine {
         if (info.kind === 'gpu' && !info.adapter) info.adapter = await browserAdapterName();
         return { handle: this.keep('runtime', runtime), device: { ...info, requested: a.device } };
       }
+      case 'runtime.memoryUsage':
+        return plain(this.get(a.runtime, 'runtime').object.memory_usage());
+      case 'runtime.trim':
+        callRust('trim', () => this.get(a.runtime, 'runtime').object.trim());
+        return null;
       case 'tokenizer.create': {
         const tokenizer = tokenizerFromFiles(a.files);
         return { handle: this.keep('tokenizer', tokenizer), vocabSize: tokenizer.vocabSize };
@@ -277,6 +282,7 @@ export class Engine {
         const entry = this.get(a.handle, 'trainer');
         this.objects.delete(a.handle);
         callRust('trainClassifier', () => entry.object.finish());
+        entry.object.free(); // now, not at garbage collection: it holds a reference to the model
         return null;
       }
       case 'model.save': {

@@ -372,6 +372,24 @@ export interface RuntimeOptions {
 }
 
 /**
+ * What a runtime holds (`Runtime.memoryUsage`). Figures of one engine (the page's thread or the
+ * worker); with a worker pool (`threads` > 1) each field is the sum over the workers and
+ * `workers` has each worker's figures.
+ */
+export interface MemoryUsage {
+  /** Bytes of GPU buffers the device holds: those of tensors (weights, a run's state) and those pooled for reuse. 0 on the CPU. */
+  gpuBytes: number;
+  /** How many GPU buffers that is. */
+  gpuBuffers: number;
+  /** Bytes of CPU tensor storage parked for reuse (freed by `trim`). */
+  cpuPoolBytes: number;
+  /** Bytes of the wasm module's memory (it grows as needed and never shrinks; freed space is reused). */
+  wasmBytes: number;
+  /** With a worker pool: each worker's figures, in pool order. */
+  workers?: Omit<MemoryUsage, 'workers'>[];
+}
+
+/**
  * A device to run models on (WebGPU or CPU), on the page's thread or in a Web Worker.
  * Every model method is asynchronous and behaves the same in both modes.
  */
@@ -420,6 +438,17 @@ export class Runtime {
   loadElmo(files: ElmoFiles, options?: Pick<LoadOptions, 'onProgress' | 'cache' | 'fetch' | 'signal'>): Promise<ElmoModel>;
   /** Loads only a model's tokenizer (tokenizer.json, or vocab.txt), in the runtime's thread or worker. */
   loadTokenizer(source: ModelSource, options?: LoadOptions): Promise<LoadedTokenizer>;
+  /**
+   * What the runtime holds now (after the calls asked for before it). ELMo models open a device
+   * of their own and are not counted.
+   */
+  memoryUsage(): Promise<MemoryUsage>;
+  /**
+   * Gives back what the runtime keeps only for reuse: pooled GPU buffers, cached bind groups and
+   * uniform buffers, the CPU pool (in every worker). Loaded models stay; after `model.dispose()`
+   * it brings `gpuBytes` back to what it was before the load. The next call is slower.
+   */
+  trim(): Promise<void>;
   /** Frees the device and stops the worker (all workers of a pool); its models and tokenizers stop working. */
   dispose(): void;
 }
@@ -686,7 +715,11 @@ export class TrainingRun<R extends AnyEpochReport = EpochReport> {
   onProgress: ((report: R) => void) | null;
   /** The reports of the epochs finished so far. */
   readonly epochs: R[];
-  /** Resolves when the run ends (all epochs, or stopped); rejects with the error that ended it. */
+  /**
+   * Resolves when the run ends (all epochs, or stopped); rejects with the error that ended it.
+   * Until it settles, every other call on the model (and a second training run) is refused with
+   * a WebnluError saying the model is being trained.
+   */
   readonly done: Promise<TrainingResult<R>>;
   /** Ends the run after the current epoch. */
   stop(): void;

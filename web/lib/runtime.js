@@ -10,7 +10,9 @@ import { DirectChannel, WorkerChannel, WorkerPool } from './engine-channel.js';
 import { ElmoModel, readElmoFiles } from './elmo.js';
 import { transferablesOf } from './engine.js';
 import { DisposedError, UnsupportedError, WebnluError, WorkerError } from './errors.js';
-import { checkText, checkTexts } from './wasm-module.js';
+import { checkLabelTypes, checkTaskText, checkTaskTexts } from './input-checks.js';
+import { holdForTraining, refusedDuringTraining, releaseAfter } from './memory.js';
+import { checkText } from './wasm-module.js';
 import { clearCache, fetchModelFiles, listCachedFiles } from './model-loader.js';
 import { DEFAULT_HUB_URL, TOKENIZER_FILE_ROLES } from './model-source.js';
 import { decodeUtf8 } from './tokenizer.js';
@@ -180,6 +182,28 @@ export class Runtime {
     return new LoadedTokenizer(this, created.handle, created.vocabSize);
   }
 
+  /**
+   * What this runtime holds: `{ gpuBytes, gpuBuffers, cpuPoolBytes, wasmBytes }` (GPU buffers
+   * live and pooled, the CPU pool, the wasm memory); with `threads` > 1 the sums over the
+   * workers and `workers`, each worker's figures. Waits for the calls asked for before it.
+   */
+  memoryUsage() {
+    this.checkOpen();
+    if (this._handle === null) return Promise.reject(new UnsupportedError(`memoryUsage: ${this.device.reason}`));
+    return this._channel.call('runtime.memoryUsage', { runtime: this._handle });
+  }
+
+  /**
+   * Gives back what the runtime keeps only for reuse (pooled GPU buffers, cached bind groups
+   * and uniform buffers, the CPU pool), in every worker; loaded models stay. After the calls
+   * asked for before it.
+   */
+  trim() {
+    this.checkOpen();
+    if (this._handle === null) return Promise.reject(new UnsupportedError(`trim: ${this.device.reason}`));
+    return this._channel.call('runtime.trim', { runtime: this._handle });
+  }
+
   /** Frees the device (and stops the worker); models of this runtime stop working. */
   dispose() {
     if (this._disposed) return;
@@ -249,21 +273,21 @@ export class LoadedTokenizer {
  */
 export function taskItem(item, name) {
   if (typeof item === 'string') {
-    checkText(item, name);
+    checkTaskText(item, name);
     return item;
   }
   if (Array.isArray(item)) {
     if (item.length !== 2) {
       throw new WebnluError(`${name} must be a string or a pair ({ text, pair } or [text, pair] of two strings), got an array of ${item.length}`);
     }
-    checkText(item[0], `${name}[0]`);
-    checkText(item[1], `${name}[1]`);
+    checkTaskText(item[0], `${name}[0]`);
+    checkTaskText(item[1], `${name}[1]`);
     return { text: item[0], pair: item[1] };
   }
   if (item !== null && typeof item === 'object') {
-    checkText(item.text, `${name}.text`);
+    checkTaskText(item.text, `${name}.text`);
     if (item.pair === undefined || item.pair === null) return item.text;
-    checkText(item.pair, `${name}.pair`);
+    checkTaskText(item.pair, `${name}.pair`);
     return { text: item.text, pair: item.pair };
   }
   throw new WebnluError(`${name} must be a string or a pair ({ text, pair } or [text, pair]), got ${item === null ? 'null' : typeof item}`);
@@ -320,6 +344,8 @@ export class Model {
 
   call(op, args = {}) {
     if (this._disposed) return Promise.reject(new DisposedError('this Model was disposed'));
+    const refused = refusedDuringTraining(this, op);
+    if (refused !== null) return Promise.reject(refused);
     return this.runtime._channel.call(op, { handle: this._handle, ...args });
   }
 
@@ -342,7 +368,7 @@ export class Model {
     const { pooling = 'mean', normalize = true } = options;
     const single = typeof texts === 'string';
     const list = single ? [texts] : texts;
-    checkTexts(list, 'texts');
+    checkTaskTexts(list, 'texts');
     if (pooling !== 'mean' && pooling !== 'cls') throw new WebnluError(`pooling must be 'mean' or 'cls', got ${JSON.stringify(pooling)}`);
     const flat = await this.call('model.embed', { texts: list, pooling, normalize: Boolean(normalize) });
     const rows = splitRows(flat, list.length, 'embed');
@@ -351,8 +377,8 @@ export class Model {
 
   /** Cosine similarity of every text of `a` with every text of `b` (default: `a`): rows of Float32Array. */
   async similarity(a, b = a) {
-    checkTexts(a, 'a');
-    checkTexts(b, 'b');
+    checkTaskTexts(a, 'a');
+    checkTaskTexts(b, 'b');
     const flat = await this.call('model.similarity', { a, b });
     return splitRows(flat, a.length, 'similarity');
   }
@@ -376,7 +402,7 @@ export class Model {
    * and perplexity; `fillMask` and `save` then use the result.
    */
   trainMaskedLM(texts, options = {}) {
-    checkTexts(texts, 'texts');
+    checkTaskTexts(texts, 'texts');
     if (texts.length === 0) throw new WebnluError('texts is empty: masked-LM training needs texts');
     const { mlmProbability } = options;
     if (mlmProbability !== undefined && !(typeof mlmProbability === 'number' && mlmProbability > 0 && mlmProbability < 1)) {
@@ -407,7 +433,7 @@ export class Model {
   async predict(texts) {
     const single = typeof texts === 'string';
     const list = single ? [texts] : texts;
-    checkTexts(list, 'texts');
+    checkTaskTexts(list, 'texts');
     const results = await this.call('model.classify', { texts: list });
     if (results.some((r) => r.scores.length !== 1)) {
       throw new WebnluError(`predict is for a regression head (one output); this classifier has ${results[0].scores.length} labels: use classify`);
@@ -477,8 +503,8 @@ export class Model {
    */
   async inspect(text, options = {}) {
     const { pair, attentions = false, layers = 'all' } = options;
-    checkText(text, 'text');
-    if (pair !== undefined && pair !== null) checkText(pair, 'pair');
+    checkTaskText(text, 'text');
+    if (pair !== undefined && pair !== null) checkTaskText(pair, 'pair');
     if (typeof attentions !== 'boolean') throw new WebnluError(`attentions must be true or false, got ${JSON.stringify(attentions)}`);
     if (layers !== 'all' && !(Array.isArray(layers) && layers.length > 0 && layers.every(isIndex))) {
       throw new WebnluError(`layers must be 'all' or a non-empty array of hidden-state indices (0 = embeddings), got ${JSON.stringify(layers)}`);
@@ -509,7 +535,7 @@ export class Model {
    */
   async wordVectors(text, options = {}) {
     const { layer } = options;
-    checkText(text, 'text');
+    checkTaskText(text, 'text');
     if (layer !== undefined && !isIndex(layer)) {
       throw new WebnluError(`layer must be a hidden-state index (0 = embeddings), got ${JSON.stringify(layer)}`);
     }
@@ -569,10 +595,11 @@ function checkExamples(examples, name, task = 'classification') {
   if (!Array.isArray(examples) || examples.length === 0) throw new WebnluError(`${name} must be a non-empty array of { text, pair?, label }`);
   examples.forEach((example, i) => {
     if (example === null || typeof example !== 'object') throw new WebnluError(`${name}[${i}] must be { text, pair?, label }`);
-    checkText(example.text, `${name}[${i}].text`);
-    if (example.pair !== undefined && example.pair !== null) checkText(example.pair, `${name}[${i}].pair`);
+    checkTaskText(example.text, `${name}[${i}].text`);
+    if (example.pair !== undefined && example.pair !== null) checkTaskText(example.pair, `${name}[${i}].pair`);
     checkLabel(example.label, task, `${name}[${i}].label`);
   });
+  if (task === 'classification') checkLabelTypes(examples, name);
 }
 
 /** `{ words, labels }` examples with a label per word, or a non-empty string (CoNLL / JSON lines). */
@@ -652,7 +679,8 @@ export class TrainingRun {
       trainerOptions.truncate = truncate;
     }
     this._op = op;
-    this.done = this.loop(examples, trainerOptions, epochs);
+    holdForTraining(model, this); // other calls on the model are refused until `done` settles (memory.js)
+    this.done = releaseAfter(model, this, this.loop(examples, trainerOptions, epochs));
   }
 
   /** Ends the run after the epoch now running; `done` then resolves with `stopped: true`. */

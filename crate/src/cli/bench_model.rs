@@ -30,6 +30,11 @@
 //! steps above the resident set before them (`/proc/self/status` VmHWM after resetting it):
 //! activations, gradients, optimizer state and temporaries together, on the CPU device. On a
 //! GPU device that number is host memory only, so it is left out.
+//!
+//! `memory` (every device): what the device holds (`webnlu::device::MemoryUsage`: GPU bytes
+//! and buffers, live and pooled, and the CPU pool's bytes) before the model is loaded, after
+//! loading, after the forwards, after the training steps, and after the model and its input
+//! are dropped and the device trimmed ([`webnlu::Device::trim`]).
 
 use std::time::Instant;
 
@@ -221,8 +226,10 @@ pub fn run(args: &[String]) -> Result<()> {
                 )))
             }
         };
+        let before_load = device.memory_usage();
         let mut model = BertModel::load(&files, &device)?;
         drop(files);
+        let after_load = device.memory_usage();
         model.add_sequence_classifier(&["a".to_string(), "b".to_string()], 0)?;
         let weight_bytes: u64 = model
             .named_parameters()
@@ -250,6 +257,7 @@ pub fn run(args: &[String]) -> Result<()> {
             out.hidden.to_vec_blocking()?;
         }
         let forward_seconds = started.elapsed().as_secs_f64() / repeat as f64;
+        let after_forward = device.memory_usage();
         let forward_stats = per_step(&device, &stats_before, repeat);
         let profile = args.flag("profile-kernels") && device.is_gpu();
         let forward_kernels = if profile {
@@ -326,6 +334,17 @@ pub fn run(args: &[String]) -> Result<()> {
             per_policy.push(policy);
         }
         line["training"] = per_policy.into();
+        // What the device holds at each stage, and after the model and its input are dropped
+        // and the device trimmed (back to `before_load` when nothing leaks).
+        let after_training = device.memory_usage();
+        drop(model);
+        drop(input);
+        device.trim()?;
+        line["memory"] = json!({
+            "before_load": before_load, "after_load": after_load,
+            "after_forward": after_forward, "after_training": after_training,
+            "after_drop_and_trim": device.memory_usage(),
+        });
         if let Some(python) = peer {
             let threads = args.number("threads")?;
             match torch_peer(python, name, &device, &line, &policies, repeat, threads) {

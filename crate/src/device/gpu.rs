@@ -246,6 +246,7 @@ impl GpuContext {
             has_subgroups: features.contains(wgpu::Features::SUBGROUP),
         };
         let pool = BufferPool::new(NEXT_CONTEXT_ID.fetch_add(1, Ordering::Relaxed));
+        pool.created(16);
         let placeholder = GpuBuffer::new(
             device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("placeholder"),
@@ -362,11 +363,12 @@ impl GpuContext {
                     usage: POOL_USAGE,
                     mapped_at_creation: false,
                 });
+                self.inner.pool.created(bucket);
                 (buffer, true)
             }
         };
-        self.check()?;
         let buffer = GpuBuffer::new(buffer, bytes, self.inner.pool.clone());
+        self.check()?;
         Ok((buffer, settled))
     }
 
@@ -652,8 +654,11 @@ impl GpuContext {
         Ok(data)
     }
 
-    /// Give the pool's free buffers back to the driver.
+    /// Give the pool's free buffers back to the driver (the pending work is submitted first:
+    /// a free buffer may be bound by a dispatch not yet submitted, and is destroyed here; a
+    /// GPU failure shows in the next call's error).
     pub fn trim_pool(&self) {
+        let _ = self.flush();
         // cached bind groups hold buffers: let go of them first
         self.inner
             .bind_groups
@@ -666,6 +671,36 @@ impl GpuContext {
     /// Bytes held by the pool's free buffers.
     pub fn pool_free_bytes(&self) -> u64 {
         self.inner.pool.free_bytes()
+    }
+
+    /// The GPU memory this context holds in buffers: the pooled storage buffers (in use by
+    /// tensors, and free) and the uniform arena's chunks, in bytes and in buffers. Read-back
+    /// staging buffers live only during a read and are not counted.
+    pub fn held_buffers(&self) -> (u64, u64) {
+        let (pool_bytes, pool_buffers) = self.inner.pool.held();
+        let pending = self.inner.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let (arena_bytes, arena_buffers) = pending.uniforms.held();
+        (pool_bytes + arena_bytes, pool_buffers + arena_buffers)
+    }
+
+    /// Gives back what the context keeps for reuse: submits the pending work, then drops the
+    /// cached bind groups, the uniform arena's chunks and the pool's free buffers. Buffers in
+    /// use by tensors stay; the next steps make what they need again.
+    pub fn trim(&self) -> Result<()> {
+        self.flush()?;
+        self.inner
+            .bind_groups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        self.inner
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .uniforms
+            .trim();
+        self.inner.pool.trim();
+        self.check()
     }
 
     /// The overhead counters so far (see [`DeviceStats`]).

@@ -15,6 +15,7 @@
 mod bind_group_cache;
 mod buffer_pool;
 mod gpu;
+mod memory;
 mod pipeline_cache;
 mod readback;
 mod stats;
@@ -22,6 +23,7 @@ mod uniform_arena;
 
 pub use buffer_pool::GpuBuffer;
 pub use gpu::{GpuContext, GpuInfo, GpuOptions, Kernel, Shader};
+pub use memory::MemoryUsage;
 pub use stats::{DeviceStats, KernelTime};
 
 use crate::{Error, Result};

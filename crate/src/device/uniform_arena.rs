@@ -74,6 +74,20 @@ impl UniformArena {
         }
     }
 
+    /// Bytes and count of the chunk buffers kept.
+    pub(crate) fn held(&self) -> (u64, u64) {
+        let chunks = self.chunks.len() as u64;
+        (chunks * CHUNK_BYTES, chunks)
+    }
+
+    /// Drops the chunk buffers when no slot is staged (after a submit); the next dispatch
+    /// makes a new one. Bind groups that bind a chunk must be dropped too (the caller's cache).
+    pub(crate) fn trim(&mut self) {
+        if self.staged.is_empty() {
+            self.chunks.clear();
+        }
+    }
+
     /// Writes the staged slots into their chunks (before the submit that reads them) and
     /// starts the next submit at slot 0.
     pub(crate) fn write(&mut self, queue: &wgpu::Queue) {

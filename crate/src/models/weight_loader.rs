@@ -1,12 +1,14 @@
 //! Tensors of a checkpoint onto a device under their canonical names: the loader looks a
 //! tensor up by its Hugging Face name (any spelling the file uses, see `io::model_files`),
 //! checks its shape against what the config implies (an error names the tensor, the expected
-//! and the found shape), converts it to f32 and uploads it named `<prefix><name>`.
+//! and the found shape), converts it to f32, refuses NaN and infinite values (a corrupt or
+//! diverged checkpoint would otherwise give NaN scores without a word) and uploads it named
+//! `<prefix><name>`.
 
 use crate::device::Device;
 use crate::io::WeightFile;
 use crate::tensor::Tensor;
-use crate::Result;
+use crate::{Error, Result};
 
 pub struct WeightLoader<'f, 'a> {
     pub file: &'f WeightFile<'a>,
@@ -18,10 +20,29 @@ impl WeightLoader<'_, '_> {
     pub fn load(&self, name: &str, canonical: &str, shape: &[usize]) -> Result<Tensor> {
         let view = self.file.require(name, shape)?;
         let values = view.to_f32()?.into_owned();
+        check_finite(name, &values)?;
         Tensor::from_vec(self.device, shape, values, canonical)
     }
 
     pub fn has(&self, name: &str) -> bool {
         self.file.find(name).is_some()
     }
+}
+
+/// An error naming tensor `name`, how many of its values are NaN or infinite and the first,
+/// unless all are finite.
+fn check_finite(name: &str, values: &[f32]) -> Result<()> {
+    let Some(first) = values.iter().position(|v| !v.is_finite()) else {
+        return Ok(());
+    };
+    let count = values[first..].iter().filter(|v| !v.is_finite()).count();
+    Err(Error::format(
+        format!("checkpoint tensor {name}"),
+        format!(
+            "{count} of its {} values are NaN or infinite (the first, {}, at flat index \
+             {first}); the checkpoint is corrupt or was saved from a diverged training",
+            values.len(),
+            values[first]
+        ),
+    ))
 }

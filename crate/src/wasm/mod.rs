@@ -8,6 +8,7 @@ mod elmo;
 mod inspect;
 #[cfg(feature = "kernel-check")]
 mod kernel_check;
+mod memory;
 mod model;
 mod tokenizer;
 

@@ -61,7 +61,7 @@ fn js_error(error: Error) -> JsValue {
 /// The device tasks run on, and why it was chosen.
 #[wasm_bindgen]
 pub struct WasmRuntime {
-    device: Device,
+    pub(super) device: Device,
     reason: String,
 }
 

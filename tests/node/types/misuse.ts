@@ -21,4 +21,6 @@ export async function misuse(): Promise<void> {
   model.trainTokenClassifier('a O', { pooling: 'mean' });       // no pooling for tokens
   model.trainRegressor([{ text: 'a', label: 'high' }]);         // a regression target is a number
   model.trainMaskedLM('one text');                              // texts are a list
+  const gpu: string = (await rt.memoryUsage()).gpuBytes;        // bytes are a number
+  await rt.trim(true);                                          // trim takes no argument
 }

@@ -3,7 +3,7 @@
 import init, { Runtime, Tokenizer, ModelLoadError, clearCache, fetchModelFiles } from 'webnlu';
 import type {
   ElmoEpochReport, ElmoLayers, ElmoModel, ElmoTrainingRun, EntityScore, EpochReport, Inspection, LoadProgress, MaskPrediction,
-  MaskedLmEpochReport, NextSentence, TokenEpochReport, TokenLabel, WordExample, WordVectors,
+  MaskedLmEpochReport, MemoryUsage, NextSentence, TokenEpochReport, TokenLabel, WordExample, WordVectors,
 } from 'webnlu';
 
 export async function readme(): Promise<void> {
@@ -52,6 +52,11 @@ export async function readme(): Promise<void> {
   const encoding = await model.tokenizer.encode('hello', { maxLength: 8 });
   const ids: Uint32Array = encoding.ids;
   model.dispose();
+  await rt.trim();
+  const usage: MemoryUsage = await rt.memoryUsage();
+  const held: number = usage.gpuBytes + usage.gpuBuffers + usage.cpuPoolBytes + usage.wasmBytes;
+  const perWorker: number[] = ((await pool.memoryUsage()).workers ?? []).map((w) => w.wasmBytes);
+  console.log(held, perWorker);
   rt.dispose();
   pool.dispose();
   await clearCache();

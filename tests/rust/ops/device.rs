@@ -1,7 +1,7 @@
 //! The device layer: selection policy, WebGPU default limits, upload/read-back, the buffer
-//! pool, the overhead counters and the uniform arena (many dispatches' params in one
-//! submit), and GPU failures as `Error::Gpu` values (over-limit buffer, validation error, lost
-//! device), never panics.
+//! pool and what the device holds (memory usage, trim), the overhead counters and the uniform
+//! arena (many dispatches' params in one submit), and GPU failures as `Error::Gpu` values
+//! (over-limit buffer, validation error, lost device), never panics.
 
 use crate::op_checks;
 use op_checks::*;
@@ -269,4 +269,54 @@ fn the_kernel_profile_charges_each_dispatch_to_its_kernel_and_only_while_on() {
         "profiled dispatches still compute"
     );
     assert!(Device::Cpu.take_kernel_profile().is_empty());
+}
+
+#[test]
+fn memory_usage_counts_live_and_pooled_buffers_and_trim_gives_back_the_pooled_ones() {
+    let gpu = gpu();
+    let start = gpu.memory_usage();
+    assert_eq!(
+        (start.gpu_bytes, start.gpu_buffers),
+        (16, 1),
+        "a new device holds its 16-byte placeholder"
+    );
+    let one = upload(&gpu, &[1000], &[1.0; 1000], "one"); // 4000 bytes: the 4096 bucket
+    let mut a = Tensor::zeros(&gpu, &[1000], "a").unwrap();
+    let mut b = Tensor::zeros(&gpu, &[1000], "b").unwrap();
+    let live = gpu.memory_usage();
+    assert_eq!((live.gpu_bytes, live.gpu_buffers), (16 + 3 * 4096, 4));
+    add_backward(&mut a, &mut b, &one).unwrap(); // its params: a 64 KiB uniform-arena chunk
+    let dispatched = gpu.memory_usage();
+    assert_eq!(
+        (dispatched.gpu_bytes, dispatched.gpu_buffers),
+        (16 + 3 * 4096 + 65536, 5)
+    );
+    drop(b);
+    let pooled = gpu.memory_usage();
+    assert_eq!(
+        (pooled.gpu_bytes, pooled.gpu_buffers),
+        (dispatched.gpu_bytes, dispatched.gpu_buffers),
+        "a dropped tensor's buffer is pooled, still held"
+    );
+    gpu.trim().unwrap();
+    let trimmed = gpu.memory_usage();
+    assert_eq!(
+        (trimmed.gpu_bytes, trimmed.gpu_buffers),
+        (16 + 2 * 4096, 3),
+        "trim drops the pooled buffer and the uniform chunk, not the live tensors"
+    );
+    // the device still works after a trim (new chunk, new buffers)
+    add_backward(
+        &mut a,
+        &mut Tensor::zeros(&gpu, &[1000], "c").unwrap(),
+        &one,
+    )
+    .unwrap();
+    assert_eq!(download(&a), vec![2.0; 1000]);
+    drop((one, a));
+    gpu.trim().unwrap();
+    let end = gpu.memory_usage();
+    assert_eq!((end.gpu_bytes, end.gpu_buffers), (16, 1));
+    let cpu = Device::Cpu.memory_usage();
+    assert_eq!((cpu.gpu_bytes, cpu.gpu_buffers), (0, 0));
 }

@@ -1,0 +1,48 @@
+// What `Runtime.memoryUsage()` reports and how a worker pool joins its workers' figures; the
+// guard that keeps a model to one training run and no other call while the run is in progress.
+// Types and docs: index.d.ts (MemoryUsage) and README.md ("Memory").
+
+import { WebnluError } from './errors.js';
+
+/** The numeric fields of one engine's `runtime.memoryUsage`, in the order they are summed. */
+const FIELDS = ['gpuBytes', 'gpuBuffers', 'cpuPoolBytes', 'wasmBytes'];
+
+/**
+ * The figures of a pool's workers as one: each field summed over the workers, and `workers`, the
+ * figures of each worker in pool order.
+ */
+export function sumMemoryUsage(perWorker) {
+  const total = {};
+  for (const field of FIELDS) total[field] = perWorker.reduce((sum, usage) => sum + usage[field], 0);
+  return { ...total, workers: perWorker.map((usage) => ({ ...usage })) };
+}
+
+/** The engine operations a training run makes on its model (everything else waits for the run to end). */
+const TRAINING_OPS = new Set(['model.trainer', 'model.tokenTrainer', 'model.mlmTrainer', 'trainer.runEpoch', 'trainer.finish']);
+
+/**
+ * Refuses `op` on `model` while one of its training runs is in progress (a training run changes
+ * the weights epoch after epoch: another call would read a half-trained model, and a second run
+ * would mix its steps with the first's). Returns the error to reject with, or null.
+ */
+export function refusedDuringTraining(model, op) {
+  const run = model._trainingRun;
+  if (run === undefined || run === null || TRAINING_OPS.has(op)) return null;
+  const what = op.replace(/^model\./, '');
+  return new WebnluError(`${what}: this model is being trained (a TrainingRun is in progress); await run.done (or run.stop() and then await run.done) before calling ${what}`);
+}
+
+/** Marks `model` as training for as long as `run.done` has not settled; refuses a second run. */
+export function holdForTraining(model, run) {
+  if (model._trainingRun !== undefined && model._trainingRun !== null) {
+    throw new WebnluError('this model is already being trained (a TrainingRun is in progress); await its done before starting another');
+  }
+  model._trainingRun = run;
+}
+
+/** Ends `holdForTraining`'s mark once `done` settles; returns `done`. */
+export function releaseAfter(model, run, done) {
+  const release = () => { if (model._trainingRun === run) model._trainingRun = null; };
+  done.then(release, release);
+  return done;
+}
