@@ -6,6 +6,7 @@
 // `ElmoModel.trainClassifier` trains a sentence classifier on the biLM's features (as `webnlu
 // elmo-train`), one epoch per engine call, as an `ElmoTrainingRun`.
 
+import { callAbortable, checkSignal, isAbortError, throwIfAborted } from './abort.js';
 import { DisposedError, ModelLoadError, WebnluError } from './errors.js';
 import { fetchFile } from './model-loader.js';
 import { localFileBytes } from './model-source.js';
@@ -160,11 +161,12 @@ export class ElmoModel {
    * the previous stateful call (AllenNLP's `Elmo`, for a text read in consecutive batches);
    * a call without it, `resetState()` or training forget the kept states.
    */
-  async embed(sentences, { stateful = false } = {}) {
+  async embed(sentences, { stateful = false, signal } = {}) {
     this.checkOpen();
+    checkSignal(signal);
     checkSentences(sentences);
     if (typeof stateful !== 'boolean') throw new WebnluError(`stateful must be true or false, got ${JSON.stringify(stateful)}`);
-    const out = await this.runtime._channel.call('elmo.embed', { handle: this._handle, sentences, stateful });
+    const out = await callAbortable(this.runtime._channel, 'elmo.embed', { handle: this._handle, sentences, stateful }, [], signal);
     return new ElmoLayers(out);
   }
 
@@ -250,6 +252,13 @@ export class ElmoTrainingRun {
   /** @private Use `elmo.trainClassifier`. */
   constructor(elmo, examples, options) {
     const { training = 'head', epochs = 10, batchSize, learningRate, seed, validation, onProgress } = options;
+    let signal;
+    try {
+      signal = checkSignal(options.signal);
+    } catch (error) {
+      if (!isAbortError(error)) throw error;
+      signal = options.signal; // already aborted: `done` rejects
+    }
     if (!ELMO_TRAINING.includes(training)) {
       throw new WebnluError(`training must be 'head', 'mix' or 'end-to-end', got ${JSON.stringify(training)}`);
     }
@@ -274,7 +283,8 @@ export class ElmoTrainingRun {
     this._stopped = false;
     this._disposed = false;
     this._handle = null;
-    this.done = this.loop(elmoExamples(examples), trainerOptions, epochs);
+    this.done = this.loop(elmoExamples(examples), trainerOptions, epochs, signal);
+    this.done.catch(() => {}); // a failure is for whoever awaits `done`, never an unhandled rejection
   }
 
   /** Ends the run after the epoch now running; `done` then resolves with `stopped: true`. */
@@ -282,18 +292,24 @@ export class ElmoTrainingRun {
     this._stopped = true;
   }
 
-  async loop(examples, trainerOptions, epochs) {
+  async loop(examples, trainerOptions, epochs, signal) {
+    throwIfAborted(signal);
     const started = performance.now();
     const channel = this.elmo.runtime._channel;
-    const created = await channel.call('elmo.trainer', { handle: this.elmo._handle, examples, options: trainerOptions });
+    const created = await callAbortable(channel, 'elmo.trainer', { handle: this.elmo._handle, examples, options: trainerOptions }, [], signal);
     this._handle = created.handle;
     this.labels = created.labels;
-    for (let epoch = 0; epoch < epochs && !this._stopped; epoch++) {
-      const epochStarted = performance.now();
-      const report = await channel.call('elmoTrainer.runEpoch', { handle: this._handle });
-      const withTime = { ...report, seconds: (performance.now() - epochStarted) / 1000 };
-      this.epochs.push(withTime);
-      if (typeof this.onProgress === 'function') this.onProgress(withTime);
+    try {
+      for (let epoch = 0; epoch < epochs && !this._stopped; epoch++) {
+        const epochStarted = performance.now();
+        const report = await callAbortable(channel, 'elmoTrainer.runEpoch', { handle: this._handle }, [], signal);
+        const withTime = { ...report, seconds: (performance.now() - epochStarted) / 1000 };
+        this.epochs.push(withTime);
+        if (typeof this.onProgress === 'function') this.onProgress(withTime);
+      }
+    } catch (error) {
+      if (isAbortError(error)) this.dispose(); // an aborted run is freed (once the engine is out of its epoch)
+      throw error;
     }
     return { epochs: this.epochs, stopped: this._stopped, seconds: (performance.now() - started) / 1000 };
   }
