@@ -84,10 +84,10 @@ export function callAbortable(channel, op, args, transfer, signal) {
 /**
  * A promise that resolves in a later task of the event loop: the CPU path computes without
  * awaiting anything but microtasks, so an abort event (a click, a timer, the worker's abort
- * message) and the page's rendering only get their turn at such a yield.
+ * message) and the page's rendering only get their turn at such a yield. A timer, not
+ * `scheduler.yield()`, whose continuation Chromium runs ahead of the tasks already waiting.
  */
 export function nextTask() {
-  if (typeof globalThis.scheduler?.yield === 'function') return globalThis.scheduler.yield();
   return new Promise((resolve) => setTimeout(resolve, 0));
 }
 
