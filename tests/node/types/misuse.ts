@@ -21,4 +21,6 @@ export async function misuse(): Promise<void> {
   model.trainTokenClassifier('a O', { pooling: 'mean' });       // no pooling for tokens
   model.trainRegressor([{ text: 'a', label: 'high' }]);         // a regression target is a number
   model.trainMaskedLM('one text');                              // texts are a list
+  await model.embed(['a'], { signal: 'stop' });                 // not an AbortSignal
+  model.trainClassifier([{ text: 'a', label: 'b' }], { onStep: (step: { done: string }) => step });  // done is a number
 }
