@@ -6,7 +6,8 @@
 // feature pass (from `onStep`) or between epochs rejects `done` with AbortError and the model
 // then trains exactly as a fresh copy does; `stop()` takes effect within the feature pass;
 // `onStep` counts the examples encoded; a `done` nobody awaits never makes an unhandled
-// rejection. The browser paths (worker, pool, GPU): tests/browser/abort.test.mjs.
+// rejection; within an epoch, `onStep` counts the optimizer steps and stop() / abort take effect
+// between its engine calls. The browser paths (worker, pool, GPU): tests/browser/abort.test.mjs.
 // Models: the committed random BertForSequenceClassification (2 layers, width 32) and the
 // ELMo fixture.
 //
@@ -129,8 +130,16 @@ test('training: onStep reports the feature pass; abort there or between epochs r
   const fresh = await rt.loadModel(classifierFiles());
   const steps = [];
   const expected = await fresh.trainClassifier(data, { ...options, onStep: (step) => steps.push(step) }).done;
-  assert.deepEqual(steps.map((s) => [s.phase, s.epoch, s.done, s.total]),
-    [['encoding', 1, 0, 96], ['encoding', 1, 32, 96], ['encoding', 1, 64, 96], ['encoding', 1, 96, 96]]);
+  assert.deepEqual(steps.filter((s) => s.phase === 'encoding').map((s) => [s.epoch, s.done, s.total]),
+    [[1, 0, 96], [1, 32, 96], [1, 64, 96], [1, 96, 96]]);
+  // the optimizer steps: 87 training examples (9 held out) in batches of 8, 11 steps an epoch;
+  // the first call of an epoch takes one step, so each epoch reports at least step 1 of 11
+  const training = steps.filter((s) => s.phase === 'training');
+  for (const epoch of [1, 2]) {
+    const ofEpoch = training.filter((s) => s.epoch === epoch);
+    assert.deepEqual(ofEpoch[0], { phase: 'training', epoch, done: 1, total: 11 });
+    assert.ok(ofEpoch.every((s, i) => s.total === 11 && s.done < 11 && (i === 0 || s.done > ofEpoch[i - 1].done)), JSON.stringify(ofEpoch));
+  }
   const expectedScores = await fresh.classify(texts(6));
   fresh.dispose();
 
@@ -151,6 +160,18 @@ test('training: onStep reports the feature pass; abort there or between epochs r
   const after = await copy.trainClassifier(data, options).done;
   assert.deepEqual(after.epochs.map(({ seconds, ...e }) => e), expected.epochs.map(({ seconds, ...e }) => e));
   assert.deepEqual(await copy.classify(texts(6)), expectedScores);
+
+  // within an epoch's steps (freeze 'all'): stop() ends the run after the running call, abort
+  // rejects done; the epoch is not reported; the model works and trains again
+  const stoppedInEpoch = copy.trainClassifier(data, { ...options, freeze: 'all',
+    onStep: (step) => { if (step.phase === 'training') stoppedInEpoch.stop(); } });
+  const stoppedResult = await stoppedInEpoch.done;
+  assert.deepEqual([stoppedResult.stopped, stoppedResult.epochs.length], [true, 0]);
+  const inSteps = new AbortController();
+  const stepRun = copy.trainClassifier(data, { ...options, freeze: 'all', signal: inSteps.signal,
+    onStep: (step) => { if (step.phase === 'training' && step.epoch === 2) inSteps.abort(); } });
+  await assert.rejects(stepRun.done, isAbort);
+  assert.equal(stepRun.epochs.length, 1);
 
   // aborted between epochs (from onProgress): done rejects, the epochs done are kept
   const between = new AbortController();

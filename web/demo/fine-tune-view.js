@@ -67,14 +67,19 @@ export function setupFineTune({ picker, errorBox, reportResult }) {
       $('ft-status').textContent = `training on ${device}: reading the examples…`;
       run = model.trainClassifier(all, {
         freeze: $('ft-freeze').value, epochs, learningRate, validation: HELD_OUT, seed: 7,
-        // head-only: the first epoch reads every example through the model once, in chunks
+        // within an epoch: head-only, the first reads every example through the model once (in
+        // chunks); then each epoch's optimizer steps
         onStep: (step) => {
           const bar = $('ft-progress');
-          bar.hidden = step.done === step.total;
+          bar.hidden = false;
           bar.max = step.total;
           bar.value = step.done;
-          if (!stopping) $('ft-status').textContent = `training on ${device}: reading the examples (${step.done} of ${step.total})…`;
-          document.body.dataset.examplesRead = String(step.done);
+          if (!stopping) {
+            $('ft-status').textContent = step.phase === 'encoding'
+              ? `training on ${device}: reading the examples (${step.done} of ${step.total})…`
+              : `training on ${device}: epoch ${step.epoch} of ${epochs}, step ${step.done} of ${step.total}…`;
+          }
+          if (step.phase === 'encoding') document.body.dataset.examplesRead = String(step.done);
         },
         onProgress: (report) => {
           $('ft-progress').hidden = true;
@@ -88,8 +93,8 @@ export function setupFineTune({ picker, errorBox, reportResult }) {
         },
       });
       const result = await run.done;
-      if (result.epochs.length === 0) { // stopped while reading the examples: the model is unchanged
-        $('ft-status').textContent = 'stopped before the first epoch';
+      if (result.epochs.length === 0) { // stopped within the first epoch: nothing to report
+        $('ft-status').textContent = 'stopped before the end of the first epoch';
         return;
       }
       trained = model;
@@ -141,7 +146,7 @@ export function setupFineTune({ picker, errorBox, reportResult }) {
   $('ft-stop').addEventListener('click', () => {
     run?.stop();
     stopping = true;
-    $('ft-status').textContent = run?.epochs.length === 0 && !$('ft-progress').hidden ? 'stopping after these examples…' : 'stopping after this epoch…';
+    $('ft-status').textContent = $('ft-progress').hidden ? 'stopping after this epoch…' : 'stopping after these steps…';
   });
   $('ft-try-run').addEventListener('click', tryIt);
   $('ft-try').addEventListener('keydown', (event) => { if (event.key === 'Enter') tryIt(); });

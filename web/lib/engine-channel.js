@@ -262,7 +262,8 @@ export class WorkerPool {
         return this.keep('trainer', [trainer], { model: args.handle, headOnly: null });
       }
       case 'trainer.runEpoch':
-        return this.runEpoch(args, signal);
+      case 'trainer.runSteps':
+        return this.runEpoch(op, args, signal);
       case 'trainer.setFeatures': // the run's features come from the caller: no split pass in runEpoch
         this.entry(args.handle).headOnly = null;
         return this.first(op, args, transfer, signal);
@@ -286,12 +287,12 @@ export class WorkerPool {
   }
 
   /**
-   * One epoch, in the first worker. Before the first epoch of a head-only run, while every
-   * worker still has the same model, the encoder pass over the examples (the cached features,
+   * One epoch (or some of its steps: `trainer.runSteps`), in the first worker. Before the first
+   * epoch of a head-only run, while every worker still has the same model, the encoder pass over the examples (the cached features,
    * the bulk of such a run) is split among the workers and handed to the first worker's run: the
    * same features, so the same training (tests/node/worker-pool.test.mjs).
    */
-  async runEpoch(args, signal) {
+  async runEpoch(op, args, signal) {
     const trainer = this.entry(args.handle);
     const model = this.objects.get(trainer.model);
     if (trainer.headOnly !== null) {
@@ -303,7 +304,7 @@ export class WorkerPool {
       }
     }
     if (model !== undefined) model.replicasCurrent = false; // from now on only the first worker's copy learns
-    return this.first('trainer.runEpoch', args, [], signal);
+    return this.first(op, args, [], signal);
   }
 
   /** The call in the first worker only. */

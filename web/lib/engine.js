@@ -289,6 +289,10 @@ export class Engine {
         const trainer = this.get(a.handle, 'trainer').object;
         return plain(await callRustAsync('trainClassifier', () => trainer.run_epoch()));
       }
+      case 'trainer.runSteps': { // some optimizer steps: a step report, or the epoch's at its end
+        const trainer = this.get(a.handle, 'trainer').object;
+        return plain(await callRustAsync('trainClassifier', () => trainer.run_steps(a.maxSteps)));
+      }
       case 'trainer.finish': {
         const entry = this.get(a.handle, 'trainer');
         this.objects.delete(a.handle);

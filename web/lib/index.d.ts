@@ -576,13 +576,17 @@ export interface TrainingCosts {
 }
 
 /**
- * Progress inside an epoch (`TrainingOptions.onStep`). Today: head-only sequence
- * classification's feature pass, which reads every example through the encoder once before the
- * first epoch's steps (the bulk of such a run), in chunks of 32 examples: `{ phase: 'encoding',
- * epoch: 1, done, total }` with `done` the examples read so far (0 first, `total` last).
+ * Progress inside an epoch (`TrainingOptions.onStep`), for sequence classification
+ * (`trainClassifier`, `trainRegressor`; token and masked-LM runs report epochs only):
+ * - `{ phase: 'encoding', epoch: 1, done, total }`: head-only training's feature pass, which
+ *   reads every example through the encoder once before the first epoch's steps (the bulk of such
+ *   a run), in chunks of 32 examples; `done` the examples read so far (0 first, `total` last);
+ * - `{ phase: 'training', epoch, done, total }`: `done` of the epoch's `total` optimizer steps,
+ *   after each engine call of steps (about a quarter of a second of them) but the last (then
+ *   `onProgress` reports the epoch).
  */
 export interface TrainingStep {
-  phase: 'encoding';
+  phase: 'encoding' | 'training';
   epoch: number;
   done: number;
   total: number;
@@ -593,12 +597,13 @@ export interface TrainingOptions {
   /**
    * Aborts the run (see `AbortOptions`): a signal already aborted rejects `done` at once; one
    * aborted during the feature pass stops it after the running chunk of examples (the model is
-   * then unchanged); during an epoch, `done` rejects at once and the engine finishes that epoch
-   * (the epochs done stay in the model, as with `stop()`) before the run is freed. `done`
-   * rejects with the AbortError.
+   * then unchanged); during an epoch, `done` rejects at once and the engine finishes its running
+   * call (a sequence classifier's: a few optimizer steps; the others': the epoch; the steps done
+   * stay in the model, as with `stop()`) before the run is freed. `done` rejects with the
+   * AbortError.
    */
   signal?: AbortSignal;
-  /** Called with the progress inside an epoch (head-only feature pass: after each chunk of 32 examples); may be set after the run started. */
+  /** Called with the progress inside an epoch (see `TrainingStep`); may be set after the run started. */
   onStep?: (step: TrainingStep) => void;
   /** Which weights learn: 'head' (default; only the new classifier, on cached features), 'top:K' (the head and the top K encoder layers), 'all'. */
   freeze?: 'head' | 'all' | `top:${number}`;
@@ -732,9 +737,9 @@ export interface TrainingResult<R extends AnyEpochReport = EpochReport> {
 
 /**
  * A fine-tuning in progress. Epochs run one after the other in the engine; `stop()` ends the
- * run when the running epoch is done (in head-only classification's feature pass: after the
- * running chunk of examples, with no epoch run). The trained classifier is then the model's:
- * `classify`.
+ * run after the running engine call: for a sequence classifier a few optimizer steps (or a chunk
+ * of the head-only feature pass, with no epoch run), for the other runs the running epoch. The
+ * trained classifier is then the model's: `classify`.
  */
 export class TrainingRun<R extends AnyEpochReport = EpochReport> {
   private constructor();
@@ -749,7 +754,10 @@ export class TrainingRun<R extends AnyEpochReport = EpochReport> {
    * (an AbortError for `signal`). Never an unhandled rejection: a run nobody awaits fails quietly.
    */
   readonly done: Promise<TrainingResult<R>>;
-  /** Ends the run after the current epoch (or the running chunk of the feature pass). */
+  /**
+   * Ends the run after the running engine call (see the class); `done` resolves with the
+   * finished epochs and `stopped: true` (the steps of an unfinished epoch stay in the model).
+   */
   stop(): void;
 }
 

@@ -15,7 +15,7 @@ import { checkText, checkTexts } from './wasm-module.js';
 import { clearCache, fetchModelFiles, listCachedFiles } from './model-loader.js';
 import { DEFAULT_HUB_URL, TOKENIZER_FILE_ROLES } from './model-source.js';
 import { decodeUtf8 } from './tokenizer.js';
-import { cachesFeatures, encodeFeatures } from './training-steps.js';
+import { cachesFeatures, encodeFeatures, runEpoch } from './training-steps.js';
 
 const FREEZE = /^(head|all|top:[1-9][0-9]*)$/;
 
@@ -619,11 +619,12 @@ const NUMBER_OPTIONS = ['learningRate', 'weightDecay', 'warmupRatio'];
 
 /**
  * A fine-tuning in progress: one epoch after the other in the engine, `onProgress` after each,
- * until `epochs` are done or `stop()` is called (it takes effect at the end of the running
- * epoch, or, in a head-only run's feature pass, after the running chunk of examples). `signal`
- * aborts it at the same boundaries, or at once while an epoch runs (the engine finishes that
- * epoch; the run is then freed): `done` rejects with the AbortError. `onStep` reports the
- * feature pass (training-steps.js). `done` is never an unhandled rejection.
+ * until `epochs` are done or `stop()` is called. A sequence classifier's run goes by engine calls
+ * of a few optimizer steps (and, head-only, its feature pass by chunks of examples) with
+ * `onStep` between them (training-steps.js); `stop()` takes effect after the running call (token
+ * and masked-LM runs: after the running epoch). `signal` aborts it at the same boundaries, or at
+ * once while an engine call runs (the engine finishes that call; the run is then freed): `done`
+ * rejects with the AbortError. `done` is never an unhandled rejection.
  */
 export class TrainingRun {
   /** @private Use `model.trainClassifier` or `model.trainTokenClassifier`. */
@@ -687,8 +688,9 @@ export class TrainingRun {
   }
 
   /**
-   * Ends the run after the epoch now running (in a head-only run's feature pass: after the
-   * running chunk); `done` then resolves with `stopped: true`.
+   * Ends the run after the engine call now running (a sequence classifier's: a few optimizer
+   * steps or a chunk of the feature pass; the others': the epoch); `done` then resolves with
+   * `stopped: true` and the epochs finished (the steps of an unfinished one stay in the model).
    */
   stop() {
     this._stopped = true;
@@ -713,7 +715,8 @@ export class TrainingRun {
       const encoded = !cachesFeatures(this._op, trainerOptions) || await encodeFeatures(this, handle, examples, trainerOptions, signal);
       for (let epoch = 0; encoded && epoch < epochs && !this._stopped; epoch++) {
         const epochStarted = epoch === 0 ? started : performance.now(); // the first epoch's time includes the feature pass
-        const report = await this.model.call('trainer.runEpoch', { handle }, signal);
+        const report = await runEpoch(this, handle, signal);
+        if (report === null) break; // stopped within the epoch
         const withTime = { ...report, seconds: (performance.now() - epochStarted) / 1000 };
         this.epochs.push(withTime);
         if (typeof this.onProgress === 'function') this.onProgress(withTime);
