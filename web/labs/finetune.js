@@ -177,9 +177,9 @@ async function train() {
       active.onStep = (step) => { // within an epoch: reading the examples (head-only, epoch 1), or the steps
         const done = runs.reduce((s, r) => s + r.epochs.length, 0);
         $('train-progress').value = Math.max($('train-progress').value, (done + step.done / step.total) / total);
-        if (!stopping) {
-          $('train-status').textContent = `${run.policy}: epoch ${step.epoch} of ${inputs.epochs}, ` +
-            (step.phase === 'encoding' ? `reading the examples (${step.done} of ${step.total})…` : `step ${step.done} of ${step.total}…`);
+        // the steps move the bar only: the status keeps saying which epoch is done and which runs
+        if (!stopping && step.phase === 'encoding') {
+          $('train-status').textContent = `${run.policy}: epoch 1 of ${inputs.epochs}, reading the examples (${step.done} of ${step.total})…`;
         }
       };
       active.onProgress = (report) => {
