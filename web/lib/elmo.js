@@ -156,7 +156,8 @@ export class ElmoModel {
 
   /**
    * The biLM's layers for tokenized sentences (`string[][]`): an `ElmoLayers` of shape
-   * [numLayers, sentences, longest, outputDim]. By default each sentence starts from a fresh
+   * [numLayers, sentences, longest, outputDim]. `signal` aborts the call (abort.js; one engine
+   * call: the batch is not cut, so an abort during it discards the result). By default each sentence starts from a fresh
    * LSTM state. `{ stateful: true }`: sentence b starts from the final state of sentence b of
    * the previous stateful call (AllenNLP's `Elmo`, for a text read in consecutive batches);
    * a call without it, `resetState()` or training forget the kept states.
@@ -182,7 +183,8 @@ export class ElmoModel {
    * `examples` are `{ words: string[], label }` or `{ text, label }` (text split at whitespace),
    * label a string or an integer. Options: `training` ('head', 'mix' or 'end-to-end', which also
    * trains the biLM's weights in place), `epochs`, `batchSize`, `learningRate`, `seed`,
-   * `validation` (share held out, default 0.1), `onProgress`. Returns an `ElmoTrainingRun`.
+   * `validation` (share held out, default 0.1), `onProgress`, `signal` (aborts it: `done` rejects
+   * with the AbortError and the run is freed). Returns an `ElmoTrainingRun`.
    */
   trainClassifier(examples, options = {}) {
     this.checkOpen();
