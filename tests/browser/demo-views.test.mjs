@@ -6,7 +6,8 @@
 //     1e-4 of the CLI; the ranked search is the CLI's order.
 //   - Fine-tune (all-MiniLM-L6-v2, head only, the page's defaults: 400 movie-review sentences,
 //     20% held out by the engine, 8 epochs, learning rate 0.01): every epoch's loss within 1e-3
-//     of `webnlu train-head` on the same sentences, the same held-out accuracy, and that accuracy
+//     of `webnlu train-head` on the same sentences (the page's run reads the examples in chunks,
+//     its progress bar counting them up to 400), the same held-out accuracy, and that accuracy
 //     >= 0.625. Why 0.625: it is 50 of the 80 held-out sentences; a classifier at chance (0.5)
 //     gets 50 or more right with probability 1.3% (binomial, z = 2.2). Higher bars need more
 //     data: this recipe gives 0.65-0.70 with 320 training sentences (0.75 with 1000, natively,
@@ -122,6 +123,9 @@ test(`fine-tune: head only on 400 movie reviews reaches held-out accuracy >= ${H
   console.log(`# fine-tune: ${await page.textContent('#ft-heldout')}`);
   console.log(`# epochs (epoch, loss, train acc, held-out acc, s): ${JSON.stringify(epochs)}`);
   assert.equal(epochs.length, 8);
+  // the first epoch showed the examples read (onStep, a progress bar) up to the last of them
+  assert.equal(await page.getAttribute('body', 'data-examples-read'), '400');
+  assert.equal(await page.isVisible('#ft-progress'), false, 'the progress bar is hidden once the run is done');
   assert.ok(Number(epochs[7][1]) < Number(epochs[0][1]), 'the loss falls');
   assert.ok(accuracy >= HELD_OUT_THRESHOLD, `held-out accuracy ${accuracy}`);
 

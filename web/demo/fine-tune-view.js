@@ -1,6 +1,7 @@
 // The fine-tuning view: examples (movie-review sentences or the visitor's own), 20% of them
 // held out by the engine; a freezing policy; a training run with a live chart and table per
-// epoch; the held-out accuracy (on sentences it never trained on) after each epoch; then
+// epoch (and a progress bar while the first epoch reads the examples through the model); the
+// held-out accuracy (on sentences it never trained on) after each epoch; then
 // classify a typed sentence, and download the trained model.
 
 import { drawTrainingChart } from './training-chart.js';
@@ -18,6 +19,7 @@ export function setupFineTune({ picker, errorBox, reportResult }) {
   const showError = errorBox('ft-error');
   const models = picker('ft', 'all-minilm-l6-v2');
   let run = null;
+  let stopping = false; // stop() was clicked: the status says so until the run ends
   let trained = null; // the model whose classifier was trained
 
   async function examples() {
@@ -51,10 +53,26 @@ export function setupFineTune({ picker, errorBox, reportResult }) {
       const rows = $('ft-epochs-table').tBodies[0];
       rows.replaceChildren();
       drawTrainingChart($('ft-chart'), [], epochs);
-      $('ft-status').textContent = `training on ${model.runtime.device.kind.toUpperCase()}: reading the examples…`;
+      const device = model.runtime.device.kind.toUpperCase();
+      $('ft-status').textContent = `training on ${device}: reading the examples…`;
       run = model.trainClassifier(all, {
         freeze: $('ft-freeze').value, epochs, learningRate, validation: HELD_OUT, seed: 7,
+        // within an epoch: head-only, the first reads every example through the model once (in
+        // chunks); then each epoch's optimizer steps
+        onStep: (step) => {
+          const bar = $('ft-progress');
+          bar.hidden = false;
+          bar.max = step.total;
+          bar.value = step.done;
+          if (!stopping) {
+            $('ft-status').textContent = step.phase === 'encoding'
+              ? `training on ${device}: reading the examples (${step.done} of ${step.total})…`
+              : `training on ${device}: epoch ${step.epoch} of ${epochs}, step ${step.done} of ${step.total}…`;
+          }
+          if (step.phase === 'encoding') document.body.dataset.examplesRead = String(step.done);
+        },
         onProgress: (report) => {
+          $('ft-progress').hidden = true;
           drawTrainingChart($('ft-chart'), run.epochs, epochs);
           const row = rows.insertRow();
           for (const value of [report.epoch, report.loss.toFixed(4), percent(report.accuracy), percent(report.validationAccuracy), report.seconds.toFixed(2)]) {
@@ -65,6 +83,10 @@ export function setupFineTune({ picker, errorBox, reportResult }) {
         },
       });
       const result = await run.done;
+      if (result.epochs.length === 0) { // stopped within the first epoch: nothing to report
+        $('ft-status').textContent = 'stopped before the end of the first epoch';
+        return;
+      }
       trained = model;
       const accuracy = result.epochs.at(-1)?.validationAccuracy;
       const held = Math.round(HELD_OUT * all.length);
@@ -83,6 +105,8 @@ export function setupFineTune({ picker, errorBox, reportResult }) {
       showError(error);
     } finally {
       run = null;
+      stopping = false;
+      $('ft-progress').hidden = true;
       setTraining(false);
     }
   }
@@ -109,7 +133,11 @@ export function setupFineTune({ picker, errorBox, reportResult }) {
   }
 
   $('ft-train').addEventListener('click', train);
-  $('ft-stop').addEventListener('click', () => { run?.stop(); $('ft-status').textContent = 'stopping after this epoch…'; });
+  $('ft-stop').addEventListener('click', () => {
+    run?.stop();
+    stopping = true;
+    $('ft-status').textContent = $('ft-progress').hidden ? 'stopping after this epoch…' : 'stopping after these steps…';
+  });
   $('ft-try-run').addEventListener('click', tryIt);
   $('ft-try').addEventListener('keydown', (event) => { if (event.key === 'Enter') tryIt(); });
   $('ft-download').addEventListener('click', save);

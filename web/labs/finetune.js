@@ -4,7 +4,8 @@
 // seconds per epoch, loss and held-out score per epoch (plots), a Save button per trained model (Hugging Face's files), and the three trained
 // models answering a typed sentence. Three heads: sentiment (`trainClassifier`), named entities
 // (`trainTokenClassifier`), rating (`trainRegressor`). The runtime is the labs' (a Web Worker by
-// default), so the page stays responsive; `stop()` ends the running policy after its epoch and
+// default), so the page stays responsive; the progress shows the examples read (head policy)
+// and the steps of each epoch (`onStep`); `stop()` ends the running policy after its running engine call and
 // skips the rest. URL: ?model, ?task, ?n, ?epochs, ?k, ?lr, ?batch, ?seed, ?text.
 
 import { $, errorBox, exercise, markError, markReady, modelPicker, runtime, urlState } from './lab-kit.js';
@@ -163,6 +164,14 @@ async function train() {
         : inputs.task === 'rating' ? run.model.trainRegressor(examples, options) : run.model.trainClassifier(examples, options);
       if (stopping) active.stop(); // Stop pressed while the copy was loading
       $('train-status').textContent = `${run.policy}: training epoch 1 of ${inputs.epochs}…`;
+      active.onStep = (step) => { // within an epoch: reading the examples (head-only, epoch 1), or the steps
+        const done = runs.reduce((s, r) => s + r.epochs.length, 0);
+        $('train-progress').value = Math.max($('train-progress').value, (done + step.done / step.total) / total);
+        // the steps move the bar only: the status keeps saying which epoch is done and which runs
+        if (!stopping && step.phase === 'encoding') {
+          $('train-status').textContent = `${run.policy}: epoch 1 of ${inputs.epochs}, reading the examples (${step.done} of ${step.total})…`;
+        }
+      };
       active.onProgress = (report) => {
         run.epochs.push(report);
         run.costs = report.costs;

@@ -6,6 +6,7 @@
 // `ElmoModel.trainClassifier` trains a sentence classifier on the biLM's features (as `webnlu
 // elmo-train`), one epoch per engine call, as an `ElmoTrainingRun`.
 
+import { callAbortable, checkSignal, isAbortError, throwIfAborted } from './abort.js';
 import { DisposedError, ModelLoadError, WebnluError } from './errors.js';
 import { fetchFile } from './model-loader.js';
 import { localFileBytes } from './model-source.js';
@@ -155,16 +156,18 @@ export class ElmoModel {
 
   /**
    * The biLM's layers for tokenized sentences (`string[][]`): an `ElmoLayers` of shape
-   * [numLayers, sentences, longest, outputDim]. By default each sentence starts from a fresh
+   * [numLayers, sentences, longest, outputDim]. `signal` aborts the call (abort.js; one engine
+   * call: the batch is not cut, so an abort during it discards the result). By default each sentence starts from a fresh
    * LSTM state. `{ stateful: true }`: sentence b starts from the final state of sentence b of
    * the previous stateful call (AllenNLP's `Elmo`, for a text read in consecutive batches);
    * a call without it, `resetState()` or training forget the kept states.
    */
-  async embed(sentences, { stateful = false } = {}) {
+  async embed(sentences, { stateful = false, signal } = {}) {
     this.checkOpen();
+    checkSignal(signal);
     checkSentences(sentences);
     if (typeof stateful !== 'boolean') throw new WebnluError(`stateful must be true or false, got ${JSON.stringify(stateful)}`);
-    const out = await this.runtime._channel.call('elmo.embed', { handle: this._handle, sentences, stateful });
+    const out = await callAbortable(this.runtime._channel, 'elmo.embed', { handle: this._handle, sentences, stateful }, [], signal);
     return new ElmoLayers(out);
   }
 
@@ -180,7 +183,8 @@ export class ElmoModel {
    * `examples` are `{ words: string[], label }` or `{ text, label }` (text split at whitespace),
    * label a string or an integer. Options: `training` ('head', 'mix' or 'end-to-end', which also
    * trains the biLM's weights in place), `epochs`, `batchSize`, `learningRate`, `seed`,
-   * `validation` (share held out, default 0.1), `onProgress`. Returns an `ElmoTrainingRun`.
+   * `validation` (share held out, default 0.1), `onProgress`, `signal` (aborts it: `done` rejects
+   * with the AbortError and the run is freed). Returns an `ElmoTrainingRun`.
    */
   trainClassifier(examples, options = {}) {
     this.checkOpen();
@@ -250,6 +254,13 @@ export class ElmoTrainingRun {
   /** @private Use `elmo.trainClassifier`. */
   constructor(elmo, examples, options) {
     const { training = 'head', epochs = 10, batchSize, learningRate, seed, validation, onProgress } = options;
+    let signal;
+    try {
+      signal = checkSignal(options.signal);
+    } catch (error) {
+      if (!isAbortError(error)) throw error;
+      signal = options.signal; // already aborted: `done` rejects
+    }
     if (!ELMO_TRAINING.includes(training)) {
       throw new WebnluError(`training must be 'head', 'mix' or 'end-to-end', got ${JSON.stringify(training)}`);
     }
@@ -274,7 +285,8 @@ export class ElmoTrainingRun {
     this._stopped = false;
     this._disposed = false;
     this._handle = null;
-    this.done = this.loop(elmoExamples(examples), trainerOptions, epochs);
+    this.done = this.loop(elmoExamples(examples), trainerOptions, epochs, signal);
+    this.done.catch(() => {}); // a failure is for whoever awaits `done`, never an unhandled rejection
   }
 
   /** Ends the run after the epoch now running; `done` then resolves with `stopped: true`. */
@@ -282,18 +294,24 @@ export class ElmoTrainingRun {
     this._stopped = true;
   }
 
-  async loop(examples, trainerOptions, epochs) {
+  async loop(examples, trainerOptions, epochs, signal) {
+    throwIfAborted(signal);
     const started = performance.now();
     const channel = this.elmo.runtime._channel;
-    const created = await channel.call('elmo.trainer', { handle: this.elmo._handle, examples, options: trainerOptions });
+    const created = await callAbortable(channel, 'elmo.trainer', { handle: this.elmo._handle, examples, options: trainerOptions }, [], signal);
     this._handle = created.handle;
     this.labels = created.labels;
-    for (let epoch = 0; epoch < epochs && !this._stopped; epoch++) {
-      const epochStarted = performance.now();
-      const report = await channel.call('elmoTrainer.runEpoch', { handle: this._handle });
-      const withTime = { ...report, seconds: (performance.now() - epochStarted) / 1000 };
-      this.epochs.push(withTime);
-      if (typeof this.onProgress === 'function') this.onProgress(withTime);
+    try {
+      for (let epoch = 0; epoch < epochs && !this._stopped; epoch++) {
+        const epochStarted = performance.now();
+        const report = await callAbortable(channel, 'elmoTrainer.runEpoch', { handle: this._handle }, [], signal);
+        const withTime = { ...report, seconds: (performance.now() - epochStarted) / 1000 };
+        this.epochs.push(withTime);
+        if (typeof this.onProgress === 'function') this.onProgress(withTime);
+      }
+    } catch (error) {
+      if (isAbortError(error)) this.dispose(); // an aborted run is freed (once the engine is out of its epoch)
+      throw error;
     }
     return { epochs: this.epochs, stopped: this._stopped, seconds: (performance.now() - started) / 1000 };
   }

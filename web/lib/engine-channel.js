@@ -1,9 +1,11 @@
 // How the public classes reach the engine: directly on this thread, by messages to the Web
 // Worker of worker.js, or through a pool of such workers (the CPU path with `threads` > 1).
-// All three offer `call(op, args, transfer)` -> Promise and `close()`.
+// All three offer `call(op, args, transfer, signal)` -> Promise and `close()`; `signal` (an
+// AbortSignal, see abort.js) tells the engine to stop the call at its next boundary.
 // Over a worker, arguments listed in `transfer` and the typed arrays of results move
 // without a copy (transferables); errors come back as their own WebnluError subclasses.
 
+import { throwIfAborted } from './abort.js';
 import { Engine } from './engine.js';
 import { DisposedError, errorFromWire, WebnluError, WorkerError } from './errors.js';
 import { sumMemoryUsage } from './memory.js';
@@ -15,8 +17,8 @@ export class DirectChannel {
     this.inWorker = false;
   }
 
-  call(op, args) {
-    return this.engine.run(op, args);
+  call(op, args, transfer, signal) {
+    return this.engine.run(op, args, signal);
   }
 
   close() {}
@@ -57,18 +59,26 @@ export class WorkerChannel {
     this.pending.clear();
   }
 
-  call(op, args = {}, transfer = []) {
+  call(op, args = {}, transfer = [], signal = undefined) {
     if (this.failure !== null) return Promise.reject(this.failure);
     const id = this.nextId++;
-    return new Promise((resolve, reject) => {
+    const abortable = signal !== undefined && signal !== null;
+    const answered = new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       try {
-        this.worker.postMessage({ id, op, args }, transfer);
+        this.worker.postMessage({ id, op, args, abortable }, transfer);
       } catch (error) {
         this.pending.delete(id);
         reject(new WorkerError(`could not send ${op} to the webnlu worker: ${error.message}`, { cause: error }));
       }
     });
+    if (!abortable) return answered;
+    // the worker's engine sees the abort at its next boundary; its answer still comes
+    const forward = () => { if (this.pending.has(id)) this.worker.postMessage({ abort: id }); };
+    signal.addEventListener('abort', forward, { once: true });
+    const forget = () => signal.removeEventListener('abort', forward);
+    answered.then(forget, forget);
+    return answered;
   }
 
   close() {
@@ -102,7 +112,7 @@ const CREATED_KIND = {
 };
 
 /** What head-only training encodes for an example: its text, or `{ text, pair }` for a pair. */
-function featureItem(example) {
+export function featureItem(example) {
   return example.pair === undefined || example.pair === null ? example.text : { text: example.text, pair: example.pair };
 }
 
@@ -177,8 +187,11 @@ export class WorkerPool {
     return this.channels.length;
   }
 
-  call(op, args = {}, transfer = []) {
-    const result = this.queue.then(() => this.dispatch(op, args, transfer));
+  call(op, args = {}, transfer = [], signal = undefined) {
+    const result = this.queue.then(() => {
+      throwIfAborted(signal);
+      return this.dispatch(op, args, transfer, signal);
+    });
     this.queue = result.catch(() => {});
     return result;
   }
@@ -209,13 +222,13 @@ export class WorkerPool {
   }
 
   /** The same call in every worker (the arguments copied, and moved only to the last). */
-  async broadcast(op, args, transfer = []) {
+  async broadcast(op, args, transfer = [], signal = undefined) {
     const settled = await Promise.allSettled(this.channels.map((channel, i) =>
-      channel.call(op, this.forWorker(i, args), i === this.size - 1 ? transfer : [])));
+      channel.call(op, this.forWorker(i, args), i === this.size - 1 ? transfer : [], signal)));
     return resultsOrFirstError(settled);
   }
 
-  async dispatch(op, args, transfer) {
+  async dispatch(op, args, transfer, signal) {
     switch (op) {
       case 'init':
         return (await this.broadcast(op, args))[0];
@@ -229,14 +242,21 @@ export class WorkerPool {
         await this.broadcast(op, args);
         return null;
       case 'model.load': {
-        const loaded = await this.broadcast(op, args, transfer);
+        const settled = await Promise.allSettled(this.channels.map((channel, i) =>
+          channel.call(op, this.forWorker(i, args), i === this.size - 1 ? transfer : [], signal)));
+        if (settled.some((outcome) => outcome.status === 'rejected')) { // (an abort, say): free the copies that loaded
+          settled.forEach((outcome, i) => {
+            if (outcome.status === 'fulfilled') this.channels[i].call('free', { handle: outcome.value.handle }).catch(() => {});
+          });
+        }
+        const loaded = resultsOrFirstError(settled);
         const tokenizer = this.keep('tokenizer', [loaded[0].tokenizer]);
         const handle = this.keep('model', loaded.map((l) => l.handle), { runtime: args.runtime, tokenizer, replicasCurrent: true });
         return { ...loaded[0], handle, tokenizer };
       }
       case 'model.trainer': {
         this.entry(args.handle);
-        const trainer = await this.first(op, args, transfer);
+        const trainer = await this.first(op, args, transfer, signal);
         const headOnly = (args.options?.freeze ?? 'head') === 'head';
         return this.keep('trainer', [trainer], { model: args.handle, headOnly: headOnly ? args : null });
       }
@@ -244,11 +264,15 @@ export class WorkerPool {
       case 'model.tokenTrainer': {
         // trains in the first worker; its features are its own (no split pass)
         this.entry(args.handle);
-        const trainer = await this.first(op, args, transfer);
+        const trainer = await this.first(op, args, transfer, signal);
         return this.keep('trainer', [trainer], { model: args.handle, headOnly: null });
       }
       case 'trainer.runEpoch':
-        return this.runEpoch(args);
+      case 'trainer.runSteps':
+        return this.runEpoch(op, args, signal);
+      case 'trainer.setFeatures': // the run's features come from the caller: no split pass in runEpoch
+        this.entry(args.handle).headOnly = null;
+        return this.first(op, args, transfer, signal);
       case 'trainer.finish': {
         const trainer = this.entry(args.handle);
         await this.first(op, args);
@@ -259,49 +283,49 @@ export class WorkerPool {
       case 'free':
         return this.free(args.handle);
       default:
-        if (op in SPLIT_ARGUMENT) return this.split(op, args);
+        if (op in SPLIT_ARGUMENT) return this.split(op, args, signal);
         if (op in CREATED_KIND) { // objects that live in the first worker only
-          const created = await this.first(op, args, transfer);
+          const created = await this.first(op, args, transfer, signal);
           return { ...created, handle: this.keep(CREATED_KIND[op], [created.handle]) };
         }
-        return this.first(op, args, transfer);
+        return this.first(op, args, transfer, signal);
     }
   }
 
   /**
-   * One epoch, in the first worker. Before the first epoch of a head-only run, while every
-   * worker still has the same model, the encoder pass over the examples (the cached features,
+   * One epoch (or some of its steps: `trainer.runSteps`), in the first worker. Before the first
+   * epoch of a head-only run, while every worker still has the same model, the encoder pass over the examples (the cached features,
    * the bulk of such a run) is split among the workers and handed to the first worker's run: the
    * same features, so the same training (tests/node/worker-pool.test.mjs).
    */
-  async runEpoch(args) {
+  async runEpoch(op, args, signal) {
     const trainer = this.entry(args.handle);
     const model = this.objects.get(trainer.model);
     if (trainer.headOnly !== null) {
       const { examples, options } = trainer.headOnly;
       trainer.headOnly = null;
       if (model?.replicasCurrent && this.size > 1) {
-        const features = await this.split('model.headFeatures', { handle: trainer.model, texts: examples.map(featureItem), options });
-        await this.first('trainer.setFeatures', { handle: args.handle, features }, [features.buffer]);
+        const features = await this.split('model.headFeatures', { handle: trainer.model, texts: examples.map(featureItem), options }, signal);
+        await this.first('trainer.setFeatures', { handle: args.handle, features }, [features.buffer], signal);
       }
     }
     if (model !== undefined) model.replicasCurrent = false; // from now on only the first worker's copy learns
-    return this.first('trainer.runEpoch', args);
+    return this.first(op, args, [], signal);
   }
 
   /** The call in the first worker only. */
-  first(op, args, transfer = []) {
-    return this.channels[0].call(op, this.forWorker(0, args), transfer);
+  first(op, args, transfer = [], signal = undefined) {
+    return this.channels[0].call(op, this.forWorker(0, args), transfer, signal);
   }
 
   /** A list op: one contiguous chunk of the list per worker, the results joined in order. */
-  async split(op, args) {
+  async split(op, args, signal) {
     const name = SPLIT_ARGUMENT[op];
     const model = this.entry(args.handle);
-    if (!model.replicasCurrent) return this.first(op, args);
+    if (!model.replicasCurrent) return this.first(op, args, [], signal);
     const chunks = splitIntoChunks(args[name], this.size);
     const settled = await Promise.allSettled(chunks.map((chunk, i) =>
-      this.channels[i].call(op, this.forWorker(i, { ...args, [name]: chunk }))));
+      this.channels[i].call(op, this.forWorker(i, { ...args, [name]: chunk }), [], signal)));
     return concatenateResults(resultsOrFirstError(settled));
   }
 

@@ -4,6 +4,7 @@
 // of runtime.js talk to it only through `run(op, args)`, so both modes run the same code.
 // Operations run one at a time, in order: a wasm object may not be entered twice at once.
 
+import { abortError, createdHandle, inChunks, throwIfAborted } from './abort.js';
 import { DeviceError, DisposedError, UnsupportedError, WebnluError } from './errors.js';
 import { bindings, callRust, callRustAsync, hasBinding, init, loadedWasmBuild, modelBinding } from './wasm-module.js';
 import { tokenizerFromFiles } from './tokenizer.js';
@@ -95,9 +96,22 @@ export class Engine {
     this.queue = Promise.resolve();
   }
 
-  /** Runs `op` after every operation already asked for; resolves to its result. */
-  run(op, args = {}) {
-    const result = this.queue.then(() => this.dispatch(op, args));
+  /**
+   * Runs `op` after every operation already asked for; resolves to its result. With an
+   * AbortSignal (abort.js) an aborted `op` does not start, stops between its chunks of texts, and
+   * an object it created is freed; it rejects with the AbortError and the queue goes on.
+   */
+  run(op, args = {}, signal = undefined) {
+    const result = this.queue.then(async () => {
+      throwIfAborted(signal);
+      const out = await this.dispatch(op, args, signal);
+      if (signal?.aborted) {
+        const handle = createdHandle(op, out);
+        if (handle !== undefined) await this.dispatch('free', { handle });
+        throw abortError(signal);
+      }
+      return out;
+    });
     this.queue = result.catch(() => {});
     return result;
   }
@@ -115,7 +129,7 @@ export class Engine {
     return entry;
   }
 
-  async dispatch(op, a) {
+  async dispatch(op, a, signal) {
     switch (op) {
       case 'init': {
         await init(a.wasm);
@@ -187,29 +201,31 @@ export class Engine {
       }
       case 'model.fillMask': {
         const model = this.get(a.handle, 'model').object;
-        const results = [];
-        for (const text of a.texts) results.push(plain(await callRustAsync('fillMask', () => model.fill_mask(text, a.topK))));
-        return results;
+        return inChunks(a.texts, signal, async (texts) => {
+          const results = [];
+          for (const text of texts) results.push(plain(await callRustAsync('fillMask', () => model.fill_mask(text, a.topK))));
+          return results;
+        });
       }
       case 'model.embed': {
         const model = this.get(a.handle, 'model').object;
-        return callRustAsync('embed', () => model.embed(a.texts, a.pooling, a.normalize));
+        return inChunks(a.texts, signal, (texts) => callRustAsync('embed', () => model.embed(texts, a.pooling, a.normalize)));
       }
       case 'model.similarity': {
         const model = this.get(a.handle, 'model').object;
-        return callRustAsync('similarity', () => model.similarity(a.a, a.b));
+        return inChunks(a.a, signal, (rows) => callRustAsync('similarity', () => model.similarity(rows, a.b)));
       }
       case 'model.classify': {
         const model = this.get(a.handle, 'model').object;
-        return plain(await callRustAsync('classify', () => model.classify(a.texts, Boolean(a.truncate))));
+        return inChunks(a.texts, signal, async (texts) => plain(await callRustAsync('classify', () => model.classify(texts, Boolean(a.truncate)))));
       }
       case 'model.classifyTokens': {
         const model = this.get(a.handle, 'model').object;
-        return plain(await callRustAsync('classifyTokens', () => model.classify_tokens(a.texts, Boolean(a.truncate))));
+        return inChunks(a.texts, signal, async (texts) => plain(await callRustAsync('classifyTokens', () => model.classify_tokens(texts, Boolean(a.truncate)))));
       }
       case 'model.nextSentence': {
         const model = this.get(a.handle, 'model').object;
-        return plain(await callRustAsync('nextSentence', () => model.next_sentence(a.pairs, Boolean(a.truncate))));
+        return inChunks(a.pairs, signal, async (pairs) => plain(await callRustAsync('nextSentence', () => model.next_sentence(pairs, Boolean(a.truncate)))));
       }
       case 'model.inspect': {
         const model = this.get(a.handle, 'model').object;
@@ -267,7 +283,7 @@ export class Engine {
       }
       case 'model.headFeatures': {
         const model = this.get(a.handle, 'model').object;
-        return callRustAsync('trainClassifier', () => model.head_features(a.texts, a.options));
+        return inChunks(a.texts, signal, (texts) => callRustAsync('trainClassifier', () => model.head_features(texts, a.options)));
       }
       case 'trainer.setFeatures': {
         const trainer = this.get(a.handle, 'trainer').object;
@@ -277,6 +293,10 @@ export class Engine {
       case 'trainer.runEpoch': {
         const trainer = this.get(a.handle, 'trainer').object;
         return plain(await callRustAsync('trainClassifier', () => trainer.run_epoch()));
+      }
+      case 'trainer.runSteps': { // some optimizer steps: a step report, or the epoch's at its end
+        const trainer = this.get(a.handle, 'trainer').object;
+        return plain(await callRustAsync('trainClassifier', () => trainer.run_steps(a.maxSteps)));
       }
       case 'trainer.finish': {
         const entry = this.get(a.handle, 'trainer');

@@ -61,12 +61,14 @@ export function errorToWire(error) {
     const { url, file, status } = error;
     return { name: error.name, message: error.message, url, file, status };
   }
+  if (error instanceof DOMException && error.name === 'AbortError') return { name: 'AbortError', message: error.message };
   const message = error instanceof Error ? error.message : String(error);
   return { name: 'WebnluError', message };
 }
 
 /** The error described by `wire`, as an instance of its class (WebnluError when unknown). */
 export function errorFromWire(wire) {
+  if (wire.name === 'AbortError') return new DOMException(wire.message, 'AbortError');
   const Class = CLASSES[wire.name] ?? WebnluError;
   if (Class === ModelLoadError) return new ModelLoadError(wire.message, wire);
   return new Class(wire.message);

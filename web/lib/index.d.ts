@@ -280,7 +280,38 @@ export interface LoadOptions {
   revision?: string;
   /** The fetch function to use. Default `globalThis.fetch`. */
   fetch?: typeof fetch;
-  /** Aborts the download. */
+  /**
+   * Aborts the call (see `AbortOptions`): the download, and for `Runtime.loadModel` /
+   * `loadElmo` / `loadTokenizer` the loading into the engine (a model that loads anyway is freed).
+   */
+  signal?: AbortSignal;
+}
+
+/**
+ * The `signal` option of every asynchronous method (`loadModel`, `fillMask`, `embed`,
+ * `similarity`, `classify`, `classifyTokens`, `inspect`, `wordVectors`, `nextSentence`, `predict`,
+ * `save`, the training runs, `loadElmo`, `ElmoModel.embed`, `ElmoModel.trainClassifier`).
+ *
+ * A signal already aborted rejects at once with a `DOMException` named `AbortError` (the
+ * signal's `reason` when it is such a DOMException, else a new one whose message names the
+ * reason); nothing runs. A signal aborted during the call rejects its promise with that
+ * AbortError as soon as the calling thread sees the abort event, and the engine stops the work
+ * at its next boundary: before the operation starts (it was queued behind others), between
+ * chunks of 32 texts of a list (lists with a signal run in such chunks, with the same numbers),
+ * or after the operation (an object it created, such as a model, is freed). What that means on
+ * each path:
+ * - page thread (`worker: false`, Node): the engine runs on the calling thread, so the abort
+ *   event runs only when the engine yields: between chunks (a timer), or while the GPU path
+ *   awaits a read-back. One text, `inspect`, `wordVectors`, `save`, `ElmoModel.embed` and the
+ *   loading of a model into the engine have no boundary inside: they finish, then the result is
+ *   discarded.
+ * - `worker: true`: the promise rejects at once; the worker is told and stops at its next
+ *   boundary (its result, if it finishes first, is discarded); the worker's queue goes on.
+ * - the CPU pool (`threads` > 1): as a worker, in every worker the call reached.
+ * In every case the model is unchanged by an aborted inference call and works normally
+ * afterwards; calls made after the abort wait until the engine has stopped.
+ */
+export interface AbortOptions {
   signal?: AbortSignal;
 }
 
@@ -480,13 +511,13 @@ export interface MaskPrediction {
 }
 
 /** Options of `Model.fillMask`. */
-export interface FillMaskOptions {
+export interface FillMaskOptions extends AbortOptions {
   /** How many fillers per mask. Default 5. */
   topK?: number;
 }
 
 /** Options of `Model.embed`. */
-export interface EmbedOptions {
+export interface EmbedOptions extends AbortOptions {
   /** 'mean' (default): the mean of the token vectors (padding left out), as sentence-transformers; 'cls': the [CLS] vector. */
   pooling?: 'mean' | 'cls';
   /** Scale each embedding to length 1. Default true. */
@@ -523,7 +554,7 @@ export interface Example {
 }
 
 /** How `classify`, `classifyTokens` and `nextSentence` read what is longer than the model. */
-export interface ReadTextOptions {
+export interface ReadTextOptions extends AbortOptions {
   /**
    * false (default): a long text is read in overlapping windows (`classify` averages their
    * logits; `classifyTokens` labels each token in its best window), a long pair is an error
@@ -573,8 +604,36 @@ export interface TrainingCosts {
   featureCacheBytes: number;
 }
 
-/** The options of every training run (`trainClassifier`, `trainTokenClassifier`). */
+/**
+ * Progress inside an epoch (`TrainingOptions.onStep`), for sequence classification
+ * (`trainClassifier`, `trainRegressor`; token and masked-LM runs report epochs only):
+ * - `{ phase: 'encoding', epoch: 1, done, total }`: head-only training's feature pass, which
+ *   reads every example through the encoder once before the first epoch's steps (the bulk of such
+ *   a run), in chunks of 32 examples; `done` the examples read so far (0 first, `total` last);
+ * - `{ phase: 'training', epoch, done, total }`: `done` of the epoch's `total` optimizer steps,
+ *   after each engine call of steps (about a quarter of a second of them) but the last (then
+ *   `onProgress` reports the epoch).
+ */
+export interface TrainingStep {
+  phase: 'encoding' | 'training';
+  epoch: number;
+  done: number;
+  total: number;
+}
+
+/** The options of every training run (`trainClassifier`, `trainTokenClassifier`, `trainMaskedLM`). */
 export interface TrainingOptions {
+  /**
+   * Aborts the run (see `AbortOptions`): a signal already aborted rejects `done` at once; one
+   * aborted during the feature pass stops it after the running chunk of examples (the model is
+   * then unchanged); during an epoch, `done` rejects at once and the engine finishes its running
+   * call (a sequence classifier's: a few optimizer steps; the others': the epoch; the steps done
+   * stay in the model, as with `stop()`) before the run is freed. `done` rejects with the
+   * AbortError.
+   */
+  signal?: AbortSignal;
+  /** Called with the progress inside an epoch (see `TrainingStep`); may be set after the run started. */
+  onStep?: (step: TrainingStep) => void;
   /** Which weights learn: 'head' (default; only the new classifier, on cached features), 'top:K' (the head and the top K encoder layers), 'all'. */
   freeze?: 'head' | 'all' | `top:${number}`;
   /** Epochs to run. Default 3. */
@@ -707,21 +766,29 @@ export interface TrainingResult<R extends AnyEpochReport = EpochReport> {
 
 /**
  * A fine-tuning in progress. Epochs run one after the other in the engine; `stop()` ends the
- * run when the running epoch is done. The trained classifier is then the model's: `classify`.
+ * run after the running engine call: for a sequence classifier a few optimizer steps (or a chunk
+ * of the head-only feature pass, with no epoch run), for the other runs the running epoch. The
+ * trained classifier is then the model's: `classify`.
  */
 export class TrainingRun<R extends AnyEpochReport = EpochReport> {
   private constructor();
   /** Called after each epoch (may be set after the run started). */
   onProgress: ((report: R) => void) | null;
+  /** Called with the progress inside an epoch (may be set after the run started); see `TrainingStep`. */
+  onStep: ((step: TrainingStep) => void) | null;
   /** The reports of the epochs finished so far. */
   readonly epochs: R[];
   /**
-   * Resolves when the run ends (all epochs, or stopped); rejects with the error that ended it.
+   * Resolves when the run ends (all epochs, or stopped); rejects with the error that ended it
+   * (an AbortError for `signal`). Never an unhandled rejection: a run nobody awaits fails quietly.
    * Until it settles, every other call on the model (and a second training run) is refused with
    * a WebnluError saying the model is being trained.
    */
   readonly done: Promise<TrainingResult<R>>;
-  /** Ends the run after the current epoch. */
+  /**
+   * Ends the run after the running engine call (see the class); `done` resolves with the
+   * finished epochs and `stopped: true` (the steps of an unfinished epoch stay in the model).
+   */
   stop(): void;
 }
 
@@ -760,7 +827,7 @@ export interface TokenLabel {
 }
 
 /** Options of `Model.inspect`. */
-export interface InspectOptions {
+export interface InspectOptions extends AbortOptions {
   /** A second text: the pair is encoded `[CLS] text [SEP] pair [SEP]`, type ids 0 then 1 (DistilBERT reports them but does not use them, as in transformers). */
   pair?: string;
   /** Also report every selected layer's attention probabilities (default false). */
@@ -830,7 +897,7 @@ export interface WordVectors {
 }
 
 /** Options of `Model.wordVectors`. */
-export interface WordVectorOptions {
+export interface WordVectorOptions extends AbortOptions {
   /** The hidden state to read (0 = embeddings, ..., L = the last layer, the default). */
   layer?: number;
 }
@@ -875,7 +942,9 @@ export class Model {
   embed(texts: string[], options?: EmbedOptions): Promise<Float32Array[]>;
   embed(text: string, options?: EmbedOptions): Promise<Float32Array>;
   /** Cosine similarity of mean-pooled embeddings: one row (Float32Array of `b.length`) per text of `a`. Default `b`: `a`. */
-  similarity(a: string[], b?: string[]): Promise<Float32Array[]>;
+  similarity(a: string[], b?: string[], options?: AbortOptions): Promise<Float32Array[]>;
+  /** `similarity(a, a)` with options. */
+  similarity(a: string[], options: AbortOptions): Promise<Float32Array[]>;
   /** Starts fine-tuning a sequence classifier (a new head on the pooled output). */
   trainClassifier(examples: Example[], options?: TrainOptions): TrainingRun;
   /**
@@ -892,8 +961,8 @@ export class Model {
    * The output of a regression head (trained with `trainRegressor`, or a one-label checkpoint).
    * @throws WebnluError when the classifier has several labels.
    */
-  predict(texts: string[]): Promise<number[]>;
-  predict(text: string): Promise<number>;
+  predict(texts: string[], options?: AbortOptions): Promise<number[]>;
+  predict(text: string, options?: AbortOptions): Promise<number>;
   /**
    * Starts fine-tuning a token classifier (a new head on every token, e.g. NER) on sentences
    * as words with a label each, or on CoNLL text (a word and its label per line, the label
@@ -945,7 +1014,7 @@ export class Model {
    */
   wordVectors(text: string, options?: WordVectorOptions): Promise<WordVectors>;
   /** The model as Hugging Face files: config.json, model.safetensors and the tokenizer's files (loadable by `transformers` and by `loadModel`). */
-  save(): Promise<Record<string, Uint8Array>>;
+  save(options?: AbortOptions): Promise<Record<string, Uint8Array>>;
   /** Frees its memory (GPU buffers too); later calls reject with DisposedError. */
   dispose(): void;
 }
@@ -1010,7 +1079,7 @@ export class ElmoModel {
    * `resetState()` or `trainClassifier` forget the kept states.
    * @throws WebnluError when `sentences` is not a non-empty `string[][]` (the message names the entry).
    */
-  embed(sentences: string[][], options?: { stateful?: boolean }): Promise<ElmoLayers>;
+  embed(sentences: string[][], options?: { stateful?: boolean } & AbortOptions): Promise<ElmoLayers>;
   /** Forgets the LSTM states kept by stateful `embed` calls. */
   resetState(): Promise<void>;
   /**
@@ -1030,7 +1099,7 @@ export type ElmoExample =
   | { text: string; label: string | number };
 
 /** Options of `ElmoModel.trainClassifier`. */
-export interface ElmoTrainOptions {
+export interface ElmoTrainOptions extends AbortOptions {
   /**
    * What learns: 'head' (default; the linear head on cached features), 'mix' (the head and the
    * scalar mix), 'end-to-end' (also every biLM weight, in place: the model's `embed` changes).
@@ -1080,7 +1149,11 @@ export class ElmoTrainingRun {
   readonly epochs: ElmoEpochReport[];
   /** The labels in class order (the order of `scores`), sorted as strings; null until started. */
   readonly labels: string[] | null;
-  /** Resolves when the run ends (all epochs, or stopped); rejects with the error that ended it. */
+  /**
+   * Resolves when the run ends (all epochs, or stopped); rejects with the error that ended it
+   * (an AbortError for `signal`: the run stops at the next epoch, or at once while an epoch
+   * runs, and is then freed, so `classify` rejects). Never an unhandled rejection.
+   */
   readonly done: Promise<{ epochs: ElmoEpochReport[]; stopped: boolean; seconds: number }>;
   /** Ends the run after the current epoch. */
   stop(): void;

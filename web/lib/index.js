@@ -13,6 +13,8 @@
 //   engine.js        the wasm objects and the operations on them (this thread or the worker)
 //   device-choice.js how device 'auto' decides (calibration, remembered decisions)
 //   engine-channel.js, worker.js   the ways to reach the engine: this thread, a worker, a pool
+//   abort.js         the `signal` option: AbortError, aborting calls through the channels
+//   training-steps.js  head-only training's feature pass in chunks (onStep, stop, abort)
 
 import { bindings, assertReady, init } from './wasm-module.js';
 

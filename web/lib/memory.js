@@ -18,7 +18,10 @@ export function sumMemoryUsage(perWorker) {
 }
 
 /** The engine operations a training run makes on its model (everything else waits for the run to end). */
-const TRAINING_OPS = new Set(['model.trainer', 'model.tokenTrainer', 'model.mlmTrainer', 'trainer.runEpoch', 'trainer.finish']);
+const TRAINING_OPS = new Set([
+  'model.trainer', 'model.tokenTrainer', 'model.mlmTrainer', 'model.headFeatures',
+  'trainer.setFeatures', 'trainer.runEpoch', 'trainer.runSteps', 'trainer.finish',
+]);
 
 /**
  * Refuses `op` on `model` while one of its training runs is in progress (a training run changes

@@ -6,6 +6,7 @@
 // ELMo models are in elmo.js.
 // Types and docs: index.d.ts.
 
+import { callAbortable, checkSignal, isAbortError, throwIfAborted } from './abort.js';
 import { DirectChannel, WorkerChannel, WorkerPool } from './engine-channel.js';
 import { ElmoModel, readElmoFiles } from './elmo.js';
 import { transferablesOf } from './engine.js';
@@ -16,6 +17,7 @@ import { checkText } from './wasm-module.js';
 import { clearCache, fetchModelFiles, listCachedFiles } from './model-loader.js';
 import { DEFAULT_HUB_URL, TOKENIZER_FILE_ROLES } from './model-source.js';
 import { decodeUtf8 } from './tokenizer.js';
+import { cachesFeatures, encodeFeatures, runEpoch } from './training-steps.js';
 
 const FREEZE = /^(head|all|top:[1-9][0-9]*)$/;
 
@@ -139,6 +141,7 @@ export class Runtime {
    */
   async loadModel(source, options = {}) {
     this.checkOpen();
+    const signal = checkSignal(options.signal);
     if (this._handle === null) {
       throw new UnsupportedError(`loadModel: ${this.device.reason}`);
     }
@@ -146,8 +149,8 @@ export class Runtime {
     const fetched = await fetchModelFiles(source, { hubUrl: this.hubUrl, ...options });
     const config = parseConfig(fetched.files.get('config.json'));
     const names = [...fetched.files.keys()];
-    const loaded = await this._channel.call('model.load', { runtime: this._handle, files: fetched.files },
-      transferablesOf(fetched.files));
+    const loaded = await callAbortable(this._channel, 'model.load', { runtime: this._handle, files: fetched.files },
+      transferablesOf(fetched.files), signal);
     return new Model(this, loaded, {
       config, files: names, source: fetched.label, fromCache: fetched.fromCache, bytes: fetched.bytes,
       loadSeconds: (performance.now() - started) / 1000,
@@ -162,12 +165,14 @@ export class Runtime {
    */
   async loadElmo(files, options = {}) {
     this.checkOpen();
+    const signal = checkSignal(options.signal);
     const started = performance.now();
     const read = await readElmoFiles(files, options);
+    throwIfAborted(signal); // local files are read whole
     const device = this.device.kind === 'none' ? this.device.requested : this.device.kind;
     const bytes = new TextEncoder().encode(read.options).length + read.weights.length; // before the weights move to the worker
-    const loaded = await this._channel.call('elmo.load', { options: read.options, weights: read.weights, device },
-      transferablesOf(read.weights));
+    const loaded = await callAbortable(this._channel, 'elmo.load', { options: read.options, weights: read.weights, device },
+      transferablesOf(read.weights), signal);
     return new ElmoModel(this, loaded, {
       bytes,
       loadSeconds: (performance.now() - started) / 1000,
@@ -177,8 +182,9 @@ export class Runtime {
   /** Loads only the tokenizer (tokenizer.json or vocab.txt) of a model, by the same rules as `loadModel`. */
   async loadTokenizer(source, options = {}) {
     this.checkOpen();
+    const signal = checkSignal(options.signal);
     const fetched = await fetchModelFiles(source, { hubUrl: this.hubUrl, roles: TOKENIZER_FILE_ROLES, ...options });
-    const created = await this._channel.call('tokenizer.create', { files: fetched.files }, transferablesOf(fetched.files));
+    const created = await callAbortable(this._channel, 'tokenizer.create', { files: fetched.files }, transferablesOf(fetched.files), signal);
     return new LoadedTokenizer(this, created.handle, created.vocabSize);
   }
 
@@ -342,11 +348,12 @@ export class Model {
     this.tokenizer.dispose = () => {}; // freed with the model
   }
 
-  call(op, args = {}) {
+  /** `op` on this model in the engine; `signal` (checked by the caller) may abort it (abort.js). */
+  call(op, args = {}, signal = undefined) {
     if (this._disposed) return Promise.reject(new DisposedError('this Model was disposed'));
     const refused = refusedDuringTraining(this, op);
     if (refused !== null) return Promise.reject(refused);
-    return this.runtime._channel.call(op, { handle: this._handle, ...args });
+    return callAbortable(this.runtime._channel, op, { handle: this._handle, ...args }, [], signal);
   }
 
   /**
@@ -356,30 +363,37 @@ export class Model {
    */
   async fillMask(texts, options = {}) {
     const { topK = 5 } = options;
+    const signal = checkSignal(options.signal);
     const single = isSingleItem(texts);
     const list = single ? [taskItem(texts, 'text')] : taskItems(texts, 'texts');
     if (!Number.isInteger(topK) || topK < 1) throw new WebnluError(`topK must be a positive integer, got ${topK}`);
-    const results = await this.call('model.fillMask', { texts: list, topK });
+    const results = await this.call('model.fillMask', { texts: list, topK }, signal);
     return single ? results[0] : results;
   }
 
   /** One embedding per text (a Float32Array of `hiddenSize`); one text in, one array out. */
   async embed(texts, options = {}) {
     const { pooling = 'mean', normalize = true } = options;
+    const signal = checkSignal(options.signal);
     const single = typeof texts === 'string';
     const list = single ? [texts] : texts;
     checkTaskTexts(list, 'texts');
     if (pooling !== 'mean' && pooling !== 'cls') throw new WebnluError(`pooling must be 'mean' or 'cls', got ${JSON.stringify(pooling)}`);
-    const flat = await this.call('model.embed', { texts: list, pooling, normalize: Boolean(normalize) });
+    const flat = await this.call('model.embed', { texts: list, pooling, normalize: Boolean(normalize) }, signal);
     const rows = splitRows(flat, list.length, 'embed');
     return single ? rows[0] : rows;
   }
 
-  /** Cosine similarity of every text of `a` with every text of `b` (default: `a`): rows of Float32Array. */
-  async similarity(a, b = a) {
+  /**
+   * Cosine similarity of every text of `a` with every text of `b` (default: `a`): rows of
+   * Float32Array. `options` (`{ signal }`) may come second when `b` is left out.
+   */
+  async similarity(a, b = a, options = {}) {
+    if (b !== null && typeof b === 'object' && !Array.isArray(b)) { options = b; b = a; }
+    const signal = checkSignal(options.signal);
     checkTaskTexts(a, 'a');
     checkTaskTexts(b, 'b');
-    const flat = await this.call('model.similarity', { a, b });
+    const flat = await this.call('model.similarity', { a, b }, signal);
     return splitRows(flat, a.length, 'similarity');
   }
 
@@ -430,11 +444,12 @@ export class Model {
    * The numbers a regression head (one output: trained with `trainRegressor`, or a checkpoint
    * with one label) gives: one number per text, one text in, one number out.
    */
-  async predict(texts) {
+  async predict(texts, options = {}) {
+    const signal = checkSignal(options.signal);
     const single = typeof texts === 'string';
     const list = single ? [texts] : texts;
     checkTaskTexts(list, 'texts');
-    const results = await this.call('model.classify', { texts: list });
+    const results = await this.call('model.classify', { texts: list }, signal);
     if (results.some((r) => r.scores.length !== 1)) {
       throw new WebnluError(`predict is for a regression head (one output); this classifier has ${results[0].scores.length} labels: use classify`);
     }
@@ -452,7 +467,7 @@ export class Model {
     const single = isSingleItem(texts);
     const list = single ? [taskItem(texts, 'text')] : taskItems(texts, 'texts');
     const truncate = truncateOption(options, 'classify');
-    const results = await this.call('model.classify', { texts: list, truncate });
+    const results = await this.call('model.classify', { texts: list, truncate }, checkSignal(options.signal));
     return single ? results[0] : results;
   }
 
@@ -467,7 +482,7 @@ export class Model {
     const single = isSingleItem(texts);
     const list = single ? [taskItem(texts, 'text')] : taskItems(texts, 'texts');
     const truncate = truncateOption(options, 'classifyTokens');
-    const results = await this.call('model.classifyTokens', { texts: list, truncate });
+    const results = await this.call('model.classifyTokens', { texts: list, truncate }, checkSignal(options.signal));
     return single ? results[0] : results;
   }
 
@@ -488,7 +503,7 @@ export class Model {
           return a.map((item, i) => pairItem(item, `pairs[${i}]`));
         })();
     const truncate = truncateOption(options ?? {}, 'nextSentence');
-    const results = await this.call('model.nextSentence', { pairs, truncate });
+    const results = await this.call('model.nextSentence', { pairs, truncate }, checkSignal(options?.signal));
     return single ? results[0] : results;
   }
 
@@ -503,13 +518,14 @@ export class Model {
    */
   async inspect(text, options = {}) {
     const { pair, attentions = false, layers = 'all' } = options;
+    const signal = checkSignal(options.signal);
     checkTaskText(text, 'text');
     if (pair !== undefined && pair !== null) checkTaskText(pair, 'pair');
     if (typeof attentions !== 'boolean') throw new WebnluError(`attentions must be true or false, got ${JSON.stringify(attentions)}`);
     if (layers !== 'all' && !(Array.isArray(layers) && layers.length > 0 && layers.every(isIndex))) {
       throw new WebnluError(`layers must be 'all' or a non-empty array of hidden-state indices (0 = embeddings), got ${JSON.stringify(layers)}`);
     }
-    const result = await this.call('model.inspect', { text, pair: pair ?? null, attentions, layers });
+    const result = await this.call('model.inspect', { text, pair: pair ?? null, attentions, layers }, signal);
     const [, t, c] = result.hiddenStatesShape;
     const [, heads] = result.attentionsShape ?? [0, 0];
     return {
@@ -535,11 +551,12 @@ export class Model {
    */
   async wordVectors(text, options = {}) {
     const { layer } = options;
+    const signal = checkSignal(options.signal);
     checkTaskText(text, 'text');
     if (layer !== undefined && !isIndex(layer)) {
       throw new WebnluError(`layer must be a hidden-state index (0 = embeddings), got ${JSON.stringify(layer)}`);
     }
-    const out = await this.call('model.wordVectors', { text, layer: layer ?? null });
+    const out = await this.call('model.wordVectors', { text, layer: layer ?? null }, signal);
     const c = out.hiddenSize;
     const words = out.words.map((word, w) => ({
       word, start: out.starts[w], end: out.ends[w], pieces: out.pieces[w],
@@ -549,8 +566,8 @@ export class Model {
   }
 
   /** The model as Hugging Face files: `{ 'config.json': Uint8Array, 'model.safetensors': Uint8Array }`. */
-  async save() {
-    return this.call('model.save');
+  async save(options = {}) {
+    return this.call('model.save', {}, checkSignal(options.signal));
   }
 
   /** Frees the model's memory (GPU buffers included); later calls reject with DisposedError. */
@@ -629,14 +646,27 @@ const NUMBER_OPTIONS = ['learningRate', 'weightDecay', 'warmupRatio'];
 
 /**
  * A fine-tuning in progress: one epoch after the other in the engine, `onProgress` after each,
- * until `epochs` are done or `stop()` is called (it takes effect at the end of the running epoch).
+ * until `epochs` are done or `stop()` is called. A sequence classifier's run goes by engine calls
+ * of a few optimizer steps (and, head-only, its feature pass by chunks of examples) with
+ * `onStep` between them (training-steps.js); `stop()` takes effect after the running call (token
+ * and masked-LM runs: after the running epoch). `signal` aborts it at the same boundaries, or at
+ * once while an engine call runs (the engine finishes that call; the run is then freed): `done`
+ * rejects with the AbortError. `done` is never an unhandled rejection.
  */
 export class TrainingRun {
   /** @private Use `model.trainClassifier` or `model.trainTokenClassifier`. */
   constructor(model, op, examples, options, ownOptions) {
     const {
-      freeze = 'head', epochs = 3, batchSize, validation, seed = 0, accumulation, maxGradNorm, pooling, truncate, onProgress,
+      freeze = 'head', epochs = 3, batchSize, validation, seed = 0, accumulation, maxGradNorm, pooling, truncate, onProgress, onStep,
     } = options;
+    let signal;
+    try {
+      signal = checkSignal(options.signal);
+    } catch (error) {
+      if (!isAbortError(error)) throw error;
+      signal = options.signal; // already aborted: `done` rejects
+    }
+    if (onStep !== undefined && onStep !== null && typeof onStep !== 'function') throw new WebnluError(`onStep must be a function, got ${typeof onStep}`);
     for (const name of OWN_OPTIONS) {
       if (options[name] !== undefined && !ownOptions.includes(name)) {
         throw new WebnluError(name === 'mlmProbability'
@@ -667,6 +697,7 @@ export class TrainingRun {
     }
     this.model = model;
     this.onProgress = onProgress ?? null;
+    this.onStep = onStep ?? null;
     /** The report of every finished epoch. */
     this.epochs = [];
     this._stopped = false;
@@ -680,22 +711,40 @@ export class TrainingRun {
     }
     this._op = op;
     holdForTraining(model, this); // other calls on the model are refused until `done` settles (memory.js)
-    this.done = releaseAfter(model, this, this.loop(examples, trainerOptions, epochs));
+    this.done = releaseAfter(model, this, this.loop(examples, trainerOptions, epochs, signal));
+    this.done.catch(() => {}); // a failure is for whoever awaits `done`, never an unhandled rejection
   }
 
-  /** Ends the run after the epoch now running; `done` then resolves with `stopped: true`. */
+  /**
+   * Ends the run after the engine call now running (a sequence classifier's: a few optimizer
+   * steps or a chunk of the feature pass; the others': the epoch); `done` then resolves with
+   * `stopped: true` and the epochs finished (the steps of an unfinished one stay in the model).
+   */
   stop() {
     this._stopped = true;
   }
 
-  async loop(examples, trainerOptions, epochs) {
+  /** Whether `stop()` was called. */
+  get stopping() {
+    return this._stopped;
+  }
+
+  /** Calls `onStep` with `step`, if there is one. */
+  reportStep(step) {
+    if (typeof this.onStep === 'function') this.onStep(step);
+  }
+
+  async loop(examples, trainerOptions, epochs, signal) {
+    throwIfAborted(signal);
     const started = performance.now();
-    const handle = await this.model.call(this._op, { examples, options: trainerOptions });
+    const handle = await this.model.call(this._op, { examples, options: trainerOptions }, signal);
     let finished = false;
     try {
-      for (let epoch = 0; epoch < epochs && !this._stopped; epoch++) {
-        const epochStarted = performance.now();
-        const report = await this.model.call('trainer.runEpoch', { handle });
+      const encoded = !cachesFeatures(this._op, trainerOptions) || await encodeFeatures(this, handle, examples, trainerOptions, signal);
+      for (let epoch = 0; encoded && epoch < epochs && !this._stopped; epoch++) {
+        const epochStarted = epoch === 0 ? started : performance.now(); // the first epoch's time includes the feature pass
+        const report = await runEpoch(this, handle, signal);
+        if (report === null) break; // stopped within the epoch
         const withTime = { ...report, seconds: (performance.now() - epochStarted) / 1000 };
         this.epochs.push(withTime);
         if (typeof this.onProgress === 'function') this.onProgress(withTime);
@@ -703,7 +752,11 @@ export class TrainingRun {
       await this.model.runtime._channel.call('trainer.finish', { handle });
       finished = true;
     } finally {
-      if (!finished) await this.model.runtime._channel.call('free', { handle }).catch(() => {});
+      if (!finished) {
+        // after an abort the engine may still be in the epoch: the run is freed once it is out
+        const freed = this.model.runtime._channel.call('free', { handle }).catch(() => {});
+        if (!signal?.aborted) await freed;
+      }
     }
     return { epochs: this.epochs, stopped: this._stopped, seconds: (performance.now() - started) / 1000 };
   }

@@ -40,7 +40,7 @@ pub use pipeline::{Pipeline, ReadOptions};
 pub use problem::ProblemType;
 pub use text_pairs::{TaskText, TextPair};
 pub use train_classifier::{
-    head_features, ClassifierTraining, EpochProgress, TrainOptions, TrainReport,
+    head_features, ClassifierTraining, EpochProgress, StepsProgress, TrainOptions, TrainReport,
 };
 pub use train_masked_lm::{MaskedLmEpochProgress, MaskedLmReport, MaskedLmTraining};
 pub use train_tokens::{

@@ -44,7 +44,7 @@ use super::problem::{
     exact_matches, example_targets, regression_scores, ExampleTargets, ProblemType,
 };
 use super::text_pairs::TaskText;
-use super::training_loop::{check_run_options, OptimizerLoop};
+use super::training_loop::{check_run_options, EpochSteps, OptimizerLoop};
 use super::windows::{batches_by_length, encode_windows, LongTexts, WindowAverage};
 
 use std::ops::Range;
@@ -158,7 +158,31 @@ pub struct ClassifierTraining {
     cache: Option<FeatureCache>,
     optimizer: OptimizerLoop,
     epochs_done: usize,
+    /// the epoch under way, between two calls of `run_steps`
+    under_way: Option<(EpochSteps, EpochSums)>,
     report: TrainReport,
+}
+
+/// The sums of an epoch under way: loss over its examples, right answers (None for
+/// regression), examples seen.
+#[derive(Clone, Copy)]
+struct EpochSums {
+    loss: f64,
+    correct: Option<usize>,
+    seen: usize,
+}
+
+/// Where `run_steps` left the run.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StepsProgress {
+    /// The epoch goes on: `done` of its `total` optimizer steps are done.
+    Running {
+        epoch: usize,
+        done: usize,
+        total: usize,
+    },
+    /// The epoch is done (its last steps, then the validation).
+    EpochDone(EpochProgress),
 }
 
 /// What a run feeds the classifier: the option, else the mean-pooled tokens for a
@@ -317,6 +341,7 @@ impl ClassifierTraining {
             cache,
             optimizer,
             epochs_done: 0,
+            under_way: None,
             report,
         })
     }
@@ -517,14 +542,44 @@ impl ClassifierTraining {
 
     /// One epoch: every training example once, then the validation accuracy.
     pub async fn run_epoch(&mut self, pipeline: &mut Pipeline) -> Result<EpochProgress> {
-        let (epoch, batches) =
-            OptimizerLoop::next_epoch(&self.options, self.epochs_done, &self.train)?;
-        let (mut loss_sum, mut correct, mut seen) = (0f64, Some(0usize), 0usize);
-        for step_batches in self.optimizer.epoch_steps(batches.len()) {
+        match self.run_steps(pipeline, usize::MAX).await? {
+            StepsProgress::EpochDone(progress) => Ok(progress),
+            StepsProgress::Running { .. } => unreachable!("every step of the epoch was allowed"),
+        }
+    }
+
+    /// Up to `max_steps` (at least one) optimizer steps of the epoch under way (a new one when
+    /// none is), then, after its last step, the validation: the same computation as
+    /// [`ClassifierTraining::run_epoch`], cut between steps. On an error the epoch under way is
+    /// dropped (the next call starts that epoch again).
+    pub async fn run_steps(
+        &mut self,
+        pipeline: &mut Pipeline,
+        max_steps: usize,
+    ) -> Result<StepsProgress> {
+        let (mut epoch_steps, mut sums) = match self.under_way.take() {
+            Some(under_way) => under_way,
+            None => (
+                EpochSteps::next(
+                    &self.options,
+                    &self.optimizer,
+                    self.epochs_done,
+                    &self.train,
+                )?,
+                EpochSums {
+                    loss: 0.0,
+                    correct: Some(0),
+                    seen: 0,
+                },
+            ),
+        };
+        let epoch = epoch_steps.epoch;
+        for s in epoch_steps.next_steps(max_steps) {
+            let step_batches = epoch_steps.steps[s].clone();
             let mut grads = Gradients::new();
             let micro_batches = step_batches.len();
             for micro in step_batches {
-                let rows = &batches[micro];
+                let rows = &epoch_steps.batches[micro];
                 let step = self.optimizer.steps();
                 let seed = self.optimizer.dropout_seed(step, micro);
                 let mode = RunMode::training(seed, self.options.freeze);
@@ -534,18 +589,29 @@ impl ClassifierTraining {
                     .await?;
                 let batch_loss = losses.iter().map(|&x| x as f64).sum::<f64>() / rows.len() as f64;
                 check_finite_loss(batch_loss as f32, epoch, step + 1)?;
-                loss_sum += batch_loss * rows.len() as f64;
-                seen += rows.len();
-                correct = match (correct, self.correct(rows, &logits)?) {
+                sums.loss += batch_loss * rows.len() as f64;
+                sums.seen += rows.len();
+                sums.correct = match (sums.correct, self.correct(rows, &logits)?) {
                     (Some(sum), Some(right)) => Some(sum + right),
                     _ => None,
                 };
             }
             self.report.trained_parameters = self.optimizer.step(pipeline, &mut grads)?;
+            epoch_steps.done = s + 1;
+        }
+        if !epoch_steps.finished() {
+            let running = StepsProgress::Running {
+                epoch,
+                done: epoch_steps.done,
+                total: epoch_steps.steps.len(),
+            };
+            self.under_way = Some((epoch_steps, sums));
+            return Ok(running);
         }
         pipeline.device().flush()?;
         let validation = self.validate(pipeline).await?;
         self.epochs_done = epoch;
+        let (loss_sum, correct, seen) = (sums.loss, sums.correct, sums.seen);
         let progress = EpochProgress {
             epoch,
             loss: (loss_sum / seen.max(1) as f64) as f32,
@@ -556,7 +622,7 @@ impl ClassifierTraining {
         };
         self.report.optimizer_state_bytes = self.optimizer.state_bytes();
         self.report.epochs.push(progress.clone());
-        Ok(progress)
+        Ok(StepsProgress::EpochDone(progress))
     }
 
     /// Accuracy on the held-out examples (dropout off), None when there are none or for

@@ -10,6 +10,8 @@
 //! A run prepares its data, then per epoch: `epoch_batches` of its training examples, grouped by
 //! [`OptimizerLoop::epoch_steps`]; each micro-batch's gradients (loss scaled by
 //! [`OptimizerLoop::loss_scale`]) added into one `Gradients`, then [`OptimizerLoop::step`].
+//! [`EpochSteps`] is an epoch under way, for runs that take an epoch's steps a few at a time
+//! (the browser's engine, so that JavaScript can report progress and stop between them).
 
 use std::ops::Range;
 
@@ -43,6 +45,47 @@ pub fn check_run_options(options: &TrainOptions, layers: usize, what: &str) -> R
         )));
     }
     Ok(())
+}
+
+/// An epoch under way: its number, its micro-batches (rows of the run's examples), the optimizer
+/// steps over them (consecutive micro-batch indices each) and how many steps are done.
+pub struct EpochSteps {
+    pub epoch: usize,
+    pub batches: Vec<Vec<usize>>,
+    pub steps: Vec<Range<usize>>,
+    pub done: usize,
+}
+
+impl EpochSteps {
+    /// The next epoch of a run (see [`OptimizerLoop::next_epoch`]), no step done yet.
+    pub fn next(
+        options: &TrainOptions,
+        optimizer: &OptimizerLoop,
+        epochs_done: usize,
+        train: &[usize],
+    ) -> Result<EpochSteps> {
+        let (epoch, batches) = OptimizerLoop::next_epoch(options, epochs_done, train)?;
+        let steps = optimizer.epoch_steps(batches.len());
+        Ok(EpochSteps {
+            epoch,
+            batches,
+            steps,
+            done: 0,
+        })
+    }
+
+    /// The steps of the next call that may take `max_steps` of them (at least one).
+    pub fn next_steps(&self, max_steps: usize) -> Range<usize> {
+        self.done
+            ..self
+                .done
+                .saturating_add(max_steps.max(1))
+                .min(self.steps.len())
+    }
+
+    pub fn finished(&self) -> bool {
+        self.done == self.steps.len()
+    }
 }
 
 /// The optimizer of a run and where it is in its schedule.

@@ -2,8 +2,8 @@
 //! `WasmModel` (a loaded [`Pipeline`]: fill-mask, embed, similarity, classify, classify-tokens,
 //! next-sentence, inspect, word vectors, save, a trainer of a sequence classifier, of a token
 //! classifier or of the masked-LM head; the tasks that take texts take pairs `{text, pair}` too)
-//! and `WasmTrainer` (one epoch per call, so JavaScript drives the loop, shows progress and
-//! can stop). Only conversions live here; `web/lib/` wraps them into the documented API.
+//! and `WasmTrainer` (one epoch per call, or a few optimizer steps of a sequence classifier's
+//! epoch: `run_steps`, so JavaScript drives the loop, shows progress and can stop). Only conversions live here; `web/lib/` wraps them into the documented API.
 //!
 //! Conversions: results that are records go out as plain JS objects (via JSON), embeddings and
 //! similarity matrices as `Float32Array`, saved files as a `Map<string, Uint8Array>`.
@@ -29,7 +29,7 @@ use crate::models::Freeze;
 use crate::tasks::{
     head_features, parse_word_examples, ClassifierInput, ClassifierTraining, EpochProgress,
     Example, InspectOptions, LayerSelection, LongTexts, MaskedLmEpochProgress, MaskedLmTraining,
-    NextSentence, Pipeline, Pooling, ProblemType, TextPair, TokenClassifierTraining,
+    NextSentence, Pipeline, Pooling, ProblemType, StepsProgress, TextPair, TokenClassifierTraining,
     TokenEpochProgress, TokenLabel, TrainOptions, WordExample, WordExampleFormat,
 };
 use crate::tokenizer::char_offsets_to_utf16;
@@ -654,7 +654,7 @@ enum TrainerState {
     Finished,
 }
 
-/// A training run: JavaScript calls `run_epoch()` until it has the epochs it wants.
+/// A training run: JavaScript calls `run_epoch()` (or `run_steps(n)`) until it has the epochs it wants.
 #[wasm_bindgen]
 pub struct WasmTrainer {
     pipeline: SharedPipeline,
@@ -780,6 +780,14 @@ impl WasmTrainer {
     /// `validationEntities: {overall, perType}` for a token classifier (the first call also
     /// prepares the run: new classifier, tokens, cached features for head-only).
     pub fn run_epoch(&self) -> Promise {
+        self.run_steps(usize::MAX)
+    }
+
+    /// Up to `max_steps` optimizer steps (at least one) of the epoch under way (sequence
+    /// classification; the other runs take the whole epoch): `Promise<{phase: "training",
+    /// epoch, done, total}>` (steps of the epoch) while it goes on, the epoch's report (as
+    /// `run_epoch`'s) after its last step. The same training as whole epochs.
+    pub fn run_steps(&self, max_steps: usize) -> Promise {
         let cell = self.pipeline.clone();
         let state = self.state.clone();
         future_to_promise(async move {
@@ -823,7 +831,7 @@ impl WasmTrainer {
             };
             match running {
                 TrainerState::Sequence(mut run) => {
-                    let result = run.run_epoch(lease.pipeline()).await;
+                    let result = run.run_steps(lease.pipeline(), max_steps).await;
                     let r = run.report();
                     let costs = JsTrainingCosts::new(
                         r.trained_parameters,
@@ -831,8 +839,17 @@ impl WasmTrainer {
                         r.feature_cache_bytes,
                     );
                     *state.borrow_mut() = TrainerState::Sequence(run);
-                    let epoch = JsEpoch::from(result.map_err(js_error)?);
-                    to_js(&JsEpoch { costs, ..epoch })
+                    match result.map_err(js_error)? {
+                        StepsProgress::Running { epoch, done, total } => {
+                            to_js(&serde_json::json!({
+                                "phase": "training", "epoch": epoch, "done": done, "total": total,
+                            }))
+                        }
+                        StepsProgress::EpochDone(progress) => {
+                            let epoch = JsEpoch::from(progress);
+                            to_js(&JsEpoch { costs, ..epoch })
+                        }
+                    }
                 }
                 TrainerState::Tokens(mut run) => {
                     let result = run.run_epoch(lease.pipeline()).await;

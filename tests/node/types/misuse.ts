@@ -23,4 +23,6 @@ export async function misuse(): Promise<void> {
   model.trainMaskedLM('one text');                              // texts are a list
   const gpu: string = (await rt.memoryUsage()).gpuBytes;        // bytes are a number
   await rt.trim(true);                                          // trim takes no argument
+  await model.embed(['a'], { signal: 'stop' });                 // not an AbortSignal
+  model.trainClassifier([{ text: 'a', label: 'b' }], { onStep: (step: { done: string }) => step });  // done is a number
 }

@@ -3,7 +3,7 @@
 import init, { Runtime, Tokenizer, ModelLoadError, clearCache, fetchModelFiles } from 'webnlu';
 import type {
   ElmoEpochReport, ElmoLayers, ElmoModel, ElmoTrainingRun, EntityScore, EpochReport, Inspection, LoadProgress, MaskPrediction,
-  MaskedLmEpochReport, MemoryUsage, NextSentence, TokenEpochReport, TokenLabel, WordExample, WordVectors,
+  MaskedLmEpochReport, MemoryUsage, NextSentence, TokenEpochReport, TokenLabel, TrainingStep, WordExample, WordVectors,
 } from 'webnlu';
 
 export async function readme(): Promise<void> {
@@ -135,4 +135,39 @@ export async function inspection(): Promise<void> {
   const vector: Float32Array | undefined = bank?.vector;
   const [w, width]: [number, number] = words.shape;
   console.log(c, last, firstLayer, probabilities, starts, tokens, vector, w, width, words.vectors.length, words.layer, bank?.start, bank?.end, bank?.pieces);
+}
+
+export async function cancellation(): Promise<void> {
+  const rt = await Runtime.create({ worker: true });
+  const controller = new AbortController();
+  const { signal } = controller;
+  const model = await rt.loadModel('google-bert/bert-base-uncased', { signal });
+  const masks: MaskPrediction[][] = await model.fillMask('a [MASK]', { topK: 3, signal });
+  const vectors: Float32Array[] = await model.embed(['a', 'b'], { signal });
+  const same: Float32Array[] = await model.similarity(['a', 'b'], { signal });
+  const across: Float32Array[] = await model.similarity(['a'], ['b'], { signal });
+  const labels = await model.classify('a', { truncate: true, signal });
+  const tokens = await model.classifyTokens(['a'], { signal });
+  const next = await model.nextSentence('a', 'b', { signal });
+  const value: number = await model.predict('a', { signal });
+  const inside = await model.inspect('a', { signal });
+  const words = await model.wordVectors('a', { signal });
+  const files = await model.save({ signal });
+  const run = model.trainClassifier([{ text: 'a', label: 'x' }], {
+    signal,
+    onStep: (step: TrainingStep) => console.log(step.phase, step.epoch, step.done, step.total),
+  });
+  run.onStep = null;
+  controller.abort();
+  try {
+    await run.done;
+  } catch (error) {
+    if (error instanceof DOMException && error.name === 'AbortError') console.log('aborted');
+  }
+  model.trainTokenClassifier('a O', { signal, onStep: (step) => console.log(step.done) });
+  model.trainMaskedLM(['a'], { signal });
+  const elmo = await rt.loadElmo({ options: 'o.json', weights: 'w.hdf5' }, { signal });
+  const layers = await elmo.embed([['a']], { stateful: true, signal });
+  const elmoRun = elmo.trainClassifier([{ text: 'a', label: 1 }], { signal });
+  console.log(masks, vectors, same, across, labels, tokens, next, value, inside, words, files, layers, elmoRun.epochs);
 }

@@ -23,7 +23,8 @@ use webnlu::ops::optimizer::AdamWConfig;
 use webnlu::tasks::examples::{label_classes, parse_examples, Example, ExampleFormat};
 use webnlu::tasks::windows::{average_per_text, encode_windows, LongTexts};
 use webnlu::tasks::{
-    head_features, ClassifierTraining, Pipeline, ReadOptions, TrainOptions, TrainReport,
+    head_features, ClassifierTraining, Pipeline, ReadOptions, StepsProgress, TrainOptions,
+    TrainReport,
 };
 use webnlu::tokenizer::Tokenizer;
 use webnlu::train::*;
@@ -748,4 +749,71 @@ fn head_only_training_from_features_computed_in_parts_is_the_same_run() {
     let short = features[..features.len() - 1].to_vec();
     assert!(refused(short, Freeze::Head).contains("precomputed feature values, expected"));
     assert!(refused(features, Freeze::Top(1)).contains("head-only training, not freeze top:1"));
+}
+
+/// An epoch taken a few optimizer steps at a time (`run_steps`, what the browser's engine does
+/// so that JavaScript can report progress and stop between calls) is the epoch `run_epoch`
+/// runs whole: the same reports and the same classifier bit for bit, with dropout, gradient
+/// accumulation (2 micro-batches a step) and long examples in windows, head-only and all layers,
+/// on the CPU and the GPU. The steps are counted as the epoch has them.
+#[test]
+fn training_in_steps_is_the_epochs_run_whole() {
+    let files = random_classifier_files(
+        "tests/fixtures/bert-reference/random/bert-random-classifier",
+        false,
+    );
+    let examples = long_examples();
+    let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
+    for device in [Device::Cpu, gpu()] {
+        for freeze in [Freeze::Head, Freeze::All] {
+            let options = TrainOptions {
+                freeze,
+                epochs: 2,
+                learning_rate: 5e-3,
+                batch_size: 4,
+                accumulation_steps: 2,
+                validation_fraction: 0.25,
+                seed: 5,
+                ..TrainOptions::default()
+            };
+            let pipeline = || {
+                let mut p = Pipeline::load(&files, &device).unwrap();
+                read_in_windows(&mut p, 10, 3);
+                p
+            };
+            let mut p = pipeline();
+            let mut run =
+                block_on(ClassifierTraining::new(&mut p, &examples, options.clone())).unwrap();
+            let whole: Vec<_> = (0..options.epochs)
+                .map(|_| block_on(run.run_epoch(&mut p)).unwrap())
+                .collect();
+            let whole_classified = block_on(p.classify(&texts)).unwrap();
+
+            let mut p = pipeline();
+            let mut run =
+                block_on(ClassifierTraining::new(&mut p, &examples, options.clone())).unwrap();
+            let mut in_steps = Vec::new();
+            let mut seen = Vec::new();
+            while in_steps.len() < options.epochs {
+                match block_on(run.run_steps(&mut p, 2)).unwrap() {
+                    StepsProgress::Running { epoch, done, total } => {
+                        seen.push((epoch, done, total))
+                    }
+                    StepsProgress::EpochDone(progress) => in_steps.push(progress),
+                }
+            }
+            // 36 training examples: 9 micro-batches of 4, 5 steps (the last of one micro-batch)
+            let expected: Vec<_> = [1, 2]
+                .iter()
+                .flat_map(|&epoch| [(epoch, 2, 5), (epoch, 4, 5)])
+                .collect();
+            assert_eq!(seen, expected, "{freeze}");
+            assert_eq!(in_steps, whole, "{freeze} on {device:?}");
+            assert_eq!(
+                block_on(p.classify(&texts)).unwrap(),
+                whole_classified,
+                "{freeze}"
+            );
+        }
+    }
 }
