@@ -291,25 +291,50 @@ fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 
+/// `x (rows, in) @ W^T` with `W` stored (out, in), as `nn.Linear` keeps it.
 const LINEAR: MatmulOptions = MatmulOptions {
     trans_a: false,
-    trans_b: true, // x (rows, in) @ W^T, W stored (out, in) as nn.Linear keeps it
+    trans_b: true,
     alpha: 1.0,
     accumulate: false,
 };
 
+/// `x (rows, k) @ W (k, n)`: a linear map's backward.
 const PLAIN: MatmulOptions = MatmulOptions {
     trans_b: false,
     ..LINEAR
 };
 
-// ---- forward ------------------------------------------------------------------------------
+/// One weight's product with the (B, k) rows of a step, every step of a call: on the CPU the
+/// weight's panels are packed once for all of them.
+struct StepProduct<'a> {
+    weight: &'a Tensor,
+    options: MatmulOptions,
+    packed: PackedWeight,
+}
+
+impl<'a> StepProduct<'a> {
+    fn new(weight: &'a Tensor, options: MatmulOptions) -> Self {
+        let packed = PackedWeight::default();
+        StepProduct {
+            weight,
+            options,
+            packed,
+        }
+    }
+
+    /// out = rows @ op(weight)
+    fn run(&self, out: &mut Tensor, rows: &Tensor) -> Result<()> {
+        matmul_forward_packed(out, rows, self.weight, None, self.options, &self.packed)
+    }
+}
+
+// ---- forward and backward through time ---------------------------------------------------
 
 /// One direction of one layer. `h_state (B, H)` / `c_state (B, C)` hold the initial state on
 /// entry and the final state on return (keep a copy of the initial state for the backward).
 /// `lengths` (B, each <= T) stay on the host: they set the number of steps. Returns what the
 /// backward needs.
-#[allow(clippy::too_many_arguments)]
 pub fn lstm_forward(
     outputs: &mut Tensor, // (B, T, H) zero past each length
     h_state: &mut Tensor, // (B, H) in: initial, out: final
@@ -321,13 +346,12 @@ pub fn lstm_forward(
 ) -> Result<LstmSaved> {
     let op = "lstm_forward";
     let seq = Sequence::new(op, inputs, lengths, weights, options)?;
-    let LstmShape {
-        batch: b,
-        steps: t,
-        cell: c,
-        hidden: h,
-        ..
-    } = seq.shape;
+    let (b, t, c, h) = (
+        seq.shape.batch,
+        seq.shape.steps,
+        seq.shape.cell,
+        seq.shape.hidden,
+    );
     outputs.expect_shape(op, &[b, t, h])?;
     h_state.expect_shape(op, &[b, h])?;
     c_state.expect_shape(op, &[b, c])?;
@@ -352,162 +376,16 @@ pub fn lstm_forward(
     let mut recurrent = Tensor::uninit(&device, &[b, 4 * c], "lstm.recurrent")?; // (B, 4C)
     let mut hidden = Tensor::uninit(&device, &[b, c], "lstm.hidden")?; // (B, C) o tanh(c')
     let mut projection = Tensor::uninit(&device, &[b, h], "lstm.projection")?; // (B, H)
-    let (packed_state, packed_proj) = (PackedWeight::default(), PackedWeight::default());
+    let recurrent_product = StepProduct::new(weights.w_state, LINEAR); // h W_h^T
+    let projection_product = StepProduct::new(weights.w_proj, LINEAR); // r W_p^T
     for s in 0..seq.max_len {
-        // (B, 4C) = h (B, H) @ W_h^T
-        matmul_forward_packed(
-            &mut recurrent,
-            h_state,
-            weights.w_state,
-            None,
-            LINEAR,
-            &packed_state,
-        )?;
+        recurrent_product.run(&mut recurrent, h_state)?;
         cell_step(&seq, s, &recurrent, &mut saved, c_state, &mut hidden)?;
-        // (B, H) = r (B, C) @ W_p^T
-        matmul_forward_packed(
-            &mut projection,
-            &hidden,
-            weights.w_proj,
-            None,
-            LINEAR,
-            &packed_proj,
-        )?;
+        projection_product.run(&mut projection, &hidden)?;
         projection_step(&seq, s, &projection, &mut saved, outputs, h_state)?;
     }
     Ok(saved)
 }
-
-/// Zeroes gates, cells, projections and outputs at the padded positions (t >= len).
-fn clear_padding(seq: &Sequence, saved: &mut LstmSaved, outputs: &mut Tensor) -> Result<()> {
-    let LstmShape {
-        batch,
-        steps,
-        cell,
-        hidden,
-        ..
-    } = seq.shape;
-    match outputs.gpu_context().cloned() {
-        None => {
-            let lengths = seq.lengths.cpu()?;
-            let gates = saved.gates.cpu_mut()?; // (B, T, 4C)
-            let cells = saved.cells.cpu_mut()?; // (B, T, C)
-            let projections = saved.projections.cpu_mut()?; // (B, T, H)
-            let outputs = outputs.cpu_mut()?; // (B, T, H)
-            for b in 0..batch {
-                for bt in b * steps + lengths[b] as usize..(b + 1) * steps {
-                    gates[bt * 4 * cell..(bt + 1) * 4 * cell].fill(0.0);
-                    cells[bt * cell..(bt + 1) * cell].fill(0.0);
-                    projections[bt * hidden..(bt + 1) * hidden].fill(0.0);
-                    outputs[bt * hidden..(bt + 1) * hidden].fill(0.0);
-                }
-            }
-            Ok(())
-        }
-        Some(ctx) => seq.dispatch(
-            &ctx,
-            "lstm_clear_padding",
-            &[],
-            &[&saved.gates, &saved.cells, &saved.projections, outputs],
-            0,
-            batch * steps * (4 * cell).max(hidden),
-        ),
-    }
-}
-
-/// Step `s`, per active (b, c): the gates from `gates` (W_x x + b) and `recurrent` (W_h h),
-/// activated in place; the new cell into `cells` (before the clip) and `c_state` (after);
-/// `hidden` = o tanh(c').
-fn cell_step(
-    seq: &Sequence,
-    s: usize,
-    recurrent: &Tensor,    // (B, 4C)
-    saved: &mut LstmSaved, // gates (B, T, 4C), cells (B, T, C)
-    c_state: &mut Tensor,  // (B, C)
-    hidden: &mut Tensor,   // (B, C)
-) -> Result<()> {
-    let LstmShape { batch, cell, .. } = seq.shape;
-    match hidden.gpu_context().cloned() {
-        None => {
-            let lengths = seq.lengths.cpu()?;
-            let recurrent = recurrent.cpu()?;
-            let (gates, cells) = (saved.gates.cpu_mut()?, saved.cells.cpu_mut()?);
-            let (c_state, hidden) = (c_state.cpu_mut()?, hidden.cpu_mut()?);
-            for b in 0..batch {
-                let Some(bt) = seq.position(lengths, b, s) else {
-                    continue;
-                };
-                let a = &mut gates[bt * 4 * cell..(bt + 1) * 4 * cell]; // (4C)
-                let r = &recurrent[b * 4 * cell..(b + 1) * 4 * cell]; // (4C)
-                for k in 0..cell {
-                    let i = sigmoid(a[k] + r[k]);
-                    let f = sigmoid(a[cell + k] + r[cell + k]);
-                    let g = (a[2 * cell + k] + r[2 * cell + k]).tanh();
-                    let o = sigmoid(a[3 * cell + k] + r[3 * cell + k]);
-                    (a[k], a[cell + k], a[2 * cell + k], a[3 * cell + k]) = (i, f, g, o);
-                    let c_pre = i * g + f * c_state[b * cell + k];
-                    cells[bt * cell + k] = c_pre;
-                    let c_new = seq.clip_cell(c_pre);
-                    c_state[b * cell + k] = c_new;
-                    hidden[b * cell + k] = o * c_new.tanh();
-                }
-            }
-            Ok(())
-        }
-        Some(ctx) => seq.dispatch(
-            &ctx,
-            "lstm_cell_step",
-            &[recurrent],
-            &[&saved.gates, &saved.cells, c_state, hidden],
-            s,
-            batch * cell,
-        ),
-    }
-}
-
-/// Step `s`, per active (b, h): `projection` (W_p r) into `projections`, its clip into the
-/// outputs and the state h.
-fn projection_step(
-    seq: &Sequence,
-    s: usize,
-    projection: &Tensor,   // (B, H)
-    saved: &mut LstmSaved, // projections (B, T, H)
-    outputs: &mut Tensor,  // (B, T, H)
-    h_state: &mut Tensor,  // (B, H)
-) -> Result<()> {
-    let LstmShape { batch, hidden, .. } = seq.shape;
-    match h_state.gpu_context().cloned() {
-        None => {
-            let lengths = seq.lengths.cpu()?;
-            let projection = projection.cpu()?;
-            let projections = saved.projections.cpu_mut()?;
-            let (outputs, h_state) = (outputs.cpu_mut()?, h_state.cpu_mut()?);
-            for b in 0..batch {
-                let Some(bt) = seq.position(lengths, b, s) else {
-                    continue;
-                };
-                for k in 0..hidden {
-                    let p = projection[b * hidden + k];
-                    projections[bt * hidden + k] = p;
-                    let y = seq.clip_proj(p);
-                    outputs[bt * hidden + k] = y;
-                    h_state[b * hidden + k] = y;
-                }
-            }
-            Ok(())
-        }
-        Some(ctx) => seq.dispatch(
-            &ctx,
-            "lstm_projection_step",
-            &[projection],
-            &[&saved.projections, outputs, h_state],
-            s,
-            batch * hidden,
-        ),
-    }
-}
-
-// ---- backward -----------------------------------------------------------------------------
 
 /// Backward through time of [`lstm_forward`]: accumulates the gradients of the inputs, the
 /// initial state and the weights from `doutputs` and the final state's gradient
@@ -530,13 +408,12 @@ pub fn lstm_backward(
 ) -> Result<()> {
     let op = "lstm_backward";
     let seq = Sequence::new(op, inputs, lengths, weights, options)?;
-    let LstmShape {
-        batch: b,
-        steps: t,
-        cell: c,
-        hidden: h,
-        ..
-    } = seq.shape;
+    let (b, t, c, h) = (
+        seq.shape.batch,
+        seq.shape.steps,
+        seq.shape.cell,
+        seq.shape.hidden,
+    );
     for (tensor, shape) in [
         (doutputs, &[b, t, h][..]),
         (dh_final, &[b, h][..]),
@@ -571,45 +448,31 @@ pub fn lstm_backward(
     let mut dgates_step = Tensor::zeros(&device, &[b, 4 * c], "lstm.dgates_step")?; // (B, 4C)
     let mut dh_recurrent = Tensor::zeros(&device, &[b, h], "lstm.dh_recurrent")?; // (B, H)
     let mut dc_carry = copy_of(dc_final, "lstm.dc_carry")?; // (B, C)
-    let (packed_proj, packed_state) = (PackedWeight::default(), PackedWeight::default());
+    let dhidden_product = StepProduct::new(weights.w_proj, PLAIN); // dp W_p
+    let dh_product = StepProduct::new(weights.w_state, PLAIN); // da W_h
     for s in (0..seq.max_len).rev() {
-        let step = BackwardStep {
-            seq: &seq,
+        projection_step_backward(
+            &seq,
             s,
             saved,
-        };
-        step.projection(
             doutputs,
             dh_final,
             &dh_recurrent,
             &mut dproj,
             &mut dproj_step,
         )?;
-        // dr (B, C) = dp (B, H) @ W_p
-        matmul_forward_packed(
-            &mut dhidden,
-            &dproj_step,
-            weights.w_proj,
-            None,
-            PLAIN,
-            &packed_proj,
-        )?;
-        step.cell(
+        dhidden_product.run(&mut dhidden, &dproj_step)?;
+        cell_step_backward(
+            &seq,
+            s,
+            saved,
             &dhidden,
             c_initial,
             &mut dgates,
             &mut dgates_step,
             &mut dc_carry,
         )?;
-        // dh (B, H) = da (B, 4C) @ W_h
-        matmul_forward_packed(
-            &mut dh_recurrent,
-            &dgates_step,
-            weights.w_state,
-            None,
-            PLAIN,
-            &packed_state,
-        )?;
+        dh_product.run(&mut dh_recurrent, &dgates_step)?;
     }
     initial_state_grads(
         &seq,
@@ -651,15 +514,42 @@ pub fn lstm_backward(
     )
 }
 
-/// A copy of `t` on its device.
-fn copy_of(t: &Tensor, name: &str) -> Result<Tensor> {
-    match t.gpu_context() {
-        None => Tensor::from_vec(&t.device(), t.shape(), t.cpu()?.to_vec(), name),
-        Some(ctx) => {
-            let copy = Tensor::uninit(&t.device(), t.shape(), name)?;
-            ctx.copy(copy.gpu()?, t.gpu()?, t.bytes())?;
-            Ok(copy)
+// ---- the steps: each forward next to its backward, the CPU loop next to the GPU dispatch --
+
+/// Zeroes gates, cells, projections and outputs at the padded positions (t >= len).
+fn clear_padding(seq: &Sequence, saved: &mut LstmSaved, outputs: &mut Tensor) -> Result<()> {
+    let LstmShape {
+        batch,
+        steps,
+        cell,
+        hidden,
+        ..
+    } = seq.shape;
+    match outputs.gpu_context().cloned() {
+        None => {
+            let lengths = seq.lengths.cpu()?;
+            let gates = saved.gates.cpu_mut()?; // (B, T, 4C)
+            let cells = saved.cells.cpu_mut()?; // (B, T, C)
+            let projections = saved.projections.cpu_mut()?; // (B, T, H)
+            let outputs = outputs.cpu_mut()?; // (B, T, H)
+            for b in 0..batch {
+                for bt in b * steps + lengths[b] as usize..(b + 1) * steps {
+                    gates[bt * 4 * cell..(bt + 1) * 4 * cell].fill(0.0);
+                    cells[bt * cell..(bt + 1) * cell].fill(0.0);
+                    projections[bt * hidden..(bt + 1) * hidden].fill(0.0);
+                    outputs[bt * hidden..(bt + 1) * hidden].fill(0.0);
+                }
+            }
+            Ok(())
         }
+        Some(ctx) => seq.dispatch(
+            &ctx,
+            "lstm_clear_padding",
+            &[],
+            &[&saved.gates, &saved.cells, &saved.projections, outputs],
+            0,
+            batch * steps * (4 * cell).max(hidden),
+        ),
     }
 }
 
@@ -716,129 +606,216 @@ fn step_inputs(
     }
 }
 
-/// One visiting step `s` of the backward.
-struct BackwardStep<'a> {
-    seq: &'a Sequence,
+/// Step `s`, per active (b, c): the gates from `gates` (W_x x + b) and `recurrent` (W_h h),
+/// activated in place; the new cell into `cells` (before the clip) and `c_state` (after);
+/// `hidden` = o tanh(c').
+fn cell_step(
+    seq: &Sequence,
     s: usize,
-    saved: &'a LstmSaved,
+    recurrent: &Tensor,    // (B, 4C)
+    saved: &mut LstmSaved, // gates (B, T, 4C), cells (B, T, C)
+    c_state: &mut Tensor,  // (B, C)
+    hidden: &mut Tensor,   // (B, C)
+) -> Result<()> {
+    let LstmShape { batch, cell, .. } = seq.shape;
+    match hidden.gpu_context().cloned() {
+        None => {
+            let lengths = seq.lengths.cpu()?;
+            let recurrent = recurrent.cpu()?;
+            let (gates, cells) = (saved.gates.cpu_mut()?, saved.cells.cpu_mut()?);
+            let (c_state, hidden) = (c_state.cpu_mut()?, hidden.cpu_mut()?);
+            for b in 0..batch {
+                let Some(bt) = seq.position(lengths, b, s) else {
+                    continue;
+                };
+                let a = &mut gates[bt * 4 * cell..(bt + 1) * 4 * cell]; // (4C)
+                let r = &recurrent[b * 4 * cell..(b + 1) * 4 * cell]; // (4C)
+                for k in 0..cell {
+                    let i = sigmoid(a[k] + r[k]);
+                    let f = sigmoid(a[cell + k] + r[cell + k]);
+                    let g = (a[2 * cell + k] + r[2 * cell + k]).tanh();
+                    let o = sigmoid(a[3 * cell + k] + r[3 * cell + k]);
+                    (a[k], a[cell + k], a[2 * cell + k], a[3 * cell + k]) = (i, f, g, o);
+                    let c_pre = i * g + f * c_state[b * cell + k];
+                    cells[bt * cell + k] = c_pre;
+                    let c_new = seq.clip_cell(c_pre);
+                    c_state[b * cell + k] = c_new;
+                    hidden[b * cell + k] = o * c_new.tanh();
+                }
+            }
+            Ok(())
+        }
+        Some(ctx) => seq.dispatch(
+            &ctx,
+            "lstm_cell_step",
+            &[recurrent],
+            &[&saved.gates, &saved.cells, c_state, hidden],
+            s,
+            batch * cell,
+        ),
+    }
 }
 
-impl BackwardStep<'_> {
-    /// Per active (b, h): dp = (dy + dh) through the projection clip, into `dproj` and
-    /// `dproj_step` (0 for rows without step s). dh is `dh_final` at the row's last step.
-    fn projection(
-        &self,
-        doutputs: &Tensor,       // (B, T, H)
-        dh_final: &Tensor,       // (B, H)
-        dh_recurrent: &Tensor,   // (B, H) from step s + 1
-        dproj: &mut Tensor,      // (B, T, H)
-        dproj_step: &mut Tensor, // (B, H)
-    ) -> Result<()> {
-        let (seq, s) = (self.seq, self.s);
-        let LstmShape { batch, hidden, .. } = seq.shape;
-        match dproj.gpu_context().cloned() {
-            None => {
-                let lengths = seq.lengths.cpu()?;
-                let (doutputs, projections) = (doutputs.cpu()?, self.saved.projections.cpu()?);
-                let (dh_final, dh_recurrent) = (dh_final.cpu()?, dh_recurrent.cpu()?);
-                let (dproj, dproj_step) = (dproj.cpu_mut()?, dproj_step.cpu_mut()?);
-                for b in 0..batch {
-                    let row = b * hidden..(b + 1) * hidden;
-                    let Some(bt) = seq.position(lengths, b, s) else {
-                        dproj_step[row].fill(0.0);
-                        continue;
+/// Per active (b, c): through the cell, from dr = `dhidden` and the carried `dc_carry`
+/// (updated in place); the gates' pre-activation gradients da into `dgates` and
+/// `dgates_step` (0 for rows without step s).
+#[allow(clippy::too_many_arguments)]
+fn cell_step_backward(
+    seq: &Sequence,
+    s: usize,
+    saved: &LstmSaved,
+    dhidden: &Tensor,         // (B, C)
+    c_initial: &Tensor,       // (B, C)
+    dgates: &mut Tensor,      // (B, T, 4C)
+    dgates_step: &mut Tensor, // (B, 4C)
+    dc_carry: &mut Tensor,    // (B, C)
+) -> Result<()> {
+    let LstmShape { batch, cell, .. } = seq.shape;
+    match dgates.gpu_context().cloned() {
+        None => {
+            let lengths = seq.lengths.cpu()?;
+            let (gates, cells) = (saved.gates.cpu()?, saved.cells.cpu()?);
+            let (dhidden, c_initial) = (dhidden.cpu()?, c_initial.cpu()?);
+            let (dgates, dgates_step) = (dgates.cpu_mut()?, dgates_step.cpu_mut()?);
+            let dc_carry = dc_carry.cpu_mut()?;
+            for b in 0..batch {
+                let row = b * 4 * cell..(b + 1) * 4 * cell;
+                let Some(bt) = seq.position(lengths, b, s) else {
+                    dgates_step[row].fill(0.0);
+                    continue;
+                };
+                let before = s.checked_sub(1).and_then(|p| seq.position(lengths, b, p));
+                let a = &gates[bt * 4 * cell..(bt + 1) * 4 * cell]; // (4C)
+                for k in 0..cell {
+                    let c_prev = match before {
+                        Some(p) => seq.clip_cell(cells[p * cell + k]),
+                        None => c_initial[b * cell + k],
                     };
-                    let last = s + 1 == lengths[b] as usize;
-                    let dh = if last { dh_final } else { dh_recurrent };
-                    for k in 0..hidden {
-                        let o = bt * hidden + k;
-                        let passes = clip_passes(projections[o], seq.options.proj_clip);
-                        let dp = if passes {
-                            doutputs[o] + dh[b * hidden + k]
-                        } else {
-                            0.0
-                        };
-                        dproj[o] = dp;
-                        dproj_step[b * hidden + k] = dp;
+                    let (i, f, g, o) = (a[k], a[cell + k], a[2 * cell + k], a[3 * cell + k]);
+                    let c_pre = cells[bt * cell + k];
+                    let tc = seq.clip_cell(c_pre).tanh();
+                    let dr = dhidden[b * cell + k];
+                    let dc_new = dc_carry[b * cell + k] + dr * o * (1.0 - tc * tc);
+                    let passes = clip_passes(c_pre, seq.options.cell_clip);
+                    let dc_pre = if passes { dc_new } else { 0.0 };
+                    let da = [
+                        dc_pre * g * i * (1.0 - i),
+                        dc_pre * c_prev * f * (1.0 - f),
+                        dc_pre * i * (1.0 - g * g),
+                        dr * tc * o * (1.0 - o),
+                    ];
+                    for (q, da) in da.into_iter().enumerate() {
+                        dgates[bt * 4 * cell + q * cell + k] = da;
+                        dgates_step[b * 4 * cell + q * cell + k] = da;
                     }
+                    dc_carry[b * cell + k] = dc_pre * f;
                 }
-                Ok(())
             }
-            Some(ctx) => seq.dispatch(
-                &ctx,
-                "lstm_backward_projection_step",
-                &[doutputs, &self.saved.projections, dh_final, dh_recurrent],
-                &[dproj, dproj_step],
-                s,
-                batch * hidden,
-            ),
+            Ok(())
         }
+        Some(ctx) => seq.dispatch(
+            &ctx,
+            "lstm_backward_cell_step",
+            &[dhidden, &saved.gates, &saved.cells, c_initial],
+            &[dgates, dgates_step, dc_carry],
+            s,
+            batch * cell,
+        ),
     }
+}
 
-    /// Per active (b, c): through the cell, from dr = `dhidden` and the carried `dc_carry`
-    /// (updated in place); the gates' pre-activation gradients da into `dgates` and
-    /// `dgates_step` (0 for rows without step s).
-    fn cell(
-        &self,
-        dhidden: &Tensor,         // (B, C)
-        c_initial: &Tensor,       // (B, C)
-        dgates: &mut Tensor,      // (B, T, 4C)
-        dgates_step: &mut Tensor, // (B, 4C)
-        dc_carry: &mut Tensor,    // (B, C)
-    ) -> Result<()> {
-        let (seq, s) = (self.seq, self.s);
-        let LstmShape { batch, cell, .. } = seq.shape;
-        match dgates.gpu_context().cloned() {
-            None => {
-                let lengths = seq.lengths.cpu()?;
-                let (gates, cells) = (self.saved.gates.cpu()?, self.saved.cells.cpu()?);
-                let (dhidden, c_initial) = (dhidden.cpu()?, c_initial.cpu()?);
-                let (dgates, dgates_step) = (dgates.cpu_mut()?, dgates_step.cpu_mut()?);
-                let dc_carry = dc_carry.cpu_mut()?;
-                for b in 0..batch {
-                    let row = b * 4 * cell..(b + 1) * 4 * cell;
-                    let Some(bt) = seq.position(lengths, b, s) else {
-                        dgates_step[row].fill(0.0);
-                        continue;
-                    };
-                    let before = s.checked_sub(1).and_then(|p| seq.position(lengths, b, p));
-                    let a = &gates[bt * 4 * cell..(bt + 1) * 4 * cell]; // (4C)
-                    for k in 0..cell {
-                        let c_prev = match before {
-                            Some(p) => seq.clip_cell(cells[p * cell + k]),
-                            None => c_initial[b * cell + k],
-                        };
-                        let (i, f, g, o) = (a[k], a[cell + k], a[2 * cell + k], a[3 * cell + k]);
-                        let c_pre = cells[bt * cell + k];
-                        let tc = seq.clip_cell(c_pre).tanh();
-                        let dr = dhidden[b * cell + k];
-                        let dc_new = dc_carry[b * cell + k] + dr * o * (1.0 - tc * tc);
-                        let passes = clip_passes(c_pre, seq.options.cell_clip);
-                        let dc_pre = if passes { dc_new } else { 0.0 };
-                        let da = [
-                            dc_pre * g * i * (1.0 - i),
-                            dc_pre * c_prev * f * (1.0 - f),
-                            dc_pre * i * (1.0 - g * g),
-                            dr * tc * o * (1.0 - o),
-                        ];
-                        for (q, da) in da.into_iter().enumerate() {
-                            dgates[bt * 4 * cell + q * cell + k] = da;
-                            dgates_step[b * 4 * cell + q * cell + k] = da;
-                        }
-                        dc_carry[b * cell + k] = dc_pre * f;
-                    }
+/// Step `s`, per active (b, h): `projection` (W_p r) into `projections`, its clip into the
+/// outputs and the state h.
+fn projection_step(
+    seq: &Sequence,
+    s: usize,
+    projection: &Tensor,   // (B, H)
+    saved: &mut LstmSaved, // projections (B, T, H)
+    outputs: &mut Tensor,  // (B, T, H)
+    h_state: &mut Tensor,  // (B, H)
+) -> Result<()> {
+    let LstmShape { batch, hidden, .. } = seq.shape;
+    match h_state.gpu_context().cloned() {
+        None => {
+            let lengths = seq.lengths.cpu()?;
+            let projection = projection.cpu()?;
+            let projections = saved.projections.cpu_mut()?;
+            let (outputs, h_state) = (outputs.cpu_mut()?, h_state.cpu_mut()?);
+            for b in 0..batch {
+                let Some(bt) = seq.position(lengths, b, s) else {
+                    continue;
+                };
+                for k in 0..hidden {
+                    let p = projection[b * hidden + k];
+                    projections[bt * hidden + k] = p;
+                    let y = seq.clip_proj(p);
+                    outputs[bt * hidden + k] = y;
+                    h_state[b * hidden + k] = y;
                 }
-                Ok(())
             }
-            Some(ctx) => seq.dispatch(
-                &ctx,
-                "lstm_backward_cell_step",
-                &[dhidden, &self.saved.gates, &self.saved.cells, c_initial],
-                &[dgates, dgates_step, dc_carry],
-                s,
-                batch * cell,
-            ),
+            Ok(())
         }
+        Some(ctx) => seq.dispatch(
+            &ctx,
+            "lstm_projection_step",
+            &[projection],
+            &[&saved.projections, outputs, h_state],
+            s,
+            batch * hidden,
+        ),
+    }
+}
+
+/// Per active (b, h): dp = (dy + dh) through the projection clip, into `dproj` and
+/// `dproj_step` (0 for rows without step s). dh is `dh_final` at the row's last step.
+#[allow(clippy::too_many_arguments)]
+fn projection_step_backward(
+    seq: &Sequence,
+    s: usize,
+    saved: &LstmSaved,
+    doutputs: &Tensor,       // (B, T, H)
+    dh_final: &Tensor,       // (B, H)
+    dh_recurrent: &Tensor,   // (B, H) from step s + 1
+    dproj: &mut Tensor,      // (B, T, H)
+    dproj_step: &mut Tensor, // (B, H)
+) -> Result<()> {
+    let LstmShape { batch, hidden, .. } = seq.shape;
+    match dproj.gpu_context().cloned() {
+        None => {
+            let lengths = seq.lengths.cpu()?;
+            let (doutputs, projections) = (doutputs.cpu()?, saved.projections.cpu()?);
+            let (dh_final, dh_recurrent) = (dh_final.cpu()?, dh_recurrent.cpu()?);
+            let (dproj, dproj_step) = (dproj.cpu_mut()?, dproj_step.cpu_mut()?);
+            for b in 0..batch {
+                let row = b * hidden..(b + 1) * hidden;
+                let Some(bt) = seq.position(lengths, b, s) else {
+                    dproj_step[row].fill(0.0);
+                    continue;
+                };
+                let last = s + 1 == lengths[b] as usize;
+                let dh = if last { dh_final } else { dh_recurrent };
+                for k in 0..hidden {
+                    let o = bt * hidden + k;
+                    let passes = clip_passes(projections[o], seq.options.proj_clip);
+                    let dp = if passes {
+                        doutputs[o] + dh[b * hidden + k]
+                    } else {
+                        0.0
+                    };
+                    dproj[o] = dp;
+                    dproj_step[b * hidden + k] = dp;
+                }
+            }
+            Ok(())
+        }
+        Some(ctx) => seq.dispatch(
+            &ctx,
+            "lstm_backward_projection_step",
+            &[doutputs, &saved.projections, dh_final, dh_recurrent],
+            &[dproj, dproj_step],
+            s,
+            batch * hidden,
+        ),
     }
 }
 
@@ -886,6 +863,18 @@ fn initial_state_grads(
             0,
             batch * cell.max(hidden),
         ),
+    }
+}
+
+/// A copy of `t` on its device.
+fn copy_of(t: &Tensor, name: &str) -> Result<Tensor> {
+    match t.gpu_context() {
+        None => Tensor::from_vec(&t.device(), t.shape(), t.cpu()?.to_vec(), name),
+        Some(ctx) => {
+            let copy = Tensor::uninit(&t.device(), t.shape(), name)?;
+            ctx.copy(copy.gpu()?, t.gpu()?, t.bytes())?;
+            Ok(copy)
+        }
     }
 }
 
