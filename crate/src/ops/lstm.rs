@@ -41,6 +41,10 @@
 //!           then the initial state, and dx, dW_x, db, dW_h, dW_p as matmul backwards
 //! ```
 
+// The CPU loops index several parallel arrays (lengths, gates, cells, states) with one row
+// counter, as the kernels do; iterator chains would hide that.
+#![allow(clippy::needless_range_loop)]
+
 use crate::device::{GpuContext, Kernel};
 use crate::ops::length_check::{as_u32, expect_len, product};
 use crate::ops::matmul::{
