@@ -7,7 +7,9 @@
 // row is t = s (go_forward) or t = len - 1 - s. The *_step kernels run once per visiting step
 // s (params.step): s = 0 .. max(len) - 1 forward, max(len) - 1 .. 0 backward. Rows with
 // s >= len are inactive: their state is left alone. One invocation per element; flat indices
-// from a 2-D grid of 256-invocation workgroups; no workgroup memory.
+// from a 2-D grid of 256-invocation workgroups; no workgroup memory. Bindings of every entry
+// point: the tensors it reads, the lengths, the tensors it writes, the params (the order of
+// Sequence::dispatch in ops/lstm.rs).
 
 struct LstmParams {
     batch: u32,       // B

@@ -4,15 +4,16 @@
 //!
 //! One visiting step of one row, with `x` its input at time index `t` and `(h, c)` its state:
 //! ```text
-//! forward                                          backward (dy: gradient of the output y;
-//!                                                  dh, dc: carried back from the next step)
-//! a  = W_x x + b + W_h h          (4C)             dp  = (dy + dh) [|p| <= proj_clip]
-//! i, f, o = sigmoid(a_i, a_f, a_o), g = tanh(a_g)  dr  = W_p^T dp
-//! c' = clip(i g + f c, cell_clip) (C)              dc' = (dc + dr o (1 - tanh²c')) [|i g + f c| <= cell_clip]
-//! r  = o tanh(c')                 (C)              da  = [dc' g i(1-i), dc' c f(1-f), dc' i (1-g²), dr tanh(c') o(1-o)]
-//! p  = W_p r                      (H)              dh  = W_h^T da,  dc = dc' f  (to the step before)
-//! y  = h' = clip(p, proj_clip)    (H)              dx = W_x^T da, dW_x += da x^T, dW_h += da h^T,
-//!                                                  db += da, dW_p += dp r^T
+//! forward                              backward (dy: the output's gradient; dh, dc: carried
+//!                                      back from the step after, the final state's at the last)
+//! a  = W_x x + b + W_h h       (4C)    dp  = (dy + dh) [|p| <= proj_clip]              (H)
+//! i, f, o = sigmoid(a_i, a_f, a_o)     dr  = W_p^T dp                                  (C)
+//! g  = tanh(a_g)               (C)     dc' = (dc + dr o (1 - tanh² c')) [|i g + f c| <= cell_clip]
+//! c' = clip(i g + f c, cell_clip)      da  = [dc' g i (1 - i), dc' c f (1 - f),
+//! r  = o tanh(c')              (C)            dc' i (1 - g²), dr tanh(c') o (1 - o)]   (4C)
+//! p  = W_p r                   (H)     dh  = W_h^T da (H),  dc = dc' f (C)
+//! y  = h' = clip(p, proj_clip) (H)     dx  = W_x^T da,  dW_x += da x^T,  dW_h += da h^T,
+//!                                      db += da,  dW_p += dp r^T
 //! ```
 //! `W_x` (4C, I) is `input_linearity` (no bias), `W_h` (4C, H) and `b` (4C) `state_linearity`,
 //! `W_p` (H, C) `state_projection`; a clip of `None` (or 0, falsy in AllenNLP) does not clip.
@@ -30,9 +31,9 @@
 //! zeros for stateless use. Recurrent dropout (0 in ELMo) is not part of this op.
 //!
 //! How it runs, the same way on both devices: everything that does not wait for the previous
-//! step is one product over all B*T positions through [`crate::ops::matmul`]; each step is a
-//! matmul over the B rows and one elementwise pass, whose CPU loop sits next to its dispatch
-//! of `shaders/lstm.wgsl` below.
+//! step is one product over all B*T positions through [`crate::ops::matmul`]; each step is two
+//! products over the B rows (matmul too), each followed by an elementwise pass whose CPU loop
+//! sits next to its dispatch of `shaders/lstm.wgsl` below.
 //! ```text
 //! forward   gates = x W_x^T + b (all steps); zero the padding; for s = 0 ..:
 //!             recurrent = h W_h^T; cell step; projection = r W_p^T; projection step
