@@ -19,8 +19,7 @@ use crate::ops::dropout::DropoutMask;
 use crate::ops::layernorm::{layernorm_backward, layernorm_forward};
 use crate::ops::losses::{cross_entropy_backward, cross_entropy_forward};
 use crate::ops::lstm::{
-    lstm_backward, lstm_forward, LstmInputGradTensors, LstmOptions, LstmSavedTensors,
-    LstmWeightGradTensors, LstmWeightTensors,
+    lstm_backward, lstm_forward, LstmInputGrads, LstmOptions, LstmWeightGrads, LstmWeights,
 };
 use crate::ops::matmul::{matmul_backward, matmul_forward, MatmulOptions};
 use crate::ops::softmax::{softmax_backward, softmax_forward};
@@ -263,7 +262,7 @@ async fn lstm_case(device: &Device) -> Result<Vec<Output>> {
     let w_state = input(device, &[4 * c, h], 42, 0.5, "w_state")?; // (4C, H)
     let bias = input(device, &[4 * c], 43, 0.5, "bias")?; // (4C)
     let w_proj = input(device, &[h, c], 44, 0.5, "w_proj")?; // (H, C)
-    let weights = LstmWeightTensors {
+    let weights = LstmWeights {
         w_input: &w_input,
         w_state: &w_state,
         bias: &bias,
@@ -275,11 +274,8 @@ async fn lstm_case(device: &Device) -> Result<Vec<Output>> {
     let mut h_state = input(device, &[b, h], 46, 0.5, "h_state")?; // (B, H), = h0
     let mut c_state = input(device, &[b, c], 47, 0.5, "c_state")?; // (B, C), = c0
     let mut outputs = Tensor::zeros(device, &[b, t, h], "outputs")?; // (B, T, H)
-    let shape = crate::ops::lstm::lstm_shape("kernel_check", &x, &weights)?;
-    let mut saved = LstmSavedTensors::new(device, &shape)?;
-    lstm_forward(
+    let saved = lstm_forward(
         &mut outputs,
-        &mut saved,
         &mut h_state,
         &mut c_state,
         &x,
@@ -299,12 +295,12 @@ async fn lstm_case(device: &Device) -> Result<Vec<Output>> {
     let mut dbias = Tensor::zeros(device, &[4 * c], "dbias")?;
     let mut dw_proj = Tensor::zeros(device, &[h, c], "dw_proj")?;
     lstm_backward(
-        LstmInputGradTensors {
+        LstmInputGrads {
             inputs: &mut dx,
             h_initial: &mut dh0,
             c_initial: &mut dc0,
         },
-        LstmWeightGradTensors {
+        LstmWeightGrads {
             w_input: &mut dw_input,
             w_state: &mut dw_state,
             bias: &mut dbias,

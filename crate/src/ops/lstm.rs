@@ -1,42 +1,106 @@
 //! The LSTM of ELMo's biLM, as AllenNLP's `LstmCellWithProjection`
-//! (`allennlp/modules/lstm_cell_with_projection.py`) computes it, with the backward through time.
+//! (`allennlp/modules/lstm_cell_with_projection.py`) computes it, forward and backward through
+//! time, one op on the CPU and the GPU.
 //!
-//! Per active step, with `x` the input and `(h, c)` the previous state:
+//! One visiting step of one row, with `x` its input at time index `t` and `(h, c)` its state:
 //! ```text
-//! a = W_x x + W_h h + b                          (W_x: input_linearity, no bias;
-//!                                                  W_h, b: state_linearity)
-//! i = sigmoid(a[0:C])  f = sigmoid(a[C:2C])  g = tanh(a[2C:3C])  o = sigmoid(a[3C:4C])
-//! c' = clip(i g + f c, cell_clip)                 (memory_cell_clip_value)
-//! h' = clip(W_p (o tanh(c')), proj_clip)          (state_projection, state_projection_clip_value)
+//! forward                              backward (dy: the output's gradient; dh, dc: carried
+//!                                      back from the step after, the final state's at the last)
+//! a  = W_x x + b + W_h h       (4C)    dp  = (dy + dh) [|p| <= proj_clip]              (H)
+//! i, f, o = sigmoid(a_i, a_f, a_o)     dr  = W_p^T dp                                  (C)
+//! g  = tanh(a_g)               (C)     dc' = (dc + dr o (1 - tanh² c')) [|i g + f c| <= cell_clip]
+//! c' = clip(i g + f c, cell_clip)      da  = [dc' g i (1 - i), dc' c f (1 - f),
+//! r  = o tanh(c')              (C)            dc' i (1 - g²), dr tanh(c') o (1 - o)]   (4C)
+//! p  = W_p r                   (H)     dh  = W_h^T da (H),  dc = dc' f (C)
+//! y  = h' = clip(p, proj_clip) (H)     dx  = W_x^T da,  dW_x += da x^T,  dW_h += da h^T,
+//!                                      db += da,  dW_p += dp r^T
 //! ```
-//! Gate order `[input, forget, memory, output]` is PyTorch's, as AllenNLP stores it. The TF
-//! checkpoints that ELMo ships pack `[input, memory(j), forget, output]`, keep `W_x` and `W_h` in
-//! one `(I + H, 4C)` matrix, and add 1 to the forget-gate pre-activation at run time
-//! (`tf.nn.rnn_cell.LSTMCell`'s `forget_bias=1.0`) instead of storing it; AllenNLP's
-//! `ElmoLstm.load_weights` (`allennlp/modules/elmo_lstm.py`) transposes, splits, swaps the
-//! middle two gate blocks and adds 1.0 to the forget bias. [`lstm_weights_from_tensorflow`]
-//! does the same.
+//! `W_x` (4C, I) is `input_linearity` (no bias), `W_h` (4C, H) and `b` (4C) `state_linearity`,
+//! `W_p` (H, C) `state_projection`; a clip of `None` (or 0, falsy in AllenNLP) does not clip.
+//! Gate order `[i, f, g, o]` is PyTorch's, as AllenNLP stores it. The TF checkpoints that ELMo
+//! ships pack `[input, memory(j), forget, output]`, keep `W_x` and `W_h` in one `(I + H, 4C)`
+//! matrix and add 1 to the forget gate at run time (`forget_bias=1.0`); AllenNLP's
+//! `ElmoLstm.load_weights` transposes, splits, swaps the middle gate blocks and adds 1.0 to the
+//! forget bias, as [`lstm_weights_from_tensorflow`] does.
 //!
-//! Variable lengths: row `b` is active at time index `t` iff `t < lengths[b]` — the rule
-//! AllenNLP's sorted-batch loop implements (`batch_lengths[current_length_index] <= index`).
-//! Forward direction visits `t = 0, 1, ..., len-1`; the backward direction
-//! (`go_forward = false`) visits `t = len-1, ..., 0`. An inactive step leaves the state
-//! unchanged and its output zero, so the final state is the state after each row's own last
-//! step: pass it back in as the next call's initial state for AllenNLP's *stateful* mode, or
-//! pass zeros for stateless use. Recurrent dropout (AllenNLP's `recurrent_dropout_probability`,
-//! 0 in ELMo) is not part of this op.
+//! Variable lengths: row `b` is active at time index `t` iff `t < lengths[b]` (AllenNLP's
+//! sorted-batch loop, `batch_lengths[current_length_index] <= index`). Visiting step `s` of a
+//! row is `t = s` forward and `t = len - 1 - s` for the backward LM (`go_forward = false`). A
+//! step a row does not have leaves its state alone and its output zero, so the final state is
+//! each row's own: pass it back as the next call's initial state for AllenNLP's stateful mode,
+//! zeros for stateless use. Recurrent dropout (0 in ELMo) is not part of this op.
+//!
+//! How it runs, the same way on both devices: everything that does not wait for the previous
+//! step is one product over all B*T positions through [`crate::ops::matmul`]; each step is two
+//! products over the B rows (matmul too), each followed by an elementwise pass whose CPU loop
+//! sits next to its dispatch of `shaders/lstm.wgsl` below.
+//! ```text
+//! forward   gates = x W_x^T + b (all steps); zero the padding; for s = 0 ..:
+//!             recurrent = h W_h^T; cell step; projection = r W_p^T; projection step
+//! backward  previous h and r of every position; for s = .. down to 0:
+//!             projection step; dr = dp W_p; cell step; dh = da W_h;
+//!           then the initial state, and dx, dW_x, db, dW_h, dW_p as matmul backwards
+//! ```
 
-// The CPU loops index several parallel arrays (gates, cells, weights) with one counter, as the
-// equations are written; iterator chains would hide that.
+// The CPU loops index several parallel arrays (lengths, gates, cells, states) with one row
+// counter, as the kernels do; iterator chains would hide that.
 #![allow(clippy::needless_range_loop)]
 
-use crate::device::Kernel;
-use crate::ops::length_check::{expect_len, product};
+use crate::device::{GpuContext, Kernel};
+use crate::ops::length_check::{as_u32, expect_len, product};
+use crate::ops::matmul::{
+    matmul_backward, matmul_forward, matmul_forward_packed, MatmulOptions, PackedWeight,
+};
 use crate::ops::shaders;
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
-/// Sizes of one LSTM direction of one layer.
+/// Clipping and direction.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LstmOptions {
+    /// `memory_cell_clip_value`; `None` or `Some(0.0)` does not clip
+    pub cell_clip: Option<f32>,
+    /// `state_projection_clip_value`; `None` or `Some(0.0)` does not clip
+    pub proj_clip: Option<f32>,
+    /// `true`: t = 0 .. len; `false`: t = len - 1 down to 0 (the backward LM)
+    pub go_forward: bool,
+}
+
+/// The weights, in AllenNLP's (PyTorch) layout and gate order `[i, f, g, o]`.
+#[derive(Clone, Copy, Debug)]
+pub struct LstmWeights<'a> {
+    pub w_input: &'a Tensor, // (4C, I) input_linearity.weight
+    pub w_state: &'a Tensor, // (4C, H) state_linearity.weight
+    pub bias: &'a Tensor,    // (4C) state_linearity.bias (forget block includes TF's +1)
+    pub w_proj: &'a Tensor,  // (H, C) state_projection.weight
+}
+
+/// Gradients of [`LstmWeights`], accumulated.
+#[derive(Debug)]
+pub struct LstmWeightGrads<'a> {
+    pub w_input: &'a mut Tensor, // (4C, I)
+    pub w_state: &'a mut Tensor, // (4C, H)
+    pub bias: &'a mut Tensor,    // (4C)
+    pub w_proj: &'a mut Tensor,  // (H, C)
+}
+
+/// Gradients flowing out of the LSTM into its inputs and initial state, accumulated.
+#[derive(Debug)]
+pub struct LstmInputGrads<'a> {
+    pub inputs: &'a mut Tensor,    // (B, T, I)
+    pub h_initial: &'a mut Tensor, // (B, H)
+    pub c_initial: &'a mut Tensor, // (B, C)
+}
+
+/// What [`lstm_forward`] keeps for [`lstm_backward`] (zero at padded positions).
+#[derive(Debug)]
+pub struct LstmSaved {
+    pub gates: Tensor,       // (B, T, 4C) activated [i, f, g, o]
+    pub cells: Tensor,       // (B, T, C) i g + f c, before the cell clip
+    pub projections: Tensor, // (B, T, H) p, before the projection clip
+}
+
+/// Sizes of one direction of one layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LstmShape {
     /// B
@@ -51,69 +115,52 @@ pub struct LstmShape {
     pub hidden: usize,
 }
 
-/// Clipping and direction. A clip of `None` (or `Some(0.0)`, falsy in AllenNLP) does not clip.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct LstmOptions {
-    pub cell_clip: Option<f32>,
-    pub proj_clip: Option<f32>,
-    /// `true`: t = 0..len; `false`: t = len-1..=0 (the backward LM)
-    pub go_forward: bool,
-}
-
-/// The weights, in AllenNLP's (PyTorch) layout and gate order `[i, f, g, o]`.
-#[derive(Clone, Copy, Debug)]
-pub struct LstmWeights<'a> {
-    pub w_input: &'a [f32], // (4C, I) input_linearity.weight
-    pub w_state: &'a [f32], // (4C, H) state_linearity.weight
-    pub bias: &'a [f32],    // (4C) state_linearity.bias (forget block includes TF's +1)
-    pub w_proj: &'a [f32],  // (H, C) state_projection.weight
-}
-
-/// Gradients of [`LstmWeights`], accumulated.
-#[derive(Debug)]
-pub struct LstmWeightGrads<'a> {
-    pub w_input: &'a mut [f32], // (4C, I)
-    pub w_state: &'a mut [f32], // (4C, H)
-    pub bias: &'a mut [f32],    // (4C)
-    pub w_proj: &'a mut [f32],  // (H, C)
-}
-
-/// What the forward keeps for the backward (zero at padded positions).
-#[derive(Debug)]
-pub struct LstmSaved<'a> {
-    pub gates: &'a mut [f32],       // (B, T, 4C) activated [i, f, g, o]
-    pub cells: &'a mut [f32],       // (B, T, C) memory before the cell clip
-    pub projections: &'a mut [f32], // (B, T, H) projection before the proj clip
-}
-
-/// Read-only view of [`LstmSaved`] for the backward.
-#[derive(Clone, Copy, Debug)]
-pub struct LstmSavedRef<'a> {
-    pub gates: &'a [f32],       // (B, T, 4C)
-    pub cells: &'a [f32],       // (B, T, C)
-    pub projections: &'a [f32], // (B, T, H)
-}
-
-impl<'a> LstmSaved<'a> {
-    pub fn as_ref(&self) -> LstmSavedRef<'_> {
-        LstmSavedRef {
-            gates: self.gates,
-            cells: self.cells,
-            projections: self.projections,
+impl LstmShape {
+    /// The sizes from inputs (B, T, I) and the weights, every weight's shape checked.
+    pub fn of(op: &str, inputs: &Tensor, weights: &LstmWeights) -> Result<LstmShape> {
+        let &[batch, steps, input] = inputs.shape() else {
+            let name = format!("{op}: {}", inputs.name());
+            return Err(Error::shape(name, "(B, T, I)", inputs.shape()));
+        };
+        let (hidden, cell) = match weights.w_proj.shape() {
+            &[h, c] if h > 0 && c > 0 => (h, c),
+            _ => (0, 0),
+        };
+        let fits = cell > 0
+            && weights.w_input.shape() == [4 * cell, input]
+            && weights.w_state.shape() == [4 * cell, hidden]
+            && weights.bias.shape() == [4 * cell];
+        if !fits {
+            return Err(Error::invalid(format!(
+                "{op}: the weights w_input {:?}, w_state {:?}, bias {:?}, w_proj {:?} are not \
+                 (4C, I), (4C, H), (4C), (H, C) with C, H >= 1 and I = {input} ({} is {:?})",
+                weights.w_input.shape(),
+                weights.w_state.shape(),
+                weights.bias.shape(),
+                weights.w_proj.shape(),
+                inputs.name(),
+                inputs.shape(),
+            )));
         }
+        Ok(LstmShape {
+            batch,
+            steps,
+            input,
+            cell,
+            hidden,
+        })
     }
 }
 
-/// The uniform block of `shaders/lstm.wgsl` (`LstmParams`), 48 bytes.
+/// The uniform block of `shaders/lstm.wgsl` (`LstmParams`), 32 bytes.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct LstmParams {
     pub batch: u32,
     pub steps: u32,
-    pub input: u32,
     pub cell: u32,
     pub hidden: u32,
-    /// the step counter s (0-based, in visiting order) of the per-step kernels
+    /// the visiting step s of the per-step kernels
     pub step: u32,
     /// 1 = forward direction, 0 = backward direction
     pub go_forward: u32,
@@ -121,58 +168,103 @@ pub struct LstmParams {
     pub cell_clip: f32,
     /// 0 = no clip
     pub proj_clip: f32,
-    pub _pad0: u32,
-    pub _pad1: u32,
-    pub _pad2: u32,
 }
 
-impl LstmShape {
-    /// The uniform block for visiting step `step`.
-    pub fn params(&self, options: &LstmOptions, step: usize) -> Result<LstmParams> {
-        let u = |x: usize| {
-            u32::try_from(x).map_err(|_| Error::invalid(format!("lstm: size {x} exceeds u32")))
-        };
-        Ok(LstmParams {
-            batch: u(self.batch)?,
-            steps: u(self.steps)?,
-            input: u(self.input)?,
-            cell: u(self.cell)?,
-            hidden: u(self.hidden)?,
-            step: u(step)?,
-            go_forward: options.go_forward as u32,
-            cell_clip: options.cell_clip.unwrap_or(0.0),
-            proj_clip: options.proj_clip.unwrap_or(0.0),
-            _pad0: 0,
-            _pad1: 0,
-            _pad2: 0,
+/// One call's sizes, options and lengths (B) as a tensor on the op's device.
+struct Sequence {
+    shape: LstmShape,
+    options: LstmOptions,
+    lengths: Tensor<u32>, // (B)
+    max_len: usize,
+}
+
+impl Sequence {
+    fn new(
+        op: &str,
+        inputs: &Tensor,
+        lengths: &[usize],
+        weights: &LstmWeights,
+        options: &LstmOptions,
+    ) -> Result<Sequence> {
+        let shape = LstmShape::of(op, inputs, weights)?;
+        expect_len(op, "lengths", lengths.len(), shape.batch)?;
+        if let Some((row, &len)) = lengths.iter().enumerate().find(|(_, &l)| l > shape.steps) {
+            return Err(Error::invalid(format!(
+                "{op}: length {len} of row {row} exceeds the {} time steps",
+                shape.steps
+            )));
+        }
+        // every flat index of the kernels fits a u32
+        let widest = product(
+            op,
+            &[shape.batch, shape.steps, 4, shape.cell.max(shape.hidden)],
+        )?;
+        as_u32(op, widest)?;
+        let lengths_u32 = lengths
+            .iter()
+            .map(|&l| as_u32(op, l))
+            .collect::<Result<_>>()?;
+        Ok(Sequence {
+            shape,
+            options: *options,
+            lengths: Tensor::from_vec(
+                &inputs.device(),
+                &[shape.batch],
+                lengths_u32,
+                "lstm.lengths",
+            )?,
+            max_len: lengths.iter().copied().max().unwrap_or(0),
         })
     }
 
-    fn check_weights(&self, op: &str, w: &LstmWeights) -> Result<()> {
-        let (i, c, h) = (self.input, self.cell, self.hidden);
-        expect_len(op, "w_input", w.w_input.len(), product(op, &[4, c, i])?)?;
-        expect_len(op, "w_state", w.w_state.len(), product(op, &[4, c, h])?)?;
-        expect_len(op, "bias", w.bias.len(), product(op, &[4, c])?)?;
-        expect_len(op, "w_proj", w.w_proj.len(), product(op, &[h, c])?)
+    fn clip_cell(&self, x: f32) -> f32 {
+        clip(x, self.options.cell_clip)
     }
 
-    fn check_sequence(&self, op: &str, inputs: usize, lengths: &[usize]) -> Result<()> {
-        let (b, t) = (self.batch, self.steps);
-        expect_len(op, "inputs", inputs, product(op, &[b, t, self.input])?)?;
-        expect_len(op, "lengths", lengths.len(), b)?;
-        if let Some((row, &len)) = lengths.iter().enumerate().find(|(_, &l)| l > t) {
-            return Err(Error::invalid(format!(
-                "{op}: length {len} of row {row} exceeds the {t} time steps"
-            )));
-        }
-        Ok(())
+    fn clip_proj(&self, x: f32) -> f32 {
+        clip(x, self.options.proj_clip)
     }
 
-    fn check_saved(&self, op: &str, gates: usize, cells: usize, projections: usize) -> Result<()> {
-        let (b, t, c, h) = (self.batch, self.steps, self.cell, self.hidden);
-        expect_len(op, "gates", gates, product(op, &[b, t, 4, c])?)?;
-        expect_len(op, "cells", cells, product(op, &[b, t, c])?)?;
-        expect_len(op, "projections", projections, product(op, &[b, t, h])?)
+    /// Row `b`'s flat position `b * T + t` at visiting step `s`, `None` when it has no step `s`.
+    fn position(&self, lengths: &[u32], b: usize, s: usize) -> Option<usize> {
+        let len = lengths[b] as usize;
+        (s < len).then(|| b * self.shape.steps + time_index(self.options.go_forward, s, len))
+    }
+
+    /// Encodes `entry` for `threads` invocations at visiting step `step`; the lengths are
+    /// bound after `inputs`, `outputs` after them.
+    fn dispatch(
+        &self,
+        ctx: &GpuContext,
+        entry: &'static str,
+        inputs: &[&Tensor],
+        outputs: &[&Tensor],
+        step: usize,
+        threads: usize,
+    ) -> Result<()> {
+        let mut read = inputs.iter().map(|t| t.gpu()).collect::<Result<Vec<_>>>()?;
+        read.push(self.lengths.gpu()?);
+        let written = outputs
+            .iter()
+            .map(|t| t.gpu())
+            .collect::<Result<Vec<_>>>()?;
+        let s = &self.shape;
+        let params = LstmParams {
+            batch: s.batch as u32,
+            steps: s.steps as u32,
+            cell: s.cell as u32,
+            hidden: s.hidden as u32,
+            step: step as u32,
+            go_forward: self.options.go_forward as u32,
+            cell_clip: self.options.cell_clip.unwrap_or(0.0),
+            proj_clip: self.options.proj_clip.unwrap_or(0.0),
+        };
+        let kernel = Kernel {
+            shader: &shaders::LSTM,
+            entry,
+        };
+        let groups = ctx.linear_groups(threads, 256);
+        ctx.dispatch(&kernel, &read, &written, &params, groups)
     }
 }
 
@@ -204,7 +296,596 @@ fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 
-/// Owned LSTM weights in AllenNLP's layout, as converted from a TF checkpoint.
+/// `x (rows, in) @ W^T` with `W` stored (out, in), as `nn.Linear` keeps it.
+const LINEAR: MatmulOptions = MatmulOptions {
+    trans_a: false,
+    trans_b: true,
+    alpha: 1.0,
+    accumulate: false,
+};
+
+/// `x (rows, k) @ W (k, n)`: a linear map's backward.
+const PLAIN: MatmulOptions = MatmulOptions {
+    trans_b: false,
+    ..LINEAR
+};
+
+/// One weight's product with the (B, k) rows of a step, every step of a call: on the CPU the
+/// weight's panels are packed once for all of them.
+struct StepProduct<'a> {
+    weight: &'a Tensor,
+    options: MatmulOptions,
+    packed: PackedWeight,
+}
+
+impl<'a> StepProduct<'a> {
+    fn new(weight: &'a Tensor, options: MatmulOptions) -> Self {
+        let packed = PackedWeight::default();
+        StepProduct {
+            weight,
+            options,
+            packed,
+        }
+    }
+
+    /// out = rows @ op(weight)
+    fn run(&self, out: &mut Tensor, rows: &Tensor) -> Result<()> {
+        matmul_forward_packed(out, rows, self.weight, None, self.options, &self.packed)
+    }
+}
+
+// ---- forward and backward through time ---------------------------------------------------
+
+/// One direction of one layer. `h_state (B, H)` / `c_state (B, C)` hold the initial state on
+/// entry and the final state on return (keep a copy of the initial state for the backward).
+/// `lengths` (B, each <= T) stay on the host: they set the number of steps. Returns what the
+/// backward needs.
+pub fn lstm_forward(
+    outputs: &mut Tensor, // (B, T, H) zero past each length
+    h_state: &mut Tensor, // (B, H) in: initial, out: final
+    c_state: &mut Tensor, // (B, C) in: initial, out: final
+    inputs: &Tensor,      // (B, T, I)
+    lengths: &[usize],    // (B)
+    weights: &LstmWeights,
+    options: &LstmOptions,
+) -> Result<LstmSaved> {
+    let op = "lstm_forward";
+    let seq = Sequence::new(op, inputs, lengths, weights, options)?;
+    let (b, t, c, h) = (
+        seq.shape.batch,
+        seq.shape.steps,
+        seq.shape.cell,
+        seq.shape.hidden,
+    );
+    outputs.expect_shape(op, &[b, t, h])?;
+    h_state.expect_shape(op, &[b, h])?;
+    c_state.expect_shape(op, &[b, c])?;
+    let device = inputs.device();
+    let mut saved = LstmSaved {
+        gates: Tensor::uninit(&device, &[b, t, 4 * c], "lstm.gates")?,
+        cells: Tensor::uninit(&device, &[b, t, c], "lstm.cells")?,
+        projections: Tensor::uninit(&device, &[b, t, h], "lstm.projections")?,
+    };
+    if b == 0 {
+        return Ok(saved);
+    }
+    // (B, T, 4C) = x (B, T, I) @ W_x^T + b: the part of every gate that needs no state
+    matmul_forward(
+        &mut saved.gates,
+        inputs,
+        weights.w_input,
+        Some(weights.bias),
+        LINEAR,
+    )?;
+    clear_padding(&seq, &mut saved, outputs)?;
+    let mut recurrent = Tensor::uninit(&device, &[b, 4 * c], "lstm.recurrent")?; // (B, 4C)
+    let mut hidden = Tensor::uninit(&device, &[b, c], "lstm.hidden")?; // (B, C) o tanh(c')
+    let mut projection = Tensor::uninit(&device, &[b, h], "lstm.projection")?; // (B, H)
+    let recurrent_product = StepProduct::new(weights.w_state, LINEAR); // h W_h^T
+    let projection_product = StepProduct::new(weights.w_proj, LINEAR); // r W_p^T
+    for s in 0..seq.max_len {
+        recurrent_product.run(&mut recurrent, h_state)?;
+        cell_step(&seq, s, &recurrent, &mut saved, c_state, &mut hidden)?;
+        projection_product.run(&mut projection, &hidden)?;
+        projection_step(&seq, s, &projection, &mut saved, outputs, h_state)?;
+    }
+    Ok(saved)
+}
+
+/// Backward through time of [`lstm_forward`]: accumulates the gradients of the inputs, the
+/// initial state and the weights from `doutputs` and the final state's gradient
+/// (`dh_final`, `dc_final`: zeros when the final state is not used). `h_initial`/`c_initial`
+/// are the states the forward started from, `saved` what it returned.
+#[allow(clippy::too_many_arguments)]
+pub fn lstm_backward(
+    dinput: LstmInputGrads,
+    dweights: LstmWeightGrads,
+    doutputs: &Tensor,  // (B, T, H)
+    dh_final: &Tensor,  // (B, H)
+    dc_final: &Tensor,  // (B, C)
+    inputs: &Tensor,    // (B, T, I)
+    saved: &LstmSaved,  // from the forward
+    h_initial: &Tensor, // (B, H)
+    c_initial: &Tensor, // (B, C)
+    lengths: &[usize],  // (B)
+    weights: &LstmWeights,
+    options: &LstmOptions,
+) -> Result<()> {
+    let op = "lstm_backward";
+    let seq = Sequence::new(op, inputs, lengths, weights, options)?;
+    let (b, t, c, h) = (
+        seq.shape.batch,
+        seq.shape.steps,
+        seq.shape.cell,
+        seq.shape.hidden,
+    );
+    for (tensor, shape) in [
+        (doutputs, &[b, t, h][..]),
+        (dh_final, &[b, h][..]),
+        (dc_final, &[b, c][..]),
+        (h_initial, &[b, h][..]),
+        (c_initial, &[b, c][..]),
+        (&saved.gates, &[b, t, 4 * c][..]),
+        (&saved.cells, &[b, t, c][..]),
+        (&saved.projections, &[b, t, h][..]),
+        (&*dinput.inputs, inputs.shape()),
+        (&*dinput.h_initial, &[b, h][..]),
+        (&*dinput.c_initial, &[b, c][..]),
+        (&*dweights.w_input, weights.w_input.shape()),
+        (&*dweights.w_state, weights.w_state.shape()),
+        (&*dweights.bias, weights.bias.shape()),
+        (&*dweights.w_proj, weights.w_proj.shape()),
+    ] {
+        tensor.expect_shape(op, shape)?;
+    }
+    if b == 0 {
+        return Ok(());
+    }
+    let device = inputs.device();
+    // the inputs of dW_h and dW_p: the previous h and r = o tanh(c') of every position
+    let mut previous_h = Tensor::zeros(&device, &[b, t, h], "lstm.previous_h")?; // (B, T, H)
+    let mut hidden = Tensor::zeros(&device, &[b, t, c], "lstm.hidden")?; // (B, T, C)
+    step_inputs(&seq, saved, h_initial, &mut previous_h, &mut hidden)?;
+    let mut dproj = Tensor::zeros(&device, &[b, t, h], "lstm.dproj")?; // (B, T, H)
+    let mut dgates = Tensor::zeros(&device, &[b, t, 4 * c], "lstm.dgates")?; // (B, T, 4C)
+    let mut dproj_step = Tensor::zeros(&device, &[b, h], "lstm.dproj_step")?; // (B, H)
+    let mut dhidden = Tensor::zeros(&device, &[b, c], "lstm.dhidden")?; // (B, C)
+    let mut dgates_step = Tensor::zeros(&device, &[b, 4 * c], "lstm.dgates_step")?; // (B, 4C)
+    let mut dh_recurrent = Tensor::zeros(&device, &[b, h], "lstm.dh_recurrent")?; // (B, H)
+    let mut dc_carry = copy_of(dc_final, "lstm.dc_carry")?; // (B, C)
+    let dhidden_product = StepProduct::new(weights.w_proj, PLAIN); // dp W_p
+    let dh_product = StepProduct::new(weights.w_state, PLAIN); // da W_h
+    for s in (0..seq.max_len).rev() {
+        projection_step_backward(
+            &seq,
+            s,
+            saved,
+            doutputs,
+            dh_final,
+            &dh_recurrent,
+            &mut dproj,
+            &mut dproj_step,
+        )?;
+        dhidden_product.run(&mut dhidden, &dproj_step)?;
+        cell_step_backward(
+            &seq,
+            s,
+            saved,
+            &dhidden,
+            c_initial,
+            &mut dgates,
+            &mut dgates_step,
+            &mut dc_carry,
+        )?;
+        dh_product.run(&mut dh_recurrent, &dgates_step)?;
+    }
+    initial_state_grads(
+        &seq,
+        &dh_recurrent,
+        dh_final,
+        &dc_carry,
+        dinput.h_initial,
+        dinput.c_initial,
+    )?;
+    // dx += da W_x, dW_x += da^T x, db += sum da (gates = x W_x^T + b)
+    matmul_backward(
+        Some(dinput.inputs),
+        Some(dweights.w_input),
+        Some(dweights.bias),
+        &dgates,
+        inputs,
+        weights.w_input,
+        LINEAR,
+    )?;
+    // dW_h += da^T h_prev (recurrent = h_prev W_h^T)
+    matmul_backward(
+        None,
+        Some(dweights.w_state),
+        None,
+        &dgates,
+        &previous_h,
+        weights.w_state,
+        LINEAR,
+    )?;
+    // dW_p += dp^T r (projection = r W_p^T)
+    matmul_backward(
+        None,
+        Some(dweights.w_proj),
+        None,
+        &dproj,
+        &hidden,
+        weights.w_proj,
+        LINEAR,
+    )
+}
+
+// ---- the steps: each forward next to its backward, the CPU loop next to the GPU dispatch --
+
+/// Zeroes gates, cells, projections and outputs at the padded positions (t >= len).
+fn clear_padding(seq: &Sequence, saved: &mut LstmSaved, outputs: &mut Tensor) -> Result<()> {
+    let LstmShape {
+        batch,
+        steps,
+        cell,
+        hidden,
+        ..
+    } = seq.shape;
+    match outputs.gpu_context().cloned() {
+        None => {
+            let lengths = seq.lengths.cpu()?;
+            let gates = saved.gates.cpu_mut()?; // (B, T, 4C)
+            let cells = saved.cells.cpu_mut()?; // (B, T, C)
+            let projections = saved.projections.cpu_mut()?; // (B, T, H)
+            let outputs = outputs.cpu_mut()?; // (B, T, H)
+            for b in 0..batch {
+                for bt in b * steps + lengths[b] as usize..(b + 1) * steps {
+                    gates[bt * 4 * cell..(bt + 1) * 4 * cell].fill(0.0);
+                    cells[bt * cell..(bt + 1) * cell].fill(0.0);
+                    projections[bt * hidden..(bt + 1) * hidden].fill(0.0);
+                    outputs[bt * hidden..(bt + 1) * hidden].fill(0.0);
+                }
+            }
+            Ok(())
+        }
+        Some(ctx) => seq.dispatch(
+            &ctx,
+            "lstm_clear_padding",
+            &[],
+            &[&saved.gates, &saved.cells, &saved.projections, outputs],
+            0,
+            batch * steps * (4 * cell).max(hidden),
+        ),
+    }
+}
+
+/// Per active (b, t): the state h the step started from (`h_initial` at the row's first
+/// step, else the clipped projection of the step before) and r = o tanh(c').
+fn step_inputs(
+    seq: &Sequence,
+    saved: &LstmSaved,
+    h_initial: &Tensor,      // (B, H)
+    previous_h: &mut Tensor, // (B, T, H)
+    hidden: &mut Tensor,     // (B, T, C)
+) -> Result<()> {
+    let LstmShape {
+        batch,
+        steps,
+        cell,
+        hidden: h,
+        ..
+    } = seq.shape;
+    match hidden.gpu_context().cloned() {
+        None => {
+            let lengths = seq.lengths.cpu()?;
+            let (projections, gates) = (saved.projections.cpu()?, saved.gates.cpu()?);
+            let (cells, h_initial) = (saved.cells.cpu()?, h_initial.cpu()?);
+            let (previous_h, hidden) = (previous_h.cpu_mut()?, hidden.cpu_mut()?);
+            for b in 0..batch {
+                for s in 0..lengths[b] as usize {
+                    let Some(bt) = seq.position(lengths, b, s) else {
+                        continue;
+                    };
+                    let before = s.checked_sub(1).and_then(|p| seq.position(lengths, b, p));
+                    for k in 0..h {
+                        previous_h[bt * h + k] = match before {
+                            Some(p) => seq.clip_proj(projections[p * h + k]),
+                            None => h_initial[b * h + k],
+                        };
+                    }
+                    for k in 0..cell {
+                        let o = gates[bt * 4 * cell + 3 * cell + k];
+                        hidden[bt * cell + k] = o * seq.clip_cell(cells[bt * cell + k]).tanh();
+                    }
+                }
+            }
+            Ok(())
+        }
+        Some(ctx) => seq.dispatch(
+            &ctx,
+            "lstm_backward_step_inputs",
+            &[&saved.projections, &saved.gates, &saved.cells, h_initial],
+            &[previous_h, hidden],
+            0,
+            batch * steps * cell.max(h),
+        ),
+    }
+}
+
+/// Step `s`, per active (b, c): the gates from `gates` (W_x x + b) and `recurrent` (W_h h),
+/// activated in place; the new cell into `cells` (before the clip) and `c_state` (after);
+/// `hidden` = o tanh(c').
+fn cell_step(
+    seq: &Sequence,
+    s: usize,
+    recurrent: &Tensor,    // (B, 4C)
+    saved: &mut LstmSaved, // gates (B, T, 4C), cells (B, T, C)
+    c_state: &mut Tensor,  // (B, C)
+    hidden: &mut Tensor,   // (B, C)
+) -> Result<()> {
+    let LstmShape { batch, cell, .. } = seq.shape;
+    match hidden.gpu_context().cloned() {
+        None => {
+            let lengths = seq.lengths.cpu()?;
+            let recurrent = recurrent.cpu()?;
+            let (gates, cells) = (saved.gates.cpu_mut()?, saved.cells.cpu_mut()?);
+            let (c_state, hidden) = (c_state.cpu_mut()?, hidden.cpu_mut()?);
+            for b in 0..batch {
+                let Some(bt) = seq.position(lengths, b, s) else {
+                    continue;
+                };
+                let a = &mut gates[bt * 4 * cell..(bt + 1) * 4 * cell]; // (4C)
+                let r = &recurrent[b * 4 * cell..(b + 1) * 4 * cell]; // (4C)
+                for k in 0..cell {
+                    let i = sigmoid(a[k] + r[k]);
+                    let f = sigmoid(a[cell + k] + r[cell + k]);
+                    let g = (a[2 * cell + k] + r[2 * cell + k]).tanh();
+                    let o = sigmoid(a[3 * cell + k] + r[3 * cell + k]);
+                    (a[k], a[cell + k], a[2 * cell + k], a[3 * cell + k]) = (i, f, g, o);
+                    let c_pre = i * g + f * c_state[b * cell + k];
+                    cells[bt * cell + k] = c_pre;
+                    let c_new = seq.clip_cell(c_pre);
+                    c_state[b * cell + k] = c_new;
+                    hidden[b * cell + k] = o * c_new.tanh();
+                }
+            }
+            Ok(())
+        }
+        Some(ctx) => seq.dispatch(
+            &ctx,
+            "lstm_cell_step",
+            &[recurrent],
+            &[&saved.gates, &saved.cells, c_state, hidden],
+            s,
+            batch * cell,
+        ),
+    }
+}
+
+/// Per active (b, c): through the cell, from dr = `dhidden` and the carried `dc_carry`
+/// (updated in place); the gates' pre-activation gradients da into `dgates` and
+/// `dgates_step` (0 for rows without step s).
+#[allow(clippy::too_many_arguments)]
+fn cell_step_backward(
+    seq: &Sequence,
+    s: usize,
+    saved: &LstmSaved,
+    dhidden: &Tensor,         // (B, C)
+    c_initial: &Tensor,       // (B, C)
+    dgates: &mut Tensor,      // (B, T, 4C)
+    dgates_step: &mut Tensor, // (B, 4C)
+    dc_carry: &mut Tensor,    // (B, C)
+) -> Result<()> {
+    let LstmShape { batch, cell, .. } = seq.shape;
+    match dgates.gpu_context().cloned() {
+        None => {
+            let lengths = seq.lengths.cpu()?;
+            let (gates, cells) = (saved.gates.cpu()?, saved.cells.cpu()?);
+            let (dhidden, c_initial) = (dhidden.cpu()?, c_initial.cpu()?);
+            let (dgates, dgates_step) = (dgates.cpu_mut()?, dgates_step.cpu_mut()?);
+            let dc_carry = dc_carry.cpu_mut()?;
+            for b in 0..batch {
+                let row = b * 4 * cell..(b + 1) * 4 * cell;
+                let Some(bt) = seq.position(lengths, b, s) else {
+                    dgates_step[row].fill(0.0);
+                    continue;
+                };
+                let before = s.checked_sub(1).and_then(|p| seq.position(lengths, b, p));
+                let a = &gates[bt * 4 * cell..(bt + 1) * 4 * cell]; // (4C)
+                for k in 0..cell {
+                    let c_prev = match before {
+                        Some(p) => seq.clip_cell(cells[p * cell + k]),
+                        None => c_initial[b * cell + k],
+                    };
+                    let (i, f, g, o) = (a[k], a[cell + k], a[2 * cell + k], a[3 * cell + k]);
+                    let c_pre = cells[bt * cell + k];
+                    let tc = seq.clip_cell(c_pre).tanh();
+                    let dr = dhidden[b * cell + k];
+                    let dc_new = dc_carry[b * cell + k] + dr * o * (1.0 - tc * tc);
+                    let passes = clip_passes(c_pre, seq.options.cell_clip);
+                    let dc_pre = if passes { dc_new } else { 0.0 };
+                    let da = [
+                        dc_pre * g * i * (1.0 - i),
+                        dc_pre * c_prev * f * (1.0 - f),
+                        dc_pre * i * (1.0 - g * g),
+                        dr * tc * o * (1.0 - o),
+                    ];
+                    for (q, da) in da.into_iter().enumerate() {
+                        dgates[bt * 4 * cell + q * cell + k] = da;
+                        dgates_step[b * 4 * cell + q * cell + k] = da;
+                    }
+                    dc_carry[b * cell + k] = dc_pre * f;
+                }
+            }
+            Ok(())
+        }
+        Some(ctx) => seq.dispatch(
+            &ctx,
+            "lstm_backward_cell_step",
+            &[dhidden, &saved.gates, &saved.cells, c_initial],
+            &[dgates, dgates_step, dc_carry],
+            s,
+            batch * cell,
+        ),
+    }
+}
+
+/// Step `s`, per active (b, h): `projection` (W_p r) into `projections`, its clip into the
+/// outputs and the state h.
+fn projection_step(
+    seq: &Sequence,
+    s: usize,
+    projection: &Tensor,   // (B, H)
+    saved: &mut LstmSaved, // projections (B, T, H)
+    outputs: &mut Tensor,  // (B, T, H)
+    h_state: &mut Tensor,  // (B, H)
+) -> Result<()> {
+    let LstmShape { batch, hidden, .. } = seq.shape;
+    match h_state.gpu_context().cloned() {
+        None => {
+            let lengths = seq.lengths.cpu()?;
+            let projection = projection.cpu()?;
+            let projections = saved.projections.cpu_mut()?;
+            let (outputs, h_state) = (outputs.cpu_mut()?, h_state.cpu_mut()?);
+            for b in 0..batch {
+                let Some(bt) = seq.position(lengths, b, s) else {
+                    continue;
+                };
+                for k in 0..hidden {
+                    let p = projection[b * hidden + k];
+                    projections[bt * hidden + k] = p;
+                    let y = seq.clip_proj(p);
+                    outputs[bt * hidden + k] = y;
+                    h_state[b * hidden + k] = y;
+                }
+            }
+            Ok(())
+        }
+        Some(ctx) => seq.dispatch(
+            &ctx,
+            "lstm_projection_step",
+            &[projection],
+            &[&saved.projections, outputs, h_state],
+            s,
+            batch * hidden,
+        ),
+    }
+}
+
+/// Per active (b, h): dp = (dy + dh) through the projection clip, into `dproj` and
+/// `dproj_step` (0 for rows without step s). dh is `dh_final` at the row's last step.
+#[allow(clippy::too_many_arguments)]
+fn projection_step_backward(
+    seq: &Sequence,
+    s: usize,
+    saved: &LstmSaved,
+    doutputs: &Tensor,       // (B, T, H)
+    dh_final: &Tensor,       // (B, H)
+    dh_recurrent: &Tensor,   // (B, H) from step s + 1
+    dproj: &mut Tensor,      // (B, T, H)
+    dproj_step: &mut Tensor, // (B, H)
+) -> Result<()> {
+    let LstmShape { batch, hidden, .. } = seq.shape;
+    match dproj.gpu_context().cloned() {
+        None => {
+            let lengths = seq.lengths.cpu()?;
+            let (doutputs, projections) = (doutputs.cpu()?, saved.projections.cpu()?);
+            let (dh_final, dh_recurrent) = (dh_final.cpu()?, dh_recurrent.cpu()?);
+            let (dproj, dproj_step) = (dproj.cpu_mut()?, dproj_step.cpu_mut()?);
+            for b in 0..batch {
+                let row = b * hidden..(b + 1) * hidden;
+                let Some(bt) = seq.position(lengths, b, s) else {
+                    dproj_step[row].fill(0.0);
+                    continue;
+                };
+                let last = s + 1 == lengths[b] as usize;
+                let dh = if last { dh_final } else { dh_recurrent };
+                for k in 0..hidden {
+                    let o = bt * hidden + k;
+                    let passes = clip_passes(projections[o], seq.options.proj_clip);
+                    let dp = if passes {
+                        doutputs[o] + dh[b * hidden + k]
+                    } else {
+                        0.0
+                    };
+                    dproj[o] = dp;
+                    dproj_step[b * hidden + k] = dp;
+                }
+            }
+            Ok(())
+        }
+        Some(ctx) => seq.dispatch(
+            &ctx,
+            "lstm_backward_projection_step",
+            &[doutputs, &saved.projections, dh_final, dh_recurrent],
+            &[dproj, dproj_step],
+            s,
+            batch * hidden,
+        ),
+    }
+}
+
+/// dh_initial += the gradient of h at step 0 (`dh_final` for an empty row); dc_initial +=
+/// the carried cell gradient.
+fn initial_state_grads(
+    seq: &Sequence,
+    dh_recurrent: &Tensor,   // (B, H) from step 0
+    dh_final: &Tensor,       // (B, H)
+    dc_carry: &Tensor,       // (B, C)
+    dh_initial: &mut Tensor, // (B, H)
+    dc_initial: &mut Tensor, // (B, C)
+) -> Result<()> {
+    let LstmShape {
+        batch,
+        cell,
+        hidden,
+        ..
+    } = seq.shape;
+    match dh_initial.gpu_context().cloned() {
+        None => {
+            let lengths = seq.lengths.cpu()?;
+            let (dh_recurrent, dh_final) = (dh_recurrent.cpu()?, dh_final.cpu()?);
+            let (dh_initial, dc_initial) = (dh_initial.cpu_mut()?, dc_initial.cpu_mut()?);
+            for b in 0..batch {
+                let dh = if lengths[b] > 0 {
+                    dh_recurrent
+                } else {
+                    dh_final
+                };
+                for k in b * hidden..(b + 1) * hidden {
+                    dh_initial[k] += dh[k];
+                }
+            }
+            for (d, &g) in dc_initial.iter_mut().zip(dc_carry.cpu()?) {
+                *d += g;
+            }
+            Ok(())
+        }
+        Some(ctx) => seq.dispatch(
+            &ctx,
+            "lstm_backward_initial_state",
+            &[dh_recurrent, dh_final, dc_carry],
+            &[dh_initial, dc_initial],
+            0,
+            batch * cell.max(hidden),
+        ),
+    }
+}
+
+/// A copy of `t` on its device.
+fn copy_of(t: &Tensor, name: &str) -> Result<Tensor> {
+    match t.gpu_context() {
+        None => Tensor::from_vec(&t.device(), t.shape(), t.cpu()?.to_vec(), name),
+        Some(ctx) => {
+            let copy = Tensor::uninit(&t.device(), t.shape(), name)?;
+            ctx.copy(copy.gpu()?, t.gpu()?, t.bytes())?;
+            Ok(copy)
+        }
+    }
+}
+
+// ---- weights from TensorFlow --------------------------------------------------------------
+
+/// LSTM weights on the host in AllenNLP's layout, as converted from a TF checkpoint.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LstmWeightsOwned {
     pub w_input: Vec<f32>, // (4C, I)
@@ -213,20 +894,9 @@ pub struct LstmWeightsOwned {
     pub w_proj: Vec<f32>,  // (H, C)
 }
 
-impl LstmWeightsOwned {
-    pub fn view(&self) -> LstmWeights<'_> {
-        LstmWeights {
-            w_input: &self.w_input,
-            w_state: &self.w_state,
-            bias: &self.bias,
-            w_proj: &self.w_proj,
-        }
-    }
-}
-
-/// AllenNLP's weights `(w_input (4C, I), w_state (4C, H), bias (4C), w_proj (H, C))` from one TF
-/// `LSTMCell` (`W_0`, `B`, `W_P_0`): transpose, split input/recurrent columns, reorder gates
-/// `[i, j, f, o]` -> `[i, f, j, o]`, add 1.0 to the forget bias (`elmo_lstm.py`, `load_weights`).
+/// AllenNLP's weights from one TF `LSTMCell` (`W_0`, `B`, `W_P_0`): transpose, split input /
+/// recurrent columns, reorder gates `[i, j, f, o]` -> `[i, f, j, o]`, add 1.0 to the forget
+/// bias (`elmo_lstm.py`, `load_weights`).
 pub fn lstm_weights_from_tensorflow(
     w_0: &[f32],   // (I + H, 4C) TF layout, gates [i, j, f, o]
     b: &[f32],     // (4C) TF gates [i, j, f, o], forget bias not yet added
@@ -272,639 +942,4 @@ pub fn lstm_weights_from_tensorflow(
         bias,
         w_proj,
     })
-}
-
-/// Runs one direction over the batch. `h_state`/`c_state` hold the initial state on entry and
-/// the final state on return (each row's state after its last active step).
-#[allow(clippy::too_many_arguments)]
-pub fn lstm_forward_cpu(
-    outputs: &mut [f32], // (B, T, H) zero past each length
-    saved: LstmSaved,    // gates (B, T, 4C), cells (B, T, C), projections (B, T, H)
-    h_state: &mut [f32], // (B, H) in: initial, out: final
-    c_state: &mut [f32], // (B, C) in: initial, out: final
-    inputs: &[f32],      // (B, T, I)
-    lengths: &[usize],   // (B) each <= T
-    weights: &LstmWeights,
-    options: &LstmOptions,
-    shape: &LstmShape,
-) -> Result<()> {
-    let op = "lstm_forward_cpu";
-    let LstmShape {
-        batch,
-        steps,
-        input,
-        cell,
-        hidden,
-    } = *shape;
-    shape.check_sequence(op, inputs.len(), lengths)?;
-    shape.check_weights(op, weights)?;
-    shape.check_saved(
-        op,
-        saved.gates.len(),
-        saved.cells.len(),
-        saved.projections.len(),
-    )?;
-    expect_len(op, "outputs", outputs.len(), batch * steps * hidden)?;
-    expect_len(op, "h_state", h_state.len(), product(op, &[batch, hidden])?)?;
-    expect_len(op, "c_state", c_state.len(), product(op, &[batch, cell])?)?;
-    outputs.fill(0.0);
-    saved.gates.fill(0.0);
-    saved.cells.fill(0.0);
-    saved.projections.fill(0.0);
-    let c4 = 4 * cell;
-    let mut hidden_pre = vec![0.0f32; cell]; // o * tanh(c')
-    for b in 0..batch {
-        let len = lengths[b];
-        for s in 0..len {
-            let t = time_index(options.go_forward, s, len);
-            let bt = b * steps + t;
-            let x = &inputs[bt * input..(bt + 1) * input];
-            let gates = &mut saved.gates[bt * c4..(bt + 1) * c4];
-            {
-                let h = &h_state[b * hidden..(b + 1) * hidden];
-                for j in 0..c4 {
-                    let wx = &weights.w_input[j * input..(j + 1) * input];
-                    let wh = &weights.w_state[j * hidden..(j + 1) * hidden];
-                    let a = weights.bias[j]
-                        + wx.iter().zip(x).map(|(&w, &v)| w * v).sum::<f32>()
-                        + wh.iter().zip(h).map(|(&w, &v)| w * v).sum::<f32>();
-                    gates[j] = if j / cell == 2 { a.tanh() } else { sigmoid(a) };
-                }
-            }
-            let c_row = &mut c_state[b * cell..(b + 1) * cell];
-            for k in 0..cell {
-                let (i, f, g, o) = (
-                    gates[k],
-                    gates[cell + k],
-                    gates[2 * cell + k],
-                    gates[3 * cell + k],
-                );
-                let c_pre = i * g + f * c_row[k];
-                saved.cells[bt * cell + k] = c_pre;
-                let c_new = clip(c_pre, options.cell_clip);
-                c_row[k] = c_new;
-                hidden_pre[k] = o * c_new.tanh();
-            }
-            for k in 0..hidden {
-                let wp = &weights.w_proj[k * cell..(k + 1) * cell];
-                let p = wp
-                    .iter()
-                    .zip(&hidden_pre)
-                    .map(|(&w, &v)| w * v)
-                    .sum::<f32>();
-                saved.projections[bt * hidden + k] = p;
-                let y = clip(p, options.proj_clip);
-                outputs[bt * hidden + k] = y;
-                h_state[b * hidden + k] = y;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Gradients flowing back out of the LSTM: into its inputs, weights and initial state.
-#[derive(Debug)]
-pub struct LstmInputGrads<'a> {
-    pub inputs: &'a mut [f32],    // (B, T, I) accumulated
-    pub h_initial: &'a mut [f32], // (B, H) accumulated
-    pub c_initial: &'a mut [f32], // (B, C) accumulated
-}
-
-/// Backward through time of [`lstm_forward_cpu`]. `doutputs` is the gradient of the outputs,
-/// `dh_final`/`dc_final` that of the final state (zeros when the final state is not used);
-/// `h_initial`/`c_initial` are the initial states the forward started from.
-#[allow(clippy::too_many_arguments)]
-pub fn lstm_backward_cpu(
-    dinput: LstmInputGrads, // inputs (B, T, I), h_initial (B, H), c_initial (B, C), accumulated
-    dweights: LstmWeightGrads, // accumulated
-    doutputs: &[f32],       // (B, T, H)
-    dh_final: &[f32],       // (B, H)
-    dc_final: &[f32],       // (B, C)
-    inputs: &[f32],         // (B, T, I)
-    saved: LstmSavedRef,    // from the forward
-    h_initial: &[f32],      // (B, H)
-    c_initial: &[f32],      // (B, C)
-    lengths: &[usize],      // (B)
-    weights: &LstmWeights,
-    options: &LstmOptions,
-    shape: &LstmShape,
-) -> Result<()> {
-    let op = "lstm_backward_cpu";
-    let LstmShape {
-        batch,
-        steps,
-        input,
-        cell,
-        hidden,
-    } = *shape;
-    shape.check_sequence(op, inputs.len(), lengths)?;
-    shape.check_weights(op, weights)?;
-    shape.check_saved(
-        op,
-        saved.gates.len(),
-        saved.cells.len(),
-        saved.projections.len(),
-    )?;
-    let (bh, bc) = (product(op, &[batch, hidden])?, product(op, &[batch, cell])?);
-    expect_len(op, "doutputs", doutputs.len(), batch * steps * hidden)?;
-    expect_len(op, "dh_final", dh_final.len(), bh)?;
-    expect_len(op, "dc_final", dc_final.len(), bc)?;
-    expect_len(op, "h_initial", h_initial.len(), bh)?;
-    expect_len(op, "c_initial", c_initial.len(), bc)?;
-    expect_len(op, "dinputs", dinput.inputs.len(), inputs.len())?;
-    expect_len(op, "dh_initial", dinput.h_initial.len(), bh)?;
-    expect_len(op, "dc_initial", dinput.c_initial.len(), bc)?;
-    expect_len(
-        op,
-        "dw_input",
-        dweights.w_input.len(),
-        weights.w_input.len(),
-    )?;
-    expect_len(
-        op,
-        "dw_state",
-        dweights.w_state.len(),
-        weights.w_state.len(),
-    )?;
-    expect_len(op, "dbias", dweights.bias.len(), weights.bias.len())?;
-    expect_len(op, "dw_proj", dweights.w_proj.len(), weights.w_proj.len())?;
-    let c4 = 4 * cell;
-    let (mut dh, mut dc) = (vec![0.0f32; hidden], vec![0.0f32; cell]);
-    let (mut dproj, mut dhidden_pre, mut da) =
-        (vec![0.0f32; hidden], vec![0.0f32; cell], vec![0.0f32; c4]);
-    let mut h_prev = vec![0.0f32; hidden];
-    for b in 0..batch {
-        let len = lengths[b];
-        dh.copy_from_slice(&dh_final[b * hidden..(b + 1) * hidden]);
-        dc.copy_from_slice(&dc_final[b * cell..(b + 1) * cell]);
-        for s in (0..len).rev() {
-            let t = time_index(options.go_forward, s, len);
-            let bt = b * steps + t;
-            // the previous state: the step visited before, or the initial state
-            let prev_bt = (s > 0).then(|| b * steps + time_index(options.go_forward, s - 1, len));
-            for k in 0..hidden {
-                h_prev[k] = match prev_bt {
-                    Some(p) => clip(saved.projections[p * hidden + k], options.proj_clip),
-                    None => h_initial[b * hidden + k],
-                };
-            }
-            let c_prev = |k: usize| match prev_bt {
-                Some(p) => clip(saved.cells[p * cell + k], options.cell_clip),
-                None => c_initial[b * cell + k],
-            };
-            let gates = &saved.gates[bt * c4..(bt + 1) * c4];
-            // through the projection clip and the projection
-            for k in 0..hidden {
-                let dy = doutputs[bt * hidden + k] + dh[k];
-                let p = saved.projections[bt * hidden + k];
-                dproj[k] = if clip_passes(p, options.proj_clip) {
-                    dy
-                } else {
-                    0.0
-                };
-            }
-            dhidden_pre.fill(0.0);
-            for k in 0..hidden {
-                let wp = &weights.w_proj[k * cell..(k + 1) * cell];
-                let dwp = &mut dweights.w_proj[k * cell..(k + 1) * cell];
-                for j in 0..cell {
-                    let c_new = clip(saved.cells[bt * cell + j], options.cell_clip);
-                    dwp[j] += dproj[k] * gates[3 * cell + j] * c_new.tanh();
-                    dhidden_pre[j] += dproj[k] * wp[j];
-                }
-            }
-            // through the cell
-            for j in 0..cell {
-                let (i, f, g, o) = (
-                    gates[j],
-                    gates[cell + j],
-                    gates[2 * cell + j],
-                    gates[3 * cell + j],
-                );
-                let c_pre = saved.cells[bt * cell + j];
-                let tc = clip(c_pre, options.cell_clip).tanh();
-                let d_o = dhidden_pre[j] * tc;
-                let dc_new = dc[j] + dhidden_pre[j] * o * (1.0 - tc * tc);
-                let dc_pre = if clip_passes(c_pre, options.cell_clip) {
-                    dc_new
-                } else {
-                    0.0
-                };
-                da[j] = dc_pre * g * i * (1.0 - i);
-                da[cell + j] = dc_pre * c_prev(j) * f * (1.0 - f);
-                da[2 * cell + j] = dc_pre * i * (1.0 - g * g);
-                da[3 * cell + j] = d_o * o * (1.0 - o);
-                dc[j] = dc_pre * f;
-            }
-            // through the linear maps
-            let x = &inputs[bt * input..(bt + 1) * input];
-            let dx = &mut dinput.inputs[bt * input..(bt + 1) * input];
-            dh.fill(0.0);
-            for r in 0..c4 {
-                let g = da[r];
-                dweights.bias[r] += g;
-                let wx = &weights.w_input[r * input..(r + 1) * input];
-                let dwx = &mut dweights.w_input[r * input..(r + 1) * input];
-                for k in 0..input {
-                    dwx[k] += g * x[k];
-                    dx[k] += g * wx[k];
-                }
-                let wh = &weights.w_state[r * hidden..(r + 1) * hidden];
-                let dwh = &mut dweights.w_state[r * hidden..(r + 1) * hidden];
-                for k in 0..hidden {
-                    dwh[k] += g * h_prev[k];
-                    dh[k] += g * wh[k];
-                }
-            }
-        }
-        for k in 0..hidden {
-            dinput.h_initial[b * hidden + k] += dh[k];
-        }
-        for k in 0..cell {
-            dinput.c_initial[b * cell + k] += dc[k];
-        }
-    }
-    Ok(())
-}
-
-// ---- on a device (CPU or GPU) -------------------------------------------------------------
-
-fn kernel(entry: &'static str) -> Kernel {
-    Kernel {
-        shader: &shaders::LSTM,
-        entry,
-    }
-}
-
-/// The weights as tensors (same layouts as [`LstmWeights`]).
-#[derive(Clone, Copy, Debug)]
-pub struct LstmWeightTensors<'a> {
-    pub w_input: &'a Tensor, // (4C, I)
-    pub w_state: &'a Tensor, // (4C, H)
-    pub bias: &'a Tensor,    // (4C)
-    pub w_proj: &'a Tensor,  // (H, C)
-}
-
-impl<'a> LstmWeightTensors<'a> {
-    /// The same weights as CPU slices (an error if they live on the GPU).
-    pub fn cpu(&self) -> Result<LstmWeights<'a>> {
-        Ok(LstmWeights {
-            w_input: self.w_input.cpu()?,
-            w_state: self.w_state.cpu()?,
-            bias: self.bias.cpu()?,
-            w_proj: self.w_proj.cpu()?,
-        })
-    }
-}
-
-/// Their gradients, accumulated.
-#[derive(Debug)]
-pub struct LstmWeightGradTensors<'a> {
-    pub w_input: &'a mut Tensor, // (4C, I)
-    pub w_state: &'a mut Tensor, // (4C, H)
-    pub bias: &'a mut Tensor,    // (4C)
-    pub w_proj: &'a mut Tensor,  // (H, C)
-}
-
-/// What the forward keeps for the backward, as tensors.
-#[derive(Debug)]
-pub struct LstmSavedTensors {
-    pub gates: Tensor,       // (B, T, 4C)
-    pub cells: Tensor,       // (B, T, C)
-    pub projections: Tensor, // (B, T, H)
-}
-
-impl LstmSavedTensors {
-    /// Buffers for a forward of `shape` on `device`.
-    pub fn new(device: &crate::Device, shape: &LstmShape) -> Result<Self> {
-        let (b, t, c, h) = (shape.batch, shape.steps, shape.cell, shape.hidden);
-        Ok(LstmSavedTensors {
-            gates: Tensor::uninit(device, &[b, t, 4 * c], "lstm.gates")?,
-            cells: Tensor::uninit(device, &[b, t, c], "lstm.cells")?,
-            projections: Tensor::uninit(device, &[b, t, h], "lstm.projections")?,
-        })
-    }
-}
-
-/// Gradients flowing out of the LSTM into its inputs and initial state, as tensors.
-#[derive(Debug)]
-pub struct LstmInputGradTensors<'a> {
-    pub inputs: &'a mut Tensor,    // (B, T, I)
-    pub h_initial: &'a mut Tensor, // (B, H)
-    pub c_initial: &'a mut Tensor, // (B, C)
-}
-
-/// The shape from inputs (B, T, I) and the weights; checks every weight tensor.
-pub fn lstm_shape(op: &str, inputs: &Tensor, weights: &LstmWeightTensors) -> Result<LstmShape> {
-    let (batch, steps, input) = match inputs.shape() {
-        &[b, t, i] => (b, t, i),
-        other => {
-            return Err(Error::shape(
-                format!("{op}: {}", inputs.name()),
-                "(B, T, I)",
-                other,
-            ))
-        }
-    };
-    let (hidden, cell) = match weights.w_proj.shape() {
-        &[h, c] => (h, c),
-        other => {
-            return Err(Error::shape(
-                format!("{op}: {}", weights.w_proj.name()),
-                "(H, C)",
-                other,
-            ))
-        }
-    };
-    if cell == 0 || hidden == 0 {
-        return Err(Error::invalid(format!(
-            "{op}: cell size {cell} and projection size {hidden} must be >= 1"
-        )));
-    }
-    weights.w_input.expect_shape(op, &[4 * cell, input])?;
-    weights.w_state.expect_shape(op, &[4 * cell, hidden])?;
-    weights.bias.expect_shape(op, &[4 * cell])?;
-    Ok(LstmShape {
-        batch,
-        steps,
-        input,
-        cell,
-        hidden,
-    })
-}
-
-fn check_lengths(op: &str, lengths: &[usize], shape: &LstmShape) -> Result<Vec<u32>> {
-    expect_len(op, "lengths", lengths.len(), shape.batch)?;
-    lengths
-        .iter()
-        .enumerate()
-        .map(|(row, &len)| {
-            if len > shape.steps {
-                Err(Error::invalid(format!(
-                    "{op}: length {len} of row {row} exceeds the {} time steps",
-                    shape.steps
-                )))
-            } else {
-                Ok(len as u32)
-            }
-        })
-        .collect()
-}
-
-/// One direction of one layer on the tensors' device. `h_state (B, H)` / `c_state (B, C)`
-/// hold the initial state on entry and the final state on return (keep a copy of the initial
-/// state if the backward will run). `lengths` (B) live on the host: they set the number of
-/// steps the GPU loop encodes. outputs (B, T, H); inputs (B, T, I).
-#[allow(clippy::too_many_arguments)]
-pub fn lstm_forward(
-    outputs: &mut Tensor,
-    saved: &mut LstmSavedTensors,
-    h_state: &mut Tensor,
-    c_state: &mut Tensor,
-    inputs: &Tensor,
-    lengths: &[usize],
-    weights: &LstmWeightTensors,
-    options: &LstmOptions,
-) -> Result<()> {
-    let op = "lstm_forward";
-    let shape = lstm_shape(op, inputs, weights)?;
-    let (b, t, c, h) = (shape.batch, shape.steps, shape.cell, shape.hidden);
-    outputs.expect_shape(op, &[b, t, h])?;
-    saved.gates.expect_shape(op, &[b, t, 4 * c])?;
-    saved.cells.expect_shape(op, &[b, t, c])?;
-    saved.projections.expect_shape(op, &[b, t, h])?;
-    h_state.expect_shape(op, &[b, h])?;
-    c_state.expect_shape(op, &[b, c])?;
-    let lengths_u32 = check_lengths(op, lengths, &shape)?;
-    match outputs.gpu_context().cloned() {
-        None => lstm_forward_cpu(
-            outputs.cpu_mut()?,
-            LstmSaved {
-                gates: saved.gates.cpu_mut()?,
-                cells: saved.cells.cpu_mut()?,
-                projections: saved.projections.cpu_mut()?,
-            },
-            h_state.cpu_mut()?,
-            c_state.cpu_mut()?,
-            inputs.cpu()?,
-            lengths,
-            &weights.cpu()?,
-            options,
-            &shape,
-        ),
-        Some(ctx) => {
-            if b == 0 {
-                return Ok(());
-            }
-            let device = outputs.device();
-            let lengths_t = Tensor::<u32>::from_vec(&device, &[b], lengths_u32, "lstm.lengths")?;
-            let hidden_pre = Tensor::<f32>::uninit(&device, &[b, c], "lstm.hidden_pre")?;
-            let p0 = shape.params(options, 0)?;
-            ctx.dispatch(
-                &kernel("lstm_input_projection"),
-                &[inputs.gpu()?, weights.w_input.gpu()?, lengths_t.gpu()?],
-                &[saved.gates.gpu()?],
-                &p0,
-                ctx.linear_groups(product(op, &[b, t, 4 * c])?, 256),
-            )?;
-            ctx.dispatch(
-                &kernel("lstm_clear_padding"),
-                &[lengths_t.gpu()?],
-                &[outputs.gpu()?, saved.cells.gpu()?, saved.projections.gpu()?],
-                &p0,
-                ctx.linear_groups(product(op, &[b, t, h.max(c)])?, 256),
-            )?;
-            let max_len = lengths.iter().copied().max().unwrap_or(0);
-            for step in 0..max_len {
-                let p = shape.params(options, step)?;
-                ctx.dispatch(
-                    &kernel("lstm_cell_step"),
-                    &[
-                        weights.w_state.gpu()?,
-                        weights.bias.gpu()?,
-                        lengths_t.gpu()?,
-                        h_state.gpu()?,
-                    ],
-                    &[
-                        saved.gates.gpu()?,
-                        saved.cells.gpu()?,
-                        c_state.gpu()?,
-                        hidden_pre.gpu()?,
-                    ],
-                    &p,
-                    ctx.linear_groups(b * c, 256),
-                )?;
-                ctx.dispatch(
-                    &kernel("lstm_projection_step"),
-                    &[weights.w_proj.gpu()?, hidden_pre.gpu()?, lengths_t.gpu()?],
-                    &[outputs.gpu()?, saved.projections.gpu()?, h_state.gpu()?],
-                    &p,
-                    ctx.linear_groups(b * h, 256),
-                )?;
-            }
-            Ok(())
-        }
-    }
-}
-
-/// Backward through time of [`lstm_forward`] on the tensors' device: gradients of the inputs,
-/// the initial state and the weights are accumulated from `doutputs (B, T, H)` and the
-/// gradient of the final state `dh_final (B, H)`, `dc_final (B, C)` (zeros when unused).
-/// `h_initial`/`c_initial` are the states the forward started from.
-#[allow(clippy::too_many_arguments)]
-pub fn lstm_backward(
-    dinput: LstmInputGradTensors,
-    dweights: LstmWeightGradTensors,
-    doutputs: &Tensor,
-    dh_final: &Tensor,
-    dc_final: &Tensor,
-    inputs: &Tensor,
-    saved: &LstmSavedTensors,
-    h_initial: &Tensor,
-    c_initial: &Tensor,
-    lengths: &[usize],
-    weights: &LstmWeightTensors,
-    options: &LstmOptions,
-) -> Result<()> {
-    let op = "lstm_backward";
-    let shape = lstm_shape(op, inputs, weights)?;
-    let (b, t, c, h) = (shape.batch, shape.steps, shape.cell, shape.hidden);
-    doutputs.expect_shape(op, &[b, t, h])?;
-    dh_final.expect_shape(op, &[b, h])?;
-    dc_final.expect_shape(op, &[b, c])?;
-    h_initial.expect_shape(op, &[b, h])?;
-    c_initial.expect_shape(op, &[b, c])?;
-    saved.gates.expect_shape(op, &[b, t, 4 * c])?;
-    saved.cells.expect_shape(op, &[b, t, c])?;
-    saved.projections.expect_shape(op, &[b, t, h])?;
-    dinput.inputs.expect_shape(op, inputs.shape())?;
-    dinput.h_initial.expect_shape(op, &[b, h])?;
-    dinput.c_initial.expect_shape(op, &[b, c])?;
-    dweights.w_input.expect_shape(op, weights.w_input.shape())?;
-    dweights.w_state.expect_shape(op, weights.w_state.shape())?;
-    dweights.bias.expect_shape(op, weights.bias.shape())?;
-    dweights.w_proj.expect_shape(op, weights.w_proj.shape())?;
-    let lengths_u32 = check_lengths(op, lengths, &shape)?;
-    match doutputs.gpu_context().cloned() {
-        None => lstm_backward_cpu(
-            LstmInputGrads {
-                inputs: dinput.inputs.cpu_mut()?,
-                h_initial: dinput.h_initial.cpu_mut()?,
-                c_initial: dinput.c_initial.cpu_mut()?,
-            },
-            LstmWeightGrads {
-                w_input: dweights.w_input.cpu_mut()?,
-                w_state: dweights.w_state.cpu_mut()?,
-                bias: dweights.bias.cpu_mut()?,
-                w_proj: dweights.w_proj.cpu_mut()?,
-            },
-            doutputs.cpu()?,
-            dh_final.cpu()?,
-            dc_final.cpu()?,
-            inputs.cpu()?,
-            LstmSavedRef {
-                gates: saved.gates.cpu()?,
-                cells: saved.cells.cpu()?,
-                projections: saved.projections.cpu()?,
-            },
-            h_initial.cpu()?,
-            c_initial.cpu()?,
-            lengths,
-            &weights.cpu()?,
-            options,
-            &shape,
-        ),
-        Some(ctx) => {
-            if b == 0 {
-                return Ok(());
-            }
-            let device = doutputs.device();
-            let c4 = 4 * c;
-            let lengths_t = Tensor::<u32>::from_vec(&device, &[b], lengths_u32, "lstm.lengths")?;
-            let dh_carry = Tensor::<f32>::uninit(&device, &[b, h], "lstm.dh_carry")?;
-            let dc_carry = Tensor::<f32>::uninit(&device, &[b, c], "lstm.dc_carry")?;
-            ctx.copy(dh_carry.gpu()?, dh_final.gpu()?, dh_final.bytes())?;
-            ctx.copy(dc_carry.gpu()?, dc_final.gpu()?, dc_final.bytes())?;
-            let dproj = Tensor::<f32>::zeros(&device, &[b, t, h], "lstm.dproj")?;
-            let dgates = Tensor::<f32>::zeros(&device, &[b, t, c4], "lstm.dgates")?;
-            let max_len = lengths.iter().copied().max().unwrap_or(0);
-            for step in (0..max_len).rev() {
-                let p = shape.params(options, step)?;
-                ctx.dispatch(
-                    &kernel("lstm_backward_projection_step"),
-                    &[
-                        doutputs.gpu()?,
-                        saved.projections.gpu()?,
-                        lengths_t.gpu()?,
-                        dh_carry.gpu()?,
-                    ],
-                    &[dproj.gpu()?],
-                    &p,
-                    ctx.linear_groups(b * h, 256),
-                )?;
-                ctx.dispatch(
-                    &kernel("lstm_backward_cell_step"),
-                    &[
-                        dproj.gpu()?,
-                        weights.w_proj.gpu()?,
-                        saved.gates.gpu()?,
-                        saved.cells.gpu()?,
-                        c_initial.gpu()?,
-                        lengths_t.gpu()?,
-                    ],
-                    &[dgates.gpu()?, dc_carry.gpu()?],
-                    &p,
-                    ctx.linear_groups(b * c, 256),
-                )?;
-                ctx.dispatch(
-                    &kernel("lstm_backward_hidden_step"),
-                    &[weights.w_state.gpu()?, dgates.gpu()?, lengths_t.gpu()?],
-                    &[dh_carry.gpu()?],
-                    &p,
-                    ctx.linear_groups(b * h, 256),
-                )?;
-            }
-            let p = shape.params(options, 0)?;
-            ctx.dispatch(
-                &kernel("lstm_backward_inputs"),
-                &[weights.w_input.gpu()?, dgates.gpu()?],
-                &[dinput.inputs.gpu()?],
-                &p,
-                ctx.linear_groups(inputs.numel(), 256),
-            )?;
-            ctx.dispatch(
-                &kernel("lstm_backward_input_weights"),
-                &[inputs.gpu()?, dgates.gpu()?],
-                &[dweights.w_input.gpu()?],
-                &p,
-                ctx.linear_groups(weights.w_input.numel(), 256),
-            )?;
-            ctx.dispatch(
-                &kernel("lstm_backward_state_weights"),
-                &[
-                    dgates.gpu()?,
-                    saved.projections.gpu()?,
-                    h_initial.gpu()?,
-                    lengths_t.gpu()?,
-                ],
-                &[dweights.w_state.gpu()?, dweights.bias.gpu()?],
-                &p,
-                ctx.linear_groups(weights.w_state.numel(), 256),
-            )?;
-            ctx.dispatch(
-                &kernel("lstm_backward_projection_weights"),
-                &[dproj.gpu()?, saved.gates.gpu()?, saved.cells.gpu()?],
-                &[dweights.w_proj.gpu()?],
-                &p,
-                ctx.linear_groups(weights.w_proj.numel(), 256),
-            )?;
-            ctx.dispatch(
-                &kernel("lstm_backward_initial_state"),
-                &[dh_carry.gpu()?, dc_carry.gpu()?],
-                &[dinput.h_initial.gpu()?, dinput.c_initial.gpu()?],
-                &p,
-                ctx.linear_groups(b * h.max(c), 256),
-            )
-        }
-    }
 }

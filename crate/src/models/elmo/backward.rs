@@ -20,9 +20,7 @@ use crate::ops::char_cnn::char_conv_max_backward;
 use crate::ops::elementwise::add_forward;
 use crate::ops::embedding::embedding_backward;
 use crate::ops::highway::highway_backward;
-use crate::ops::lstm::{
-    lstm_backward, LstmInputGradTensors, LstmSavedTensors, LstmWeightGradTensors,
-};
+use crate::ops::lstm::{lstm_backward, LstmInputGrads, LstmSaved, LstmWeightGrads};
 use crate::ops::matmul::{matmul_backward, MatmulOptions};
 use crate::tensor::Tensor;
 use crate::{Device, Error, Result};
@@ -42,7 +40,7 @@ pub struct ElmoTrace {
     /// per highway layer (N, 2D): its linear part before the activations
     pub(crate) highway_projs: Vec<Tensor>,
     /// `[layer][direction]`
-    pub(crate) lstm_saved: Vec<[LstmSavedTensors; 2]>,
+    pub(crate) lstm_saved: Vec<[LstmSaved; 2]>,
     /// `[layer][direction]` (B, P) and (B, C): the states the LSTMs started from
     pub(crate) initial_hidden: Vec<[Tensor; 2]>,
     pub(crate) initial_memory: Vec<[Tensor; 2]>,
@@ -188,12 +186,12 @@ impl ElmoBiLm {
                 let dc_final = Tensor::zeros(dev, &[b, c], "elmo.lstm.dc_final")?;
                 let g = &mut grads.lstm[layer][dir];
                 lstm_backward(
-                    LstmInputGradTensors {
+                    LstmInputGrads {
                         inputs: d_input,
                         h_initial: &mut dh_initial,
                         c_initial: &mut dc_initial,
                     },
-                    LstmWeightGradTensors {
+                    LstmWeightGrads {
                         w_input: &mut g.w_input,
                         w_state: &mut g.w_state,
                         bias: &mut g.bias,

@@ -43,7 +43,7 @@ use crate::ops::char_cnn::{
 use crate::ops::elementwise::add_forward;
 use crate::ops::embedding::embedding_forward;
 use crate::ops::highway::{highway_forward, highway_weights_from_tensorflow};
-use crate::ops::lstm::{lstm_forward, lstm_weights_from_tensorflow, LstmOptions, LstmSavedTensors};
+use crate::ops::lstm::{lstm_forward, lstm_weights_from_tensorflow, LstmOptions, LstmSaved};
 use crate::ops::matmul::{matmul_forward, MatmulOptions};
 use crate::tensor::Tensor;
 use crate::tokenizer::elmo_chars::sentence_char_ids;
@@ -534,7 +534,7 @@ impl ElmoBiLm {
 
         let (mut final_hidden, mut final_memory) = self.initial_states(batch)?;
         let mut lstm: Vec<[Tensor; 2]> = Vec::with_capacity(self.weights.lstm.len());
-        let mut lstm_saved: Vec<[LstmSavedTensors; 2]> = Vec::new();
+        let mut lstm_saved: Vec<[LstmSaved; 2]> = Vec::new();
         for (layer, directions) in self.weights.lstm.iter().enumerate() {
             let mut outputs = Vec::with_capacity(2);
             let mut saved_pair = Vec::with_capacity(2);
@@ -547,12 +547,9 @@ impl ElmoBiLm {
                     &lstm[layer - 1][dir]
                 };
                 let mut out = Tensor::uninit(dev, &[batch, steps, p], "elmo.lstm.out")?;
-                let shape = crate::ops::lstm::lstm_shape("elmo", input, &weights.tensors())?;
-                let mut saved = LstmSavedTensors::new(dev, &shape)?;
                 let (h, m) = (&mut final_hidden[layer][dir], &mut final_memory[layer][dir]);
-                lstm_forward(
+                let saved = lstm_forward(
                     &mut out,
-                    &mut saved,
                     h,
                     m,
                     input,

@@ -8,7 +8,7 @@
 //! the names a PyTorch user knows.
 
 use crate::device::Device;
-use crate::ops::lstm::LstmWeightTensors;
+use crate::ops::lstm::LstmWeights;
 use crate::tensor::Tensor;
 use crate::Result;
 
@@ -36,8 +36,8 @@ pub struct LstmDirection {
 }
 
 impl LstmDirection {
-    pub fn tensors(&self) -> LstmWeightTensors<'_> {
-        LstmWeightTensors {
+    pub fn tensors(&self) -> LstmWeights<'_> {
+        LstmWeights {
             w_input: &self.w_input,
             w_state: &self.w_state,
             bias: &self.bias,
