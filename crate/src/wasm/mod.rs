@@ -11,6 +11,7 @@ mod kernel_check;
 mod memory;
 mod model;
 mod tokenizer;
+mod trainer;
 
 use wasm_bindgen::prelude::*;
 

@@ -1,0 +1,362 @@
+//! wasm exports of training: [`WasmTrainer`], one run of a sequence classifier, a token
+//! classifier or the masked-LM head, made by `WasmModel.trainer` / `token_trainer` /
+//! `mlm_trainer` (model.rs); JavaScript drives its epochs and steps. Also the records that
+//! the training options and the epoch reports cross the boundary as.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use js_sys::{Float32Array, Promise};
+use serde::Deserialize;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+use super::model::*;
+use crate::models::Freeze;
+use crate::tasks::{
+    ClassifierInput, ClassifierTraining, EpochProgress, Example, MaskedLmEpochProgress,
+    MaskedLmTraining, ProblemType, StepsProgress, TokenClassifierTraining, TokenEpochProgress,
+    TrainOptions, WordExample,
+};
+use crate::train::entities::{EntityScore, EntityScores};
+
+#[derive(Deserialize)]
+pub(super) struct RawExample {
+    pub(super) text: String,
+    #[serde(default)]
+    pub(super) pair: Option<String>,
+    pub(super) label: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct RawTrainOptions {
+    pub(super) freeze: Option<String>,
+    pub(super) epochs: Option<usize>,
+    pub(super) learning_rate: Option<f32>,
+    pub(super) batch_size: Option<usize>,
+    pub(super) validation: Option<f32>,
+    pub(super) seed: Option<u64>,
+    pub(super) pooling: Option<String>,
+    pub(super) accumulation: Option<usize>,
+    pub(super) weight_decay: Option<f32>,
+    pub(super) warmup_ratio: Option<f32>,
+    #[serde(default, with = "serde_with_null")]
+    pub(super) max_grad_norm: Option<Option<f32>>,
+    pub(super) truncate: Option<bool>,
+    pub(super) task: Option<String>,
+    /// `mlm_trainer` only: the share of tokens chosen
+    pub(super) mlm_probability: Option<f32>,
+}
+
+/// `maxGradNorm`: absent = the default, null = no clipping, a number = that norm.
+pub(super) mod serde_with_null {
+    use serde::{Deserialize, Deserializer};
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<f32>>, D::Error> {
+        Ok(Some(Option::<f32>::deserialize(d)?))
+    }
+}
+
+impl RawTrainOptions {
+    pub(super) fn into_options(self) -> crate::Result<TrainOptions> {
+        let d = TrainOptions::default();
+        // `mlm_probability` is read by `mlm_trainer` before this
+        Ok(TrainOptions {
+            freeze: self
+                .freeze
+                .as_deref()
+                .map_or(Ok(d.freeze), str::parse::<Freeze>)?,
+            epochs: self.epochs.unwrap_or(d.epochs),
+            learning_rate: self.learning_rate.unwrap_or(d.learning_rate),
+            batch_size: self.batch_size.unwrap_or(d.batch_size),
+            accumulation_steps: self.accumulation.unwrap_or(d.accumulation_steps),
+            validation_fraction: self.validation.unwrap_or(d.validation_fraction),
+            seed: self.seed.unwrap_or(d.seed),
+            weight_decay: self.weight_decay.unwrap_or(d.weight_decay),
+            warmup_ratio: self.warmup_ratio.unwrap_or(d.warmup_ratio),
+            max_grad_norm: self.max_grad_norm.unwrap_or(d.max_grad_norm),
+            classifier_input: self
+                .pooling
+                .as_deref()
+                .map(str::parse::<ClassifierInput>)
+                .transpose()?,
+            long_texts: match self.truncate {
+                Some(true) => Some(crate::tasks::LongTexts::Truncate),
+                _ => d.long_texts,
+            },
+            problem: self
+                .task
+                .as_deref()
+                .map_or(Ok(d.problem), str::parse::<ProblemType>)?,
+        })
+    }
+}
+
+pub(super) enum TrainerState {
+    PendingSequence {
+        examples: Vec<Example>,
+        options: TrainOptions,
+        /// head-only: the features computed elsewhere (`set_features`), else computed here
+        features: Option<Vec<f32>>,
+    },
+    PendingTokens {
+        examples: Vec<WordExample>,
+        options: TrainOptions,
+    },
+    PendingMaskedLm {
+        texts: Vec<String>,
+        options: TrainOptions,
+        probability: f32,
+    },
+    Sequence(Box<ClassifierTraining>),
+    Tokens(Box<TokenClassifierTraining>),
+    MaskedLm(Box<MaskedLmTraining>),
+    Finished,
+}
+
+/// A training run: JavaScript calls `run_epoch()` (or `run_steps(n)`) until it has the epochs it wants.
+#[wasm_bindgen]
+pub struct WasmTrainer {
+    pub(super) pipeline: SharedPipeline,
+    pub(super) state: Rc<RefCell<TrainerState>>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct JsEpoch {
+    pub(super) epoch: usize,
+    pub(super) loss: f32,
+    pub(super) accuracy: Option<f32>,
+    pub(super) validation_accuracy: Option<f32>,
+    pub(super) validation_mae: Option<f32>,
+    pub(super) validation_pearson: Option<f32>,
+    /// What the run costs, as the engine allocated it (the run's report).
+    pub(super) costs: JsTrainingCosts,
+}
+
+/// The parameter values a run trains and the bytes it holds for that: AdamW's state
+/// (`optimizer_state_bytes`: its two moments per trained value) and, head-only, the cached
+/// encoder features.
+#[derive(serde::Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct JsTrainingCosts {
+    pub(super) trained_parameters: usize,
+    pub(super) optimizer_state_bytes: u64,
+    pub(super) feature_cache_bytes: u64,
+}
+
+impl JsTrainingCosts {
+    fn new(
+        trained_parameters: usize,
+        optimizer_state_bytes: u64,
+        feature_cache_bytes: u64,
+    ) -> Self {
+        JsTrainingCosts {
+            trained_parameters,
+            optimizer_state_bytes,
+            feature_cache_bytes,
+        }
+    }
+}
+
+/// A token-classification epoch: `JsEpoch`'s fields (accuracy of the words) and the held-out
+/// entity-level scores.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct JsTokenEpoch {
+    pub(super) epoch: usize,
+    pub(super) loss: f32,
+    pub(super) accuracy: f32,
+    pub(super) validation_accuracy: Option<f32>,
+    pub(super) validation_entities: Option<JsEntityScores>,
+    /// What the run costs, as the engine allocated it (the run's report).
+    pub(super) costs: JsTrainingCosts,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct JsEntityScores {
+    pub(super) overall: EntityScore,
+    pub(super) per_type: std::collections::BTreeMap<String, EntityScore>,
+}
+
+/// A masked-LM epoch: the training loss and the held-out loss and perplexity.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct JsMaskedLmEpoch {
+    pub(super) epoch: usize,
+    pub(super) loss: f32,
+    pub(super) validation_loss: Option<f32>,
+    pub(super) validation_perplexity: Option<f32>,
+    /// What the run costs, as the engine allocated it (the run's report).
+    pub(super) costs: JsTrainingCosts,
+}
+
+impl From<MaskedLmEpochProgress> for JsMaskedLmEpoch {
+    fn from(p: MaskedLmEpochProgress) -> Self {
+        JsMaskedLmEpoch {
+            epoch: p.epoch,
+            loss: p.loss,
+            validation_loss: p.validation_loss,
+            validation_perplexity: p.validation_perplexity,
+            costs: JsTrainingCosts::default(),
+        }
+    }
+}
+
+impl From<TokenEpochProgress> for JsTokenEpoch {
+    fn from(p: TokenEpochProgress) -> Self {
+        JsTokenEpoch {
+            epoch: p.epoch,
+            loss: p.loss,
+            accuracy: p.accuracy,
+            validation_accuracy: p.validation_accuracy,
+            validation_entities: p.validation_entities.map(|e: EntityScores| JsEntityScores {
+                overall: e.overall,
+                per_type: e.per_type,
+            }),
+            costs: JsTrainingCosts::default(),
+        }
+    }
+}
+
+impl From<EpochProgress> for JsEpoch {
+    fn from(p: EpochProgress) -> Self {
+        JsEpoch {
+            epoch: p.epoch,
+            loss: p.loss,
+            accuracy: p.accuracy,
+            validation_accuracy: p.validation_accuracy,
+            validation_mae: p.validation_mae,
+            validation_pearson: p.validation_pearson,
+            costs: JsTrainingCosts::default(),
+        }
+    }
+}
+
+#[wasm_bindgen]
+impl WasmTrainer {
+    /// `Promise<{epoch, loss, accuracy, validationAccuracy}>` of the next epoch, with
+    /// `validationEntities: {overall, perType}` for a token classifier (the first call also
+    /// prepares the run: new classifier, tokens, cached features for head-only).
+    pub fn run_epoch(&self) -> Promise {
+        self.run_steps(usize::MAX)
+    }
+
+    /// Up to `max_steps` optimizer steps (at least one) of the epoch under way (sequence
+    /// classification; the other runs take the whole epoch): `Promise<{phase: "training",
+    /// epoch, done, total}>` (steps of the epoch) while it goes on, the epoch's report (as
+    /// `run_epoch`'s) after its last step. The same training as whole epochs.
+    pub fn run_steps(&self, max_steps: usize) -> Promise {
+        let cell = self.pipeline.clone();
+        let state = self.state.clone();
+        future_to_promise(async move {
+            let mut lease = Lease::take(&cell)?;
+            let current = std::mem::replace(&mut *state.borrow_mut(), TrainerState::Finished);
+            let running = match current {
+                TrainerState::PendingSequence {
+                    examples,
+                    options,
+                    features,
+                } => TrainerState::Sequence(Box::new(
+                    ClassifierTraining::new_with_features(
+                        lease.pipeline(),
+                        &examples,
+                        options,
+                        features,
+                    )
+                    .await
+                    .map_err(js_error)?,
+                )),
+                TrainerState::PendingMaskedLm {
+                    texts,
+                    options,
+                    probability,
+                } => TrainerState::MaskedLm(Box::new(
+                    MaskedLmTraining::new(lease.pipeline(), &texts, options, probability)
+                        .await
+                        .map_err(js_error)?,
+                )),
+                TrainerState::PendingTokens { examples, options } => {
+                    TrainerState::Tokens(Box::new(
+                        TokenClassifierTraining::new(lease.pipeline(), &examples, options)
+                            .await
+                            .map_err(js_error)?,
+                    ))
+                }
+                TrainerState::Finished => {
+                    return Err(JsError::new("the training run is finished").into())
+                }
+                running => running,
+            };
+            match running {
+                TrainerState::Sequence(mut run) => {
+                    let result = run.run_steps(lease.pipeline(), max_steps).await;
+                    let r = run.report();
+                    let costs = JsTrainingCosts::new(
+                        r.trained_parameters,
+                        r.optimizer_state_bytes,
+                        r.feature_cache_bytes,
+                    );
+                    *state.borrow_mut() = TrainerState::Sequence(run);
+                    match result.map_err(js_error)? {
+                        StepsProgress::Running { epoch, done, total } => {
+                            to_js(&serde_json::json!({
+                                "phase": "training", "epoch": epoch, "done": done, "total": total,
+                            }))
+                        }
+                        StepsProgress::EpochDone(progress) => {
+                            let epoch = JsEpoch::from(progress);
+                            to_js(&JsEpoch { costs, ..epoch })
+                        }
+                    }
+                }
+                TrainerState::Tokens(mut run) => {
+                    let result = run.run_epoch(lease.pipeline()).await;
+                    let r = run.report();
+                    let costs = JsTrainingCosts::new(
+                        r.trained_parameters,
+                        r.optimizer_state_bytes,
+                        r.feature_cache_bytes,
+                    );
+                    *state.borrow_mut() = TrainerState::Tokens(run);
+                    let epoch = JsTokenEpoch::from(result.map_err(js_error)?);
+                    to_js(&JsTokenEpoch { costs, ..epoch })
+                }
+                TrainerState::MaskedLm(mut run) => {
+                    let result = run.run_epoch(lease.pipeline()).await;
+                    let r = run.report();
+                    let costs =
+                        JsTrainingCosts::new(r.trained_parameters, r.optimizer_state_bytes, 0);
+                    *state.borrow_mut() = TrainerState::MaskedLm(run);
+                    let epoch = JsMaskedLmEpoch::from(result.map_err(js_error)?);
+                    to_js(&JsMaskedLmEpoch { costs, ..epoch })
+                }
+                _ => unreachable!("a run was prepared above"),
+            }
+        })
+    }
+
+    /// Head-only training: the features of every window (`WasmModel.head_features` of the
+    /// examples' texts, possibly computed in parts by other copies of the model, joined in
+    /// example order), used by the first `run_epoch` instead of encoding the examples here.
+    pub fn set_features(&self, features: Float32Array) -> Result<(), JsError> {
+        match &mut *self.state.borrow_mut() {
+            TrainerState::PendingSequence { features: slot, .. } => {
+                *slot = Some(features.to_vec());
+                Ok(())
+            }
+            TrainerState::PendingTokens { .. } | TrainerState::PendingMaskedLm { .. } => Err(
+                JsError::new("set_features: only head-only sequence classification takes features"),
+            ),
+            _ => Err(JsError::new(
+                "set_features: the training run has already started",
+            )),
+        }
+    }
+
+    /// Ends the run (the model keeps what it learned); later `run_epoch` calls are refused.
+    pub fn finish(&self) {
+        *self.state.borrow_mut() = TrainerState::Finished;
+    }
+}
