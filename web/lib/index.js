@@ -8,7 +8,8 @@
 //   tokenizer.js     Tokenizer (synchronous, this thread)
 //   model-source.js  Hub id / URL / local files -> which files to get
 //   model-loader.js  fetch with progress, Cache API, clearCache()
-//   runtime.js       Runtime, Model, TrainingRun, LoadedTokenizer
+//   runtime.js       Runtime, Model, LoadedTokenizer
+//   training-run.js  TrainingRun (and the checks of training examples and options)
 //   elmo.js          ElmoModel, ElmoLayers, ElmoTrainingRun (Runtime.loadElmo)
 //   engine.js        the wasm objects and the operations on them (this thread or the worker)
 //   device-choice.js how device 'auto' decides (calibration, remembered decisions)
@@ -21,7 +22,8 @@ import { bindings, assertReady, init } from './wasm-module.js';
 export { init, findLoneSurrogate, wasmBuildFor } from './wasm-module.js';
 export { Tokenizer } from './tokenizer.js';
 export { WebnluError, ModelLoadError, DeviceError, UnsupportedError, DisposedError, WorkerError } from './errors.js';
-export { Runtime, Model, TrainingRun, LoadedTokenizer } from './runtime.js';
+export { Runtime, Model, LoadedTokenizer } from './runtime.js';
+export { TrainingRun } from './training-run.js';
 export { ElmoModel, ElmoLayers, ElmoTrainingRun } from './elmo.js';
 export { fetchModelFiles, clearCache, listCachedFiles, CACHE_NAME } from './model-loader.js';
 export { resolveModelSource, DEFAULT_HUB_URL, MODEL_FILE_ROLES } from './model-source.js';

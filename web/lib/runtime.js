@@ -1,25 +1,24 @@
 // The public API for models: Runtime (a device, on this thread or in a worker), Model (one
 // loaded BERT-family model: fill-mask, embeddings, similarity, fine-tuning of a sequence or a
 // token classifier or of the masked-LM head, classification, token classification, next-sentence
-// prediction, inspection and word vectors, saving), TrainingRun (a fine-tuning in progress) and
-// LoadedTokenizer (a model's tokenizer, asynchronous so that it works the same in worker mode);
-// ELMo models are in elmo.js.
+// prediction, inspection and word vectors, saving) and LoadedTokenizer (a model's tokenizer,
+// asynchronous so that it works the same in worker mode). A fine-tuning in progress is a
+// TrainingRun (training-run.js); ELMo models are in elmo.js.
 // Types and docs: index.d.ts.
 
-import { callAbortable, checkSignal, isAbortError, throwIfAborted } from './abort.js';
+import { callAbortable, checkSignal, throwIfAborted } from './abort.js';
 import { DirectChannel, WorkerChannel, WorkerPool } from './engine-channel.js';
 import { ElmoModel, readElmoFiles } from './elmo.js';
 import { transferablesOf } from './engine.js';
 import { DisposedError, UnsupportedError, WebnluError, WorkerError } from './errors.js';
-import { checkLabelTypes, checkTaskText, checkTaskTexts } from './input-checks.js';
-import { holdForTraining, refusedDuringTraining, releaseAfter } from './memory.js';
+import { checkTaskText, checkTaskTexts } from './input-checks.js';
+import { refusedDuringTraining } from './memory.js';
 import { checkText } from './wasm-module.js';
 import { clearCache, fetchModelFiles, listCachedFiles } from './model-loader.js';
 import { DEFAULT_HUB_URL, TOKENIZER_FILE_ROLES } from './model-source.js';
 import { decodeUtf8 } from './tokenizer.js';
-import { cachesFeatures, encodeFeatures, runEpoch } from './training-steps.js';
+import { checkExamples, checkWordExamples, SEQUENCE_OPTIONS, TASKS, TrainingRun } from './training-run.js';
 
-const FREEZE = /^(head|all|top:[1-9][0-9]*)$/;
 
 /**
  * The most workers `threads` takes by default: each holds a copy of every model, and beyond a
@@ -590,174 +589,4 @@ function splitRows(flat, n, what) {
   }
   const width = flat.length / n;
   return Array.from({ length: n }, (_, i) => flat.subarray(i * width, (i + 1) * width));
-}
-
-/** The problems `trainClassifier` solves (its `task` option). */
-const TASKS = ['classification', 'regression', 'multi_label'];
-
-/** A label for `task`: a name or class index; a finite number; a list of names without commas. */
-function checkLabel(label, task, what) {
-  if (task === 'regression') {
-    if (typeof label !== 'number' || !Number.isFinite(label)) throw new WebnluError(`${what} must be a finite number for regression, got ${JSON.stringify(label)}`);
-  } else if (task === 'multi_label') {
-    if (!Array.isArray(label) || label.some((l) => typeof l !== 'string' || l.includes(','))) {
-      throw new WebnluError(`${what} must be a list of label names (strings without commas) for multi_label, got ${JSON.stringify(label)}`);
-    }
-  } else if (typeof label !== 'string' && !Number.isInteger(label)) {
-    throw new WebnluError(`${what} must be a string or an integer, got ${JSON.stringify(label)}`);
-  }
-}
-
-function checkExamples(examples, name, task = 'classification') {
-  if (!Array.isArray(examples) || examples.length === 0) throw new WebnluError(`${name} must be a non-empty array of { text, pair?, label }`);
-  examples.forEach((example, i) => {
-    if (example === null || typeof example !== 'object') throw new WebnluError(`${name}[${i}] must be { text, pair?, label }`);
-    checkTaskText(example.text, `${name}[${i}].text`);
-    if (example.pair !== undefined && example.pair !== null) checkTaskText(example.pair, `${name}[${i}].pair`);
-    checkLabel(example.label, task, `${name}[${i}].label`);
-  });
-  if (task === 'classification') checkLabelTypes(examples, name);
-}
-
-/** `{ words, labels }` examples with a label per word, or a non-empty string (CoNLL / JSON lines). */
-function checkWordExamples(examples, name) {
-  if (typeof examples === 'string') {
-    if (examples.trim() === '') throw new WebnluError(`${name} is an empty string (expected CoNLL text or { words, labels } examples)`);
-    return;
-  }
-  if (!Array.isArray(examples) || examples.length === 0) throw new WebnluError(`${name} must be CoNLL text or a non-empty array of { words, labels }`);
-  examples.forEach((example, i) => {
-    const { words, labels } = example ?? {};
-    if (!Array.isArray(words) || !Array.isArray(labels)) throw new WebnluError(`${name}[${i}] must be { words: string[], labels: string[] }`);
-    if (words.length !== labels.length) {
-      throw new WebnluError(`${name}[${i}] has ${words.length} words but ${labels.length} labels (one label per word)`);
-    }
-    words.forEach((word, w) => { if (typeof word !== 'string') throw new WebnluError(`${name}[${i}].words[${w}] must be a string`); });
-    labels.forEach((label, w) => { if (typeof label !== 'string') throw new WebnluError(`${name}[${i}].labels[${w}] must be a string`); });
-  });
-}
-
-/** Options only a sequence classifier takes (a token classifier labels every token, cut to the max length). */
-const SEQUENCE_OPTIONS = ['pooling', 'truncate', 'task'];
-/** Options that only one kind of run takes: each run names its own among them. */
-const OWN_OPTIONS = [...SEQUENCE_OPTIONS, 'mlmProbability'];
-/** The optimizer options passed to the engine as they are, each a number (maxGradNorm: or null). */
-const NUMBER_OPTIONS = ['learningRate', 'weightDecay', 'warmupRatio'];
-
-/**
- * A fine-tuning in progress: one epoch after the other in the engine, `onProgress` after each,
- * until `epochs` are done or `stop()` is called. A sequence classifier's run goes by engine calls
- * of a few optimizer steps (and, head-only, its feature pass by chunks of examples) with
- * `onStep` between them (training-steps.js); `stop()` takes effect after the running call (token
- * and masked-LM runs: after the running epoch). `signal` aborts it at the same boundaries, or at
- * once while an engine call runs (the engine finishes that call; the run is then freed): `done`
- * rejects with the AbortError. `done` is never an unhandled rejection.
- */
-export class TrainingRun {
-  /** @private Use `model.trainClassifier` or `model.trainTokenClassifier`. */
-  constructor(model, op, examples, options, ownOptions) {
-    const {
-      freeze = 'head', epochs = 3, batchSize, validation, seed = 0, accumulation, maxGradNorm, pooling, truncate, onProgress, onStep,
-    } = options;
-    let signal;
-    try {
-      signal = checkSignal(options.signal);
-    } catch (error) {
-      if (!isAbortError(error)) throw error;
-      signal = options.signal; // already aborted: `done` rejects
-    }
-    if (onStep !== undefined && onStep !== null && typeof onStep !== 'function') throw new WebnluError(`onStep must be a function, got ${typeof onStep}`);
-    for (const name of OWN_OPTIONS) {
-      if (options[name] !== undefined && !ownOptions.includes(name)) {
-        throw new WebnluError(name === 'mlmProbability'
-          ? 'mlmProbability is an option of trainMaskedLM'
-          : `${name} is an option of trainClassifier; token classification and masked-LM training read examples cut to the max length`);
-      }
-    }
-    if (validation !== undefined && !(typeof validation === 'number' && validation >= 0 && validation < 1)) {
-      throw new WebnluError(`validation must be the fraction of examples to hold out, in [0, 1), got ${JSON.stringify(validation)}`);
-    }
-    if (typeof freeze !== 'string' || !FREEZE.test(freeze)) {
-      throw new WebnluError(`freeze must be 'head', 'top:K' (K >= 1) or 'all', got ${JSON.stringify(freeze)}`);
-    }
-    if (!Number.isInteger(epochs) || epochs < 1) throw new WebnluError(`epochs must be a positive integer, got ${epochs}`);
-    for (const [name, value] of [['batchSize', batchSize], ['accumulation', accumulation]]) {
-      if (value !== undefined && !(Number.isInteger(value) && value >= 1)) throw new WebnluError(`${name} must be a positive integer, got ${JSON.stringify(value)}`);
-    }
-    for (const name of NUMBER_OPTIONS) {
-      if (options[name] !== undefined && !(typeof options[name] === 'number' && Number.isFinite(options[name]))) {
-        throw new WebnluError(`${name} must be a finite number, got ${JSON.stringify(options[name])}`);
-      }
-    }
-    if (maxGradNorm !== undefined && maxGradNorm !== null && !(typeof maxGradNorm === 'number' && maxGradNorm > 0)) {
-      throw new WebnluError(`maxGradNorm must be a positive number, or null for no clipping, got ${JSON.stringify(maxGradNorm)}`);
-    }
-    if (pooling !== undefined && pooling !== 'cls' && pooling !== 'mean') {
-      throw new WebnluError(`pooling must be 'cls' or 'mean', got ${JSON.stringify(pooling)}`);
-    }
-    this.model = model;
-    this.onProgress = onProgress ?? null;
-    this.onStep = onStep ?? null;
-    /** The report of every finished epoch. */
-    this.epochs = [];
-    this._stopped = false;
-    const trainerOptions = { freeze, epochs, seed };
-    for (const name of [...NUMBER_OPTIONS, 'batchSize', 'accumulation', 'validation', 'maxGradNorm', 'pooling', 'task', 'mlmProbability']) {
-      if (options[name] !== undefined) trainerOptions[name] = options[name];
-    }
-    if (truncate !== undefined) {
-      if (typeof truncate !== 'boolean') throw new WebnluError(`truncate must be true or false, got ${JSON.stringify(truncate)}`);
-      trainerOptions.truncate = truncate;
-    }
-    this._op = op;
-    holdForTraining(model, this); // other calls on the model are refused until `done` settles (memory.js)
-    this.done = releaseAfter(model, this, this.loop(examples, trainerOptions, epochs, signal));
-    this.done.catch(() => {}); // a failure is for whoever awaits `done`, never an unhandled rejection
-  }
-
-  /**
-   * Ends the run after the engine call now running (a sequence classifier's: a few optimizer
-   * steps or a chunk of the feature pass; the others': the epoch); `done` then resolves with
-   * `stopped: true` and the epochs finished (the steps of an unfinished one stay in the model).
-   */
-  stop() {
-    this._stopped = true;
-  }
-
-  /** Whether `stop()` was called. */
-  get stopping() {
-    return this._stopped;
-  }
-
-  /** Calls `onStep` with `step`, if there is one. */
-  reportStep(step) {
-    if (typeof this.onStep === 'function') this.onStep(step);
-  }
-
-  async loop(examples, trainerOptions, epochs, signal) {
-    throwIfAborted(signal);
-    const started = performance.now();
-    const handle = await this.model.call(this._op, { examples, options: trainerOptions }, signal);
-    let finished = false;
-    try {
-      const encoded = !cachesFeatures(this._op, trainerOptions) || await encodeFeatures(this, handle, examples, trainerOptions, signal);
-      for (let epoch = 0; encoded && epoch < epochs && !this._stopped; epoch++) {
-        const epochStarted = epoch === 0 ? started : performance.now(); // the first epoch's time includes the feature pass
-        const report = await runEpoch(this, handle, signal);
-        if (report === null) break; // stopped within the epoch
-        const withTime = { ...report, seconds: (performance.now() - epochStarted) / 1000 };
-        this.epochs.push(withTime);
-        if (typeof this.onProgress === 'function') this.onProgress(withTime);
-      }
-      await this.model.runtime._channel.call('trainer.finish', { handle });
-      finished = true;
-    } finally {
-      if (!finished) {
-        // after an abort the engine may still be in the epoch: the run is freed once it is out
-        const freed = this.model.runtime._channel.call('free', { handle }).catch(() => {});
-        if (!signal?.aborted) await freed;
-      }
-    }
-    return { epochs: this.epochs, stopped: this._stopped, seconds: (performance.now() - started) / 1000 };
-  }
 }
