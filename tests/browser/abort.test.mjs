@@ -140,11 +140,17 @@ async function abortEverywhere({ options, long, trainingExamples, compareTrainin
   if (epochRun.epochs.length !== 1) problems.push(`between epochs: ${epochRun.epochs.length} epochs done`);
   if ((await model.classify(few)).length !== few.length) problems.push('classify after the aborted training');
 
-  // never awaited: a failed run (no masked-LM head) and aborted ones
+  // never awaited: a failed run (no masked-LM head) and aborted ones. A model takes one run at
+  // a time (others are refused while one is in progress), so each is let end before the next
+  // starts: by watching the model, never by awaiting done.
+  const ended = async () => { while (model._trainingRun) await new Promise((resolve) => setTimeout(resolve, 5)); };
   model.trainMaskedLM(few, { epochs: 1 });
+  await ended();
   model.trainClassifier(examples(8), { signal: AbortSignal.abort() });
+  await ended();
   const late = new AbortController();
   model.trainClassifier(examples(4), { freeze: 'all', epochs: 3, signal: late.signal, onProgress: () => late.abort() });
+  await ended();
   await model.classify(few);
   await new Promise((resolve) => setTimeout(resolve, 200));
   window.removeEventListener('unhandledrejection', onUnhandled);
