@@ -2,6 +2,11 @@
 //! and indentation removed. The files in `shaders/` are written to be read and taught from, so a
 //! third of their bytes are comments; the wasm module would carry them all. Every line is kept
 //! (only emptied), so a line number in a shader compiler's message still points into the file.
+//!
+//! WGSL has no imports: a shader that uses a piece of `shaders/lib/` says so with a line
+//! `#include "lib/NAME.wgsl"`. That line is emptied and the library file appended after the
+//! shader's last line (WGSL declarations may come in any order), so the shader's own line
+//! numbers stay true; a line number past the shader's end is in the appended library.
 
 use std::path::Path;
 
@@ -23,9 +28,44 @@ fn main() {
         let text = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
         let file = path.file_name().expect("a file name");
-        std::fs::write(out.join(file), without_comments(&text, &path))
+        std::fs::write(out.join(file), with_includes(&text, &path, &sources))
             .unwrap_or_else(|e| panic!("writing the stripped {}: {e}", path.display()));
     }
+}
+
+/// `text` without comments (see [`without_comments`]), each `#include "lib/NAME.wgsl"` line
+/// emptied and the file it names (relative to `shaders/`, itself without includes) appended.
+fn with_includes(text: &str, path: &Path, sources: &Path) -> String {
+    let mut appended = String::new();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(|line| {
+            let Some(rest) = line.trim().strip_prefix("#include ") else {
+                return line;
+            };
+            let name = rest
+                .trim()
+                .strip_prefix('"')
+                .and_then(|r| r.strip_suffix('"'))
+                .unwrap_or_else(|| {
+                    panic!("{}: expected #include \"lib/NAME.wgsl\"", path.display())
+                });
+            let library = sources.join(name);
+            println!("cargo:rerun-if-changed={}", library.display());
+            let included = std::fs::read_to_string(&library).unwrap_or_else(|e| {
+                panic!("{}: #include {}: {e}", path.display(), library.display())
+            });
+            assert!(
+                !included.lines().any(|l| l.trim().starts_with("#include")),
+                "{}: includes are one level deep",
+                library.display()
+            );
+            appended.push('\n');
+            appended.push_str(&without_comments(&included, &library));
+            ""
+        })
+        .collect();
+    without_comments(&lines.join("\n"), path) + &appended
 }
 
 /// `text` with every `//` comment and the indentation of every line removed, line for line.

@@ -16,6 +16,11 @@ struct Params {
 
 const WG: u32 = 256u;
 
+// Element e = (i, j) of the (M, W) block is element (i, first + j) of the (M, N) whole matrix.
+fn whole_index(e: u32, p: Params) -> u32 {
+    return (e / p.w) * p.n + p.first + e % p.w;
+}
+
 @group(0) @binding(0) var<storage, read> p_block: array<f32>;      // (M, W)
 @group(0) @binding(1) var<storage, read> p_bias: array<f32>;       // (N), or a placeholder
 @group(0) @binding(2) var<storage, read_write> p_out: array<f32>;  // (M, N)
@@ -26,11 +31,9 @@ fn place_columns(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     let p = p_params;
     let e = gid.x + gid.y * nwg.x * WG;  // index into the block
     if (e >= p.m * p.w) { return; }
-    let i = e / p.w;
-    let j = e % p.w;
     var value = p_block[e];
-    if (p.has_bias != 0u) { value += p_bias[p.first + j]; }
-    p_out[i * p.n + p.first + j] = value;
+    if (p.has_bias != 0u) { value += p_bias[p.first + e % p.w]; }
+    p_out[whole_index(e, p)] = value;
 }
 
 @group(0) @binding(0) var<storage, read> t_src: array<f32>;          // (M, N)
@@ -42,7 +45,5 @@ fn take_columns(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     let p = t_params;
     let e = gid.x + gid.y * nwg.x * WG;  // index into the block
     if (e >= p.m * p.w) { return; }
-    let i = e / p.w;
-    let j = e % p.w;
-    t_block[e] = t_src[i * p.n + p.first + j];
+    t_block[e] = t_src[whole_index(e, p)];
 }

@@ -10,21 +10,8 @@ struct Params {
     _pad: u32,
 }
 
-const WG: u32 = 256u;
-var<workgroup> partial: array<f32, 256>;
-
-// Sum of `v` over the workgroup; every invocation gets the result. Call from uniform control flow.
-fn workgroup_sum(lid: u32, v: f32) -> f32 {
-    partial[lid] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (lid < s) { partial[lid] += partial[lid + s]; }
-        workgroupBarrier();
-    }
-    let total = partial[0];
-    workgroupBarrier();
-    return total;
-}
+// WG (256) and workgroup_sum:
+#include "lib/workgroup_reduce.wgsl"
 
 fn row_index(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return wid.x + wid.y * nwg.x;

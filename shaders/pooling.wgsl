@@ -66,15 +66,18 @@ fn mean_pooling_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_wor
 @group(0) @binding(1) var<storage, read_write> cls_dst: array<f32>;     // forward: out (B, C); backward: dhidden (B, T, C) accumulated
 @group(0) @binding(2) var<uniform> cls_params: PoolingParams;
 
+// Element (b, 0, c) of the (B, T, C) hidden states for element i = (b, c) of the (B, C) pooled.
+fn cls_index(i: u32, p: PoolingParams) -> u32 {
+    return (i / p.c) * p.t * p.c + i % p.c;
+}
+
 @compute @workgroup_size(256)
 fn cls_pooling_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                        @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = flat_index(wid, nwg, lid);
     let p = cls_params;
     if (i >= p.b * p.c) { return; }
-    let bi = i / p.c;
-    let ci = i % p.c;
-    cls_dst[i] = cls_src[bi * p.t * p.c + ci];
+    cls_dst[i] = cls_src[cls_index(i, p)];
 }
 
 @compute @workgroup_size(256)
@@ -83,7 +86,5 @@ fn cls_pooling_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_work
     let i = flat_index(wid, nwg, lid);
     let p = cls_params;
     if (i >= p.b * p.c) { return; }
-    let bi = i / p.c;
-    let ci = i % p.c;
-    cls_dst[bi * p.t * p.c + ci] += cls_src[i];
+    cls_dst[cls_index(i, p)] += cls_src[i];
 }

@@ -32,6 +32,16 @@ fn row_of(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return wid.y * nwg.x + wid.x;
 }
 
+// The sum of `v` over the workgroup, for every invocation (red_a alone carries the values).
+// Call from uniform control flow.
+fn workgroup_sum(lid: u32, v: f32) -> f32 {
+    red_a[lid] = v;
+    red_b[lid] = 0.0;
+    red_c[lid] = 0.0;
+    reduce3(lid);
+    return red_a[0];
+}
+
 // ---- l2 normalize forward
 @group(0) @binding(0) var<storage, read> nf_inp: array<f32>;            // (N, C)
 @group(0) @binding(1) var<storage, read_write> nf_out: array<f32>;      // (N, C)
@@ -49,11 +59,7 @@ fn l2_normalize_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_work
         let x = nf_inp[row * c + j];
         s += x * x;
     }
-    red_a[lid.x] = s;
-    red_b[lid.x] = 0.0;
-    red_c[lid.x] = 0.0;
-    reduce3(lid.x);
-    let norm = sqrt(red_a[0]);
+    let norm = sqrt(workgroup_sum(lid.x, s));
     let denom = max(norm, nf_params.eps);
     for (var j = lid.x; j < c; j += WG) {
         nf_out[row * c + j] = nf_inp[row * c + j] / denom;
@@ -78,11 +84,7 @@ fn l2_normalize_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_wor
     for (var j = lid.x; j < c; j += WG) {
         s += nb_out[row * c + j] * nb_dout[row * c + j];
     }
-    red_a[lid.x] = s;
-    red_b[lid.x] = 0.0;
-    red_c[lid.x] = 0.0;
-    reduce3(lid.x);
-    let y_dot_dy = red_a[0];
+    let y_dot_dy = workgroup_sum(lid.x, s);
     let norm = nb_norms[row];
     for (var j = lid.x; j < c; j += WG) {
         let i = row * c + j;
@@ -94,9 +96,29 @@ fn l2_normalize_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_wor
     }
 }
 
-// ---- cosine similarity forward
-@group(0) @binding(0) var<storage, read> cf_a: array<f32>;              // (N, C)
-@group(0) @binding(1) var<storage, read> cf_b: array<f32>;              // (N, C)
+// ---- cosine similarity forward and backward: the rows a and b of both, bound alike
+@group(0) @binding(0) var<storage, read> cos_a: array<f32>;             // (N, C)
+@group(0) @binding(1) var<storage, read> cos_b: array<f32>;             // (N, C)
+
+// (a.b, a.a, b.b) of one row pair, for every invocation. Call from uniform control flow.
+fn row_dots(row: u32, c: u32, lid: u32) -> vec3<f32> {
+    var ab = 0.0;
+    var aa = 0.0;
+    var bb = 0.0;
+    for (var j = lid; j < c; j += WG) {
+        let x = cos_a[row * c + j];
+        let y = cos_b[row * c + j];
+        ab += x * y;
+        aa += x * x;
+        bb += y * y;
+    }
+    red_a[lid] = ab;
+    red_b[lid] = aa;
+    red_c[lid] = bb;
+    reduce3(lid);
+    return vec3<f32>(red_a[0], red_b[0], red_c[0]);
+}
+
 @group(0) @binding(2) var<storage, read_write> cf_out: array<f32>;      // (N)
 @group(0) @binding(3) var<uniform> cf_params: SimilarityParams;
 
@@ -106,31 +128,16 @@ fn cosine_similarity_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num
     let row = row_of(wid, nwg);
     let c = cf_params.c;
     if (row >= cf_params.n) { return; }
-    var ab = 0.0;
-    var aa = 0.0;
-    var bb = 0.0;
-    for (var j = lid.x; j < c; j += WG) {
-        let x = cf_a[row * c + j];
-        let y = cf_b[row * c + j];
-        ab += x * y;
-        aa += x * x;
-        bb += y * y;
-    }
-    red_a[lid.x] = ab;
-    red_b[lid.x] = aa;
-    red_c[lid.x] = bb;
-    reduce3(lid.x);
+    let dots = row_dots(row, c, lid.x);
     if (lid.x == 0u) {
-        let na = max(sqrt(red_b[0]), cf_params.eps);
-        let nb = max(sqrt(red_c[0]), cf_params.eps);
-        cf_out[row] = red_a[0] / (na * nb);
+        let na = max(sqrt(dots.y), cf_params.eps);
+        let nb = max(sqrt(dots.z), cf_params.eps);
+        cf_out[row] = dots.x / (na * nb);
     }
 }
 
-// ---- cosine similarity backward
-@group(0) @binding(0) var<storage, read> cb_dout: array<f32>;           // (N)
-@group(0) @binding(1) var<storage, read> cb_a: array<f32>;              // (N, C)
-@group(0) @binding(2) var<storage, read> cb_b: array<f32>;              // (N, C)
+// cosine similarity backward
+@group(0) @binding(2) var<storage, read> cb_dout: array<f32>;           // (N)
 @group(0) @binding(3) var<storage, read_write> cb_da: array<f32>;       // (N, C) accumulated
 @group(0) @binding(4) var<storage, read_write> cb_db: array<f32>;       // (N, C) accumulated
 @group(0) @binding(5) var<uniform> cb_params: SimilarityParams;
@@ -141,32 +148,19 @@ fn cosine_similarity_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(nu
     let row = row_of(wid, nwg);
     let c = cb_params.c;
     if (row >= cb_params.n) { return; }
-    var ab = 0.0;
-    var aa = 0.0;
-    var bb = 0.0;
-    for (var j = lid.x; j < c; j += WG) {
-        let x = cb_a[row * c + j];
-        let y = cb_b[row * c + j];
-        ab += x * y;
-        aa += x * x;
-        bb += y * y;
-    }
-    red_a[lid.x] = ab;
-    red_b[lid.x] = aa;
-    red_c[lid.x] = bb;
-    reduce3(lid.x);
-    let raw_na = sqrt(red_b[0]);
-    let raw_nb = sqrt(red_c[0]);
+    let dots = row_dots(row, c, lid.x);
+    let raw_na = sqrt(dots.y);
+    let raw_nb = sqrt(dots.z);
     let na = max(raw_na, cb_params.eps);
     let nb = max(raw_nb, cb_params.eps);
-    let s = red_a[0] / (na * nb);
+    let s = dots.x / (na * nb);
     let ka = select(0.0, s / (na * na), raw_na > cb_params.eps);
     let kb = select(0.0, s / (nb * nb), raw_nb > cb_params.eps);
     let g = cb_dout[row];
     for (var j = lid.x; j < c; j += WG) {
         let i = row * c + j;
-        let x = cb_a[i];
-        let y = cb_b[i];
+        let x = cos_a[i];
+        let y = cos_b[i];
         cb_da[i] += g * (y / (na * nb) - ka * x);
         cb_db[i] += g * (x / (na * nb) - kb * y);
     }

@@ -12,32 +12,8 @@ struct Params {
     rows_per_mask: u32,  // rows sharing one mask row (>= 1)
 }
 
-const WG: u32 = 256u;
-var<workgroup> partial: array<f32, 256>;
-
-fn workgroup_sum(lid: u32, v: f32) -> f32 {
-    partial[lid] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (lid < s) { partial[lid] += partial[lid + s]; }
-        workgroupBarrier();
-    }
-    let total = partial[0];
-    workgroupBarrier();
-    return total;
-}
-
-fn workgroup_max(lid: u32, v: f32) -> f32 {
-    partial[lid] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (lid < s) { partial[lid] = max(partial[lid], partial[lid + s]); }
-        workgroupBarrier();
-    }
-    let total = partial[0];
-    workgroupBarrier();
-    return total;
-}
+// WG (256), workgroup_sum and workgroup_max:
+#include "lib/workgroup_reduce.wgsl"
 
 @group(0) @binding(0) var<storage, read> fx: array<f32>;             // (R, L)
 @group(0) @binding(1) var<storage, read> fmask: array<f32>;          // (R / rows_per_mask, L) or placeholder

@@ -44,81 +44,32 @@ use super::arguments::Arguments;
 use super::memory::{peak_resident_bytes, reset_peak, resident_bytes};
 use super::model_tasks::open_device;
 use webnlu::device::DeviceStats;
-use webnlu::io::{write_safetensors, ModelFiles};
+use webnlu::io::{ModelFiles, RandomBert};
 use webnlu::models::{BertModel, EncoderInput, Freeze, Gradients, RunMode, Targets, Task};
 use webnlu::ops::optimizer::AdamWConfig;
 use webnlu::train::{clip_and_step, AdamW, SplitMix64};
 use webnlu::{Device, Error, Result};
 
-/// bert-base-uncased's shape: (layers, hidden, heads, intermediate, vocab, positions).
-const BERT_BASE: (usize, usize, usize, usize, usize, usize) = (12, 768, 12, 3072, 30522, 512);
-/// all-MiniLM-L6-v2's shape, same order.
-const MINILM: (usize, usize, usize, usize, usize, usize) = (6, 384, 12, 1536, 30522, 512);
+/// bert-base-uncased's shape, with random weights.
+const BERT_BASE: RandomBert = RandomBert {
+    layers: 12,
+    hidden: 768,
+    heads: 12,
+    intermediate: 3072,
+    vocab: 30522,
+    positions: 512,
+    masked_lm: false,
+};
+/// all-MiniLM-L6-v2's shape, with random weights.
+const MINILM: RandomBert = RandomBert {
+    layers: 6,
+    hidden: 384,
+    intermediate: 1536,
+    ..BERT_BASE
+};
 
 /// The PyTorch yardstick script, relative to the repository root.
 const TORCH_PEER: &str = "tests/bench/torch_bert_bench.py";
-
-/// config.json + model.safetensors of a BERT with random weights (std 0.02, LayerNorm 1 / 0).
-fn random_bert_files(
-    (layers, c, heads, inter, vocab, positions): (usize, usize, usize, usize, usize, usize),
-    seed: u64,
-) -> Result<ModelFiles> {
-    let mut rng = SplitMix64::new(seed);
-    let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
-    let mut random = |name: String, shape: Vec<usize>| {
-        let n: usize = shape.iter().product();
-        // uniform with the standard deviation of normal(0, 0.02): enough for timing
-        let values = (0..n)
-            .map(|_| ((rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.0693)
-            .collect();
-        tensors.push((name, shape, values));
-    };
-    random("embeddings.word_embeddings.weight".into(), vec![vocab, c]);
-    random(
-        "embeddings.position_embeddings.weight".into(),
-        vec![positions, c],
-    );
-    random("embeddings.token_type_embeddings.weight".into(), vec![2, c]);
-    let mut constants: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
-    let mut layer_norm = |stem: String| {
-        constants.push((format!("{stem}.weight"), vec![c], vec![1.0; c]));
-        constants.push((format!("{stem}.bias"), vec![c], vec![0.0; c]));
-    };
-    layer_norm("embeddings.LayerNorm".into());
-    for l in 0..layers {
-        let p = format!("encoder.layer.{l}");
-        for (module, out, inp) in [
-            ("attention.self.query", c, c),
-            ("attention.self.key", c, c),
-            ("attention.self.value", c, c),
-            ("attention.output.dense", c, c),
-            ("intermediate.dense", inter, c),
-            ("output.dense", c, inter),
-        ] {
-            random(format!("{p}.{module}.weight"), vec![out, inp]);
-            random(format!("{p}.{module}.bias"), vec![out]);
-        }
-        layer_norm(format!("{p}.attention.output.LayerNorm"));
-        layer_norm(format!("{p}.output.LayerNorm"));
-    }
-    random("pooler.dense.weight".into(), vec![c, c]);
-    random("pooler.dense.bias".into(), vec![c]);
-    tensors.extend(constants);
-    let views: Vec<(&str, &[usize], &[f32])> = tensors
-        .iter()
-        .map(|(n, s, v)| (n.as_str(), s.as_slice(), v.as_slice()))
-        .collect();
-    let mut files = ModelFiles::new("random weights");
-    files.insert("model.safetensors", write_safetensors(&views)?);
-    let config = json!({
-        "model_type": "bert", "architectures": ["BertModel"], "vocab_size": vocab,
-        "hidden_size": c, "num_hidden_layers": layers, "num_attention_heads": heads,
-        "intermediate_size": inter, "hidden_act": "gelu", "max_position_embeddings": positions,
-        "type_vocab_size": 2, "layer_norm_eps": 1e-12,
-    });
-    files.insert("config.json", config.to_string().into_bytes());
-    Ok(files)
-}
 
 fn random_input(
     device: &Device,
@@ -217,8 +168,8 @@ pub fn run(args: &[String]) -> Result<()> {
     for name in models.split(',') {
         let files = match name {
             "minilm" => ModelFiles::from_dir(minilm_dir)?,
-            "minilm-shape" => random_bert_files(MINILM, 1)?,
-            "bert-base" => random_bert_files(BERT_BASE, 1)?,
+            "minilm-shape" => MINILM.files(1)?,
+            "bert-base" => BERT_BASE.files(1)?,
             dir if std::path::Path::new(dir).is_dir() => ModelFiles::from_dir(dir)?,
             other => {
                 return Err(Error::invalid(format!(

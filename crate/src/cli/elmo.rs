@@ -15,6 +15,25 @@ use webnlu::device::{DeviceChoice, GpuOptions};
 use webnlu::models::elmo::{ElmoBiLm, ElmoOutput};
 use webnlu::{Device, Error, Result};
 
+/// The biLM of `--options PATH --weights PATH` on `--device` (auto, the default, gpu or cpu),
+/// for the commands that run ELMo (`command`: `elmo`, `elmo-train`), with its device.
+pub(super) fn load_bilm(command: &str, args: &Arguments) -> Result<(ElmoBiLm, Device)> {
+    let need = |name: &str, what: &str| {
+        args.value(name)
+            .ok_or_else(|| Error::invalid(format!("{command} needs --{name} PATH ({what})")))
+    };
+    let options_path = need("options", "options.json")?;
+    let weights_path = need("weights", "the .hdf5 weights")?;
+    let choice: DeviceChoice = args.value("device").unwrap_or("auto").parse()?;
+    let device = Device::new_blocking(choice, &GpuOptions::default())?;
+    let options_bytes = webnlu::io::read_file(options_path)?;
+    let options_text = std::str::from_utf8(&options_bytes)
+        .map_err(|_| Error::format(options_path, "not UTF-8 text"))?;
+    let weights = webnlu::io::read_file(weights_path)?;
+    let bilm = ElmoBiLm::load(options_text, weights_path, &weights, &device)?;
+    Ok((bilm, device))
+}
+
 pub fn run(args: &[String]) -> Result<()> {
     let args = Arguments::parse(
         args,
@@ -26,24 +45,11 @@ pub fn run(args: &[String]) -> Result<()> {
             "elmo: unexpected argument {extra:?}"
         )));
     }
-    let options_path = args
-        .value("options")
-        .ok_or_else(|| Error::invalid("elmo needs --options PATH (options.json)"))?;
-    let weights_path = args
-        .value("weights")
-        .ok_or_else(|| Error::invalid("elmo needs --weights PATH (the .hdf5 weights)"))?;
     let batch_size = args.number("batch-size")?.unwrap_or(32);
     if batch_size == 0 {
         return Err(Error::invalid("--batch-size must be at least 1"));
     }
-    let choice: DeviceChoice = args.value("device").unwrap_or("auto").parse()?;
-    let device = Device::new_blocking(choice, &GpuOptions::default())?;
-
-    let options_bytes = webnlu::io::read_file(options_path)?;
-    let options_text = std::str::from_utf8(&options_bytes)
-        .map_err(|_| Error::format(options_path, "not UTF-8 text"))?;
-    let weights = webnlu::io::read_file(weights_path)?;
-    let mut bilm = ElmoBiLm::load(options_text, weights_path, &weights, &device)?;
+    let (mut bilm, _device) = load_bilm("elmo", &args)?;
     bilm.set_stateful(args.flag("stateful"));
 
     let stdin = std::io::stdin();

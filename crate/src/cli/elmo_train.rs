@@ -12,12 +12,10 @@
 use std::time::Instant;
 
 use super::arguments::Arguments;
-use webnlu::device::{DeviceChoice, GpuOptions};
 use webnlu::models::elmo::classifier::ElmoTraining;
-use webnlu::models::elmo::ElmoBiLm;
 use webnlu::tasks::elmo_examples::parse_rated_sentences;
 use webnlu::tasks::elmo_training::{shuffle_and_split, ElmoClassifierRun, ElmoTrainOptions};
-use webnlu::{Device, Error, Result};
+use webnlu::{Error, Result};
 
 pub fn run(args: &[String]) -> Result<()> {
     let args = Arguments::parse(
@@ -45,8 +43,6 @@ pub fn run(args: &[String]) -> Result<()> {
         args.value(name)
             .ok_or_else(|| Error::invalid(format!("elmo-train needs --{name} PATH ({what})")))
     };
-    let options_path = need("options", "options.json")?;
-    let weights_path = need("weights", "the .hdf5 weights")?;
     let data_path = need("data", "id<TAB>rating<TAB>text lines")?;
     let train_count = args.number("train")?.unwrap_or(2000);
     let test_count = args.number("test")?.unwrap_or(1000);
@@ -71,14 +67,7 @@ pub fn run(args: &[String]) -> Result<()> {
         (true, false) => ElmoTraining::Mix,
         (_, true) => ElmoTraining::EndToEnd,
     };
-    let choice: DeviceChoice = args.value("device").unwrap_or("auto").parse()?;
-    let device = Device::new_blocking(choice, &GpuOptions::default())?;
-
-    let options_bytes = webnlu::io::read_file(options_path)?;
-    let options_text = std::str::from_utf8(&options_bytes)
-        .map_err(|_| Error::format(options_path, "not UTF-8 text"))?;
-    let weights = webnlu::io::read_file(weights_path)?;
-    let mut bilm = ElmoBiLm::load(options_text, weights_path, &weights, &device)?;
+    let (mut bilm, device) = super::elmo::load_bilm("elmo-train", &args)?;
 
     let data_bytes = webnlu::io::read_file(data_path)?;
     let data_text = std::str::from_utf8(&data_bytes)

@@ -14,6 +14,7 @@ pub mod hdf5;
 pub mod model_files;
 pub mod pickle;
 pub mod pytorch;
+pub mod random_bert;
 pub mod safetensors;
 pub mod tensor_view;
 pub mod zip_archive;
@@ -23,6 +24,7 @@ pub use elmo_options::ElmoOptions;
 pub use hdf5::Hdf5File;
 pub use model_files::{ModelFiles, WeightFile};
 pub use pytorch::PytorchFile;
+pub use random_bert::RandomBert;
 pub use safetensors::{write_safetensors, SafeTensors};
 pub use tensor_view::{DType, TensorView};
 

@@ -16,7 +16,7 @@ use std::rc::Rc;
 
 use super::byte_reader::{checked_product, ByteReader};
 use super::pickle::{unpickle, StorageRef, TensorRef, Value};
-use super::tensor_view::TensorView;
+use super::tensor_view::{impl_tensor_lookup, TensorView};
 use super::zip_archive::{looks_like_zip, read_stored_entries};
 use crate::{Error, Result};
 
@@ -208,20 +208,9 @@ impl<'a> PytorchFile<'a> {
             tensors,
         })
     }
-
-    pub fn get(&self, name: &str) -> Option<&TensorView<'a>> {
-        self.tensors.iter().find(|t| t.name == name)
-    }
-
-    pub fn tensor(&self, name: &str) -> Result<&TensorView<'a>> {
-        self.get(name)
-            .ok_or_else(|| Error::format(&self.file, format!("no tensor named {name}")))
-    }
-
-    pub fn names(&self) -> Vec<&str> {
-        self.tensors.iter().map(|t| t.name.as_str()).collect()
-    }
 }
+
+impl_tensor_lookup!(PytorchFile);
 
 fn check_storage_len(file: &str, storage: &StorageRef, data: &[u8]) -> Result<()> {
     let expected = storage

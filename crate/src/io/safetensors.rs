@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use super::byte_reader::checked_product;
-use super::tensor_view::{DType, TensorView};
+use super::tensor_view::{impl_tensor_lookup, DType, TensorView};
 use crate::{Error, Result};
 
 /// Headers larger than this are refused before parsing (the Python library uses 100 MB too).
@@ -124,21 +124,9 @@ impl<'a> SafeTensors<'a> {
             metadata,
         })
     }
-
-    pub fn get(&self, name: &str) -> Option<&TensorView<'a>> {
-        self.tensors.iter().find(|t| t.name == name)
-    }
-
-    /// The tensor or an error naming the file and the missing tensor.
-    pub fn tensor(&self, name: &str) -> Result<&TensorView<'a>> {
-        self.get(name)
-            .ok_or_else(|| Error::format(&self.file, format!("no tensor named {name}")))
-    }
-
-    pub fn names(&self) -> Vec<&str> {
-        self.tensors.iter().map(|t| t.name.as_str()).collect()
-    }
 }
+
+impl_tensor_lookup!(SafeTensors);
 
 /// Serialises F32 tensors `(name, shape, values)` as a safetensors file with
 /// `__metadata__ = {"format": "pt"}` (what transformers expects of PyTorch weights). Tensors are

@@ -216,3 +216,29 @@ pub fn f16_to_f32(bits: u16) -> f32 {
 pub fn bf16_to_f32(bits: u16) -> f32 {
     f32::from_bits((bits as u32) << 16)
 }
+
+/// The lookups by name of a parsed weight file type with fields `file: String` and
+/// `tensors: Vec<TensorView>` (`SafeTensors`, `PytorchFile`): `get`, `tensor` and `names`.
+macro_rules! impl_tensor_lookup {
+    ($file_type:ident) => {
+        impl<'a> $file_type<'a> {
+            /// The tensor of this name, if the file has one.
+            pub fn get(&self, name: &str) -> Option<&TensorView<'a>> {
+                self.tensors.iter().find(|t| t.name == name)
+            }
+
+            /// The tensor or an error naming the file and the missing tensor.
+            pub fn tensor(&self, name: &str) -> crate::Result<&TensorView<'a>> {
+                self.get(name).ok_or_else(|| {
+                    crate::Error::format(&self.file, format!("no tensor named {name}"))
+                })
+            }
+
+            /// The tensors' names in the file's order.
+            pub fn names(&self) -> Vec<&str> {
+                self.tensors.iter().map(|t| t.name.as_str()).collect()
+            }
+        }
+    };
+}
+pub(crate) use impl_tensor_lookup;

@@ -317,18 +317,8 @@ pub fn char_cnn_forward_cpu(
     let op = "char_cnn_forward_cpu";
     expect_len(op, "out", out.len(), product(op, &[n, total])?)?;
     expect_len(op, "argmax", argmax.len(), n * total)?;
-    let mut col = 0;
-    for filter in filters {
-        let s = CharConvShape {
-            n,
-            chars: w,
-            embed: e,
-            width: filter.width,
-            filters: filter.filters,
-            out_stride: total,
-            out_col: col,
-        };
-        let block = &mut argmax[n * col..n * (col + filter.filters)];
+    for (filter, s) in filters.iter().zip(width_shapes(filters, n, w, e)) {
+        let block = &mut argmax[n * s.out_col..n * (s.out_col + s.filters)];
         char_conv_max_forward_cpu(
             out,
             block,
@@ -338,9 +328,32 @@ pub fn char_cnn_forward_cpu(
             activation,
             &s,
         )?;
-        col += filter.filters;
     }
     Ok(())
+}
+
+/// The shape of each width in order (N, W, E given), its output columns after those of the
+/// widths before it in the concatenated (N, sum F) features.
+fn width_shapes<'f>(
+    filters: &'f [CharConvFilter],
+    n: usize,
+    w: usize,
+    e: usize,
+) -> impl Iterator<Item = CharConvShape> + 'f {
+    let total: usize = filters.iter().map(|f| f.filters).sum();
+    filters.iter().scan(0, move |col, filter| {
+        let s = CharConvShape {
+            n,
+            chars: w,
+            embed: e,
+            width: filter.width,
+            filters: filter.filters,
+            out_stride: total,
+            out_col: *col,
+        };
+        *col += filter.filters;
+        Some(s)
+    })
 }
 
 /// One filter width's gradients, for [`char_cnn_backward_cpu`].
@@ -375,18 +388,9 @@ pub fn char_cnn_backward_cpu(
     }
     let total: usize = filters.iter().map(|f| f.filters).sum();
     expect_len(op, "argmax", argmax.len(), product(op, &[n, total])?)?;
-    let mut col = 0;
-    for (filter, grad) in filters.iter().zip(grads.iter_mut()) {
-        let s = CharConvShape {
-            n,
-            chars: w,
-            embed: e,
-            width: filter.width,
-            filters: filter.filters,
-            out_stride: total,
-            out_col: col,
-        };
-        let block = &argmax[n * col..n * (col + filter.filters)];
+    let shapes = width_shapes(filters, n, w, e);
+    for ((filter, grad), s) in filters.iter().zip(grads.iter_mut()).zip(shapes) {
+        let block = &argmax[n * s.out_col..n * (s.out_col + s.filters)];
         char_conv_max_backward_cpu(
             dchars,
             grad.dweight,
@@ -399,7 +403,6 @@ pub fn char_cnn_backward_cpu(
             activation,
             &s,
         )?;
-        col += filter.filters;
     }
     Ok(())
 }

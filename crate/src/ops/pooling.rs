@@ -27,6 +27,16 @@ fn token_count(mask_row: &[u32]) -> f32 {
     (mask_row.iter().filter(|&&m| m != 0).count() as f32).max(MIN_TOKEN_COUNT)
 }
 
+/// A [CLS] position exists: T >= 1 unless the batch is empty.
+fn has_cls_token(op: &str, b: usize, t: usize) -> Result<()> {
+    if b > 0 && t == 0 {
+        return Err(Error::invalid(format!(
+            "{op}: sequences of length 0 have no [CLS] token"
+        )));
+    }
+    Ok(())
+}
+
 fn check(
     op: &str,
     pooled: usize,
@@ -127,11 +137,7 @@ pub fn cls_pooling_forward_cpu(
         t,
         c,
     )?;
-    if b > 0 && t == 0 {
-        return Err(Error::invalid(
-            "cls_pooling_forward_cpu: sequences of length 0 have no [CLS] token",
-        ));
-    }
+    has_cls_token("cls_pooling_forward_cpu", b, t)?;
     for bi in 0..b {
         out[bi * c..(bi + 1) * c].copy_from_slice(&hidden[bi * t * c..bi * t * c + c]);
     }
@@ -155,11 +161,7 @@ pub fn cls_pooling_backward_cpu(
         t,
         c,
     )?;
-    if b > 0 && t == 0 {
-        return Err(Error::invalid(
-            "cls_pooling_backward_cpu: sequences of length 0 have no [CLS] token",
-        ));
-    }
+    has_cls_token("cls_pooling_backward_cpu", b, t)?;
     for bi in 0..b {
         let d = &mut dhidden[bi * t * c..bi * t * c + c];
         d.iter_mut()
@@ -178,25 +180,65 @@ fn kernel(entry: &'static str) -> Kernel {
     }
 }
 
-/// (B, T, C) of a hidden-state tensor.
-fn btc(op: &str, hidden: &Tensor) -> Result<(usize, usize, usize)> {
-    match hidden.shape() {
-        &[b, t, c] => Ok((b, t, c)),
-        other => Err(Error::shape(
-            format!("{op}: {}", hidden.name()),
-            "(B, T, C)",
-            other,
-        )),
+/// (B, T, C) of `full` (hidden states or their gradient, (B, T, C)), with `pooled` checked to be
+/// (B, C) and the attention mask, where the op takes one, (B, T).
+fn shapes(
+    op: &str,
+    full: &Tensor,
+    pooled: &Tensor,
+    attention_mask: Option<&Tensor<u32>>,
+) -> Result<(usize, usize, usize)> {
+    let (b, t, c) = match full.shape() {
+        &[b, t, c] => (b, t, c),
+        other => {
+            return Err(Error::shape(
+                format!("{op}: {}", full.name()),
+                "(B, T, C)",
+                other,
+            ))
+        }
+    };
+    pooled.expect_shape(op, &[b, c])?;
+    if let Some(mask) = attention_mask {
+        mask.expect_shape(op, &[b, t])?;
     }
+    Ok((b, t, c))
 }
 
-fn params(op: &str, b: usize, t: usize, c: usize) -> Result<PoolingParams> {
-    Ok(PoolingParams {
-        b: as_u32(op, b)?,
-        t: as_u32(op, t)?,
-        c: as_u32(op, c)?,
-        _pad: 0,
-    })
+/// Runs one pooling op where `dst` lives: `cpu` (the CPU twin, given dst's and src's values) on
+/// the CPU, else the entry point `op` of pooling.wgsl over src (then the mask) into dst, with
+/// one invocation per element of a tensor of `invocations` elements.
+fn run(
+    op: &'static str,
+    dst: &mut Tensor,
+    src: &Tensor,
+    attention_mask: Option<&Tensor<u32>>,
+    (b, t, c): (usize, usize, usize),
+    invocations: usize,
+    cpu: impl FnOnce(&mut [f32], &[f32]) -> Result<()>,
+) -> Result<()> {
+    match dst.gpu_context().cloned() {
+        None => cpu(dst.cpu_mut()?, src.cpu()?),
+        Some(ctx) => {
+            let mut inputs = vec![src.gpu()?];
+            if let Some(mask) = attention_mask {
+                inputs.push(mask.gpu()?);
+            }
+            let params = PoolingParams {
+                b: as_u32(op, b)?,
+                t: as_u32(op, t)?,
+                c: as_u32(op, c)?,
+                _pad: 0,
+            };
+            ctx.dispatch(
+                &kernel(op),
+                &inputs,
+                &[dst.gpu()?],
+                &params,
+                ctx.linear_groups(invocations, 256),
+            )
+        }
+    }
 }
 
 /// out (B, C) = masked mean over T of hidden (B, T, C); attention_mask (B, T), 1 = token.
@@ -206,26 +248,16 @@ pub fn mean_pooling_forward(
     attention_mask: &Tensor<u32>,
 ) -> Result<()> {
     let op = "mean_pooling_forward";
-    let (b, t, c) = btc(op, hidden)?;
-    out.expect_shape(op, &[b, c])?;
-    attention_mask.expect_shape(op, &[b, t])?;
-    match out.gpu_context().cloned() {
-        None => mean_pooling_forward_cpu(
-            out.cpu_mut()?,
-            hidden.cpu()?,
-            attention_mask.cpu()?,
-            b,
-            t,
-            c,
-        ),
-        Some(ctx) => ctx.dispatch(
-            &kernel(op),
-            &[hidden.gpu()?, attention_mask.gpu()?],
-            &[out.gpu()?],
-            &params(op, b, t, c)?,
-            ctx.linear_groups(b * c, 256),
-        ),
-    }
+    let (b, t, c) = shapes(op, hidden, out, Some(attention_mask))?;
+    run(
+        op,
+        out,
+        hidden,
+        Some(attention_mask),
+        (b, t, c),
+        b * c,
+        |out, hidden| mean_pooling_forward_cpu(out, hidden, attention_mask.cpu()?, b, t, c),
+    )
 }
 
 /// dhidden (B, T, C) += dout (B, C) * mask / count.
@@ -235,72 +267,41 @@ pub fn mean_pooling_backward(
     attention_mask: &Tensor<u32>,
 ) -> Result<()> {
     let op = "mean_pooling_backward";
-    let (b, t, c) = btc(op, dhidden)?;
-    dout.expect_shape(op, &[b, c])?;
-    attention_mask.expect_shape(op, &[b, t])?;
-    match dhidden.gpu_context().cloned() {
-        None => mean_pooling_backward_cpu(
-            dhidden.cpu_mut()?,
-            dout.cpu()?,
-            attention_mask.cpu()?,
-            b,
-            t,
-            c,
-        ),
-        Some(ctx) => ctx.dispatch(
-            &kernel(op),
-            &[dout.gpu()?, attention_mask.gpu()?],
-            &[dhidden.gpu()?],
-            &params(op, b, t, c)?,
-            ctx.linear_groups(product(op, &[b, t, c])?, 256),
-        ),
-    }
+    let (b, t, c) = shapes(op, dhidden, dout, Some(attention_mask))?;
+    let invocations = product(op, &[b, t, c])?;
+    run(
+        op,
+        dhidden,
+        dout,
+        Some(attention_mask),
+        (b, t, c),
+        invocations,
+        |dhidden, dout| mean_pooling_backward_cpu(dhidden, dout, attention_mask.cpu()?, b, t, c),
+    )
 }
 
 /// out (B, C) = hidden[:, 0, :].
 pub fn cls_pooling_forward(out: &mut Tensor, hidden: &Tensor) -> Result<()> {
     let op = "cls_pooling_forward";
-    let (b, t, c) = btc(op, hidden)?;
-    out.expect_shape(op, &[b, c])?;
-    match out.gpu_context().cloned() {
-        None => cls_pooling_forward_cpu(out.cpu_mut()?, hidden.cpu()?, b, t, c),
-        Some(ctx) => {
-            if b > 0 && t == 0 {
-                return Err(Error::invalid(format!(
-                    "{op}: sequences of length 0 have no [CLS] token"
-                )));
-            }
-            ctx.dispatch(
-                &kernel(op),
-                &[hidden.gpu()?],
-                &[out.gpu()?],
-                &params(op, b, t, c)?,
-                ctx.linear_groups(b * c, 256),
-            )
-        }
-    }
+    let (b, t, c) = shapes(op, hidden, out, None)?;
+    has_cls_token(op, b, t)?;
+    run(op, out, hidden, None, (b, t, c), b * c, |out, hidden| {
+        cls_pooling_forward_cpu(out, hidden, b, t, c)
+    })
 }
 
 /// dhidden[:, 0, :] += dout (B, C).
 pub fn cls_pooling_backward(dhidden: &mut Tensor, dout: &Tensor) -> Result<()> {
     let op = "cls_pooling_backward";
-    let (b, t, c) = btc(op, dhidden)?;
-    dout.expect_shape(op, &[b, c])?;
-    match dhidden.gpu_context().cloned() {
-        None => cls_pooling_backward_cpu(dhidden.cpu_mut()?, dout.cpu()?, b, t, c),
-        Some(ctx) => {
-            if b > 0 && t == 0 {
-                return Err(Error::invalid(format!(
-                    "{op}: sequences of length 0 have no [CLS] token"
-                )));
-            }
-            ctx.dispatch(
-                &kernel(op),
-                &[dout.gpu()?],
-                &[dhidden.gpu()?],
-                &params(op, b, t, c)?,
-                ctx.linear_groups(b * c, 256),
-            )
-        }
-    }
+    let (b, t, c) = shapes(op, dhidden, dout, None)?;
+    has_cls_token(op, b, t)?;
+    run(
+        op,
+        dhidden,
+        dout,
+        None,
+        (b, t, c),
+        b * c,
+        |dhidden, dout| cls_pooling_backward_cpu(dhidden, dout, b, t, c),
+    )
 }

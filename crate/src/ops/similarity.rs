@@ -271,7 +271,7 @@ pub fn cosine_similarity_backward(
         ),
         Some(ctx) => ctx.dispatch(
             &kernel(op),
-            &[dout.gpu()?, a.gpu()?, b.gpu()?],
+            &[a.gpu()?, b.gpu()?, dout.gpu()?],
             &[da.gpu()?, db.gpu()?],
             &params(op, n, c, COSINE_EPS)?,
             ctx.linear_groups(n, 1),

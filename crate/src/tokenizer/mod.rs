@@ -387,24 +387,19 @@ impl Tokenizer {
 
     /// One text: `[CLS] text [SEP]`, truncated and padded as set.
     pub fn encode(&self, text: &str) -> Result<Encoding> {
-        let mut e = self.encode_unpadded(
-            text,
-            None,
-            &mut Scratch::default(),
-            &mut Sequence::default(),
-            &mut Sequence::default(),
-        )?;
-        if let Some(p) = &self.padding {
-            p.pad_batch(std::slice::from_mut(&mut e));
-        }
-        Ok(e)
+        self.encode_one(text, None)
     }
 
     /// A pair: `[CLS] a [SEP] b [SEP]`, type ids 0 then 1.
     pub fn encode_pair(&self, a: &str, b: &str) -> Result<Encoding> {
+        self.encode_one(a, Some(b))
+    }
+
+    /// One text or pair, with fresh scratch space, padded as set.
+    fn encode_one(&self, a: &str, b: Option<&str>) -> Result<Encoding> {
         let mut e = self.encode_unpadded(
             a,
-            Some(b),
+            b,
             &mut Scratch::default(),
             &mut Sequence::default(),
             &mut Sequence::default(),

@@ -37,35 +37,19 @@ pub struct BertProcessing {
 impl BertProcessing {
     /// HF `BertProcessing::new((sep, sep_id), (cls, cls_id))`.
     pub fn bert(cls_id: u32, sep_id: u32) -> BertProcessing {
-        BertProcessing {
-            single: vec![
-                Piece::Special {
-                    ids: vec![cls_id],
-                    type_id: 0,
-                },
-                Piece::A { type_id: 0 },
-                Piece::Special {
-                    ids: vec![sep_id],
-                    type_id: 0,
-                },
-            ],
-            pair: vec![
-                Piece::Special {
-                    ids: vec![cls_id],
-                    type_id: 0,
-                },
-                Piece::A { type_id: 0 },
-                Piece::Special {
-                    ids: vec![sep_id],
-                    type_id: 0,
-                },
-                Piece::B { type_id: 1 },
-                Piece::Special {
-                    ids: vec![sep_id],
-                    type_id: 1,
-                },
-            ],
-        }
+        let special = |id: u32, type_id: u32| Piece::Special {
+            ids: vec![id],
+            type_id,
+        };
+        // [CLS] A [SEP], the single template and the start of the pair's
+        let single = vec![
+            special(cls_id, 0),
+            Piece::A { type_id: 0 },
+            special(sep_id, 0),
+        ];
+        let mut pair = single.clone();
+        pair.extend([Piece::B { type_id: 1 }, special(sep_id, 1)]);
+        BertProcessing { single, pair }
     }
 
     /// No special tokens (a tokenizer.json with `"post_processor": null`).

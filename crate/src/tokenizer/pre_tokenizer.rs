@@ -103,24 +103,7 @@ impl BertPreTokenizer {
                 if n == REMOVED {
                     continue;
                 }
-                match self.ascii_class[n as usize] {
-                    LETTER => word.push_ascii(n, index),
-                    SPACE => {
-                        if word.chars > 0 {
-                            on_word(word);
-                            word.clear();
-                        }
-                    }
-                    _ => {
-                        if word.chars > 0 {
-                            on_word(word);
-                            word.clear();
-                        }
-                        word.push_ascii(n, index);
-                        on_word(word);
-                        word.clear();
-                    }
-                }
+                self.add_ascii(n, index, word, &mut on_word);
             } else {
                 // SAFETY of the slicing: i is always on a char boundary (we advance by whole chars).
                 let c = text[i..]
@@ -132,34 +115,11 @@ impl BertPreTokenizer {
                 original += 1;
                 normalizer.normalize_char(c, &mut |n: char| {
                     if n.is_ascii() {
-                        match self.ascii_class[n as usize] {
-                            LETTER => word.push_ascii(n as u8, index),
-                            SPACE => {
-                                if word.chars > 0 {
-                                    on_word(word);
-                                    word.clear();
-                                }
-                            }
-                            _ => {
-                                if word.chars > 0 {
-                                    on_word(word);
-                                    word.clear();
-                                }
-                                word.push_ascii(n as u8, index);
-                                on_word(word);
-                                word.clear();
-                            }
-                        }
+                        self.add_ascii(n as u8, index, word, &mut on_word);
                     } else if n.is_whitespace() {
-                        if word.chars > 0 {
-                            on_word(word);
-                            word.clear();
-                        }
+                        end_word(word, &mut on_word);
                     } else if is_bert_punctuation(n) {
-                        if word.chars > 0 {
-                            on_word(word);
-                            word.clear();
-                        }
+                        end_word(word, &mut on_word);
                         word.push_char(n, index);
                         on_word(word);
                         word.clear();
@@ -169,9 +129,31 @@ impl BertPreTokenizer {
                 });
             }
         }
-        if word.chars > 0 {
-            on_word(word);
-            word.clear();
+        end_word(word, &mut on_word);
+    }
+
+    /// The normalized ASCII character `n` (original character `index`): a letter extends the
+    /// word, a space ends it, punctuation ends it and is a word of its own.
+    #[inline(always)]
+    fn add_ascii(&self, n: u8, index: u32, word: &mut Word, on_word: &mut impl FnMut(&Word)) {
+        match self.ascii_class[n as usize] {
+            LETTER => word.push_ascii(n, index),
+            SPACE => end_word(word, on_word),
+            _ => {
+                end_word(word, on_word);
+                word.push_ascii(n, index);
+                on_word(word);
+                word.clear();
+            }
         }
+    }
+}
+
+/// Hands the word built so far (if any) to `on_word` and starts the next one.
+#[inline(always)]
+fn end_word(word: &mut Word, on_word: &mut impl FnMut(&Word)) {
+    if word.chars > 0 {
+        on_word(word);
+        word.clear();
     }
 }

@@ -13,14 +13,14 @@ use crate::op_checks;
 use op_checks::*;
 use pollster::block_on;
 use webnlu::device::{DeviceChoice, GpuOptions};
-use webnlu::io::{write_safetensors, ModelFiles};
+use webnlu::io::{ModelFiles, RandomBert};
 use webnlu::models::{EncoderInput, Freeze, Gradients, RunMode, Targets, Task};
 use webnlu::ops::embedding::{embedding_backward, embedding_forward};
 use webnlu::ops::matmul::MatmulOptions;
 use webnlu::ops::optimizer::{adamw_step, clip_grad_norm, AdamWConfig};
 use webnlu::ops::row_sharded::*;
 use webnlu::tasks::Pipeline;
-use webnlu::train::{clip_and_step, AdamW, SplitMix64};
+use webnlu::train::{clip_and_step, AdamW};
 use webnlu::{Device, Error, Tensor};
 
 /// The lavapipe GPU with storage bindings capped at `bytes` (below WebGPU's 128 MiB).
@@ -443,56 +443,17 @@ fn an_mlm_training_step_with_the_embeddings_in_shards_matches_the_cpu() {
 /// the word embeddings are 137.7 MB, over WebGPU's default 134,217,728-byte binding, so two
 /// shards; one small layer keeps it fast. Random weights, made here (never committed).
 fn mbert_shaped_files() -> ModelFiles {
-    let (vocab, c, inter, positions) = (119_547usize, 288usize, 64usize, 64usize);
-    let mut rng = SplitMix64::new(14);
-    let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
-    let mut random_tensor = |name: &str, shape: Vec<usize>| {
-        let n: usize = shape.iter().product();
-        let values = (0..n)
-            .map(|_| ((rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.0693)
-            .collect();
-        tensors.push((name.to_string(), shape, values));
+    let vocab = 119_547;
+    let shape = RandomBert {
+        layers: 1,
+        hidden: 288,
+        heads: 4,
+        intermediate: 64,
+        vocab,
+        positions: 64,
+        masked_lm: true,
     };
-    random_tensor("embeddings.word_embeddings.weight", vec![vocab, c]);
-    random_tensor("embeddings.position_embeddings.weight", vec![positions, c]);
-    random_tensor("embeddings.token_type_embeddings.weight", vec![2, c]);
-    let p = "encoder.layer.0";
-    for (module, out, inp) in [
-        ("attention.self.query", c, c),
-        ("attention.self.key", c, c),
-        ("attention.self.value", c, c),
-        ("attention.output.dense", c, c),
-        ("intermediate.dense", inter, c),
-        ("output.dense", c, inter),
-    ] {
-        random_tensor(&format!("{p}.{module}.weight"), vec![out, inp]);
-        random_tensor(&format!("{p}.{module}.bias"), vec![out]);
-    }
-    random_tensor("cls.predictions.transform.dense.weight", vec![c, c]);
-    random_tensor("cls.predictions.transform.dense.bias", vec![c]);
-    random_tensor("cls.predictions.bias", vec![vocab]);
-    for norm in [
-        "embeddings.LayerNorm",
-        &format!("{p}.attention.output.LayerNorm"),
-        &format!("{p}.output.LayerNorm"),
-        "cls.predictions.transform.LayerNorm",
-    ] {
-        tensors.push((format!("{norm}.weight"), vec![c], vec![1.0; c]));
-        tensors.push((format!("{norm}.bias"), vec![c], vec![0.0; c]));
-    }
-    let views: Vec<(&str, &[usize], &[f32])> = tensors
-        .iter()
-        .map(|(n, s, v)| (n.as_str(), s.as_slice(), v.as_slice()))
-        .collect();
-    let mut files = ModelFiles::new("mBERT-shaped random weights");
-    files.insert("model.safetensors", write_safetensors(&views).unwrap());
-    let config = serde_json::json!({
-        "model_type": "bert", "architectures": ["BertForMaskedLM"], "vocab_size": vocab,
-        "hidden_size": c, "num_hidden_layers": 1, "num_attention_heads": 4,
-        "intermediate_size": inter, "hidden_act": "gelu", "max_position_embeddings": positions,
-        "type_vocab_size": 2, "layer_norm_eps": 1e-12,
-    });
-    files.insert("config.json", config.to_string().into_bytes());
+    let mut files = shape.files(14).unwrap();
     // a WordPiece vocabulary of the model's size: the specials, a few words, then fillers
     let mut words: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
         .iter()

@@ -7,9 +7,9 @@
 //! KC blocks (B's KC x NC panel is packed into NR-wide strips), rows in MC blocks (A's MC x KC
 //! block is packed into MR-tall strips), then an MR x NR microkernel over KC.
 //!
-//! Microkernels: x86_64 AVX2+FMA (chosen at run time with `is_x86_feature_detected!`), wasm
-//! `simd128` (the package is built with `-C target-feature=+simd128`, see `.cargo/config.toml`),
-//! and portable Rust elsewhere. Natively the rows (or columns, for short matrices) are split
+//! Microkernels (in [`super::microkernels`]): x86_64 AVX-512F or AVX2+FMA (chosen at run time
+//! with `is_x86_feature_detected!`), wasm `simd128` (the package is built with
+//! `-C target-feature=+simd128`, see `.cargo/config.toml`), and portable Rust elsewhere. Natively the rows (or columns, for short matrices) are split
 //! over the CPU thread pool (`ops/cpu_parallel.rs`); see [`set_cpu_threads`].
 //!
 //! A B operand that many calls share (a weight matrix) can be packed once into a [`PackedB`]
@@ -17,6 +17,9 @@
 //! packing the weight costs more than the product itself) and threads share one copy.
 //! Packing only moves values, so a packed and an unpacked B give bit-identical results.
 
+#[cfg(target_arch = "x86_64")]
+use super::microkernels::microkernel_avx512_into_c;
+use super::microkernels::{microkernel_portable, pick_microkernel, run_microkernel, Microkernel};
 use crate::ops::cpu_parallel::run_in_parallel;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -134,57 +137,6 @@ pub fn cpu_threads() -> usize {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Microkernel {
-    Portable,
-    #[cfg(target_arch = "x86_64")]
-    Avx2Fma,
-    #[cfg(target_arch = "x86_64")]
-    Avx512,
-}
-
-fn pick_microkernel() -> Microkernel {
-    #[cfg(target_arch = "x86_64")]
-    {
-        static DETECTED: std::sync::OnceLock<Microkernel> = std::sync::OnceLock::new();
-        *DETECTED.get_or_init(|| {
-            // WEBNLU_CPU_KERNEL=avx2 (or portable) forces a narrower kernel, for comparisons.
-            let forced = std::env::var("WEBNLU_CPU_KERNEL").unwrap_or_default();
-            if is_x86_feature_detected!("avx512f") && forced.is_empty() {
-                Microkernel::Avx512
-            } else if is_x86_feature_detected!("avx2")
-                && is_x86_feature_detected!("fma")
-                && forced != "portable"
-            {
-                Microkernel::Avx2Fma
-            } else {
-                Microkernel::Portable
-            }
-        })
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    Microkernel::Portable
-}
-
-/// Name of the microkernel in use (the benchmark prints it).
-pub fn cpu_microkernel_name() -> &'static str {
-    match pick_microkernel() {
-        Microkernel::Portable
-            if cfg!(all(target_arch = "wasm32", target_feature = "relaxed-simd")) =>
-        {
-            "wasm-relaxed-simd"
-        }
-        Microkernel::Portable if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) => {
-            "wasm-simd128"
-        }
-        Microkernel::Portable => "portable",
-        #[cfg(target_arch = "x86_64")]
-        Microkernel::Avx2Fma => "avx2+fma",
-        #[cfg(target_arch = "x86_64")]
-        Microkernel::Avx512 => "avx512f",
-    }
-}
-
 /// A raw pointer to C that threads share; each thread writes a disjoint block of rows/columns.
 #[derive(Clone, Copy)]
 struct SharedOut {
@@ -242,7 +194,20 @@ pub(crate) fn gemm_accumulate(
     };
     if threads <= 1 {
         // SAFETY: `out` covers exactly the (m, n) block checked above; one writer.
-        unsafe { gemm_block(out, init, a, b, 0..m, 0..n, k, alpha) };
+        unsafe {
+            gemm_block(
+                GemmPart {
+                    out,
+                    a,
+                    b,
+                    rows: 0..m,
+                    cols: 0..n,
+                    k,
+                    alpha,
+                },
+                init,
+            )
+        };
         return;
     }
     // Split rows in MR multiples when there are enough, else columns in NR multiples.
@@ -262,7 +227,18 @@ pub(crate) fn gemm_accumulate(
         .collect();
     // SAFETY: the parts are disjoint row (or column) ranges of C.
     run_in_parallel(parts, |(rows, cols)| unsafe {
-        gemm_block(out, init, a, b, rows, cols, k, alpha)
+        gemm_block(
+            GemmPart {
+                out,
+                a,
+                b,
+                rows,
+                cols,
+                k,
+                alpha,
+            },
+            init,
+        )
     });
 }
 
@@ -274,21 +250,30 @@ pub(crate) fn gemm_flops(m: usize, n: usize, k: usize) -> f64 {
     2.0 * m as f64 * n as f64 * k as f64
 }
 
-/// One thread's share: C[rows, cols] = init + alpha * A[rows, :] @ B[:, cols].
-///
-/// # Safety
-/// `out` must be valid for the rows and columns given, and no other thread may write them.
-#[allow(clippy::too_many_arguments)]
-unsafe fn gemm_block(
+/// One thread's share of a product: C[rows, cols] (+)= alpha * A[rows, :] @ B[:, cols], k deep.
+struct GemmPart<'a> {
     out: SharedOut,
-    init: CInit,
-    a: MatrixView,
-    b: BOperand,
+    a: MatrixView<'a>,
+    b: BOperand<'a>,
     rows: std::ops::Range<usize>,
     cols: std::ops::Range<usize>,
     k: usize,
     alpha: f32,
-) {
+}
+
+/// One thread's share: C[rows, cols] = init + alpha * A[rows, :] @ B[:, cols].
+///
+/// # Safety
+/// `part.out` must be valid for the rows and columns given, and no other thread may write them.
+unsafe fn gemm_block(part: GemmPart, init: CInit) {
+    let GemmPart {
+        out,
+        b,
+        ref rows,
+        ref cols,
+        k,
+        ..
+    } = part;
     for i in rows.clone() {
         let row = std::slice::from_raw_parts_mut(
             out.ptr.add(i * out.row_stride + cols.start),
@@ -324,7 +309,7 @@ unsafe fn gemm_block(
         if packed_b.len() < b_len {
             packed_b.resize(b_len, 0.0);
         }
-        gemm_block_packed(out, a, b, rows, cols, k, alpha, kernel, packed_a, packed_b);
+        gemm_block_packed(part, kernel, packed_a, packed_b);
     });
 }
 
@@ -338,19 +323,21 @@ thread_local! {
 ///
 /// # Safety
 /// As [`gemm_block`].
-#[allow(clippy::too_many_arguments)]
 unsafe fn gemm_block_packed(
-    out: SharedOut,
-    a: MatrixView,
-    b: BOperand,
-    rows: std::ops::Range<usize>,
-    cols: std::ops::Range<usize>,
-    k: usize,
-    alpha: f32,
+    part: GemmPart,
     kernel: Microkernel,
     packed_a: &mut [f32],
     packed_b: &mut [f32],
 ) {
+    let GemmPart {
+        out,
+        a,
+        b,
+        rows,
+        cols,
+        k,
+        alpha,
+    } = part;
     let mut tile = [0.0f32; MR * NR];
     let mut jc = cols.start;
     while jc < cols.end {
@@ -513,215 +500,6 @@ fn pack_a(packed: &mut [f32], a: MatrixView, ic: usize, mc: usize, pc: usize, kc
                 dst[p * MR + rows_here..p * MR + MR].fill(0.0);
             }
         }
-    }
-}
-
-/// tile (MR, NR) = panel_a (kc, MR)^T @ panel_b (kc, NR)
-#[inline]
-fn run_microkernel(
-    kernel: Microkernel,
-    kc: usize,
-    panel_a: &[f32],
-    panel_b: &[f32],
-    tile: &mut [f32; MR * NR],
-) {
-    match kernel {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: chosen only when AVX2 and FMA were detected; panels hold kc*MR / kc*NR.
-        Microkernel::Avx2Fma => unsafe {
-            microkernel_avx2_half(kc, panel_a, panel_b, tile, 0);
-            microkernel_avx2_half(kc, panel_a, panel_b, tile, 16);
-        },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: chosen only when AVX-512F was detected; panels hold kc*MR / kc*NR.
-        Microkernel::Avx512 => unsafe { microkernel_avx512(kc, panel_a, panel_b, tile) },
-        Microkernel::Portable => microkernel_portable(kc, panel_a, panel_b, tile),
-    }
-}
-
-/// Columns `col..col+16` of the tile: tile[.., col..col+16] = panel_a^T @ panel_b[.., col..col+16].
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn microkernel_avx2_half(
-    kc: usize,
-    panel_a: &[f32],
-    panel_b: &[f32],
-    tile: &mut [f32; MR * NR],
-    col: usize,
-) {
-    const _: () = assert!(
-        MR == 6 && NR == 32,
-        "the AVX2 microkernel is written for 6 x 32"
-    );
-    use std::arch::x86_64::*;
-    debug_assert!(panel_a.len() >= kc * MR && panel_b.len() >= kc * NR && col + 16 <= NR);
-    let mut pa = panel_a.as_ptr();
-    let mut pb = panel_b.as_ptr().add(col);
-    let mut c = [[_mm256_setzero_ps(); 2]; MR];
-    for _ in 0..kc {
-        let b0 = _mm256_loadu_ps(pb);
-        let b1 = _mm256_loadu_ps(pb.add(8));
-        for (i, row) in c.iter_mut().enumerate() {
-            let a = _mm256_broadcast_ss(&*pa.add(i));
-            row[0] = _mm256_fmadd_ps(a, b0, row[0]);
-            row[1] = _mm256_fmadd_ps(a, b1, row[1]);
-        }
-        pa = pa.add(MR);
-        pb = pb.add(NR);
-    }
-    let t = tile.as_mut_ptr().add(col);
-    for (i, row) in c.iter().enumerate() {
-        _mm256_storeu_ps(t.add(i * NR), row[0]);
-        _mm256_storeu_ps(t.add(i * NR + 8), row[1]);
-    }
-}
-
-/// The AVX-512 microkernel's products: panel_a (kc, MR)^T @ panel_b (kc, NR) in 6 x 2 zmm.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[inline]
-unsafe fn avx512_products(
-    kc: usize,
-    panel_a: &[f32],
-    panel_b: &[f32],
-) -> [[std::arch::x86_64::__m512; 2]; MR] {
-    const _: () = assert!(
-        MR == 6 && NR == 32,
-        "the AVX-512 microkernel is written for 6 x 32"
-    );
-    use std::arch::x86_64::*;
-    debug_assert!(panel_a.len() >= kc * MR && panel_b.len() >= kc * NR);
-    let mut pa = panel_a.as_ptr();
-    let mut pb = panel_b.as_ptr();
-    let mut c = [[_mm512_setzero_ps(); 2]; MR];
-    for _ in 0..kc {
-        let b0 = _mm512_loadu_ps(pb);
-        let b1 = _mm512_loadu_ps(pb.add(16));
-        for (i, row) in c.iter_mut().enumerate() {
-            let a = _mm512_set1_ps(*pa.add(i));
-            row[0] = _mm512_fmadd_ps(a, b0, row[0]);
-            row[1] = _mm512_fmadd_ps(a, b1, row[1]);
-        }
-        pa = pa.add(MR);
-        pb = pb.add(NR);
-    }
-    c
-}
-
-/// tile (MR, NR) = panel_a (kc, MR)^T @ panel_b (kc, NR) with 16-wide vectors (partial tiles).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn microkernel_avx512(
-    kc: usize,
-    panel_a: &[f32],
-    panel_b: &[f32],
-    tile: &mut [f32; MR * NR],
-) {
-    use std::arch::x86_64::*;
-    let c = avx512_products(kc, panel_a, panel_b);
-    let t = tile.as_mut_ptr();
-    for (i, row) in c.iter().enumerate() {
-        _mm512_storeu_ps(t.add(i * NR), row[0]);
-        _mm512_storeu_ps(t.add(i * NR + 16), row[1]);
-    }
-}
-
-/// C[0..MR, 0..NR] (row stride `ldc`) += alpha * panel_a^T @ panel_b: the AVX-512 microkernel
-/// adding into C itself, for whole tiles (no pass through a tile buffer). The same products
-/// and sums as [`microkernel_avx512`] then the epilogue, so the same bits.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn microkernel_avx512_into_c(
-    kc: usize,
-    panel_a: &[f32],
-    panel_b: &[f32],
-    c_out: *mut f32,
-    ldc: usize,
-    alpha: f32,
-) {
-    use std::arch::x86_64::*;
-    let c = avx512_products(kc, panel_a, panel_b);
-    let scale = _mm512_set1_ps(alpha);
-    for (i, row) in c.iter().enumerate() {
-        let out = c_out.add(i * ldc);
-        for (h, &acc) in row.iter().enumerate() {
-            let at = out.add(16 * h);
-            // c + alpha * acc, rounded as the epilogue's `*c += alpha * v` (no fused op)
-            let sum = _mm512_add_ps(_mm512_loadu_ps(at), _mm512_mul_ps(scale, acc));
-            _mm512_storeu_ps(at, sum);
-        }
-    }
-}
-
-/// c + a * b on 4 lanes: one fused multiply-add in the relaxed-SIMD build (`relaxed_madd`,
-/// which engines compile to FMA where the CPU has it), a multiply and an add in plain simd128.
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-#[inline(always)]
-fn multiply_add(
-    a: core::arch::wasm32::v128,
-    b: core::arch::wasm32::v128,
-    c: core::arch::wasm32::v128,
-) -> core::arch::wasm32::v128 {
-    use core::arch::wasm32::*;
-    #[cfg(target_feature = "relaxed-simd")]
-    {
-        f32x4_relaxed_madd(a, b, c)
-    }
-    #[cfg(not(target_feature = "relaxed-simd"))]
-    {
-        f32x4_add(c, f32x4_mul(a, b))
-    }
-}
-
-/// wasm simd128: 4-wide f32 vectors, MR rows x 2 vectors of accumulators (NR = 8). The
-/// fixed-size arrays are unrolled by the compiler and live in registers.
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-fn microkernel_portable(kc: usize, panel_a: &[f32], panel_b: &[f32], tile: &mut [f32; MR * NR]) {
-    use core::arch::wasm32::*;
-    const VECTORS: usize = NR / 4;
-    assert!(panel_a.len() >= kc * MR && panel_b.len() >= kc * NR);
-    let mut acc = [[f32x4_splat(0.0); VECTORS]; MR];
-    let pa = panel_a.as_ptr();
-    let pb = panel_b.as_ptr();
-    for p in 0..kc {
-        // SAFETY: p < kc, and the panels hold kc*MR and kc*NR floats (asserted above);
-        // unaligned 16-byte loads are allowed in wasm.
-        unsafe {
-            let b: [v128; VECTORS] =
-                std::array::from_fn(|j| v128_load(pb.add(p * NR + 4 * j) as *const v128));
-            let a = pa.add(p * MR);
-            for (i, row) in acc.iter_mut().enumerate() {
-                let ai = f32x4_splat(*a.add(i));
-                for (c, &bj) in row.iter_mut().zip(&b) {
-                    *c = multiply_add(ai, bj, *c);
-                }
-            }
-        }
-    }
-    let t = tile.as_mut_ptr();
-    for (i, row) in acc.iter().enumerate() {
-        for (j, &v) in row.iter().enumerate() {
-            // SAFETY: the tile has MR*NR floats; i*NR + 4*j + 4 <= MR*NR.
-            unsafe { v128_store(t.add(i * NR + 4 * j) as *mut v128, v) };
-        }
-    }
-}
-
-/// Portable Rust: fixed-size arrays the compiler vectorizes for the baseline target.
-#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-fn microkernel_portable(kc: usize, panel_a: &[f32], panel_b: &[f32], tile: &mut [f32; MR * NR]) {
-    let mut acc = [[0.0f32; NR]; MR];
-    for p in 0..kc {
-        let b: &[f32; NR] = panel_b[p * NR..][..NR].try_into().expect("NR floats");
-        let a: &[f32; MR] = panel_a[p * MR..][..MR].try_into().expect("MR floats");
-        for i in 0..MR {
-            for j in 0..NR {
-                acc[i][j] += a[i] * b[j];
-            }
-        }
-    }
-    for i in 0..MR {
-        tile[i * NR..][..NR].copy_from_slice(&acc[i]);
     }
 }
 

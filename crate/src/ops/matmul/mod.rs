@@ -12,8 +12,10 @@
 //! `matmul_backward`), and the bias gradient is a column sum.
 
 pub mod cpu_gemm;
+mod microkernels;
 
-pub use cpu_gemm::{cpu_microkernel_name, cpu_threads, set_cpu_threads, PackedB};
+pub use cpu_gemm::{cpu_threads, set_cpu_threads, PackedB};
+pub use microkernels::cpu_microkernel_name;
 
 use crate::ops::cpu_parallel::run_in_parallel;
 use cpu_gemm::{gemm_accumulate, gemm_flops, BOperand, CInit, MatrixView, MIN_FLOPS_PER_THREAD};
