@@ -17,27 +17,12 @@ use std::sync::{Arc, Mutex};
 
 use super::bind_group_cache::BindGroupCache;
 use super::buffer_pool::{bucket_bytes, BufferPool, GpuBuffer, POOL_USAGE};
+use super::kernel::Kernel;
 use super::pipeline_cache::PipelineCache;
 use super::readback;
 use super::stats::{Counter, DeviceStats, KernelProfile, KernelTime, StatsCounters};
 use super::uniform_arena::{UniformArena, SLOT_BYTES};
 use crate::{Error, Result};
-
-/// One WGSL source file: `shaders/<name>.wgsl`, as the op families embed it (the table is
-/// `ops::shaders`; the device layer only compiles what it is given, and imports nothing from ops).
-#[derive(Debug)]
-pub struct Shader {
-    /// The file stem, also the pipeline-cache key.
-    pub name: &'static str,
-    pub source: &'static str,
-}
-
-/// One compute entry point of one WGSL file.
-#[derive(Clone, Copy, Debug)]
-pub struct Kernel {
-    pub shader: &'static Shader,
-    pub entry: &'static str,
-}
 
 /// How to open the GPU.
 #[derive(Clone, Debug, Default)]

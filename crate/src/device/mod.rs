@@ -15,6 +15,7 @@
 mod bind_group_cache;
 mod buffer_pool;
 mod gpu;
+mod kernel;
 mod memory;
 mod pipeline_cache;
 mod readback;
@@ -22,7 +23,8 @@ mod stats;
 mod uniform_arena;
 
 pub use buffer_pool::GpuBuffer;
-pub use gpu::{GpuContext, GpuInfo, GpuOptions, Kernel, Shader};
+pub use gpu::{GpuContext, GpuInfo, GpuOptions};
+pub use kernel::{Kernel, Shader};
 pub use memory::MemoryUsage;
 pub use stats::{DeviceStats, KernelTime};
 

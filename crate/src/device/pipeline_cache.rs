@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use super::gpu::Kernel;
+use super::kernel::Kernel;
 use super::stats::{Counter, StatsCounters};
 
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]

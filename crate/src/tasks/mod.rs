@@ -23,6 +23,7 @@ pub mod save;
 pub mod text_pairs;
 pub mod train_classifier;
 pub mod train_masked_lm;
+pub mod train_options;
 pub mod train_tokens;
 pub mod training_loop;
 pub mod windows;
