@@ -57,7 +57,7 @@ for build in webnlu_wasm_bg webnlu_wasm_relaxed_bg; do
   mv pkg/$build.opt.wasm pkg/$build.wasm
 done
 
-cp web/lib/*.js web/lib/index.d.ts pkg/
+cp web/lib/*.js web/lib/*.d.ts pkg/
 cp LICENSE-MIT LICENSE-APACHE pkg/ 2>/dev/null || true
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -1)
 node - "$version" <<'JS'
