@@ -230,3 +230,46 @@ test('trainClassifier on long examples: windows by default, `truncate: true` the
   await assert.rejects(async () => (await rt.loadModel(nerFiles(NO_TOKEN_HEAD))).trainClassifier(examples, { truncate: 'yes' }).done,
     /truncate must be true or false/);
 });
+
+/** `bytes` (a safetensors file) without the tensors whose names `drop` matches. */
+function safetensorsWithout(bytes, drop) {
+  const headerLength = Number(Buffer.from(bytes).readBigUInt64LE(0));
+  const header = JSON.parse(Buffer.from(bytes.subarray(8, 8 + headerLength)).toString('utf8'));
+  const data = bytes.subarray(8 + headerLength);
+  const kept = {};
+  const parts = [];
+  let offset = 0;
+  for (const [name, info] of Object.entries(header)) {
+    if (name === '__metadata__' || drop.test(name)) continue;
+    const [begin, end] = info.data_offsets;
+    kept[name] = { ...info, data_offsets: [offset, offset + end - begin] };
+    parts.push(data.subarray(begin, end));
+    offset += end - begin;
+  }
+  const json = Buffer.from(JSON.stringify(kept));
+  const length = Buffer.alloc(8);
+  length.writeBigUInt64LE(BigInt(json.length));
+  return Buffer.concat([length, json, ...parts]);
+}
+
+test('a pooler the checkpoint lacks is initialized, listed in newlyInitialized and warned about', async () => {
+  const complete = await rt.loadModel(nerFiles(NO_TOKEN_HEAD));
+  assert.deepEqual(complete.newlyInitialized, []);
+  complete.dispose();
+  const source = nerFiles(NO_TOKEN_HEAD);
+  source.files['model.safetensors'] = safetensorsWithout(source.files['model.safetensors'], /pooler/);
+  const warnings = [];
+  const warn = console.warn;
+  console.warn = (message) => warnings.push(String(message));
+  let model;
+  try {
+    model = await rt.loadModel(source);
+  } finally {
+    console.warn = warn;
+  }
+  assert.deepEqual(model.newlyInitialized, ['bert.pooler.dense.weight', 'bert.pooler.dense.bias']);
+  assert.equal(warnings.length, 1);
+  assert.match(warnings[0], /newly initialized: bert\.pooler\.dense\.weight, bert\.pooler\.dense\.bias/);
+  assert.equal((await model.classify(['the man'])).length, 1); // the model works, pooler and all
+  model.dispose();
+});

@@ -197,6 +197,7 @@ export class Engine {
           handle: this.keep('model', model, { tokenizerHandle }),
           tokenizer: tokenizerHandle,
           hiddenSize: model.hidden_size,
+          newlyInitialized: model.newly_initialized,
         };
       }
       case 'model.fillMask': {

@@ -586,6 +586,12 @@ export class Model {
   readonly runtime: Runtime;
   /** Width of the hidden states (and of `embed`'s vectors). */
   readonly hiddenSize: number;
+  /**
+   * Parameters the checkpoint did not hold and the load initialized randomly (a pooler that a
+   * next-sentence or classification head reads); empty for a complete checkpoint. Loading warns
+   * about them on the console, as transformers does: fine-tune before trusting the predictions.
+   */
+  readonly newlyInitialized: readonly string[];
   /** The parsed config.json. */
   readonly config: Record<string, unknown>;
   /** The names of the files it was loaded from. */

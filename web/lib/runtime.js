@@ -333,6 +333,11 @@ export class Model {
     this._handle = loaded.handle;
     this._disposed = false;
     this.hiddenSize = loaded.hiddenSize;
+    /** Parameters the checkpoint lacked and the load initialized randomly (warned about, as transformers does). */
+    this.newlyInitialized = loaded.newlyInitialized ?? [];
+    if (this.newlyInitialized.length > 0) {
+      console.warn(`webnlu: some weights of ${meta.source} were not in the checkpoint and are newly initialized: ${this.newlyInitialized.join(', ')}; fine-tune the model before trusting what it predicts`);
+    }
     this.config = meta.config;
     this.files = meta.files;
     this.source = meta.source;

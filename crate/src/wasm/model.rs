@@ -211,6 +211,8 @@ where
 pub struct WasmModel {
     pipeline: SharedPipeline,
     hidden_size: usize,
+    /// Parameters the checkpoint lacked and the load initialized randomly.
+    newly_initialized: Vec<String>,
 }
 
 #[wasm_bindgen]
@@ -233,15 +235,24 @@ impl WasmModel {
         }
         let pipeline = Pipeline::load(&model_files, &runtime.device).map_err(to_js_error)?;
         let hidden_size = pipeline.hidden_size();
+        let newly_initialized = pipeline.model.newly_initialized.clone();
         Ok(WasmModel {
             pipeline: Rc::new(RefCell::new(Some(pipeline))),
             hidden_size,
+            newly_initialized,
         })
     }
 
     #[wasm_bindgen(getter)]
     pub fn hidden_size(&self) -> usize {
         self.hidden_size
+    }
+
+    /// The parameters the checkpoint did not hold and the load initialized randomly (a pooler
+    /// that a next-sentence or classification head reads), as transformers warns about them.
+    #[wasm_bindgen(getter)]
+    pub fn newly_initialized(&self) -> Vec<String> {
+        self.newly_initialized.clone()
     }
 
     /// `Promise<Array<Array<{token, id, score}>>>`: the top-k tokens of every [MASK] of `text`
