@@ -77,6 +77,17 @@ impl Moments {
             v: Tensor::zeros(device, t.shape(), "adamw.v")?,
         })
     }
+
+    /// One AdamW step of `param` with these moments.
+    fn step(
+        &mut self,
+        param: &mut Tensor,
+        grad: &Tensor,
+        config: &AdamWConfig,
+        step: u64,
+    ) -> Result<()> {
+        adamw_step(param, &mut self.m, &mut self.v, grad, config, step)
+    }
 }
 
 /// The head, the mix and their optimizer state.
@@ -498,22 +509,10 @@ impl ElmoClassifier {
         self.step += 1;
         let step = self.step;
         let config = self.config;
-        adamw_step(
-            &mut self.weight,
-            &mut self.weight_moments.m,
-            &mut self.weight_moments.v,
-            &d_weight,
-            &config,
-            step,
-        )?;
-        adamw_step(
-            &mut self.bias,
-            &mut self.bias_moments.m,
-            &mut self.bias_moments.v,
-            &d_bias,
-            &config,
-            step,
-        )?;
+        self.weight_moments
+            .step(&mut self.weight, &d_weight, &config, step)?;
+        self.bias_moments
+            .step(&mut self.bias, &d_bias, &config, step)?;
         if self.training != ElmoTraining::Head {
             let k = self.mix.scalars.len();
             let mut params = self.mix.scalars.clone();
@@ -522,14 +521,7 @@ impl ElmoClassifier {
             let mut grads = mix_grads.scalars.clone();
             grads.push(mix_grads.gamma);
             let grads = Tensor::from_vec(&host, &[k + 1], grads, "scalar_mix.grad")?;
-            adamw_step(
-                &mut params,
-                &mut self.mix_moments.m,
-                &mut self.mix_moments.v,
-                &grads,
-                &config,
-                step,
-            )?;
+            self.mix_moments.step(&mut params, &grads, &config, step)?;
             let p = params.cpu()?;
             self.mix.scalars.copy_from_slice(&p[..k]);
             self.mix.gamma = p[k];
