@@ -41,11 +41,12 @@ pub use pipeline::{Pipeline, ReadOptions};
 pub use problem::ProblemType;
 pub use text_pairs::{TaskText, TextPair};
 pub use train_classifier::{
-    head_features, ClassifierTraining, EpochProgress, StepsProgress, TrainOptions, TrainReport,
+    head_features, ClassifierTraining, EpochProgress, TrainOptions, TrainReport,
 };
 pub use train_masked_lm::{MaskedLmEpochProgress, MaskedLmReport, MaskedLmTraining};
 pub use train_tokens::{
     align_word_labels, AlignedWords, TokenClassifierTraining, TokenEpochProgress, TokenTrainReport,
 };
+pub use training_loop::StepsProgress;
 pub use windows::{encode_item, encode_windows, token_sources, LongTexts, TokenSource, Window};
 pub use word_examples::{parse_word_examples, WordExample, WordExampleFormat};

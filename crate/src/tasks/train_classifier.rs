@@ -44,7 +44,7 @@ use super::problem::{
     exact_matches, example_targets, regression_scores, ExampleTargets, ProblemType,
 };
 use super::text_pairs::TaskText;
-use super::training_loop::{check_run_options, EpochSteps, OptimizerLoop};
+use super::training_loop::{check_run_options, EpochSteps, OptimizerLoop, StepsProgress};
 use super::windows::{batches_by_length, encode_windows, LongTexts, WindowAverage};
 
 use std::ops::Range;
@@ -121,19 +121,6 @@ struct EpochSums {
     loss: f64,
     correct: Option<usize>,
     seen: usize,
-}
-
-/// Where `run_steps` left the run.
-#[derive(Clone, Debug, PartialEq)]
-pub enum StepsProgress {
-    /// The epoch goes on: `done` of its `total` optimizer steps are done.
-    Running {
-        epoch: usize,
-        done: usize,
-        total: usize,
-    },
-    /// The epoch is done (its last steps, then the validation).
-    EpochDone(EpochProgress),
 }
 
 /// What a run feeds the classifier: the option, else the mean-pooled tokens for a
@@ -493,10 +480,9 @@ impl ClassifierTraining {
 
     /// One epoch: every training example once, then the validation accuracy.
     pub async fn run_epoch(&mut self, pipeline: &mut Pipeline) -> Result<EpochProgress> {
-        match self.run_steps(pipeline, usize::MAX).await? {
-            StepsProgress::EpochDone(progress) => Ok(progress),
-            StepsProgress::Running { .. } => unreachable!("every step of the epoch was allowed"),
-        }
+        self.run_steps(pipeline, usize::MAX)
+            .await?
+            .into_epoch("train_classifier")
     }
 
     /// Up to `max_steps` (at least one) optimizer steps of the epoch under way (a new one when

@@ -31,7 +31,7 @@ use crate::{Error, Result};
 use super::pipeline::Pipeline;
 use super::problem::ProblemType;
 use super::train_classifier::TrainOptions;
-use super::training_loop::{check_run_options, OptimizerLoop};
+use super::training_loop::{check_run_options, EpochSteps, OptimizerLoop, StepsProgress};
 
 /// One text corrupted for a masked-LM step.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -112,6 +112,9 @@ pub struct MaskedLmTraining {
     validation_corrupted: Vec<Corrupted>,
     optimizer: OptimizerLoop,
     epochs_done: usize,
+    /// the epoch under way between two calls of `run_steps`, with the loss summed over its
+    /// chosen tokens and their number
+    under_way: Option<(EpochSteps, f64, usize)>,
     report: MaskedLmReport,
 }
 
@@ -207,6 +210,7 @@ impl MaskedLmTraining {
             validation_corrupted,
             optimizer,
             epochs_done: 0,
+            under_way: None,
             report,
         };
         let initial = run.validation_loss(pipeline).await?;
@@ -322,18 +326,44 @@ impl MaskedLmTraining {
 
     /// One epoch: every training text once (a new corruption), then the held-out loss.
     pub async fn run_epoch(&mut self, pipeline: &mut Pipeline) -> Result<MaskedLmEpochProgress> {
-        let (epoch, batches) =
-            OptimizerLoop::next_epoch(&self.options, self.epochs_done, &self.train)?;
+        self.run_steps(pipeline, usize::MAX)
+            .await?
+            .into_epoch("train_masked_lm")
+    }
+
+    /// Up to `max_steps` (at least one) optimizer steps of the epoch under way (a new one when
+    /// none is), then, after its last step, the held-out loss: the same computation as
+    /// [`MaskedLmTraining::run_epoch`], cut between steps. On an error the epoch under way is
+    /// dropped (the next call starts that epoch again).
+    pub async fn run_steps(
+        &mut self,
+        pipeline: &mut Pipeline,
+        max_steps: usize,
+    ) -> Result<StepsProgress<MaskedLmEpochProgress>> {
+        let (mut epoch_steps, mut loss_sum, mut seen) = match self.under_way.take() {
+            Some(under_way) => under_way,
+            None => (
+                EpochSteps::next(
+                    &self.options,
+                    &self.optimizer,
+                    self.epochs_done,
+                    &self.train,
+                )?,
+                0f64,
+                0usize,
+            ),
+        };
+        let epoch = epoch_steps.epoch;
         let vocab = pipeline.model.vocab_size();
-        let (mut loss_sum, mut seen) = (0f64, 0usize);
-        for step_batches in self.optimizer.epoch_steps(batches.len()) {
+        for s in epoch_steps.next_steps(max_steps) {
+            let step_batches = epoch_steps.steps[s].clone();
             let mut grads = Gradients::new();
             let micro_batches = step_batches.len();
             for micro in step_batches {
                 let step = self.optimizer.steps();
                 let seed = self.optimizer.dropout_seed(step, micro);
                 let mode = RunMode::training(seed, self.options.freeze);
-                let batch: Vec<Corrupted> = batches[micro]
+                let batch: Vec<Corrupted> = epoch_steps.batches[micro]
                     .iter()
                     .map(|&i| self.training_corruption(i, epoch, vocab))
                     .collect();
@@ -345,6 +375,16 @@ impl MaskedLmTraining {
                 seen += count;
             }
             self.report.trained_parameters = self.optimizer.step(pipeline, &mut grads)?;
+            epoch_steps.done = s + 1;
+        }
+        if !epoch_steps.finished() {
+            let running = StepsProgress::Running {
+                epoch,
+                done: epoch_steps.done,
+                total: epoch_steps.steps.len(),
+            };
+            self.under_way = Some((epoch_steps, loss_sum, seen));
+            return Ok(running);
         }
         pipeline.device().flush()?;
         let validation_loss = self.validation_loss(pipeline).await?;
@@ -357,7 +397,7 @@ impl MaskedLmTraining {
         };
         self.report.optimizer_state_bytes = self.optimizer.state_bytes();
         self.report.epochs.push(progress.clone());
-        Ok(progress)
+        Ok(StepsProgress::EpochDone(progress))
     }
 
     /// The mean loss of the held-out texts' chosen tokens (dropout off); None without them.

@@ -33,7 +33,7 @@ use crate::{Error, Result};
 use super::pipeline::Pipeline;
 use super::problem::ProblemType;
 use super::train_classifier::TrainOptions;
-use super::training_loop::{check_run_options, OptimizerLoop};
+use super::training_loop::{check_run_options, EpochSteps, OptimizerLoop, StepsProgress};
 use super::word_examples::{check_word_examples, word_label_classes, WordExample};
 
 use std::ops::Range;
@@ -156,7 +156,18 @@ pub struct TokenClassifierTraining {
     spans: Vec<Range<usize>>,
     optimizer: OptimizerLoop,
     epochs_done: usize,
+    /// the epoch under way, between two calls of `run_steps`
+    under_way: Option<(EpochSteps, TokenSums)>,
     report: TokenTrainReport,
+}
+
+/// The sums of an epoch under way: loss over its labelled tokens, words labelled right, labelled
+/// tokens seen.
+#[derive(Clone, Copy, Default)]
+struct TokenSums {
+    loss: f64,
+    correct: usize,
+    seen: usize,
 }
 
 /// The forward of a batch and what its backward needs.
@@ -263,6 +274,7 @@ impl TokenClassifierTraining {
             spans,
             optimizer,
             epochs_done: 0,
+            under_way: None,
             report,
         })
     }
@@ -430,14 +442,39 @@ impl TokenClassifierTraining {
 
     /// One epoch: every training example once, then the validation scores.
     pub async fn run_epoch(&mut self, pipeline: &mut Pipeline) -> Result<TokenEpochProgress> {
-        let (epoch, batches) =
-            OptimizerLoop::next_epoch(&self.options, self.epochs_done, &self.train)?;
-        let (mut loss_sum, mut correct, mut seen) = (0f64, 0usize, 0usize);
-        for step_batches in self.optimizer.epoch_steps(batches.len()) {
+        self.run_steps(pipeline, usize::MAX)
+            .await?
+            .into_epoch("train_token_classifier")
+    }
+
+    /// Up to `max_steps` (at least one) optimizer steps of the epoch under way (a new one when
+    /// none is), then, after its last step, the validation: the same computation as
+    /// [`TokenClassifierTraining::run_epoch`], cut between steps. On an error the epoch under
+    /// way is dropped (the next call starts that epoch again).
+    pub async fn run_steps(
+        &mut self,
+        pipeline: &mut Pipeline,
+        max_steps: usize,
+    ) -> Result<StepsProgress<TokenEpochProgress>> {
+        let (mut epoch_steps, mut sums) = match self.under_way.take() {
+            Some(under_way) => under_way,
+            None => (
+                EpochSteps::next(
+                    &self.options,
+                    &self.optimizer,
+                    self.epochs_done,
+                    &self.train,
+                )?,
+                TokenSums::default(),
+            ),
+        };
+        let epoch = epoch_steps.epoch;
+        for s in epoch_steps.next_steps(max_steps) {
+            let step_batches = epoch_steps.steps[s].clone();
             let mut grads = Gradients::new();
             let micro_batches = step_batches.len();
             for micro in step_batches {
-                let rows = &batches[micro];
+                let rows = &epoch_steps.batches[micro];
                 let step = self.optimizer.steps();
                 let seed = self.optimizer.dropout_seed(step, micro);
                 let mode = RunMode::training(seed, self.options.freeze);
@@ -445,12 +482,22 @@ impl TokenClassifierTraining {
                     .micro_batch(pipeline, rows, &mode, micro_batches, &mut grads)
                     .await?;
                 check_finite_loss((sum / count.max(1) as f64) as f32, epoch, step + 1)?;
-                loss_sum += sum;
-                seen += count;
+                sums.loss += sum;
+                sums.seen += count;
                 let truth = self.word_classes(rows);
-                correct += predicted.iter().zip(&truth).filter(|(p, t)| p == t).count();
+                sums.correct += predicted.iter().zip(&truth).filter(|(p, t)| p == t).count();
             }
             self.report.trained_parameters = self.optimizer.step(pipeline, &mut grads)?;
+            epoch_steps.done = s + 1;
+        }
+        if !epoch_steps.finished() {
+            let running = StepsProgress::Running {
+                epoch,
+                done: epoch_steps.done,
+                total: epoch_steps.steps.len(),
+            };
+            self.under_way = Some((epoch_steps, sums));
+            return Ok(running);
         }
         pipeline.device().flush()?;
         let (validation_accuracy, validation_entities) = match self.validate(pipeline).await? {
@@ -460,14 +507,14 @@ impl TokenClassifierTraining {
         self.epochs_done = epoch;
         let progress = TokenEpochProgress {
             epoch,
-            loss: (loss_sum / seen.max(1) as f64) as f32,
-            accuracy: correct as f32 / seen.max(1) as f32,
+            loss: (sums.loss / sums.seen.max(1) as f64) as f32,
+            accuracy: sums.correct as f32 / sums.seen.max(1) as f32,
             validation_accuracy,
             validation_entities,
         };
         self.report.optimizer_state_bytes = self.optimizer.state_bytes();
         self.report.epochs.push(progress.clone());
-        Ok(progress)
+        Ok(StepsProgress::EpochDone(progress))
     }
 
     /// The true class of every labelled word of the examples `rows`, in order.

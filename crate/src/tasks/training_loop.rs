@@ -21,7 +21,33 @@ use crate::train::{clip_and_step, epoch_batches, AdamW, GradientAccumulation, Li
 use crate::{Error, Result};
 
 use super::pipeline::Pipeline;
-use super::train_classifier::TrainOptions;
+use super::train_classifier::{EpochProgress, TrainOptions};
+
+/// Where a run's `run_steps` left it; `P` is the run's epoch report (a sequence classifier's
+/// [`EpochProgress`], a token classifier's, masked-LM's, ELMo's).
+#[derive(Clone, Debug, PartialEq)]
+pub enum StepsProgress<P = EpochProgress> {
+    /// The epoch goes on: `done` of its `total` optimizer steps are done.
+    Running {
+        epoch: usize,
+        done: usize,
+        total: usize,
+    },
+    /// The epoch is done (its last steps, then the validation).
+    EpochDone(P),
+}
+
+impl<P> StepsProgress<P> {
+    /// The epoch's report of a call allowed every step of the epoch (`run_epoch`).
+    pub fn into_epoch(self, what: &str) -> Result<P> {
+        match self {
+            StepsProgress::EpochDone(progress) => Ok(progress),
+            StepsProgress::Running { done, total, .. } => Err(Error::invalid(format!(
+                "{what}: the epoch stopped after {done} of its {total} steps"
+            ))),
+        }
+    }
+}
 
 /// Errors for options no run can use: no epochs, an empty batch, a `top:K` beyond the model's
 /// layers, a warmup ratio outside [0, 1]. `what` names the run in the message.

@@ -15,7 +15,7 @@ use serde_json::Value;
 use webnlu::io::ModelFiles;
 use webnlu::models::{Freeze, Gradients, RunMode};
 use webnlu::tasks::train_masked_lm::{corrupt, Corrupted};
-use webnlu::tasks::{MaskedLmTraining, Pipeline, TrainOptions};
+use webnlu::tasks::{MaskedLmTraining, Pipeline, StepsProgress, TrainOptions};
 use webnlu::train::SplitMix64;
 use webnlu::Device;
 
@@ -196,6 +196,51 @@ fn masked_lm_training_lowers_held_out_perplexity_on_both_devices() {
     for (c, g) in reports[0].epochs.iter().zip(&reports[1].epochs) {
         // the same corruption and dropout masks: float rounding of two devices
         assert!((c.loss - g.loss).abs() < 1e-3, "{} vs {}", c.loss, g.loss);
+    }
+}
+
+/// An epoch taken a few optimizer steps at a time (`run_steps`, what the browser's engine does
+/// so that JavaScript can report progress and stop between calls) is the epoch `run_epoch`
+/// runs whole: the same reports (the corruption of an epoch is drawn per text, whatever the
+/// call) and the same masked-LM head bit for bit, with dropout and gradient accumulation, on the
+/// CPU and the GPU. The steps are counted as the epoch has them.
+#[test]
+fn masked_lm_training_in_steps_is_the_epochs_run_whole() {
+    let texts = corpus();
+    let options = TrainOptions {
+        freeze: Freeze::Top(1),
+        epochs: 2,
+        learning_rate: 5e-3,
+        batch_size: 8,
+        accumulation_steps: 2,
+        validation_fraction: 0.25,
+        seed: 4,
+        ..TrainOptions::default()
+    };
+    for device in [Device::Cpu, gpu()] {
+        let mut p = Pipeline::load(&files(false), &device).unwrap();
+        let mut run =
+            block_on(MaskedLmTraining::new(&mut p, &texts, options.clone(), 0.15)).unwrap();
+        let whole: Vec<_> = (0..options.epochs)
+            .map(|_| block_on(run.run_epoch(&mut p)).unwrap())
+            .collect();
+        let whole_filled = block_on(p.fill_mask("the cat sat on the [MASK] .", 5)).unwrap();
+
+        let mut p = Pipeline::load(&files(false), &device).unwrap();
+        let mut run =
+            block_on(MaskedLmTraining::new(&mut p, &texts, options.clone(), 0.15)).unwrap();
+        let (mut in_steps, mut seen) = (Vec::new(), Vec::new());
+        while in_steps.len() < options.epochs {
+            match block_on(run.run_steps(&mut p, 1)).unwrap() {
+                StepsProgress::Running { epoch, done, total } => seen.push((epoch, done, total)),
+                StepsProgress::EpochDone(progress) => in_steps.push(progress),
+            }
+        }
+        // 45 training texts: 6 micro-batches of up to 8, 3 steps of 2
+        assert_eq!(seen, [(1, 1, 3), (1, 2, 3), (2, 1, 3), (2, 2, 3)]);
+        assert_eq!(in_steps, whole, "on {device:?}");
+        let filled = block_on(p.fill_mask("the cat sat on the [MASK] .", 5)).unwrap();
+        assert_eq!(filled, whole_filled, "on {device:?}");
     }
 }
 

@@ -19,7 +19,7 @@ use webnlu::io::ModelFiles;
 use webnlu::models::Freeze;
 use webnlu::tasks::word_examples::check_word_examples;
 use webnlu::tasks::{
-    parse_word_examples, ClassifierInput, LongTexts, Pipeline, ReadOptions,
+    parse_word_examples, ClassifierInput, LongTexts, Pipeline, ReadOptions, StepsProgress,
     TokenClassifierTraining, TrainOptions, WordExample, WordExampleFormat,
 };
 use webnlu::train::entities::{entities, Entity, EntityCounts};
@@ -373,6 +373,71 @@ fn token_training_agrees_across_devices() {
                 g.validation_entities.as_ref().unwrap(),
             );
             assert_eq!(ce.overall, ge.overall, "{freeze}");
+        }
+    }
+}
+
+/// An epoch taken a few optimizer steps at a time (`run_steps`, what the browser's engine does
+/// so that JavaScript can report progress and stop between calls) is the epoch `run_epoch`
+/// runs whole: the same reports and the same token classifier bit for bit, with dropout and
+/// gradient accumulation (2 micro-batches a step), head-only and all layers, on the CPU and the
+/// GPU. The steps are counted as the epoch has them.
+#[test]
+fn token_training_in_steps_is_the_epochs_run_whole() {
+    let files = ner_files(false);
+    let examples = tiny_ner_set();
+    let texts = [
+        "the old man saw the big river",
+        "a child found a dog near the city .",
+    ];
+    for device in [Device::Cpu, gpu()] {
+        for freeze in [Freeze::Head, Freeze::All] {
+            let options = TrainOptions {
+                freeze,
+                epochs: 2,
+                learning_rate: 5e-3,
+                batch_size: 4,
+                accumulation_steps: 2,
+                validation_fraction: 0.25,
+                seed: 7,
+                ..TrainOptions::default()
+            };
+            let mut p = Pipeline::load(&files, &device).unwrap();
+            let mut run = block_on(TokenClassifierTraining::new(
+                &mut p,
+                &examples,
+                options.clone(),
+            ))
+            .unwrap();
+            let whole: Vec<_> = (0..options.epochs)
+                .map(|_| block_on(run.run_epoch(&mut p)).unwrap())
+                .collect();
+            let whole_labels = block_on(p.classify_tokens(&texts)).unwrap();
+
+            let mut p = Pipeline::load(&files, &device).unwrap();
+            let mut run = block_on(TokenClassifierTraining::new(
+                &mut p,
+                &examples,
+                options.clone(),
+            ))
+            .unwrap();
+            let (mut in_steps, mut seen) = (Vec::new(), Vec::new());
+            while in_steps.len() < options.epochs {
+                match block_on(run.run_steps(&mut p, 3)).unwrap() {
+                    StepsProgress::Running { epoch, done, total } => {
+                        seen.push((epoch, done, total))
+                    }
+                    StepsProgress::EpochDone(progress) => in_steps.push(progress),
+                }
+            }
+            // 30 training examples: 8 micro-batches of up to 4, 4 steps of 2
+            assert_eq!(seen, [(1, 3, 4), (2, 3, 4)], "{freeze}");
+            assert_eq!(in_steps, whole, "{freeze} on {device:?}");
+            assert_eq!(
+                block_on(p.classify_tokens(&texts)).unwrap(),
+                whole_labels,
+                "{freeze} on {device:?}"
+            );
         }
     }
 }
