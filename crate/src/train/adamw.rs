@@ -74,22 +74,45 @@ impl AdamW {
             .sum()
     }
 
-    /// One step with learning rate `lr` on every parameter given (each name once).
+    /// One step with learning rate `lr` on every parameter given (each name once), each named
+    /// by its tensor's name.
     pub fn step(&mut self, lr: f32, parameters: &mut [ParameterUpdate<'_>]) -> Result<()> {
+        let names: Vec<String> = parameters
+            .iter()
+            .map(|p| p.value.name().to_string())
+            .collect();
+        self.step_named(lr, &names, parameters)
+    }
+
+    /// [`AdamW::step`] with `names[i]` naming `parameters[i]` (its moments and its decay group)
+    /// instead of its tensor's name: for a model whose tensors' names are not unique (ELMo's
+    /// biLM names them by kind; its parameter names are `ElmoWeights::named`'s).
+    pub fn step_named(
+        &mut self,
+        lr: f32,
+        names: &[String],
+        parameters: &mut [ParameterUpdate<'_>],
+    ) -> Result<()> {
+        if names.len() != parameters.len() {
+            return Err(Error::shape(
+                "adamw: parameter names",
+                parameters.len(),
+                names.len(),
+            ));
+        }
         self.steps += 1;
         let step = self.steps;
-        for p in parameters.iter_mut() {
-            let name = p.value.name().to_string();
+        for (p, name) in parameters.iter_mut().zip(names) {
             let config = AdamWConfig {
                 lr,
-                weight_decay: if decays(&name) {
+                weight_decay: if decays(name) {
                     self.config.weight_decay
                 } else {
                     0.0
                 },
                 ..self.config
             };
-            if !self.moments.contains_key(&name) {
+            if !self.moments.contains_key(name) {
                 let device = p.value.device();
                 let shape = p.value.shape().to_vec();
                 let moments = Moments {
@@ -98,7 +121,7 @@ impl AdamW {
                 };
                 self.moments.insert(name.clone(), moments);
             }
-            let moments = self.moments.get_mut(&name).expect("inserted above");
+            let moments = self.moments.get_mut(name).expect("inserted above");
             if moments.m.shape() != p.value.shape() {
                 return Err(Error::shape(
                     format!("adamw: parameter {name} changed shape"),

@@ -13,9 +13,11 @@ use webnlu::models::elmo::scalar_mix::{
 };
 use webnlu::models::elmo::weights::ElmoWeights;
 use webnlu::models::elmo::{ElmoBiLm, ElmoOutput};
-use webnlu::ops::optimizer::AdamWConfig;
 use webnlu::tasks::elmo_examples::parse_rated_sentences;
-use webnlu::tasks::elmo_training::{shuffle_and_split, ElmoClassifierRun, ElmoTrainOptions};
+use webnlu::tasks::elmo_training::{
+    shuffle_and_split, ElmoClassifierRun, ElmoOptimizer, ElmoTrainOptions,
+};
+use webnlu::tasks::StepsProgress;
 
 fn fixture_dir() -> std::path::PathBuf {
     op_checks::fixture_model_dir("elmo-fixture", &["options.json", "lm_weights.hdf5"])
@@ -298,16 +300,18 @@ fn end_to_end_steps_lower_the_loss_and_update_the_bilm() {
         vec!["The", "worst", "movie", "of", "the", "year"],
     ];
     let labels = [1, 0, 1, 0];
-    let config = AdamWConfig {
-        lr: 1e-2,
-        ..AdamWConfig::default()
-    };
-    let mut classifier = ElmoClassifier::new(&bilm, 2, ElmoTraining::EndToEnd, config, 3).unwrap();
+    let lr = 1e-2;
+    let mut classifier = ElmoClassifier::new(&bilm, 2, ElmoTraining::EndToEnd, 3).unwrap();
+    let mut optimizer = ElmoOptimizer::new(lr);
     let mut losses = Vec::new();
     for _ in 0..8 {
-        let result =
-            pollster::block_on(classifier.train_step_end_to_end(&mut bilm, &sentences, &labels))
-                .unwrap();
+        let result = pollster::block_on(optimizer.train_step_end_to_end(
+            &mut classifier,
+            &mut bilm,
+            &sentences,
+            &labels,
+        ))
+        .unwrap();
         losses.push(result.mean_loss());
     }
     assert!(losses[7] < 0.5 * losses[0], "loss did not fall: {losses:?}");
@@ -315,23 +319,37 @@ fn end_to_end_steps_lower_the_loss_and_update_the_bilm() {
     assert_ne!(before, after, "the char embedding did not move");
     // With the mix: its weights move and the loss falls, on pooled features computed once.
     let pooled = pollster::block_on(ElmoClassifier::pooled_layers(&bilm, &sentences)).unwrap();
-    let mut with_mix = ElmoClassifier::new(&bilm, 2, ElmoTraining::Mix, config, 3).unwrap();
-    let first = with_mix.train_step(&pooled, &labels).unwrap().mean_loss();
+    let mut with_mix = ElmoClassifier::new(&bilm, 2, ElmoTraining::Mix, 3).unwrap();
+    let mut mix_optimizer = ElmoOptimizer::new(lr);
+    let first = mix_optimizer
+        .train_step(&mut with_mix, &pooled, &labels)
+        .unwrap()
+        .mean_loss();
     for _ in 0..20 {
-        with_mix.train_step(&pooled, &labels).unwrap();
+        mix_optimizer
+            .train_step(&mut with_mix, &pooled, &labels)
+            .unwrap();
     }
     let last = with_mix.evaluate(&pooled, &labels).unwrap().mean_loss();
     assert!(last < first, "mix training: loss {first} -> {last}");
     assert_ne!(with_mix.mix.scalars, vec![0.0; 3], "the mix did not move");
-    assert!(
-        pollster::block_on(with_mix.train_step_end_to_end(&mut bilm, &sentences, &labels)).is_err()
-    );
+    assert!(pollster::block_on(mix_optimizer.train_step_end_to_end(
+        &mut with_mix,
+        &mut bilm,
+        &sentences,
+        &labels
+    ))
+    .is_err());
     // The head-only classifier refuses end-to-end steps, and wrong labels are named.
-    let mut head = ElmoClassifier::new(&bilm, 2, ElmoTraining::Head, config, 3).unwrap();
-    assert!(
-        pollster::block_on(head.train_step_end_to_end(&mut bilm, &sentences, &labels)).is_err()
-    );
-    let error = head.train_step(&pooled, &[0, 1, 2, 0]).unwrap_err();
+    let mut head = ElmoClassifier::new(&bilm, 2, ElmoTraining::Head, 3).unwrap();
+    let mut head_optimizer = ElmoOptimizer::new(lr);
+    assert!(pollster::block_on(
+        head_optimizer.train_step_end_to_end(&mut head, &mut bilm, &sentences, &labels)
+    )
+    .is_err());
+    let error = head_optimizer
+        .train_step(&mut head, &pooled, &[0, 1, 2, 0])
+        .unwrap_err();
     assert!(error.to_string().contains("label 2"), "{error}");
 }
 
@@ -446,6 +464,7 @@ fn training_run_gives_the_same_epochs_on_both_devices_and_predicts() {
     };
     let (cpu, cpu_probabilities, labels) = run_on(&Device::Cpu);
     let (gpu, gpu_probabilities, _) = run_on(&op_checks::gpu());
+    eprintln!("cpu epochs {cpu:?}\ngpu epochs {gpu:?}");
     for (c, g) in cpu.iter().zip(&gpu) {
         assert_eq!(c.epoch, g.epoch);
         assert!((c.train_loss - g.train_loss).abs() < 1e-4, "{c:?} vs {g:?}");
@@ -496,4 +515,60 @@ fn training_run_gives_the_same_epochs_on_both_devices_and_predicts() {
         error.to_string().contains("10 labelled sentences"),
         "{error}"
     );
+}
+
+/// An epoch taken a few optimizer steps at a time (`run_steps`, what the browser's engine does
+/// so that JavaScript can report progress and stop between calls) is the epoch `run_epoch`
+/// runs whole: the same reports and the same predictions bit for bit, for the head, the head +
+/// mix and end to end (the biLM trained), on the CPU and the GPU (lavapipe). 40 training
+/// sentences in batches of 8: 5 steps an epoch.
+#[test]
+fn elmo_training_in_steps_is_the_epochs_run_whole() {
+    let all = parse_rated_sentences(
+        "movie",
+        &std::fs::read_to_string(vader_movie_reviews()).unwrap(),
+    )
+    .unwrap();
+    let probe: Vec<Vec<&str>> = vec![vec!["A", "fine", "film"], vec!["Dull", "and", "long"]];
+    for device in [Device::Cpu, op_checks::gpu()] {
+        for training in [
+            ElmoTraining::Head,
+            ElmoTraining::Mix,
+            ElmoTraining::EndToEnd,
+        ] {
+            let options = ElmoTrainOptions {
+                training,
+                batch_size: 8,
+                learning_rate: 1e-2,
+                seed: 3,
+            };
+            let start = |bilm: &ElmoBiLm| {
+                let (train, held) = shuffle_and_split(all.clone(), 40, 16, 9).unwrap();
+                pollster::block_on(ElmoClassifierRun::start(bilm, 2, train, held, options)).unwrap()
+            };
+            let mut bilm = load(&device);
+            let mut run = start(&bilm);
+            assert_eq!(run.steps_per_epoch(), 5);
+            let whole: Vec<_> = (0..2)
+                .map(|_| pollster::block_on(run.run_epoch(&mut bilm)).unwrap())
+                .collect();
+            let whole_predicted = pollster::block_on(run.predict(&bilm, &probe)).unwrap();
+
+            let mut bilm = load(&device);
+            let mut run = start(&bilm);
+            let (mut in_steps, mut seen) = (Vec::new(), Vec::new());
+            while in_steps.len() < 2 {
+                match pollster::block_on(run.run_steps(&mut bilm, 2)).unwrap() {
+                    StepsProgress::Running { epoch, done, total } => {
+                        seen.push((epoch, done, total))
+                    }
+                    StepsProgress::EpochDone(report) => in_steps.push(report),
+                }
+            }
+            assert_eq!(seen, [(1, 2, 5), (1, 4, 5), (2, 2, 5), (2, 4, 5)]);
+            assert_eq!(in_steps, whole, "{training:?} on {device:?}");
+            let predicted = pollster::block_on(run.predict(&bilm, &probe)).unwrap();
+            assert_eq!(predicted, whole_predicted, "{training:?} on {device:?}");
+        }
+    }
 }

@@ -12,7 +12,9 @@
 //!
 //! Three ways to train ([`ElmoTraining`]): the head alone (W, b; the biLM and the mix frozen),
 //! the head and the mix (s, gamma), or end to end (also every biLM parameter, through
-//! [`ElmoBiLm::backward`]). All parameters are updated with AdamW (`ops::optimizer`).
+//! [`ElmoBiLm::backward`]). This file is the model: forward and backward of the pooling, the mix
+//! and the head ([`ElmoClassifier::gradients`], [`ElmoClassifier::end_to_end_gradients`]); the
+//! training (AdamW, the epochs, the split) is the task's, `tasks/elmo_training.rs`.
 //! The head, the mix and the pooling are a few thousand numbers per batch and run on the host
 //! (CPU tensors); the biLM runs on its own device (CPU or GPU). With a frozen biLM the pooled
 //! layers of every sentence are computed once ([`ElmoClassifier::pooled_layers`]) and the
@@ -20,13 +22,15 @@
 
 use crate::device::Device;
 use crate::models::elmo::backward::ElmoActivationGrads;
-use crate::models::elmo::scalar_mix::{scalar_mix_backward_cpu, scalar_mix_forward_cpu, ScalarMix};
+use crate::models::elmo::scalar_mix::{
+    scalar_mix_backward_cpu, scalar_mix_forward_cpu, ScalarMix, ScalarMixGrads,
+};
 use crate::models::elmo::weights::ElmoWeights;
 use crate::models::elmo::{ElmoBiLm, ElmoOutput};
 use crate::ops::losses::{cross_entropy_backward, cross_entropy_forward};
 use crate::ops::matmul::{matmul_backward, matmul_forward, MatmulOptions};
-use crate::ops::optimizer::{adamw_step, AdamWConfig};
 use crate::tensor::Tensor;
+use crate::train::correct_predictions;
 use crate::{Error, Result};
 
 /// Which parameters a training step updates.
@@ -63,34 +67,7 @@ impl BatchResult {
     }
 }
 
-/// AdamW state of one parameter tensor.
-#[derive(Debug)]
-struct Moments {
-    m: Tensor,
-    v: Tensor,
-}
-
-impl Moments {
-    fn like(t: &Tensor, device: &Device) -> Result<Moments> {
-        Ok(Moments {
-            m: Tensor::zeros(device, t.shape(), "adamw.m")?,
-            v: Tensor::zeros(device, t.shape(), "adamw.v")?,
-        })
-    }
-
-    /// One AdamW step of `param` with these moments.
-    fn step(
-        &mut self,
-        param: &mut Tensor,
-        grad: &Tensor,
-        config: &AdamWConfig,
-        step: u64,
-    ) -> Result<()> {
-        adamw_step(param, &mut self.m, &mut self.v, grad, config, step)
-    }
-}
-
-/// The head, the mix and their optimizer state.
+/// The head and the mix (the trained parameters of the task model on the biLM).
 #[derive(Debug)]
 pub struct ElmoClassifier {
     pub mix: ScalarMix,
@@ -99,16 +76,19 @@ pub struct ElmoClassifier {
     /// (classes)
     pub bias: Tensor,
     training: ElmoTraining,
-    config: AdamWConfig,
-    step: u64,
-    weight_moments: Moments,
-    bias_moments: Moments,
-    /// (K + 1): the mix scalars then gamma
-    mix_moments: Moments,
-    /// end to end: one pair per biLM parameter, on the biLM's device
-    bilm_moments: Option<(ElmoWeights, ElmoWeights)>,
     /// fixed standardization of the pooled layers, if fitted
     scaling: Option<FeatureScaling>,
+}
+
+/// The gradients of the head and the mix of one batch's mean loss.
+#[derive(Debug)]
+pub struct ElmoHeadGrads {
+    /// (classes, 2P)
+    pub weight: Tensor,
+    /// (classes)
+    pub bias: Tensor,
+    /// the mix's scalars and gamma (zeros when only the head trains)
+    pub mix: ScalarMixGrads,
 }
 
 /// A fixed standardization of the pooled layers, per layer and feature: `(x - mean) / std`,
@@ -258,7 +238,6 @@ impl ElmoClassifier {
         bilm: &ElmoBiLm,
         classes: usize,
         training: ElmoTraining,
-        config: AdamWConfig,
         seed: u64,
     ) -> Result<ElmoClassifier> {
         if classes < 2 {
@@ -284,30 +263,11 @@ impl ElmoClassifier {
         let weight = Tensor::from_vec(&host, &[classes, d], weight, "elmo_classifier.weight")?;
         let bias = Tensor::from_vec(&host, &[classes], bias, "elmo_classifier.bias")?;
         let mix = ScalarMix::new(bilm.num_layers())?;
-        let mix_moments = Moments {
-            m: Tensor::zeros(&host, &[mix.scalars.len() + 1], "adamw.m")?,
-            v: Tensor::zeros(&host, &[mix.scalars.len() + 1], "adamw.v")?,
-        };
-        let bilm_moments = if training == ElmoTraining::EndToEnd {
-            let dev = bilm.device();
-            Some((
-                bilm.weights().zeros_like(dev)?,
-                bilm.weights().zeros_like(dev)?,
-            ))
-        } else {
-            None
-        };
         Ok(ElmoClassifier {
             mix,
-            weight_moments: Moments::like(&weight, &host)?,
-            bias_moments: Moments::like(&bias, &host)?,
             weight,
             bias,
             training,
-            config,
-            step: 0,
-            mix_moments,
-            bilm_moments,
             scaling: None,
         })
     }
@@ -432,17 +392,7 @@ impl ElmoClassifier {
         let mut losses = Tensor::uninit(&host, &[batch], "elmo_classifier.losses")?;
         let mut lse = Tensor::uninit(&host, &[batch], "elmo_classifier.logsumexp")?;
         cross_entropy_forward(&mut losses, &mut lse, &logits, &targets, u32::MAX)?;
-        let classes = self.classes();
-        let l = logits.cpu()?;
-        let correct = (0..batch)
-            .filter(|&b| {
-                let row = &l[b * classes..(b + 1) * classes];
-                let best = (0..classes)
-                    .max_by(|&i, &j| row[i].total_cmp(&row[j]).then(j.cmp(&i)))
-                    .unwrap_or(0);
-                best as u32 == labels[b]
-            })
-            .count();
+        let correct = correct_predictions(logits.cpu()?, labels, self.classes())?;
         let loss_sum = losses.cpu()?.iter().map(|&x| x as f64).sum();
         Ok((
             BatchResult {
@@ -454,20 +404,21 @@ impl ElmoClassifier {
         ))
     }
 
-    /// One training step of the head (and the mix, with [`ElmoTraining::Mix`]) on pooled
-    /// layers (K, B, 2P). Returns the measurement of the batch before the update and, when
-    /// `want_d_pooled`, the gradient of the pooled layers (K, B, 2P).
-    fn head_step(
-        &mut self,
+    /// Forward and backward of one batch of pooled layers (K, B, 2P): the measurement of the
+    /// batch, the gradients of its mean loss for the head and (unless only the head trains) the
+    /// mix, and, when `want_d_pooled`, the gradient of the pooled layers (K, B, 2P). Nothing
+    /// changes.
+    pub fn gradients(
+        &self,
         pooled: &[f32],
         labels: &[u32],
         want_d_pooled: bool,
-    ) -> Result<(BatchResult, Option<Vec<f32>>)> {
+    ) -> Result<(BatchResult, ElmoHeadGrads, Option<Vec<f32>>)> {
         let host = Device::Cpu;
         let batch = labels.len();
         // `pooled` from here on: the scaled layers the mix saw
         let (result, (logits, lse, mixed, targets, pooled)) = self.loss(pooled, labels)?;
-        let mut d_logits = Tensor::zeros(&host, logits.shape(), "elmo_classifier.dlogits")?;
+        let mut d_logits = Tensor::zeros(&host, logits.shape(), "elmo_classifier.dlogits")?; // (B, classes)
         cross_entropy_backward(
             &mut d_logits,
             &logits,
@@ -476,9 +427,9 @@ impl ElmoClassifier {
             u32::MAX,
             1.0 / batch.max(1) as f32,
         )?;
-        let mut d_weight = Tensor::zeros(&host, self.weight.shape(), "elmo_classifier.dweight")?;
-        let mut d_bias = Tensor::zeros(&host, self.bias.shape(), "elmo_classifier.dbias")?;
-        let mut d_mixed = Tensor::zeros(&host, mixed.shape(), "elmo_classifier.dmixed")?;
+        let mut d_weight = Tensor::zeros(&host, self.weight.shape(), "elmo_classifier.dweight")?; // (classes, 2P)
+        let mut d_bias = Tensor::zeros(&host, self.bias.shape(), "elmo_classifier.dbias")?; // (classes)
+        let mut d_mixed = Tensor::zeros(&host, mixed.shape(), "elmo_classifier.dmixed")?; // (B, 2P)
         matmul_backward(
             Some(&mut d_mixed),
             Some(&mut d_weight),
@@ -492,7 +443,7 @@ impl ElmoClassifier {
             },
         )?;
         let mut mix_grads = self.mix.zero_grads();
-        let mut d_pooled = want_d_pooled.then(|| vec![0.0f32; pooled.len()]);
+        let mut d_pooled = want_d_pooled.then(|| vec![0.0f32; pooled.len()]); // (K, B, 2P)
         if self.training != ElmoTraining::Head || want_d_pooled {
             scalar_mix_backward_cpu(
                 d_pooled.as_deref_mut(),
@@ -505,49 +456,24 @@ impl ElmoClassifier {
         if let (Some(d), Some(scaling)) = (d_pooled.as_mut(), &self.scaling) {
             scaling.backward(d);
         }
-
-        self.step += 1;
-        let step = self.step;
-        let config = self.config;
-        self.weight_moments
-            .step(&mut self.weight, &d_weight, &config, step)?;
-        self.bias_moments
-            .step(&mut self.bias, &d_bias, &config, step)?;
-        if self.training != ElmoTraining::Head {
-            let k = self.mix.scalars.len();
-            let mut params = self.mix.scalars.clone();
-            params.push(self.mix.gamma);
-            let mut params = Tensor::from_vec(&host, &[k + 1], params, "scalar_mix")?;
-            let mut grads = mix_grads.scalars.clone();
-            grads.push(mix_grads.gamma);
-            let grads = Tensor::from_vec(&host, &[k + 1], grads, "scalar_mix.grad")?;
-            self.mix_moments.step(&mut params, &grads, &config, step)?;
-            let p = params.cpu()?;
-            self.mix.scalars.copy_from_slice(&p[..k]);
-            self.mix.gamma = p[k];
-        }
-        Ok((result, d_pooled))
+        let grads = ElmoHeadGrads {
+            weight: d_weight,
+            bias: d_bias,
+            mix: mix_grads,
+        };
+        Ok((result, grads, d_pooled))
     }
 
-    /// One step on precomputed pooled layers (K, B, 2P) ([`ElmoTraining::Head`] or
-    /// [`ElmoTraining::Mix`]; end to end needs the sentences: [`ElmoClassifier::train_step_end_to_end`]).
-    pub fn train_step(&mut self, pooled: &[f32], labels: &[u32]) -> Result<BatchResult> {
-        if self.training == ElmoTraining::EndToEnd {
-            return Err(Error::invalid(
-                "ElmoClassifier: end-to-end training steps take sentences (train_step_end_to_end)",
-            ));
-        }
-        Ok(self.head_step(pooled, labels, false)?.0)
-    }
-
-    /// One end-to-end step: the biLM forward with its trace, the head step, the backward
-    /// through the pooling, the mix and the whole biLM, and AdamW on every biLM parameter.
-    pub async fn train_step_end_to_end(
-        &mut self,
-        bilm: &mut ElmoBiLm,
+    /// Forward and backward of one end-to-end batch: the biLM forward with its trace, the
+    /// pooling, the mix and the head ([`ElmoClassifier::gradients`]), then the backward through
+    /// the pooling, the mix and the whole biLM. Returns the measurement, the head's and mix's
+    /// gradients and every biLM parameter's (on the biLM's device). Nothing changes.
+    pub async fn end_to_end_gradients(
+        &self,
+        bilm: &ElmoBiLm,
         sentences: &[Vec<&str>],
         labels: &[u32],
-    ) -> Result<BatchResult> {
+    ) -> Result<(BatchResult, ElmoHeadGrads, ElmoWeights)> {
         if self.training != ElmoTraining::EndToEnd {
             return Err(Error::invalid(
                 "ElmoClassifier: not built for end-to-end training",
@@ -568,31 +494,39 @@ impl ElmoClassifier {
         let (ids, steps) = ElmoBiLm::char_ids_with_boundaries(sentences);
         let (acts, trace) = bilm.forward_traced(&ids, sentences.len(), steps, true)?;
         let trace = trace.ok_or_else(|| Error::invalid("ElmoBiLm: no trace kept"))?;
-        let output = acts.read_back().await?;
-        let pooled = pool_words(&output);
-        let (result, d_pooled) = self.head_step(&pooled, labels, true)?;
-        let d_pooled = d_pooled.expect("asked for");
+        let output = acts.read_back().await?; // K layers (B, T, 2P)
+        let pooled = pool_words(&output); // (K, B, 2P)
+        let (result, head_grads, d_pooled) = self.gradients(&pooled, labels, true)?;
+        let d_pooled = d_pooled.expect("asked for"); // (K, B, 2P)
         let device = bilm.device().clone();
-        let d_layers = unpool_words(&output, &d_pooled);
+        let d_layers = unpool_words(&output, &d_pooled); // K layers (B, T, 2P)
         let d = ElmoActivationGrads::from_layer_grads(&device, &acts, &d_layers)?;
-        let mut grads = bilm.weights().zeros_like(&device)?;
-        bilm.backward(&mut grads, d, &acts, &trace)?;
-        drop(trace);
-        let (m, v) = self
-            .bilm_moments
-            .as_mut()
-            .ok_or_else(|| Error::invalid("ElmoClassifier: no biLM optimizer state"))?;
-        let config = self.config;
-        let step = self.step;
-        for (((_, param), (_, grad)), ((_, m), (_, v))) in bilm
-            .weights_mut()
-            .named_mut()
-            .into_iter()
-            .zip(grads.named())
-            .zip(m.named_mut().into_iter().zip(v.named_mut()))
-        {
-            adamw_step(param, m, v, grad, &config, step)?;
+        let mut bilm_grads = bilm.weights().zeros_like(&device)?;
+        bilm.backward(&mut bilm_grads, d, &acts, &trace)?;
+        Ok((result, head_grads, bilm_grads))
+    }
+
+    /// The mix's parameters as one tensor (K + 1) on the host: the scalars, then gamma (what
+    /// the optimizer steps; [`ElmoClassifier::set_mix_parameters`] puts them back).
+    pub fn mix_parameters(&self) -> Result<Tensor> {
+        let mut values = self.mix.scalars.clone();
+        values.push(self.mix.gamma);
+        Tensor::from_vec(&Device::Cpu, &[values.len()], values, "scalar_mix")
+    }
+
+    /// Sets the mix from [`ElmoClassifier::mix_parameters`]'s layout (K + 1).
+    pub fn set_mix_parameters(&mut self, parameters: &Tensor) -> Result<()> {
+        let values = parameters.cpu()?;
+        let k = self.mix.scalars.len();
+        if values.len() != k + 1 {
+            return Err(Error::shape(
+                "ElmoClassifier: mix parameters",
+                k + 1,
+                values.len(),
+            ));
         }
-        Ok(result)
+        self.mix.scalars.copy_from_slice(&values[..k]);
+        self.mix.gamma = values[k];
+        Ok(())
     }
 }
