@@ -2,8 +2,9 @@
 //! the bytes of the weights `.hdf5`, then embed tokenized sentences) and `WasmElmoLayers` (the
 //! result: one flat `Float32Array` with its shape, sentence boundaries removed).
 //!
-//! `WasmElmoTrainer` trains a sentence classifier on the biLM's features one epoch per call
-//! (`tasks::elmo_training`, as `webnlu elmo-train`) and then classifies sentences.
+//! `WasmElmoTrainer` trains a sentence classifier on the biLM's features an epoch or a few
+//! optimizer steps per call (`tasks::elmo_training`, as `webnlu elmo-train`) and then
+//! classifies sentences.
 //!
 //! The model sits behind `Rc<RefCell<..>>` so that `embed` can return a `Promise` that owns it
 //! (a GPU read-back is asynchronous in the browser); a second call while one is running is
@@ -25,6 +26,7 @@ use crate::tasks::elmo_examples::RatedSentence;
 use crate::tasks::elmo_training::{
     shuffle_and_split, ElmoClassifierRun, ElmoEpochReport, ElmoTrainOptions,
 };
+use crate::tasks::StepsProgress;
 
 #[wasm_bindgen]
 pub struct WasmElmo {
@@ -333,6 +335,34 @@ impl WasmElmoTrainer {
                 train_sentences: run.train_sentences(),
                 held_out_sentences: run.held_out_sentences(),
             })
+        })
+    }
+
+    /// Up to `max_steps` optimizer steps (at least one; one per batch) of the epoch under way:
+    /// `Promise<{phase: "training", epoch, done, total}>` while it goes on, the epoch's report
+    /// (as `runEpoch`'s) after its last step. The same training as whole epochs.
+    #[wasm_bindgen(js_name = runSteps)]
+    pub fn run_steps(&self, max_steps: usize) -> Promise {
+        let bilm = self.bilm.clone();
+        let run = self.run.clone();
+        future_to_promise(async move {
+            let mut model = borrow_mut(&bilm, "trainClassifier")?;
+            model.set_stateful(false);
+            let mut run = run
+                .try_borrow_mut()
+                .map_err(|_| JsError::new("trainClassifier: an epoch is already running"))?;
+            match run
+                .run_steps(&mut model, max_steps)
+                .await
+                .map_err(to_js_error)?
+            {
+                StepsProgress::EpochDone(report) => to_js(&JsElmoEpoch {
+                    report: &report,
+                    train_sentences: run.train_sentences(),
+                    held_out_sentences: run.held_out_sentences(),
+                }),
+                running => super::trainer::step_report(&running),
+            }
         })
     }
 

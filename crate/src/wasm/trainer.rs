@@ -234,6 +234,16 @@ impl From<EpochProgress> for JsEpoch {
     }
 }
 
+/// `{phase: "training", epoch, done, total}`: where an epoch under way is (`run_steps`).
+pub(super) fn step_report<P>(progress: &StepsProgress<P>) -> Result<JsValue, JsValue> {
+    match progress {
+        StepsProgress::Running { epoch, done, total } => to_js(&serde_json::json!({
+            "phase": "training", "epoch": epoch, "done": done, "total": total,
+        })),
+        StepsProgress::EpochDone(_) => Err(JsError::new("step_report: the epoch is done").into()),
+    }
+}
+
 #[wasm_bindgen]
 impl WasmTrainer {
     /// `Promise<{epoch, loss, accuracy, validationAccuracy}>` of the next epoch, with
@@ -243,10 +253,10 @@ impl WasmTrainer {
         self.run_steps(usize::MAX)
     }
 
-    /// Up to `max_steps` optimizer steps (at least one) of the epoch under way (sequence
-    /// classification; the other runs take the whole epoch): `Promise<{phase: "training",
-    /// epoch, done, total}>` (steps of the epoch) while it goes on, the epoch's report (as
-    /// `run_epoch`'s) after its last step. The same training as whole epochs.
+    /// Up to `max_steps` optimizer steps (at least one) of the epoch under way (any of the
+    /// three runs): `Promise<{phase: "training", epoch, done, total}>` (steps of the epoch)
+    /// while it goes on, the epoch's report (as `run_epoch`'s) after its last step. The same
+    /// training as whole epochs.
     pub fn run_steps(&self, max_steps: usize) -> Promise {
         let cell = self.pipeline.clone();
         let state = self.state.clone();
@@ -300,19 +310,15 @@ impl WasmTrainer {
                     );
                     *state.borrow_mut() = TrainerState::Sequence(run);
                     match result.map_err(js_error)? {
-                        StepsProgress::Running { epoch, done, total } => {
-                            to_js(&serde_json::json!({
-                                "phase": "training", "epoch": epoch, "done": done, "total": total,
-                            }))
-                        }
                         StepsProgress::EpochDone(progress) => {
                             let epoch = JsEpoch::from(progress);
                             to_js(&JsEpoch { costs, ..epoch })
                         }
+                        running => step_report(&running),
                     }
                 }
                 TrainerState::Tokens(mut run) => {
-                    let result = run.run_epoch(lease.pipeline()).await;
+                    let result = run.run_steps(lease.pipeline(), max_steps).await;
                     let r = run.report();
                     let costs = JsTrainingCosts::new(
                         r.trained_parameters,
@@ -320,17 +326,27 @@ impl WasmTrainer {
                         r.feature_cache_bytes,
                     );
                     *state.borrow_mut() = TrainerState::Tokens(run);
-                    let epoch = JsTokenEpoch::from(result.map_err(js_error)?);
-                    to_js(&JsTokenEpoch { costs, ..epoch })
+                    match result.map_err(js_error)? {
+                        StepsProgress::EpochDone(progress) => {
+                            let epoch = JsTokenEpoch::from(progress);
+                            to_js(&JsTokenEpoch { costs, ..epoch })
+                        }
+                        running => step_report(&running),
+                    }
                 }
                 TrainerState::MaskedLm(mut run) => {
-                    let result = run.run_epoch(lease.pipeline()).await;
+                    let result = run.run_steps(lease.pipeline(), max_steps).await;
                     let r = run.report();
                     let costs =
                         JsTrainingCosts::new(r.trained_parameters, r.optimizer_state_bytes, 0);
                     *state.borrow_mut() = TrainerState::MaskedLm(run);
-                    let epoch = JsMaskedLmEpoch::from(result.map_err(js_error)?);
-                    to_js(&JsMaskedLmEpoch { costs, ..epoch })
+                    match result.map_err(js_error)? {
+                        StepsProgress::EpochDone(progress) => {
+                            let epoch = JsMaskedLmEpoch::from(progress);
+                            to_js(&JsMaskedLmEpoch { costs, ..epoch })
+                        }
+                        running => step_report(&running),
+                    }
                 }
                 _ => unreachable!("a run was prepared above"),
             }
