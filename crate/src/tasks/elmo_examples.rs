@@ -4,7 +4,6 @@
 //! the rating's sign, rating 0 left out), then split into the whitespace-separated words that
 //! ELMo reads (as the `webnlu elmo` CLI). Sentences without words are left out.
 
-use crate::train::SplitMix64;
 use crate::Result;
 
 use super::examples::{parse_examples, ExampleFormat};
@@ -33,14 +32,4 @@ pub fn parse_rated_sentences(name: &str, text: &str) -> Result<Vec<RatedSentence
         })
         .filter(|sentence| !sentence.tokens.is_empty())
         .collect())
-}
-
-/// A deterministic shuffle (Fisher-Yates driven by SplitMix64 with `seed`), so that train and
-/// test draw from both halves of a file whose lines are grouped by label.
-pub fn shuffle<T>(items: &mut [T], seed: u64) {
-    let mut rng = SplitMix64::new(seed);
-    for i in (1..items.len()).rev() {
-        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
-        items.swap(i, j);
-    }
 }

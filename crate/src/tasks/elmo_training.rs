@@ -5,8 +5,9 @@
 //! with the Hugging Face Trainer's decay groups ([`ElmoOptimizer`]: no weight decay on biases),
 //! the accuracy of `train::metrics`, the NaN guard `check_finite_loss` after every step, and
 //! [`StepsProgress`] for an epoch taken a few steps at a time ([`ElmoClassifierRun::run_steps`],
-//! what the browser does to report progress and stop within an epoch). The learning rate is
-//! constant (no schedule) and the split is by counts (`--train N --test M`).
+//! what the browser does to report progress and stop within an epoch), and the seeded shuffle
+//! of `train::split` for the split and each epoch's order. The learning rate is constant (no
+//! schedule), and the split is by counts (`--train N --test M`).
 //!
 //! ```text
 //! labelled sentences ─ shuffle(seed) ─ first N train, next M held out   (shuffle_and_split)
@@ -26,10 +27,10 @@ use crate::models::elmo::classifier::{
 use crate::models::elmo::weights::ElmoWeights;
 use crate::models::elmo::ElmoBiLm;
 use crate::ops::optimizer::AdamWConfig;
-use crate::tasks::elmo_examples::{shuffle, RatedSentence};
+use crate::tasks::elmo_examples::RatedSentence;
 use crate::tasks::training_loop::StepsProgress;
 use crate::tensor::Tensor;
-use crate::train::{check_finite_loss, AdamW, ParameterUpdate};
+use crate::train::{check_finite_loss, AdamW, ParameterUpdate, SplitMix64};
 use crate::{Error, Result};
 
 /// How a run trains.
@@ -74,8 +75,10 @@ pub struct ElmoEpochReport {
     pub mix_gamma: f32,
 }
 
-/// `examples` shuffled with `seed`; the first `train` of them train, the next `held_out` are
-/// held out (the rest are left out). An error if there are fewer than `train + held_out`.
+/// `examples` shuffled with `seed` (`SplitMix64::shuffle`, as `train::train_validation_split`
+/// shuffles: with `train + held_out` = all of them, the held-out ones are the ones it holds out
+/// with that fraction); the first `train` of them train, the next `held_out` are held out (the
+/// rest are left out). An error if there are fewer than `train + held_out`.
 pub fn shuffle_and_split(
     mut examples: Vec<RatedSentence>,
     train: usize,
@@ -88,7 +91,7 @@ pub fn shuffle_and_split(
             examples.len()
         )));
     }
-    shuffle(&mut examples, seed);
+    SplitMix64::new(seed).shuffle(&mut examples);
     examples.truncate(train + held_out);
     let held = examples.split_off(train);
     Ok((examples, held))
@@ -430,9 +433,9 @@ impl ElmoClassifierRun {
         let epoch = self.epochs_done + 1;
         let order_seed = self.options.seed.wrapping_add(epoch as u64);
         if self.options.training == ElmoTraining::EndToEnd {
-            shuffle(&mut self.train, order_seed);
+            SplitMix64::new(order_seed).shuffle(&mut self.train);
         } else {
-            shuffle(&mut self.train_cache, order_seed);
+            SplitMix64::new(order_seed).shuffle(&mut self.train_cache);
         }
         EpochUnderWay {
             epoch,

@@ -13,11 +13,12 @@ use webnlu::models::elmo::scalar_mix::{
 };
 use webnlu::models::elmo::weights::ElmoWeights;
 use webnlu::models::elmo::{ElmoBiLm, ElmoOutput};
-use webnlu::tasks::elmo_examples::parse_rated_sentences;
+use webnlu::tasks::elmo_examples::{parse_rated_sentences, RatedSentence};
 use webnlu::tasks::elmo_training::{
     shuffle_and_split, ElmoClassifierRun, ElmoOptimizer, ElmoTrainOptions,
 };
 use webnlu::tasks::StepsProgress;
+use webnlu::train::train_validation_split;
 
 fn fixture_dir() -> std::path::PathBuf {
     op_checks::fixture_model_dir("elmo-fixture", &["options.json", "lm_weights.hdf5"])
@@ -571,4 +572,24 @@ fn elmo_training_in_steps_is_the_epochs_run_whole() {
             assert_eq!(predicted, whole_predicted, "{training:?} on {device:?}");
         }
     }
+}
+
+/// The split is `train::train_validation_split`'s: `shuffle_and_split` of all the sentences
+/// holds out the ones that the shared split holds out with that fraction, in the same order.
+#[test]
+fn elmo_split_is_the_shared_train_validation_split() {
+    let all: Vec<RatedSentence> = (0..50)
+        .map(|i| RatedSentence {
+            tokens: vec![format!("w{i}")],
+            label: i % 2,
+        })
+        .collect();
+    let (train, held) = shuffle_and_split(all, 40, 10, 7).unwrap();
+    let split = train_validation_split(50, 0.2, 7).unwrap();
+    let words = |sentences: &[RatedSentence]| -> Vec<String> {
+        sentences.iter().map(|e| e.tokens[0].clone()).collect()
+    };
+    let named = |rows: &[usize]| -> Vec<String> { rows.iter().map(|i| format!("w{i}")).collect() };
+    assert_eq!(words(&train), named(&split.train));
+    assert_eq!(words(&held), named(&split.validation));
 }
