@@ -10,6 +10,8 @@
 // sum has at most a few hundred f32 terms: a different order of summation (GPU, native matmul)
 // moves a value by ~1e-6 at most, while any wrong gate, mask or direction moves it by ~1e-1.
 // The measured differences are printed with each run.
+// `trainClassifier` runs in steps: `onStep` reports the steps of each epoch (growing counts,
+// the first call of an epoch one step), and the epochs still equal the CLI's.
 //
 // Needs: pkg/ (make pkg), the native CLI (cargo build --bin webnlu), the fixture
 // tests/fixtures/models/elmo-fixture (bash tests/fixtures/generate.sh), /usr/bin/chromium.
@@ -226,12 +228,14 @@ async function trainInPage(runtimeOptions) {
     await elmo.resetState();
     const fresh = asLists(await elmo.embed(sentences.slice(3, 6), { stateful: true }));
     const progress = [];
+    const steps = [];
     const run = elmo.trainClassifier(examples, {
       training: 'mix', validation: 0.25, ...train, onProgress: (report) => progress.push(report.epoch),
+      onStep: (step) => steps.push([step.phase, step.epoch, step.done, step.total]),
     });
     const done = await run.done;
     const predictions = await run.classify(['a wonderful , moving film', ['dull', 'and', 'tedious']]);
-    const out = { device: rt.device.kind, stateful, fresh, epochs: done.epochs, progress, labels: run.labels, predictions };
+    const out = { device: rt.device.kind, stateful, fresh, epochs: done.epochs, progress, steps, labels: run.labels, predictions };
     run.dispose();
     try { await run.classify(['x']); } catch (error) { out.afterDispose = error.name; }
     try { await elmo.trainClassifier([{ text: 'only one label', label: 'a' }, { text: 'same', label: 'a' }]).done; } catch (error) { out.oneLabel = error.message; }
@@ -264,6 +268,14 @@ function compareTraining(got, cliEpochs, cliStateful, label) {
   assert.ok(continuedGap > 1e-3, `${label}: the kept state changes the layers (gap ${continuedGap})`);
   // Training: epoch by epoch what `webnlu elmo-train --mix` reports.
   assert.deepEqual(got.progress, [1, 2]);
+  // Within each epoch (60 sentences in batches of 16: 4 steps) the engine calls take a few steps
+  // each, the first one step: onStep reports step 1 of 4 first, then growing counts below 4.
+  for (const epoch of [1, 2]) {
+    const ofEpoch = got.steps.filter(([, e]) => e === epoch);
+    assert.deepEqual(ofEpoch[0], ['training', epoch, 1, 4], `${label}: ${JSON.stringify(got.steps)}`);
+    assert.ok(ofEpoch.every(([phase, , done, total], i) => phase === 'training' && total === 4 && done < 4
+      && (i === 0 || done > ofEpoch[i - 1][2])), `${label}: ${JSON.stringify(got.steps)}`);
+  }
   assert.deepEqual(got.labels, ['0', '1']);
   got.epochs.forEach((epoch, i) => {
     const want = cliEpochs[i];

@@ -1,6 +1,7 @@
 /** ELMo: AllenNLP's biLM, its layers, and training a classifier on them (declarations; re-exported by index.d.ts). */
 
 import type { AbortOptions, Classification, DisposedError, Runtime, WebnluError } from './index.js';
+import type { TrainingStep } from './training-types.js';
 
 /** AllenNLP's files of an ELMo biLM, for `Runtime.loadElmo`. */
 export interface ElmoFiles {
@@ -98,6 +99,12 @@ export interface ElmoTrainOptions extends AbortOptions {
   validation?: number;
   /** Called after each epoch. */
   onProgress?: (report: ElmoEpochReport) => void;
+  /**
+   * Called within each epoch after every engine call of optimizer steps (about a quarter of a
+   * second of them; one step per batch) but the epoch's last: `{ phase: 'training', epoch, done,
+   * total }`, `done` of the epoch's `total` steps.
+   */
+  onStep?: (step: TrainingStep) => void;
 }
 
 /** One epoch of `ElmoModel.trainClassifier`. */
@@ -126,17 +133,22 @@ export class ElmoTrainingRun {
   private constructor();
   /** Called after each epoch (may be set after the run started). */
   onProgress: ((report: ElmoEpochReport) => void) | null;
+  /** Called with the progress inside an epoch (may be set after the run started); see `TrainingStep`. */
+  onStep: ((step: TrainingStep) => void) | null;
   /** The reports of the epochs finished so far. */
   readonly epochs: ElmoEpochReport[];
   /** The labels in class order (the order of `scores`), sorted as strings; null until started. */
   readonly labels: string[] | null;
   /**
    * Resolves when the run ends (all epochs, or stopped); rejects with the error that ended it
-   * (an AbortError for `signal`: the run stops at the next epoch, or at once while an epoch
-   * runs, and is then freed, so `classify` rejects). Never an unhandled rejection.
+   * (an AbortError for `signal`: the run stops at the next engine call of steps, or at once while
+   * one runs, and is then freed, so `classify` rejects). Never an unhandled rejection.
    */
   readonly done: Promise<{ epochs: ElmoEpochReport[]; stopped: boolean; seconds: number }>;
-  /** Ends the run after the current epoch. */
+  /**
+   * Ends the run after the running engine call (a few optimizer steps); `done` resolves with the
+   * finished epochs and `stopped: true` (the steps of an unfinished epoch stay in the head).
+   */
   stop(): void;
   /** Classifies sentences (word arrays, or strings split at whitespace) with the head as trained so far. */
   classify(sentences: Array<string | string[]>): Promise<Classification[]>;

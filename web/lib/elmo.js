@@ -4,12 +4,14 @@
 // `WasmElmo`. The layers come back as one Float32Array (moved, not copied, out of the worker)
 // with its shape; `ElmoLayers.sentence(i)` gives the CLI's `{"layers": [...]}` of one sentence.
 // `ElmoModel.trainClassifier` trains a sentence classifier on the biLM's features (as `webnlu
-// elmo-train`), one epoch per engine call, as an `ElmoTrainingRun`.
+// elmo-train`), a few optimizer steps per engine call (training-steps.js), as an
+// `ElmoTrainingRun`.
 
 import { callAbortable, checkSignal, isAbortError, throwIfAborted } from './abort.js';
 import { DisposedError, ModelLoadError, WebnluError } from './errors.js';
 import { fetchFile } from './model-loader.js';
 import { localFileBytes } from './model-source.js';
+import { runEpoch } from './training-steps.js';
 import { decodeUtf8 } from './tokenizer.js';
 import { checkText } from './wasm-module.js';
 
@@ -183,8 +185,10 @@ export class ElmoModel {
    * `examples` are `{ words: string[], label }` or `{ text, label }` (text split at whitespace),
    * label a string or an integer. Options: `training` ('head', 'mix' or 'end-to-end', which also
    * trains the biLM's weights in place), `epochs`, `batchSize`, `learningRate`, `seed`,
-   * `validation` (share held out, default 0.1), `onProgress`, `signal` (aborts it: `done` rejects
-   * with the AbortError and the run is freed). Returns an `ElmoTrainingRun`.
+   * `validation` (share held out, default 0.1), `onProgress` (after each epoch), `onStep` (within
+   * an epoch: `{ phase: 'training', epoch, done, total }` optimizer steps), `signal` (aborts it at
+   * the next step: `done` rejects with the AbortError and the run is freed). Returns an
+   * `ElmoTrainingRun`.
    */
   trainClassifier(examples, options = {}) {
     this.checkOpen();
@@ -246,14 +250,15 @@ function sentencesToClassify(sentences) {
 }
 
 /**
- * A classifier training on an ELMo model's features: epochs one after the other in the engine,
- * `onProgress` after each, until `epochs` are done or `stop()` (at the end of the running epoch).
+ * A classifier training on an ELMo model's features: epochs one after the other in the engine, a
+ * few optimizer steps per engine call with `onStep` between them, `onProgress` after each epoch,
+ * until `epochs` are done or `stop()` (after the running call: the steps done stay in the head).
  * `classify` uses the head as trained so far.
  */
 export class ElmoTrainingRun {
   /** @private Use `elmo.trainClassifier`. */
   constructor(elmo, examples, options) {
-    const { training = 'head', epochs = 10, batchSize, learningRate, seed, validation, onProgress } = options;
+    const { training = 'head', epochs = 10, batchSize, learningRate, seed, validation, onProgress, onStep } = options;
     let signal;
     try {
       signal = checkSignal(options.signal);
@@ -261,6 +266,7 @@ export class ElmoTrainingRun {
       if (!isAbortError(error)) throw error;
       signal = options.signal; // already aborted: `done` rejects
     }
+    if (onStep !== undefined && onStep !== null && typeof onStep !== 'function') throw new WebnluError(`onStep must be a function, got ${typeof onStep}`);
     if (!ELMO_TRAINING.includes(training)) {
       throw new WebnluError(`training must be 'head', 'mix' or 'end-to-end', got ${JSON.stringify(training)}`);
     }
@@ -278,6 +284,7 @@ export class ElmoTrainingRun {
     }
     this.elmo = elmo;
     this.onProgress = onProgress ?? null;
+    this.onStep = onStep ?? null;
     /** The report of every finished epoch. */
     this.epochs = [];
     /** The class names, in the order of `scores` (set once the run has started). */
@@ -289,9 +296,22 @@ export class ElmoTrainingRun {
     this.done.catch(() => {}); // a failure is for whoever awaits `done`, never an unhandled rejection
   }
 
-  /** Ends the run after the epoch now running; `done` then resolves with `stopped: true`. */
+  /**
+   * Ends the run after the engine call now running (a few optimizer steps); `done` then resolves
+   * with `stopped: true` and the epochs finished (the steps of an unfinished one stay in the head).
+   */
   stop() {
     this._stopped = true;
+  }
+
+  /** Whether `stop()` was called. */
+  get stopping() {
+    return this._stopped;
+  }
+
+  /** Calls `onStep` with `step`, if there is one. */
+  reportStep(step) {
+    if (typeof this.onStep === 'function') this.onStep(step);
   }
 
   async loop(examples, trainerOptions, epochs, signal) {
@@ -304,13 +324,14 @@ export class ElmoTrainingRun {
     try {
       for (let epoch = 0; epoch < epochs && !this._stopped; epoch++) {
         const epochStarted = performance.now();
-        const report = await callAbortable(channel, 'elmoTrainer.runEpoch', { handle: this._handle }, [], signal);
+        const report = await runEpoch(this, (maxSteps) => callAbortable(channel, 'elmoTrainer.runSteps', { handle: this._handle, maxSteps }, [], signal));
+        if (report === null) break; // stopped within the epoch
         const withTime = { ...report, seconds: (performance.now() - epochStarted) / 1000 };
         this.epochs.push(withTime);
         if (typeof this.onProgress === 'function') this.onProgress(withTime);
       }
     } catch (error) {
-      if (isAbortError(error)) this.dispose(); // an aborted run is freed (once the engine is out of its epoch)
+      if (isAbortError(error)) this.dispose(); // an aborted run is freed (once the engine is out of its call)
       throw error;
     }
     return { epochs: this.epochs, stopped: this._stopped, seconds: (performance.now() - started) / 1000 };

@@ -346,6 +346,10 @@ export class Engine {
         const trainer = this.get(a.handle, 'elmoTrainer').object;
         return plain(await callRustAsync('trainClassifier', () => trainer.runEpoch()));
       }
+      case 'elmoTrainer.runSteps': { // some optimizer steps: a step report, or the epoch's at its end
+        const trainer = this.get(a.handle, 'elmoTrainer').object;
+        return plain(await callRustAsync('trainClassifier', () => trainer.runSteps(a.maxSteps)));
+      }
       case 'elmoTrainer.classify': {
         const trainer = this.get(a.handle, 'elmoTrainer').object;
         return callRustAsync('classify', () => trainer.classify(a.sentences)); // (B, classes) probabilities

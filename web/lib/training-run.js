@@ -65,10 +65,10 @@ const NUMBER_OPTIONS = ['learningRate', 'weightDecay', 'warmupRatio'];
 
 /**
  * A fine-tuning in progress: one epoch after the other in the engine, `onProgress` after each,
- * until `epochs` are done or `stop()` is called. A sequence classifier's run goes by engine calls
- * of a few optimizer steps (and, head-only, its feature pass by chunks of examples) with
- * `onStep` between them (training-steps.js); `stop()` takes effect after the running call (token
- * and masked-LM runs: after the running epoch). `signal` aborts it at the same boundaries, or at
+ * until `epochs` are done or `stop()` is called. A run goes by engine calls of a few optimizer
+ * steps (and, for a head-only sequence classifier, its feature pass by chunks of examples) with
+ * `onStep` between them (training-steps.js); `stop()` takes effect after the running call.
+ * `signal` aborts it at the same boundaries, or at
  * once while an engine call runs (the engine finishes that call; the run is then freed): `done`
  * rejects with the AbortError. `done` is never an unhandled rejection.
  */
@@ -135,8 +135,8 @@ export class TrainingRun {
   }
 
   /**
-   * Ends the run after the engine call now running (a sequence classifier's: a few optimizer
-   * steps or a chunk of the feature pass; the others': the epoch); `done` then resolves with
+   * Ends the run after the engine call now running (a few optimizer steps, or a chunk of a
+   * head-only sequence classifier's feature pass); `done` then resolves with
    * `stopped: true` and the epochs finished (the steps of an unfinished one stay in the model).
    */
   stop() {
@@ -162,7 +162,7 @@ export class TrainingRun {
       const encoded = !cachesFeatures(this._op, trainerOptions) || await encodeFeatures(this, handle, examples, trainerOptions, signal);
       for (let epoch = 0; encoded && epoch < epochs && !this._stopped; epoch++) {
         const epochStarted = epoch === 0 ? started : performance.now(); // the first epoch's time includes the feature pass
-        const report = await runEpoch(this, handle, signal);
+        const report = await runEpoch(this, (maxSteps) => this.model.call('trainer.runSteps', { handle, maxSteps }, signal));
         if (report === null) break; // stopped within the epoch
         const withTime = { ...report, seconds: (performance.now() - epochStarted) / 1000 };
         this.epochs.push(withTime);

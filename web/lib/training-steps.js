@@ -4,10 +4,11 @@
 // between calls reports `onStep({ phase: 'encoding', ... })`, honours `stop()` and looks at the
 // run's AbortSignal. The chunks' rows joined in example order are the rows one pass gives (each
 // window is encoded on its own: the worker pool splits this same pass), so the training is the
-// same as with the pass inside the engine. Then a sequence classifier's epochs run a few optimizer
-// steps per engine call (`runEpoch`: `trainer.runSteps`, about STEP_CALL_SECONDS each), with
+// same as with the pass inside the engine. Then every run's epochs (sequence and token classifiers,
+// masked-LM, ELMo's classifier) go a few optimizer steps per engine call (`runEpoch`:
+// `trainer.runSteps` / `elmoTrainer.runSteps`, about STEP_CALL_SECONDS each), with
 // `onStep({ phase: 'training', ... })`, stop and abort between calls; the engine computes the
-// same epoch as in one call (tests/rust/tasks_train.rs). The other runs take an epoch per call.
+// same epoch as in one call (the `*_in_steps_is_the_epochs_run_whole` tests in tests/rust/).
 
 import { callAbortable, joinParts, nextTask } from './abort.js';
 import { featureItem } from './engine-channel.js';
@@ -50,17 +51,18 @@ export async function encodeFeatures(run, handle, examples, trainerOptions, sign
 }
 
 /**
- * The next epoch of run `run` (a TrainingRun) for trainer `handle`, a few optimizer steps per
- * engine call (the first call takes one; later ones as many as took STEP_CALL_SECONDS so far),
- * yielding to the event loop between calls. Resolves to the epoch's report, or to null when
- * `stop()` came before its end (the steps done stay in the model).
+ * The next epoch of run `run` (a TrainingRun or an ElmoTrainingRun: `reportStep`, `stopping`), a
+ * few optimizer steps per engine call (`callSteps(maxSteps)`: the first call takes one; later
+ * ones as many as took STEP_CALL_SECONDS so far), yielding to the event loop between calls.
+ * Resolves to the epoch's report, or to null when `stop()` came before its end (the steps done
+ * stay in the model).
  */
-export async function runEpoch(run, handle, signal) {
+export async function runEpoch(run, callSteps) {
   let maxSteps = 1;
   for (;;) {
     const started = performance.now();
-    const report = await run.model.call('trainer.runSteps', { handle, maxSteps }, signal);
-    if (report.phase !== 'training') return report; // the epoch's report (token and masked-LM runs: always)
+    const report = await callSteps(maxSteps);
+    if (report.phase !== 'training') return report; // the epoch's report
     run.reportStep(report);
     const perStep = (performance.now() - started) / 1000 / maxSteps;
     maxSteps = Math.max(1, Math.min(MAX_STEPS_PER_CALL, Math.floor(STEP_CALL_SECONDS / Math.max(perStep, 1e-6))));

@@ -33,11 +33,13 @@ export interface TrainingCosts {
 }
 
 /**
- * Progress inside an epoch (`TrainingOptions.onStep`), for sequence classification
- * (`trainClassifier`, `trainRegressor`; token and masked-LM runs report epochs only):
+ * Progress inside an epoch (`TrainingOptions.onStep`), for every training run
+ * (`trainClassifier`, `trainRegressor`, `trainTokenClassifier`, `trainMaskedLM`, and ELMo's
+ * `trainClassifier`: `ElmoTrainOptions.onStep`):
  * - `{ phase: 'encoding', epoch: 1, done, total }`: head-only training's feature pass, which
  *   reads every example through the encoder once before the first epoch's steps (the bulk of such
  *   a run), in chunks of 32 examples; `done` the examples read so far (0 first, `total` last);
+ *   sequence classification only;
  * - `{ phase: 'training', epoch, done, total }`: `done` of the epoch's `total` optimizer steps,
  *   after each engine call of steps (about a quarter of a second of them) but the last (then
  *   `onProgress` reports the epoch).
@@ -55,8 +57,8 @@ export interface TrainingOptions {
    * Aborts the run (see `AbortOptions`): a signal already aborted rejects `done` at once; one
    * aborted during the feature pass stops it after the running chunk of examples (the model is
    * then unchanged); during an epoch, `done` rejects at once and the engine finishes its running
-   * call (a sequence classifier's: a few optimizer steps; the others': the epoch; the steps done
-   * stay in the model, as with `stop()`) before the run is freed. `done` rejects with the
+   * call (a few optimizer steps; the steps done stay in the model, as with `stop()`) before the
+   * run is freed. `done` rejects with the
    * AbortError.
    */
   signal?: AbortSignal;
@@ -193,10 +195,10 @@ export interface TrainingResult<R extends AnyEpochReport = EpochReport> {
 }
 
 /**
- * A fine-tuning in progress. Epochs run one after the other in the engine; `stop()` ends the
- * run after the running engine call: for a sequence classifier a few optimizer steps (or a chunk
- * of the head-only feature pass, with no epoch run), for the other runs the running epoch. The
- * trained classifier is then the model's: `classify`.
+ * A fine-tuning in progress. Epochs run one after the other in the engine, a few optimizer steps
+ * per engine call; `stop()` ends the run after the running engine call (a few optimizer steps,
+ * or a chunk of a head-only sequence classifier's feature pass, with no epoch run). The trained
+ * head is then the model's: `classify`.
  */
 export class TrainingRun<R extends AnyEpochReport = EpochReport> {
   private constructor();

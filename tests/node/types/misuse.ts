@@ -12,6 +12,7 @@ export async function misuse(): Promise<void> {
   const label: number = (await model.classifyTokens('a'))[0].label;  // labels are strings
   await Runtime.create({ device: 'cpu', threads: '2' });        // not a number
   (await rt.loadElmo({ options: 'o.json', weights: 'w.hdf5' })).trainClassifier([{ text: 'a', label: 1 }], { training: 'all' });  // not a mode
+  (await rt.loadElmo({ options: 'o.json', weights: 'w.hdf5' })).trainClassifier([{ text: 'a', label: 1 }], { onStep: (step: { done: string }) => step });  // done is a number
   await model.nextSentence('only one text');                    // a pair needs two texts
   await model.classify([['a', 'b', 'c']]);                      // a pair is two texts
   const pairLabel: string = (await model.nextSentence('a', 'b')).isNext;  // a probability

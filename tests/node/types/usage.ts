@@ -168,6 +168,7 @@ export async function cancellation(): Promise<void> {
   model.trainMaskedLM(['a'], { signal });
   const elmo = await rt.loadElmo({ options: 'o.json', weights: 'w.hdf5' }, { signal });
   const layers = await elmo.embed([['a']], { stateful: true, signal });
-  const elmoRun = elmo.trainClassifier([{ text: 'a', label: 1 }], { signal });
+  const elmoRun = elmo.trainClassifier([{ text: 'a', label: 1 }], { signal, onStep: (step: TrainingStep) => console.log(step.epoch, step.done, step.total) });
+  elmoRun.onStep = null;
   console.log(masks, vectors, same, across, labels, tokens, next, value, inside, words, files, layers, elmoRun.epochs);
 }
