@@ -6,7 +6,8 @@
 // whole list would be done), after which the model gives exactly what it gave before; loadModel
 // aborted from its progress callback rejects and a normal load then works; head-only training
 // aborted in its feature pass (from `onStep`) rejects `done`, and the model then trains exactly
-// as a fresh copy; training aborted within an epoch's steps or between epochs rejects `done`;
+// as a fresh copy; training aborted within an epoch's steps (a sequence classifier's and a token
+// classifier's) or between epochs rejects `done`;
 // and runs whose `done` nobody awaits (failed or aborted) fire no `unhandledrejection`. Model:
 // the committed random BertForSequenceClassification (2 layers, width 32).
 //
@@ -133,6 +134,17 @@ async function abortEverywhere({ options, long, trainingExamples, compareTrainin
     onStep: (step) => { stepsSeen.push([step.phase, step.epoch, step.done, step.total]); if (step.phase === 'training') inSteps.abort(); } });
   await expectAbort('trainClassifier within an epoch', stepRun.done);
   same('the steps reported before the abort', stepsSeen, [['training', 1, 1, 10]]);
+  // a token classifier's epoch goes in steps too (10 steps of 4 examples): abort at its first report
+  const tokenAbort = new AbortController();
+  const tokenSteps = [];
+  const wordExamples = texts(40).map((text) => {
+    const words = text.split(' ');
+    return { words, labels: words.map((word) => (word === 'man' || word === 'woman' ? 'B-PER' : 'O')) };
+  });
+  const tokenRun = model.trainTokenClassifier(wordExamples, { ...trainOptions, batchSize: 4, validation: 0, freeze: 'all', signal: tokenAbort.signal,
+    onStep: (step) => { tokenSteps.push([step.phase, step.epoch, step.done, step.total]); tokenAbort.abort(); } });
+  await expectAbort('trainTokenClassifier within an epoch', tokenRun.done);
+  same('the token steps reported before the abort', tokenSteps, [['training', 1, 1, 10]]);
   // between epochs
   const between = new AbortController();
   const epochRun = model.trainClassifier(examples(8), { ...trainOptions, epochs: 3, freeze: 'all', signal: between.signal, onProgress: () => between.abort() });
