@@ -3,8 +3,8 @@
 //! next-sentence, inspect, word vectors, save, a trainer of a sequence classifier, of a token
 //! classifier or of the masked-LM head; the tasks that take texts take pairs `{text, pair}` too)
 //! and the makers of a `WasmTrainer` (trainer.rs: one epoch per call, or a few optimizer steps
-//! of a sequence classifier's epoch: `run_steps`, so JavaScript drives the loop, shows progress
-//! and can stop). Only conversions live here; `web/lib/` wraps them into the documented API.
+//! of an epoch of any of the three runs: `run_steps`, so JavaScript drives the loop, shows
+//! progress and can stop). Only conversions live here; `web/lib/` wraps them into the documented API.
 //!
 //! Conversions: results that are records go out as plain JS objects (via JSON), embeddings and
 //! similarity matrices as `Float32Array`, saved files as a `Map<string, Uint8Array>`.
