@@ -163,6 +163,51 @@ fn adamw_with_groups_schedule_and_clipping_matches_torch_on_the_gpu() {
     adamw_steps_match_torch(&gpu());
 }
 
+/// `AdamW::step_named` keys the moments and the decay group by the names given, not by the
+/// tensors' names (ELMo's biLM names its tensors by kind: two convolutions' biases share one):
+/// two tensors with one tensor name keep separate moments, and the one named "...bias" gets no
+/// weight decay. With a zero gradient AdamW's update is the decay alone: x (1 - lr wd).
+#[test]
+fn adamw_step_named_keys_moments_and_decay_by_the_given_names() {
+    let device = Device::Cpu;
+    let (lr, wd) = (0.1f32, 0.5f32);
+    let mut optimizer = AdamW::new(AdamWConfig {
+        weight_decay: wd,
+        ..AdamWConfig::default()
+    });
+    let mut weight = Tensor::from_vec(&device, &[2], vec![1.0, -2.0], "conv").unwrap();
+    let mut bias = Tensor::from_vec(&device, &[3], vec![1.0, 2.0, 3.0], "conv").unwrap();
+    let zero2 = Tensor::zeros(&device, &[2], "g").unwrap();
+    let zero3 = Tensor::zeros(&device, &[3], "g").unwrap();
+    let names = ["conv_0.weight".to_string(), "conv_0.bias".to_string()];
+    for _ in 0..2 {
+        let mut updates = vec![
+            ParameterUpdate {
+                value: &mut weight,
+                grad: &zero2,
+            },
+            ParameterUpdate {
+                value: &mut bias,
+                grad: &zero3,
+            },
+        ];
+        optimizer.step_named(lr, &names, &mut updates).unwrap();
+    }
+    let decay = 1.0 - lr * wd;
+    assert_eq!(
+        weight.to_vec_blocking().unwrap(),
+        [1.0 * decay * decay, -2.0 * decay * decay]
+    );
+    assert_eq!(bias.to_vec_blocking().unwrap(), [1.0, 2.0, 3.0]);
+    assert_eq!(optimizer.state_bytes(), (2 + 3) * 2 * 4);
+    // one name per parameter
+    let mut updates = vec![ParameterUpdate {
+        value: &mut weight,
+        grad: &zero2,
+    }];
+    assert!(optimizer.step_named(lr, &names, &mut updates).is_err());
+}
+
 /// Mean cross-entropy of a linear classifier `logits = x @ w^T`, gradient into `dw`.
 fn linear_classifier_gradient(dw: &mut Tensor, w: &Tensor, x: &[f32], labels: &[u32], scale: f32) {
     let device = Device::Cpu;
