@@ -155,7 +155,7 @@ async function abortEverywhere({ options, long, trainingExamples, compareTrainin
   // never awaited: a failed run (no masked-LM head) and aborted ones. A model takes one run at
   // a time (others are refused while one is in progress), so each is let end before the next
   // starts: by watching the model, never by awaiting done.
-  const ended = async () => { while (model._trainingRun) await new Promise((resolve) => setTimeout(resolve, 5)); };
+  const ended = async () => { while (model.training) await new Promise((resolve) => setTimeout(resolve, 5)); };
   model.trainMaskedLM(few, { epochs: 1 });
   await ended();
   model.trainClassifier(examples(8), { signal: AbortSignal.abort() });

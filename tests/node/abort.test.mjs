@@ -205,7 +205,7 @@ test('a TrainingRun whose done is never awaited makes no unhandled rejection (fa
   try {
     // A model takes one run at a time (the others are refused while one is in progress), so
     // each run is let end before the next starts: by watching the model, never by awaiting done.
-    const ended = async () => { while (model._trainingRun) await new Promise((resolve) => setTimeout(resolve, 5)); };
+    const ended = async () => { while (model.training) await new Promise((resolve) => setTimeout(resolve, 5)); };
     // fails in the engine: this checkpoint has no masked-LM head
     model.trainMaskedLM(texts(4), { epochs: 1 });
     await ended();

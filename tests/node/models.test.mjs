@@ -99,8 +99,15 @@ test('head-only fine-tuning: progress per epoch, stop(), save -> load classifies
   const bad = ['a terrible film', 'boring and far too long', 'I hated it', 'dull and lifeless', 'an awful mess', 'a waste of time'];
   const examples = [...good.map((text) => ({ text, label: 'positive' })), ...bad.map((text) => ({ text, label: 'negative' }))];
   const seen = [];
+  assert.equal(model.training, null);
   const run = model.trainClassifier(examples, { freeze: 'head', epochs: 30, learningRate: 0.01, batchSize: 4, validation: 0, onProgress: (r) => seen.push(r) });
+  assert.equal(model.training, run);
   const result = await run.done;
+  assert.equal(model.training, null);
+  // the engine handles, channels and run state are #private: no `_` property on any public object
+  for (const object of [rt, model, model.tokenizer, run]) {
+    assert.deepEqual(Object.keys(object).filter((key) => key.startsWith('_')), [], object.constructor.name);
+  }
   assert.equal(result.stopped, false);
   assert.equal(seen.length, 30);
   assert.deepEqual(seen.map((r) => r.epoch), Array.from({ length: 30 }, (_, i) => i + 1));

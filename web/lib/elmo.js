@@ -144,11 +144,15 @@ export class ElmoLayers {
 
 /** A loaded ELMo biLM (AllenNLP's options.json + weights). Make one with `runtime.loadElmo()`. */
 export class ElmoModel {
-  /** @private */
-  constructor(runtime, loaded, meta) {
+  #channel;
+  #handle;
+  #disposed = false;
+
+  /** @private Use `runtime.loadElmo`. */
+  constructor(runtime, channel, loaded, meta) {
     this.runtime = runtime;
-    this._handle = loaded.handle;
-    this._disposed = false;
+    this.#channel = channel;
+    this.#handle = loaded.handle;
     this.device = loaded.device;
     this.numLayers = loaded.numLayers;
     this.outputDim = loaded.outputDim;
@@ -169,14 +173,14 @@ export class ElmoModel {
     checkSignal(signal);
     checkSentences(sentences);
     if (typeof stateful !== 'boolean') throw new WebnluError(`stateful must be true or false, got ${JSON.stringify(stateful)}`);
-    const out = await callAbortable(this.runtime._channel, 'elmo.embed', { handle: this._handle, sentences, stateful }, [], signal);
+    const out = await callAbortable(this.#channel, 'elmo.embed', { handle: this.#handle, sentences, stateful }, [], signal);
     return new ElmoLayers(out);
   }
 
   /** Forgets the LSTM states kept by stateful `embed` calls. */
   async resetState() {
     this.checkOpen();
-    await this.runtime._channel.call('elmo.resetState', { handle: this._handle });
+    await this.#channel.call('elmo.resetState', { handle: this.#handle });
   }
 
   /**
@@ -192,18 +196,18 @@ export class ElmoModel {
    */
   trainClassifier(examples, options = {}) {
     this.checkOpen();
-    return new ElmoTrainingRun(this, examples, options);
+    return new ElmoTrainingRun(this, this.#channel, this.#handle, examples, options);
   }
 
   checkOpen() {
-    if (this._disposed) throw new DisposedError('this ElmoModel was disposed');
+    if (this.#disposed) throw new DisposedError('this ElmoModel was disposed');
   }
 
   /** Frees the model's memory (GPU buffers included); later calls reject with DisposedError. */
   dispose() {
-    if (this._disposed) return;
-    this._disposed = true;
-    this.runtime._channel.call('free', { handle: this._handle }).catch(() => {});
+    if (this.#disposed) return;
+    this.#disposed = true;
+    this.#channel.call('free', { handle: this.#handle }).catch(() => {});
   }
 }
 
@@ -256,8 +260,16 @@ function sentencesToClassify(sentences) {
  * `classify` uses the head as trained so far.
  */
 export class ElmoTrainingRun {
+  #channel;
+  /** The biLM's engine handle. */
+  #elmoHandle;
+  /** The trainer's engine handle (null until the run has started). */
+  #handle = null;
+  #stopped = false;
+  #disposed = false;
+
   /** @private Use `elmo.trainClassifier`. */
-  constructor(elmo, examples, options) {
+  constructor(elmo, channel, elmoHandle, examples, options) {
     const { training = 'head', epochs = 10, batchSize, learningRate, seed, validation, onProgress, onStep } = options;
     let signal;
     try {
@@ -289,9 +301,8 @@ export class ElmoTrainingRun {
     this.epochs = [];
     /** The class names, in the order of `scores` (set once the run has started). */
     this.labels = null;
-    this._stopped = false;
-    this._disposed = false;
-    this._handle = null;
+    this.#channel = channel;
+    this.#elmoHandle = elmoHandle;
     this.done = this.loop(elmoExamples(examples), trainerOptions, epochs, signal);
     this.done.catch(() => {}); // a failure is for whoever awaits `done`, never an unhandled rejection
   }
@@ -301,12 +312,12 @@ export class ElmoTrainingRun {
    * with `stopped: true` and the epochs finished (the steps of an unfinished one stay in the head).
    */
   stop() {
-    this._stopped = true;
+    this.#stopped = true;
   }
 
   /** Whether `stop()` was called. */
   get stopping() {
-    return this._stopped;
+    return this.#stopped;
   }
 
   /** Calls `onStep` with `step`, if there is one. */
@@ -317,14 +328,14 @@ export class ElmoTrainingRun {
   async loop(examples, trainerOptions, epochs, signal) {
     throwIfAborted(signal);
     const started = performance.now();
-    const channel = this.elmo.runtime._channel;
-    const created = await callAbortable(channel, 'elmo.trainer', { handle: this.elmo._handle, examples, options: trainerOptions }, [], signal);
-    this._handle = created.handle;
+    const channel = this.#channel;
+    const created = await callAbortable(channel, 'elmo.trainer', { handle: this.#elmoHandle, examples, options: trainerOptions }, [], signal);
+    this.#handle = created.handle;
     this.labels = created.labels;
     try {
-      for (let epoch = 0; epoch < epochs && !this._stopped; epoch++) {
+      for (let epoch = 0; epoch < epochs && !this.#stopped; epoch++) {
         const epochStarted = performance.now();
-        const report = await runEpoch(this, (maxSteps) => callAbortable(channel, 'elmoTrainer.runSteps', { handle: this._handle, maxSteps }, [], signal));
+        const report = await runEpoch(this, (maxSteps) => callAbortable(channel, 'elmoTrainer.runSteps', { handle: this.#handle, maxSteps }, [], signal));
         if (report === null) break; // stopped within the epoch
         const withTime = { ...report, seconds: (performance.now() - epochStarted) / 1000 };
         this.epochs.push(withTime);
@@ -334,7 +345,7 @@ export class ElmoTrainingRun {
       if (isAbortError(error)) this.dispose(); // an aborted run is freed (once the engine is out of its call)
       throw error;
     }
-    return { epochs: this.epochs, stopped: this._stopped, seconds: (performance.now() - started) / 1000 };
+    return { epochs: this.epochs, stopped: this.#stopped, seconds: (performance.now() - started) / 1000 };
   }
 
   /**
@@ -342,11 +353,11 @@ export class ElmoTrainingRun {
    * `{ label, score, scores }` each, `scores` in the order of `labels`.
    */
   async classify(sentences) {
-    if (this._disposed) throw new DisposedError('this ElmoTrainingRun was disposed');
-    if (this._handle === null) await this.done;
+    if (this.#disposed) throw new DisposedError('this ElmoTrainingRun was disposed');
+    if (this.#handle === null) await this.done;
     const words = sentencesToClassify(sentences);
     if (words.length === 0) return [];
-    const probabilities = await this.elmo.runtime._channel.call('elmoTrainer.classify', { handle: this._handle, sentences: words });
+    const probabilities = await this.#channel.call('elmoTrainer.classify', { handle: this.#handle, sentences: words });
     const classes = this.labels.length;
     return words.map((_, i) => {
       const scores = Array.from(probabilities.subarray(i * classes, (i + 1) * classes));
@@ -358,11 +369,11 @@ export class ElmoTrainingRun {
 
   /** Stops the run and frees the classifier (the biLM stays); later `classify` calls reject. */
   dispose() {
-    if (this._disposed) return;
-    this._disposed = true;
-    this._stopped = true;
+    if (this.#disposed) return;
+    this.#disposed = true;
+    this.#stopped = true;
     this.done.catch(() => {}).then(() => {
-      if (this._handle !== null) this.elmo.runtime._channel.call('free', { handle: this._handle }).catch(() => {});
+      if (this.#handle !== null) this.#channel.call('free', { handle: this.#handle }).catch(() => {});
     });
   }
 }

@@ -24,7 +24,7 @@
  */
 
 import type { DecodeOptions, EncodeOptions, Encoding } from './tokenizer-types.js';
-import type { MaskedLmEpochReport, MaskedLmTrainOptions, TokenEpochReport, TokenTrainOptions, TrainOptions, TrainingRun, WordExample } from './training-types.js';
+import type { AnyEpochReport, MaskedLmEpochReport, MaskedLmTrainOptions, TokenEpochReport, TokenTrainOptions, TrainOptions, TrainingRun, WordExample } from './training-types.js';
 import type { ElmoFiles, ElmoModel } from './elmo-types.js';
 import type { InspectOptions, Inspection, WordVectorOptions, WordVectors } from './inspect-types.js';
 
@@ -540,6 +540,11 @@ export class Model {
   readonly loadSeconds: number;
   /** The model's tokenizer. */
   readonly tokenizer: LoadedTokenizer;
+  /**
+   * The training run in progress on this model, or null. While a run is in progress every other
+   * call on the model is refused (await `run.done` first).
+   */
+  readonly training: TrainingRun<AnyEpochReport> | null;
   /**
    * The best fillers of every `[MASK]` in `text` (needs a checkpoint with its masked-LM head):
    * one list per mask, in text order, best first.

@@ -29,23 +29,31 @@ const TRAINING_OPS = new Set([
  * would mix its steps with the first's). Returns the error to reject with, or null.
  */
 export function refusedDuringTraining(model, op) {
-  const run = model._trainingRun;
-  if (run === undefined || run === null || TRAINING_OPS.has(op)) return null;
+  const run = trainingRunOf(model);
+  if (run === null || TRAINING_OPS.has(op)) return null;
   const what = op.replace(/^model\./, '');
   return new WebnluError(`${what}: this model is being trained (a TrainingRun is in progress); await run.done (or run.stop() and then await run.done) before calling ${what}`);
 }
 
+/** The training run in progress on each model (a model absent or mapped to nothing: none). */
+const runsInProgress = new WeakMap();
+
+/** The training run in progress on `model`, or null. */
+export function trainingRunOf(model) {
+  return runsInProgress.get(model) ?? null;
+}
+
 /** Marks `model` as training for as long as `run.done` has not settled; refuses a second run. */
 export function holdForTraining(model, run) {
-  if (model._trainingRun !== undefined && model._trainingRun !== null) {
+  if (runsInProgress.has(model)) {
     throw new WebnluError('this model is already being trained (a TrainingRun is in progress); await its done before starting another');
   }
-  model._trainingRun = run;
+  runsInProgress.set(model, run);
 }
 
 /** Ends `holdForTraining`'s mark once `done` settles; returns `done`. */
 export function releaseAfter(model, run, done) {
-  const release = () => { if (model._trainingRun === run) model._trainingRun = null; };
+  const release = () => { if (runsInProgress.get(model) === run) runsInProgress.delete(model); };
   done.then(release, release);
   return done;
 }

@@ -12,7 +12,7 @@ import { ElmoModel, readElmoFiles } from './elmo.js';
 import { transferablesOf } from './engine.js';
 import { DisposedError, UnsupportedError, WebnluError, WorkerError } from './errors.js';
 import { checkTaskText, checkTaskTexts } from './input-checks.js';
-import { refusedDuringTraining } from './memory.js';
+import { refusedDuringTraining, trainingRunOf } from './memory.js';
 import { checkText } from './wasm-module.js';
 import { clearCache, fetchModelFiles, listCachedFiles } from './model-loader.js';
 import { DEFAULT_HUB_URL, TOKENIZER_FILE_ROLES } from './model-source.js';
@@ -57,11 +57,16 @@ export function resolveThreads({ device = 'auto', worker, threads }) {
 
 /** A device to run models on, and the thread they run in. Make one with `Runtime.create()`. */
 export class Runtime {
+  /** The engine this runtime's models live in (this thread's, a worker's, or a pool's). */
+  #channel;
+  /** The engine's runtime handle (null where the device is unsupported). */
+  #handle;
+  #disposed = false;
+
   /** @private Use `Runtime.create`. */
   constructor(channel, handle, device, info, options) {
-    this._channel = channel;
-    this._handle = handle;
-    this._disposed = false;
+    this.#channel = channel;
+    this.#handle = handle;
     this.device = Object.freeze({ ...device, threads: device.threads ?? 1 });
     this.version = info.version;
     this.wasmBuild = info.wasmBuild;
@@ -131,7 +136,7 @@ export class Runtime {
   }
 
   checkOpen() {
-    if (this._disposed) throw new DisposedError('this Runtime was disposed');
+    if (this.#disposed) throw new DisposedError('this Runtime was disposed');
   }
 
   /**
@@ -141,16 +146,16 @@ export class Runtime {
   async loadModel(source, options = {}) {
     this.checkOpen();
     const signal = checkSignal(options.signal);
-    if (this._handle === null) {
+    if (this.#handle === null) {
       throw new UnsupportedError(`loadModel: ${this.device.reason}`);
     }
     const started = performance.now();
     const fetched = await fetchModelFiles(source, { hubUrl: this.hubUrl, ...options });
     const config = parseConfig(fetched.files.get('config.json'));
     const names = [...fetched.files.keys()];
-    const loaded = await callAbortable(this._channel, 'model.load', { runtime: this._handle, files: fetched.files },
+    const loaded = await callAbortable(this.#channel, 'model.load', { runtime: this.#handle, files: fetched.files },
       transferablesOf(fetched.files), signal);
-    return new Model(this, loaded, {
+    return new Model(this, this.#channel, loaded, {
       config, files: names, source: fetched.label, fromCache: fetched.fromCache, bytes: fetched.bytes,
       loadSeconds: (performance.now() - started) / 1000,
     });
@@ -170,9 +175,9 @@ export class Runtime {
     throwIfAborted(signal); // local files are read whole
     const device = this.device.kind === 'none' ? this.device.requested : this.device.kind;
     const bytes = new TextEncoder().encode(read.options).length + read.weights.length; // before the weights move to the worker
-    const loaded = await callAbortable(this._channel, 'elmo.load', { options: read.options, weights: read.weights, device },
+    const loaded = await callAbortable(this.#channel, 'elmo.load', { options: read.options, weights: read.weights, device },
       transferablesOf(read.weights), signal);
-    return new ElmoModel(this, loaded, {
+    return new ElmoModel(this, this.#channel, loaded, {
       bytes,
       loadSeconds: (performance.now() - started) / 1000,
     });
@@ -183,8 +188,8 @@ export class Runtime {
     this.checkOpen();
     const signal = checkSignal(options.signal);
     const fetched = await fetchModelFiles(source, { hubUrl: this.hubUrl, roles: TOKENIZER_FILE_ROLES, ...options });
-    const created = await callAbortable(this._channel, 'tokenizer.create', { files: fetched.files }, transferablesOf(fetched.files), signal);
-    return new LoadedTokenizer(this, created.handle, created.vocabSize);
+    const created = await callAbortable(this.#channel, 'tokenizer.create', { files: fetched.files }, transferablesOf(fetched.files), signal);
+    return new LoadedTokenizer(this.#channel, created.handle, created.vocabSize);
   }
 
   /**
@@ -194,8 +199,8 @@ export class Runtime {
    */
   memoryUsage() {
     this.checkOpen();
-    if (this._handle === null) return Promise.reject(new UnsupportedError(`memoryUsage: ${this.device.reason}`));
-    return this._channel.call('runtime.memoryUsage', { runtime: this._handle });
+    if (this.#handle === null) return Promise.reject(new UnsupportedError(`memoryUsage: ${this.device.reason}`));
+    return this.#channel.call('runtime.memoryUsage', { runtime: this.#handle });
   }
 
   /**
@@ -205,16 +210,16 @@ export class Runtime {
    */
   trim() {
     this.checkOpen();
-    if (this._handle === null) return Promise.reject(new UnsupportedError(`trim: ${this.device.reason}`));
-    return this._channel.call('runtime.trim', { runtime: this._handle });
+    if (this.#handle === null) return Promise.reject(new UnsupportedError(`trim: ${this.device.reason}`));
+    return this.#channel.call('runtime.trim', { runtime: this.#handle });
   }
 
   /** Frees the device (and stops the worker); models of this runtime stop working. */
   dispose() {
-    if (this._disposed) return;
-    this._disposed = true;
-    if (this._handle !== null) this._channel.call('free', { handle: this._handle }).catch(() => {});
-    if (this.worker) this._channel.close();
+    if (this.#disposed) return;
+    this.#disposed = true;
+    if (this.#handle !== null) this.#channel.call('free', { handle: this.#handle }).catch(() => {});
+    if (this.worker) this.#channel.close();
   }
 }
 
@@ -228,17 +233,20 @@ function parseConfig(bytes) {
 
 /** A tokenizer living in the runtime's engine (this thread or its worker). */
 export class LoadedTokenizer {
+  #channel;
+  #handle;
+  #disposed = false;
+
   /** @private Use `runtime.loadTokenizer` or `model.tokenizer`. */
-  constructor(runtime, handle, vocabSize) {
-    this._runtime = runtime;
-    this._handle = handle;
+  constructor(channel, handle, vocabSize) {
+    this.#channel = channel;
+    this.#handle = handle;
     this.vocabSize = vocabSize;
-    this._disposed = false;
   }
 
   call(op, args) {
-    if (this._disposed) return Promise.reject(new DisposedError('this tokenizer was disposed'));
-    return this._runtime._channel.call(op, { handle: this._handle, ...args });
+    if (this.#disposed) return Promise.reject(new DisposedError('this tokenizer was disposed'));
+    return this.#channel.call(op, { handle: this.#handle, ...args });
   }
 
   /** Tokenizes `text` (or a pair), as `Tokenizer.encode` does; resolves to an Encoding. */
@@ -265,9 +273,9 @@ export class LoadedTokenizer {
 
   /** Frees the tokenizer. */
   dispose() {
-    if (this._disposed) return;
-    this._disposed = true;
-    this._runtime._channel.call('free', { handle: this._handle }).catch(() => {});
+    if (this.#disposed) return;
+    this.#disposed = true;
+    this.#channel.call('free', { handle: this.#handle }).catch(() => {});
   }
 }
 
@@ -327,11 +335,15 @@ function pairItem(item, name) {
 
 /** One loaded BERT-family model. Make one with `runtime.loadModel()`. */
 export class Model {
-  /** @private */
-  constructor(runtime, loaded, meta) {
+  #channel;
+  #handle;
+  #disposed = false;
+
+  /** @private Use `runtime.loadModel`. */
+  constructor(runtime, channel, loaded, meta) {
     this.runtime = runtime;
-    this._handle = loaded.handle;
-    this._disposed = false;
+    this.#channel = channel;
+    this.#handle = loaded.handle;
     this.hiddenSize = loaded.hiddenSize;
     /** Parameters the checkpoint lacked and the load initialized randomly (warned about, as transformers does). */
     this.newlyInitialized = loaded.newlyInitialized ?? [];
@@ -348,16 +360,25 @@ export class Model {
     // weight, which fills the memory the file bytes took while loading: about twice the files.
     this.extraWorkerBytes = (runtime.device.threads - 1) * 2 * meta.bytes;
     this.loadSeconds = meta.loadSeconds;
-    this.tokenizer = new LoadedTokenizer(runtime, loaded.tokenizer, undefined);
+    this.tokenizer = new LoadedTokenizer(channel, loaded.tokenizer, undefined);
     this.tokenizer.dispose = () => {}; // freed with the model
   }
 
-  /** `op` on this model in the engine; `signal` (checked by the caller) may abort it (abort.js). */
-  call(op, args = {}, signal = undefined) {
-    if (this._disposed) return Promise.reject(new DisposedError('this Model was disposed'));
+  /**
+   * @private `op` on this model in the engine (`args.handle`, if given, names another engine
+   * object, e.g. a trainer); `signal` (checked by the caller) may abort it (abort.js); `transfer`:
+   * buffers of `args` to move to a worker instead of copying.
+   */
+  call(op, args = {}, signal = undefined, transfer = []) {
+    if (this.#disposed) return Promise.reject(new DisposedError('this Model was disposed'));
     const refused = refusedDuringTraining(this, op);
     if (refused !== null) return Promise.reject(refused);
-    return callAbortable(this.runtime._channel, op, { handle: this._handle, ...args }, [], signal);
+    return callAbortable(this.#channel, op, { handle: this.#handle, ...args }, transfer, signal);
+  }
+
+  /** The training run in progress on this model (other calls are refused until it ends), or null. */
+  get training() {
+    return trainingRunOf(this);
   }
 
   /**
@@ -410,7 +431,7 @@ export class Model {
     const { task = 'classification' } = options;
     if (!TASKS.includes(task)) throw new WebnluError(`task must be one of ${TASKS.join(', ')}, got ${JSON.stringify(task)}`);
     checkExamples(examples, 'examples', task);
-    return new TrainingRun(this, 'model.trainer', examples, options, SEQUENCE_OPTIONS);
+    return new TrainingRun(this, this.#channel, 'model.trainer', examples, options, SEQUENCE_OPTIONS);
   }
 
   /**
@@ -426,7 +447,7 @@ export class Model {
     if (mlmProbability !== undefined && !(typeof mlmProbability === 'number' && mlmProbability > 0 && mlmProbability < 1)) {
       throw new WebnluError(`mlmProbability must be in (0, 1), got ${JSON.stringify(mlmProbability)}`);
     }
-    return new TrainingRun(this, 'model.mlmTrainer', texts, options, ['mlmProbability']);
+    return new TrainingRun(this, this.#channel, 'model.mlmTrainer', texts, options, ['mlmProbability']);
   }
 
   /** `trainClassifier` with `task: 'regression'`: one number per text, MSE. */
@@ -441,7 +462,7 @@ export class Model {
    */
   trainTokenClassifier(examples, options = {}) {
     checkWordExamples(examples, 'examples');
-    return new TrainingRun(this, 'model.tokenTrainer', examples, options, []);
+    return new TrainingRun(this, this.#channel, 'model.tokenTrainer', examples, options, []);
   }
 
   /**
@@ -576,9 +597,9 @@ export class Model {
 
   /** Frees the model's memory (GPU buffers included); later calls reject with DisposedError. */
   dispose() {
-    if (this._disposed) return;
-    this._disposed = true;
-    this.runtime._channel.call('free', { handle: this._handle }).catch(() => {});
+    if (this.#disposed) return;
+    this.#disposed = true;
+    this.#channel.call('free', { handle: this.#handle }).catch(() => {});
   }
 }
 

@@ -62,16 +62,20 @@ function namesOf(ids, vocab) {
  * Call `free()` when done to release its memory in the wasm heap.
  */
 export class Tokenizer {
+  /** The wasm tokenizer (null once freed). */
+  #inner;
+  /** The vocabulary's tokens by id, fetched at the first encode. */
+  #vocab = null;
+
   /** @private Use `Tokenizer.fromVocab` or `Tokenizer.fromTokenizerJson`. */
   constructor(inner) {
-    this._inner = inner;
-    this._vocab = null; // the vocabulary's tokens by id, fetched at the first encode
+    this.#inner = inner;
   }
 
   /** @private The wasm object; throws once `free()` has run. */
   get inner() {
-    if (this._inner === null) throw new WebnluError('this Tokenizer was freed');
-    return this._inner;
+    if (this.#inner === null) throw new WebnluError('this Tokenizer was freed');
+    return this.#inner;
   }
 
   /** Builds a tokenizer from the text of a `vocab.txt` (one token per line, id = line number). */
@@ -112,11 +116,11 @@ export class Tokenizer {
     const strideValue = optionalNonNegativeInteger(stride, 'stride');
     const padTo = padding === false ? undefined : optionalNonNegativeInteger(padding, 'padding');
     const inner = this.inner;
-    this._vocab ??= inner.vocabTokens();
+    this.#vocab ??= inner.vocabTokens();
     const all = callRust('encode', () => inner.encodePacked(
       text, pair ?? undefined, Boolean(addSpecialTokens), max, strideValue, truncation,
       maxLength === false, padTo, padding === false));
-    return unpackEncoding(all, all[0] === 1 ? inner.takeLastTokens() : null, this._vocab);
+    return unpackEncoding(all, all[0] === 1 ? inner.takeLastTokens() : null, this.#vocab);
   }
 
   /** Turns ids back into text: `##` pieces joined, spaces before punctuation cleaned as HF does. */
@@ -155,9 +159,9 @@ export class Tokenizer {
 
   /** Releases the tokenizer's memory in the wasm heap; the object cannot be used afterwards. */
   free() {
-    if (this._inner !== null) this._inner.free();
-    this._inner = null;
-    this._vocab = null;
+    if (this.#inner !== null) this.#inner.free();
+    this.#inner = null;
+    this.#vocab = null;
   }
 }
 

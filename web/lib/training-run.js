@@ -73,8 +73,14 @@ const NUMBER_OPTIONS = ['learningRate', 'weightDecay', 'warmupRatio'];
  * rejects with the AbortError. `done` is never an unhandled rejection.
  */
 export class TrainingRun {
-  /** @private Use `model.trainClassifier` or `model.trainTokenClassifier`. */
-  constructor(model, op, examples, options, ownOptions) {
+  /** The engine the model lives in (the trainer is an engine object of its own). */
+  #channel;
+  /** The engine operation that makes the trainer ('model.trainer', 'model.tokenTrainer', ...). */
+  #op;
+  #stopped = false;
+
+  /** @private Use `model.trainClassifier`, `model.trainTokenClassifier` or `model.trainMaskedLM`. */
+  constructor(model, channel, op, examples, options, ownOptions) {
     const {
       freeze = 'head', epochs = 3, batchSize, validation, seed = 0, accumulation, maxGradNorm, pooling, truncate, onProgress, onStep,
     } = options;
@@ -119,7 +125,6 @@ export class TrainingRun {
     this.onStep = onStep ?? null;
     /** The report of every finished epoch. */
     this.epochs = [];
-    this._stopped = false;
     const trainerOptions = { freeze, epochs, seed };
     for (const name of [...NUMBER_OPTIONS, 'batchSize', 'accumulation', 'validation', 'maxGradNorm', 'pooling', 'task', 'mlmProbability']) {
       if (options[name] !== undefined) trainerOptions[name] = options[name];
@@ -128,7 +133,8 @@ export class TrainingRun {
       if (typeof truncate !== 'boolean') throw new WebnluError(`truncate must be true or false, got ${JSON.stringify(truncate)}`);
       trainerOptions.truncate = truncate;
     }
-    this._op = op;
+    this.#channel = channel;
+    this.#op = op;
     holdForTraining(model, this); // other calls on the model are refused until `done` settles (memory.js)
     this.done = releaseAfter(model, this, this.loop(examples, trainerOptions, epochs, signal));
     this.done.catch(() => {}); // a failure is for whoever awaits `done`, never an unhandled rejection
@@ -140,12 +146,12 @@ export class TrainingRun {
    * `stopped: true` and the epochs finished (the steps of an unfinished one stay in the model).
    */
   stop() {
-    this._stopped = true;
+    this.#stopped = true;
   }
 
   /** Whether `stop()` was called. */
   get stopping() {
-    return this._stopped;
+    return this.#stopped;
   }
 
   /** Calls `onStep` with `step`, if there is one. */
@@ -156,11 +162,11 @@ export class TrainingRun {
   async loop(examples, trainerOptions, epochs, signal) {
     throwIfAborted(signal);
     const started = performance.now();
-    const handle = await this.model.call(this._op, { examples, options: trainerOptions }, signal);
+    const handle = await this.model.call(this.#op, { examples, options: trainerOptions }, signal);
     let finished = false;
     try {
-      const encoded = !cachesFeatures(this._op, trainerOptions) || await encodeFeatures(this, handle, examples, trainerOptions, signal);
-      for (let epoch = 0; encoded && epoch < epochs && !this._stopped; epoch++) {
+      const encoded = !cachesFeatures(this.#op, trainerOptions) || await encodeFeatures(this, this.#channel, handle, examples, trainerOptions, signal);
+      for (let epoch = 0; encoded && epoch < epochs && !this.#stopped; epoch++) {
         const epochStarted = epoch === 0 ? started : performance.now(); // the first epoch's time includes the feature pass
         const report = await runEpoch(this, (maxSteps) => this.model.call('trainer.runSteps', { handle, maxSteps }, signal));
         if (report === null) break; // stopped within the epoch
@@ -168,15 +174,15 @@ export class TrainingRun {
         this.epochs.push(withTime);
         if (typeof this.onProgress === 'function') this.onProgress(withTime);
       }
-      await this.model.runtime._channel.call('trainer.finish', { handle });
+      await this.#channel.call('trainer.finish', { handle });
       finished = true;
     } finally {
       if (!finished) {
         // after an abort the engine may still be in the epoch: the run is freed once it is out
-        const freed = this.model.runtime._channel.call('free', { handle }).catch(() => {});
+        const freed = this.#channel.call('free', { handle }).catch(() => {});
         if (!signal?.aborted) await freed;
       }
     }
-    return { epochs: this.epochs, stopped: this._stopped, seconds: (performance.now() - started) / 1000 };
+    return { epochs: this.epochs, stopped: this.#stopped, seconds: (performance.now() - started) / 1000 };
   }
 }

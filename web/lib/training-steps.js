@@ -29,11 +29,12 @@ export function cachesFeatures(op, trainerOptions) {
 }
 
 /**
- * The feature pass of head-only run `run` (a TrainingRun) for trainer `handle`: the features of
+ * The feature pass of head-only run `run` (a TrainingRun) for trainer `handle` in the engine
+ * behind `channel`: the features of
  * `examples` computed in chunks and given to the trainer. Resolves to false when `stop()` came
  * before the end (the trainer is then left without features and no epoch runs), else true.
  */
-export async function encodeFeatures(run, handle, examples, trainerOptions, signal) {
+export async function encodeFeatures(run, channel, handle, examples, trainerOptions, signal) {
   const texts = examples.map(featureItem);
   const total = texts.length;
   const parts = [];
@@ -46,7 +47,7 @@ export async function encodeFeatures(run, handle, examples, trainerOptions, sign
     run.reportStep({ phase: 'encoding', epoch: 1, done: start + chunk.length, total });
   }
   const features = joinParts(parts);
-  await callAbortable(run.model.runtime._channel, 'trainer.setFeatures', { handle, features }, transferablesOf(features), signal);
+  await callAbortable(channel, 'trainer.setFeatures', { handle, features }, transferablesOf(features), signal);
   return true;
 }
 

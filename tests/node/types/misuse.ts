@@ -26,4 +26,5 @@ export async function misuse(): Promise<void> {
   await rt.trim(true);                                          // trim takes no argument
   await model.embed(['a'], { signal: 'stop' });                 // not an AbortSignal
   model.trainClassifier([{ text: 'a', label: 'b' }], { onStep: (step: { done: string }) => step });  // done is a number
+  model.training = null;                                        // read-only
 }
