@@ -54,7 +54,7 @@ mod tensorflow_weights;
 use steps::*;
 pub use tensorflow_weights::{lstm_weights_from_tensorflow, LstmWeightsOwned};
 
-use crate::device::{GpuContext, Kernel};
+use crate::device::GpuContext;
 use crate::ops::length_check::{as_u32, expect_len, product};
 use crate::ops::matmul::{
     matmul_backward, matmul_forward, matmul_forward_packed, MatmulOptions, PackedWeight,
@@ -179,6 +179,13 @@ pub struct LstmParams {
 }
 
 /// One call's sizes, options and lengths (B) as a tensor on the op's device.
+impl LstmShape {
+    /// (B, T, C, H): the sizes the tensors of a sequence are checked against.
+    fn batch_steps_cell_hidden(&self) -> (usize, usize, usize, usize) {
+        (self.batch, self.steps, self.cell, self.hidden)
+    }
+}
+
 struct Sequence {
     shape: LstmShape,
     options: LstmOptions,
@@ -267,10 +274,7 @@ impl Sequence {
             cell_clip: self.options.cell_clip.unwrap_or(0.0),
             proj_clip: self.options.proj_clip.unwrap_or(0.0),
         };
-        let kernel = Kernel {
-            shader: &shaders::LSTM,
-            entry,
-        };
+        let kernel = shaders::LSTM.kernel(entry);
         let groups = ctx.linear_groups(threads, 256);
         ctx.dispatch(&kernel, &read, &written, &params, groups)
     }
@@ -359,12 +363,7 @@ pub fn lstm_forward(
 ) -> Result<LstmSaved> {
     let op = "lstm_forward";
     let seq = Sequence::new(op, inputs, lengths, weights, options)?;
-    let (b, t, c, h) = (
-        seq.shape.batch,
-        seq.shape.steps,
-        seq.shape.cell,
-        seq.shape.hidden,
-    );
+    let (b, t, c, h) = seq.shape.batch_steps_cell_hidden();
     outputs.expect_shape(op, &[b, t, h])?;
     h_state.expect_shape(op, &[b, h])?;
     c_state.expect_shape(op, &[b, c])?;
@@ -421,12 +420,7 @@ pub fn lstm_backward(
 ) -> Result<()> {
     let op = "lstm_backward";
     let seq = Sequence::new(op, inputs, lengths, weights, options)?;
-    let (b, t, c, h) = (
-        seq.shape.batch,
-        seq.shape.steps,
-        seq.shape.cell,
-        seq.shape.hidden,
-    );
+    let (b, t, c, h) = seq.shape.batch_steps_cell_hidden();
     for (tensor, shape) in [
         (doutputs, &[b, t, h][..]),
         (dh_final, &[b, h][..]),
