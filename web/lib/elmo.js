@@ -6,7 +6,7 @@
 // `ElmoModel.trainClassifier` trains a sentence classifier on the biLM's features (as `webnlu
 // elmo-train`), one epoch per engine call, as an `ElmoTrainingRun`.
 
-import { callAbortable, checkSignal, isAbortError, throwIfAborted } from './abort.js';
+import { callAbortable, checkSignal, isAbortError, throwIfAborted, trainingSignal } from './abort.js';
 import { DisposedError, ModelLoadError, WebnluError } from './errors.js';
 import { fetchFile } from './model-loader.js';
 import { localFileBytes } from './model-source.js';
@@ -254,13 +254,7 @@ export class ElmoTrainingRun {
   /** @private Use `elmo.trainClassifier`. */
   constructor(elmo, examples, options) {
     const { training = 'head', epochs = 10, batchSize, learningRate, seed, validation, onProgress } = options;
-    let signal;
-    try {
-      signal = checkSignal(options.signal);
-    } catch (error) {
-      if (!isAbortError(error)) throw error;
-      signal = options.signal; // already aborted: `done` rejects
-    }
+    const signal = trainingSignal(options.signal); // already aborted: `done` rejects
     if (!ELMO_TRAINING.includes(training)) {
       throw new WebnluError(`training must be 'head', 'mix' or 'end-to-end', got ${JSON.stringify(training)}`);
     }
