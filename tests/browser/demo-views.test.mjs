@@ -157,6 +157,20 @@ test(`fine-tune: head only on 400 movie reviews reaches held-out accuracy >= ${H
     `downloads: ${downloads.join(', ')}`);
 });
 
+test("fine-tune: pasted examples are read by the package's parser (the CLI's): a bad line is named", async () => {
+  await page.goto(`${session.url}#fine-tune`);
+  await page.check('input[name=ft-data][value=own]');
+  await page.fill('#ft-paste', 'a wonderful film,positive\nno label here\n');
+  await page.click('#ft-train');
+  await page.waitForSelector('#ft-error:not([hidden])');
+  assert.match(await page.textContent('#ft-error'), /^WebnluError: .*line 2: no label/);
+  // a CSV (found by its header, columns in any order): read, then refused for its single label
+  await page.fill('#ft-paste', 'label,text\npositive,"good, really"\npositive,fine\n');
+  await page.click('#ft-train');
+  await page.waitForFunction(() => /at least two labels, found 1: positive$/.test(document.getElementById('ft-error').textContent));
+  await page.check('input[name=ft-data][value=reviews]');
+});
+
 test('the tokenizer view still works beside the others', async () => {
   await page.goto(`${session.url}#tokenizer`);
   await page.waitForSelector('body[data-ready="true"]', { state: 'attached' });
