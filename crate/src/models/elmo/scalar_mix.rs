@@ -225,15 +225,3 @@ pub async fn scalar_mix_backward(
     mix.accumulate_parameter_grads(grads, &g);
     Ok(())
 }
-
-/// Native only: [`scalar_mix_backward`], blocking.
-#[cfg(not(target_arch = "wasm32"))]
-pub fn scalar_mix_backward_blocking(
-    dlayers: Option<&mut Tensor>,
-    grads: &mut ScalarMixGrads,
-    dout: &Tensor,
-    layers: &Tensor,
-    mix: &ScalarMix,
-) -> Result<()> {
-    pollster::block_on(scalar_mix_backward(dlayers, grads, dout, layers, mix))
-}
