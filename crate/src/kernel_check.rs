@@ -19,7 +19,7 @@ use crate::ops::dropout::DropoutMask;
 use crate::ops::layernorm::{layernorm_backward, layernorm_forward};
 use crate::ops::losses::{cross_entropy_backward, cross_entropy_forward};
 use crate::ops::lstm::{
-    lstm_backward, lstm_forward, LstmInputGrads, LstmOptions, LstmWeightGrads, LstmWeights,
+    lstm_backward, lstm_forward, LstmGradTensors, LstmOptions, LstmShape, LstmWeights,
 };
 use crate::ops::matmul::{matmul_backward, matmul_forward, MatmulOptions};
 use crate::ops::softmax::{softmax_backward, softmax_forward};
@@ -287,35 +287,18 @@ async fn lstm_case(device: &Device) -> Result<Vec<Output>> {
     let doutputs = input(device, &[b, t, h], 48, 1.0, "doutputs")?; // (B, T, H)
     let dh_final = input(device, &[b, h], 49, 1.0, "dh_final")?; // (B, H)
     let dc_final = input(device, &[b, c], 50, 1.0, "dc_final")?; // (B, C)
-    let mut dx = Tensor::zeros(device, &[b, t, i], "dinputs")?;
-    let mut dh0 = Tensor::zeros(device, &[b, h], "dh0")?;
-    let mut dc0 = Tensor::zeros(device, &[b, c], "dc0")?;
-    let mut dw_input = Tensor::zeros(device, &[4 * c, i], "dw_input")?;
-    let mut dw_state = Tensor::zeros(device, &[4 * c, h], "dw_state")?;
-    let mut dbias = Tensor::zeros(device, &[4 * c], "dbias")?;
-    let mut dw_proj = Tensor::zeros(device, &[h, c], "dw_proj")?;
+    let shape = LstmShape {
+        batch: b,
+        steps: t,
+        input: i,
+        cell: c,
+        hidden: h,
+    };
+    let mut grads = LstmGradTensors::zeros(device, &shape)?;
+    let (dinputs, dweights) = grads.as_grads();
     lstm_backward(
-        LstmInputGrads {
-            inputs: &mut dx,
-            h_initial: &mut dh0,
-            c_initial: &mut dc0,
-        },
-        LstmWeightGrads {
-            w_input: &mut dw_input,
-            w_state: &mut dw_state,
-            bias: &mut dbias,
-            w_proj: &mut dw_proj,
-        },
-        &doutputs,
-        &dh_final,
-        &dc_final,
-        &x,
-        &saved,
-        &h0,
-        &c0,
-        &lengths,
-        &weights,
-        &options,
+        dinputs, dweights, &doutputs, &dh_final, &dc_final, &x, &saved, &h0, &c0, &lengths,
+        &weights, &options,
     )?;
     // Tolerance: per step sums of <= I + H + 4 products, sigmoid/tanh whose GPU versions may be
     // a few ulp off, compounding mildly over T = 5 steps (forward and back): 2e-5 absolute and
@@ -324,10 +307,10 @@ async fn lstm_case(device: &Device) -> Result<Vec<Output>> {
     Ok(vec![
         output(&outputs, "lstm_forward outputs", atol, rtol).await?,
         output(&c_state, "lstm_forward final cell", atol, rtol).await?,
-        output(&dx, "lstm_backward dinputs", atol, rtol).await?,
-        output(&dc0, "lstm_backward dc_initial", atol, rtol).await?,
-        output(&dw_state, "lstm_backward dw_state", atol, rtol).await?,
-        output(&dw_proj, "lstm_backward dw_proj", atol, rtol).await?,
+        output(&grads.inputs, "lstm_backward dinputs", atol, rtol).await?,
+        output(&grads.c_initial, "lstm_backward dc_initial", atol, rtol).await?,
+        output(&grads.w_state, "lstm_backward dw_state", atol, rtol).await?,
+        output(&grads.w_proj, "lstm_backward dw_proj", atol, rtol).await?,
     ])
 }
 

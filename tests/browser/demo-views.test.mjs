@@ -25,7 +25,6 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { MODELS, ROOT, SCREENSHOTS, openPage, openSession, requireFiles, unexpectedConsoleErrors } from './browser-session.mjs';
 import { CLI, cli, requireCli } from './cli-reference.mjs';
-import { movieReviews } from '../../web/demo/training-examples.js';
 
 requireFiles([
   [`${ROOT}pkg/index.js`, 'make pkg'],
@@ -129,8 +128,9 @@ test(`fine-tune: head only on 400 movie reviews reaches held-out accuracy >= ${H
   assert.ok(Number(epochs[7][1]) < Number(epochs[0][1]), 'the loss falls');
   assert.ok(accuracy >= HELD_OUT_THRESHOLD, `held-out accuracy ${accuracy}`);
 
-  // The same run natively: the page's sentences (same module, same seed), the page's options.
-  const examples = await movieReviews(400, 1, `${session.url}models/vader/movieReviewSnippets_GroundTruth.txt`);
+  // The same run natively: the page's sentences (same module, same seed, read in the page: it
+  // parses them with the package's parseExamples), the page's options.
+  const examples = await page.evaluate(async () => (await import('/demo/training-examples.js')).movieReviews(400, 1));
   const tsv = `${ROOT}target/demo-fine-tune.tsv`;
   writeFileSync(tsv, `text\tlabel\n${examples.map((e) => `${e.text.replace(/\t/g, ' ')}\t${e.label}`).join('\n')}\n`);
   const native = execFileSync(CLI, ['train-head', '--model', `${MODELS}/all-minilm-l6-v2`, '--examples', tsv, '--epochs', '8',
@@ -155,6 +155,20 @@ test(`fine-tune: head only on 400 movie reviews reaches held-out accuracy >= ${H
   // config.json and the weights, plus the tokenizer's files (the saved folder loads on its own).
   assert.ok(downloads.includes('config.json') && downloads.includes('model.safetensors') && downloads.includes('tokenizer.json'),
     `downloads: ${downloads.join(', ')}`);
+});
+
+test("fine-tune: pasted examples are read by the package's parser (the CLI's): a bad line is named", async () => {
+  await page.goto(`${session.url}#fine-tune`);
+  await page.check('input[name=ft-data][value=own]');
+  await page.fill('#ft-paste', 'a wonderful film,positive\nno label here\n');
+  await page.click('#ft-train');
+  await page.waitForSelector('#ft-error:not([hidden])');
+  assert.match(await page.textContent('#ft-error'), /^WebnluError: .*line 2: no label/);
+  // a CSV (found by its header, columns in any order): read, then refused for its single label
+  await page.fill('#ft-paste', 'label,text\npositive,"good, really"\npositive,fine\n');
+  await page.click('#ft-train');
+  await page.waitForFunction(() => /at least two labels, found 1: positive$/.test(document.getElementById('ft-error').textContent));
+  await page.check('input[name=ft-data][value=reviews]');
 });
 
 test('the tokenizer view still works beside the others', async () => {

@@ -6,7 +6,8 @@
 
 import { drawTrainingChart } from './training-chart.js';
 import { download } from './download.js';
-import { movieReviews, parseExamples } from './training-examples.js';
+import init, { parseExamples } from 'webnlu';
+import { movieReviews } from './training-examples.js';
 
 const $ = (id) => document.getElementById(id);
 const HELD_OUT = 0.2;
@@ -27,6 +28,8 @@ export function setupFineTune({ picker, errorBox, reportResult }) {
     if (source === 'reviews') return movieReviews(Number($('ft-count').value));
     const text = $('ft-paste').value;
     if (text.trim() === '') throw new Error('paste some examples (text,label per line) or open a CSV file');
+    await init();
+    // a CSV with text and label columns, else text,label or text<TAB>label lines (as the CLI reads them)
     return parseExamples(text);
   }
 

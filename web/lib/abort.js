@@ -37,6 +37,19 @@ export function checkSignal(signal, what = 'signal') {
   return signal;
 }
 
+/**
+ * A training run's `signal` option: checked as `checkSignal` does, but one that is already
+ * aborted is kept (the run then ends at once and its `done` rejects) instead of thrown.
+ */
+export function trainingSignal(signal) {
+  try {
+    return checkSignal(signal);
+  } catch (error) {
+    if (!isAbortError(error)) throw error;
+    return signal;
+  }
+}
+
 /** Throws the AbortError when `signal` is aborted (a boundary inside an operation). */
 export function throwIfAborted(signal) {
   if (signal?.aborted) throw abortError(signal);

@@ -7,7 +7,7 @@
 // elmo-train`), a few optimizer steps per engine call (training-steps.js), as an
 // `ElmoTrainingRun`.
 
-import { callAbortable, checkSignal, isAbortError, throwIfAborted } from './abort.js';
+import { callAbortable, checkSignal, isAbortError, throwIfAborted, trainingSignal } from './abort.js';
 import { DisposedError, ModelLoadError, WebnluError } from './errors.js';
 import { fetchFile } from './model-loader.js';
 import { localFileBytes } from './model-source.js';
@@ -271,13 +271,7 @@ export class ElmoTrainingRun {
   /** @private Use `elmo.trainClassifier`. */
   constructor(elmo, channel, elmoHandle, examples, options) {
     const { training = 'head', epochs = 10, batchSize, learningRate, seed, validation, onProgress, onStep } = options;
-    let signal;
-    try {
-      signal = checkSignal(options.signal);
-    } catch (error) {
-      if (!isAbortError(error)) throw error;
-      signal = options.signal; // already aborted: `done` rejects
-    }
+    const signal = trainingSignal(options.signal); // already aborted: `done` rejects
     if (onStep !== undefined && onStep !== null && typeof onStep !== 'function') throw new WebnluError(`onStep must be a function, got ${typeof onStep}`);
     if (!ELMO_TRAINING.includes(training)) {
       throw new WebnluError(`training must be 'head', 'mix' or 'end-to-end', got ${JSON.stringify(training)}`);

@@ -447,6 +447,36 @@ export interface Example {
   label: string | number | string[];
 }
 
+/** How `parseExamples` reads its text (see `ParseExamplesOptions.format`). */
+export type ExampleTextFormat = 'auto' | 'rated' | 'tsv' | 'csv' | 'lines';
+
+export interface ParseExamplesOptions {
+  /**
+   * 'auto' (default): by the first non-empty line: a rated line, a CSV header naming `text` and
+   * `label`, a line with a tab (TSV), else 'lines'. 'rated': VADER's `id<TAB>rating<TAB>text`
+   * (label `positive` / `negative`, the rating's sign; rating 0 left out). 'tsv':
+   * `text<TAB>label` or `text<TAB>text_pair<TAB>label`, an optional header. 'csv': RFC 4180
+   * with a header naming `text`, `label` and optionally `text_pair`. 'lines': `text,label` or
+   * `text<TAB>label` per line (the label after the last tab, else the last comma).
+   */
+  format?: ExampleTextFormat;
+}
+
+/** One example as `parseExamples` reads it: texts and label trimmed, `pair` only for pairs. */
+export interface ParsedExample {
+  text: string;
+  pair?: string;
+  label: string;
+}
+
+/**
+ * Labelled examples from text, by the Rust parser of `webnlu train-head --examples` (so a page
+ * reads a file as the CLI does); the result goes to `trainClassifier`. Needs `init()` first;
+ * synchronous, on this thread. Throws a WebnluError naming the line for a bad line (no label,
+ * an empty text or label), an unknown format, or text without examples.
+ */
+export function parseExamples(text: string, options?: ParseExamplesOptions): ParsedExample[];
+
 /** How `classify`, `classifyTokens` and `nextSentence` read what is longer than the model. */
 export interface ReadTextOptions extends AbortOptions {
   /**

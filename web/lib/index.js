@@ -10,6 +10,7 @@
 //   model-loader.js  fetch with progress, Cache API, clearCache()
 //   runtime.js       Runtime, Model, LoadedTokenizer
 //   training-run.js  TrainingRun (and the checks of training examples and options)
+//   examples.js      parseExamples (the Rust examples parser of the CLI)
 //   elmo.js          ElmoModel, ElmoLayers, ElmoTrainingRun (Runtime.loadElmo)
 //   engine.js        the wasm objects and the operations on them (this thread or the worker)
 //   device-choice.js how device 'auto' decides (calibration, remembered decisions)
@@ -24,6 +25,7 @@ export { Tokenizer } from './tokenizer.js';
 export { WebnluError, ModelLoadError, DeviceError, UnsupportedError, DisposedError, WorkerError } from './errors.js';
 export { Runtime, Model, LoadedTokenizer } from './runtime.js';
 export { TrainingRun } from './training-run.js';
+export { parseExamples } from './examples.js';
 export { ElmoModel, ElmoLayers, ElmoTrainingRun } from './elmo.js';
 export { fetchModelFiles, clearCache, listCachedFiles, CACHE_NAME } from './model-loader.js';
 export { resolveModelSource, DEFAULT_HUB_URL, MODEL_FILE_ROLES } from './model-source.js';

@@ -3,7 +3,7 @@
 // labels and options.
 // Types and docs: index.d.ts.
 
-import { checkSignal, isAbortError, throwIfAborted } from './abort.js';
+import { throwIfAborted, trainingSignal } from './abort.js';
 import { WebnluError } from './errors.js';
 import { checkLabelTypes, checkTaskText } from './input-checks.js';
 import { holdForTraining, releaseAfter } from './memory.js';
@@ -84,13 +84,7 @@ export class TrainingRun {
     const {
       freeze = 'head', epochs = 3, batchSize, validation, seed = 0, accumulation, maxGradNorm, pooling, truncate, onProgress, onStep,
     } = options;
-    let signal;
-    try {
-      signal = checkSignal(options.signal);
-    } catch (error) {
-      if (!isAbortError(error)) throw error;
-      signal = options.signal; // already aborted: `done` rejects
-    }
+    const signal = trainingSignal(options.signal); // already aborted: `done` rejects
     if (onStep !== undefined && onStep !== null && typeof onStep !== 'function') throw new WebnluError(`onStep must be a function, got ${typeof onStep}`);
     for (const name of OWN_OPTIONS) {
       if (options[name] !== undefined && !ownOptions.includes(name)) {

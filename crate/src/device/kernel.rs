@@ -16,3 +16,13 @@ pub struct Kernel {
     pub shader: &'static Shader,
     pub entry: &'static str,
 }
+
+impl Shader {
+    /// The compute entry point `entry` of this shader (`shaders::SOFTMAX.kernel("softmax_forward")`).
+    pub const fn kernel(&'static self, entry: &'static str) -> Kernel {
+        Kernel {
+            shader: self,
+            entry,
+        }
+    }
+}

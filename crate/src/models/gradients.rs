@@ -28,6 +28,22 @@ impl Gradients {
         }
     }
 
+    /// Runs `backward` with the gradients of a layer's `weight` and `bias` taken out (as
+    /// [`Gradients::take`]) and puts them back afterwards, whether it succeeded or not.
+    pub fn with_weight_and_bias(
+        &mut self,
+        weight: &Tensor,
+        bias: &Tensor,
+        backward: impl FnOnce(&mut Tensor, &mut Tensor) -> Result<()>,
+    ) -> Result<()> {
+        let mut dweight = self.take(weight)?;
+        let mut dbias = self.take(bias)?;
+        let result = backward(&mut dweight, &mut dbias);
+        self.put(dweight);
+        self.put(dbias);
+        result
+    }
+
     /// Puts a gradient back under its tensor's name.
     pub fn put(&mut self, gradient: Tensor) {
         self.tensors.insert(gradient.name().to_string(), gradient);

@@ -89,23 +89,18 @@ impl LayerNorm {
                 &saved.mean,
                 &saved.rstd,
             ),
-            Some(grads) => {
-                let mut dw = grads.take(&self.weight)?;
-                let mut db = grads.take(&self.bias)?;
-                let result = layernorm_backward(
+            Some(grads) => grads.with_weight_and_bias(&self.weight, &self.bias, |dw, db| {
+                layernorm_backward(
                     dx,
-                    Some(&mut dw),
-                    Some(&mut db),
+                    Some(dw),
+                    Some(db),
                     dy,
                     x,
                     &self.weight,
                     &saved.mean,
                     &saved.rstd,
-                );
-                grads.put(dw);
-                grads.put(db);
-                result
-            }
+                )
+            }),
         }
     }
 

@@ -106,22 +106,17 @@ impl Linear {
     ) -> Result<()> {
         match grads {
             None => matmul_backward(dx, None, None, dy, x, &self.weight, WEIGHT_IS_OUT_BY_IN),
-            Some(grads) => {
-                let mut dw = grads.take(&self.weight)?;
-                let mut db = grads.take(&self.bias)?;
-                let result = matmul_backward(
+            Some(grads) => grads.with_weight_and_bias(&self.weight, &self.bias, |dw, db| {
+                matmul_backward(
                     dx,
-                    Some(&mut dw),
-                    Some(&mut db),
+                    Some(dw),
+                    Some(db),
                     dy,
                     x,
                     &self.weight,
                     WEIGHT_IS_OUT_BY_IN,
-                );
-                grads.put(dw);
-                grads.put(db);
-                result
-            }
+                )
+            }),
         }
     }
 

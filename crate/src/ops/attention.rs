@@ -48,7 +48,7 @@
 //! permutations have CPU versions here, the products, softmax and dropout dispatch by device.
 //! The number of heads is the one the [`AttentionSaved`] buffers were made for.
 
-use crate::device::{Device, GpuBuffer, GpuContext, Kernel};
+use crate::device::{Device, GpuBuffer, GpuContext};
 use crate::ops::cpu_parallel::for_each_row_part;
 use crate::ops::dropout::{dropout_backward, dropout_forward, DropoutMask};
 use crate::ops::matmul::{matmul_backward, matmul_forward, MatmulOptions};
@@ -276,10 +276,7 @@ fn dispatch_heads(
     outputs: &[&GpuBuffer],
     d: &AttentionDims,
 ) -> Result<()> {
-    let kernel = Kernel {
-        shader: &shaders::ATTENTION,
-        entry,
-    };
+    let kernel = shaders::ATTENTION.kernel(entry);
     let groups = ctx.linear_groups(d.head_elements(), 256);
     ctx.dispatch(&kernel, inputs, outputs, &d.params(), groups)
 }

@@ -13,7 +13,6 @@
 //! (torch's `max(dim)` returns the first maximal index); ties are common here because padded
 //! character positions give identical windows.
 
-use crate::device::Kernel;
 use crate::ops::length_check::{expect_len, product};
 use crate::ops::shaders;
 use crate::tensor::Tensor;
@@ -301,59 +300,67 @@ pub struct CharConvFilter<'a> {
     pub filters: usize,
 }
 
+/// The whole char CNN on the CPU: the characters, every filter width in order, the activation.
+#[derive(Clone, Copy, Debug)]
+pub struct CharCnnInput<'a> {
+    pub chars: &'a [f32], // (N, W, E)
+    pub filters: &'a [CharConvFilter<'a>],
+    pub activation: CharCnnActivation,
+    /// N, W, E
+    pub n: usize,
+    pub w: usize,
+    pub e: usize,
+}
+
+impl CharCnnInput<'_> {
+    /// sum F: the features of all widths together.
+    fn total_filters(&self) -> usize {
+        self.filters.iter().map(|f| f.filters).sum()
+    }
+
+    /// The shape of each width in order, its output columns after those of the widths before
+    /// it in the concatenated (N, sum F) features.
+    fn width_shapes(&self) -> impl Iterator<Item = CharConvShape> + '_ {
+        let total = self.total_filters();
+        self.filters.iter().scan(0, move |col, filter| {
+            let s = CharConvShape {
+                n: self.n,
+                chars: self.w,
+                embed: self.e,
+                width: filter.width,
+                filters: filter.filters,
+                out_stride: total,
+                out_col: *col,
+            };
+            *col += filter.filters;
+            Some(s)
+        })
+    }
+}
+
 /// All widths in order, concatenated along features as AllenNLP's `torch.cat(convs, dim=-1)`.
-#[allow(clippy::too_many_arguments)]
 pub fn char_cnn_forward_cpu(
     out: &mut [f32],    // (N, sum F)
     argmax: &mut [u32], // (N, sum F); width i's (N, F_i) block stored contiguously, in order
-    chars: &[f32],      // (N, W, E)
-    filters: &[CharConvFilter],
-    activation: CharCnnActivation,
-    n: usize,
-    w: usize,
-    e: usize,
+    input: &CharCnnInput,
 ) -> Result<()> {
-    let total: usize = filters.iter().map(|f| f.filters).sum();
+    let (n, total) = (input.n, input.total_filters());
     let op = "char_cnn_forward_cpu";
     expect_len(op, "out", out.len(), product(op, &[n, total])?)?;
     expect_len(op, "argmax", argmax.len(), n * total)?;
-    for (filter, s) in filters.iter().zip(width_shapes(filters, n, w, e)) {
+    for (filter, s) in input.filters.iter().zip(input.width_shapes()) {
         let block = &mut argmax[n * s.out_col..n * (s.out_col + s.filters)];
         char_conv_max_forward_cpu(
             out,
             block,
-            chars,
+            input.chars,
             filter.weight,
             filter.bias,
-            activation,
+            input.activation,
             &s,
         )?;
     }
     Ok(())
-}
-
-/// The shape of each width in order (N, W, E given), its output columns after those of the
-/// widths before it in the concatenated (N, sum F) features.
-fn width_shapes<'f>(
-    filters: &'f [CharConvFilter],
-    n: usize,
-    w: usize,
-    e: usize,
-) -> impl Iterator<Item = CharConvShape> + 'f {
-    let total: usize = filters.iter().map(|f| f.filters).sum();
-    filters.iter().scan(0, move |col, filter| {
-        let s = CharConvShape {
-            n,
-            chars: w,
-            embed: e,
-            width: filter.width,
-            filters: filter.filters,
-            out_stride: total,
-            out_col: *col,
-        };
-        *col += filter.filters;
-        Some(s)
-    })
 }
 
 /// One filter width's gradients, for [`char_cnn_backward_cpu`].
@@ -364,32 +371,31 @@ pub struct CharConvFilterGrad<'a> {
 }
 
 /// The backward of [`char_cnn_forward_cpu`], width by width.
-#[allow(clippy::too_many_arguments)]
 pub fn char_cnn_backward_cpu(
     dchars: &mut [f32],               // (N, W, E) accumulated
     grads: &mut [CharConvFilterGrad], // one per width, in order
     dout: &[f32],                     // (N, sum F)
     out: &[f32],                      // (N, sum F)
     argmax: &[u32],                   // (N, sum F) as the forward wrote it
-    chars: &[f32],                    // (N, W, E)
-    filters: &[CharConvFilter],
-    activation: CharCnnActivation,
-    n: usize,
-    w: usize,
-    e: usize,
+    input: &CharCnnInput,
 ) -> Result<()> {
     let op = "char_cnn_backward_cpu";
-    if grads.len() != filters.len() {
+    if grads.len() != input.filters.len() {
         return Err(Error::invalid(format!(
             "{op}: {} gradients for {} filter widths",
             grads.len(),
-            filters.len()
+            input.filters.len()
         )));
     }
-    let total: usize = filters.iter().map(|f| f.filters).sum();
-    expect_len(op, "argmax", argmax.len(), product(op, &[n, total])?)?;
-    let shapes = width_shapes(filters, n, w, e);
-    for ((filter, grad), s) in filters.iter().zip(grads.iter_mut()).zip(shapes) {
+    let n = input.n;
+    expect_len(
+        op,
+        "argmax",
+        argmax.len(),
+        product(op, &[n, input.total_filters()])?,
+    )?;
+    let widths = input.filters.iter().zip(grads.iter_mut());
+    for ((filter, grad), s) in widths.zip(input.width_shapes()) {
         let block = &argmax[n * s.out_col..n * (s.out_col + s.filters)];
         char_conv_max_backward_cpu(
             dchars,
@@ -398,9 +404,9 @@ pub fn char_cnn_backward_cpu(
             dout,
             out,
             block,
-            chars,
+            input.chars,
             filter.weight,
-            activation,
+            input.activation,
             &s,
         )?;
     }
@@ -408,13 +414,6 @@ pub fn char_cnn_backward_cpu(
 }
 
 // ---- on a device (CPU or GPU) -------------------------------------------------------------
-
-fn kernel(entry: &'static str) -> Kernel {
-    Kernel {
-        shader: &shaders::CHAR_CNN,
-        entry,
-    }
-}
 
 /// The shape of one width from the tensors: chars (N, W, E), weight (F, E, K), out (N, S).
 fn shape_of(
@@ -493,7 +492,7 @@ pub fn char_conv_max_forward(
             &s,
         ),
         Some(ctx) => ctx.dispatch(
-            &kernel("char_conv_forward"),
+            &shaders::CHAR_CNN.kernel("char_conv_forward"),
             &[chars.gpu()?, weight.gpu()?, bias.gpu()?],
             &[out.gpu()?, argmax.gpu()?],
             &s.params(activation)?,
@@ -539,14 +538,14 @@ pub fn char_conv_max_backward(
         Some(ctx) => {
             let p = s.params(activation)?;
             ctx.dispatch(
-                &kernel("char_conv_backward_input"),
+                &shaders::CHAR_CNN.kernel("char_conv_backward_input"),
                 &[dout.gpu()?, out.gpu()?, argmax.gpu()?, weight.gpu()?],
                 &[dchars.gpu()?],
                 &p,
                 ctx.linear_groups(product(op, &[s.n, s.chars, s.embed])?, 256),
             )?;
             ctx.dispatch(
-                &kernel("char_conv_backward_weight"),
+                &shaders::CHAR_CNN.kernel("char_conv_backward_weight"),
                 &[dout.gpu()?, out.gpu()?, argmax.gpu()?, chars.gpu()?],
                 &[dweight.gpu()?, dbias.gpu()?],
                 &p,

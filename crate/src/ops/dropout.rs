@@ -10,7 +10,6 @@
 //! `>= threshold = round(p * 2^32)`, so `P(keep) = 1 - p` up to 2^-32.
 //! Different dropout sites in one step use different `stream` values with the same seed.
 
-use crate::device::Kernel;
 use crate::ops::cpu_parallel::for_each_part;
 use crate::ops::length_check::expect_len;
 use crate::ops::shaders;
@@ -194,13 +193,6 @@ wide_simd_fn! {
     }
 }
 
-fn kernel(entry: &'static str) -> Kernel {
-    Kernel {
-        shader: &shaders::DROPOUT,
-        entry,
-    }
-}
-
 /// `out = x * keep / (1 - p)` on the tensors' device. out, inp: any shape, the same.
 pub fn dropout_forward(out: &mut Tensor, inp: &Tensor, mask: DropoutMask) -> Result<()> {
     out.expect_shape("dropout_forward", inp.shape())?;
@@ -210,7 +202,7 @@ pub fn dropout_forward(out: &mut Tensor, inp: &Tensor, mask: DropoutMask) -> Res
             let params = mask.params(inp.numel())?;
             let groups = ctx.linear_groups(inp.numel().div_ceil(2), 256);
             ctx.dispatch(
-                &kernel("dropout_forward"),
+                &shaders::DROPOUT.kernel("dropout_forward"),
                 &[inp.gpu()?],
                 &[out.gpu()?],
                 &params,
@@ -229,7 +221,7 @@ pub fn dropout_backward(dinp: &mut Tensor, dout: &Tensor, mask: DropoutMask) -> 
             let params = mask.params(dout.numel())?;
             let groups = ctx.linear_groups(dout.numel().div_ceil(2), 256);
             ctx.dispatch(
-                &kernel("dropout_backward"),
+                &shaders::DROPOUT.kernel("dropout_backward"),
                 &[dout.gpu()?],
                 &[dinp.gpu()?],
                 &params,

@@ -2,7 +2,6 @@
 //! approximation), tanh, ReLU (DistilBERT's classifier). Kernels: `shaders/elementwise.wgsl`. All tensors of one call have
 //! the same shape (any shape; flat element count `n`).
 
-use crate::device::Kernel;
 use crate::ops::cpu_parallel::for_each_part;
 use crate::ops::lanes;
 use crate::ops::shaders;
@@ -16,13 +15,6 @@ use crate::Result;
 pub(crate) struct ElementwiseParams {
     n: u32, // element count
     _pad: [u32; 3],
-}
-
-fn kernel(entry: &'static str) -> Kernel {
-    Kernel {
-        shader: &shaders::ELEMENTWISE,
-        entry,
-    }
 }
 
 fn params(n: usize) -> ElementwiseParams {
@@ -80,7 +72,7 @@ pub fn add_forward(out: &mut Tensor, a: &Tensor, b: &Tensor) -> Result<()> {
             Ok(())
         }
         Some(ctx) => ctx.dispatch(
-            &kernel("add_forward"),
+            &shaders::ELEMENTWISE.kernel("add_forward"),
             &[a.gpu()?, b.gpu()?],
             &[out.gpu()?],
             &params(a.numel()),
@@ -109,7 +101,7 @@ pub fn add_backward(da: &mut Tensor, db: &mut Tensor, dout: &Tensor) -> Result<(
             Ok(())
         }
         Some(ctx) => ctx.dispatch(
-            &kernel("add_backward"),
+            &shaders::ELEMENTWISE.kernel("add_backward"),
             &[dout.gpu()?],
             &[da.gpu()?, db.gpu()?],
             &params(dout.numel()),
@@ -202,7 +194,7 @@ pub fn activation_forward(y: &mut Tensor, x: &Tensor, activation: Activation) ->
             Ok(())
         }
         Some(ctx) => ctx.dispatch(
-            &kernel(activation.entries().0),
+            &shaders::ELEMENTWISE.kernel(activation.entries().0),
             &[x.gpu()?],
             &[y.gpu()?],
             &params(x.numel()),
@@ -254,7 +246,7 @@ pub fn activation_backward(
             Ok(())
         }
         Some(ctx) => ctx.dispatch(
-            &kernel(activation.entries().1),
+            &shaders::ELEMENTWISE.kernel(activation.entries().1),
             &[saved.gpu()?, dy.gpu()?],
             &[dx.gpu()?],
             &params(dy.numel()),

@@ -5,7 +5,6 @@
 //! A table held as row shards (over one storage binding, see `tensor.rs`) is read and written
 //! one shard at a time: one dispatch per shard, in the same order every time.
 
-use crate::device::Kernel;
 use crate::ops::shaders;
 use crate::tensor::Tensor;
 use crate::{Error, Result};
@@ -20,13 +19,6 @@ pub(crate) struct EmbeddingParams {
     first_row: u32,
     skip_outside: u32,
     _pad: [u32; 2],
-}
-
-fn kernel(entry: &'static str) -> Kernel {
-    Kernel {
-        shader: &shaders::EMBEDDING,
-        entry,
-    }
 }
 
 /// (V, C) of the table and N of the ids, checked against out/dout (N.., C).
@@ -80,7 +72,7 @@ pub fn embedding_forward(
         Some(ctx) => {
             for (shard_index, (first_row, shard)) in table.row_shards().into_iter().enumerate() {
                 ctx.dispatch(
-                    &kernel("embedding_forward"),
+                    &shaders::EMBEDDING.kernel("embedding_forward"),
                     &[shard.gpu()?, ids.gpu()?],
                     &[out.gpu()?],
                     &EmbeddingParams {
@@ -132,7 +124,7 @@ pub fn embedding_backward(dtable: &mut Tensor, dout: &Tensor, ids: &Tensor<u32>)
             for (first_row, shard) in dtable.row_shards_mut() {
                 let rows = shard.shape()[0];
                 ctx.dispatch(
-                    &kernel("embedding_backward"),
+                    &shaders::EMBEDDING.kernel("embedding_backward"),
                     &[dout.gpu()?, ids.gpu()?],
                     &[shard.gpu()?],
                     &EmbeddingParams {

@@ -10,7 +10,6 @@
 //! (`elmo.py`, `_load_highway`: "-1.0 since AllenNLP is g * x + (1 - g) * f(x) but tf is
 //! (1 - g) * x + g * f(x)"), which [`highway_weights_from_tensorflow`] reproduces.
 
-use crate::device::Kernel;
 use crate::ops::length_check::{as_u32, expect_len, product};
 use crate::ops::matmul::{matmul_cpu, MatmulDims};
 use crate::ops::shaders;
@@ -182,13 +181,6 @@ pub fn highway_backward_cpu(
 
 // ---- on a device (CPU or GPU) -------------------------------------------------------------
 
-fn kernel(entry: &'static str) -> Kernel {
-    Kernel {
-        shader: &shaders::HIGHWAY,
-        entry,
-    }
-}
-
 fn rows(op: &str, x: &Tensor) -> Result<(usize, usize)> {
     match x.shape() {
         &[n, d] => Ok((n, d)),
@@ -230,7 +222,7 @@ pub fn highway_forward(
             d,
         ),
         Some(ctx) => ctx.dispatch(
-            &kernel(op),
+            &shaders::HIGHWAY.kernel(op),
             &[inp.gpu()?, weight.gpu()?, bias.gpu()?],
             &[out.gpu()?, proj.gpu()?],
             &params(op, n, d)?,
@@ -274,21 +266,21 @@ pub fn highway_backward(
             let p = params(op, n, d)?;
             let dproj = Tensor::<f32>::uninit(&dinp.device(), &[n, 2 * d], "highway.dproj")?;
             ctx.dispatch(
-                &kernel("highway_backward_proj"),
+                &shaders::HIGHWAY.kernel("highway_backward_proj"),
                 &[dout.gpu()?, inp.gpu()?, proj.gpu()?],
                 &[dproj.gpu()?],
                 &p,
                 ctx.linear_groups(n * d, 256),
             )?;
             ctx.dispatch(
-                &kernel("highway_backward_input"),
+                &shaders::HIGHWAY.kernel("highway_backward_input"),
                 &[dout.gpu()?, proj.gpu()?, dproj.gpu()?, weight.gpu()?],
                 &[dinp.gpu()?],
                 &p,
                 ctx.linear_groups(n * d, 256),
             )?;
             ctx.dispatch(
-                &kernel("highway_backward_weight"),
+                &shaders::HIGHWAY.kernel("highway_backward_weight"),
                 &[inp.gpu()?, dproj.gpu()?],
                 &[dweight.gpu()?, dbias.gpu()?],
                 &p,

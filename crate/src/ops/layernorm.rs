@@ -2,7 +2,6 @@
 //! (biased variance, eps inside the square root). Forward keeps mean and rstd for backward
 //! (llm.c `layernorm_forward` / `layernorm_backward`). Kernel: `shaders/layernorm.wgsl`.
 
-use crate::device::Kernel;
 use crate::ops::cpu_parallel::{for_each_row_part, for_each_row_part_with};
 use crate::ops::lanes;
 use crate::ops::shaders;
@@ -17,13 +16,6 @@ pub(crate) struct LayerNormParams {
     c: u32,    // C
     eps: f32,
     _pad: u32,
-}
-
-fn kernel(entry: &'static str) -> Kernel {
-    Kernel {
-        shader: &shaders::LAYERNORM,
-        entry,
-    }
 }
 
 /// (rows, C) of an input (.., C): everything before the last dimension is rows.
@@ -71,7 +63,7 @@ pub fn layernorm_forward(
             Ok(())
         }
         Some(ctx) => ctx.dispatch(
-            &kernel("layernorm_forward"),
+            &shaders::LAYERNORM.kernel("layernorm_forward"),
             &[x.gpu()?, weight.gpu()?, bias.gpu()?],
             &[out.gpu()?, mean.gpu()?, rstd.gpu()?],
             &LayerNormParams {
@@ -103,8 +95,15 @@ pub fn layernorm_forward_cpu(
     }
     let rows = x.len() / c;
     let mut stats = vec![[0.0f32; 2]; rows]; // (mean, rstd) per row
+    let input = ForwardInput {
+        x,
+        weight,
+        bias,
+        c,
+        eps,
+    };
     for_each_row_part_with(out, c, &mut stats, 1, |first_row, out, stats| {
-        layernorm_rows(out, stats, x, weight, bias, c, eps, first_row)
+        layernorm_rows(out, stats, &input, first_row)
     });
     for (r, &[m, s]) in stats.iter().enumerate() {
         mean[r] = m;
@@ -112,19 +111,25 @@ pub fn layernorm_forward_cpu(
     }
 }
 
+/// What the forward reads for every row.
+#[derive(Clone, Copy)]
+struct ForwardInput<'a> {
+    x: &'a [f32],      // (N, C)
+    weight: &'a [f32], // (C)
+    bias: &'a [f32],   // (C)
+    c: usize,
+    eps: f32,
+}
+
 wide_simd_fn! {
     /// The rows of `out` from row `first_row` on, and their (mean, rstd) in `stats`.
-    #[allow(clippy::too_many_arguments)]
     fn layernorm_rows(
         out: &mut [f32],
         stats: &mut [[f32; 2]],
-        x: &[f32],
-        weight: &[f32],
-        bias: &[f32],
-        c: usize,
-        eps: f32,
+        input: &ForwardInput<'_>,
         first_row: usize,
     ) {
+        let ForwardInput { x, weight, bias, c, eps } = *input;
         for (r, (or, stat)) in out.chunks_mut(c).zip(stats.iter_mut()).enumerate() {
             let xr = &x[(first_row + r) * c..][..c];
             let m = lanes::sum(xr) / c as f32;
@@ -175,7 +180,7 @@ pub fn layernorm_backward(
                 c,
             ),
             Some(ctx) => ctx.dispatch(
-                &kernel("layernorm_backward"),
+                &shaders::LAYERNORM.kernel("layernorm_backward"),
                 &[
                     dout.gpu()?,
                     x.gpu()?,
@@ -209,7 +214,7 @@ pub fn layernorm_backward(
                     Ok(())
                 }
                 Some(ctx) => ctx.dispatch(
-                    &kernel("layernorm_param_backward"),
+                    &shaders::LAYERNORM.kernel("layernorm_param_backward"),
                     &[dout.gpu()?, x.gpu()?, mean.gpu()?, rstd.gpu()?],
                     &[dweight.gpu()?, dbias.gpu()?],
                     &params,
@@ -236,24 +241,34 @@ pub fn layernorm_backward_dx_cpu(
     if c == 0 {
         return;
     }
+    let input = BackwardInput {
+        dout,
+        x,
+        weight,
+        mean,
+        rstd,
+        c,
+    };
     for_each_row_part(dx, c, |first_row, dx| {
-        layernorm_backward_dx_rows(dx, dout, x, weight, mean, rstd, c, first_row)
+        layernorm_backward_dx_rows(dx, &input, first_row)
     });
+}
+
+/// What the backward of dx reads for every row: dout and the forward's input and statistics.
+#[derive(Clone, Copy)]
+struct BackwardInput<'a> {
+    dout: &'a [f32],   // (N, C)
+    x: &'a [f32],      // (N, C)
+    weight: &'a [f32], // (C)
+    mean: &'a [f32],   // (N)
+    rstd: &'a [f32],   // (N)
+    c: usize,
 }
 
 wide_simd_fn! {
     /// The rows of `dx` from row `first_row` on (see [`layernorm_backward_dx_cpu`]).
-    #[allow(clippy::too_many_arguments)]
-    fn layernorm_backward_dx_rows(
-        dx: &mut [f32],
-        dout: &[f32],
-        x: &[f32],
-        weight: &[f32],
-        mean: &[f32],
-        rstd: &[f32],
-        c: usize,
-        first_row: usize,
-    ) {
+    fn layernorm_backward_dx_rows(dx: &mut [f32], input: &BackwardInput<'_>, first_row: usize) {
+        let BackwardInput { dout, x, weight, mean, rstd, c } = *input;
         let mut dnorm = vec![0.0f32; c]; // (C) weight * dout of the row
         let mut norm = vec![0.0f32; c]; // (C) the normalised input of the row
         for (r, dxr) in dx.chunks_mut(c).enumerate() {

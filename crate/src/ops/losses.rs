@@ -6,7 +6,6 @@
 //! (`mean_over_valid` / `mean`, the torch `reduction="mean"` default) and passes the gradient of
 //! that reduction as `scale` to the backward: `d(mean)/d(loss_i) = 1 / count`.
 
-use crate::device::Kernel;
 use crate::ops::length_check::{as_u32, expect_len, product};
 use crate::ops::shaders;
 use crate::tensor::Tensor;
@@ -217,13 +216,6 @@ pub fn mse_backward_cpu(
 
 // ---- on a device (CPU or GPU) -------------------------------------------------------------
 
-fn kernel(entry: &'static str) -> Kernel {
-    Kernel {
-        shader: &shaders::LOSSES,
-        entry,
-    }
-}
-
 fn loss_params(op: &str, n: usize, v: usize, ignore_index: u32, scale: f32) -> Result<LossParams> {
     Ok(LossParams {
         n: as_u32(op, n)?,
@@ -274,7 +266,7 @@ pub fn cross_entropy_forward(
                 return Err(Error::invalid(format!("{op}: zero classes")));
             }
             ctx.dispatch(
-                &kernel("cross_entropy_forward"),
+                &shaders::LOSSES.kernel("cross_entropy_forward"),
                 &[logits.gpu()?, targets.gpu()?],
                 &[losses.gpu()?, logsumexp.gpu()?],
                 &loss_params(op, n, v, ignore_index, 0.0)?,
@@ -310,7 +302,7 @@ pub fn cross_entropy_backward(
             v,
         ),
         Some(ctx) => ctx.dispatch(
-            &kernel("cross_entropy_backward"),
+            &shaders::LOSSES.kernel("cross_entropy_backward"),
             &[logits.gpu()?, targets.gpu()?, logsumexp.gpu()?],
             &[dlogits.gpu()?],
             &loss_params(op, n, v, ignore_index, scale)?,
@@ -365,7 +357,7 @@ pub fn cross_entropy_mean(
             Ok(())
         }
         Some(ctx) => ctx.dispatch(
-            &kernel("cross_entropy_mean"),
+            &shaders::LOSSES.kernel("cross_entropy_mean"),
             &[losses.gpu()?, targets.gpu()?],
             &[out.gpu()?],
             &loss_params(op, n, 0, ignore_index, 0.0)?,
@@ -384,7 +376,7 @@ pub fn loss_mean(out: &mut Tensor, values: &Tensor) -> Result<()> {
             Ok(())
         }
         Some(ctx) => ctx.dispatch(
-            &kernel("loss_mean"),
+            &shaders::LOSSES.kernel("loss_mean"),
             &[values.gpu()?],
             &[out.gpu()?],
             &loss_params(op, values.numel(), 0, 0, 0.0)?,
@@ -407,7 +399,7 @@ fn elementwise_loss(
     match out.gpu_context().cloned() {
         None => cpu(out.cpu_mut()?, x.cpu()?, y.cpu()?),
         Some(ctx) => ctx.dispatch(
-            &kernel(op),
+            &shaders::LOSSES.kernel(op),
             &[x.gpu()?, y.gpu()?],
             &[out.gpu()?],
             &loss_params(op, x.numel(), 0, 0, scale)?,

@@ -29,8 +29,8 @@
 //! checked per entry point). Optional inputs bind [`GpuContext::placeholder`] plus a flag in
 //! the params. At most 8 storage buffers per kernel (WebGPU default).
 //!
-//! Dispatch through [`GpuContext::dispatch`]`(&Kernel { shader, entry }, &[inputs], &[outputs],
-//! &params, workgroups)`; it only *encodes*. Work is submitted by `Device::flush`, a read-back
+//! Dispatch through [`GpuContext::dispatch`]`(&shaders::SOFTMAX.kernel(entry), &[inputs],
+//! &[outputs], &params, workgroups)`; it only *encodes*. Work is submitted by `Device::flush`, a read-back
 //! (`Tensor::to_vec`) or an upload. For 1-D kernels use [`GpuContext::linear_groups`]`(n, 256)`
 //! and in WGSL `let i = gid.x + gid.y * nwg.x * 256u; if (i >= params.n) { return; }` with
 //! `@builtin(global_invocation_id) gid` and `@builtin(num_workgroups) nwg`.
@@ -61,8 +61,8 @@
 //!             Ok(())
 //!         }
 //!         Some(ctx) => ctx.dispatch(
-//!             // Kernel { shader: &shaders::ELEMENTWISE, entry: "gelu_forward" } (or tanh, relu)
-//!             &kernel(activation.entries().0),
+//!             // "gelu_forward" (or tanh, relu) of shaders/elementwise.wgsl
+//!             &shaders::ELEMENTWISE.kernel(activation.entries().0),
 //!             &[x.gpu()?],
 //!             &[y.gpu()?],
 //!             &params(x.numel()), // ElementwiseParams { n, _pad: [0; 3] }

@@ -11,7 +11,6 @@
 //! gradient tensor into one `partials` buffer, one workgroup that turns them into
 //! `[total_norm, coefficient]`, and an in-place scale of each gradient by that coefficient.
 
-use crate::device::Kernel;
 use crate::ops::cpu_parallel::run_in_parallel;
 use crate::ops::length_check::{as_u32, expect_len};
 use crate::ops::matmul::cpu_threads;
@@ -225,13 +224,6 @@ pub fn partial_sums_for(n: usize) -> usize {
 
 // ---- on a device (CPU or GPU) -------------------------------------------------------------
 
-fn kernel(entry: &'static str) -> Kernel {
-    Kernel {
-        shader: &shaders::OPTIMIZER,
-        entry,
-    }
-}
-
 /// One AdamW step in place on the parameter's device. params, m, v, grads: the same shape
 /// (held in the same row shards when over one storage binding: one step per shard).
 pub fn adamw_step(
@@ -278,7 +270,7 @@ pub fn adamw_step(
         Some(ctx) => {
             let k = config.params(step, params.numel())?;
             ctx.dispatch(
-                &kernel(op),
+                &shaders::OPTIMIZER.kernel(op),
                 &[grads.gpu()?],
                 &[params.gpu()?, m.gpu()?, v.gpu()?],
                 &k,
@@ -337,7 +329,7 @@ pub fn clip_grad_norm(
                 };
                 let groups = partial_sums_for(g.numel());
                 ctx.dispatch(
-                    &kernel("sum_of_squares_partial"),
+                    &shaders::OPTIMIZER.kernel("sum_of_squares_partial"),
                     &[g.gpu()?],
                     &[partials.gpu()?],
                     &params,
@@ -352,7 +344,7 @@ pub fn clip_grad_norm(
                 _pad: 0,
             };
             ctx.dispatch(
-                &kernel("clip_coefficient"),
+                &shaders::OPTIMIZER.kernel("clip_coefficient"),
                 &[partials.gpu()?],
                 &[norm_out.gpu()?],
                 &params,
@@ -366,7 +358,7 @@ pub fn clip_grad_norm(
                     _pad: 0,
                 };
                 ctx.dispatch(
-                    &kernel("scale_by_clip_coefficient"),
+                    &shaders::OPTIMIZER.kernel("scale_by_clip_coefficient"),
                     &[norm_out.gpu()?],
                     &[g.gpu()?],
                     &params,

@@ -4,7 +4,6 @@
 //!   never dilutes the embedding and an all-padding row pools to zeros;
 //! - CLS pooling: the hidden state of the first token (BERT's `[CLS]`).
 
-use crate::device::Kernel;
 use crate::ops::length_check::{as_u32, expect_len, product};
 use crate::ops::shaders;
 use crate::tensor::Tensor;
@@ -173,13 +172,6 @@ pub fn cls_pooling_backward_cpu(
 
 // ---- on a device (CPU or GPU) -------------------------------------------------------------
 
-fn kernel(entry: &'static str) -> Kernel {
-    Kernel {
-        shader: &shaders::POOLING,
-        entry,
-    }
-}
-
 /// (B, T, C) of `full` (hidden states or their gradient, (B, T, C)), with `pooled` checked to be
 /// (B, C) and the attention mask, where the op takes one, (B, T).
 fn shapes(
@@ -231,7 +223,7 @@ fn run(
                 _pad: 0,
             };
             ctx.dispatch(
-                &kernel(op),
+                &shaders::POOLING.kernel(op),
                 &inputs,
                 &[dst.gpu()?],
                 &params,

@@ -18,7 +18,6 @@
 //!
 //! Kernels: `shaders/column_block.wgsl`; CPU twins: [`place_columns_cpu`], [`take_columns_cpu`].
 
-use crate::device::Kernel;
 use crate::ops::matmul::{bias_backward, matmul_backward, matmul_forward, MatmulOptions};
 use crate::ops::shaders;
 use crate::tensor::Tensor;
@@ -33,13 +32,6 @@ pub(crate) struct ColumnBlockParams {
     first: u32,
     has_bias: u32,
     _pad: [u32; 3],
-}
-
-fn kernel(entry: &'static str) -> Kernel {
-    Kernel {
-        shader: &shaders::COLUMN_BLOCK,
-        entry,
-    }
 }
 
 /// (M, N of the whole matrix, W of the block), checked: same rows, the block inside.
@@ -86,7 +78,7 @@ pub fn place_columns(
             Ok(())
         }
         Some(ctx) => ctx.dispatch(
-            &kernel("place_columns"),
+            &shaders::COLUMN_BLOCK.kernel("place_columns"),
             &[
                 block.gpu()?,
                 bias.map_or(Ok(ctx.placeholder()), |b| b.gpu())?,
@@ -135,7 +127,7 @@ pub fn take_columns(block: &mut Tensor, src: &Tensor, first: usize) -> Result<()
             Ok(())
         }
         Some(ctx) => ctx.dispatch(
-            &kernel("take_columns"),
+            &shaders::COLUMN_BLOCK.kernel("take_columns"),
             &[src.gpu()?],
             &[block.gpu()?],
             &ColumnBlockParams {

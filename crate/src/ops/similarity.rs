@@ -5,7 +5,6 @@
 //!
 //! A query-against-many similarity matrix is `l2_normalize` of both sides followed by a matmul.
 
-use crate::device::Kernel;
 use crate::ops::length_check::{as_u32, expect_len, product};
 use crate::ops::shaders;
 use crate::tensor::Tensor;
@@ -160,13 +159,6 @@ pub fn cosine_similarity_backward_cpu(
 
 // ---- on a device (CPU or GPU) -------------------------------------------------------------
 
-fn kernel(entry: &'static str) -> Kernel {
-    Kernel {
-        shader: &shaders::SIMILARITY,
-        entry,
-    }
-}
-
 fn rows(op: &str, x: &Tensor) -> Result<(usize, usize)> {
     match x.shape() {
         &[n, c] => Ok((n, c)),
@@ -192,7 +184,7 @@ pub fn l2_normalize_forward(out: &mut Tensor, norms: &mut Tensor, inp: &Tensor) 
     match out.gpu_context().cloned() {
         None => l2_normalize_forward_cpu(out.cpu_mut()?, norms.cpu_mut()?, inp.cpu()?, n, c),
         Some(ctx) => ctx.dispatch(
-            &kernel(op),
+            &shaders::SIMILARITY.kernel(op),
             &[inp.gpu()?],
             &[out.gpu()?, norms.gpu()?],
             &params(op, n, c, NORMALIZE_EPS)?,
@@ -218,7 +210,7 @@ pub fn l2_normalize_backward(
             l2_normalize_backward_cpu(dinp.cpu_mut()?, dout.cpu()?, out.cpu()?, norms.cpu()?, n, c)
         }
         Some(ctx) => ctx.dispatch(
-            &kernel(op),
+            &shaders::SIMILARITY.kernel(op),
             &[dout.gpu()?, out.gpu()?, norms.gpu()?],
             &[dinp.gpu()?],
             &params(op, n, c, NORMALIZE_EPS)?,
@@ -236,7 +228,7 @@ pub fn cosine_similarity_forward(out: &mut Tensor, a: &Tensor, b: &Tensor) -> Re
     match out.gpu_context().cloned() {
         None => cosine_similarity_forward_cpu(out.cpu_mut()?, a.cpu()?, b.cpu()?, n, c),
         Some(ctx) => ctx.dispatch(
-            &kernel(op),
+            &shaders::SIMILARITY.kernel(op),
             &[a.gpu()?, b.gpu()?],
             &[out.gpu()?],
             &params(op, n, c, COSINE_EPS)?,
@@ -270,7 +262,7 @@ pub fn cosine_similarity_backward(
             c,
         ),
         Some(ctx) => ctx.dispatch(
-            &kernel(op),
+            &shaders::SIMILARITY.kernel(op),
             &[a.gpu()?, b.gpu()?, dout.gpu()?],
             &[da.gpu()?, db.gpu()?],
             &params(op, n, c, COSINE_EPS)?,

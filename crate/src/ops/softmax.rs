@@ -6,7 +6,6 @@
 //! padding mask (B, T) that is rows_per_mask = NH * T. The mask is added, so it holds 0 for
 //! kept positions and a large negative value (HF: `torch.finfo(float32).min`) for padding.
 
-use crate::device::Kernel;
 use crate::ops::cpu_parallel::for_each_row_part;
 use crate::ops::lanes;
 use crate::ops::shaders;
@@ -21,13 +20,6 @@ pub(crate) struct SoftmaxParams {
     cols: u32,
     has_mask: u32,
     rows_per_mask: u32,
-}
-
-fn kernel(entry: &'static str) -> Kernel {
-    Kernel {
-        shader: &shaders::SOFTMAX,
-        entry,
-    }
 }
 
 fn rows_cols(x: &Tensor, op: &str) -> Result<(usize, usize)> {
@@ -79,7 +71,7 @@ pub fn softmax_forward(y: &mut Tensor, x: &Tensor, mask: Option<&Tensor>) -> Res
             Ok(())
         }
         Some(ctx) => ctx.dispatch(
-            &kernel("softmax_forward"),
+            &shaders::SOFTMAX.kernel("softmax_forward"),
             &[x.gpu()?, mask.map_or(Ok(ctx.placeholder()), |m| m.gpu())?],
             &[y.gpu()?],
             &SoftmaxParams {
@@ -151,7 +143,7 @@ pub fn softmax_backward(dx: &mut Tensor, y: &Tensor, dy: &Tensor) -> Result<()> 
             Ok(())
         }
         Some(ctx) => ctx.dispatch(
-            &kernel("softmax_backward"),
+            &shaders::SOFTMAX.kernel("softmax_backward"),
             &[y.gpu()?, dy.gpu()?],
             &[dx.gpu()?],
             &SoftmaxParams {

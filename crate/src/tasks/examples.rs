@@ -2,25 +2,31 @@
 //!
 //! - **rated TSV** (the VADER ground-truth files, Hutto & Gilbert, ICWSM 2014):
 //!   `id<TAB>rating<TAB>text` per line, the label being the sign of the rating ("positive" /
-//!   "negative"; a rating of exactly 0 has no sentiment and the line is skipped);
+//!   "negative"; a rating of exactly 0 has no sentiment and the line is skipped, as is a line
+//!   whose text is empty);
 //! - **TSV**: `text<TAB>label` per line (a first line `text<TAB>label` is a header), or for
 //!   pairs of texts `text<TAB>text_pair<TAB>label` (header `text<TAB>text_pair<TAB>label`);
 //!   every line has the columns of the first;
 //! - **CSV** (RFC 4180 quoting): a header naming the columns `text` and `label`, and
-//!   `text_pair` for pairs of texts.
+//!   `text_pair` for pairs of texts;
+//! - **lines** (what a person types or pastes, as in the demo): `text,label` or
+//!   `text<TAB>label` per line, the label after the line's last tab, or after its last comma
+//!   when it has no tab (so the text may hold commas).
 //!
-//! Line ends may be `\n` or `\r\n`; empty lines are skipped. A pair TSV whose first line
-//! reads as a rated line (a number in the second column) is taken for a rated TSV: give it its
-//! header, or `ExampleFormat::Tsv`.
+//! Text, pair and label are trimmed of surrounding white space; an empty text or label is an
+//! error naming the line (but in a rated TSV). Line ends may be `\n` or `\r\n`; empty lines
+//! are skipped. A pair TSV whose first line reads as a rated line (a number in the second
+//! column) is taken for a rated TSV: give it its header, or `ExampleFormat::Tsv`.
 
 use crate::{Error, Result};
 
 use super::text_pairs::TaskText;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Example {
     pub text: String,
     /// The second text of a pair (read as `classify` reads a pair).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub pair: Option<String>,
     pub label: String,
 }
@@ -61,31 +67,43 @@ impl TaskText for Example {
 /// How a file of examples is laid out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExampleFormat {
-    /// `.csv` names are CSV; anything else is TSV, rated when its first line is.
+    /// Decided by the name and the first non-empty line, in this order: a `.csv` name is CSV;
+    /// a rated line (`id<TAB>number<TAB>text`) a rated TSV; a comma-separated header naming
+    /// `text` and `label` CSV; a line with a tab TSV; anything else lines (`text,label`).
     Auto,
     RatedTsv,
     Tsv,
     Csv,
+    Lines,
+}
+
+impl std::str::FromStr for ExampleFormat {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "auto" => Ok(ExampleFormat::Auto),
+            "rated" => Ok(ExampleFormat::RatedTsv),
+            "tsv" => Ok(ExampleFormat::Tsv),
+            "csv" => Ok(ExampleFormat::Csv),
+            "lines" => Ok(ExampleFormat::Lines),
+            other => Err(Error::invalid(format!(
+                "the format of labelled examples must be auto, rated, tsv, csv or lines, found {other:?}"
+            ))),
+        }
+    }
 }
 
 /// Examples in `content`; `what` names the input in errors (a file name).
 pub fn parse_examples(content: &str, format: ExampleFormat, what: &str) -> Result<Vec<Example>> {
     let format = match format {
-        ExampleFormat::Auto if what.to_ascii_lowercase().ends_with(".csv") => ExampleFormat::Csv,
-        ExampleFormat::Auto => {
-            let first = content.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-            if rated_line(first).is_some() {
-                ExampleFormat::RatedTsv
-            } else {
-                ExampleFormat::Tsv
-            }
-        }
+        ExampleFormat::Auto => detect_format(content, what),
         other => other,
     };
     let examples = match format {
         ExampleFormat::RatedTsv => parse_rated_tsv(content, what)?,
         ExampleFormat::Tsv => parse_tsv(content, what)?,
         ExampleFormat::Csv => parse_csv(content, what)?,
+        ExampleFormat::Lines => parse_lines(content, what)?,
         ExampleFormat::Auto => unreachable!("resolved above"),
     };
     if examples.is_empty() {
@@ -94,12 +112,37 @@ pub fn parse_examples(content: &str, format: ExampleFormat, what: &str) -> Resul
     Ok(examples)
 }
 
+/// What [`ExampleFormat::Auto`] means for this content and name.
+fn detect_format(content: &str, what: &str) -> ExampleFormat {
+    if what.to_ascii_lowercase().ends_with(".csv") {
+        return ExampleFormat::Csv;
+    }
+    let first = content.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let names_text_and_label = |header: &[&str]| {
+        let has = |name: &str| {
+            header
+                .iter()
+                .any(|h| h.trim().trim_matches('"').eq_ignore_ascii_case(name))
+        };
+        has("text") && has("label")
+    };
+    if rated_line(first).is_some() {
+        ExampleFormat::RatedTsv
+    } else if names_text_and_label(&first.split(',').collect::<Vec<_>>()) {
+        ExampleFormat::Csv
+    } else if first.contains('\t') {
+        ExampleFormat::Tsv
+    } else {
+        ExampleFormat::Lines
+    }
+}
+
 /// `(rating, text)` of an `id<TAB>rating<TAB>text` line.
 fn rated_line(line: &str) -> Option<(f64, &str)> {
     let mut fields = line.splitn(3, '\t');
     let (_id, rating, text) = (fields.next()?, fields.next()?, fields.next()?);
     let rating: f64 = rating.trim().parse().ok()?;
-    Some((rating, text.trim_end_matches('\r')))
+    Some((rating, text.trim()))
 }
 
 fn parse_rated_tsv(content: &str, what: &str) -> Result<Vec<Example>> {
@@ -123,6 +166,9 @@ fn parse_rated_tsv(content: &str, what: &str) -> Result<Vec<Example>> {
                 format!("line {}: rating {rating}", number + 1),
             ));
         }
+        if text.is_empty() {
+            continue; // a rating of no words: nothing to learn from (as a rating of 0)
+        }
         let label = if rating > 0.0 {
             "positive"
         } else if rating < 0.0 {
@@ -130,7 +176,7 @@ fn parse_rated_tsv(content: &str, what: &str) -> Result<Vec<Example>> {
         } else {
             continue;
         };
-        examples.push(Example::new(text, label));
+        push_example(&mut examples, text, None, label, what, number + 1)?;
     }
     Ok(examples)
 }
@@ -188,16 +234,42 @@ fn push_example(
     what: &str,
     line: usize,
 ) -> Result<()> {
-    let label = label.trim();
+    let (text, label) = (text.trim(), label.trim());
+    if text.is_empty() {
+        return Err(Error::format(what, format!("line {line}: empty text")));
+    }
     if label.is_empty() {
         return Err(Error::format(what, format!("line {line}: empty label")));
     }
     examples.push(Example {
         text: text.to_string(),
-        pair: pair.map(str::to_string),
+        pair: pair.map(|p| p.trim().to_string()),
         label: label.to_string(),
     });
     Ok(())
+}
+
+/// One example per line: the label after the last tab, or after the last comma in a line
+/// without tabs.
+fn parse_lines(content: &str, what: &str) -> Result<Vec<Example>> {
+    let mut examples = Vec::new();
+    for (number, line) in content.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let separator = if line.contains('\t') { '\t' } else { ',' };
+        let Some((text, label)) = line.rsplit_once(separator) else {
+            return Err(Error::format(
+                what,
+                format!(
+                    "line {}: no label: write \"text,label\" or \"text<TAB>label\"",
+                    number + 1
+                ),
+            ));
+        };
+        push_example(&mut examples, text, None, label, what, number + 1)?;
+    }
+    Ok(examples)
 }
 
 /// CSV records (RFC 4180: fields in double quotes may hold commas, newlines and `""`).

@@ -89,31 +89,6 @@ struct Scratch {
 }
 
 impl Tokenizer {
-    /// Assembles a tokenizer from its stages (tokenizer_json.rs and the vocab constructors use it).
-    #[allow(clippy::too_many_arguments)]
-    pub fn from_parts(
-        vocab: Vocab,
-        normalizer: BertNormalizer,
-        model: WordPiece,
-        post_processor: BertProcessing,
-        decoder: WordPieceDecoder,
-        added_tokens: AddedTokens,
-        truncation: Option<Truncation>,
-        padding: Option<Padding>,
-    ) -> Tokenizer {
-        Tokenizer {
-            vocab,
-            normalizer,
-            pre_tokenizer: BertPreTokenizer::default(),
-            model,
-            post_processor,
-            decoder,
-            added_tokens,
-            truncation,
-            padding,
-        }
-    }
-
     /// Reads a `vocab.txt` (one token per line). No truncation or padding is set.
     pub fn from_vocab_file(path: impl AsRef<Path>, options: &VocabOptions) -> Result<Tokenizer> {
         let path = path.as_ref();
@@ -168,19 +143,20 @@ impl Tokenizer {
             options.strip_accents,
             options.lowercase,
         );
-        Ok(Tokenizer::from_parts(
+        Ok(Tokenizer {
             vocab,
             normalizer,
+            pre_tokenizer: BertPreTokenizer::default(),
             model,
             post_processor,
-            WordPieceDecoder {
+            decoder: WordPieceDecoder {
                 prefix: options.continuing_subword_prefix.clone(),
                 cleanup: true,
             },
-            AddedTokens::new(added),
-            None,
-            None,
-        ))
+            added_tokens: AddedTokens::new(added),
+            truncation: None,
+            padding: None,
+        })
     }
 
     /// Reads a Hugging Face `tokenizer.json` given as text (see tokenizer_json.rs for what is

@@ -14,6 +14,7 @@ use super::post_processor::{
     BertProcessing, Padding, PaddingDirection, PaddingStrategy, Piece, Truncation,
     TruncationStrategy,
 };
+use super::pre_tokenizer::BertPreTokenizer;
 use super::vocab::Vocab;
 use super::wordpiece::WordPiece;
 use super::Tokenizer;
@@ -328,16 +329,18 @@ pub fn parse(json: &str, what: &str) -> Result<Tokenizer> {
         }
     }
 
-    Ok(Tokenizer::from_parts(
+    // the stages, as tokenizer.json names them (a child module builds its parent's struct)
+    Ok(Tokenizer {
         vocab,
         normalizer,
-        wordpiece,
+        pre_tokenizer: BertPreTokenizer::default(),
+        model: wordpiece,
         post_processor,
         decoder,
-        AddedTokens::new(added),
+        added_tokens: AddedTokens::new(added),
         truncation,
         padding,
-    ))
+    })
 }
 
 /// TemplateProcessing: `single` / `pair` lists of {"SpecialToken": {id, type_id}} and

@@ -5,6 +5,7 @@
 
 mod calibration;
 mod elmo;
+mod examples;
 mod inspect;
 #[cfg(feature = "kernel-check")]
 mod kernel_check;

@@ -1,6 +1,6 @@
 // Must NOT type-check: tests/node/types.test.mjs expects a type error on every line that ends
 // with a "// why" comment, and on no other line.
-import { Runtime } from 'webnlu';
+import { Runtime, parseExamples } from 'webnlu';
 
 export async function misuse(): Promise<void> {
   const rt = await Runtime.create({ device: 'tpu' });          // not a device
@@ -27,4 +27,5 @@ export async function misuse(): Promise<void> {
   await model.embed(['a'], { signal: 'stop' });                 // not an AbortSignal
   model.trainClassifier([{ text: 'a', label: 'b' }], { onStep: (step: { done: string }) => step });  // done is a number
   model.training = null;                                        // read-only
+  parseExamples('a,b', { format: 'json' });                     // not a format
 }

@@ -1,9 +1,9 @@
 // Type-checked (tsc --strict --noEmit, tests/node/types.test.mjs) against pkg/index.d.ts:
 // the documented API, used the way the README shows it. Never run.
-import init, { Runtime, Tokenizer, ModelLoadError, clearCache, fetchModelFiles } from 'webnlu';
+import init, { Runtime, Tokenizer, ModelLoadError, clearCache, fetchModelFiles, parseExamples } from 'webnlu';
 import type {
   ElmoEpochReport, ElmoLayers, ElmoModel, ElmoTrainingRun, EntityScore, EpochReport, Inspection, LoadProgress, MaskPrediction,
-  MaskedLmEpochReport, MemoryUsage, NextSentence, TokenEpochReport, TokenLabel, TrainingStep, WordExample, WordVectors,
+  MaskedLmEpochReport, MemoryUsage, NextSentence, ParsedExample, TokenEpochReport, TokenLabel, TrainingStep, WordExample, WordVectors,
 } from 'webnlu';
 
 export async function readme(): Promise<void> {
@@ -20,6 +20,8 @@ export async function readme(): Promise<void> {
   const vectors: Float32Array[] = await model.embed(['a', 'b'], { pooling: 'mean', normalize: true });
   const one: Float32Array = await model.embed('a');
   const matrix: Float32Array[] = await model.similarity(['a'], ['b', 'c']);
+  const pasted: ParsedExample[] = parseExamples('good,pos\nbad,neg', { format: 'lines' });
+  model.trainClassifier(parseExamples('text,label\ngood,pos'));
   const run = model.trainClassifier([{ text: 'good', label: 'pos' }, { text: 'bad', label: 'neg' }],
     { freeze: 'top:2', epochs: 3, learningRate: 1e-3, batchSize: 16, validation: 0.2,
       onProgress: (r: EpochReport) => console.log(r.epoch, r.loss, r.accuracy, r.validationAccuracy) });

@@ -6,8 +6,8 @@ use crate::op_checks;
 use op_checks::{assert_close, check_gradient, random};
 use webnlu::device::Device;
 use webnlu::models::elmo::scalar_mix::{
-    scalar_mix_backward_blocking, scalar_mix_backward_cpu, scalar_mix_forward,
-    scalar_mix_forward_cpu, ScalarMix,
+    scalar_mix_backward, scalar_mix_backward_cpu, scalar_mix_forward, scalar_mix_forward_cpu,
+    ScalarMix,
 };
 use webnlu::Tensor;
 
@@ -126,7 +126,8 @@ fn device_matches_cpu(device: &Device, n: usize) {
     let dout_t = Tensor::from_vec(device, &[1, n], dout, "dout").unwrap();
     let mut dlayers = Tensor::from_vec(device, &[3, n], start_dlayers, "dlayers").unwrap();
     let mut grads = m.zero_grads();
-    scalar_mix_backward_blocking(Some(&mut dlayers), &mut grads, &dout_t, &layers_t, &m).unwrap();
+    let backward = scalar_mix_backward(Some(&mut dlayers), &mut grads, &dout_t, &layers_t, &m);
+    pollster::block_on(backward).unwrap();
     assert_close(
         "dlayers",
         &dlayers.to_vec_blocking().unwrap(),

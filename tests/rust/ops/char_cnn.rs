@@ -45,7 +45,16 @@ fn filters(w: &Weights) -> Vec<CharConvFilter<'_>> {
 
 fn forward(chars: &[f32], w: &Weights, act: CharCnnActivation) -> (Vec<f32>, Vec<u32>) {
     let (mut out, mut argmax) = (vec![0.0; N * TOTAL], vec![0u32; N * TOTAL]);
-    char_cnn_forward_cpu(&mut out, &mut argmax, chars, &filters(w), act, N, W, E).unwrap();
+    let filters = filters(w);
+    let input = CharCnnInput {
+        chars,
+        filters: &filters,
+        activation: act,
+        n: N,
+        w: W,
+        e: E,
+    };
+    char_cnn_forward_cpu(&mut out, &mut argmax, &input).unwrap();
     (out, argmax)
 }
 
@@ -106,20 +115,16 @@ fn check_backward(act: CharCnnActivation, seed: u64) {
                 dbias: db,
             })
             .collect();
-        char_cnn_backward_cpu(
-            &mut dchars,
-            &mut grads,
-            &dy,
-            &out,
-            &argmax,
-            &chars,
-            &filters(&wt),
-            act,
-            N,
-            W,
-            E,
-        )
-        .unwrap();
+        let filters = filters(&wt);
+        let input = CharCnnInput {
+            chars: &chars,
+            filters: &filters,
+            activation: act,
+            n: N,
+            w: W,
+            e: E,
+        };
+        char_cnn_backward_cpu(&mut dchars, &mut grads, &dy, &out, &argmax, &input).unwrap();
     }
     let h = 1e-3;
     // The max over positions is piecewise smooth; with random data the runner-up window is far

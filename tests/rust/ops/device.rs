@@ -5,7 +5,7 @@
 
 use crate::op_checks;
 use op_checks::*;
-use webnlu::device::{Device, DeviceChoice, GpuOptions, Kernel};
+use webnlu::device::{Device, DeviceChoice, GpuOptions};
 use webnlu::ops::elementwise::{add_backward, gelu_forward};
 use webnlu::ops::shaders;
 use webnlu::{Error, Tensor};
@@ -123,10 +123,7 @@ fn a_validation_error_is_an_error_value() {
     // gelu_forward binds 1 input + 1 output; passing 2 inputs shifts the output binding, so
     // the layout does not match the shader: wgpu reports a validation error.
     let result = ctx.dispatch(
-        &Kernel {
-            shader: &shaders::ELEMENTWISE,
-            entry: "gelu_forward",
-        },
+        &shaders::ELEMENTWISE.kernel("gelu_forward"),
         &[x.gpu().unwrap(), x.gpu().unwrap()],
         &[y.gpu().unwrap()],
         &Params { n: 4, _pad: [0; 3] },

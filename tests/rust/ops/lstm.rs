@@ -155,26 +155,11 @@ fn forward_backward_on(
 ) -> (Run, Grads) {
     let (b, t, h, c) = (s.batch, s.steps, s.hidden, s.cell);
     let (run, saved, inputs, weights) = forward_on(device, x, lengths, p, h0, c0, o, s);
-    let zeros = |shape: &[usize]| Tensor::<f32>::zeros(device, shape, "z").unwrap();
-    let (mut dx, mut dh0, mut dc0) = (zeros(&[b, t, s.input]), zeros(&[b, h]), zeros(&[b, c]));
-    let (mut dwi, mut dws, mut db, mut dwp) = (
-        zeros(&[4 * c, s.input]),
-        zeros(&[4 * c, h]),
-        zeros(&[4 * c]),
-        zeros(&[h, c]),
-    );
+    let mut g = LstmGradTensors::zeros(device, s).unwrap();
+    let (dinputs, dweights) = g.as_grads();
     lstm_backward(
-        LstmInputGrads {
-            inputs: &mut dx,
-            h_initial: &mut dh0,
-            c_initial: &mut dc0,
-        },
-        LstmWeightGrads {
-            w_input: &mut dwi,
-            w_state: &mut dws,
-            bias: &mut db,
-            w_proj: &mut dwp,
-        },
+        dinputs,
+        dweights,
         &up(device, &[b, t, h], dout),
         &up(device, &[b, h], dh_final),
         &up(device, &[b, c], dc_final),
@@ -188,13 +173,13 @@ fn forward_backward_on(
     )
     .unwrap();
     let grads = Grads {
-        inputs: down(&dx),
-        h_initial: down(&dh0),
-        c_initial: down(&dc0),
-        w_input: down(&dwi),
-        w_state: down(&dws),
-        bias: down(&db),
-        w_proj: down(&dwp),
+        inputs: down(&g.inputs),
+        h_initial: down(&g.h_initial),
+        c_initial: down(&g.c_initial),
+        w_input: down(&g.w_input),
+        w_state: down(&g.w_state),
+        bias: down(&g.bias),
+        w_proj: down(&g.w_proj),
     };
     (run, grads)
 }

@@ -77,18 +77,7 @@ fn check_case(
     let bias_opt = if with_bias { Some(&bias[..]) } else { None };
     let what = format!("batch {batch_a}/{batch_b} m {m} n {n} k {k} {opts:?} bias {with_bias}");
 
-    let dims = MatmulDims {
-        batch,
-        m,
-        n,
-        k,
-        a_stride: if batch_a == 1 { 0 } else { m * k },
-        b_stride: if batch_b == 1 { 0 } else { k * n },
-        trans_a: opts.trans_a,
-        trans_b: opts.trans_b,
-        alpha: opts.alpha,
-        accumulate: opts.accumulate,
-    };
+    let dims = MatmulDims::new(batch_a, batch_b, m, n, k, opts);
     let mut want = start.clone();
     reference(&mut want, &a, &b, bias_opt, &dims);
     let atol = 1e-5 * k.max(1) as f32;

@@ -275,18 +275,8 @@ impl BertModel {
     /// normal(0, initializer_range), zero bias; seeded), replacing any other classifier. BERT
     /// gets a new pooler too when the checkpoint has none. `labels.len() == 1` is regression.
     pub fn add_sequence_classifier(&mut self, labels: &[String], seed: u64) -> Result<()> {
-        if labels.is_empty() {
-            return Err(Error::invalid("a classifier needs at least one label"));
-        }
+        let classifier = self.new_label_classifier(labels, seed)?;
         let d = self.dims();
-        let classifier = new_classifier_layer(
-            &self.device,
-            "classifier",
-            labels.len(),
-            d.hidden,
-            d.initializer_range,
-            seed,
-        )?;
         self.sequence_classifier = Some(match self.family {
             Family::Bert => {
                 if self.pooler.is_none() {
@@ -317,24 +307,30 @@ impl BertModel {
 
     /// A new token-classification head (NER) with these labels, replacing any classifier.
     pub fn add_token_classifier(&mut self, labels: &[String], seed: u64) -> Result<()> {
-        if labels.is_empty() {
-            return Err(Error::invalid("a classifier needs at least one label"));
-        }
-        let d = self.dims();
         self.token_classifier = Some(TokenClassifier {
-            classifier: new_classifier_layer(
-                &self.device,
-                "classifier",
-                labels.len(),
-                d.hidden,
-                d.initializer_range,
-                seed,
-            )?,
-            dropout: d.token_classifier_dropout,
+            classifier: self.new_label_classifier(labels, seed)?,
+            dropout: self.dims().token_classifier_dropout,
         });
         self.sequence_classifier = None;
         self.set_labels(labels, "TokenClassification");
         Ok(())
+    }
+
+    /// A new `classifier` layer: hidden size -> one logit per label, random as transformers
+    /// initialises it.
+    fn new_label_classifier(&self, labels: &[String], seed: u64) -> Result<Linear> {
+        if labels.is_empty() {
+            return Err(Error::invalid("a classifier needs at least one label"));
+        }
+        let d = self.dims();
+        new_classifier_layer(
+            &self.device,
+            "classifier",
+            labels.len(),
+            d.hidden,
+            d.initializer_range,
+            seed,
+        )
     }
 
     fn set_labels(&mut self, labels: &[String], task: &str) {

@@ -87,6 +87,12 @@ fn check(op: &str, mix: &ScalarMix, layers: usize, n: usize) -> Result<()> {
     Ok(())
 }
 
+/// softmax(s) (K), once `layers` is checked to hold K rows of N.
+fn checked_weights(op: &str, mix: &ScalarMix, layers: usize, n: usize) -> Result<Vec<f32>> {
+    check(op, mix, layers, n)?;
+    Ok(mix.weights())
+}
+
 /// out (N) = gamma * sum_k softmax(s)_k layers[k] (N)
 pub fn scalar_mix_forward_cpu(
     out: &mut [f32], // (N)
@@ -94,8 +100,7 @@ pub fn scalar_mix_forward_cpu(
     mix: &ScalarMix,
 ) -> Result<()> {
     let n = out.len();
-    check("scalar_mix_forward_cpu", mix, layers.len(), n)?;
-    let w = mix.weights();
+    let w = checked_weights("scalar_mix_forward_cpu", mix, layers.len(), n)?;
     out.fill(0.0);
     for (k, wk) in w.iter().enumerate() {
         for (o, x) in out.iter_mut().zip(&layers[k * n..(k + 1) * n]) {
@@ -118,8 +123,7 @@ pub fn scalar_mix_backward_cpu(
     mix: &ScalarMix,
 ) -> Result<()> {
     let n = dout.len();
-    check("scalar_mix_backward_cpu", mix, layers.len(), n)?;
-    let w = mix.weights();
+    let w = checked_weights("scalar_mix_backward_cpu", mix, layers.len(), n)?;
     let g: Vec<f32> = (0..w.len())
         .map(|k| {
             layers[k * n..(k + 1) * n]
@@ -220,16 +224,4 @@ pub async fn scalar_mix_backward(
     let g = g.to_vec().await?;
     mix.accumulate_parameter_grads(grads, &g);
     Ok(())
-}
-
-/// Native only: [`scalar_mix_backward`], blocking.
-#[cfg(not(target_arch = "wasm32"))]
-pub fn scalar_mix_backward_blocking(
-    dlayers: Option<&mut Tensor>,
-    grads: &mut ScalarMixGrads,
-    dout: &Tensor,
-    layers: &Tensor,
-    mix: &ScalarMix,
-) -> Result<()> {
-    pollster::block_on(scalar_mix_backward(dlayers, grads, dout, layers, mix))
 }

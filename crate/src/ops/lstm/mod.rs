@@ -54,7 +54,7 @@ mod tensorflow_weights;
 use steps::*;
 pub use tensorflow_weights::{lstm_weights_from_tensorflow, LstmWeightsOwned};
 
-use crate::device::{GpuContext, Kernel};
+use crate::device::{Device, GpuContext};
 use crate::ops::length_check::{as_u32, expect_len, product};
 use crate::ops::matmul::{
     matmul_backward, matmul_forward, matmul_forward_packed, MatmulOptions, PackedWeight,
@@ -98,6 +98,50 @@ pub struct LstmInputGrads<'a> {
     pub inputs: &'a mut Tensor,    // (B, T, I)
     pub h_initial: &'a mut Tensor, // (B, H)
     pub c_initial: &'a mut Tensor, // (B, C)
+}
+
+/// Zeroed gradient tensors of one LSTM's inputs, initial state and weights, owned: for callers
+/// that keep no gradient tensors of their own (the kernel check, the tests).
+#[derive(Debug)]
+pub struct LstmGradTensors {
+    pub inputs: Tensor,    // (B, T, I)
+    pub h_initial: Tensor, // (B, H)
+    pub c_initial: Tensor, // (B, C)
+    pub w_input: Tensor,   // (4C, I)
+    pub w_state: Tensor,   // (4C, H)
+    pub bias: Tensor,      // (4C)
+    pub w_proj: Tensor,    // (H, C)
+}
+
+impl LstmGradTensors {
+    pub fn zeros(device: &Device, s: &LstmShape) -> Result<LstmGradTensors> {
+        let (b, t, i, c, h) = (s.batch, s.steps, s.input, s.cell, s.hidden);
+        Ok(LstmGradTensors {
+            inputs: Tensor::zeros(device, &[b, t, i], "lstm.dinputs")?,
+            h_initial: Tensor::zeros(device, &[b, h], "lstm.dh_initial")?,
+            c_initial: Tensor::zeros(device, &[b, c], "lstm.dc_initial")?,
+            w_input: Tensor::zeros(device, &[4 * c, i], "lstm.dw_input")?,
+            w_state: Tensor::zeros(device, &[4 * c, h], "lstm.dw_state")?,
+            bias: Tensor::zeros(device, &[4 * c], "lstm.dbias")?,
+            w_proj: Tensor::zeros(device, &[h, c], "lstm.dw_proj")?,
+        })
+    }
+
+    /// The two views that [`lstm_backward`] accumulates into.
+    pub fn as_grads(&mut self) -> (LstmInputGrads<'_>, LstmWeightGrads<'_>) {
+        let inputs = LstmInputGrads {
+            inputs: &mut self.inputs,
+            h_initial: &mut self.h_initial,
+            c_initial: &mut self.c_initial,
+        };
+        let weights = LstmWeightGrads {
+            w_input: &mut self.w_input,
+            w_state: &mut self.w_state,
+            bias: &mut self.bias,
+            w_proj: &mut self.w_proj,
+        };
+        (inputs, weights)
+    }
 }
 
 /// What [`lstm_forward`] keeps for [`lstm_backward`] (zero at padded positions).
@@ -179,6 +223,13 @@ pub struct LstmParams {
 }
 
 /// One call's sizes, options and lengths (B) as a tensor on the op's device.
+impl LstmShape {
+    /// (B, T, C, H): the sizes the tensors of a sequence are checked against.
+    fn batch_steps_cell_hidden(&self) -> (usize, usize, usize, usize) {
+        (self.batch, self.steps, self.cell, self.hidden)
+    }
+}
+
 struct Sequence {
     shape: LstmShape,
     options: LstmOptions,
@@ -267,10 +318,7 @@ impl Sequence {
             cell_clip: self.options.cell_clip.unwrap_or(0.0),
             proj_clip: self.options.proj_clip.unwrap_or(0.0),
         };
-        let kernel = Kernel {
-            shader: &shaders::LSTM,
-            entry,
-        };
+        let kernel = shaders::LSTM.kernel(entry);
         let groups = ctx.linear_groups(threads, 256);
         ctx.dispatch(&kernel, &read, &written, &params, groups)
     }
@@ -359,12 +407,7 @@ pub fn lstm_forward(
 ) -> Result<LstmSaved> {
     let op = "lstm_forward";
     let seq = Sequence::new(op, inputs, lengths, weights, options)?;
-    let (b, t, c, h) = (
-        seq.shape.batch,
-        seq.shape.steps,
-        seq.shape.cell,
-        seq.shape.hidden,
-    );
+    let (b, t, c, h) = seq.shape.batch_steps_cell_hidden();
     outputs.expect_shape(op, &[b, t, h])?;
     h_state.expect_shape(op, &[b, h])?;
     c_state.expect_shape(op, &[b, c])?;
@@ -421,12 +464,7 @@ pub fn lstm_backward(
 ) -> Result<()> {
     let op = "lstm_backward";
     let seq = Sequence::new(op, inputs, lengths, weights, options)?;
-    let (b, t, c, h) = (
-        seq.shape.batch,
-        seq.shape.steps,
-        seq.shape.cell,
-        seq.shape.hidden,
-    );
+    let (b, t, c, h) = seq.shape.batch_steps_cell_hidden();
     for (tensor, shape) in [
         (doutputs, &[b, t, h][..]),
         (dh_final, &[b, h][..]),

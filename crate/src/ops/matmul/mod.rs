@@ -21,7 +21,6 @@ use crate::ops::cpu_parallel::run_in_parallel;
 use cpu_gemm::{gemm_accumulate, gemm_flops, BOperand, CInit, MatrixView, MIN_FLOPS_PER_THREAD};
 use std::sync::{Arc, Mutex};
 
-use crate::device::Kernel;
 use crate::ops::shaders;
 use crate::tensor::Tensor;
 use crate::{Error, Result};
@@ -64,6 +63,32 @@ pub struct MatmulDims {
     pub trans_b: bool,
     pub alpha: f32,
     pub accumulate: bool,
+}
+
+impl MatmulDims {
+    /// The dims of `max(batch_a, batch_b)` products (m, k) @ (k, n), where a holds `batch_a`
+    /// matrices and b `batch_b` (1: one matrix shared by every product).
+    pub fn new(
+        batch_a: usize,
+        batch_b: usize,
+        m: usize,
+        n: usize,
+        k: usize,
+        options: MatmulOptions,
+    ) -> MatmulDims {
+        MatmulDims {
+            batch: batch_a.max(batch_b),
+            m,
+            n,
+            k,
+            a_stride: if batch_a == 1 { 0 } else { m * k },
+            b_stride: if batch_b == 1 { 0 } else { k * n },
+            trans_a: options.trans_a,
+            trans_b: options.trans_b,
+            alpha: options.alpha,
+            accumulate: options.accumulate,
+        }
+    }
 }
 
 /// Uniform of `matmul.wgsl`.
@@ -141,18 +166,7 @@ pub fn resolve_dims(
     if let Some(bias) = bias {
         bias.expect_shape("matmul bias", &[n])?;
     }
-    let mut dims = MatmulDims {
-        batch,
-        m,
-        n,
-        k,
-        a_stride: if batch_a == 1 { 0 } else { m * k },
-        b_stride: if batch_b == 1 { 0 } else { k * n },
-        trans_a: options.trans_a,
-        trans_b: options.trans_b,
-        alpha: options.alpha,
-        accumulate: options.accumulate,
-    };
+    let mut dims = MatmulDims::new(batch_a, batch_b, m, n, k, options);
     // A shared b with a batched, row-major a is one big matmul: (batch*m, k) x (k, n).
     if batch > 1 && batch_b == 1 && batch_a == batch && !options.trans_a {
         dims.m *= batch;
@@ -388,10 +402,7 @@ fn run(
             };
             // k = 0: the product is zero, the kernel still writes bias / keeps the old value.
             ctx.dispatch(
-                &Kernel {
-                    shader: &shaders::MATMUL,
-                    entry: "matmul_forward",
-                },
+                &shaders::MATMUL.kernel("matmul_forward"),
                 &[a.gpu()?, b.gpu()?, bias_buffer],
                 &[out.gpu()?],
                 &params,
@@ -519,10 +530,7 @@ pub(crate) fn bias_backward(
                 ..bytemuck::Zeroable::zeroed()
             };
             ctx.dispatch(
-                &Kernel {
-                    shader: &shaders::MATMUL,
-                    entry: "matmul_bias_backward",
-                },
+                &shaders::MATMUL.kernel("matmul_bias_backward"),
                 &[dout.gpu()?],
                 &[dbias.gpu()?],
                 &params,
