@@ -48,8 +48,10 @@ pub struct BenchElmoArgs {
     /// Sentences timed (the first N of the input)
     #[arg(long, value_name = "N", default_value_t = 256)]
     pub sentences: usize,
+    /// Sentences per forward pass
     #[arg(long, value_name = "B", default_value_t = 32)]
     pub batch_size: usize,
+    /// The devices measured
     #[arg(long, value_name = "cpu|gpu|both", default_value = "both")]
     pub device: String,
     /// CPU threads of the matmuls (0: all cores)

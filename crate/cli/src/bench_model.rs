@@ -133,6 +133,7 @@ fn training_step(
 /// `bench model`'s options.
 #[derive(Args)]
 pub struct BenchModelArgs {
+    /// The device measured
     #[arg(long, value_name = "cpu|gpu|auto", default_value = "auto")]
     pub device: DeviceChoice,
     /// Models measured: minilm, minilm-shape (its shape, random weights), bert-base (random

@@ -33,8 +33,10 @@ pub struct ElmoTrainArgs {
     /// Sentences held out (the next ones)
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub test: usize,
+    /// Passes over the training sentences
     #[arg(long, value_name = "E", default_value_t = 10)]
     pub epochs: usize,
+    /// Sentences per optimizer step
     #[arg(long, value_name = "B", default_value_t = 32)]
     pub batch_size: usize,
     /// AdamW learning rate

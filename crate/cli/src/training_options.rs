@@ -17,6 +17,7 @@ pub struct TrainingArgs {
     /// or all
     #[arg(long, value_name = "head|top:K|all", default_value_t = TrainOptions::default().freeze)]
     pub freeze: Freeze,
+    /// Passes over the training examples
     #[arg(long, value_name = "N", default_value_t = TrainOptions::default().epochs)]
     pub epochs: usize,
     /// Peak AdamW learning rate of the linear schedule
