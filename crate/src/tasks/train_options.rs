@@ -57,8 +57,8 @@ pub struct TrainOptions {
     pub weight_decay: f32,
     /// Share of the optimizer steps spent warming the learning rate up.
     pub warmup_ratio: f32,
-    /// Global-norm gradient clipping (`None`: off; from JS `null`). The HF Trainer's default is 1.
-    #[serde(deserialize_with = "number_or_null")]
+    /// Global-norm gradient clipping (`None`: off; from JS `null`, while a left-out
+    /// `maxGradNorm` keeps the default). The HF Trainer's default is 1.
     pub max_grad_norm: Option<f32>,
     /// Features the classifier reads; `None`: mean-pooled for sentence-embedding models
     /// (sentence-transformers' `modules.json` present), the [CLS] token otherwise.
@@ -270,11 +270,6 @@ where
             .map(Some)
             .map_err(|e: Error| serde::de::Error::custom(bare(e))),
     }
-}
-
-/// A number, or `null` for `None` (a field left out keeps its default).
-fn number_or_null<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<f32>, D::Error> {
-    Option::<f32>::deserialize(d)
 }
 
 /// `truncate: true` = the first window only; `false` or `null` = as the pipeline reads.
