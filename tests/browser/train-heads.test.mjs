@@ -228,3 +228,43 @@ test('trainMaskedLM + fillMask on every path equal `webnlu train-mlm`', async ()
   }
   assert.deepEqual(unexpectedConsoleErrors(errors, notFound), []);
 });
+
+// The training options reach Rust's one reader (TrainOptions::from_json) unchanged on every path
+// (the page thread, a worker, the pool): a misspelt option (also a misspelt callback, a function
+// value), a value of the wrong type and one out of range are refused by name before any epoch.
+test('training options: unknown, ill-typed and out-of-range options are refused by name on every path', async () => {
+  const page = await openPage(await session.browser.newContext(), `${session.url}harness/`, errors, undefined, notFound);
+  const runs = await page.evaluate(async ({ paths, examples }) => {
+    const out = [];
+    for (const options of paths) {
+      const rt = await window.webnlu.Runtime.create(options);
+      const model = await rt.loadModel('/reference/bert-random-ner/');
+      const messages = [];
+      for (const bad of [{ learning_rate: 0.1 }, { onEpoch: () => {} }, { epochs: '3' }, { validation: 1.5 }, { pooling: 'mean' }]) {
+        let epochs = 0;
+        try {
+          await model.trainTokenClassifier(examples, { ...bad, onProgress: () => { epochs += 1; } }).done;
+          messages.push(null);
+        } catch (e) {
+          messages.push(`${e.name}: ${e.message} (epochs ${epochs})`);
+        }
+      }
+      out.push({ options, device: rt.device, worker: rt.worker, messages });
+      rt.dispose();
+    }
+    return out;
+  }, { paths: PATHS, examples: tinyNerSet() });
+  await page.close();
+  for (const { options, device, worker, messages } of runs) {
+    const label = `${device.kind.toUpperCase()}, ${options.threads ? `pool of ${device.threads}` : worker ? 'worker' : 'page thread'}`;
+    const patterns = [
+      /^WebnluError: .*unknown training option: unknown field `learning_rate`, expected one of `freeze`, `epochs`, `learningRate`.* \(epochs 0\)$/,
+      /^WebnluError: .*unknown training option: unknown field `onEpoch`.* \(epochs 0\)$/,
+      /^WebnluError: .*training option epochs: invalid type: string "3".* \(epochs 0\)$/,
+      /^WebnluError: .*validation must be the fraction of examples to hold out, in \[0, 1\), found 1\.5 \(epochs 0\)$/,
+      /^WebnluError: .*pooling does not apply to token classification.* \(epochs 0\)$/,
+    ];
+    patterns.forEach((pattern, i) => assert.match(messages[i] ?? 'no error', pattern, label));
+  }
+  assert.deepEqual(unexpectedConsoleErrors(errors, notFound), []);
+});

@@ -235,7 +235,7 @@ test('trainClassifier on long examples: windows by default, `truncate: true` the
   assert.ok(Math.abs(losses[false][0] - losses[true][0]) > 1e-3,
     `windows and the first window alone train differently: ${losses[false][0]} vs ${losses[true][0]}`);
   await assert.rejects(async () => (await rt.loadModel(nerFiles(NO_TOKEN_HEAD))).trainClassifier(examples, { truncate: 'yes' }).done,
-    /truncate must be true or false/);
+    /training option truncate: invalid type: string "yes", expected a boolean/);
 });
 
 /** `bytes` (a safetensors file) without the tensors whose names `drop` matches. */

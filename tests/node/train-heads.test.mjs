@@ -138,7 +138,7 @@ test('trainTokenClassifier: stop() after the first epoch, and clear errors for b
   await rejects([], {}, /non-empty array/);
   await rejects('  \n', {}, /empty string/);
   await rejects([{ text: 'a', label: 'b' }], {}, /must be \{ words: string\[\], labels: string\[\] \}/);
-  await rejects(tinyNerSet(), { pooling: 'mean' }, /pooling is an option of trainClassifier/);
+  await rejects(tinyNerSet(), { pooling: 'mean' }, /pooling does not apply to token classification/);
   await rejects(tinyNerSet(), { accumulation: 0 }, /accumulation must be a positive integer/);
   await rejects(tinyNerSet(), { maxGradNorm: -1 }, /maxGradNorm must be a positive number, or null/);
   // found by Rust: a CoNLL line without a label, a single label, a policy beyond the layers
@@ -276,8 +276,48 @@ test('trainMaskedLM equals `webnlu train-mlm` epoch by epoch; the held-out perpl
   const noHead = await rt.loadModel(nerFiles());
   await assert.rejects(noHead.trainMaskedLM(texts).done, /no masked-LM head/);
   await assert.rejects(async () => noHead.trainMaskedLM(texts, { mlmProbability: 1.5 }).done, /mlmProbability must be in \(0, 1\)/);
-  await assert.rejects(async () => noHead.trainMaskedLM(texts, { pooling: 'mean' }).done, /pooling is an option of trainClassifier/);
+  await assert.rejects(async () => noHead.trainMaskedLM(texts, { pooling: 'mean' }).done, /pooling, windows \/ truncate and the task are options of a classifier/);
   await assert.rejects(async () => noHead.trainMaskedLM([]).done, /texts is empty/);
-  await assert.rejects(async () => noHead.trainClassifier([{ text: 'a', label: 'b' }], { mlmProbability: 0.2 }).done, /mlmProbability is an option of trainMaskedLM/);
+  await assert.rejects(async () => noHead.trainClassifier([{ text: 'a', label: 'b' }], { mlmProbability: 0.2 }).done, /mlmProbability \(0\.2\) is an option of masked-LM training/);
   noHead.dispose();
+});
+
+// The options object goes to Rust as it is (TrainOptions::from_json, the reader the CLI's flags
+// share): every kind of run names a misspelt option (with the valid ones), a value of the wrong
+// type and a value out of its range, before any epoch; only signal and the callbacks are JS's.
+test('training options: unknown, ill-typed and out-of-range options are refused by name for every kind of run', async () => {
+  const model = await rt.loadModel(nerFiles());
+  const texts = ['the man saw the river', 'a woman found the city'];
+  const runs = [
+    (options) => model.trainClassifier([{ text: 'the man', label: 'a' }, { text: 'the city', label: 'b' }], options),
+    (options) => model.trainTokenClassifier(tinyNerSet(), options),
+    (options) => model.trainMaskedLM(texts, options),
+  ];
+  const refusals = [
+    [{ learning_rate: 0.1 }, /unknown training option: unknown field `learning_rate`, expected one of `freeze`, `epochs`, `learningRate`/],
+    [{ onEpoch: () => {} }, /unknown training option: unknown field `onEpoch`/],
+    [{ epochs: '3' }, /training option epochs: invalid type: string "3"/],
+    [{ batchSize: 2.5 }, /training option batchSize: invalid type: floating point `2.5`/],
+    [{ freeze: 'top' }, /training option freeze: freeze policy must be head, top:K/],
+    [{ epochs: 0 }, /epochs must be a positive integer \(>= 1\), found 0/],
+    [{ validation: 1 }, /validation must be the fraction of examples to hold out, in \[0, 1\), found 1/],
+    [{ warmupRatio: -0.5 }, /warmupRatio must be in \[0, 1\], found -0.5/],
+    [{ learningRate: -1 }, /learningRate must be a finite number >= 0, found -1/],
+    [{ mlmProbability: 0 }, /mlmProbability must be in \(0, 1\), found 0/],
+  ];
+  for (const run of runs) {
+    for (const [options, pattern] of refusals) {
+      let epochs = 0;
+      await assert.rejects(async () => run({ ...options, onProgress: () => { epochs += 1; } }).done,
+        (e) => e instanceof WebnluError && pattern.test(e.message), JSON.stringify(options));
+      assert.equal(epochs, 0, 'refused before any epoch');
+    }
+  }
+  // JS's own: the callbacks
+  assert.throws(() => runs[0]({ onStep: 3 }), /onStep must be a function, got number/);
+  assert.throws(() => runs[1]({ onProgress: 'x' }), /onProgress must be a function, got string/);
+  // the model still trains after the refusals
+  const { epochs } = await runs[1]({ epochs: 1, validation: 0 }).done;
+  assert.equal(epochs.length, 1);
+  model.dispose();
 });

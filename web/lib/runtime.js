@@ -17,7 +17,7 @@ import { checkText } from './wasm-module.js';
 import { clearCache, fetchModelFiles, listCachedFiles } from './model-loader.js';
 import { DEFAULT_HUB_URL, TOKENIZER_FILE_ROLES } from './model-source.js';
 import { decodeUtf8 } from './tokenizer.js';
-import { checkExamples, checkWordExamples, SEQUENCE_OPTIONS, TASKS, TrainingRun } from './training-run.js';
+import { checkExamples, checkWordExamples, TASKS, TrainingRun } from './training-run.js';
 
 
 /**
@@ -428,10 +428,11 @@ export class Model {
    * a list of names).
    */
   trainClassifier(examples, options = {}) {
+    // `task` decides how the labels are checked here (the engine checks the other options)
     const { task = 'classification' } = options;
     if (!TASKS.includes(task)) throw new WebnluError(`task must be one of ${TASKS.join(', ')}, got ${JSON.stringify(task)}`);
     checkExamples(examples, 'examples', task);
-    return new TrainingRun(this, this.#channel, 'model.trainer', examples, options, SEQUENCE_OPTIONS);
+    return new TrainingRun(this, this.#channel, 'model.trainer', examples, options);
   }
 
   /**
@@ -443,11 +444,7 @@ export class Model {
   trainMaskedLM(texts, options = {}) {
     checkTaskTexts(texts, 'texts');
     if (texts.length === 0) throw new WebnluError('texts is empty: masked-LM training needs texts');
-    const { mlmProbability } = options;
-    if (mlmProbability !== undefined && !(typeof mlmProbability === 'number' && mlmProbability > 0 && mlmProbability < 1)) {
-      throw new WebnluError(`mlmProbability must be in (0, 1), got ${JSON.stringify(mlmProbability)}`);
-    }
-    return new TrainingRun(this, this.#channel, 'model.mlmTrainer', texts, options, ['mlmProbability']);
+    return new TrainingRun(this, this.#channel, 'model.mlmTrainer', texts, options);
   }
 
   /** `trainClassifier` with `task: 'regression'`: one number per text, MSE. */
@@ -462,7 +459,7 @@ export class Model {
    */
   trainTokenClassifier(examples, options = {}) {
     checkWordExamples(examples, 'examples');
-    return new TrainingRun(this, this.#channel, 'model.tokenTrainer', examples, options, []);
+    return new TrainingRun(this, this.#channel, 'model.tokenTrainer', examples, options);
   }
 
   /**

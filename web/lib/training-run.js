@@ -9,8 +9,6 @@ import { checkLabelTypes, checkTaskText } from './input-checks.js';
 import { holdForTraining, releaseAfter } from './memory.js';
 import { cachesFeatures, encodeFeatures, runEpoch } from './training-steps.js';
 
-const FREEZE = /^(head|all|top:[1-9][0-9]*)$/;
-
 /** The problems `trainClassifier` solves (its `task` option). */
 export const TASKS = ['classification', 'regression', 'multi_label'];
 
@@ -56,12 +54,13 @@ export function checkWordExamples(examples, name) {
   });
 }
 
-/** Options only a sequence classifier takes (a token classifier labels every token, cut to the max length). */
-export const SEQUENCE_OPTIONS = ['pooling', 'truncate', 'task'];
-/** Options that only one kind of run takes: each run names its own among them. */
-const OWN_OPTIONS = [...SEQUENCE_OPTIONS, 'mlmProbability'];
-/** The optimizer options passed to the engine as they are, each a number (maxGradNorm: or null). */
-const NUMBER_OPTIONS = ['learningRate', 'weightDecay', 'warmupRatio'];
+/**
+ * The two defaults the loop reads itself (how many epochs it runs; whether a head-only run encodes
+ * its features first): those of `TrainOptions::default()` (crate/src/tasks/train_options.rs),
+ * sent with the options so that the engine runs what the loop counts.
+ */
+const DEFAULT_EPOCHS = 3;
+const DEFAULT_FREEZE = 'head';
 
 /**
  * A fine-tuning in progress: one epoch after the other in the engine, `onProgress` after each,
@@ -79,58 +78,33 @@ export class TrainingRun {
   #op;
   #stopped = false;
 
-  /** @private Use `model.trainClassifier`, `model.trainTokenClassifier` or `model.trainMaskedLM`. */
-  constructor(model, channel, op, examples, options, ownOptions) {
-    const {
-      freeze = 'head', epochs = 3, batchSize, validation, seed = 0, accumulation, maxGradNorm, pooling, truncate, onProgress, onStep,
-    } = options;
-    const signal = trainingSignal(options.signal); // already aborted: `done` rejects
-    if (onStep !== undefined && onStep !== null && typeof onStep !== 'function') throw new WebnluError(`onStep must be a function, got ${typeof onStep}`);
-    for (const name of OWN_OPTIONS) {
-      if (options[name] !== undefined && !ownOptions.includes(name)) {
-        throw new WebnluError(name === 'mlmProbability'
-          ? 'mlmProbability is an option of trainMaskedLM'
-          : `${name} is an option of trainClassifier; token classification and masked-LM training read examples cut to the max length`);
-      }
+  /**
+   * @private Use `model.trainClassifier`, `trainTokenClassifier` or `trainMaskedLM`. The
+   * training options go to the engine as they are (Rust's `TrainOptions::from_json` reads and
+   * checks every one: an unknown name, a wrong type or a value out of range rejects `done`);
+   * here only what Rust cannot see: `signal`, `onProgress`, `onStep`.
+   */
+  constructor(model, channel, op, examples, options) {
+    const { signal: givenSignal, onProgress, onStep, ...engineOptions } = options;
+    const signal = trainingSignal(givenSignal); // already aborted: `done` rejects
+    for (const [name, value] of [['onProgress', onProgress], ['onStep', onStep]]) {
+      if (value !== undefined && value !== null && typeof value !== 'function') throw new WebnluError(`${name} must be a function, got ${typeof value}`);
     }
-    if (validation !== undefined && !(typeof validation === 'number' && validation >= 0 && validation < 1)) {
-      throw new WebnluError(`validation must be the fraction of examples to hold out, in [0, 1), got ${JSON.stringify(validation)}`);
-    }
-    if (typeof freeze !== 'string' || !FREEZE.test(freeze)) {
-      throw new WebnluError(`freeze must be 'head', 'top:K' (K >= 1) or 'all', got ${JSON.stringify(freeze)}`);
-    }
-    if (!Number.isInteger(epochs) || epochs < 1) throw new WebnluError(`epochs must be a positive integer, got ${epochs}`);
-    for (const [name, value] of [['batchSize', batchSize], ['accumulation', accumulation]]) {
-      if (value !== undefined && !(Number.isInteger(value) && value >= 1)) throw new WebnluError(`${name} must be a positive integer, got ${JSON.stringify(value)}`);
-    }
-    for (const name of NUMBER_OPTIONS) {
-      if (options[name] !== undefined && !(typeof options[name] === 'number' && Number.isFinite(options[name]))) {
-        throw new WebnluError(`${name} must be a finite number, got ${JSON.stringify(options[name])}`);
-      }
-    }
-    if (maxGradNorm !== undefined && maxGradNorm !== null && !(typeof maxGradNorm === 'number' && maxGradNorm > 0)) {
-      throw new WebnluError(`maxGradNorm must be a positive number, or null for no clipping, got ${JSON.stringify(maxGradNorm)}`);
-    }
-    if (pooling !== undefined && pooling !== 'cls' && pooling !== 'mean') {
-      throw new WebnluError(`pooling must be 'cls' or 'mean', got ${JSON.stringify(pooling)}`);
+    const trainerOptions = { ...engineOptions, epochs: engineOptions.epochs ?? DEFAULT_EPOCHS, freeze: engineOptions.freeze ?? DEFAULT_FREEZE };
+    // A function would vanish on its way (JSON, or fail to clone to a worker): sent as a text,
+    // Rust names the option (a misspelt callback such as `onEpoch` is an unknown option).
+    for (const [name, value] of Object.entries(trainerOptions)) {
+      if (typeof value === 'function') trainerOptions[name] = 'a function';
     }
     this.model = model;
     this.onProgress = onProgress ?? null;
     this.onStep = onStep ?? null;
     /** The report of every finished epoch. */
     this.epochs = [];
-    const trainerOptions = { freeze, epochs, seed };
-    for (const name of [...NUMBER_OPTIONS, 'batchSize', 'accumulation', 'validation', 'maxGradNorm', 'pooling', 'task', 'mlmProbability']) {
-      if (options[name] !== undefined) trainerOptions[name] = options[name];
-    }
-    if (truncate !== undefined) {
-      if (typeof truncate !== 'boolean') throw new WebnluError(`truncate must be true or false, got ${JSON.stringify(truncate)}`);
-      trainerOptions.truncate = truncate;
-    }
     this.#channel = channel;
     this.#op = op;
     holdForTraining(model, this); // other calls on the model are refused until `done` settles (memory.js)
-    this.done = releaseAfter(model, this, this.loop(examples, trainerOptions, epochs, signal));
+    this.done = releaseAfter(model, this, this.loop(examples, trainerOptions, trainerOptions.epochs, signal));
     this.done.catch(() => {}); // a failure is for whoever awaits `done`, never an unhandled rejection
   }
 

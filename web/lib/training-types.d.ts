@@ -51,7 +51,15 @@ export interface TrainingStep {
   total: number;
 }
 
-/** The options of every training run (`trainClassifier`, `trainTokenClassifier`, `trainMaskedLM`). */
+/**
+ * The options of every training run (`trainClassifier`, `trainTokenClassifier`, `trainMaskedLM`).
+ * Apart from `signal` and the callbacks, they go to the engine as they are, where one reader
+ * (Rust's `TrainOptions`, shared with the CLI's flags) fills in the defaults and checks them: a
+ * misspelt name (the list of valid ones in the message), a value of the wrong type or out of its
+ * range rejects `done` with a WebnluError naming the option, the value and what it must be. An
+ * option of another kind of run (`pooling`, `truncate` or `task` for a token or masked-LM run,
+ * `mlmProbability` for a classifier) is refused the same way.
+ */
 export interface TrainingOptions {
   /**
    * Aborts the run (see `AbortOptions`): a signal already aborted rejects `done` at once; one
@@ -64,17 +72,17 @@ export interface TrainingOptions {
   signal?: AbortSignal;
   /** Called with the progress inside an epoch (see `TrainingStep`); may be set after the run started. */
   onStep?: (step: TrainingStep) => void;
-  /** Which weights learn: 'head' (default; only the new classifier, on cached features), 'top:K' (the head and the top K encoder layers), 'all'. */
+  /** Which weights learn: 'head' (default; only the new classifier, on cached features), 'top:K' (the head and the top K encoder layers, 1 <= K <= the model's layers), 'all'. */
   freeze?: 'head' | 'all' | `top:${number}`;
-  /** Epochs to run. Default 3. */
+  /** Epochs to run, >= 1. Default 3. */
   epochs?: number;
-  /** Peak AdamW learning rate of the linear schedule. Default 1e-3. */
+  /** Peak AdamW learning rate of the linear schedule, finite and >= 0. Default 1e-3. */
   learningRate?: number;
-  /** Examples per micro-batch. Default 32. */
+  /** Examples per micro-batch, >= 1. Default 32. */
   batchSize?: number;
   /**
    * Micro-batches whose gradients add up before one optimizer step (an effective batch of
-   * `accumulation * batchSize` without holding its activations at once). Default 1.
+   * `accumulation * batchSize` without holding its activations at once), >= 1. Default 1.
    */
   accumulation?: number;
   /**
@@ -82,13 +90,13 @@ export interface TrainingOptions {
    * [0, 1) (the engine picks them with a shuffle seeded by `seed`). Default 0.1; 0 for none.
    */
   validation?: number;
-  /** Seed for the head's initialization, dropout, shuffling and the validation split. Default 0. */
+  /** Seed (an integer >= 0) for the head's initialization, dropout, shuffling and the validation split. Default 42 (as the CLI's `--seed`). */
   seed?: number;
-  /** AdamW weight decay (not on biases and LayerNorm weights, as the Hugging Face Trainer). Default 0.01. */
+  /** AdamW weight decay (not on biases and LayerNorm weights, as the Hugging Face Trainer), finite and >= 0. Default 0.01. */
   weightDecay?: number;
   /** The share of the optimizer steps over which the learning rate rises linearly from 0, in [0, 1]. Default 0. */
   warmupRatio?: number;
-  /** Global-norm gradient clipping; `null`: none. Default 1. */
+  /** Global-norm gradient clipping, > 0; `null`: none. Default 1. */
   maxGradNorm?: number | null;
 }
 
@@ -96,7 +104,8 @@ export interface TrainingOptions {
 export interface TrainOptions extends TrainingOptions {
   /**
    * The features the classifier reads: 'cls' (the [CLS] token, through BERT's pooler) or
-   * 'mean' (the mean of the tokens). Default: 'mean' for sentence-transformers models, else 'cls'.
+   * 'mean' (the mean of the tokens). Default: 'mean' for sentence-transformers models, else 'cls'
+   * (`null` too).
    */
   pooling?: 'cls' | 'mean';
   /**
@@ -171,7 +180,7 @@ export interface MaskedLmEpochReport {
 
 /** Options of `Model.trainMaskedLM`. */
 export interface MaskedLmTrainOptions extends TrainingOptions {
-  /** The share of the tokens chosen for prediction (of them 80% [MASK], 10% random, 10% kept). Default 0.15. */
+  /** The share of the tokens chosen for prediction (of them 80% [MASK], 10% random, 10% kept), in (0, 1). Default 0.15. */
   mlmProbability?: number;
   /** Called after each epoch. */
   onProgress?: (report: MaskedLmEpochReport) => void;

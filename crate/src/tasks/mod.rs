@@ -24,6 +24,7 @@ pub mod text_pairs;
 pub mod train_classifier;
 pub mod train_masked_lm;
 pub mod train_options;
+pub use train_options::{OptionError, DEFAULT_MLM_PROBABILITY};
 pub mod train_tokens;
 pub mod training_loop;
 pub mod windows;

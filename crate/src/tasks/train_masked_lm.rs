@@ -31,6 +31,7 @@ use crate::{Error, Result};
 use super::pipeline::Pipeline;
 use super::problem::ProblemType;
 use super::train_classifier::TrainOptions;
+use super::train_options::DEFAULT_MLM_PROBABILITY;
 use super::training_loop::{check_run_options, EpochSteps, OptimizerLoop, StepsProgress};
 
 /// One text corrupted for a masked-LM step.
@@ -129,12 +130,12 @@ fn selection(device: &Device, picked: &[usize], rows: usize) -> Result<Tensor> {
 
 impl MaskedLmTraining {
     /// Prepares a run: checks the texts and the model's MLM head, tokenizes, splits, and draws
-    /// the held-out corruption. `probability`: the share of tokens chosen (BERT: 0.15).
+    /// the held-out corruption. `options.mlm_probability`: the share of tokens chosen
+    /// (default BERT's 0.15).
     pub async fn new(
         pipeline: &mut Pipeline,
         texts: &[String],
         options: TrainOptions,
-        probability: f32,
     ) -> Result<MaskedLmTraining> {
         const WHAT: &str = "train_masked_lm";
         if texts.is_empty() {
@@ -152,11 +153,8 @@ impl MaskedLmTraining {
                 "{WHAT}: pooling, windows / truncate and the task are options of a classifier"
             )));
         }
-        if !(probability > 0.0 && probability < 1.0) {
-            return Err(Error::invalid(format!(
-                "{WHAT}: the masking probability must be in (0, 1), found {probability}"
-            )));
-        }
+        // in (0, 1): checked with the other options (check_run_options)
+        let probability = options.mlm_probability.unwrap_or(DEFAULT_MLM_PROBABILITY);
         if pipeline.model.masked_lm.is_none() {
             return Err(Error::invalid(format!(
                 "{WHAT}: the model has no masked-LM head (load a *ForMaskedLM or *ForPreTraining checkpoint)"
@@ -430,11 +428,10 @@ impl Pipeline {
         &mut self,
         texts: &[String],
         options: TrainOptions,
-        probability: f32,
         mut on_progress: impl FnMut(&MaskedLmEpochProgress),
     ) -> Result<MaskedLmReport> {
         let epochs = options.epochs;
-        let mut run = MaskedLmTraining::new(self, texts, options, probability).await?;
+        let mut run = MaskedLmTraining::new(self, texts, options).await?;
         for _ in 0..epochs {
             let progress = run.run_epoch(self).await?;
             on_progress(&progress);

@@ -197,6 +197,7 @@ impl TokenClassifierTraining {
         const WHAT: &str = "train_token_classifier";
         check_word_examples(examples, WHAT)?;
         check_run_options(&options, pipeline.model.num_layers(), WHAT)?;
+        options.refuse_masked_lm_options(WHAT)?;
         if options.classifier_input.is_some() {
             return Err(Error::invalid(format!(
                 "{WHAT}: pooling does not apply to token classification (every token is labelled)"

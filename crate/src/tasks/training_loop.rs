@@ -49,26 +49,18 @@ impl<P> StepsProgress<P> {
     }
 }
 
-/// Errors for options no run can use: no epochs, an empty batch, a `top:K` beyond the model's
-/// layers, a warmup ratio outside [0, 1]. `what` names the run in the message.
+/// Errors for options no run can use: those out of range ([`TrainOptions::validate`]) and a
+/// `top:K` beyond the model's layers. `what` names the run in the message.
 pub fn check_run_options(options: &TrainOptions, layers: usize, what: &str) -> Result<()> {
-    if options.epochs == 0 || options.batch_size == 0 {
-        return Err(Error::invalid(format!(
-            "{what}: epochs and batch size must be at least 1"
-        )));
-    }
+    options
+        .validate()
+        .map_err(|e| Error::invalid(format!("{what}: {}", e.message())))?;
     if let Freeze::Top(k) = options.freeze {
-        if k == 0 || k > layers {
+        if k > layers {
             return Err(Error::invalid(format!(
                 "freeze policy top:{k}: the model has {layers} layers (use 1..={layers})"
             )));
         }
-    }
-    if !(0.0..=1.0).contains(&options.warmup_ratio) {
-        return Err(Error::invalid(format!(
-            "warmup ratio must be in [0, 1], found {}",
-            options.warmup_ratio
-        )));
     }
     Ok(())
 }

@@ -424,12 +424,12 @@ impl WasmModel {
     }
 
     /// A training run over `examples` (`[{text, pair?, label}]`, label a string or number, or for
-    /// multi-label an array of strings) with `options` `{freeze: "head" | "top:K" | "all",
-    /// epochs, learningRate, batchSize, validation?: fraction held out (default 0.1), seed?,
-    /// pooling?: "cls" | "mean", accumulation?, weightDecay?, warmupRatio?, maxGradNorm?:
-    /// number | null, truncate?: boolean, task?: "classification" | "regression" |
-    /// "multi_label"}`. A long example is read in windows whose logits are averaged (as
-    /// `classify` reads it) unless `truncate` is true (its first window only).
+    /// multi-label an array of strings) with `options`, the training options object (read by
+    /// `TrainOptions::from_json`: `freeze`, `epochs`, `learningRate`, `batchSize`,
+    /// `accumulation`, `validation`, `seed`, `weightDecay`, `warmupRatio`, `maxGradNorm`,
+    /// `pooling`, `truncate`, `task`; each left out takes its default). A long example is read
+    /// in windows whose logits are averaged (as `classify` reads it) unless `truncate` is true
+    /// (its first window only).
     pub fn trainer(&self, examples: JsValue, options: JsValue) -> Result<WasmTrainer, JsError> {
         let raw: Vec<RawExample> = from_js(&examples, "examples")?;
         let examples: Vec<Example> = raw
@@ -457,8 +457,11 @@ impl WasmModel {
                 })
             })
             .collect::<Result<_, JsError>>()?;
-        let raw: RawTrainOptions = from_js(&options, "options")?;
-        let options = raw.into_options().map_err(to_js_error)?;
+        let options = train_options(&options)?;
+        // refused now, not after a head-only run's feature pass
+        options
+            .refuse_masked_lm_options("train_classifier")
+            .map_err(to_js_error)?;
         Ok(WasmTrainer {
             pipeline: self.pipeline.clone(),
             state: Rc::new(RefCell::new(TrainerState::PendingSequence {
@@ -484,8 +487,7 @@ impl WasmModel {
                 .map_err(to_js_error)?,
             None => from_js(&examples, "examples")?,
         };
-        let raw: RawTrainOptions = from_js(&options, "options")?;
-        let options = raw.into_options().map_err(to_js_error)?;
+        let options = train_options(&options)?;
         Ok(WasmTrainer {
             pipeline: self.pipeline.clone(),
             state: Rc::new(RefCell::new(TrainerState::PendingTokens {
@@ -501,15 +503,12 @@ impl WasmModel {
     /// epoch reports the held-out loss and perplexity.
     pub fn mlm_trainer(&self, texts: Array, options: JsValue) -> Result<WasmTrainer, JsError> {
         let texts = strings(&texts, "texts")?;
-        let raw: RawTrainOptions = from_js(&options, "options")?;
-        let probability = raw.mlm_probability.unwrap_or(0.15);
-        let options = raw.into_options().map_err(to_js_error)?;
+        let options = train_options(&options)?;
         Ok(WasmTrainer {
             pipeline: self.pipeline.clone(),
             state: Rc::new(RefCell::new(TrainerState::PendingMaskedLm {
                 texts,
                 options,
-                probability,
             })),
         })
     }
@@ -522,8 +521,7 @@ impl WasmModel {
         let cell = self.pipeline.clone();
         future_to_promise(async move {
             let texts = items(&texts, "texts")?;
-            let raw: RawTrainOptions = from_js(&options, "options")?;
-            let options = raw.into_options().map_err(js_error)?;
+            let options = train_options(&options)?;
             let lease = Lease::take(&cell)?;
             let pipeline = lease.pipeline.as_ref().expect("present until dropped");
             let rows = head_features(pipeline, &texts, &options)

@@ -1,7 +1,7 @@
 //! wasm exports of training: [`WasmTrainer`], one run of a sequence classifier, a token
 //! classifier or the masked-LM head, made by `WasmModel.trainer` / `token_trainer` /
-//! `mlm_trainer` (model.rs); JavaScript drives its epochs and steps. Also the records that
-//! the training options and the epoch reports cross the boundary as.
+//! `mlm_trainer` (model.rs); JavaScript drives its epochs and steps. Also how the training
+//! options cross the boundary (into `TrainOptions`) and the records the epoch reports cross as.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -12,11 +12,10 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use super::model::*;
-use crate::models::Freeze;
+use super::to_js_error;
 use crate::tasks::{
-    ClassifierInput, ClassifierTraining, EpochProgress, Example, MaskedLmEpochProgress,
-    MaskedLmTraining, ProblemType, StepsProgress, TokenClassifierTraining, TokenEpochProgress,
-    TrainOptions, WordExample,
+    ClassifierTraining, EpochProgress, Example, MaskedLmEpochProgress, MaskedLmTraining,
+    StepsProgress, TokenClassifierTraining, TokenEpochProgress, TrainOptions, WordExample,
 };
 use crate::train::entities::{EntityScore, EntityScores};
 
@@ -28,68 +27,11 @@ pub(super) struct RawExample {
     pub(super) label: serde_json::Value,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct RawTrainOptions {
-    pub(super) freeze: Option<String>,
-    pub(super) epochs: Option<usize>,
-    pub(super) learning_rate: Option<f32>,
-    pub(super) batch_size: Option<usize>,
-    pub(super) validation: Option<f32>,
-    pub(super) seed: Option<u64>,
-    pub(super) pooling: Option<String>,
-    pub(super) accumulation: Option<usize>,
-    pub(super) weight_decay: Option<f32>,
-    pub(super) warmup_ratio: Option<f32>,
-    #[serde(default, with = "serde_with_null")]
-    pub(super) max_grad_norm: Option<Option<f32>>,
-    pub(super) truncate: Option<bool>,
-    pub(super) task: Option<String>,
-    /// `mlm_trainer` only: the share of tokens chosen
-    pub(super) mlm_probability: Option<f32>,
-}
-
-/// `maxGradNorm`: absent = the default, null = no clipping, a number = that norm.
-pub(super) mod serde_with_null {
-    use serde::{Deserialize, Deserializer};
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<f32>>, D::Error> {
-        Ok(Some(Option::<f32>::deserialize(d)?))
-    }
-}
-
-impl RawTrainOptions {
-    pub(super) fn into_options(self) -> crate::Result<TrainOptions> {
-        let d = TrainOptions::default();
-        // `mlm_probability` is read by `mlm_trainer` before this
-        Ok(TrainOptions {
-            freeze: self
-                .freeze
-                .as_deref()
-                .map_or(Ok(d.freeze), str::parse::<Freeze>)?,
-            epochs: self.epochs.unwrap_or(d.epochs),
-            learning_rate: self.learning_rate.unwrap_or(d.learning_rate),
-            batch_size: self.batch_size.unwrap_or(d.batch_size),
-            accumulation_steps: self.accumulation.unwrap_or(d.accumulation_steps),
-            validation_fraction: self.validation.unwrap_or(d.validation_fraction),
-            seed: self.seed.unwrap_or(d.seed),
-            weight_decay: self.weight_decay.unwrap_or(d.weight_decay),
-            warmup_ratio: self.warmup_ratio.unwrap_or(d.warmup_ratio),
-            max_grad_norm: self.max_grad_norm.unwrap_or(d.max_grad_norm),
-            classifier_input: self
-                .pooling
-                .as_deref()
-                .map(str::parse::<ClassifierInput>)
-                .transpose()?,
-            long_texts: match self.truncate {
-                Some(true) => Some(crate::tasks::LongTexts::Truncate),
-                _ => d.long_texts,
-            },
-            problem: self
-                .task
-                .as_deref()
-                .map_or(Ok(d.problem), str::parse::<ProblemType>)?,
-        })
-    }
+/// The training options of a JS options object (see `TrainOptions::from_json`): every option
+/// is read and checked there, once.
+pub(super) fn train_options(options: &JsValue) -> Result<TrainOptions, JsError> {
+    let value: serde_json::Value = from_js(options, "options")?;
+    TrainOptions::from_json(value).map_err(to_js_error)
 }
 
 pub(super) enum TrainerState {
@@ -106,7 +48,6 @@ pub(super) enum TrainerState {
     PendingMaskedLm {
         texts: Vec<String>,
         options: TrainOptions,
-        probability: f32,
     },
     Sequence(Box<ClassifierTraining>),
     Tokens(Box<TokenClassifierTraining>),
@@ -278,15 +219,13 @@ impl WasmTrainer {
                     .await
                     .map_err(js_error)?,
                 )),
-                TrainerState::PendingMaskedLm {
-                    texts,
-                    options,
-                    probability,
-                } => TrainerState::MaskedLm(Box::new(
-                    MaskedLmTraining::new(lease.pipeline(), &texts, options, probability)
-                        .await
-                        .map_err(js_error)?,
-                )),
+                TrainerState::PendingMaskedLm { texts, options } => {
+                    TrainerState::MaskedLm(Box::new(
+                        MaskedLmTraining::new(lease.pipeline(), &texts, options)
+                            .await
+                            .map_err(js_error)?,
+                    ))
+                }
                 TrainerState::PendingTokens { examples, options } => {
                     TrainerState::Tokens(Box::new(
                         TokenClassifierTraining::new(lease.pipeline(), &examples, options)

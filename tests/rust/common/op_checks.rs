@@ -135,9 +135,13 @@ pub fn check_gradient(
 /// `tests/fixtures/models/<name>`, checked to hold `files`; a missing one fails the test with the
 /// command that downloads it.
 pub fn fixture_model_dir(name: &str, files: &[&str]) -> std::path::PathBuf {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures/models")
-        .join(name);
+    // the repository: the first folder above the test's package (crate/ or crate/cli/) with tests/
+    let package = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = package
+        .ancestors()
+        .find(|dir| dir.join("tests/fixtures").is_dir())
+        .unwrap_or(package);
+    let dir = root.join("tests/fixtures/models").join(name);
     assert!(
         dir.is_dir(),
         "{} is missing: run `bash tests/setup/fetch-assets.sh {name}`",

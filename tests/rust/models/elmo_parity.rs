@@ -7,57 +7,15 @@
 //! `"i"` (2, T, P) holds the top layer (forward, backward) of sentence `sentences[k][i]`,
 //! sentence boundaries removed.
 
+use crate::elmo_fixture::{expected_top_layers, fixture_dir, sentences};
 use crate::op_checks;
 
 use webnlu::device::Device;
 use webnlu::io::hdf5::Hdf5File;
 use webnlu::models::elmo::ElmoBiLm;
 
-fn fixture_dir() -> std::path::PathBuf {
-    op_checks::fixture_model_dir(
-        "elmo-fixture",
-        &[
-            "options.json",
-            "lm_weights.hdf5",
-            "sentences.json",
-            "lm_embeddings_0.hdf5",
-            "lm_embeddings_1.hdf5",
-            "lm_embeddings_2.hdf5",
-        ],
-    )
-}
-
 fn load(device: &Device) -> ElmoBiLm {
     op_checks::load_elmo_fixture(device)
-}
-
-fn sentences() -> Vec<Vec<String>> {
-    let text = std::fs::read_to_string(fixture_dir().join("sentences.json")).unwrap();
-    serde_json::from_str(&text).unwrap()
-}
-
-/// `expected[k][i]`: (T, 2P) = concat of the file's forward and backward halves per token.
-fn expected_top_layers() -> Vec<Vec<(usize, Vec<f32>)>> {
-    (0..3)
-        .map(|k| {
-            let name = format!("lm_embeddings_{k}.hdf5");
-            let bytes = std::fs::read(fixture_dir().join(&name)).unwrap();
-            let file = Hdf5File::parse(&name, &bytes).unwrap();
-            (0..10)
-                .map(|i| {
-                    let (shape, values) = file.read_dataset_f32(&i.to_string()).unwrap();
-                    assert_eq!(shape.len(), 3, "{name}/{i}");
-                    let (t, p) = (shape[1], shape[2]);
-                    let mut rows = Vec::with_capacity(t * 2 * p);
-                    for token in 0..t {
-                        rows.extend_from_slice(&values[token * p..(token + 1) * p]);
-                        rows.extend_from_slice(&values[(t + token) * p..(t + token + 1) * p]);
-                    }
-                    (t, rows)
-                })
-                .collect()
-        })
-        .collect()
 }
 
 /// Runs the 10 batches statefully and returns the largest |ours - AllenNLP| of the top layer.
@@ -304,79 +262,4 @@ fn token_layer_reproduces_allennlp_token_embeddings() {
         "token layer beyond allclose by {worst_excess}"
     );
     assert!(worst <= 1e-5, "token layer max difference {worst}");
-}
-
-/// The CLI with `--batch-size 3 --stateful` on the fixture's sentences in batch order gives
-/// AllenNLP's top layer; lines come back in input order with boundaries removed.
-#[test]
-fn cli_reproduces_the_fixture_and_keeps_line_order() {
-    use std::io::Write;
-    let dir = fixture_dir();
-    let sentences = sentences();
-    // Batch i = [sentences[0][i], sentences[1][i], sentences[2][i]].
-    let mut input = String::new();
-    for i in 0..10 {
-        for list in sentences.iter().take(3) {
-            input.push_str(&list[i]);
-            input.push('\n');
-        }
-    }
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_webnlu"))
-        .args(["elmo", "--options"])
-        .arg(dir.join("options.json"))
-        .arg("--weights")
-        .arg(dir.join("lm_weights.hdf5"))
-        .args(["--batch-size", "3", "--stateful", "--device", "cpu"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = String::from_utf8(output.stdout).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 30);
-    let expected = expected_top_layers();
-    let mut worst = 0.0f32;
-    for (line_index, line) in lines.iter().enumerate() {
-        let (i, k) = (line_index / 3, line_index % 3);
-        let value: serde_json::Value = serde_json::from_str(line).unwrap();
-        let layers = value["layers"].as_array().unwrap();
-        assert_eq!(layers.len(), 3);
-        let (t, want) = &expected[k][i];
-        for layer in layers {
-            assert_eq!(layer.as_array().unwrap().len(), *t, "line {line_index}");
-        }
-        for (token, vector) in layers[2].as_array().unwrap().iter().enumerate() {
-            let vector = vector.as_array().unwrap();
-            assert_eq!(vector.len(), 32);
-            for (d, v) in vector.iter().enumerate() {
-                let g = v.as_f64().unwrap() as f32;
-                worst = worst.max((g - want[token * 32 + d]).abs());
-            }
-        }
-    }
-    // The same numbers as cpu_reproduces_allennlp_stateful_fixture, printed and parsed back.
-    assert!(worst <= 1e-5, "CLI max difference {worst}");
-
-    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_webnlu"))
-        .args(["elmo", "--options"])
-        .arg(dir.join("options.json"))
-        .arg("--weights")
-        .arg(dir.join("sentences.json"))
-        .output()
-        .unwrap();
-    assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("sentences.json"));
 }

@@ -7,6 +7,8 @@
 
 #[path = "../common/bert_reference.rs"]
 mod bert_reference;
+#[path = "../common/elmo_fixture.rs"]
+mod elmo_fixture;
 #[path = "../common/op_checks.rs"]
 mod op_checks;
 

@@ -16,5 +16,6 @@ mod models;
 mod pairs;
 mod train;
 mod train_masked_lm;
+mod train_options;
 mod train_problems;
 mod train_tokens;

@@ -515,6 +515,7 @@ fn windows_training_matches_torch(device: &Device) {
             classifier_input: None,
             long_texts: None,
             problem: Default::default(),
+            mlm_probability: None,
         };
         let mut run = block_on(ClassifierTraining::new(&mut p, &examples, options)).unwrap();
         assert_eq!(run.labels(), ["negative", "neutral", "positive"]);

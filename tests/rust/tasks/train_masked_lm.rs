@@ -100,7 +100,7 @@ fn masked_lm_step_matches_torch(device: &Device) {
             validation_fraction: 0.0,
             ..TrainOptions::default()
         };
-        let run = block_on(MaskedLmTraining::new(&mut p, &texts, options, 0.15)).unwrap();
+        let run = block_on(MaskedLmTraining::new(&mut p, &texts, options)).unwrap();
         let mut grads = Gradients::new();
         let mode = RunMode::training(1, freeze);
         let (sum, count) = block_on(run.step(&p, &batch, &mode, 1, Some(&mut grads))).unwrap();
@@ -180,7 +180,7 @@ fn masked_lm_training_lowers_held_out_perplexity_on_both_devices() {
     let mut reports = Vec::new();
     for device in [Device::Cpu, gpu()] {
         let mut p = Pipeline::load(&files(false), &device).unwrap();
-        let report = block_on(p.train_masked_lm(&texts, options.clone(), 0.15, |_| {})).unwrap();
+        let report = block_on(p.train_masked_lm(&texts, options.clone(), |_| {})).unwrap();
         println!("{report:?}");
         let initial = report.initial_validation_perplexity.unwrap();
         let last = report.epochs.last().unwrap().validation_perplexity.unwrap();
@@ -248,12 +248,11 @@ fn masked_lm_training_in_steps_is_the_epochs_run_whole() {
 fn bad_masked_lm_input_gets_clear_errors() {
     let error = |files: &ModelFiles, texts: &[String], probability: f32| {
         let mut p = Pipeline::load(files, &Device::Cpu).unwrap();
-        match block_on(MaskedLmTraining::new(
-            &mut p,
-            texts,
-            TrainOptions::default(),
-            probability,
-        )) {
+        let options = TrainOptions {
+            mlm_probability: Some(probability),
+            ..TrainOptions::default()
+        };
+        match block_on(MaskedLmTraining::new(&mut p, texts, options)) {
             Ok(_) => panic!("expected an error"),
             Err(e) => e.to_string(),
         }
@@ -264,7 +263,10 @@ fn bad_masked_lm_input_gets_clear_errors() {
     let e = error(&files(false), &["a".into(), " ".into()], 0.15);
     assert!(e.contains("text 1 is empty"), "{e}");
     let e = error(&files(false), &good, 1.5);
-    assert!(e.contains("masking probability"), "{e}");
+    assert!(
+        e.contains("mlmProbability must be in (0, 1), found 1.5"),
+        "{e}"
+    );
     let classifier = ModelFiles::from_dir(Path::new(
         "../tests/fixtures/bert-reference/random/bert-random-classifier",
     ))

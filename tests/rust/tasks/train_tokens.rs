@@ -227,6 +227,7 @@ fn token_training_matches_torch(device: &Device) {
             classifier_input: None,
             long_texts: None,
             problem: Default::default(),
+            mlm_probability: None,
         };
         let mut run = block_on(TokenClassifierTraining::new(&mut p, &examples, options)).unwrap();
         assert_eq!(run.labels(), labels.as_slice());
@@ -533,7 +534,10 @@ fn bad_token_training_input_gets_clear_errors() {
             ..options.clone()
         },
     );
-    assert!(e.contains("epochs and batch size"), "{e}");
+    assert!(
+        e.contains("epochs must be a positive integer (>= 1), found 0"),
+        "{e}"
+    );
     // a word of characters the tokenizer drops (control characters) leaves the example without tokens
     let e = error(&[words("\u{1}", "O"), words("a b", "B-X O")], options);
     assert!(e.contains("no word of example 0 has a token"), "{e}");

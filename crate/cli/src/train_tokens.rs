@@ -23,44 +23,43 @@ use std::time::Instant;
 use pollster::block_on;
 use serde_json::json;
 
-use super::arguments::Arguments;
-use super::model_tasks::{load_pipeline, MODEL_FLAGS, MODEL_OPTIONS};
-use super::training_options::{finish_run, training_options, TRAINING_OPTIONS};
+use clap::Args;
+
+use super::model_tasks::{load_pipeline, ModelArgs};
+use super::training_options::{checked, finish_run, TrainingArgs};
 use webnlu::tasks::{parse_word_examples, WordExampleFormat};
 use webnlu::train::SplitMix64;
 use webnlu::{Error, Result};
 
-pub fn run(args: &[String]) -> Result<()> {
+/// `train-tokens`' options (no window options: examples are cut to `--max-length`).
+#[derive(Args)]
+pub struct TrainTokensArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The word-labelled examples
+    #[arg(long, value_name = "FILE")]
+    pub examples: String,
+    /// CoNLL columns or JSON lines {"words", "labels"}; auto: JSON when the first line starts
+    /// with {
+    #[arg(long, value_name = "auto|conll|jsonl", default_value = "auto")]
+    pub format: WordExampleFormat,
+    #[command(flatten)]
+    pub training: TrainingArgs,
+}
+
+pub fn run(args: TrainTokensArgs) -> Result<()> {
     let started = Instant::now();
-    let mut with_value = MODEL_OPTIONS.to_vec();
-    with_value.extend_from_slice(&["examples", "format", "out"]);
-    with_value.extend_from_slice(&TRAINING_OPTIONS);
-    let args = Arguments::parse(args, &with_value, &MODEL_FLAGS)?;
-    if let Some(extra) = args.positional.first() {
-        return Err(Error::invalid(format!(
-            "train-tokens: unexpected argument {extra:?}"
-        )));
-    }
-    if args.flag("truncate") || args.flag("no-windows") || args.value("stride").is_some() {
-        return Err(Error::invalid(
-            "train-tokens: examples are cut to --max-length; --stride, --truncate and \
-             --no-windows do not apply",
-        ));
-    }
-    let path = args
-        .value("examples")
-        .ok_or_else(|| Error::invalid("train-tokens needs --examples FILE"))?;
-    let format: WordExampleFormat = args.value("format").unwrap_or("auto").parse()?;
+    let path = args.examples.as_str();
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let content =
         String::from_utf8(bytes).map_err(|_| Error::format(path, "examples are not UTF-8"))?;
-    let mut examples = parse_word_examples(&content, format, path)?;
-    let options = training_options(&args)?;
-    if let Some(limit) = args.number("limit")? {
+    let mut examples = parse_word_examples(&content, args.format, path)?;
+    let options = checked(args.training.options(args.model.batch_size))?;
+    if let Some(limit) = args.training.limit {
         SplitMix64::new(options.seed ^ 0x006c_696d_6974).shuffle(&mut examples);
         examples.truncate(limit);
     }
-    let mut pipeline = load_pipeline(&args, "train-tokens")?;
+    let mut pipeline = load_pipeline(&args.model, None)?;
     let mut epoch_started = Instant::now();
     let report = block_on(
         pipeline.train_token_classifier(&examples, options, |progress| {
@@ -76,5 +75,5 @@ pub fn run(args: &[String]) -> Result<()> {
             epoch_started = Instant::now();
         }),
     )?;
-    finish_run(&args, &pipeline, &report, started)
+    finish_run(args.training.out.as_deref(), &pipeline, &report, started)
 }

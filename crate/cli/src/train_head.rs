@@ -30,28 +30,47 @@ use std::time::Instant;
 use pollster::block_on;
 use serde_json::json;
 
-use super::arguments::Arguments;
-use super::model_tasks::{load_pipeline, MODEL_FLAGS, MODEL_OPTIONS};
-use super::training_options::{finish_run, training_options, TRAINING_OPTIONS};
-use webnlu::tasks::{parse_examples, ExampleFormat, ProblemType};
+use clap::Args;
+
+use super::model_tasks::{load_pipeline, ModelArgs, WindowArgs};
+use super::training_options::{checked, finish_run, TrainingArgs};
+use webnlu::tasks::{parse_examples, ClassifierInput, ExampleFormat, ProblemType, TrainOptions};
 use webnlu::train::SplitMix64;
 use webnlu::{Error, Result};
 
-pub fn run(args: &[String]) -> Result<()> {
+/// `train-head`'s options.
+#[derive(Args)]
+pub struct TrainHeadArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub windows: WindowArgs,
+    /// The labelled examples
+    #[arg(long, value_name = "FILE")]
+    pub examples: String,
+    /// The examples' format: auto (from the content), rated (VADER's id<TAB>rating<TAB>text),
+    /// tsv or csv
+    #[arg(long, value_name = "auto|rated|tsv|csv", default_value = "auto")]
+    pub format: String,
+    /// What the head predicts
+    #[arg(
+        long,
+        value_name = "classification|regression|multi-label",
+        default_value = "classification"
+    )]
+    pub task: ProblemType,
+    /// The features the classifier reads [default: mean for sentence-transformers models, else
+    /// cls]
+    #[arg(long, value_name = "cls|mean")]
+    pub pooling: Option<ClassifierInput>,
+    #[command(flatten)]
+    pub training: TrainingArgs,
+}
+
+pub fn run(args: TrainHeadArgs) -> Result<()> {
     let started = Instant::now();
-    let mut with_value = MODEL_OPTIONS.to_vec();
-    with_value.extend_from_slice(&["examples", "format", "out", "task"]);
-    with_value.extend_from_slice(&TRAINING_OPTIONS);
-    let args = Arguments::parse(args, &with_value, &MODEL_FLAGS)?;
-    if let Some(extra) = args.positional.first() {
-        return Err(Error::invalid(format!(
-            "train-head: unexpected argument {extra:?}"
-        )));
-    }
-    let path = args
-        .value("examples")
-        .ok_or_else(|| Error::invalid("train-head needs --examples FILE"))?;
-    let format = match args.value("format").unwrap_or("auto") {
+    let path = args.examples.as_str();
+    let format = match args.format.as_str() {
         "auto" => ExampleFormat::Auto,
         "rated" => ExampleFormat::RatedTsv,
         "tsv" => ExampleFormat::Tsv,
@@ -66,15 +85,16 @@ pub fn run(args: &[String]) -> Result<()> {
     let content =
         String::from_utf8(bytes).map_err(|_| Error::format(path, "examples are not UTF-8"))?;
     let mut examples = parse_examples(&content, format, path)?;
-    let mut options = training_options(&args)?;
-    options.problem = args
-        .value("task")
-        .map_or(Ok(ProblemType::SingleLabel), str::parse::<ProblemType>)?;
-    if let Some(limit) = args.number("limit")? {
+    let options = checked(TrainOptions {
+        problem: args.task,
+        classifier_input: args.pooling,
+        ..args.training.options(args.model.batch_size)
+    })?;
+    if let Some(limit) = args.training.limit {
         SplitMix64::new(options.seed ^ 0x006c_696d_6974).shuffle(&mut examples);
         examples.truncate(limit);
     }
-    let mut pipeline = load_pipeline(&args, "train-head")?;
+    let mut pipeline = load_pipeline(&args.model, Some(&args.windows))?;
     if let (Some(note), true) = (
         pipeline.pair_note(),
         examples.iter().any(|e| e.pair.is_some()),
@@ -97,5 +117,5 @@ pub fn run(args: &[String]) -> Result<()> {
         println!("{line}");
         epoch_started = Instant::now();
     }))?;
-    finish_run(&args, &pipeline, &report, started)
+    finish_run(args.training.out.as_deref(), &pipeline, &report, started)
 }

@@ -26,27 +26,104 @@ use std::io::{BufRead, BufWriter, Write};
 use pollster::block_on;
 use serde_json::json;
 
-use super::arguments::Arguments;
+use clap::Args;
 use webnlu::device::{DeviceChoice, GpuOptions};
 use webnlu::tasks::{LongTexts, Pipeline, Pooling, ReadOptions, TextPair};
 use webnlu::{Device, Error, Result};
 
-/// Options every model subcommand takes (values).
-pub const MODEL_OPTIONS: [&str; 6] = [
-    "model",
-    "device",
-    "max-length",
-    "stride",
-    "batch-size",
-    "against",
-];
-/// Flags every model subcommand takes.
-pub const MODEL_FLAGS: [&str; 2] = ["no-windows", "truncate"];
+/// The options of every command that loads a model.
+#[derive(Args)]
+pub struct ModelArgs {
+    /// The model directory (config.json, model.safetensors or pytorch_model.bin, tokenizer files)
+    #[arg(long, value_name = "DIR")]
+    pub model: String,
+    /// Where the model runs
+    #[arg(long, value_name = "auto|gpu|cpu", default_value = "auto")]
+    pub device: DeviceChoice,
+    /// Window length in tokens [default: the model's positions]
+    #[arg(long, value_name = "N")]
+    pub max_length: Option<usize>,
+    /// Texts per forward pass (training: examples per micro-batch) [default: 32]
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<usize>,
+}
+
+/// How a text longer than the window is read (the commands that read whole texts).
+#[derive(Args)]
+pub struct WindowArgs {
+    /// Overlap of the windows a long text is read in [default: a quarter of the max length]
+    #[arg(long, value_name = "N", conflicts_with_all = ["no_windows", "truncate"])]
+    pub stride: Option<usize>,
+    /// A text longer than the model is an error (no windows)
+    #[arg(long, conflicts_with = "truncate")]
+    pub no_windows: bool,
+    /// Keep a long text's first window; a pair longer than --max-length is cut longest_first
+    /// (without it: an error naming its lengths)
+    #[arg(long)]
+    pub truncate: bool,
+}
+
+/// `embed`'s options.
+#[derive(Args)]
+pub struct EmbedArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub windows: WindowArgs,
+    /// How the token vectors become one vector
+    #[arg(long, value_name = "mean|cls", default_value = "mean")]
+    pub pooling: Pooling,
+    /// Leave the embeddings as they are (default: unit length)
+    #[arg(long)]
+    pub no_normalize: bool,
+}
+
+/// `similarity`'s options.
+#[derive(Args)]
+pub struct SimilarityArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub windows: WindowArgs,
+    /// Compare with the lines of this file [default: the input lines]
+    #[arg(long, value_name = "FILE")]
+    pub against: Option<String>,
+}
+
+/// `fill-mask`'s options.
+#[derive(Args)]
+pub struct FillMaskArgs {
+    #[command(flatten)]
+    pub task: PairTaskArgs,
+    /// Guesses per [MASK]
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub top_k: usize,
+}
+
+/// The options of the commands that read texts or pairs (`classify`, `classify-tokens`).
+#[derive(Args)]
+pub struct PairTaskArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub windows: WindowArgs,
+    /// Each line is a pair a<TAB>b, read as [CLS] a [SEP] b [SEP]
+    #[arg(long)]
+    pub pair: bool,
+}
+
+/// `next-sentence`'s options (every line is a pair).
+#[derive(Args)]
+pub struct NextSentenceArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub windows: WindowArgs,
+}
 
 /// `--device` as a device; a GPU with the adapter's largest storage bindings (fewer row
 /// shards for a big vocabulary; see `GpuOptions::largest_bindings`).
-pub fn open_device(args: &Arguments) -> Result<Device> {
-    let choice: DeviceChoice = args.value("device").unwrap_or("auto").parse()?;
+pub fn open_device(choice: DeviceChoice) -> Result<Device> {
     Device::new_blocking(choice, &GpuOptions::largest_bindings())
 }
 
@@ -64,33 +141,27 @@ pub fn warn_newly_initialized(pipeline: &Pipeline, dir: &str) {
     }
 }
 
-/// The pipeline of `--model DIR` on `--device`, with the read options of the flags.
-pub fn load_pipeline(args: &Arguments, command: &str) -> Result<Pipeline> {
-    let dir = args
-        .value("model")
-        .ok_or_else(|| Error::invalid(format!("{command} needs --model DIR")))?;
-    let device = open_device(args)?;
-    let mut pipeline = Pipeline::load_dir(dir, &device)?;
-    warn_newly_initialized(&pipeline, dir);
-    let max_length = args
-        .number("max-length")?
-        .unwrap_or(pipeline.model.max_positions());
-    let long_texts = match (args.flag("no-windows"), args.flag("truncate")) {
-        (true, true) => {
-            return Err(Error::invalid(
-                "--no-windows and --truncate exclude each other",
-            ))
-        }
-        (true, false) => LongTexts::Refuse,
-        (false, true) => LongTexts::Truncate,
-        (false, false) => LongTexts::Windows {
-            stride: args.number("stride")?.unwrap_or(max_length / 4),
+/// The pipeline of `--model DIR` on `--device`, reading long texts as `windows` says (`None`:
+/// the commands that cut examples to the max length).
+pub fn load_pipeline(args: &ModelArgs, windows: Option<&WindowArgs>) -> Result<Pipeline> {
+    let device = open_device(args.device)?;
+    let mut pipeline = Pipeline::load_dir(&args.model, &device)?;
+    warn_newly_initialized(&pipeline, &args.model);
+    let max_length = args.max_length.unwrap_or(pipeline.model.max_positions());
+    let long_texts = match windows {
+        Some(w) if w.no_windows => LongTexts::Refuse,
+        Some(w) if w.truncate => LongTexts::Truncate,
+        Some(w) => LongTexts::Windows {
+            stride: w.stride.unwrap_or(max_length / 4),
+        },
+        None => LongTexts::Windows {
+            stride: max_length / 4,
         },
     };
     pipeline.set_read_options(ReadOptions {
         max_length,
         long_texts,
-        batch_size: args.number("batch-size")?.unwrap_or(32),
+        batch_size: args.batch_size.unwrap_or(32),
     })?;
     Ok(pipeline)
 }
@@ -112,20 +183,6 @@ fn write_lines(values: impl IntoIterator<Item = serde_json::Value>) -> Result<()
         writeln!(out, "{value}").map_err(|e| Error::io("<stdout>", e))?;
     }
     out.flush().map_err(|e| Error::io("<stdout>", e))
-}
-
-fn parse(args: &[String], command: &str, values: &[&str], flags: &[&str]) -> Result<Arguments> {
-    let mut with_value = MODEL_OPTIONS.to_vec();
-    with_value.extend_from_slice(values);
-    let mut all_flags = MODEL_FLAGS.to_vec();
-    all_flags.extend_from_slice(flags);
-    let parsed = Arguments::parse(args, &with_value, &all_flags)?;
-    if let Some(extra) = parsed.positional.first() {
-        return Err(Error::invalid(format!(
-            "{command}: unexpected argument {extra:?} (texts come on stdin, one per line)"
-        )));
-    }
-    Ok(parsed)
 }
 
 fn stdin_texts() -> Result<Vec<String>> {
@@ -158,21 +215,18 @@ fn stdin_items(pipeline: &Pipeline, pairs: bool) -> Result<Vec<TextPair>> {
         .collect()
 }
 
-pub fn embed(args: &[String]) -> Result<()> {
-    let args = parse(args, "embed", &["pooling"], &["no-normalize"])?;
-    let pooling: Pooling = args.value("pooling").unwrap_or("mean").parse()?;
-    let pipeline = load_pipeline(&args, "embed")?;
+pub fn embed(args: EmbedArgs) -> Result<()> {
+    let pipeline = load_pipeline(&args.model, Some(&args.windows))?;
     let texts = stdin_texts()?;
     let c = pipeline.hidden_size();
-    let embeddings = block_on(pipeline.embed(&texts, pooling, !args.flag("no-normalize")))?;
+    let embeddings = block_on(pipeline.embed(&texts, args.pooling, !args.no_normalize))?;
     write_lines(embeddings.chunks(c).map(|e| json!({ "embedding": e })))
 }
 
-pub fn similarity(args: &[String]) -> Result<()> {
-    let args = parse(args, "similarity", &[], &[])?;
-    let pipeline = load_pipeline(&args, "similarity")?;
+pub fn similarity(args: SimilarityArgs) -> Result<()> {
+    let pipeline = load_pipeline(&args.model, Some(&args.windows))?;
     let texts = stdin_texts()?;
-    let against = match args.value("against") {
+    let against = match &args.against {
         Some(path) => {
             let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
             read_lines(std::io::BufReader::new(file), path)?
@@ -187,17 +241,16 @@ pub fn similarity(args: &[String]) -> Result<()> {
     )
 }
 
-pub fn fill_mask(args: &[String]) -> Result<()> {
-    let args = parse(args, "fill-mask", &["top-k"], &["pair"])?;
-    let top_k = args.number("top-k")?.unwrap_or(5);
-    let pipeline = load_pipeline(&args, "fill-mask")?;
-    let texts = stdin_items(&pipeline, args.flag("pair"))?;
+pub fn fill_mask(args: FillMaskArgs) -> Result<()> {
+    let task = &args.task;
+    let pipeline = load_pipeline(&task.model, Some(&task.windows))?;
+    let texts = stdin_items(&pipeline, task.pair)?;
     if texts.is_empty() {
         return Err(Error::invalid("fill-mask: no texts on stdin"));
     }
     let mut lines = Vec::with_capacity(texts.len());
     for (number, text) in texts.iter().enumerate() {
-        let masks = block_on(pipeline.fill_mask(text, top_k)).map_err(|e| match e {
+        let masks = block_on(pipeline.fill_mask(text, args.top_k)).map_err(|e| match e {
             Error::InvalidArgument(m) => Error::invalid(format!("line {}: {m}", number + 1)),
             other => other,
         })?;
@@ -206,18 +259,16 @@ pub fn fill_mask(args: &[String]) -> Result<()> {
     write_lines(lines)
 }
 
-pub fn classify(args: &[String]) -> Result<()> {
-    let args = parse(args, "classify", &[], &["pair"])?;
-    let pipeline = load_pipeline(&args, "classify")?;
-    let texts = stdin_items(&pipeline, args.flag("pair"))?;
+pub fn classify(args: PairTaskArgs) -> Result<()> {
+    let pipeline = load_pipeline(&args.model, Some(&args.windows))?;
+    let texts = stdin_items(&pipeline, args.pair)?;
     let results = block_on(pipeline.classify(&texts))?;
     write_lines(results.into_iter().map(|r| json!(r)))
 }
 
-pub fn classify_tokens(args: &[String]) -> Result<()> {
-    let args = parse(args, "classify-tokens", &[], &["pair"])?;
-    let pipeline = load_pipeline(&args, "classify-tokens")?;
-    let texts = stdin_items(&pipeline, args.flag("pair"))?;
+pub fn classify_tokens(args: PairTaskArgs) -> Result<()> {
+    let pipeline = load_pipeline(&args.model, Some(&args.windows))?;
+    let texts = stdin_items(&pipeline, args.pair)?;
     let results = block_on(pipeline.classify_tokens(&texts))?;
     write_lines(
         results
@@ -226,9 +277,8 @@ pub fn classify_tokens(args: &[String]) -> Result<()> {
     )
 }
 
-pub fn next_sentence(args: &[String]) -> Result<()> {
-    let args = parse(args, "next-sentence", &[], &[])?;
-    let pipeline = load_pipeline(&args, "next-sentence")?;
+pub fn next_sentence(args: NextSentenceArgs) -> Result<()> {
+    let pipeline = load_pipeline(&args.model, Some(&args.windows))?;
     let pairs = stdin_items(&pipeline, true)?;
     let results = block_on(pipeline.next_sentence(&pairs))?;
     write_lines(results.into_iter().map(|r| json!(r)))

@@ -12,7 +12,8 @@
 
 use std::time::Instant;
 
-use super::arguments::Arguments;
+use clap::Args;
+
 use webnlu::device::{Device, DeviceChoice, GpuOptions};
 use webnlu::models::elmo::ElmoBiLm;
 use webnlu::ops::matmul;
@@ -32,39 +33,57 @@ fn sentences_of(text: &str, count: usize) -> Vec<Vec<String>> {
         .collect()
 }
 
-pub fn run(args: &[String]) -> Result<()> {
-    let args = Arguments::parse(
-        args,
-        &[
-            "options",
-            "weights",
-            "input",
-            "sentences",
-            "batch-size",
-            "device",
-            "threads",
-            "repeat",
-        ],
-        &["json"],
-    )?;
+/// `bench elmo`'s options.
+#[derive(Args)]
+pub struct BenchElmoArgs {
+    /// The biLM's options.json [default: AllenNLP's fixture model]
+    #[arg(long, value_name = "PATH")]
+    pub options: Option<String>,
+    /// The biLM's weights (.hdf5) [default: AllenNLP's fixture model]
+    #[arg(long, value_name = "PATH")]
+    pub weights: Option<String>,
+    /// id<TAB>rating<TAB>text lines, or one sentence per line
+    #[arg(long, value_name = "FILE", default_value = MOVIE_REVIEWS)]
+    pub input: String,
+    /// Sentences timed (the first N of the input)
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub sentences: usize,
+    /// Sentences per forward pass
+    #[arg(long, value_name = "B", default_value_t = 32)]
+    pub batch_size: usize,
+    /// The devices measured
+    #[arg(long, value_name = "cpu|gpu|both", default_value = "both")]
+    pub device: String,
+    /// CPU threads of the matmuls (0: all cores)
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub threads: usize,
+    /// Timed passes; the best counts
+    #[arg(long, value_name = "R", default_value_t = 3)]
+    pub repeat: usize,
+    /// JSON lines instead of the table
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: BenchElmoArgs) -> Result<()> {
     let options_path = args
-        .value("options")
-        .map(str::to_string)
+        .options
+        .clone()
         .unwrap_or(format!("{FIXTURE}/options.json"));
     let weights_path = args
-        .value("weights")
-        .map(str::to_string)
+        .weights
+        .clone()
         .unwrap_or(format!("{FIXTURE}/lm_weights.hdf5"));
-    let input = args.value("input").unwrap_or(MOVIE_REVIEWS);
-    let count = args.number("sentences")?.unwrap_or(256);
-    let batch_size = args.number("batch-size")?.unwrap_or(32);
-    let repeat = args.number("repeat")?.unwrap_or(3).max(1);
+    let input = args.input.as_str();
+    let count = args.sentences;
+    let batch_size = args.batch_size;
+    let repeat = args.repeat.max(1);
     if batch_size == 0 || count == 0 {
         return Err(Error::invalid(
             "bench elmo: --batch-size and --sentences must be at least 1",
         ));
     }
-    let devices = match args.value("device").unwrap_or("both") {
+    let devices = match args.device.as_str() {
         "both" => vec![DeviceChoice::Cpu, DeviceChoice::Gpu],
         other => {
             let choice: DeviceChoice = other.parse()?;
@@ -76,7 +95,7 @@ pub fn run(args: &[String]) -> Result<()> {
             vec![choice]
         }
     };
-    matmul::set_cpu_threads(args.number("threads")?.unwrap_or(0));
+    matmul::set_cpu_threads(args.threads);
 
     let options_bytes = webnlu::io::read_file(&options_path)?;
     let options_text = std::str::from_utf8(&options_bytes)
@@ -124,7 +143,7 @@ pub fn run(args: &[String]) -> Result<()> {
             }
         }
         let rate = sentences.len() as f64 / best;
-        if args.flag("json") {
+        if args.json {
             println!(
                 "{}",
                 serde_json::json!({

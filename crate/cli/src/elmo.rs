@@ -10,47 +10,56 @@
 
 use std::io::{BufRead, BufWriter, Write};
 
-use super::arguments::Arguments;
+use clap::Args;
 use webnlu::device::{DeviceChoice, GpuOptions};
 use webnlu::models::elmo::{ElmoBiLm, ElmoOutput};
 use webnlu::{Device, Error, Result};
 
-/// The biLM of `--options PATH --weights PATH` on `--device` (auto, the default, gpu or cpu),
-/// for the commands that run ELMo (`command`: `elmo`, `elmo-train`), with its device.
-pub(super) fn load_bilm(command: &str, args: &Arguments) -> Result<(ElmoBiLm, Device)> {
-    let need = |name: &str, what: &str| {
-        args.value(name)
-            .ok_or_else(|| Error::invalid(format!("{command} needs --{name} PATH ({what})")))
-    };
-    let options_path = need("options", "options.json")?;
-    let weights_path = need("weights", "the .hdf5 weights")?;
-    let choice: DeviceChoice = args.value("device").unwrap_or("auto").parse()?;
-    let device = Device::new_blocking(choice, &GpuOptions::default())?;
-    let options_bytes = webnlu::io::read_file(options_path)?;
+/// The biLM files and the device of the commands that run ELMo (`elmo`, `elmo-train`).
+#[derive(Args)]
+pub struct BiLmArgs {
+    /// The biLM's options.json
+    #[arg(long, value_name = "PATH")]
+    pub options: String,
+    /// The biLM's weights (.hdf5)
+    #[arg(long, value_name = "PATH")]
+    pub weights: String,
+    /// Where the biLM runs
+    #[arg(long, value_name = "auto|gpu|cpu", default_value = "auto")]
+    pub device: DeviceChoice,
+}
+
+/// `elmo`'s options.
+#[derive(Args)]
+pub struct ElmoArgs {
+    #[command(flatten)]
+    pub bilm: BiLmArgs,
+    /// Sentences per batch
+    #[arg(long, value_name = "N", default_value_t = 32)]
+    pub batch_size: usize,
+    /// Carry each batch row's LSTM states to the same row of the next batch (AllenNLP's biLM)
+    #[arg(long)]
+    pub stateful: bool,
+}
+
+/// The biLM of `--options PATH --weights PATH` on `--device`, with its device.
+pub(super) fn load_bilm(args: &BiLmArgs) -> Result<(ElmoBiLm, Device)> {
+    let device = Device::new_blocking(args.device, &GpuOptions::default())?;
+    let options_bytes = webnlu::io::read_file(&args.options)?;
     let options_text = std::str::from_utf8(&options_bytes)
-        .map_err(|_| Error::format(options_path, "not UTF-8 text"))?;
-    let weights = webnlu::io::read_file(weights_path)?;
-    let bilm = ElmoBiLm::load(options_text, weights_path, &weights, &device)?;
+        .map_err(|_| Error::format(&args.options, "not UTF-8 text"))?;
+    let weights = webnlu::io::read_file(&args.weights)?;
+    let bilm = ElmoBiLm::load(options_text, &args.weights, &weights, &device)?;
     Ok((bilm, device))
 }
 
-pub fn run(args: &[String]) -> Result<()> {
-    let args = Arguments::parse(
-        args,
-        &["options", "weights", "batch-size", "device"],
-        &["stateful"],
-    )?;
-    if let Some(extra) = args.positional.first() {
-        return Err(Error::invalid(format!(
-            "elmo: unexpected argument {extra:?}"
-        )));
-    }
-    let batch_size = args.number("batch-size")?.unwrap_or(32);
+pub fn run(args: ElmoArgs) -> Result<()> {
+    let batch_size = args.batch_size;
     if batch_size == 0 {
         return Err(Error::invalid("--batch-size must be at least 1"));
     }
-    let (mut bilm, _device) = load_bilm("elmo", &args)?;
-    bilm.set_stateful(args.flag("stateful"));
+    let (mut bilm, _device) = load_bilm(&args.bilm)?;
+    bilm.set_stateful(args.stateful);
 
     let stdin = std::io::stdin();
     let mut input = stdin.lock();

@@ -22,33 +22,32 @@ use std::time::Instant;
 use pollster::block_on;
 use serde_json::json;
 
-use super::arguments::Arguments;
-use super::model_tasks::{load_pipeline, MODEL_FLAGS, MODEL_OPTIONS};
-use super::training_options::{finish_run, float, training_options, TRAINING_OPTIONS};
-use webnlu::tasks::MaskedLmTraining;
+use clap::Args;
+
+use super::model_tasks::{load_pipeline, ModelArgs};
+use super::training_options::{checked, finish_run, TrainingArgs};
+use webnlu::tasks::{MaskedLmTraining, TrainOptions, DEFAULT_MLM_PROBABILITY};
 use webnlu::train::SplitMix64;
 use webnlu::{Error, Result};
 
-pub fn run(args: &[String]) -> Result<()> {
+/// `train-mlm`'s options (no window options: texts are cut to `--max-length`).
+#[derive(Args)]
+pub struct TrainMlmArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The texts, one per line (blank lines skipped)
+    #[arg(long, value_name = "FILE")]
+    pub texts: String,
+    /// The share of the tokens chosen for prediction, in (0, 1)
+    #[arg(long, value_name = "P", default_value_t = DEFAULT_MLM_PROBABILITY)]
+    pub mlm_probability: f32,
+    #[command(flatten)]
+    pub training: TrainingArgs,
+}
+
+pub fn run(args: TrainMlmArgs) -> Result<()> {
     let started = Instant::now();
-    let mut with_value = MODEL_OPTIONS.to_vec();
-    with_value.extend_from_slice(&["texts", "out", "mlm-probability"]);
-    with_value.extend_from_slice(&TRAINING_OPTIONS);
-    let args = Arguments::parse(args, &with_value, &MODEL_FLAGS)?;
-    if let Some(extra) = args.positional.first() {
-        return Err(Error::invalid(format!(
-            "train-mlm: unexpected argument {extra:?}"
-        )));
-    }
-    if args.flag("truncate") || args.flag("no-windows") || args.value("stride").is_some() {
-        return Err(Error::invalid(
-            "train-mlm: texts are cut to --max-length; --stride, --truncate and --no-windows \
-             do not apply",
-        ));
-    }
-    let path = args
-        .value("texts")
-        .ok_or_else(|| Error::invalid("train-mlm needs --texts FILE (one text per line)"))?;
+    let path = args.texts.as_str();
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let content =
         String::from_utf8(bytes).map_err(|_| Error::format(path, "the texts are not UTF-8"))?;
@@ -58,20 +57,17 @@ pub fn run(args: &[String]) -> Result<()> {
         .filter(|l| !l.trim().is_empty())
         .map(String::from)
         .collect();
-    let options = training_options(&args)?;
-    if let Some(limit) = args.number("limit")? {
+    let options = checked(TrainOptions {
+        mlm_probability: Some(args.mlm_probability),
+        ..args.training.options(args.model.batch_size)
+    })?;
+    if let Some(limit) = args.training.limit {
         SplitMix64::new(options.seed ^ 0x006c_696d_6974).shuffle(&mut texts);
         texts.truncate(limit);
     }
-    let probability = float(&args, "mlm-probability")?.unwrap_or(0.15);
-    let mut pipeline = load_pipeline(&args, "train-mlm")?;
+    let mut pipeline = load_pipeline(&args.model, None)?;
     let epochs = options.epochs;
-    let mut run = block_on(MaskedLmTraining::new(
-        &mut pipeline,
-        &texts,
-        options,
-        probability,
-    ))?;
+    let mut run = block_on(MaskedLmTraining::new(&mut pipeline, &texts, options))?;
     println!(
         "{}",
         json!({
@@ -93,5 +89,5 @@ pub fn run(args: &[String]) -> Result<()> {
         println!("{line}");
     }
     let report = run.finish();
-    finish_run(&args, &pipeline, &report, started)
+    finish_run(args.training.out.as_deref(), &pipeline, &report, started)
 }

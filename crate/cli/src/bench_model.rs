@@ -40,10 +40,11 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use super::arguments::Arguments;
+use clap::Args;
+
 use super::memory::{peak_resident_bytes, reset_peak, resident_bytes};
 use super::model_tasks::open_device;
-use webnlu::device::DeviceStats;
+use webnlu::device::{DeviceChoice, DeviceStats};
 use webnlu::io::{ModelFiles, RandomBert};
 use webnlu::models::{BertModel, EncoderInput, Freeze, Gradients, RunMode, Targets, Task};
 use webnlu::ops::optimizer::AdamWConfig;
@@ -129,41 +130,68 @@ fn training_step(
     Ok(gradient_bytes)
 }
 
-pub fn run(args: &[String]) -> Result<()> {
-    let args = Arguments::parse(
-        args,
-        &[
-            "device", "models", "minilm", "batch", "seq", "repeat", "policies", "threads", "peer",
-            "python",
-        ],
-        &["json", "profile-kernels"],
-    )?;
-    let device = open_device(&args)?;
-    if let Some(threads) = args.number("threads")? {
+/// `bench model`'s options.
+#[derive(Args)]
+pub struct BenchModelArgs {
+    /// The device measured
+    #[arg(long, value_name = "cpu|gpu|auto", default_value = "auto")]
+    pub device: DeviceChoice,
+    /// Models measured: minilm, minilm-shape (its shape, random weights), bert-base (random
+    /// weights), or a checkpoint directory
+    #[arg(long, value_name = "LIST", default_value = "minilm,bert-base")]
+    pub models: String,
+    /// all-MiniLM-L6-v2's directory
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "tests/fixtures/models/all-minilm-l6-v2"
+    )]
+    pub minilm: String,
+    /// Sequences per batch (B)
+    #[arg(long, value_name = "B", default_value_t = 8)]
+    pub batch: usize,
+    /// Tokens per sequence (T)
+    #[arg(long, value_name = "T", default_value_t = 128)]
+    pub seq: usize,
+    /// Timed runs per measurement (after one warm-up); the mean counts
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub repeat: usize,
+    /// Freezing policies of the training steps
+    #[arg(long, value_name = "LIST", default_value = "head,top:2,all")]
+    pub policies: String,
+    /// CPU threads of the matmuls [default: all cores]
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// The same measurements by PyTorch + transformers alongside
+    #[arg(long, value_name = "torch", value_parser = ["torch"])]
+    pub peer: Option<String>,
+    /// The Python of --peer torch
+    #[arg(long, value_name = "PATH", default_value = "python3")]
+    pub python: String,
+    /// GPU time of each kernel, from one extra forward and step per policy
+    #[arg(long)]
+    pub profile_kernels: bool,
+    /// JSON lines instead of the table
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: BenchModelArgs) -> Result<()> {
+    let device = open_device(args.device)?;
+    if let Some(threads) = args.threads {
         webnlu::ops::matmul::cpu_gemm::set_cpu_threads(threads);
     }
-    let b = args.number("batch")?.unwrap_or(8);
-    let t = args.number("seq")?.unwrap_or(128);
-    let repeat = args.number("repeat")?.unwrap_or(3).max(1);
-    let models = args.value("models").unwrap_or("minilm,bert-base");
+    let b = args.batch;
+    let t = args.seq;
+    let repeat = args.repeat.max(1);
+    let models = args.models.as_str();
     let policies: Vec<Freeze> = args
-        .value("policies")
-        .unwrap_or("head,top:2,all")
+        .policies
         .split(',')
         .map(str::parse)
         .collect::<Result<_>>()?;
-    let minilm_dir = args
-        .value("minilm")
-        .unwrap_or("tests/fixtures/models/all-minilm-l6-v2");
-    let peer = match args.value("peer") {
-        None => None,
-        Some("torch") => Some(args.value("python").unwrap_or("python3")),
-        Some(other) => {
-            return Err(Error::invalid(format!(
-                "bench model: unknown peer {other:?} (torch)"
-            )))
-        }
-    };
+    let minilm_dir = args.minilm.as_str();
+    let peer = args.peer.as_ref().map(|_| args.python.as_str());
     let mut results = Vec::new();
     for name in models.split(',') {
         let files = match name {
@@ -210,7 +238,7 @@ pub fn run(args: &[String]) -> Result<()> {
         let forward_seconds = started.elapsed().as_secs_f64() / repeat as f64;
         let after_forward = device.memory_usage();
         let forward_stats = per_step(&device, &stats_before, repeat);
-        let profile = args.flag("profile-kernels") && device.is_gpu();
+        let profile = args.profile_kernels && device.is_gpu();
         let forward_kernels = if profile {
             device.set_kernel_profile(true)?;
             model
@@ -297,13 +325,13 @@ pub fn run(args: &[String]) -> Result<()> {
             "after_drop_and_trim": device.memory_usage(),
         });
         if let Some(python) = peer {
-            let threads = args.number("threads")?;
+            let threads = args.threads;
             match torch_peer(python, name, &device, &line, &policies, repeat, threads) {
                 Ok(measured) => add_peer(&mut line, measured),
                 Err(e) => eprintln!("webnlu bench model: PyTorch yardstick unavailable: {e}"),
             }
         }
-        if args.flag("json") {
+        if args.json {
             println!("{line}");
         } else {
             print_table(&line);

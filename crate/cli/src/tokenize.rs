@@ -11,7 +11,7 @@
 
 use std::io::{BufRead, BufWriter, Write};
 
-use super::arguments::Arguments;
+use clap::Args;
 use webnlu::tokenizer::{Encoding, Tokenizer, VocabOptions};
 use webnlu::{Error, Result};
 
@@ -27,23 +27,34 @@ pub fn load_tokenizer(path: &str, lowercase: bool) -> Result<Tokenizer> {
     }
 }
 
-pub fn run(args: &[String]) -> Result<()> {
-    let args = Arguments::parse(
-        args,
-        &["tokenizer", "max-length", "stride"],
-        &["pair", "count", "no-lowercase"],
-    )?;
-    if let Some(extra) = args.positional.first() {
-        return Err(Error::invalid(format!(
-            "tokenize: unexpected argument {extra:?}"
-        )));
-    }
-    let path = args
-        .value("tokenizer")
-        .ok_or_else(|| Error::invalid("tokenize needs --tokenizer PATH"))?;
-    let mut tokenizer = load_tokenizer(path, !args.flag("no-lowercase"))?;
-    let stride = args.number("stride")?;
-    match args.number("max-length")? {
+/// `tokenize`'s options.
+#[derive(Args)]
+pub struct TokenizeArgs {
+    /// A tokenizer.json (its truncation and padding apply) or a vocab.txt (uncased BERT's
+    /// options unless --no-lowercase)
+    #[arg(long, value_name = "PATH")]
+    pub tokenizer: String,
+    /// Each line is a pair of texts separated by a tab
+    #[arg(long)]
+    pub pair: bool,
+    /// Truncate to N tokens (the rest in "overflowing" windows)
+    #[arg(long, value_name = "N")]
+    pub max_length: Option<usize>,
+    /// Tokens shared by consecutive overflow windows [default: 0]
+    #[arg(long, value_name = "N")]
+    pub stride: Option<usize>,
+    /// Print only {"texts": N, "tokens": M}
+    #[arg(long)]
+    pub count: bool,
+    /// A vocab.txt keeps case and accents
+    #[arg(long)]
+    pub no_lowercase: bool,
+}
+
+pub fn run(args: TokenizeArgs) -> Result<()> {
+    let mut tokenizer = load_tokenizer(&args.tokenizer, !args.no_lowercase)?;
+    let stride = args.stride;
+    match args.max_length {
         Some(max_length) => tokenizer.set_max_length(max_length, stride.unwrap_or(0)),
         None if stride.is_some() => {
             let t = tokenizer.truncation().copied().ok_or_else(|| {
@@ -53,8 +64,8 @@ pub fn run(args: &[String]) -> Result<()> {
         }
         None => {}
     }
-    let pair = args.flag("pair");
-    let count = args.flag("count");
+    let pair = args.pair;
+    let count = args.count;
 
     let stdin = std::io::stdin();
     let mut input = stdin.lock();
