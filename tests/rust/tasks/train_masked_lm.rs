@@ -219,16 +219,14 @@ fn masked_lm_training_in_steps_is_the_epochs_run_whole() {
     };
     for device in [Device::Cpu, gpu()] {
         let mut p = Pipeline::load(&files(false), &device).unwrap();
-        let mut run =
-            block_on(MaskedLmTraining::new(&mut p, &texts, options.clone(), 0.15)).unwrap();
+        let mut run = block_on(MaskedLmTraining::new(&mut p, &texts, options.clone())).unwrap();
         let whole: Vec<_> = (0..options.epochs)
             .map(|_| block_on(run.run_epoch(&mut p)).unwrap())
             .collect();
         let whole_filled = block_on(p.fill_mask("the cat sat on the [MASK] .", 5)).unwrap();
 
         let mut p = Pipeline::load(&files(false), &device).unwrap();
-        let mut run =
-            block_on(MaskedLmTraining::new(&mut p, &texts, options.clone(), 0.15)).unwrap();
+        let mut run = block_on(MaskedLmTraining::new(&mut p, &texts, options.clone())).unwrap();
         let (mut in_steps, mut seen) = (Vec::new(), Vec::new());
         while in_steps.len() < options.epochs {
             match block_on(run.run_steps(&mut p, 1)).unwrap() {
