@@ -70,15 +70,15 @@ fn with_pool<R>(f: impl FnOnce(&mut Pool) -> R) -> R {
 }
 
 /// A buffer of `n` zeros, reused when one of its size class was given back; a new one is
-/// reserved fallibly (`name` names it in the [`crate::Error::OutOfMemory`]).
-pub(crate) fn take_zeroed<T: Element>(n: usize, name: &str) -> Result<Vec<T>> {
-    take(n, true, name)
+/// reserved fallibly (an [`crate::Error::OutOfMemory`] when the allocator refuses).
+pub(crate) fn take_zeroed<T: Element>(n: usize) -> Result<Vec<T>> {
+    take(n, true)
 }
 
 /// A buffer of `n` elements for an output that will be overwritten whole: a reused one keeps
 /// its old values (no pass to zero it), a new one is zeros.
-pub(crate) fn take_for_overwrite<T: Element>(n: usize, name: &str) -> Result<Vec<T>> {
-    take(n, false, name)
+pub(crate) fn take_for_overwrite<T: Element>(n: usize) -> Result<Vec<T>> {
+    take(n, false)
 }
 
 /// The pool's size class of `n` elements, the capacity of the buffers it serves `n` from:
@@ -89,7 +89,7 @@ fn class_of(n: usize) -> usize {
     n.div_ceil(step) * step
 }
 
-fn take<T: Element>(n: usize, zeroed: bool, name: &str) -> Result<Vec<T>> {
+fn take<T: Element>(n: usize, zeroed: bool) -> Result<Vec<T>> {
     if n < MIN_POOLED_ELEMENTS {
         return Ok(vec![T::default(); n]);
     }
@@ -113,7 +113,7 @@ fn take<T: Element>(n: usize, zeroed: bool, name: &str) -> Result<Vec<T>> {
         }
         None => {
             // the whole class allocated (zeroed), `n` of it in use
-            let mut buffer = try_filled_vec(&format!("tensor {name:?}"), class, T::default())?;
+            let mut buffer = try_filled_vec("a CPU tensor's buffer", class, T::default())?;
             buffer.truncate(n);
             Ok(buffer)
         }

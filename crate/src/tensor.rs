@@ -78,6 +78,17 @@ impl<T: Element> Drop for Tensor<T> {
     }
 }
 
+/// The allocator's refusal `error` of a CPU tensor's buffer, told as the tensor's: its name,
+/// shape and `bytes` (the buffer asked for may be a little larger: the pool's size class).
+fn refused(name: &str, shape: &[usize], bytes: u64, error: Error) -> Error {
+    match error {
+        Error::OutOfMemory { detail, .. } => {
+            Error::out_of_memory(format!("tensor {name:?} of shape {shape:?}"), bytes, detail)
+        }
+        other => other,
+    }
+}
+
 /// Bytes per element: every [`Element`] is a 4-byte value.
 const ELEMENT_BYTES: u64 = 4;
 
@@ -189,10 +200,12 @@ impl<T: Element> Tensor<T> {
 
     /// A tensor of zeros on `device`.
     pub fn zeros(device: &Device, shape: &[usize], name: &str) -> Result<Self> {
-        tensor_bytes(name, shape, ELEMENT_BYTES)?;
+        let bytes = tensor_bytes(name, shape, ELEMENT_BYTES)?;
         let n = element_count(shape);
         let storage = match device {
-            Device::Cpu => Storage::Cpu(cpu_pool::take_zeroed(n, name)?),
+            Device::Cpu => {
+                Storage::Cpu(cpu_pool::take_zeroed(n).map_err(|e| refused(name, shape, bytes, e))?)
+            }
             Device::Gpu(ctx) => gpu_storage(ctx, shape, name, Contents::Zeros)?,
         };
         Ok(Tensor {
@@ -206,10 +219,12 @@ impl<T: Element> Tensor<T> {
     /// A tensor on `device` with undefined contents, for outputs that an op overwrites
     /// completely (on the CPU a reused buffer keeps old values, as a pooled GPU buffer does).
     pub fn uninit(device: &Device, shape: &[usize], name: &str) -> Result<Self> {
-        tensor_bytes(name, shape, ELEMENT_BYTES)?;
+        let bytes = tensor_bytes(name, shape, ELEMENT_BYTES)?;
         let n = element_count(shape);
         let storage = match device {
-            Device::Cpu => Storage::Cpu(cpu_pool::take_for_overwrite(n, name)?),
+            Device::Cpu => Storage::Cpu(
+                cpu_pool::take_for_overwrite(n).map_err(|e| refused(name, shape, bytes, e))?,
+            ),
             Device::Gpu(ctx) => gpu_storage(ctx, shape, name, Contents::Undefined)?,
         };
         Ok(Tensor {

@@ -8,11 +8,14 @@ import { abortError, createdHandle, inChunks, throwIfAborted } from './abort.js'
 import { DeviceError, DisposedError, UnsupportedError, WebnluError } from './errors.js';
 import { bindings, callRust, callRustAsync, hasBinding, init, loadedWasmBuild, modelBinding } from './wasm-module.js';
 import { tokenizerFromFiles } from './tokenizer.js';
+import { waitForDeviceLoss } from './device-lost.js';
 import {
   adapterIdentity, adapterLabel, decideAutoDevice, decisionKey, readDecision, timeCalibration, writeDecision,
 } from './device-choice.js';
 
 const DEVICES = ['auto', 'gpu', 'cpu'];
+/** Operations that run at once, beside the queue (see `run`). */
+const UNQUEUED_OPS = new Set(['runtime.lost', 'runtime.destroyDevice']);
 
 /** A value from Rust as a plain JS value: a JSON string parsed, a Map made an object. */
 function plain(value) {
@@ -102,6 +105,9 @@ export class Engine {
    * an object it created is freed; it rejects with the AbortError and the queue goes on.
    */
   run(op, args = {}, signal = undefined) {
+    // Waiting for a loss, and destroying the device, may not wait for the queue: a call in
+    // flight is what a loss must reject (device-lost.js).
+    if (UNQUEUED_OPS.has(op)) return this.dispatch(op, args, signal);
     const result = this.queue.then(async () => {
       throwIfAborted(signal);
       const out = await this.dispatch(op, args, signal);
@@ -167,6 +173,11 @@ export class Engine {
       }
       case 'runtime.memoryUsage':
         return plain(this.get(a.runtime, 'runtime').object.memory_usage());
+      case 'runtime.lost': // resolves with { reason, message } when the GPU device is lost; null on the CPU
+        return waitForDeviceLoss(this.get(a.runtime, 'runtime').object);
+      case 'runtime.destroyDevice':
+        this.get(a.runtime, 'runtime').object.destroy_device();
+        return null;
       case 'runtime.trim':
         callRust('trim', () => this.get(a.runtime, 'runtime').object.trim());
         return null;

@@ -8,6 +8,7 @@
 
 import { callAbortable, checkSignal, throwIfAborted } from './abort.js';
 import { DirectChannel, WorkerChannel, WorkerPool } from './engine-channel.js';
+import { deviceLostError, deviceLostPromise } from './device-lost.js';
 import { ElmoModel, readElmoFiles } from './elmo.js';
 import { transferablesOf } from './engine.js';
 import { DisposedError, UnsupportedError, WebnluError, WorkerError } from './errors.js';
@@ -62,7 +63,11 @@ export class Runtime {
     this._channel = channel;
     this._handle = handle;
     this._disposed = false;
-    this.device = Object.freeze({ ...device, threads: device.threads ?? 1 });
+    this._lost = null; // { reason, message } once the GPU device is lost
+    const lost = deviceLostPromise(channel, handle, device.kind);
+    lost.then((info) => { this._lost = info; });
+    // `lost` is not enumerable: the device stays a plain, serializable description
+    this.device = Object.freeze(Object.defineProperty({ ...device, threads: device.threads ?? 1 }, 'lost', { value: lost }));
     this.version = info.version;
     this.wasmBuild = info.wasmBuild;
     this.worker = info.inWorker;
@@ -144,6 +149,7 @@ export class Runtime {
     if (this._handle === null) {
       throw new UnsupportedError(`loadModel: ${this.device.reason}`);
     }
+    if (this._lost !== null) throw deviceLostError('loadModel', this._lost);
     const started = performance.now();
     const fetched = await fetchModelFiles(source, { hubUrl: this.hubUrl, ...options });
     const config = parseConfig(fetched.files.get('config.json'));
