@@ -118,9 +118,9 @@ async function loseTheDevice(options) {
 
     // during a call: a long list (seconds on SwiftShader), destroyed once it runs
     let settled = false;
-    const long = modelAgain.embed(texts(200));
+    const long = modelAgain.embed(texts(80));
     long.then(() => { settled = true; }, () => { settled = true; });
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await new Promise((resolve) => setTimeout(resolve, 500));
     if (settled) problems.push('the long embed ended before the destroy: not in flight');
     await destroy(again);
     await expectLost('embed in flight', long);
