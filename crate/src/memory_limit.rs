@@ -40,6 +40,13 @@ pub fn tensor_bytes(name: &str, shape: &[usize], element_bytes: u64) -> Result<u
     }
 }
 
+/// Refuses, before any work, an attention whose `(B, NH, T, T)` scores could not be held
+/// (see [`tensor_bytes`]): the call then fails before its first op, with nothing encoded on
+/// the device (a 30,000-token text is refused at once, not after its embeddings).
+pub fn check_attention_scores(batch: usize, heads: usize, tokens: usize) -> Result<()> {
+    tensor_bytes("attention.scores", &[batch, heads, tokens, tokens], 4).map(|_| ())
+}
+
 /// `n` copies of `value`, the memory reserved fallibly: an [`Error::OutOfMemory`] naming
 /// `what` when the allocator refuses (on wasm32: over 2 GiB in one piece, or the browser
 /// refused to grow the memory) instead of an abort.

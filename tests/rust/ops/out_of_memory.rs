@@ -5,7 +5,9 @@
 
 use crate::op_checks::*;
 use webnlu::device::Device;
-use webnlu::memory_limit::{tensor_bytes, try_filled_vec, MAX_TENSOR_BYTES};
+use webnlu::memory_limit::{
+    check_attention_scores, tensor_bytes, try_filled_vec, MAX_TENSOR_BYTES,
+};
 use webnlu::ops::elementwise::gelu_forward;
 use webnlu::{Error, Tensor};
 
@@ -95,4 +97,21 @@ fn a_reservation_the_allocator_refuses_is_an_error_not_an_abort() {
         "{message}"
     );
     assert_eq!(try_filled_vec("small", 3, 1u32).unwrap(), vec![1, 1, 1]);
+}
+
+#[test]
+fn an_attention_too_big_is_refused_before_any_op() {
+    // BERT-base: 12 heads, 512 tokens, a batch of 32: 402 MB of scores, fine
+    check_attention_scores(32, 12, 512).unwrap();
+    // one 30,002-token window with 2 heads: 7.2 GB, refused by name
+    let error = check_attention_scores(1, 2, 30_002).unwrap_err();
+    let message = error.to_string();
+    assert!(
+        matches!(error, Error::OutOfMemory { bytes, .. } if bytes == 2 * 30_002 * 30_002 * 4),
+        "{message}"
+    );
+    assert!(
+        message.contains("\"attention.scores\" of shape [1, 2, 30002, 30002]"),
+        "{message}"
+    );
 }
