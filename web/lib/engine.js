@@ -175,7 +175,7 @@ export class Engine {
         return plain(this.get(a.runtime, 'runtime').object.memory_usage());
       case 'runtime.lost': // resolves with { reason, message } when the GPU device is lost; null on the CPU
         return waitForDeviceLoss(this.get(a.runtime, 'runtime').object);
-      case 'runtime.destroyDevice':
+      case 'runtime.destroyDevice': // GPUDevice.destroy() through wgpu: how the tests lose a worker's device
         this.get(a.runtime, 'runtime').object.destroy_device();
         return null;
       case 'runtime.trim':
