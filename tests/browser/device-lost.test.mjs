@@ -7,12 +7,13 @@
 // reason 'destroyed'), refuses loadModel, and resolves `rt.device.lost`; destroyed during a
 // long embed, the call in flight rejects with DeviceLostError instead of hanging; a new GPU
 // runtime and a CPU runtime then load the model and give the results of before.
-// Out of memory, on the page's CPU, the worker's CPU and the page's GPU: one text of 30,000
-// tokens on a random BERT with 40,000 positions needs (1, 2, T, T) attention scores of 7.2 GB,
-// over a wasm module's 4 GiB: an OutOfMemoryError naming the tensor and its bytes, with the
-// wasm memory still small (nothing was allocated); on the CPU also 20,000 tokens (3.2 GB: under
-// the 4 GiB bound, refused by the allocator's reservation, over 2 GiB in one piece); then the
-// same model embeds a short text exactly as before.
+// Out of memory, on the page's CPU, one worker's CPU, the pool of two workers and the page's
+// GPU: one text of 30,000 tokens on a random BERT with 40,000 positions needs (1, 2, T, T)
+// attention scores of 7.2 GB, over the 4 GiB one tensor may hold: an OutOfMemoryError naming the
+// tensor and its bytes, refused before the first op, with the wasm memory still small (nothing
+// was allocated); on the CPU also 20,000 tokens (3.2 GB: under the bound, refused by the
+// allocator's reservation, over 2 GiB in one piece); then the same model embeds a short text
+// exactly as before.
 //
 // Needs: pkg/ (make pkg), /usr/bin/chromium.
 
@@ -179,6 +180,7 @@ for (const worker of [false, true]) {
 for (const [options, tokens] of [
   [{ device: 'cpu', worker: false }, [30_000, 20_000]],
   [{ device: 'cpu', worker: true, threads: 1 }, [30_000, 20_000]],
+  [{ device: 'cpu', threads: 2 }, [30_000]], // the pool: the error crosses from a worker of two
   [{ device: 'gpu', worker: false }, [30_000]], // 3.2 GB would be made on the GPU: not tried
 ]) {
   test(`out of memory on ${JSON.stringify(options)}: an OutOfMemoryError naming the tensor, then the model works`, async () => {
