@@ -4,7 +4,8 @@
 // `GPUAdapter.prototype.requestDevice`; in the worker, which the page cannot reach, the
 // package's own `runtime.destroyDevice`, which calls the same `GPUDevice.destroy()` through
 // wgpu) rejects every later call with a `DeviceLostError` (also an instance of DeviceError,
-// reason 'destroyed'), refuses loadModel, and resolves `rt.device.lost`; destroyed during a
+// reason 'destroyed'; training runs' `done` too), refuses loadModel, and resolves
+// `rt.device.lost`; destroyed during a
 // long embed, the call in flight rejects with DeviceLostError instead of hanging; a new GPU
 // runtime and a CPU runtime then load the model and give the results of before.
 // Out of memory, on the page's CPU, one worker's CPU, the pool of two workers and the page's
@@ -107,6 +108,9 @@ async function loseTheDevice(options) {
     await expectLost('inspect after the loss', model.inspect('the man saw'));
     await expectLost('a second embed after the loss', model.embed(few));
     await expectLost('loadModel after the loss', rt.loadModel(SOURCE));
+    const examples = texts(6).map((text, i) => ({ text, label: i % 2 === 0 ? 'a' : 'b' }));
+    await expectLost('trainClassifier after the loss', model.trainClassifier(examples, { epochs: 1 }).done);
+    await expectLost('trainClassifier (end to end) after the loss', model.trainClassifier(examples, { epochs: 1, freeze: 'all' }).done);
     rt.dispose();
 
     // recovery in the same page: the GPU again, and the CPU
