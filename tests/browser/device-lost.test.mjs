@@ -5,9 +5,9 @@
 // package's own `runtime.destroyDevice`, which calls the same `GPUDevice.destroy()` through
 // wgpu) rejects every later call with a `DeviceLostError` (also an instance of DeviceError,
 // reason 'destroyed'; training runs' `done` too), refuses loadModel, and resolves
-// `rt.device.lost`; destroyed during a
-// long embed, the call in flight rejects with DeviceLostError instead of hanging; a new GPU
-// runtime and a CPU runtime then load the model and give the results of before.
+// `rt.device.lost`; destroyed during a long embed, the call in flight rejects with
+// DeviceLostError instead of hanging; a new GPU runtime and a CPU runtime then load the model
+// and give the results of before.
 // Out of memory, on the page's CPU, one worker's CPU, the pool of two workers and the page's
 // GPU: one text of 30,000 tokens on a random BERT with 40,000 positions needs (1, 2, T, T)
 // attention scores of 7.2 GB, over the 4 GiB one tensor may hold: an OutOfMemoryError naming the
