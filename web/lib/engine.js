@@ -8,7 +8,7 @@ import { abortError, createdHandle, inChunks, throwIfAborted } from './abort.js'
 import { DeviceError, DisposedError, UnsupportedError, WebnluError } from './errors.js';
 import { bindings, callRust, callRustAsync, hasBinding, init, loadedWasmBuild, modelBinding } from './wasm-module.js';
 import { tokenizerFromFiles } from './tokenizer.js';
-import { waitForDeviceLoss } from './device-lost.js';
+import { LossWatch } from './device-lost.js';
 import {
   adapterIdentity, adapterLabel, decideAutoDevice, decisionKey, readDecision, timeCalibration, writeDecision,
 } from './device-choice.js';
@@ -119,7 +119,10 @@ export class Engine {
       return out;
     });
     this.queue = result.catch(() => {});
-    return result;
+    // a model's call rejects at once when its runtime's GPU device is lost (device-lost.js)
+    const model = this.objects.get(args.handle);
+    const loss = model?.kind === 'model' ? this.objects.get(model.runtime)?.loss : undefined;
+    return loss === undefined ? result : loss.guard(op.replace(/^model\./, ''), result);
   }
 
   keep(kind, object, extra = {}) {
@@ -169,12 +172,12 @@ export class Engine {
         const info = plain(runtime.device_info());
         if (reason !== null) info.reason = reason;
         if (info.kind === 'gpu' && !info.adapter) info.adapter = await browserAdapterName();
-        return { handle: this.keep('runtime', runtime), device: { ...info, requested: a.device } };
+        return { handle: this.keep('runtime', runtime, { loss: new LossWatch(runtime) }), device: { ...info, requested: a.device } };
       }
       case 'runtime.memoryUsage':
         return plain(this.get(a.runtime, 'runtime').object.memory_usage());
-      case 'runtime.lost': // resolves with { reason, message } when the GPU device is lost; null on the CPU
-        return waitForDeviceLoss(this.get(a.runtime, 'runtime').object);
+      case 'runtime.lost': // resolves with { reason, message } when the GPU device is lost; never on the CPU
+        return this.get(a.runtime, 'runtime').loss.promise;
       case 'runtime.destroyDevice': // GPUDevice.destroy() through wgpu: how the tests lose a worker's device
         this.get(a.runtime, 'runtime').object.destroy_device();
         return null;
@@ -205,7 +208,7 @@ export class Engine {
         }
         const tokenizerHandle = this.keep('tokenizer', tokenizer);
         return {
-          handle: this.keep('model', model, { tokenizerHandle }),
+          handle: this.keep('model', model, { tokenizerHandle, runtime: a.runtime }),
           tokenizer: tokenizerHandle,
           hiddenSize: model.hidden_size,
           newlyInitialized: model.newly_initialized,
