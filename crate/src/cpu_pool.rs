@@ -18,7 +18,9 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use crate::memory_limit::try_filled_vec;
 use crate::tensor::Element;
+use crate::Result;
 
 /// Smaller buffers are cheap to allocate (the allocator reuses them without system calls).
 const MIN_POOLED_ELEMENTS: usize = 1 << 14;
@@ -67,14 +69,15 @@ fn with_pool<R>(f: impl FnOnce(&mut Pool) -> R) -> R {
     f(pool)
 }
 
-/// A buffer of `n` zeros, reused when one of its size class was given back.
-pub(crate) fn take_zeroed<T: Element>(n: usize) -> Vec<T> {
+/// A buffer of `n` zeros, reused when one of its size class was given back; a new one is
+/// reserved fallibly (an [`crate::Error::OutOfMemory`] when the allocator refuses).
+pub(crate) fn take_zeroed<T: Element>(n: usize) -> Result<Vec<T>> {
     take(n, true)
 }
 
 /// A buffer of `n` elements for an output that will be overwritten whole: a reused one keeps
 /// its old values (no pass to zero it), a new one is zeros.
-pub(crate) fn take_for_overwrite<T: Element>(n: usize) -> Vec<T> {
+pub(crate) fn take_for_overwrite<T: Element>(n: usize) -> Result<Vec<T>> {
     take(n, false)
 }
 
@@ -86,9 +89,9 @@ fn class_of(n: usize) -> usize {
     n.div_ceil(step) * step
 }
 
-fn take<T: Element>(n: usize, zeroed: bool) -> Vec<T> {
+fn take<T: Element>(n: usize, zeroed: bool) -> Result<Vec<T>> {
     if n < MIN_POOLED_ELEMENTS {
-        return vec![T::default(); n];
+        return Ok(vec![T::default(); n]);
     }
     let class = class_of(n);
     let reused = with_pool(|pool| {
@@ -106,13 +109,13 @@ fn take<T: Element>(n: usize, zeroed: bool) -> Vec<T> {
             if zeroed {
                 crate::ops::cpu_parallel::for_each_part(&mut buffer, |_, part| part.fill(0));
             }
-            bytemuck::allocation::cast_vec(buffer)
+            Ok(bytemuck::allocation::cast_vec(buffer))
         }
         None => {
-            // the whole class allocated (zeroed by the allocator), `n` of it in use
-            let mut buffer = vec![T::default(); class];
+            // the whole class allocated (zeroed), `n` of it in use
+            let mut buffer = try_filled_vec("a CPU tensor's buffer", class, T::default())?;
             buffer.truncate(n);
-            buffer
+            Ok(buffer)
         }
     }
 }

@@ -28,8 +28,20 @@ pub enum Error {
         expected: String,
         found: String,
     },
-    /// The GPU said no: no adapter, a limit exceeded, out of memory, or a lost device.
+    /// The GPU said no: no adapter, a limit exceeded, a validation or internal error.
     Gpu(String),
+    /// The GPU device is gone (destroyed, a driver reset, the browser's GPU process crashed).
+    /// `reason` is WebGPU's / wgpu's: "destroyed" or "unknown". Every later call on that
+    /// device fails the same way; open a new device (or use the CPU) to go on.
+    DeviceLost { reason: String, message: String },
+    /// An allocation was refused before or when it was made: `what` names the tensor or
+    /// buffer, `bytes` is what it needed, `detail` which bound it hit. Nothing is left
+    /// half-done: smaller work on the same device goes on (see `crate::memory_limit`).
+    OutOfMemory {
+        what: String,
+        bytes: u64,
+        detail: String,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -58,6 +70,13 @@ impl Error {
             found: format!("{found:?}"),
         }
     }
+    pub fn out_of_memory(what: impl Into<String>, bytes: u64, detail: impl Into<String>) -> Self {
+        Error::OutOfMemory {
+            what: what.into(),
+            bytes,
+            detail: detail.into(),
+        }
+    }
     pub fn io(path: impl Into<String>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
@@ -81,6 +100,18 @@ impl fmt::Display for Error {
                 write!(f, "{context}: expected shape {expected}, found {found}")
             }
             Error::Gpu(message) => write!(f, "GPU error: {message}"),
+            Error::DeviceLost { reason, message } => {
+                write!(f, "the GPU device was lost ({reason}): {message}")
+            }
+            Error::OutOfMemory {
+                what,
+                bytes,
+                detail,
+            } => write!(
+                f,
+                "out of memory: {what} needs {bytes} bytes ({:.1} MiB); {detail}",
+                *bytes as f64 / 1048576.0
+            ),
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod error;
 pub mod io;
 #[cfg(feature = "kernel-check")]
 pub mod kernel_check;
+pub mod memory_limit;
 pub mod models;
 pub mod ops;
 pub mod tasks;

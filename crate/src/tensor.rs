@@ -17,6 +17,7 @@
 
 use crate::cpu_pool;
 use crate::device::{Device, GpuBuffer, GpuContext};
+use crate::memory_limit::{reserve, tensor_bytes};
 use crate::{Error, Result};
 
 /// What a tensor may hold: 4-byte plain values that the GPU reads as `f32` or `u32`.
@@ -77,6 +78,22 @@ impl<T: Element> Drop for Tensor<T> {
     }
 }
 
+/// The allocator's refusal `error` of a CPU tensor's buffer, told as the tensor's: its name,
+/// shape and `bytes` (the buffer asked for may be a little larger: the pool's size class).
+fn refused(name: &str, shape: &[usize], bytes: u64, error: Error) -> Error {
+    match error {
+        Error::OutOfMemory { detail, .. } => {
+            Error::out_of_memory(format!("tensor {name:?} of shape {shape:?}"), bytes, detail)
+        }
+        other => other,
+    }
+}
+
+/// Bytes per element: every [`Element`] is a 4-byte value.
+const ELEMENT_BYTES: u64 = 4;
+
+/// The element count of `shape`; within `usize` for a shape that passed
+/// [`tensor_bytes`] (at most 4 GiB).
 fn element_count(shape: &[usize]) -> usize {
     shape.iter().product()
 }
@@ -161,6 +178,7 @@ fn gpu_storage<T: Element>(
 impl<T: Element> Tensor<T> {
     /// A tensor holding `data` (length = product of `shape`) on `device`.
     pub fn from_vec(device: &Device, shape: &[usize], data: Vec<T>, name: &str) -> Result<Self> {
+        tensor_bytes(name, shape, ELEMENT_BYTES)?;
         if data.len() != element_count(shape) {
             return Err(Error::shape(
                 format!("{name}: data for shape {shape:?}"),
@@ -182,9 +200,12 @@ impl<T: Element> Tensor<T> {
 
     /// A tensor of zeros on `device`.
     pub fn zeros(device: &Device, shape: &[usize], name: &str) -> Result<Self> {
+        let bytes = tensor_bytes(name, shape, ELEMENT_BYTES)?;
         let n = element_count(shape);
         let storage = match device {
-            Device::Cpu => Storage::Cpu(cpu_pool::take_zeroed(n)),
+            Device::Cpu => {
+                Storage::Cpu(cpu_pool::take_zeroed(n).map_err(|e| refused(name, shape, bytes, e))?)
+            }
             Device::Gpu(ctx) => gpu_storage(ctx, shape, name, Contents::Zeros)?,
         };
         Ok(Tensor {
@@ -198,9 +219,12 @@ impl<T: Element> Tensor<T> {
     /// A tensor on `device` with undefined contents, for outputs that an op overwrites
     /// completely (on the CPU a reused buffer keeps old values, as a pooled GPU buffer does).
     pub fn uninit(device: &Device, shape: &[usize], name: &str) -> Result<Self> {
+        let bytes = tensor_bytes(name, shape, ELEMENT_BYTES)?;
         let n = element_count(shape);
         let storage = match device {
-            Device::Cpu => Storage::Cpu(cpu_pool::take_for_overwrite(n)),
+            Device::Cpu => Storage::Cpu(
+                cpu_pool::take_for_overwrite(n).map_err(|e| refused(name, shape, bytes, e))?,
+            ),
             Device::Gpu(ctx) => gpu_storage(ctx, shape, name, Contents::Undefined)?,
         };
         Ok(Tensor {
@@ -387,10 +411,24 @@ impl<T: Element> Tensor<T> {
     /// The elements, read back from the GPU if needed (async: never blocks a browser).
     pub async fn to_vec(&self) -> Result<Vec<T>> {
         match &self.storage {
-            Storage::Cpu(data) => Ok(data.clone()),
+            Storage::Cpu(data) => {
+                let mut copy = Vec::new();
+                reserve(
+                    &mut copy,
+                    &format!("the copy of {:?}", self.name),
+                    data.len(),
+                )?;
+                copy.extend_from_slice(data);
+                Ok(copy)
+            }
             Storage::Gpu(buffer, ctx) => ctx.read(buffer, self.bytes()).await,
             Storage::GpuShards(shards) => {
-                let mut all = Vec::with_capacity(self.numel());
+                let mut all = Vec::new();
+                reserve(
+                    &mut all,
+                    &format!("the read-back of {:?}", self.name),
+                    self.numel(),
+                )?;
                 for shard in shards {
                     all.extend(shard.to_vec_one_buffer()?.await?);
                 }

@@ -6,6 +6,7 @@
 
 import { Runtime } from 'webnlu';
 import { ModelPicker, localModels } from './model-picker.js';
+import { offerCpuOnDeviceLoss } from './device-lost.js';
 import { setupFillMask } from './fill-mask-view.js';
 import { setupFineTune } from './fine-tune-view.js';
 import { setupSimilarity } from './similarity-view.js';
@@ -60,9 +61,18 @@ async function main() {
   const worker = params.get('worker') !== '0';
   // ?threads=N: the CPU path's workers (default: the package's, up to 4; 1 with ?worker=0)
   const threads = params.has('threads') ? Number(params.get('threads')) : undefined;
-  const runtime = Runtime.create({ device, worker, threads, hubUrl: params.get('hub') ?? undefined });
+  const options = { device, worker, threads, hubUrl: params.get('hub') ?? undefined };
+  const runtime = Runtime.create(options);
+  const pickers = [];
   runtime.then(
-    (rt) => { $('device-status').textContent = describeDevice(rt); document.body.dataset.device = rt.device.kind; },
+    (rt) => {
+      $('device-status').textContent = describeDevice(rt);
+      document.body.dataset.device = rt.device.kind;
+      offerCpuOnDeviceLoss(rt, {
+        status: $('device-status'), dataset: document.body.dataset, options, describe: describeDevice,
+        useRuntime: (cpu) => Promise.all(pickers.map((picker) => picker.useRuntime(cpu))),
+      });
+    },
     (error) => {
       $('device-status').textContent = `Device: could not start (${error.name}: ${error.message}). The tokenizer still works.`;
       document.body.dataset.device = 'failed';
@@ -70,8 +80,12 @@ async function main() {
   runtime.catch(() => {}); // each view reports it again when used
 
   const models = await localModels();
-  const picker = (prefix, defaultLocal, onChange) => new ModelPicker(
-    document.querySelector(`.model-picker[data-for=${prefix}]`), { prefix, defaultLocal, runtime, localModels: models, onChange });
+  const picker = (prefix, defaultLocal, onChange) => {
+    const made = new ModelPicker(
+      document.querySelector(`.model-picker[data-for=${prefix}]`), { prefix, defaultLocal, runtime, localModels: models, onChange });
+    pickers.push(made);
+    return made;
+  };
   const context = { runtime, picker, errorBox, reportResult };
   setupFillMask(context);
   setupFineTune(context);

@@ -19,6 +19,11 @@ const LOCAL_LABELS = {
 
 const loaded = new Map(); // source key -> Promise<Model>
 
+/** Forgets every loaded model (their runtime's device was lost: see device-lost.js). */
+export function forgetLoadedModels() {
+  loaded.clear();
+}
+
 /** The served models that can be loaded whole (from /models/index.json). */
 export async function localModels() {
   try {
@@ -97,6 +102,15 @@ export class ModelPicker {
     this.status.textContent = text;
   }
 
+  /**
+   * Loads models on `runtime` (a promise of a Runtime) from now on, and the chosen one at once
+   * if this picker had loaded one (after a lost GPU device: see device-lost.js).
+   */
+  async useRuntime(runtime) {
+    this.runtime = runtime;
+    if (this.used) await this.model();
+  }
+
   /** The chosen model, loaded (once per source) with progress shown. */
   async model() {
     const key = this.files !== null ? this.files : this.select.value;
@@ -106,6 +120,7 @@ export class ModelPicker {
       promise.catch(() => loaded.delete(key));
     }
     const model = await loaded.get(key);
+    this.used = true;
     this.setStatus(`${this.name}: ${model.config.model_type ?? 'model'}, hidden size ${model.hiddenSize}, ` +
       `${formatBytes(model.bytes)}${model.fromCache.length > 0 ? ' (from the browser cache)' : ''}, ready in ${model.loadSeconds.toFixed(2)} s`);
     return model;

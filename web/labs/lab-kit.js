@@ -10,6 +10,7 @@
 
 import { Runtime } from 'webnlu';
 import { ModelPicker, localModels } from '/demo/model-picker.js';
+import { offerCpuOnDeviceLoss } from '/demo/device-lost.js';
 
 export const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -42,19 +43,32 @@ function describeDevice(runtime) {
 }
 
 let runtimePromise = null;
-/** The page's Runtime (created once), shown in the `#device-status` line. */
+const pickers = [];
+/**
+ * The page's Runtime (created once), shown in the `#device-status` line. When its GPU device is
+ * lost, the line offers to continue on the CPU (device-lost.js): from then on this is the CPU
+ * runtime, and the pickers load their models again on it.
+ */
 export function runtime() {
   if (runtimePromise === null) {
-    runtimePromise = Runtime.create({
+    const options = {
       device: params.get('device') ?? 'auto',
       worker: params.get('worker') !== '0',
       threads: 1,
       hubUrl: params.get('hub') ?? undefined,
-    });
+    };
+    runtimePromise = Runtime.create(options);
     runtimePromise.then(
       (rt) => {
         $('device-status').textContent = describeDevice(rt);
         document.documentElement.dataset.device = rt.device.kind;
+        offerCpuOnDeviceLoss(rt, {
+          status: $('device-status'), dataset: document.documentElement.dataset, options, describe: describeDevice,
+          useRuntime: (cpu) => {
+            runtimePromise = cpu;
+            return Promise.all(pickers.map((picker) => picker.useRuntime(cpu)));
+          },
+        });
       },
       (error) => { $('device-status').textContent = `Device: could not start (${error.message})`; });
   }
@@ -76,6 +90,7 @@ export async function modelPicker(prefix, defaultLocal, onChange, key = 'model')
     prefix, defaultLocal, runtime: runtime(), localModels: models,
     onChange: () => { state.set(key, picker.name); onChange?.(); },
   });
+  pickers.push(picker);
   const wanted = state.get(key);
   const option = [...picker.select.options].find((o) => o.value === wanted || o.value === `/models/${wanted}/`);
   if (option) picker.select.value = option.value;

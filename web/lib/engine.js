@@ -8,11 +8,14 @@ import { abortError, createdHandle, inChunks, throwIfAborted } from './abort.js'
 import { DeviceError, DisposedError, UnsupportedError, WebnluError } from './errors.js';
 import { bindings, callRust, callRustAsync, hasBinding, init, loadedWasmBuild, modelBinding } from './wasm-module.js';
 import { tokenizerFromFiles } from './tokenizer.js';
+import { LossWatch } from './device-lost.js';
 import {
   adapterIdentity, adapterLabel, decideAutoDevice, decisionKey, readDecision, timeCalibration, writeDecision,
 } from './device-choice.js';
 
 const DEVICES = ['auto', 'gpu', 'cpu'];
+/** Operations that run at once, beside the queue (see `run`). */
+const UNQUEUED_OPS = new Set(['runtime.lost', 'runtime.destroyDevice']);
 
 /** A value from Rust as a plain JS value: a JSON string parsed, a Map made an object. */
 function plain(value) {
@@ -102,6 +105,9 @@ export class Engine {
    * an object it created is freed; it rejects with the AbortError and the queue goes on.
    */
   run(op, args = {}, signal = undefined) {
+    // Waiting for a loss, and destroying the device, may not wait for the queue: a call in
+    // flight is what a loss must reject (device-lost.js).
+    if (UNQUEUED_OPS.has(op)) return this.dispatch(op, args, signal);
     const result = this.queue.then(async () => {
       throwIfAborted(signal);
       const out = await this.dispatch(op, args, signal);
@@ -113,7 +119,10 @@ export class Engine {
       return out;
     });
     this.queue = result.catch(() => {});
-    return result;
+    // a model's call rejects at once when its runtime's GPU device is lost (device-lost.js)
+    const model = this.objects.get(args.handle);
+    const loss = model?.kind === 'model' ? this.objects.get(model.runtime)?.loss : undefined;
+    return loss === undefined ? result : loss.guard(op.replace(/^model\./, ''), result);
   }
 
   keep(kind, object, extra = {}) {
@@ -163,10 +172,15 @@ export class Engine {
         const info = plain(runtime.device_info());
         if (reason !== null) info.reason = reason;
         if (info.kind === 'gpu' && !info.adapter) info.adapter = await browserAdapterName();
-        return { handle: this.keep('runtime', runtime), device: { ...info, requested: a.device } };
+        return { handle: this.keep('runtime', runtime, { loss: new LossWatch(runtime) }), device: { ...info, requested: a.device } };
       }
       case 'runtime.memoryUsage':
         return plain(this.get(a.runtime, 'runtime').object.memory_usage());
+      case 'runtime.lost': // resolves with { reason, message } when the GPU device is lost; never on the CPU
+        return this.get(a.runtime, 'runtime').loss.promise;
+      case 'runtime.destroyDevice': // GPUDevice.destroy() through wgpu: how the tests lose a worker's device
+        this.get(a.runtime, 'runtime').object.destroy_device();
+        return null;
       case 'runtime.trim':
         callRust('trim', () => this.get(a.runtime, 'runtime').object.trim());
         return null;
@@ -194,7 +208,7 @@ export class Engine {
         }
         const tokenizerHandle = this.keep('tokenizer', tokenizer);
         return {
-          handle: this.keep('model', model, { tokenizerHandle }),
+          handle: this.keep('model', model, { tokenizerHandle, runtime: a.runtime }),
           tokenizer: tokenizerHandle,
           hiddenSize: model.hidden_size,
           newlyInitialized: model.newly_initialized,

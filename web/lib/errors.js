@@ -22,6 +22,35 @@ ModelLoadError.prototype.name = 'ModelLoadError';
 export class DeviceError extends WebnluError {}
 DeviceError.prototype.name = 'DeviceError';
 
+/**
+ * The GPU device of a runtime was lost: destroyed (`GPUDevice.destroy()`), a driver reset, the
+ * browser's GPU process gone. The calls in flight and every later call on that runtime's GPU
+ * reject with it; `reason` is WebGPU's: 'destroyed' or 'unknown'. A new `Runtime` (the GPU
+ * again, or `device: 'cpu'`) and a reload of the model go on; `rt.device.lost` resolves too.
+ * It is a `DeviceError`, so `instanceof DeviceError` still holds.
+ */
+export class DeviceLostError extends DeviceError {
+  constructor(message, { reason = 'unknown', cause } = {}) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = 'DeviceLostError';
+    this.reason = reason;
+  }
+}
+
+/**
+ * An allocation was refused: the wasm module's memory (4 GiB at most, `memory.grow` refused) or
+ * the GPU's. `what` names the tensor, buffer or file, `bytes` what it needed. Nothing was left
+ * half-done: the runtime and its models work for smaller inputs (fewer or shorter texts).
+ */
+export class OutOfMemoryError extends WebnluError {
+  constructor(message, { what, bytes, cause } = {}) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = 'OutOfMemoryError';
+    this.what = what;
+    this.bytes = bytes;
+  }
+}
+
 /** What was asked for does not exist in this build or this environment (e.g. a worker in Node). */
 export class UnsupportedError extends WebnluError {}
 UnsupportedError.prototype.name = 'UnsupportedError';
@@ -34,13 +63,15 @@ DisposedError.prototype.name = 'DisposedError';
 export class WorkerError extends WebnluError {}
 WorkerError.prototype.name = 'WorkerError';
 
-const CLASSES = { WebnluError, ModelLoadError, DeviceError, UnsupportedError, DisposedError, WorkerError };
+const CLASSES = {
+  WebnluError, ModelLoadError, DeviceError, DeviceLostError, OutOfMemoryError, UnsupportedError, DisposedError, WorkerError,
+};
 
 /** A structured-cloneable description of `error`, for postMessage. */
 export function errorToWire(error) {
   if (error instanceof WebnluError) {
-    const { url, file, status } = error;
-    return { name: error.name, message: error.message, url, file, status };
+    const { url, file, status, reason, what, bytes } = error;
+    return { name: error.name, message: error.message, url, file, status, reason, what, bytes };
   }
   if (error instanceof DOMException && error.name === 'AbortError') return { name: 'AbortError', message: error.message };
   const message = error instanceof Error ? error.message : String(error);
@@ -51,6 +82,6 @@ export function errorToWire(error) {
 export function errorFromWire(wire) {
   if (wire.name === 'AbortError') return new DOMException(wire.message, 'AbortError');
   const Class = CLASSES[wire.name] ?? WebnluError;
-  if (Class === ModelLoadError) return new ModelLoadError(wire.message, wire);
+  if (Class === ModelLoadError || Class === DeviceLostError || Class === OutOfMemoryError) return new Class(wire.message, wire);
   return new Class(wire.message);
 }

@@ -78,7 +78,34 @@ export class ModelLoadError extends WebnluError {
 
 /** The device asked for is not available (`device: 'gpu'` without a WebGPU adapter). */
 export class DeviceError extends WebnluError {
-  name: 'DeviceError';
+  /** 'DeviceLostError' for its subclass `DeviceLostError`. */
+  name: 'DeviceError' | 'DeviceLostError';
+}
+
+/**
+ * The runtime's GPU device was lost: destroyed (`GPUDevice.destroy()`), a driver reset, or the
+ * browser's GPU process gone. The calls in flight on that runtime and every later one that
+ * needs its GPU reject with it (`loadModel` too); `runtime.device.lost` resolves. Open a new
+ * `Runtime` (the GPU again, or `device: 'cpu'`) and load the model again: the page goes on.
+ * A `DeviceError` too (`instanceof DeviceError` holds).
+ */
+export class DeviceLostError extends DeviceError {
+  name: 'DeviceLostError';
+  /** WebGPU's `GPUDeviceLostInfo.reason`: 'destroyed' (destroyed on purpose) or 'unknown'. */
+  reason: 'destroyed' | 'unknown';
+}
+
+/**
+ * An allocation was refused: the wasm module's memory (4 GiB at most; one tensor holds at most
+ * 4 GiB, and the browser may refuse to grow the memory before that) or the GPU's. Nothing was
+ * left half-done: the runtime and its models work on for smaller inputs (fewer or shorter texts).
+ */
+export class OutOfMemoryError extends WebnluError {
+  name: 'OutOfMemoryError';
+  /** What was being allocated: a tensor with its name and shape (e.g. `tensor "attention.scores" of shape [1, 2, 30002, 30002]`), a GPU buffer, or a file. */
+  what: string;
+  /** The bytes it needed. */
+  bytes: number;
 }
 
 /** Not available in this build or environment (a build without model bindings; a worker in Node). */
@@ -261,6 +288,14 @@ export interface DeviceInfo {
   threads: number;
 }
 
+/** How a GPU device was lost, as WebGPU's `GPUDeviceLostInfo` says it. */
+export interface DeviceLostInfo {
+  /** 'destroyed' (`GPUDevice.destroy()`) or 'unknown' (a driver reset, the GPU process gone). */
+  readonly reason: 'destroyed' | 'unknown';
+  /** The browser's message. */
+  readonly message: string;
+}
+
 /** Options of `Runtime.create`. */
 export interface RuntimeOptions {
   /**
@@ -332,8 +367,12 @@ export class Runtime {
   static listCachedFiles(): Promise<Array<{ url: string; bytes: number }>>;
   /** Deletes webnlu's model cache. */
   clearCache(): Promise<boolean>;
-  /** The device in use, and why it was chosen. */
-  readonly device: Readonly<DeviceInfo>;
+  /**
+   * The device in use, and why it was chosen; `device.lost` (not enumerable, so the description
+   * stays plain data) resolves with `{ reason, message }` when the GPU device is lost (see
+   * `DeviceLostError`), and never on the CPU.
+   */
+  readonly device: Readonly<DeviceInfo> & { readonly lost: Promise<DeviceLostInfo> };
   /** The crate version inside the wasm module. */
   readonly version: string;
   /**

@@ -16,13 +16,16 @@
 //   device-choice.js how device 'auto' decides (calibration, remembered decisions)
 //   engine-channel.js, worker.js   the ways to reach the engine: this thread, a worker, a pool
 //   abort.js         the `signal` option: AbortError, aborting calls through the channels
+//   device-lost.js   a lost GPU device: `rt.device.lost`, DeviceLostError for later calls
 //   training-steps.js  head-only training's feature pass in chunks (onStep, stop, abort)
 
 import { bindings, assertReady, init } from './wasm-module.js';
 
 export { init, findLoneSurrogate, wasmBuildFor } from './wasm-module.js';
 export { Tokenizer } from './tokenizer.js';
-export { WebnluError, ModelLoadError, DeviceError, UnsupportedError, DisposedError, WorkerError } from './errors.js';
+export {
+  WebnluError, ModelLoadError, DeviceError, DeviceLostError, OutOfMemoryError, UnsupportedError, DisposedError, WorkerError,
+} from './errors.js';
 export { Runtime, Model, LoadedTokenizer } from './runtime.js';
 export { TrainingRun } from './training-run.js';
 export { parseExamples } from './examples.js';

@@ -8,6 +8,7 @@
 
 import { callAbortable, checkSignal, throwIfAborted } from './abort.js';
 import { DirectChannel, WorkerChannel, WorkerPool } from './engine-channel.js';
+import { deviceLostError, deviceLostPromise } from './device-lost.js';
 import { ElmoModel, readElmoFiles } from './elmo.js';
 import { transferablesOf } from './engine.js';
 import { DisposedError, UnsupportedError, WebnluError, WorkerError } from './errors.js';
@@ -62,12 +63,17 @@ export class Runtime {
   /** The engine's runtime handle (null where the device is unsupported). */
   #handle;
   #disposed = false;
+  /** `{ reason, message }` once the GPU device is lost, else null. */
+  #lost = null;
 
   /** @private Use `Runtime.create`. */
   constructor(channel, handle, device, info, options) {
     this.#channel = channel;
     this.#handle = handle;
-    this.device = Object.freeze({ ...device, threads: device.threads ?? 1 });
+    const lost = deviceLostPromise(channel, handle, device.kind);
+    lost.then((info) => { this.#lost = info; });
+    // `lost` is not enumerable: the device stays a plain, serializable description
+    this.device = Object.freeze(Object.defineProperty({ ...device, threads: device.threads ?? 1 }, 'lost', { value: lost }));
     this.version = info.version;
     this.wasmBuild = info.wasmBuild;
     this.worker = info.inWorker;
@@ -149,6 +155,7 @@ export class Runtime {
     if (this.#handle === null) {
       throw new UnsupportedError(`loadModel: ${this.device.reason}`);
     }
+    if (this.#lost !== null) throw deviceLostError('loadModel', this.#lost);
     const started = performance.now();
     const fetched = await fetchModelFiles(source, { hubUrl: this.hubUrl, ...options });
     const config = parseConfig(fetched.files.get('config.json'));

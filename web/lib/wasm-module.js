@@ -5,7 +5,7 @@
 // and `modelBinding()` says so by name.
 
 import * as bindings from './webnlu_wasm.js';
-import { DeviceError, ModelLoadError, UnsupportedError, WebnluError } from './errors.js';
+import { DeviceError, DeviceLostError, ModelLoadError, OutOfMemoryError, UnsupportedError, WebnluError } from './errors.js';
 
 let ready = null;
 let initialized = false;
@@ -155,17 +155,22 @@ export function checkTexts(texts, name) {
 }
 
 /** The classes that a Rust error's kind maps to (crate/src/wasm/mod.rs sets the JS `name`). */
-const RUST_ERROR_CLASSES = { UnsupportedError, DeviceError, ModelLoadError };
+const RUST_ERROR_CLASSES = { UnsupportedError, DeviceError, DeviceLostError, OutOfMemoryError, ModelLoadError };
 
 /**
  * The message of a Rust JsError (or anything thrown) as a WebnluError prefixed with `what`: an
- * UnsupportedError, DeviceError or ModelLoadError when Rust named that kind, else a WebnluError.
+ * UnsupportedError, DeviceError, DeviceLostError (with `reason`), OutOfMemoryError (with `what`
+ * and `bytes`) or ModelLoadError when Rust named that kind, else a WebnluError. A trap of the
+ * module (e.g. an allocation that failed outside the checked paths) stays a WebnluError.
  */
 export function rustError(what, error) {
   if (error instanceof WebnluError) return error;
   const message = error instanceof Error ? error.message : String(error);
   const Class = (error instanceof Error && Object.hasOwn(RUST_ERROR_CLASSES, error.name)) ? RUST_ERROR_CLASSES[error.name] : WebnluError;
-  return new Class(message.startsWith(what) ? message : `${what}: ${message}`, { cause: error });
+  const text = message.startsWith(what) ? message : `${what}: ${message}`;
+  if (Class === DeviceLostError) return new DeviceLostError(text, { reason: error.reason, cause: error });
+  if (Class === OutOfMemoryError) return new OutOfMemoryError(text, { what: error.what, bytes: error.bytes, cause: error });
+  return new Class(text, { cause: error });
 }
 
 /** Runs a synchronous call into Rust, turning its JsError into a WebnluError. */

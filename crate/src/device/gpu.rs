@@ -2,7 +2,9 @@
 //! cache, the pending command encoder (all dispatches of a step go into one encoder and are
 //! submitted together) with the uniform arena that holds their params (`uniform_arena.rs`),
 //! explicit asynchronous read-back, the overhead counters (`stats.rs`), and the mapping of
-//! wgpu failures (validation error, out of memory, lost device) to [`Error::Gpu`] values.
+//! wgpu failures to error values (`lost.rs`): a lost device to [`Error::DeviceLost`], a
+//! buffer refused for want of memory to [`Error::OutOfMemory`] naming it (an error scope around
+//! each buffer creation), anything else to [`Error::Gpu`].
 //!
 //! Limits: [`wgpu::Limits::default()`] is WebGPU's default set (256 invocations and 16 KiB of
 //! workgroup storage per workgroup, 128 MiB per storage binding, 256 MiB per buffer, 8 storage
@@ -18,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use super::bind_group_cache::BindGroupCache;
 use super::buffer_pool::{bucket_bytes, BufferPool, GpuBuffer, POOL_USAGE};
 use super::kernel::Kernel;
+use super::lost::{DeviceLostInfo, DeviceLostSignal, Failures};
 use super::pipeline_cache::PipelineCache;
 use super::readback;
 use super::stats::{Counter, DeviceStats, KernelProfile, KernelTime, StatsCounters};
@@ -83,8 +86,8 @@ struct GpuInner {
     pipelines: PipelineCache,
     /// The work not yet submitted: this step's encoder and its dispatches' params.
     pending: Mutex<Pending>,
-    /// The first uncaptured wgpu error or the device-lost message; once set, every call fails.
-    failure: Arc<Mutex<Option<String>>>,
+    /// A lost device, a refused buffer, the first other uncaptured wgpu error (`lost.rs`).
+    failures: Failures,
     /// Bound where a kernel's optional input is absent (e.g. no bias), 16 bytes.
     placeholder: GpuBuffer,
     /// Dispatches, submits, creations, read-backs and their host time (see `stats.rs`).
@@ -133,14 +136,6 @@ pub(crate) async fn request_adapter() -> Result<wgpu::Adapter> {
         })
         .await
         .map_err(|e| Error::Gpu(format!("no GPU adapter: {e}")))
-}
-
-fn describe_wgpu_error(error: &wgpu::Error) -> String {
-    match error {
-        wgpu::Error::OutOfMemory { .. } => "out of GPU memory".to_string(),
-        wgpu::Error::Validation { description, .. } => format!("validation error: {description}"),
-        wgpu::Error::Internal { description, .. } => format!("internal error: {description}"),
-    }
 }
 
 /// `limits` with the adapter's largest storage binding and buffer sizes when `largest` (see
@@ -211,17 +206,14 @@ impl GpuContext {
             .await
             .map_err(|e| Error::Gpu(format!("cannot open {}: {e}", adapter_info.name)))?;
 
-        let failure = Arc::new(Mutex::new(None::<String>));
-        let on_error = failure.clone();
+        let failures = Failures::default();
+        let on_error = failures.clone();
         device.on_uncaptured_error(Arc::new(move |error: wgpu::Error| {
-            let mut slot = on_error.lock().unwrap_or_else(|p| p.into_inner());
-            slot.get_or_insert_with(|| describe_wgpu_error(&error));
+            on_error.set_error(&error)
         }));
-        let on_lost = failure.clone();
-        device.set_device_lost_callback(move |reason, message| {
-            let mut slot = on_lost.lock().unwrap_or_else(|p| p.into_inner());
-            slot.get_or_insert_with(|| format!("device lost ({reason:?}): {message}"));
-        });
+        let on_lost = failures.clone();
+        // In the browser: the GPUDevice's `lost` promise (also after `GPUDevice.destroy()`).
+        device.set_device_lost_callback(move |reason, message| on_lost.set_lost(reason, &message));
 
         let info = GpuInfo {
             name: adapter_info.name.clone(),
@@ -252,7 +244,7 @@ impl GpuContext {
                 pool,
                 pipelines: PipelineCache::default(),
                 pending: Mutex::new(Pending::default()),
-                failure,
+                failures,
                 placeholder,
                 stats: StatsCounters::default(),
                 bind_groups: Mutex::new(BindGroupCache::default()),
@@ -275,26 +267,42 @@ impl GpuContext {
         &self.inner.device
     }
 
-    /// Fail with the first GPU error seen so far (validation, out of memory, device lost).
+    /// Fail with what went wrong so far: [`Error::DeviceLost`] once the device is lost (every
+    /// call), [`Error::OutOfMemory`] for a buffer the device refused (once), else the first
+    /// other GPU error (every call). See `lost.rs`.
     pub fn check(&self) -> Result<()> {
-        match self
-            .inner
-            .failure
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-        {
-            Some(message) => Err(Error::Gpu(message.clone())),
-            None => Ok(()),
+        let result = self.inner.failures.check();
+        // Natively a destroyed device's new objects are invalid (validation errors) before
+        // wgpu calls the lost callback, on its next poll: poll now, so that a loss is
+        // reported as one. Only on the error path; in the browser `lost` resolves by itself.
+        #[cfg(not(target_arch = "wasm32"))]
+        if matches!(result, Err(Error::Gpu(_))) {
+            let _ = self.inner.device.poll(wgpu::PollType::Poll);
+            if let Some(lost) = self.lost() {
+                return Err(lost.error());
+            }
         }
+        result
     }
 
-    /// Destroy the device (frees its memory at once). Every later call returns
-    /// `Error::Gpu("device lost ...")`, as after a real loss; open a new device to go on.
+    /// Destroy the device (frees its memory at once; in the browser `GPUDevice.destroy()`).
+    /// Every later call returns [`Error::DeviceLost`] with reason "destroyed", as after a real
+    /// loss; open a new device to go on.
     pub fn destroy(&self) {
+        self.inner
+            .failures
+            .set_lost(wgpu::DeviceLostReason::Destroyed, "destroyed by the caller");
         self.inner.device.destroy();
-        let mut slot = self.inner.failure.lock().unwrap_or_else(|p| p.into_inner());
-        slot.get_or_insert_with(|| "device lost (Destroyed): destroyed by the caller".into());
+    }
+
+    /// How the device was lost, once it was (`None` while it works).
+    pub fn lost(&self) -> Option<DeviceLostInfo> {
+        self.inner.failures.lost()
+    }
+
+    /// A future that resolves when the device is lost (see [`DeviceLostSignal`]).
+    pub fn lost_signal(&self) -> DeviceLostSignal {
+        self.inner.failures.signal()
     }
 
     /// A 16-byte buffer to bind where a kernel's optional input is absent.
@@ -323,6 +331,11 @@ impl GpuContext {
         for_upload: bool,
     ) -> Result<(GpuBuffer, bool)> {
         self.check()?;
+        if self.inner.failures.take_trim_pending() {
+            // after a refused buffer: the failed call's buffers (the invalid one among them)
+            // went back to the pool; give them all back to the driver
+            self.trim_pool();
+        }
         let limit = self.max_binding_bytes();
         if bytes > limit {
             return Err(Error::Gpu(format!(
@@ -342,12 +355,7 @@ impl GpuContext {
             }
             None => {
                 stats.add(Counter::BuffersCreated, 1);
-                let buffer = self.inner.device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some(name),
-                    size: bucket,
-                    usage: POOL_USAGE,
-                    mapped_at_creation: false,
-                });
+                let buffer = self.create_storage_buffer(name, bucket)?;
                 self.inner.pool.created(bucket);
                 (buffer, true)
             }
@@ -355,6 +363,42 @@ impl GpuContext {
         let buffer = GpuBuffer::new(buffer, bytes, self.inner.pool.clone());
         self.check()?;
         Ok((buffer, settled))
+    }
+
+    /// A new storage buffer of `bytes` bytes, made inside an out-of-memory error scope.
+    /// Natively the scope answers at once: a refused buffer is an [`Error::OutOfMemory`]
+    /// naming `name` here. In the browser the answer is a promise: a refusal is recorded when
+    /// it comes and reported by the next [`Self::check`] (at the latest the call's read-back).
+    fn create_storage_buffer(&self, name: &str, bytes: u64) -> Result<wgpu::Buffer> {
+        let device = &self.inner.device;
+        let scope = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let buffer = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(name),
+            size: bytes,
+            usage: POOL_USAGE,
+            mapped_at_creation: false,
+        });
+        let refused = scope.pop();
+        #[cfg(not(target_arch = "wasm32"))]
+        if pollster::block_on(refused).is_some() {
+            buffer.destroy();
+            return Err(Error::out_of_memory(
+                format!("GPU buffer {name:?}"),
+                bytes,
+                "the GPU device is out of memory; smaller work goes on",
+            ));
+        }
+        #[cfg(target_arch = "wasm32")]
+        {
+            let failures = self.inner.failures.clone();
+            let name = name.to_string();
+            wasm_bindgen_futures::spawn_local(async move {
+                if refused.await.is_some() {
+                    failures.set_out_of_memory(&name, bytes);
+                }
+            });
+        }
+        Ok(buffer)
     }
 
     /// A pooled buffer holding `data`. `write_buffer` runs before the next submission, so when
@@ -627,13 +671,27 @@ impl GpuContext {
             .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
         let status = receiver.await;
         self.check()?;
-        status.map_err(|e| Error::Gpu(format!("mapping the read-back buffer: {e}")))?;
+        // The staging buffer is ours alone: its mapping fails only when the device is gone
+        // (in the browser `mapAsync` rejects at once on `GPUDevice.destroy()`, maybe before the
+        // `lost` promise resolves).
+        status.map_err(|e| {
+            self.lost()
+                .map(|lost| lost.error())
+                .unwrap_or(Error::DeviceLost {
+                    reason: "unknown".into(),
+                    message: format!("reading {bytes} bytes back from the GPU failed: {e}"),
+                })
+        })?;
         let data = {
             let view = staging
                 .slice(..)
                 .get_mapped_range()
                 .map_err(|e| Error::Gpu(format!("mapping the read-back buffer: {e}")))?;
-            bytemuck::pod_collect_to_vec(&view[..])
+            let count = view.len() / std::mem::size_of::<T>();
+            let mut data: Vec<T> =
+                crate::memory_limit::try_filled_vec("a GPU read-back", count, T::zeroed())?;
+            bytemuck::cast_slice_mut::<T, u8>(&mut data).copy_from_slice(&view[..]);
+            data
         };
         staging.unmap();
         Ok(data)

@@ -16,6 +16,7 @@ mod bind_group_cache;
 mod buffer_pool;
 mod gpu;
 mod kernel;
+mod lost;
 mod memory;
 mod pipeline_cache;
 mod readback;
@@ -25,6 +26,7 @@ mod uniform_arena;
 pub use buffer_pool::GpuBuffer;
 pub use gpu::{GpuContext, GpuInfo, GpuOptions};
 pub use kernel::{Kernel, Shader};
+pub use lost::{DeviceLostInfo, DeviceLostSignal};
 pub use memory::MemoryUsage;
 pub use stats::{DeviceStats, KernelTime};
 
@@ -99,6 +101,15 @@ impl Device {
 
     pub fn is_gpu(&self) -> bool {
         matches!(self, Device::Gpu(_))
+    }
+
+    /// How the GPU device was lost, once it was; `None` while it works, and always on the CPU
+    /// (which cannot be lost). After a loss every GPU call is [`Error::DeviceLost`].
+    pub fn lost(&self) -> Option<DeviceLostInfo> {
+        match self {
+            Device::Cpu => None,
+            Device::Gpu(ctx) => ctx.lost(),
+        }
     }
 
     /// "cpu" or "gpu", as the CLI and the benchmark print it.

@@ -13,7 +13,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use js_sys::{Array, Promise};
+use js_sys::{Array, Promise, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
@@ -105,7 +105,12 @@ impl WasmElmo {
     /// Loads a biLM: `options_json` is the text of AllenNLP's `options.json`, `weights` the
     /// bytes of the `.hdf5` weights, `device` "cpu", "gpu" or "auto" (WebGPU if present).
     /// Resolves to a `WasmElmo`.
-    pub fn load(options_json: String, weights: Vec<u8>, device: String) -> Promise {
+    pub fn load(options_json: String, weights: &Uint8Array, device: String) -> Promise {
+        // copied in fallibly: an out-of-memory error naming the file, not an abort
+        let weights = match super::device_lost::bytes_from_js("weights.hdf5", weights) {
+            Ok(weights) => weights,
+            Err(refused) => return Promise::reject(&to_js_error(refused).into()),
+        };
         future_to_promise(async move {
             let choice: DeviceChoice = device.parse().map_err(to_js_error)?;
             let device = Device::new(choice, &GpuOptions::default())

@@ -4,6 +4,7 @@
 //! to a JS `Error`); the friendly, documented API is the hand-written `web/lib/index.js`.
 
 mod calibration;
+mod device_lost;
 mod elmo;
 mod examples;
 mod inspect;
@@ -34,18 +35,34 @@ fn to_js_error(error: crate::Error) -> JsError {
     // The error's kind crosses as the JS error's `name`, which web/lib/wasm-module.js turns
     // into the class of that name (so JS can `instanceof UnsupportedError`); other kinds stay
     // a plain `WebnluError` there.
+    // DeviceLostError and OutOfMemoryError also carry their fields as properties, which
+    // wasm-module.js copies onto the class instance.
     let name = match &error {
         crate::Error::Unsupported { .. } => Some("UnsupportedError"),
         crate::Error::Gpu(_) => Some("DeviceError"),
+        crate::Error::DeviceLost { .. } => Some("DeviceLostError"),
+        crate::Error::OutOfMemory { .. } => Some("OutOfMemoryError"),
         crate::Error::Io { .. } => Some("ModelLoadError"),
         _ => None,
     };
     let js_error = JsError::new(&error.to_string());
-    if let Some(name) = name {
-        // The clone is a second handle to the same JS object.
-        let object = JsValue::from(js_error.clone());
-        // Setting a property of a fresh Error object cannot fail.
-        let _ = js_sys::Reflect::set(&object, &"name".into(), &name.into());
+    let Some(name) = name else {
+        return js_error;
+    };
+    // The clone is a second handle to the same JS object.
+    let object = JsValue::from(js_error.clone());
+    // Setting a property of a fresh Error object cannot fail.
+    let set = |key: &str, value: JsValue| {
+        let _ = js_sys::Reflect::set(&object, &key.into(), &value);
+    };
+    set("name", name.into());
+    match &error {
+        crate::Error::DeviceLost { reason, .. } => set("reason", reason.as_str().into()),
+        crate::Error::OutOfMemory { what, bytes, .. } => {
+            set("what", what.as_str().into());
+            set("bytes", JsValue::from_f64(*bytes as f64));
+        }
+        _ => {}
     }
     js_error
 }

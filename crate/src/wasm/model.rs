@@ -224,14 +224,21 @@ impl WasmModel {
         let mut error = None;
         files.for_each(
             &mut |value, key| match (key.as_string(), value.dyn_into::<Uint8Array>()) {
-                (Some(name), Ok(bytes)) => model_files.insert(name, bytes.to_vec()),
+                (Some(name), Ok(bytes)) => match super::device_lost::bytes_from_js(&name, &bytes) {
+                    Ok(copy) => model_files.insert(name, copy),
+                    Err(refused) => {
+                        error.get_or_insert(to_js_error(refused));
+                    }
+                },
                 (name, _) => {
-                    error.get_or_insert(format!("file {name:?}: expected a Uint8Array"));
+                    error.get_or_insert(JsError::new(&format!(
+                        "file {name:?}: expected a Uint8Array"
+                    )));
                 }
             },
         );
         if let Some(error) = error {
-            return Err(JsError::new(&error));
+            return Err(error);
         }
         let pipeline = Pipeline::load(&model_files, &runtime.device).map_err(to_js_error)?;
         let hidden_size = pipeline.hidden_size();

@@ -1,6 +1,9 @@
 // Type-checked (tsc --strict --noEmit, tests/node/types.test.mjs) against pkg/index.d.ts:
 // the documented API, used the way the README shows it. Never run.
-import init, { Runtime, Tokenizer, ModelLoadError, clearCache, fetchModelFiles, parseExamples } from 'webnlu';
+import init, {
+  Runtime, Tokenizer, ModelLoadError, DeviceError, DeviceLostError, OutOfMemoryError, clearCache, fetchModelFiles, parseExamples,
+} from 'webnlu';
+import type { DeviceLostInfo } from 'webnlu';
 import type {
   ElmoEpochReport, ElmoLayers, ElmoModel, ElmoTrainingRun, EntityScore, EpochReport, Inspection, LoadProgress, MaskPrediction,
   MaskedLmEpochReport, MemoryUsage, NextSentence, ParsedExample, TokenEpochReport, TokenLabel, TrainingStep, WordExample, WordVectors,
@@ -174,4 +177,25 @@ export async function cancellation(): Promise<void> {
   const elmoRun = elmo.trainClassifier([{ text: 'a', label: 1 }], { signal, onStep: (step: TrainingStep) => console.log(step.epoch, step.done, step.total) });
   elmoRun.onStep = null;
   console.log(masks, vectors, same, across, labels, tokens, next, value, inside, words, files, layers, elmoRun.epochs);
+}
+
+async function deviceLossAndMemory(): Promise<void> {
+  const rt = await Runtime.create({ device: 'gpu' });
+  const lost: DeviceLostInfo = await rt.device.lost;
+  const reason: 'destroyed' | 'unknown' = lost.reason;
+  const model = await rt.loadModel('bert-base-uncased');
+  try {
+    await model.embed(['a']);
+  } catch (error) {
+    if (error instanceof DeviceLostError) {
+      const why: 'destroyed' | 'unknown' = error.reason;
+      const alsoDevice: DeviceError = error;
+      console.log(why, alsoDevice.name);
+    } else if (error instanceof OutOfMemoryError) {
+      const what: string = error.what;
+      const bytes: number = error.bytes;
+      console.log(what, bytes);
+    }
+  }
+  console.log(reason, lost.message);
 }

@@ -59,6 +59,7 @@ impl BertModel {
                 n_layers.saturating_sub(1)
             )));
         }
+        self.check_attention_fits(input)?;
         let mask = self.additive_mask(input)?; // (B, T)
         let (mut x, _) = self.embeddings.forward(input, None, false)?; // (B, T, C) hidden state 0
         let mut hidden_states = Vec::new();

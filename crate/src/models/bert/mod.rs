@@ -372,6 +372,13 @@ impl BertModel {
         }
     }
 
+    /// An input whose attention scores (B, NH, T, T) are over what one tensor may hold is
+    /// refused before any op (see `memory_limit.rs`).
+    pub(crate) fn check_attention_fits(&self, input: &EncoderInput) -> Result<()> {
+        let heads = self.layers.first().map_or(0, |layer| layer.heads);
+        crate::memory_limit::check_attention_scores(input.batch, heads, input.seq)
+    }
+
     /// last_hidden_state (B, T, C) of the input; keeps the activations of the layers that
     /// `mode.freeze` trains when `mode.backward` (none for `Freeze::Head`).
     pub fn encode(&self, input: &EncoderInput, mode: &RunMode) -> Result<EncoderOutput> {
@@ -382,6 +389,7 @@ impl BertModel {
             n_layers
         };
         let train_embeddings = mode.backward && mode.freeze.trains_embeddings();
+        self.check_attention_fits(input)?;
         let mask = self.additive_mask(input)?; // (B, T)
         let emb_dropout = if mode.train {
             embedding_dropout_mask(self.embeddings.dropout, mode.seed)
