@@ -69,7 +69,7 @@ async function loseTheDevice(options) {
     return device;
   };
   const destroy = async (rt) => {
-    if (options.worker) await rt._channel.call('runtime.destroyDevice', { runtime: rt._handle });
+    if (options.worker) await (await import('/pkg/runtime.js')).callEngineForTests(rt, 'runtime.destroyDevice');
     else devices.at(-1).destroy();
   };
   /** `promise` rejects with a DeviceLostError within 60 s (a hang is a failure, not a timeout of the test). */

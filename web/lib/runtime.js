@@ -56,6 +56,12 @@ export function resolveThreads({ device = 'auto', worker, threads }) {
   return threads;
 }
 
+/**
+ * For this repository's tests only (runtime.js, not exported from index.js): `op` on the engine
+ * behind `runtime` with its handle, e.g. 'runtime.destroyDevice' in a worker the page cannot reach.
+ */
+export let callEngineForTests;
+
 /** A device to run models on, and the thread they run in. Make one with `Runtime.create()`. */
 export class Runtime {
   /** The engine this runtime's models live in (this thread's, a worker's, or a pool's). */
@@ -65,6 +71,10 @@ export class Runtime {
   #disposed = false;
   /** `{ reason, message }` once the GPU device is lost, else null. */
   #lost = null;
+
+  static {
+    callEngineForTests = (runtime, op, args = {}) => runtime.#channel.call(op, { runtime: runtime.#handle, ...args });
+  }
 
   /** @private Use `Runtime.create`. */
   constructor(channel, handle, device, info, options) {
