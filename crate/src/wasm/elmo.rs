@@ -323,24 +323,11 @@ impl WasmElmoTrainer {
     }
 
     /// `Promise<{epoch, trainLoss, trainAccuracy, testLoss, testAccuracy, testChance,
-    /// mixWeights, mixGamma, trainSentences, heldOutSentences}>` of the next epoch.
+    /// mixWeights, mixGamma, trainSentences, heldOutSentences}>` of the next epoch: every
+    /// step of it in one call.
     #[wasm_bindgen(js_name = runEpoch)]
     pub fn run_epoch(&self) -> Promise {
-        let bilm = self.bilm.clone();
-        let run = self.run.clone();
-        future_to_promise(async move {
-            let mut model = borrow_mut(&bilm, "trainClassifier")?;
-            model.set_stateful(false);
-            let mut run = run
-                .try_borrow_mut()
-                .map_err(|_| JsError::new("trainClassifier: an epoch is already running"))?;
-            let report = run.run_epoch(&mut model).await.map_err(to_js_error)?;
-            to_js(&JsElmoEpoch {
-                report: &report,
-                train_sentences: run.train_sentences(),
-                held_out_sentences: run.held_out_sentences(),
-            })
-        })
+        self.run_steps(usize::MAX)
     }
 
     /// Up to `max_steps` optimizer steps (at least one; one per batch) of the epoch under way:

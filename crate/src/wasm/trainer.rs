@@ -14,8 +14,9 @@ use wasm_bindgen_futures::future_to_promise;
 use super::model::*;
 use super::to_js_error;
 use crate::tasks::{
-    ClassifierTraining, EpochProgress, Example, MaskedLmEpochProgress, MaskedLmTraining,
-    StepsProgress, TokenClassifierTraining, TokenEpochProgress, TrainOptions, WordExample,
+    ClassifierTraining, EpochProgress, Example, MaskedLmEpochProgress, MaskedLmReport,
+    MaskedLmTraining, StepsProgress, TokenClassifierTraining, TokenEpochProgress, TokenTrainReport,
+    TrainOptions, TrainReport, WordExample,
 };
 use crate::train::entities::{EntityScore, EntityScores};
 
@@ -86,16 +87,33 @@ pub(super) struct JsTrainingCosts {
     pub(super) feature_cache_bytes: u64,
 }
 
-impl JsTrainingCosts {
-    fn new(
-        trained_parameters: usize,
-        optimizer_state_bytes: u64,
-        feature_cache_bytes: u64,
-    ) -> Self {
+impl From<&TrainReport> for JsTrainingCosts {
+    fn from(r: &TrainReport) -> Self {
         JsTrainingCosts {
-            trained_parameters,
-            optimizer_state_bytes,
-            feature_cache_bytes,
+            trained_parameters: r.trained_parameters,
+            optimizer_state_bytes: r.optimizer_state_bytes,
+            feature_cache_bytes: r.feature_cache_bytes,
+        }
+    }
+}
+
+impl From<&TokenTrainReport> for JsTrainingCosts {
+    fn from(r: &TokenTrainReport) -> Self {
+        JsTrainingCosts {
+            trained_parameters: r.trained_parameters,
+            optimizer_state_bytes: r.optimizer_state_bytes,
+            feature_cache_bytes: r.feature_cache_bytes,
+        }
+    }
+}
+
+impl From<&MaskedLmReport> for JsTrainingCosts {
+    /// A masked-LM run caches no features.
+    fn from(r: &MaskedLmReport) -> Self {
+        JsTrainingCosts {
+            trained_parameters: r.trained_parameters,
+            optimizer_state_bytes: r.optimizer_state_bytes,
+            feature_cache_bytes: 0,
         }
     }
 }
@@ -185,6 +203,18 @@ pub(super) fn step_report<P>(progress: &StepsProgress<P>) -> Result<JsValue, JsV
     }
 }
 
+/// What a call of some steps resolves to: the step report while the epoch goes on, else the
+/// epoch's report made by `epoch_report`.
+fn steps_report<P, J: serde::Serialize>(
+    result: crate::Result<StepsProgress<P>>,
+    epoch_report: impl FnOnce(P) -> J,
+) -> Result<JsValue, JsValue> {
+    match result.map_err(js_error)? {
+        StepsProgress::EpochDone(progress) => to_js(&epoch_report(progress)),
+        running => step_report(&running),
+    }
+}
+
 #[wasm_bindgen]
 impl WasmTrainer {
     /// `Promise<{epoch, loss, accuracy, validationAccuracy}>` of the next epoch, with
@@ -238,54 +268,34 @@ impl WasmTrainer {
                 }
                 running => running,
             };
+            // each arm: some steps, the run back in its place, then a step or epoch report
             match running {
                 TrainerState::Sequence(mut run) => {
                     let result = run.run_steps(lease.pipeline(), max_steps).await;
-                    let r = run.report();
-                    let costs = JsTrainingCosts::new(
-                        r.trained_parameters,
-                        r.optimizer_state_bytes,
-                        r.feature_cache_bytes,
-                    );
+                    let costs = JsTrainingCosts::from(run.report());
                     *state.borrow_mut() = TrainerState::Sequence(run);
-                    match result.map_err(js_error)? {
-                        StepsProgress::EpochDone(progress) => {
-                            let epoch = JsEpoch::from(progress);
-                            to_js(&JsEpoch { costs, ..epoch })
-                        }
-                        running => step_report(&running),
-                    }
+                    steps_report(result, |p| JsEpoch {
+                        costs,
+                        ..JsEpoch::from(p)
+                    })
                 }
                 TrainerState::Tokens(mut run) => {
                     let result = run.run_steps(lease.pipeline(), max_steps).await;
-                    let r = run.report();
-                    let costs = JsTrainingCosts::new(
-                        r.trained_parameters,
-                        r.optimizer_state_bytes,
-                        r.feature_cache_bytes,
-                    );
+                    let costs = JsTrainingCosts::from(run.report());
                     *state.borrow_mut() = TrainerState::Tokens(run);
-                    match result.map_err(js_error)? {
-                        StepsProgress::EpochDone(progress) => {
-                            let epoch = JsTokenEpoch::from(progress);
-                            to_js(&JsTokenEpoch { costs, ..epoch })
-                        }
-                        running => step_report(&running),
-                    }
+                    steps_report(result, |p| JsTokenEpoch {
+                        costs,
+                        ..JsTokenEpoch::from(p)
+                    })
                 }
                 TrainerState::MaskedLm(mut run) => {
                     let result = run.run_steps(lease.pipeline(), max_steps).await;
-                    let r = run.report();
-                    let costs =
-                        JsTrainingCosts::new(r.trained_parameters, r.optimizer_state_bytes, 0);
+                    let costs = JsTrainingCosts::from(run.report());
                     *state.borrow_mut() = TrainerState::MaskedLm(run);
-                    match result.map_err(js_error)? {
-                        StepsProgress::EpochDone(progress) => {
-                            let epoch = JsMaskedLmEpoch::from(progress);
-                            to_js(&JsMaskedLmEpoch { costs, ..epoch })
-                        }
-                        running => step_report(&running),
-                    }
+                    steps_report(result, |p| JsMaskedLmEpoch {
+                        costs,
+                        ..JsMaskedLmEpoch::from(p)
+                    })
                 }
                 _ => unreachable!("a run was prepared above"),
             }
