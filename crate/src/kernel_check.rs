@@ -60,18 +60,9 @@ async fn output(tensor: &Tensor, name: &str, atol: f32, rtol: f32) -> Result<Out
     })
 }
 
-/// Deterministic values in [-scale, scale) (xorshift64*, the generator of the op tests).
+/// Deterministic values in [-scale, scale) (the crate's SplitMix64, as the op tests draw them).
 fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            state ^= state >> 12;
-            state ^= state << 25;
-            state ^= state >> 27;
-            let bits = state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40; // 24 bits
-            scale * (bits as f32 / (1u64 << 23) as f32 - 1.0)
-        })
-        .collect()
+    crate::train::SplitMix64::new(seed).uniform_values(n, -scale, scale)
 }
 
 fn input(device: &Device, shape: &[usize], seed: u64, scale: f32, name: &str) -> Result<Tensor> {

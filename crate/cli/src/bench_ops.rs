@@ -174,16 +174,9 @@ fn finish(device: &Device) -> Result<()> {
     device.synchronize()
 }
 
+/// Inputs uniform in [-1, 1) (the crate's SplitMix64).
 fn random(n: usize, seed: u64) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            state ^= state >> 12;
-            state ^= state << 25;
-            state ^= state >> 27;
-            ((state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40) as f32 / (1u64 << 23) as f32) - 1.0
-        })
-        .collect()
+    webnlu::train::SplitMix64::new(seed).uniform_values(n, -1.0, 1.0)
 }
 
 fn tensor(device: &Device, shape: &[usize], seed: u64, name: &str) -> Result<Tensor> {

@@ -49,9 +49,9 @@ pub struct TrainHeadArgs {
     #[arg(long, value_name = "FILE")]
     pub examples: String,
     /// The examples' format: auto (from the content), rated (VADER's id<TAB>rating<TAB>text),
-    /// tsv or csv
-    #[arg(long, value_name = "auto|rated|tsv|csv", default_value = "auto")]
-    pub format: String,
+    /// tsv, csv (a header naming text and label) or lines (text,label or text<TAB>label)
+    #[arg(long, value_name = "auto|rated|tsv|csv|lines", default_value = "auto")]
+    pub format: ExampleFormat,
     /// What the head predicts
     #[arg(
         long,
@@ -70,21 +70,10 @@ pub struct TrainHeadArgs {
 pub fn run(args: TrainHeadArgs) -> Result<()> {
     let started = Instant::now();
     let path = args.examples.as_str();
-    let format = match args.format.as_str() {
-        "auto" => ExampleFormat::Auto,
-        "rated" => ExampleFormat::RatedTsv,
-        "tsv" => ExampleFormat::Tsv,
-        "csv" => ExampleFormat::Csv,
-        other => {
-            return Err(Error::invalid(format!(
-                "--format must be auto, rated, tsv or csv, found {other:?}"
-            )))
-        }
-    };
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let content =
         String::from_utf8(bytes).map_err(|_| Error::format(path, "examples are not UTF-8"))?;
-    let mut examples = parse_examples(&content, format, path)?;
+    let mut examples = parse_examples(&content, args.format, path)?;
     let options = checked(TrainOptions {
         problem: args.task,
         classifier_input: args.pooling,

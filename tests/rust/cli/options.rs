@@ -140,6 +140,14 @@ fn unknown_missing_and_ill_typed_options_are_refused_by_name() {
         "{}",
         stderr(&output)
     );
+    // an examples format the parser does not have: the formats it has
+    let output = train(&["--format", "json"]);
+    assert_eq!(output.status.code(), Some(2));
+    let e = stderr(&output);
+    assert!(
+        e.contains("'--format <auto|rated|tsv|csv|lines>'") && e.contains("csv or lines"),
+        "{e}"
+    );
     // a missing required option
     let output = webnlu(&["train-head", "--examples", &examples]);
     assert_eq!(output.status.code(), Some(2));

@@ -32,13 +32,7 @@ pub fn rng(seed: u64) -> SplitMix64 {
 
 /// Deterministic values uniform in `[lo, hi)` (24 random bits each).
 pub fn random_values(seed: u64, n: usize, lo: f32, hi: f32) -> Vec<f32> {
-    let mut rng = rng(seed);
-    (0..n)
-        .map(|_| {
-            let unit = (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
-            lo + (hi - lo) * unit
-        })
-        .collect()
+    rng(seed).uniform_values(n, lo, hi)
 }
 
 /// Deterministic values uniform in `[-1, 1)`.

@@ -335,11 +335,9 @@ impl ElmoClassifier {
         }
     }
 
-    /// Class probabilities (B, classes), softmax of the logits, of a batch of `batch` pooled
-    /// layers (K, B, 2P): what the classifier predicts, without labels.
-    pub fn probabilities(&self, pooled: &[f32], batch: usize) -> Result<Vec<f32>> {
-        let d = self.weight.shape()[1];
-        let k = self.mix.scalars.len();
+    /// Refuses pooled layers that are not (K, `batch`, 2P) for this classifier.
+    fn check_pooled(&self, pooled: &[f32], batch: usize) -> Result<()> {
+        let (k, d) = (self.mix.scalars.len(), self.weight.shape()[1]);
         if pooled.len() != k * batch * d {
             return Err(Error::shape(
                 "ElmoClassifier: pooled layers",
@@ -347,6 +345,13 @@ impl ElmoClassifier {
                 pooled.len(),
             ));
         }
+        Ok(())
+    }
+
+    /// Class probabilities (B, classes), softmax of the logits, of a batch of `batch` pooled
+    /// layers (K, B, 2P): what the classifier predicts, without labels.
+    pub fn probabilities(&self, pooled: &[f32], batch: usize) -> Result<Vec<f32>> {
+        self.check_pooled(pooled, batch)?;
         let (_, logits) = self.head_forward(&self.scaled(pooled), batch)?;
         let mut probabilities = logits.cpu()?.to_vec(); // (B, classes)
         for row in probabilities.chunks_mut(self.classes()) {
@@ -375,15 +380,7 @@ impl ElmoClassifier {
         labels: &[u32],
     ) -> Result<(BatchResult, (Tensor, Tensor, Tensor, Tensor<u32>, Vec<f32>))> {
         let batch = labels.len();
-        let d = self.weight.shape()[1];
-        let k = self.mix.scalars.len();
-        if pooled.len() != k * batch * d {
-            return Err(Error::shape(
-                "ElmoClassifier: pooled layers",
-                [k, batch, d],
-                pooled.len(),
-            ));
-        }
+        self.check_pooled(pooled, batch)?;
         check_labels(labels, self.classes())?;
         let host = Device::Cpu;
         let pooled = self.scaled(pooled);
