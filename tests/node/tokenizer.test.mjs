@@ -196,4 +196,8 @@ test('the module reports the crate version', () => {
   assert.equal(manifest.type, 'module');
   assert.equal(manifest.sideEffects, false);
   for (const file of manifest.files) assert.ok(existsSync(`${ROOT}pkg/${file}`), `package.json lists ${file}, which pkg/ lacks`);
+  // and the other way: every module of the package is listed (npm pack leaves out the rest)
+  for (const file of readdirSync(`${ROOT}web/lib`).filter((name) => name.endsWith('.js') || name.endsWith('.d.ts'))) {
+    assert.ok(manifest.files.includes(file), `web/lib/${file} is not in package.json's files: npm pack would leave it out`);
+  }
 });

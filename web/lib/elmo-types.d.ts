@@ -73,6 +73,8 @@ export class ElmoModel {
   trainClassifier(examples: ElmoExample[], options?: ElmoTrainOptions): ElmoTrainingRun;
   /** Frees its memory (GPU buffers too); later calls reject with DisposedError. */
   dispose(): void;
+  /** Whether `dispose()` was called (later calls reject with DisposedError). */
+  readonly disposed: boolean;
 }
 
 /** One labelled sentence for `ElmoModel.trainClassifier`: its words, or a text split at whitespace. */

@@ -9,9 +9,10 @@
 
 import { callAbortable, checkSignal, isAbortError, throwIfAborted, trainingSignal } from './abort.js';
 import { DisposedError, ModelLoadError, WebnluError } from './errors.js';
+import { channelOf, EngineObject } from './engine-object.js';
 import { fetchFile } from './model-loader.js';
 import { localFileBytes } from './model-source.js';
-import { runEpoch } from './training-steps.js';
+import { StepwiseRun } from './training-steps.js';
 import { decodeUtf8 } from './tokenizer.js';
 import { checkText } from './wasm-module.js';
 
@@ -143,16 +144,11 @@ export class ElmoLayers {
 }
 
 /** A loaded ELMo biLM (AllenNLP's options.json + weights). Make one with `runtime.loadElmo()`. */
-export class ElmoModel {
-  #channel;
-  #handle;
-  #disposed = false;
-
+export class ElmoModel extends EngineObject {
   /** @private Use `runtime.loadElmo`. */
   constructor(runtime, channel, loaded, meta) {
+    super(channel, loaded.handle, 'ElmoModel');
     this.runtime = runtime;
-    this.#channel = channel;
-    this.#handle = loaded.handle;
     this.device = loaded.device;
     this.numLayers = loaded.numLayers;
     this.outputDim = loaded.outputDim;
@@ -173,14 +169,14 @@ export class ElmoModel {
     checkSignal(signal);
     checkSentences(sentences);
     if (typeof stateful !== 'boolean') throw new WebnluError(`stateful must be true or false, got ${JSON.stringify(stateful)}`);
-    const out = await callAbortable(this.#channel, 'elmo.embed', { handle: this.#handle, sentences, stateful }, [], signal);
+    const out = await this.call('elmo.embed', { sentences, stateful }, signal);
     return new ElmoLayers(out);
   }
 
   /** Forgets the LSTM states kept by stateful `embed` calls. */
   async resetState() {
     this.checkOpen();
-    await this.#channel.call('elmo.resetState', { handle: this.#handle });
+    await this.call('elmo.resetState');
   }
 
   /**
@@ -196,18 +192,11 @@ export class ElmoModel {
    */
   trainClassifier(examples, options = {}) {
     this.checkOpen();
-    return new ElmoTrainingRun(this, this.#channel, this.#handle, examples, options);
+    return new ElmoTrainingRun(this, examples, options);
   }
 
   checkOpen() {
-    if (this.#disposed) throw new DisposedError('this ElmoModel was disposed');
-  }
-
-  /** Frees the model's memory (GPU buffers included); later calls reject with DisposedError. */
-  dispose() {
-    if (this.#disposed) return;
-    this.#disposed = true;
-    this.#channel.call('free', { handle: this.#handle }).catch(() => {});
+    if (this.disposed) throw new DisposedError('this ElmoModel was disposed');
   }
 }
 
@@ -259,20 +248,18 @@ function sentencesToClassify(sentences) {
  * until `epochs` are done or `stop()` (after the running call: the steps done stay in the head).
  * `classify` uses the head as trained so far.
  */
-export class ElmoTrainingRun {
+export class ElmoTrainingRun extends StepwiseRun {
+  /** The channel to the engine the biLM and its trainer live in. */
   #channel;
-  /** The biLM's engine handle. */
-  #elmoHandle;
   /** The trainer's engine handle (null until the run has started). */
   #handle = null;
-  #stopped = false;
   #disposed = false;
 
   /** @private Use `elmo.trainClassifier`. */
-  constructor(elmo, channel, elmoHandle, examples, options) {
+  constructor(elmo, examples, options) {
     const { training = 'head', epochs = 10, batchSize, learningRate, seed, validation, onProgress, onStep } = options;
+    super({ onProgress, onStep });
     const signal = trainingSignal(options.signal); // already aborted: `done` rejects
-    if (onStep !== undefined && onStep !== null && typeof onStep !== 'function') throw new WebnluError(`onStep must be a function, got ${typeof onStep}`);
     if (!ELMO_TRAINING.includes(training)) {
       throw new WebnluError(`training must be 'head', 'mix' or 'end-to-end', got ${JSON.stringify(training)}`);
     }
@@ -289,57 +276,27 @@ export class ElmoTrainingRun {
       trainerOptions[name] = value;
     }
     this.elmo = elmo;
-    this.onProgress = onProgress ?? null;
-    this.onStep = onStep ?? null;
-    /** The report of every finished epoch. */
-    this.epochs = [];
     /** The class names, in the order of `scores` (set once the run has started). */
     this.labels = null;
-    this.#channel = channel;
-    this.#elmoHandle = elmoHandle;
+    this.#channel = channelOf(elmo);
     this.done = this.loop(elmoExamples(examples), trainerOptions, epochs, signal);
     this.done.catch(() => {}); // a failure is for whoever awaits `done`, never an unhandled rejection
-  }
-
-  /**
-   * Ends the run after the engine call now running (a few optimizer steps); `done` then resolves
-   * with `stopped: true` and the epochs finished (the steps of an unfinished one stay in the head).
-   */
-  stop() {
-    this.#stopped = true;
-  }
-
-  /** Whether `stop()` was called. */
-  get stopping() {
-    return this.#stopped;
-  }
-
-  /** Calls `onStep` with `step`, if there is one. */
-  reportStep(step) {
-    if (typeof this.onStep === 'function') this.onStep(step);
   }
 
   async loop(examples, trainerOptions, epochs, signal) {
     throwIfAborted(signal);
     const started = performance.now();
     const channel = this.#channel;
-    const created = await callAbortable(channel, 'elmo.trainer', { handle: this.#elmoHandle, examples, options: trainerOptions }, [], signal);
+    const created = await this.elmo.call('elmo.trainer', { examples, options: trainerOptions }, signal);
     this.#handle = created.handle;
     this.labels = created.labels;
     try {
-      for (let epoch = 0; epoch < epochs && !this.#stopped; epoch++) {
-        const epochStarted = performance.now();
-        const report = await runEpoch(this, (maxSteps) => callAbortable(channel, 'elmoTrainer.runSteps', { handle: this.#handle, maxSteps }, [], signal));
-        if (report === null) break; // stopped within the epoch
-        const withTime = { ...report, seconds: (performance.now() - epochStarted) / 1000 };
-        this.epochs.push(withTime);
-        if (typeof this.onProgress === 'function') this.onProgress(withTime);
-      }
+      await this.runEpochs(epochs, performance.now(), (maxSteps) => callAbortable(channel, 'elmoTrainer.runSteps', { handle: this.#handle, maxSteps }, [], signal));
     } catch (error) {
       if (isAbortError(error)) this.dispose(); // an aborted run is freed (once the engine is out of its call)
       throw error;
     }
-    return { epochs: this.epochs, stopped: this.#stopped, seconds: (performance.now() - started) / 1000 };
+    return this.result(started);
   }
 
   /**
@@ -365,7 +322,7 @@ export class ElmoTrainingRun {
   dispose() {
     if (this.#disposed) return;
     this.#disposed = true;
-    this.#stopped = true;
+    this.stop();
     this.done.catch(() => {}).then(() => {
       if (this.#handle !== null) this.#channel.call('free', { handle: this.#handle }).catch(() => {});
     });

@@ -431,6 +431,8 @@ export class LoadedTokenizer {
   tokenToId(token: string): Promise<number | undefined>;
   /** Frees the tokenizer (a model's own tokenizer is freed with the model). */
   dispose(): void;
+  /** Whether `dispose()` was called (later calls reject with DisposedError). */
+  readonly disposed: boolean;
 }
 
 /** One filler of a `[MASK]`. */
@@ -701,6 +703,8 @@ export class Model {
   save(options?: AbortOptions): Promise<Record<string, Uint8Array>>;
   /** Frees its memory (GPU buffers too); later calls reject with DisposedError. */
   dispose(): void;
+  /** Whether `dispose()` was called (later calls reject with DisposedError). */
+  readonly disposed: boolean;
 }
 
 export * from './elmo-types.js';

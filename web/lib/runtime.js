@@ -8,6 +8,7 @@
 
 import { callAbortable, checkSignal, throwIfAborted } from './abort.js';
 import { DirectChannel, WorkerChannel, WorkerPool } from './engine-channel.js';
+import { channelOf, EngineObject } from './engine-object.js';
 import { deviceLostError, deviceLostPromise } from './device-lost.js';
 import { ElmoModel, readElmoFiles } from './elmo.js';
 import { transferablesOf } from './engine.js';
@@ -249,21 +250,11 @@ function parseConfig(bytes) {
 }
 
 /** A tokenizer living in the runtime's engine (this thread or its worker). */
-export class LoadedTokenizer {
-  #channel;
-  #handle;
-  #disposed = false;
-
+export class LoadedTokenizer extends EngineObject {
   /** @private Use `runtime.loadTokenizer` or `model.tokenizer`. */
   constructor(channel, handle, vocabSize) {
-    this.#channel = channel;
-    this.#handle = handle;
+    super(channel, handle, 'tokenizer');
     this.vocabSize = vocabSize;
-  }
-
-  call(op, args) {
-    if (this.#disposed) return Promise.reject(new DisposedError('this tokenizer was disposed'));
-    return this.#channel.call(op, { handle: this.#handle, ...args });
   }
 
   /** Tokenizes `text` (or a pair), as `Tokenizer.encode` does; resolves to an Encoding. */
@@ -288,12 +279,6 @@ export class LoadedTokenizer {
     return this.call('tokenizer.tokenToId', { token });
   }
 
-  /** Frees the tokenizer. */
-  dispose() {
-    if (this.#disposed) return;
-    this.#disposed = true;
-    this.#channel.call('free', { handle: this.#handle }).catch(() => {});
-  }
 }
 
 /**
@@ -351,16 +336,11 @@ function pairItem(item, name) {
 }
 
 /** One loaded BERT-family model. Make one with `runtime.loadModel()`. */
-export class Model {
-  #channel;
-  #handle;
-  #disposed = false;
-
+export class Model extends EngineObject {
   /** @private Use `runtime.loadModel`. */
   constructor(runtime, channel, loaded, meta) {
+    super(channel, loaded.handle, 'Model');
     this.runtime = runtime;
-    this.#channel = channel;
-    this.#handle = loaded.handle;
     this.hiddenSize = loaded.hiddenSize;
     /** Parameters the checkpoint lacked and the load initialized randomly (warned about, as transformers does). */
     this.newlyInitialized = loaded.newlyInitialized ?? [];
@@ -381,16 +361,11 @@ export class Model {
     this.tokenizer.dispose = () => {}; // freed with the model
   }
 
-  /**
-   * @private `op` on this model in the engine (`args.handle`, if given, names another engine
-   * object, e.g. a trainer); `signal` (checked by the caller) may abort it (abort.js); `transfer`:
-   * buffers of `args` to move to a worker instead of copying.
-   */
+  /** @private EngineObject's `call`, refused while a training run is in progress (memory.js). */
   call(op, args = {}, signal = undefined, transfer = []) {
-    if (this.#disposed) return Promise.reject(new DisposedError('this Model was disposed'));
-    const refused = refusedDuringTraining(this, op);
+    const refused = this.disposed ? null : refusedDuringTraining(this, op);
     if (refused !== null) return Promise.reject(refused);
-    return callAbortable(this.#channel, op, { handle: this.#handle, ...args }, transfer, signal);
+    return super.call(op, args, signal, transfer);
   }
 
   /** The training run in progress on this model (other calls are refused until it ends), or null. */
@@ -449,7 +424,7 @@ export class Model {
     const { task = 'classification' } = options;
     if (!TASKS.includes(task)) throw new WebnluError(`task must be one of ${TASKS.join(', ')}, got ${JSON.stringify(task)}`);
     checkExamples(examples, 'examples', task);
-    return new TrainingRun(this, this.#channel, 'model.trainer', examples, options);
+    return new TrainingRun(this, channelOf(this), 'model.trainer', examples, options);
   }
 
   /**
@@ -461,7 +436,7 @@ export class Model {
   trainMaskedLM(texts, options = {}) {
     checkTaskTexts(texts, 'texts');
     if (texts.length === 0) throw new WebnluError('texts is empty: masked-LM training needs texts');
-    return new TrainingRun(this, this.#channel, 'model.mlmTrainer', texts, options);
+    return new TrainingRun(this, channelOf(this), 'model.mlmTrainer', texts, options);
   }
 
   /** `trainClassifier` with `task: 'regression'`: one number per text, MSE. */
@@ -476,7 +451,7 @@ export class Model {
    */
   trainTokenClassifier(examples, options = {}) {
     checkWordExamples(examples, 'examples');
-    return new TrainingRun(this, this.#channel, 'model.tokenTrainer', examples, options);
+    return new TrainingRun(this, channelOf(this), 'model.tokenTrainer', examples, options);
   }
 
   /**
@@ -607,13 +582,6 @@ export class Model {
   /** The model as Hugging Face files: `{ 'config.json': Uint8Array, 'model.safetensors': Uint8Array }`. */
   async save(options = {}) {
     return this.call('model.save', {}, checkSignal(options.signal));
-  }
-
-  /** Frees the model's memory (GPU buffers included); later calls reject with DisposedError. */
-  dispose() {
-    if (this.#disposed) return;
-    this.#disposed = true;
-    this.#channel.call('free', { handle: this.#handle }).catch(() => {});
   }
 }
 

@@ -7,7 +7,7 @@ import { throwIfAborted, trainingSignal } from './abort.js';
 import { WebnluError } from './errors.js';
 import { checkLabelTypes, checkTaskText } from './input-checks.js';
 import { holdForTraining, releaseAfter } from './memory.js';
-import { cachesFeatures, encodeFeatures, runEpoch } from './training-steps.js';
+import { cachesFeatures, encodeFeatures, StepwiseRun } from './training-steps.js';
 
 /** The problems `trainClassifier` solves (its `task` option). */
 export const TASKS = ['classification', 'regression', 'multi_label'];
@@ -71,12 +71,11 @@ const DEFAULT_FREEZE = 'head';
  * once while an engine call runs (the engine finishes that call; the run is then freed): `done`
  * rejects with the AbortError. `done` is never an unhandled rejection.
  */
-export class TrainingRun {
+export class TrainingRun extends StepwiseRun {
   /** The engine the model lives in (the trainer is an engine object of its own). */
   #channel;
   /** The engine operation that makes the trainer ('model.trainer', 'model.tokenTrainer', ...). */
   #op;
-  #stopped = false;
 
   /**
    * @private Use `model.trainClassifier`, `trainTokenClassifier` or `trainMaskedLM`. The
@@ -86,10 +85,8 @@ export class TrainingRun {
    */
   constructor(model, channel, op, examples, options) {
     const { signal: givenSignal, onProgress, onStep, ...engineOptions } = options;
+    super({ onProgress, onStep });
     const signal = trainingSignal(givenSignal); // already aborted: `done` rejects
-    for (const [name, value] of [['onProgress', onProgress], ['onStep', onStep]]) {
-      if (value !== undefined && value !== null && typeof value !== 'function') throw new WebnluError(`${name} must be a function, got ${typeof value}`);
-    }
     const trainerOptions = { ...engineOptions, epochs: engineOptions.epochs ?? DEFAULT_EPOCHS, freeze: engineOptions.freeze ?? DEFAULT_FREEZE };
     // A function would vanish on its way (JSON, or fail to clone to a worker): sent as a text,
     // Rust names the option (a misspelt callback such as `onEpoch` is an unknown option).
@@ -97,34 +94,11 @@ export class TrainingRun {
       if (typeof value === 'function') trainerOptions[name] = 'a function';
     }
     this.model = model;
-    this.onProgress = onProgress ?? null;
-    this.onStep = onStep ?? null;
-    /** The report of every finished epoch. */
-    this.epochs = [];
     this.#channel = channel;
     this.#op = op;
     holdForTraining(model, this); // other calls on the model are refused until `done` settles (memory.js)
     this.done = releaseAfter(model, this, this.loop(examples, trainerOptions, trainerOptions.epochs, signal));
     this.done.catch(() => {}); // a failure is for whoever awaits `done`, never an unhandled rejection
-  }
-
-  /**
-   * Ends the run after the engine call now running (a few optimizer steps, or a chunk of a
-   * head-only sequence classifier's feature pass); `done` then resolves with
-   * `stopped: true` and the epochs finished (the steps of an unfinished one stay in the model).
-   */
-  stop() {
-    this.#stopped = true;
-  }
-
-  /** Whether `stop()` was called. */
-  get stopping() {
-    return this.#stopped;
-  }
-
-  /** Calls `onStep` with `step`, if there is one. */
-  reportStep(step) {
-    if (typeof this.onStep === 'function') this.onStep(step);
   }
 
   async loop(examples, trainerOptions, epochs, signal) {
@@ -134,14 +108,8 @@ export class TrainingRun {
     let finished = false;
     try {
       const encoded = !cachesFeatures(this.#op, trainerOptions) || await encodeFeatures(this, this.#channel, handle, examples, trainerOptions, signal);
-      for (let epoch = 0; encoded && epoch < epochs && !this.#stopped; epoch++) {
-        const epochStarted = epoch === 0 ? started : performance.now(); // the first epoch's time includes the feature pass
-        const report = await runEpoch(this, (maxSteps) => this.model.call('trainer.runSteps', { handle, maxSteps }, signal));
-        if (report === null) break; // stopped within the epoch
-        const withTime = { ...report, seconds: (performance.now() - epochStarted) / 1000 };
-        this.epochs.push(withTime);
-        if (typeof this.onProgress === 'function') this.onProgress(withTime);
-      }
+      // the first epoch's time includes the feature pass; a stop during that pass runs no epoch
+      if (encoded) await this.runEpochs(epochs, started, (maxSteps) => this.model.call('trainer.runSteps', { handle, maxSteps }, signal));
       await this.#channel.call('trainer.finish', { handle });
       finished = true;
     } finally {
@@ -151,6 +119,6 @@ export class TrainingRun {
         if (!signal?.aborted) await freed;
       }
     }
-    return { epochs: this.epochs, stopped: this.#stopped, seconds: (performance.now() - started) / 1000 };
+    return this.result(started);
   }
 }

@@ -11,6 +11,7 @@
 // same epoch as in one call (the `*_in_steps_is_the_epochs_run_whole` tests in tests/rust/).
 
 import { callAbortable, joinParts, nextTask } from './abort.js';
+import { WebnluError } from './errors.js';
 import { featureItem } from './engine-channel.js';
 import { transferablesOf } from './engine.js';
 
@@ -69,5 +70,64 @@ export async function runEpoch(run, callSteps) {
     maxSteps = Math.max(1, Math.min(MAX_STEPS_PER_CALL, Math.floor(STEP_CALL_SECONDS / Math.max(perStep, 1e-6))));
     await nextTask(); // a click on stop, an abort, a repaint of the progress
     if (run.stopping) return null;
+  }
+}
+
+/**
+ * What TrainingRun and ElmoTrainingRun have in common: the callbacks (`onProgress` after each
+ * epoch, `onStep` within one), the reports of the epochs done, `stop()`, and the loop over the
+ * epochs, each run by `runEpoch`.
+ */
+export class StepwiseRun {
+  #stopped = false;
+
+  /** Checks and keeps the callbacks of `options`. */
+  constructor({ onProgress, onStep }) {
+    for (const [name, value] of [['onProgress', onProgress], ['onStep', onStep]]) {
+      if (value !== undefined && value !== null && typeof value !== 'function') throw new WebnluError(`${name} must be a function, got ${typeof value}`);
+    }
+    this.onProgress = onProgress ?? null;
+    this.onStep = onStep ?? null;
+    /** The report of every finished epoch. */
+    this.epochs = [];
+  }
+
+  /**
+   * Ends the run after the engine call now running (a few optimizer steps, or a chunk of a
+   * head-only sequence classifier's feature pass); `done` then resolves with `stopped: true` and
+   * the epochs finished (the steps of an unfinished one stay in the model).
+   */
+  stop() {
+    this.#stopped = true;
+  }
+
+  /** Whether `stop()` was called. */
+  get stopping() {
+    return this.#stopped;
+  }
+
+  /** Calls `onStep` with `step`, if there is one. */
+  reportStep(step) {
+    if (typeof this.onStep === 'function') this.onStep(step);
+  }
+
+  /**
+   * Up to `epochs` epochs, each by `runEpoch(this, callSteps)`, until `stop()`: each report gets
+   * its `seconds` (the first epoch's counted from `started`) and goes to `onProgress`.
+   */
+  async runEpochs(epochs, started, callSteps) {
+    for (let epoch = 0; epoch < epochs && !this.#stopped; epoch++) {
+      const epochStarted = epoch === 0 ? started : performance.now();
+      const report = await runEpoch(this, callSteps);
+      if (report === null) break; // stopped within the epoch
+      const withTime = { ...report, seconds: (performance.now() - epochStarted) / 1000 };
+      this.epochs.push(withTime);
+      if (typeof this.onProgress === 'function') this.onProgress(withTime);
+    }
+  }
+
+  /** What `done` resolves to: the epochs' reports, whether `stop()` ended it, the seconds since `started`. */
+  result(started) {
+    return { epochs: this.epochs, stopped: this.#stopped, seconds: (performance.now() - started) / 1000 };
   }
 }

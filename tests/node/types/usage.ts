@@ -29,6 +29,7 @@ export async function readme(): Promise<void> {
     { freeze: 'top:2', epochs: 3, learningRate: 1e-3, batchSize: 16, validation: 0.2,
       onProgress: (r: EpochReport) => console.log(r.epoch, r.loss, r.accuracy, r.validationAccuracy) });
   const inProgress: boolean = model.training !== null;
+  const gone: boolean = model.disposed || model.tokenizer.disposed;
   run.stop();
   const result = await run.done;
   const tuned = model.trainClassifier([{ text: 'good', label: 1 }], { pooling: 'mean', accumulation: 2, weightDecay: 0,
