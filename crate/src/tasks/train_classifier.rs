@@ -34,7 +34,7 @@ use crate::ops::losses::{
 };
 use crate::tensor::Tensor;
 use crate::tokenizer::Encoding;
-use crate::train::{check_finite_loss, correct_predictions, train_validation_split, FeatureCache};
+use crate::train::{correct_predictions, train_validation_split, FeatureCache};
 use crate::{Error, Result};
 
 use super::classifier::{head_backward, head_forward, ClassifierInput};
@@ -44,7 +44,9 @@ use super::problem::{
     exact_matches, example_targets, regression_scores, ExampleTargets, ProblemType,
 };
 use super::text_pairs::TaskText;
-use super::training_loop::{check_run_options, EpochSteps, OptimizerLoop, StepsProgress};
+use super::training_loop::{
+    self, check_run_options, EpochRun, MicroBatch, OptimizerLoop, RunState, StepsProgress,
+};
 use super::windows::{batches_by_length, encode_windows, LongTexts, WindowAverage};
 
 use std::ops::Range;
@@ -95,11 +97,11 @@ pub struct TrainReport {
 
 /// A training run in progress: the data, the optimizer and where it is.
 pub struct ClassifierTraining {
-    options: TrainOptions,
+    /// the options, optimizer, training rows and the epoch under way
+    run: RunState<EpochSums>,
     labels: Vec<String>,
     /// each example's class (E), or its values (E, L)
     targets: ExampleTargets,
-    train: Vec<usize>,
     validation: Vec<usize>,
     /// (W_all) every window of every example, in example order (Top/All; empty for head-only)
     encodings: Vec<Encoding>,
@@ -107,20 +109,26 @@ pub struct ClassifierTraining {
     spans: Vec<Range<usize>>,
     /// (W_all, C) each window's features (head-only)
     cache: Option<FeatureCache>,
-    optimizer: OptimizerLoop,
-    epochs_done: usize,
-    /// the epoch under way, between two calls of `run_steps`
-    under_way: Option<(EpochSteps, EpochSums)>,
     report: TrainReport,
 }
 
 /// The sums of an epoch under way: loss over its examples, right answers (None for
 /// regression), examples seen.
 #[derive(Clone, Copy)]
-struct EpochSums {
+pub(crate) struct EpochSums {
     loss: f64,
     correct: Option<usize>,
     seen: usize,
+}
+
+impl Default for EpochSums {
+    fn default() -> Self {
+        EpochSums {
+            loss: 0.0,
+            correct: Some(0),
+            seen: 0,
+        }
+    }
 }
 
 /// What a run feeds the classifier: the option, else the mean-pooled tokens for a
@@ -255,7 +263,6 @@ impl ClassifierTraining {
             (None, encodings)
         };
 
-        let optimizer = OptimizerLoop::new(&options, split.train.len())?;
         let report = TrainReport {
             labels: labels.clone(),
             train_examples: split.train.len(),
@@ -270,17 +277,13 @@ impl ClassifierTraining {
             feature_cache_bytes: cache.as_ref().map_or(0, FeatureCache::bytes),
         };
         Ok(ClassifierTraining {
-            options,
+            run: RunState::new(options, split.train)?,
             labels,
             targets,
-            train: split.train,
             validation: split.validation,
             encodings,
             spans,
             cache,
-            optimizer,
-            epochs_done: 0,
-            under_way: None,
             report,
         })
     }
@@ -290,7 +293,7 @@ impl ClassifierTraining {
     }
 
     pub fn epochs_done(&self) -> usize {
-        self.epochs_done
+        self.run.epochs_done
     }
 
     pub fn report(&self) -> &TrainReport {
@@ -368,7 +371,7 @@ impl ClassifierTraining {
         let dfeatures = head_backward(
             model,
             wants_input_gradient,
-            self.options.freeze != Freeze::Head,
+            self.run.options.freeze != Freeze::Head,
             &dwindow_logits,
             &forward.head,
             mode.train,
@@ -423,7 +426,7 @@ impl ClassifierTraining {
     ) -> Result<(Tensor, Tensor)> {
         let device = pipeline.device();
         let (classes, values) = self.rows_targets(rows);
-        match self.options.problem {
+        match self.run.options.problem {
             ProblemType::SingleLabel => {
                 let targets = Tensor::from_vec(device, &[rows.len()], classes, "labels")?; // (E)
                 cross_entropy_with_gradient(logits, &targets, scale)
@@ -452,7 +455,7 @@ impl ClassifierTraining {
     fn correct(&self, rows: &[usize], logits: &[f32]) -> Result<Option<usize>> {
         let (classes, values) = self.rows_targets(rows);
         let labels = self.labels.len();
-        Ok(match self.options.problem {
+        Ok(match self.run.options.problem {
             ProblemType::SingleLabel => Some(correct_predictions(logits, &classes, labels)?),
             ProblemType::MultiLabel => Some(exact_matches(logits, &values, labels)),
             ProblemType::Regression => None,
@@ -469,7 +472,7 @@ impl ClassifierTraining {
                 "gradients: example {bad} requested, {given} given"
             )));
         }
-        let mode = RunMode::training(self.optimizer.next_dropout_seed(), self.options.freeze);
+        let mode = self.run.training_mode(0);
         let mut grads = Gradients::new();
         let scale = 1.0 / rows.len().max(1) as f32;
         let (losses, _) = self
@@ -481,9 +484,7 @@ impl ClassifierTraining {
 
     /// One epoch: every training example once, then the validation accuracy.
     pub async fn run_epoch(&mut self, pipeline: &mut Pipeline) -> Result<EpochProgress> {
-        self.run_steps(pipeline, usize::MAX)
-            .await?
-            .into_epoch("train_classifier")
+        training_loop::run_epoch(self, pipeline).await
     }
 
     /// Up to `max_steps` (at least one) optimizer steps of the epoch under way (a new one when
@@ -495,72 +496,7 @@ impl ClassifierTraining {
         pipeline: &mut Pipeline,
         max_steps: usize,
     ) -> Result<StepsProgress> {
-        let (mut epoch_steps, mut sums) = match self.under_way.take() {
-            Some(under_way) => under_way,
-            None => (
-                EpochSteps::next(
-                    &self.options,
-                    &self.optimizer,
-                    self.epochs_done,
-                    &self.train,
-                )?,
-                EpochSums {
-                    loss: 0.0,
-                    correct: Some(0),
-                    seen: 0,
-                },
-            ),
-        };
-        let epoch = epoch_steps.epoch;
-        for s in epoch_steps.next_steps(max_steps) {
-            let step_batches = epoch_steps.steps[s].clone();
-            let mut grads = Gradients::new();
-            let micro_batches = step_batches.len();
-            for micro in step_batches {
-                let rows = &epoch_steps.batches[micro];
-                let step = self.optimizer.steps();
-                let seed = self.optimizer.dropout_seed(step, micro);
-                let mode = RunMode::training(seed, self.options.freeze);
-                let scale = OptimizerLoop::loss_scale(rows.len(), micro_batches);
-                let (losses, logits) = self
-                    .micro_batch(pipeline, rows, &mode, scale, &mut grads)
-                    .await?;
-                let batch_loss = losses.iter().map(|&x| x as f64).sum::<f64>() / rows.len() as f64;
-                check_finite_loss(batch_loss as f32, epoch, step + 1)?;
-                sums.loss += batch_loss * rows.len() as f64;
-                sums.seen += rows.len();
-                sums.correct = match (sums.correct, self.correct(rows, &logits)?) {
-                    (Some(sum), Some(right)) => Some(sum + right),
-                    _ => None,
-                };
-            }
-            self.report.trained_parameters = self.optimizer.step(pipeline, &mut grads)?;
-            epoch_steps.done = s + 1;
-        }
-        if !epoch_steps.finished() {
-            let running = StepsProgress::Running {
-                epoch,
-                done: epoch_steps.done,
-                total: epoch_steps.steps.len(),
-            };
-            self.under_way = Some((epoch_steps, sums));
-            return Ok(running);
-        }
-        pipeline.device().flush()?;
-        let validation = self.validate(pipeline).await?;
-        self.epochs_done = epoch;
-        let (loss_sum, correct, seen) = (sums.loss, sums.correct, sums.seen);
-        let progress = EpochProgress {
-            epoch,
-            loss: (loss_sum / seen.max(1) as f64) as f32,
-            accuracy: correct.map(|c| c as f32 / seen.max(1) as f32),
-            validation_accuracy: validation.accuracy,
-            validation_mae: validation.mae,
-            validation_pearson: validation.pearson,
-        };
-        self.report.optimizer_state_bytes = self.optimizer.state_bytes();
-        self.report.epochs.push(progress.clone());
-        Ok(StepsProgress::EpochDone(progress))
+        training_loop::run_steps(self, pipeline, max_steps).await
     }
 
     /// Accuracy on the held-out examples (dropout off), None when there are none or for
@@ -577,19 +513,19 @@ impl ClassifierTraining {
         }
         let mut correct = Some(0);
         let (mut predicted, mut truth) = (Vec::new(), Vec::new());
-        for rows in self.validation.chunks(self.options.batch_size.max(32)) {
+        for rows in self.validation.chunks(self.run.options.batch_size.max(32)) {
             let forward = self.forward(pipeline, rows, &RunMode::inference())?;
             let logits = forward.logits().to_vec().await?; // (E, L), windows averaged
             correct = correct
                 .zip(self.correct(rows, &logits)?)
                 .map(|(a, b)| a + b);
-            if self.options.problem == ProblemType::Regression {
+            if self.run.options.problem == ProblemType::Regression {
                 predicted.extend_from_slice(&logits);
                 truth.extend(self.rows_targets(rows).1);
             }
         }
         scores.accuracy = correct.map(|c| c as f32 / self.validation.len() as f32);
-        if self.options.problem == ProblemType::Regression {
+        if self.run.options.problem == ProblemType::Regression {
             let (mae, pearson) = regression_scores(&predicted, &truth);
             scores.mae = Some(mae);
             scores.pearson = pearson;
@@ -600,6 +536,63 @@ impl ClassifierTraining {
     /// The report of the epochs run so far.
     pub fn finish(self) -> TrainReport {
         self.report
+    }
+}
+
+impl EpochRun for ClassifierTraining {
+    type Sums = EpochSums;
+    type Progress = EpochProgress;
+    const WHAT: &'static str = "train_classifier";
+
+    fn state(&mut self) -> &mut RunState<EpochSums> {
+        &mut self.run
+    }
+
+    async fn train_micro_batch(
+        &self,
+        pipeline: &Pipeline,
+        batch: &MicroBatch<'_>,
+        grads: &mut Gradients,
+        sums: &mut EpochSums,
+    ) -> Result<f32> {
+        let rows = batch.rows;
+        let scale = OptimizerLoop::loss_scale(rows.len(), batch.micro_batches);
+        let (losses, logits) = self
+            .micro_batch(pipeline, rows, &batch.mode, scale, grads)
+            .await?;
+        let batch_loss = losses.iter().map(|&x| x as f64).sum::<f64>() / rows.len() as f64;
+        sums.loss += batch_loss * rows.len() as f64;
+        sums.seen += rows.len();
+        sums.correct = match (sums.correct, self.correct(rows, &logits)?) {
+            (Some(sum), Some(right)) => Some(sum + right),
+            _ => None,
+        };
+        Ok(batch_loss as f32)
+    }
+
+    fn record_step(&mut self, trained_parameters: usize) {
+        self.report.trained_parameters = trained_parameters;
+    }
+
+    async fn end_epoch(
+        &mut self,
+        pipeline: &Pipeline,
+        epoch: usize,
+        sums: EpochSums,
+    ) -> Result<EpochProgress> {
+        let validation = self.validate(pipeline).await?;
+        let seen = sums.seen.max(1);
+        let progress = EpochProgress {
+            epoch,
+            loss: (sums.loss / seen as f64) as f32,
+            accuracy: sums.correct.map(|c| c as f32 / seen as f32),
+            validation_accuracy: validation.accuracy,
+            validation_mae: validation.mae,
+            validation_pearson: validation.pearson,
+        };
+        self.report.optimizer_state_bytes = self.run.optimizer.state_bytes();
+        self.report.epochs.push(progress.clone());
+        Ok(progress)
     }
 }
 

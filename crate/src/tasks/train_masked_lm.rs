@@ -25,14 +25,16 @@ use crate::ops::losses::cross_entropy_with_gradient;
 use crate::ops::matmul::{matmul_backward, matmul_forward, MatmulOptions};
 use crate::tensor::Tensor;
 use crate::tokenizer::{Truncation, TruncationStrategy};
-use crate::train::{check_finite_loss, train_validation_split, SplitMix64};
+use crate::train::{train_validation_split, SplitMix64};
 use crate::{Error, Result};
 
 use super::pipeline::Pipeline;
 use super::problem::ProblemType;
 use super::train_classifier::TrainOptions;
 use super::train_options::DEFAULT_MLM_PROBABILITY;
-use super::training_loop::{check_run_options, EpochSteps, OptimizerLoop, StepsProgress};
+use super::training_loop::{
+    self, check_run_options, EpochRun, MicroBatch, OptimizerLoop, RunState, StepsProgress,
+};
 
 /// One text corrupted for a masked-LM step.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -102,21 +104,23 @@ pub struct MaskedLmReport {
 
 /// A masked-LM training run in progress.
 pub struct MaskedLmTraining {
-    options: TrainOptions,
+    /// the options, optimizer, training rows and the epoch under way
+    run: RunState<LossSums>,
     probability: f32,
     mask_id: u32,
     /// (texts) the ids and special-token masks, cut to the max length
     texts: Vec<(Vec<u32>, Vec<u32>)>,
-    train: Vec<usize>,
     validation: Vec<usize>,
     /// the held-out texts corrupted once
     validation_corrupted: Vec<Corrupted>,
-    optimizer: OptimizerLoop,
-    epochs_done: usize,
-    /// the epoch under way between two calls of `run_steps`, with the loss summed over its
-    /// chosen tokens and their number
-    under_way: Option<(EpochSteps, f64, usize)>,
     report: MaskedLmReport,
+}
+
+/// The sums of an epoch under way: the loss over its chosen tokens, their number.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct LossSums {
+    loss: f64,
+    seen: usize,
 }
 
 /// S (N, R): row n picks row `picked[n]` of R rows.
@@ -187,7 +191,6 @@ impl MaskedLmTraining {
                 corrupt(ids, special, probability, mask_id, vocab, &mut rng)
             })
             .collect();
-        let optimizer = OptimizerLoop::new(&options, split.train.len())?;
         let report = MaskedLmReport {
             train_texts: split.train.len(),
             validation_texts: split.validation.len(),
@@ -199,16 +202,12 @@ impl MaskedLmTraining {
             optimizer_state_bytes: 0,
         };
         let mut run = MaskedLmTraining {
-            options,
+            run: RunState::new(options, split.train)?,
             probability,
             mask_id,
             texts: encoded,
-            train: split.train,
             validation: split.validation,
             validation_corrupted,
-            optimizer,
-            epochs_done: 0,
-            under_way: None,
             report,
         };
         let initial = run.validation_loss(pipeline).await?;
@@ -225,7 +224,7 @@ impl MaskedLmTraining {
     /// the text: the same draw in every run with that seed).
     pub fn training_corruption(&self, i: usize, epoch: usize, vocab: usize) -> Corrupted {
         let mut rng = SplitMix64::new(
-            self.options.seed
+            self.run.options.seed
                 ^ (epoch as u64).wrapping_mul(0xD1B5_4A32_D192_ED03)
                 ^ (i as u64 + 1).wrapping_mul(0x8CB9_2BA7_2F3D_8DD7),
         );
@@ -324,9 +323,7 @@ impl MaskedLmTraining {
 
     /// One epoch: every training text once (a new corruption), then the held-out loss.
     pub async fn run_epoch(&mut self, pipeline: &mut Pipeline) -> Result<MaskedLmEpochProgress> {
-        self.run_steps(pipeline, usize::MAX)
-            .await?
-            .into_epoch("train_masked_lm")
+        training_loop::run_epoch(self, pipeline).await
     }
 
     /// Up to `max_steps` (at least one) optimizer steps of the epoch under way (a new one when
@@ -338,64 +335,7 @@ impl MaskedLmTraining {
         pipeline: &mut Pipeline,
         max_steps: usize,
     ) -> Result<StepsProgress<MaskedLmEpochProgress>> {
-        let (mut epoch_steps, mut loss_sum, mut seen) = match self.under_way.take() {
-            Some(under_way) => under_way,
-            None => (
-                EpochSteps::next(
-                    &self.options,
-                    &self.optimizer,
-                    self.epochs_done,
-                    &self.train,
-                )?,
-                0f64,
-                0usize,
-            ),
-        };
-        let epoch = epoch_steps.epoch;
-        let vocab = pipeline.model.vocab_size();
-        for s in epoch_steps.next_steps(max_steps) {
-            let step_batches = epoch_steps.steps[s].clone();
-            let mut grads = Gradients::new();
-            let micro_batches = step_batches.len();
-            for micro in step_batches {
-                let step = self.optimizer.steps();
-                let seed = self.optimizer.dropout_seed(step, micro);
-                let mode = RunMode::training(seed, self.options.freeze);
-                let batch: Vec<Corrupted> = epoch_steps.batches[micro]
-                    .iter()
-                    .map(|&i| self.training_corruption(i, epoch, vocab))
-                    .collect();
-                let (sum, count) = self
-                    .step(pipeline, &batch, &mode, micro_batches, Some(&mut grads))
-                    .await?;
-                check_finite_loss((sum / count.max(1) as f64) as f32, epoch, step + 1)?;
-                loss_sum += sum;
-                seen += count;
-            }
-            self.report.trained_parameters = self.optimizer.step(pipeline, &mut grads)?;
-            epoch_steps.done = s + 1;
-        }
-        if !epoch_steps.finished() {
-            let running = StepsProgress::Running {
-                epoch,
-                done: epoch_steps.done,
-                total: epoch_steps.steps.len(),
-            };
-            self.under_way = Some((epoch_steps, loss_sum, seen));
-            return Ok(running);
-        }
-        pipeline.device().flush()?;
-        let validation_loss = self.validation_loss(pipeline).await?;
-        self.epochs_done = epoch;
-        let progress = MaskedLmEpochProgress {
-            epoch,
-            loss: (loss_sum / seen.max(1) as f64) as f32,
-            validation_loss,
-            validation_perplexity: validation_loss.map(f32::exp),
-        };
-        self.report.optimizer_state_bytes = self.optimizer.state_bytes();
-        self.report.epochs.push(progress.clone());
-        Ok(StepsProgress::EpochDone(progress))
+        training_loop::run_steps(self, pipeline, max_steps).await
     }
 
     /// The mean loss of the held-out texts' chosen tokens (dropout off); None without them.
@@ -406,7 +346,7 @@ impl MaskedLmTraining {
         let (mut sum, mut count) = (0f64, 0usize);
         for batch in self
             .validation_corrupted
-            .chunks(self.options.batch_size.max(1))
+            .chunks(self.run.options.batch_size.max(1))
         {
             let (s, n) = self
                 .step(pipeline, batch, &RunMode::inference(), 1, None)
@@ -419,6 +359,66 @@ impl MaskedLmTraining {
 
     pub fn finish(self) -> MaskedLmReport {
         self.report
+    }
+}
+
+impl EpochRun for MaskedLmTraining {
+    type Sums = LossSums;
+    type Progress = MaskedLmEpochProgress;
+    const WHAT: &'static str = "train_masked_lm";
+
+    fn state(&mut self) -> &mut RunState<LossSums> {
+        &mut self.run
+    }
+
+    /// The batch's texts with this epoch's corruption.
+    async fn train_micro_batch(
+        &self,
+        pipeline: &Pipeline,
+        batch: &MicroBatch<'_>,
+        grads: &mut Gradients,
+        sums: &mut LossSums,
+    ) -> Result<f32> {
+        let vocab = pipeline.model.vocab_size();
+        let corrupted: Vec<Corrupted> = batch
+            .rows
+            .iter()
+            .map(|&i| self.training_corruption(i, batch.epoch, vocab))
+            .collect();
+        let (sum, count) = self
+            .step(
+                pipeline,
+                &corrupted,
+                &batch.mode,
+                batch.micro_batches,
+                Some(grads),
+            )
+            .await?;
+        sums.loss += sum;
+        sums.seen += count;
+        Ok((sum / count.max(1) as f64) as f32)
+    }
+
+    fn record_step(&mut self, trained_parameters: usize) {
+        self.report.trained_parameters = trained_parameters;
+    }
+
+    async fn end_epoch(
+        &mut self,
+        pipeline: &Pipeline,
+        epoch: usize,
+        sums: LossSums,
+    ) -> Result<MaskedLmEpochProgress> {
+        let validation_loss = self.validation_loss(pipeline).await?;
+        let progress = MaskedLmEpochProgress {
+            epoch,
+            loss: (sums.loss / sums.seen.max(1) as f64) as f32,
+            validation_loss,
+            validation_perplexity: validation_loss.map(f32::exp),
+        };
+        self.report.optimizer_state_bytes = self.run.optimizer.state_bytes();
+        self.report.epochs.push(progress.clone());
+        Ok(progress)
     }
 }
 

@@ -27,13 +27,15 @@ use crate::ops::losses::{cross_entropy_with_gradient, IGNORE_INDEX};
 use crate::tensor::Tensor;
 use crate::tokenizer::{Encoding, Tokenizer, Truncation, TruncationStrategy};
 use crate::train::entities::{EntityCounts, EntityScores};
-use crate::train::{argmax, check_finite_loss, train_validation_split, FeatureCache};
+use crate::train::{argmax, train_validation_split, FeatureCache};
 use crate::{Error, Result};
 
 use super::pipeline::Pipeline;
 use super::problem::ProblemType;
 use super::train_classifier::TrainOptions;
-use super::training_loop::{check_run_options, EpochSteps, OptimizerLoop, StepsProgress};
+use super::training_loop::{
+    self, check_run_options, EpochRun, MicroBatch, OptimizerLoop, RunState, StepsProgress,
+};
 use super::word_examples::{check_word_examples, word_label_classes, WordExample};
 
 use std::ops::Range;
@@ -146,25 +148,21 @@ pub struct TokenTrainReport {
 
 /// A token-classification training run in progress.
 pub struct TokenClassifierTraining {
-    options: TrainOptions,
+    /// the options, optimizer, training rows and the epoch under way
+    run: RunState<TokenSums>,
     labels: Vec<String>,
     examples: Vec<AlignedWords>,
-    train: Vec<usize>,
     validation: Vec<usize>,
     /// (N_all, C) the hidden state of every labelled token (head-only); example i's rows `spans[i]`
     cache: Option<FeatureCache>,
     spans: Vec<Range<usize>>,
-    optimizer: OptimizerLoop,
-    epochs_done: usize,
-    /// the epoch under way, between two calls of `run_steps`
-    under_way: Option<(EpochSteps, TokenSums)>,
     report: TokenTrainReport,
 }
 
 /// The sums of an epoch under way: loss over its labelled tokens, words labelled right, labelled
 /// tokens seen.
 #[derive(Clone, Copy, Default)]
-struct TokenSums {
+pub(crate) struct TokenSums {
     loss: f64,
     correct: usize,
     seen: usize,
@@ -264,18 +262,13 @@ impl TokenClassifierTraining {
             optimizer_state_bytes: 0,
             feature_cache_bytes: cache.as_ref().map_or(0, FeatureCache::bytes),
         };
-        let optimizer = OptimizerLoop::new(&options, split.train.len())?;
         Ok(TokenClassifierTraining {
-            options,
+            run: RunState::new(options, split.train)?,
             labels,
             examples: aligned,
-            train: split.train,
             validation: split.validation,
             cache,
             spans,
-            optimizer,
-            epochs_done: 0,
-            under_way: None,
             report,
         })
     }
@@ -285,7 +278,7 @@ impl TokenClassifierTraining {
     }
 
     pub fn epochs_done(&self) -> usize {
-        self.epochs_done
+        self.run.epochs_done
     }
 
     pub fn report(&self) -> &TokenTrainReport {
@@ -433,7 +426,7 @@ impl TokenClassifierTraining {
                 self.examples.len()
             )));
         }
-        let mode = RunMode::training(self.optimizer.next_dropout_seed(), self.options.freeze);
+        let mode = self.run.training_mode(0);
         let mut grads = Gradients::new();
         let (sum, count, _) = self
             .micro_batch(pipeline, rows, &mode, 1, &mut grads)
@@ -443,9 +436,7 @@ impl TokenClassifierTraining {
 
     /// One epoch: every training example once, then the validation scores.
     pub async fn run_epoch(&mut self, pipeline: &mut Pipeline) -> Result<TokenEpochProgress> {
-        self.run_steps(pipeline, usize::MAX)
-            .await?
-            .into_epoch("train_token_classifier")
+        training_loop::run_epoch(self, pipeline).await
     }
 
     /// Up to `max_steps` (at least one) optimizer steps of the epoch under way (a new one when
@@ -457,65 +448,7 @@ impl TokenClassifierTraining {
         pipeline: &mut Pipeline,
         max_steps: usize,
     ) -> Result<StepsProgress<TokenEpochProgress>> {
-        let (mut epoch_steps, mut sums) = match self.under_way.take() {
-            Some(under_way) => under_way,
-            None => (
-                EpochSteps::next(
-                    &self.options,
-                    &self.optimizer,
-                    self.epochs_done,
-                    &self.train,
-                )?,
-                TokenSums::default(),
-            ),
-        };
-        let epoch = epoch_steps.epoch;
-        for s in epoch_steps.next_steps(max_steps) {
-            let step_batches = epoch_steps.steps[s].clone();
-            let mut grads = Gradients::new();
-            let micro_batches = step_batches.len();
-            for micro in step_batches {
-                let rows = &epoch_steps.batches[micro];
-                let step = self.optimizer.steps();
-                let seed = self.optimizer.dropout_seed(step, micro);
-                let mode = RunMode::training(seed, self.options.freeze);
-                let (sum, count, predicted) = self
-                    .micro_batch(pipeline, rows, &mode, micro_batches, &mut grads)
-                    .await?;
-                check_finite_loss((sum / count.max(1) as f64) as f32, epoch, step + 1)?;
-                sums.loss += sum;
-                sums.seen += count;
-                let truth = self.word_classes(rows);
-                sums.correct += predicted.iter().zip(&truth).filter(|(p, t)| p == t).count();
-            }
-            self.report.trained_parameters = self.optimizer.step(pipeline, &mut grads)?;
-            epoch_steps.done = s + 1;
-        }
-        if !epoch_steps.finished() {
-            let running = StepsProgress::Running {
-                epoch,
-                done: epoch_steps.done,
-                total: epoch_steps.steps.len(),
-            };
-            self.under_way = Some((epoch_steps, sums));
-            return Ok(running);
-        }
-        pipeline.device().flush()?;
-        let (validation_accuracy, validation_entities) = match self.validate(pipeline).await? {
-            Some((accuracy, entities)) => (Some(accuracy), Some(entities)),
-            None => (None, None),
-        };
-        self.epochs_done = epoch;
-        let progress = TokenEpochProgress {
-            epoch,
-            loss: (sums.loss / sums.seen.max(1) as f64) as f32,
-            accuracy: sums.correct as f32 / sums.seen.max(1) as f32,
-            validation_accuracy,
-            validation_entities,
-        };
-        self.report.optimizer_state_bytes = self.optimizer.state_bytes();
-        self.report.epochs.push(progress.clone());
-        Ok(StepsProgress::EpochDone(progress))
+        training_loop::run_steps(self, pipeline, max_steps).await
     }
 
     /// The true class of every labelled word of the examples `rows`, in order.
@@ -535,7 +468,7 @@ impl TokenClassifierTraining {
         }
         let (mut correct, mut words) = (0, 0);
         let mut counts = EntityCounts::default();
-        for rows in self.validation.chunks(self.options.batch_size.max(32)) {
+        for rows in self.validation.chunks(self.run.options.batch_size.max(32)) {
             let forward = self.forward(pipeline, rows, &RunMode::inference())?;
             let logits = forward.logits.to_vec().await?; // (R, L)
             let predicted = predicted_classes(&logits, &forward.labelled, self.labels.len());
@@ -562,6 +495,65 @@ impl TokenClassifierTraining {
     /// The report of the epochs run so far.
     pub fn finish(self) -> TokenTrainReport {
         self.report
+    }
+}
+
+impl EpochRun for TokenClassifierTraining {
+    type Sums = TokenSums;
+    type Progress = TokenEpochProgress;
+    const WHAT: &'static str = "train_token_classifier";
+
+    fn state(&mut self) -> &mut RunState<TokenSums> {
+        &mut self.run
+    }
+
+    async fn train_micro_batch(
+        &self,
+        pipeline: &Pipeline,
+        batch: &MicroBatch<'_>,
+        grads: &mut Gradients,
+        sums: &mut TokenSums,
+    ) -> Result<f32> {
+        let (sum, count, predicted) = self
+            .micro_batch(
+                pipeline,
+                batch.rows,
+                &batch.mode,
+                batch.micro_batches,
+                grads,
+            )
+            .await?;
+        sums.loss += sum;
+        sums.seen += count;
+        let truth = self.word_classes(batch.rows);
+        sums.correct += predicted.iter().zip(&truth).filter(|(p, t)| p == t).count();
+        Ok((sum / count.max(1) as f64) as f32)
+    }
+
+    fn record_step(&mut self, trained_parameters: usize) {
+        self.report.trained_parameters = trained_parameters;
+    }
+
+    async fn end_epoch(
+        &mut self,
+        pipeline: &Pipeline,
+        epoch: usize,
+        sums: TokenSums,
+    ) -> Result<TokenEpochProgress> {
+        let (validation_accuracy, validation_entities) = match self.validate(pipeline).await? {
+            Some((accuracy, entities)) => (Some(accuracy), Some(entities)),
+            None => (None, None),
+        };
+        let progress = TokenEpochProgress {
+            epoch,
+            loss: (sums.loss / sums.seen.max(1) as f64) as f32,
+            accuracy: sums.correct as f32 / sums.seen.max(1) as f32,
+            validation_accuracy,
+            validation_entities,
+        };
+        self.report.optimizer_state_bytes = self.run.optimizer.state_bytes();
+        self.report.epochs.push(progress.clone());
+        Ok(progress)
     }
 }
 

@@ -1,13 +1,18 @@
 //! What every fine-tuning run of the tasks shares, whatever its head and loss
-//! (`train_classifier.rs` for sequences, `train_tokens.rs` for tokens):
+//! (`train_classifier.rs` for sequences, `train_tokens.rs` for tokens, `train_masked_lm.rs`
+//! for masked-LM):
 //!
 //! - the checks of the options that do not depend on the head ([`check_run_options`]);
 //! - [`OptimizerLoop`]: AdamW (the HF Trainer's decay groups) with the linear schedule over
 //!   the run's steps, gradient accumulation (which micro-batches make a step), the dropout seed
 //!   of each micro-batch, and one step: `clip_grad_norm` then AdamW at the schedule's rate;
-//! - the NaN guard is `train::check_finite_loss`, called by each run on its micro-batch loss.
+//! - the epoch loop, written once (`run_steps`, crate-private): a run keeps its options,
+//!   optimizer, training rows and the epoch under way in a `RunState` and says through the
+//!   `EpochRun` trait what one micro-batch does (its forward, backward and sums) and what ends
+//!   an epoch (its validation and report). The NaN guard is `train::check_finite_loss` on each
+//!   micro-batch's mean loss.
 //!
-//! A run prepares its data, then per epoch: `epoch_batches` of its training examples, grouped by
+//! Per epoch: `epoch_batches` of the run's training examples, grouped by
 //! [`OptimizerLoop::epoch_steps`]; each micro-batch's gradients (loss scaled by
 //! [`OptimizerLoop::loss_scale`]) added into one `Gradients`, then [`OptimizerLoop::step`].
 //! [`EpochSteps`] is an epoch under way, for runs that take an epoch's steps a few at a time
@@ -15,9 +20,11 @@
 
 use std::ops::Range;
 
-use crate::models::{Freeze, Gradients};
+use crate::models::{Freeze, Gradients, RunMode};
 use crate::ops::optimizer::AdamWConfig;
-use crate::train::{clip_and_step, epoch_batches, AdamW, GradientAccumulation, LinearSchedule};
+use crate::train::{
+    check_finite_loss, clip_and_step, epoch_batches, AdamW, GradientAccumulation, LinearSchedule,
+};
 use crate::{Error, Result};
 
 use super::pipeline::Pipeline;
@@ -106,6 +113,161 @@ impl EpochSteps {
     }
 }
 
+/// What every fine-tuning run keeps between its calls, whatever its head: its options, its
+/// optimizer, the rows of its examples it trains on, the epochs done and the epoch under way
+/// with the sums `S` it has added up so far.
+pub(crate) struct RunState<S> {
+    pub options: TrainOptions,
+    pub optimizer: OptimizerLoop,
+    pub train: Vec<usize>,
+    pub epochs_done: usize,
+    /// the epoch under way, between two calls of [`run_steps`]
+    under_way: Option<(EpochSteps, S)>,
+}
+
+impl<S: Default> RunState<S> {
+    /// A run of `options` over the training rows `train`, its optimizer set for them.
+    pub fn new(options: TrainOptions, train: Vec<usize>) -> Result<RunState<S>> {
+        let optimizer = OptimizerLoop::new(&options, train.len())?;
+        Ok(RunState {
+            options,
+            optimizer,
+            train,
+            epochs_done: 0,
+            under_way: None,
+        })
+    }
+
+    /// The epoch the last call left under way, else the run's next epoch with nothing summed.
+    fn resume(&mut self) -> Result<(EpochSteps, S)> {
+        match self.under_way.take() {
+            Some(under_way) => Ok(under_way),
+            None => {
+                let steps = EpochSteps::next(
+                    &self.options,
+                    &self.optimizer,
+                    self.epochs_done,
+                    &self.train,
+                )?;
+                Ok((steps, S::default()))
+            }
+        }
+    }
+
+    /// How micro-batch `micro` of the next optimizer step runs: training, with its dropout
+    /// seed, under the run's freeze policy.
+    pub fn training_mode(&self, micro: usize) -> RunMode {
+        let seed = self.optimizer.dropout_seed(self.optimizer.steps(), micro);
+        RunMode::training(seed, self.options.freeze)
+    }
+}
+
+/// One micro-batch of an optimizer step, as [`run_steps`] hands it to a run.
+pub(crate) struct MicroBatch<'a> {
+    /// The epoch under way (1 for the first).
+    pub epoch: usize,
+    /// Rows of the run's examples.
+    pub rows: &'a [usize],
+    /// Training, with the micro-batch's dropout seed.
+    pub mode: RunMode,
+    /// How many micro-batches the step has (each one's loss counts `1 / micro_batches`).
+    pub micro_batches: usize,
+}
+
+/// A fine-tuning run as [`run_steps`] drives it. The runs' own `run_epoch` / `run_steps` are
+/// their API; this trait is how they share the loop (crate-private).
+pub(crate) trait EpochRun {
+    /// What an epoch adds up over its micro-batches (losses, right answers, terms seen).
+    type Sums: Default;
+    /// What an epoch reports.
+    type Progress;
+    /// The run's name in its messages.
+    const WHAT: &'static str;
+
+    /// The run's options, optimizer, training rows, epochs done and epoch under way.
+    fn state(&mut self) -> &mut RunState<Self::Sums>;
+
+    /// Forward and backward of `batch`: its gradients added into `grads`, its terms into
+    /// `sums`; returns its mean loss (for the NaN guard).
+    async fn train_micro_batch(
+        &self,
+        pipeline: &Pipeline,
+        batch: &MicroBatch<'_>,
+        grads: &mut Gradients,
+        sums: &mut Self::Sums,
+    ) -> Result<f32>;
+
+    /// After each optimizer step: how many parameter values it updated.
+    fn record_step(&mut self, trained_parameters: usize);
+
+    /// The report of the epoch `epoch` once its last step is done: the validation, the
+    /// epoch's report from its `sums`, the run's report brought up to date.
+    async fn end_epoch(
+        &mut self,
+        pipeline: &Pipeline,
+        epoch: usize,
+        sums: Self::Sums,
+    ) -> Result<Self::Progress>;
+}
+
+/// One epoch of `run`: every training example once, then what ends the epoch.
+pub(crate) async fn run_epoch<R: EpochRun>(
+    run: &mut R,
+    pipeline: &mut Pipeline,
+) -> Result<R::Progress> {
+    run_steps(run, pipeline, usize::MAX)
+        .await?
+        .into_epoch(R::WHAT)
+}
+
+/// Up to `max_steps` (at least one) optimizer steps of the epoch under way (a new one when none
+/// is), then, after its last step, what ends the epoch: the same computation as [`run_epoch`],
+/// cut between steps. On an error the epoch under way is dropped (the next call starts that
+/// epoch again).
+pub(crate) async fn run_steps<R: EpochRun>(
+    run: &mut R,
+    pipeline: &mut Pipeline,
+    max_steps: usize,
+) -> Result<StepsProgress<R::Progress>> {
+    let (mut epoch_steps, mut sums) = run.state().resume()?;
+    let epoch = epoch_steps.epoch;
+    for s in epoch_steps.next_steps(max_steps) {
+        let step_batches = epoch_steps.steps[s].clone();
+        let micro_batches = step_batches.len();
+        let mut grads = Gradients::new();
+        for micro in step_batches {
+            let state = run.state();
+            let step = state.optimizer.steps();
+            let batch = MicroBatch {
+                epoch,
+                rows: &epoch_steps.batches[micro],
+                mode: state.training_mode(micro),
+                micro_batches,
+            };
+            let loss = run
+                .train_micro_batch(pipeline, &batch, &mut grads, &mut sums)
+                .await?;
+            check_finite_loss(loss, epoch, step + 1)?;
+        }
+        let trained_parameters = run.state().optimizer.step(pipeline, &mut grads)?;
+        run.record_step(trained_parameters);
+        epoch_steps.done = s + 1;
+    }
+    if !epoch_steps.finished() {
+        let running = StepsProgress::Running {
+            epoch,
+            done: epoch_steps.done,
+            total: epoch_steps.steps.len(),
+        };
+        run.state().under_way = Some((epoch_steps, sums));
+        return Ok(running);
+    }
+    pipeline.device().flush()?;
+    let progress = run.end_epoch(pipeline, epoch, sums).await?;
+    run.state().epochs_done = epoch;
+    Ok(StepsProgress::EpochDone(progress))
+}
+
 /// The optimizer of a run and where it is in its schedule.
 pub struct OptimizerLoop {
     optimizer: AdamW,
@@ -183,11 +345,6 @@ impl OptimizerLoop {
         self.seed
             ^ (step + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
             ^ (micro as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
-    }
-
-    /// The dropout seed of the next step's first micro-batch.
-    pub fn next_dropout_seed(&self) -> u64 {
-        self.dropout_seed(self.steps(), 0)
     }
 
     /// One step on the model's parameters with `grads` (clipped first): returns how many
