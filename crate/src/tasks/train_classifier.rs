@@ -548,13 +548,8 @@ impl EpochRun for ClassifierTraining {
         &mut self.run
     }
 
-    async fn train_micro_batch(
-        &self,
-        pipeline: &Pipeline,
-        batch: &MicroBatch<'_>,
-        grads: &mut Gradients,
-        sums: &mut EpochSums,
-    ) -> Result<f32> {
+    async fn train_micro_batch(&self, batch: MicroBatch<'_>, sums: &mut EpochSums) -> Result<f32> {
+        let (pipeline, grads) = (batch.pipeline, batch.grads);
         let rows = batch.rows;
         let scale = OptimizerLoop::loss_scale(rows.len(), batch.micro_batches);
         let (losses, logits) = self

@@ -372,13 +372,8 @@ impl EpochRun for MaskedLmTraining {
     }
 
     /// The batch's texts with this epoch's corruption.
-    async fn train_micro_batch(
-        &self,
-        pipeline: &Pipeline,
-        batch: &MicroBatch<'_>,
-        grads: &mut Gradients,
-        sums: &mut LossSums,
-    ) -> Result<f32> {
+    async fn train_micro_batch(&self, batch: MicroBatch<'_>, sums: &mut LossSums) -> Result<f32> {
+        let (pipeline, grads) = (batch.pipeline, batch.grads);
         let vocab = pipeline.model.vocab_size();
         let corrupted: Vec<Corrupted> = batch
             .rows

@@ -507,13 +507,8 @@ impl EpochRun for TokenClassifierTraining {
         &mut self.run
     }
 
-    async fn train_micro_batch(
-        &self,
-        pipeline: &Pipeline,
-        batch: &MicroBatch<'_>,
-        grads: &mut Gradients,
-        sums: &mut TokenSums,
-    ) -> Result<f32> {
+    async fn train_micro_batch(&self, batch: MicroBatch<'_>, sums: &mut TokenSums) -> Result<f32> {
+        let (pipeline, grads) = (batch.pipeline, batch.grads);
         let (sum, count, predicted) = self
             .micro_batch(
                 pipeline,

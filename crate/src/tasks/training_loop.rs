@@ -164,6 +164,10 @@ impl<S: Default> RunState<S> {
 
 /// One micro-batch of an optimizer step, as [`run_steps`] hands it to a run.
 pub(crate) struct MicroBatch<'a> {
+    /// The model (and device) it trains.
+    pub pipeline: &'a Pipeline,
+    /// The step's gradients, this micro-batch's added in.
+    pub grads: &'a mut Gradients,
     /// The epoch under way (1 for the first).
     pub epoch: usize,
     /// Rows of the run's examples.
@@ -189,13 +193,7 @@ pub(crate) trait EpochRun {
 
     /// Forward and backward of `batch`: its gradients added into `grads`, its terms into
     /// `sums`; returns its mean loss (for the NaN guard).
-    async fn train_micro_batch(
-        &self,
-        pipeline: &Pipeline,
-        batch: &MicroBatch<'_>,
-        grads: &mut Gradients,
-        sums: &mut Self::Sums,
-    ) -> Result<f32>;
+    async fn train_micro_batch(&self, batch: MicroBatch<'_>, sums: &mut Self::Sums) -> Result<f32>;
 
     /// After each optimizer step: how many parameter values it updated.
     fn record_step(&mut self, trained_parameters: usize);
@@ -239,14 +237,14 @@ pub(crate) async fn run_steps<R: EpochRun>(
             let state = run.state();
             let step = state.optimizer.steps();
             let batch = MicroBatch {
+                pipeline,
+                grads: &mut grads,
                 epoch,
                 rows: &epoch_steps.batches[micro],
                 mode: state.training_mode(micro),
                 micro_batches,
             };
-            let loss = run
-                .train_micro_batch(pipeline, &batch, &mut grads, &mut sums)
-                .await?;
+            let loss = run.train_micro_batch(batch, &mut sums).await?;
             check_finite_loss(loss, epoch, step + 1)?;
         }
         let trained_parameters = run.state().optimizer.step(pipeline, &mut grads)?;
