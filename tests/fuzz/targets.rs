@@ -143,6 +143,9 @@ pub fn training_examples(data: &[u8]) {
             (ExampleFormat::Auto, "examples.tsv"),
             (ExampleFormat::Auto, "examples.csv"),
             (ExampleFormat::RatedTsv, "rated.tsv"),
+            (ExampleFormat::Tsv, "examples.tsv"),
+            (ExampleFormat::Csv, "examples.csv"),
+            (ExampleFormat::Lines, "examples.txt"),
         ] {
             let _ = parse_examples(text, format, name);
         }
