@@ -4,6 +4,20 @@
 use crate::elmo_fixture::{expected_top_layers, fixture_dir, sentences};
 use crate::op_checks;
 
+/// `webnlu elmo-train` on the fixture biLM in `dir` with the examples file `data`.
+fn elmo_train(dir: &std::path::Path, data: &std::path::Path) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_webnlu"));
+    command
+        .arg("elmo-train")
+        .arg("--options")
+        .arg(dir.join("options.json"))
+        .arg("--weights")
+        .arg(dir.join("lm_weights.hdf5"))
+        .arg("--data")
+        .arg(data);
+    command
+}
+
 /// The CLI with `--batch-size 3 --stateful` on the fixture's sentences in batch order gives
 /// AllenNLP's top layer; lines come back in input order with boundaries removed.
 #[test]
@@ -92,14 +106,7 @@ fn cli_head_only_classifier_beats_chance_on_held_out_movie_reviews() {
     const TEST_SENTENCES: usize = 3000;
     let dir = fixture_dir();
     let vader = op_checks::fixture_model_dir("vader", &["movieReviewSnippets_GroundTruth.txt"]);
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_webnlu"))
-        .arg("elmo-train")
-        .arg("--options")
-        .arg(dir.join("options.json"))
-        .arg("--weights")
-        .arg(dir.join("lm_weights.hdf5"))
-        .arg("--data")
-        .arg(vader.join("movieReviewSnippets_GroundTruth.txt"))
+    let output = elmo_train(&dir, &vader.join("movieReviewSnippets_GroundTruth.txt"))
         .args(["--train", &TRAIN_SENTENCES.to_string()])
         .args(["--test", &TEST_SENTENCES.to_string()])
         .args(["--epochs", "10", "--device", "cpu"])
@@ -139,14 +146,7 @@ fn cli_head_only_classifier_beats_chance_on_held_out_movie_reviews() {
         .all(|w| (w.as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-6));
 
     // Bad input is named.
-    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_webnlu"))
-        .arg("elmo-train")
-        .arg("--options")
-        .arg(dir.join("options.json"))
-        .arg("--weights")
-        .arg(dir.join("lm_weights.hdf5"))
-        .arg("--data")
-        .arg(dir.join("options.json"))
+    let bad = elmo_train(&dir, &dir.join("options.json"))
         .output()
         .unwrap();
     assert!(!bad.status.success());

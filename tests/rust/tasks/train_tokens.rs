@@ -403,25 +403,24 @@ fn token_training_in_steps_is_the_epochs_run_whole() {
                 seed: 7,
                 ..TrainOptions::default()
             };
-            let mut p = Pipeline::load(&files, &device).unwrap();
-            let mut run = block_on(TokenClassifierTraining::new(
-                &mut p,
-                &examples,
-                options.clone(),
-            ))
-            .unwrap();
+            // a fresh model and run, the same for both ways of training
+            let start = || {
+                let mut p = Pipeline::load(&files, &device).unwrap();
+                let run = block_on(TokenClassifierTraining::new(
+                    &mut p,
+                    &examples,
+                    options.clone(),
+                ))
+                .unwrap();
+                (p, run)
+            };
+            let (mut p, mut run) = start();
             let whole: Vec<_> = (0..options.epochs)
                 .map(|_| block_on(run.run_epoch(&mut p)).unwrap())
                 .collect();
             let whole_labels = block_on(p.classify_tokens(&texts)).unwrap();
 
-            let mut p = Pipeline::load(&files, &device).unwrap();
-            let mut run = block_on(TokenClassifierTraining::new(
-                &mut p,
-                &examples,
-                options.clone(),
-            ))
-            .unwrap();
+            let (mut p, mut run) = start();
             let (mut in_steps, mut seen) = (Vec::new(), Vec::new());
             while in_steps.len() < options.epochs {
                 match block_on(run.run_steps(&mut p, 3)).unwrap() {
