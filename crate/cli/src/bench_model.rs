@@ -42,6 +42,7 @@ use serde_json::json;
 
 use clap::Args;
 
+use super::fixtures;
 use super::memory::{peak_resident_bytes, reset_peak, resident_bytes};
 use super::model_tasks::open_device;
 use webnlu::device::{DeviceChoice, DeviceStats};
@@ -141,11 +142,7 @@ pub struct BenchModelArgs {
     #[arg(long, value_name = "LIST", default_value = "minilm,bert-base")]
     pub models: String,
     /// all-MiniLM-L6-v2's directory
-    #[arg(
-        long,
-        value_name = "DIR",
-        default_value = "tests/fixtures/models/all-minilm-l6-v2"
-    )]
+    #[arg(long, value_name = "DIR", default_value = fixtures::MINILM)]
     pub minilm: String,
     /// Sequences per batch (B)
     #[arg(long, value_name = "B", default_value_t = 8)]

@@ -12,6 +12,7 @@ mod bench_model;
 mod bench_ops;
 mod elmo;
 mod elmo_train;
+mod fixtures;
 mod inspect;
 mod memory;
 mod model_tasks;

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::{Error, Result};
 
@@ -24,6 +24,17 @@ pub enum Activation {
 }
 
 impl Activation {
+    /// The transformers name this activation is saved under (the first of its names).
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Gelu => "gelu",
+            Activation::GeluTanh => "gelu_new",
+            Activation::Relu => "relu",
+            Activation::Silu => "silu",
+            Activation::Tanh => "tanh",
+        }
+    }
+
     pub fn from_name(name: &str) -> Result<Activation> {
         Ok(match name {
             "gelu" => Activation::Gelu,
@@ -36,6 +47,12 @@ impl Activation {
     }
 }
 
+impl Serialize for Activation {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
 /// Fields common to every transformers config (`PretrainedConfig`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Labels {
@@ -44,7 +61,9 @@ pub struct Labels {
     pub id2label: Vec<String>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+/// Serialized (`BertModel::save`) under transformers' field names; the labels and architectures
+/// are written by the saver, which knows the head.
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct BertConfig {
     pub vocab_size: usize,
     pub hidden_size: usize,
@@ -62,11 +81,14 @@ pub struct BertConfig {
     /// None means "use hidden_dropout_prob", as in `BertForSequenceClassification`.
     pub classifier_dropout: Option<f32>,
     pub tie_word_embeddings: bool,
+    #[serde(skip)]
     pub labels: Labels,
+    #[serde(skip)]
     pub architectures: Vec<String>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+/// Serialized like [`BertConfig`]; `layer_norm_eps` is not a DistilBERT config field.
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct DistilBertConfig {
     pub vocab_size: usize,
     pub max_position_embeddings: usize,
@@ -83,9 +105,12 @@ pub struct DistilBertConfig {
     pub seq_classif_dropout: f32,
     pub pad_token_id: usize,
     /// DistilBERT's LayerNorms use a fixed eps of 1e-12 (`modeling_distilbert.py`).
+    #[serde(skip)]
     pub layer_norm_eps: f32,
     pub tie_word_embeddings: bool,
+    #[serde(skip)]
     pub labels: Labels,
+    #[serde(skip)]
     pub architectures: Vec<String>,
 }
 

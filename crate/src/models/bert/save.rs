@@ -2,7 +2,7 @@
 //! the architecture the model now is ([`BertModel::architecture`]), with neither missing nor
 //! unexpected tensors, so `from_pretrained` of the folder loads it.
 
-use crate::io::{write_safetensors, BertConfig, DistilBertConfig, ModelConfig};
+use crate::io::{write_safetensors, ModelConfig};
 use crate::tensor::Tensor;
 use crate::Result;
 
@@ -139,8 +139,12 @@ impl BertModel {
             .map(|(i, l)| (l.clone(), i.into()))
             .collect();
         let mut json = match &self.config {
-            ModelConfig::Bert(c) => bert_config_json(c),
-            ModelConfig::DistilBert(c) => distilbert_config_json(c),
+            ModelConfig::Bert(c) => {
+                let mut object = config_object(c, "bert");
+                object.insert("position_embedding_type".into(), "absolute".into());
+                object
+            }
+            ModelConfig::DistilBert(c) => config_object(c, "distilbert"),
         };
         json.insert("architectures".into(), vec![self.architecture()].into());
         json.insert("id2label".into(), id2label.into());
@@ -164,64 +168,15 @@ enum SavedTask {
     Base,
 }
 
-fn activation_name(a: crate::io::Activation) -> &'static str {
-    use crate::io::Activation::*;
-    match a {
-        Gelu => "gelu",
-        GeluTanh => "gelu_new",
-        Relu => "relu",
-        Silu => "silu",
-        Tanh => "tanh",
-    }
-}
-
-fn bert_config_json(c: &BertConfig) -> serde_json::Map<String, serde_json::Value> {
-    let v = serde_json::json!({
-        "model_type": "bert",
-        "vocab_size": c.vocab_size,
-        "hidden_size": c.hidden_size,
-        "num_hidden_layers": c.num_hidden_layers,
-        "num_attention_heads": c.num_attention_heads,
-        "intermediate_size": c.intermediate_size,
-        "hidden_act": activation_name(c.hidden_act),
-        "hidden_dropout_prob": c.hidden_dropout_prob,
-        "attention_probs_dropout_prob": c.attention_probs_dropout_prob,
-        "max_position_embeddings": c.max_position_embeddings,
-        "type_vocab_size": c.type_vocab_size,
-        "initializer_range": c.initializer_range,
-        "layer_norm_eps": c.layer_norm_eps,
-        "pad_token_id": c.pad_token_id,
-        "classifier_dropout": c.classifier_dropout,
-        "tie_word_embeddings": c.tie_word_embeddings,
-        "position_embedding_type": "absolute",
-    });
-    match v {
-        serde_json::Value::Object(m) => m,
-        _ => unreachable!("json! of an object literal"),
-    }
-}
-
-fn distilbert_config_json(c: &DistilBertConfig) -> serde_json::Map<String, serde_json::Value> {
-    let v = serde_json::json!({
-        "model_type": "distilbert",
-        "vocab_size": c.vocab_size,
-        "max_position_embeddings": c.max_position_embeddings,
-        "sinusoidal_pos_embds": c.sinusoidal_pos_embds,
-        "n_layers": c.n_layers,
-        "n_heads": c.n_heads,
-        "dim": c.dim,
-        "hidden_dim": c.hidden_dim,
-        "dropout": c.dropout,
-        "attention_dropout": c.attention_dropout,
-        "activation": activation_name(c.activation),
-        "initializer_range": c.initializer_range,
-        "qa_dropout": c.qa_dropout,
-        "seq_classif_dropout": c.seq_classif_dropout,
-        "pad_token_id": c.pad_token_id,
-        "tie_word_embeddings": c.tie_word_embeddings,
-    });
-    match v {
-        serde_json::Value::Object(m) => m,
-        _ => unreachable!("json! of an object literal"),
-    }
+/// `config` as a JSON object, with `model_type` and the fields its struct declares.
+fn config_object(
+    config: &impl serde::Serialize,
+    model_type: &str,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut object = match serde_json::to_value(config) {
+        Ok(serde_json::Value::Object(object)) => object,
+        _ => unreachable!("a config struct serializes to a JSON object"),
+    };
+    object.insert("model_type".into(), model_type.into());
+    object
 }
