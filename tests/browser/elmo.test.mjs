@@ -11,7 +11,9 @@
 // moves a value by ~1e-6 at most, while any wrong gate, mask or direction moves it by ~1e-1.
 // The measured differences are printed with each run.
 // `trainClassifier` runs in steps: `onStep` reports the steps of each epoch (growing counts,
-// the first call of an epoch one step), and the epochs still equal the CLI's.
+// the first call of an epoch one step), and the epochs still equal the CLI's; its options are
+// Rust's to check (an unknown one and one out of range reject `done` with Rust's message) in
+// every mode.
 //
 // Needs: pkg/ (make pkg), the native CLI (cargo build --bin webnlu), the fixture
 // tests/fixtures/models/elmo-fixture (bash tests/fixtures/generate.sh), /usr/bin/chromium.
@@ -240,7 +242,13 @@ async function trainInPage(runtimeOptions) {
     try { await run.classify(['x']); } catch (error) { out.afterDispose = error.name; }
     try { await elmo.trainClassifier([{ text: 'only one label', label: 'a' }, { text: 'same', label: 'a' }]).done; } catch (error) { out.oneLabel = error.message; }
     try { elmo.trainClassifier([{ words: [], label: 1 }]); } catch (error) { out.noWords = error.message; }
-    try { elmo.trainClassifier(examples, { training: 'everything' }); } catch (error) { out.badTraining = error.message; }
+    // the options go to Rust as they are (ElmoTrainOptions::from_json): its refusals reject `done`
+    const refusal = async (options) => {
+      try { await elmo.trainClassifier(examples, options).done; return 'trained'; } catch (error) { return `${error.name}: ${error.message}`; }
+    };
+    out.badTraining = await refusal({ training: 'everything' });
+    out.unknownOption = await refusal({ lerningRate: 0.1 });
+    out.outOfRange = await refusal({ batchSize: 0 });
     elmo.dispose();
     rt.dispose();
     return out;
@@ -297,6 +305,8 @@ function compareTraining(got, cliEpochs, cliStateful, label) {
   assert.match(got.oneLabel, /1 distinct label/);
   assert.match(got.noWords, /examples\[0\] has no words/);
   assert.match(got.badTraining, /training must be 'head', 'mix' or 'end-to-end'/);
+  assert.match(got.unknownOption, /^WebnluError: .*unknown training option: unknown field `lerningRate`, expected one of `training`, `epochs`, `batchSize`/, label);
+  assert.match(got.outOfRange, /^WebnluError: .*batchSize must be a positive integer \(>= 1\), found 0/, label);
   console.log(`# ${label}: stateful max |diff| ${worst.toExponential(2)}; epochs ${got.epochs.map((e) =>
     `loss ${e.trainLoss.toFixed(4)} held-out ${e.testAccuracy.toFixed(3)}`).join(', ')}`);
 }

@@ -82,22 +82,34 @@ export type ElmoExample =
   | { words: string[]; label: string | number }
   | { text: string; label: string | number };
 
-/** Options of `ElmoModel.trainClassifier`. */
+/**
+ * Options of `ElmoModel.trainClassifier`. Apart from `signal` and the callbacks, they go to the
+ * engine as they are, where one reader (Rust's `ElmoTrainOptions`, which `webnlu elmo-train`'s
+ * flags fill too) fills in the defaults and checks them: a misspelt name (the list of valid ones
+ * in the message), a value of the wrong type or out of its range rejects `done` with a
+ * WebnluError naming the option, the value and what it must be (e.g. ``unknown training option:
+ * unknown field `batch_size`, expected one of `training`, ...``, `batchSize must be a positive
+ * integer (>= 1), found 0`).
+ */
 export interface ElmoTrainOptions extends AbortOptions {
   /**
    * What learns: 'head' (default; the linear head on cached features), 'mix' (the head and the
    * scalar mix), 'end-to-end' (also every biLM weight, in place: the model's `embed` changes).
+   * The CLI's `--mix` / `--end-to-end`.
    */
   training?: 'head' | 'mix' | 'end-to-end';
-  /** Epochs to run. Default 10. */
+  /** Epochs to run, an integer >= 1. Default 10. */
   epochs?: number;
-  /** Sentences per step. Default 32. */
+  /** Sentences per optimizer step, an integer >= 1. Default 32. */
   batchSize?: number;
-  /** AdamW learning rate. Default 3e-3. */
+  /** AdamW learning rate (constant), finite and > 0. Default 3e-3 (the CLI's `--lr`). */
   learningRate?: number;
-  /** Seeds the head's initialization, the split and each epoch's order. Default 1. */
+  /** Seeds the head's initialization, the split and each epoch's order; an integer >= 0. Default 1. */
   seed?: number;
-  /** Share of the examples held out, in [0, 1). Default 0.1. */
+  /**
+   * Share of the examples held out (the last `round(validation * n)` of the seeded shuffle), in
+   * [0, 1). Default 0.1. The CLI takes counts instead (`--train N --test M`).
+   */
   validation?: number;
   /** Called after each epoch. */
   onProgress?: (report: ElmoEpochReport) => void;

@@ -185,10 +185,12 @@ export class ElmoModel extends EngineObject {
    * `examples` are `{ words: string[], label }` or `{ text, label }` (text split at whitespace),
    * label a string or an integer. Options: `training` ('head', 'mix' or 'end-to-end', which also
    * trains the biLM's weights in place), `epochs`, `batchSize`, `learningRate`, `seed`,
-   * `validation` (share held out, default 0.1), `onProgress` (after each epoch), `onStep` (within
-   * an epoch: `{ phase: 'training', epoch, done, total }` optimizer steps), `signal` (aborts it at
-   * the next step: `done` rejects with the AbortError and the run is freed). Returns an
-   * `ElmoTrainingRun`.
+   * `validation` (share held out, default 0.1), read and checked by Rust's `ElmoTrainOptions`
+   * (the CLI's flags fill the same type): an unknown name, a wrong type or a value out of range
+   * rejects `done` naming the option; and JS's own: `onProgress` (after each epoch), `onStep`
+   * (within an epoch: `{ phase: 'training', epoch, done, total }` optimizer steps), `signal`
+   * (aborts it at the next step: `done` rejects with the AbortError and the run is freed).
+   * Returns an `ElmoTrainingRun`.
    */
   trainClassifier(examples, options = {}) {
     this.checkOpen();
@@ -199,8 +201,6 @@ export class ElmoModel extends EngineObject {
     if (this.disposed) throw new DisposedError('this ElmoModel was disposed');
   }
 }
-
-const ELMO_TRAINING = ['head', 'mix', 'end-to-end'];
 
 /** `examples` as `{ words, label }` for the engine; a WebnluError naming the first bad one. */
 function elmoExamples(examples) {
@@ -255,43 +255,39 @@ export class ElmoTrainingRun extends StepwiseRun {
   #handle = null;
   #disposed = false;
 
-  /** @private Use `elmo.trainClassifier`. */
-  constructor(elmo, examples, options) {
-    const { training = 'head', epochs = 10, batchSize, learningRate, seed, validation, onProgress, onStep } = options;
+  /**
+   * @private Use `elmo.trainClassifier`. The training options go to the engine as they are
+   * (Rust's `ElmoTrainOptions::from_json` reads and checks every one, `epochs` included: an
+   * unknown name, a wrong type or a value out of range rejects `done`); here only what Rust
+   * cannot see: `signal`, `onProgress`, `onStep`.
+   */
+  constructor(elmo, examples, options = {}) {
+    const { signal: givenSignal, onProgress, onStep, ...trainerOptions } = options;
     super({ onProgress, onStep });
-    const signal = trainingSignal(options.signal); // already aborted: `done` rejects
-    if (!ELMO_TRAINING.includes(training)) {
-      throw new WebnluError(`training must be 'head', 'mix' or 'end-to-end', got ${JSON.stringify(training)}`);
-    }
-    if (!Number.isInteger(epochs) || epochs < 1) throw new WebnluError(`epochs must be a positive integer, got ${epochs}`);
-    if (validation !== undefined && !(typeof validation === 'number' && validation >= 0 && validation < 1)) {
-      throw new WebnluError(`validation must be the fraction of examples to hold out, in [0, 1), got ${JSON.stringify(validation)}`);
-    }
-    const trainerOptions = { training };
-    for (const [name, value] of Object.entries({ batchSize, learningRate, seed, validation })) {
-      if (value === undefined) continue;
-      if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-        throw new WebnluError(`${name} must be a non-negative number, got ${JSON.stringify(value)}`);
-      }
-      trainerOptions[name] = value;
+    const signal = trainingSignal(givenSignal); // already aborted: `done` rejects
+    // A function would vanish on its way (JSON, or fail to clone to a worker): sent as a text,
+    // Rust names the option (a misspelt callback such as `onEpoch` is an unknown option).
+    for (const [name, value] of Object.entries(trainerOptions)) {
+      if (typeof value === 'function') trainerOptions[name] = 'a function';
     }
     this.elmo = elmo;
     /** The class names, in the order of `scores` (set once the run has started). */
     this.labels = null;
     this.#channel = channelOf(elmo);
-    this.done = this.loop(elmoExamples(examples), trainerOptions, epochs, signal);
+    this.done = this.loop(elmoExamples(examples), trainerOptions, signal);
     this.done.catch(() => {}); // a failure is for whoever awaits `done`, never an unhandled rejection
   }
 
-  async loop(examples, trainerOptions, epochs, signal) {
+  async loop(examples, trainerOptions, signal) {
     throwIfAborted(signal);
     const started = performance.now();
     const channel = this.#channel;
+    // `epochs`: the options' as Rust read them (its default when left out)
     const created = await this.elmo.call('elmo.trainer', { examples, options: trainerOptions }, signal);
     this.#handle = created.handle;
     this.labels = created.labels;
     try {
-      await this.runEpochs(epochs, performance.now(), (maxSteps) => callAbortable(channel, 'elmoTrainer.runSteps', { handle: this.#handle, maxSteps }, [], signal));
+      await this.runEpochs(created.epochs, performance.now(), (maxSteps) => callAbortable(channel, 'elmoTrainer.runSteps', { handle: this.#handle, maxSteps }, [], signal));
     } catch (error) {
       if (isAbortError(error)) this.dispose(); // an aborted run is freed (once the engine is out of its call)
       throw error;

@@ -354,7 +354,7 @@ export class Engine {
       case 'elmo.trainer': {
         const elmo = this.get(a.handle, 'elmo').object;
         const trainer = await callRustAsync('trainClassifier', () => elmo.trainer(a.examples, a.options));
-        return { handle: this.keep('elmoTrainer', trainer), labels: trainer.labels };
+        return { handle: this.keep('elmoTrainer', trainer), labels: trainer.labels, epochs: trainer.epochs };
       }
       case 'elmoTrainer.runEpoch': {
         const trainer = this.get(a.handle, 'elmoTrainer').object;

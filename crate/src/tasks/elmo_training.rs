@@ -7,7 +7,9 @@
 //! [`StepsProgress`] for an epoch taken a few steps at a time ([`ElmoClassifierRun::run_steps`],
 //! what the browser does to report progress and stop within an epoch), and the seeded shuffle
 //! of `train::split` for the split and each epoch's order. The learning rate is constant (no
-//! schedule), and the split is by counts (`--train N --test M`).
+//! schedule). The options are [`ElmoTrainOptions`] (`elmo_train_options.rs`, the one type JS and
+//! the CLI fill); the split is by counts ([`shuffle_and_split`]: the CLI's `--train N --test M`)
+//! or by share ([`ElmoTrainOptions::split`]: JS's `validation`).
 //!
 //! ```text
 //! labelled sentences ─ shuffle(seed) ─ first N train, next M held out   (shuffle_and_split)
@@ -33,28 +35,7 @@ use crate::tensor::Tensor;
 use crate::train::{check_finite_loss, AdamW, ParameterUpdate, SplitMix64};
 use crate::{Error, Result};
 
-/// How a run trains.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct ElmoTrainOptions {
-    pub training: ElmoTraining,
-    /// Sentences per step.
-    pub batch_size: usize,
-    /// AdamW's learning rate (the other AdamW settings are `AdamWConfig::default()`).
-    pub learning_rate: f32,
-    /// Seeds the head's initial weights and the order of every epoch.
-    pub seed: u64,
-}
-
-impl Default for ElmoTrainOptions {
-    fn default() -> Self {
-        ElmoTrainOptions {
-            training: ElmoTraining::Head,
-            batch_size: 32,
-            learning_rate: 3e-3,
-            seed: 1,
-        }
-    }
-}
+pub use super::elmo_train_options::ElmoTrainOptions;
 
 /// What one epoch measured (camelCase keys when serialized, for JS).
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -266,17 +247,7 @@ impl ElmoClassifierRun {
                 "ELMo training: no sentences to train on (give at least one labelled sentence)",
             ));
         }
-        if options.batch_size == 0 {
-            return Err(Error::invalid(
-                "ELMo training: batch size must be at least 1",
-            ));
-        }
-        if !(options.learning_rate.is_finite() && options.learning_rate > 0.0) {
-            return Err(Error::invalid(format!(
-                "ELMo training: learning rate {} is not a positive number",
-                options.learning_rate
-            )));
-        }
+        options.validate()?;
         if bilm.is_stateful() {
             return Err(Error::invalid(
                 "ELMo training needs a stateless biLM: the features of a sentence must not depend on the ones before it",

@@ -11,6 +11,7 @@ pub mod classifier;
 pub mod classify;
 pub mod classify_tokens;
 pub mod elmo_examples;
+pub mod elmo_train_options;
 pub mod elmo_training;
 pub mod embed;
 pub mod examples;

@@ -23,6 +23,7 @@
 //! | `task` | `problem` | classification | `classification`, `regression`, `multi_label` |
 //! | `mlmProbability` | `mlm_probability` | 0.15 | (0, 1) (masked-LM runs) |
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 
 use crate::models::Freeze;
@@ -109,7 +110,7 @@ pub struct OptionError {
 }
 
 impl OptionError {
-    fn new(option: &'static str, problem: String) -> Self {
+    pub(crate) fn new(option: &'static str, problem: String) -> Self {
         OptionError { option, problem }
     }
 
@@ -130,40 +131,9 @@ impl TrainOptions {
     /// defaults), validated. A misspelt name is an error naming it and listing the valid ones;
     /// a value of the wrong type an error naming the option, the value and the type expected.
     pub fn from_json(value: serde_json::Value) -> Result<TrainOptions> {
-        let object = match value {
-            serde_json::Value::Null => serde_json::Map::new(),
-            serde_json::Value::Object(object) => object,
-            other => {
-                return Err(Error::invalid(format!(
-                    "the training options must be an object, found {other}"
-                )))
-            }
-        };
-        let value = serde_json::Value::Object(object);
-        let options = match TrainOptions::deserialize(&value) {
-            Ok(options) => options,
-            Err(error) => return Err(Error::invalid(Self::name_the_option(&value, error))),
-        };
+        let options: TrainOptions = read_options(value)?;
         options.validate()?;
         Ok(options)
-    }
-
-    /// serde_json's error for a value of the wrong type names no field: the option is found by
-    /// reading each one alone. An unknown name's error names it and lists the valid ones.
-    fn name_the_option(value: &serde_json::Value, error: serde_json::Error) -> String {
-        let object = value.as_object().expect("from_json passes an object");
-        for (name, option) in object {
-            let alone = serde_json::Value::Object(
-                std::iter::once((name.clone(), option.clone())).collect(),
-            );
-            if let Err(e) = TrainOptions::deserialize(&alone) {
-                if e.to_string().starts_with("unknown field") {
-                    return format!("unknown training option: {e}");
-                }
-                return format!("training option {name}: {e}");
-            }
-        }
-        format!("training options: {error}")
     }
 
     /// Every range no run can go outside (those that need the model, `top:K` against its
@@ -246,8 +216,50 @@ impl TrainOptions {
     }
 }
 
-/// A value read from its name (`"top:2"`, `"regression"`), with the type's own error.
-fn parsed_name<'de, D, T>(d: D) -> std::result::Result<T, D::Error>
+/// An options type (`TrainOptions`, `ElmoTrainOptions`: serde, `deny_unknown_fields`, defaults)
+/// from a JavaScript options object; absent or `null` = all defaults. Not validated. A misspelt
+/// name is an error naming it and listing the valid ones; a value of the wrong type an error
+/// naming the option, the value and the type expected.
+pub(crate) fn read_options<T: DeserializeOwned>(value: serde_json::Value) -> Result<T> {
+    let object = match value {
+        serde_json::Value::Null => serde_json::Map::new(),
+        serde_json::Value::Object(object) => object,
+        other => {
+            return Err(Error::invalid(format!(
+                "the training options must be an object, found {other}"
+            )))
+        }
+    };
+    let value = serde_json::Value::Object(object);
+    match T::deserialize(&value) {
+        Ok(options) => Ok(options),
+        Err(error) => Err(Error::invalid(name_the_option::<T>(&value, error))),
+    }
+}
+
+/// serde_json's error for a value of the wrong type names no field: the option is found by
+/// reading each one alone. An unknown name's error names it and lists the valid ones.
+fn name_the_option<T: DeserializeOwned>(
+    value: &serde_json::Value,
+    error: serde_json::Error,
+) -> String {
+    let object = value.as_object().expect("read_options passes an object");
+    for (name, option) in object {
+        let alone =
+            serde_json::Value::Object(std::iter::once((name.clone(), option.clone())).collect());
+        if let Err(e) = T::deserialize(&alone) {
+            if e.to_string().starts_with("unknown field") {
+                return format!("unknown training option: {e}");
+            }
+            return format!("training option {name}: {e}");
+        }
+    }
+    format!("training options: {error}")
+}
+
+/// A value read from its name (`"top:2"`, `"regression"`, `"end-to-end"`), with the type's own
+/// error.
+pub(crate) fn parsed_name<'de, D, T>(d: D) -> std::result::Result<T, D::Error>
 where
     D: Deserializer<'de>,
     T: std::str::FromStr<Err = Error>,

@@ -20,12 +20,9 @@ use wasm_bindgen_futures::future_to_promise;
 use super::model::{from_js, to_js};
 use super::to_js_error;
 use crate::device::{Device, DeviceChoice, GpuOptions};
-use crate::models::elmo::classifier::ElmoTraining;
 use crate::models::elmo::ElmoBiLm;
 use crate::tasks::elmo_examples::RatedSentence;
-use crate::tasks::elmo_training::{
-    shuffle_and_split, ElmoClassifierRun, ElmoEpochReport, ElmoTrainOptions,
-};
+use crate::tasks::elmo_training::{ElmoClassifierRun, ElmoEpochReport, ElmoTrainOptions};
 use crate::tasks::StepsProgress;
 
 #[wasm_bindgen]
@@ -189,16 +186,11 @@ struct RawElmoExample {
     label: serde_json::Value,
 }
 
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RawElmoTrainOptions {
-    /// "head" | "mix" | "end-to-end"
-    training: Option<String>,
-    batch_size: Option<usize>,
-    learning_rate: Option<f32>,
-    seed: Option<u64>,
-    /// share of the sentences held out, in [0, 1)
-    validation: Option<f64>,
+/// The training options of a JS options object, read and checked by
+/// `ElmoTrainOptions::from_json` (the type `webnlu elmo-train`'s flags fill).
+fn elmo_train_options(options: &JsValue) -> Result<ElmoTrainOptions, JsError> {
+    let value: serde_json::Value = from_js(options, "trainClassifier: options")?;
+    ElmoTrainOptions::from_json(value).map_err(to_js_error)
 }
 
 /// The labels of `examples` as classes: the distinct labels sorted (class i is `labels[i]`).
@@ -223,38 +215,19 @@ fn classes_of(examples: Vec<RawElmoExample>) -> (Vec<String>, Vec<RatedSentence>
 #[wasm_bindgen]
 impl WasmElmo {
     /// Starts training a classifier on the biLM's features: `examples` `[{words, label}]`,
-    /// `options` `{training: "head" | "mix" | "end-to-end", batchSize, learningRate, seed,
-    /// validation}`. The examples are shuffled with `seed`; the last `round(validation * n)`
-    /// of the shuffled order are held out (as `webnlu elmo-train --train N --test M` on the
-    /// same sentences). Leaves stateful mode. Resolves to a `WasmElmoTrainer` once the features
-    /// of the training sentences are computed.
+    /// `options` `{training: "head" | "mix" | "end-to-end", epochs, batchSize, learningRate,
+    /// seed, validation}` (`ElmoTrainOptions::from_json`: defaults for what is left out; an
+    /// unknown name, a wrong type or a value out of range is an error naming it). The examples
+    /// are shuffled with `seed`; the last `round(validation * n)` of the shuffled order are held
+    /// out (as `webnlu elmo-train --train N --test M` on the same sentences). Leaves stateful
+    /// mode. Resolves to a `WasmElmoTrainer` (its `epochs`: the options') once the features of
+    /// the training sentences are computed.
     pub fn trainer(&self, examples: JsValue, options: JsValue) -> Promise {
         let bilm = self.bilm.clone();
         let parsed = from_js::<Vec<RawElmoExample>>(&examples, "trainClassifier: examples")
-            .and_then(|e| {
-                from_js::<RawElmoTrainOptions>(&options, "trainClassifier: options").map(|o| (e, o))
-            });
+            .and_then(|e| elmo_train_options(&options).map(|o| (e, o)));
         future_to_promise(async move {
-            let (examples, raw) = parsed?;
-            let defaults = ElmoTrainOptions::default();
-            let training = match raw.training.as_deref().unwrap_or("head") {
-                "head" => ElmoTraining::Head,
-                "mix" => ElmoTraining::Mix,
-                "end-to-end" => ElmoTraining::EndToEnd,
-                other => {
-                    return Err(JsError::new(&format!(
-                        "trainClassifier: training must be \"head\", \"mix\" or \"end-to-end\", got {other:?}"
-                    ))
-                    .into())
-                }
-            };
-            let validation = raw.validation.unwrap_or(0.1);
-            if !(0.0..1.0).contains(&validation) {
-                return Err(JsError::new(&format!(
-                    "trainClassifier: validation must be a fraction in [0, 1), got {validation}"
-                ))
-                .into());
-            }
+            let (examples, options) = parsed?;
             let (labels, sentences) = classes_of(examples);
             if labels.len() < 2 {
                 return Err(JsError::new(&format!(
@@ -263,16 +236,7 @@ impl WasmElmo {
                 ))
                 .into());
             }
-            let n = sentences.len();
-            let held_out = (validation * n as f64).round() as usize;
-            let options = ElmoTrainOptions {
-                training,
-                batch_size: raw.batch_size.unwrap_or(defaults.batch_size),
-                learning_rate: raw.learning_rate.unwrap_or(defaults.learning_rate),
-                seed: raw.seed.unwrap_or(defaults.seed),
-            };
-            let (train, held) = shuffle_and_split(sentences, n - held_out, held_out, options.seed)
-                .map_err(to_js_error)?;
+            let (train, held) = options.split(sentences).map_err(to_js_error)?;
             let run = {
                 let mut model = borrow_mut(&bilm, "trainClassifier")?;
                 model.set_stateful(false);
@@ -284,6 +248,7 @@ impl WasmElmo {
                 bilm,
                 run: Rc::new(RefCell::new(run)),
                 labels,
+                epochs: options.epochs,
             }))
         })
     }
@@ -312,6 +277,8 @@ pub struct WasmElmoTrainer {
     bilm: Rc<RefCell<ElmoBiLm>>,
     run: Rc<RefCell<ElmoClassifierRun>>,
     labels: Vec<String>,
+    /// the options' `epochs` (JS runs them)
+    epochs: usize,
 }
 
 #[wasm_bindgen]
@@ -320,6 +287,12 @@ impl WasmElmoTrainer {
     #[wasm_bindgen(getter)]
     pub fn labels(&self) -> Vec<String> {
         self.labels.clone()
+    }
+
+    /// The epochs to run: the options' `epochs` (10 when left out).
+    #[wasm_bindgen(getter)]
+    pub fn epochs(&self) -> usize {
+        self.epochs
     }
 
     /// `Promise<{epoch, trainLoss, trainAccuracy, testLoss, testAccuracy, testChance,

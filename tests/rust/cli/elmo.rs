@@ -152,3 +152,59 @@ fn cli_head_only_classifier_beats_chance_on_held_out_movie_reviews() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("options.json"));
 }
+
+/// `webnlu elmo-train`'s flags fill the library's `ElmoTrainOptions` and its `validate` checks
+/// them before anything is loaded: a value out of range is named by its flag, with the value
+/// and the range; `--help` shows the type's defaults.
+#[test]
+fn cli_elmo_train_names_a_flag_out_of_range_and_shows_the_defaults() {
+    let dir = fixture_dir();
+    for (flag, value, message) in [
+        (
+            "--batch-size",
+            "0",
+            "elmo-train: --batch-size must be a positive integer (>= 1), found 0",
+        ),
+        (
+            "--epochs",
+            "0",
+            "elmo-train: --epochs must be a positive integer (>= 1), found 0",
+        ),
+        (
+            "--lr",
+            "-0.5",
+            "elmo-train: --lr must be a finite number > 0, found -0.5",
+        ),
+        (
+            "--lr",
+            "inf",
+            "elmo-train: --lr must be a finite number > 0, found inf",
+        ),
+    ] {
+        let output = elmo_train(&dir, &dir.join("no-such-file.tsv"))
+            .arg(format!("{flag}={value}"))
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{flag} {value} was accepted");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(message), "{flag} {value}: {stderr}");
+    }
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_webnlu"))
+        .args(["elmo-train", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for (flag, default) in [
+        ("--epochs", "[default: 10]"),
+        ("--batch-size", "[default: 32]"),
+        ("--lr", "[default: 0.003]"),
+        ("--seed", "[default: 1]"),
+    ] {
+        assert!(
+            help.split("\n\n")
+                .chain(help.lines())
+                .any(|l| l.contains(flag) && l.contains(default)),
+            "{flag} {default} missing:\n{help}"
+        );
+    }
+}

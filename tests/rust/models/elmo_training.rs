@@ -368,6 +368,7 @@ fn training_run_gives_the_same_epochs_on_both_devices_and_predicts() {
         batch_size: 16,
         learning_rate: 1e-2,
         seed: 5,
+        ..ElmoTrainOptions::default()
     };
     let run_on = |device: &Device| {
         let mut bilm = load(device);
@@ -465,6 +466,7 @@ fn elmo_training_in_steps_is_the_epochs_run_whole() {
                 batch_size: 8,
                 learning_rate: 1e-2,
                 seed: 3,
+                ..ElmoTrainOptions::default()
             };
             let start = |bilm: &ElmoBiLm| {
                 let (train, held) = shuffle_and_split(all.clone(), 40, 16, 9).unwrap();

@@ -10,6 +10,7 @@ mod bert_reference;
 #[path = "../common/op_checks.rs"]
 mod op_checks;
 
+mod elmo_train_options;
 mod examples;
 mod inspect;
 mod models;

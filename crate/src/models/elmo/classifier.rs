@@ -44,6 +44,42 @@ pub enum ElmoTraining {
     EndToEnd,
 }
 
+impl ElmoTraining {
+    /// Its name: "head", "mix" or "end-to-end" (JS's `training` option, the CLI's output).
+    pub fn name(self) -> &'static str {
+        match self {
+            ElmoTraining::Head => "head",
+            ElmoTraining::Mix => "mix",
+            ElmoTraining::EndToEnd => "end-to-end",
+        }
+    }
+}
+
+impl std::fmt::Display for ElmoTraining {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for ElmoTraining {
+    type Err = Error;
+    /// "head", "mix" or "end-to-end"; anything else an error naming it.
+    fn from_str(name: &str) -> Result<ElmoTraining> {
+        [
+            ElmoTraining::Head,
+            ElmoTraining::Mix,
+            ElmoTraining::EndToEnd,
+        ]
+        .into_iter()
+        .find(|training| training.name() == name)
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "training must be 'head', 'mix' or 'end-to-end', found {name:?}"
+            ))
+        })
+    }
+}
+
 /// What one step or one evaluation measured.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct BatchResult {
