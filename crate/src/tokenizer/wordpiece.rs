@@ -13,8 +13,6 @@
 //! The trie works on bytes: vocab entries are whole UTF-8 strings, so a match always ends on a
 //! character boundary of the (valid UTF-8) word.
 
-use std::collections::HashMap;
-
 use super::vocab::Vocab;
 use crate::error::{Error, Result};
 
@@ -70,63 +68,82 @@ impl WordPiece {
                 format!("the unknown token {unk_token:?} is not in the vocabulary"),
             )
         })?;
-        // Build the trie with child maps first, then freeze it into sorted edge arrays.
+        // The trie is built from the entries in byte order, one root at a time: the child a
+        // node needs is then either the child it made last or a new one, so no per-node map is
+        // needed, and each node's children come out sorted by label. Equal keys keep vocab order
+        // (stable sort): the later id takes the node, as a map insert would.
         // token_at[node] = (token id, piece length) when the node spells a vocab entry.
-        let mut children: Vec<HashMap<u8, u32>> = vec![HashMap::new(), HashMap::new()];
-        let mut token_at: Vec<Option<(u32, u32)>> = vec![None, None];
-        let mut insert = |root: u32, bytes: &[u8], id: u32| {
-            let mut node = root;
-            for &b in bytes {
-                let next = children.len() as u32;
-                let child = *children[node as usize].entry(b).or_insert(next);
-                if child == next {
-                    children.push(HashMap::new());
-                    token_at.push(None);
-                }
-                node = child;
-            }
-            token_at[node as usize] = Some((id, bytes.len() as u32));
-        };
+        let mut root_keys: Vec<(&[u8], u32)> = Vec::with_capacity(vocab.len());
+        let mut suffix_keys: Vec<(&[u8], u32)> = Vec::new();
         for (id, token) in vocab.tokens().iter().enumerate() {
             // Every entry can start a word (HF looks the bare substring up at position 0).
-            insert(ROOT, token.as_bytes(), id as u32);
+            root_keys.push((token.as_bytes(), id as u32));
             // Entries with the prefix can continue a word, matched without their prefix.
             if !continuing_subword_prefix.is_empty() {
                 if let Some(piece) = token.strip_prefix(continuing_subword_prefix) {
                     if !piece.is_empty() {
-                        insert(SUFFIX_ROOT, piece.as_bytes(), id as u32);
+                        suffix_keys.push((piece.as_bytes(), id as u32));
                     }
                 }
             }
         }
+        root_keys.sort_by(|a, b| a.0.cmp(b.0));
+        suffix_keys.sort_by(|a, b| a.0.cmp(b.0));
+        let mut token_at: Vec<Option<(u32, u32)>> = vec![None, None];
+        let mut last_child: Vec<Option<(u8, u32)>> = vec![None, None]; // (N,) newest edge
+        let mut edges: Vec<(u32, u8, u32)> = Vec::new(); // (E,) parent, label, child
+        for (root, keys) in [(ROOT, &root_keys), (SUFFIX_ROOT, &suffix_keys)] {
+            for &(bytes, id) in keys.iter() {
+                let mut node = root;
+                for &b in bytes {
+                    node = match last_child[node as usize] {
+                        Some((label, child)) if label == b => child,
+                        _ => {
+                            let child = token_at.len() as u32;
+                            token_at.push(None);
+                            last_child.push(None);
+                            last_child[node as usize] = Some((b, child));
+                            edges.push((node, b, child));
+                            child
+                        }
+                    };
+                }
+                token_at[node as usize] = Some((id, bytes.len() as u32));
+            }
+        }
 
-        // Freeze edges, sorted by label.
-        let n = children.len();
-        let mut nodes = Vec::with_capacity(n);
-        let mut edge_labels = Vec::new();
-        let mut edge_targets = Vec::new();
-        for map in &children {
-            let mut edges: Vec<(u8, u32)> = map.iter().map(|(&b, &c)| (b, c)).collect();
-            edges.sort_unstable();
-            nodes.push(Node {
-                first_edge: edge_labels.len() as u32,
-                n_edges: edges.len() as u32,
+        // Freeze the edges by parent (sort_by_key is stable: labels stay sorted per node).
+        edges.sort_by_key(|&(parent, _, _)| parent);
+        let n = token_at.len();
+        let mut nodes = vec![
+            Node {
+                first_edge: 0,
+                n_edges: 0,
                 fail: NONE,
                 pops_start: 0,
                 pops_len: 0,
-            });
-            for (b, c) in edges {
-                edge_labels.push(b);
-                edge_targets.push(c);
+            };
+            n
+        ];
+        let mut edge_labels = Vec::with_capacity(edges.len());
+        let mut edge_targets = Vec::with_capacity(edges.len());
+        for (i, &(parent, label, child)) in edges.iter().enumerate() {
+            let node = &mut nodes[parent as usize];
+            if node.n_edges == 0 {
+                node.first_edge = i as u32;
             }
+            node.n_edges += 1;
+            edge_labels.push(label);
+            edge_targets.push(child);
         }
         let mut root_children = Box::new([NONE; 256]);
         let mut suffix_children = Box::new([NONE; 256]);
-        for (&b, &c) in &children[ROOT as usize] {
-            root_children[b as usize] = c;
-        }
-        for (&b, &c) in &children[SUFFIX_ROOT as usize] {
-            suffix_children[b as usize] = c;
+        for &(parent, label, child) in &edges {
+            match parent {
+                ROOT => root_children[label as usize] = child,
+                SUFFIX_ROOT => suffix_children[label as usize] = child,
+                _ => {}
+            }
         }
         let mut model = WordPiece {
             unk_token: unk_token.to_string(),
@@ -149,12 +166,7 @@ impl WordPiece {
         //                      no such w: fail(v) = NONE (greedy matching gets stuck: [UNK]).
         let mut queue = std::collections::VecDeque::new();
         for root in [ROOT, SUFFIX_ROOT] {
-            let mut kids: Vec<(u8, u32)> = children[root as usize]
-                .iter()
-                .map(|(&b, &c)| (b, c))
-                .collect();
-            kids.sort_unstable();
-            for (b, c) in kids {
+            for (b, c) in model.edges_of(root) {
                 queue.push_back((root, b, c));
             }
         }
@@ -197,16 +209,21 @@ impl WordPiece {
             entry.fail = fail;
             entry.pops_start = start;
             entry.pops_len = scratch.len() as u32;
-            let mut kids: Vec<(u8, u32)> = children[node as usize]
-                .iter()
-                .map(|(&b, &c)| (b, c))
-                .collect();
-            kids.sort_unstable();
-            for (b, c) in kids {
+            for (b, c) in model.edges_of(node) {
                 queue.push_back((node, b, c));
             }
         }
         Ok(model)
+    }
+
+    /// The edges of `node` as (label, child), sorted by label.
+    fn edges_of(&self, node: u32) -> impl Iterator<Item = (u8, u32)> + '_ {
+        let n = self.nodes[node as usize];
+        let range = n.first_edge as usize..(n.first_edge + n.n_edges) as usize;
+        self.edge_labels[range.clone()]
+            .iter()
+            .copied()
+            .zip(self.edge_targets[range].iter().copied())
     }
 
     /// The child of `node` on `byte`, or NONE.
