@@ -144,7 +144,9 @@ for target in "${targets[@]}"; do
   artifacts=$WORK/artifacts/$target
   mkdir -p "$corpus" "$work" "$artifacts"
   max_len=$(max_len_of "$target")
-  log "$target: ${seconds} s, runs ${runs/#-1/unlimited}, max_len $max_len, sanitizer $sanitizer"
+  limit="$seconds s"
+  [ "$seconds" = 0 ] && limit="no time limit"
+  log "$target: $limit, runs ${runs/#-1/unlimited}, max_len $max_len, sanitizer $sanitizer"
   started=$(mktemp) # inputs saved after this are this run's findings
   set +e
   cargo +nightly fuzz run --fuzz-dir tests/fuzz --sanitizer "$sanitizer" --target-dir "$target_dir" \
