@@ -12,6 +12,12 @@
 //!
 //! The trie works on bytes: vocab entries are whole UTF-8 strings, so a match always ends on a
 //! character boundary of the (valid UTF-8) word.
+//!
+//! A node's failure pops are stored as references to other nodes' pops (its parent's, then those
+//! of the failure links it skipped), not copied out: copies cost the sum of all node depths, which
+//! is quadratic in the length of one long vocab entry (3,000 `a`s with `a` and `##a` in the vocab
+//! made 36 MB of pops from a 3 KB file). The references stay linear in the vocab's bytes, and a
+//! pop list that only repeats another is shared, so emitting costs O(tokens emitted).
 
 use super::vocab::Vocab;
 use crate::error::{Error, Result};
@@ -27,7 +33,8 @@ pub struct WordPieceToken {
 }
 
 /// A trie node. Edges live in `WordPiece::edge_labels/edge_targets[first_edge..first_edge+n_edges]`,
-/// sorted by label. Failure pops live in `WordPiece::pops[pops_start..pops_start+pops_len]`.
+/// sorted by label. Failure pops live in `WordPiece::pops[pops_start..pops_start+pops_len]`, as
+/// node references: a token node stands for its token, another node for its own pops.
 #[derive(Debug, Clone, Copy)]
 struct Node {
     first_edge: u32,
@@ -35,6 +42,8 @@ struct Node {
     fail: u32, // node to continue from after popping, NONE = the word cannot be split
     pops_start: u32,
     pops_len: u32,
+    token: u32,     // the vocab id this node spells, NONE if none
+    token_len: u32, // its length in bytes (without the prefix under the suffix root)
 }
 
 #[derive(Debug, Clone)]
@@ -48,7 +57,7 @@ pub struct WordPiece {
     edge_targets: Vec<u32>, // (E,) child node of each edge
     root_children: Box<[u32; 256]>, // dense child table of the word-start root
     suffix_children: Box<[u32; 256]>, // dense child table of the suffix root
-    pops: Vec<(u32, u32)>,  // (P,) failure pops: (token id, piece length in bytes)
+    pops: Vec<u32>,         // (P,) failure pops, as node references
 }
 
 const ROOT: u32 = 0;
@@ -114,17 +123,18 @@ impl WordPiece {
 
         // Freeze the edges by parent (sort_by_key is stable: labels stay sorted per node).
         edges.sort_by_key(|&(parent, _, _)| parent);
-        let n = token_at.len();
-        let mut nodes = vec![
-            Node {
+        let mut nodes: Vec<Node> = token_at
+            .iter()
+            .map(|token| Node {
                 first_edge: 0,
                 n_edges: 0,
                 fail: NONE,
                 pops_start: 0,
                 pops_len: 0,
-            };
-            n
-        ];
+                token: token.map_or(NONE, |(id, _)| id),
+                token_len: token.map_or(0, |(_, len)| len),
+            })
+            .collect();
         let mut edge_labels = Vec::with_capacity(edges.len());
         let mut edge_targets = Vec::with_capacity(edges.len());
         for (i, &(parent, label, child)) in edges.iter().enumerate() {
@@ -164,26 +174,26 @@ impl WordPiece {
         //   other node v=u+c:  follow w = fail(u), fail(fail(u)), ... collecting their pops until
         //                      w has a child on c; pops(v) = pops(u) ++ collected, fail(v) = w.c;
         //                      no such w: fail(v) = NONE (greedy matching gets stuck: [UNK]).
+        // Stored as references [u, w...] (see the module doc); with nothing collected, v shares
+        // u's list. A reference to a node whose list has one entry is replaced by that entry, so
+        // every non-token reference expands to two or more: emitting stays linear in the tokens.
         let mut queue = std::collections::VecDeque::new();
         for root in [ROOT, SUFFIX_ROOT] {
             for (b, c) in model.edges_of(root) {
                 queue.push_back((root, b, c));
             }
         }
-        let mut scratch: Vec<(u32, u32)> = Vec::new();
+        let mut scratch: Vec<u32> = Vec::new();
         while let Some((parent, byte, node)) = queue.pop_front() {
-            scratch.clear();
-            let fail;
-            if let Some((id, len)) = token_at[node as usize] {
-                scratch.push((id, len));
-                fail = SUFFIX_ROOT;
+            let (fail, start, len);
+            if token_at[node as usize].is_some() {
+                (fail, start, len) = (SUFFIX_ROOT, model.pops.len() as u32, 1);
+                model.pops.push(node);
             } else if parent == ROOT || parent == SUFFIX_ROOT {
-                fail = NONE;
+                (fail, start, len) = (NONE, 0, 0);
             } else {
                 let p = model.nodes[parent as usize];
-                scratch.extend_from_slice(
-                    &model.pops[p.pops_start as usize..(p.pops_start + p.pops_len) as usize],
-                );
+                scratch.clear();
                 let mut w = p.fail;
                 let mut found = NONE;
                 while w != NONE {
@@ -192,28 +202,45 @@ impl WordPiece {
                         found = child;
                         break;
                     }
-                    let wn = model.nodes[w as usize];
-                    scratch.extend_from_slice(
-                        &model.pops[wn.pops_start as usize..(wn.pops_start + wn.pops_len) as usize],
-                    );
-                    w = wn.fail;
+                    scratch.push(w);
+                    w = model.nodes[w as usize].fail;
                 }
-                fail = found;
                 if found == NONE {
-                    scratch.clear();
+                    (fail, start, len) = (NONE, 0, 0);
+                } else if scratch.is_empty() {
+                    (fail, start, len) = (found, p.pops_start, p.pops_len);
+                } else {
+                    fail = found;
+                    start = model.pops.len() as u32;
+                    let parent_ref = model.pop_ref(parent);
+                    model.pops.push(parent_ref);
+                    for &w in &scratch {
+                        let w_ref = model.pop_ref(w);
+                        model.pops.push(w_ref);
+                    }
+                    len = model.pops.len() as u32 - start;
                 }
             }
-            let start = model.pops.len() as u32;
-            model.pops.extend_from_slice(&scratch);
             let entry = &mut model.nodes[node as usize];
             entry.fail = fail;
             entry.pops_start = start;
-            entry.pops_len = scratch.len() as u32;
+            entry.pops_len = len;
             for (b, c) in model.edges_of(node) {
                 queue.push_back((node, b, c));
             }
         }
         Ok(model)
+    }
+
+    /// The reference that stands for `node`'s pops in another node's list: the node itself, or
+    /// the single entry of its list.
+    fn pop_ref(&self, node: u32) -> u32 {
+        let n = self.nodes[node as usize];
+        if n.token == NONE && n.pops_len == 1 {
+            self.pops[n.pops_start as usize]
+        } else {
+            node
+        }
     }
 
     /// The edges of `node` as (label, child), sorted by label.
@@ -302,13 +329,44 @@ impl WordPiece {
         if n.fail == NONE {
             return false;
         }
-        for &(id, len) in &self.pops[n.pops_start as usize..(n.pops_start + n.pops_len) as usize] {
+        if n.token != NONE {
+            // A token node pops just its token (the common case).
             out.push(WordPieceToken {
-                id,
+                id: n.token,
                 start: *position,
-                end: *position + len,
+                end: *position + n.token_len,
             });
-            *position += len;
+            *position += n.token_len;
+            *node = n.fail;
+            return true;
+        }
+        // Depth-first over the references; `pending` (the rest of each outer list) allocates
+        // only when a list nests another.
+        let mut pending: Vec<(u32, u32)> = Vec::new();
+        let (mut next, mut end) = (n.pops_start, n.pops_start + n.pops_len);
+        loop {
+            while next < end {
+                let reference = self.pops[next as usize];
+                next += 1;
+                let r = self.nodes[reference as usize];
+                if r.token != NONE {
+                    out.push(WordPieceToken {
+                        id: r.token,
+                        start: *position,
+                        end: *position + r.token_len,
+                    });
+                    *position += r.token_len;
+                } else {
+                    if next < end {
+                        pending.push((next, end));
+                    }
+                    (next, end) = (r.pops_start, r.pops_start + r.pops_len);
+                }
+            }
+            match pending.pop() {
+                Some(range) => (next, end) = range,
+                None => break,
+            }
         }
         *node = n.fail;
         true

@@ -135,6 +135,43 @@ fn linmaxmatch_equals_greedy_whatever_the_vocab_order_and_the_prefix() {
     }
 }
 
+/// Long vocab entries that share their letters with short ones: the failure pops of a deep node
+/// are stored as references to shallower nodes' pops, nested many levels; long words of those
+/// letters still split exactly as greedy matching splits them.
+#[test]
+fn linmaxmatch_equals_greedy_with_long_entries() {
+    let mut tokens: Vec<String> = ["[UNK]", "a", "##a", "b", "##b", "ab", "##ab", "##aab"]
+        .map(String::from)
+        .to_vec();
+    for n in [40, 97, 300] {
+        tokens.push(format!("{}b", "a".repeat(n)));
+        tokens.push(format!("##{}ba", "a".repeat(n / 2)));
+    }
+    let vocab = Vocab::from_entries(
+        tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.clone(), i as u32))
+            .collect(),
+        "long entries",
+    )
+    .unwrap();
+    let model = WordPiece::new(&vocab, "[UNK]", "##", 1000).unwrap();
+    let mut rng = Rng(0x5EED_0002);
+    for round in 0..200 {
+        let word: String = match round % 4 {
+            0 => "a".repeat(1 + rng.below(400)),
+            1 => format!("{}b", "a".repeat(rng.below(400))),
+            2 => format!("{}ba", "a".repeat(rng.below(400))),
+            _ => random_string(&mut rng, &['a', 'a', 'a', 'b'], 1, 400),
+        };
+        let want = greedy_longest_match(&vocab, model.unk_id, "##", 1000, &word);
+        let mut got = Vec::new();
+        model.tokenize_word(word.as_bytes(), word.chars().count(), &mut got);
+        assert_eq!(got, want, "round {round}: word of {} chars", word.len());
+    }
+}
+
 #[test]
 fn random_unicode_never_panics_and_offsets_stay_inside() {
     let vocab = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\na\n##a\nb\n##b\né\nab\n中\n!\n";
