@@ -121,8 +121,8 @@ impl WordPiece {
             }
         }
 
-        // Freeze the edges by parent (sort_by_key is stable: labels stay sorted per node).
-        edges.sort_by_key(|&(parent, _, _)| parent);
+        // Freeze the edges by parent with a counting sort: each node's edges get consecutive
+        // slots, in creation order, which is label order.
         let mut nodes: Vec<Node> = token_at
             .iter()
             .map(|token| Node {
@@ -135,16 +135,22 @@ impl WordPiece {
                 token_len: token.map_or(0, |(_, len)| len),
             })
             .collect();
-        let mut edge_labels = Vec::with_capacity(edges.len());
-        let mut edge_targets = Vec::with_capacity(edges.len());
-        for (i, &(parent, label, child)) in edges.iter().enumerate() {
-            let node = &mut nodes[parent as usize];
-            if node.n_edges == 0 {
-                node.first_edge = i as u32;
-            }
-            node.n_edges += 1;
-            edge_labels.push(label);
-            edge_targets.push(child);
+        for &(parent, _, _) in &edges {
+            nodes[parent as usize].n_edges += 1;
+        }
+        let mut first_free = 0u32;
+        for node in nodes.iter_mut() {
+            node.first_edge = first_free;
+            first_free += node.n_edges;
+        }
+        let mut edge_labels = vec![0u8; edges.len()];
+        let mut edge_targets = vec![NONE; edges.len()];
+        let mut placed = vec![0u32; nodes.len()]; // (N,) edges placed so far per node
+        for &(parent, label, child) in &edges {
+            let slot = (nodes[parent as usize].first_edge + placed[parent as usize]) as usize;
+            edge_labels[slot] = label;
+            edge_targets[slot] = child;
+            placed[parent as usize] += 1;
         }
         let mut root_children = Box::new([NONE; 256]);
         let mut suffix_children = Box::new([NONE; 256]);
