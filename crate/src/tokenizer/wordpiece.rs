@@ -12,8 +12,12 @@
 //!
 //! The trie works on bytes: vocab entries are whole UTF-8 strings, so a match always ends on a
 //! character boundary of the (valid UTF-8) word.
-
-use std::collections::HashMap;
+//!
+//! A node's failure pops are stored as references to other nodes' pops (its parent's, then those
+//! of the failure links it skipped), not copied out: copies cost the sum of all node depths, which
+//! is quadratic in the length of one long vocab entry (3,000 `a`s with `a` and `##a` in the vocab
+//! made 36 MB of pops from a 3 KB file). The references stay linear in the vocab's bytes, and a
+//! pop list that only repeats another is shared, so emitting costs O(tokens emitted).
 
 use super::vocab::Vocab;
 use crate::error::{Error, Result};
@@ -29,7 +33,8 @@ pub struct WordPieceToken {
 }
 
 /// A trie node. Edges live in `WordPiece::edge_labels/edge_targets[first_edge..first_edge+n_edges]`,
-/// sorted by label. Failure pops live in `WordPiece::pops[pops_start..pops_start+pops_len]`.
+/// sorted by label. Failure pops live in `WordPiece::pops[pops_start..pops_start+pops_len]`, as
+/// node references: a token node stands for its token, another node for its own pops.
 #[derive(Debug, Clone, Copy)]
 struct Node {
     first_edge: u32,
@@ -37,6 +42,8 @@ struct Node {
     fail: u32, // node to continue from after popping, NONE = the word cannot be split
     pops_start: u32,
     pops_len: u32,
+    token: u32,     // the vocab id this node spells, NONE if none
+    token_len: u32, // its length in bytes (without the prefix under the suffix root)
 }
 
 #[derive(Debug, Clone)]
@@ -50,7 +57,7 @@ pub struct WordPiece {
     edge_targets: Vec<u32>, // (E,) child node of each edge
     root_children: Box<[u32; 256]>, // dense child table of the word-start root
     suffix_children: Box<[u32; 256]>, // dense child table of the suffix root
-    pops: Vec<(u32, u32)>,  // (P,) failure pops: (token id, piece length in bytes)
+    pops: Vec<u32>,         // (P,) failure pops, as node references
 }
 
 const ROOT: u32 = 0;
@@ -70,63 +77,89 @@ impl WordPiece {
                 format!("the unknown token {unk_token:?} is not in the vocabulary"),
             )
         })?;
-        // Build the trie with child maps first, then freeze it into sorted edge arrays.
+        // The trie is built from the entries in byte order, one root at a time: the child a
+        // node needs is then either the child it made last or a new one, so no per-node map is
+        // needed, and each node's children come out sorted by label. Equal keys keep vocab order
+        // (stable sort): the later id takes the node, as a map insert would.
         // token_at[node] = (token id, piece length) when the node spells a vocab entry.
-        let mut children: Vec<HashMap<u8, u32>> = vec![HashMap::new(), HashMap::new()];
-        let mut token_at: Vec<Option<(u32, u32)>> = vec![None, None];
-        let mut insert = |root: u32, bytes: &[u8], id: u32| {
-            let mut node = root;
-            for &b in bytes {
-                let next = children.len() as u32;
-                let child = *children[node as usize].entry(b).or_insert(next);
-                if child == next {
-                    children.push(HashMap::new());
-                    token_at.push(None);
-                }
-                node = child;
-            }
-            token_at[node as usize] = Some((id, bytes.len() as u32));
-        };
+        let mut root_keys: Vec<(&[u8], u32)> = Vec::with_capacity(vocab.len());
+        let mut suffix_keys: Vec<(&[u8], u32)> = Vec::new();
         for (id, token) in vocab.tokens().iter().enumerate() {
             // Every entry can start a word (HF looks the bare substring up at position 0).
-            insert(ROOT, token.as_bytes(), id as u32);
+            root_keys.push((token.as_bytes(), id as u32));
             // Entries with the prefix can continue a word, matched without their prefix.
             if !continuing_subword_prefix.is_empty() {
                 if let Some(piece) = token.strip_prefix(continuing_subword_prefix) {
                     if !piece.is_empty() {
-                        insert(SUFFIX_ROOT, piece.as_bytes(), id as u32);
+                        suffix_keys.push((piece.as_bytes(), id as u32));
                     }
                 }
             }
         }
+        root_keys.sort_by(|a, b| a.0.cmp(b.0));
+        suffix_keys.sort_by(|a, b| a.0.cmp(b.0));
+        let mut token_at: Vec<Option<(u32, u32)>> = vec![None, None];
+        let mut last_child: Vec<Option<(u8, u32)>> = vec![None, None]; // (N,) newest edge
+        let mut edges: Vec<(u32, u8, u32)> = Vec::new(); // (E,) parent, label, child
+        for (root, keys) in [(ROOT, &root_keys), (SUFFIX_ROOT, &suffix_keys)] {
+            for &(bytes, id) in keys.iter() {
+                let mut node = root;
+                for &b in bytes {
+                    node = match last_child[node as usize] {
+                        Some((label, child)) if label == b => child,
+                        _ => {
+                            let child = token_at.len() as u32;
+                            token_at.push(None);
+                            last_child.push(None);
+                            last_child[node as usize] = Some((b, child));
+                            edges.push((node, b, child));
+                            child
+                        }
+                    };
+                }
+                token_at[node as usize] = Some((id, bytes.len() as u32));
+            }
+        }
 
-        // Freeze edges, sorted by label.
-        let n = children.len();
-        let mut nodes = Vec::with_capacity(n);
-        let mut edge_labels = Vec::new();
-        let mut edge_targets = Vec::new();
-        for map in &children {
-            let mut edges: Vec<(u8, u32)> = map.iter().map(|(&b, &c)| (b, c)).collect();
-            edges.sort_unstable();
-            nodes.push(Node {
-                first_edge: edge_labels.len() as u32,
-                n_edges: edges.len() as u32,
+        // Freeze the edges by parent with a counting sort: each node's edges get consecutive
+        // slots, in creation order, which is label order.
+        let mut nodes: Vec<Node> = token_at
+            .iter()
+            .map(|token| Node {
+                first_edge: 0,
+                n_edges: 0,
                 fail: NONE,
                 pops_start: 0,
                 pops_len: 0,
-            });
-            for (b, c) in edges {
-                edge_labels.push(b);
-                edge_targets.push(c);
-            }
+                token: token.map_or(NONE, |(id, _)| id),
+                token_len: token.map_or(0, |(_, len)| len),
+            })
+            .collect();
+        for &(parent, _, _) in &edges {
+            nodes[parent as usize].n_edges += 1;
+        }
+        let mut first_free = 0u32;
+        for node in nodes.iter_mut() {
+            node.first_edge = first_free;
+            first_free += node.n_edges;
+        }
+        let mut edge_labels = vec![0u8; edges.len()];
+        let mut edge_targets = vec![NONE; edges.len()];
+        let mut placed = vec![0u32; nodes.len()]; // (N,) edges placed so far per node
+        for &(parent, label, child) in &edges {
+            let slot = (nodes[parent as usize].first_edge + placed[parent as usize]) as usize;
+            edge_labels[slot] = label;
+            edge_targets[slot] = child;
+            placed[parent as usize] += 1;
         }
         let mut root_children = Box::new([NONE; 256]);
         let mut suffix_children = Box::new([NONE; 256]);
-        for (&b, &c) in &children[ROOT as usize] {
-            root_children[b as usize] = c;
-        }
-        for (&b, &c) in &children[SUFFIX_ROOT as usize] {
-            suffix_children[b as usize] = c;
+        for &(parent, label, child) in &edges {
+            match parent {
+                ROOT => root_children[label as usize] = child,
+                SUFFIX_ROOT => suffix_children[label as usize] = child,
+                _ => {}
+            }
         }
         let mut model = WordPiece {
             unk_token: unk_token.to_string(),
@@ -147,31 +180,26 @@ impl WordPiece {
         //   other node v=u+c:  follow w = fail(u), fail(fail(u)), ... collecting their pops until
         //                      w has a child on c; pops(v) = pops(u) ++ collected, fail(v) = w.c;
         //                      no such w: fail(v) = NONE (greedy matching gets stuck: [UNK]).
+        // Stored as references [u, w...] (see the module doc); with nothing collected, v shares
+        // u's list. A reference to a node whose list has one entry is replaced by that entry, so
+        // every non-token reference expands to two or more: emitting stays linear in the tokens.
         let mut queue = std::collections::VecDeque::new();
         for root in [ROOT, SUFFIX_ROOT] {
-            let mut kids: Vec<(u8, u32)> = children[root as usize]
-                .iter()
-                .map(|(&b, &c)| (b, c))
-                .collect();
-            kids.sort_unstable();
-            for (b, c) in kids {
+            for (b, c) in model.edges_of(root) {
                 queue.push_back((root, b, c));
             }
         }
-        let mut scratch: Vec<(u32, u32)> = Vec::new();
+        let mut scratch: Vec<u32> = Vec::new();
         while let Some((parent, byte, node)) = queue.pop_front() {
-            scratch.clear();
-            let fail;
-            if let Some((id, len)) = token_at[node as usize] {
-                scratch.push((id, len));
-                fail = SUFFIX_ROOT;
+            let (fail, start, len);
+            if token_at[node as usize].is_some() {
+                (fail, start, len) = (SUFFIX_ROOT, model.pops.len() as u32, 1);
+                model.pops.push(node);
             } else if parent == ROOT || parent == SUFFIX_ROOT {
-                fail = NONE;
+                (fail, start, len) = (NONE, 0, 0);
             } else {
                 let p = model.nodes[parent as usize];
-                scratch.extend_from_slice(
-                    &model.pops[p.pops_start as usize..(p.pops_start + p.pops_len) as usize],
-                );
+                scratch.clear();
                 let mut w = p.fail;
                 let mut found = NONE;
                 while w != NONE {
@@ -180,33 +208,55 @@ impl WordPiece {
                         found = child;
                         break;
                     }
-                    let wn = model.nodes[w as usize];
-                    scratch.extend_from_slice(
-                        &model.pops[wn.pops_start as usize..(wn.pops_start + wn.pops_len) as usize],
-                    );
-                    w = wn.fail;
+                    scratch.push(w);
+                    w = model.nodes[w as usize].fail;
                 }
-                fail = found;
                 if found == NONE {
-                    scratch.clear();
+                    (fail, start, len) = (NONE, 0, 0);
+                } else if scratch.is_empty() {
+                    (fail, start, len) = (found, p.pops_start, p.pops_len);
+                } else {
+                    fail = found;
+                    start = model.pops.len() as u32;
+                    let parent_ref = model.pop_ref(parent);
+                    model.pops.push(parent_ref);
+                    for &w in &scratch {
+                        let w_ref = model.pop_ref(w);
+                        model.pops.push(w_ref);
+                    }
+                    len = model.pops.len() as u32 - start;
                 }
             }
-            let start = model.pops.len() as u32;
-            model.pops.extend_from_slice(&scratch);
             let entry = &mut model.nodes[node as usize];
             entry.fail = fail;
             entry.pops_start = start;
-            entry.pops_len = scratch.len() as u32;
-            let mut kids: Vec<(u8, u32)> = children[node as usize]
-                .iter()
-                .map(|(&b, &c)| (b, c))
-                .collect();
-            kids.sort_unstable();
-            for (b, c) in kids {
+            entry.pops_len = len;
+            for (b, c) in model.edges_of(node) {
                 queue.push_back((node, b, c));
             }
         }
         Ok(model)
+    }
+
+    /// The reference that stands for `node`'s pops in another node's list: the node itself, or
+    /// the single entry of its list.
+    fn pop_ref(&self, node: u32) -> u32 {
+        let n = self.nodes[node as usize];
+        if n.token == NONE && n.pops_len == 1 {
+            self.pops[n.pops_start as usize]
+        } else {
+            node
+        }
+    }
+
+    /// The edges of `node` as (label, child), sorted by label.
+    fn edges_of(&self, node: u32) -> impl Iterator<Item = (u8, u32)> + '_ {
+        let n = self.nodes[node as usize];
+        let range = n.first_edge as usize..(n.first_edge + n.n_edges) as usize;
+        self.edge_labels[range.clone()]
+            .iter()
+            .copied()
+            .zip(self.edge_targets[range].iter().copied())
     }
 
     /// The child of `node` on `byte`, or NONE.
@@ -285,13 +335,44 @@ impl WordPiece {
         if n.fail == NONE {
             return false;
         }
-        for &(id, len) in &self.pops[n.pops_start as usize..(n.pops_start + n.pops_len) as usize] {
+        if n.token != NONE {
+            // A token node pops just its token (the common case).
             out.push(WordPieceToken {
-                id,
+                id: n.token,
                 start: *position,
-                end: *position + len,
+                end: *position + n.token_len,
             });
-            *position += len;
+            *position += n.token_len;
+            *node = n.fail;
+            return true;
+        }
+        // Depth-first over the references; `pending` (the rest of each outer list) allocates
+        // only when a list nests another.
+        let mut pending: Vec<(u32, u32)> = Vec::new();
+        let (mut next, mut end) = (n.pops_start, n.pops_start + n.pops_len);
+        loop {
+            while next < end {
+                let reference = self.pops[next as usize];
+                next += 1;
+                let r = self.nodes[reference as usize];
+                if r.token != NONE {
+                    out.push(WordPieceToken {
+                        id: r.token,
+                        start: *position,
+                        end: *position + r.token_len,
+                    });
+                    *position += r.token_len;
+                } else {
+                    if next < end {
+                        pending.push((next, end));
+                    }
+                    (next, end) = (r.pops_start, r.pops_start + r.pops_len);
+                }
+            }
+            match pending.pop() {
+                Some(range) => (next, end) = range,
+                None => break,
+            }
         }
         *node = n.fail;
         true

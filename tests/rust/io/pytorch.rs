@@ -277,6 +277,31 @@ fn synthetic_zip_and_legacy_checkpoints_read_offsets_and_shapes() {
     );
 }
 
+/// A dict that holds itself as key and value, 24 times over (DUP DUP SETITEM: each round doubles
+/// the printed size): the refusal names the key in a few words instead of printing 2^24 copies
+/// (found by the torch_zip_pickle fuzz target as a 2 MB error message from a 94-byte pickle).
+#[test]
+fn a_self_nested_key_is_named_briefly() {
+    let mut pickle = b"\x80\x02}".to_vec(); // PROTO 2, EMPTY_DICT
+    for _ in 0..24 {
+        pickle.extend_from_slice(b"22s"); // DUP, DUP, SETITEM: d = {d: d}
+    }
+    pickle.push(b'.');
+    let message = refusal(&zip(
+        &[
+            ("archive/data.pkl", &pickle),
+            ("archive/byteorder", b"little"),
+        ],
+        0,
+    ));
+    assert!(
+        message.contains("no tensors") && message.contains("a dict of 1") && message.len() < 300,
+        "{} bytes: {}",
+        message.len(),
+        &message[..message.len().min(300)]
+    );
+}
+
 fn refusal(bytes: &[u8]) -> String {
     match PytorchFile::parse("hostile.bin", bytes) {
         Ok(_) => panic!("a hostile checkpoint was accepted"),

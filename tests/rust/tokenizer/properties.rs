@@ -85,6 +85,93 @@ fn linmaxmatch_equals_greedy_longest_match_first() {
     assert_eq!(words_checked, 600 * 150);
 }
 
+/// The trie is built from the vocab sorted by bytes, whatever order the ids give: a vocab listed
+/// backwards, with chains of shared prefixes, multi-byte characters, the prefix's own characters
+/// inside tokens and another prefix than "##", splits every short word as greedy matching does.
+#[test]
+fn linmaxmatch_equals_greedy_whatever_the_vocab_order_and_the_prefix() {
+    let alphabet = ['a', 'b', 'é', '#', '@'];
+    let mut words = vec![String::new()];
+    for _ in 0..4 {
+        let longer: Vec<String> = words
+            .iter()
+            .flat_map(|w| alphabet.iter().map(move |c| format!("{w}{c}")))
+            .collect();
+        words.extend(longer);
+    }
+    words.retain(|w| !w.is_empty());
+    for prefix in ["##", "@@"] {
+        let pieces = [
+            "a", "ab", "aba", "abé", "b", "é", "éa", "#", "@", "a#", "b@",
+        ];
+        let mut tokens = vec!["[UNK]".to_string()];
+        for piece in pieces {
+            tokens.push(piece.to_string());
+            tokens.push(format!("{prefix}{piece}"));
+        }
+        tokens.push(prefix.to_string());
+        for order in ["as listed", "backwards"] {
+            let listed: Vec<&String> = match order {
+                "as listed" => tokens.iter().collect(),
+                _ => tokens.iter().rev().collect(),
+            };
+            let vocab = Vocab::from_entries(
+                listed
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| (t.to_string(), i as u32))
+                    .collect(),
+                "vocab",
+            )
+            .unwrap();
+            let model = WordPiece::new(&vocab, "[UNK]", prefix, 100).unwrap();
+            for word in &words {
+                let want = greedy_longest_match(&vocab, model.unk_id, prefix, 100, word);
+                let mut got = Vec::new();
+                model.tokenize_word(word.as_bytes(), word.chars().count(), &mut got);
+                assert_eq!(got, want, "prefix {prefix:?}, vocab {order}, word {word:?}");
+            }
+        }
+    }
+}
+
+/// Long vocab entries that share their letters with short ones: the failure pops of a deep node
+/// are stored as references to shallower nodes' pops, nested many levels; long words of those
+/// letters still split exactly as greedy matching splits them.
+#[test]
+fn linmaxmatch_equals_greedy_with_long_entries() {
+    let mut tokens: Vec<String> = ["[UNK]", "a", "##a", "b", "##b", "ab", "##ab", "##aab"]
+        .map(String::from)
+        .to_vec();
+    for n in [40, 97, 300] {
+        tokens.push(format!("{}b", "a".repeat(n)));
+        tokens.push(format!("##{}ba", "a".repeat(n / 2)));
+    }
+    let vocab = Vocab::from_entries(
+        tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.clone(), i as u32))
+            .collect(),
+        "long entries",
+    )
+    .unwrap();
+    let model = WordPiece::new(&vocab, "[UNK]", "##", 1000).unwrap();
+    let mut rng = Rng(0x5EED_0002);
+    for round in 0..200 {
+        let word: String = match round % 4 {
+            0 => "a".repeat(1 + rng.below(400)),
+            1 => format!("{}b", "a".repeat(rng.below(400))),
+            2 => format!("{}ba", "a".repeat(rng.below(400))),
+            _ => random_string(&mut rng, &['a', 'a', 'a', 'b'], 1, 400),
+        };
+        let want = greedy_longest_match(&vocab, model.unk_id, "##", 1000, &word);
+        let mut got = Vec::new();
+        model.tokenize_word(word.as_bytes(), word.chars().count(), &mut got);
+        assert_eq!(got, want, "round {round}: word of {} chars", word.len());
+    }
+}
+
 #[test]
 fn random_unicode_never_panics_and_offsets_stay_inside() {
     let vocab = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\na\n##a\nb\n##b\né\nab\n中\n!\n";
