@@ -207,7 +207,9 @@ def synthetic_hdf5():
         c = rng.standard_normal((5,)).astype(np.float32)
         f.create_dataset("compact", data=c)
         f.create_dataset("v4_chunked", data=v, chunks=(2, 2))
-        expected_latest.update({"weights/contiguous": v, "weights/scalar": np.array(s), "compact": c})
+        f.create_dataset("unwritten", shape=(3, 5), dtype=np.float32)  # no storage: reads as zeros
+        expected_latest.update({"weights/contiguous": v, "weights/scalar": np.array(s), "compact": c,
+                                "unwritten": np.zeros((3, 5), np.float32)})
     as_json = lambda d: {k: {"shape": list(a.shape), "values": [float(t) for t in a.reshape(-1)]} for k, a in d.items()}
     return {"chunked.h5": as_json(expected), "latest.h5": as_json(expected_latest)}
 

@@ -125,6 +125,7 @@ fn newest_format_with_link_messages_matches_h5py() {
         file.dataset_paths().unwrap(),
         vec![
             "compact",
+            "unwritten",
             "v4_chunked",
             "weights/contiguous",
             "weights/scalar"
@@ -213,6 +214,19 @@ fn lying_and_cyclic_structures_are_refused() {
     bytes[name + 7..name + 15].copy_from_slice(&root.to_le_bytes());
     let m = read_everything("loop.h5", &bytes).unwrap_err().to_string();
     assert!(m.contains("loop.h5") && m.contains("cycle"), "{m}");
+
+    // A dataset never written (no storage; h5py reads zeros) that claims 3 x 2^24 floats
+    // (192 MiB) in a 2 KB file: refused before the zeros are allocated.
+    let mut bytes = fixture_bytes("tests/fixtures/generated/io/latest.h5");
+    let dims: Vec<u8> = [3u64, 5].iter().flat_map(|d| d.to_le_bytes()).collect();
+    let at = find(&bytes, &dims) + 8;
+    bytes[at..at + 8].copy_from_slice(&(1u64 << 24).to_le_bytes());
+    let file = Hdf5File::parse("unwritten.h5", &bytes).unwrap();
+    let m = file.read_dataset_f32("unwritten").unwrap_err().to_string();
+    assert!(
+        m.contains("unwritten.h5") && m.contains("far larger than the file could hold"),
+        "{m}"
+    );
 
     // Offsets and lengths of a size the format does not have.
     let mut bytes = fixture_bytes(&format!("{ELMO}/lm_weights.hdf5"));

@@ -226,6 +226,18 @@ impl<'a> Hdf5File<'a> {
         Ok((shape, dtype))
     }
 
+    /// Refuses a dataset of `bytes_needed` bytes that even the best compression could not have
+    /// made from this file (deflate expands at most [`MAX_DEFLATE_RATIO`] times), and an
+    /// unwritten one (read as zeros) claiming as much.
+    fn check_fits_file(&self, path: &str, shape: &[usize], bytes_needed: usize) -> Result<()> {
+        if bytes_needed / MAX_DEFLATE_RATIO > self.bytes.len() {
+            return Err(self.err(format!(
+                "dataset {path}: shape {shape:?} is far larger than the file could hold"
+            )));
+        }
+        Ok(())
+    }
+
     /// Reads a dataset as f32 values in row-major order, with its shape.
     pub fn read_dataset_f32(&self, path: &str) -> Result<(Vec<usize>, Vec<f32>)> {
         let messages = self.messages(self.find(path)?)?;
@@ -254,16 +266,17 @@ impl<'a> Hdf5File<'a> {
                     )
                 })?
                 .to_vec(),
-            Layout::Contiguous { address } if self.undefined(address) => vec![0; bytes_needed],
+            // Never written: h5py reads the fill value (zeros). Bounded like chunked data, so
+            // that a small file cannot make the reader allocate gigabytes of zeros.
+            Layout::Contiguous { address } if self.undefined(address) => {
+                self.check_fits_file(path, &shape, bytes_needed)?;
+                vec![0; bytes_needed]
+            }
             Layout::Contiguous { address } => self
                 .slice(address, bytes_needed as u64, &format!("dataset {path}"))?
                 .to_vec(),
             Layout::Chunked { btree, chunk } => {
-                if bytes_needed / MAX_DEFLATE_RATIO > self.bytes.len() {
-                    return Err(self.err(format!(
-                        "dataset {path}: shape {shape:?} is far larger than the file could hold"
-                    )));
-                }
+                self.check_fits_file(path, &shape, bytes_needed)?;
                 if chunk.len() != shape.len() {
                     return Err(Error::shape(
                         format!("{}: dataset {path} chunk rank", self.file),
