@@ -117,7 +117,8 @@ impl<'a> PytorchFile<'a> {
             return Err(Error::format(
                 file,
                 format!(
-                    "legacy checkpoint protocol {protocol:?}, expected {LEGACY_PROTOCOL_VERSION}"
+                    "legacy checkpoint protocol {}, expected {LEGACY_PROTOCOL_VERSION}",
+                    describe(&protocol)
                 ),
             ));
         }
@@ -315,13 +316,14 @@ fn visit_tensors<'v>(root: &'v Value, f: &mut dyn FnMut(&'v str, &'v TensorRef))
     }
 }
 
-/// A dict key for an error message, in a few words whatever the key holds: a pickle can share
-/// one container under itself many times over (DUP, SETITEM), so that printing the whole value
-/// takes exponential time and memory (a 94-byte pickle printed as 2 MB, found by fuzzing).
-fn describe_key(key: &Value) -> String {
-    match key {
+/// A pickled value (a dict key, a protocol number) for an error message, in a few words
+/// whatever it holds: a pickle can share one container under itself many times over (DUP,
+/// SETITEM, APPEND), so that printing the whole value takes exponential time and memory (a
+/// 94-byte pickle printed as 2 MB, found by fuzzing).
+fn describe(value: &Value) -> String {
+    match value {
         Value::Str(s) => s.clone(),
-        Value::None | Value::Bool(_) | Value::Int(_) | Value::Float(_) => format!("{key:?}"),
+        Value::None | Value::Bool(_) | Value::Int(_) | Value::Float(_) => format!("{value:?}"),
         Value::Bytes(b) => format!("{} bytes", b.len()),
         Value::Tuple(items) => format!("a tuple of {}", items.len()),
         Value::List(items) => format!("a list of {}", items.len()),
@@ -350,7 +352,7 @@ fn collect_tensors<'a>(
     let mut refs = Vec::new();
     visit_tensors(root, &mut |name, t| refs.push((name, t)));
     if refs.is_empty() {
-        let keys: Vec<String> = items.iter().take(8).map(|(k, _)| describe_key(k)).collect();
+        let keys: Vec<String> = items.iter().take(8).map(|(k, _)| describe(k)).collect();
         return Err(Error::format(
             file,
             format!(

@@ -302,6 +302,25 @@ fn a_self_nested_key_is_named_briefly() {
     );
 }
 
+#[test]
+fn a_self_nested_protocol_is_named_briefly() {
+    // A legacy checkpoint: the magic number's pickle, then a "protocol" that is a list holding
+    // itself many times over (found by fuzzing pytorch_bin: 1.2 MB of message from 1.7 KB).
+    let mut bytes = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19.".to_vec();
+    bytes.extend_from_slice(b"\x80\x02]"); // PROTO 2, EMPTY_LIST
+    for _ in 0..24 {
+        bytes.extend_from_slice(b"2a"); // DUP, APPEND: l.append(l)
+    }
+    bytes.push(b'.');
+    let message = refusal(&bytes);
+    assert!(
+        message.contains("protocol a list of 24") && message.len() < 300,
+        "{} bytes: {}",
+        message.len(),
+        &message[..message.len().min(300)]
+    );
+}
+
 fn refusal(bytes: &[u8]) -> String {
     match PytorchFile::parse("hostile.bin", bytes) {
         Ok(_) => panic!("a hostile checkpoint was accepted"),
