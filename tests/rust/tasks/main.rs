@@ -11,6 +11,7 @@ mod bert_reference;
 mod op_checks;
 
 mod examples;
+mod half_weights;
 mod inspect;
 mod models;
 mod pairs;

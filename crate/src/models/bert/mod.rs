@@ -57,6 +57,7 @@ pub use save::SavedModel;
 
 use crate::device::Device;
 use crate::io::ModelConfig;
+use crate::ops::matmul::{HalfWeight, WeightDtype};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
@@ -379,6 +380,21 @@ impl BertModel {
         crate::memory_limit::check_attention_scores(input.batch, heads, input.seq)
     }
 
+    /// Refuses to train layers `lowest_trained..` when their weights are held in 16 bits.
+    fn check_layers_can_train(&self, lowest_trained: usize) -> Result<()> {
+        let dtype = self.weight_dtype();
+        if lowest_trained >= self.layers.len() || dtype == WeightDtype::Fp32 {
+            return Ok(());
+        }
+        Err(Error::unsupported(format!(
+            "training encoder layers {lowest_trained}..{} of a model loaded with dtype {}: \
+             16-bit weights do not train; train the head only (freeze: 'head', --freeze head) \
+             or load the model with dtype fp32",
+            self.layers.len(),
+            dtype.name()
+        )))
+    }
+
     /// last_hidden_state (B, T, C) of the input; keeps the activations of the layers that
     /// `mode.freeze` trains when `mode.backward` (none for `Freeze::Head`).
     pub fn encode(&self, input: &EncoderInput, mode: &RunMode) -> Result<EncoderOutput> {
@@ -389,6 +405,7 @@ impl BertModel {
             n_layers
         };
         let train_embeddings = mode.backward && mode.freeze.trains_embeddings();
+        self.check_layers_can_train(lowest_trained)?;
         self.check_attention_fits(input)?;
         let mask = self.additive_mask(input)?; // (B, T)
         let emb_dropout = if mode.train {
@@ -522,8 +539,31 @@ impl BertModel {
         p
     }
 
-    /// Number of parameter values (a tied decoder counted once).
+    /// Number of parameter values (a tied decoder counted once), 16-bit weights included.
     pub fn parameter_count(&self) -> usize {
-        self.named_parameters().iter().map(|(_, t)| t.numel()).sum()
+        let f32_values: usize = self.named_parameters().iter().map(|(_, t)| t.numel()).sum();
+        f32_values + self.half_weights().map(|w| w.numel()).sum::<usize>()
+    }
+
+    /// Bytes of every parameter as held on the device: f32 tensors at 4 bytes a value, 16-bit
+    /// weights at 2 (with the padding of their packed layout).
+    pub fn weight_bytes(&self) -> u64 {
+        let f32_bytes: u64 = self.named_parameters().iter().map(|(_, t)| t.bytes()).sum();
+        f32_bytes + self.half_weights().map(|w| w.bytes()).sum::<u64>()
+    }
+
+    /// The encoder layers' weight matrices held in 16 bits (none for an fp32 model).
+    pub fn half_weights(&self) -> impl Iterator<Item = &HalfWeight> {
+        self.layers
+            .iter()
+            .flat_map(|layer| layer.linears())
+            .filter_map(|linear| linear.half_weight())
+    }
+
+    /// How the encoder layers' weight matrices are held (`dtype` at load; fp32 by default).
+    pub fn weight_dtype(&self) -> WeightDtype {
+        self.layers
+            .first()
+            .map_or(WeightDtype::Fp32, |layer| layer.query.dtype())
     }
 }

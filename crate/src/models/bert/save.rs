@@ -3,8 +3,9 @@
 //! unexpected tensors, so `from_pretrained` of the folder loads it.
 
 use crate::io::{write_safetensors, BertConfig, DistilBertConfig, ModelConfig};
+use crate::ops::matmul::WeightDtype;
 use crate::tensor::Tensor;
-use crate::Result;
+use crate::{Error, Result};
 
 use super::{BertModel, Family};
 
@@ -19,6 +20,13 @@ impl BertModel {
     /// directory holding them) into the architecture named in the config, with neither
     /// missing nor unexpected tensors: [`BertModel::saved_parameters`].
     pub async fn save(&self) -> Result<SavedModel> {
+        let dtype = self.weight_dtype();
+        if dtype != WeightDtype::Fp32 {
+            return Err(Error::unsupported(format!(
+                "saving a model loaded with dtype {}: load it with dtype fp32 to save it",
+                dtype.name()
+            )));
+        }
         let mut tensors = Vec::new();
         for (name, t) in self.saved_parameters() {
             tensors.push((name, t.shape().to_vec(), t.to_vec().await?));

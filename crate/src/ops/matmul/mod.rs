@@ -12,9 +12,13 @@
 //! `matmul_backward`), and the bias gradient is a column sum.
 
 pub mod cpu_gemm;
+pub mod half_float;
+pub mod half_weight;
 mod microkernels;
 
 pub use cpu_gemm::{cpu_threads, set_cpu_threads, PackedB};
+pub use half_float::WeightDtype;
+pub use half_weight::{matmul_forward_half, HalfWeight};
 pub use microkernels::cpu_microkernel_name;
 
 use crate::ops::cpu_parallel::run_in_parallel;
@@ -106,7 +110,8 @@ pub(crate) struct MatmulParams {
     a_batch_stride: u32,
     b_batch_stride: u32,
     alpha: f32,
-    _pad: u32,
+    /// `matmul_forward_w16`'s weight format: 1 = fp16, 2 = bf16 (0 elsewhere).
+    b_format: u32,
 }
 
 fn batch_of(shape: &[usize]) -> usize {
@@ -394,7 +399,7 @@ fn run(
                 a_batch_stride: d.a_stride as u32,
                 b_batch_stride: d.b_stride as u32,
                 alpha: d.alpha,
-                _pad: 0,
+                b_format: 0,
             };
             let bias_buffer = match bias {
                 Some(t) => t.gpu()?,
