@@ -212,7 +212,7 @@ export class Engine {
           tokenizer: tokenizerHandle,
           hiddenSize: model.hidden_size,
           newlyInitialized: model.newly_initialized,
-          dtype: model.dtype,
+          dtype: a.dtype ?? 'fp32', // as WasmModel.load read it (an unknown one is refused there)
           weightBytes: model.weight_bytes,
         };
       }

@@ -15,7 +15,9 @@
 //! A pair longer than the window is refused with its lengths, or with `--truncate` cut as the
 //! tokenizer cuts pairs (`longest_first`); pairs are never read in windows.
 //!
-//! Common options: `--device auto|gpu|cpu`, `--max-length N` (window length, default the
+//! Common options: `--device auto|gpu|cpu`, `--dtype fp32|fp16|bf16` (how the encoder layers'
+//! weight matrices are held; 16 bits: half their memory, inference and head-only training),
+//! `--max-length N` (window length, default the
 //! model's positions), `--stride N` (overlap of windows, default a quarter), `--no-windows`
 //! (a text longer than the model is an error) or `--truncate` (keep its first window),
 //! `--batch-size N`. `similarity` compares every input line with every line of `--against`

@@ -12,7 +12,7 @@ use crate::ops::matmul::{
     PackedWeight, WeightDtype,
 };
 use crate::tensor::Tensor;
-use crate::{Error, Result};
+use crate::Result;
 
 use super::gradients::Gradients;
 use super::weight_loader::WeightLoader;
@@ -162,14 +162,7 @@ impl Linear {
     ) -> Result<()> {
         let weight = match &self.weight {
             LinearWeight::F32(w) => w,
-            LinearWeight::Half(w) => {
-                return Err(Error::unsupported(format!(
-                    "backpropagating through {} (held in {}): train the head only, or load \
-                     the model with dtype fp32 to train its encoder layers",
-                    w.name(),
-                    w.dtype().name()
-                )))
-            }
+            LinearWeight::Half(w) => return Err(w.dtype().refuse_training(w.name())),
         };
         match grads {
             None => matmul_backward(dx, None, None, dy, x, weight, WEIGHT_IS_OUT_BY_IN),
@@ -181,16 +174,41 @@ impl Linear {
 
     /// The f32 parameters: W and b, or only b when W is held in 16 bits (frozen).
     pub fn parameters(&self) -> Vec<&Tensor> {
-        match &self.weight {
-            LinearWeight::F32(w) => vec![w, &self.bias],
-            LinearWeight::Half(_) => vec![&self.bias],
-        }
+        let mut p = Vec::with_capacity(2);
+        self.push_parameters(&mut p);
+        p
     }
 
     pub fn parameters_mut(&mut self) -> Vec<&mut Tensor> {
-        match &mut self.weight {
-            LinearWeight::F32(w) => vec![w, &mut self.bias],
-            LinearWeight::Half(_) => vec![&mut self.bias],
+        let mut p = Vec::with_capacity(2);
+        self.push_parameters_mut(&mut p);
+        p
+    }
+
+    /// [`Linear::parameters`] appended to `out` (not inlined: the models list their layers'
+    /// parameters in many places, and each inlined copy would grow the wasm module).
+    #[inline(never)]
+    pub fn push_parameters<'a>(&'a self, out: &mut Vec<&'a Tensor>) {
+        if let LinearWeight::F32(w) = &self.weight {
+            out.push(w);
+        }
+        out.push(&self.bias);
+    }
+
+    #[inline(never)]
+    pub fn push_parameters_mut<'a>(&'a mut self, out: &mut Vec<&'a mut Tensor>) {
+        if let LinearWeight::F32(w) = &mut self.weight {
+            out.push(w);
+        }
+        out.push(&mut self.bias);
+    }
+
+    /// (values, bytes held) of a 16-bit W; (0, 0) for an f32 one.
+    #[inline(never)]
+    pub fn half_weight_held(&self) -> (usize, u64) {
+        match &self.weight {
+            LinearWeight::F32(_) => (0, 0),
+            LinearWeight::Half(w) => (w.numel(), w.bytes()),
         }
     }
 }

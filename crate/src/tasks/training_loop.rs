@@ -74,13 +74,7 @@ pub fn check_run_options(options: &TrainOptions, model: &BertModel, what: &str) 
     }
     let dtype = model.weight_dtype();
     if options.freeze != Freeze::Head && dtype != WeightDtype::Fp32 {
-        return Err(Error::unsupported(format!(
-            "{what}: freeze policy {} trains encoder layers, but the model was loaded with \
-             dtype {} and 16-bit weights do not train: train the head only (freeze: 'head', \
-             --freeze head) or load the model with dtype fp32",
-            options.freeze,
-            dtype.name()
-        )));
+        return Err(dtype.refuse_training(&format!("{what}: freeze policy {}", options.freeze)));
     }
     Ok(())
 }

@@ -214,8 +214,6 @@ pub struct WasmModel {
     hidden_size: usize,
     /// Parameters the checkpoint lacked and the load initialized randomly.
     newly_initialized: Vec<String>,
-    /// How the encoder layers' weight matrices are held ("fp32", "fp16", "bf16").
-    dtype: &'static str,
     /// Bytes of the parameters as held on the device.
     weight_bytes: u64,
 }
@@ -247,7 +245,7 @@ impl WasmModel {
         if let Some(error) = error {
             return Err(error);
         }
-        let pipeline =
+        let mut pipeline =
             Pipeline::load_as(&model_files, &runtime.device, dtype).map_err(to_js_error)?;
         let hidden_size = pipeline.hidden_size();
         let newly_initialized = pipeline.model.newly_initialized.clone();
@@ -256,15 +254,8 @@ impl WasmModel {
             pipeline: Rc::new(RefCell::new(Some(pipeline))),
             hidden_size,
             newly_initialized,
-            dtype: dtype.name(),
             weight_bytes,
         })
-    }
-
-    /// How the encoder layers' weight matrices are held: "fp32", "fp16" or "bf16".
-    #[wasm_bindgen(getter)]
-    pub fn dtype(&self) -> String {
-        self.dtype.to_string()
     }
 
     /// Bytes of the parameters as held on the device (16-bit weights at 2 bytes a value).

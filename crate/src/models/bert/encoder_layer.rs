@@ -363,11 +363,11 @@ impl EncoderLayer {
     pub fn parameters(&self) -> Vec<&Tensor> {
         let mut p = Vec::with_capacity(16);
         for l in [&self.query, &self.key, &self.value, &self.attention_output] {
-            p.extend(l.parameters());
+            l.push_parameters(&mut p);
         }
         p.extend(self.attention_norm.parameters());
-        p.extend(self.intermediate.parameters());
-        p.extend(self.output.parameters());
+        self.intermediate.push_parameters(&mut p);
+        self.output.push_parameters(&mut p);
         p.extend(self.output_norm.parameters());
         p
     }
@@ -380,11 +380,11 @@ impl EncoderLayer {
             &mut self.value,
             &mut self.attention_output,
         ] {
-            p.extend(l.parameters_mut());
+            l.push_parameters_mut(&mut p);
         }
         p.extend(self.attention_norm.parameters_mut());
-        p.extend(self.intermediate.parameters_mut());
-        p.extend(self.output.parameters_mut());
+        self.intermediate.push_parameters_mut(&mut p);
+        self.output.push_parameters_mut(&mut p);
         p.extend(self.output_norm.parameters_mut());
         p
     }

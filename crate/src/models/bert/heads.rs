@@ -562,7 +562,7 @@ impl SequenceClassifier {
                 ..
             } => {
                 let mut p: Vec<&Tensor> = pre_classifier.parameters().into();
-                p.extend(classifier.parameters());
+                classifier.push_parameters(&mut p);
                 p
             }
         }
@@ -577,7 +577,7 @@ impl SequenceClassifier {
                 ..
             } => {
                 let mut p: Vec<&mut Tensor> = pre_classifier.parameters_mut().into();
-                p.extend(classifier.parameters_mut());
+                classifier.push_parameters_mut(&mut p);
                 p
             }
         }

@@ -57,7 +57,7 @@ pub use save::SavedModel;
 
 use crate::device::Device;
 use crate::io::ModelConfig;
-use crate::ops::matmul::{HalfWeight, WeightDtype};
+use crate::ops::matmul::WeightDtype;
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
@@ -386,13 +386,7 @@ impl BertModel {
         if lowest_trained >= self.layers.len() || dtype == WeightDtype::Fp32 {
             return Ok(());
         }
-        Err(Error::unsupported(format!(
-            "training encoder layers {lowest_trained}..{} of a model loaded with dtype {}: \
-             16-bit weights do not train; train the head only (freeze: 'head', --freeze head) \
-             or load the model with dtype fp32",
-            self.layers.len(),
-            dtype.name()
-        )))
+        Err(dtype.refuse_training("encoder layers"))
     }
 
     /// last_hidden_state (B, T, C) of the input; keeps the activations of the layers that
@@ -498,19 +492,19 @@ impl BertModel {
             p.extend(layer.parameters());
         }
         if let Some(pooler) = &self.pooler {
-            p.extend(pooler.dense.parameters());
+            pooler.dense.push_parameters(&mut p);
         }
         if let Some(head) = &self.masked_lm {
             p.extend(head.parameters());
         }
         if let Some(head) = &self.next_sentence {
-            p.extend(head.seq_relationship.parameters());
+            head.seq_relationship.push_parameters(&mut p);
         }
         if let Some(head) = &self.sequence_classifier {
             p.extend(head.parameters());
         }
         if let Some(head) = &self.token_classifier {
-            p.extend(head.classifier.parameters());
+            head.classifier.push_parameters(&mut p);
         }
         p.into_iter().map(|t| (t.name().to_string(), t)).collect()
     }
@@ -522,19 +516,19 @@ impl BertModel {
             p.extend(layer.parameters_mut());
         }
         if let Some(pooler) = &mut self.pooler {
-            p.extend(pooler.dense.parameters_mut());
+            pooler.dense.push_parameters_mut(&mut p);
         }
         if let Some(head) = &mut self.masked_lm {
             p.extend(head.parameters_mut());
         }
         if let Some(head) = &mut self.next_sentence {
-            p.extend(head.seq_relationship.parameters_mut());
+            head.seq_relationship.push_parameters_mut(&mut p);
         }
         if let Some(head) = &mut self.sequence_classifier {
             p.extend(head.parameters_mut());
         }
         if let Some(head) = &mut self.token_classifier {
-            p.extend(head.classifier.parameters_mut());
+            head.classifier.push_parameters_mut(&mut p);
         }
         p
     }
@@ -542,22 +536,26 @@ impl BertModel {
     /// Number of parameter values (a tied decoder counted once), 16-bit weights included.
     pub fn parameter_count(&self) -> usize {
         let f32_values: usize = self.named_parameters().iter().map(|(_, t)| t.numel()).sum();
-        f32_values + self.half_weights().map(|w| w.numel()).sum::<usize>()
+        f32_values + self.half_weights_held().0
     }
 
     /// Bytes of every parameter as held on the device: f32 tensors at 4 bytes a value, 16-bit
-    /// weights at 2 (with the padding of their packed layout).
-    pub fn weight_bytes(&self) -> u64 {
-        let f32_bytes: u64 = self.named_parameters().iter().map(|(_, t)| t.bytes()).sum();
-        f32_bytes + self.half_weights().map(|w| w.bytes()).sum::<u64>()
+    /// weights at 2 (with the padding of their packed layout). `&mut` only because it walks
+    /// the parameters as the optimizer does ([`BertModel::parameters_mut`]), which the wasm
+    /// module has anyway (`named_parameters` it does not need otherwise).
+    pub fn weight_bytes(&mut self) -> u64 {
+        let f32_bytes: u64 = self.parameters_mut().iter().map(|t| t.bytes()).sum();
+        f32_bytes + self.half_weights_held().1
     }
 
-    /// The encoder layers' weight matrices held in 16 bits (none for an fp32 model).
-    pub fn half_weights(&self) -> impl Iterator<Item = &HalfWeight> {
-        self.layers
-            .iter()
-            .flat_map(|layer| layer.linears())
-            .filter_map(|linear| linear.half_weight())
+    /// (values, bytes held) of the encoder layers' 16-bit weight matrices (0 in fp32).
+    pub fn half_weights_held(&self) -> (usize, u64) {
+        let mut held = (0, 0);
+        for linear in self.layers.iter().flat_map(|layer| layer.linears()) {
+            let (values, bytes) = linear.half_weight_held();
+            held = (held.0 + values, held.1 + bytes);
+        }
+        held
     }
 
     /// How the encoder layers' weight matrices are held (`dtype` at load; fp32 by default).

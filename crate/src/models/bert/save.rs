@@ -101,7 +101,7 @@ impl BertModel {
                 | SavedTask::Base
         );
         if let (true, Some(pooler)) = (with_pooler, &self.pooler) {
-            p.extend(pooler.dense.parameters());
+            pooler.dense.push_parameters(&mut p);
         }
         if let (SavedTask::PreTraining | SavedTask::MaskedLm, Some(head)) = (task, &self.masked_lm)
         {
@@ -110,13 +110,13 @@ impl BertModel {
         if let (SavedTask::PreTraining | SavedTask::NextSentencePrediction, Some(head)) =
             (task, &self.next_sentence)
         {
-            p.extend(head.seq_relationship.parameters());
+            head.seq_relationship.push_parameters(&mut p);
         }
         if let (SavedTask::SequenceClassification, Some(head)) = (task, &self.sequence_classifier) {
             p.extend(head.parameters());
         }
         if let (SavedTask::TokenClassification, Some(head)) = (task, &self.token_classifier) {
-            p.extend(head.classifier.parameters());
+            head.classifier.push_parameters(&mut p);
         }
         let prefix = self.model_prefix();
         p.into_iter()

@@ -42,6 +42,17 @@ impl WeightDtype {
         }
     }
 
+    /// The error of training `what` (a model's layers, or one weight) held in this dtype: a
+    /// 16-bit weight is not a parameter (no f32 master copy in this version).
+    pub fn refuse_training(self, what: &str) -> Error {
+        Error::unsupported(format!(
+            "training {what} of a model loaded with dtype {}: 16-bit weights do not train; \
+             train the head only (freeze: 'head', --freeze head) or load the model with dtype \
+             fp32",
+            self.name()
+        ))
+    }
+
     /// Bytes per stored value.
     pub fn bytes_per_value(self) -> usize {
         match self {

@@ -6,23 +6,22 @@
 //! - GPU: W as a `Tensor<u32>` of shape (out, ceil(in / 2)): word `q` of row `c` holds W(c, 2q)
 //!   in its low half and W(c, 2q + 1) in its high half; an odd `in` pads each row's last word
 //!   with a zero high half (a row starts on a word, so the kernel finds row `c` at
-//!   `c * ceil(in / 2)`). `matmul_forward_w16` in `shaders/matmul.wgsl` widens with integer
-//!   operations (no `shader-f16`; not `unpack2x16float`, which naga accepts only with its
-//!   SHADER_FLOAT16_IN_FLOAT32 capability), bf16 with a 16-bit shift.
+//!   `c * ceil(in / 2)`). `matmul_forward` (`shaders/matmul.wgsl`, `b_format` 1 or 2) widens
+//!   them as it stages B, with integer operations (no `shader-f16`; not `unpack2x16float`,
+//!   which naga accepts only with its SHADER_FLOAT16_IN_FLOAT32 capability).
 //!
-//! The widened values are exact, so on the CPU the result is bit-identical to widening W to
-//! f32 first and running [`super::matmul_forward`]; the GPU kernel accumulates in the same
-//! order as `matmul_forward` does.
+//! The widened values are exact and the rest of the product is the f32 one (the same GEMM
+//! and microkernel; the same kernel), so the result is bit-identical to widening W to f32 first
+//! and running [`super::matmul_forward`] on either device.
 //!
 //! Forward only: a 16-bit weight does not train (`models/linear.rs` refuses its backward).
 //! Another storage (int8 with a scale per output row) would be one more variant of
-//! [`HalfStorage`]'s role and of the kernel's `b_format`.
+//! `HalfStorage` and one more `b_format` of the kernel.
 
-use super::cpu_gemm::{gemm_accumulate, BOperand, CInit, MatrixView, PackedB16};
+use super::cpu_gemm::PackedB16;
 use super::half_float::WeightDtype;
-use super::MatmulParams;
+use super::{dispatch_matmul, matmul_cpu_with, CpuB, MatmulDims, MatmulOptions};
 use crate::device::Device;
-use crate::ops::shaders;
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
@@ -55,7 +54,8 @@ impl std::fmt::Debug for HalfWeight {
 
 impl HalfWeight {
     /// W (out, in) from its 16-bit values `bits` (row-major) in `dtype` (fp16 or bf16), on
-    /// `device`, named `name`.
+    /// `device`, named `name`. An infinite or NaN value is an error naming the tensor and the
+    /// value's index (a corrupt checkpoint, or an f32 value beyond fp16's range, 65504).
     pub fn from_bits(
         device: &Device,
         name: &str,
@@ -64,36 +64,44 @@ impl HalfWeight {
         bits: &[u16],
     ) -> Result<HalfWeight> {
         let [out, inp] = shape;
-        if dtype == WeightDtype::Fp32 {
+        if dtype == WeightDtype::Fp32 || bits.len() != out * inp {
             return Err(Error::invalid(format!(
-                "{name}: a 16-bit weight needs dtype fp16 or bf16, not fp32"
+                "{name}: {} values of shape {shape:?} in {}: a 16-bit dtype and one value each",
+                bits.len(),
+                dtype.name()
             )));
         }
-        if bits.len() != out * inp {
-            return Err(Error::shape(
-                format!("{name}: 16-bit values for shape {shape:?}"),
-                out * inp,
-                bits.len(),
-            ));
+        // infinite or NaN: the exponent bits all ones
+        let exponent = if dtype == WeightDtype::Bf16 {
+            0x7f80
+        } else {
+            0x7c00
+        };
+        if let Some(i) = bits.iter().position(|&b| b & exponent == exponent) {
+            return Err(Error::invalid(format!(
+                "{name}: the value at flat index {i} is infinite or NaN in {}: the checkpoint \
+                 is corrupt, or (fp16) holds values beyond 65504; load the model with dtype \
+                 bf16 or fp32",
+                dtype.name()
+            )));
         }
         let storage = match device {
             Device::Cpu => HalfStorage::Cpu(PackedB16::pack_transposed(bits, out, inp, dtype)),
             Device::Gpu(_) => {
-                let words_per_row = inp.div_ceil(2);
-                let mut words = vec![0u32; out * words_per_row];
-                for (row, dst) in words.chunks_exact_mut(words_per_row.max(1)).enumerate() {
-                    let src = &bits[row * inp..][..inp];
-                    for (q, word) in dst.iter_mut().enumerate() {
-                        let high = src.get(2 * q + 1).copied().unwrap_or(0);
-                        *word = src[2 * q] as u32 | (high as u32) << 16;
-                    }
-                }
-                HalfStorage::Gpu(Tensor::from_vec(
-                    device,
-                    &[out, words_per_row],
-                    words,
-                    name,
-                )?)
+                // (out, ceil(in / 2)) words: the values of a row two by two, an odd row's last
+                // word padded with a zero high half
+                let row_words = inp.div_ceil(2);
+                let word = |i: usize| {
+                    let (row, q) = (i / row_words, 2 * (i % row_words));
+                    let high = if q + 1 < inp {
+                        bits[row * inp + q + 1]
+                    } else {
+                        0
+                    };
+                    bits[row * inp + q] as u32 | (high as u32) << 16
+                };
+                let words = (0..out * row_words).map(word).collect();
+                HalfStorage::Gpu(Tensor::from_vec(device, &[out, row_words], words, name)?)
             }
         };
         Ok(HalfWeight {
@@ -104,8 +112,8 @@ impl HalfWeight {
         })
     }
 
-    /// W (out, in) from f32 `values`, each rounded to nearest even in `dtype`; a value that
-    /// overflows fp16 (beyond 65504) is an error naming the tensor.
+    /// W (out, in) from f32 `values`, each rounded to nearest even in `dtype` (see
+    /// [`HalfWeight::from_bits`] for the values it refuses).
     pub fn from_f32(
         device: &Device,
         name: &str,
@@ -114,14 +122,6 @@ impl HalfWeight {
         values: &[f32],
     ) -> Result<HalfWeight> {
         let bits: Vec<u16> = values.iter().map(|&x| dtype.from_f32(x)).collect();
-        if let Some(i) = bits.iter().position(|&b| !dtype.to_f32(b).is_finite()) {
-            return Err(Error::invalid(format!(
-                "{name}: value {} (flat index {i}) is beyond the range of {}; load the model \
-                 with dtype bf16 or fp32",
-                values[i],
-                dtype.name()
-            )));
-        }
         HalfWeight::from_bits(device, name, dtype, shape, &bits)
     }
 
@@ -159,78 +159,44 @@ pub fn matmul_forward_half(
     bias: Option<&Tensor>,
 ) -> Result<()> {
     let [n, k] = w.shape;
-    let xs = x.shape();
-    if xs.last() != Some(&k) {
-        return Err(Error::shape(
-            format!("matmul of {} by {}", x.name(), w.name),
-            format!("(.., {k})"),
-            xs,
-        ));
+    let rows = x.numel() / k.max(1); // m
+    let mut shape = x.shape().to_vec(); // x (.., in), then y (.., out)
+    if let Some(last) = shape.len().checked_sub(1) {
+        shape[last] = k;
+        x.expect_shape(&w.name, &shape)?;
+        shape[last] = n;
     }
-    let rows: usize = xs[..xs.len() - 1].iter().product(); // m
-    let mut expected = xs.to_vec();
-    *expected.last_mut().unwrap_or(&mut 0) = n;
-    y.expect_shape(&format!("matmul by {}", w.name), &expected)?;
+    y.expect_shape(&w.name, &shape)?;
     if let Some(bias) = bias {
-        bias.expect_shape(&format!("matmul by {}: bias", w.name), &[n])?;
+        bias.expect_shape(&w.name, &[n])?;
     }
-    if rows == 0 || n == 0 {
-        return Ok(());
-    }
-    match (&w.storage, y.gpu_context().cloned()) {
-        (HalfStorage::Cpu(packed), None) => {
-            let init = match bias {
-                Some(b) => CInit::Bias(b.cpu()?),
-                None => CInit::Zero,
+    let dims = MatmulDims::new(
+        1,
+        1,
+        rows,
+        n,
+        k,
+        MatmulOptions {
+            trans_b: true,
+            ..MatmulOptions::default()
+        },
+    );
+    // A tensor on the other device than W: the error of `cpu_mut` / `gpu` names it.
+    match &w.storage {
+        HalfStorage::Cpu(packed) => {
+            let bias = match bias {
+                Some(t) => Some(t.cpu()?),
+                None => None,
             };
-            let a = MatrixView {
-                data: x.cpu()?,
-                row_stride: k,
-                col_stride: 1,
-            };
-            let out = y.cpu_mut()?;
-            gemm_accumulate(out, n, init, a, BOperand::Packed16(packed), rows, n, k, 1.0);
+            matmul_cpu_with(y.cpu_mut()?, x.cpu()?, CpuB::Packed16(packed), bias, &dims);
             Ok(())
         }
-        (HalfStorage::Gpu(words), Some(ctx)) => {
-            let params = MatmulParams {
-                m: rows as u32,
-                n: n as u32,
-                k: k as u32,
-                batch: 1,
-                trans_a: 0,
-                trans_b: 1,
-                has_bias: bias.is_some() as u32,
-                accumulate: 0,
-                a_batch_stride: 0,
-                b_batch_stride: 0,
-                alpha: 1.0,
-                b_format: match w.dtype {
-                    WeightDtype::Bf16 => 2,
-                    _ => 1,
-                },
-            };
-            let bias_buffer = match bias {
-                Some(t) => t.gpu()?,
-                None => ctx.placeholder(),
-            };
-            ctx.dispatch(
-                &shaders::MATMUL.kernel("matmul_forward_w16"),
-                &[x.gpu()?, words.gpu()?, bias_buffer],
-                &[y.gpu()?],
-                &params,
-                [n.div_ceil(64) as u32, rows.div_ceil(64) as u32, 1],
-            )
-        }
-        (storage, _) => {
-            let place = |gpu: bool| if gpu { "GPU" } else { "CPU" };
-            Err(Error::invalid(format!(
-                "{} is on the {}, the matmul's input {} on the {}",
-                w.name,
-                place(matches!(storage, HalfStorage::Gpu(_))),
-                x.name(),
-                place(y.is_gpu())
-            )))
-        }
+        HalfStorage::Gpu(words) => match y.gpu_context().cloned() {
+            Some(ctx) => {
+                let format = 1 + (w.dtype == WeightDtype::Bf16) as u32;
+                dispatch_matmul(&ctx, y, x, words.gpu()?, format, bias, &dims)
+            }
+            None => y.gpu().map(|_| ()),
+        },
     }
 }
