@@ -79,7 +79,7 @@ fn random_checkpoints_close_to_fp32(device: &Device) {
             let p = Pipeline::load_dir_as(&dir, device, dtype).unwrap();
             let encodings: Vec<_> = ["hello world", "the cat sat on the mat"]
                 .iter()
-                .map(|t| p.tokenizer.encode(*t).unwrap())
+                .map(|t| p.tokenizer.encode(t).unwrap())
                 .collect();
             let input = EncoderInput::from_encodings(device, &encodings).unwrap();
             let out = p.model.encode(&input, &RunMode::inference()).unwrap();
