@@ -110,7 +110,7 @@ pub(crate) struct MatmulParams {
     a_batch_stride: u32,
     b_batch_stride: u32,
     alpha: f32,
-    /// `matmul_forward_w16`'s weight format: 1 = fp16, 2 = bf16 (0 elsewhere).
+    /// How B is held: 0 = f32 values, 1 = fp16, 2 = bf16 (a 16-bit weight: `half_weight`).
     b_format: u32,
 }
 
