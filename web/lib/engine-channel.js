@@ -251,7 +251,7 @@ export class WorkerPool {
         }
         const loaded = resultsOrFirstError(settled);
         const tokenizer = this.keep('tokenizer', [loaded[0].tokenizer]);
-        const handle = this.keep('model', loaded.map((l) => l.handle), { runtime: args.runtime, tokenizer, replicasCurrent: true });
+        const handle = this.keep('model', loaded.map((l) => l.handle), { runtime: args.runtime, tokenizer, replicasCurrent: true, dtype: args.dtype });
         return { ...loaded[0], handle, tokenizer };
       }
       case 'model.trainer': {
@@ -356,7 +356,7 @@ export class WorkerPool {
       const files = new Map(Object.entries(saved));
       const runtime = this.entry(model.runtime);
       for (let i = 1; i < this.size; i++) {
-        const loaded = await this.channels[i].call('model.load', { runtime: runtime.workerHandles[i], files });
+        const loaded = await this.channels[i].call('model.load', { runtime: runtime.workerHandles[i], files, dtype: model.dtype });
         const old = model.workerHandles[i];
         model.workerHandles[i] = loaded.handle;
         await this.channels[i].call('free', { handle: old });

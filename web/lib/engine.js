@@ -201,7 +201,7 @@ export class Engine {
         const tokenizer = tokenizerFromFiles(a.files);
         let model;
         try {
-          model = await callRustAsync('loadModel', () => WasmModel.load(runtime, a.files));
+          model = await callRustAsync('loadModel', () => WasmModel.load(runtime, a.files, a.dtype ?? 'fp32'));
         } catch (error) {
           tokenizer.free();
           throw error;
@@ -212,6 +212,8 @@ export class Engine {
           tokenizer: tokenizerHandle,
           hiddenSize: model.hidden_size,
           newlyInitialized: model.newly_initialized,
+          dtype: a.dtype ?? 'fp32', // as WasmModel.load read it (an unknown one is refused there)
+          weightBytes: model.weight_bytes,
         };
       }
       case 'model.fillMask': {

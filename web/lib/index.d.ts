@@ -147,6 +147,24 @@ export interface LoadOptions {
 }
 
 /**
+ * How the encoder layers' weight matrices (attention and feed-forward: most of a model's bytes)
+ * are held: `'fp32'` (the default), or `'fp16'` / `'bf16'` at half the memory, computed in f32.
+ */
+export type WeightDtype = 'fp32' | 'fp16' | 'bf16';
+
+/** Options of `Runtime.loadModel`. */
+export interface LoadModelOptions extends LoadOptions {
+  /**
+   * How the encoder layers' weight matrices are held (default `'fp32'`). An fp16 (bf16)
+   * checkpoint loaded as `'fp16'` (`'bf16'`) is read without widening; other combinations are
+   * converted (rounding to nearest even). A 16-bit model runs inference and head-only training;
+   * training its layers (`train: 'all'`, `'top:N'`, masked-LM fine-tuning of the encoder) is
+   * refused: load it with `'fp32'` for that. An unknown value is refused before any download.
+   */
+  dtype?: WeightDtype;
+}
+
+/**
  * The `signal` option of every asynchronous method (`loadModel`, `fillMask`, `embed`,
  * `similarity`, `classify`, `classifyTokens`, `inspect`, `wordVectors`, `nextSentence`, `predict`,
  * `save`, the training runs, `loadElmo`, `ElmoModel.embed`, `ElmoModel.trainClassifier`).
@@ -329,7 +347,7 @@ export class Runtime {
    * @throws ModelLoadError when a file is missing or cannot be fetched.
    * @throws WebnluError when the files are not a supported model (the message names the problem).
    */
-  loadModel(source: ModelSource, options?: LoadOptions): Promise<Model>;
+  loadModel(source: ModelSource, options?: LoadModelOptions): Promise<Model>;
   /**
    * Loads an ELMo biLM (Peters et al., NAACL 2018) from AllenNLP's two files onto this runtime's
    * device, in its thread or worker. URLs are fetched with progress (`fileIndex` 0: options.json,
@@ -528,6 +546,10 @@ export class Model {
    * about them on the console, as transformers does: fine-tune before trusting the predictions.
    */
   readonly newlyInitialized: readonly string[];
+  /** How the encoder layers' weight matrices are held (`loadModel`'s `dtype`). */
+  readonly dtype: WeightDtype;
+  /** Bytes of the parameters as loaded on the device (16-bit weights at 2 bytes a value). */
+  readonly weightBytes: number;
   /** The parsed config.json. */
   readonly config: Record<string, unknown>;
   /** The names of the files it was loaded from. */

@@ -21,6 +21,8 @@ import { DEFAULT_HUB_URL, TOKENIZER_FILE_ROLES } from './model-source.js';
 import { decodeUtf8 } from './tokenizer.js';
 import { checkExamples, checkWordExamples, TASKS, TrainingRun } from './training-run.js';
 
+/** `loadModel`'s `dtype` values: how the encoder layers' weight matrices are held. */
+const WEIGHT_DTYPES = ['fp32', 'fp16', 'bf16'];
 
 /**
  * The most workers `threads` takes by default: each holds a copy of every model, and beyond a
@@ -167,11 +169,15 @@ export class Runtime {
       throw new UnsupportedError(`loadModel: ${this.device.reason}`);
     }
     if (this.#lost !== null) throw deviceLostError('loadModel', this.#lost);
+    const dtype = options.dtype ?? 'fp32';
+    if (!WEIGHT_DTYPES.includes(dtype)) {
+      throw new WebnluError(`loadModel: unknown dtype ${JSON.stringify(dtype)}: expected ${WEIGHT_DTYPES.map((d) => `'${d}'`).join(', ')}`);
+    }
     const started = performance.now();
     const fetched = await fetchModelFiles(source, { hubUrl: this.hubUrl, ...options });
     const config = parseConfig(fetched.files.get('config.json'));
     const names = [...fetched.files.keys()];
-    const loaded = await callAbortable(this.#channel, 'model.load', { runtime: this.#handle, files: fetched.files },
+    const loaded = await callAbortable(this.#channel, 'model.load', { runtime: this.#handle, files: fetched.files, dtype },
       transferablesOf(fetched.files), signal);
     return new Model(this, this.#channel, loaded, {
       config, files: names, source: fetched.label, fromCache: fetched.fromCache, bytes: fetched.bytes,
@@ -344,6 +350,10 @@ export class Model extends EngineObject {
     this.hiddenSize = loaded.hiddenSize;
     /** Parameters the checkpoint lacked and the load initialized randomly (warned about, as transformers does). */
     this.newlyInitialized = loaded.newlyInitialized ?? [];
+    /** How the encoder layers' weight matrices are held: 'fp32', 'fp16' or 'bf16' (`loadModel`'s `dtype`). */
+    this.dtype = loaded.dtype;
+    /** Bytes of the parameters as loaded on the device (16-bit weights at 2 bytes a value). */
+    this.weightBytes = loaded.weightBytes;
     if (this.newlyInitialized.length > 0) {
       console.warn(`webnlu: some weights of ${meta.source} were not in the checkpoint and are newly initialized: ${this.newlyInitialized.join(', ')}; fine-tune the model before trusting what it predicts`);
     }

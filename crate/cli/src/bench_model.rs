@@ -1,5 +1,6 @@
 //! `webnlu bench model [--device cpu|gpu|auto] [--models minilm,minilm-shape,bert-base,DIR]
 //!  [--minilm DIR] [--batch B] [--seq T] [--repeat N] [--policies head,top:2,all] [--threads N]
+//!  [--dtype fp32|fp16|bf16]
 //!  [--peer torch] [--python PATH] [--profile-kernels] [--json]`
 //!
 //! Throughput of the BERT encoder: tokens per second of the forward pass (inference) and of a
@@ -48,6 +49,7 @@ use super::model_tasks::open_device;
 use webnlu::device::{DeviceChoice, DeviceStats};
 use webnlu::io::{ModelFiles, RandomBert};
 use webnlu::models::{BertModel, EncoderInput, Freeze, Gradients, RunMode, Targets, Task};
+use webnlu::ops::matmul::WeightDtype;
 use webnlu::ops::optimizer::AdamWConfig;
 use webnlu::train::{clip_and_step, AdamW, SplitMix64};
 use webnlu::{Device, Error, Result};
@@ -156,6 +158,10 @@ pub struct BenchModelArgs {
     /// Freezing policies of the training steps
     #[arg(long, value_name = "LIST", default_value = "head,top:2,all")]
     pub policies: String,
+    /// How the encoder layers' weight matrices are held (fp16/bf16: only the `head` policy
+    /// trains; the others are left out)
+    #[arg(long, value_name = "fp32|fp16|bf16", default_value = "fp32")]
+    pub dtype: WeightDtype,
     /// CPU threads of the matmuls [default: all cores]
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
@@ -203,15 +209,11 @@ pub fn run(args: BenchModelArgs) -> Result<()> {
             }
         };
         let before_load = device.memory_usage();
-        let mut model = BertModel::load(&files, &device)?;
+        let mut model = BertModel::load_as(&files, &device, args.dtype)?;
         drop(files);
         let after_load = device.memory_usage();
         model.add_sequence_classifier(&["a".to_string(), "b".to_string()], 0)?;
-        let weight_bytes: u64 = model
-            .named_parameters()
-            .iter()
-            .map(|(_, t)| t.bytes())
-            .sum();
+        let weight_bytes = model.weight_bytes();
         let input = random_input(
             &device,
             b,
@@ -251,6 +253,7 @@ pub fn run(args: BenchModelArgs) -> Result<()> {
         let mut line = json!({
             "model": name, "device": device.kind(), "batch": input.batch, "seq": input.seq,
             "parameters": model.parameter_count(), "weight_bytes": weight_bytes,
+            "dtype": model.weight_dtype().name(),
             "forward_tokens_per_s": tokens / forward_seconds,
             "forward_ms": forward_seconds * 1e3,
         });
@@ -267,6 +270,9 @@ pub fn run(args: BenchModelArgs) -> Result<()> {
                 if k > model.num_layers() {
                     continue;
                 }
+            }
+            if freeze != Freeze::Head && args.dtype != WeightDtype::Fp32 {
+                continue; // 16-bit layers do not train
             }
             let mut optimizer = AdamW::new(AdamWConfig::default());
             let cpu = !device.is_gpu();

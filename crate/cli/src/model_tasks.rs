@@ -15,7 +15,9 @@
 //! A pair longer than the window is refused with its lengths, or with `--truncate` cut as the
 //! tokenizer cuts pairs (`longest_first`); pairs are never read in windows.
 //!
-//! Common options: `--device auto|gpu|cpu`, `--max-length N` (window length, default the
+//! Common options: `--device auto|gpu|cpu`, `--dtype fp32|fp16|bf16` (how the encoder layers'
+//! weight matrices are held; 16 bits: half their memory, inference and head-only training),
+//! `--max-length N` (window length, default the
 //! model's positions), `--stride N` (overlap of windows, default a quarter), `--no-windows`
 //! (a text longer than the model is an error) or `--truncate` (keep its first window),
 //! `--batch-size N`. `similarity` compares every input line with every line of `--against`
@@ -28,6 +30,7 @@ use serde_json::json;
 
 use clap::Args;
 use webnlu::device::{DeviceChoice, GpuOptions};
+use webnlu::ops::matmul::WeightDtype;
 use webnlu::tasks::{LongTexts, Pipeline, Pooling, ReadOptions, TextPair};
 use webnlu::{Device, Error, Result};
 
@@ -46,6 +49,11 @@ pub struct ModelArgs {
     /// Texts per forward pass (training: examples per micro-batch) [default: 32]
     #[arg(long, value_name = "N")]
     pub batch_size: Option<usize>,
+    /// How the encoder layers' weight matrices are held: fp16 and bf16 take half the memory
+    /// (an fp16/bf16 checkpoint is read without widening) and compute in f32; a 16-bit model
+    /// runs inference and head-only training (training its layers needs fp32)
+    #[arg(long, value_name = "fp32|fp16|bf16", default_value = "fp32")]
+    pub dtype: WeightDtype,
 }
 
 /// How a text longer than the window is read (the commands that read whole texts).
@@ -145,7 +153,7 @@ pub fn warn_newly_initialized(pipeline: &Pipeline, dir: &str) {
 /// the commands that cut examples to the max length).
 pub fn load_pipeline(args: &ModelArgs, windows: Option<&WindowArgs>) -> Result<Pipeline> {
     let device = open_device(args.device)?;
-    let mut pipeline = Pipeline::load_dir(&args.model, &device)?;
+    let mut pipeline = Pipeline::load_dir_as(&args.model, &device, args.dtype)?;
     warn_newly_initialized(&pipeline, &args.model);
     let max_length = args.max_length.unwrap_or(pipeline.model.max_positions());
     let long_texts = match windows {

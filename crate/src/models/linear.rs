@@ -1,21 +1,37 @@
 //! A fully connected layer as `torch.nn.Linear`: `y = x W^T + b`, W stored (out, in) as in
 //! PyTorch checkpoints, with its backward next to it, and the initialisation transformers gives
 //! a new layer (`BertPreTrainedModel._init_weights`: W ~ normal(0, initializer_range), b = 0).
+//!
+//! W is held in f32 (a parameter: it trains), or in fp16 / bf16 ([`HalfWeight`]: inference and
+//! head-only training, where the layer is frozen; its backward is refused). The bias stays f32.
 
 use crate::device::Device;
 use crate::ops::dropout::threefry2x32;
-use crate::ops::matmul::{matmul_backward, matmul_forward_packed, MatmulOptions, PackedWeight};
+use crate::ops::matmul::{
+    matmul_backward, matmul_forward_half, matmul_forward_packed, HalfWeight, MatmulOptions,
+    PackedWeight, WeightDtype,
+};
 use crate::tensor::Tensor;
 use crate::Result;
 
 use super::gradients::Gradients;
 use super::weight_loader::WeightLoader;
 
+/// How a layer's W (out, in) is held.
+#[derive(Debug)]
+pub enum LinearWeight {
+    /// f32: a parameter.
+    F32(Tensor),
+    /// fp16 or bf16, frozen.
+    Half(HalfWeight),
+}
+
 #[derive(Debug)]
 pub struct Linear {
-    pub weight: Tensor, // (out, in)
-    pub bias: Tensor,   // (out)
-    /// The CPU matmul's packed panels of `weight`, made on first use (and after it changes).
+    pub weight: LinearWeight, // (out, in)
+    pub bias: Tensor,         // (out)
+    /// The CPU matmul's packed panels of an f32 `weight`, made on first use (and after it
+    /// changes).
     packed: PackedWeight,
 }
 
@@ -35,10 +51,28 @@ impl Linear {
         out: usize,
         inp: usize,
     ) -> Result<Self> {
+        Linear::load_as(weights, prefix, module, out, inp, WeightDtype::Fp32)
+    }
+
+    /// [`Linear::load`] with W held in `dtype` (a 16-bit checkpoint tensor of that dtype is
+    /// read as it is, without widening; others are converted).
+    pub fn load_as(
+        weights: &WeightLoader,
+        prefix: &str,
+        module: &str,
+        out: usize,
+        inp: usize,
+        dtype: WeightDtype,
+    ) -> Result<Self> {
         let w = format!("{module}.weight");
         let b = format!("{module}.bias");
+        let canonical = format!("{prefix}{w}");
+        let weight = match dtype {
+            WeightDtype::Fp32 => LinearWeight::F32(weights.load(&w, &canonical, &[out, inp])?),
+            half => LinearWeight::Half(weights.load_half(&w, &canonical, [out, inp], half)?),
+        };
         Ok(Linear {
-            weight: weights.load(&w, &format!("{prefix}{w}"), &[out, inp])?,
+            weight,
             bias: weights.load(&b, &format!("{prefix}{b}"), &[out])?,
             packed: PackedWeight::default(),
         })
@@ -54,35 +88,57 @@ impl Linear {
         seed: u64,
     ) -> Result<Self> {
         Ok(Linear {
-            weight: Tensor::from_vec(
+            weight: LinearWeight::F32(Tensor::from_vec(
                 device,
                 &[out, inp],
                 normal_values(out * inp, std, seed),
                 &format!("{name}.weight"),
-            )?,
+            )?),
             bias: Tensor::zeros(device, &[out], &format!("{name}.bias"))?,
             packed: PackedWeight::default(),
         })
     }
 
+    /// (out, in)
+    fn shape(&self) -> [usize; 2] {
+        match &self.weight {
+            LinearWeight::F32(w) => [w.shape()[0], w.shape()[1]],
+            LinearWeight::Half(w) => w.shape(),
+        }
+    }
+
     pub fn out_features(&self) -> usize {
-        self.weight.shape()[0]
+        self.shape()[0]
     }
 
     pub fn in_features(&self) -> usize {
-        self.weight.shape()[1]
+        self.shape()[1]
+    }
+
+    /// How W is held.
+    pub fn dtype(&self) -> WeightDtype {
+        match &self.weight {
+            LinearWeight::F32(_) => WeightDtype::Fp32,
+            LinearWeight::Half(w) => w.dtype(),
+        }
+    }
+
+    /// The 16-bit W, if it is one (it is not among [`Linear::parameters`]).
+    pub fn half_weight(&self) -> Option<&HalfWeight> {
+        match &self.weight {
+            LinearWeight::F32(_) => None,
+            LinearWeight::Half(w) => Some(w),
+        }
     }
 
     /// y (.., out) = x (.., in) W^T + b
     pub fn forward(&self, y: &mut Tensor, x: &Tensor) -> Result<()> {
-        matmul_forward_packed(
-            y,
-            x,
-            &self.weight,
-            Some(&self.bias),
-            WEIGHT_IS_OUT_BY_IN,
-            &self.packed,
-        )
+        match &self.weight {
+            LinearWeight::F32(w) => {
+                matmul_forward_packed(y, x, w, Some(&self.bias), WEIGHT_IS_OUT_BY_IN, &self.packed)
+            }
+            LinearWeight::Half(w) => matmul_forward_half(y, x, w, Some(&self.bias)),
+        }
     }
 
     /// A new output tensor (.., out) for input x (.., in), computed.
@@ -104,28 +160,56 @@ impl Linear {
         x: &Tensor,
         grads: Option<&mut Gradients>,
     ) -> Result<()> {
+        let weight = match &self.weight {
+            LinearWeight::F32(w) => w,
+            LinearWeight::Half(w) => return Err(w.dtype().refuse_training(w.name())),
+        };
         match grads {
-            None => matmul_backward(dx, None, None, dy, x, &self.weight, WEIGHT_IS_OUT_BY_IN),
-            Some(grads) => grads.with_weight_and_bias(&self.weight, &self.bias, |dw, db| {
-                matmul_backward(
-                    dx,
-                    Some(dw),
-                    Some(db),
-                    dy,
-                    x,
-                    &self.weight,
-                    WEIGHT_IS_OUT_BY_IN,
-                )
+            None => matmul_backward(dx, None, None, dy, x, weight, WEIGHT_IS_OUT_BY_IN),
+            Some(grads) => grads.with_weight_and_bias(weight, &self.bias, |dw, db| {
+                matmul_backward(dx, Some(dw), Some(db), dy, x, weight, WEIGHT_IS_OUT_BY_IN)
             }),
         }
     }
 
-    pub fn parameters(&self) -> [&Tensor; 2] {
-        [&self.weight, &self.bias]
+    /// The f32 parameters: W and b, or only b when W is held in 16 bits (frozen).
+    pub fn parameters(&self) -> Vec<&Tensor> {
+        let mut p = Vec::with_capacity(2);
+        self.push_parameters(&mut p);
+        p
     }
 
-    pub fn parameters_mut(&mut self) -> [&mut Tensor; 2] {
-        [&mut self.weight, &mut self.bias]
+    pub fn parameters_mut(&mut self) -> Vec<&mut Tensor> {
+        let mut p = Vec::with_capacity(2);
+        self.push_parameters_mut(&mut p);
+        p
+    }
+
+    /// [`Linear::parameters`] appended to `out` (not inlined: the models list their layers'
+    /// parameters in many places, and each inlined copy would grow the wasm module).
+    #[inline(never)]
+    pub fn push_parameters<'a>(&'a self, out: &mut Vec<&'a Tensor>) {
+        if let LinearWeight::F32(w) = &self.weight {
+            out.push(w);
+        }
+        out.push(&self.bias);
+    }
+
+    #[inline(never)]
+    pub fn push_parameters_mut<'a>(&'a mut self, out: &mut Vec<&'a mut Tensor>) {
+        if let LinearWeight::F32(w) = &mut self.weight {
+            out.push(w);
+        }
+        out.push(&mut self.bias);
+    }
+
+    /// (values, bytes held) of a 16-bit W; (0, 0) for an f32 one.
+    #[inline(never)]
+    pub fn half_weight_held(&self) -> (usize, u64) {
+        match &self.weight {
+            LinearWeight::F32(_) => (0, 0),
+            LinearWeight::Half(w) => (w.numel(), w.bytes()),
+        }
     }
 }
 

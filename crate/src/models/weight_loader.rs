@@ -6,7 +6,8 @@
 //! `<prefix><name>`.
 
 use crate::device::Device;
-use crate::io::WeightFile;
+use crate::io::{DType, WeightFile};
+use crate::ops::matmul::{HalfWeight, WeightDtype};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
@@ -22,6 +23,31 @@ impl WeightLoader<'_, '_> {
         let values = view.to_f32()?.into_owned();
         check_finite(name, &values)?;
         Tensor::from_vec(self.device, shape, values, canonical)
+    }
+
+    /// The matrix `name` (out, in) held in 16-bit `dtype` on the device: an F16 (BF16) file
+    /// tensor asked for as fp16 (bf16) is read as it is, without widening; any other float
+    /// tensor is converted (through f32, rounding to nearest even). NaN and infinite values
+    /// (and, in fp16, values beyond its range) are refused, naming the tensor.
+    pub fn load_half(
+        &self,
+        name: &str,
+        canonical: &str,
+        shape: [usize; 2],
+        dtype: WeightDtype,
+    ) -> Result<HalfWeight> {
+        let view = self.file.require(name, &shape)?;
+        let same = matches!(
+            (view.dtype, dtype),
+            (DType::F16, WeightDtype::Fp16) | (DType::BF16, WeightDtype::Bf16)
+        );
+        if !same {
+            return HalfWeight::from_f32(self.device, canonical, dtype, shape, &view.to_f32()?);
+        }
+        let bits: Vec<u16> = (view.data.chunks_exact(2))
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+            .collect();
+        HalfWeight::from_bits(self.device, canonical, dtype, shape, &bits)
     }
 
     pub fn has(&self, name: &str) -> bool {

@@ -5,6 +5,7 @@
 use crate::device::Device;
 use crate::io::ModelFiles;
 use crate::models::{BertModel, EncoderInput, EncoderOutput, Family, RunMode};
+use crate::ops::matmul::WeightDtype;
 use crate::tensor::Tensor;
 use crate::tokenizer::{Tokenizer, VocabOptions};
 use crate::{Error, Result};
@@ -53,8 +54,14 @@ impl Pipeline {
     /// The model of `files` on `device`, with its tokenizer (tokenizer.json, else vocab.txt
     /// with tokenizer_config.json's `do_lower_case`).
     pub fn load(files: &ModelFiles, device: &Device) -> Result<Pipeline> {
+        Pipeline::load_as(files, device, WeightDtype::Fp32)
+    }
+
+    /// [`Pipeline::load`] with the encoder layers' weight matrices held in `dtype`
+    /// ([`BertModel::load_as`]).
+    pub fn load_as(files: &ModelFiles, device: &Device, dtype: WeightDtype) -> Result<Pipeline> {
         let tokenizer = load_tokenizer(files)?;
-        let model = BertModel::load(files, device)?;
+        let model = BertModel::load_as(files, device, dtype)?;
         let max_length = model.max_positions();
         let classifier_input = ClassifierInput::from_config(files)?;
         let problem_type = ProblemType::from_config(files, model.config.labels().num_labels)?;
@@ -88,13 +95,23 @@ impl Pipeline {
     /// `modules.json`).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn load_dir(dir: impl AsRef<std::path::Path>, device: &Device) -> Result<Pipeline> {
+        Pipeline::load_dir_as(dir, device, WeightDtype::Fp32)
+    }
+
+    /// Native only: [`Pipeline::load_dir`] with the encoder's weight matrices in `dtype`.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn load_dir_as(
+        dir: impl AsRef<std::path::Path>,
+        device: &Device,
+        dtype: WeightDtype,
+    ) -> Result<Pipeline> {
         let dir = dir.as_ref();
         let mut files = ModelFiles::from_dir(dir)?;
         let modules = dir.join("modules.json");
         if modules.is_file() {
             files.insert("modules.json", crate::io::read_file(&modules)?);
         }
-        Pipeline::load(&files, device)
+        Pipeline::load_as(&files, device, dtype)
     }
 
     pub fn device(&self) -> &Device {

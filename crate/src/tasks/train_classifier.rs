@@ -204,7 +204,7 @@ impl ClassifierTraining {
         if examples.is_empty() {
             return Err(Error::invalid("train_classifier: no examples"));
         }
-        check_run_options(&options, pipeline.model.num_layers(), "train_classifier")?;
+        check_run_options(&options, &pipeline.model, "train_classifier")?;
         options.refuse_masked_lm_options("train_classifier")?;
         if let Some(e) = examples.iter().position(|e| e.text.trim().is_empty()) {
             return Err(Error::invalid(format!(

@@ -148,7 +148,7 @@ impl MaskedLmTraining {
         if let Some(e) = texts.iter().position(|t| t.trim().is_empty()) {
             return Err(Error::invalid(format!("{WHAT}: text {e} is empty")));
         }
-        check_run_options(&options, pipeline.model.num_layers(), WHAT)?;
+        check_run_options(&options, &pipeline.model, WHAT)?;
         if options.classifier_input.is_some()
             || options.long_texts.is_some()
             || options.problem != ProblemType::SingleLabel

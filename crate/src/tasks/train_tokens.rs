@@ -194,7 +194,7 @@ impl TokenClassifierTraining {
     ) -> Result<TokenClassifierTraining> {
         const WHAT: &str = "train_token_classifier";
         check_word_examples(examples, WHAT)?;
-        check_run_options(&options, pipeline.model.num_layers(), WHAT)?;
+        check_run_options(&options, &pipeline.model, WHAT)?;
         options.refuse_masked_lm_options(WHAT)?;
         if options.classifier_input.is_some() {
             return Err(Error::invalid(format!(

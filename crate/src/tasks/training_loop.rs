@@ -20,7 +20,8 @@
 
 use std::ops::Range;
 
-use crate::models::{Freeze, Gradients, RunMode};
+use crate::models::{BertModel, Freeze, Gradients, RunMode};
+use crate::ops::matmul::WeightDtype;
 use crate::ops::optimizer::AdamWConfig;
 use crate::train::{
     check_finite_loss, clip_and_step, epoch_batches, AdamW, GradientAccumulation, LinearSchedule,
@@ -56,9 +57,11 @@ impl<P> StepsProgress<P> {
     }
 }
 
-/// Errors for options no run can use: those out of range ([`TrainOptions::validate`]) and a
-/// `top:K` beyond the model's layers. `what` names the run in the message.
-pub fn check_run_options(options: &TrainOptions, layers: usize, what: &str) -> Result<()> {
+/// Errors for options no run can use: those out of range ([`TrainOptions::validate`]), a
+/// `top:K` beyond the model's layers, and training layers whose weights are held in 16 bits
+/// (`dtype` fp16 / bf16 at load). `what` names the run in the message.
+pub fn check_run_options(options: &TrainOptions, model: &BertModel, what: &str) -> Result<()> {
+    let layers = model.num_layers();
     options
         .validate()
         .map_err(|e| Error::invalid(format!("{what}: {}", e.message())))?;
@@ -68,6 +71,10 @@ pub fn check_run_options(options: &TrainOptions, layers: usize, what: &str) -> R
                 "freeze policy top:{k}: the model has {layers} layers (use 1..={layers})"
             )));
         }
+    }
+    let dtype = model.weight_dtype();
+    if options.freeze != Freeze::Head && dtype != WeightDtype::Fp32 {
+        return Err(dtype.refuse_training(&format!("{what}: freeze policy {}", options.freeze)));
     }
     Ok(())
 }

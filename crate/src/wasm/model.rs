@@ -26,6 +26,7 @@ use super::to_js_error;
 use super::trainer::*;
 use crate::device::{DeviceChoice, GpuOptions};
 use crate::io::ModelFiles;
+use crate::ops::matmul::WeightDtype;
 use crate::tasks::{
     head_features, parse_word_examples, Example, InspectOptions, LayerSelection, LongTexts,
     NextSentence, Pipeline, Pooling, TextPair, TokenLabel, WordExample, WordExampleFormat,
@@ -213,13 +214,17 @@ pub struct WasmModel {
     hidden_size: usize,
     /// Parameters the checkpoint lacked and the load initialized randomly.
     newly_initialized: Vec<String>,
+    /// Bytes of the parameters as held on the device.
+    weight_bytes: u64,
 }
 
 #[wasm_bindgen]
 impl WasmModel {
     /// Loads a model from its files (`config.json`, `model.safetensors` or `pytorch_model.bin`,
-    /// `tokenizer.json` or `vocab.txt`, optional `tokenizer_config.json`, `modules.json`).
-    pub fn load(runtime: &WasmRuntime, files: &Map) -> Result<WasmModel, JsError> {
+    /// `tokenizer.json` or `vocab.txt`, optional `tokenizer_config.json`, `modules.json`), the
+    /// encoder layers' weight matrices held in `dtype` ("fp32", "fp16" or "bf16").
+    pub fn load(runtime: &WasmRuntime, files: &Map, dtype: &str) -> Result<WasmModel, JsError> {
+        let dtype = WeightDtype::parse(dtype).map_err(to_js_error)?;
         let mut model_files = ModelFiles::new("model files");
         let mut error = None;
         files.for_each(
@@ -240,14 +245,23 @@ impl WasmModel {
         if let Some(error) = error {
             return Err(error);
         }
-        let pipeline = Pipeline::load(&model_files, &runtime.device).map_err(to_js_error)?;
+        let mut pipeline =
+            Pipeline::load_as(&model_files, &runtime.device, dtype).map_err(to_js_error)?;
         let hidden_size = pipeline.hidden_size();
         let newly_initialized = pipeline.model.newly_initialized.clone();
+        let weight_bytes = pipeline.model.weight_bytes();
         Ok(WasmModel {
             pipeline: Rc::new(RefCell::new(Some(pipeline))),
             hidden_size,
             newly_initialized,
+            weight_bytes,
         })
+    }
+
+    /// Bytes of the parameters as held on the device (16-bit weights at 2 bytes a value).
+    #[wasm_bindgen(getter)]
+    pub fn weight_bytes(&self) -> f64 {
+        self.weight_bytes as f64
     }
 
     #[wasm_bindgen(getter)]

@@ -28,4 +28,6 @@ export async function misuse(): Promise<void> {
   model.trainClassifier([{ text: 'a', label: 'b' }], { onStep: (step: { done: string }) => step });  // done is a number
   model.training = null;                                        // read-only
   parseExamples('a,b', { format: 'json' });                     // not a format
+  await rt.loadModel('x', { dtype: 'int3' });                   // not a dtype
+  model.dtype = 'fp16';                                         // read-only
 }

@@ -6,7 +6,8 @@ import init, {
 import type { DeviceLostInfo } from 'webnlu';
 import type {
   ElmoEpochReport, ElmoLayers, ElmoModel, ElmoTrainingRun, EntityScore, EpochReport, Inspection, LoadProgress, MaskPrediction,
-  MaskedLmEpochReport, MemoryUsage, NextSentence, ParsedExample, TokenEpochReport, TokenLabel, TrainingStep, WordExample, WordVectors,
+  MaskedLmEpochReport, MemoryUsage, NextSentence, ParsedExample, TokenEpochReport, TokenLabel, TrainingStep, WeightDtype, WordExample,
+  WordVectors,
 } from 'webnlu';
 
 export async function readme(): Promise<void> {
@@ -20,6 +21,9 @@ export async function readme(): Promise<void> {
   const fills: MaskPrediction[][] = await model.fillMask('the cat sat on the [MASK].', { topK: 5 });
   const fillsPerText: MaskPrediction[][][] = await model.fillMask(['a [MASK].', 'b [MASK].']);
   const extraBytes: number = model.extraWorkerBytes;
+  const half = await rt.loadModel('sentence-transformers/all-MiniLM-L6-v2', { dtype: 'fp16' });
+  const dtype: WeightDtype = half.dtype;
+  const weightBytes: number = half.weightBytes;
   const vectors: Float32Array[] = await model.embed(['a', 'b'], { pooling: 'mean', normalize: true });
   const one: Float32Array = await model.embed('a');
   const matrix: Float32Array[] = await model.similarity(['a'], ['b', 'c']);

@@ -10,6 +10,7 @@ mod elmo_fixture;
 #[path = "../common/op_checks.rs"]
 mod op_checks;
 
+mod dtype;
 mod elmo;
 mod inspect;
 mod options;

@@ -12,6 +12,7 @@ mod op_checks;
 
 mod elmo_train_options;
 mod examples;
+mod half_weights;
 mod inspect;
 mod models;
 mod pairs;

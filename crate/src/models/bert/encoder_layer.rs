@@ -20,6 +20,7 @@ use crate::ops::dropout::{dropout_backward, dropout_forward, DropoutMask};
 use crate::ops::elementwise::{
     activation_backward, activation_forward, add_backward, add_forward, Activation,
 };
+use crate::ops::matmul::WeightDtype;
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
@@ -147,7 +148,8 @@ fn dropout_or_identity(x: Tensor, mask: Option<DropoutMask>) -> Result<Tensor> {
 
 impl EncoderLayer {
     /// Loads the layer whose parameters are named `<prefix><names.*>.{weight,bias}`;
-    /// `canonical` is the prefix the tensors get (the model prefix + `prefix`).
+    /// `canonical` is the prefix the tensors get (the model prefix + `prefix`). The six
+    /// linear layers' weight matrices are held in `dtype` (LayerNorms and biases in f32).
     #[allow(clippy::too_many_arguments)]
     pub fn load(
         weights: &WeightLoader,
@@ -157,10 +159,12 @@ impl EncoderLayer {
         shape: LayerShape,
         activation: Activation,
         dropout: LayerDropout,
+        dtype: WeightDtype,
     ) -> Result<Self> {
         let (c, i) = (shape.hidden, shape.intermediate);
         let p = |m: &str| format!("{layer_prefix}{m}");
-        let linear = |m: &str, out, inp| Linear::load(weights, model_prefix, &p(m), out, inp);
+        let linear =
+            |m: &str, out, inp| Linear::load_as(weights, model_prefix, &p(m), out, inp, dtype);
         let norm = |m: &str| LayerNorm::load(weights, model_prefix, &p(m), c, shape.eps);
         Ok(EncoderLayer {
             query: linear(names.query, c, c)?,
@@ -344,14 +348,26 @@ impl EncoderLayer {
         Ok(())
     }
 
+    /// The six linear layers (attention q, k, v, output; FFN in, out).
+    pub fn linears(&self) -> [&Linear; 6] {
+        [
+            &self.query,
+            &self.key,
+            &self.value,
+            &self.attention_output,
+            &self.intermediate,
+            &self.output,
+        ]
+    }
+
     pub fn parameters(&self) -> Vec<&Tensor> {
         let mut p = Vec::with_capacity(16);
         for l in [&self.query, &self.key, &self.value, &self.attention_output] {
-            p.extend(l.parameters());
+            l.push_parameters(&mut p);
         }
         p.extend(self.attention_norm.parameters());
-        p.extend(self.intermediate.parameters());
-        p.extend(self.output.parameters());
+        self.intermediate.push_parameters(&mut p);
+        self.output.push_parameters(&mut p);
         p.extend(self.output_norm.parameters());
         p
     }
@@ -364,11 +380,11 @@ impl EncoderLayer {
             &mut self.value,
             &mut self.attention_output,
         ] {
-            p.extend(l.parameters_mut());
+            l.push_parameters_mut(&mut p);
         }
         p.extend(self.attention_norm.parameters_mut());
-        p.extend(self.intermediate.parameters_mut());
-        p.extend(self.output.parameters_mut());
+        self.intermediate.push_parameters_mut(&mut p);
+        self.output.push_parameters_mut(&mut p);
         p.extend(self.output_norm.parameters_mut());
         p
     }

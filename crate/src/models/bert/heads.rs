@@ -285,7 +285,7 @@ impl MaskedLmHead {
 
     /// The head's own parameters (a tied decoder is the word embeddings, not listed here).
     pub fn parameters(&self) -> Vec<&Tensor> {
-        let mut p: Vec<&Tensor> = self.transform.parameters().into();
+        let mut p: Vec<&Tensor> = self.transform.parameters();
         p.extend(self.norm.parameters());
         p.extend(self.decoder.as_ref());
         p.push(&self.bias);
@@ -293,7 +293,7 @@ impl MaskedLmHead {
     }
 
     pub fn parameters_mut(&mut self) -> Vec<&mut Tensor> {
-        let mut p: Vec<&mut Tensor> = self.transform.parameters_mut().into();
+        let mut p: Vec<&mut Tensor> = self.transform.parameters_mut();
         p.extend(self.norm.parameters_mut());
         p.extend(self.decoder.as_mut());
         p.push(&mut self.bias);
@@ -555,14 +555,14 @@ impl SequenceClassifier {
 
     pub fn parameters(&self) -> Vec<&Tensor> {
         match self {
-            SequenceClassifier::Bert { classifier, .. } => classifier.parameters().into(),
+            SequenceClassifier::Bert { classifier, .. } => classifier.parameters(),
             SequenceClassifier::DistilBert {
                 pre_classifier,
                 classifier,
                 ..
             } => {
-                let mut p: Vec<&Tensor> = pre_classifier.parameters().into();
-                p.extend(classifier.parameters());
+                let mut p: Vec<&Tensor> = pre_classifier.parameters();
+                classifier.push_parameters(&mut p);
                 p
             }
         }
@@ -570,14 +570,14 @@ impl SequenceClassifier {
 
     pub fn parameters_mut(&mut self) -> Vec<&mut Tensor> {
         match self {
-            SequenceClassifier::Bert { classifier, .. } => classifier.parameters_mut().into(),
+            SequenceClassifier::Bert { classifier, .. } => classifier.parameters_mut(),
             SequenceClassifier::DistilBert {
                 pre_classifier,
                 classifier,
                 ..
             } => {
-                let mut p: Vec<&mut Tensor> = pre_classifier.parameters_mut().into();
-                p.extend(classifier.parameters_mut());
+                let mut p: Vec<&mut Tensor> = pre_classifier.parameters_mut();
+                classifier.push_parameters_mut(&mut p);
                 p
             }
         }

@@ -8,6 +8,7 @@ use crate::models::layer_norm::LayerNorm;
 use crate::models::linear::Linear;
 use crate::models::weight_loader::WeightLoader;
 use crate::ops::elementwise::Activation;
+use crate::ops::matmul::WeightDtype;
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
@@ -24,6 +25,8 @@ struct Checkpoint<'w, 'f, 'a> {
     /// The encoder's prefix in task checkpoints (`bert.` / `distilbert.`).
     prefix: &'static str,
     activation: Activation,
+    /// How the encoder layers' weight matrices are held.
+    dtype: WeightDtype,
 }
 
 impl BertModel {
@@ -35,6 +38,15 @@ impl BertModel {
     /// gets a new, randomly initialized pooler (those heads read it); its parameter names are
     /// listed in [`BertModel::newly_initialized`], as transformers warns about such weights.
     pub fn load(files: &ModelFiles, device: &Device) -> Result<Self> {
+        BertModel::load_as(files, device, WeightDtype::Fp32)
+    }
+
+    /// [`BertModel::load`] with the encoder layers' weight matrices (attention q, k, v,
+    /// output and the FFN's two: most of the encoder's bytes) held in `dtype`: an fp16 (bf16)
+    /// checkpoint loaded as fp16 (bf16) is read without widening, other combinations are
+    /// converted (rounding to nearest even). Embeddings, LayerNorms, biases and heads stay f32.
+    /// A 16-bit model runs inference and head-only training; training its layers is refused.
+    pub fn load_as(files: &ModelFiles, device: &Device, dtype: WeightDtype) -> Result<Self> {
         let config = files.config()?;
         let file = files.weights()?;
         let weights = WeightLoader {
@@ -62,6 +74,7 @@ impl BertModel {
                 Family::DistilBert => distilbert::PREFIX,
             },
             activation: op_activation(d.activation)?,
+            dtype,
         };
         let is_token_task = config_architectures(&config)
             .iter()
@@ -157,6 +170,7 @@ impl Checkpoint<'_, '_, '_> {
                     shape,
                     self.activation,
                     dropout,
+                    self.dtype,
                 )
             })
             .collect()

@@ -57,6 +57,7 @@ pub use save::SavedModel;
 
 use crate::device::Device;
 use crate::io::ModelConfig;
+use crate::ops::matmul::WeightDtype;
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
@@ -379,6 +380,15 @@ impl BertModel {
         crate::memory_limit::check_attention_scores(input.batch, heads, input.seq)
     }
 
+    /// Refuses to train layers `lowest_trained..` when their weights are held in 16 bits.
+    fn check_layers_can_train(&self, lowest_trained: usize) -> Result<()> {
+        let dtype = self.weight_dtype();
+        if lowest_trained >= self.layers.len() || dtype == WeightDtype::Fp32 {
+            return Ok(());
+        }
+        Err(dtype.refuse_training("encoder layers"))
+    }
+
     /// last_hidden_state (B, T, C) of the input; keeps the activations of the layers that
     /// `mode.freeze` trains when `mode.backward` (none for `Freeze::Head`).
     pub fn encode(&self, input: &EncoderInput, mode: &RunMode) -> Result<EncoderOutput> {
@@ -389,6 +399,7 @@ impl BertModel {
             n_layers
         };
         let train_embeddings = mode.backward && mode.freeze.trains_embeddings();
+        self.check_layers_can_train(lowest_trained)?;
         self.check_attention_fits(input)?;
         let mask = self.additive_mask(input)?; // (B, T)
         let emb_dropout = if mode.train {
@@ -481,19 +492,19 @@ impl BertModel {
             p.extend(layer.parameters());
         }
         if let Some(pooler) = &self.pooler {
-            p.extend(pooler.dense.parameters());
+            pooler.dense.push_parameters(&mut p);
         }
         if let Some(head) = &self.masked_lm {
             p.extend(head.parameters());
         }
         if let Some(head) = &self.next_sentence {
-            p.extend(head.seq_relationship.parameters());
+            head.seq_relationship.push_parameters(&mut p);
         }
         if let Some(head) = &self.sequence_classifier {
             p.extend(head.parameters());
         }
         if let Some(head) = &self.token_classifier {
-            p.extend(head.classifier.parameters());
+            head.classifier.push_parameters(&mut p);
         }
         p.into_iter().map(|t| (t.name().to_string(), t)).collect()
     }
@@ -505,25 +516,52 @@ impl BertModel {
             p.extend(layer.parameters_mut());
         }
         if let Some(pooler) = &mut self.pooler {
-            p.extend(pooler.dense.parameters_mut());
+            pooler.dense.push_parameters_mut(&mut p);
         }
         if let Some(head) = &mut self.masked_lm {
             p.extend(head.parameters_mut());
         }
         if let Some(head) = &mut self.next_sentence {
-            p.extend(head.seq_relationship.parameters_mut());
+            head.seq_relationship.push_parameters_mut(&mut p);
         }
         if let Some(head) = &mut self.sequence_classifier {
             p.extend(head.parameters_mut());
         }
         if let Some(head) = &mut self.token_classifier {
-            p.extend(head.classifier.parameters_mut());
+            head.classifier.push_parameters_mut(&mut p);
         }
         p
     }
 
-    /// Number of parameter values (a tied decoder counted once).
+    /// Number of parameter values (a tied decoder counted once), 16-bit weights included.
     pub fn parameter_count(&self) -> usize {
-        self.named_parameters().iter().map(|(_, t)| t.numel()).sum()
+        let f32_values: usize = self.named_parameters().iter().map(|(_, t)| t.numel()).sum();
+        f32_values + self.half_weights_held().0
+    }
+
+    /// Bytes of every parameter as held on the device: f32 tensors at 4 bytes a value, 16-bit
+    /// weights at 2 (with the padding of their packed layout). `&mut` only because it walks
+    /// the parameters as the optimizer does ([`BertModel::parameters_mut`]), which the wasm
+    /// module has anyway (`named_parameters` it does not need otherwise).
+    pub fn weight_bytes(&mut self) -> u64 {
+        let f32_bytes: u64 = self.parameters_mut().iter().map(|t| t.bytes()).sum();
+        f32_bytes + self.half_weights_held().1
+    }
+
+    /// (values, bytes held) of the encoder layers' 16-bit weight matrices (0 in fp32).
+    pub fn half_weights_held(&self) -> (usize, u64) {
+        let mut held = (0, 0);
+        for linear in self.layers.iter().flat_map(|layer| layer.linears()) {
+            let (values, bytes) = linear.half_weight_held();
+            held = (held.0 + values, held.1 + bytes);
+        }
+        held
+    }
+
+    /// How the encoder layers' weight matrices are held (`dtype` at load; fp32 by default).
+    pub fn weight_dtype(&self) -> WeightDtype {
+        self.layers
+            .first()
+            .map_or(WeightDtype::Fp32, |layer| layer.query.dtype())
     }
 }

@@ -3,8 +3,9 @@
 //! unexpected tensors, so `from_pretrained` of the folder loads it.
 
 use crate::io::{write_safetensors, ModelConfig};
+use crate::ops::matmul::WeightDtype;
 use crate::tensor::Tensor;
-use crate::Result;
+use crate::{Error, Result};
 
 use super::{BertModel, Family};
 
@@ -19,6 +20,13 @@ impl BertModel {
     /// directory holding them) into the architecture named in the config, with neither
     /// missing nor unexpected tensors: [`BertModel::saved_parameters`].
     pub async fn save(&self) -> Result<SavedModel> {
+        let dtype = self.weight_dtype();
+        if dtype != WeightDtype::Fp32 {
+            return Err(Error::unsupported(format!(
+                "saving a model loaded with dtype {}: load it with dtype fp32 to save it",
+                dtype.name()
+            )));
+        }
         let mut tensors = Vec::new();
         for (name, t) in self.saved_parameters() {
             tensors.push((name, t.shape().to_vec(), t.to_vec().await?));
@@ -93,7 +101,7 @@ impl BertModel {
                 | SavedTask::Base
         );
         if let (true, Some(pooler)) = (with_pooler, &self.pooler) {
-            p.extend(pooler.dense.parameters());
+            pooler.dense.push_parameters(&mut p);
         }
         if let (SavedTask::PreTraining | SavedTask::MaskedLm, Some(head)) = (task, &self.masked_lm)
         {
@@ -102,13 +110,13 @@ impl BertModel {
         if let (SavedTask::PreTraining | SavedTask::NextSentencePrediction, Some(head)) =
             (task, &self.next_sentence)
         {
-            p.extend(head.seq_relationship.parameters());
+            head.seq_relationship.push_parameters(&mut p);
         }
         if let (SavedTask::SequenceClassification, Some(head)) = (task, &self.sequence_classifier) {
             p.extend(head.parameters());
         }
         if let (SavedTask::TokenClassification, Some(head)) = (task, &self.token_classifier) {
-            p.extend(head.classifier.parameters());
+            head.classifier.push_parameters(&mut p);
         }
         let prefix = self.model_prefix();
         p.into_iter()

@@ -16,7 +16,14 @@
 //! and passed as [`BOperand::Packed`]: the calls then skip packing it (for a single sentence,
 //! packing the weight costs more than the product itself) and threads share one copy.
 //! Packing only moves values, so a packed and an unpacked B give bit-identical results.
+//!
+//! A weight held in 16 bits ([`PackedB16`]: the same strips, fp16 or bf16 values) is widened
+//! to f32 one KC x NC block at a time into the thread's packing buffer, where an unpacked B
+//! would be packed: the conversion is paid once per block and shared by every row of A, and no
+//! f32 copy of the weight is kept. The widened values are the weight's exact f32 values, so the
+//! product is bit-identical to widening the whole weight first and multiplying in f32.
 
+use super::half_float::{widen, WeightDtype};
 #[cfg(target_arch = "x86_64")]
 use super::microkernels::microkernel_avx512_into_c;
 use super::microkernels::{microkernel_portable, pick_microkernel, run_microkernel, Microkernel};
@@ -106,11 +113,64 @@ impl std::fmt::Debug for PackedB {
     }
 }
 
-/// The B operand of a product: a strided view (packed per call) or packed once.
+/// B (k, n) packed once in 16 bits: [`PackedB`]'s layout (NR-wide strips over the whole
+/// depth, zero-padded past n) holding fp16 or bf16 bits, widened block by block in the GEMM.
+pub struct PackedB16 {
+    data: Vec<u16>, // (n.div_ceil(NR), k, NR)
+    k: usize,
+    n: usize,
+    dtype: WeightDtype,
+}
+
+impl PackedB16 {
+    /// Packs `op(B) = W^T` (k, n) of the 16-bit matrix W (n, k) row-major (a PyTorch
+    /// `nn.Linear` weight, (out, in)), its values `bits` in `dtype` (fp16 or bf16).
+    pub(crate) fn pack_transposed(bits: &[u16], n: usize, k: usize, dtype: WeightDtype) -> Self {
+        let mut data = vec![0u16; n.div_ceil(NR) * NR * k];
+        for (strip, dst) in data.chunks_exact_mut(NR * k.max(1)).enumerate() {
+            for j in 0..NR.min(n - strip * NR) {
+                let row = &bits[(strip * NR + j) * k..][..k];
+                for (p, &v) in row.iter().enumerate() {
+                    dst[p * NR + j] = v;
+                }
+            }
+        }
+        PackedB16 { data, k, n, dtype }
+    }
+
+    /// (k, n) of the packed matrix.
+    pub fn dims(&self) -> (usize, usize) {
+        (self.k, self.n)
+    }
+
+    /// Bytes held (2 a value, with the padding of the last strip).
+    pub fn bytes(&self) -> usize {
+        self.data.len() * 2
+    }
+
+    /// Widens the (kc, NR) panels of depth `pc..pc+kc` and columns `col..col+nc` (`col` a
+    /// multiple of NR) into `dst`, laid out as [`pack_b`] lays out a KC x NC block.
+    fn widen_block(&self, dst: &mut [f32], pc: usize, kc: usize, col: usize, nc: usize) {
+        for (i, strip) in (col / NR..(col + nc).div_ceil(NR)).enumerate() {
+            let src = &self.data[strip * NR * self.k + pc * NR..][..kc * NR];
+            widen(self.dtype, src, &mut dst[i * NR * kc..][..kc * NR]);
+        }
+    }
+}
+
+impl std::fmt::Debug for PackedB16 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PackedB16({} x {}, {:?})", self.k, self.n, self.dtype)
+    }
+}
+
+/// The B operand of a product: a strided view (packed per call), packed once, or packed once
+/// in 16 bits (widened per block).
 #[derive(Clone, Copy)]
 pub(crate) enum BOperand<'a> {
     View(MatrixView<'a>),
     Packed(&'a PackedB),
+    Packed16(&'a PackedB16),
 }
 
 static CPU_THREADS: AtomicUsize = AtomicUsize::new(0);
@@ -176,8 +236,12 @@ pub(crate) fn gemm_accumulate(
     if m == 0 || n == 0 {
         return;
     }
-    if let BOperand::Packed(packed) = b {
-        assert_eq!(packed.dims(), (k, n), "packed B of another shape");
+    match b {
+        BOperand::Packed(packed) => assert_eq!(packed.dims(), (k, n), "packed B of another shape"),
+        BOperand::Packed16(packed) => {
+            assert_eq!(packed.dims(), (k, n), "packed B of another shape")
+        }
+        BOperand::View(_) => {}
     }
     assert!(
         c.len() >= (m - 1) * ldc + n,
@@ -298,7 +362,7 @@ unsafe fn gemm_block(part: GemmPart, init: CInit) {
     let kc_max = KC.min(k);
     let a_len = MC.min(rows.len()).div_ceil(MR) * MR * kc_max;
     let b_len = match b {
-        BOperand::View(_) => NC.min(cols.len()).div_ceil(NR) * NR * kc_max,
+        BOperand::View(_) | BOperand::Packed16(_) => NC.min(cols.len()).div_ceil(NR) * NR * kc_max,
         BOperand::Packed(_) => 0,
     };
     PACK_BUFFERS.with(|buffers| {
@@ -345,8 +409,11 @@ unsafe fn gemm_block_packed(
         let mut pc = 0;
         while pc < k {
             let kc = KC.min(k - pc);
-            if let BOperand::View(view) = b {
-                pack_b(packed_b, view, pc, kc, jc, nc);
+            match b {
+                BOperand::View(view) => pack_b(packed_b, view, pc, kc, jc, nc),
+                // `jc` is a multiple of NR (see below): whole strips
+                BOperand::Packed16(packed) => packed.widen_block(packed_b, pc, kc, jc, nc),
+                BOperand::Packed(_) => {}
             }
             let mut ic = rows.start;
             while ic < rows.end {
@@ -354,7 +421,9 @@ unsafe fn gemm_block_packed(
                 pack_a(packed_a, a, ic, mc, pc, kc);
                 for jr in (0..nc).step_by(NR) {
                     let panel_b = match b {
-                        BOperand::View(_) => &packed_b[(jr / NR) * NR * kc..][..NR * kc],
+                        BOperand::View(_) | BOperand::Packed16(_) => {
+                            &packed_b[(jr / NR) * NR * kc..][..NR * kc]
+                        }
                         // `jc + jr` is a multiple of NR: column blocks start at multiples of
                         // NC and threads split columns in multiples of NR.
                         BOperand::Packed(packed) => packed.panel(pc, kc, jc + jr),

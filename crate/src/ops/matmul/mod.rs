@@ -12,9 +12,13 @@
 //! `matmul_backward`), and the bias gradient is a column sum.
 
 pub mod cpu_gemm;
+pub mod half_float;
+pub mod half_weight;
 mod microkernels;
 
 pub use cpu_gemm::{cpu_threads, set_cpu_threads, PackedB};
+pub use half_float::WeightDtype;
+pub use half_weight::{matmul_forward_half, HalfWeight};
 pub use microkernels::cpu_microkernel_name;
 
 use crate::ops::cpu_parallel::run_in_parallel;
@@ -106,7 +110,8 @@ pub(crate) struct MatmulParams {
     a_batch_stride: u32,
     b_batch_stride: u32,
     alpha: f32,
-    _pad: u32,
+    /// How B is held: 0 = f32 values, 1 = fp16, 2 = bf16 (a 16-bit weight: `half_weight`).
+    b_format: u32,
 }
 
 fn batch_of(shape: &[usize]) -> usize {
@@ -381,39 +386,51 @@ fn run(
             matmul_cpu(out.cpu_mut()?, a.cpu()?, b.cpu()?, bias, d);
             Ok(())
         }
-        Some(ctx) => {
-            let params = MatmulParams {
-                m: d.m as u32,
-                n: d.n as u32,
-                k: d.k as u32,
-                batch: d.batch as u32,
-                trans_a: d.trans_a as u32,
-                trans_b: d.trans_b as u32,
-                has_bias: bias.is_some() as u32,
-                accumulate: d.accumulate as u32,
-                a_batch_stride: d.a_stride as u32,
-                b_batch_stride: d.b_stride as u32,
-                alpha: d.alpha,
-                _pad: 0,
-            };
-            let bias_buffer = match bias {
-                Some(t) => t.gpu()?,
-                None => ctx.placeholder(),
-            };
-            // k = 0: the product is zero, the kernel still writes bias / keeps the old value.
-            ctx.dispatch(
-                &shaders::MATMUL.kernel("matmul_forward"),
-                &[a.gpu()?, b.gpu()?, bias_buffer],
-                &[out.gpu()?],
-                &params,
-                [
-                    d.n.div_ceil(64) as u32,
-                    d.m.div_ceil(64) as u32,
-                    d.batch as u32,
-                ],
-            )
-        }
+        Some(ctx) => dispatch_matmul(&ctx, out, a, b.gpu()?, 0, bias, d),
     }
+}
+
+/// `matmul_forward`'s dispatch: B is `b` as f32 values (`b_format` 0), or a 16-bit weight
+/// (1: fp16, 2: bf16; see `shaders/matmul.wgsl`'s `load_b` and [`half_weight`]).
+fn dispatch_matmul(
+    ctx: &crate::device::GpuContext,
+    out: &Tensor,
+    a: &Tensor,
+    b: &crate::device::GpuBuffer,
+    b_format: u32,
+    bias: Option<&Tensor>,
+    d: &MatmulDims,
+) -> Result<()> {
+    let params = MatmulParams {
+        m: d.m as u32,
+        n: d.n as u32,
+        k: d.k as u32,
+        batch: d.batch as u32,
+        trans_a: d.trans_a as u32,
+        trans_b: d.trans_b as u32,
+        has_bias: bias.is_some() as u32,
+        accumulate: d.accumulate as u32,
+        a_batch_stride: d.a_stride as u32,
+        b_batch_stride: d.b_stride as u32,
+        alpha: d.alpha,
+        b_format,
+    };
+    let bias_buffer = match bias {
+        Some(t) => t.gpu()?,
+        None => ctx.placeholder(),
+    };
+    // k = 0: the product is zero, the kernel still writes bias / keeps the old value.
+    ctx.dispatch(
+        &shaders::MATMUL.kernel("matmul_forward"),
+        &[a.gpu()?, b, bias_buffer],
+        &[out.gpu()?],
+        &params,
+        [
+            d.n.div_ceil(64) as u32,
+            d.m.div_ceil(64) as u32,
+            d.batch as u32,
+        ],
+    )
 }
 
 /// CPU matmul on slices: out (batch, m, n) = alpha * op(a) @ op(b) + bias [+ out].
@@ -422,11 +439,13 @@ pub fn matmul_cpu(out: &mut [f32], a: &[f32], b: &[f32], bias: Option<&[f32]>, d
     matmul_cpu_with(out, a, CpuB::Slice(b), bias, d)
 }
 
-/// The B operand on the CPU: values as stored, or packed once (one shared matrix).
+/// The B operand on the CPU: values as stored, or packed once (one shared matrix), in f32 or
+/// in 16 bits.
 #[derive(Clone, Copy)]
 enum CpuB<'a> {
     Slice(&'a [f32]),
     Packed(&'a PackedB),
+    Packed16(&'a cpu_gemm::PackedB16),
 }
 
 /// The view of batch entry 0 of `b` as `op(b)` (k, n).
@@ -506,6 +525,7 @@ fn matmul_entry(
     let bv = match b {
         CpuB::Slice(b) => BOperand::View(b_view(&b[batch * d.b_stride..], d)),
         CpuB::Packed(packed) => BOperand::Packed(packed),
+        CpuB::Packed16(packed) => BOperand::Packed16(packed),
     };
     gemm_accumulate(c, n, init, av, bv, m, n, k, d.alpha);
 }

@@ -1,0 +1,202 @@
+//! A linear layer's weight matrix W (out, in) kept in 16 bits on its device, and the product
+//! that reads it: `y (.., out) = x (.., in) @ W^T + bias (out)`, computed in f32.
+//!
+//! - CPU: W^T packed once into the GEMM's NR-wide strips, 16 bits a value ([`PackedB16`]);
+//!   the GEMM widens one KC x NC block at a time (`cpu_gemm.rs`). No f32 copy is kept.
+//! - GPU: W as a `Tensor<u32>` of shape (out, ceil(in / 2)): word `q` of row `c` holds W(c, 2q)
+//!   in its low half and W(c, 2q + 1) in its high half; an odd `in` pads each row's last word
+//!   with a zero high half (a row starts on a word, so the kernel finds row `c` at
+//!   `c * ceil(in / 2)`). `matmul_forward` (`shaders/matmul.wgsl`, `b_format` 1 or 2) widens
+//!   them as it stages B, with integer operations (no `shader-f16`; not `unpack2x16float`,
+//!   which naga accepts only with its SHADER_FLOAT16_IN_FLOAT32 capability).
+//!
+//! The widened values are exact and the rest of the product is the f32 one (the same GEMM
+//! and microkernel; the same kernel), so the result is bit-identical to widening W to f32 first
+//! and running [`super::matmul_forward`] on either device.
+//!
+//! Forward only: a 16-bit weight does not train (`models/linear.rs` refuses its backward).
+//! Another storage (int8 with a scale per output row) would be one more variant of
+//! `HalfStorage` and one more `b_format` of the kernel.
+
+use super::cpu_gemm::PackedB16;
+use super::half_float::WeightDtype;
+use super::{dispatch_matmul, matmul_cpu_with, CpuB, MatmulDims, MatmulOptions};
+use crate::device::Device;
+use crate::tensor::Tensor;
+use crate::{Error, Result};
+
+/// Where the 16-bit values are.
+enum HalfStorage {
+    Cpu(PackedB16),
+    /// (out, ceil(in / 2)) words, two values each.
+    Gpu(Tensor<u32>),
+}
+
+/// A weight matrix (out, in) held in fp16 or bf16 on one device.
+pub struct HalfWeight {
+    name: String,
+    dtype: WeightDtype,
+    shape: [usize; 2],
+    storage: HalfStorage,
+}
+
+impl std::fmt::Debug for HalfWeight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "HalfWeight({:?}, {:?}, {})",
+            self.name,
+            self.shape,
+            self.dtype.name()
+        )
+    }
+}
+
+impl HalfWeight {
+    /// W (out, in) from its 16-bit values `bits` (row-major) in `dtype` (fp16 or bf16), on
+    /// `device`, named `name`. An infinite or NaN value is an error naming the tensor and the
+    /// value's index (a corrupt checkpoint, or an f32 value beyond fp16's range, 65504).
+    pub fn from_bits(
+        device: &Device,
+        name: &str,
+        dtype: WeightDtype,
+        shape: [usize; 2],
+        bits: &[u16],
+    ) -> Result<HalfWeight> {
+        let [out, inp] = shape;
+        if dtype == WeightDtype::Fp32 || bits.len() != out * inp {
+            return Err(Error::invalid(format!(
+                "{name}: {} values of shape {shape:?} in {}: a 16-bit dtype and one value each",
+                bits.len(),
+                dtype.name()
+            )));
+        }
+        // infinite or NaN: the exponent bits all ones
+        let exponent = if dtype == WeightDtype::Bf16 {
+            0x7f80
+        } else {
+            0x7c00
+        };
+        if let Some(i) = bits.iter().position(|&b| b & exponent == exponent) {
+            return Err(Error::invalid(format!(
+                "{name}: the value at flat index {i} is infinite or NaN in {}: the checkpoint \
+                 is corrupt, or (fp16) holds values beyond 65504; load the model with dtype \
+                 bf16 or fp32",
+                dtype.name()
+            )));
+        }
+        let storage = match device {
+            Device::Cpu => HalfStorage::Cpu(PackedB16::pack_transposed(bits, out, inp, dtype)),
+            Device::Gpu(_) => {
+                // (out, ceil(in / 2)) words: the values of a row two by two, an odd row's last
+                // word padded with a zero high half
+                let row_words = inp.div_ceil(2);
+                let word = |i: usize| {
+                    let (row, q) = (i / row_words, 2 * (i % row_words));
+                    let high = if q + 1 < inp {
+                        bits[row * inp + q + 1]
+                    } else {
+                        0
+                    };
+                    bits[row * inp + q] as u32 | (high as u32) << 16
+                };
+                let words = (0..out * row_words).map(word).collect();
+                HalfStorage::Gpu(Tensor::from_vec(device, &[out, row_words], words, name)?)
+            }
+        };
+        Ok(HalfWeight {
+            name: name.to_string(),
+            dtype,
+            shape,
+            storage,
+        })
+    }
+
+    /// W (out, in) from f32 `values`, each rounded to nearest even in `dtype` (see
+    /// [`HalfWeight::from_bits`] for the values it refuses).
+    pub fn from_f32(
+        device: &Device,
+        name: &str,
+        dtype: WeightDtype,
+        shape: [usize; 2],
+        values: &[f32],
+    ) -> Result<HalfWeight> {
+        let bits: Vec<u16> = values.iter().map(|&x| dtype.from_f32(x)).collect();
+        HalfWeight::from_bits(device, name, dtype, shape, &bits)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    pub fn dtype(&self) -> WeightDtype {
+        self.dtype
+    }
+    /// (out, in)
+    pub fn shape(&self) -> [usize; 2] {
+        self.shape
+    }
+    pub fn numel(&self) -> usize {
+        self.shape[0] * self.shape[1]
+    }
+    /// Bytes held on the device (2 a value, plus the padding of the packed layout).
+    pub fn bytes(&self) -> u64 {
+        match &self.storage {
+            HalfStorage::Cpu(packed) => packed.bytes() as u64,
+            HalfStorage::Gpu(words) => words.bytes(),
+        }
+    }
+    pub fn is_gpu(&self) -> bool {
+        matches!(self.storage, HalfStorage::Gpu(_))
+    }
+}
+
+/// y (.., out) = x (.., in) @ W^T + bias (out), W held in 16 bits; x, y and the bias on W's
+/// device.
+pub fn matmul_forward_half(
+    y: &mut Tensor,
+    x: &Tensor,
+    w: &HalfWeight,
+    bias: Option<&Tensor>,
+) -> Result<()> {
+    let [n, k] = w.shape;
+    let rows = x.numel() / k.max(1); // m
+    let mut shape = x.shape().to_vec(); // x (.., in), then y (.., out)
+    if let Some(last) = shape.len().checked_sub(1) {
+        shape[last] = k;
+        x.expect_shape(&w.name, &shape)?;
+        shape[last] = n;
+    }
+    y.expect_shape(&w.name, &shape)?;
+    if let Some(bias) = bias {
+        bias.expect_shape(&w.name, &[n])?;
+    }
+    let dims = MatmulDims::new(
+        1,
+        1,
+        rows,
+        n,
+        k,
+        MatmulOptions {
+            trans_b: true,
+            ..MatmulOptions::default()
+        },
+    );
+    // A tensor on the other device than W: the error of `cpu_mut` / `gpu` names it.
+    match &w.storage {
+        HalfStorage::Cpu(packed) => {
+            let bias = match bias {
+                Some(t) => Some(t.cpu()?),
+                None => None,
+            };
+            matmul_cpu_with(y.cpu_mut()?, x.cpu()?, CpuB::Packed16(packed), bias, &dims);
+            Ok(())
+        }
+        HalfStorage::Gpu(words) => match y.gpu_context().cloned() {
+            Some(ctx) => {
+                let format = 1 + (w.dtype == WeightDtype::Bf16) as u32;
+                dispatch_matmul(&ctx, y, x, words.gpu()?, format, bias, &dims)
+            }
+            None => y.gpu().map(|_| ()),
+        },
+    }
+}

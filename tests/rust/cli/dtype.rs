@@ -1,0 +1,120 @@
+//! `--dtype fp32|fp16|bf16` of the model commands: refused by the parser when unknown (naming
+//! the values), `embed` in fp16 and bf16 close to fp32 on the committed random BERT checkpoint,
+//! head-only training of a 16-bit model runs, and training its layers is refused naming the
+//! option and what to do.
+
+use crate::bert_reference::repo_path;
+use std::process::{Command, Output};
+
+fn webnlu(args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_webnlu"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn model() -> String {
+    let dir = repo_path("tests/fixtures/bert-reference/random/bert-random");
+    dir.to_str().unwrap().to_string()
+}
+
+fn embeddings(dtype: &str) -> Vec<Vec<f64>> {
+    let output = webnlu(
+        &[
+            "embed",
+            "--model",
+            &model(),
+            "--device",
+            "cpu",
+            "--dtype",
+            dtype,
+        ],
+        "hello world\nthe cat sat on the mat\n",
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| {
+            let value: serde_json::Value = serde_json::from_str(line).unwrap();
+            serde_json::from_value(value["embedding"].clone()).unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn embed_in_16_bits_is_close_to_fp32_and_an_unknown_dtype_is_refused() {
+    let full = embeddings("fp32");
+    for dtype in ["fp16", "bf16"] {
+        for (a, b) in embeddings(dtype).iter().zip(&full) {
+            // unit vectors: the dot product is the cosine (bar: the 0.9999)
+            let cosine: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+            assert!(cosine >= 0.9999, "{dtype}: cosine {cosine}");
+        }
+    }
+    let output = webnlu(&["embed", "--model", &model(), "--dtype", "int3"], "");
+    assert_eq!(output.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&output.stderr);
+    assert!(e.contains("int3") && e.contains("fp16"), "{e}");
+}
+
+#[test]
+fn a_16_bit_model_trains_its_head_and_refuses_to_train_its_layers() {
+    let dir = std::env::temp_dir().join(format!("webnlu-cli-dtype-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let examples = dir.join("examples.tsv");
+    std::fs::write(&examples, "good film\tpos\nbad film\tneg\nfine day\tpos\n").unwrap();
+    let examples = examples.to_str().unwrap();
+    let train = |freeze: &str| {
+        webnlu(
+            &[
+                "train-head",
+                "--model",
+                &model(),
+                "--device",
+                "cpu",
+                "--dtype",
+                "fp16",
+                "--examples",
+                examples,
+                "--epochs",
+                "1",
+                "--validation",
+                "0",
+                "--freeze",
+                freeze,
+            ],
+            "",
+        )
+    };
+    let output = train("head");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for freeze in ["all", "top:1"] {
+        let output = train(freeze);
+        assert_eq!(output.status.code(), Some(1));
+        let e = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            e.contains("dtype fp16") && e.contains("--freeze head") && e.contains("fp32"),
+            "{e}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
