@@ -49,7 +49,7 @@ test('ELMo training options: unknown, ill-typed and out-of-range options are ref
     [{ epochs: 0 }, /epochs must be a positive integer \(>= 1\), found 0/],
     [{ batchSize: 0 }, /batchSize must be a positive integer \(>= 1\), found 0/],
     [{ learningRate: 0 }, /learningRate must be a finite number > 0, found 0/],
-    [{ validation: 1 }, /validation must be a fraction in \[0, 1\) of the examples to hold out, found 1/],
+    [{ validation: 1 }, /validation must be the fraction of examples to hold out, in \[0, 1\), found 1/],
   ];
   for (const [options, pattern] of refusals) {
     let epochs = 0;

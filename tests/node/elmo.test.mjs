@@ -149,6 +149,6 @@ test('WasmElmo trainer: head-only and end-to-end epochs equal `webnlu elmo-train
   assert.equal(probabilities.length, 4);
   await assert.rejects(elmo.trainer([{ words: ['x'], label: 1 }], { training: 'all' }), /training must be/);
   await assert.rejects(elmo.trainer([{ words: ['x'], label: 1 }], {}), /1 distinct label/);
-  await assert.rejects(elmo.trainer(examples, { validation: 1.5 }), /validation must be a fraction/);
+  await assert.rejects(elmo.trainer(examples, { validation: 1.5 }), /validation must be the fraction/);
   await assert.rejects(elmo.trainer(examples, { lerningRate: 0.1 }), /unknown field `lerningRate`/);
 });

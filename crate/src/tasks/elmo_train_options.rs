@@ -26,7 +26,9 @@ use crate::Result;
 
 use super::elmo_examples::RatedSentence;
 use super::elmo_training::shuffle_and_split;
-use super::train_options::{parsed_name, read_options, OptionError};
+use super::train_options::{
+    check_positive, check_validation_fraction, parsed_name, read_validated, OptionError,
+};
 
 /// How an ELMo classifier trains.
 #[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
@@ -67,39 +69,20 @@ impl ElmoTrainOptions {
     /// defaults), validated. A misspelt name is an error naming it and listing the valid ones;
     /// a value of the wrong type an error naming the option, the value and the type expected.
     pub fn from_json(value: serde_json::Value) -> Result<ElmoTrainOptions> {
-        let options: ElmoTrainOptions = read_options(value)?;
-        options.validate()?;
-        Ok(options)
+        read_validated(value, ElmoTrainOptions::validate)
     }
 
     /// Every range a run needs. The first option out of range is the error.
     pub fn validate(&self) -> std::result::Result<(), OptionError> {
-        let positive = |name: &'static str, value: usize| {
-            if value == 0 {
-                return Err(OptionError::new(
-                    name,
-                    "must be a positive integer (>= 1), found 0".into(),
-                ));
-            }
-            Ok(())
-        };
-        positive("epochs", self.epochs)?;
-        positive("batchSize", self.batch_size)?;
+        check_positive("epochs", self.epochs)?;
+        check_positive("batchSize", self.batch_size)?;
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
             return Err(OptionError::new(
                 "learningRate",
                 format!("must be a finite number > 0, found {}", self.learning_rate),
             ));
         }
-        if !(0.0..1.0).contains(&self.validation_fraction) {
-            return Err(OptionError::new(
-                "validation",
-                format!(
-                    "must be a fraction in [0, 1) of the examples to hold out, found {}",
-                    self.validation_fraction
-                ),
-            ));
-        }
+        check_validation_fraction(self.validation_fraction)?;
         Ok(())
     }
 

@@ -131,23 +131,12 @@ impl TrainOptions {
     /// defaults), validated. A misspelt name is an error naming it and listing the valid ones;
     /// a value of the wrong type an error naming the option, the value and the type expected.
     pub fn from_json(value: serde_json::Value) -> Result<TrainOptions> {
-        let options: TrainOptions = read_options(value)?;
-        options.validate()?;
-        Ok(options)
+        read_validated(value, TrainOptions::validate)
     }
 
     /// Every range no run can go outside (those that need the model, `top:K` against its
     /// layers, are the run's). The first option out of range is the error.
     pub fn validate(&self) -> std::result::Result<(), OptionError> {
-        let positive = |name: &'static str, value: usize| {
-            if value == 0 {
-                return Err(OptionError::new(
-                    name,
-                    "must be a positive integer (>= 1), found 0".into(),
-                ));
-            }
-            Ok(())
-        };
         let non_negative = |name: &'static str, value: f32| {
             if !(value.is_finite() && value >= 0.0) {
                 return Err(OptionError::new(
@@ -163,19 +152,11 @@ impl TrainOptions {
                 "top:K must open at least one layer (K >= 1), found top:0".into(),
             ));
         }
-        positive("epochs", self.epochs)?;
+        check_positive("epochs", self.epochs)?;
         non_negative("learningRate", self.learning_rate)?;
-        positive("batchSize", self.batch_size)?;
-        positive("accumulation", self.accumulation_steps)?;
-        if !(0.0..1.0).contains(&self.validation_fraction) {
-            return Err(OptionError::new(
-                "validation",
-                format!(
-                    "must be the fraction of examples to hold out, in [0, 1), found {}",
-                    self.validation_fraction
-                ),
-            ));
-        }
+        check_positive("batchSize", self.batch_size)?;
+        check_positive("accumulation", self.accumulation_steps)?;
+        check_validation_fraction(self.validation_fraction)?;
         non_negative("weightDecay", self.weight_decay)?;
         if !(0.0..=1.0).contains(&self.warmup_ratio) {
             return Err(OptionError::new(
@@ -214,6 +195,45 @@ impl TrainOptions {
             None => Ok(()),
         }
     }
+}
+
+/// A count option (epochs, batch size, accumulation steps): at least 1.
+pub(crate) fn check_positive(
+    option: &'static str,
+    value: usize,
+) -> std::result::Result<(), OptionError> {
+    if value == 0 {
+        return Err(OptionError::new(
+            option,
+            "must be a positive integer (>= 1), found 0".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// `validation`: the share of the examples held out, in [0, 1).
+/// (BERT's options hold it as f32, ELMo's as f64; the message shows the value as given.)
+pub(crate) fn check_validation_fraction<F>(value: F) -> std::result::Result<(), OptionError>
+where
+    F: Into<f64> + Copy + std::fmt::Display,
+{
+    if !(0.0..1.0).contains(&value.into()) {
+        return Err(OptionError::new(
+            "validation",
+            format!("must be the fraction of examples to hold out, in [0, 1), found {value}"),
+        ));
+    }
+    Ok(())
+}
+
+/// [`read_options`], then `validate`: what each options type's `from_json` does.
+pub(crate) fn read_validated<T: DeserializeOwned>(
+    value: serde_json::Value,
+    validate: impl Fn(&T) -> std::result::Result<(), OptionError>,
+) -> Result<T> {
+    let options = read_options(value)?;
+    validate(&options)?;
+    Ok(options)
 }
 
 /// An options type (`TrainOptions`, `ElmoTrainOptions`: serde, `deny_unknown_fields`, defaults)

@@ -173,11 +173,11 @@ fn each_elmo_option_out_of_range_is_named_with_its_value_and_range() {
         ),
         (
             json!({ "validation": 1 }),
-            "validation must be a fraction in [0, 1) of the examples to hold out, found 1",
+            "validation must be the fraction of examples to hold out, in [0, 1), found 1",
         ),
         (
             json!({ "validation": -0.1 }),
-            "validation must be a fraction in [0, 1) of the examples to hold out, found -0.1",
+            "validation must be the fraction of examples to hold out, in [0, 1), found -0.1",
         ),
     ];
     for (options, message) in cases {
