@@ -80,7 +80,7 @@ impl WordPiece {
         // The trie is built from the entries in byte order, one root at a time: the child a
         // node needs is then either the child it made last or a new one, so no per-node map is
         // needed, and each node's children come out sorted by label. Equal keys keep vocab order
-        // (stable sort): the later id takes the node, as a map insert would.
+        // (the id breaks ties): the later id takes the node, as a map insert would.
         // token_at[node] = (token id, piece length) when the node spells a vocab entry.
         let mut root_keys: Vec<(&[u8], u32)> = Vec::with_capacity(vocab.len());
         let mut suffix_keys: Vec<(&[u8], u32)> = Vec::new();
@@ -96,8 +96,10 @@ impl WordPiece {
                 }
             }
         }
-        root_keys.sort_by(|a, b| a.0.cmp(b.0));
-        suffix_keys.sort_by(|a, b| a.0.cmp(b.0));
+        // (bytes, id) pairs are unique, so the unstable sort gives the one order (and both
+        // calls share one sort in the wasm module).
+        root_keys.sort_unstable();
+        suffix_keys.sort_unstable();
         let mut token_at: Vec<Option<(u32, u32)>> = vec![None, None];
         let mut last_child: Vec<Option<(u8, u32)>> = vec![None, None]; // (N,) newest edge
         let mut edges: Vec<(u32, u8, u32)> = Vec::new(); // (E,) parent, label, child
