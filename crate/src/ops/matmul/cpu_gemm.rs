@@ -173,6 +173,17 @@ pub(crate) enum BOperand<'a> {
     Packed16(&'a PackedB16),
 }
 
+impl BOperand<'_> {
+    /// (k, n) of a B packed once (f32 or 16-bit); None for a view.
+    fn packed_dims(&self) -> Option<(usize, usize)> {
+        match self {
+            BOperand::View(_) => None,
+            BOperand::Packed(packed) => Some(packed.dims()),
+            BOperand::Packed16(packed) => Some(packed.dims()),
+        }
+    }
+}
+
 static CPU_THREADS: AtomicUsize = AtomicUsize::new(0);
 
 /// Threads the CPU matmul may use (natively; wasm is single-threaded). 0 = all cores.
@@ -236,12 +247,8 @@ pub(crate) fn gemm_accumulate(
     if m == 0 || n == 0 {
         return;
     }
-    match b {
-        BOperand::Packed(packed) => assert_eq!(packed.dims(), (k, n), "packed B of another shape"),
-        BOperand::Packed16(packed) => {
-            assert_eq!(packed.dims(), (k, n), "packed B of another shape")
-        }
-        BOperand::View(_) => {}
+    if let Some(dims) = b.packed_dims() {
+        assert_eq!(dims, (k, n), "packed B of another shape");
     }
     assert!(
         c.len() >= (m - 1) * ldc + n,

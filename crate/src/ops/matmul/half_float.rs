@@ -42,6 +42,16 @@ impl WeightDtype {
         }
     }
 
+    /// `matmul_forward`'s `b_format` for a B held in this dtype (`shaders/matmul.wgsl`'s
+    /// `load_b`: 0 = f32 values, 1 = fp16, 2 = bf16).
+    pub(crate) fn shader_format(self) -> u32 {
+        match self {
+            WeightDtype::Fp32 => 0,
+            WeightDtype::Fp16 => 1,
+            WeightDtype::Bf16 => 2,
+        }
+    }
+
     /// The error of training `what` (a model's layers, or one weight) held in this dtype: a
     /// 16-bit weight is not a parameter (no f32 master copy in this version).
     pub fn refuse_training(self, what: &str) -> Error {

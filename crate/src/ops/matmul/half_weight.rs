@@ -192,10 +192,7 @@ pub fn matmul_forward_half(
             Ok(())
         }
         HalfStorage::Gpu(words) => match y.gpu_context().cloned() {
-            Some(ctx) => {
-                let format = 1 + (w.dtype == WeightDtype::Bf16) as u32;
-                dispatch_matmul(&ctx, y, x, words.gpu()?, format, bias, &dims)
-            }
+            Some(ctx) => dispatch_matmul(&ctx, y, x, words.gpu()?, w.dtype, bias, &dims),
             None => y.gpu().map(|_| ()),
         },
     }

@@ -386,18 +386,18 @@ fn run(
             matmul_cpu(out.cpu_mut()?, a.cpu()?, b.cpu()?, bias, d);
             Ok(())
         }
-        Some(ctx) => dispatch_matmul(&ctx, out, a, b.gpu()?, 0, bias, d),
+        Some(ctx) => dispatch_matmul(&ctx, out, a, b.gpu()?, WeightDtype::Fp32, bias, d),
     }
 }
 
-/// `matmul_forward`'s dispatch: B is `b` as f32 values (`b_format` 0), or a 16-bit weight
-/// (1: fp16, 2: bf16; see `shaders/matmul.wgsl`'s `load_b` and [`half_weight`]).
+/// `matmul_forward`'s dispatch: B is `b` as f32 values (`b_dtype` fp32), or a 16-bit weight
+/// (fp16, bf16: two values a word; see `shaders/matmul.wgsl`'s `load_b` and [`half_weight`]).
 fn dispatch_matmul(
     ctx: &crate::device::GpuContext,
     out: &Tensor,
     a: &Tensor,
     b: &crate::device::GpuBuffer,
-    b_format: u32,
+    b_dtype: WeightDtype,
     bias: Option<&Tensor>,
     d: &MatmulDims,
 ) -> Result<()> {
@@ -413,7 +413,7 @@ fn dispatch_matmul(
         a_batch_stride: d.a_stride as u32,
         b_batch_stride: d.b_stride as u32,
         alpha: d.alpha,
-        b_format,
+        b_format: b_dtype.shader_format(),
     };
     let bias_buffer = match bias {
         Some(t) => t.gpu()?,
