@@ -26,7 +26,7 @@ struct Params {
     a_batch_stride: u32, // elements between A[b] and A[b+1]; 0 = shared
     b_batch_stride: u32, // elements between B[b] and B[b+1]; 0 = shared
     alpha: f32,          // scale of the product (e.g. 1/sqrt(head size))
-    b_format: u32,       // B's values: 0 = f32, 1 = fp16, 2 = bf16 (see load_b)
+    b_format: u32,       // B's values: 0 = f32, 1 = fp16, 2 = bf16, 3 = int8 (see load_b)
 }
 
 const BM: u32 = 64u;
@@ -36,8 +36,9 @@ const BK: u32 = 16u;
 @group(0) @binding(0) var<storage, read> mat_a: array<f32>;          // (batch or 1, m, k) or (.., k, m)
 @group(0) @binding(1) var<storage, read> mat_b: array<u32>;          // f32 bits (batch or 1, k, n) or (.., n, k); or 16-bit pairs (see load_b)
 @group(0) @binding(2) var<storage, read> bias: array<f32>;           // (n), or a placeholder
-@group(0) @binding(3) var<storage, read_write> mat_c: array<f32>;    // (batch, m, n)
-@group(0) @binding(4) var<uniform> params: Params;
+@group(0) @binding(3) var<storage, read> b_scales: array<f32>;       // int8 B: (n) scales; or a placeholder
+@group(0) @binding(4) var<storage, read_write> mat_c: array<f32>;    // (batch, m, n)
+@group(0) @binding(5) var<uniform> params: Params;
 
 // tile_a[kk * 16 + q] = A(row0 + 4q .. 4q+3, k0 + kk); tile_b[kk * 16 + q] = B(k0 + kk, col0 + 4q .. 4q+3).
 var<workgroup> tile_a: array<vec4<f32>, 256>;  // (BK, BM / 4)
@@ -69,9 +70,18 @@ fn f16_bits_to_f32(h: u32) -> f32 {
 // bits (ops/matmul/half_weight.rs; trans_b = 1, one shared matrix): word q of W's row c holds
 // W(c, 2q) in its low half and W(c, 2q + 1) in its high half, rows of ceil(k / 2) words (an odd
 // k pads each row's last word with a zero high half); widened here, so the product is computed
-// exactly as for the same values in f32.
+// exactly as for the same values in f32. b_format 3 (int8): W's row c as ceil(k / 4) words, byte
+// j of word q holding the two's-complement code of W(c, 4q + j) (a k that is not a multiple of 4
+// pads each row's last word with zero bytes), dequantized as f32(code) * b_scales[c] (one
+// correctly rounded multiply: the values the CPU path widens to, ops/matmul/int8.rs).
 fn load_b(off: u32, kk: u32, c: u32) -> f32 {
     if (c >= params.n || kk >= params.k) { return 0.0; }
+    if (params.b_format == 3u) {
+        let word = mat_b[c * ((params.k + 3u) / 4u) + kk / 4u];
+        // the byte to the top, then an arithmetic shift back down sign-extends it
+        let code = bitcast<i32>(word << (24u - 8u * (kk & 3u))) >> 24u;
+        return f32(code) * b_scales[c];
+    }
     if (params.b_format != 0u) {
         let word = mat_b[c * ((params.k + 1u) / 2u) + kk / 2u];
         let bits = select(word & 0xffffu, word >> 16u, (kk & 1u) == 1u);

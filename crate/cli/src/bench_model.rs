@@ -1,6 +1,6 @@
 //! `webnlu bench model [--device cpu|gpu|auto] [--models minilm,minilm-shape,bert-base,DIR]
 //!  [--minilm DIR] [--batch B] [--seq T] [--repeat N] [--policies head,top:2,all] [--threads N]
-//!  [--dtype fp32|fp16|bf16]
+//!  [--dtype fp32|fp16|bf16|int8]
 //!  [--peer torch] [--python PATH] [--profile-kernels] [--json]`
 //!
 //! Throughput of the BERT encoder: tokens per second of the forward pass (inference) and of a
@@ -158,9 +158,9 @@ pub struct BenchModelArgs {
     /// Freezing policies of the training steps
     #[arg(long, value_name = "LIST", default_value = "head,top:2,all")]
     pub policies: String,
-    /// How the encoder layers' weight matrices are held (fp16/bf16: only the `head` policy
-    /// trains; the others are left out)
-    #[arg(long, value_name = "fp32|fp16|bf16", default_value = "fp32")]
+    /// How the encoder layers' weight matrices are held (fp16/bf16/int8: only the `head`
+    /// policy trains; the others are left out)
+    #[arg(long, value_name = "fp32|fp16|bf16|int8", default_value = "fp32")]
     pub dtype: WeightDtype,
     /// CPU threads of the matmuls [default: all cores]
     #[arg(long, value_name = "N")]
@@ -272,7 +272,7 @@ pub fn run(args: BenchModelArgs) -> Result<()> {
                 }
             }
             if freeze != Freeze::Head && args.dtype != WeightDtype::Fp32 {
-                continue; // 16-bit layers do not train
+                continue; // compressed (16-bit, int8) layers do not train
             }
             let mut optimizer = AdamW::new(AdamWConfig::default());
             let cpu = !device.is_gpu();

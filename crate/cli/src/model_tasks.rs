@@ -15,8 +15,9 @@
 //! A pair longer than the window is refused with its lengths, or with `--truncate` cut as the
 //! tokenizer cuts pairs (`longest_first`); pairs are never read in windows.
 //!
-//! Common options: `--device auto|gpu|cpu`, `--dtype fp32|fp16|bf16` (how the encoder layers'
-//! weight matrices are held; 16 bits: half their memory, inference and head-only training),
+//! Common options: `--device auto|gpu|cpu`, `--dtype fp32|fp16|bf16|int8` (how the encoder
+//! layers' weight matrices are held; 16 bits: half their memory, int8: about a quarter;
+//! inference and head-only training),
 //! `--max-length N` (window length, default the
 //! model's positions), `--stride N` (overlap of windows, default a quarter), `--no-windows`
 //! (a text longer than the model is an error) or `--truncate` (keep its first window),
@@ -50,9 +51,10 @@ pub struct ModelArgs {
     #[arg(long, value_name = "N")]
     pub batch_size: Option<usize>,
     /// How the encoder layers' weight matrices are held: fp16 and bf16 take half the memory
-    /// (an fp16/bf16 checkpoint is read without widening) and compute in f32; a 16-bit model
-    /// runs inference and head-only training (training its layers needs fp32)
-    #[arg(long, value_name = "fp32|fp16|bf16", default_value = "fp32")]
+    /// (an fp16/bf16 checkpoint is read without widening), int8 about a quarter (quantized at
+    /// load, a scale per output channel); all compute in f32; a compressed model runs inference
+    /// and head-only training (training its layers needs fp32)
+    #[arg(long, value_name = "fp32|fp16|bf16|int8", default_value = "fp32")]
     pub dtype: WeightDtype,
 }
 

@@ -2,8 +2,9 @@
 //! PyTorch checkpoints, with its backward next to it, and the initialisation transformers gives
 //! a new layer (`BertPreTrainedModel._init_weights`: W ~ normal(0, initializer_range), b = 0).
 //!
-//! W is held in f32 (a parameter: it trains), or in fp16 / bf16 ([`HalfWeight`]: inference and
-//! head-only training, where the layer is frozen; its backward is refused). The bias stays f32.
+//! W is held in f32 (a parameter: it trains), or compressed in fp16 / bf16 / int8
+//! ([`HalfWeight`]: inference and head-only training, where the layer is frozen; its backward is
+//! refused). The bias stays f32.
 
 use crate::device::Device;
 use crate::ops::dropout::threefry2x32;
@@ -22,7 +23,7 @@ use super::weight_loader::WeightLoader;
 pub enum LinearWeight {
     /// f32: a parameter.
     F32(Tensor),
-    /// fp16 or bf16, frozen.
+    /// fp16, bf16 or int8, frozen.
     Half(HalfWeight),
 }
 

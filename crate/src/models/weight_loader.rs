@@ -25,9 +25,10 @@ impl WeightLoader<'_, '_> {
         Tensor::from_vec(self.device, shape, values, canonical)
     }
 
-    /// The matrix `name` (out, in) held in 16-bit `dtype` on the device: an F16 (BF16) file
-    /// tensor asked for as fp16 (bf16) is read as it is, without widening; any other float
-    /// tensor is converted (through f32, rounding to nearest even). NaN and infinite values
+    /// The matrix `name` (out, in) held in compressed `dtype` on the device: an F16 (BF16)
+    /// file tensor asked for as fp16 (bf16) is read as it is, without widening; any other float
+    /// tensor is converted (through f32, rounding to nearest even; int8: quantized per output
+    /// channel). NaN and infinite values
     /// (and, in fp16, values beyond its range) are refused, naming the tensor.
     pub fn load_half(
         &self,

@@ -58,8 +58,8 @@ impl<P> StepsProgress<P> {
 }
 
 /// Errors for options no run can use: those out of range ([`TrainOptions::validate`]), a
-/// `top:K` beyond the model's layers, and training layers whose weights are held in 16 bits
-/// (`dtype` fp16 / bf16 at load). `what` names the run in the message.
+/// `top:K` beyond the model's layers, and training layers whose weights are held compressed
+/// (`dtype` fp16 / bf16 / int8 at load). `what` names the run in the message.
 pub fn check_run_options(options: &TrainOptions, model: &BertModel, what: &str) -> Result<()> {
     let layers = model.num_layers();
     options

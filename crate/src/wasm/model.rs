@@ -222,7 +222,7 @@ pub struct WasmModel {
 impl WasmModel {
     /// Loads a model from its files (`config.json`, `model.safetensors` or `pytorch_model.bin`,
     /// `tokenizer.json` or `vocab.txt`, optional `tokenizer_config.json`, `modules.json`), the
-    /// encoder layers' weight matrices held in `dtype` ("fp32", "fp16" or "bf16").
+    /// encoder layers' weight matrices held in `dtype` ("fp32", "fp16", "bf16" or "int8").
     pub fn load(runtime: &WasmRuntime, files: &Map, dtype: &str) -> Result<WasmModel, JsError> {
         let dtype = WeightDtype::parse(dtype).map_err(to_js_error)?;
         let mut model_files = ModelFiles::new("model files");

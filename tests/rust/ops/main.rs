@@ -19,6 +19,7 @@ mod dropout;
 mod elementwise;
 mod half_matmul;
 mod highway;
+mod int8_matmul;
 mod kernel_check;
 mod lanes;
 mod losses;

@@ -44,8 +44,10 @@ impl BertModel {
     /// [`BertModel::load`] with the encoder layers' weight matrices (attention q, k, v,
     /// output and the FFN's two: most of the encoder's bytes) held in `dtype`: an fp16 (bf16)
     /// checkpoint loaded as fp16 (bf16) is read without widening, other combinations are
-    /// converted (rounding to nearest even). Embeddings, LayerNorms, biases and heads stay f32.
-    /// A 16-bit model runs inference and head-only training; training its layers is refused.
+    /// converted (rounding to nearest even); int8 is quantized at load from any float
+    /// checkpoint (a scale per output channel, `ops/matmul/int8.rs`). Embeddings, LayerNorms,
+    /// biases and heads stay f32. A compressed model runs inference and head-only training;
+    /// training its layers is refused.
     pub fn load_as(files: &ModelFiles, device: &Device, dtype: WeightDtype) -> Result<Self> {
         let config = files.config()?;
         let file = files.weights()?;

@@ -380,7 +380,7 @@ impl BertModel {
         crate::memory_limit::check_attention_scores(input.batch, heads, input.seq)
     }
 
-    /// Refuses to train layers `lowest_trained..` when their weights are held in 16 bits.
+    /// Refuses to train layers `lowest_trained..` when their weights are held compressed (16 bits, int8).
     fn check_layers_can_train(&self, lowest_trained: usize) -> Result<()> {
         let dtype = self.weight_dtype();
         if lowest_trained >= self.layers.len() || dtype == WeightDtype::Fp32 {
@@ -533,14 +533,15 @@ impl BertModel {
         p
     }
 
-    /// Number of parameter values (a tied decoder counted once), 16-bit weights included.
+    /// Number of parameter values (a tied decoder counted once), compressed weights included.
     pub fn parameter_count(&self) -> usize {
         let f32_values: usize = self.named_parameters().iter().map(|(_, t)| t.numel()).sum();
         f32_values + self.half_weights_held().0
     }
 
     /// Bytes of every parameter as held on the device: f32 tensors at 4 bytes a value, 16-bit
-    /// weights at 2 (with the padding of their packed layout). `&mut` only because it walks
+    /// weights at 2, int8 weights at 1 plus a 4-byte scale per output channel (with the
+    /// padding of their packed layout). `&mut` only because it walks
     /// the parameters as the optimizer does ([`BertModel::parameters_mut`]), which the wasm
     /// module has anyway (`named_parameters` it does not need otherwise).
     pub fn weight_bytes(&mut self) -> u64 {
@@ -548,7 +549,8 @@ impl BertModel {
         f32_bytes + self.half_weights_held().1
     }
 
-    /// (values, bytes held) of the encoder layers' 16-bit weight matrices (0 in fp32).
+    /// (values, bytes held) of the encoder layers' compressed (16-bit or int8) weight matrices
+    /// (0 in fp32).
     pub fn half_weights_held(&self) -> (usize, u64) {
         let mut held = (0, 0);
         for linear in self.layers.iter().flat_map(|layer| layer.linears()) {

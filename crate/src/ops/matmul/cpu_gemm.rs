@@ -113,8 +113,53 @@ impl std::fmt::Debug for PackedB {
     }
 }
 
-/// B (k, n) packed once in 16 bits: [`PackedB`]'s layout (NR-wide strips over the whole
-/// depth, zero-padded past n) holding fp16 or bf16 bits, widened block by block in the GEMM.
+/// A B operand packed once in a compressed format, widened to f32 one KC x NC block at a time
+/// inside the GEMM ([`PackedB16`]: fp16 / bf16; [`PackedB8`]: int8 codes and scales). The
+/// widened values must be exact functions of what is stored, so the product equals the f32
+/// product of the widened matrix bit for bit.
+pub(crate) trait CompressedPanels: Send + Sync {
+    /// (k, n) of the packed matrix.
+    fn dims(&self) -> (usize, usize);
+    /// Bytes held.
+    fn bytes(&self) -> usize;
+    /// Widens the (kc, NR) panels of depth `pc..pc+kc` and columns `col..col+nc` (`col` a
+    /// multiple of NR) into `dst`, laid out as [`pack_b`] lays out a KC x NC block.
+    fn widen_block(&self, dst: &mut [f32], pc: usize, kc: usize, col: usize, nc: usize);
+}
+
+/// `op(B) = W^T` (k, n) of W (n, k) row-major (a PyTorch `nn.Linear` weight, (out, in)) in
+/// [`PackedB`]'s layout: NR-wide strips over the whole depth, strip `s` holding W's rows
+/// `s*NR..s*NR+NR` as a (k, NR) row-major block, zero-padded past n.
+fn pack_transposed_strips<T: Copy + Default>(w: &[T], n: usize, k: usize) -> Vec<T> {
+    let mut data = vec![T::default(); n.div_ceil(NR) * NR * k];
+    for (strip, dst) in data.chunks_exact_mut(NR * k.max(1)).enumerate() {
+        for j in 0..NR.min(n - strip * NR) {
+            let row = &w[(strip * NR + j) * k..][..k];
+            for (p, &v) in row.iter().enumerate() {
+                dst[p * NR + j] = v;
+            }
+        }
+    }
+    data
+}
+
+/// For each strip of columns `col..col+nc` (`col` a multiple of NR): `widen(strip index, its
+/// (kc, NR) values at depth pc..pc+kc, the strip's place in `dst`)`.
+fn for_each_strip<T>(
+    data: &[T],
+    k: usize,
+    (pc, kc, col, nc): (usize, usize, usize, usize),
+    dst: &mut [f32],
+    mut widen: impl FnMut(usize, &[T], &mut [f32]),
+) {
+    for (i, strip) in (col / NR..(col + nc).div_ceil(NR)).enumerate() {
+        let src = &data[strip * NR * k + pc * NR..][..kc * NR];
+        widen(strip, src, &mut dst[i * NR * kc..][..kc * NR]);
+    }
+}
+
+/// B (k, n) packed once in 16 bits: the strips of [`pack_transposed_strips`] holding fp16 or
+/// bf16 bits.
 pub struct PackedB16 {
     data: Vec<u16>, // (n.div_ceil(NR), k, NR)
     k: usize,
@@ -123,38 +168,28 @@ pub struct PackedB16 {
 }
 
 impl PackedB16 {
-    /// Packs `op(B) = W^T` (k, n) of the 16-bit matrix W (n, k) row-major (a PyTorch
-    /// `nn.Linear` weight, (out, in)), its values `bits` in `dtype` (fp16 or bf16).
+    /// Packs `op(B) = W^T` (k, n) of the 16-bit matrix W (n, k), its values `bits` in `dtype`
+    /// (fp16 or bf16).
     pub(crate) fn pack_transposed(bits: &[u16], n: usize, k: usize, dtype: WeightDtype) -> Self {
-        let mut data = vec![0u16; n.div_ceil(NR) * NR * k];
-        for (strip, dst) in data.chunks_exact_mut(NR * k.max(1)).enumerate() {
-            for j in 0..NR.min(n - strip * NR) {
-                let row = &bits[(strip * NR + j) * k..][..k];
-                for (p, &v) in row.iter().enumerate() {
-                    dst[p * NR + j] = v;
-                }
-            }
-        }
+        let data = pack_transposed_strips(bits, n, k);
         PackedB16 { data, k, n, dtype }
     }
+}
 
-    /// (k, n) of the packed matrix.
-    pub fn dims(&self) -> (usize, usize) {
+impl CompressedPanels for PackedB16 {
+    fn dims(&self) -> (usize, usize) {
         (self.k, self.n)
     }
 
-    /// Bytes held (2 a value, with the padding of the last strip).
-    pub fn bytes(&self) -> usize {
+    /// 2 a value, with the padding of the last strip.
+    fn bytes(&self) -> usize {
         self.data.len() * 2
     }
 
-    /// Widens the (kc, NR) panels of depth `pc..pc+kc` and columns `col..col+nc` (`col` a
-    /// multiple of NR) into `dst`, laid out as [`pack_b`] lays out a KC x NC block.
     fn widen_block(&self, dst: &mut [f32], pc: usize, kc: usize, col: usize, nc: usize) {
-        for (i, strip) in (col / NR..(col + nc).div_ceil(NR)).enumerate() {
-            let src = &self.data[strip * NR * self.k + pc * NR..][..kc * NR];
-            widen(self.dtype, src, &mut dst[i * NR * kc..][..kc * NR]);
-        }
+        for_each_strip(&self.data, self.k, (pc, kc, col, nc), dst, |_, src, dst| {
+            widen(self.dtype, src, dst)
+        });
     }
 }
 
@@ -164,22 +199,67 @@ impl std::fmt::Debug for PackedB16 {
     }
 }
 
+/// B (k, n) packed once in int8: the strips of [`pack_transposed_strips`] holding the codes,
+/// and a scale per column of B (per output channel), zero-padded to whole strips. Widened as
+/// `code * scale` (`int8::widen_rows`).
+pub struct PackedB8 {
+    codes: Vec<i8>,   // (n.div_ceil(NR), k, NR)
+    scales: Vec<f32>, // (n.div_ceil(NR) * NR)
+    k: usize,
+    n: usize,
+}
+
+impl PackedB8 {
+    /// Packs `op(B) = W^T` (k, n) of W (n, k) quantized per row (`codes` (n, k), `scales` (n)).
+    pub(crate) fn pack_transposed(codes: &[i8], scales: &[f32], n: usize, k: usize) -> Self {
+        let mut padded = vec![0.0; n.div_ceil(NR) * NR];
+        padded[..n].copy_from_slice(scales);
+        PackedB8 {
+            codes: pack_transposed_strips(codes, n, k),
+            scales: padded,
+            k,
+            n,
+        }
+    }
+}
+
+impl CompressedPanels for PackedB8 {
+    fn dims(&self) -> (usize, usize) {
+        (self.k, self.n)
+    }
+
+    /// 1 a code and 4 a scale, with the padding of the last strip.
+    fn bytes(&self) -> usize {
+        self.codes.len() + self.scales.len() * 4
+    }
+
+    fn widen_block(&self, dst: &mut [f32], pc: usize, kc: usize, col: usize, nc: usize) {
+        for_each_strip(
+            &self.codes,
+            self.k,
+            (pc, kc, col, nc),
+            dst,
+            |strip, src, dst| super::int8::widen_rows(src, &self.scales[strip * NR..][..NR], dst),
+        );
+    }
+}
+
 /// The B operand of a product: a strided view (packed per call), packed once, or packed once
-/// in 16 bits (widened per block).
+/// in a compressed format (widened per block).
 #[derive(Clone, Copy)]
 pub(crate) enum BOperand<'a> {
     View(MatrixView<'a>),
     Packed(&'a PackedB),
-    Packed16(&'a PackedB16),
+    Compressed(&'a dyn CompressedPanels),
 }
 
 impl BOperand<'_> {
-    /// (k, n) of a B packed once (f32 or 16-bit); None for a view.
+    /// (k, n) of a B packed once (f32 or compressed); None for a view.
     fn packed_dims(&self) -> Option<(usize, usize)> {
         match self {
             BOperand::View(_) => None,
             BOperand::Packed(packed) => Some(packed.dims()),
-            BOperand::Packed16(packed) => Some(packed.dims()),
+            BOperand::Compressed(packed) => Some(packed.dims()),
         }
     }
 }
@@ -369,7 +449,9 @@ unsafe fn gemm_block(part: GemmPart, init: CInit) {
     let kc_max = KC.min(k);
     let a_len = MC.min(rows.len()).div_ceil(MR) * MR * kc_max;
     let b_len = match b {
-        BOperand::View(_) | BOperand::Packed16(_) => NC.min(cols.len()).div_ceil(NR) * NR * kc_max,
+        BOperand::View(_) | BOperand::Compressed(_) => {
+            NC.min(cols.len()).div_ceil(NR) * NR * kc_max
+        }
         BOperand::Packed(_) => 0,
     };
     PACK_BUFFERS.with(|buffers| {
@@ -419,7 +501,7 @@ unsafe fn gemm_block_packed(
             match b {
                 BOperand::View(view) => pack_b(packed_b, view, pc, kc, jc, nc),
                 // `jc` is a multiple of NR (see below): whole strips
-                BOperand::Packed16(packed) => packed.widen_block(packed_b, pc, kc, jc, nc),
+                BOperand::Compressed(packed) => packed.widen_block(packed_b, pc, kc, jc, nc),
                 BOperand::Packed(_) => {}
             }
             let mut ic = rows.start;
@@ -428,7 +510,7 @@ unsafe fn gemm_block_packed(
                 pack_a(packed_a, a, ic, mc, pc, kc);
                 for jr in (0..nc).step_by(NR) {
                     let panel_b = match b {
-                        BOperand::View(_) | BOperand::Packed16(_) => {
+                        BOperand::View(_) | BOperand::Compressed(_) => {
                             &packed_b[(jr / NR) * NR * kc..][..NR * kc]
                         }
                         // `jc + jr` is a multiple of NR: column blocks start at multiples of

@@ -1,5 +1,5 @@
-//! The element types a weight matrix may be stored in ([`WeightDtype`]: fp32, fp16, bf16) and
-//! the conversions between them: f32 -> 16 bits rounding to nearest even, 16 bits -> f32 exactly
+//! The element types a weight matrix may be stored in ([`WeightDtype`]: fp32, fp16, bf16,
+//! int8; int8's quantization is in `int8.rs`) and the 16-bit conversions: f32 -> 16 bits rounding to nearest even, 16 bits -> f32 exactly
 //! (every fp16 and bf16 value is an f32). [`widen`] converts a run of 16-bit values, with F16C
 //! on x86_64 where the CPU has it and integer bit operations elsewhere (wasm simd128 has no
 //! half-float conversion; bf16 is a 16-bit shift everywhere).
@@ -7,8 +7,8 @@
 use crate::{Error, Result};
 
 /// How a linear layer's weight matrix is held on the device (`loadModel`'s `dtype`, the CLI's
-/// `--dtype`). Computation is f32 in every case: 16-bit values are widened as the matmul reads
-/// them.
+/// `--dtype`). Computation is f32 in every case: compressed values are widened as the matmul
+/// reads them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum WeightDtype {
     /// 4 bytes a value (the default; what training needs).
@@ -18,17 +18,22 @@ pub enum WeightDtype {
     Fp16,
     /// bfloat16 (the top half of an f32): 2 bytes, 8 significant bits, f32's range.
     Bf16,
+    /// Symmetric int8 codes with an f32 scale per output channel (absmax / 127; `int8.rs`):
+    /// 1 byte a value plus 4 a row, quantized at load from any float checkpoint.
+    Int8,
 }
 
 impl WeightDtype {
-    /// The dtype named `name` ("fp32", "fp16" or "bf16"); an error listing them otherwise.
+    /// The dtype named `name` ("fp32", "fp16", "bf16" or "int8"); an error listing them
+    /// otherwise.
     pub fn parse(name: &str) -> Result<WeightDtype> {
         match name {
             "fp32" => Ok(WeightDtype::Fp32),
             "fp16" => Ok(WeightDtype::Fp16),
             "bf16" => Ok(WeightDtype::Bf16),
+            "int8" => Ok(WeightDtype::Int8),
             other => Err(Error::invalid(format!(
-                "unknown dtype {other:?}: expected \"fp32\", \"fp16\" or \"bf16\""
+                "unknown dtype {other:?}: expected \"fp32\", \"fp16\", \"bf16\" or \"int8\""
             ))),
         }
     }
@@ -39,39 +44,49 @@ impl WeightDtype {
             WeightDtype::Fp32 => "fp32",
             WeightDtype::Fp16 => "fp16",
             WeightDtype::Bf16 => "bf16",
+            WeightDtype::Int8 => "int8",
         }
     }
 
     /// `matmul_forward`'s `b_format` for a B held in this dtype (`shaders/matmul.wgsl`'s
-    /// `load_b`: 0 = f32 values, 1 = fp16, 2 = bf16).
+    /// `load_b`: 0 = f32 values, 1 = fp16, 2 = bf16, 3 = int8 codes with a scales buffer).
     pub(crate) fn shader_format(self) -> u32 {
         match self {
             WeightDtype::Fp32 => 0,
             WeightDtype::Fp16 => 1,
             WeightDtype::Bf16 => 2,
+            WeightDtype::Int8 => 3,
         }
     }
 
     /// The error of training `what` (a model's layers, or one weight) held in this dtype: a
-    /// 16-bit weight is not a parameter (no f32 master copy in this version).
+    /// compressed (16-bit or int8) weight is not a parameter (no f32 master copy in this
+    /// version).
     pub fn refuse_training(self, what: &str) -> Error {
         Error::unsupported(format!(
-            "training {what} of a model loaded with dtype {}: 16-bit weights do not train; \
+            "training {what} of a model loaded with dtype {}: {} weights do not train; \
              train the head only (freeze: 'head', --freeze head) or load the model with dtype \
              fp32",
-            self.name()
+            self.name(),
+            if self == WeightDtype::Int8 {
+                "int8"
+            } else {
+                "16-bit"
+            }
         ))
     }
 
-    /// Bytes per stored value.
+    /// Bytes per stored value (int8: the codes only; each output channel adds a 4-byte scale).
     pub fn bytes_per_value(self) -> usize {
         match self {
             WeightDtype::Fp32 => 4,
             WeightDtype::Fp16 | WeightDtype::Bf16 => 2,
+            WeightDtype::Int8 => 1,
         }
     }
 
-    /// `x` in this 16-bit format, rounded to nearest even (fp32: refused by the caller).
+    /// `x` in this 16-bit format, rounded to nearest even (fp16 or bf16 only: the callers
+    /// refuse fp32 and quantize int8 per channel instead).
     pub fn from_f32(self, x: f32) -> u16 {
         match self {
             WeightDtype::Bf16 => f32_to_bf16_bits(x),

@@ -1,38 +1,50 @@
-//! A linear layer's weight matrix W (out, in) kept in 16 bits on its device, and the product
-//! that reads it: `y (.., out) = x (.., in) @ W^T + bias (out)`, computed in f32.
+//! A linear layer's weight matrix W (out, in) kept compressed on its device, in 16 bits (fp16,
+//! bf16) or as int8 codes with a scale per output channel (`int8.rs`), and the product that
+//! reads it: `y (.., out) = x (.., in) @ W^T + bias (out)`, computed in f32.
 //!
-//! - CPU: W^T packed once into the GEMM's NR-wide strips, 16 bits a value ([`PackedB16`]);
-//!   the GEMM widens one KC x NC block at a time (`cpu_gemm.rs`). No f32 copy is kept.
+//! - CPU: W^T packed once into the GEMM's NR-wide strips, 16 bits a value ([`PackedB16`]) or
+//!   one byte a value plus the scales ([`PackedB8`]); the GEMM widens one KC x NC block at a
+//!   time (`cpu_gemm.rs`). No f32 copy is kept.
 //! - GPU: W as a `Tensor<u32>` of shape (out, ceil(in / 2)): word `q` of row `c` holds W(c, 2q)
 //!   in its low half and W(c, 2q + 1) in its high half; an odd `in` pads each row's last word
 //!   with a zero high half (a row starts on a word, so the kernel finds row `c` at
 //!   `c * ceil(in / 2)`). `matmul_forward` (`shaders/matmul.wgsl`, `b_format` 1 or 2) widens
 //!   them as it stages B, with integer operations (no `shader-f16`; not `unpack2x16float`,
 //!   which naga accepts only with its SHADER_FLOAT16_IN_FLOAT32 capability).
+//! - GPU, int8: W's codes as a `Tensor<u32>` of shape (out, ceil(in / 4)): byte j of word `q`
+//!   of row `c` holds W(c, 4q + j) (two's complement); an `in` that is not a multiple of 4 pads
+//!   each row's last word with zero bytes (rows start on a word). The scales are an f32 tensor
+//!   (out) bound next to them (`b_format` 3: `f32(code) * scale[c]`).
 //!
-//! The widened values are exact and the rest of the product is the f32 one (the same GEMM
-//! and microkernel; the same kernel), so the result is bit-identical to widening W to f32 first
-//! and running [`super::matmul_forward`] on either device.
+//! The widened values are exact functions of what is stored (16-bit: the values themselves;
+//! int8: one correctly rounded f32 multiply, the same on both devices) and the rest of the
+//! product is the f32 one (the same GEMM and microkernel; the same kernel), so the result is
+//! bit-identical to widening W to f32 first and running [`super::matmul_forward`] on either
+//! device.
 //!
-//! Forward only: a 16-bit weight does not train (`models/linear.rs` refuses its backward).
-//! Another storage (int8 with a scale per output row) would be one more variant of
-//! `HalfStorage` and one more `b_format` of the kernel.
+//! Forward only: a compressed weight does not train (`models/linear.rs` refuses its backward).
 
-use super::cpu_gemm::PackedB16;
+use super::cpu_gemm::{CompressedPanels, PackedB16, PackedB8};
 use super::half_float::WeightDtype;
+use super::int8::{quantize, QuantizedMatrix};
 use super::{dispatch_matmul, matmul_cpu_with, CpuB, MatmulDims, MatmulOptions};
 use crate::device::Device;
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
-/// Where the 16-bit values are.
+/// Where the compressed values are.
 enum HalfStorage {
-    Cpu(PackedB16),
-    /// (out, ceil(in / 2)) words, two values each.
-    Gpu(Tensor<u32>),
+    /// W^T in the GEMM's strips: [`PackedB16`] or [`PackedB8`].
+    Cpu(Box<dyn CompressedPanels>),
+    /// 16 bits: (out, ceil(in / 2)) words, two values each, and no scales; int8:
+    /// (out, ceil(in / 4)) words, four codes each, and the scales (out).
+    Gpu {
+        words: Tensor<u32>,
+        scales: Option<Tensor>,
+    },
 }
 
-/// A weight matrix (out, in) held in fp16 or bf16 on one device.
+/// A weight matrix (out, in) held in fp16, bf16 or int8 on one device.
 pub struct HalfWeight {
     name: String,
     dtype: WeightDtype,
@@ -64,7 +76,7 @@ impl HalfWeight {
         bits: &[u16],
     ) -> Result<HalfWeight> {
         let [out, inp] = shape;
-        if dtype == WeightDtype::Fp32 || bits.len() != out * inp {
+        if !matches!(dtype, WeightDtype::Fp16 | WeightDtype::Bf16) || bits.len() != out * inp {
             return Err(Error::invalid(format!(
                 "{name}: {} values of shape {shape:?} in {}: a 16-bit dtype and one value each",
                 bits.len(),
@@ -86,7 +98,9 @@ impl HalfWeight {
             )));
         }
         let storage = match device {
-            Device::Cpu => HalfStorage::Cpu(PackedB16::pack_transposed(bits, out, inp, dtype)),
+            Device::Cpu => {
+                HalfStorage::Cpu(Box::new(PackedB16::pack_transposed(bits, out, inp, dtype)))
+            }
             Device::Gpu(_) => {
                 // (out, ceil(in / 2)) words: the values of a row two by two, an odd row's last
                 // word padded with a zero high half
@@ -101,7 +115,11 @@ impl HalfWeight {
                     bits[row * inp + q] as u32 | (high as u32) << 16
                 };
                 let words = (0..out * row_words).map(word).collect();
-                HalfStorage::Gpu(Tensor::from_vec(device, &[out, row_words], words, name)?)
+                let words = Tensor::from_vec(device, &[out, row_words], words, name)?;
+                HalfStorage::Gpu {
+                    words,
+                    scales: None,
+                }
             }
         };
         Ok(HalfWeight {
@@ -112,8 +130,9 @@ impl HalfWeight {
         })
     }
 
-    /// W (out, in) from f32 `values`, each rounded to nearest even in `dtype` (see
-    /// [`HalfWeight::from_bits`] for the values it refuses).
+    /// W (out, in) from f32 `values`: in fp16 / bf16 each rounded to nearest even (see
+    /// [`HalfWeight::from_bits`] for the values it refuses), in int8 quantized per output
+    /// channel (`int8::quantize`: infinite and NaN values refused).
     pub fn from_f32(
         device: &Device,
         name: &str,
@@ -121,8 +140,59 @@ impl HalfWeight {
         shape: [usize; 2],
         values: &[f32],
     ) -> Result<HalfWeight> {
+        if dtype == WeightDtype::Int8 {
+            return HalfWeight::from_quantized(device, name, &quantize(name, shape, values)?);
+        }
         let bits: Vec<u16> = values.iter().map(|&x| dtype.from_f32(x)).collect();
         HalfWeight::from_bits(device, name, dtype, shape, &bits)
+    }
+
+    /// W (out, in) held in int8: the codes and scales of `q` as they are.
+    pub fn from_quantized(device: &Device, name: &str, q: &QuantizedMatrix) -> Result<HalfWeight> {
+        let [out, inp] = q.shape;
+        if q.codes.len() != out * inp || q.scales.len() != out {
+            return Err(Error::invalid(format!(
+                "{name}: {} codes and {} scales for shape {:?}: one code a value and one scale \
+                 a row",
+                q.codes.len(),
+                q.scales.len(),
+                q.shape
+            )));
+        }
+        let storage = match device {
+            Device::Cpu => HalfStorage::Cpu(Box::new(PackedB8::pack_transposed(
+                &q.codes, &q.scales, out, inp,
+            ))),
+            Device::Gpu(_) => {
+                // (out, ceil(in / 4)) words: a row's codes four by four, byte j of a word
+                // holding code 4q + j, the last word of a row padded with zero bytes
+                let row_words = inp.div_ceil(4);
+                let word = |i: usize| {
+                    let (row, first) = (i / row_words, 4 * (i % row_words));
+                    let codes = &q.codes[row * inp..][..inp];
+                    (first..inp.min(first + 4))
+                        .map(|p| (codes[p] as u8 as u32) << (8 * (p - first)))
+                        .fold(0, |word, byte| word | byte)
+                };
+                let words = (0..out * row_words).map(word).collect();
+                let scales_name = format!("{name} (int8 scales)");
+                HalfStorage::Gpu {
+                    words: Tensor::from_vec(device, &[out, row_words], words, name)?,
+                    scales: Some(Tensor::from_vec(
+                        device,
+                        &[out],
+                        q.scales.clone(),
+                        &scales_name,
+                    )?),
+                }
+            }
+        };
+        Ok(HalfWeight {
+            name: name.to_string(),
+            dtype: WeightDtype::Int8,
+            shape: q.shape,
+            storage,
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -138,19 +208,22 @@ impl HalfWeight {
     pub fn numel(&self) -> usize {
         self.shape[0] * self.shape[1]
     }
-    /// Bytes held on the device (2 a value, plus the padding of the packed layout).
+    /// Bytes held on the device (2 a value in 16 bits; 1 a value and 4 a row in int8; plus
+    /// the padding of the packed layout).
     pub fn bytes(&self) -> u64 {
         match &self.storage {
             HalfStorage::Cpu(packed) => packed.bytes() as u64,
-            HalfStorage::Gpu(words) => words.bytes(),
+            HalfStorage::Gpu { words, scales } => {
+                words.bytes() + scales.as_ref().map_or(0, |s| s.bytes())
+            }
         }
     }
     pub fn is_gpu(&self) -> bool {
-        matches!(self.storage, HalfStorage::Gpu(_))
+        matches!(self.storage, HalfStorage::Gpu { .. })
     }
 }
 
-/// y (.., out) = x (.., in) @ W^T + bias (out), W held in 16 bits; x, y and the bias on W's
+/// y (.., out) = x (.., in) @ W^T + bias (out), W held compressed; x, y and the bias on W's
 /// device.
 pub fn matmul_forward_half(
     y: &mut Tensor,
@@ -188,11 +261,23 @@ pub fn matmul_forward_half(
                 Some(t) => Some(t.cpu()?),
                 None => None,
             };
-            matmul_cpu_with(y.cpu_mut()?, x.cpu()?, CpuB::Packed16(packed), bias, &dims);
+            matmul_cpu_with(
+                y.cpu_mut()?,
+                x.cpu()?,
+                CpuB::Compressed(&**packed),
+                bias,
+                &dims,
+            );
             Ok(())
         }
-        HalfStorage::Gpu(words) => match y.gpu_context().cloned() {
-            Some(ctx) => dispatch_matmul(&ctx, y, x, words.gpu()?, w.dtype, bias, &dims),
+        HalfStorage::Gpu { words, scales } => match y.gpu_context().cloned() {
+            Some(ctx) => {
+                let scales = match scales {
+                    Some(s) => Some(s.gpu()?),
+                    None => None,
+                };
+                dispatch_matmul(&ctx, y, x, (words.gpu()?, scales), w.dtype, bias, &dims)
+            }
             None => y.gpu().map(|_| ()),
         },
     }

@@ -14,6 +14,7 @@
 pub mod cpu_gemm;
 pub mod half_float;
 pub mod half_weight;
+pub mod int8;
 mod microkernels;
 
 pub use cpu_gemm::{cpu_threads, set_cpu_threads, PackedB};
@@ -110,7 +111,8 @@ pub(crate) struct MatmulParams {
     a_batch_stride: u32,
     b_batch_stride: u32,
     alpha: f32,
-    /// How B is held: 0 = f32 values, 1 = fp16, 2 = bf16 (a 16-bit weight: `half_weight`).
+    /// How B is held: 0 = f32 values, 1 = fp16, 2 = bf16, 3 = int8 (a compressed weight:
+    /// `half_weight`).
     b_format: u32,
 }
 
@@ -386,17 +388,18 @@ fn run(
             matmul_cpu(out.cpu_mut()?, a.cpu()?, b.cpu()?, bias, d);
             Ok(())
         }
-        Some(ctx) => dispatch_matmul(&ctx, out, a, b.gpu()?, WeightDtype::Fp32, bias, d),
+        Some(ctx) => dispatch_matmul(&ctx, out, a, (b.gpu()?, None), WeightDtype::Fp32, bias, d),
     }
 }
 
-/// `matmul_forward`'s dispatch: B is `b` as f32 values (`b_dtype` fp32), or a 16-bit weight
-/// (fp16, bf16: two values a word; see `shaders/matmul.wgsl`'s `load_b` and [`half_weight`]).
+/// `matmul_forward`'s dispatch: B is `b` as f32 values (`b_dtype` fp32), or a compressed
+/// weight (fp16, bf16: two values a word; int8: four codes a word and `b_scales`, a scale per
+/// output channel; see `shaders/matmul.wgsl`'s `load_b` and [`half_weight`]).
 fn dispatch_matmul(
     ctx: &crate::device::GpuContext,
     out: &Tensor,
     a: &Tensor,
-    b: &crate::device::GpuBuffer,
+    (b, b_scales): (&crate::device::GpuBuffer, Option<&crate::device::GpuBuffer>),
     b_dtype: WeightDtype,
     bias: Option<&Tensor>,
     d: &MatmulDims,
@@ -422,7 +425,12 @@ fn dispatch_matmul(
     // k = 0: the product is zero, the kernel still writes bias / keeps the old value.
     ctx.dispatch(
         &shaders::MATMUL.kernel("matmul_forward"),
-        &[a.gpu()?, b, bias_buffer],
+        &[
+            a.gpu()?,
+            b,
+            bias_buffer,
+            b_scales.unwrap_or(ctx.placeholder()),
+        ],
         &[out.gpu()?],
         &params,
         [
@@ -440,12 +448,12 @@ pub fn matmul_cpu(out: &mut [f32], a: &[f32], b: &[f32], bias: Option<&[f32]>, d
 }
 
 /// The B operand on the CPU: values as stored, or packed once (one shared matrix), in f32 or
-/// in 16 bits.
+/// compressed (16 bits, int8).
 #[derive(Clone, Copy)]
 enum CpuB<'a> {
     Slice(&'a [f32]),
     Packed(&'a PackedB),
-    Packed16(&'a cpu_gemm::PackedB16),
+    Compressed(&'a dyn cpu_gemm::CompressedPanels),
 }
 
 /// The view of batch entry 0 of `b` as `op(b)` (k, n).
@@ -525,7 +533,7 @@ fn matmul_entry(
     let bv = match b {
         CpuB::Slice(b) => BOperand::View(b_view(&b[batch * d.b_stride..], d)),
         CpuB::Packed(packed) => BOperand::Packed(packed),
-        CpuB::Packed16(packed) => BOperand::Packed16(packed),
+        CpuB::Compressed(packed) => BOperand::Compressed(packed),
     };
     gemm_accumulate(c, n, init, av, bv, m, n, k, d.alpha);
 }
