@@ -14,6 +14,7 @@ mod elmo_train_options;
 mod examples;
 mod half_weights;
 mod inspect;
+mod int8_weights;
 mod models;
 mod pairs;
 mod train;
