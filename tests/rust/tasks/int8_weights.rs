@@ -220,7 +220,7 @@ fn head_only_training_works_on_an_int8_encoder() {
     println!("head-only losses: int8 {int8:?}, fp32 {full:?}");
     assert!(int8[3] < int8[0], "the loss falls: {int8:?}");
     for (a, b) in int8.iter().zip(&full) {
-        // measured within 1e-3 of each other (same seed, same head initialisation)
+        // measured within 0.003 of each other (same seed, same head initialisation)
         assert!((a - b).abs() <= 0.01, "int8 {int8:?} vs fp32 {full:?}");
     }
     assert_eq!(int8_label, full_label);
