@@ -293,22 +293,24 @@ test('a pool of engines gives exactly what one engine gives (random BERT checkpo
   pool.close();
 });
 
-test('a pool loads with the dtype asked for in every engine: the same fp16 embeddings as one engine', async () => {
-  const one = new DirectChannel();
-  const pool = new WorkerPool([new DirectChannel(), new DirectChannel()]);
-  const [oneRuntime, poolRuntime] = [await openCpu(one), await openCpu(pool)];
-  const a = await one.call('model.load', { runtime: oneRuntime, files: readModel('bert-random'), dtype: 'fp16' });
-  const b = await pool.call('model.load', { runtime: poolRuntime, files: readModel('bert-random'), dtype: 'fp16' });
-  assert.equal(a.dtype, 'fp16');
-  assert.equal(b.dtype, 'fp16');
-  const full = await one.call('model.load', { runtime: oneRuntime, files: readModel('bert-random') });
-  assert.equal(full.dtype, 'fp32');
-  assert.ok(b.weightBytes < full.weightBytes, `fp16 ${b.weightBytes} bytes, fp32 ${full.weightBytes}`);
-  const args = { texts: TEXTS, pooling: 'mean', normalize: true };
-  const want = await one.call('model.embed', { handle: a.handle, ...args });
-  // every engine of the pool embeds a chunk: each must hold the fp16 model
-  assert.deepEqual(await pool.call('model.embed', { handle: b.handle, ...args }), want);
-  const widened = await one.call('model.embed', { handle: full.handle, ...args });
-  assert.notDeepEqual(widened, want, 'fp16 rounding changes the values a little; equal would mean fp32 was loaded');
-  pool.close();
-});
+for (const dtype of ['fp16', 'int8']) {
+  test(`a pool loads with the dtype asked for in every engine: the same ${dtype} embeddings as one engine`, async () => {
+    const one = new DirectChannel();
+    const pool = new WorkerPool([new DirectChannel(), new DirectChannel()]);
+    const [oneRuntime, poolRuntime] = [await openCpu(one), await openCpu(pool)];
+    const a = await one.call('model.load', { runtime: oneRuntime, files: readModel('bert-random'), dtype });
+    const b = await pool.call('model.load', { runtime: poolRuntime, files: readModel('bert-random'), dtype });
+    assert.equal(a.dtype, dtype);
+    assert.equal(b.dtype, dtype);
+    const full = await one.call('model.load', { runtime: oneRuntime, files: readModel('bert-random') });
+    assert.equal(full.dtype, 'fp32');
+    assert.ok(b.weightBytes < full.weightBytes, `${dtype} ${b.weightBytes} bytes, fp32 ${full.weightBytes}`);
+    const args = { texts: TEXTS, pooling: 'mean', normalize: true };
+    const want = await one.call('model.embed', { handle: a.handle, ...args });
+    // every engine of the pool embeds a chunk: each must hold the model in that dtype
+    assert.deepEqual(await pool.call('model.embed', { handle: b.handle, ...args }), want);
+    const widened = await one.call('model.embed', { handle: full.handle, ...args });
+    assert.notDeepEqual(widened, want, `${dtype} rounding changes the values a little; equal would mean fp32 was loaded`);
+    pool.close();
+  });
+}

@@ -148,18 +148,21 @@ export interface LoadOptions {
 
 /**
  * How the encoder layers' weight matrices (attention and feed-forward: most of a model's bytes)
- * are held: `'fp32'` (the default), or `'fp16'` / `'bf16'` at half the memory, computed in f32.
+ * are held: `'fp32'` (the default), `'fp16'` / `'bf16'` at half the memory, or `'int8'` at about
+ * a quarter (symmetric codes with an f32 scale per output channel); always computed in f32.
  */
-export type WeightDtype = 'fp32' | 'fp16' | 'bf16';
+export type WeightDtype = 'fp32' | 'fp16' | 'bf16' | 'int8';
 
 /** Options of `Runtime.loadModel`. */
 export interface LoadModelOptions extends LoadOptions {
   /**
    * How the encoder layers' weight matrices are held (default `'fp32'`). An fp16 (bf16)
    * checkpoint loaded as `'fp16'` (`'bf16'`) is read without widening; other combinations are
-   * converted (rounding to nearest even). A 16-bit model runs inference and head-only training;
-   * training its layers (`train: 'all'`, `'top:N'`, masked-LM fine-tuning of the encoder) is
-   * refused: load it with `'fp32'` for that. An unknown value is refused before any download.
+   * converted (rounding to nearest even). `'int8'` quantizes any float checkpoint at load
+   * (per output channel: scale = max |w| / 127, codes rounded to nearest even). A 16-bit or
+   * int8 model runs inference and head-only training; training its layers (`train: 'all'`,
+   * `'top:N'`, masked-LM fine-tuning of the encoder) is refused: load it with `'fp32'` for that.
+   * An unknown value is refused before any download.
    */
   dtype?: WeightDtype;
 }
@@ -548,7 +551,10 @@ export class Model {
   readonly newlyInitialized: readonly string[];
   /** How the encoder layers' weight matrices are held (`loadModel`'s `dtype`). */
   readonly dtype: WeightDtype;
-  /** Bytes of the parameters as loaded on the device (16-bit weights at 2 bytes a value). */
+  /**
+   * Bytes of the parameters as loaded on the device (16-bit weights at 2 bytes a value, int8
+   * weights at 1 plus a 4-byte scale per output channel).
+   */
   readonly weightBytes: number;
   /** The parsed config.json. */
   readonly config: Record<string, unknown>;

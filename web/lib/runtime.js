@@ -22,7 +22,7 @@ import { decodeUtf8 } from './tokenizer.js';
 import { checkExamples, checkWordExamples, TASKS, TrainingRun } from './training-run.js';
 
 /** `loadModel`'s `dtype` values: how the encoder layers' weight matrices are held. */
-const WEIGHT_DTYPES = ['fp32', 'fp16', 'bf16'];
+const WEIGHT_DTYPES = ['fp32', 'fp16', 'bf16', 'int8'];
 
 /**
  * The most workers `threads` takes by default: each holds a copy of every model, and beyond a
@@ -350,9 +350,9 @@ export class Model extends EngineObject {
     this.hiddenSize = loaded.hiddenSize;
     /** Parameters the checkpoint lacked and the load initialized randomly (warned about, as transformers does). */
     this.newlyInitialized = loaded.newlyInitialized ?? [];
-    /** How the encoder layers' weight matrices are held: 'fp32', 'fp16' or 'bf16' (`loadModel`'s `dtype`). */
+    /** How the encoder layers' weight matrices are held: 'fp32', 'fp16', 'bf16' or 'int8' (`loadModel`'s `dtype`). */
     this.dtype = loaded.dtype;
-    /** Bytes of the parameters as loaded on the device (16-bit weights at 2 bytes a value). */
+    /** Bytes of the parameters as loaded on the device (16-bit weights at 2 bytes a value, int8 at 1 plus a 4-byte scale a row). */
     this.weightBytes = loaded.weightBytes;
     if (this.newlyInitialized.length > 0) {
       console.warn(`webnlu: some weights of ${meta.source} were not in the checkpoint and are newly initialized: ${this.newlyInitialized.join(', ')}; fine-tune the model before trusting what it predicts`);
