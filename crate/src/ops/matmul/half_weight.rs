@@ -101,26 +101,10 @@ impl HalfWeight {
             Device::Cpu => {
                 HalfStorage::Cpu(Box::new(PackedB16::pack_transposed(bits, out, inp, dtype)))
             }
-            Device::Gpu(_) => {
-                // (out, ceil(in / 2)) words: the values of a row two by two, an odd row's last
-                // word padded with a zero high half
-                let row_words = inp.div_ceil(2);
-                let word = |i: usize| {
-                    let (row, q) = (i / row_words, 2 * (i % row_words));
-                    let high = if q + 1 < inp {
-                        bits[row * inp + q + 1]
-                    } else {
-                        0
-                    };
-                    bits[row * inp + q] as u32 | (high as u32) << 16
-                };
-                let words = (0..out * row_words).map(word).collect();
-                let words = Tensor::from_vec(device, &[out, row_words], words, name)?;
-                HalfStorage::Gpu {
-                    words,
-                    scales: None,
-                }
-            }
+            Device::Gpu(_) => HalfStorage::Gpu {
+                words: rows_in_words(device, name, bits, shape, 16)?,
+                scales: None,
+            },
         };
         Ok(HalfWeight {
             name: name.to_string(),
@@ -164,20 +148,10 @@ impl HalfWeight {
                 &q.codes, &q.scales, out, inp,
             ))),
             Device::Gpu(_) => {
-                // (out, ceil(in / 4)) words: a row's codes four by four, byte j of a word
-                // holding code 4q + j, the last word of a row padded with zero bytes
-                let row_words = inp.div_ceil(4);
-                let word = |i: usize| {
-                    let (row, first) = (i / row_words, 4 * (i % row_words));
-                    let codes = &q.codes[row * inp..][..inp];
-                    (first..inp.min(first + 4))
-                        .map(|p| (codes[p] as u8 as u32) << (8 * (p - first)))
-                        .fold(0, |word, byte| word | byte)
-                };
-                let words = (0..out * row_words).map(word).collect();
+                let codes: &[u8] = bytemuck::cast_slice(&q.codes); // two's complement bytes
                 let scales_name = format!("{name} (int8 scales)");
                 HalfStorage::Gpu {
-                    words: Tensor::from_vec(device, &[out, row_words], words, name)?,
+                    words: rows_in_words(device, name, codes, q.shape, 8)?,
                     scales: Some(Tensor::from_vec(
                         device,
                         &[out],
@@ -221,6 +195,29 @@ impl HalfWeight {
     pub fn is_gpu(&self) -> bool {
         matches!(self.storage, HalfStorage::Gpu { .. })
     }
+}
+
+/// The (out, in) matrix `values` of `bits`-bit values (16 or 8) as a GPU tensor of
+/// (out, ceil(in / per word)) u32 words: value j of a word in bits `j * bits..`, counted from
+/// the lowest (so fp16 value 2q is the low half of word q, int8 code 4q + j its byte j); the
+/// last word of a row padded with zeros, so that every row starts on a word.
+fn rows_in_words<T: Copy + Into<u32>>(
+    device: &Device,
+    name: &str,
+    values: &[T],
+    [out, inp]: [usize; 2],
+    bits: usize,
+) -> Result<Tensor<u32>> {
+    let per_word = 32 / bits;
+    let row_words = inp.div_ceil(per_word);
+    let mut words = Vec::with_capacity(out * row_words);
+    for row in values.chunks(inp.max(1)) {
+        for group in row.chunks(per_word) {
+            let word = (group.iter().enumerate()).fold(0, |w, (j, &v)| w | v.into() << (j * bits));
+            words.push(word);
+        }
+    }
+    Tensor::from_vec(device, &[out, row_words], words, name)
 }
 
 /// y (.., out) = x (.., in) @ W^T + bias (out), W held compressed; x, y and the bias on W's

@@ -76,7 +76,9 @@ pub fn dequantize(m: &QuantizedMatrix) -> Vec<f32> {
 /// dst[p * width + j] = codes[p * width + j] * scales[j] for every row p: the widening of a
 /// packed strip (rows of `width` = `scales.len()` codes, one output channel per column). With
 /// AVX-512 or AVX2 where the CPU has them, wasm simd128 in the package, portable Rust
-/// elsewhere; every path is one exact conversion and one f32 multiply per value.
+/// elsewhere; every path is one exact conversion and one f32 multiply per value. In the wasm
+/// build rows are a multiple of 8 values (the strips there are NR = 8 wide; no scalar
+/// fallback is compiled in).
 pub fn widen_rows(codes: &[i8], scales: &[f32], dst: &mut [f32]) {
     debug_assert_eq!(codes.len(), dst.len());
     let width = scales.len();
@@ -93,10 +95,14 @@ pub fn widen_rows(codes: &[i8], scales: &[f32], dst: &mut [f32]) {
         return;
     }
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    if width % 8 == 0 {
+    {
+        assert!(
+            width % 8 == 0,
+            "int8 rows of {width} values: a multiple of 8 in wasm"
+        );
         widen_rows_simd128(codes, scales, dst);
-        return;
     }
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
     widen_rows_portable(codes, scales, dst);
 }
 
