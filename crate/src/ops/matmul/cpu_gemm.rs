@@ -352,19 +352,28 @@ unsafe fn gemm_block(part: GemmPart, init: CInit) {
         k,
         ..
     } = part;
-    for i in rows.clone() {
-        let row = std::slice::from_raw_parts_mut(
-            out.ptr.add(i * out.row_stride + cols.start),
-            cols.len(),
-        );
-        match init {
-            CInit::Keep => {}
-            CInit::Zero => row.fill(0.0),
-            CInit::Bias(bias) => row.copy_from_slice(&bias[cols.clone()]),
-            CInit::AddBias(bias) => row
-                .iter_mut()
-                .zip(&bias[cols.clone()])
-                .for_each(|(c, &x)| *c += x),
+    // Zeros or the bias are not written first: the first depth block stores `start + alpha *
+    // product` over them (one pass less over C). Without depth there is no block: written here.
+    let start = match init {
+        CInit::Zero if k > 0 => Some(FreshStart::Zero),
+        CInit::Bias(bias) if k > 0 => Some(FreshStart::Bias(bias)),
+        _ => None,
+    };
+    if start.is_none() {
+        for i in rows.clone() {
+            let row = std::slice::from_raw_parts_mut(
+                out.ptr.add(i * out.row_stride + cols.start),
+                cols.len(),
+            );
+            match init {
+                CInit::Keep => {}
+                CInit::Zero => row.fill(0.0),
+                CInit::Bias(bias) => row.copy_from_slice(&bias[cols.clone()]),
+                CInit::AddBias(bias) => row
+                    .iter_mut()
+                    .zip(&bias[cols.clone()])
+                    .for_each(|(c, &x)| *c += x),
+            }
         }
     }
     if k == 0 {
@@ -387,8 +396,27 @@ unsafe fn gemm_block(part: GemmPart, init: CInit) {
         if packed_b.len() < b_len {
             packed_b.resize(b_len, 0.0);
         }
-        gemm_block_packed(part, kernel, packed_a, packed_b);
+        gemm_block_packed(part, kernel, start, packed_a, packed_b);
     });
+}
+
+/// What C starts from when the first depth block is stored over it instead of added to it.
+#[derive(Clone, Copy)]
+enum FreshStart<'a> {
+    Zero,
+    /// The bias (n), by absolute column.
+    Bias(&'a [f32]),
+}
+
+impl<'a> FreshStart<'a> {
+    /// The start values of columns `first..first + len` (len <= NR).
+    fn columns(self, first: usize, len: usize) -> &'a [f32] {
+        const ZEROS: [f32; NR] = [0.0; NR];
+        match self {
+            FreshStart::Zero => &ZEROS[..len],
+            FreshStart::Bias(bias) => &bias[first..first + len],
+        }
+    }
 }
 
 thread_local! {
@@ -404,6 +432,7 @@ thread_local! {
 unsafe fn gemm_block_packed(
     part: GemmPart,
     kernel: Microkernel,
+    start: Option<FreshStart>,
     packed_a: &mut [f32],
     packed_b: &mut [f32],
 ) {
@@ -455,6 +484,12 @@ unsafe fn gemm_block_packed(
                         let rows_here = MR.min(mc - ir);
                         let cols_here = NR.min(nc - jr);
                         let first = out.ptr.add((ic + ir) * out.row_stride + jc + jr);
+                        // C's values before this block, by column: `start`'s on the first
+                        // block, else C's own (None).
+                        let before = match start {
+                            Some(start) if pc == 0 => Some(start.columns(jc + jr, cols_here)),
+                            _ => None,
+                        };
                         #[cfg(target_arch = "x86_64")]
                         if kernel == Microkernel::Avx512 && rows_here == MR && cols_here == NR {
                             let a_strip = if ir < packed_from {
@@ -474,6 +509,7 @@ unsafe fn gemm_block_packed(
                                 first,
                                 out.row_stride,
                                 alpha,
+                                before,
                             );
                             continue;
                         }
@@ -488,22 +524,37 @@ unsafe fn gemm_block_packed(
                         };
                         let panel_a = &packed_a[strip * MR * kc..][..MR * kc];
                         run_microkernel(kernel, kc, panel_a, panel_b, &mut tile);
-                        if rows_here == MR && cols_here == NR {
-                            // A whole tile: fixed bounds, so the adds are vector adds.
-                            for (i, t) in tile.chunks_exact(NR).enumerate() {
-                                let row = std::slice::from_raw_parts_mut(
-                                    first.add(i * out.row_stride),
-                                    NR,
-                                );
-                                for (c, &v) in row.iter_mut().zip(t) {
-                                    *c += alpha * v;
+                        match before {
+                            Some(before) if rows_here == MR && cols_here == NR => {
+                                // A whole tile: fixed bounds, so the adds are vector adds.
+                                for (i, t) in tile.chunks_exact(NR).enumerate() {
+                                    let row = std::slice::from_raw_parts_mut(
+                                        first.add(i * out.row_stride),
+                                        NR,
+                                    );
+                                    for ((c, &v), &b) in row.iter_mut().zip(t).zip(before) {
+                                        *c = b + alpha * v;
+                                    }
                                 }
                             }
-                        } else {
-                            for i in 0..rows_here {
-                                let row = first.add(i * out.row_stride);
-                                for j in 0..cols_here {
-                                    *row.add(j) += alpha * tile[i * NR + j];
+                            None if rows_here == MR && cols_here == NR => {
+                                for (i, t) in tile.chunks_exact(NR).enumerate() {
+                                    let row = std::slice::from_raw_parts_mut(
+                                        first.add(i * out.row_stride),
+                                        NR,
+                                    );
+                                    for (c, &v) in row.iter_mut().zip(t) {
+                                        *c += alpha * v;
+                                    }
+                                }
+                            }
+                            _ => {
+                                for i in 0..rows_here {
+                                    let row = first.add(i * out.row_stride);
+                                    for j in 0..cols_here {
+                                        let c_before = before.map_or(*row.add(j), |b| b[j]);
+                                        *row.add(j) = c_before + alpha * tile[i * NR + j];
+                                    }
                                 }
                             }
                         }

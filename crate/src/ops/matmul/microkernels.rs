@@ -199,9 +199,11 @@ unsafe fn microkernel_avx512(
     }
 }
 
-/// C[0..MR, 0..NR] (row stride `ldc`) += alpha * panel_a^T @ panel_b: the AVX-512 microkernel
-/// adding into C itself, for whole tiles (no pass through a tile buffer). The same products
-/// and sums as [`microkernel_avx512`] then the epilogue, so the same bits.
+/// C[0..MR, 0..NR] (row stride `ldc`) = before + alpha * A @ panel_b: the AVX-512 microkernel
+/// storing into C itself, for whole tiles (no pass through a tile buffer). `before`: C's
+/// values before this depth block, by column (zeros or the bias, on the first block), or None
+/// for C's own. The same products and sums as [`microkernel_avx512`] then the epilogue
+/// (`before + alpha * v`, no fused op), so the same bits.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn microkernel_avx512_into_c(
@@ -211,16 +213,23 @@ pub(super) unsafe fn microkernel_avx512_into_c(
     c_out: *mut f32,
     ldc: usize,
     alpha: f32,
+    before: Option<&[f32]>,
 ) {
     use std::arch::x86_64::*;
     let c = avx512_products(kc, a, panel_b);
     let scale = _mm512_set1_ps(alpha);
+    if let Some(before) = before {
+        assert!(before.len() >= NR, "fewer than NR start values");
+    }
     for (i, row) in c.iter().enumerate() {
         let out = c_out.add(i * ldc);
         for (h, &acc) in row.iter().enumerate() {
             let at = out.add(16 * h);
-            // c + alpha * acc, rounded as the epilogue's `*c += alpha * v` (no fused op)
-            let sum = _mm512_add_ps(_mm512_loadu_ps(at), _mm512_mul_ps(scale, acc));
+            let c_before = match before {
+                Some(before) => _mm512_loadu_ps(before.as_ptr().add(16 * h)),
+                None => _mm512_loadu_ps(at),
+            };
+            let sum = _mm512_add_ps(c_before, _mm512_mul_ps(scale, acc));
             _mm512_storeu_ps(at, sum);
         }
     }
