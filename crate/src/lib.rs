@@ -13,6 +13,7 @@ pub mod kernel_check;
 pub mod memory_limit;
 pub mod models;
 pub mod ops;
+pub mod sort;
 pub mod tasks;
 pub mod tensor;
 pub mod tokenizer;

@@ -241,8 +241,8 @@ export interface DeviceInfo {
   requested: 'auto' | 'gpu' | 'cpu';
   /**
    * How many Web Workers compute in parallel (the CPU path with `threads` > 1), each with its own
-   * copy of every model: each extra worker costs about `2 * model.bytes` more memory per loaded model
-   * (see `Model.extraWorkerBytes`). 1: one engine (the page's thread, or one worker).
+   * copy of every model: each extra worker costs about `model.bytes + model.weightBytes` more
+   * memory per loaded model (see `Model.extraWorkerBytes`). 1: one engine (the page's thread, or one worker).
    */
   threads: number;
 }
@@ -568,9 +568,12 @@ export class Model {
   readonly bytes: number;
   /**
    * With a pool of workers (`rt.device.threads` > 1), the memory the other workers' copies of
-   * this model take, estimated as `(threads - 1) * 2 * bytes` (each worker holds the weights and
-   * the CPU matmul's packed copy of the layer weights, which reuses the memory the file bytes
-   * took while loading); 0 with one thread.
+   * this model take, estimated as `(threads - 1) * (bytes + weightBytes)`: each worker's wasm
+   * memory holds the file bytes it is sent while it loads them (a wasm memory never shrinks;
+   * with fp32 weights the CPU matmul's packed copy of the layer weights reuses that space) and
+   * the weights in the loaded `dtype` (`weightBytes`: an fp16 or bf16 model's figure is smaller
+   * by the 2 bytes a value its layers' matrices save). Not counted: the tokenizer and a call's
+   * working memory (about 11 MB for all-MiniLM-L6-v2). 0 with one thread.
    */
   readonly extraWorkerBytes: number;
   /** Seconds from `loadModel` to ready (download included). */

@@ -36,6 +36,9 @@
 //! and buffers, live and pooled, and the CPU pool's bytes) before the model is loaded, after
 //! loading, after the forwards, after the training steps, and after the model and its input
 //! are dropped and the device trimmed ([`webnlu::Device::trim`]).
+//!
+//! `load_ms`: reading the model's files and loading it onto the device at `--dtype` (for the
+//! generated shapes, generating their random weights too).
 
 use std::time::Instant;
 
@@ -197,6 +200,7 @@ pub fn run(args: BenchModelArgs) -> Result<()> {
     let peer = args.peer.as_ref().map(|_| args.python.as_str());
     let mut results = Vec::new();
     for name in models.split(',') {
+        let load_started = Instant::now();
         let files = match name {
             "minilm" => ModelFiles::from_dir(minilm_dir)?,
             "minilm-shape" => MINILM.files(1)?,
@@ -211,6 +215,7 @@ pub fn run(args: BenchModelArgs) -> Result<()> {
         let before_load = device.memory_usage();
         let mut model = BertModel::load_as(&files, &device, args.dtype)?;
         drop(files);
+        let load_seconds = load_started.elapsed().as_secs_f64();
         let after_load = device.memory_usage();
         model.add_sequence_classifier(&["a".to_string(), "b".to_string()], 0)?;
         let weight_bytes = model.weight_bytes();
@@ -254,6 +259,7 @@ pub fn run(args: BenchModelArgs) -> Result<()> {
             "model": name, "device": device.kind(), "batch": input.batch, "seq": input.seq,
             "parameters": model.parameter_count(), "weight_bytes": weight_bytes,
             "dtype": model.weight_dtype().name(),
+            "load_ms": load_seconds * 1e3,
             "forward_tokens_per_s": tokens / forward_seconds,
             "forward_ms": forward_seconds * 1e3,
         });

@@ -187,7 +187,9 @@ impl KernelProfile {
                 ms: ns as f64 / 1e6,
             })
             .collect();
-        times.sort_unstable_by(|a, b| b.ms.total_cmp(&a.ms).then(a.kernel.cmp(b.kernel)));
+        crate::sort::sort_by(&mut times, |a, b| {
+            b.ms.total_cmp(&a.ms).then(a.kernel.cmp(b.kernel))
+        });
         times
     }
 }

@@ -285,7 +285,7 @@ fn labels(file: &str, raw: &RawConfig) -> Result<Labels> {
                 })?;
                 pairs.push((index, v.clone()));
             }
-            pairs.sort_unstable();
+            crate::sort::sort(&mut pairs);
             if pairs.iter().enumerate().any(|(i, (index, _))| *index != i) {
                 return Err(Error::format(file, "id2label keys are not 0..n-1"));
             }

@@ -102,7 +102,7 @@ impl<'a> SafeTensors<'a> {
             tensors.push(TensorView::new(file, name, dtype, shape, view)?);
             spans.push((begin, end, name.clone()));
         }
-        spans.sort_unstable();
+        crate::sort::sort(&mut spans);
         for pair in spans.windows(2) {
             if pair[1].0 < pair[0].1 {
                 return Err(err(format!(
@@ -113,7 +113,7 @@ impl<'a> SafeTensors<'a> {
         }
         // File order (by offset) is the order users expect when listing.
         // all borrowed: pointer order = file order (ties: empty tensors, by name)
-        tensors.sort_unstable_by(|a, b| {
+        crate::sort::sort_by(&mut tensors, |a, b| {
             (a.data.as_ptr() as usize)
                 .cmp(&(b.data.as_ptr() as usize))
                 .then_with(|| a.name.cmp(&b.name))
@@ -134,7 +134,7 @@ impl_tensor_lookup!(SafeTensors);
 /// tensor starts 8-byte aligned, as the Python writer does.
 pub fn write_safetensors(tensors: &[(&str, &[usize], &[f32])]) -> Result<Vec<u8>> {
     let mut sorted: Vec<&(&str, &[usize], &[f32])> = tensors.iter().collect();
-    sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    crate::sort::sort_by(&mut sorted, |a, b| a.0.cmp(b.0));
     let mut header = serde_json::Map::new();
     let mut metadata = serde_json::Map::new();
     metadata.insert("format".into(), "pt".into());

@@ -366,8 +366,7 @@ fn parse_csv(content: &str, what: &str) -> Result<Vec<Example>> {
 /// The distinct labels, sorted (class `i` is `labels[i]`), and each example's class.
 pub fn label_classes(examples: &[Example]) -> (Vec<String>, Vec<u32>) {
     let mut labels: Vec<String> = examples.iter().map(|e| e.label.clone()).collect();
-    labels.sort_unstable();
-    labels.dedup();
+    crate::sort::sort_dedup(&mut labels);
     let classes = examples
         .iter()
         .map(|e| {

@@ -9,6 +9,7 @@
 //! in encoding order, the first text's first.
 
 use crate::models::{EncoderInput, RunMode};
+use crate::sort;
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
@@ -28,21 +29,16 @@ pub struct MaskPrediction {
 
 /// The `top_k` best (id, score) of a row of probabilities, best first (ties: lower id first).
 pub fn top_k(probabilities: &[f32], k: usize) -> Vec<(u32, f32)> {
-    let mut order: Vec<u32> = (0..probabilities.len() as u32).collect();
+    let mut order: Vec<usize> = (0..probabilities.len()).collect();
     let k = k.min(order.len());
-    let by_score = |a: &u32, b: &u32| {
-        probabilities[*b as usize]
-            .total_cmp(&probabilities[*a as usize])
-            .then(a.cmp(b))
-    };
-    if k < order.len() && k > 0 {
-        order.select_nth_unstable_by(k - 1, by_score);
-    }
+    // higher score first; the sort helpers break ties by the lower index (id)
+    let by_score = |a: usize, b: usize| probabilities[b].total_cmp(&probabilities[a]);
+    sort::select_smallest(&mut order, k, &by_score);
     order.truncate(k);
-    order.sort_unstable_by(by_score);
+    sort::sort_indices(&mut order, &by_score);
     order
         .into_iter()
-        .map(|id| (id, probabilities[id as usize]))
+        .map(|id| (id as u32, probabilities[id]))
         .collect()
 }
 
@@ -99,8 +95,7 @@ impl Pipeline {
         }
         // only the windows some mask is read from are run
         let mut needed: Vec<usize> = masks.iter().map(|s| s.window).collect();
-        needed.sort_unstable();
-        needed.dedup();
+        sort::sort_dedup(&mut needed);
         let device = self.device().clone();
         let c = self.hidden_size();
         // (needed window) -> its hidden states (T_w, C), each window run alone (no padding)

@@ -77,8 +77,7 @@ impl LayerSelection {
                     )));
                 }
                 let mut sorted = indices.clone();
-                sorted.sort_unstable();
-                sorted.dedup();
+                crate::sort::sort_dedup(&mut sorted);
                 Ok(sorted)
             }
         }

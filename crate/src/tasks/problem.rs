@@ -118,8 +118,7 @@ pub fn example_targets(
         ProblemType::MultiLabel => {
             let sets: Vec<Vec<&str>> = examples.iter().map(|e| label_set(&e.label)).collect();
             let mut labels: Vec<String> = sets.iter().flatten().map(|l| l.to_string()).collect();
-            labels.sort_unstable();
-            labels.dedup();
+            crate::sort::sort_dedup(&mut labels);
             if labels.len() < 2 {
                 return Err(Error::invalid(format!(
                     "train_classifier (multi-label): the examples have {} label(s) {labels:?}; \

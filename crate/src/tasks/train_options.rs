@@ -265,8 +265,9 @@ fn name_the_option<T: DeserializeOwned>(
 ) -> String {
     let object = value.as_object().expect("read_options passes an object");
     for (name, option) in object {
-        let alone =
-            serde_json::Value::Object(std::iter::once((name.clone(), option.clone())).collect());
+        let mut alone = serde_json::Map::new(); // not collected: that sorts (a stable sort's copy)
+        alone.insert(name.clone(), option.clone());
+        let alone = serde_json::Value::Object(alone);
         if let Err(e) = T::deserialize(&alone) {
             if e.to_string().starts_with("unknown field") {
                 return format!("unknown training option: {e}");

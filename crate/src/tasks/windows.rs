@@ -166,7 +166,7 @@ pub fn batches_by_length(lengths: &[usize], batch_size: usize) -> Result<Vec<Vec
         return Err(Error::invalid("batch size must be at least 1"));
     }
     let mut order: Vec<usize> = (0..lengths.len()).collect();
-    order.sort_unstable_by_key(|&i| (lengths[i], i)); // ties in text order
+    crate::sort::sort_indices(&mut order, &|a, b| lengths[a].cmp(&lengths[b])); // ties in text order
     let n = order.len();
     // best[i]: least cost of the first i sorted items; cut[i]: where their last batch starts.
     let mut best = vec![usize::MAX; n + 1];

@@ -170,8 +170,7 @@ pub fn word_label_classes(examples: &[WordExample]) -> (Vec<String>, Vec<Vec<u32
         .iter()
         .flat_map(|e| e.labels.iter().cloned())
         .collect();
-    labels.sort_unstable();
-    labels.dedup();
+    crate::sort::sort_dedup(&mut labels);
     let classes = examples
         .iter()
         .map(|e| {

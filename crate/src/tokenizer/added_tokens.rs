@@ -20,7 +20,9 @@ pub struct AddedTokens {
 impl AddedTokens {
     pub fn new(mut tokens: Vec<AddedToken>) -> AddedTokens {
         tokens.retain(|t| !t.content.is_empty());
-        tokens.sort_unstable_by(|a, b| b.content.len().cmp(&a.content.len()).then(a.id.cmp(&b.id)));
+        crate::sort::sort_by(&mut tokens, |a, b| {
+            b.content.len().cmp(&a.content.len()).then(a.id.cmp(&b.id))
+        });
         let mut first_byte = vec![false; 256];
         for t in &tokens {
             first_byte[t.content.as_bytes()[0] as usize] = true;

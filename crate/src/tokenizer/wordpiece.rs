@@ -96,10 +96,9 @@ impl WordPiece {
                 }
             }
         }
-        // (bytes, id) pairs are unique, so the unstable sort gives the one order (and both
-        // calls share one sort in the wasm module).
-        root_keys.sort_unstable();
-        suffix_keys.sort_unstable();
+        // (bytes, id) pairs are unique: one order (crate::sort: one sort in the wasm module).
+        crate::sort::sort(&mut root_keys);
+        crate::sort::sort(&mut suffix_keys);
         let mut token_at: Vec<Option<(u32, u32)>> = vec![None, None];
         let mut last_child: Vec<Option<(u8, u32)>> = vec![None, None]; // (N,) newest edge
         let mut edges: Vec<(u32, u8, u32)> = Vec::new(); // (E,) parent, label, child

@@ -139,14 +139,12 @@ impl EntityCounts {
     /// support 0 (seqeval lists the types of the true and of the predicted tags alike).
     pub fn scores(&self) -> EntityScores {
         let mut all = (0, 0, 0);
-        let per_type = self
-            .counts
-            .iter()
-            .map(|(kind, &(truth, predicted, correct))| {
-                all = (all.0 + truth, all.1 + predicted, all.2 + correct);
-                (kind.clone(), EntityScore::new(correct, predicted, truth))
-            })
-            .collect();
+        // filled by insert: collecting a map sorts its entries (a copy of the stable sort)
+        let mut per_type = BTreeMap::new();
+        for (kind, &(truth, predicted, correct)) in &self.counts {
+            all = (all.0 + truth, all.1 + predicted, all.2 + correct);
+            per_type.insert(kind.clone(), EntityScore::new(correct, predicted, truth));
+        }
         EntityScores {
             overall: EntityScore::new(all.2, all.1, all.0),
             per_type,

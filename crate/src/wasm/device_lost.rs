@@ -3,9 +3,9 @@
 //! `WasmRuntime.destroy_device()` (what a loss does, on purpose: tests, and a page that wants
 //! its GPU memory back at once) and [`bytes_from_js`].
 
+use super::promise;
 use js_sys::{Promise, Uint8Array};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::future_to_promise;
 
 use super::model::{to_js, WasmRuntime};
 use crate::memory_limit::try_filled_vec;
@@ -21,7 +21,7 @@ impl WasmRuntime {
             return None;
         };
         let signal = ctx.lost_signal();
-        Some(future_to_promise(async move { to_js(&signal.await) }))
+        Some(promise(async move { to_js(&signal.await) }))
     }
 
     /// Destroys this runtime's GPU device (`GPUDevice.destroy()` through wgpu): what a lost

@@ -13,9 +13,9 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use super::promise;
 use js_sys::{Array, Promise, Uint8Array};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::future_to_promise;
 
 use super::model::{from_js, to_js};
 use super::to_js_error;
@@ -108,7 +108,7 @@ impl WasmElmo {
             Ok(weights) => weights,
             Err(refused) => return Promise::reject(&to_js_error(refused).into()),
         };
-        future_to_promise(async move {
+        promise(async move {
             let choice: DeviceChoice = device.parse().map_err(to_js_error)?;
             let device = Device::new(choice, &GpuOptions::default())
                 .await
@@ -147,7 +147,7 @@ impl WasmElmo {
     pub fn embed(&self, sentences: Array, stateful: bool) -> Promise {
         let bilm = self.bilm.clone();
         let sentences = sentences_from_js(&sentences, "WasmElmo.embed");
-        future_to_promise(async move {
+        promise(async move {
             let sentences = sentences?;
             let mut bilm = borrow_mut(&bilm, "embed")?;
             if bilm.is_stateful() != stateful {
@@ -200,8 +200,7 @@ fn classes_of(examples: Vec<RawElmoExample>) -> (Vec<String>, Vec<RatedSentence>
         other => other.to_string(),
     };
     let mut labels: Vec<String> = examples.iter().map(|e| label(&e.label)).collect();
-    labels.sort_unstable();
-    labels.dedup();
+    crate::sort::sort_dedup(&mut labels);
     let sentences = examples
         .into_iter()
         .map(|e| RatedSentence {
@@ -226,7 +225,7 @@ impl WasmElmo {
         let bilm = self.bilm.clone();
         let parsed = from_js::<Vec<RawElmoExample>>(&examples, "trainClassifier: examples")
             .and_then(|e| elmo_train_options(&options).map(|o| (e, o)));
-        future_to_promise(async move {
+        promise(async move {
             let (examples, options) = parsed?;
             let (labels, sentences) = classes_of(examples);
             if labels.len() < 2 {
@@ -310,7 +309,7 @@ impl WasmElmoTrainer {
     pub fn run_steps(&self, max_steps: usize) -> Promise {
         let bilm = self.bilm.clone();
         let run = self.run.clone();
-        future_to_promise(async move {
+        promise(async move {
             let mut model = borrow_mut(&bilm, "trainClassifier")?;
             model.set_stateful(false);
             let mut run = run
@@ -337,7 +336,7 @@ impl WasmElmoTrainer {
         let bilm = self.bilm.clone();
         let run = self.run.clone();
         let sentences = sentences_from_js(&sentences, "classify");
-        future_to_promise(async move {
+        promise(async move {
             let sentences = sentences?;
             let mut model = borrow_mut(&bilm, "classify")?;
             model.set_stateful(false);

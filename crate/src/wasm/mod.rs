@@ -15,7 +15,19 @@ mod model;
 mod tokenizer;
 mod trainer;
 
+use std::future::Future;
+use std::pin::Pin;
+
 use wasm_bindgen::prelude::*;
+
+/// The promise of an async export: `wasm_bindgen_futures::future_to_promise` with the future
+/// boxed as a trait object, so that the glue around it (the promise's executor, the task that
+/// polls the future and calls resolve or reject) is compiled once for every export instead of
+/// once per export's future type.
+fn promise(future: impl Future<Output = Result<JsValue, JsValue>> + 'static) -> js_sys::Promise {
+    let future: Pin<Box<dyn Future<Output = Result<JsValue, JsValue>>>> = Box::pin(future);
+    wasm_bindgen_futures::future_to_promise(future)
+}
 
 /// A Rust panic is a bug in webnlu: show it in the console with its message instead of the
 /// bare "unreachable executed" of an aborting wasm module.

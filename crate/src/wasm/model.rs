@@ -17,9 +17,9 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use super::promise;
 use js_sys::{Array, Float32Array, Map, Promise, Uint8Array};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::future_to_promise;
 
 use super::inspect::{WasmInspection, WasmWordVectors};
 use super::to_js_error;
@@ -91,7 +91,7 @@ impl WasmRuntime {
     /// this runtime's device (see `calibration.rs`); JavaScript times the promise.
     pub fn run_calibration_workload(&self, repeats: usize) -> Promise {
         let device = self.device.clone();
-        future_to_promise(async move {
+        promise(async move {
             let checksum = super::calibration::run_calibration_workload(&device, repeats)
                 .await
                 .map_err(js_error)?;
@@ -280,7 +280,7 @@ impl WasmModel {
     /// (a string, or `{text, pair}`: the masks of both texts, the first text's first).
     pub fn fill_mask(&self, text: JsValue, top_k: usize) -> Promise {
         let cell = self.pipeline.clone();
-        future_to_promise(async move {
+        promise(async move {
             let text = item(&text, "text")?;
             let mut lease = Lease::take(&cell)?;
             let masks = lease
@@ -295,7 +295,7 @@ impl WasmModel {
     /// `Promise<Float32Array>`: `texts.length * hidden_size` values, row-major.
     pub fn embed(&self, texts: Array, pooling: String, normalize: bool) -> Promise {
         let cell = self.pipeline.clone();
-        future_to_promise(async move {
+        promise(async move {
             let texts = strings(&texts, "texts")?;
             let pooling: Pooling = pooling.parse().map_err(js_error)?;
             let mut lease = Lease::take(&cell)?;
@@ -311,7 +311,7 @@ impl WasmModel {
     /// `Promise<Float32Array>`: cosine similarities `a.length * b.length`, row-major.
     pub fn similarity(&self, a: Array, b: Array) -> Promise {
         let cell = self.pipeline.clone();
-        future_to_promise(async move {
+        promise(async move {
             let a = strings(&a, "a")?;
             let b = strings(&b, "b")?;
             let mut lease = Lease::take(&cell)?;
@@ -328,7 +328,7 @@ impl WasmModel {
     /// `truncate`: cut long texts and pairs instead of windows / an error.
     pub fn classify(&self, texts: Array, truncate: bool) -> Promise {
         let cell = self.pipeline.clone();
-        future_to_promise(async move {
+        promise(async move {
             let texts = items(&texts, "texts")?;
             let mut lease = Lease::take(&cell)?;
             let results = with_truncation(lease.pipeline(), truncate, async |p| {
@@ -348,7 +348,7 @@ impl WasmModel {
     /// `truncate`: cut long texts and pairs instead of windows / an error.
     pub fn classify_tokens(&self, texts: Array, truncate: bool) -> Promise {
         let cell = self.pipeline.clone();
-        future_to_promise(async move {
+        promise(async move {
             let texts = items(&texts, "texts")?;
             let mut lease = Lease::take(&cell)?;
             let mut results = with_truncation(lease.pipeline(), truncate, async |p| {
@@ -385,7 +385,7 @@ impl WasmModel {
     /// `truncate`: cut a long pair (`longest_first`) instead of an error.
     pub fn next_sentence(&self, pairs: Array, truncate: bool) -> Promise {
         let cell = self.pipeline.clone();
-        future_to_promise(async move {
+        promise(async move {
             let pairs = items(&pairs, "pairs")?;
             let mut lease = Lease::take(&cell)?;
             let results = with_truncation(lease.pipeline(), truncate, async |p| {
@@ -409,7 +409,7 @@ impl WasmModel {
         layers: Option<Vec<u32>>,
     ) -> Promise {
         let cell = self.pipeline.clone();
-        future_to_promise(async move {
+        promise(async move {
             let options = InspectOptions {
                 layers: match layers {
                     None => LayerSelection::All,
@@ -433,7 +433,7 @@ impl WasmModel {
     /// vectors at hidden state `layer` (undefined = the last). See [`Pipeline::word_vectors`].
     pub fn word_vectors(&self, text: String, layer: Option<u32>) -> Promise {
         let cell = self.pipeline.clone();
-        future_to_promise(async move {
+        promise(async move {
             let mut lease = Lease::take(&cell)?;
             let result = lease
                 .pipeline()
@@ -540,7 +540,7 @@ impl WasmModel {
     /// workers and gives the joined rows to `WasmTrainer.set_features`.
     pub fn head_features(&self, texts: Array, options: JsValue) -> Promise {
         let cell = self.pipeline.clone();
-        future_to_promise(async move {
+        promise(async move {
             let texts = items(&texts, "texts")?;
             let options = train_options(&options)?;
             let lease = Lease::take(&cell)?;
@@ -556,7 +556,7 @@ impl WasmModel {
     /// files, loadable by `WasmModel.load` and by transformers.
     pub fn save(&self) -> Promise {
         let cell = self.pipeline.clone();
-        future_to_promise(async move {
+        promise(async move {
             let mut lease = Lease::take(&cell)?;
             let files = lease.pipeline().save().await.map_err(js_error)?;
             let map = Map::new();

@@ -6,10 +6,10 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use super::promise;
 use js_sys::{Float32Array, Promise};
 use serde::Deserialize;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::future_to_promise;
 
 use super::model::*;
 use super::to_js_error;
@@ -231,7 +231,7 @@ impl WasmTrainer {
     pub fn run_steps(&self, max_steps: usize) -> Promise {
         let cell = self.pipeline.clone();
         let state = self.state.clone();
-        future_to_promise(async move {
+        promise(async move {
             let mut lease = Lease::take(&cell)?;
             let current = std::mem::replace(&mut *state.borrow_mut(), TrainerState::Finished);
             let running = match current {

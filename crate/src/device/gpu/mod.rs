@@ -380,6 +380,20 @@ impl GpuContext {
         params: &P,
         workgroups: [u32; 3],
     ) -> Result<()> {
+        let param_bytes = bytemuck::bytes_of(params);
+        self.dispatch_with_param_bytes(kernel, inputs, outputs, param_bytes, workgroups)
+    }
+
+    /// [`Self::dispatch`] with the uniform as bytes: the one copy of the encoding code for
+    /// every params type (the generic `dispatch` only converts).
+    fn dispatch_with_param_bytes(
+        &self,
+        kernel: &Kernel,
+        inputs: &[&GpuBuffer],
+        outputs: &[&GpuBuffer],
+        param_bytes: &[u8],
+        workgroups: [u32; 3],
+    ) -> Result<()> {
         self.check()?;
         self.check_owned(inputs)?;
         self.check_owned(outputs)?;
@@ -393,7 +407,6 @@ impl GpuContext {
                 kernel.entry
             )));
         }
-        let param_bytes = bytemuck::bytes_of(params);
         if param_bytes.len() as u64 > SLOT_BYTES {
             return Err(Error::invalid(format!(
                 "{}: params of {} bytes, over the {SLOT_BYTES} of a uniform slot",

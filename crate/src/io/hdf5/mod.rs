@@ -199,7 +199,7 @@ impl<'a> Hdf5File<'a> {
         let mut out = Vec::new();
         let mut seen = HashSet::new();
         self.collect_datasets(self.root, String::new(), 0, &mut seen, &mut out)?;
-        out.sort_unstable();
+        crate::sort::sort(&mut out);
         Ok(out)
     }
 

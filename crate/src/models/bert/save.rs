@@ -134,18 +134,14 @@ impl BertModel {
     /// config.json text for this model (transformers' field names).
     pub fn config_json(&self) -> String {
         let labels = self.config.labels();
-        let id2label: serde_json::Map<String, serde_json::Value> = labels
-            .id2label
-            .iter()
-            .enumerate()
-            .map(|(i, l)| (i.to_string(), l.clone().into()))
-            .collect();
-        let label2id: serde_json::Map<String, serde_json::Value> = labels
-            .id2label
-            .iter()
-            .enumerate()
-            .map(|(i, l)| (l.clone(), i.into()))
-            .collect();
+        // filled by insert, not collected: a map collected from an iterator sorts its entries
+        // first, one more copy of the stable sort in the wasm module per iterator type
+        let mut id2label = serde_json::Map::new();
+        let mut label2id = serde_json::Map::new();
+        for (i, label) in labels.id2label.iter().enumerate() {
+            id2label.insert(i.to_string(), label.clone().into());
+            label2id.insert(label.clone(), i.into());
+        }
         let mut json = match &self.config {
             ModelConfig::Bert(c) => {
                 let mut object = config_object(c, "bert");

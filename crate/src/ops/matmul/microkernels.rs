@@ -117,13 +117,45 @@ unsafe fn microkernel_avx2_half(
     }
 }
 
-/// The AVX-512 microkernel's products: panel_a (kc, MR)^T @ panel_b (kc, NR) in 6 x 2 zmm.
+/// Where the AVX-512 microkernel reads A: a packed panel (kc, MR) row-major, or MR rows of
+/// A itself (row-major, `row_stride` apart, contiguous along k), which saves packing A when
+/// its rows are contiguous. Either way element (i, p) is the same number, so the products and
+/// their order, and the result, are the same.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+pub(super) enum ASource<'a> {
+    Panel(&'a [f32]),
+    Rows { first: &'a [f32], row_stride: usize },
+}
+
+#[cfg(target_arch = "x86_64")]
+impl ASource<'_> {
+    /// (pointer to element (0, 0), step to the next row, step to the next p), checked to hold
+    /// MR rows of `kc` values.
+    fn layout(self, kc: usize) -> (*const f32, usize, usize) {
+        match self {
+            ASource::Panel(panel) => {
+                assert!(panel.len() >= kc * MR, "A panel shorter than kc * MR");
+                (panel.as_ptr(), 1, MR)
+            }
+            ASource::Rows { first, row_stride } => {
+                assert!(
+                    first.len() >= (MR - 1) * row_stride + kc,
+                    "A rows shorter than MR rows of kc"
+                );
+                (first.as_ptr(), row_stride, 1)
+            }
+        }
+    }
+}
+
+/// The AVX-512 microkernel's products: A (MR, kc) @ panel_b (kc, NR) in 6 x 2 zmm.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[inline]
 unsafe fn avx512_products(
     kc: usize,
-    panel_a: &[f32],
+    a: ASource,
     panel_b: &[f32],
 ) -> [[std::arch::x86_64::__m512; 2]; MR] {
     const _: () = assert!(
@@ -131,19 +163,19 @@ unsafe fn avx512_products(
         "the AVX-512 microkernel is written for 6 x 32"
     );
     use std::arch::x86_64::*;
-    debug_assert!(panel_a.len() >= kc * MR && panel_b.len() >= kc * NR);
-    let mut pa = panel_a.as_ptr();
+    assert!(panel_b.len() >= kc * NR, "B panel shorter than kc * NR");
+    let (a_first, row_step, p_step) = a.layout(kc);
+    let rows: [*const f32; MR] = std::array::from_fn(|i| a_first.add(i * row_step));
     let mut pb = panel_b.as_ptr();
     let mut c = [[_mm512_setzero_ps(); 2]; MR];
-    for _ in 0..kc {
+    for p in 0..kc {
         let b0 = _mm512_loadu_ps(pb);
         let b1 = _mm512_loadu_ps(pb.add(16));
         for (i, row) in c.iter_mut().enumerate() {
-            let a = _mm512_set1_ps(*pa.add(i));
+            let a = _mm512_set1_ps(*rows[i].add(p * p_step));
             row[0] = _mm512_fmadd_ps(a, b0, row[0]);
             row[1] = _mm512_fmadd_ps(a, b1, row[1]);
         }
-        pa = pa.add(MR);
         pb = pb.add(NR);
     }
     c
@@ -159,7 +191,7 @@ unsafe fn microkernel_avx512(
     tile: &mut [f32; MR * NR],
 ) {
     use std::arch::x86_64::*;
-    let c = avx512_products(kc, panel_a, panel_b);
+    let c = avx512_products(kc, ASource::Panel(panel_a), panel_b);
     let t = tile.as_mut_ptr();
     for (i, row) in c.iter().enumerate() {
         _mm512_storeu_ps(t.add(i * NR), row[0]);
@@ -167,28 +199,37 @@ unsafe fn microkernel_avx512(
     }
 }
 
-/// C[0..MR, 0..NR] (row stride `ldc`) += alpha * panel_a^T @ panel_b: the AVX-512 microkernel
-/// adding into C itself, for whole tiles (no pass through a tile buffer). The same products
-/// and sums as [`microkernel_avx512`] then the epilogue, so the same bits.
+/// C[0..MR, 0..NR] (row stride `ldc`) = before + alpha * A @ panel_b: the AVX-512 microkernel
+/// storing into C itself, for whole tiles (no pass through a tile buffer). `before`: C's
+/// values before this depth block, by column (zeros or the bias, on the first block), or None
+/// for C's own. The same products and sums as [`microkernel_avx512`] then the epilogue
+/// (`before + alpha * v`, no fused op), so the same bits.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn microkernel_avx512_into_c(
     kc: usize,
-    panel_a: &[f32],
+    a: ASource,
     panel_b: &[f32],
     c_out: *mut f32,
     ldc: usize,
     alpha: f32,
+    before: Option<&[f32]>,
 ) {
     use std::arch::x86_64::*;
-    let c = avx512_products(kc, panel_a, panel_b);
+    let c = avx512_products(kc, a, panel_b);
     let scale = _mm512_set1_ps(alpha);
+    if let Some(before) = before {
+        assert!(before.len() >= NR, "fewer than NR start values");
+    }
     for (i, row) in c.iter().enumerate() {
         let out = c_out.add(i * ldc);
         for (h, &acc) in row.iter().enumerate() {
             let at = out.add(16 * h);
-            // c + alpha * acc, rounded as the epilogue's `*c += alpha * v` (no fused op)
-            let sum = _mm512_add_ps(_mm512_loadu_ps(at), _mm512_mul_ps(scale, acc));
+            let c_before = match before {
+                Some(before) => _mm512_loadu_ps(before.as_ptr().add(16 * h)),
+                None => _mm512_loadu_ps(at),
+            };
+            let sum = _mm512_add_ps(c_before, _mm512_mul_ps(scale, acc));
             _mm512_storeu_ps(at, sum);
         }
     }
