@@ -278,7 +278,7 @@ pub fn run(args: BenchModelArgs) -> Result<()> {
                 }
             }
             if freeze != Freeze::Head && args.dtype != WeightDtype::Fp32 {
-                continue; // 16-bit layers do not train
+                continue; // the step here runs the backward directly: no trainer widens the layers
             }
             let mut optimizer = AdamW::new(AdamWConfig::default());
             let cpu = !device.is_gpu();

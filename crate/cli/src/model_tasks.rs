@@ -50,8 +50,9 @@ pub struct ModelArgs {
     #[arg(long, value_name = "N")]
     pub batch_size: Option<usize>,
     /// How the encoder layers' weight matrices are held: fp16 and bf16 take half the memory
-    /// (an fp16/bf16 checkpoint is read without widening) and compute in f32; a 16-bit model
-    /// runs inference and head-only training (training its layers needs fp32)
+    /// (an fp16/bf16 checkpoint is read without widening) and compute in f32; training a
+    /// 16-bit model's layers (--freeze top:K / all) widens those layers to fp32 first (fp32
+    /// master weights); saving needs every layer in fp32
     #[arg(long, value_name = "fp32|fp16|bf16", default_value = "fp32")]
     pub dtype: WeightDtype,
 }

@@ -1,9 +1,10 @@
 //! `--dtype fp32|fp16|bf16` of the model commands: refused by the parser when unknown (naming
 //! the values), `embed` in fp16 and bf16 close to fp32 on the committed random BERT checkpoint,
-//! head-only training of a 16-bit model runs, and training its layers is refused naming the
-//! option and what to do.
+//! and `train-head` of a 16-bit model: head-only and top:1 runs train and their save is
+//! refused (16-bit layers left), an `all` run (every layer widened to fp32) saves.
 
 use crate::bert_reference::repo_path;
+use std::path::Path;
 use std::process::{Command, Output};
 
 fn webnlu(args: &[&str], input: &str) -> Output {
@@ -73,12 +74,14 @@ fn embed_in_16_bits_is_close_to_fp32_and_an_unknown_dtype_is_refused() {
 }
 
 #[test]
-fn a_16_bit_model_trains_its_head_and_refuses_to_train_its_layers() {
+fn a_16_bit_model_trains_its_head_and_its_layers_and_saves_once_all_are_fp32() {
     let dir = std::env::temp_dir().join(format!("webnlu-cli-dtype-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let examples = dir.join("examples.tsv");
     std::fs::write(&examples, "good film\tpos\nbad film\tneg\nfine day\tpos\n").unwrap();
     let examples = examples.to_str().unwrap();
+    let out = dir.join("trained");
+    let out = out.to_str().unwrap();
     let train = |freeze: &str| {
         webnlu(
             &[
@@ -97,24 +100,33 @@ fn a_16_bit_model_trains_its_head_and_refuses_to_train_its_layers() {
                 "0",
                 "--freeze",
                 freeze,
+                "--out",
+                out,
             ],
             "",
         )
     };
-    let output = train("head");
+    // The head and top:1 runs train (layer by layer widened to fp32 for top:1), then saving
+    // is refused: 16-bit layers are left. An `all` run widens every layer: it saves.
+    for freeze in ["head", "top:1"] {
+        let output = train(freeze);
+        assert_eq!(output.status.code(), Some(1), "{freeze}");
+        let e = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            e.contains("saving") && e.contains("dtype fp16"),
+            "{freeze}: {e}"
+        );
+        assert!(
+            String::from_utf8_lossy(&output.stdout).contains("\"epoch\""),
+            "{freeze}: the run trained before the save"
+        );
+    }
+    let output = train("all");
     assert!(
         output.status.success(),
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    for freeze in ["all", "top:1"] {
-        let output = train(freeze);
-        assert_eq!(output.status.code(), Some(1));
-        let e = String::from_utf8_lossy(&output.stderr);
-        assert!(
-            e.contains("dtype fp16") && e.contains("--freeze head") && e.contains("fp32"),
-            "{e}"
-        );
-    }
+    assert!(Path::new(out).join("model.safetensors").is_file());
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -145,6 +145,21 @@ impl PackedB16 {
         PackedB16 { data, k, n, dtype }
     }
 
+    /// The bits of W (n, k) row-major again: [`PackedB16::pack_transposed`] undone.
+    pub(crate) fn unpack_transposed(&self) -> Vec<u16> {
+        let (n, k) = (self.n, self.k);
+        let mut bits = vec![0u16; n * k];
+        for (strip, src) in self.data.chunks_exact(NR * k.max(1)).enumerate() {
+            for j in 0..NR.min(n - strip * NR) {
+                let row = &mut bits[(strip * NR + j) * k..][..k];
+                for (p, v) in row.iter_mut().enumerate() {
+                    *v = src[p * NR + j];
+                }
+            }
+        }
+        bits
+    }
+
     /// (k, n) of the packed matrix.
     pub fn dims(&self) -> (usize, usize) {
         (self.k, self.n)

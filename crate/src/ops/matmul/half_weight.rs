@@ -148,6 +148,32 @@ impl HalfWeight {
     pub fn is_gpu(&self) -> bool {
         matches!(self.storage, HalfStorage::Gpu(_))
     }
+
+    /// W (out, in) widened to f32 on its device, named as W: every value exact (the f32 that
+    /// the matmul widens it to). The one way from a stored weight back to a trainable f32
+    /// one (`Linear::widen_to_f32`, when a training run updates the layer); another storage
+    /// adds its arm here. On the GPU the words are read back (hence async) and widened here.
+    pub async fn to_f32_tensor(&self) -> Result<Tensor> {
+        let [out, inp] = self.shape;
+        let (device, bits) = match &self.storage {
+            HalfStorage::Cpu(packed) => (Device::Cpu, packed.unpack_transposed()),
+            HalfStorage::Gpu(words) => {
+                // (out, ceil(in / 2)) words -> (out, in) values, low half first
+                let row_words = inp.div_ceil(2);
+                let read = words.to_vec().await?;
+                let bits = (0..out * inp)
+                    .map(|i| {
+                        let (row, c) = (i / inp, i % inp);
+                        let word = read[row * row_words + c / 2];
+                        (word >> (16 * (c % 2))) as u16
+                    })
+                    .collect();
+                (words.device(), bits)
+            }
+        };
+        let values: Vec<f32> = bits.iter().map(|&b| self.dtype.to_f32(b)).collect();
+        Tensor::from_vec(&device, &[out, inp], values, &self.name)
+    }
 }
 
 /// y (.., out) = x (.., in) @ W^T + bias (out), W held in 16 bits; x, y and the bias on W's
