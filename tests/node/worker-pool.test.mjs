@@ -311,6 +311,22 @@ for (const dtype of ['fp16', 'int8']) {
     assert.deepEqual(await pool.call('model.embed', { handle: b.handle, ...args }), want);
     const widened = await one.call('model.embed', { handle: full.handle, ...args });
     assert.notDeepEqual(widened, want, `${dtype} rounding changes the values a little; equal would mean fp32 was loaded`);
+
+    // Training all layers of the compressed model widens them to fp32 (in the first worker); the
+    // trained model, f32 throughout, then replaces the other engines' copies (loaded as fp32):
+    // the pool classifies as one engine does.
+    const examples = TEXTS.map((text, i) => ({ text, label: i % 2 ? 'odd' : 'even' }));
+    const options = { freeze: 'all', epochs: 1, seed: 3, validation: 0, learningRate: 0.001 };
+    const reports = [];
+    for (const [channel, handle] of [[one, a.handle], [pool, b.handle]]) {
+      const trainer = await channel.call('model.trainer', { handle, examples, options });
+      reports.push(await channel.call('trainer.runEpoch', { handle: trainer }));
+      await channel.call('trainer.finish', { handle: trainer });
+    }
+    assert.deepEqual(reports[1], reports[0], `${dtype}, freeze all: the epoch differs`);
+    assert.ok(pool.objects.get(b.handle).replicasCurrent, 'the other engines did not get the trained model');
+    const classified = await one.call('model.classify', { handle: a.handle, texts: TEXTS });
+    assert.deepEqual(await pool.call('model.classify', { handle: b.handle, texts: TEXTS }), classified);
     pool.close();
   });
 }

@@ -160,9 +160,10 @@ export interface LoadModelOptions extends LoadOptions {
    * checkpoint loaded as `'fp16'` (`'bf16'`) is read without widening; other combinations are
    * converted (rounding to nearest even). `'int8'` quantizes any float checkpoint at load
    * (per output channel: scale = max |w| / 127, codes rounded to nearest even). A 16-bit or
-   * int8 model runs inference and head-only training; training its layers (`train: 'all'`,
-   * `'top:N'`, masked-LM fine-tuning of the encoder) is refused: load it with `'fp32'` for that.
-   * An unknown value is refused before any download.
+   * int8 model runs inference and every training: a run that trains its layers (`freeze:
+   * 'all'`, `'top:N'`, masked-LM fine-tuning of the encoder) widens exactly those layers to
+   * fp32 first (fp32 master weights; they stay fp32), the frozen ones stay compressed. `save()`
+   * needs every layer in fp32. An unknown value is refused before any download.
    */
   dtype?: WeightDtype;
 }
@@ -549,11 +550,16 @@ export class Model {
    * about them on the console, as transformers does: fine-tune before trusting the predictions.
    */
   readonly newlyInitialized: readonly string[];
-  /** How the encoder layers' weight matrices are held (`loadModel`'s `dtype`). */
+  /**
+   * How the encoder layers' weight matrices are held (`loadModel`'s `dtype`); layers a training
+   * run trained are fp32 from then on, the others keep this dtype.
+   */
   readonly dtype: WeightDtype;
   /**
    * Bytes of the parameters as loaded on the device (16-bit weights at 2 bytes a value, int8
-   * weights at 1 plus a 4-byte scale per output channel).
+   * weights at 1 plus a 4-byte scale per output channel): the figure at load; a run that
+   * trains compressed layers widens them to 4 bytes a value (see `runtime.memoryUsage()` for
+   * what is held now).
    */
   readonly weightBytes: number;
   /** The parsed config.json. */

@@ -278,7 +278,7 @@ pub fn run(args: BenchModelArgs) -> Result<()> {
                 }
             }
             if freeze != Freeze::Head && args.dtype != WeightDtype::Fp32 {
-                continue; // compressed (16-bit, int8) layers do not train
+                continue; // the step here runs the backward directly: no trainer widens the layers
             }
             let mut optimizer = AdamW::new(AdamWConfig::default());
             let cpu = !device.is_gpu();

@@ -52,8 +52,9 @@ pub struct ModelArgs {
     pub batch_size: Option<usize>,
     /// How the encoder layers' weight matrices are held: fp16 and bf16 take half the memory
     /// (an fp16/bf16 checkpoint is read without widening), int8 about a quarter (quantized at
-    /// load, a scale per output channel); all compute in f32; a compressed model runs inference
-    /// and head-only training (training its layers needs fp32)
+    /// load, a scale per output channel); all compute in f32; training a compressed model's
+    /// layers (--freeze top:K / all) widens those layers to fp32 first (fp32 master weights);
+    /// saving needs every layer in fp32
     #[arg(long, value_name = "fp32|fp16|bf16|int8", default_value = "fp32")]
     pub dtype: WeightDtype,
 }

@@ -124,6 +124,18 @@ impl Linear {
         }
     }
 
+    /// Makes a W held compressed (16 bits, int8) an f32 parameter (exact:
+    /// [`HalfWeight::to_f32_tensor`]), so that the layer trains, with an fp32 master weight, and
+    /// stays f32 after. Whether it was compressed. An f32 W is left as it is.
+    pub async fn widen_to_f32(&mut self) -> Result<bool> {
+        let LinearWeight::Half(half) = &self.weight else {
+            return Ok(false);
+        };
+        self.weight = LinearWeight::F32(half.to_f32_tensor().await?);
+        self.packed = PackedWeight::default();
+        Ok(true)
+    }
+
     /// The 16-bit W, if it is one (it is not among [`Linear::parameters`]).
     pub fn half_weight(&self) -> Option<&HalfWeight> {
         match &self.weight {

@@ -45,7 +45,8 @@ use super::problem::{
 };
 use super::text_pairs::TaskText;
 use super::training_loop::{
-    self, check_run_options, EpochRun, MicroBatch, OptimizerLoop, RunState, StepsProgress,
+    self, check_run_options, widen_what_trains, EpochRun, MicroBatch, OptimizerLoop, RunState,
+    StepsProgress,
 };
 use super::windows::{batches_by_length, encode_windows, LongTexts, WindowAverage};
 
@@ -222,6 +223,7 @@ impl ClassifierTraining {
             train_validation_split(examples.len(), options.validation_fraction, options.seed)?;
         let input = classifier_input_of(pipeline, &options);
         pipeline.classifier_input = input;
+        widen_what_trains(&mut pipeline.model, &options).await?;
         pipeline
             .model
             .add_sequence_classifier(&labels, options.seed)?;

@@ -33,7 +33,8 @@ use super::problem::ProblemType;
 use super::train_classifier::TrainOptions;
 use super::train_options::DEFAULT_MLM_PROBABILITY;
 use super::training_loop::{
-    self, check_run_options, EpochRun, MicroBatch, OptimizerLoop, RunState, StepsProgress,
+    self, check_run_options, widen_what_trains, EpochRun, MicroBatch, OptimizerLoop, RunState,
+    StepsProgress,
 };
 
 /// One text corrupted for a masked-LM step.
@@ -201,6 +202,7 @@ impl MaskedLmTraining {
             trained_parameters: 0,
             optimizer_state_bytes: 0,
         };
+        widen_what_trains(&mut pipeline.model, &options).await?;
         let mut run = MaskedLmTraining {
             run: RunState::new(options, split.train)?,
             probability,

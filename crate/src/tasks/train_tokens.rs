@@ -34,7 +34,8 @@ use super::pipeline::Pipeline;
 use super::problem::ProblemType;
 use super::train_classifier::TrainOptions;
 use super::training_loop::{
-    self, check_run_options, EpochRun, MicroBatch, OptimizerLoop, RunState, StepsProgress,
+    self, check_run_options, widen_what_trains, EpochRun, MicroBatch, OptimizerLoop, RunState,
+    StepsProgress,
 };
 use super::word_examples::{check_word_examples, word_label_classes, WordExample};
 
@@ -234,6 +235,7 @@ impl TokenClassifierTraining {
             }
             aligned.push(words);
         }
+        widen_what_trains(&mut pipeline.model, &options).await?;
         pipeline.model.add_token_classifier(&labels, options.seed)?;
 
         let mut spans = Vec::with_capacity(aligned.len());

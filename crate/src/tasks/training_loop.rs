@@ -21,7 +21,6 @@
 use std::ops::Range;
 
 use crate::models::{BertModel, Freeze, Gradients, RunMode};
-use crate::ops::matmul::WeightDtype;
 use crate::ops::optimizer::AdamWConfig;
 use crate::train::{
     check_finite_loss, clip_and_step, epoch_batches, AdamW, GradientAccumulation, LinearSchedule,
@@ -57,9 +56,10 @@ impl<P> StepsProgress<P> {
     }
 }
 
-/// Errors for options no run can use: those out of range ([`TrainOptions::validate`]), a
-/// `top:K` beyond the model's layers, and training layers whose weights are held compressed
-/// (`dtype` fp16 / bf16 / int8 at load). `what` names the run in the message.
+/// Errors for options no run can use: those out of range ([`TrainOptions::validate`]) and a
+/// `top:K` beyond the model's layers. `what` names the run in the message. (Layers held
+/// compressed, in 16 bits or int8, that the run trains are widened to fp32 once the run is set:
+/// [`widen_what_trains`].)
 pub fn check_run_options(options: &TrainOptions, model: &BertModel, what: &str) -> Result<()> {
     let layers = model.num_layers();
     options
@@ -72,10 +72,15 @@ pub fn check_run_options(options: &TrainOptions, model: &BertModel, what: &str) 
             )));
         }
     }
-    let dtype = model.weight_dtype();
-    if options.freeze != Freeze::Head && dtype != WeightDtype::Fp32 {
-        return Err(dtype.refuse_training(&format!("{what}: freeze policy {}", options.freeze)));
-    }
+    Ok(())
+}
+
+/// Widens to f32 the compressed weight matrices (`dtype` fp16 / bf16 / int8 at load) of the
+/// encoder layers that the run's freeze policy trains: they train with fp32 master weights and stay f32; the
+/// frozen layers stay as loaded ([`BertModel::widen_trained_layers`]). Called by each trainer
+/// once its input is checked, before the model changes.
+pub async fn widen_what_trains(model: &mut BertModel, options: &TrainOptions) -> Result<()> {
+    model.widen_trained_layers(options.freeze).await?;
     Ok(())
 }
 

@@ -1,9 +1,11 @@
 //! `--dtype fp32|fp16|bf16|int8` of the model commands: refused by the parser when unknown
 //! (naming the values), `embed` in fp16, bf16 and int8 close to fp32 on the committed random
-//! BERT checkpoint, head-only training of a 16-bit or int8 model runs, and training its layers
-//! is refused naming the option and what to do.
+//! BERT checkpoint, and `train-head` of a 16-bit or int8 model: head-only and top:1 runs train
+//! and their save is refused (compressed layers left), an `all` run (every layer widened to
+//! fp32) saves.
 
 use crate::bert_reference::repo_path;
+use std::path::Path;
 use std::process::{Command, Output};
 
 fn webnlu(args: &[&str], input: &str) -> Output {
@@ -79,21 +81,23 @@ fn embed_in_16_bits_is_close_to_fp32_and_an_unknown_dtype_is_refused() {
 }
 
 #[test]
-fn a_16_bit_model_trains_its_head_and_refuses_to_train_its_layers() {
-    compressed_model_trains_its_head_and_refuses_to_train_its_layers("fp16");
+fn a_16_bit_model_trains_its_head_and_its_layers_and_saves_once_all_are_fp32() {
+    compressed_model_trains_its_head_and_its_layers_and_saves_once_all_are_fp32("fp16");
 }
 
 #[test]
-fn an_int8_model_trains_its_head_and_refuses_to_train_its_layers() {
-    compressed_model_trains_its_head_and_refuses_to_train_its_layers("int8");
+fn an_int8_model_trains_its_head_and_its_layers_and_saves_once_all_are_fp32() {
+    compressed_model_trains_its_head_and_its_layers_and_saves_once_all_are_fp32("int8");
 }
 
-fn compressed_model_trains_its_head_and_refuses_to_train_its_layers(dtype: &str) {
+fn compressed_model_trains_its_head_and_its_layers_and_saves_once_all_are_fp32(dtype: &str) {
     let dir = std::env::temp_dir().join(format!("webnlu-cli-dtype-{dtype}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let examples = dir.join("examples.tsv");
     std::fs::write(&examples, "good film\tpos\nbad film\tneg\nfine day\tpos\n").unwrap();
     let examples = examples.to_str().unwrap();
+    let out = dir.join("trained");
+    let out = out.to_str().unwrap();
     let train = |freeze: &str| {
         webnlu(
             &[
@@ -112,26 +116,33 @@ fn compressed_model_trains_its_head_and_refuses_to_train_its_layers(dtype: &str)
                 "0",
                 "--freeze",
                 freeze,
+                "--out",
+                out,
             ],
             "",
         )
     };
-    let output = train("head");
+    // The head and top:1 runs train (layer by layer widened to fp32 for top:1), then saving
+    // is refused: compressed layers are left. An `all` run widens every layer: it saves.
+    for freeze in ["head", "top:1"] {
+        let output = train(freeze);
+        assert_eq!(output.status.code(), Some(1), "{freeze}");
+        let e = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            e.contains("saving") && e.contains(&format!("dtype {dtype}")),
+            "{freeze}: {e}"
+        );
+        assert!(
+            String::from_utf8_lossy(&output.stdout).contains("\"epoch\""),
+            "{freeze}: the run trained before the save"
+        );
+    }
+    let output = train("all");
     assert!(
         output.status.success(),
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    for freeze in ["all", "top:1"] {
-        let output = train(freeze);
-        assert_eq!(output.status.code(), Some(1));
-        let e = String::from_utf8_lossy(&output.stderr);
-        assert!(
-            e.contains(&format!("dtype {dtype}"))
-                && e.contains("--freeze head")
-                && e.contains("fp32"),
-            "{e}"
-        );
-    }
+    assert!(Path::new(out).join("model.safetensors").is_file());
     std::fs::remove_dir_all(&dir).ok();
 }

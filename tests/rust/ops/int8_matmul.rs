@@ -277,3 +277,23 @@ fn the_gpu_kernel_dequantizes_every_code_in_every_byte_position() {
         assert_eq!(got[c], code as f32 * scales[c], "row {c}, code {code}");
     }
 }
+
+#[test]
+fn an_int8_weight_widens_back_to_its_dequantized_values_exactly() {
+    // `HalfWeight::to_f32_tensor` (what a training run makes its f32 master weight from): the
+    // dequantized values, bit for bit, on both devices; (5, 7): odd widths and padded words.
+    let gpu = gpu();
+    let q = quantize("w", [5, 7], &random(35, 23)).unwrap();
+    for device in [Device::Cpu, gpu] {
+        let w = HalfWeight::from_quantized(&device, "w", &q).unwrap();
+        let widened = pollster::block_on(w.to_f32_tensor()).unwrap();
+        assert_eq!(widened.shape(), &[5, 7]);
+        let got = widened.to_vec_blocking().unwrap();
+        let want = dequantize(&q);
+        let same = got
+            .iter()
+            .zip(&want)
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(same, "{}: {got:?} vs {want:?}", device.kind());
+    }
+}

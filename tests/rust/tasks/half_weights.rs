@@ -143,7 +143,7 @@ fn fill_mask_top5_unchanged_in_16_bits_on_the_gpu() {
 
 /// A safetensors file with every F32 tensor of `source` stored as F16 (as PyTorch's
 /// `model.half()` saves it: integer buffers such as `position_ids` kept as they are).
-fn fp16_safetensors(source: &[u8]) -> Vec<u8> {
+pub(crate) fn fp16_safetensors(source: &[u8]) -> Vec<u8> {
     let file = SafeTensors::parse("model.safetensors", source).unwrap();
     let mut header = serde_json::Map::new();
     let mut data = Vec::new();

@@ -2,8 +2,8 @@
 //! at load, a scale per output channel, computed in f32) against the same model in fp32, on the
 //! CPU and the GPU: all-MiniLM-L6-v2 embeddings (the bar: cosine >= 0.999), fill-mask
 //! top-1 agreement on masks from real text with a real MLM checkpoint (bar: >= 95%), the bytes
-//! held per dtype, head-only training on an int8 encoder, and the refusals (training the int8
-//! layers, saving).
+//! held per dtype, head-only training on an int8 encoder, a run training its top layer (widened
+//! to f32 first), and the refusals (a backward through int8 layers outside a trainer, saving).
 
 use crate::bert_reference::repo_path;
 use crate::op_checks::{self, gpu};
@@ -224,6 +224,38 @@ fn head_only_training_works_on_an_int8_encoder() {
         assert!((a - b).abs() <= 0.01, "int8 {int8:?} vs fp32 {full:?}");
     }
     assert_eq!(int8_label, full_label);
+}
+
+/// A run that trains layers of an int8 model widens exactly those to f32 (their dequantized
+/// values) first: top:1 on MiniLM leaves 5 of its 6 layers in int8, and trains.
+#[test]
+fn training_the_top_layer_of_an_int8_model_widens_it_to_f32() {
+    let examples: Vec<Example> = TEXTS
+        .iter()
+        .enumerate()
+        .map(|(i, t)| Example::new(*t, if i % 2 == 0 { "a" } else { "b" }))
+        .collect();
+    let mut p = minilm(&Device::Cpu, WeightDtype::Int8);
+    let (values, _) = p.model.half_weights_held();
+    let options = TrainOptions {
+        freeze: Freeze::Top(1),
+        epochs: 1,
+        batch_size: 3,
+        validation_fraction: 0.0,
+        ..TrainOptions::default()
+    };
+    let report = block_on(p.train_classifier(&examples, options, |_| {})).unwrap();
+    assert!(report.epochs[0].loss.is_finite());
+    let (left, _) = p.model.half_weights_held();
+    assert_eq!(left * 6, values * 5, "one layer of six widened");
+    assert_eq!(
+        p.model.weight_dtype(),
+        WeightDtype::Int8,
+        "the others stay int8"
+    );
+    // Saving needs every layer in f32.
+    let error = p.model.save_blocking().err().unwrap().to_string();
+    assert!(error.contains("int8"), "{error}");
 }
 
 #[test]

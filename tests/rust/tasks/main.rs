@@ -13,6 +13,7 @@ mod op_checks;
 mod elmo_train_options;
 mod examples;
 mod half_weights;
+mod half_weights_training;
 mod inspect;
 mod int8_weights;
 mod models;

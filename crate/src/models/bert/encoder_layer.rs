@@ -349,6 +349,17 @@ impl EncoderLayer {
     }
 
     /// The six linear layers (attention q, k, v, output; FFN in, out).
+    pub fn linears_mut(&mut self) -> [&mut Linear; 6] {
+        [
+            &mut self.query,
+            &mut self.key,
+            &mut self.value,
+            &mut self.attention_output,
+            &mut self.intermediate,
+            &mut self.output,
+        ]
+    }
+
     pub fn linears(&self) -> [&Linear; 6] {
         [
             &self.query,

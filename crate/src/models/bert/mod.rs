@@ -62,7 +62,7 @@ use crate::tensor::Tensor;
 use crate::{Error, Result};
 
 use self::embeddings::{embedding_dropout_mask, Embeddings, EmbeddingsSaved};
-use self::encoder_input::{EncoderInput, RunMode};
+use self::encoder_input::{EncoderInput, Freeze, RunMode};
 use self::encoder_layer::{EncoderLayer, EncoderLayerSaved, LayerMasks, LayerNames};
 use self::heads::{
     new_classifier_layer, MaskedLmHead, NextSentenceHead, Pooler, SequenceClassifier,
@@ -380,13 +380,17 @@ impl BertModel {
         crate::memory_limit::check_attention_scores(input.batch, heads, input.seq)
     }
 
-    /// Refuses to train layers `lowest_trained..` when their weights are held compressed (16 bits, int8).
+    /// Refuses to train layers `lowest_trained..` when a weight of theirs is held compressed
+    /// (16 bits or int8; the trainers widen them first: [`BertModel::widen_trained_layers`]).
     fn check_layers_can_train(&self, lowest_trained: usize) -> Result<()> {
-        let dtype = self.weight_dtype();
-        if lowest_trained >= self.layers.len() || dtype == WeightDtype::Fp32 {
-            return Ok(());
+        let held = self.layers.iter().skip(lowest_trained);
+        match held
+            .flat_map(|layer| layer.linears())
+            .find_map(Linear::half_weight)
+        {
+            None => Ok(()),
+            Some(half) => Err(half.dtype().refuse_training("encoder layers")),
         }
-        Err(dtype.refuse_training("encoder layers"))
     }
 
     /// last_hidden_state (B, T, C) of the input; keeps the activations of the layers that
@@ -560,10 +564,32 @@ impl BertModel {
         held
     }
 
-    /// How the encoder layers' weight matrices are held (`dtype` at load; fp32 by default).
+    /// How the encoder layers' weight matrices are held: `dtype` at load (fp32 by default) while
+    /// any of them is still held so; fp32 once a training run has widened them all
+    /// ([`BertModel::widen_trained_layers`] with `Freeze::All`).
     pub fn weight_dtype(&self) -> WeightDtype {
         self.layers
-            .first()
-            .map_or(WeightDtype::Fp32, |layer| layer.query.dtype())
+            .iter()
+            .flat_map(|layer| layer.linears())
+            .map(Linear::dtype)
+            .find(|&dtype| dtype != WeightDtype::Fp32)
+            .unwrap_or(WeightDtype::Fp32)
+    }
+
+    /// Widens to f32 the compressed (16-bit or int8) weight matrices of the encoder layers that
+    /// `freeze` trains (layers `lowest_trained_layer..`): a training run keeps fp32 master
+    /// weights for what it updates, and those layers stay f32 after it (their values exact: the
+    /// f32 the forward already computed with). The other layers stay as loaded
+    /// ([`BertModel::weight_bytes`] grows by what the widened matrices take beyond their stored
+    /// bytes: 2 a value from 16 bits, about 3 from int8). How many matrices were widened (0 for an fp32 model).
+    pub async fn widen_trained_layers(&mut self, freeze: Freeze) -> Result<usize> {
+        let lowest = freeze.lowest_trained_layer(self.layers.len());
+        let mut widened = 0;
+        for layer in self.layers.iter_mut().skip(lowest) {
+            for linear in layer.linears_mut() {
+                widened += usize::from(linear.widen_to_f32().await?);
+            }
+        }
+        Ok(widened)
     }
 }

@@ -23,7 +23,8 @@ impl BertModel {
         let dtype = self.weight_dtype();
         if dtype != WeightDtype::Fp32 {
             return Err(Error::unsupported(format!(
-                "saving a model loaded with dtype {}: load it with dtype fp32 to save it",
+                "saving a model loaded with dtype {} with 16-bit layers left: load it with dtype \
+                 fp32, or train all its layers (freeze all widens them to fp32), to save it",
                 dtype.name()
             )));
         }

@@ -132,6 +132,9 @@ pub(crate) trait CompressedPanels: Send + Sync {
     /// Widens the (kc, NR) panels of depth `pc..pc+kc` and columns `col..col+nc` (`col` a
     /// multiple of NR) into `dst`, laid out as [`pack_b`] lays out a KC x NC block.
     fn widen_block(&self, dst: &mut [f32], pc: usize, kc: usize, col: usize, nc: usize);
+    /// W (n, k) row-major widened to f32: the values `widen_block` gives, unpacked (the way
+    /// back to a trainable f32 weight, `HalfWeight::to_f32_tensor`).
+    fn unpack_f32(&self) -> Vec<f32>;
 }
 
 /// `op(B) = W^T` (k, n) of W (n, k) row-major (a PyTorch `nn.Linear` weight, (out, in)) in
@@ -148,6 +151,20 @@ fn pack_transposed_strips<T: Copy + Default>(w: &[T], n: usize, k: usize) -> Vec
         }
     }
     data
+}
+
+/// W (n, k) row-major again: [`pack_transposed_strips`] undone.
+fn unpack_transposed_strips<T: Copy + Default>(data: &[T], n: usize, k: usize) -> Vec<T> {
+    let mut w = vec![T::default(); n * k];
+    for (strip, src) in data.chunks_exact(NR * k.max(1)).enumerate() {
+        for j in 0..NR.min(n - strip * NR) {
+            let row = &mut w[(strip * NR + j) * k..][..k];
+            for (p, v) in row.iter_mut().enumerate() {
+                *v = src[p * NR + j];
+            }
+        }
+    }
+    w
 }
 
 /// For each strip of columns `col..col+nc` (`col` a multiple of NR): `widen(strip index, its
@@ -197,6 +214,11 @@ impl CompressedPanels for PackedB16 {
         for_each_strip(&self.data, self.k, (pc, kc, col, nc), dst, |_, src, dst| {
             widen(self.dtype, src, dst)
         });
+    }
+
+    fn unpack_f32(&self) -> Vec<f32> {
+        let bits = unpack_transposed_strips(&self.data, self.n, self.k);
+        bits.iter().map(|&b| self.dtype.to_f32(b)).collect()
     }
 }
 
@@ -248,6 +270,14 @@ impl CompressedPanels for PackedB8 {
             dst,
             |strip, src, dst| super::int8::widen_rows(src, &self.scales[strip * NR..][..NR], dst),
         );
+    }
+
+    fn unpack_f32(&self) -> Vec<f32> {
+        let codes = unpack_transposed_strips(&self.codes, self.n, self.k);
+        let row_len = self.k.max(1);
+        (codes.chunks(row_len).zip(&self.scales))
+            .flat_map(|(row, &s)| row.iter().map(move |&q| q as f32 * s))
+            .collect()
     }
 }
 

@@ -1,6 +1,6 @@
 //! The element types a weight matrix may be stored in ([`WeightDtype`]: fp32, fp16, bf16,
-//! int8; int8's quantization is in `int8.rs`) and the 16-bit conversions: f32 -> 16 bits rounding to nearest even, 16 bits -> f32 exactly
-//! (every fp16 and bf16 value is an f32). [`widen`] converts a run of 16-bit values, with F16C
+//! int8; int8's quantization is in `int8.rs`) and the 16-bit conversions: f32 -> 16 bits
+//! rounding to nearest even, 16 bits -> f32 exactly (every fp16 and bf16 value is an f32). [`widen`] converts a run of 16-bit values, with F16C
 //! on x86_64 where the CPU has it and integer bit operations elsewhere (wasm simd128 has no
 //! half-float conversion; bf16 is a 16-bit shift everywhere).
 
@@ -60,8 +60,8 @@ impl WeightDtype {
     }
 
     /// The error of training `what` (a model's layers, or one weight) held in this dtype: a
-    /// compressed (16-bit or int8) weight is not a parameter (no f32 master copy in this
-    /// version).
+    /// compressed (16-bit or int8) weight is not a parameter (the trainers widen the layers
+    /// they train first; this is a backward through one left compressed).
     pub fn refuse_training(self, what: &str) -> Error {
         Error::unsupported(format!(
             "training {what} of a model loaded with dtype {}: {} weights do not train; \

@@ -195,6 +195,41 @@ impl HalfWeight {
     pub fn is_gpu(&self) -> bool {
         matches!(self.storage, HalfStorage::Gpu { .. })
     }
+
+    /// W (out, in) widened to f32 on its device, named as W: every value exact (the f32 that
+    /// the matmul widens it to; int8: code * scale). The one way from a stored weight back to a
+    /// trainable f32 one (`Linear::widen_to_f32`, when a training run updates the layer). On
+    /// the GPU the words (and int8's scales) are read back (hence async) and widened here.
+    pub async fn to_f32_tensor(&self) -> Result<Tensor> {
+        let [out, inp] = self.shape;
+        let (device, values) = match &self.storage {
+            HalfStorage::Cpu(packed) => (Device::Cpu, packed.unpack_f32()),
+            HalfStorage::Gpu { words, scales } => {
+                // (out, ceil(in / per word)) words -> (out, in) values, the lowest bits first
+                let read = words.to_vec().await?;
+                let bits = if scales.is_some() { 8 } else { 16 };
+                let row_words = inp.div_ceil(32 / bits);
+                let value = |i: usize| {
+                    let (row, c) = (i / inp, i % inp);
+                    let word = read[row * row_words + c / (32 / bits)];
+                    word >> (bits * (c % (32 / bits)))
+                };
+                let values = match scales {
+                    None => (0..out * inp)
+                        .map(|i| self.dtype.to_f32(value(i) as u16))
+                        .collect(),
+                    Some(scales) => {
+                        let scales = scales.to_vec().await?;
+                        (0..out * inp)
+                            .map(|i| value(i) as u8 as i8 as f32 * scales[i / inp])
+                            .collect()
+                    }
+                };
+                (words.device(), values)
+            }
+        };
+        Tensor::from_vec(&device, &[out, inp], values, &self.name)
+    }
 }
 
 /// The (out, in) matrix `values` of `bits`-bit values (16 or 8) as a GPU tensor of
