@@ -360,6 +360,18 @@ impl EncoderLayer {
         ]
     }
 
+    /// The six linear layers, mutable.
+    pub fn linears_mut(&mut self) -> [&mut Linear; 6] {
+        [
+            &mut self.query,
+            &mut self.key,
+            &mut self.value,
+            &mut self.attention_output,
+            &mut self.intermediate,
+            &mut self.output,
+        ]
+    }
+
     pub fn parameters(&self) -> Vec<&Tensor> {
         let mut p = Vec::with_capacity(16);
         for l in [&self.query, &self.key, &self.value, &self.attention_output] {
