@@ -108,11 +108,13 @@ impl ModelFiles {
 
     /// The files' names, in memory or left on disk, in name order.
     pub fn names(&self) -> Vec<&str> {
-        let names = self.files.keys().map(String::as_str);
+        #[allow(unused_mut)] // the wasm build has no files on disk
+        let mut names: Vec<&str> = self.files.keys().map(String::as_str).collect();
         #[cfg(not(target_arch = "wasm32"))]
-        let names = names.chain(self.on_disk.keys().map(String::as_str));
-        let mut names: Vec<&str> = names.collect();
-        names.sort_unstable();
+        {
+            names.extend(self.on_disk.keys().map(String::as_str));
+            names.sort_unstable();
+        }
         names
     }
 

@@ -150,6 +150,8 @@ pub fn parse_header(file: &str, json: &[u8], data_len: u64) -> Result<Header> {
             end,
         });
     }
+    // File order (by offset) is the order users expect when listing; at one offset an empty
+    // tensor comes before the tensor that starts there, empty ones by name.
     entries.sort_unstable_by(|a, b| (a.begin, a.end, &a.name).cmp(&(b.begin, b.end, &b.name)));
     for pair in entries.windows(2) {
         if pair[1].begin < pair[0].end {
@@ -159,8 +161,6 @@ pub fn parse_header(file: &str, json: &[u8], data_len: u64) -> Result<Header> {
             )));
         }
     }
-    // File order (by offset) is the order users expect when listing; ties (empty tensors) by name.
-    entries.sort_unstable_by(|a, b| (a.begin, &a.name).cmp(&(b.begin, &b.name)));
     Ok(Header { entries, metadata })
 }
 

@@ -236,8 +236,11 @@ impl Linear {
     /// layer then holds W once instead of twice after its first product (the cache of
     /// [`PackedWeight`]), gives bit-identical outputs and is frozen (not among
     /// [`Linear::parameters`]; its backward is refused) until [`Linear::unpack_weight`].
-    /// A GPU, 16-bit or already packed W is left as it is.
+    /// A GPU, 16-bit or already packed W is left as it is, and so is every W in the wasm build.
     pub fn pack_for_inference(&mut self) -> Result<()> {
+        if cfg!(target_arch = "wasm32") {
+            return Ok(()); // the package keeps its cache (`ops/matmul/packed_only_wasm.rs`)
+        }
         let packed = match &self.weight {
             LinearWeight::F32(w) if !w.is_gpu() => PackedOnlyWeight::pack(w)?,
             _ => return Ok(()),

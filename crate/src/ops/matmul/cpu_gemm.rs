@@ -97,6 +97,7 @@ impl PackedB {
 
     /// The transpose of the packed matrix, (n, k) row-major: for panels packed from a
     /// transposed operand (a layer's W (out, in) read as W^T), W as it was, value for value.
+    #[cfg(not(target_arch = "wasm32"))]
     pub(crate) fn unpack_transposed(&self) -> Vec<f32> {
         let (k, n) = (self.k, self.n);
         let mut out = Vec::with_capacity(n * k);
