@@ -175,6 +175,16 @@ pub fn load_pipeline(args: &ModelArgs, windows: Option<&WindowArgs>) -> Result<P
     Ok(pipeline)
 }
 
+/// [`load_pipeline`] for a command that only runs the model (no training, no saving): on the
+/// CPU the encoder's f32 weight matrices are packed for the GEMM at load and their plain
+/// copies dropped (`BertModel::pack_for_inference`), so the model is held once, not twice
+/// after the first forward. Same outputs, bit for bit.
+pub fn load_inference_pipeline(args: &ModelArgs, windows: Option<&WindowArgs>) -> Result<Pipeline> {
+    let mut pipeline = load_pipeline(args, windows)?;
+    pipeline.model.pack_for_inference()?;
+    Ok(pipeline)
+}
+
 /// The lines of stdin (`\r\n` or `\n`), as texts.
 pub fn read_lines(input: impl BufRead, what: &str) -> Result<Vec<String>> {
     let mut lines = Vec::new();
@@ -225,7 +235,7 @@ fn stdin_items(pipeline: &Pipeline, pairs: bool) -> Result<Vec<TextPair>> {
 }
 
 pub fn embed(args: EmbedArgs) -> Result<()> {
-    let pipeline = load_pipeline(&args.model, Some(&args.windows))?;
+    let pipeline = load_inference_pipeline(&args.model, Some(&args.windows))?;
     let texts = stdin_texts()?;
     let c = pipeline.hidden_size();
     let embeddings = block_on(pipeline.embed(&texts, args.pooling, !args.no_normalize))?;
@@ -233,7 +243,7 @@ pub fn embed(args: EmbedArgs) -> Result<()> {
 }
 
 pub fn similarity(args: SimilarityArgs) -> Result<()> {
-    let pipeline = load_pipeline(&args.model, Some(&args.windows))?;
+    let pipeline = load_inference_pipeline(&args.model, Some(&args.windows))?;
     let texts = stdin_texts()?;
     let against = match &args.against {
         Some(path) => {
@@ -252,7 +262,7 @@ pub fn similarity(args: SimilarityArgs) -> Result<()> {
 
 pub fn fill_mask(args: FillMaskArgs) -> Result<()> {
     let task = &args.task;
-    let pipeline = load_pipeline(&task.model, Some(&task.windows))?;
+    let pipeline = load_inference_pipeline(&task.model, Some(&task.windows))?;
     let texts = stdin_items(&pipeline, task.pair)?;
     if texts.is_empty() {
         return Err(Error::invalid("fill-mask: no texts on stdin"));
@@ -269,14 +279,14 @@ pub fn fill_mask(args: FillMaskArgs) -> Result<()> {
 }
 
 pub fn classify(args: PairTaskArgs) -> Result<()> {
-    let pipeline = load_pipeline(&args.model, Some(&args.windows))?;
+    let pipeline = load_inference_pipeline(&args.model, Some(&args.windows))?;
     let texts = stdin_items(&pipeline, args.pair)?;
     let results = block_on(pipeline.classify(&texts))?;
     write_lines(results.into_iter().map(|r| json!(r)))
 }
 
 pub fn classify_tokens(args: PairTaskArgs) -> Result<()> {
-    let pipeline = load_pipeline(&args.model, Some(&args.windows))?;
+    let pipeline = load_inference_pipeline(&args.model, Some(&args.windows))?;
     let texts = stdin_items(&pipeline, args.pair)?;
     let results = block_on(pipeline.classify_tokens(&texts))?;
     write_lines(
@@ -287,7 +297,7 @@ pub fn classify_tokens(args: PairTaskArgs) -> Result<()> {
 }
 
 pub fn next_sentence(args: NextSentenceArgs) -> Result<()> {
-    let pipeline = load_pipeline(&args.model, Some(&args.windows))?;
+    let pipeline = load_inference_pipeline(&args.model, Some(&args.windows))?;
     let pairs = stdin_items(&pipeline, true)?;
     let results = block_on(pipeline.next_sentence(&pairs))?;
     write_lines(results.into_iter().map(|r| json!(r)))

@@ -98,6 +98,9 @@ struct GpuInner {
     bind_groups: Mutex<BindGroupCache>,
     /// GPU time per kernel, when asked for (native only; see `stats.rs`).
     kernel_profile: Mutex<KernelProfile>,
+    /// Bytes written by uploads since they were last submitted (native: see
+    /// `buffers.rs`'s `settle_uploads`).
+    unsubmitted_upload_bytes: AtomicU64,
 }
 
 /// What the next submit carries.
@@ -251,6 +254,7 @@ impl GpuContext {
                 stats: StatsCounters::default(),
                 bind_groups: Mutex::new(BindGroupCache::default()),
                 kernel_profile: Mutex::new(KernelProfile::default()),
+                unsubmitted_upload_bytes: AtomicU64::new(0),
             }),
         })
     }

@@ -15,11 +15,17 @@ pub mod cpu_gemm;
 pub mod half_float;
 pub mod half_weight;
 mod microkernels;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod packed_only;
+#[cfg(target_arch = "wasm32")]
+#[path = "packed_only_wasm.rs"]
+pub mod packed_only;
 
 pub use cpu_gemm::{cpu_threads, set_cpu_threads, PackedB};
 pub use half_float::WeightDtype;
 pub use half_weight::{matmul_forward_half, HalfWeight};
 pub use microkernels::cpu_microkernel_name;
+pub use packed_only::{matmul_forward_packed_only, PackedOnlyWeight};
 
 use crate::ops::cpu_parallel::run_in_parallel;
 use cpu_gemm::{gemm_accumulate, gemm_flops, BOperand, CInit, MatrixView, MIN_FLOPS_PER_THREAD};
