@@ -10,11 +10,12 @@
 // is an upper bound. With --bound X (issue 14: 1.5), exits 1 when peak - idle is over X times
 // the weights (`make check-memory`).
 
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openPage, openSession } from '../browser/browser-session.mjs';
 import { writeRandomBert } from '../browser/random-checkpoint.mjs';
+import { descendantsRss } from './process-memory.mjs';
 
 const SHAPES = {
   'bert-base': { vocab: 30522, hidden: 768, layers: 12, heads: 12, intermediate: 3072, positions: 512 },
@@ -34,36 +35,6 @@ const temporary = shape === undefined ? undefined : mkdtempSync(join(tmpdir(), `
 if (temporary) writeRandomBert(temporary, SHAPES[shape]);
 const [dir = temporary, device = 'gpu'] = shape === undefined ? args : [temporary, ...args];
 if (!dir) throw new Error('usage: node tests/bigmodels/browser-memory.mjs DIR|--shape NAME [gpu|cpu] [--bound X]');
-
-function parentOf(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-  } catch { return -1; }
-}
-
-function rssKib(pid) {
-  try {
-    const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'));
-    return line ? Number(line.split(/\s+/)[1]) : 0;
-  } catch { return 0; }
-}
-
-/** Sum of VmRSS (KiB) of every descendant of this process. */
-function descendantsRss() {
-  const pids = readdirSync('/proc').filter((name) => /^\d+$/.test(name)).map(Number);
-  const parent = new Map(pids.map((pid) => [pid, parentOf(pid)]));
-  const ours = new Set([process.pid]);
-  let grew = true;
-  while (grew) {
-    grew = false;
-    for (const [pid, ppid] of parent) if (!ours.has(pid) && ours.has(ppid)) { ours.add(pid); grew = true; }
-  }
-  ours.delete(process.pid);
-  let sum = 0;
-  for (const pid of ours) sum += rssKib(pid);
-  return sum;
-}
 
 const weights = statSync(join(dir, 'model.safetensors')).size;
 const session = await openSession({ mounts: [['/checkpoint/', dir]] });
