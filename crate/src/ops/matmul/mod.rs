@@ -12,13 +12,14 @@
 //! `matmul_backward`), and the bias gradient is a column sum.
 
 pub mod cpu_gemm;
+pub(crate) mod f16_arithmetic;
 pub mod half_float;
 pub mod half_weight;
 mod microkernels;
 
 pub use cpu_gemm::{cpu_threads, set_cpu_threads, PackedB};
 pub use half_float::WeightDtype;
-pub use half_weight::{matmul_forward_half, HalfWeight};
+pub use half_weight::{matmul_forward_half, matmul_forward_half_in_f16, HalfWeight};
 pub use microkernels::cpu_microkernel_name;
 
 use crate::ops::cpu_parallel::run_in_parallel;
