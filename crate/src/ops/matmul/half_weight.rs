@@ -9,6 +9,9 @@
 //!   `c * ceil(in / 2)`). `matmul_forward` (`shaders/matmul.wgsl`, `b_format` 1 or 2) widens
 //!   them as it stages B, with integer operations (no `shader-f16`; not `unpack2x16float`,
 //!   which naga accepts only with its SHADER_FLOAT16_IN_FLOAT32 capability).
+//!   With `GpuOptions::f16_arithmetic` on a device with `shader-f16`, fp16 weights go to
+//!   `shaders/matmul_f16.wgsl` instead (f16 products, f32 sums; `f16_arithmetic.rs`): not
+//!   bit-identical, within the error bound stated there.
 //!
 //! The widened values are exact and the rest of the product is the f32 one (the same GEMM
 //! and microkernel; the same kernel), so the result is bit-identical to widening W to f32 first
@@ -19,6 +22,7 @@
 //! `HalfStorage` and one more `b_format` of the kernel.
 
 use super::cpu_gemm::PackedB16;
+use super::f16_arithmetic::dispatch_matmul_f16;
 use super::half_float::WeightDtype;
 use super::{dispatch_matmul, matmul_cpu_with, CpuB, MatmulDims, MatmulOptions};
 use crate::device::Device;
@@ -184,6 +188,77 @@ pub fn matmul_forward_half(
     w: &HalfWeight,
     bias: Option<&Tensor>,
 ) -> Result<()> {
+    let dims = half_product_dims(y, x, w, bias, 1.0)?;
+    // A tensor on the other device than W: the error of `cpu_mut` / `gpu` names it.
+    match &w.storage {
+        HalfStorage::Cpu(packed) => {
+            let bias = match bias {
+                Some(t) => Some(t.cpu()?),
+                None => None,
+            };
+            matmul_cpu_with(y.cpu_mut()?, x.cpu()?, CpuB::Packed16(packed), bias, &dims);
+            Ok(())
+        }
+        HalfStorage::Gpu(words) => match y.gpu_context().cloned() {
+            // fp16 in f16 arithmetic where the device allows it and it was asked for
+            Some(ctx) if w.dtype == WeightDtype::Fp16 && ctx.info().f16_arithmetic => {
+                dispatch_matmul_f16(&ctx, y, x, words.gpu()?, bias, &dims)
+            }
+            Some(ctx) => dispatch_matmul(&ctx, y, x, words.gpu()?, w.dtype, bias, &dims),
+            None => y.gpu().map(|_| ()),
+        },
+    }
+}
+
+/// y (.., out) = alpha * x (.., in) @ W^T + bias (out) in f16 arithmetic with f32 sums
+/// (`shaders/matmul_f16.wgsl`, see `f16_arithmetic.rs` for its error bound), whatever
+/// `GpuOptions::f16_arithmetic` says: W in fp16 on a GPU opened with `shader-f16`, else an error
+/// naming W. [`matmul_forward_half`] takes this path by itself where the device allows it and
+/// the option asks for it.
+pub fn matmul_forward_half_in_f16(
+    y: &mut Tensor,
+    x: &Tensor,
+    w: &HalfWeight,
+    bias: Option<&Tensor>,
+    alpha: f32,
+) -> Result<()> {
+    let dims = half_product_dims(y, x, w, bias, alpha)?;
+    let words = match &w.storage {
+        HalfStorage::Gpu(words) if w.dtype == WeightDtype::Fp16 => words,
+        _ => {
+            return Err(Error::invalid(format!(
+                "{}: f16 arithmetic needs an fp16 weight on the GPU, found {} on the {}",
+                w.name,
+                w.dtype.name(),
+                if w.is_gpu() { "GPU" } else { "CPU" }
+            )))
+        }
+    };
+    let ctx = y.gpu_context().cloned().ok_or_else(|| {
+        Error::invalid(format!(
+            "{}: the output {} is not on the GPU",
+            w.name,
+            y.name()
+        ))
+    })?;
+    if !ctx.info().has_shader_f16 {
+        return Err(Error::invalid(format!(
+            "{}: f16 arithmetic needs the shader-f16 feature, which {} does not offer",
+            w.name,
+            ctx.info().name
+        )));
+    }
+    dispatch_matmul_f16(&ctx, y, x, words.gpu()?, bias, &dims)
+}
+
+/// The sizes of y (.., out) = alpha * x (.., in) @ W^T + bias (out), the shapes checked.
+fn half_product_dims(
+    y: &Tensor,
+    x: &Tensor,
+    w: &HalfWeight,
+    bias: Option<&Tensor>,
+    alpha: f32,
+) -> Result<MatmulDims> {
     let [n, k] = w.shape;
     let rows = x.numel() / k.max(1); // m
     let mut shape = x.shape().to_vec(); // x (.., in), then y (.., out)
@@ -196,7 +271,7 @@ pub fn matmul_forward_half(
     if let Some(bias) = bias {
         bias.expect_shape(&w.name, &[n])?;
     }
-    let dims = MatmulDims::new(
+    Ok(MatmulDims::new(
         1,
         1,
         rows,
@@ -204,22 +279,8 @@ pub fn matmul_forward_half(
         k,
         MatmulOptions {
             trans_b: true,
+            alpha,
             ..MatmulOptions::default()
         },
-    );
-    // A tensor on the other device than W: the error of `cpu_mut` / `gpu` names it.
-    match &w.storage {
-        HalfStorage::Cpu(packed) => {
-            let bias = match bias {
-                Some(t) => Some(t.cpu()?),
-                None => None,
-            };
-            matmul_cpu_with(y.cpu_mut()?, x.cpu()?, CpuB::Packed16(packed), bias, &dims);
-            Ok(())
-        }
-        HalfStorage::Gpu(words) => match y.gpu_context().cloned() {
-            Some(ctx) => dispatch_matmul(&ctx, y, x, words.gpu()?, w.dtype, bias, &dims),
-            None => y.gpu().map(|_| ()),
-        },
-    }
+    ))
 }

@@ -12,6 +12,7 @@
 //! `matmul_backward`), and the bias gradient is a column sum.
 
 pub mod cpu_gemm;
+pub(crate) mod f16_arithmetic;
 pub mod half_float;
 pub mod half_weight;
 mod microkernels;
@@ -23,7 +24,7 @@ pub mod packed_only;
 
 pub use cpu_gemm::{cpu_threads, set_cpu_threads, PackedB};
 pub use half_float::WeightDtype;
-pub use half_weight::{matmul_forward_half, HalfWeight};
+pub use half_weight::{matmul_forward_half, matmul_forward_half_in_f16, HalfWeight};
 pub use microkernels::cpu_microkernel_name;
 pub use packed_only::{matmul_forward_packed_only, PackedOnlyWeight};
 
