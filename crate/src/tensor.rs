@@ -78,6 +78,17 @@ impl<T: Element> Drop for Tensor<T> {
     }
 }
 
+impl<T: Element> Tensor<T> {
+    /// Drops the tensor and gives its CPU buffer back to the allocator, not to the CPU pool:
+    /// for a tensor that no later tensor of its size replaces (a weight packed for inference,
+    /// `models/linear.rs`), which would otherwise stay parked in the pool.
+    pub fn free(mut self) {
+        if let Storage::Cpu(data) = &mut self.storage {
+            drop(std::mem::take(data));
+        }
+    }
+}
+
 /// The allocator's refusal `error` of a CPU tensor's buffer, told as the tensor's: its name,
 /// shape and `bytes` (the buffer asked for may be a little larger: the pool's size class).
 fn refused(name: &str, shape: &[usize], bytes: u64, error: Error) -> Error {

@@ -1,48 +1,40 @@
 // Peak memory of Chromium while the package loads a big checkpoint and runs one fill-mask:
-//   node tests/bigmodels/browser-memory.mjs DIR [gpu|cpu]
+//   node tests/bigmodels/browser-memory.mjs DIR [gpu|cpu] [--bound X]
+//   node tests/bigmodels/browser-memory.mjs --shape bert-base|mbert [gpu|cpu] [--bound X]
 // DIR is a checkpoint folder (e.g. a random bert-base- or mBERT-shaped BertForMaskedLM saved by
-// transformers). The resident sets (VmRSS) of every process of this script's Chromium (the
-// browser, renderer, GPU and worker processes, found as descendants of this process) are summed
-// every 50 ms; printed: the sum with the empty harness page open, its peak during load +
-// fill-mask, and the difference against the weights' size. Shared pages count once per process,
-// so the sum is an upper bound. Not a test: numbers for issue 14's memory items.
+// transformers); --shape writes a random one of that shape to a temporary folder (deleted
+// after). The resident sets (VmRSS) of every process of this script's Chromium (the browser,
+// renderer, GPU and worker processes, found as descendants of this process) are summed every
+// 50 ms; printed: the sum with the empty harness page open, its peak during load + fill-mask,
+// and the difference against the weights' size. Shared pages count once per process, so the sum
+// is an upper bound. With --bound X (issue 14: 1.5), exits 1 when peak - idle is over X times
+// the weights (`make check-memory`).
 
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openPage, openSession } from '../browser/browser-session.mjs';
+import { writeRandomBert } from '../browser/random-checkpoint.mjs';
+import { descendantsRss } from './process-memory.mjs';
 
-const [dir, device = 'gpu'] = process.argv.slice(2);
-if (!dir) throw new Error('usage: node tests/bigmodels/browser-memory.mjs DIR [gpu|cpu]');
-
-function parentOf(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-  } catch { return -1; }
-}
-
-function rssKib(pid) {
-  try {
-    const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'));
-    return line ? Number(line.split(/\s+/)[1]) : 0;
-  } catch { return 0; }
-}
-
-/** Sum of VmRSS (KiB) of every descendant of this process. */
-function descendantsRss() {
-  const pids = readdirSync('/proc').filter((name) => /^\d+$/.test(name)).map(Number);
-  const parent = new Map(pids.map((pid) => [pid, parentOf(pid)]));
-  const ours = new Set([process.pid]);
-  let grew = true;
-  while (grew) {
-    grew = false;
-    for (const [pid, ppid] of parent) if (!ours.has(pid) && ours.has(ppid)) { ours.add(pid); grew = true; }
-  }
-  ours.delete(process.pid);
-  let sum = 0;
-  for (const pid of ours) sum += rssKib(pid);
-  return sum;
-}
+const SHAPES = {
+  'bert-base': { vocab: 30522, hidden: 768, layers: 12, heads: 12, intermediate: 3072, positions: 512 },
+  mbert: { vocab: 119547, hidden: 768, layers: 12, heads: 12, intermediate: 3072, positions: 512 },
+};
+const args = process.argv.slice(2);
+const option = (name) => {
+  const at = args.indexOf(name);
+  return at < 0 ? undefined : args.splice(at, 2)[1];
+};
+const shape = option('--shape');
+const boundText = option('--bound');
+const bound = boundText === undefined ? undefined : Number(boundText);
+if (bound !== undefined && !(bound > 0)) throw new Error(`--bound ${boundText}: a positive factor`);
+if (shape !== undefined && !SHAPES[shape]) throw new Error(`unknown --shape ${shape} (bert-base, mbert)`);
+const temporary = shape === undefined ? undefined : mkdtempSync(join(tmpdir(), `webnlu-browser-memory-${shape}-`));
+if (temporary) writeRandomBert(temporary, SHAPES[shape]);
+const [dir = temporary, device = 'gpu'] = shape === undefined ? args : [temporary, ...args];
+if (!dir) throw new Error('usage: node tests/bigmodels/browser-memory.mjs DIR|--shape NAME [gpu|cpu] [--bound X]');
 
 const weights = statSync(join(dir, 'model.safetensors')).size;
 const session = await openSession({ mounts: [['/checkpoint/', dir]] });
@@ -63,10 +55,15 @@ try {
   clearInterval(timer);
   peak = Math.max(peak, descendantsRss());
   const mib = (kib) => (kib / 1024).toFixed(0);
-  console.log(`${dir} on ${got.device}: weights ${(weights / 1048576).toFixed(0)} MiB; Chromium RSS idle ${mib(idle)} MiB, ` +
+  const label = shape === undefined ? dir : `${shape} shape`;
+  const ok = bound === undefined || (peak - idle) * 1024 <= bound * weights;
+  console.log(`${bound === undefined ? '' : ok ? 'ok   ' : 'FAIL '}${label} on ${got.device}: weights ${(weights / 1048576).toFixed(0)} MiB; Chromium RSS idle ${mib(idle)} MiB, ` +
     `peak ${mib(peak)} MiB, peak - idle ${mib(peak - idle)} MiB = ${((peak - idle) * 1024 / weights).toFixed(2)}x the weights; ` +
-    `load + fill-mask ${got.seconds.toFixed(1)} s (top: ${got.top.token} ${got.top.score.toExponential(2)})`);
+    `load + fill-mask ${got.seconds.toFixed(1)} s (top: ${got.top.token} ${got.top.score.toExponential(2)})` +
+    `${bound === undefined ? '' : ` (bound ${bound}x)`}`);
+  if (!ok) process.exitCode = 1;
 } finally {
   await session.browser.close();
   session.server.close();
+  if (temporary) rmSync(temporary, { recursive: true, force: true });
 }

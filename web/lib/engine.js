@@ -47,9 +47,10 @@ async function browserAdapterName() {
  * adapter, else the one that ran the calibration faster, measured now or remembered.
  * `testHooks` (tests only): `calibrateFallbackAdapter` measures on a software adapter too;
  * `calibrationMs: { cpu, gpu }` replaces the measured times (the calibration still runs).
+ * `f16Arithmetic`: passed to the GPU's runtime (see `Runtime.create`).
  * Resolves to `{ runtime, reason }`.
  */
-async function openAutoRuntime(WasmRuntime, testHooks = {}) {
+async function openAutoRuntime(WasmRuntime, testHooks = {}, f16Arithmetic = false) {
   const adapter = await browserAdapter();
   const key = adapter === null ? null : decisionKey(adapter, bindings.webnluVersion());
   const calibrateFallback = Boolean(testHooks.calibrateFallbackAdapter);
@@ -58,10 +59,10 @@ async function openAutoRuntime(WasmRuntime, testHooks = {}) {
   const opened = {};
   try {
     if (decision.calibrate) {
-      opened.cpu = await WasmRuntime.create('cpu');
+      opened.cpu = await WasmRuntime.create('cpu', false);
       const measured = { cpuMs: await timeCalibration(opened.cpu), gpuMs: Infinity };
       try {
-        opened.gpu = await WasmRuntime.create('gpu');
+        opened.gpu = await WasmRuntime.create('gpu', f16Arithmetic);
         measured.gpuMs = await timeCalibration(opened.gpu);
       } catch (error) {
         measured.gpuError = error instanceof Error ? error.message : String(error);
@@ -75,11 +76,11 @@ async function openAutoRuntime(WasmRuntime, testHooks = {}) {
     }
     if (opened[decision.kind] === undefined) {
       try {
-        opened[decision.kind] = await WasmRuntime.create(decision.kind);
+        opened[decision.kind] = await WasmRuntime.create(decision.kind, f16Arithmetic);
       } catch (error) {
         if (decision.kind === 'cpu') throw error;
         // Remembered as the faster one, but the GPU does not open now (lost, or blocked): the CPU.
-        opened.cpu = await WasmRuntime.create('cpu');
+        opened.cpu = await WasmRuntime.create('cpu', false);
         decision = { kind: 'cpu', reason: `${decision.reason}; but the GPU could not be opened now (${error.message ?? error}), so the CPU` };
       }
     }
@@ -156,16 +157,20 @@ export class Engine {
         if (!hasBinding('WasmRuntime')) {
           return {
             handle: null,
-            device: { kind: 'none', adapter: null, requested: a.device,
+            device: { kind: 'none', adapter: null, requested: a.device, f16Arithmetic: false,
               reason: 'this build of the webnlu wasm module has no model runtime (WasmRuntime); only the tokenizer works' },
           };
+        }
+        const f16Arithmetic = a.f16Arithmetic ?? false;
+        if (typeof f16Arithmetic !== 'boolean') {
+          throw new WebnluError(`f16Arithmetic must be true or false, got ${JSON.stringify(a.f16Arithmetic)}`);
         }
         const WasmRuntime = modelBinding('WasmRuntime', 'Runtime.create');
         let runtime;
         let reason = null;
         try {
-          if (a.device === 'auto') ({ runtime, reason } = await callRustAsync('Runtime.create', () => openAutoRuntime(WasmRuntime, a.testHooks)));
-          else runtime = await callRustAsync('Runtime.create', () => WasmRuntime.create(a.device));
+          if (a.device === 'auto') ({ runtime, reason } = await callRustAsync('Runtime.create', () => openAutoRuntime(WasmRuntime, a.testHooks, f16Arithmetic)));
+          else runtime = await callRustAsync('Runtime.create', () => WasmRuntime.create(a.device, f16Arithmetic));
         } catch (error) {
           throw a.device === 'cpu' ? error : new DeviceError(error.message, { cause: error });
         }

@@ -241,6 +241,11 @@ export interface DeviceInfo {
   /** What was asked for. */
   requested: 'auto' | 'gpu' | 'cpu';
   /**
+   * fp16 weights are multiplied in f16 arithmetic (`RuntimeOptions.f16Arithmetic` asked for it
+   * and the GPU has `shader-f16`); false on the CPU and by default.
+   */
+  f16Arithmetic: boolean;
+  /**
    * How many Web Workers compute in parallel (the CPU path with `threads` > 1), each with its own
    * copy of every model: each extra worker costs about `model.bytes + model.weightBytes` more
    * memory per loaded model (see `Model.extraWorkerBytes`). 1: one engine (the page's thread, or one worker).
@@ -285,6 +290,14 @@ export interface RuntimeOptions {
    * @throws WebnluError for threads > 1 with `worker: false` or `device: 'gpu'`; WorkerError in Node.
    */
   threads?: number;
+  /**
+   * Models loaded with `dtype: 'fp16'` multiply in f16 arithmetic (sums in f32) where the GPU
+   * has WebGPU's `shader-f16` feature: faster on real GPUs, within about 3 * 2^-11 of each
+   * product's sum of |terms| instead of bit-identical to f32 arithmetic. Ignored on the CPU,
+   * for bf16 and without the feature (`device.f16Arithmetic` says which path runs). Default false.
+   * @throws WebnluError when not a boolean.
+   */
+  f16Arithmetic?: boolean;
   /** The Hub to resolve model ids against. Default `https://huggingface.co`. */
   hubUrl?: string;
   /** Where the .wasm comes from (see `init`); in worker mode only a URL string is passed on. */

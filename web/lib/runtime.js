@@ -98,6 +98,8 @@ export class Runtime {
    * of GPU and CPU ran a short calibration faster, remembered per origin), 'gpu' or 'cpu'.
    * `worker: true` runs everything in a Web Worker. `threads` > 1 (on the CPU) runs that many
    * workers, each with its own copy of every model, and splits lists of texts among them.
+   * `f16Arithmetic: true` multiplies fp16 weights in f16 (sums in f32) where the GPU has
+   * `shader-f16`; `device.f16Arithmetic` says whether it does.
    * `_testHooks` is for this repository's tests only (see engine.js, openAutoRuntime).
    */
   static async create(options = {}) {
@@ -113,10 +115,10 @@ export class Runtime {
 
   /** A runtime on one engine: this thread (DirectChannel) or one worker (WorkerChannel). */
   static async open(channel, options) {
-    const { device = 'auto', wasm, _testHooks: testHooks } = options;
+    const { device = 'auto', wasm, _testHooks: testHooks, f16Arithmetic } = options;
     try {
       const info = await channel.call('init', { wasm: channel.inWorker && typeof wasm !== 'string' ? undefined : wasm });
-      const created = await channel.call('runtime.create', { device, testHooks });
+      const created = await channel.call('runtime.create', { device, testHooks, f16Arithmetic });
       return new Runtime(channel, created.handle, created.device, info, options);
     } catch (error) {
       channel.close();
@@ -130,7 +132,7 @@ export class Runtime {
     const pool = WorkerPool.open(threads);
     try {
       const info = await pool.call('init', { wasm: typeof wasm === 'string' ? wasm : undefined });
-      const created = await pool.call('runtime.create', { device: 'cpu' });
+      const created = await pool.call('runtime.create', { device: 'cpu', f16Arithmetic: options.f16Arithmetic });
       const reason = `${autoReason ?? created.device.reason}; ${threads} Web Workers in parallel, each with its own copy of every model`;
       return new Runtime(pool, created.handle, { ...created.device, requested: device, reason, threads }, info, options);
     } catch (error) {

@@ -1,6 +1,6 @@
 //! `webnlu bench model [--device cpu|gpu|auto] [--models minilm,minilm-shape,bert-base,DIR]
 //!  [--minilm DIR] [--batch B] [--seq T] [--repeat N] [--policies head,top:2,all] [--threads N]
-//!  [--dtype fp32|fp16|bf16|int8]
+//!  [--dtype fp32|fp16|bf16|int8] [--f16-arithmetic]
 //!  [--peer torch] [--python PATH] [--profile-kernels] [--json]`
 //!
 //! Throughput of the BERT encoder: tokens per second of the forward pass (inference) and of a
@@ -36,6 +36,9 @@
 //! and buffers, live and pooled, and the CPU pool's bytes) before the model is loaded, after
 //! loading, after the forwards, after the training steps, and after the model and its input
 //! are dropped and the device trimmed ([`webnlu::Device::trim`]).
+//!
+//! `f16_arithmetic` (GPU): whether fp16 weights were multiplied in f16 arithmetic
+//! (`--f16-arithmetic` on a device with shader-f16; `webnlu::device::GpuInfo::f16_arithmetic`).
 //!
 //! `load_ms`: reading the model's files and loading it onto the device at `--dtype` (for the
 //! generated shapes, generating their random weights too).
@@ -165,6 +168,9 @@ pub struct BenchModelArgs {
     /// policy trains; the others are left out)
     #[arg(long, value_name = "fp32|fp16|bf16|int8", default_value = "fp32")]
     pub dtype: WeightDtype,
+    /// With --dtype fp16 on a GPU with shader-f16: multiply in f16 (sums in f32)
+    #[arg(long)]
+    pub f16_arithmetic: bool,
     /// CPU threads of the matmuls [default: all cores]
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
@@ -183,7 +189,7 @@ pub struct BenchModelArgs {
 }
 
 pub fn run(args: BenchModelArgs) -> Result<()> {
-    let device = open_device(args.device)?;
+    let device = open_device(args.device, args.f16_arithmetic)?;
     if let Some(threads) = args.threads {
         webnlu::ops::matmul::cpu_gemm::set_cpu_threads(threads);
     }
@@ -265,6 +271,7 @@ pub fn run(args: BenchModelArgs) -> Result<()> {
         });
         if let Device::Gpu(ctx) = &device {
             line["adapter"] = json!(format!("{} ({})", ctx.info().name, ctx.info().backend));
+            line["f16_arithmetic"] = json!(ctx.info().f16_arithmetic);
             line["gpu_stats_per_forward"] = forward_stats;
             if let Some(kernels) = forward_kernels {
                 line["kernels_per_forward"] = json!(kernels);

@@ -52,7 +52,7 @@ pub fn run(args: InspectArgs) -> Result<()> {
         layers: args.layers.parse()?,
         attentions: args.attentions,
     };
-    let pipeline = Pipeline::load_dir(dir, &open_device(args.device)?)?;
+    let pipeline = Pipeline::load_dir(dir, &open_device(args.device, false)?)?;
     super::model_tasks::warn_newly_initialized(&pipeline, dir);
     options.layers.indices(pipeline.model.num_layers())?; // a bad --layers before any input
     let lines = read_lines(std::io::stdin().lock(), "<stdin>")?;

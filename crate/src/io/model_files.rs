@@ -10,8 +10,11 @@ use std::collections::BTreeMap;
 use super::config::ModelConfig;
 use super::pytorch::PytorchFile;
 use super::safetensors::SafeTensors;
-use super::tensor_view::TensorView;
+use super::tensor_view::{DType, TensorView};
 use crate::{Error, Result};
+
+#[cfg(not(target_arch = "wasm32"))]
+use super::safetensors_file::SafeTensorsFile;
 
 /// The file names a model directory may hold that webnlu reads.
 pub const KNOWN_FILES: [&str; 7] = [
@@ -29,6 +32,10 @@ pub struct ModelFiles {
     /// Where they came from (a directory, a Hub id), for error messages.
     pub source: String,
     files: BTreeMap<String, Vec<u8>>,
+    /// Weight files left on disk, read tensor by tensor when the model loads (native only:
+    /// [`ModelFiles::open_dir`]).
+    #[cfg(not(target_arch = "wasm32"))]
+    on_disk: BTreeMap<String, std::path::PathBuf>,
 }
 
 impl ModelFiles {
@@ -36,6 +43,8 @@ impl ModelFiles {
         ModelFiles {
             source: source.into(),
             files: BTreeMap::new(),
+            #[cfg(not(target_arch = "wasm32"))]
+            on_disk: BTreeMap::new(),
         }
     }
 
@@ -58,17 +67,55 @@ impl ModelFiles {
         Ok(files)
     }
 
+    /// Like [`ModelFiles::from_dir`], but `model.safetensors` stays on disk: the model's
+    /// loader reads it tensor by tensor ([`ModelFiles::weight_source`]), so the whole file is
+    /// never in memory next to the tensors made from it (native only).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn open_dir(dir: impl AsRef<std::path::Path>) -> Result<Self> {
+        let dir = dir.as_ref();
+        if !dir.is_dir() {
+            return Err(Error::invalid(format!(
+                "model directory {} does not exist",
+                dir.display()
+            )));
+        }
+        let mut files = ModelFiles::new(dir.display().to_string());
+        for name in KNOWN_FILES {
+            let path = dir.join(name);
+            if !path.is_file() {
+                continue;
+            }
+            if name == "model.safetensors" {
+                files.on_disk.insert(name.to_string(), path);
+            } else {
+                files.insert(name, super::read_file(&path)?);
+            }
+        }
+        Ok(files)
+    }
+
     /// Adds (or replaces) a file, e.g. bytes fetched by the browser.
     pub fn insert(&mut self, name: impl Into<String>, bytes: Vec<u8>) {
-        self.files.insert(name.into(), bytes);
+        let name = name.into();
+        #[cfg(not(target_arch = "wasm32"))]
+        self.on_disk.remove(&name);
+        self.files.insert(name, bytes);
     }
 
     pub fn get(&self, name: &str) -> Option<&[u8]> {
         self.files.get(name).map(Vec::as_slice)
     }
 
+    /// The files' names, in memory or left on disk, in name order.
     pub fn names(&self) -> Vec<&str> {
-        self.files.keys().map(String::as_str).collect()
+        #[allow(unused_mut)] // the wasm build has no files on disk
+        let mut names: Vec<&str> = self.files.keys().map(String::as_str).collect();
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            names.extend(self.on_disk.keys().map(String::as_str));
+            names.sort_unstable();
+        }
+        names
     }
 
     fn missing(&self, what: &str) -> Error {
@@ -89,7 +136,21 @@ impl ModelFiles {
         ModelConfig::from_json(&what, text)
     }
 
-    /// The weights: model.safetensors if present, else pytorch_model.bin.
+    /// The weights, for loading: the model.safetensors left on disk by
+    /// [`ModelFiles::open_dir`] (read tensor by tensor), else [`ModelFiles::weights`].
+    pub fn weight_source(&self) -> Result<WeightSource<'_>> {
+        #[cfg(not(target_arch = "wasm32"))]
+        if !self.files.contains_key("model.safetensors") {
+            if let Some(path) = self.on_disk.get("model.safetensors") {
+                return Ok(WeightSource::OnDisk(SafeTensorsFile::open(path)?));
+            }
+        }
+        self.weights().map(WeightSource::InMemory)
+    }
+
+    /// The weights held in memory: model.safetensors if present, else pytorch_model.bin (a
+    /// model.safetensors left on disk by [`ModelFiles::open_dir`] is not read here: see
+    /// [`ModelFiles::weight_source`]).
     pub fn weights(&self) -> Result<WeightFile<'_>> {
         if let Some(bytes) = self.get("model.safetensors") {
             let what = format!("{}/model.safetensors", self.source);
@@ -127,12 +188,8 @@ impl<'a> WeightFile<'a> {
     /// The tensor with this Hugging Face name (written without a model prefix, e.g.
     /// `encoder.layer.0.attention.self.query.weight`, or with it), whatever the file's spelling.
     pub fn find(&self, name: &str) -> Option<&TensorView<'a>> {
-        let wanted = canonical_name(name);
         let tensors = self.tensors();
-        tensors
-            .iter()
-            .find(|t| t.name == name)
-            .or_else(|| tensors.iter().find(|t| canonical_name(&t.name) == wanted))
+        find_by_name(tensors.iter().map(|t| t.name.as_str()), name).map(|i| &tensors[i])
     }
 
     /// Like [`find`](Self::find), and checks the shape: errors name the file, the tensor and
@@ -153,6 +210,121 @@ impl<'a> WeightFile<'a> {
         }
         Ok(tensor)
     }
+}
+
+/// Where the weights come from while a model loads: a parsed file in memory (the browser, the
+/// tests, pytorch_model.bin) or a safetensors file read tensor by tensor from disk.
+pub enum WeightSource<'a> {
+    InMemory(WeightFile<'a>),
+    #[cfg(not(target_arch = "wasm32"))]
+    OnDisk(SafeTensorsFile),
+}
+
+impl WeightSource<'_> {
+    /// Whether the file holds a tensor of this name (any spelling, see [`WeightFile::find`]).
+    pub fn has(&self, name: &str) -> bool {
+        match self {
+            WeightSource::InMemory(file) => file.find(name).is_some(),
+            #[cfg(not(target_arch = "wasm32"))]
+            WeightSource::OnDisk(file) => find_entry(file, name).is_some(),
+        }
+    }
+
+    /// The values of tensor `name` as f32, its shape checked as [`WeightFile::require`] does.
+    pub fn read_f32(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        match self {
+            WeightSource::InMemory(file) => Ok(file.require(name, shape)?.to_f32()?.into_owned()),
+            #[cfg(not(target_arch = "wasm32"))]
+            WeightSource::OnDisk(file) => file.read_f32(require_entry(file, name, shape)?),
+        }
+    }
+
+    /// Bytes of every float tensor of the file as f32 (4 a value): an upper bound of what
+    /// loading it in f32 holds (a tensor the model does not read counts too).
+    pub fn float_bytes_as_f32(&self) -> u64 {
+        let float =
+            |dtype: DType| matches!(dtype, DType::F64 | DType::F32 | DType::F16 | DType::BF16);
+        let as_f32 = |dtype: DType, bytes: u64| bytes / dtype.size_in_bytes() as u64 * 4;
+        match self {
+            WeightSource::InMemory(file) => (file.tensors().iter())
+                .filter(|t| float(t.dtype))
+                .map(|t| as_f32(t.dtype, t.data.len() as u64))
+                .sum(),
+            #[cfg(not(target_arch = "wasm32"))]
+            WeightSource::OnDisk(file) => (file.entries.iter())
+                .filter(|e| float(e.dtype))
+                .map(|e| as_f32(e.dtype, e.end - e.begin))
+                .sum(),
+        }
+    }
+
+    /// Bytes of the file's tensors held in memory while the model loads (0 read from disk).
+    pub fn bytes_in_memory(&self) -> u64 {
+        match self {
+            WeightSource::InMemory(file) => {
+                (file.tensors().iter()).map(|t| t.data.len() as u64).sum()
+            }
+            #[cfg(not(target_arch = "wasm32"))]
+            WeightSource::OnDisk(_) => 0,
+        }
+    }
+
+    /// Tensor `name` as stored (borrowed from memory or read from disk), its shape checked.
+    pub fn read_view(&self, name: &str, shape: &[usize]) -> Result<TensorView<'_>> {
+        match self {
+            WeightSource::InMemory(file) => {
+                let view = file.require(name, shape)?;
+                Ok(TensorView {
+                    name: view.name.clone(),
+                    dtype: view.dtype,
+                    shape: view.shape.clone(),
+                    data: std::borrow::Cow::Borrowed(&view.data[..]),
+                })
+            }
+            #[cfg(not(target_arch = "wasm32"))]
+            WeightSource::OnDisk(file) => file.read_view(require_entry(file, name, shape)?),
+        }
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn find_entry<'f>(
+    file: &'f SafeTensorsFile,
+    name: &str,
+) -> Option<&'f super::safetensors::HeaderEntry> {
+    find_by_name(file.entries.iter().map(|e| e.name.as_str()), name).map(|i| &file.entries[i])
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn require_entry<'f>(
+    file: &'f SafeTensorsFile,
+    name: &str,
+    shape: &[usize],
+) -> Result<&'f super::safetensors::HeaderEntry> {
+    let entry = find_entry(file, name).ok_or_else(|| {
+        Error::format(
+            &file.file,
+            format!("no tensor {name} (nor a gamma/beta or prefixed spelling)"),
+        )
+    })?;
+    if entry.shape != shape {
+        return Err(Error::shape(
+            format!("{}: tensor {}", file.file, entry.name),
+            shape,
+            &entry.shape,
+        ));
+    }
+    Ok(entry)
+}
+
+/// The index of the tensor called `name` among `names`: the exact name first, else the first
+/// whose canonical spelling is `name`'s.
+fn find_by_name<'n>(names: impl Iterator<Item = &'n str> + Clone, name: &str) -> Option<usize> {
+    let wanted = canonical_name(name);
+    names
+        .clone()
+        .position(|n| n == name)
+        .or_else(|| names.into_iter().position(|n| canonical_name(n) == wanted))
 }
 
 /// `bert.embeddings.LayerNorm.gamma` -> `embeddings.LayerNorm.weight`.

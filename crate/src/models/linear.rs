@@ -2,18 +2,19 @@
 //! PyTorch checkpoints, with its backward next to it, and the initialisation transformers gives
 //! a new layer (`BertPreTrainedModel._init_weights`: W ~ normal(0, initializer_range), b = 0).
 //!
-//! W is held in f32 (a parameter: it trains), or compressed in fp16 / bf16 / int8
-//! ([`HalfWeight`]: inference and head-only training, where the layer is frozen; its backward is
-//! refused). The bias stays f32.
+//! W is held in f32 (a parameter: it trains), or compressed in fp16 / bf16 / int8 ([`HalfWeight`]: inference and
+//! head-only training, where the layer is frozen; its backward is refused), or, on the CPU, in
+//! f32 as the GEMM's packed panels only ([`PackedOnlyWeight`]: an inference-only model, see
+//! [`Linear::pack_for_inference`]; frozen until [`Linear::unpack_weight`]). The bias stays f32.
 
 use crate::device::Device;
 use crate::ops::dropout::threefry2x32;
 use crate::ops::matmul::{
-    matmul_backward, matmul_forward_half, matmul_forward_packed, HalfWeight, MatmulOptions,
-    PackedWeight, WeightDtype,
+    matmul_backward, matmul_forward_half, matmul_forward_packed, matmul_forward_packed_only,
+    HalfWeight, MatmulOptions, PackedOnlyWeight, PackedWeight, WeightDtype,
 };
 use crate::tensor::Tensor;
-use crate::Result;
+use crate::{Error, Result};
 
 use super::gradients::Gradients;
 use super::weight_loader::WeightLoader;
@@ -25,6 +26,8 @@ pub enum LinearWeight {
     F32(Tensor),
     /// fp16, bf16 or int8, frozen.
     Half(HalfWeight),
+    /// f32 on the CPU, as packed panels only, frozen (inference).
+    Packed(PackedOnlyWeight),
 }
 
 #[derive(Debug)]
@@ -105,6 +108,7 @@ impl Linear {
         match &self.weight {
             LinearWeight::F32(w) => [w.shape()[0], w.shape()[1]],
             LinearWeight::Half(w) => w.shape(),
+            LinearWeight::Packed(w) => w.shape(),
         }
     }
 
@@ -119,7 +123,7 @@ impl Linear {
     /// How W is held.
     pub fn dtype(&self) -> WeightDtype {
         match &self.weight {
-            LinearWeight::F32(_) => WeightDtype::Fp32,
+            LinearWeight::F32(_) | LinearWeight::Packed(_) => WeightDtype::Fp32,
             LinearWeight::Half(w) => w.dtype(),
         }
     }
@@ -139,8 +143,8 @@ impl Linear {
     /// The 16-bit W, if it is one (it is not among [`Linear::parameters`]).
     pub fn half_weight(&self) -> Option<&HalfWeight> {
         match &self.weight {
-            LinearWeight::F32(_) => None,
             LinearWeight::Half(w) => Some(w),
+            LinearWeight::F32(_) | LinearWeight::Packed(_) => None,
         }
     }
 
@@ -151,6 +155,7 @@ impl Linear {
                 matmul_forward_packed(y, x, w, Some(&self.bias), WEIGHT_IS_OUT_BY_IN, &self.packed)
             }
             LinearWeight::Half(w) => matmul_forward_half(y, x, w, Some(&self.bias)),
+            LinearWeight::Packed(w) => matmul_forward_packed_only(y, x, w, Some(&self.bias)),
         }
     }
 
@@ -176,6 +181,13 @@ impl Linear {
         let weight = match &self.weight {
             LinearWeight::F32(w) => w,
             LinearWeight::Half(w) => return Err(w.dtype().refuse_training(w.name())),
+            LinearWeight::Packed(w) => {
+                return Err(Error::unsupported(format!(
+                    "the backward of {}: the weight is held packed for inference only (CPU); \
+                     unpack the model's weights before training its layers",
+                    w.name()
+                )))
+            }
         };
         match grads {
             None => matmul_backward(dx, None, None, dy, x, weight, WEIGHT_IS_OUT_BY_IN),
@@ -216,13 +228,50 @@ impl Linear {
         out.push(&mut self.bias);
     }
 
-    /// (values, bytes held) of a 16-bit W; (0, 0) for an f32 one.
+    /// (values, bytes held) of a W that is not among [`Linear::parameters`] (16-bit or
+    /// packed-only); (0, 0) for an f32 parameter.
     #[inline(never)]
-    pub fn half_weight_held(&self) -> (usize, u64) {
+    pub fn frozen_weight_held(&self) -> (usize, u64) {
         match &self.weight {
             LinearWeight::F32(_) => (0, 0),
             LinearWeight::Half(w) => (w.numel(), w.bytes()),
+            LinearWeight::Packed(w) => (w.shape()[0] * w.shape()[1], w.bytes()),
         }
+    }
+
+    /// Whether W is held as packed panels only ([`Linear::pack_for_inference`]).
+    pub fn is_packed_only(&self) -> bool {
+        matches!(self.weight, LinearWeight::Packed(_))
+    }
+
+    /// An f32 W on the CPU is packed now for the CPU GEMM and its plain copy dropped: the
+    /// layer then holds W once instead of twice after its first product (the cache of
+    /// [`PackedWeight`]), gives bit-identical outputs and is frozen (not among
+    /// [`Linear::parameters`]; its backward is refused) until [`Linear::unpack_weight`].
+    /// A GPU, 16-bit or already packed W is left as it is, and so is every W in the wasm build.
+    pub fn pack_for_inference(&mut self) -> Result<()> {
+        if cfg!(target_arch = "wasm32") {
+            return Ok(()); // the package keeps its cache (`ops/matmul/packed_only_wasm.rs`)
+        }
+        let packed = match &self.weight {
+            LinearWeight::F32(w) if !w.is_gpu() => PackedOnlyWeight::pack(w)?,
+            _ => return Ok(()),
+        };
+        if let LinearWeight::F32(plain) =
+            std::mem::replace(&mut self.weight, LinearWeight::Packed(packed))
+        {
+            plain.free(); // not parked in the CPU pool: nothing of its size comes after
+        }
+        self.packed = PackedWeight::default();
+        Ok(())
+    }
+
+    /// A packed-only W made a plain f32 parameter again (value for value), for training.
+    pub fn unpack_weight(&mut self) -> Result<()> {
+        if let LinearWeight::Packed(w) = &self.weight {
+            self.weight = LinearWeight::F32(w.unpack()?);
+        }
+        Ok(())
     }
 }
 

@@ -6,21 +6,20 @@
 //! `<prefix><name>`.
 
 use crate::device::Device;
-use crate::io::{DType, WeightFile};
+use crate::io::{DType, WeightSource};
 use crate::ops::matmul::{HalfWeight, WeightDtype};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
 pub struct WeightLoader<'f, 'a> {
-    pub file: &'f WeightFile<'a>,
+    pub file: &'f WeightSource<'a>,
     pub device: &'f Device,
 }
 
 impl WeightLoader<'_, '_> {
     /// The tensor `name` (written without the model prefix), named `canonical` on the device.
     pub fn load(&self, name: &str, canonical: &str, shape: &[usize]) -> Result<Tensor> {
-        let view = self.file.require(name, shape)?;
-        let values = view.to_f32()?.into_owned();
+        let values = self.file.read_f32(name, shape)?;
         check_finite(name, &values)?;
         Tensor::from_vec(self.device, shape, values, canonical)
     }
@@ -37,7 +36,7 @@ impl WeightLoader<'_, '_> {
         shape: [usize; 2],
         dtype: WeightDtype,
     ) -> Result<HalfWeight> {
-        let view = self.file.require(name, &shape)?;
+        let view = self.file.read_view(name, &shape)?;
         let same = matches!(
             (view.dtype, dtype),
             (DType::F16, WeightDtype::Fp16) | (DType::BF16, WeightDtype::Bf16)
@@ -52,7 +51,7 @@ impl WeightLoader<'_, '_> {
     }
 
     pub fn has(&self, name: &str) -> bool {
-        self.file.find(name).is_some()
+        self.file.has(name)
     }
 }
 

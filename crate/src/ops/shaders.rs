@@ -18,6 +18,7 @@ macro_rules! shader {
 }
 
 shader!(MATMUL, "matmul");
+shader!(MATMUL_F16, "matmul_f16");
 shader!(ELEMENTWISE, "elementwise");
 shader!(LAYERNORM, "layernorm");
 shader!(SOFTMAX, "softmax");
@@ -36,6 +37,7 @@ shader!(COLUMN_BLOCK, "column_block");
 /// All shaders, for validation and warm-up.
 pub static ALL: &[&Shader] = &[
     &MATMUL,
+    &MATMUL_F16,
     &ELEMENTWISE,
     &LAYERNORM,
     &SOFTMAX,
@@ -51,6 +53,10 @@ pub static ALL: &[&Shader] = &[
     &LSTM,
     &COLUMN_BLOCK,
 ];
+
+/// The shaders of [`ALL`] that need the `shader-f16` feature (`enable f16;`): compiled only on
+/// a device opened with it (see `GpuInfo::f16_arithmetic`).
+pub static NEED_SHADER_F16: &[&Shader] = &[&MATMUL_F16];
 
 /// A uniform params struct of a shader and the Rust struct that mirrors it: the WGSL struct's
 /// name, and the size of the `#[repr(C)]` Rust struct the dispatches upload. Listed here, next to
@@ -77,6 +83,11 @@ const fn mirror(
 /// Every uniform params struct of every shader in [`ALL`].
 pub static UNIFORMS: &[UniformMirror] = &[
     mirror(&MATMUL, "Params", size_of::<super::matmul::MatmulParams>()),
+    mirror(
+        &MATMUL_F16,
+        "Params",
+        size_of::<super::matmul::f16_arithmetic::MatmulF16Params>(),
+    ),
     mirror(
         &ELEMENTWISE,
         "Params",

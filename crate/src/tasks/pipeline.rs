@@ -106,7 +106,7 @@ impl Pipeline {
         dtype: WeightDtype,
     ) -> Result<Pipeline> {
         let dir = dir.as_ref();
-        let mut files = ModelFiles::from_dir(dir)?;
+        let mut files = ModelFiles::open_dir(dir)?;
         let modules = dir.join("modules.json");
         if modules.is_file() {
             files.insert("modules.json", crate::io::read_file(&modules)?);

@@ -67,12 +67,15 @@ pub struct WasmRuntime {
 impl WasmRuntime {
     /// Opens "auto" (the GPU unless WebGPU is missing or a software fallback), "gpu" or "cpu".
     /// The package's `device: 'auto'` decides in JavaScript instead, by calibration
-    /// (`web/lib/device-choice.js`), and opens "gpu" or "cpu" here.
-    pub async fn create(device: String) -> Result<WasmRuntime, JsError> {
+    /// (`web/lib/device-choice.js`), and opens "gpu" or "cpu" here. `f16_arithmetic`: fp16
+    /// weights multiplied in f16 where the GPU has `shader-f16` (`GpuOptions::f16_arithmetic`).
+    pub async fn create(device: String, f16_arithmetic: bool) -> Result<WasmRuntime, JsError> {
         let choice: DeviceChoice = device.parse().map_err(to_js_error)?;
-        let opened = Device::new(choice, &GpuOptions::default())
-            .await
-            .map_err(to_js_error)?;
+        let options = GpuOptions {
+            f16_arithmetic,
+            ..GpuOptions::default()
+        };
+        let opened = Device::new(choice, &options).await.map_err(to_js_error)?;
         let reason = match (choice, &opened) {
             (DeviceChoice::Cpu, _) => "the CPU was asked for".to_string(),
             (DeviceChoice::Gpu, _) => "the GPU was asked for".to_string(),
@@ -99,15 +102,16 @@ impl WasmRuntime {
         })
     }
 
-    /// `{kind: "gpu" | "cpu", adapter: string | null, reason: string}`.
+    /// `{kind: "gpu" | "cpu", adapter: string | null, reason: string, f16Arithmetic: bool}`.
     pub fn device_info(&self) -> Result<JsValue, JsValue> {
-        let adapter = match &self.device {
-            Device::Gpu(ctx) => Some(ctx.info().name.clone()),
-            Device::Cpu => None,
+        let (adapter, f16_arithmetic) = match &self.device {
+            Device::Gpu(ctx) => (Some(ctx.info().name.clone()), ctx.info().f16_arithmetic),
+            Device::Cpu => (None, false),
         };
         to_js(&serde_json::json!({
             "kind": self.device.kind(),
             "adapter": adapter,
+            "f16Arithmetic": f16_arithmetic,
             "reason": self.reason,
         }))
     }

@@ -16,6 +16,8 @@ export async function readme(): Promise<void> {
   const reason: string = rt.device.reason;
   const pool = await Runtime.create({ device: 'cpu', threads: 2 });
   const threads: number = pool.device.threads;
+  const f16 = await Runtime.create({ device: 'gpu', f16Arithmetic: true });
+  const inF16: boolean = f16.device.f16Arithmetic;
   const onProgress = (p: LoadProgress) => console.log(p.file, p.loaded, p.total ?? '?', p.fromCache);
   const model = await rt.loadModel('sentence-transformers/all-MiniLM-L6-v2', { onProgress });
   const fills: MaskPrediction[][] = await model.fillMask('the cat sat on the [MASK].', { topK: 5 });

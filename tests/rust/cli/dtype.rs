@@ -2,7 +2,8 @@
 //! (naming the values), `embed` in fp16, bf16 and int8 close to fp32 on the committed random
 //! BERT checkpoint, and `train-head` of a 16-bit or int8 model: head-only and top:1 runs train
 //! and their save is refused (compressed layers left), an `all` run (every layer widened to
-//! fp32) saves.
+//! fp32) saves;
+//! `--f16-arithmetic` on the GPU (lavapipe offers shader-f16) close to fp32 and not the default path.
 
 use crate::bert_reference::repo_path;
 use std::path::Path;
@@ -32,18 +33,15 @@ fn model() -> String {
 }
 
 fn embeddings(dtype: &str) -> Vec<Vec<f64>> {
-    let output = webnlu(
-        &[
-            "embed",
-            "--model",
-            &model(),
-            "--device",
-            "cpu",
-            "--dtype",
-            dtype,
-        ],
-        "hello world\nthe cat sat on the mat\n",
-    );
+    embeddings_with(&["--device", "cpu", "--dtype", dtype])
+}
+
+/// `embed` of two texts with the random checkpoint and `options`.
+fn embeddings_with(options: &[&str]) -> Vec<Vec<f64>> {
+    let model = model();
+    let mut args = vec!["embed", "--model", &model];
+    args.extend_from_slice(options);
+    let output = webnlu(&args, "hello world\nthe cat sat on the mat\n");
     assert!(
         output.status.success(),
         "{}",
@@ -145,4 +143,25 @@ fn compressed_model_trains_its_head_and_its_layers_and_saves_once_all_are_fp32(d
     );
     assert!(Path::new(out).join("model.safetensors").is_file());
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn f16_arithmetic_on_the_gpu_is_close_to_fp32_and_off_by_default() {
+    // lavapipe offers shader-f16: with the flag, fp16 weights are multiplied in f16 (the
+    // activations rounded to 11 significant bits too), so the embeddings differ from the
+    // default f32 arithmetic's, within the fp16 bar of fp32.
+    let gpu = |extra: &[&str]| {
+        let mut options = vec!["--device", "gpu", "--dtype", "fp16"];
+        options.extend_from_slice(extra);
+        embeddings_with(&options)
+    };
+    let full = embeddings_with(&["--device", "gpu"]);
+    let f16 = gpu(&["--f16-arithmetic"]);
+    assert_ne!(f16, gpu(&[]), "--f16-arithmetic took the f32 path");
+    for (a, b) in f16.iter().zip(&full) {
+        // unit-length embeddings (embed's default): the dot product is the cosine
+        let cosine: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+        eprintln!("--f16-arithmetic: cosine to fp32 {cosine}");
+        assert!(cosine >= 0.9999, "--f16-arithmetic: cosine {cosine}");
+    }
 }

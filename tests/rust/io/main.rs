@@ -17,3 +17,4 @@ mod hostile;
 mod model_files;
 mod pytorch;
 mod safetensors;
+mod safetensors_file;

@@ -17,3 +17,5 @@ mod bert_parity;
 mod elmo_parity;
 mod elmo_scalar_mix;
 mod elmo_training;
+mod load_budget;
+mod packed_inference;

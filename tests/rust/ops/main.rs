@@ -17,6 +17,7 @@ mod device;
 mod device_lost;
 mod dropout;
 mod elementwise;
+mod f16_matmul;
 mod half_matmul;
 mod highway;
 mod int8_matmul;

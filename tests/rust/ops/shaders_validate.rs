@@ -1,7 +1,9 @@
 //! The one safety net of the WGSL shaders (a plain CPU test: no GPU needed). For every file of
 //! `shaders/`:
 //! - it is in the shader table (`ops::shaders::ALL`), and the table lists no other;
-//! - it parses and validates with naga, without optional features (no f16, no subgroups);
+//! - it parses and validates with naga, without optional features (no f16, no subgroups),
+//!   except the shaders listed in `ops::shaders::NEED_SHADER_F16`, which validate with naga's
+//!   f16 capability only (and fail without it: the list is exact);
 //! - every compute entry point fits WebGPU's default limits: at most 256 invocations, 16 KiB of
 //!   workgroup storage and 8 storage buffers per workgroup (browsers enforce them even where
 //!   lavapipe does not);
@@ -12,7 +14,7 @@
 
 use std::collections::BTreeSet;
 
-use webnlu::ops::shaders::{Shader, ALL, UNIFORMS};
+use webnlu::ops::shaders::{Shader, ALL, NEED_SHADER_F16, UNIFORMS};
 
 const MAX_INVOCATIONS: u32 = 256;
 const MAX_WORKGROUP_BYTES: u32 = 16384;
@@ -66,17 +68,31 @@ fn check_shader(shader: &Shader) {
     let source = shader.source;
     let module = naga::front::wgsl::parse_str(source)
         .unwrap_or_else(|e| panic!("{file}: WGSL parse error:\n{}", e.emit_to_string(source)));
-    let info = naga::valid::Validator::new(
+    let needs_f16 = NEED_SHADER_F16.iter().any(|s| std::ptr::eq(*s, shader));
+    let without_f16 = naga::valid::Validator::new(
         naga::valid::ValidationFlags::all(),
         naga::valid::Capabilities::empty(),
     )
-    .validate(&module)
-    .unwrap_or_else(|e| {
-        panic!(
-            "{file}: WGSL validation error:\n{}",
-            e.emit_to_string(source)
-        )
-    });
+    .validate(&module);
+    assert_eq!(
+        without_f16.is_err(),
+        needs_f16,
+        "{file}: listed in NEED_SHADER_F16 = {needs_f16}, but validating without f16 {}",
+        if needs_f16 { "succeeds" } else { "fails" }
+    );
+    let capabilities = if needs_f16 {
+        naga::valid::Capabilities::SHADER_FLOAT16
+    } else {
+        naga::valid::Capabilities::empty()
+    };
+    let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), capabilities)
+        .validate(&module)
+        .unwrap_or_else(|e| {
+            panic!(
+                "{file}: WGSL validation error:\n{}",
+                e.emit_to_string(source)
+            )
+        });
     assert!(!module.entry_points.is_empty(), "{file}: no entry points");
     let ctx = module.to_ctx();
     let mut uniform_structs = BTreeSet::new();

@@ -20,7 +20,7 @@ fn minilm(device: &Device, dtype: WeightDtype) -> Pipeline {
 }
 
 /// Texts none of the tests elsewhere tune on (held out).
-const TEXTS: [&str; 5] = [
+pub(crate) const TEXTS: [&str; 5] = [
     "A quick brown fox jumps over the lazy dog.",
     "Stock markets fell sharply after the announcement.",
     "She plays the violin in a small orchestra.",
@@ -28,7 +28,7 @@ const TEXTS: [&str; 5] = [
     "Rain is expected over the weekend in the north.",
 ];
 
-fn cosines(a: &[f32], b: &[f32], width: usize) -> Vec<f32> {
+pub(crate) fn cosines(a: &[f32], b: &[f32], width: usize) -> Vec<f32> {
     a.chunks(width)
         .zip(b.chunks(width))
         .map(|(x, y)| {

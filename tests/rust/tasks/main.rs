@@ -12,6 +12,7 @@ mod op_checks;
 
 mod elmo_train_options;
 mod examples;
+mod f16_arithmetic;
 mod half_weights;
 mod half_weights_training;
 mod inspect;

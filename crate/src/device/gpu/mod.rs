@@ -45,6 +45,13 @@ pub struct GpuOptions {
     /// For tests: treat a storage binding as at most this many bytes (a multiple of 4, >= 16),
     /// below what the device allows, so tiny models are split into row shards.
     pub max_binding_bytes: Option<u64>,
+    /// Multiply fp16 weights in f16 arithmetic, accumulated in f32 (`shaders/matmul_f16.wgsl`),
+    /// where the device has `shader-f16`; elsewhere (and by default) the f32 path runs, whose
+    /// result is bit-identical to widening the weights to f32 first. See
+    /// [`GpuInfo::f16_arithmetic`] for the path that runs.
+    pub f16_arithmetic: bool,
+    /// For tests: open the device as if the adapter had no `shader-f16` (it is not requested).
+    pub hide_shader_f16: bool,
 }
 
 impl GpuOptions {
@@ -66,9 +73,13 @@ pub struct GpuInfo {
     pub backend: String,
     /// A software rasterizer (lavapipe, SwiftShader, WARP): `isFallbackAdapter` / type Cpu.
     pub is_software: bool,
-    /// Optional features found on the adapter (detected, never required by a kernel).
+    /// Optional features found on the adapter (never required by a kernel). `shader-f16` is
+    /// also requested when offered (unless [`GpuOptions::hide_shader_f16`]).
     pub has_shader_f16: bool,
     pub has_subgroups: bool,
+    /// fp16 weights are multiplied in f16 arithmetic (`shaders/matmul_f16.wgsl`): asked for
+    /// ([`GpuOptions::f16_arithmetic`]) and the device was opened with `shader-f16`.
+    pub f16_arithmetic: bool,
 }
 
 /// A handle to one open GPU; clones share it.
@@ -98,6 +109,9 @@ struct GpuInner {
     bind_groups: Mutex<BindGroupCache>,
     /// GPU time per kernel, when asked for (native only; see `stats.rs`).
     kernel_profile: Mutex<KernelProfile>,
+    /// Bytes written by uploads since they were last submitted (native: see
+    /// `buffers.rs`'s `settle_uploads`).
+    unsubmitted_upload_bytes: AtomicU64,
 }
 
 /// What the next submit carries.
@@ -177,6 +191,14 @@ impl GpuContext {
     ) -> Result<GpuContext> {
         let adapter_info = adapter.get_info();
         let features = adapter.features();
+        // `shader-f16` is requested whenever the adapter offers it (never required); only
+        // `matmul_f16.wgsl` uses it, and only with `GpuOptions::f16_arithmetic`.
+        let shader_f16 = features.contains(wgpu::Features::SHADER_F16) && !options.hide_shader_f16;
+        let required_features = if shader_f16 {
+            wgpu::Features::SHADER_F16
+        } else {
+            wgpu::Features::empty()
+        };
         let limits = with_largest_bindings(
             options.limits.clone().unwrap_or_default(),
             &adapter,
@@ -198,8 +220,7 @@ impl GpuContext {
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("webnlu"),
-                // Optional features are only detected: kernels never require them.
-                required_features: wgpu::Features::empty(),
+                required_features,
                 required_limits: limits.clone(),
                 experimental_features: wgpu::ExperimentalFeatures::disabled(),
                 memory_hints: wgpu::MemoryHints::Performance,
@@ -221,8 +242,9 @@ impl GpuContext {
             name: adapter_info.name.clone(),
             backend: adapter_info.backend.to_str().to_string(),
             is_software: adapter_info.device_type == wgpu::DeviceType::Cpu,
-            has_shader_f16: features.contains(wgpu::Features::SHADER_F16),
+            has_shader_f16: shader_f16,
             has_subgroups: features.contains(wgpu::Features::SUBGROUP),
+            f16_arithmetic: shader_f16 && options.f16_arithmetic,
         };
         let pool = BufferPool::new(NEXT_CONTEXT_ID.fetch_add(1, Ordering::Relaxed));
         pool.created(16);
@@ -251,6 +273,7 @@ impl GpuContext {
                 stats: StatsCounters::default(),
                 bind_groups: Mutex::new(BindGroupCache::default()),
                 kernel_profile: Mutex::new(KernelProfile::default()),
+                unsubmitted_upload_bytes: AtomicU64::new(0),
             }),
         })
     }

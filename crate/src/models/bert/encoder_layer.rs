@@ -360,6 +360,7 @@ impl EncoderLayer {
         ]
     }
 
+    /// The six linear layers, in the same order.
     pub fn linears(&self) -> [&Linear; 6] {
         [
             &self.query,

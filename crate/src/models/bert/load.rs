@@ -3,7 +3,8 @@
 //! against the shape the config implies (an error names the tensor, expected and found shape).
 
 use crate::device::Device;
-use crate::io::{ModelConfig, ModelFiles};
+use crate::io::{ModelConfig, ModelFiles, WeightSource};
+use crate::memory_limit::check_model_fits;
 use crate::models::layer_norm::LayerNorm;
 use crate::models::linear::Linear;
 use crate::models::weight_loader::WeightLoader;
@@ -50,12 +51,13 @@ impl BertModel {
     /// training its layers is refused.
     pub fn load_as(files: &ModelFiles, device: &Device, dtype: WeightDtype) -> Result<Self> {
         let config = files.config()?;
-        let file = files.weights()?;
+        let file = files.weight_source()?;
         let weights = WeightLoader {
             file: &file,
             device,
         };
         let d = dims_of(&config);
+        check_load_fits(&files.source, &file, &d, dtype)?;
         let family = match config {
             ModelConfig::Bert(_) => Family::Bert,
             ModelConfig::DistilBert(_) => Family::DistilBert,
@@ -109,6 +111,40 @@ impl BertModel {
         }
         Ok(model)
     }
+}
+
+/// Refuses, before any tensor is read, a load whose weights (as `dtype` holds them) and the
+/// file's bytes in memory would be over the memory limit (`memory_limit::check_model_fits`:
+/// wasm's 4 GiB by default), naming the need and what to try.
+fn check_load_fits(source: &str, file: &WeightSource, d: &Dims, dtype: WeightDtype) -> Result<()> {
+    let as_f32 = file.float_bytes_as_f32();
+    // 16-bit layer matrices: 2 bytes a value instead of 4
+    let layer_values =
+        d.layers as u64 * (4 * d.hidden * d.hidden + 2 * d.hidden * d.intermediate) as u64;
+    let weights = match dtype {
+        WeightDtype::Fp32 => as_f32,
+        _ => as_f32.saturating_sub(2 * layer_values),
+    };
+    let in_memory = file.bytes_in_memory();
+    let mib = |bytes: u64| bytes as f64 / 1048576.0;
+    let advice = match dtype {
+        WeightDtype::Fp32 => {
+            "load it with dtype fp16 or bf16 (the encoder layers' weight matrices in half the \
+             bytes), or choose a smaller model"
+        }
+        _ => "choose a smaller model",
+    };
+    check_model_fits(
+        &format!("loading the model {source}"),
+        weights + in_memory,
+        &format!(
+            "{:.1} MiB of weights as {}, {:.1} MiB of the weight file in memory",
+            mib(weights),
+            dtype.name(),
+            mib(in_memory)
+        ),
+        advice,
+    )
 }
 
 impl Checkpoint<'_, '_, '_> {

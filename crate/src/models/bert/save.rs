@@ -28,6 +28,12 @@ impl BertModel {
                 dtype.name()
             )));
         }
+        if self.has_packed_only_weights() {
+            return Err(Error::unsupported(
+                "saving a model whose layer weights are packed for inference only: \
+                 unpack_weights first",
+            ));
+        }
         let mut tensors = Vec::new();
         for (name, t) in self.saved_parameters() {
             tensors.push((name, t.shape().to_vec(), t.to_vec().await?));

@@ -102,6 +102,19 @@ impl PackedB {
         (self.k, self.n)
     }
 
+    /// The transpose of the packed matrix, (n, k) row-major: for panels packed from a
+    /// transposed operand (a layer's W (out, in) read as W^T), W as it was, value for value.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(crate) fn unpack_transposed(&self) -> Vec<f32> {
+        let (k, n) = (self.k, self.n);
+        let mut out = Vec::with_capacity(n * k);
+        for col in 0..n {
+            let strip = &self.data[(col / NR) * NR * k..][..NR * k];
+            out.extend(strip.iter().skip(col % NR).step_by(NR));
+        }
+        out
+    }
+
     /// Bytes held.
     pub fn bytes(&self) -> usize {
         self.data.len() * 4

@@ -15,6 +15,9 @@
 //!   of row `c` holds W(c, 4q + j) (two's complement); an `in` that is not a multiple of 4 pads
 //!   each row's last word with zero bytes (rows start on a word). The scales are an f32 tensor
 //!   (out) bound next to them (`b_format` 3: `f32(code) * scale[c]`).
+//!   With `GpuOptions::f16_arithmetic` on a device with `shader-f16`, fp16 weights go to
+//!   `shaders/matmul_f16.wgsl` instead (f16 products, f32 sums; `f16_arithmetic.rs`): not
+//!   bit-identical, within the error bound stated there.
 //!
 //! The widened values are exact functions of what is stored (16-bit: the values themselves;
 //! int8: one correctly rounded f32 multiply, the same on both devices) and the rest of the
@@ -25,6 +28,7 @@
 //! Forward only: a compressed weight does not train (`models/linear.rs` refuses its backward).
 
 use super::cpu_gemm::{CompressedPanels, PackedB16, PackedB8};
+use super::f16_arithmetic::dispatch_matmul_f16;
 use super::half_float::WeightDtype;
 use super::int8::{quantize, QuantizedMatrix};
 use super::{dispatch_matmul, matmul_cpu_with, CpuB, MatmulDims, MatmulOptions};
@@ -263,29 +267,7 @@ pub fn matmul_forward_half(
     w: &HalfWeight,
     bias: Option<&Tensor>,
 ) -> Result<()> {
-    let [n, k] = w.shape;
-    let rows = x.numel() / k.max(1); // m
-    let mut shape = x.shape().to_vec(); // x (.., in), then y (.., out)
-    if let Some(last) = shape.len().checked_sub(1) {
-        shape[last] = k;
-        x.expect_shape(&w.name, &shape)?;
-        shape[last] = n;
-    }
-    y.expect_shape(&w.name, &shape)?;
-    if let Some(bias) = bias {
-        bias.expect_shape(&w.name, &[n])?;
-    }
-    let dims = MatmulDims::new(
-        1,
-        1,
-        rows,
-        n,
-        k,
-        MatmulOptions {
-            trans_b: true,
-            ..MatmulOptions::default()
-        },
-    );
+    let dims = half_product_dims(y, x, w, bias, 1.0)?;
     // A tensor on the other device than W: the error of `cpu_mut` / `gpu` names it.
     match &w.storage {
         HalfStorage::Cpu(packed) => {
@@ -303,6 +285,10 @@ pub fn matmul_forward_half(
             Ok(())
         }
         HalfStorage::Gpu { words, scales } => match y.gpu_context().cloned() {
+            // fp16 in f16 arithmetic where the device allows it and it was asked for
+            Some(ctx) if w.dtype == WeightDtype::Fp16 && ctx.info().f16_arithmetic => {
+                dispatch_matmul_f16(&ctx, y, x, words.gpu()?, bias, &dims)
+            }
             Some(ctx) => {
                 let scales = match scales {
                     Some(s) => Some(s.gpu()?),
@@ -313,4 +299,79 @@ pub fn matmul_forward_half(
             None => y.gpu().map(|_| ()),
         },
     }
+}
+
+/// y (.., out) = alpha * x (.., in) @ W^T + bias (out) in f16 arithmetic with f32 sums
+/// (`shaders/matmul_f16.wgsl`, see `f16_arithmetic.rs` for its error bound), whatever
+/// `GpuOptions::f16_arithmetic` says: W in fp16 on a GPU opened with `shader-f16`, else an error
+/// naming W. [`matmul_forward_half`] takes this path by itself where the device allows it and
+/// the option asks for it.
+pub fn matmul_forward_half_in_f16(
+    y: &mut Tensor,
+    x: &Tensor,
+    w: &HalfWeight,
+    bias: Option<&Tensor>,
+    alpha: f32,
+) -> Result<()> {
+    let dims = half_product_dims(y, x, w, bias, alpha)?;
+    let words = match &w.storage {
+        HalfStorage::Gpu { words, .. } if w.dtype == WeightDtype::Fp16 => words,
+        _ => {
+            return Err(Error::invalid(format!(
+                "{}: f16 arithmetic needs an fp16 weight on the GPU, found {} on the {}",
+                w.name,
+                w.dtype.name(),
+                if w.is_gpu() { "GPU" } else { "CPU" }
+            )))
+        }
+    };
+    let ctx = y.gpu_context().cloned().ok_or_else(|| {
+        Error::invalid(format!(
+            "{}: the output {} is not on the GPU",
+            w.name,
+            y.name()
+        ))
+    })?;
+    if !ctx.info().has_shader_f16 {
+        return Err(Error::invalid(format!(
+            "{}: f16 arithmetic needs the shader-f16 feature, which {} does not offer",
+            w.name,
+            ctx.info().name
+        )));
+    }
+    dispatch_matmul_f16(&ctx, y, x, words.gpu()?, bias, &dims)
+}
+
+/// The sizes of y (.., out) = alpha * x (.., in) @ W^T + bias (out), the shapes checked.
+fn half_product_dims(
+    y: &Tensor,
+    x: &Tensor,
+    w: &HalfWeight,
+    bias: Option<&Tensor>,
+    alpha: f32,
+) -> Result<MatmulDims> {
+    let [n, k] = w.shape;
+    let rows = x.numel() / k.max(1); // m
+    let mut shape = x.shape().to_vec(); // x (.., in), then y (.., out)
+    if let Some(last) = shape.len().checked_sub(1) {
+        shape[last] = k;
+        x.expect_shape(&w.name, &shape)?;
+        shape[last] = n;
+    }
+    y.expect_shape(&w.name, &shape)?;
+    if let Some(bias) = bias {
+        bias.expect_shape(&w.name, &[n])?;
+    }
+    Ok(MatmulDims::new(
+        1,
+        1,
+        rows,
+        n,
+        k,
+        MatmulOptions {
+            trans_b: true,
+            alpha,
+            ..MatmulOptions::default()
+        },
+    ))
 }

@@ -12,15 +12,22 @@
 //! `matmul_backward`), and the bias gradient is a column sum.
 
 pub mod cpu_gemm;
+pub(crate) mod f16_arithmetic;
 pub mod half_float;
 pub mod half_weight;
 pub mod int8;
 mod microkernels;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod packed_only;
+#[cfg(target_arch = "wasm32")]
+#[path = "packed_only_wasm.rs"]
+pub mod packed_only;
 
 pub use cpu_gemm::{cpu_threads, set_cpu_threads, PackedB};
 pub use half_float::WeightDtype;
-pub use half_weight::{matmul_forward_half, HalfWeight};
+pub use half_weight::{matmul_forward_half, matmul_forward_half_in_f16, HalfWeight};
 pub use microkernels::cpu_microkernel_name;
+pub use packed_only::{matmul_forward_packed_only, PackedOnlyWeight};
 
 use crate::ops::cpu_parallel::run_in_parallel;
 use cpu_gemm::{gemm_accumulate, gemm_flops, BOperand, CInit, MatrixView, MIN_FLOPS_PER_THREAD};

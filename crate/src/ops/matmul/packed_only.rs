@@ -1,0 +1,109 @@
+//! A linear layer's f32 weight W (out, in) held on the CPU only as the GEMM's packed panels of
+//! W^T, with no plain copy: what an inference-only model keeps (see `models/linear.rs`).
+//!
+//! An f32 [`Tensor`] weight on the CPU gets the same panels made on its first product and
+//! cached next to it ([`super::PackedWeight`]), so after one forward the model would hold its
+//! layer weights twice (bert-base: 340 MB more). Packed once at load instead, from the plain
+//! tensor that is then dropped, the product reads the same panels with the same GEMM: results
+//! are bit-identical to [`super::matmul_forward_packed`]. [`PackedOnlyWeight::unpack`] gives
+//! the plain tensor back, value for value, for a layer that is to train.
+
+use std::sync::Arc;
+
+use super::cpu_gemm::PackedB;
+use super::{b_view, matmul_cpu_with, CpuB, MatmulDims, MatmulOptions};
+use crate::device::Device;
+use crate::tensor::Tensor;
+use crate::{Error, Result};
+
+/// W (out, in) as the CPU GEMM's packed panels of W^T (in, out).
+pub struct PackedOnlyWeight {
+    name: String,
+    /// (out, in)
+    shape: [usize; 2],
+    panels: Arc<PackedB>,
+}
+
+impl std::fmt::Debug for PackedOnlyWeight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PackedOnlyWeight({:?}, {:?})", self.name, self.shape)
+    }
+}
+
+/// How a layer reads its W (out, in): `y = x @ W^T`.
+const WEIGHT_IS_OUT_BY_IN: MatmulOptions = MatmulOptions {
+    trans_a: false,
+    trans_b: true,
+    alpha: 1.0,
+    accumulate: false,
+};
+
+impl PackedOnlyWeight {
+    /// Packs `w` (out, in), a CPU tensor, as a product `x @ w^T` packs it (the tensor can be
+    /// dropped after).
+    pub fn pack(w: &Tensor) -> Result<PackedOnlyWeight> {
+        let &[out, inp] = w.shape() else {
+            return Err(Error::shape(
+                format!("packing {}", w.name()),
+                "(out, in)",
+                w.shape(),
+            ));
+        };
+        let dims = MatmulDims::new(1, 1, 0, out, inp, WEIGHT_IS_OUT_BY_IN);
+        let panels = PackedB::pack(b_view(w.cpu()?, &dims), inp, out);
+        Ok(PackedOnlyWeight {
+            name: w.name().to_string(),
+            shape: [out, inp],
+            panels: Arc::new(panels),
+        })
+    }
+
+    /// W (out, in) as a plain CPU tensor of the same name, value for value.
+    pub fn unpack(&self) -> Result<Tensor> {
+        let values = self.panels.unpack_transposed();
+        Tensor::from_vec(&Device::Cpu, &self.shape, values, &self.name)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// (out, in)
+    pub fn shape(&self) -> [usize; 2] {
+        self.shape
+    }
+
+    /// Bytes held by the panels (the padding of the last strip included).
+    pub fn bytes(&self) -> u64 {
+        self.panels.bytes() as u64
+    }
+}
+
+/// y (.., out) = x (.., in) @ W^T + bias (out), W packed; x, y and the bias on the CPU.
+pub fn matmul_forward_packed_only(
+    y: &mut Tensor,
+    x: &Tensor,
+    w: &PackedOnlyWeight,
+    bias: Option<&Tensor>,
+) -> Result<()> {
+    let [n, k] = w.shape;
+    let rows = x.numel() / k.max(1); // m
+    let mut shape = x.shape().to_vec(); // x (.., in), then y (.., out)
+    if let Some(last) = shape.len().checked_sub(1) {
+        shape[last] = k;
+        x.expect_shape(&w.name, &shape)?;
+        shape[last] = n;
+    }
+    y.expect_shape(&w.name, &shape)?;
+    if let Some(bias) = bias {
+        bias.expect_shape(&w.name, &[n])?;
+    }
+    let dims = MatmulDims::new(1, 1, rows, n, k, WEIGHT_IS_OUT_BY_IN);
+    let bias = match bias {
+        Some(t) => Some(t.cpu()?),
+        None => None,
+    };
+    // A GPU x or y: the error of `cpu` / `cpu_mut` names it.
+    matmul_cpu_with(y.cpu_mut()?, x.cpu()?, CpuB::Packed(&w.panels), bias, &dims);
+    Ok(())
+}
