@@ -274,7 +274,8 @@ impl WeightSource<'_> {
         }
     }
 
-    /// Bytes of the file's tensors held in memory while the model loads (0 read from disk).
+    /// Bytes of the file's tensors held in memory while the model loads (0 read tensor by
+    /// tensor: from disk, or in the browser from JS memory).
     pub fn bytes_in_memory(&self) -> u64 {
         match self {
             WeightSource::InMemory(file) => {
@@ -284,7 +285,8 @@ impl WeightSource<'_> {
         }
     }
 
-    /// Tensor `name` as stored (borrowed from memory or read from disk), its shape checked.
+    /// Tensor `name` as stored (borrowed from memory, or read from disk or JS memory), its shape
+    /// checked.
     pub fn read_view(&self, name: &str, shape: &[usize]) -> Result<TensorView<'_>> {
         match self {
             WeightSource::InMemory(file) => {
