@@ -211,6 +211,9 @@ export class Engine {
           tokenizer.free();
           throw error;
         }
+        // the weights were read from the file tensor by tensor; in a worker its bytes are this
+        // call's own (posted to it), freed now (on the page's thread Runtime.loadModel does it)
+        if (IN_WORKER) releaseWeightFiles(a.files);
         const tokenizerHandle = this.keep('tokenizer', tokenizer);
         return {
           handle: this.keep('model', model, { tokenizerHandle, runtime: a.runtime }),
@@ -388,6 +391,30 @@ export class Engine {
     }
   }
 }
+
+/** The weight files of a model's `files` (what `model.load` reads), as `releaseWeightFiles` frees. */
+const WEIGHT_FILES = ['model.safetensors', 'pytorch_model.bin'];
+
+/**
+ * Frees the bytes of the weight files in `files` (a Map or object of Uint8Arrays) now, once a
+ * model holds its tensors, instead of at some later garbage collection: each ArrayBuffer the
+ * view spans whole is detached (`ArrayBuffer.prototype.transfer(0)`, where the engine has it:
+ * Chromium 114+, Node 21+; elsewhere the bytes wait for the collector). Only for files that are
+ * the package's own: fetched, copied from the caller's local files, or sent to a worker. The
+ * model's first forward (the CPU's packed weights) then grows memory where the file was.
+ */
+export function releaseWeightFiles(files) {
+  for (const name of WEIGHT_FILES) {
+    const bytes = files instanceof Map ? files.get(name) : files?.[name];
+    if (!ArrayBuffer.isView(bytes)) continue;
+    const { buffer } = bytes;
+    const whole = bytes.byteOffset === 0 && bytes.byteLength === buffer.byteLength && buffer.byteLength > 0;
+    if (whole && buffer instanceof ArrayBuffer && typeof buffer.transfer === 'function' && !buffer.detached) buffer.transfer(0);
+  }
+}
+
+/** Whether this engine runs in a Web Worker, where a call's arguments are its own copies. */
+const IN_WORKER = typeof WorkerGlobalScope !== 'undefined' && globalThis instanceof WorkerGlobalScope;
 
 /**
  * The ArrayBuffers of the typed arrays in `value` (objects and arrays walked), for postMessage's

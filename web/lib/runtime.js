@@ -11,7 +11,7 @@ import { DirectChannel, WorkerChannel, WorkerPool } from './engine-channel.js';
 import { channelOf, EngineObject } from './engine-object.js';
 import { deviceLostError, deviceLostPromise } from './device-lost.js';
 import { ElmoModel, readElmoFiles } from './elmo.js';
-import { transferablesOf } from './engine.js';
+import { releaseWeightFiles, transferablesOf } from './engine.js';
 import { DisposedError, UnsupportedError, WebnluError, WorkerError } from './errors.js';
 import { checkTaskText, checkTaskTexts } from './input-checks.js';
 import { refusedDuringTraining, trainingRunOf } from './memory.js';
@@ -181,6 +181,9 @@ export class Runtime {
     const names = [...fetched.files.keys()];
     const loaded = await callAbortable(this.#channel, 'model.load', { runtime: this.#handle, files: fetched.files, dtype },
       transferablesOf(fetched.files), signal);
+    // the model holds its tensors: the fetched weight file (ours; sent to a worker, it is
+    // detached here already) is freed now rather than at a later garbage collection
+    releaseWeightFiles(fetched.files);
     return new Model(this, this.#channel, loaded, {
       config, files: names, source: fetched.label, fromCache: fetched.fromCache, bytes: fetched.bytes,
       loadSeconds: (performance.now() - started) / 1000,
@@ -365,14 +368,15 @@ export class Model extends EngineObject {
     this.fromCache = meta.fromCache;
     this.bytes = meta.bytes;
     /** The memory the other workers' copies of this model take: (threads - 1) x (bytes + weightBytes). */
-    // Per worker: the file bytes it is sent, copied into its wasm memory to load them (freed
-    // after, but a wasm memory never shrinks; with fp32 weights the CPU matmul's packed copy of
-    // every layer's weight fills that space once used), and the weights it holds in the loaded
-    // dtype (16-bit layers at 2 bytes a value, packed as they are used: no second copy).
-    // Measured in Node (all-MiniLM-L6-v2, one engine, load then embed 20 texts): the wasm memory
-    // grows 193,527,808 bytes in fp32 (files 91,335,584 + weights 90,852,864 = 182,188,448) and
-    // 173,211,648 in fp16 (files + 69,619,200 = 160,954,784); the rest (about 11 MB) is the
-    // tokenizer and a call's working memory, which this does not count.
+    // Per worker: the file bytes it is sent (held in JS memory while the model loads, read
+    // tensor by tensor into wasm memory, then freed; with fp32 weights the CPU matmul's packed
+    // copy of every layer's weight takes about as much once used), and the weights it holds in
+    // the loaded dtype (16-bit layers at 2 bytes a value, packed as they are used: no second
+    // copy). Measured in Node before the weights were read tensor by tensor (all-MiniLM-L6-v2,
+    // one engine, load then embed 20 texts): the wasm memory grew 193,527,808 bytes in fp32
+    // (files 91,335,584 + weights 90,852,864 = 182,188,448) and 173,211,648 in fp16 (files +
+    // 69,619,200 = 160,954,784); the rest (about 11 MB) is the tokenizer and a call's working
+    // memory, which this does not count.
     this.extraWorkerBytes = (runtime.device.threads - 1) * (meta.bytes + loaded.weightBytes);
     this.loadSeconds = meta.loadSeconds;
     this.tokenizer = new LoadedTokenizer(channel, loaded.tokenizer, undefined);

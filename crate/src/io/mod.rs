@@ -16,7 +16,6 @@ pub mod pickle;
 pub mod pytorch;
 pub mod random_bert;
 pub mod safetensors;
-#[cfg(not(target_arch = "wasm32"))]
 pub mod safetensors_file;
 pub mod tensor_view;
 pub mod zip_archive;
@@ -28,7 +27,6 @@ pub use model_files::{ModelFiles, WeightFile, WeightSource};
 pub use pytorch::PytorchFile;
 pub use random_bert::RandomBert;
 pub use safetensors::{write_safetensors, SafeTensors};
-#[cfg(not(target_arch = "wasm32"))]
 pub use safetensors_file::SafeTensorsFile;
 pub use tensor_view::{DType, TensorView};
 

@@ -13,7 +13,6 @@ use super::safetensors::SafeTensors;
 use super::tensor_view::{DType, TensorView};
 use crate::{Error, Result};
 
-#[cfg(not(target_arch = "wasm32"))]
 use super::safetensors_file::SafeTensorsFile;
 
 /// The file names a model directory may hold that webnlu reads.
@@ -32,10 +31,17 @@ pub struct ModelFiles {
     /// Where they came from (a directory, a Hub id), for error messages.
     pub source: String,
     files: BTreeMap<String, Vec<u8>>,
-    /// Weight files left on disk, read tensor by tensor when the model loads (native only:
-    /// [`ModelFiles::open_dir`]).
+    /// Weight files not copied here, read tensor by tensor when the model loads: left on disk
+    /// ([`ModelFiles::open_dir`]) or, in the browser, in JS memory ([`ModelFiles::insert_js`]).
+    ranged: BTreeMap<String, RangedFile>,
+}
+
+/// Where a weight file read tensor by tensor is.
+enum RangedFile {
     #[cfg(not(target_arch = "wasm32"))]
-    on_disk: BTreeMap<String, std::path::PathBuf>,
+    OnDisk(std::path::PathBuf),
+    #[cfg(target_arch = "wasm32")]
+    InJs(js_sys::Uint8Array),
 }
 
 impl ModelFiles {
@@ -43,8 +49,7 @@ impl ModelFiles {
         ModelFiles {
             source: source.into(),
             files: BTreeMap::new(),
-            #[cfg(not(target_arch = "wasm32"))]
-            on_disk: BTreeMap::new(),
+            ranged: BTreeMap::new(),
         }
     }
 
@@ -86,7 +91,7 @@ impl ModelFiles {
                 continue;
             }
             if name == "model.safetensors" {
-                files.on_disk.insert(name.to_string(), path);
+                (files.ranged).insert(name.to_string(), RangedFile::OnDisk(path));
             } else {
                 files.insert(name, super::read_file(&path)?);
             }
@@ -97,24 +102,29 @@ impl ModelFiles {
     /// Adds (or replaces) a file, e.g. bytes fetched by the browser.
     pub fn insert(&mut self, name: impl Into<String>, bytes: Vec<u8>) {
         let name = name.into();
-        #[cfg(not(target_arch = "wasm32"))]
-        self.on_disk.remove(&name);
+        self.ranged.remove(&name);
         self.files.insert(name, bytes);
+    }
+
+    /// Adds (or replaces) a `model.safetensors` the browser fetched without copying it into
+    /// wasm memory: the model's loader reads it tensor by tensor out of the JS array
+    /// ([`ModelFiles::weight_source`]), which must stay unchanged while these files are used.
+    #[cfg(target_arch = "wasm32")]
+    pub fn insert_js(&mut self, name: impl Into<String>, bytes: js_sys::Uint8Array) {
+        let name = name.into();
+        self.files.remove(&name);
+        self.ranged.insert(name, RangedFile::InJs(bytes));
     }
 
     pub fn get(&self, name: &str) -> Option<&[u8]> {
         self.files.get(name).map(Vec::as_slice)
     }
 
-    /// The files' names, in memory or left on disk, in name order.
+    /// The files' names, in memory or read tensor by tensor, in name order.
     pub fn names(&self) -> Vec<&str> {
-        #[allow(unused_mut)] // the wasm build has no files on disk
         let mut names: Vec<&str> = self.files.keys().map(String::as_str).collect();
-        #[cfg(not(target_arch = "wasm32"))]
-        {
-            names.extend(self.on_disk.keys().map(String::as_str));
-            names.sort_unstable();
-        }
+        names.extend(self.ranged.keys().map(String::as_str));
+        names.sort_unstable();
         names
     }
 
@@ -139,10 +149,19 @@ impl ModelFiles {
     /// The weights, for loading: the model.safetensors left on disk by
     /// [`ModelFiles::open_dir`] (read tensor by tensor), else [`ModelFiles::weights`].
     pub fn weight_source(&self) -> Result<WeightSource<'_>> {
-        #[cfg(not(target_arch = "wasm32"))]
         if !self.files.contains_key("model.safetensors") {
-            if let Some(path) = self.on_disk.get("model.safetensors") {
-                return Ok(WeightSource::OnDisk(SafeTensorsFile::open(path)?));
+            match self.ranged.get("model.safetensors") {
+                #[cfg(not(target_arch = "wasm32"))]
+                Some(RangedFile::OnDisk(path)) => {
+                    return Ok(WeightSource::Ranged(SafeTensorsFile::open(path)?));
+                }
+                #[cfg(target_arch = "wasm32")]
+                Some(RangedFile::InJs(bytes)) => {
+                    let what = format!("{}/model.safetensors", self.source);
+                    let file = SafeTensorsFile::from_ranges(what, Box::new(bytes.clone()))?;
+                    return Ok(WeightSource::Ranged(file));
+                }
+                None => {}
             }
         }
         self.weights().map(WeightSource::InMemory)
@@ -216,8 +235,8 @@ impl<'a> WeightFile<'a> {
 /// tests, pytorch_model.bin) or a safetensors file read tensor by tensor from disk.
 pub enum WeightSource<'a> {
     InMemory(WeightFile<'a>),
-    #[cfg(not(target_arch = "wasm32"))]
-    OnDisk(SafeTensorsFile),
+    /// Read tensor by tensor from disk or from JS memory.
+    Ranged(SafeTensorsFile),
 }
 
 impl WeightSource<'_> {
@@ -225,8 +244,7 @@ impl WeightSource<'_> {
     pub fn has(&self, name: &str) -> bool {
         match self {
             WeightSource::InMemory(file) => file.find(name).is_some(),
-            #[cfg(not(target_arch = "wasm32"))]
-            WeightSource::OnDisk(file) => find_entry(file, name).is_some(),
+            WeightSource::Ranged(file) => find_entry(file, name).is_some(),
         }
     }
 
@@ -234,8 +252,7 @@ impl WeightSource<'_> {
     pub fn read_f32(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
         match self {
             WeightSource::InMemory(file) => Ok(file.require(name, shape)?.to_f32()?.into_owned()),
-            #[cfg(not(target_arch = "wasm32"))]
-            WeightSource::OnDisk(file) => file.read_f32(require_entry(file, name, shape)?),
+            WeightSource::Ranged(file) => file.read_f32(require_entry(file, name, shape)?),
         }
     }
 
@@ -250,26 +267,26 @@ impl WeightSource<'_> {
                 .filter(|t| float(t.dtype))
                 .map(|t| as_f32(t.dtype, t.data.len() as u64))
                 .sum(),
-            #[cfg(not(target_arch = "wasm32"))]
-            WeightSource::OnDisk(file) => (file.entries.iter())
+            WeightSource::Ranged(file) => (file.entries.iter())
                 .filter(|e| float(e.dtype))
                 .map(|e| as_f32(e.dtype, e.end - e.begin))
                 .sum(),
         }
     }
 
-    /// Bytes of the file's tensors held in memory while the model loads (0 read from disk).
+    /// Bytes of the file's tensors held in memory while the model loads (0 read tensor by
+    /// tensor: from disk, or in the browser from JS memory).
     pub fn bytes_in_memory(&self) -> u64 {
         match self {
             WeightSource::InMemory(file) => {
                 (file.tensors().iter()).map(|t| t.data.len() as u64).sum()
             }
-            #[cfg(not(target_arch = "wasm32"))]
-            WeightSource::OnDisk(_) => 0,
+            WeightSource::Ranged(_) => 0,
         }
     }
 
-    /// Tensor `name` as stored (borrowed from memory or read from disk), its shape checked.
+    /// Tensor `name` as stored (borrowed from memory, or read from disk or JS memory), its shape
+    /// checked.
     pub fn read_view(&self, name: &str, shape: &[usize]) -> Result<TensorView<'_>> {
         match self {
             WeightSource::InMemory(file) => {
@@ -281,13 +298,11 @@ impl WeightSource<'_> {
                     data: std::borrow::Cow::Borrowed(&view.data[..]),
                 })
             }
-            #[cfg(not(target_arch = "wasm32"))]
-            WeightSource::OnDisk(file) => file.read_view(require_entry(file, name, shape)?),
+            WeightSource::Ranged(file) => file.read_view(require_entry(file, name, shape)?),
         }
     }
 }
 
-#[cfg(not(target_arch = "wasm32"))]
 fn find_entry<'f>(
     file: &'f SafeTensorsFile,
     name: &str,
@@ -295,7 +310,6 @@ fn find_entry<'f>(
     find_by_name(file.entries.iter().map(|e| e.name.as_str()), name).map(|i| &file.entries[i])
 }
 
-#[cfg(not(target_arch = "wasm32"))]
 fn require_entry<'f>(
     file: &'f SafeTensorsFile,
     name: &str,

@@ -1,13 +1,18 @@
-//! A safetensors file read tensor by tensor from disk (native only): the header is read and
-//! validated when the file is opened (as [`super::SafeTensors::parse`] validates it, against the
-//! file's length), and each tensor's bytes are read when asked for, with a seek, straight into
-//! the buffer that keeps them: an F32 tensor into its `Vec<f32>`, with no copy of the file in
-//! memory. Peak memory while a model loads is then its tensors plus one tensor's bytes (a
-//! 16-bit or F64 tensor converted to f32), not the whole file plus its tensors.
+//! A safetensors file read tensor by tensor from where its bytes are (a file on disk natively;
+//! in the browser, the fetched file left in JS memory): the header is read and validated when
+//! the file is opened (as [`super::SafeTensors::parse`] validates it, against the file's
+//! length), and each tensor's bytes are read when asked for straight into the buffer that keeps
+//! them: an F32 tensor into its `Vec<f32>`, with no copy of the file in memory (nor, in the
+//! browser, in wasm memory). Peak memory while a model loads is then its tensors plus one
+//! tensor's bytes (a 16-bit or F64 tensor converted to f32), not the whole file plus its tensors.
 
+#[cfg(not(target_arch = "wasm32"))]
 use std::fs::File;
+#[cfg(not(target_arch = "wasm32"))]
 use std::io::{Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+#[cfg(not(target_arch = "wasm32"))]
+use std::path::Path;
+#[cfg(not(target_arch = "wasm32"))]
 use std::sync::Mutex;
 
 use super::safetensors::{header_length, parse_header, HeaderEntry};
@@ -15,45 +20,95 @@ use super::tensor_view::{DType, TensorView};
 use crate::memory_limit::{tensor_bytes, try_filled_vec};
 use crate::{Error, Result};
 
+/// Bytes that can be read at any offset: what a [`SafeTensorsFile`] reads from.
+pub trait ByteRanges {
+    /// The length in bytes.
+    fn len(&self) -> std::io::Result<u64>;
+    /// Fills `out` with the bytes from `offset` on (an error when fewer are there).
+    fn read_at(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()>;
+}
+
+/// The byte source a [`SafeTensorsFile`] owns (natively shareable across threads).
+#[cfg(not(target_arch = "wasm32"))]
+pub type Ranges = Box<dyn ByteRanges + Send + Sync>;
+/// The byte source a [`SafeTensorsFile`] owns.
+#[cfg(target_arch = "wasm32")]
+pub type Ranges = Box<dyn ByteRanges>;
+
+/// A file on disk, read with a seek per range.
+#[cfg(not(target_arch = "wasm32"))]
+impl ByteRanges for Mutex<File> {
+    fn len(&self) -> std::io::Result<u64> {
+        let handle = self.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        Ok(handle.metadata()?.len())
+    }
+
+    fn read_at(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
+        let mut handle = self.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        handle.seek(SeekFrom::Start(offset))?;
+        handle.read_exact(out)
+    }
+}
+
+/// A file the browser fetched, left in JS memory: each range is copied out of it into wasm
+/// memory (the JS array must stay unchanged while the model loads, which it does: loading is
+/// one synchronous call).
+#[cfg(target_arch = "wasm32")]
+impl ByteRanges for js_sys::Uint8Array {
+    fn len(&self) -> std::io::Result<u64> {
+        Ok(self.length() as u64)
+    }
+
+    fn read_at(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
+        let end = offset + out.len() as u64;
+        if end > self.length() as u64 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        self.subarray(offset as u32, end as u32).copy_to(out);
+        Ok(())
+    }
+}
+
 /// An open safetensors file whose tensors are read on demand.
 pub struct SafeTensorsFile {
     /// The file's name for error messages.
     pub file: String,
-    path: PathBuf,
     /// Offset of the first data byte (8 + the header's length).
     data_start: u64,
     /// The tensors in file order.
     pub entries: Vec<HeaderEntry>,
-    handle: Mutex<File>,
+    bytes: Ranges,
 }
 
 impl SafeTensorsFile {
     /// Opens `path` and reads and validates its header (nothing of the tensors is read).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let file = path.display().to_string();
+        let handle = File::open(path).map_err(|source| Error::io(&file, source))?;
+        SafeTensorsFile::from_ranges(file, Box::new(Mutex::new(handle)))
+    }
+
+    /// Reads and validates the header of the safetensors file in `bytes` (nothing of the
+    /// tensors is read); `file` names it in errors.
+    pub fn from_ranges(file: String, bytes: Ranges) -> Result<Self> {
         let io_err = |source| Error::io(&file, source);
-        let mut handle = File::open(path).map_err(io_err)?;
-        let file_len = handle.metadata().map_err(io_err)?.len();
+        let file_len = bytes.len().map_err(io_err)?;
         let mut first = [0u8; 8];
-        let got = read_up_to(&mut handle, &mut first).map_err(io_err)?;
+        let got = file_len.min(8) as usize;
+        bytes.read_at(0, &mut first[..got]).map_err(io_err)?;
         let header_len = header_length(&file, &first[..got], file_len)?;
         let mut json = try_filled_vec(&format!("{file}: header"), header_len as usize, 0u8)?;
-        handle.read_exact(&mut json).map_err(io_err)?;
+        bytes.read_at(8, &mut json).map_err(io_err)?;
         let data_start = 8 + header_len;
         let header = parse_header(&file, &json, file_len - data_start)?;
         Ok(SafeTensorsFile {
             file,
-            path: path.to_path_buf(),
             data_start,
             entries: header.entries,
-            handle: Mutex::new(handle),
+            bytes,
         })
-    }
-
-    /// Where the file is.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// The tensor's raw bytes, read from the file (owned).
@@ -86,36 +141,17 @@ impl SafeTensorsFile {
 
     /// Fills `out` with the entry's bytes (`out` is exactly as long as the entry).
     fn read_at(&self, entry: &HeaderEntry, out: &mut [u8]) -> Result<()> {
-        let mut handle = self
-            .handle
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let read = handle
-            .seek(SeekFrom::Start(self.data_start + entry.begin))
-            .and_then(|_| handle.read_exact(out));
-        read.map_err(|source| {
+        let offset = self.data_start + entry.begin;
+        self.bytes.read_at(offset, out).map_err(|source| {
             Error::format(
                 &self.file,
                 format!(
-                    "tensor {}: cannot read its {} bytes at offset {} (was the file changed \
+                    "tensor {}: cannot read its {} bytes at offset {offset} (was the file changed \
                      or truncated since it was opened?): {source}",
                     entry.name,
                     out.len(),
-                    self.data_start + entry.begin
                 ),
             )
         })
     }
-}
-
-/// Reads until `buf` is full or the file ends; the count read.
-fn read_up_to(handle: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match handle.read(&mut buf[got..])? {
-            0 => break,
-            n => got += n,
-        }
-    }
-    Ok(got)
 }

@@ -233,6 +233,11 @@ impl WasmModel {
         let mut error = None;
         files.for_each(
             &mut |value, key| match (key.as_string(), value.dyn_into::<Uint8Array>()) {
+                // the weights stay in JS memory, read tensor by tensor while the model loads:
+                // no copy of the whole file in wasm memory beside the tensors made from it
+                (Some(name), Ok(bytes)) if name == "model.safetensors" => {
+                    model_files.insert_js(name, bytes)
+                }
                 (Some(name), Ok(bytes)) => match super::device_lost::bytes_from_js(&name, &bytes) {
                     Ok(copy) => model_files.insert(name, copy),
                     Err(refused) => {
