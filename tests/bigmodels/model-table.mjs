@@ -10,7 +10,7 @@
 // Fails (exit 1, after the table) when any run fails, or when the GPU's fill-mask probabilities
 // differ from the CPU's by more than 1e-4 for the same shape and dtype (top 5 of every mask).
 // Native peak memory: /usr/bin/time's max RSS of `webnlu fill-mask` (load + one text), minus the
-// same command's on a tiny model (the binary's own baseline). Chromium: the summed RSS of all its
+// same command's on a tiny model on the same device (the binary's own baseline). Chromium: the summed RSS of all its
 // processes (process-memory.mjs) at its peak while the page loads and runs everything, minus the
 // same with the empty page open. Throughput: natively `webnlu bench model` (B x T random tokens,
 // forward and one head-only training step, one warm-up then one timed run); in Chromium, `embed`
@@ -172,8 +172,9 @@ console.log('| model | file MiB | dtype | where | device | resident weights MiB 
 console.log('|---|---|---|---|---|---|---|---|---|---|---|');
 const tinyDir = mkdtempSync(join(tmpdir(), 'webnlu-tiny-'));
 writeRandomBert(tinyDir, TINY);
-const baselineKib = where.includes('native')
-  ? cli(['fill-mask', '--model', tinyDir, '--device', 'cpu'], `${MASKED[0]}\n`).maxRssKib : 0;
+/** The binary's own use on each device (a GPU device maps its driver): the tiny model's run. */
+const baselineKib = Object.fromEntries(devices.map((device) => [device, where.includes('native')
+  ? cli(['fill-mask', '--model', tinyDir, '--device', device], `${MASKED[0]}\n`).maxRssKib : 0]));
 rmSync(tinyDir, { recursive: true, force: true });
 
 for (const shape of shapes) {
@@ -189,7 +190,7 @@ for (const shape of shapes) {
           for (const device of devices) {
             const base = { shape, fileMib, dtype, where: place, device };
             try {
-              const r = place === 'native' ? nativeRun(dir, device, dtype, baselineKib) : await chromiumRun(session, device, dtype);
+              const r = place === 'native' ? nativeRun(dir, device, dtype, baselineKib[device]) : await chromiumRun(session, device, dtype);
               byDevice[device] = r;
               let note = '';
               if (device === 'gpu' && byDevice.cpu) {
