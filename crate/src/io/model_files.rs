@@ -55,21 +55,7 @@ impl ModelFiles {
 
     /// Reads the [`KNOWN_FILES`] that exist in `dir` (native only).
     pub fn from_dir(dir: impl AsRef<std::path::Path>) -> Result<Self> {
-        let dir = dir.as_ref();
-        if !dir.is_dir() {
-            return Err(Error::invalid(format!(
-                "model directory {} does not exist",
-                dir.display()
-            )));
-        }
-        let mut files = ModelFiles::new(dir.display().to_string());
-        for name in KNOWN_FILES {
-            let path = dir.join(name);
-            if path.is_file() {
-                files.insert(name, super::read_file(&path)?);
-            }
-        }
-        Ok(files)
+        Self::read_dir(dir.as_ref(), false)
     }
 
     /// Like [`ModelFiles::from_dir`], but `model.safetensors` stays on disk: the model's
@@ -77,7 +63,12 @@ impl ModelFiles {
     /// never in memory next to the tensors made from it (native only).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn open_dir(dir: impl AsRef<std::path::Path>) -> Result<Self> {
-        let dir = dir.as_ref();
+        Self::read_dir(dir.as_ref(), true)
+    }
+
+    /// The [`KNOWN_FILES`] of `dir`, read, or `model.safetensors` left on disk when
+    /// `safetensors_on_disk`.
+    fn read_dir(dir: &std::path::Path, safetensors_on_disk: bool) -> Result<Self> {
         if !dir.is_dir() {
             return Err(Error::invalid(format!(
                 "model directory {} does not exist",
@@ -90,12 +81,14 @@ impl ModelFiles {
             if !path.is_file() {
                 continue;
             }
-            if name == "model.safetensors" {
+            #[cfg(not(target_arch = "wasm32"))]
+            if safetensors_on_disk && name == "model.safetensors" {
                 (files.ranged).insert(name.to_string(), RangedFile::OnDisk(path));
-            } else {
-                files.insert(name, super::read_file(&path)?);
+                continue;
             }
+            files.insert(name, super::read_file(&path)?);
         }
+        let _ = safetensors_on_disk; // read only natively
         Ok(files)
     }
 

@@ -350,17 +350,30 @@ fn half_product_dims(
     bias: Option<&Tensor>,
     alpha: f32,
 ) -> Result<MatmulDims> {
-    let [n, k] = w.shape;
+    linear_product_dims(y, x, &w.name, w.shape, bias, alpha)
+}
+
+/// The sizes of y (.., out) = alpha * x (.., in) @ W^T + bias (out) for a weight `name` of
+/// `[out, in]` held in its own storage (16-bit, int8 or packed-only), the shapes checked
+/// (errors name the weight).
+pub(super) fn linear_product_dims(
+    y: &Tensor,
+    x: &Tensor,
+    name: &str,
+    [n, k]: [usize; 2],
+    bias: Option<&Tensor>,
+    alpha: f32,
+) -> Result<MatmulDims> {
     let rows = x.numel() / k.max(1); // m
     let mut shape = x.shape().to_vec(); // x (.., in), then y (.., out)
     if let Some(last) = shape.len().checked_sub(1) {
         shape[last] = k;
-        x.expect_shape(&w.name, &shape)?;
+        x.expect_shape(name, &shape)?;
         shape[last] = n;
     }
-    y.expect_shape(&w.name, &shape)?;
+    y.expect_shape(name, &shape)?;
     if let Some(bias) = bias {
-        bias.expect_shape(&w.name, &[n])?;
+        bias.expect_shape(name, &[n])?;
     }
     Ok(MatmulDims::new(
         1,

@@ -11,6 +11,7 @@
 use std::sync::Arc;
 
 use super::cpu_gemm::PackedB;
+use super::half_weight::linear_product_dims;
 use super::{b_view, matmul_cpu_with, CpuB, MatmulDims, MatmulOptions};
 use crate::device::Device;
 use crate::tensor::Tensor;
@@ -86,19 +87,7 @@ pub fn matmul_forward_packed_only(
     w: &PackedOnlyWeight,
     bias: Option<&Tensor>,
 ) -> Result<()> {
-    let [n, k] = w.shape;
-    let rows = x.numel() / k.max(1); // m
-    let mut shape = x.shape().to_vec(); // x (.., in), then y (.., out)
-    if let Some(last) = shape.len().checked_sub(1) {
-        shape[last] = k;
-        x.expect_shape(&w.name, &shape)?;
-        shape[last] = n;
-    }
-    y.expect_shape(&w.name, &shape)?;
-    if let Some(bias) = bias {
-        bias.expect_shape(&w.name, &[n])?;
-    }
-    let dims = MatmulDims::new(1, 1, rows, n, k, WEIGHT_IS_OUT_BY_IN);
+    let dims = linear_product_dims(y, x, &w.name, w.shape, bias, 1.0)?;
     let bias = match bias {
         Some(t) => Some(t.cpu()?),
         None => None,
