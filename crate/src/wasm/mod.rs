@@ -12,6 +12,7 @@ mod inspect;
 mod kernel_check;
 mod memory;
 mod model;
+mod tensor_parallel;
 mod tokenizer;
 mod trainer;
 

@@ -19,3 +19,4 @@ mod elmo_scalar_mix;
 mod elmo_training;
 mod load_budget;
 mod packed_inference;
+mod tensor_parallel;
