@@ -181,6 +181,7 @@ export class WorkerPool {
     this.queue = Promise.resolve();
     /** The number of the next tensor-parallel call (its messages carry it). */
     this.nextRun = 1;
+    this.tensorParallelCalls = 0;
     /** Every port made by `connectWorkers` (closed with the pool: engines on this thread keep theirs). */
     this.ports = [];
   }
@@ -256,6 +257,8 @@ export class WorkerPool {
       }
       case 'runtime.memoryUsage':
         return sumMemoryUsage(await this.broadcast(op, args));
+      case 'pool.tensorParallelCalls': // (tests) how many calls ran tensor-parallel so far
+        return this.tensorParallelCalls;
       case 'runtime.trim':
         await this.broadcast(op, args);
         return null;
@@ -397,7 +400,9 @@ export class WorkerPool {
     // error of a worker that failed by itself.
     const own = settled.find((outcome) => outcome.status === 'rejected' && !String(outcome.reason?.message).includes(RELAYED_FAILURE));
     if (own !== undefined) throw own.reason;
-    return resultsOrFirstError(settled)[0];
+    const answer = resultsOrFirstError(settled)[0];
+    this.tensorParallelCalls++;
+    return answer;
   }
 
   async free(handle) {
