@@ -87,6 +87,18 @@ impl<T: Element> Tensor<T> {
             drop(std::mem::take(data));
         }
     }
+
+    /// The CPU tensor's buffer, taken out of it (not given to the CPU pool); a GPU tensor is
+    /// refused, naming it.
+    pub fn into_cpu_vec(mut self) -> Result<Vec<T>> {
+        match &mut self.storage {
+            Storage::Cpu(data) => Ok(std::mem::take(data)),
+            _ => Err(Error::unsupported(format!(
+                "the values of {} are on the GPU, not in CPU memory",
+                self.name
+            ))),
+        }
+    }
 }
 
 /// The allocator's refusal `error` of a CPU tensor's buffer, told as the tensor's: its name,
