@@ -377,7 +377,7 @@ export class Model extends EngineObject {
     // dtype (fp32 layer matrices as the CPU matmul's packed panels only, made at load:
     // `packWeights`; 16-bit layers at 2 bytes a value, packed: no second copy either). Measured
     // in Node (all-MiniLM-L6-v2: files 91,335,584 bytes; one engine, load then embed 20
-    // texts): the wasm memory grew 105,709,568 bytes by the end of the load and 115,474,432
+    // texts): the wasm memory grew 105,709,568 bytes by the end of the load and 115,212,288
     // after the embedding in fp32 (weights 90,852,864; with `packWeights: false` 157,679,616,
     // the panels cached beside the plain weights) and 96,075,776 in fp16 (weights 69,619,200):
     // the weights plus about 15 MB at load and 25 MB after (the tokenizer and a call's working
