@@ -4,8 +4,9 @@
 // on the same panels, so everything is compared bit for bit with a model loaded with
 // `packWeights: false` (plain weights, panels cached beside them on first use): the outputs,
 // the losses of head-only training (which leaves every matrix packed), of `top:1` (which unpacks
-// the top layer's six) and of `all` (which unpacks them all), and the saved files before and
-// after each run, which load back to the same predictions. A 16-bit model is not packed; a
+// the top layer's six) and of `all` (which unpacks them all), for a sequence classifier, a token
+// classifier and masked-LM fine-tuning, and the saved files before and after each run, which
+// load back to the same predictions. A 16-bit model is not packed; a
 // wrong `packWeights` is refused. The pool (two engines on this thread, as Runtime.openPool
 // builds of workers): each engine loads packed, a deep run unpacks the first engine's copy,
 // the others reload its saved files packed, and the answers equal one engine's.
@@ -85,6 +86,35 @@ test('fp32 on the CPU: packed only at load, the same outputs, training and saved
   await assert.rejects(rt.loadModel(localFiles(), { packWeights: 'yes' }),
     (error) => error instanceof WebnluError && /packWeights must be true or false, found "yes"/.test(error.message));
   for (const model of [packed, plain, reloaded, half]) model.dispose();
+  rt.dispose();
+});
+
+test('token-classifier and masked-LM training unpack the layers they train, with the losses of plain weights bit for bit', async () => {
+  const rt = await Runtime.create({ device: 'cpu', threads: 1 });
+  const dir = (name) => `${ROOT}tests/fixtures/bert-reference/random/${name}`;
+  const files = (name) => ({ files: Object.fromEntries(['config.json', 'vocab.txt', 'model.safetensors'].map((file) => [file, readFileSync(`${dir(name)}/${file}`)])) });
+  const words = Array.from({ length: 12 }, (_, i) => ({
+    words: ['the', 'old', 'man', 'saw', 'the', 'big', i % 2 ? 'river' : 'house'],
+    labels: ['O', 'B-PER', 'I-PER', 'O', 'O', 'B-LOC', 'I-LOC'],
+  }));
+  const runs = [
+    ['bert-random-ner', 'top:1', MATRICES - 6, (model) => model.trainTokenClassifier(words, { ...SETTINGS, freeze: 'top:1' })],
+    ['bert-random', 'all', 0, (model) => model.trainMaskedLM(TEXTS, { ...SETTINGS, freeze: 'all', mlmProbability: 0.3 })],
+  ];
+  for (const [name, freeze, left, train] of runs) {
+    const losses = [];
+    const saved = [];
+    for (const packWeights of [true, false]) {
+      const model = await rt.loadModel(files(name), { packWeights });
+      assert.equal(await model.packedWeightMatrices(), packWeights ? MATRICES : 0, name);
+      losses.push((await train(model).done).epochs.map((r) => r.loss));
+      assert.equal(await model.packedWeightMatrices(), packWeights ? left : 0, `${name} after freeze ${freeze}`);
+      saved.push((await model.save())['model.safetensors']);
+      model.dispose();
+    }
+    assert.deepEqual(bits(losses[0]), bits(losses[1]), `${name}: ${losses[0]} vs ${losses[1]}`);
+    assert.ok(sameBytes(saved[0], saved[1]), `${name}: the same safetensors`);
+  }
   rt.dispose();
 });
 
