@@ -258,10 +258,10 @@ impl Linear {
     /// An f32 W on the CPU is packed now for the CPU GEMM and its plain copy dropped: the
     /// layer then holds W once instead of twice after its first product (the cache of
     /// [`PackedWeight`]), gives bit-identical outputs and is frozen (not among
-    /// [`Linear::parameters`]; its backward is refused) until [`Linear::unpack_weight`].
-    /// A GPU, 16-bit or already packed W is left as it is. The panels take the plain tensor's
+    /// [`Linear::parameters`]; its backward is refused) until [`Linear::unpack_weight`] or
+    /// [`Linear::widen_to_f32`] (a training run). A GPU, 16-bit or already packed W is left as it is. The panels take the plain tensor's
     /// buffer (`scratch`, kept by the caller for the next layer, holds a copy of its values
-    /// meanwhile: [`PackedOnlyWeight::pack_owned`]).
+    /// meanwhile: [`PackedOnlyWeight::pack`]).
     pub fn pack_for_inference(&mut self, scratch: &mut Vec<f32>) -> Result<()> {
         if !matches!(&self.weight, LinearWeight::F32(w) if !w.is_gpu()) {
             return Ok(());
@@ -272,7 +272,7 @@ impl Linear {
         let LinearWeight::F32(plain) = std::mem::replace(&mut self.weight, placeholder) else {
             unreachable!("checked above");
         };
-        self.weight = LinearWeight::Packed(PackedOnlyWeight::pack_owned(plain, scratch)?);
+        self.weight = LinearWeight::Packed(PackedOnlyWeight::pack(plain, scratch)?);
         self.packed = PackedWeight::default();
         Ok(())
     }

@@ -42,25 +42,12 @@ const WEIGHT_IS_OUT_BY_IN: MatmulOptions = MatmulOptions {
 };
 
 impl PackedOnlyWeight {
-    /// Packs `w` (out, in), a CPU tensor, as a product `x @ w^T` packs it (the tensor can be
-    /// dropped after).
-    pub fn pack(w: &Tensor) -> Result<PackedOnlyWeight> {
-        let [out, inp] = matrix_shape(w)?;
-        let dims = MatmulDims::new(1, 1, 0, out, inp, WEIGHT_IS_OUT_BY_IN);
-        let panels = PackedB::pack(b_view(w.cpu()?, &dims), inp, out);
-        Ok(PackedOnlyWeight {
-            name: w.name().to_string(),
-            shape: [out, inp],
-            panels: Arc::new(panels),
-        })
-    }
-
-    /// [`PackedOnlyWeight::pack`] of a CPU tensor that it consumes: its values are copied into
-    /// `scratch` (the caller's, kept for the next matrix) and packed into the tensor's own
-    /// buffer, so packing a model's matrices one after the other allocates nothing of their
-    /// size but the scratch once (no freed plain buffers between new panels: the wasm memory
-    /// holds the weights once plus the largest matrix, not a fragmented extra).
-    pub fn pack_owned(w: Tensor, scratch: &mut Vec<f32>) -> Result<PackedOnlyWeight> {
+    /// Packs `w` (out, in), a CPU tensor that it consumes, as a product `x @ w^T` packs it: its
+    /// values are copied into `scratch` (the caller's, kept for the next matrix) and packed into
+    /// the tensor's own buffer, so packing a model's matrices one after the other allocates
+    /// nothing of their size but the scratch once (no freed plain buffers between new panels:
+    /// the wasm memory holds the weights once plus the largest matrix, not a fragmented extra).
+    pub fn pack(w: Tensor, scratch: &mut Vec<f32>) -> Result<PackedOnlyWeight> {
         let [out, inp] = matrix_shape(&w)?;
         let name = w.name().to_string();
         scratch.clear();
