@@ -79,12 +79,15 @@ impl<T: Element> Drop for Tensor<T> {
 }
 
 impl<T: Element> Tensor<T> {
-    /// Drops the tensor and gives its CPU buffer back to the allocator, not to the CPU pool:
-    /// for a tensor that no later tensor of its size replaces (a weight packed for inference,
-    /// `models/linear.rs`), which would otherwise stay parked in the pool.
-    pub fn free(mut self) {
-        if let Storage::Cpu(data) = &mut self.storage {
-            drop(std::mem::take(data));
+    /// The CPU tensor's buffer, taken out of it (not given to the CPU pool: a weight packed for
+    /// inference keeps it, `ops/matmul/packed_only.rs`); a GPU tensor is refused, naming it.
+    pub fn into_cpu_vec(mut self) -> Result<Vec<T>> {
+        match &mut self.storage {
+            Storage::Cpu(data) => Ok(std::mem::take(data)),
+            _ => Err(Error::unsupported(format!(
+                "the values of {} are on the GPU, not in CPU memory",
+                self.name
+            ))),
         }
     }
 }

@@ -6,7 +6,7 @@
 // after). The resident sets (VmRSS) of every process of this script's Chromium (the browser,
 // renderer, GPU and worker processes, found as descendants of this process) are summed every
 // 50 ms; printed: the sum with the empty harness page open, its peak during load + fill-mask,
-// and the difference against the weights' size. Shared pages count once per process, so the sum
+// and the difference against the weights' size, and what is held over idle once they are done. Shared pages count once per process, so the sum
 // is an upper bound. With --bound X (issue 14: 1.5), exits 1 when peak - idle is over X times
 // the weights (`make check-memory`). --threads N is Runtime.create's `threads` (the CPU path's
 // default is a pool of 2 workers, each holding a copy of the model by design; 1: one copy, on
@@ -58,12 +58,14 @@ try {
     return { seconds: (performance.now() - started) / 1000, device: rt.device.kind, threads: rt.device.threads, top: fill[0][0] };
   }, { device, threads });
   clearInterval(timer);
-  peak = Math.max(peak, descendantsRss());
+  const end = descendantsRss(); // what stays held once the load and the fill-mask are done
+  peak = Math.max(peak, end);
   const mib = (kib) => (kib / 1024).toFixed(0);
   const label = shape === undefined ? dir : `${shape} shape`;
   const ok = bound === undefined || (peak - idle) * 1024 <= bound * weights;
   console.log(`${bound === undefined ? '' : ok ? 'ok   ' : 'FAIL '}${label} on ${got.device}${got.device === 'cpu' ? ` (threads: ${got.threads})` : ''}: weights ${(weights / 1048576).toFixed(0)} MiB; Chromium RSS idle ${mib(idle)} MiB, ` +
     `peak ${mib(peak)} MiB, peak - idle ${mib(peak - idle)} MiB = ${((peak - idle) * 1024 / weights).toFixed(2)}x the weights; ` +
+    `after the fill-mask ${mib(end - idle)} MiB over idle = ${((end - idle) * 1024 / weights).toFixed(2)}x; ` +
     `load + fill-mask ${got.seconds.toFixed(1)} s (top: ${got.top.token} ${got.top.score.toExponential(2)})` +
     `${bound === undefined ? '' : ` (bound ${bound}x)`}`);
   if (!ok) process.exitCode = 1;

@@ -272,7 +272,8 @@ export class WorkerPool {
         }
         const loaded = resultsOrFirstError(settled);
         const tokenizer = this.keep('tokenizer', [loaded[0].tokenizer]);
-        const handle = this.keep('model', loaded.map((l) => l.handle), { runtime: args.runtime, tokenizer, replicasCurrent: true });
+        const handle = this.keep('model', loaded.map((l) => l.handle),
+          { runtime: args.runtime, tokenizer, replicasCurrent: true, packWeights: args.packWeights ?? true });
         return { ...loaded[0], handle, tokenizer };
       }
       case 'model.trainer': {
@@ -431,11 +432,13 @@ export class WorkerPool {
       // Only a model with every layer in f32 saves (a 16-bit model whose run trained all its
       // layers, widened to fp32 then, or an fp32 one): its copies load in fp32, value for value.
       // A model with 16-bit layers left is refused here and stays in the first worker alone.
+      // Layers held packed only are saved value for value (and packed again at load, as the
+      // model was loaded: its packWeights).
       const saved = await this.first('model.save', { handle: modelHandle });
       const files = new Map(Object.entries(saved));
       const runtime = this.entry(model.runtime);
       for (let i = 1; i < this.size; i++) {
-        const loaded = await this.channels[i].call('model.load', { runtime: runtime.workerHandles[i], files, dtype: 'fp32' });
+        const loaded = await this.channels[i].call('model.load', { runtime: runtime.workerHandles[i], files, dtype: 'fp32', packWeights: model.packWeights });
         const old = model.workerHandles[i];
         model.workerHandles[i] = loaded.handle;
         await this.channels[i].call('free', { handle: old });

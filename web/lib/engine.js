@@ -209,7 +209,7 @@ export class Engine {
         const tokenizer = tokenizerFromFiles(a.files);
         let model;
         try {
-          model = await callRustAsync('loadModel', () => WasmModel.load(runtime, a.files, a.dtype ?? 'fp32'));
+          model = await callRustAsync('loadModel', () => WasmModel.load(runtime, a.files, a.dtype ?? 'fp32', a.packWeights ?? true));
         } catch (error) {
           tokenizer.free();
           throw error;
@@ -358,6 +358,8 @@ export class Engine {
         entry.object.free(); // now, not at garbage collection: it holds a reference to the model
         return null;
       }
+      case 'model.packedWeightMatrices':
+        return this.get(a.handle, 'model').object.packed_weight_matrices();
       case 'model.save': {
         const model = this.get(a.handle, 'model').object;
         const saved = await callRustAsync('save', () => model.save());

@@ -166,6 +166,17 @@ export interface LoadModelOptions extends LoadOptions {
    * needs every layer in fp32. An unknown value is refused before any download.
    */
   dtype?: WeightDtype;
+  /**
+   * On the CPU, hold the fp32 encoder layers' weight matrices as the CPU matmul's packed panels
+   * only, made at load, with no plain copy (default `true`): the layer weights are held once
+   * (without it, the first call caches packed panels beside the plain weights: twice), with the
+   * same results bit for bit. A training run that trains layers (`freeze: 'all'`, `'top:N'`)
+   * unpacks exactly those (value for value; they stay plain after), head-only training unpacks
+   * nothing, and `save()` writes the packed values as they are. `false` keeps plain weights
+   * (a model whose layers will all be trained at once). Nothing changes on the GPU or for a
+   * 16-bit / int8 `dtype`. See `Model.packedWeightMatrices()`.
+   */
+  packWeights?: boolean;
 }
 
 /**
@@ -570,7 +581,8 @@ export class Model {
   readonly dtype: WeightDtype;
   /**
    * Bytes of the parameters as loaded on the device (16-bit weights at 2 bytes a value, int8
-   * weights at 1 plus a 4-byte scale per output channel): the figure at load; a run that
+   * weights at 1 plus a 4-byte scale per output channel; packed layer matrices, see
+   * `packWeights`, with their layout's padding): the figure at load; a run that
    * trains compressed layers widens them to 4 bytes a value (see `runtime.memoryUsage()` for
    * what is held now).
    */
@@ -587,12 +599,12 @@ export class Model {
   readonly bytes: number;
   /**
    * With a pool of workers (`rt.device.threads` > 1), the memory the other workers' copies of
-   * this model take, estimated as `(threads - 1) * (bytes + weightBytes)`: each worker's wasm
-   * memory holds the file bytes it is sent while it loads them (a wasm memory never shrinks;
-   * with fp32 weights the CPU matmul's packed copy of the layer weights reuses that space) and
-   * the weights in the loaded `dtype` (`weightBytes`: an fp16 or bf16 model's figure is smaller
+   * this model take, estimated as `(threads - 1) * (bytes + weightBytes)`: each worker holds
+   * the file bytes it is sent while it loads them (in JS memory, freed after the load: the
+   * load's peak) and the weights in the loaded `dtype` in its wasm memory (`weightBytes`: fp32
+   * layer matrices packed only, see `packWeights`; an fp16 or bf16 model's figure is smaller
    * by the 2 bytes a value its layers' matrices save). Not counted: the tokenizer and a call's
-   * working memory (about 11 MB for all-MiniLM-L6-v2). 0 with one thread.
+   * working memory (about 25 MB for all-MiniLM-L6-v2). 0 with one thread.
    */
   readonly extraWorkerBytes: number;
   /** Seconds from `loadModel` to ready (download included). */
@@ -687,6 +699,13 @@ export class Model {
    * hidden state, to compare a word across sentences. Read in one window, as `inspect`.
    */
   wordVectors(text: string, options?: WordVectorOptions): Promise<WordVectors>;
+  /**
+   * How many of the encoder layers' weight matrices are held now as the CPU matmul's packed
+   * panels only (`loadModel`'s `packWeights`: all of them after a CPU fp32 load, 0 on the GPU, for
+   * a 16-bit or int8 `dtype` or with `packWeights: false`); a training run that trains layers
+   * unpacks theirs for good. In a worker pool: the first worker's copy (the one that trains).
+   */
+  packedWeightMatrices(options?: AbortOptions): Promise<number>;
   /** The model as Hugging Face files: config.json, model.safetensors and the tokenizer's files (loadable by `transformers` and by `loadModel`). */
   save(options?: AbortOptions): Promise<Record<string, Uint8Array>>;
   /** Frees its memory (GPU buffers too); later calls reject with DisposedError. */

@@ -175,11 +175,15 @@ export class Runtime {
     if (!WEIGHT_DTYPES.includes(dtype)) {
       throw new WebnluError(`loadModel: unknown dtype ${JSON.stringify(dtype)}: expected ${WEIGHT_DTYPES.map((d) => `'${d}'`).join(', ')}`);
     }
+    const packWeights = options.packWeights ?? true;
+    if (typeof packWeights !== 'boolean') {
+      throw new WebnluError(`loadModel: packWeights must be true or false, found ${JSON.stringify(packWeights)}`);
+    }
     const started = performance.now();
     const fetched = await fetchModelFiles(source, { hubUrl: this.hubUrl, ...options });
     const config = parseConfig(fetched.files.get('config.json'));
     const names = [...fetched.files.keys()];
-    const loaded = await callAbortable(this.#channel, 'model.load', { runtime: this.#handle, files: fetched.files, dtype },
+    const loaded = await callAbortable(this.#channel, 'model.load', { runtime: this.#handle, files: fetched.files, dtype, packWeights },
       transferablesOf(fetched.files), signal);
     // the model holds its tensors: the fetched weight file (ours; sent to a worker, it is
     // detached here already) is freed now rather than at a later garbage collection
@@ -369,14 +373,15 @@ export class Model extends EngineObject {
     this.bytes = meta.bytes;
     /** The memory the other workers' copies of this model take: (threads - 1) x (bytes + weightBytes). */
     // Per worker: the file bytes it is sent (held in JS memory while the model loads, read
-    // tensor by tensor into wasm memory, then freed; with fp32 weights the CPU matmul's packed
-    // copy of every layer's weight takes about as much once used), and the weights it holds in
-    // the loaded dtype (16-bit layers at 2 bytes a value, packed as they are used: no second
-    // copy). Measured in Node before the weights were read tensor by tensor (all-MiniLM-L6-v2,
-    // one engine, load then embed 20 texts): the wasm memory grew 193,527,808 bytes in fp32
-    // (files 91,335,584 + weights 90,852,864 = 182,188,448) and 173,211,648 in fp16 (files +
-    // 69,619,200 = 160,954,784); the rest (about 11 MB) is the tokenizer and a call's working
-    // memory, which this does not count.
+    // tensor by tensor into wasm memory, then freed), and the weights it holds in the loaded
+    // dtype (fp32 layer matrices as the CPU matmul's packed panels only, made at load:
+    // `packWeights`; 16-bit layers at 2 bytes a value, packed: no second copy either). Measured
+    // in Node (all-MiniLM-L6-v2: files 91,335,584 bytes; one engine, load then embed 20
+    // texts): the wasm memory grew 105,709,568 bytes by the end of the load and 115,212,288
+    // after the embedding in fp32 (weights 90,852,864; with `packWeights: false` 157,679,616,
+    // the panels cached beside the plain weights) and 96,075,776 in fp16 (weights 69,619,200):
+    // the weights plus about 15 MB at load and 25 MB after (the tokenizer and a call's working
+    // memory), which this does not count; the file bytes count the load's peak.
     this.extraWorkerBytes = (runtime.device.threads - 1) * (meta.bytes + loaded.weightBytes);
     this.loadSeconds = meta.loadSeconds;
     this.tokenizer = new LoadedTokenizer(channel, loaded.tokenizer, undefined);
@@ -599,6 +604,14 @@ export class Model extends EngineObject {
       vector: out.vectors.subarray(w * c, (w + 1) * c),
     }));
     return { words, vectors: out.vectors, shape: [words.length, c], layer: out.layer };
+  }
+
+  /**
+   * How many of the encoder layers' weight matrices are held now as the CPU matmul's packed
+   * panels only (`loadModel`'s `packWeights`); a training run that trains layers unpacks theirs.
+   */
+  async packedWeightMatrices(options = {}) {
+    return this.call('model.packedWeightMatrices', {}, checkSignal(options.signal));
   }
 
   /** The model as Hugging Face files: `{ 'config.json': Uint8Array, 'model.safetensors': Uint8Array }`. */

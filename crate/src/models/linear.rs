@@ -128,14 +128,17 @@ impl Linear {
         }
     }
 
-    /// Makes a W held compressed (16 bits, int8) an f32 parameter (exact:
-    /// [`HalfWeight::to_f32_tensor`]), so that the layer trains, with an fp32 master weight, and
-    /// stays f32 after. Whether it was compressed. An f32 W is left as it is.
+    /// Makes a W held compressed (16 bits, int8) or packed only an f32 parameter (exact:
+    /// [`HalfWeight::to_f32_tensor`], [`PackedOnlyWeight::unpack`]), so that the layer trains,
+    /// with an fp32 master weight, and stays a plain f32 tensor after. Whether it was held so.
+    /// An f32 W is left as it is.
     pub async fn widen_to_f32(&mut self) -> Result<bool> {
-        let LinearWeight::Half(half) = &self.weight else {
-            return Ok(false);
+        let plain = match &self.weight {
+            LinearWeight::F32(_) => return Ok(false),
+            LinearWeight::Half(half) => half.to_f32_tensor().await?,
+            LinearWeight::Packed(packed) => packed.unpack()?,
         };
-        self.weight = LinearWeight::F32(half.to_f32_tensor().await?);
+        self.weight = LinearWeight::F32(plain);
         self.packed = PackedWeight::default();
         Ok(true)
     }
@@ -145,6 +148,14 @@ impl Linear {
         match &self.weight {
             LinearWeight::Half(w) => Some(w),
             LinearWeight::F32(_) | LinearWeight::Packed(_) => None,
+        }
+    }
+
+    /// The packed-only W, if it is one (it is not among [`Linear::parameters`]).
+    pub fn packed_only_weight(&self) -> Option<&PackedOnlyWeight> {
+        match &self.weight {
+            LinearWeight::Packed(w) => Some(w),
+            LinearWeight::F32(_) | LinearWeight::Half(_) => None,
         }
     }
 
@@ -247,21 +258,21 @@ impl Linear {
     /// An f32 W on the CPU is packed now for the CPU GEMM and its plain copy dropped: the
     /// layer then holds W once instead of twice after its first product (the cache of
     /// [`PackedWeight`]), gives bit-identical outputs and is frozen (not among
-    /// [`Linear::parameters`]; its backward is refused) until [`Linear::unpack_weight`].
-    /// A GPU, 16-bit or already packed W is left as it is, and so is every W in the wasm build.
-    pub fn pack_for_inference(&mut self) -> Result<()> {
-        if cfg!(target_arch = "wasm32") {
-            return Ok(()); // the package keeps its cache (`ops/matmul/packed_only_wasm.rs`)
+    /// [`Linear::parameters`]; its backward is refused) until [`Linear::unpack_weight`] or
+    /// [`Linear::widen_to_f32`] (a training run). A GPU, 16-bit or already packed W is left as it is. The panels take the plain tensor's
+    /// buffer (`scratch`, kept by the caller for the next layer, holds a copy of its values
+    /// meanwhile: [`PackedOnlyWeight::pack`]).
+    pub fn pack_for_inference(&mut self, scratch: &mut Vec<f32>) -> Result<()> {
+        if !matches!(&self.weight, LinearWeight::F32(w) if !w.is_gpu()) {
+            return Ok(());
         }
-        let packed = match &self.weight {
-            LinearWeight::F32(w) if !w.is_gpu() => PackedOnlyWeight::pack(w)?,
-            _ => return Ok(()),
+        // a placeholder for the moment the plain tensor is moved out (no allocation)
+        let placeholder =
+            LinearWeight::F32(Tensor::from_vec(&Device::Cpu, &[0, 0], Vec::new(), "")?);
+        let LinearWeight::F32(plain) = std::mem::replace(&mut self.weight, placeholder) else {
+            unreachable!("checked above");
         };
-        if let LinearWeight::F32(plain) =
-            std::mem::replace(&mut self.weight, LinearWeight::Packed(packed))
-        {
-            plain.free(); // not parked in the CPU pool: nothing of its size comes after
-        }
+        self.weight = LinearWeight::Packed(PackedOnlyWeight::pack(plain, scratch)?);
         self.packed = PackedWeight::default();
         Ok(())
     }

@@ -76,9 +76,11 @@ pub fn check_run_options(options: &TrainOptions, model: &BertModel, what: &str) 
 }
 
 /// Widens to f32 the compressed weight matrices (`dtype` fp16 / bf16 / int8 at load) of the
-/// encoder layers that the run's freeze policy trains: they train with fp32 master weights and stay f32; the
-/// frozen layers stay as loaded ([`BertModel::widen_trained_layers`]). Called by each trainer
-/// once its input is checked, before the model changes.
+/// encoder layers that the run's freeze policy trains, and unpacks the packed-only ones (the
+/// package's CPU path packs fp32 layers at load): they train with fp32 master weights and stay
+/// f32; the frozen layers stay as loaded, head-only training unpacks nothing
+/// ([`BertModel::widen_trained_layers`]). Called by each trainer once its input is checked,
+/// before the model changes.
 pub async fn widen_what_trains(model: &mut BertModel, options: &TrainOptions) -> Result<()> {
     model.widen_trained_layers(options.freeze).await?;
     Ok(())

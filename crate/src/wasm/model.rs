@@ -227,7 +227,16 @@ impl WasmModel {
     /// Loads a model from its files (`config.json`, `model.safetensors` or `pytorch_model.bin`,
     /// `tokenizer.json` or `vocab.txt`, optional `tokenizer_config.json`, `modules.json`), the
     /// encoder layers' weight matrices held in `dtype` ("fp32", "fp16", "bf16" or "int8").
-    pub fn load(runtime: &WasmRuntime, files: &Map, dtype: &str) -> Result<WasmModel, JsError> {
+    /// With `pack_weights`, on the CPU, fp32 layer matrices are held as the CPU GEMM's packed
+    /// panels only, made now in the plain tensors' buffers (`BertModel::pack_for_inference`:
+    /// once, not a plain copy and a cache of panels beside it after the first forward; the same
+    /// results bit for bit).
+    pub fn load(
+        runtime: &WasmRuntime,
+        files: &Map,
+        dtype: &str,
+        pack_weights: bool,
+    ) -> Result<WasmModel, JsError> {
         let dtype = WeightDtype::parse(dtype).map_err(to_js_error)?;
         let mut model_files = ModelFiles::new("model files");
         let mut error = None;
@@ -256,6 +265,10 @@ impl WasmModel {
         }
         let mut pipeline =
             Pipeline::load_as(&model_files, &runtime.device, dtype).map_err(to_js_error)?;
+        if pack_weights {
+            // a GPU or 16-bit / int8 model is left as it is
+            pipeline.model.pack_for_inference().map_err(to_js_error)?;
+        }
         let hidden_size = pipeline.hidden_size();
         let newly_initialized = pipeline.model.newly_initialized.clone();
         let weight_bytes = pipeline.model.weight_bytes();
@@ -271,6 +284,14 @@ impl WasmModel {
     #[wasm_bindgen(getter)]
     pub fn weight_bytes(&self) -> f64 {
         self.weight_bytes as f64
+    }
+
+    /// How many of the encoder layers' weight matrices are held packed only now (`load`'s
+    /// `pack_weights`; a training run unpacks those it trains, for good).
+    pub fn packed_weight_matrices(&self) -> Result<usize, JsValue> {
+        let lease = Lease::take(&self.pipeline)?;
+        let pipeline = lease.pipeline.as_ref().expect("present until dropped");
+        Ok(pipeline.model.packed_only_weight_count())
     }
 
     #[wasm_bindgen(getter)]

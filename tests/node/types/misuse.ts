@@ -31,4 +31,6 @@ export async function misuse(): Promise<void> {
   parseExamples('a,b', { format: 'json' });                     // not a format
   await rt.loadModel('x', { dtype: 'int3' });                   // not a dtype
   model.dtype = 'fp16';                                         // read-only
+  await rt.loadModel('x', { packWeights: 'yes' });              // packWeights is a boolean
+  const packed: string = await model.packedWeightMatrices();    // a count is a number
 }

@@ -27,6 +27,8 @@ export async function readme(): Promise<void> {
   const dtype: WeightDtype = half.dtype;
   const weightBytes: number = half.weightBytes;
   const int8: WeightDtype = (await rt.loadModel('sentence-transformers/all-MiniLM-L6-v2', { dtype: 'int8' })).dtype;
+  const plain = await rt.loadModel('sentence-transformers/all-MiniLM-L6-v2', { packWeights: false });
+  const packedMatrices: number = await model.packedWeightMatrices() + await plain.packedWeightMatrices({ signal: new AbortController().signal });
   const vectors: Float32Array[] = await model.embed(['a', 'b'], { pooling: 'mean', normalize: true });
   const one: Float32Array = await model.embed('a');
   const matrix: Float32Array[] = await model.similarity(['a'], ['b', 'c']);

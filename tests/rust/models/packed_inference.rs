@@ -1,22 +1,30 @@
 //! An inference-only model whose encoder layers' weight matrices are packed for the CPU GEMM at
 //! load and their plain copies dropped (`BertModel::pack_for_inference`, what the CLI's
 //! inference commands do): the same outputs bit for bit as a model that was never packed, the
-//! same parameter count; the layers frozen (their backward and saving refused with an error
-//! that says what to do) until `unpack_weights` gives the plain tensors back value for value,
-//! after which a training step's gradients equal those of the unpacked model bit for bit.
+//! same parameter count, the same saved files byte for byte; the layers frozen (their backward
+//! refused with an error that says what to do) until `unpack_weights` gives the plain tensors
+//! back value for value, after which a training step's gradients equal those of the unpacked
+//! model bit for bit. A GPU or 16-bit model is left as loaded.
 
 use std::path::PathBuf;
 
 use webnlu::io::ModelFiles;
 use webnlu::models::{BertModel, EncoderInput, Freeze, Gradients, RunMode, Targets, Task};
+use webnlu::ops::matmul::WeightDtype;
 use webnlu::tensor::Tensor;
 use webnlu::Device;
 
-fn load(name: &str) -> BertModel {
+use crate::op_checks::gpu;
+
+fn files(name: &str) -> ModelFiles {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../tests/fixtures/bert-reference/random")
         .join(name);
-    BertModel::load(&ModelFiles::from_dir(&dir).unwrap(), &Device::Cpu).unwrap()
+    ModelFiles::from_dir(&dir).unwrap()
+}
+
+fn load(name: &str) -> BertModel {
+    BertModel::load(&files(name), &Device::Cpu).unwrap()
 }
 
 /// Two rows of different lengths (the second padded), ids inside every random vocabulary.
@@ -54,6 +62,8 @@ fn packed_layers_give_bit_identical_outputs_and_unpack_to_the_same_weights() {
         let mut packed = load(name);
         packed.pack_for_inference().unwrap();
         assert!(packed.has_packed_only_weights(), "{name}");
+        let matrices = 6 * packed.num_layers();
+        assert_eq!(packed.packed_only_weight_count(), matrices, "{name}");
         assert_eq!(packed.parameter_count(), plain.parameter_count(), "{name}");
         let mode = RunMode::inference();
         // twice on the plain model: its first product packs the same panels into its cache
@@ -74,7 +84,41 @@ fn packed_layers_give_bit_identical_outputs_and_unpack_to_the_same_weights() {
 }
 
 #[test]
-fn a_packed_model_refuses_to_train_its_layers_or_save_until_unpacked() {
+fn a_packed_model_saves_the_files_of_the_model_never_packed() {
+    // task models (the `bert.` / `distilbert.` prefix) and a bare one (its heads dropped:
+    // saved as BertModel, without the prefix)
+    for (name, bare) in [
+        ("bert-random-classifier", false),
+        ("distilbert-random", false),
+        ("bert-random", true),
+    ] {
+        let mut plain = load(name);
+        let mut packed = load(name);
+        if bare {
+            for model in [&mut plain, &mut packed] {
+                (model.masked_lm, model.next_sentence) = (None, None);
+            }
+            assert_eq!(plain.architecture(), "BertModel");
+        }
+        packed.pack_for_inference().unwrap();
+        let (got, want) = (
+            packed.save_blocking().unwrap(),
+            plain.save_blocking().unwrap(),
+        );
+        assert!(
+            packed.has_packed_only_weights(),
+            "{name}: saving keeps the panels"
+        );
+        assert_eq!(got.config_json, want.config_json, "{name}");
+        assert!(
+            got.safetensors == want.safetensors,
+            "{name}: safetensors differ"
+        );
+    }
+}
+
+#[test]
+fn a_packed_model_refuses_to_train_its_layers_until_unpacked() {
     let plain = load("bert-random-classifier");
     let mut model = load("bert-random-classifier");
     model.pack_for_inference().unwrap();
@@ -89,8 +133,6 @@ fn a_packed_model_refuses_to_train_its_layers_or_save_until_unpacked() {
         err.contains("packed for inference only") && err.contains("unpack"),
         "{err}"
     );
-    let err = model.save_blocking().err().unwrap().to_string();
-    assert!(err.contains("unpack_weights"), "{err}");
     // head-only training reads no layer's backward: it works on the packed model
     let head = RunMode::training(7, Freeze::Head);
     let mut out = model.forward_task(&batch(), task, &head).unwrap();
@@ -117,4 +159,40 @@ fn a_packed_model_refuses_to_train_its_layers_or_save_until_unpacked() {
         .iter()
         .any(|(n, _)| n.contains("layer.0.attention.self.query.weight")));
     assert_eq!(got, want);
+}
+
+#[test]
+fn packing_leaves_a_gpu_or_16_bit_model_as_loaded() {
+    let task = Task::SequenceClassification;
+    let mode = RunMode::inference();
+    let name = "distilbert-random-classifier";
+    let mut half = BertModel::load_as(&files(name), &Device::Cpu, WeightDtype::Fp16).unwrap();
+    half.pack_for_inference().unwrap();
+    assert_eq!(
+        half.packed_only_weight_count(),
+        0,
+        "fp16 keeps its own packed format"
+    );
+    let device = gpu();
+    let plain = BertModel::load(&files(name), &device).unwrap();
+    let mut packed = BertModel::load(&files(name), &device).unwrap();
+    packed.pack_for_inference().unwrap();
+    assert_eq!(
+        packed.packed_only_weight_count(),
+        0,
+        "nothing packed on the GPU"
+    );
+    let input = || {
+        EncoderInput::from_ids(
+            &device,
+            &[vec![2, 5, 8, 31, 37, 5, 1, 67, 3]],
+            &[vec![0; 9]],
+        )
+        .unwrap()
+    };
+    let (a, b) = (
+        packed.forward_task(&input(), task, &mode).unwrap(),
+        plain.forward_task(&input(), task, &mode).unwrap(),
+    );
+    assert_eq!(bits(&a.logits), bits(&b.logits));
 }

@@ -572,13 +572,17 @@ impl BertModel {
     /// Packs the encoder layers' f32 weight matrices on the CPU for the CPU GEMM now and drops
     /// their plain copies (`Linear::pack_for_inference`): an inference-only model then holds
     /// them once (without it, the first forward caches packed copies next to them: bert-base
-    /// 340 MB more). Outputs are bit-identical; the layers are frozen (saving and training
-    /// them are refused) until [`BertModel::unpack_weights`]. Nothing changes on the GPU or
-    /// for 16-bit weights. Packing costs what the first forward's packing costs otherwise.
+    /// 340 MB more). Outputs are bit-identical, and saving writes the same values. The layers
+    /// are frozen (their backward is refused) until [`BertModel::unpack_weights`], or until a
+    /// training run unpacks those it trains ([`BertModel::widen_trained_layers`]). Nothing
+    /// changes on the GPU or for 16-bit weights. Packing costs what the first forward's packing
+    /// costs otherwise. The CLI's inference commands and the package's CPU path (fp32) pack at
+    /// load.
     pub fn pack_for_inference(&mut self) -> Result<()> {
+        let mut scratch = Vec::new(); // the values of the matrix being packed
         for layer in &mut self.layers {
             for linear in layer.linears_mut() {
-                linear.pack_for_inference()?;
+                linear.pack_for_inference(&mut scratch)?;
             }
         }
         Ok(())
@@ -597,9 +601,15 @@ impl BertModel {
 
     /// Whether some layer weight is held packed only ([`BertModel::pack_for_inference`]).
     pub fn has_packed_only_weights(&self) -> bool {
+        self.packed_only_weight_count() > 0
+    }
+
+    /// How many layer weight matrices are held packed only ([`BertModel::pack_for_inference`]).
+    pub fn packed_only_weight_count(&self) -> usize {
         (self.layers.iter())
             .flat_map(|layer| layer.linears())
-            .any(|linear| linear.is_packed_only())
+            .filter(|linear| linear.is_packed_only())
+            .count()
     }
 
     /// How the encoder layers' weight matrices are held: `dtype` at load (fp32 by default) while
@@ -615,11 +625,13 @@ impl BertModel {
     }
 
     /// Widens to f32 the compressed (16-bit or int8) weight matrices of the encoder layers that
-    /// `freeze` trains (layers `lowest_trained_layer..`): a training run keeps fp32 master
+    /// `freeze` trains (layers `lowest_trained_layer..`), and unpacks the packed-only ones
+    /// ([`BertModel::pack_for_inference`]): a training run keeps fp32 master
     /// weights for what it updates, and those layers stay f32 after it (their values exact: the
     /// f32 the forward already computed with). The other layers stay as loaded
     /// ([`BertModel::weight_bytes`] grows by what the widened matrices take beyond their stored
-    /// bytes: 2 a value from 16 bits, about 3 from int8). How many matrices were widened (0 for an fp32 model).
+    /// bytes: 2 a value from 16 bits, about 3 from int8). How many matrices were widened or
+    /// unpacked (0 for an fp32 model held plain).
     pub async fn widen_trained_layers(&mut self, freeze: Freeze) -> Result<usize> {
         let lowest = freeze.lowest_trained_layer(self.layers.len());
         let mut widened = 0;

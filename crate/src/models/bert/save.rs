@@ -18,7 +18,8 @@ pub struct SavedModel {
 impl BertModel {
     /// config.json + model.safetensors that transformers loads (`from_pretrained` of the
     /// directory holding them) into the architecture named in the config, with neither
-    /// missing nor unexpected tensors: [`BertModel::saved_parameters`].
+    /// missing nor unexpected tensors: [`BertModel::saved_parameters`], and the layer weights
+    /// held packed only ([`BertModel::pack_for_inference`]), unpacked into the file.
     pub async fn save(&self) -> Result<SavedModel> {
         let dtype = self.weight_dtype();
         if dtype != WeightDtype::Fp32 {
@@ -28,15 +29,22 @@ impl BertModel {
                 dtype.name()
             )));
         }
-        if self.has_packed_only_weights() {
-            return Err(Error::unsupported(
-                "saving a model whose layer weights are packed for inference only: \
-                 unpack_weights first",
-            ));
-        }
         let mut tensors = Vec::new();
         for (name, t) in self.saved_parameters() {
             tensors.push((name, t.shape().to_vec(), t.to_vec().await?));
+        }
+        // layer weights held packed only (`pack_for_inference`): their values, value for value,
+        // unpacked for the file alone (the model keeps its panels)
+        let task = self.saved_task();
+        for layer in &self.layers {
+            for w in layer
+                .linears()
+                .into_iter()
+                .filter_map(|l| l.packed_only_weight())
+            {
+                let name = self.saved_name(task, w.name());
+                tensors.push((name, w.shape().to_vec(), w.unpack_values()));
+            }
         }
         let views: Vec<(&str, &[usize], &[f32])> = tensors
             .iter()
@@ -125,17 +133,19 @@ impl BertModel {
         if let (SavedTask::TokenClassification, Some(head)) = (task, &self.token_classifier) {
             head.classifier.push_parameters(&mut p);
         }
-        let prefix = self.model_prefix();
         p.into_iter()
-            .map(|t| {
-                let name = t.name();
-                let name = match task {
-                    SavedTask::Base => name.strip_prefix(prefix).unwrap_or(name),
-                    _ => name,
-                };
-                (name.to_string(), t)
-            })
+            .map(|t| (self.saved_name(task, t.name()), t))
             .collect()
+    }
+
+    /// The name a tensor is saved under for `task`: its own, without the model prefix
+    /// (`bert.` / `distilbert.`) for the bare model.
+    fn saved_name(&self, task: SavedTask, name: &str) -> String {
+        let name = match task {
+            SavedTask::Base => name.strip_prefix(self.model_prefix()).unwrap_or(name),
+            _ => name,
+        };
+        name.to_string()
     }
 
     /// config.json text for this model (transformers' field names).

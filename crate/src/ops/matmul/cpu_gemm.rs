@@ -90,7 +90,15 @@ pub struct PackedB {
 impl PackedB {
     /// Packs the (k, n) matrix that `b` views.
     pub(crate) fn pack(b: MatrixView, k: usize, n: usize) -> PackedB {
-        let mut data = vec![0.0; n.div_ceil(NR) * NR * k];
+        PackedB::pack_into(Vec::new(), b, k, n)
+    }
+
+    /// [`PackedB::pack`] into `data`'s allocation, whatever it held (grown only for the
+    /// padding of the last strip): a matrix packed from a copy of its values elsewhere reuses
+    /// its own buffer for the panels.
+    pub(crate) fn pack_into(mut data: Vec<f32>, b: MatrixView, k: usize, n: usize) -> PackedB {
+        data.clear();
+        data.resize(n.div_ceil(NR) * NR * k, 0.0);
         if k > 0 && n > 0 {
             pack_b(&mut data, b, 0, k, 0, n);
         }
@@ -104,7 +112,6 @@ impl PackedB {
 
     /// The transpose of the packed matrix, (n, k) row-major: for panels packed from a
     /// transposed operand (a layer's W (out, in) read as W^T), W as it was, value for value.
-    #[cfg(not(target_arch = "wasm32"))]
     pub(crate) fn unpack_transposed(&self) -> Vec<f32> {
         let (k, n) = (self.k, self.n);
         let mut out = Vec::with_capacity(n * k);

@@ -17,10 +17,6 @@ pub mod half_float;
 pub mod half_weight;
 pub mod int8;
 mod microkernels;
-#[cfg(not(target_arch = "wasm32"))]
-pub mod packed_only;
-#[cfg(target_arch = "wasm32")]
-#[path = "packed_only_wasm.rs"]
 pub mod packed_only;
 
 pub use cpu_gemm::{cpu_threads, set_cpu_threads, PackedB};

@@ -1,12 +1,14 @@
 //! A linear layer's f32 weight W (out, in) held on the CPU only as the GEMM's packed panels of
-//! W^T, with no plain copy: what an inference-only model keeps (see `models/linear.rs`).
+//! W^T, with no plain copy: what an inference-only model keeps (the CLI's inference commands,
+//! and every model the package loads in fp32 on the CPU; see `models/linear.rs`).
 //!
 //! An f32 [`Tensor`] weight on the CPU gets the same panels made on its first product and
 //! cached next to it ([`super::PackedWeight`]), so after one forward the model would hold its
 //! layer weights twice (bert-base: 340 MB more). Packed once at load instead, from the plain
 //! tensor that is then dropped, the product reads the same panels with the same GEMM: results
 //! are bit-identical to [`super::matmul_forward_packed`]. [`PackedOnlyWeight::unpack`] gives
-//! the plain tensor back, value for value, for a layer that is to train.
+//! the plain tensor back, value for value, for a layer that is to train, and
+//! [`PackedOnlyWeight::unpack_values`] its values for saving.
 
 use std::sync::Arc;
 
@@ -40,20 +42,20 @@ const WEIGHT_IS_OUT_BY_IN: MatmulOptions = MatmulOptions {
 };
 
 impl PackedOnlyWeight {
-    /// Packs `w` (out, in), a CPU tensor, as a product `x @ w^T` packs it (the tensor can be
-    /// dropped after).
-    pub fn pack(w: &Tensor) -> Result<PackedOnlyWeight> {
-        let &[out, inp] = w.shape() else {
-            return Err(Error::shape(
-                format!("packing {}", w.name()),
-                "(out, in)",
-                w.shape(),
-            ));
-        };
+    /// Packs `w` (out, in), a CPU tensor that it consumes, as a product `x @ w^T` packs it: its
+    /// values are copied into `scratch` (the caller's, kept for the next matrix) and packed into
+    /// the tensor's own buffer, so packing a model's matrices one after the other allocates
+    /// nothing of their size but the scratch once (no freed plain buffers between new panels:
+    /// the wasm memory holds the weights once plus the largest matrix, not a fragmented extra).
+    pub fn pack(w: Tensor, scratch: &mut Vec<f32>) -> Result<PackedOnlyWeight> {
+        let [out, inp] = matrix_shape(&w)?;
+        let name = w.name().to_string();
+        scratch.clear();
+        scratch.extend_from_slice(w.cpu()?);
         let dims = MatmulDims::new(1, 1, 0, out, inp, WEIGHT_IS_OUT_BY_IN);
-        let panels = PackedB::pack(b_view(w.cpu()?, &dims), inp, out);
+        let panels = PackedB::pack_into(w.into_cpu_vec()?, b_view(scratch, &dims), inp, out);
         Ok(PackedOnlyWeight {
-            name: w.name().to_string(),
+            name,
             shape: [out, inp],
             panels: Arc::new(panels),
         })
@@ -61,8 +63,12 @@ impl PackedOnlyWeight {
 
     /// W (out, in) as a plain CPU tensor of the same name, value for value.
     pub fn unpack(&self) -> Result<Tensor> {
-        let values = self.panels.unpack_transposed();
-        Tensor::from_vec(&Device::Cpu, &self.shape, values, &self.name)
+        Tensor::from_vec(&Device::Cpu, &self.shape, self.unpack_values(), &self.name)
+    }
+
+    /// W's values (out, in) row-major, value for value (what saving writes).
+    pub fn unpack_values(&self) -> Vec<f32> {
+        self.panels.unpack_transposed()
     }
 
     pub fn name(&self) -> &str {
@@ -77,6 +83,18 @@ impl PackedOnlyWeight {
     /// Bytes held by the panels (the padding of the last strip included).
     pub fn bytes(&self) -> u64 {
         self.panels.bytes() as u64
+    }
+}
+
+/// (out, in) of a weight matrix, or an error naming it.
+fn matrix_shape(w: &Tensor) -> Result<[usize; 2]> {
+    match w.shape() {
+        &[out, inp] => Ok([out, inp]),
+        other => Err(Error::shape(
+            format!("packing {}", w.name()),
+            "(out, in)",
+            other,
+        )),
     }
 }
 
