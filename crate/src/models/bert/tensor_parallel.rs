@@ -134,6 +134,7 @@ impl LayerShard {
             output: layer.output.output_rows(plan.range(c))?,
             heads: heads.len(),
         };
+        let mut scratch = Vec::new(); // (see `Linear::pack_for_inference`)
         for linear in [
             &mut shard.query,
             &mut shard.key,
@@ -142,7 +143,7 @@ impl LayerShard {
             &mut shard.intermediate,
             &mut shard.output,
         ] {
-            linear.pack_for_inference()?;
+            linear.pack_for_inference(&mut scratch)?;
         }
         Ok(shard)
     }
