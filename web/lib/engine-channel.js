@@ -357,7 +357,20 @@ export class WorkerPool {
     }
     await Promise.all(this.channels.map((channel, i) =>
       channel.call('pool.connect', { index: i, ports: ports[i] }, ports[i].filter((port) => port !== null))));
+    this.holdPorts(false);
     this.connected = true;
+  }
+
+  /**
+   * In Node (engines on this thread: the ports stay here), an open port keeps the process alive:
+   * the ports hold it only while a tensor-parallel call runs. (Browsers have no such hold;
+   * ports moved to workers are not this thread's.)
+   */
+  holdPorts(hold) {
+    for (const port of this.ports) {
+      if (hold) port.ref?.();
+      else port.unref?.();
+    }
   }
 
   /**
@@ -389,8 +402,10 @@ export class WorkerPool {
     throwIfAborted(signal);
     const model = this.entry(args.handle);
     const run = this.nextRun++;
+    this.holdPorts(true);
     const settled = await Promise.allSettled(this.channels.map((channel, i) =>
       channel.call('model.sharded', { op, args: this.forWorker(i, args), run })));
+    this.holdPorts(false);
     const unavailable = settled.find((outcome) => outcome.status === 'fulfilled' && outcome.value?.unavailable !== undefined);
     if (unavailable !== undefined) {
       model.tensorParallel = false;

@@ -39,6 +39,7 @@ use crate::{Error, Result};
 use super::encoder_input::EncoderInput;
 use super::encoder_layer::EncoderLayer;
 use super::{BertModel, EncoderOutput};
+use crate::models::layer_norm::LayerNorm;
 use crate::models::linear::Linear;
 use crate::models::RunMode;
 
@@ -229,7 +230,9 @@ impl BertModel {
     }
 }
 
-/// One layer (see the module's diagram): y (B, T, C) from x (B, T, C) and the additive mask (B, T).
+/// One layer (see the module's diagram): y (B, T, C) from x (B, T, C) and the additive mask
+/// (B, T). The steps between the swaps are plain functions (below), so that only a few tensors
+/// live across each swap.
 async fn layer_forward_sharded(
     layer: &EncoderLayer,
     shard: &LayerShard,
@@ -238,49 +241,68 @@ async fn layer_forward_sharded(
     mask: &Tensor,
     exchange: &dyn ShardExchange,
 ) -> Result<Tensor> {
-    let device = x.device();
-    let &[b, t, _] = x.shape() else {
-        return Err(Error::shape(
-            "a sharded layer's input",
-            "(B, T, C)",
-            x.shape(),
-        ));
-    };
-    let q = shard.query.apply(x, "q")?; // (B, T, Cs)
-    let k = shard.key.apply(x, "k")?; // (B, T, Cs)
-    let v = shard.value.apply(x, "v")?; // (B, T, Cs)
-    let cs = q.shape()[2];
-    let mut attention = AttentionSaved::new(&device, b, t, cs, shard.heads)?;
-    let mut context = Tensor::uninit(&device, &[b, t, cs], "attention.context")?; // (B, T, Cs)
-    attention_forward(&mut context, &mut attention, &q, &k, &v, Some(mask), None)?;
+    let context_part = shard.attention_context(x, mask)?; // (B, T, Cs)
     let context = gather(
         exchange,
-        &context,
+        &context_part,
         &shards.context_widths,
         "attention.context",
     )
     .await?; // (B, T, C)
-    let a = shard.attention_output.apply(&context, "attention_output")?; // (B, T, Cs')
-    let a = gather(exchange, &a, &shards.hidden_widths, "attention_output").await?; // (B, T, C)
-    let mut residual1 = Tensor::uninit(&device, x.shape(), "residual1")?; // (B, T, C)
-    add_forward(&mut residual1, &a, x)?;
-    let (h1, _) = layer.attention_norm.forward(&residual1, "h1")?; // (B, T, C)
-    let pre = shard.intermediate.apply(&h1, "intermediate")?; // (B, T, Is)
-    let mut act = Tensor::uninit(&device, pre.shape(), "intermediate_act")?; // (B, T, Is)
-    activation_forward(&mut act, &pre, layer.activation)?;
+    let a_part = shard.attention_output.apply(&context, "attention_output")?; // (B, T, Cs')
+    let a = gather(exchange, &a_part, &shards.hidden_widths, "attention_output").await?; // (B, T, C)
+    let h1 = residual_norm(&layer.attention_norm, &a, x, "h1")?; // (B, T, C)
+    let act_part = shard.intermediate_act(&h1, layer)?; // (B, T, Is)
     let act = gather(
         exchange,
-        &act,
+        &act_part,
         &shards.intermediate_widths,
         "intermediate_act",
     )
     .await?; // (B, T, I)
-    let o = shard.output.apply(&act, "ffn_output")?; // (B, T, Cs')
-    let o = gather(exchange, &o, &shards.hidden_widths, "ffn_output").await?; // (B, T, C)
-    let mut residual2 = Tensor::uninit(&device, x.shape(), "residual2")?; // (B, T, C)
-    add_forward(&mut residual2, &o, &h1)?;
-    let (y, _) = layer.output_norm.forward(&residual2, "layer_output")?; // (B, T, C)
-    Ok(y)
+    let o_part = shard.output.apply(&act, "ffn_output")?; // (B, T, Cs')
+    let o = gather(exchange, &o_part, &shards.hidden_widths, "ffn_output").await?; // (B, T, C)
+    residual_norm(&layer.output_norm, &o, &h1, "layer_output") // (B, T, C)
+}
+
+impl LayerShard {
+    /// This shard's heads' attention context (B, T, Cs) of x (B, T, C).
+    #[inline(never)]
+    fn attention_context(&self, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        let device = x.device();
+        let &[b, t, _] = x.shape() else {
+            return Err(Error::shape(
+                "a sharded layer's input",
+                "(B, T, C)",
+                x.shape(),
+            ));
+        };
+        let q = self.query.apply(x, "q")?; // (B, T, Cs)
+        let k = self.key.apply(x, "k")?; // (B, T, Cs)
+        let v = self.value.apply(x, "v")?; // (B, T, Cs)
+        let cs = q.shape()[2];
+        let mut attention = AttentionSaved::new(&device, b, t, cs, self.heads)?;
+        let mut context = Tensor::uninit(&device, &[b, t, cs], "attention.context")?; // (B, T, Cs)
+        attention_forward(&mut context, &mut attention, &q, &k, &v, Some(mask), None)?;
+        Ok(context)
+    }
+
+    /// act(intermediate_s(h1)) (B, T, Is) of h1 (B, T, C).
+    #[inline(never)]
+    fn intermediate_act(&self, h1: &Tensor, layer: &EncoderLayer) -> Result<Tensor> {
+        let pre = self.intermediate.apply(h1, "intermediate")?; // (B, T, Is)
+        let mut act = Tensor::uninit(&h1.device(), pre.shape(), "intermediate_act")?; // (B, T, Is)
+        activation_forward(&mut act, &pre, layer.activation)?;
+        Ok(act)
+    }
+}
+
+/// norm(sum + residual) (B, T, C), as the layer's own forward adds and normalizes.
+#[inline(never)]
+fn residual_norm(norm: &LayerNorm, sum: &Tensor, residual: &Tensor, name: &str) -> Result<Tensor> {
+    let mut added = Tensor::uninit(&sum.device(), sum.shape(), "residual")?; // (B, T, C)
+    add_forward(&mut added, sum, residual)?;
+    Ok(norm.forward(&added, name)?.0)
 }
 
 #[inline(never)]
