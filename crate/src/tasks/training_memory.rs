@@ -1,0 +1,310 @@
+//! What a fine-tuning run needs in memory, estimated before its first step, and the refusal
+//! of a run that cannot fit (every BERT-family trainer calls [`check_training_fits`] once its
+//! input is read, before it widens a layer or runs the encoder).
+//!
+//! The estimate is an upper bound on what the run holds at its peak (the backward of its top
+//! trained layer, every kept activation still alive), in f32 bytes:
+//!
+//! ```text
+//! weights        the model as held (BertModel::weight_bytes: 16-bit / int8 matrices at their bytes)
+//! master copies  4 bytes a value for the compressed matrices of the layers the run trains
+//!                (widen_what_trains makes them fp32)
+//! gradients + moments  3 x 4 bytes a trained value: one gradient (Gradients) and AdamW's m and v
+//! activations    at batch B x T tokens (N = B*T, S = B*NH*T*T):
+//!   kept, per trained layer      8 N C + 2 N I + S + 4 N   (input; attention q, k, v; context;
+//!                                residual1; h1; residual2 | FFN before and after the activation |
+//!                                attention probabilities | the two LayerNorms' mean and rstd)
+//!   kept by the embeddings (all) N C + 5 N                 (sum before the LayerNorm, its mean and
+//!                                rstd, ids, positions, token types)
+//!   the encoder's output and its gradient  2 N C
+//!   one layer's backward         18 N C + 2 N I + 4 S      (its d_ tensors live until it returns:
+//!                                11 + a dropout's scratch; attention's dy, dvh, dqh, dkh; the
+//!                                layer's dx and dy | du, di | datt, dscores, and under dropout
+//!                                the dropped probabilities and their gradient). It also bounds
+//!                                one layer's forward (3 S at most: probabilities, scores, dropped)
+//!   the head's                   given by the trainer (classifier logits; masked-LM: the
+//!                                selection (n, N), logits, their gradient and softmax (n, V))
+//! cached features  head-only training's (windows or tokens, C)
+//! ```
+//!
+//! Head-only runs keep no layer: B x T is then the encoder's inference batch (the features are
+//! computed once, in batches of the pipeline's batch size).
+//!
+//! The limit: [`memory_limit::model_bytes_limit`] on the CPU (wasm's 4 GiB by default, lowered
+//! by [`memory_limit::set_model_bytes_limit`] in tests; natively none). On a GPU the tensors
+//! live in GPU memory, whose size WebGPU does not tell (no adapter reports it): only a limit
+//! set with `set_model_bytes_limit` applies there, and the per-buffer limit
+//! ([`memory_limit::check_gpu_buffer`]) for the largest activations of one batch.
+
+use crate::memory_limit::{self, check_gpu_buffer, mib};
+use crate::models::{BertModel, Freeze};
+use crate::ops::matmul::WeightDtype;
+use crate::{Device, Error, Result};
+
+/// The largest batch a run feeds the encoder, and what its head adds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BatchShape {
+    /// B: sequences (windows) in the largest micro-batch.
+    pub sequences: usize,
+    /// T: tokens of the longest sequence (batches are padded to their longest).
+    pub tokens: usize,
+    /// f32 values the head's forward and backward hold for that batch (logits, their
+    /// gradients, ...).
+    pub head_values: u64,
+    /// f32 values of the head's parameters that train (with BERT's pooler when it trains).
+    pub head_parameters: u64,
+    /// f32 values of the features cached for head-only training.
+    pub cached_features: u64,
+}
+
+/// A run's estimate, in bytes, part by part.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TrainingMemory {
+    /// The model as held.
+    pub weights: u64,
+    /// fp32 copies of the compressed matrices of the layers that train.
+    pub master_copies: u64,
+    /// One gradient and AdamW's two moments for each trained value.
+    pub gradients_and_moments: u64,
+    /// Trained values (those the gradients and moments are for).
+    pub trained_values: u64,
+    /// Activations of the largest micro-batch (kept for the backward, plus one layer's working
+    /// set and the head's).
+    pub activations: u64,
+    /// Head-only training's cached features.
+    pub cached_features: u64,
+    /// How the model's layers are held.
+    pub dtype: WeightDtype,
+    pub freeze: Freeze,
+    pub batch: BatchShape,
+}
+
+/// f32 values of a tensor of `shape`, as u64.
+fn values(shape: &[usize]) -> u64 {
+    shape.iter().map(|&d| d as u64).product()
+}
+
+impl TrainingMemory {
+    /// The estimate for training `model` under `freeze` on batches of `batch` (see the module's
+    /// table). Before the run changes the model (`widen_what_trains`).
+    pub fn estimate(model: &mut BertModel, freeze: Freeze, batch: BatchShape) -> TrainingMemory {
+        let weights = model.weight_bytes();
+        let n_layers = model.num_layers();
+        let lowest = freeze.lowest_trained_layer(n_layers);
+        let mut trained = batch.head_parameters;
+        let mut compressed_trained = 0u64;
+        if freeze.trains_embeddings() {
+            trained += model
+                .embeddings
+                .parameters()
+                .iter()
+                .map(|t| t.numel() as u64)
+                .sum::<u64>();
+        }
+        for layer in &model.layers[lowest..] {
+            trained += layer
+                .parameters()
+                .iter()
+                .map(|t| t.numel() as u64)
+                .sum::<u64>();
+            for linear in layer.linears() {
+                let (held_values, _) = linear.frozen_weight_held();
+                compressed_trained += held_values as u64;
+            }
+        }
+        trained += compressed_trained;
+
+        let (b, t) = (batch.sequences as u64, batch.tokens as u64);
+        let c = model.hidden_size() as u64;
+        let (nh, i) = model.layers.first().map_or((0, 0), |layer| {
+            (layer.heads as u64, layer.intermediate.out_features() as u64)
+        });
+        let n = b * t; // tokens of the batch
+        let s = b * nh * t * t; // attention scores
+        let kept_per_layer = 8 * n * c + 2 * n * i + s + 4 * n;
+        let kept_layers = (n_layers - lowest) as u64;
+        let kept_embeddings = if freeze.trains_embeddings() {
+            n * c + 5 * n
+        } else {
+            0
+        };
+        let layer_working_set = 18 * n * c + 2 * n * i + 4 * s;
+        let activation_values = kept_layers * kept_per_layer
+            + kept_embeddings
+            + 2 * n * c
+            + layer_working_set
+            + batch.head_values;
+        TrainingMemory {
+            weights,
+            master_copies: 4 * compressed_trained,
+            gradients_and_moments: 3 * 4 * trained,
+            trained_values: trained,
+            activations: 4 * activation_values,
+            cached_features: 4 * batch.cached_features,
+            dtype: model.weight_dtype(),
+            freeze,
+            batch,
+        }
+    }
+
+    /// Bytes of every part together.
+    pub fn total(&self) -> u64 {
+        self.weights
+            + self.master_copies
+            + self.gradients_and_moments
+            + self.activations
+            + self.cached_features
+    }
+
+    /// "12.0 MiB of weights as fp32, ...": every part that is not 0.
+    pub fn breakdown(&self) -> String {
+        let b = &self.batch;
+        let mut parts = vec![format!(
+            "{:.1} MiB of weights as {}",
+            mib(self.weights),
+            self.dtype.name()
+        )];
+        if self.master_copies > 0 {
+            parts.push(format!(
+                "{:.1} MiB of fp32 master copies of the trained layers' {} matrices",
+                mib(self.master_copies),
+                self.dtype.name()
+            ));
+        }
+        parts.push(format!(
+            "{:.1} MiB of gradients + AdamW moments ({} trained values under freeze {}, 12 \
+             bytes each)",
+            mib(self.gradients_and_moments),
+            self.trained_values,
+            self.freeze
+        ));
+        parts.push(format!(
+            "{:.1} MiB of activations at batch {} x {} tokens",
+            mib(self.activations),
+            b.sequences,
+            b.tokens
+        ));
+        if self.cached_features > 0 {
+            parts.push(format!(
+                "{:.1} MiB of cached features",
+                mib(self.cached_features)
+            ));
+        }
+        parts.join(", ")
+    }
+
+    /// What to try, the part it shrinks largest first: a smaller batch or shorter texts for
+    /// the activations, training fewer layers for the gradients, moments and master copies, a
+    /// compressed `dtype` (or a smaller model) for the weights.
+    pub fn advice(&self) -> String {
+        let b = &self.batch;
+        let mut tips: Vec<(u64, String)> = Vec::new();
+        tips.push((
+            self.activations + self.cached_features,
+            if b.sequences > 1 {
+                format!(
+                    "a smaller batchSize (now {} sequences per step: halving it about halves \
+                     the activations; `accumulation` keeps the examples per optimizer step) or \
+                     shorter texts (now {} tokens: the attention scores grow with its square)",
+                    b.sequences, b.tokens
+                )
+            } else {
+                format!(
+                    "shorter texts (now {} tokens: the attention scores grow with its square)",
+                    b.tokens
+                )
+            },
+        ));
+        let optimizer = self.gradients_and_moments + self.master_copies;
+        let fewer = match self.freeze {
+            Freeze::Head => None,
+            Freeze::Top(1) => Some("'head' (the head alone)".to_string()),
+            Freeze::Top(k) => Some(format!("'top:{}' or less, or 'head'", k - 1)),
+            Freeze::All => Some("'top:K', or 'head'".to_string()),
+        };
+        if let Some(fewer) = fewer {
+            tips.push((
+                optimizer,
+                format!(
+                    "training fewer layers (freeze {fewer} instead of '{}': gradients and \
+                     moments for fewer values)",
+                    self.freeze
+                ),
+            ));
+        }
+        tips.push((
+            self.weights,
+            if self.dtype == WeightDtype::Fp32 {
+                "loading the model with dtype 'fp16', 'bf16' or 'int8' (the frozen layers' \
+                 matrices in 2 or 1 bytes a value), or a smaller model"
+                    .to_string()
+            } else {
+                "a smaller model".to_string()
+            },
+        ));
+        tips.sort_by(|a, b| b.0.cmp(&a.0));
+        let tips: Vec<String> = tips.into_iter().map(|(_, tip)| tip).collect();
+        format!("try, in this order: {}", tips.join("; then "))
+    }
+}
+
+/// The limit a run on `device` is held to (see the module's notes): the CPU's is the model
+/// limit (wasm's 4 GiB by default); a GPU's only one set on purpose.
+fn training_bytes_limit(device: &Device) -> Option<u64> {
+    match device {
+        Device::Cpu => Some(memory_limit::model_bytes_limit()),
+        Device::Gpu(_) => memory_limit::model_bytes_limit_set(),
+    }
+}
+
+/// Refuses a run (`what`: "train_classifier", ...) whose estimate is over the limit, with an
+/// [`Error::OutOfMemory`] naming the need, its parts and what to try, and on a GPU one whose
+/// largest activation buffer is over one storage binding. Returns the estimate.
+pub fn check_training_fits(
+    what: &str,
+    model: &mut BertModel,
+    freeze: Freeze,
+    batch: BatchShape,
+) -> Result<TrainingMemory> {
+    let estimate = TrainingMemory::estimate(model, freeze, batch);
+    if let Some(limit) = training_bytes_limit(model.device()) {
+        let needed = estimate.total();
+        if needed > limit {
+            return Err(Error::out_of_memory(
+                format!("{what} (freeze {freeze})"),
+                needed,
+                format!(
+                    "over the limit of {limit} bytes ({:.1} MiB, {}): {}; {}",
+                    mib(limit),
+                    memory_limit::limit_origin("run"),
+                    estimate.breakdown(),
+                    estimate.advice()
+                ),
+            ));
+        }
+    }
+    model.check_activation_buffers(batch.sequences, batch.tokens)?;
+    Ok(estimate)
+}
+
+/// Refuses, on a GPU, a head tensor `name` of `shape` that one storage binding cannot hold
+/// (the masked-LM logits, its selection matrix), before the run's first step.
+pub fn check_head_buffer(device: &Device, name: &str, shape: &[usize]) -> Result<()> {
+    check_gpu_buffer(
+        device,
+        name,
+        shape,
+        "use a smaller batchSize or shorter texts (fewer positions per step)",
+    )
+}
+
+/// Sums `counts` largest first: the most of `take` of them together.
+pub fn largest_sum(mut counts: Vec<usize>, take: usize) -> usize {
+    counts.sort_unstable_by(|a, b| b.cmp(a));
+    counts.into_iter().take(take).sum()
+}
+
+/// `values(shape)`, for the trainers' head terms.
+pub fn shape_values(shape: &[usize]) -> u64 {
+    values(shape)
+}
