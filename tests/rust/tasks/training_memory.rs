@@ -10,6 +10,7 @@ use pollster::block_on;
 use webnlu::device::{DeviceChoice, GpuOptions};
 use webnlu::memory_limit::set_model_bytes_limit;
 use webnlu::models::Freeze;
+use webnlu::ops::matmul::WeightDtype;
 use webnlu::tasks::*;
 use webnlu::{Device, Error};
 
@@ -116,6 +117,30 @@ fn a_run_over_the_limit_is_refused_before_its_first_step_and_runs_at_exactly_its
     // one byte less is refused
     let (_, refused) = classifier_run(&Device::Cpu, &examples, &options, Some(need - 1));
     assert_eq!(refusal(refused).0, need);
+
+    // in fp16 the trained layer's matrices get fp32 master copies: named, and no dtype advice
+    let dir = random("bert-random-classifier");
+    let mut p = Pipeline::load_dir_as(&dir, &Device::Cpu, WeightDtype::Fp16).unwrap();
+    let (held_values, held_bytes) = p.model.half_weights_held();
+    set_model_bytes_limit(Some(1000));
+    let refused = block_on(ClassifierTraining::new(&mut p, &examples, options.clone()));
+    set_model_bytes_limit(None);
+    let (need_fp16, message) = refusal(refused);
+    assert!(
+        message.contains("MiB of weights as fp16")
+            && message.contains("MiB of fp32 master copies of the trained layers' fp16 matrices")
+            && !message.contains("loading the model with dtype"),
+        "{message}"
+    );
+    // per layer 4 x 32 x 32 + 2 x 32 x 37 matrix values: both layers' held in 16 bits
+    // (`held_bytes`, with their layout's padding) instead of 4 bytes a value, and the trained
+    // layer's master copy at 4 bytes a value
+    let layer_values: u64 = 4 * 32 * 32 + 2 * 32 * 37;
+    assert_eq!(held_values as u64, 2 * layer_values);
+    assert_eq!(
+        need_fp16,
+        need - 4 * 2 * layer_values + held_bytes + 4 * layer_values
+    );
 }
 
 #[test]
