@@ -239,6 +239,7 @@ export class WorkerPool {
       case 'runtime.memoryUsage':
         return sumMemoryUsage(await this.broadcast(op, args));
       case 'runtime.trim':
+      case 'runtime.setMemoryLimit':
         await this.broadcast(op, args);
         return null;
       case 'model.load': {
