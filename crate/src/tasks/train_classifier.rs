@@ -48,7 +48,9 @@ use super::training_loop::{
     self, check_run_options, widen_what_trains, EpochRun, MicroBatch, OptimizerLoop, RunState,
     StepsProgress,
 };
-use super::training_memory::{check_training_fits, largest_sum, shape_values, BatchShape};
+use super::training_memory::{
+    check_training_fits, largest_sum, shape_values, values_of, BatchShape,
+};
 use super::windows::{batches_by_length, encode_windows, LongTexts, WindowAverage};
 
 use std::ops::Range;
@@ -193,18 +195,16 @@ fn classifier_batch_shape(
     // the features, the pooled or pre-classifier rows and their gradients (W, C); the window
     // logits, the example logits and their gradients (W, L)
     let head_values = shape_values(&[step_windows, 4 * c + 3 * labels]);
-    let mut head_parameters: u64 = (model.sequence_classifier.iter())
-        .flat_map(|head| head.parameters())
-        .map(|t| t.numel() as u64)
-        .sum();
+    let mut head_parameters = model
+        .sequence_classifier
+        .as_ref()
+        .map_or(0, |head| values_of(&head.parameters()));
     let bert_cls =
         model.family == Family::Bert && pipeline.classifier_input == ClassifierInput::ClsToken;
     if let Some(pooler) = model.pooler.as_ref().filter(|_| bert_cls && !head_only) {
         let mut pooler_parameters = Vec::new();
         pooler.dense.push_parameters(&mut pooler_parameters);
-        head_parameters += (pooler_parameters.iter())
-            .map(|t| t.numel() as u64)
-            .sum::<u64>();
+        head_parameters += values_of(&pooler_parameters);
     }
     BatchShape {
         sequences,

@@ -36,7 +36,9 @@ use super::training_loop::{
     self, check_run_options, widen_what_trains, EpochRun, MicroBatch, OptimizerLoop, RunState,
     StepsProgress,
 };
-use super::training_memory::{check_head_buffer, check_training_fits, shape_values, BatchShape};
+use super::training_memory::{
+    check_head_buffer, check_training_fits, shape_values, values_of, BatchShape,
+};
 
 /// One text corrupted for a masked-LM step.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -263,10 +265,10 @@ impl MaskedLmTraining {
         let device = pipeline.device();
         check_head_buffer(device, "mlm.logits", &[positions, vocab])?; // (n, V)
         check_head_buffer(device, "mlm.selection", &[positions, sequences * tokens])?; // (n, B*T)
-        let head_parameters = (model.masked_lm.iter())
-            .flat_map(|head| head.parameters())
-            .map(|t| t.numel() as u64)
-            .sum();
+        let head_parameters = model
+            .masked_lm
+            .as_ref()
+            .map_or(0, |head| values_of(&head.parameters()));
         Ok(BatchShape {
             sequences,
             tokens,

@@ -37,7 +37,7 @@ use super::training_loop::{
     self, check_run_options, widen_what_trains, EpochRun, MicroBatch, OptimizerLoop, RunState,
     StepsProgress,
 };
-use super::training_memory::{check_training_fits, shape_values, BatchShape};
+use super::training_memory::{check_training_fits, shape_values, values_of, BatchShape};
 use super::word_examples::{check_word_examples, word_label_classes, WordExample};
 
 use std::ops::Range;
@@ -210,13 +210,11 @@ fn token_batch_shape(
     } else {
         step
     };
-    let head_parameters = (model.token_classifier.iter())
-        .map(|head| {
-            let mut p = Vec::new();
-            head.classifier.push_parameters(&mut p);
-            p.iter().map(|t| t.numel() as u64).sum::<u64>()
-        })
-        .sum();
+    let head_parameters = model.token_classifier.as_ref().map_or(0, |head| {
+        let mut p = Vec::new();
+        head.classifier.push_parameters(&mut p);
+        values_of(&p)
+    });
     let labelled: usize = aligned.iter().map(|a| a.first_tokens.len()).sum();
     BatchShape {
         sequences,

@@ -36,9 +36,12 @@
 //! set with `set_model_bytes_limit` applies there, and the per-buffer limit
 //! ([`memory_limit::check_gpu_buffer`]) for the largest activations of one batch.
 
+use std::fmt::Write;
+
 use crate::memory_limit::{self, check_gpu_buffer, mib};
 use crate::models::{BertModel, Freeze};
 use crate::ops::matmul::WeightDtype;
+use crate::tensor::Tensor;
 use crate::{Device, Error, Result};
 
 /// The largest batch a run feeds the encoder, and what its head adds.
@@ -94,19 +97,10 @@ impl TrainingMemory {
         let mut trained = batch.head_parameters;
         let mut compressed_trained = 0u64;
         if freeze.trains_embeddings() {
-            trained += model
-                .embeddings
-                .parameters()
-                .iter()
-                .map(|t| t.numel() as u64)
-                .sum::<u64>();
+            trained += values_of(&model.embeddings.parameters());
         }
         for layer in &model.layers[lowest..] {
-            trained += layer
-                .parameters()
-                .iter()
-                .map(|t| t.numel() as u64)
-                .sum::<u64>();
+            trained += values_of(&layer.parameters());
             for linear in layer.linears() {
                 let (held_values, _) = linear.frozen_weight_held();
                 compressed_trained += held_values as u64;
@@ -159,38 +153,34 @@ impl TrainingMemory {
     /// "12.0 MiB of weights as fp32, ...": every part that is not 0.
     pub fn breakdown(&self) -> String {
         let b = &self.batch;
-        let mut parts = vec![format!(
-            "{:.1} MiB of weights as {}",
-            mib(self.weights),
-            self.dtype.name()
-        )];
+        let dtype = self.dtype.name();
+        let mut parts = format!("{:.1} MiB of weights as {dtype}", mib(self.weights));
         if self.master_copies > 0 {
-            parts.push(format!(
-                "{:.1} MiB of fp32 master copies of the trained layers' {} matrices",
-                mib(self.master_copies),
-                self.dtype.name()
-            ));
+            let _ = write!(
+                parts,
+                ", {:.1} MiB of fp32 master copies of the trained layers' {dtype} matrices",
+                mib(self.master_copies)
+            );
         }
-        parts.push(format!(
-            "{:.1} MiB of gradients + AdamW moments ({} trained values under freeze {}, 12 \
-             bytes each)",
+        let _ = write!(
+            parts,
+            ", {:.1} MiB of gradients + AdamW moments ({} trained values under freeze {}, 12 \
+             bytes each), {:.1} MiB of activations at batch {} x {} tokens",
             mib(self.gradients_and_moments),
             self.trained_values,
-            self.freeze
-        ));
-        parts.push(format!(
-            "{:.1} MiB of activations at batch {} x {} tokens",
+            self.freeze,
             mib(self.activations),
             b.sequences,
             b.tokens
-        ));
+        );
         if self.cached_features > 0 {
-            parts.push(format!(
-                "{:.1} MiB of cached features",
+            let _ = write!(
+                parts,
+                ", {:.1} MiB of cached features",
                 mib(self.cached_features)
-            ));
+            );
         }
-        parts.join(", ")
+        parts
     }
 
     /// What to try, the part it shrinks largest first: a smaller batch or shorter texts for
@@ -198,53 +188,59 @@ impl TrainingMemory {
     /// compressed `dtype` (or a smaller model) for the weights.
     pub fn advice(&self) -> String {
         let b = &self.batch;
-        let mut tips: Vec<(u64, String)> = Vec::new();
-        tips.push((
-            self.activations + self.cached_features,
-            if b.sequences > 1 {
-                format!(
-                    "a smaller batchSize (now {} sequences per step: halving it about halves \
-                     the activations; `accumulation` keeps the examples per optimizer step) or \
-                     shorter texts (now {} tokens: the attention scores grow with its square)",
-                    b.sequences, b.tokens
-                )
-            } else {
-                format!(
-                    "shorter texts (now {} tokens: the attention scores grow with its square)",
-                    b.tokens
-                )
-            },
-        ));
-        let optimizer = self.gradients_and_moments + self.master_copies;
+        let batch = if b.sequences > 1 {
+            format!(
+                "a smaller batchSize (now {} sequences per step: halving it about halves the \
+                 activations; `accumulation` keeps the examples per optimizer step) or shorter \
+                 texts (now {} tokens: the attention scores grow with its square)",
+                b.sequences, b.tokens
+            )
+        } else {
+            format!(
+                "shorter texts (now {} tokens: the attention scores grow with its square)",
+                b.tokens
+            )
+        };
         let fewer = match self.freeze {
             Freeze::Head => None,
             Freeze::Top(1) => Some("'head' (the head alone)".to_string()),
             Freeze::Top(k) => Some(format!("'top:{}' or less, or 'head'", k - 1)),
             Freeze::All => Some("'top:K', or 'head'".to_string()),
         };
-        if let Some(fewer) = fewer {
-            tips.push((
-                optimizer,
-                format!(
-                    "training fewer layers (freeze {fewer} instead of '{}': gradients and \
-                     moments for fewer values)",
-                    self.freeze
-                ),
-            ));
+        let freeze = fewer.map(|fewer| {
+            format!(
+                "training fewer layers (freeze {fewer} instead of '{}': gradients and moments \
+                 for fewer values)",
+                self.freeze
+            )
+        });
+        let dtype = if self.dtype == WeightDtype::Fp32 {
+            "loading the model with dtype 'fp16', 'bf16' or 'int8' (the frozen layers' matrices \
+             in 2 or 1 bytes a value), or a smaller model"
+        } else {
+            "a smaller model"
+        };
+        // the three tips by the size of the part each shrinks, largest first (ties: this order)
+        let mut tips = [
+            (self.activations + self.cached_features, Some(batch)),
+            (self.gradients_and_moments + self.master_copies, freeze),
+            (self.weights, Some(dtype.to_string())),
+        ];
+        for i in 1..tips.len() {
+            let mut j = i;
+            while j > 0 && tips[j - 1].0 < tips[j].0 {
+                tips.swap(j - 1, j);
+                j -= 1;
+            }
         }
-        tips.push((
-            self.weights,
-            if self.dtype == WeightDtype::Fp32 {
-                "loading the model with dtype 'fp16', 'bf16' or 'int8' (the frozen layers' \
-                 matrices in 2 or 1 bytes a value), or a smaller model"
-                    .to_string()
-            } else {
-                "a smaller model".to_string()
-            },
-        ));
-        tips.sort_by(|a, b| b.0.cmp(&a.0));
-        let tips: Vec<String> = tips.into_iter().map(|(_, tip)| tip).collect();
-        format!("try, in this order: {}", tips.join("; then "))
+        let mut advice = String::from("try, in this order: ");
+        for (i, tip) in tips.iter().filter_map(|(_, tip)| tip.as_ref()).enumerate() {
+            if i > 0 {
+                advice.push_str("; then ");
+            }
+            advice.push_str(tip);
+        }
+        advice
     }
 }
 
@@ -300,8 +296,13 @@ pub fn check_head_buffer(device: &Device, name: &str, shape: &[usize]) -> Result
 
 /// Sums `counts` largest first: the most of `take` of them together.
 pub fn largest_sum(mut counts: Vec<usize>, take: usize) -> usize {
-    counts.sort_unstable_by(|a, b| b.cmp(a));
+    crate::sort::sort_by(&mut counts, |a, b| b.cmp(a));
     counts.into_iter().take(take).sum()
+}
+
+/// The f32 values of `tensors` together (the trainers' head parameters).
+pub fn values_of(tensors: &[&Tensor]) -> u64 {
+    tensors.iter().map(|t| t.numel() as u64).sum()
 }
 
 /// `values(shape)`, for the trainers' head terms.
