@@ -543,13 +543,17 @@ fn an_activation_over_one_binding_is_refused_naming_it_and_what_to_do() {
         .collect();
     assert_eq!(encodings[0].ids.len(), 42);
     let input = EncoderInput::from_encodings(sharded.device(), &encodings).unwrap();
+    // refused before any op (`BertModel::check_activation_buffers`), saying how many fit
     let message = match sharded.model.encode(&input, &RunMode::inference()) {
         Ok(_) => panic!("a batch over one binding ran"),
-        Err(error) => error.to_string(),
+        Err(error @ Error::OutOfMemory { .. }) => error.to_string(),
+        Err(other) => panic!("not an out-of-memory refusal: {other}"),
     };
     eprintln!("{message}");
     assert!(
-        message.contains("row shards") && message.contains("fewer or shorter texts per batch"),
+        message.contains("GPU tensor \"intermediate\" of shape [64, 42, 512]")
+            && message
+                .contains("use fewer texts per batch (batchSize: at most 48 of 42 tokens fit)"),
         "{message}"
     );
 }

@@ -402,12 +402,12 @@ impl BertModel {
         let advice = if fit >= 1 {
             format!(
                 "use fewer texts per batch (batchSize: at most {fit} of {tokens} tokens fit) or \
-                 shorter texts (maxLength)"
+                 shorter texts"
             )
         } else {
             format!(
-                "use shorter texts (maxLength): not one text of {tokens} tokens fits (open the \
-                 GPU with larger limits where the adapter offers them)"
+                "use shorter texts: not one text of {tokens} tokens fits (open the GPU with \
+                 larger limits where the adapter offers them)"
             )
         };
         for (name, shape) in [
