@@ -39,6 +39,7 @@ use super::training_loop::{
 use super::training_memory::{
     check_head_buffer, check_training_fits, shape_values, values_of, BatchShape,
 };
+use crate::models::bert::heads::check_logits_fit;
 
 /// One text corrupted for a masked-LM step.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -263,7 +264,7 @@ impl MaskedLmTraining {
         }
         let c = model.hidden_size();
         let device = pipeline.device();
-        check_head_buffer(device, "mlm.logits", &[positions, vocab])?; // (n, V)
+        check_logits_fit(device, &[positions, vocab])?; // (n, V)
         check_head_buffer(device, "mlm.selection", &[positions, sequences * tokens])?; // (n, B*T)
         let head_parameters = model
             .masked_lm

@@ -284,7 +284,7 @@ pub fn check_training_fits(
 }
 
 /// Refuses, on a GPU, a head tensor `name` of `shape` that one storage binding cannot hold
-/// (the masked-LM logits, its selection matrix), before the run's first step.
+/// (the masked-LM selection matrix), before the run's first step.
 pub fn check_head_buffer(device: &Device, name: &str, shape: &[usize]) -> Result<()> {
     check_gpu_buffer(
         device,

