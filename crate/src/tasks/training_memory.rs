@@ -25,6 +25,8 @@
 //!   the head's                   given by the trainer (classifier logits; masked-LM: the
 //!                                selection (n, N), logits, their gradient and softmax (n, V))
 //! cached features  head-only training's (windows or tokens, C)
+//! packed panels  on the CPU: the matmul's packed copy of every f32 layer matrix (as large as
+//!                the matrix; made on its first product, again after each step)
 //! ```
 //!
 //! Head-only runs keep no layer: B x T is then the encoder's inference batch (the features are
@@ -76,6 +78,9 @@ pub struct TrainingMemory {
     pub activations: u64,
     /// Head-only training's cached features.
     pub cached_features: u64,
+    /// On the CPU: the matmul's packed panels of every f32 layer matrix (`ops::matmul::
+    /// PackedWeight`, as large as the weight; 0 on a GPU).
+    pub packed_panels: u64,
     /// How the model's layers are held.
     pub dtype: WeightDtype,
     pub freeze: Freeze,
@@ -96,6 +101,15 @@ impl TrainingMemory {
         let lowest = freeze.lowest_trained_layer(n_layers);
         let mut trained = batch.head_parameters;
         let mut compressed_trained = 0u64;
+        // f32 layer matrices once the trained ones are widened: what the CPU matmul packs
+        let mut f32_matrix_values = 0u64;
+        for (l, layer) in model.layers.iter().enumerate() {
+            for linear in layer.linears() {
+                if l >= lowest || linear.dtype() == WeightDtype::Fp32 {
+                    f32_matrix_values += (linear.out_features() * linear.in_features()) as u64;
+                }
+            }
+        }
         if freeze.trains_embeddings() {
             trained += values_of(&model.embeddings.parameters());
         }
@@ -135,6 +149,10 @@ impl TrainingMemory {
             trained_values: trained,
             activations: 4 * activation_values,
             cached_features: 4 * batch.cached_features,
+            packed_panels: match model.device() {
+                Device::Cpu => 4 * f32_matrix_values,
+                Device::Gpu(_) => 0,
+            },
             dtype: model.weight_dtype(),
             freeze,
             batch,
@@ -148,6 +166,7 @@ impl TrainingMemory {
             + self.gradients_and_moments
             + self.activations
             + self.cached_features
+            + self.packed_panels
     }
 
     /// "12.0 MiB of weights as fp32, ...": every part that is not 0.
@@ -155,6 +174,13 @@ impl TrainingMemory {
         let b = &self.batch;
         let dtype = self.dtype.name();
         let mut parts = format!("{:.1} MiB of weights as {dtype}", mib(self.weights));
+        if self.packed_panels > 0 {
+            let _ = write!(
+                parts,
+                ", {:.1} MiB of the CPU matmul's packed copies of the f32 layer matrices",
+                mib(self.packed_panels)
+            );
+        }
         if self.master_copies > 0 {
             let _ = write!(
                 parts,
@@ -224,7 +250,7 @@ impl TrainingMemory {
         let mut tips = [
             (self.activations + self.cached_features, Some(batch)),
             (self.gradients_and_moments + self.master_copies, freeze),
-            (self.weights, Some(dtype.to_string())),
+            (self.weights + self.packed_panels, Some(dtype.to_string())),
         ];
         for i in 1..tips.len() {
             let mut j = i;

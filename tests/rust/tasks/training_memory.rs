@@ -133,13 +133,18 @@ fn a_run_over_the_limit_is_refused_before_its_first_step_and_runs_at_exactly_its
         "{message}"
     );
     // per layer 4 x 32 x 32 + 2 x 32 x 37 matrix values: both layers' held in 16 bits
-    // (`held_bytes`, with their layout's padding) instead of 4 bytes a value, and the trained
-    // layer's master copy at 4 bytes a value
+    // (`held_bytes`, with their layout's padding) instead of 4 bytes a value, the trained
+    // layer's master copy at 4 bytes a value, and the CPU matmul's packed copies of the f32
+    // matrices for the trained layer only (fp32: both)
     let layer_values: u64 = 4 * 32 * 32 + 2 * 32 * 37;
     assert_eq!(held_values as u64, 2 * layer_values);
+    assert!(
+        message.contains("MiB of the CPU matmul's packed copies"),
+        "{message}"
+    );
     assert_eq!(
         need_fp16,
-        need - 4 * 2 * layer_values + held_bytes + 4 * layer_values
+        need - 4 * 2 * layer_values + held_bytes + 4 * layer_values - 4 * layer_values
     );
 }
 
