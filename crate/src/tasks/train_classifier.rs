@@ -176,6 +176,7 @@ fn classifier_batch_shape(
     encodings: &[Encoding],
     spans: &[Range<usize>],
     train: &[usize],
+    validation: &[usize],
 ) -> BatchShape {
     let model = &pipeline.model;
     let c = model.hidden_size();
@@ -184,8 +185,8 @@ fn classifier_batch_shape(
         _ => model.config.labels().num_labels.max(1),
     };
     let tokens = encodings.iter().map(|e| e.ids.len()).max().unwrap_or(0);
-    let windows_per_example: Vec<usize> = train.iter().map(|&i| spans[i].len()).collect();
-    let step_windows = largest_sum(windows_per_example, options.batch_size);
+    let windows_of = |rows: &[usize]| rows.iter().map(|&i| spans[i].len()).collect::<Vec<_>>();
+    let step_windows = largest_sum(windows_of(train), options.batch_size);
     let head_only = options.freeze == Freeze::Head;
     let sequences = if head_only {
         pipeline.read.batch_size.max(1).min(encodings.len())
@@ -215,6 +216,12 @@ fn classifier_batch_shape(
             shape_values(&[encodings.len(), c])
         } else {
             0
+        },
+        // validation batches of max(batch_size, 32) examples (head-only: from the cache)
+        validation_sequences: if head_only {
+            0
+        } else {
+            largest_sum(windows_of(validation), options.batch_size.max(32))
         },
     }
 }
@@ -303,7 +310,14 @@ impl ClassifierTraining {
         }
         let encodings: Vec<Encoding> = windows.into_iter().map(|w| w.encoding).collect();
         let window_count = encodings.len();
-        let batch = classifier_batch_shape(pipeline, &options, &encodings, &spans, &split.train);
+        let batch = classifier_batch_shape(
+            pipeline,
+            &options,
+            &encodings,
+            &spans,
+            &split.train,
+            &split.validation,
+        );
         check_training_fits(WHAT, &mut pipeline.model, options.freeze, batch)?;
         widen_what_trains(&mut pipeline.model, &options).await?;
         let (cache, encodings) = if options.freeze == Freeze::Head {

@@ -276,6 +276,8 @@ impl MaskedLmTraining {
             head_values: shape_values(&[positions, sequences * tokens + 6 * c + 3 * vocab]),
             head_parameters,
             cached_features: 0,
+            // the held-out batches are of batch_size texts, counted in `sequences`
+            validation_sequences: 0,
         })
     }
 

@@ -27,7 +27,7 @@ use crate::ops::losses::{cross_entropy_with_gradient, IGNORE_INDEX};
 use crate::tensor::Tensor;
 use crate::tokenizer::{Encoding, Tokenizer, Truncation, TruncationStrategy};
 use crate::train::entities::{EntityCounts, EntityScores};
-use crate::train::{argmax, train_validation_split, FeatureCache};
+use crate::train::{argmax, train_validation_split, FeatureCache, Split};
 use crate::{Error, Result};
 
 use super::pipeline::Pipeline;
@@ -193,8 +193,9 @@ fn token_batch_shape(
     pipeline: &Pipeline,
     options: &TrainOptions,
     aligned: &[AlignedWords],
-    train: &[usize],
+    split: &Split,
 ) -> BatchShape {
+    let train = &split.train;
     let model = &pipeline.model;
     let c = model.hidden_size();
     let labels = model.config.labels().num_labels.max(1);
@@ -225,6 +226,12 @@ fn token_batch_shape(
             shape_values(&[labelled, c])
         } else {
             0
+        },
+        // validation batches of max(batch_size, 32) examples (head-only: from the cache)
+        validation_sequences: if head_only {
+            0
+        } else {
+            split.validation.len().min(options.batch_size.max(32))
         },
     }
 }
@@ -281,7 +288,7 @@ impl TokenClassifierTraining {
             aligned.push(words);
         }
         pipeline.model.add_token_classifier(&labels, options.seed)?;
-        let batch = token_batch_shape(pipeline, &options, &aligned, &split.train);
+        let batch = token_batch_shape(pipeline, &options, &aligned, &split);
         check_training_fits(WHAT, &mut pipeline.model, options.freeze, batch)?;
         widen_what_trains(&mut pipeline.model, &options).await?;
 

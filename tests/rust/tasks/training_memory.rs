@@ -180,6 +180,19 @@ fn the_advice_names_first_what_would_shrink_the_largest_part() {
         "{message}"
     );
     assert!(!message.contains("smaller batchSize"), "batch 1: {message}");
+    // one example a step and half of 40 held out: the validation's batch of 20 in inference
+    // (its batches hold max(batchSize, 32) examples) outweighs a training step's
+    let held_out = TrainOptions {
+        validation_fraction: 0.5,
+        ..options(Freeze::Top(1), 1)
+    };
+    let (_, refused) = classifier_run(&Device::Cpu, &examples(40, 12), &held_out, Some(1000));
+    let (_, message) = refusal(refused);
+    assert!(
+        message.contains("MiB of activations at validation batch 20 x 14 tokens")
+            && message.contains("try, in this order: fewer held-out examples per validation batch"),
+        "{message}"
+    );
     // head-only training: no layer to freeze more
     let (_, refused) = classifier_run(
         &Device::Cpu,
