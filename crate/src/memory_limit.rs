@@ -88,6 +88,20 @@ pub fn set_model_bytes_limit(bytes: Option<u64>) {
     MODEL_BYTES_LIMIT.with(|limit| limit.set(bytes));
 }
 
+/// The limit [`set_model_bytes_limit`] set on this thread, if one is set.
+pub fn model_bytes_limit_set() -> Option<u64> {
+    MODEL_BYTES_LIMIT.with(Cell::get)
+}
+
+/// Where [`model_bytes_limit`] comes from, for messages about a `job` ("load", "run").
+pub(crate) fn limit_origin(job: &str) -> String {
+    if model_bytes_limit_set().is_some() {
+        format!("the limit set for this {job}")
+    } else {
+        "a wasm module's whole memory, 4 GiB".to_string()
+    }
+}
+
 /// The limit [`check_model_fits`] applies on this thread.
 pub fn model_bytes_limit() -> u64 {
     MODEL_BYTES_LIMIT
@@ -103,12 +117,7 @@ pub fn check_model_fits(what: &str, needed: u64, breakdown: &str, advice: &str) 
     if needed <= limit {
         return Ok(());
     }
-    let mib = |bytes: u64| bytes as f64 / 1048576.0;
-    let limit_is = if MODEL_BYTES_LIMIT.with(Cell::get).is_some() {
-        "the limit set for this load"
-    } else {
-        "a wasm module's whole memory, 4 GiB"
-    };
+    let limit_is = limit_origin("load");
     Err(Error::out_of_memory(
         what,
         needed,
@@ -116,6 +125,45 @@ pub fn check_model_fits(what: &str, needed: u64, breakdown: &str, advice: &str) 
             "it needs {needed} bytes ({:.1} MiB: {breakdown}), over {limit} bytes ({:.1} MiB, \
              {limit_is}); {advice}",
             mib(needed),
+            mib(limit)
+        ),
+    ))
+}
+
+/// `bytes` in MiB, for messages.
+pub fn mib(bytes: u64) -> f64 {
+    bytes as f64 / 1048576.0
+}
+
+/// Refuses, before any work is encoded, a GPU tensor `name` of `shape` (f32) that a kernel binds
+/// whole when it is over the device's limit for one storage binding
+/// (`GpuContext::max_binding_bytes`: the smaller of `maxStorageBufferBindingSize` and
+/// `maxBufferSize`); `advice` says what to try (fewer or shorter texts per batch). An
+/// [`Error::OutOfMemory`] naming the tensor, its bytes and the limit; nothing on the CPU (the
+/// wasm memory is checked per tensor by [`tensor_bytes`]).
+///
+/// Without this check such a tensor is split into row shards when it is made (`tensor.rs`)
+/// and the first op that binds it refuses it, after the work before it was encoded.
+pub fn check_gpu_buffer(
+    device: &crate::Device,
+    name: &str,
+    shape: &[usize],
+    advice: &str,
+) -> Result<()> {
+    let crate::Device::Gpu(ctx) = device else {
+        return Ok(());
+    };
+    let bytes = tensor_bytes(name, shape, 4)?;
+    let limit = ctx.max_binding_bytes();
+    if bytes <= limit {
+        return Ok(());
+    }
+    Err(Error::out_of_memory(
+        format!("GPU tensor {name:?} of shape {shape:?}"),
+        bytes,
+        format!(
+            "over this GPU's limit of {limit} bytes ({:.1} MiB) for one buffer that a kernel \
+             binds whole (the smaller of maxStorageBufferBindingSize and maxBufferSize); {advice}",
             mib(limit)
         ),
     ))

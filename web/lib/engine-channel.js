@@ -260,6 +260,7 @@ export class WorkerPool {
       case 'pool.tensorParallelCalls': // (tests) how many calls ran tensor-parallel so far
         return this.tensorParallelCalls;
       case 'runtime.trim':
+      case 'runtime.setMemoryLimit':
         await this.broadcast(op, args);
         return null;
       case 'model.load': {

@@ -192,6 +192,9 @@ export class Engine {
       case 'runtime.trim':
         callRust('trim', () => this.get(a.runtime, 'runtime').object.trim());
         return null;
+      case 'runtime.setMemoryLimit':
+        callRust('setMemoryLimit', () => this.get(a.runtime, 'runtime').object.set_memory_limit(a.bytes ?? undefined));
+        return null;
       case 'tokenizer.create': {
         const tokenizer = tokenizerFromFiles(a.files);
         return { handle: this.keep('tokenizer', tokenizer), vocabSize: tokenizer.vocabSize };

@@ -397,6 +397,16 @@ export class Runtime {
    * it brings `gpuBytes` back to what it was before the load. The next call is slower.
    */
   trim(): Promise<void>;
+  /**
+   * Sets the most bytes a model load or a training run may need, in every worker (`null`: the
+   * default). By default loads and runs on the CPU are held to the wasm module's 4 GiB, runs on
+   * the GPU to no total (WebGPU does not say how much memory an adapter has; only its
+   * per-buffer limit applies). A training run whose estimate (weights, fp32 master copies,
+   * gradients + AdamW moments, activations of its largest batch) is over it rejects with an
+   * `OutOfMemoryError` before its first step, naming the need and what to try. For callers that
+   * know their budget, and for tests that lower it.
+   */
+  setMemoryLimit(bytes: number | null): Promise<void>;
   /** Frees the device and stops the worker (all workers of a pool); its models and tokenizers stop working. */
   dispose(): void;
 }

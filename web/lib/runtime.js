@@ -247,6 +247,23 @@ export class Runtime {
     return this.#channel.call('runtime.trim', { runtime: this.#handle });
   }
 
+  /**
+   * Sets the most bytes a model load or a training run may need (`null`: the default), in
+   * every worker. Loads and runs on the CPU are held to the wasm module's 4 GiB by default;
+   * runs on the GPU to no total by default (WebGPU does not say how much memory an adapter
+   * has), only to its per-buffer limit. A run over the limit rejects with an
+   * `OutOfMemoryError` before its first step, naming what it needs and what to try. For
+   * callers that know their budget, and for tests that lower it on purpose.
+   */
+  setMemoryLimit(bytes) {
+    this.checkOpen();
+    if (bytes !== null && !(Number.isSafeInteger(bytes) && bytes >= 0)) {
+      return Promise.reject(new WebnluError(`setMemoryLimit: bytes must be a whole number >= 0, or null, got ${JSON.stringify(bytes)}`));
+    }
+    if (this.#handle === null) return Promise.reject(new UnsupportedError(`setMemoryLimit: ${this.device.reason}`));
+    return this.#channel.call('runtime.setMemoryLimit', { runtime: this.#handle, bytes });
+  }
+
   /** Frees the device (and stops the worker); models of this runtime stop working. */
   dispose() {
     if (this.#disposed) return;

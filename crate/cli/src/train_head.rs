@@ -83,6 +83,7 @@ pub fn run(args: TrainHeadArgs) -> Result<()> {
         SplitMix64::new(options.seed ^ 0x006c_696d_6974).shuffle(&mut examples);
         examples.truncate(limit);
     }
+    args.training.apply_memory_limit()?;
     let mut pipeline = load_pipeline(&args.model, Some(&args.windows))?;
     if let (Some(note), true) = (
         pipeline.pair_note(),

@@ -65,6 +65,7 @@ pub fn run(args: TrainMlmArgs) -> Result<()> {
         SplitMix64::new(options.seed ^ 0x006c_696d_6974).shuffle(&mut texts);
         texts.truncate(limit);
     }
+    args.training.apply_memory_limit()?;
     let mut pipeline = load_pipeline(&args.model, None)?;
     let epochs = options.epochs;
     let mut run = block_on(MaskedLmTraining::new(&mut pipeline, &texts, options))?;

@@ -59,6 +59,7 @@ pub fn run(args: TrainTokensArgs) -> Result<()> {
         SplitMix64::new(options.seed ^ 0x006c_696d_6974).shuffle(&mut examples);
         examples.truncate(limit);
     }
+    args.training.apply_memory_limit()?;
     let mut pipeline = load_pipeline(&args.model, None)?;
     let mut epoch_started = Instant::now();
     let report = block_on(

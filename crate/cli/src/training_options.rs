@@ -47,6 +47,14 @@ pub struct TrainingArgs {
     /// Write the trained model (config.json, model.safetensors, tokenizer files) to DIR
     #[arg(long, value_name = "DIR")]
     pub out: Option<String>,
+    /// Refuse a model load or a run that needs more than this many MiB, before it starts: the
+    /// run's estimate counts the weights, fp32 master copies of trained 16-bit / int8 layers,
+    /// gradients + AdamW moments and the activations of its largest batch, and the error says
+    /// what to try. Natively there is no limit by default; the browser's is the wasm module's
+    /// 4 GiB (on the GPU, whose memory WebGPU does not report, only a limit given here
+    /// applies, besides the device's per-buffer limit)
+    #[arg(long, value_name = "MIB")]
+    pub memory_limit: Option<f64>,
 }
 
 /// `--max-grad-norm`: a number, or `none` for no clipping.
@@ -76,6 +84,20 @@ impl std::fmt::Display for GradNorm {
 }
 
 impl TrainingArgs {
+    /// Holds the model load and the run of this thread to `--memory-limit` (when given).
+    pub fn apply_memory_limit(&self) -> Result<()> {
+        let Some(mib) = self.memory_limit else {
+            return Ok(());
+        };
+        if !(mib.is_finite() && mib >= 0.0) {
+            return Err(Error::invalid(format!(
+                "--memory-limit must be a number of MiB >= 0, found {mib}"
+            )));
+        }
+        webnlu::memory_limit::set_model_bytes_limit(Some((mib * 1048576.0) as u64));
+        Ok(())
+    }
+
     /// The options these arguments give, with the micro-batch of `--batch-size`; the command
     /// sets its own (`--task`, `--pooling`, `--mlm-probability`) before [`checked`].
     pub fn options(&self, batch_size: Option<usize>) -> TrainOptions {

@@ -17,6 +17,7 @@ use super::classify::softmax;
 use super::pipeline::Pipeline;
 use super::text_pairs::TaskText;
 use super::windows::{encode_item, token_sources, LongTexts};
+use crate::models::bert::heads::check_logits_fit;
 
 /// One candidate for one mask.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -97,6 +98,8 @@ impl Pipeline {
         let mut needed: Vec<usize> = masks.iter().map(|s| s.window).collect();
         sort::sort_dedup(&mut needed);
         let device = self.device().clone();
+        // (N, V) logits over one GPU binding: refused before the encoder runs
+        check_logits_fit(&device, &[masks.len(), self.model.vocab_size()])?;
         let c = self.hidden_size();
         // (needed window) -> its hidden states (T_w, C), each window run alone (no padding)
         let mut hidden_of: Vec<Vec<f32>> = Vec::with_capacity(needed.len());

@@ -28,6 +28,7 @@ pub mod train_options;
 pub use train_options::{OptionError, DEFAULT_MLM_PROBABILITY};
 pub mod train_tokens;
 pub mod training_loop;
+pub mod training_memory;
 pub mod windows;
 pub mod word_examples;
 

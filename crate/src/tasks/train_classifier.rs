@@ -27,7 +27,7 @@
 //! epoch per call, so the browser can show progress and stop between epochs;
 //! [`Pipeline::train_classifier`] runs them all with a callback.
 
-use crate::models::{EncoderInput, Freeze, Gradients, RunMode};
+use crate::models::{EncoderInput, Family, Freeze, Gradients, RunMode};
 use crate::ops::losses::{
     bce_with_logits_backward, bce_with_logits_forward, cross_entropy_with_gradient, mse_backward,
     mse_forward,
@@ -47,6 +47,9 @@ use super::text_pairs::TaskText;
 use super::training_loop::{
     self, check_run_options, widen_what_trains, EpochRun, MicroBatch, OptimizerLoop, RunState,
     StepsProgress,
+};
+use super::training_memory::{
+    check_training_fits, largest_sum, shape_values, values_of, BatchShape,
 };
 use super::windows::{batches_by_length, encode_windows, LongTexts, WindowAverage};
 
@@ -160,6 +163,69 @@ fn long_texts_of(pipeline: &Pipeline, options: &TrainOptions) -> Result<LongText
     Ok(long_texts)
 }
 
+/// The name of the run in its messages.
+const WHAT: &str = "train_classifier";
+
+/// The largest micro-batch of a run on `encodings` (every window; example i's are
+/// `spans[i]`), for its memory estimate: the `batch_size` training examples with the most
+/// windows together, padded to the longest window (head-only: the feature batches of the
+/// pipeline's batch size); the head's logits, their gradients and the features it reads.
+fn classifier_batch_shape(
+    pipeline: &Pipeline,
+    options: &TrainOptions,
+    encodings: &[Encoding],
+    spans: &[Range<usize>],
+    train: &[usize],
+    validation: &[usize],
+) -> BatchShape {
+    let model = &pipeline.model;
+    let c = model.hidden_size();
+    let labels = match options.problem {
+        ProblemType::Regression => 1,
+        _ => model.config.labels().num_labels.max(1),
+    };
+    let tokens = encodings.iter().map(|e| e.ids.len()).max().unwrap_or(0);
+    let windows_of = |rows: &[usize]| rows.iter().map(|&i| spans[i].len()).collect::<Vec<_>>();
+    let step_windows = largest_sum(windows_of(train), options.batch_size);
+    let head_only = options.freeze == Freeze::Head;
+    let sequences = if head_only {
+        pipeline.read.batch_size.max(1).min(encodings.len())
+    } else {
+        step_windows
+    };
+    // the features, the pooled or pre-classifier rows and their gradients (W, C); the window
+    // logits, the example logits and their gradients (W, L)
+    let head_values = shape_values(&[step_windows, 4 * c + 3 * labels]);
+    let mut head_parameters = model
+        .sequence_classifier
+        .as_ref()
+        .map_or(0, |head| values_of(&head.parameters()));
+    let bert_cls =
+        model.family == Family::Bert && pipeline.classifier_input == ClassifierInput::ClsToken;
+    if let Some(pooler) = model.pooler.as_ref().filter(|_| bert_cls && !head_only) {
+        let mut pooler_parameters = Vec::new();
+        pooler.dense.push_parameters(&mut pooler_parameters);
+        head_parameters += values_of(&pooler_parameters);
+    }
+    BatchShape {
+        sequences,
+        tokens,
+        head_values,
+        head_parameters,
+        cached_features: if head_only {
+            shape_values(&[encodings.len(), c])
+        } else {
+            0
+        },
+        // validation batches of max(batch_size, 32) examples (head-only: from the cache)
+        validation_sequences: if head_only {
+            0
+        } else {
+            largest_sum(windows_of(validation), options.batch_size.max(32))
+        },
+    }
+}
+
 /// Head-only training's cached features for the examples `texts` under `options`: every
 /// window's features `(W, C)` row-major, in window order (example by example). They depend on
 /// nothing but each window's text and the encoder, so a copy of the same model elsewhere (a
@@ -205,8 +271,8 @@ impl ClassifierTraining {
         if examples.is_empty() {
             return Err(Error::invalid("train_classifier: no examples"));
         }
-        check_run_options(&options, &pipeline.model, "train_classifier")?;
-        options.refuse_masked_lm_options("train_classifier")?;
+        check_run_options(&options, &pipeline.model, WHAT)?;
+        options.refuse_masked_lm_options(WHAT)?;
         if let Some(e) = examples.iter().position(|e| e.text.trim().is_empty()) {
             return Err(Error::invalid(format!(
                 "train_classifier: example {e} has no text"
@@ -223,7 +289,6 @@ impl ClassifierTraining {
             train_validation_split(examples.len(), options.validation_fraction, options.seed)?;
         let input = classifier_input_of(pipeline, &options);
         pipeline.classifier_input = input;
-        widen_what_trains(&mut pipeline.model, &options).await?;
         pipeline
             .model
             .add_sequence_classifier(&labels, options.seed)?;
@@ -245,6 +310,16 @@ impl ClassifierTraining {
         }
         let encodings: Vec<Encoding> = windows.into_iter().map(|w| w.encoding).collect();
         let window_count = encodings.len();
+        let batch = classifier_batch_shape(
+            pipeline,
+            &options,
+            &encodings,
+            &spans,
+            &split.train,
+            &split.validation,
+        );
+        check_training_fits(WHAT, &mut pipeline.model, options.freeze, batch)?;
+        widen_what_trains(&mut pipeline.model, &options).await?;
         let (cache, encodings) = if options.freeze == Freeze::Head {
             let c = pipeline.hidden_size();
             let rows = match features {

@@ -36,6 +36,10 @@ use super::training_loop::{
     self, check_run_options, widen_what_trains, EpochRun, MicroBatch, OptimizerLoop, RunState,
     StepsProgress,
 };
+use super::training_memory::{
+    check_head_buffer, check_training_fits, shape_values, values_of, BatchShape,
+};
+use crate::models::bert::heads::check_logits_fit;
 
 /// One text corrupted for a masked-LM step.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -202,7 +206,7 @@ impl MaskedLmTraining {
             trained_parameters: 0,
             optimizer_state_bytes: 0,
         };
-        widen_what_trains(&mut pipeline.model, &options).await?;
+        let freeze = options.freeze;
         let mut run = MaskedLmTraining {
             run: RunState::new(options, split.train)?,
             probability,
@@ -212,6 +216,9 @@ impl MaskedLmTraining {
             validation_corrupted,
             report,
         };
+        let batch = run.batch_shape(pipeline)?;
+        check_training_fits(WHAT, &mut pipeline.model, freeze, batch)?;
+        widen_what_trains(&mut pipeline.model, &run.run.options).await?;
         let initial = run.validation_loss(pipeline).await?;
         run.report.initial_validation_loss = initial;
         run.report.initial_validation_perplexity = initial.map(f32::exp);
@@ -220,6 +227,58 @@ impl MaskedLmTraining {
 
     pub fn report(&self) -> &MaskedLmReport {
         &self.report
+    }
+
+    /// The largest micro-batch of the run, for its memory estimate: `batch_size` texts padded
+    /// to the longest, and the most chosen tokens n of any micro-batch of any epoch (exact: the
+    /// batch order and the corruption are drawn from the run's seed; the held-out batches
+    /// counted too). The head holds the selection (n, B*T), rows and their gradients (n, C),
+    /// the logits, their gradient and the softmax (n, V). On a GPU the selection and the
+    /// logits must each fit one storage binding: refused here otherwise.
+    fn batch_shape(&self, pipeline: &Pipeline) -> Result<BatchShape> {
+        let options = &self.run.options;
+        let model = &pipeline.model;
+        let vocab = model.vocab_size();
+        let chosen = |c: &Corrupted| c.labels.iter().filter(|&&label| label >= 0).count();
+        let tokens = self
+            .texts
+            .iter()
+            .map(|(ids, _)| ids.len())
+            .max()
+            .unwrap_or(0);
+        let mut sequences = 0;
+        let mut positions = 0;
+        for done in 0..options.epochs {
+            let (epoch, batches) = OptimizerLoop::next_epoch(options, done, &self.run.train)?;
+            for rows in batches {
+                let n: usize = (rows.iter())
+                    .map(|&i| chosen(&self.training_corruption(i, epoch, vocab)))
+                    .sum();
+                positions = positions.max(n);
+                sequences = sequences.max(rows.len());
+            }
+        }
+        for batch in self.validation_corrupted.chunks(options.batch_size.max(1)) {
+            positions = positions.max(batch.iter().map(chosen).sum());
+            sequences = sequences.max(batch.len());
+        }
+        let c = model.hidden_size();
+        let device = pipeline.device();
+        check_logits_fit(device, &[positions, vocab])?; // (n, V)
+        check_head_buffer(device, "mlm.selection", &[positions, sequences * tokens])?; // (n, B*T)
+        let head_parameters = model
+            .masked_lm
+            .as_ref()
+            .map_or(0, |head| values_of(&head.parameters()));
+        Ok(BatchShape {
+            sequences,
+            tokens,
+            head_values: shape_values(&[positions, sequences * tokens + 6 * c + 3 * vocab]),
+            head_parameters,
+            cached_features: 0,
+            // the held-out batches are of batch_size texts, counted in `sequences`
+            validation_sequences: 0,
+        })
     }
 
     /// The corruption of training text `i` in `epoch` (seeded by the run's seed, the epoch and

@@ -27,7 +27,7 @@ use crate::ops::losses::{cross_entropy_with_gradient, IGNORE_INDEX};
 use crate::tensor::Tensor;
 use crate::tokenizer::{Encoding, Tokenizer, Truncation, TruncationStrategy};
 use crate::train::entities::{EntityCounts, EntityScores};
-use crate::train::{argmax, train_validation_split, FeatureCache};
+use crate::train::{argmax, train_validation_split, FeatureCache, Split};
 use crate::{Error, Result};
 
 use super::pipeline::Pipeline;
@@ -37,6 +37,7 @@ use super::training_loop::{
     self, check_run_options, widen_what_trains, EpochRun, MicroBatch, OptimizerLoop, RunState,
     StepsProgress,
 };
+use super::training_memory::{check_training_fits, shape_values, values_of, BatchShape};
 use super::word_examples::{check_word_examples, word_label_classes, WordExample};
 
 use std::ops::Range;
@@ -184,6 +185,57 @@ struct TokenForward {
     encoder: Option<EncoderOutput>,
 }
 
+/// The largest micro-batch of a run on `aligned` (every example), for its memory estimate:
+/// `batch_size` training examples padded to the longest (head-only: the feature batches of the
+/// pipeline's batch size); the head's logits and their gradients for every token, the features
+/// it reads and their gradients.
+fn token_batch_shape(
+    pipeline: &Pipeline,
+    options: &TrainOptions,
+    aligned: &[AlignedWords],
+    split: &Split,
+) -> BatchShape {
+    let train = &split.train;
+    let model = &pipeline.model;
+    let c = model.hidden_size();
+    let labels = model.config.labels().num_labels.max(1);
+    let tokens = aligned
+        .iter()
+        .map(|a| a.encoding.ids.len())
+        .max()
+        .unwrap_or(0);
+    let step = options.batch_size.min(train.len()).max(1);
+    let head_only = options.freeze == Freeze::Head;
+    let sequences = if head_only {
+        pipeline.read.batch_size.max(1).min(aligned.len())
+    } else {
+        step
+    };
+    let head_parameters = model.token_classifier.as_ref().map_or(0, |head| {
+        let mut p = Vec::new();
+        head.classifier.push_parameters(&mut p);
+        values_of(&p)
+    });
+    let labelled: usize = aligned.iter().map(|a| a.first_tokens.len()).sum();
+    BatchShape {
+        sequences,
+        tokens,
+        head_values: shape_values(&[step, tokens, 2 * c + 3 * labels]),
+        head_parameters,
+        cached_features: if head_only {
+            shape_values(&[labelled, c])
+        } else {
+            0
+        },
+        // validation batches of max(batch_size, 32) examples (head-only: from the cache)
+        validation_sequences: if head_only {
+            0
+        } else {
+            split.validation.len().min(options.batch_size.max(32))
+        },
+    }
+}
+
 impl TokenClassifierTraining {
     /// Prepares a run: checks the examples, splits them, gives the model a new token classifier
     /// for their labels, aligns the labels to WordPieces, and for head-only training computes
@@ -235,8 +287,10 @@ impl TokenClassifierTraining {
             }
             aligned.push(words);
         }
-        widen_what_trains(&mut pipeline.model, &options).await?;
         pipeline.model.add_token_classifier(&labels, options.seed)?;
+        let batch = token_batch_shape(pipeline, &options, &aligned, &split);
+        check_training_fits(WHAT, &mut pipeline.model, options.freeze, batch)?;
+        widen_what_trains(&mut pipeline.model, &options).await?;
 
         let mut spans = Vec::with_capacity(aligned.len());
         let mut rows = 0;

@@ -43,6 +43,26 @@ impl WasmRuntime {
         })
     }
 
+    /// Sets the most bytes a model load, or a training run's estimate, may need in this wasm
+    /// instance (`crate::memory_limit::set_model_bytes_limit`; `None`: the default, the whole
+    /// 4 GiB of a wasm module for loads and CPU runs, none for GPU runs, whose memory WebGPU
+    /// does not report). For callers that know their budget, and for tests that lower it.
+    pub fn set_memory_limit(&self, bytes: Option<f64>) -> Result<(), JsError> {
+        let bytes = match bytes {
+            None => None,
+            Some(b) if b.is_finite() && b >= 0.0 && b.fract() == 0.0 && b <= u64::MAX as f64 => {
+                Some(b as u64)
+            }
+            Some(b) => {
+                return Err(JsError::new(&format!(
+                    "memoryLimit must be a whole number of bytes >= 0, or null, found {b}"
+                )))
+            }
+        };
+        crate::memory_limit::set_model_bytes_limit(bytes);
+        Ok(())
+    }
+
     /// Drops what the device keeps for reuse (see [`crate::Device::trim`]).
     pub fn trim(&self) -> Result<(), JsError> {
         self.device.trim().map_err(to_js_error)

@@ -12,6 +12,7 @@ export async function misuse(): Promise<void> {
   const label: number = (await model.classifyTokens('a'))[0].label;  // labels are strings
   await Runtime.create({ device: 'cpu', threads: '2' });        // not a number
   await Runtime.create({ device: 'gpu', f16Arithmetic: 'yes' }); // not a boolean
+  await rt.setMemoryLimit('1 GiB');                              // not a number of bytes
   (await rt.loadElmo({ options: 'o.json', weights: 'w.hdf5' })).trainClassifier([{ text: 'a', label: 1 }], { training: 'all' });  // not a mode
   (await rt.loadElmo({ options: 'o.json', weights: 'w.hdf5' })).trainClassifier([{ text: 'a', label: 1 }], { onStep: (step: { done: string }) => step });  // done is a number
   await model.nextSentence('only one text');                    // a pair needs two texts

@@ -69,6 +69,8 @@ export async function readme(): Promise<void> {
   const ids: Uint32Array = encoding.ids;
   model.dispose();
   await rt.trim();
+  await rt.setMemoryLimit(512 * 1024 * 1024);
+  await rt.setMemoryLimit(null);
   const usage: MemoryUsage = await rt.memoryUsage();
   const held: number = usage.gpuBytes + usage.gpuBuffers + usage.cpuPoolBytes + usage.wasmBytes;
   const perWorker: number[] = ((await pool.memoryUsage()).workers ?? []).map((w) => w.wasmBytes);

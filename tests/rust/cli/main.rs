@@ -13,5 +13,6 @@ mod op_checks;
 mod dtype;
 mod elmo;
 mod inspect;
+mod memory_limit;
 mod options;
 mod tokenize;

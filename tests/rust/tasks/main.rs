@@ -24,3 +24,4 @@ mod train_masked_lm;
 mod train_options;
 mod train_problems;
 mod train_tokens;
+mod training_memory;

@@ -169,7 +169,8 @@ const DECODER: MatmulOptions = MatmulOptions {
 
 /// The logits (.., V) of one pass must fit one storage binding on a GPU (they are not split
 /// into shards, unlike the decoder weight): refuse more positions than that, saying how many fit.
-fn check_logits_fit(device: &Device, shape: &[usize]) -> Result<()> {
+/// Called by the head's forward, and by fill-mask and masked-LM training before any work.
+pub(crate) fn check_logits_fit(device: &Device, shape: &[usize]) -> Result<()> {
     let Device::Gpu(ctx) = device else {
         return Ok(());
     };
@@ -178,14 +179,17 @@ fn check_logits_fit(device: &Device, shape: &[usize]) -> Result<()> {
     let limit = ctx.max_binding_bytes();
     let bytes = (positions * vocab * 4) as u64;
     if bytes > limit {
-        return Err(Error::invalid(format!(
-            "masked-LM logits for {positions} positions x {vocab} vocabulary entries need {:.1} \
-             MiB, over this GPU's {:.1} MiB per storage binding: at most {} positions fit in \
-             one pass (use fewer or shorter texts per batch, or fewer [MASK]s per text)",
-            bytes as f64 / 1048576.0,
-            limit as f64 / 1048576.0,
-            limit / (vocab as u64 * 4).max(1)
-        )));
+        return Err(Error::out_of_memory(
+            format!("GPU tensor \"mlm.logits\" of shape {shape:?}"),
+            bytes,
+            format!(
+                "masked-LM logits for {positions} positions x {vocab} vocabulary entries are over \
+                 this GPU's {:.1} MiB per storage binding: at most {} positions fit in one pass \
+                 (use fewer or shorter texts per batch, or fewer [MASK]s per text)",
+                limit as f64 / 1048576.0,
+                limit / (vocab as u64 * 4).max(1)
+            ),
+        ));
     }
     Ok(())
 }

@@ -378,10 +378,49 @@ impl BertModel {
     }
 
     /// An input whose attention scores (B, NH, T, T) are over what one tensor may hold is
-    /// refused before any op (see `memory_limit.rs`).
+    /// refused before any op (see `memory_limit.rs`); on a GPU so is one whose largest
+    /// activations, which a kernel binds whole (the scores, the FFN's (B, T, I)), are over
+    /// one storage binding, before anything is encoded.
     pub(crate) fn check_attention_fits(&self, input: &EncoderInput) -> Result<()> {
         let heads = self.layers.first().map_or(0, |layer| layer.heads);
-        crate::memory_limit::check_attention_scores(input.batch, heads, input.seq)
+        let (b, t) = (input.batch, input.seq);
+        crate::memory_limit::check_attention_scores(b, heads, t)?;
+        self.check_activation_buffers(b, t)
+    }
+
+    /// On a GPU: refuses a batch of `batch` sequences of `tokens` tokens whose attention scores
+    /// (B, NH, T, T) or FFN activations (B, T, I) are over one storage binding (see
+    /// `memory_limit::check_gpu_buffer`), saying how many sequences of that length would fit.
+    pub(crate) fn check_activation_buffers(&self, batch: usize, tokens: usize) -> Result<()> {
+        let Some(layer) = self.layers.first() else {
+            return Ok(());
+        };
+        let (nh, i) = (layer.heads, layer.intermediate.out_features());
+        let limit = match &self.device {
+            Device::Gpu(ctx) => ctx.max_binding_bytes(),
+            Device::Cpu => return Ok(()),
+        };
+        // the most sequences of `tokens` tokens whose scores and FFN rows fit one binding
+        let per_sequence = 4 * (nh * tokens * tokens).max(tokens * i).max(1) as u64;
+        let fit = limit / per_sequence;
+        let advice = if fit >= 1 {
+            format!(
+                "use fewer texts per batch (batchSize: at most {fit} of {tokens} tokens fit) or \
+                 shorter texts"
+            )
+        } else {
+            format!(
+                "use shorter texts: not one text of {tokens} tokens fits (open the GPU with \
+                 larger limits where the adapter offers them)"
+            )
+        };
+        for (name, shape) in [
+            ("attention.scores", vec![batch, nh, tokens, tokens]), // (B, NH, T, T)
+            ("intermediate", vec![batch, tokens, i]),              // (B, T, I)
+        ] {
+            crate::memory_limit::check_gpu_buffer(&self.device, name, &shape, &advice)?;
+        }
+        Ok(())
     }
 
     /// Refuses to train layers `lowest_trained..` when a weight of theirs is held compressed
