@@ -9,6 +9,7 @@ import { DeviceError, DisposedError, UnsupportedError, WebnluError } from './err
 import { bindings, callRust, callRustAsync, hasBinding, init, loadedWasmBuild, modelBinding } from './wasm-module.js';
 import { tokenizerFromFiles } from './tokenizer.js';
 import { LossWatch } from './device-lost.js';
+import { isStreamedFile, receiveWeights, STREAMED_WEIGHTS } from './weight-stream.js';
 import {
   adapterIdentity, adapterLabel, decideAutoDevice, decisionKey, readDecision, timeCalibration, writeDecision,
 } from './device-choice.js';
@@ -204,9 +205,17 @@ export class Engine {
         const runtime = this.get(a.runtime, 'runtime').object;
         const WasmModel = modelBinding('WasmModel', 'loadModel');
         const tokenizer = tokenizerFromFiles(a.files);
+        const dtype = a.dtype ?? 'fp32';
+        const weights = a.files instanceof Map ? a.files.get(STREAMED_WEIGHTS) : a.files?.[STREAMED_WEIGHTS];
         let model;
         try {
-          model = await callRustAsync('loadModel', () => WasmModel.load(runtime, a.files, a.dtype ?? 'fp32'));
+          if (isStreamedFile(weights)) { // pushed chunk by chunk into its tensors (weight-stream.js)
+            const received = await receiveWeights(modelBinding('WasmWeightStream', 'loadModel'), runtime, weights, dtype, signal);
+            const others = new Map([...(a.files instanceof Map ? a.files : Object.entries(a.files))].filter(([name]) => name !== STREAMED_WEIGHTS));
+            model = callRust('loadModel', () => WasmModel.load_streamed(runtime, others, received, dtype));
+          } else {
+            model = await callRustAsync('loadModel', () => WasmModel.load(runtime, a.files, dtype));
+          }
         } catch (error) {
           tokenizer.free();
           throw error;
@@ -220,7 +229,7 @@ export class Engine {
           tokenizer: tokenizerHandle,
           hiddenSize: model.hidden_size,
           newlyInitialized: model.newly_initialized,
-          dtype: a.dtype ?? 'fp32', // as WasmModel.load read it (an unknown one is refused there)
+          dtype, // as WasmModel.load read it (an unknown one is refused there)
           weightBytes: model.weight_bytes,
         };
       }
@@ -417,11 +426,14 @@ export function releaseWeightFiles(files) {
 const IN_WORKER = typeof WorkerGlobalScope !== 'undefined' && globalThis instanceof WorkerGlobalScope;
 
 /**
- * The ArrayBuffers of the typed arrays in `value` (objects and arrays walked), for postMessage's
- * transfer list. Only buffers that the view spans whole: never a view into wasm memory.
+ * The ArrayBuffers of the typed arrays in `value` (objects and arrays walked), and its
+ * ReadableStreams, for postMessage's transfer list. Only buffers that the view spans whole:
+ * never a view into wasm memory.
  */
 export function transferablesOf(value, found = new Set()) {
-  if (ArrayBuffer.isView(value)) {
+  if (typeof ReadableStream !== 'undefined' && value instanceof ReadableStream) {
+    found.add(value); // a streamed weight file (weight-stream.js): moved to the worker
+  } else if (ArrayBuffer.isView(value)) {
     if (value.byteOffset === 0 && value.byteLength === value.buffer.byteLength && value.buffer instanceof ArrayBuffer) {
       found.add(value.buffer);
     }

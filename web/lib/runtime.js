@@ -176,14 +176,16 @@ export class Runtime {
       throw new WebnluError(`loadModel: unknown dtype ${JSON.stringify(dtype)}: expected ${WEIGHT_DTYPES.map((d) => `'${d}'`).join(', ')}`);
     }
     const started = performance.now();
-    const fetched = await fetchModelFiles(source, { hubUrl: this.hubUrl, ...options });
+    // model.safetensors streams into the model's tensors as it arrives (weight-stream.js)
+    const fetched = await fetchModelFiles(source, { hubUrl: this.hubUrl, ...options, streamWeights: true });
     const config = parseConfig(fetched.files.get('config.json'));
     const names = [...fetched.files.keys()];
     const loaded = await callAbortable(this.#channel, 'model.load', { runtime: this.#handle, files: fetched.files, dtype },
       transferablesOf(fetched.files), signal);
-    // the model holds its tensors: the fetched weight file (ours; sent to a worker, it is
+    // the model holds its tensors: a fetched pytorch_model.bin (ours; sent to a worker, it is
     // detached here already) is freed now rather than at a later garbage collection
     releaseWeightFiles(fetched.files);
+    await fetched.cacheWrites; // the streamed download is in the cache for the next visit
     return new Model(this, this.#channel, loaded, {
       config, files: names, source: fetched.label, fromCache: fetched.fromCache, bytes: fetched.bytes,
       loadSeconds: (performance.now() - started) / 1000,

@@ -14,6 +14,7 @@ mod memory;
 mod model;
 mod tokenizer;
 mod trainer;
+mod weight_stream;
 
 use std::future::Future;
 use std::pin::Pin;
