@@ -5,7 +5,7 @@
 
 import { ModelLoadError, WebnluError } from './errors.js';
 import { localFileBytes, MODEL_FILE_ROLES, resolveModelSource } from './model-source.js';
-import { arrayStream, countingStream, STREAMED_WEIGHTS, streamedFile } from './weight-stream.js';
+import { arrayStream, STREAMED_WEIGHTS, streamedFile } from './weight-stream.js';
 
 /** The Cache API cache that holds downloaded model files. */
 export const CACHE_NAME = 'webnlu-models-v1';
@@ -85,8 +85,8 @@ function bodyLength(response) {
 }
 
 /**
- * `response`'s body as a `streamedFile` (weight-stream.js) whose chunks report progress as the
- * loader reads them; a download (not `cached`) goes to the cache at the same time, through a
+ * `response`'s body as a `streamedFile` (weight-stream.js) that reports progress as the loader
+ * reads it; a download (not `cached`) goes to the cache at the same time, through a
  * tee of the body (`writes` gets the promise of that write).
  */
 function streamBody(response, { name, url, store, cached, writes }, progress) {
@@ -106,7 +106,7 @@ function streamBody(response, { name, url, store, cached, writes }, progress) {
     writes.push(storeInCache(store, url, toCache, response.headers.get('content-type'), total));
   }
   progress(0, total);
-  return streamedFile(name, countingStream(body, (loaded) => progress(loaded, total)), total, url);
+  return streamedFile(name, body, total, url, (loaded) => progress(loaded, total));
 }
 
 /** fetch(url), turning a network failure into a ModelLoadError that names the URL. */
@@ -166,7 +166,7 @@ export async function fetchModelFiles(source, options = {}) {
           streamedBytes = loaded;
           report({ file: name, loaded, total: length, fromCache: false, fileIndex, fileCount: chosen.length });
         };
-        files.set(name, streamedFile(name, countingStream(stream, progress), length));
+        files.set(name, streamedFile(name, stream, length, undefined, progress));
         continue;
       }
       const bytes = await localFileBytes(name, given.get(name));

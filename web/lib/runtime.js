@@ -17,6 +17,7 @@ import { checkTaskText, checkTaskTexts } from './input-checks.js';
 import { refusedDuringTraining, trainingRunOf } from './memory.js';
 import { checkText } from './wasm-module.js';
 import { clearCache, fetchModelFiles, listCachedFiles } from './model-loader.js';
+import { forWorker } from './weight-stream.js';
 import { DEFAULT_HUB_URL, TOKENIZER_FILE_ROLES } from './model-source.js';
 import { decodeUtf8 } from './tokenizer.js';
 import { checkExamples, checkWordExamples, TASKS, TrainingRun } from './training-run.js';
@@ -180,8 +181,9 @@ export class Runtime {
     const fetched = await fetchModelFiles(source, { hubUrl: this.hubUrl, ...options, streamWeights: true });
     const config = parseConfig(fetched.files.get('config.json'));
     const names = [...fetched.files.keys()];
-    const loaded = await callAbortable(this.#channel, 'model.load', { runtime: this.#handle, files: fetched.files, dtype },
-      transferablesOf(fetched.files), signal);
+    const files = this.#channel.inWorker ? forWorker(fetched.files) : fetched.files;
+    const loaded = await callAbortable(this.#channel, 'model.load', { runtime: this.#handle, files, dtype },
+      transferablesOf(files), signal);
     // the model holds its tensors: a fetched pytorch_model.bin (ours; sent to a worker, it is
     // detached here already) is freed now rather than at a later garbage collection
     releaseWeightFiles(fetched.files);
