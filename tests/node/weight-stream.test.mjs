@@ -5,7 +5,7 @@
 // caller's own array (left intact), has bit for bit the weights and fill-mask scores of one
 // loaded from the whole file (the engine's Uint8Array path); hostile streams (truncated, longer
 // than announced, a header that is not JSON, a download that breaks off) are refused naming the
-// file, and an abort mid-stream rejects with the AbortError and leaves the runtime usable.
+// file, an unsupported config before any weight byte, and an abort mid-stream rejects with the AbortError and leaves the runtime usable.
 // Node runs the page-thread mode on the CPU; tests/browser/weight-stream.test.mjs runs the
 // worker, the pool and the GPU.
 //
@@ -166,6 +166,11 @@ test('hostile streams are refused naming the file; an abort mid-stream leaves th
   await assert.rejects(load(() => new Response(chunkedStream(bytes, [100, 5000], { fail: 4000 }))),
     (e) => e instanceof ModelLoadError && e.file === 'model.safetensors' && /broke off after 100 bytes/.test(e.message) &&
       e.url === 'https://example.test/tiny/model.safetensors');
+
+  // the config is checked before any weight byte: an unsupported model is named as such
+  const vocab = readFileSync(`${TINY}/vocab.txt`);
+  await assert.rejects(runtime.loadModel({ files: { 'config.json': '{"model_type": "gpt2"}', 'vocab.txt': vocab, 'model.safetensors': new Uint8Array(8) } }),
+    (e) => /config\.json/.test(e.message) && /gpt2/.test(e.message));
 
   const controller = new AbortController();
   const stalled = new ReadableStream({

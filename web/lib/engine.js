@@ -210,7 +210,8 @@ export class Engine {
         let model;
         try {
           if (isStreamedFile(weights)) { // pushed chunk by chunk into its tensors (weight-stream.js)
-            const received = await receiveWeights(modelBinding('WasmWeightStream', 'loadModel'), runtime, weights, dtype, signal);
+            const config = a.files instanceof Map ? a.files.get('config.json') : a.files['config.json'];
+            const received = await receiveWeights(modelBinding('WasmWeightStream', 'loadModel'), runtime, weights, config, dtype, signal);
             const others = new Map([...(a.files instanceof Map ? a.files : Object.entries(a.files))].filter(([name]) => name !== STREAMED_WEIGHTS));
             model = callRust('loadModel', () => WasmModel.load_streamed(runtime, others, received, dtype));
           } else {

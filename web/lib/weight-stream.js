@@ -103,15 +103,16 @@ export function teeStream(stream, count) {
 }
 
 /**
- * Pushes `file`'s chunks into a new `WasmWeightStream` of `runtime` as they arrive and returns it,
+ * Pushes `file`'s chunks into a new `WasmWeightStream` of `runtime` as they arrive and returns it
+ * (`config`: the bytes of config.json, checked before any chunk and against the file's header),
  * complete (for `WasmModel.load_streamed`, which takes it over). Between chunks `signal` is
  * checked: an abort cancels the stream and frees what was received. A source that fails (the
  * network) rejects with a ModelLoadError naming the file and URL; the file's own faults
  * (a header that is not JSON, a truncated file) with the wasm loader's error naming them.
  */
-export async function receiveWeights(WasmWeightStream, runtime, file, dtype, signal) {
+export async function receiveWeights(WasmWeightStream, runtime, file, config, dtype, signal) {
   const length = Number.isFinite(file.length) ? file.length : undefined;
-  const weights = callRust('loadModel', () => new WasmWeightStream(runtime, dtype, length));
+  const weights = callRust('loadModel', () => new WasmWeightStream(runtime, config, dtype, length));
   const { reader, byob } = readerOf(file.stream);
   // an abort ends a read that waits (a stalled source): the read resolves as done
   const onAbort = () => reader.cancel(abortError(signal)).catch(() => {});

@@ -30,7 +30,7 @@ pub use random_bert::RandomBert;
 pub use safetensors::{write_safetensors, SafeTensors};
 pub use safetensors_file::SafeTensorsFile;
 pub use tensor_view::{DType, TensorView};
-pub use weight_stream::{StreamedWeights, WeightStream};
+pub use weight_stream::{HeaderCheck, StreamedWeights, WeightStream};
 
 use crate::{Error, Result};
 

@@ -270,22 +270,13 @@ impl WeightSource<'_> {
     /// Bytes of every float tensor of the file as f32 (4 a value): an upper bound of what
     /// loading it in f32 holds (a tensor the model does not read counts too).
     pub fn float_bytes_as_f32(&self) -> u64 {
-        let float =
-            |dtype: DType| matches!(dtype, DType::F64 | DType::F32 | DType::F16 | DType::BF16);
-        let as_f32 = |dtype: DType, bytes: u64| bytes / dtype.size_in_bytes() as u64 * 4;
         match self {
             WeightSource::InMemory(file) => (file.tensors().iter())
-                .filter(|t| float(t.dtype))
-                .map(|t| as_f32(t.dtype, t.data.len() as u64))
+                .filter(|t| is_float(t.dtype))
+                .map(|t| as_f32_bytes(t.dtype, t.data.len() as u64))
                 .sum(),
-            WeightSource::Ranged(file) => (file.entries.iter())
-                .filter(|e| float(e.dtype))
-                .map(|e| as_f32(e.dtype, e.end - e.begin))
-                .sum(),
-            WeightSource::Streamed(weights) => (weights.entries.iter())
-                .filter(|e| float(e.dtype))
-                .map(|e| as_f32(e.dtype, e.end - e.begin))
-                .sum(),
+            WeightSource::Ranged(file) => float_bytes_as_f32(&file.entries),
+            WeightSource::Streamed(weights) => float_bytes_as_f32(&weights.entries),
         }
     }
 
@@ -328,6 +319,22 @@ impl WeightSource<'_> {
             _ => Ok(None),
         }
     }
+}
+
+/// Bytes of the float tensors among a safetensors file's `entries` as f32 (4 a value).
+pub fn float_bytes_as_f32(entries: &[HeaderEntry]) -> u64 {
+    (entries.iter())
+        .filter(|e| is_float(e.dtype))
+        .map(|e| as_f32_bytes(e.dtype, e.end - e.begin))
+        .sum()
+}
+
+fn is_float(dtype: DType) -> bool {
+    matches!(dtype, DType::F64 | DType::F32 | DType::F16 | DType::BF16)
+}
+
+fn as_f32_bytes(dtype: DType, bytes: u64) -> u64 {
+    bytes / dtype.size_in_bytes() as u64 * 4
 }
 
 fn find_entry<'f>(file: &'f SafeTensorsFile, name: &str) -> Option<&'f HeaderEntry> {

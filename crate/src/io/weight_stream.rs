@@ -33,6 +33,10 @@ enum Slot {
     Taken,
 }
 
+/// A check of the header before any tensor byte is kept (the model's memory budget:
+/// `BertModel::check_streamed_load_fits`).
+pub type HeaderCheck = Box<dyn FnOnce(&[HeaderEntry]) -> Result<()>>;
+
 /// A safetensors file being received in file order; see the module doc.
 pub struct WeightStream {
     /// The file's name for error messages.
@@ -53,6 +57,8 @@ pub struct WeightStream {
     next: usize,
     /// The GPU complete F32 tensors go to at once, when loading in fp32 on a GPU.
     upload_to: Option<Device>,
+    /// Run on the header once it is read.
+    header_check: Option<HeaderCheck>,
 }
 
 impl WeightStream {
@@ -70,7 +76,15 @@ impl WeightStream {
             slots: Vec::new(),
             next: 0,
             upload_to: upload_to.filter(|d| matches!(d, Device::Gpu(_))),
+            header_check: None,
         }
+    }
+
+    /// The stream with `check` run on the header as soon as it is read, before any tensor byte
+    /// is kept: its error is the stream's.
+    pub fn check_header_with(mut self, check: HeaderCheck) -> Self {
+        self.header_check = Some(check);
+        self
     }
 
     /// Bytes received so far.
@@ -138,6 +152,9 @@ impl WeightStream {
         let data_start = self.head.len() as u64;
         let data_len = self.total.map_or(u64::MAX, |total| total - data_start);
         let header = parse_header(&self.file, &self.head[8..], data_len)?;
+        if let Some(check) = self.header_check.take() {
+            check(&header.entries)?;
+        }
         self.slots = header.entries.iter().map(|_| Slot::Waiting).collect();
         self.entries = header.entries;
         self.head = Vec::new();

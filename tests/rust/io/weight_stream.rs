@@ -277,3 +277,56 @@ fn a_wrong_shape_or_a_missing_tensor_in_a_streamed_file_is_named_by_the_loader()
         "{error}"
     );
 }
+
+#[test]
+fn a_streamed_load_over_the_memory_limit_is_refused_at_the_header_before_any_tensor_byte() {
+    use webnlu::memory_limit::set_model_bytes_limit;
+    let (whole, bytes) = small_bert();
+    let header_end = 8 + u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let config = {
+        let mut files = ModelFiles::new("model files");
+        files.insert("config.json", whole.get("config.json").unwrap().to_vec());
+        files
+    };
+    let limited = |limit: Option<u64>, dtype: WeightDtype| {
+        let mut config_files = ModelFiles::new("model files");
+        config_files.insert("config.json", config.get("config.json").unwrap().to_vec());
+        let mut stream =
+            WeightStream::new(FILE, None, None).check_header_with(Box::new(move |entries| {
+                BertModel::check_streamed_load_fits(&config_files, entries, dtype)
+            }));
+        set_model_bytes_limit(limit);
+        // the header alone: the check runs as soon as it is complete
+        let result = stream.push(&bytes[..header_end]);
+        set_model_bytes_limit(None);
+        result.map(|()| stream)
+    };
+    let error = limited(Some(1000), WeightDtype::Fp32).err().unwrap();
+    assert!(
+        matches!(error, webnlu::Error::OutOfMemory { .. }),
+        "{error}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains("loading the model model files") && message.contains("fp16"),
+        "{message}"
+    );
+    // the need is the one the whole-file load reports (no file bytes in memory: F32 only)
+    let need = |e: webnlu::Error| match e {
+        webnlu::Error::OutOfMemory { bytes, .. } => bytes,
+        other => panic!("not a refusal: {other}"),
+    };
+    let streamed_need = need(limited(Some(1000), WeightDtype::Fp16).err().unwrap());
+    let mut on_disk = ModelFiles::new("model files");
+    on_disk.insert("config.json", config.get("config.json").unwrap().to_vec());
+    let weights = stream(&bytes, &[], None, None).unwrap();
+    on_disk.insert_streamed("model.safetensors", weights);
+    set_model_bytes_limit(Some(1000));
+    let loaded = BertModel::load_as(&on_disk, &Device::Cpu, WeightDtype::Fp16);
+    set_model_bytes_limit(None);
+    assert_eq!(streamed_need, need(loaded.err().unwrap()));
+    // a limit of exactly the need lets the stream go on
+    let mut stream = limited(Some(streamed_need), WeightDtype::Fp16).unwrap();
+    stream.push(&bytes[header_end..]).unwrap();
+    stream.finish().unwrap();
+}
