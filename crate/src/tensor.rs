@@ -253,6 +253,12 @@ impl<T: Element> Tensor<T> {
         &self.name
     }
 
+    /// The same tensor under another name (its GPU buffers keep their labels).
+    pub fn renamed(mut self, name: &str) -> Self {
+        self.name = name.to_string();
+        self
+    }
+
     /// The row shards in row order, each with its first row: `[(0, self)]` for a tensor held in
     /// one buffer (always on the CPU), so an op written over the shards runs on any tensor.
     pub fn row_shards(&self) -> Vec<(usize, &Tensor<T>)> {

@@ -10,6 +10,7 @@ import { Engine } from './engine.js';
 import { DisposedError, errorFromWire, WebnluError, WorkerError } from './errors.js';
 import { sumMemoryUsage } from './memory.js';
 import { RELAYED_FAILURE } from './shard-peers.js';
+import { isStreamedFile, STREAMED_WEIGHTS, teeStream } from './weight-stream.js';
 
 /** The engine on the calling thread. */
 export class DirectChannel {
@@ -237,6 +238,25 @@ export class WorkerPool {
     return mapped;
   }
 
+  /**
+   * `model.load`'s arguments for each worker: the files copied (moved only to the last), and a
+   * streamed weight file (weight-stream.js) tee'd, each worker reading its own branch.
+   */
+  loadArguments(args, transfer) {
+    const weights = args.files instanceof Map ? args.files.get(STREAMED_WEIGHTS) : undefined;
+    const last = this.size - 1;
+    if (!isStreamedFile(weights)) {
+      return this.channels.map((_, i) => ({ args: this.forWorker(i, args), transfer: i === last ? transfer : [] }));
+    }
+    const branches = teeStream(weights.stream, this.size);
+    const others = transfer.filter((item) => item !== weights.stream);
+    return branches.map((stream, i) => {
+      const files = new Map(args.files);
+      files.set(STREAMED_WEIGHTS, { ...weights, stream });
+      return { args: this.forWorker(i, { ...args, files }), transfer: i === last ? [...others, stream] : [stream] };
+    });
+  }
+
   /** The same call in every worker (the arguments copied, and moved only to the last). */
   async broadcast(op, args, transfer = [], signal = undefined) {
     const settled = await Promise.allSettled(this.channels.map((channel, i) =>
@@ -264,8 +284,9 @@ export class WorkerPool {
         await this.broadcast(op, args);
         return null;
       case 'model.load': {
+        const perWorker = this.loadArguments(args, transfer);
         const settled = await Promise.allSettled(this.channels.map((channel, i) =>
-          channel.call(op, this.forWorker(i, args), i === this.size - 1 ? transfer : [], signal)));
+          channel.call(op, perWorker[i].args, perWorker[i].transfer, signal)));
         if (settled.some((outcome) => outcome.status === 'rejected')) { // (an abort, say): free the copies that loaded
           settled.forEach((outcome, i) => {
             if (outcome.status === 'fulfilled') this.channels[i].call('free', { handle: outcome.value.handle }).catch(() => {});

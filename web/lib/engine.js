@@ -10,6 +10,7 @@ import { bindings, callRust, callRustAsync, hasBinding, init, loadedWasmBuild, m
 import { tokenizerFromFiles } from './tokenizer.js';
 import { LossWatch } from './device-lost.js';
 import { ShardPeers } from './shard-peers.js';
+import { isStreamedFile, receiveWeights, STREAMED_WEIGHTS } from './weight-stream.js';
 import {
   adapterIdentity, adapterLabel, decideAutoDevice, decisionKey, readDecision, timeCalibration, writeDecision,
 } from './device-choice.js';
@@ -210,9 +211,19 @@ export class Engine {
         const runtime = this.get(a.runtime, 'runtime').object;
         const WasmModel = modelBinding('WasmModel', 'loadModel');
         const tokenizer = tokenizerFromFiles(a.files);
+        const dtype = a.dtype ?? 'fp32';
+        const weights = a.files instanceof Map ? a.files.get(STREAMED_WEIGHTS) : a.files?.[STREAMED_WEIGHTS];
         let model;
         try {
-          model = await callRustAsync('loadModel', () => WasmModel.load(runtime, a.files, a.dtype ?? 'fp32', a.packWeights ?? true));
+          const packWeights = a.packWeights ?? true;
+          if (isStreamedFile(weights)) { // pushed chunk by chunk into its tensors (weight-stream.js)
+            const config = a.files instanceof Map ? a.files.get('config.json') : a.files['config.json'];
+            const received = await receiveWeights(modelBinding('WasmWeightStream', 'loadModel'), runtime, weights, config, dtype, signal);
+            const others = new Map([...(a.files instanceof Map ? a.files : Object.entries(a.files))].filter(([name]) => name !== STREAMED_WEIGHTS));
+            model = callRust('loadModel', () => WasmModel.load_streamed(runtime, others, received, dtype, packWeights));
+          } else {
+            model = await callRustAsync('loadModel', () => WasmModel.load(runtime, a.files, dtype, packWeights));
+          }
         } catch (error) {
           tokenizer.free();
           throw error;
@@ -226,7 +237,7 @@ export class Engine {
           tokenizer: tokenizerHandle,
           hiddenSize: model.hidden_size,
           newlyInitialized: model.newly_initialized,
-          dtype: a.dtype ?? 'fp32', // as WasmModel.load read it (an unknown one is refused there)
+          dtype, // as WasmModel.load read it (an unknown one is refused there)
           weightBytes: model.weight_bytes,
         };
       }
@@ -450,11 +461,14 @@ export function releaseWeightFiles(files) {
 const IN_WORKER = typeof WorkerGlobalScope !== 'undefined' && globalThis instanceof WorkerGlobalScope;
 
 /**
- * The ArrayBuffers of the typed arrays in `value` (objects and arrays walked), for postMessage's
- * transfer list. Only buffers that the view spans whole: never a view into wasm memory.
+ * The ArrayBuffers of the typed arrays in `value` (objects and arrays walked), and its
+ * ReadableStreams, for postMessage's transfer list. Only buffers that the view spans whole:
+ * never a view into wasm memory.
  */
 export function transferablesOf(value, found = new Set()) {
-  if (ArrayBuffer.isView(value)) {
+  if (typeof ReadableStream !== 'undefined' && value instanceof ReadableStream) {
+    found.add(value); // a streamed weight file (weight-stream.js): moved to the worker
+  } else if (ArrayBuffer.isView(value)) {
     if (value.byteOffset === 0 && value.byteLength === value.buffer.byteLength && value.buffer instanceof ArrayBuffer) {
       found.add(value.buffer);
     }

@@ -194,9 +194,9 @@ export interface LoadModelOptions extends LoadOptions {
  * each path:
  * - page thread (`worker: false`, Node): the engine runs on the calling thread, so the abort
  *   event runs only when the engine yields: between chunks (a timer), or while the GPU path
- *   awaits a read-back. One text, `inspect`, `wordVectors`, `save`, `ElmoModel.embed` and the
- *   loading of a model into the engine have no boundary inside: they finish, then the result is
- *   discarded.
+ *   awaits a read-back, or between the chunks of a model.safetensors that streams in. One text,
+ *   `inspect`, `wordVectors`, `save`, `ElmoModel.embed` and the building of a model from its
+ *   received weights have no boundary inside: they finish, then the result is discarded.
  * - `worker: true`: the promise rejects at once; the worker is told and stops at its next
  *   boundary (its result, if it finishes first, is discarded); the worker's queue goes on.
  * - the CPU pool (`threads` > 1): as a worker, in every worker the call reached.
@@ -219,6 +219,8 @@ export interface ModelFiles {
   fromCache: string[];
   /** Total bytes. */
   bytes: number;
+  /** Resolves when the downloads are in the cache (at once unless `streamWeights`: see `fetchModelFiles`); never rejects. */
+  cacheWrites: Promise<unknown>;
 }
 
 /**
@@ -227,7 +229,16 @@ export interface ModelFiles {
  * a second visit needs no network at all.
  * @throws ModelLoadError naming the file and URL that failed.
  */
-export function fetchModelFiles(source: ModelSource, options?: LoadOptions & { roles?: ModelFileRole[] }): Promise<ModelFiles>;
+export function fetchModelFiles(source: ModelSource, options?: LoadOptions & {
+  roles?: ModelFileRole[];
+  /**
+   * Default false. True (what `Runtime.loadModel` does): model.safetensors is not read here; its
+   * `files` entry is a stream for the model's loader, which copies each chunk into the tensors as
+   * it arrives (the whole file is never in JS memory): its progress events come as the loader
+   * reads, `bytes` counts what was read so far, and a download goes to the cache as it streams.
+   */
+  streamWeights?: boolean;
+}): Promise<ModelFiles>;
 
 /** Deletes webnlu's model cache in this origin; resolves to whether there was one. */
 export function clearCache(): Promise<boolean>;

@@ -5,6 +5,7 @@
 
 import { ModelLoadError, WebnluError } from './errors.js';
 import { localFileBytes, MODEL_FILE_ROLES, resolveModelSource } from './model-source.js';
+import { arrayStream, STREAMED_WEIGHTS, streamedFile } from './weight-stream.js';
 
 /** The Cache API cache that holds downloaded model files. */
 export const CACHE_NAME = 'webnlu-models-v1';
@@ -46,8 +47,7 @@ export async function listCachedFiles() {
  * compressed bytes), else undefined.
  */
 async function readBody(response, progress) {
-  const length = response.headers.get('content-length');
-  const total = length !== null && !response.headers.get('content-encoding') ? Number(length) : undefined;
+  const total = bodyLength(response);
   if (response.body === null || typeof response.body.getReader !== 'function') {
     const bytes = new Uint8Array(await response.arrayBuffer());
     progress(bytes.length, total ?? bytes.length);
@@ -78,6 +78,37 @@ async function readBody(response, progress) {
   return joined;
 }
 
+/** The Content-Length of `response` when its body is not content-encoded (it would then count compressed bytes), else undefined. */
+function bodyLength(response) {
+  const length = response.headers.get('content-length');
+  return length !== null && !response.headers.get('content-encoding') ? Number(length) : undefined;
+}
+
+/**
+ * `response`'s body as a `streamedFile` (weight-stream.js) that reports progress as the loader
+ * reads it; a download (not `cached`) goes to the cache at the same time, through a
+ * tee of the body (`writes` gets the promise of that write).
+ */
+function streamBody(response, { name, url, store, cached, writes }, progress) {
+  const total = bodyLength(response);
+  let body = response.body;
+  if (body === null || typeof body.getReader !== 'function') { // no body stream: read whole, then streamed
+    body = new ReadableStream({
+      async start(controller) {
+        controller.enqueue(new Uint8Array(await response.arrayBuffer()));
+        controller.close();
+      },
+    });
+  }
+  if (!cached && store !== null) {
+    const [toLoad, toCache] = body.tee();
+    body = toLoad;
+    writes.push(storeInCache(store, url, toCache, response.headers.get('content-type'), total));
+  }
+  progress(0, total);
+  return streamedFile(name, body, total, url, (loaded) => progress(loaded, total));
+}
+
 /** fetch(url), turning a network failure into a ModelLoadError that names the URL. */
 async function fetchOrThrow(fetchImpl, url, file, signal) {
   try {
@@ -100,35 +131,55 @@ function httpError(response, url, file) {
 
 /**
  * Fetches (or reads) the files of a model named by `source` (see `resolveModelSource`).
- * Resolves to `{ files: Map<name, Uint8Array>, label, base, fromCache: [names], bytes }`.
+ * Resolves to `{ files: Map<name, Uint8Array>, label, base, fromCache: [names], bytes,
+ * cacheWrites }`.
  *
  * Options: `onProgress({ file, loaded, total, fromCache, fileIndex, fileCount })` after each
  * chunk; `roles` (default: config, tokenizer, weights); `cache` (default true: read and fill
- * the Cache API); `hubUrl`, `revision`; `fetch` (default globalThis.fetch); `signal`.
+ * the Cache API); `hubUrl`, `revision`; `fetch` (default globalThis.fetch); `signal`;
+ * `streamWeights` (default false): model.safetensors is not read here but handed over as a
+ * `streamedFile` (weight-stream.js) for the model's loader to read as it arrives: its progress
+ * events come as the loader reads, `bytes` counts what was read so far, and a download is
+ * cached as it streams (`cacheWrites` resolves when those writes are done; they never reject).
  * @throws ModelLoadError naming the file and URL that failed.
  */
 export async function fetchModelFiles(source, options = {}) {
-  const { onProgress, roles = MODEL_FILE_ROLES, cache = true, signal } = options;
+  const { onProgress, roles = MODEL_FILE_ROLES, cache = true, signal, streamWeights = false } = options;
   const fetchImpl = options.fetch ?? globalThis.fetch;
   const resolved = resolveModelSource(source, options);
   const report = (event) => { if (typeof onProgress === 'function') onProgress(event); };
   const files = new Map();
+
+  // bytes of the streamed weight file read so far (by the loader)
+  let streamedBytes = 0;
+  const streamed = (name) => streamWeights && name === STREAMED_WEIGHTS;
 
   if (resolved.kind === 'files') {
     const given = new Map(resolved.entries);
     const chosen = chooseLocal(given, roles);
     let index = 0;
     for (const name of chosen) {
+      const fileIndex = index++;
+      if (streamed(name)) {
+        const { stream, length } = localStream(name, given.get(name));
+        const progress = (loaded) => {
+          streamedBytes = loaded;
+          report({ file: name, loaded, total: length, fromCache: false, fileIndex, fileCount: chosen.length });
+        };
+        files.set(name, streamedFile(name, stream, length, undefined, progress));
+        continue;
+      }
       const bytes = await localFileBytes(name, given.get(name));
       files.set(name, bytes);
-      report({ file: name, loaded: bytes.length, total: bytes.length, fromCache: false, fileIndex: index++, fileCount: chosen.length });
+      report({ file: name, loaded: bytes.length, total: bytes.length, fromCache: false, fileIndex, fileCount: chosen.length });
     }
-    return { files, label: resolved.label, base: null, fromCache: [], bytes: sum(files) };
+    return { files, label: resolved.label, base: null, fromCache: [], get bytes() { return sum(files) + streamedBytes; }, cacheWrites: Promise.resolve() };
   }
 
   if (typeof fetchImpl !== 'function') throw new WebnluError('no fetch() in this environment: pass options.fetch, or give { files }');
   const store = cache ? await openCache() : null;
   const fromCache = [];
+  const writes = []; // cache writes of streamed files, finishing after their loads
   const wanted = roles.filter((role) => role.onlyWith === undefined);
   const conditional = roles.filter((role) => role.onlyWith !== undefined);
   const plan = [...wanted];
@@ -145,6 +196,15 @@ export async function fetchModelFiles(source, options = {}) {
     }
     const { name, url, response, cached } = found;
     const fileCount = plan.length; // grows when a vocab.txt brings its tokenizer_config.json
+    if (streamed(name)) { // read by the model's loader as it arrives (weight-stream.js)
+      const index = fileIndex++;
+      files.set(name, streamBody(response, { name, url, store, cached, writes }, (loaded, total) => {
+        streamedBytes = loaded;
+        report({ file: name, loaded, total, fromCache: cached, fileIndex: index, fileCount });
+      }));
+      if (cached) fromCache.push(name);
+      continue;
+    }
     let bytes;
     try {
       bytes = await readBody(response, (loaded, total) =>
@@ -159,7 +219,22 @@ export async function fetchModelFiles(source, options = {}) {
     else if (store !== null) await storeInCache(store, url, bytes, response.headers.get('content-type'));
     for (const extra of conditional) if (extra.onlyWith === name) plan.splice(r + 1, 0, extra);
   }
-  return { files, label: resolved.label, base: resolved.base, fromCache, bytes: sum(files) };
+  return {
+    files, label: resolved.label, base: resolved.base, fromCache,
+    get bytes() { return sum(files) + streamedBytes; },
+    cacheWrites: Promise.all(writes),
+  };
+}
+
+/** A local weight file value as `{ stream, length }`: a Blob's own stream, or the caller's bytes read in slices (never detached). */
+function localStream(name, value) {
+  if (typeof Blob !== 'undefined' && value instanceof Blob) return { stream: value.stream(), length: value.size };
+  let bytes;
+  if (value instanceof ArrayBuffer) bytes = new Uint8Array(value);
+  else if (ArrayBuffer.isView(value)) bytes = new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+  else if (typeof value === 'string') bytes = new TextEncoder().encode(value);
+  else throw new ModelLoadError(`${name}: expected a File, Blob, ArrayBuffer, typed array or string, got ${value === null ? 'null' : typeof value}`, { file: name });
+  return { stream: arrayStream(bytes), length: bytes.length };
 }
 
 /**
@@ -193,12 +268,18 @@ async function findFile(role, base, store, fetchImpl, signal) {
 /** The status of the cache entry that marks an optional file as missing on the server. */
 const ABSENT = 404;
 
-/** Puts `bytes` in the cache under `url`; a full disk only costs the next visit a download. */
-async function storeInCache(store, url, bytes, contentType) {
-  const headers = { 'content-length': String(bytes.length), 'content-type': contentType ?? 'application/octet-stream' };
+/**
+ * Puts `body` (bytes, or a stream `length` bytes long when known) in the cache under `url`; a
+ * full disk only costs the next visit a download, and a download that broke off or was aborted
+ * stores nothing.
+ */
+async function storeInCache(store, url, body, contentType, length = body.length) {
+  const headers = { 'content-type': contentType ?? 'application/octet-stream' };
+  if (length !== undefined) headers['content-length'] = String(length);
   try {
-    await store.put(url, new Response(bytes, { headers }));
+    await store.put(url, new Response(body, { headers }));
   } catch (error) {
+    if (error?.name === 'AbortError') return;
     console.warn(`webnlu: could not cache ${url} (${error?.message ?? error}); it will be downloaded again next time`);
   }
 }
@@ -219,9 +300,10 @@ function chooseLocal(given, roles) {
   return chosen;
 }
 
+/** Bytes of the files held whole (a streamed file counts where it is read: see `bytes`). */
 function sum(files) {
   let total = 0;
-  for (const bytes of files.values()) total += bytes.length;
+  for (const bytes of files.values()) if (ArrayBuffer.isView(bytes)) total += bytes.length;
   return total;
 }
 

@@ -17,6 +17,7 @@ import { checkTaskText, checkTaskTexts } from './input-checks.js';
 import { refusedDuringTraining, trainingRunOf } from './memory.js';
 import { checkText } from './wasm-module.js';
 import { clearCache, fetchModelFiles, listCachedFiles } from './model-loader.js';
+import { forWorker } from './weight-stream.js';
 import { DEFAULT_HUB_URL, TOKENIZER_FILE_ROLES } from './model-source.js';
 import { decodeUtf8 } from './tokenizer.js';
 import { checkExamples, checkWordExamples, TASKS, TrainingRun } from './training-run.js';
@@ -180,14 +181,17 @@ export class Runtime {
       throw new WebnluError(`loadModel: packWeights must be true or false, found ${JSON.stringify(packWeights)}`);
     }
     const started = performance.now();
-    const fetched = await fetchModelFiles(source, { hubUrl: this.hubUrl, ...options });
+    // model.safetensors streams into the model's tensors as it arrives (weight-stream.js)
+    const fetched = await fetchModelFiles(source, { hubUrl: this.hubUrl, ...options, streamWeights: true });
     const config = parseConfig(fetched.files.get('config.json'));
     const names = [...fetched.files.keys()];
-    const loaded = await callAbortable(this.#channel, 'model.load', { runtime: this.#handle, files: fetched.files, dtype, packWeights },
-      transferablesOf(fetched.files), signal);
-    // the model holds its tensors: the fetched weight file (ours; sent to a worker, it is
+    const files = this.#channel.inWorker ? forWorker(fetched.files) : fetched.files;
+    const loaded = await callAbortable(this.#channel, 'model.load', { runtime: this.#handle, files, dtype, packWeights },
+      transferablesOf(files), signal);
+    // the model holds its tensors: a fetched pytorch_model.bin (ours; sent to a worker, it is
     // detached here already) is freed now rather than at a later garbage collection
     releaseWeightFiles(fetched.files);
+    await fetched.cacheWrites; // the streamed download is in the cache for the next visit
     return new Model(this, this.#channel, loaded, {
       config, files: names, source: fetched.label, fromCache: fetched.fromCache, bytes: fetched.bytes,
       loadSeconds: (performance.now() - started) / 1000,

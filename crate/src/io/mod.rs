@@ -18,6 +18,7 @@ pub mod random_bert;
 pub mod safetensors;
 pub mod safetensors_file;
 pub mod tensor_view;
+pub mod weight_stream;
 pub mod zip_archive;
 
 pub use config::{Activation, BertConfig, DistilBertConfig, ModelConfig};
@@ -29,6 +30,7 @@ pub use random_bert::RandomBert;
 pub use safetensors::{write_safetensors, SafeTensors};
 pub use safetensors_file::SafeTensorsFile;
 pub use tensor_view::{DType, TensorView};
+pub use weight_stream::{HeaderCheck, StreamedWeights, WeightStream};
 
 use crate::{Error, Result};
 

@@ -11,9 +11,12 @@ use super::config::ModelConfig;
 use super::pytorch::PytorchFile;
 use super::safetensors::SafeTensors;
 use super::tensor_view::{DType, TensorView};
+use crate::tensor::Tensor;
 use crate::{Error, Result};
 
+use super::safetensors::HeaderEntry;
 use super::safetensors_file::SafeTensorsFile;
+use super::weight_stream::StreamedWeights;
 
 /// The file names a model directory may hold that webnlu reads.
 pub const KNOWN_FILES: [&str; 7] = [
@@ -42,6 +45,8 @@ enum RangedFile {
     OnDisk(std::path::PathBuf),
     #[cfg(target_arch = "wasm32")]
     InJs(js_sys::Uint8Array),
+    /// Received as a stream, its tensors already in their final form or their own buffers.
+    Streamed(StreamedWeights),
 }
 
 impl ModelFiles {
@@ -109,6 +114,14 @@ impl ModelFiles {
         self.ranged.insert(name, RangedFile::InJs(bytes));
     }
 
+    /// Adds (or replaces) a `model.safetensors` received as a stream
+    /// ([`super::weight_stream::WeightStream`]): the model's loader takes its tensors by name.
+    pub fn insert_streamed(&mut self, name: impl Into<String>, weights: StreamedWeights) {
+        let name = name.into();
+        self.files.remove(&name);
+        self.ranged.insert(name, RangedFile::Streamed(weights));
+    }
+
     pub fn get(&self, name: &str) -> Option<&[u8]> {
         self.files.get(name).map(Vec::as_slice)
     }
@@ -154,6 +167,7 @@ impl ModelFiles {
                     let file = SafeTensorsFile::from_ranges(what, Box::new(bytes.clone()))?;
                     return Ok(WeightSource::Ranged(file));
                 }
+                Some(RangedFile::Streamed(weights)) => return Ok(WeightSource::Streamed(weights)),
                 None => {}
             }
         }
@@ -230,6 +244,8 @@ pub enum WeightSource<'a> {
     InMemory(WeightFile<'a>),
     /// Read tensor by tensor from disk or from JS memory.
     Ranged(SafeTensorsFile),
+    /// Received as a stream: each tensor taken once, in its final form where it has one.
+    Streamed(&'a StreamedWeights),
 }
 
 impl WeightSource<'_> {
@@ -238,6 +254,7 @@ impl WeightSource<'_> {
         match self {
             WeightSource::InMemory(file) => file.find(name).is_some(),
             WeightSource::Ranged(file) => find_entry(file, name).is_some(),
+            WeightSource::Streamed(weights) => find_index(&weights.entries, name).is_some(),
         }
     }
 
@@ -246,35 +263,33 @@ impl WeightSource<'_> {
         match self {
             WeightSource::InMemory(file) => Ok(file.require(name, shape)?.to_f32()?.into_owned()),
             WeightSource::Ranged(file) => file.read_f32(require_entry(file, name, shape)?),
+            WeightSource::Streamed(weights) => weights.take_f32(name, shape),
         }
     }
 
     /// Bytes of every float tensor of the file as f32 (4 a value): an upper bound of what
     /// loading it in f32 holds (a tensor the model does not read counts too).
     pub fn float_bytes_as_f32(&self) -> u64 {
-        let float =
-            |dtype: DType| matches!(dtype, DType::F64 | DType::F32 | DType::F16 | DType::BF16);
-        let as_f32 = |dtype: DType, bytes: u64| bytes / dtype.size_in_bytes() as u64 * 4;
         match self {
             WeightSource::InMemory(file) => (file.tensors().iter())
-                .filter(|t| float(t.dtype))
-                .map(|t| as_f32(t.dtype, t.data.len() as u64))
+                .filter(|t| is_float(t.dtype))
+                .map(|t| as_f32_bytes(t.dtype, t.data.len() as u64))
                 .sum(),
-            WeightSource::Ranged(file) => (file.entries.iter())
-                .filter(|e| float(e.dtype))
-                .map(|e| as_f32(e.dtype, e.end - e.begin))
-                .sum(),
+            WeightSource::Ranged(file) => float_bytes_as_f32(&file.entries),
+            WeightSource::Streamed(weights) => float_bytes_as_f32(&weights.entries),
         }
     }
 
-    /// Bytes of the file's tensors held in memory while the model loads (0 read tensor by
-    /// tensor: from disk, or in the browser from JS memory).
+    /// Bytes of the file's tensors held in memory while the model loads beside their final
+    /// form (0 read tensor by tensor: from disk, or in the browser from JS memory; streamed:
+    /// the tensors kept as stored, to be converted).
     pub fn bytes_in_memory(&self) -> u64 {
         match self {
             WeightSource::InMemory(file) => {
                 (file.tensors().iter()).map(|t| t.data.len() as u64).sum()
             }
             WeightSource::Ranged(_) => 0,
+            WeightSource::Streamed(weights) => weights.bytes_in_memory(),
         }
     }
 
@@ -292,36 +307,74 @@ impl WeightSource<'_> {
                 })
             }
             WeightSource::Ranged(file) => file.read_view(require_entry(file, name, shape)?),
+            WeightSource::Streamed(weights) => weights.take_view(name, shape),
+        }
+    }
+
+    /// Tensor `name` when the stream already uploaded it to the GPU (fp32 loads), its shape
+    /// checked; None for any other source or tensor.
+    pub fn take_uploaded(&self, name: &str, shape: &[usize]) -> Result<Option<Tensor>> {
+        match self {
+            WeightSource::Streamed(weights) => weights.take_uploaded(name, shape),
+            _ => Ok(None),
         }
     }
 }
 
-fn find_entry<'f>(
-    file: &'f SafeTensorsFile,
-    name: &str,
-) -> Option<&'f super::safetensors::HeaderEntry> {
-    find_by_name(file.entries.iter().map(|e| e.name.as_str()), name).map(|i| &file.entries[i])
+/// Bytes of the float tensors among a safetensors file's `entries` as f32 (4 a value).
+pub fn float_bytes_as_f32(entries: &[HeaderEntry]) -> u64 {
+    (entries.iter())
+        .filter(|e| is_float(e.dtype))
+        .map(|e| as_f32_bytes(e.dtype, e.end - e.begin))
+        .sum()
+}
+
+fn is_float(dtype: DType) -> bool {
+    matches!(dtype, DType::F64 | DType::F32 | DType::F16 | DType::BF16)
+}
+
+fn as_f32_bytes(dtype: DType, bytes: u64) -> u64 {
+    bytes / dtype.size_in_bytes() as u64 * 4
+}
+
+fn find_entry<'f>(file: &'f SafeTensorsFile, name: &str) -> Option<&'f HeaderEntry> {
+    find_index(&file.entries, name).map(|i| &file.entries[i])
 }
 
 fn require_entry<'f>(
     file: &'f SafeTensorsFile,
     name: &str,
     shape: &[usize],
-) -> Result<&'f super::safetensors::HeaderEntry> {
-    let entry = find_entry(file, name).ok_or_else(|| {
+) -> Result<&'f HeaderEntry> {
+    require_index(&file.file, &file.entries, name, shape).map(|i| &file.entries[i])
+}
+
+fn find_index(entries: &[HeaderEntry], name: &str) -> Option<usize> {
+    find_by_name(entries.iter().map(|e| e.name.as_str()), name)
+}
+
+/// The index of tensor `name` among the `entries` of `file` (any spelling), its shape checked
+/// as [`WeightFile::require`] does.
+pub(super) fn require_index(
+    file: &str,
+    entries: &[HeaderEntry],
+    name: &str,
+    shape: &[usize],
+) -> Result<usize> {
+    let index = find_index(entries, name).ok_or_else(|| {
         Error::format(
-            &file.file,
+            file,
             format!("no tensor {name} (nor a gamma/beta or prefixed spelling)"),
         )
     })?;
-    if entry.shape != shape {
+    if entries[index].shape != shape {
         return Err(Error::shape(
-            format!("{}: tensor {}", file.file, entry.name),
+            format!("{file}: tensor {}", entries[index].name),
             shape,
-            &entry.shape,
+            &entries[index].shape,
         ));
     }
-    Ok(entry)
+    Ok(index)
 }
 
 /// The index of the tensor called `name` among `names`: the exact name first, else the first

@@ -18,7 +18,12 @@ pub struct WeightLoader<'f, 'a> {
 
 impl WeightLoader<'_, '_> {
     /// The tensor `name` (written without the model prefix), named `canonical` on the device.
+    /// A streamed file's tensor already uploaded to the GPU (checked finite then) is taken as
+    /// it is, renamed.
     pub fn load(&self, name: &str, canonical: &str, shape: &[usize]) -> Result<Tensor> {
+        if let Some(uploaded) = self.file.take_uploaded(name, shape)? {
+            return Ok(uploaded.renamed(canonical));
+        }
         let values = self.file.read_f32(name, shape)?;
         check_finite(name, &values)?;
         Tensor::from_vec(self.device, shape, values, canonical)

@@ -15,6 +15,7 @@ mod model;
 mod tensor_parallel;
 mod tokenizer;
 mod trainer;
+mod weight_stream;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -24,6 +24,7 @@ use wasm_bindgen::prelude::*;
 use super::inspect::{WasmInspection, WasmWordVectors};
 use super::to_js_error;
 use super::trainer::*;
+use super::weight_stream::WasmWeightStream;
 use crate::device::{DeviceChoice, GpuOptions};
 use crate::io::ModelFiles;
 use crate::ops::matmul::WeightDtype;
@@ -237,8 +238,36 @@ impl WasmModel {
         dtype: &str,
         pack_weights: bool,
     ) -> Result<WasmModel, JsError> {
+        WasmModel::load_with(runtime, files, dtype, pack_weights, None)
+    }
+
+    /// [`WasmModel::load`] with model.safetensors received as `weights` (a stream pushed to
+    /// its end: see `weight_stream.rs`) instead of a file in `files`.
+    pub fn load_streamed(
+        runtime: &WasmRuntime,
+        files: &Map,
+        weights: WasmWeightStream,
+        dtype: &str,
+        pack_weights: bool,
+    ) -> Result<WasmModel, JsError> {
+        WasmModel::load_with(runtime, files, dtype, pack_weights, Some(weights))
+    }
+}
+
+impl WasmModel {
+    fn load_with(
+        runtime: &WasmRuntime,
+        files: &Map,
+        dtype: &str,
+        pack_weights: bool,
+        weights: Option<WasmWeightStream>,
+    ) -> Result<WasmModel, JsError> {
         let dtype = WeightDtype::parse(dtype).map_err(to_js_error)?;
         let mut model_files = ModelFiles::new("model files");
+        if let Some(weights) = weights {
+            let weights = weights.finish().map_err(to_js_error)?;
+            model_files.insert_streamed("model.safetensors", weights);
+        }
         let mut error = None;
         files.for_each(
             &mut |value, key| match (key.as_string(), value.dyn_into::<Uint8Array>()) {
@@ -279,7 +308,10 @@ impl WasmModel {
             weight_bytes,
         })
     }
+}
 
+#[wasm_bindgen]
+impl WasmModel {
     /// Bytes of the parameters as held on the device (16-bit weights at 2 bytes a value).
     #[wasm_bindgen(getter)]
     pub fn weight_bytes(&self) -> f64 {

@@ -9,6 +9,8 @@
 mod bert_reference;
 #[path = "../common/io_reference_summary.rs"]
 mod io_reference_summary;
+#[path = "../common/op_checks.rs"]
+mod op_checks;
 
 mod config;
 mod fuzz_replay;
@@ -18,3 +20,4 @@ mod model_files;
 mod pytorch;
 mod safetensors;
 mod safetensors_file;
+mod weight_stream;

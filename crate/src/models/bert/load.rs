@@ -3,7 +3,8 @@
 //! against the shape the config implies (an error names the tensor, expected and found shape).
 
 use crate::device::Device;
-use crate::io::{ModelConfig, ModelFiles, WeightSource};
+use crate::io::safetensors::HeaderEntry;
+use crate::io::{DType, ModelConfig, ModelFiles, WeightSource};
 use crate::memory_limit::check_model_fits;
 use crate::models::layer_norm::LayerNorm;
 use crate::models::linear::Linear;
@@ -118,7 +119,43 @@ impl BertModel {
 /// file's bytes in memory would be over the memory limit (`memory_limit::check_model_fits`:
 /// wasm's 4 GiB by default), naming the need and what to try.
 fn check_load_fits(source: &str, file: &WeightSource, d: &Dims, dtype: WeightDtype) -> Result<()> {
-    let as_f32 = file.float_bytes_as_f32();
+    check_fits(
+        source,
+        file.float_bytes_as_f32(),
+        file.bytes_in_memory(),
+        d,
+        dtype,
+    )
+}
+
+impl BertModel {
+    /// The memory check of [`BertModel::load_as`] for a model.safetensors that streams in
+    /// (`io::WeightStream::check_header_with`), run on its header `entries` before any tensor
+    /// byte is kept: the weights as `dtype` holds them, plus the tensors of other dtypes than
+    /// F32, which wait as stored until the load converts them. `files` holds config.json.
+    pub fn check_streamed_load_fits(
+        files: &ModelFiles,
+        entries: &[HeaderEntry],
+        dtype: WeightDtype,
+    ) -> Result<()> {
+        let d = dims_of(&files.config()?);
+        let as_stored: u64 = (entries.iter())
+            .filter(|e| e.dtype != DType::F32)
+            .map(|e| e.end - e.begin)
+            .sum();
+        let as_f32 = crate::io::model_files::float_bytes_as_f32(entries);
+        check_fits(&files.source, as_f32, as_stored, &d, dtype)
+    }
+}
+
+/// [`check_load_fits`] of weights of `as_f32` bytes as f32 and `in_memory` bytes of file.
+fn check_fits(
+    source: &str,
+    as_f32: u64,
+    in_memory: u64,
+    d: &Dims,
+    dtype: WeightDtype,
+) -> Result<()> {
     // 16-bit layer matrices: 2 bytes a value instead of 4
     let layer_values =
         d.layers as u64 * (4 * d.hidden * d.hidden + 2 * d.hidden * d.intermediate) as u64;
@@ -126,7 +163,6 @@ fn check_load_fits(source: &str, file: &WeightSource, d: &Dims, dtype: WeightDty
         WeightDtype::Fp32 => as_f32,
         _ => as_f32.saturating_sub(2 * layer_values),
     };
-    let in_memory = file.bytes_in_memory();
     let mib = |bytes: u64| bytes as f64 / 1048576.0;
     let advice = match dtype {
         WeightDtype::Fp32 => {
