@@ -443,6 +443,44 @@ pub(crate) fn gemm_accumulate(
     });
 }
 
+/// C (m, n; row stride `ldc`, at `c`) = init + alpha * A (m, k) @ B (k, n) on the calling
+/// thread alone: for callers that already split their work over the threads (the fused CPU
+/// attention, `ops/attention_cpu.rs`, one (batch row, head) per call). The same blocking and
+/// microkernel as [`gemm_accumulate`], so the same bits.
+///
+/// # Safety
+/// `c` must be valid for reads and writes of the (m, n) block with row stride `ldc`, and no
+/// other thread may read or write that block during the call.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn gemm_one_thread(
+    c: *mut f32,
+    ldc: usize,
+    init: CInit,
+    a: MatrixView,
+    b: MatrixView,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    let part = GemmPart {
+        out: SharedOut {
+            ptr: c,
+            row_stride: ldc,
+        },
+        a,
+        b: BOperand::View(b),
+        rows: 0..m,
+        cols: 0..n,
+        k,
+        alpha,
+    };
+    gemm_block(part, init);
+}
+
 /// Below this much work one thread does a product: a thread costs tens of microseconds.
 pub(crate) const MIN_FLOPS_PER_THREAD: f64 = 4.0e6;
 
