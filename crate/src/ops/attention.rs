@@ -20,7 +20,8 @@
 //! so one additive mask serves both.
 //!
 //! **What the forward saves for the backward, and why** ([`AttentionSaved`]):
-//! - `q`, `k`, `v` in the head-major layout (B, NH, T, hs): the products' gradients need the
+//! - `q`, `k`, `v`, on the GPU in the head-major layout (B, NH, T, hs), on the CPU as the
+//!   forward got them (B, T, C), read by stride: the products' gradients need the
 //!   other operand (`dqh = dscores kh`, `dkh = dscores^T qh`, `datt_d = dy vh^T`). Keeping them
 //!   permuted saves redoing the permutation; they cost as much memory as the inputs.
 //! - `att`, the probabilities before dropout (B, NH, T, T): the softmax backward needs its
