@@ -20,7 +20,8 @@
 //! so one additive mask serves both.
 //!
 //! **What the forward saves for the backward, and why** ([`AttentionSaved`]):
-//! - `q`, `k`, `v` in the head-major layout (B, NH, T, hs): the products' gradients need the
+//! - `q`, `k`, `v`, on the GPU in the head-major layout (B, NH, T, hs), on the CPU as the
+//!   forward got them (B, T, C), read by stride: the products' gradients need the
 //!   other operand (`dqh = dscores kh`, `dkh = dscores^T qh`, `datt_d = dy vh^T`). Keeping them
 //!   permuted saves redoing the permutation; they cost as much memory as the inputs.
 //! - `att`, the probabilities before dropout (B, NH, T, T): the softmax backward needs its
@@ -42,13 +43,18 @@
 //! dq, dk, dv   += merge of dqh, dkh, dvh            (B, T, C)        accumulated, like every op
 //! ```
 //!
-//! Composed of the matmul, softmax and dropout ops plus the head permutations of
+//! On the GPU: composed of the matmul, softmax and dropout ops plus the head permutations of
 //! `shaders/attention.wgsl` (no fused kernel: at BERT's T <= 512 the (T, T) scores fit memory,
-//! and the tiled matmul is the expensive part). The same code runs on both devices: the
-//! permutations have CPU versions here, the products, softmax and dropout dispatch by device.
+//! and the tiled matmul is the expensive part). On the CPU: the same lines fused per (batch
+//! row, head) in `ops/attention_cpu.rs`, reading q, k, v and writing the output by stride (no
+//! permutation copies, no (B, NH, T, T) scores or gradient tensors), with the same results bit
+//! for bit. There the forward saves q, k, v as given, (B, T, C), instead of head-major copies:
+//! [`attention_forward_keeping`] moves them into [`AttentionSaved`], [`attention_forward`]
+//! copies them. The permutations keep their CPU versions here (any op runs on both devices).
 //! The number of heads is the one the [`AttentionSaved`] buffers were made for.
 
 use crate::device::{Device, GpuBuffer, GpuContext};
+use crate::ops::attention_cpu::{attention_backward_cpu, attention_forward_cpu};
 use crate::ops::cpu_parallel::for_each_row_part;
 use crate::ops::dropout::{dropout_backward, dropout_forward, DropoutMask};
 use crate::ops::matmul::{matmul_backward, matmul_forward, MatmulOptions};
@@ -113,10 +119,17 @@ impl AttentionDims {
 
 /// What the forward keeps for the backward (see the module doc for why each).
 pub struct AttentionSaved {
-    pub q: Tensor,   // (B, NH, T, hs)
-    pub k: Tensor,   // (B, NH, T, hs)
-    pub v: Tensor,   // (B, NH, T, hs)
+    projections: SavedProjections,
     pub att: Tensor, // (B, NH, T, T) softmax probabilities before dropout
+    dims: AttentionDims,
+}
+
+/// q, k, v as the backward reads them.
+enum SavedProjections {
+    /// GPU: with the heads apart, (B, NH, T, hs) each; filled by the forward.
+    Heads([Tensor; 3]),
+    /// CPU: the forward's inputs themselves, (B, T, C) each (read by stride); None before it.
+    Tokens(Option<[Tensor; 3]>),
 }
 
 impl AttentionSaved {
@@ -128,23 +141,29 @@ impl AttentionSaved {
             )));
         }
         let hs = c / n_head;
+        let projections = match device {
+            Device::Cpu => SavedProjections::Tokens(None),
+            Device::Gpu(_) => SavedProjections::Heads([
+                Tensor::uninit(device, &[b, n_head, t, hs], "attention.q")?,
+                Tensor::uninit(device, &[b, n_head, t, hs], "attention.k")?,
+                Tensor::uninit(device, &[b, n_head, t, hs], "attention.v")?,
+            ]),
+        };
         Ok(AttentionSaved {
-            q: Tensor::uninit(device, &[b, n_head, t, hs], "attention.q")?,
-            k: Tensor::uninit(device, &[b, n_head, t, hs], "attention.k")?,
-            v: Tensor::uninit(device, &[b, n_head, t, hs], "attention.v")?,
+            projections,
             att: Tensor::uninit(device, &[b, n_head, t, t], "attention.probs")?,
+            dims: AttentionDims {
+                b,
+                t,
+                nh: n_head,
+                hs,
+            },
         })
     }
 
     /// The sizes these buffers were made for.
     fn dims(&self) -> AttentionDims {
-        let s = self.q.shape();
-        AttentionDims {
-            b: s[0],
-            nh: s[1],
-            t: s[2],
-            hs: s[3],
-        }
+        self.dims
     }
 }
 
@@ -160,13 +179,83 @@ fn expect_tokens(op: &str, d: &AttentionDims, tensors: &[&Tensor]) -> Result<()>
 
 /// out (B, T, C) = attention of q, k, v (B, T, C) with the additive `mask` (B, T) added to the
 /// scores; `dropout`: the attention-probability dropout (None in eval). Fills `saved` (made
-/// by [`AttentionSaved::new`] for these sizes and the number of heads) for the backward.
+/// by [`AttentionSaved::new`] for these sizes and the number of heads) for the backward; on
+/// the CPU that copies q, k, v ([`attention_forward_keeping`] takes them instead).
 pub fn attention_forward(
     out: &mut Tensor,
     saved: &mut AttentionSaved,
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
+    mask: Option<&Tensor>,
+    dropout: Option<DropoutMask>,
+) -> Result<()> {
+    if out.is_gpu() {
+        return attention_forward_gpu(out, saved, [q, k, v], mask, dropout);
+    }
+    let d = saved.dims();
+    expect_tokens("attention_forward", &d, &[q, k, v])?;
+    let copy = |x: &Tensor| -> Result<Tensor> {
+        let mut kept = Tensor::uninit(&out.device(), x.shape(), x.name())?;
+        kept.cpu_mut()?.copy_from_slice(x.cpu()?);
+        Ok(kept)
+    };
+    let projections = [copy(q)?, copy(k)?, copy(v)?];
+    attention_forward_keeping(out, saved, projections, mask, dropout)
+}
+
+/// [`attention_forward`] that keeps q, k, v (B, T, C) for the backward: moved into `saved` on
+/// the CPU (no copy), split into its head-major buffers (then dropped) on the GPU.
+pub fn attention_forward_keeping(
+    out: &mut Tensor,
+    saved: &mut AttentionSaved,
+    projections: [Tensor; 3],
+    mask: Option<&Tensor>,
+    dropout: Option<DropoutMask>,
+) -> Result<()> {
+    if out.is_gpu() {
+        let [q, k, v] = &projections;
+        return attention_forward_gpu(out, saved, [q, k, v], mask, dropout);
+    }
+    if let SavedProjections::Heads(_) = saved.projections {
+        return Err(Error::invalid(
+            "attention_forward: the saved buffers were made for the GPU, the op runs on the CPU",
+        ));
+    }
+    let d = saved.dims();
+    let [q, k, v] = &projections;
+    expect_tokens("attention_forward", &d, &[out, q, k, v])?;
+    saved
+        .att
+        .expect_shape("attention_forward", &d.scores_shape())?;
+    if let Some(mask) = mask {
+        mask.expect_shape("attention_forward mask", &[d.b, d.t])?;
+    }
+    let params = match dropout {
+        Some(dropout) => Some(dropout.params(d.b * d.nh * d.t * d.t)?),
+        None => None,
+    };
+    let mask = match mask {
+        Some(mask) => Some(mask.cpu()?),
+        None => None,
+    };
+    attention_forward_cpu(
+        out.cpu_mut()?,
+        saved.att.cpu_mut()?,
+        [q.cpu()?, k.cpu()?, v.cpu()?],
+        mask,
+        params.as_ref(),
+        &d,
+    );
+    saved.projections = SavedProjections::Tokens(Some(projections));
+    Ok(())
+}
+
+/// The GPU forward: the composed ops of the module doc.
+fn attention_forward_gpu(
+    out: &mut Tensor,
+    saved: &mut AttentionSaved,
+    [q, k, v]: [&Tensor; 3],
     mask: Option<&Tensor>,
     dropout: Option<DropoutMask>,
 ) -> Result<()> {
@@ -179,21 +268,26 @@ pub fn attention_forward(
         mask.expect_shape("attention_forward mask", &[d.b, d.t])?;
     }
     let device = out.device();
-    split_heads_forward(&mut saved.q, &mut saved.k, &mut saved.v, q, k, v, &d)?;
+    let SavedProjections::Heads([qh, kh, vh]) = &mut saved.projections else {
+        return Err(Error::invalid(
+            "attention_forward: the saved buffers were made for the CPU, the op runs on the GPU",
+        ));
+    };
+    split_heads_forward(qh, kh, vh, q, k, v, &d)?;
     // scores (B, NH, T, T) = qh kh^T / sqrt(hs); matmul treats (B, NH) as one batch of B*NH
     let mut scores = Tensor::uninit(&device, &d.scores_shape(), "attention.scores")?;
-    matmul_forward(&mut scores, &saved.q, &saved.k, None, d.scores_product())?;
+    matmul_forward(&mut scores, qh, kh, None, d.scores_product())?;
     softmax_forward(&mut saved.att, &scores, mask)?;
     drop(scores);
     // y (B, NH, T, hs) = att_d vh
     let mut y = Tensor::uninit(&device, &d.heads_shape(), "attention.y")?;
     let plain = MatmulOptions::default();
     match dropout {
-        None => matmul_forward(&mut y, &saved.att, &saved.v, None, plain)?,
+        None => matmul_forward(&mut y, &saved.att, vh, None, plain)?,
         Some(dropout) => {
             let mut att_d = Tensor::uninit(&device, &d.scores_shape(), "attention.probs_dropped")?; // (B, NH, T, T)
             dropout_forward(&mut att_d, &saved.att, dropout)?;
-            matmul_forward(&mut y, &att_d, &saved.v, None, plain)?;
+            matmul_forward(&mut y, &att_d, vh, None, plain)?;
         }
     }
     merge_heads_forward(out, &y, &d)
@@ -211,6 +305,29 @@ pub fn attention_backward(
 ) -> Result<()> {
     let d = saved.dims();
     expect_tokens("attention_backward", &d, &[dq, dk, dv, dout])?;
+    let [qh, kh, vh] = match &saved.projections {
+        SavedProjections::Heads(heads) => heads,
+        SavedProjections::Tokens(kept) => {
+            let Some([q, k, v]) = kept else {
+                return Err(Error::invalid(
+                    "attention_backward: no forward filled the saved tensors",
+                ));
+            };
+            let params = match dropout {
+                Some(dropout) => Some(dropout.params(d.b * d.nh * d.t * d.t)?),
+                None => None,
+            };
+            attention_backward_cpu(
+                [dq.cpu_mut()?, dk.cpu_mut()?, dv.cpu_mut()?],
+                dout.cpu()?,
+                saved.att.cpu()?,
+                [q.cpu()?, k.cpu()?, v.cpu()?],
+                params.as_ref(),
+                &d,
+            );
+            return Ok(());
+        }
+    };
     let device = dout.device();
     let mut dy = Tensor::uninit(&device, &d.heads_shape(), "attention.dy")?; // (B, NH, T, hs)
     merge_heads_backward(&mut dy, dout, &d)?;
@@ -225,7 +342,7 @@ pub fn attention_backward(
             None,
             &dy,
             &saved.att,
-            &saved.v,
+            vh,
             plain,
         )?,
         Some(dropout) => {
@@ -239,7 +356,7 @@ pub fn attention_backward(
                 None,
                 &dy,
                 &att_d,
-                &saved.v,
+                vh,
                 plain,
             )?;
             dropout_backward(&mut datt, &datt_d, dropout)?;
@@ -258,8 +375,8 @@ pub fn attention_backward(
         Some(&mut dkh),
         None,
         &dscores,
-        &saved.q,
-        &saved.k,
+        qh,
+        kh,
         d.scores_product(),
     )?;
     split_heads_backward(dq, dk, dv, &dqh, &dkh, &dvh, &d)

@@ -193,6 +193,29 @@ wide_simd_fn! {
     }
 }
 
+wide_simd_fn! {
+    /// out = inp * keep / (1 - p) for the elements `start..start + out.len()` of a dropout
+    /// over `params.n` elements, where `inp` holds just those elements (one block of a larger
+    /// tensor: the fused CPU attention's per-head probabilities). The same values as
+    /// [`dropout_forward_cpu`] gives for that block.
+    pub(crate) fn dropout_block_cpu(out: &mut [f32], inp: &[f32], params: &DropoutParams, start: usize) {
+        let inp = &inp[..out.len()];
+        for_each_keep_scale(params, start..start + out.len(), |i, scale| {
+            out[i - start] = inp[i - start] * scale;
+        })
+    }
+}
+
+wide_simd_fn! {
+    /// values *= keep / (1 - p), indexed as [`dropout_block_cpu`]: the backward of a block's
+    /// dropout applied to its gradient in place (what [`dropout_backward_cpu`] adds to zeros).
+    pub(crate) fn dropout_block_in_place_cpu(values: &mut [f32], params: &DropoutParams, start: usize) {
+        for_each_keep_scale(params, start..start + values.len(), |i, scale| {
+            values[i - start] *= scale;
+        })
+    }
+}
+
 /// `out = x * keep / (1 - p)` on the tensors' device. out, inp: any shape, the same.
 pub fn dropout_forward(out: &mut Tensor, inp: &Tensor, mask: DropoutMask) -> Result<()> {
     out.expect_shape("dropout_forward", inp.shape())?;

@@ -83,6 +83,7 @@
 //! (see `tests/rust/common/op_checks.rs` for the shared helpers).
 
 pub mod attention;
+mod attention_cpu;
 pub mod char_cnn;
 pub mod cpu_parallel;
 pub mod dropout;

@@ -133,6 +133,40 @@ wide_simd_fn! {
     }
 }
 
+wide_simd_fn! {
+    /// Softmax of each row of `rows` (rows, cols) plus `mask` (cols) in place: the same
+    /// operations in the same order as [`softmax_forward_cpu`], so the same bits (the fused CPU
+    /// attention's per-head scores, `ops/attention_cpu.rs`).
+    pub(crate) fn softmax_rows_in_place(rows: &mut [f32], mask: Option<&[f32]>, cols: usize) {
+        for row in rows.chunks_mut(cols) {
+            if let Some(mask) = mask {
+                for (v, &bias) in row.iter_mut().zip(&mask[..cols]) {
+                    *v += bias;
+                }
+            }
+            let max = lanes::max(row);
+            for v in row.iter_mut() {
+                *v = lanes::exp(*v - max);
+            }
+            let inv = 1.0 / lanes::sum(row);
+            row.iter_mut().for_each(|v| *v *= inv);
+        }
+    }
+}
+
+wide_simd_fn! {
+    /// grad (R, L) = y * (grad - dot(grad, y)) row by row, in place: the softmax backward of
+    /// [`softmax_backward_cpu`] into zeros, with the incoming gradient overwritten.
+    pub(crate) fn softmax_backward_rows_in_place(grad: &mut [f32], y: &[f32], cols: usize) {
+        for (gr, yr) in grad.chunks_mut(cols).zip(y.chunks(cols)) {
+            let dot = lanes::dot(yr, gr);
+            for (g, &p) in gr.iter_mut().zip(yr) {
+                *g = p * (*g - dot);
+            }
+        }
+    }
+}
+
 pub fn softmax_backward(dx: &mut Tensor, y: &Tensor, dy: &Tensor) -> Result<()> {
     let (rows, cols) = rows_cols(y, "softmax_backward")?;
     dy.expect_shape("softmax_backward", y.shape())?;

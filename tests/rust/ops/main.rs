@@ -12,6 +12,7 @@ mod bert_reference;
 mod op_checks;
 
 mod attention_embedding;
+mod attention_fused;
 mod char_cnn;
 mod device;
 mod device_lost;

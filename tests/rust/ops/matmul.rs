@@ -201,6 +201,51 @@ fn threaded_and_large_cpu_matches_reference() {
     set_cpu_threads(0);
 }
 
+#[test]
+fn threaded_splits_are_bit_identical_to_one_thread() {
+    // The threads take row or column blocks of C (cpu_gemm::split_by_rows: the split that
+    // packs fewer values twice); either way each element is the same products in the same
+    // depth blocks. Shapes of the backward's products: A read in place and B packed per call
+    // (columns), A transposed and packed with a wider B (columns) or a taller A (rows), and
+    // depths over two KC blocks (k 300).
+    for &(m, n, k, trans_a) in &[
+        (200, 300, 100, false),
+        (72, 300, 100, true),
+        (300, 130, 100, true),
+        (100, 260, 300, false),
+    ] {
+        let a = random(m * k, 31);
+        let b = random(k * n, 32);
+        let d = MatmulDims {
+            batch: 1,
+            m,
+            n,
+            k,
+            a_stride: 0,
+            b_stride: 0,
+            trans_a,
+            trans_b: false,
+            alpha: 0.5,
+            accumulate: false,
+        };
+        let run = |threads| {
+            set_cpu_threads(threads);
+            let mut out = vec![0.0; m * n];
+            matmul_cpu(&mut out, &a, &b, None, &d);
+            out
+        };
+        let one = run(1);
+        for threads in [2, 3] {
+            assert_eq!(
+                run(threads),
+                one,
+                "{m}x{n}x{k} trans_a {trans_a} on {threads} threads"
+            );
+        }
+    }
+    set_cpu_threads(0);
+}
+
 fn check_cpu_only(m: usize, n: usize, k: usize) {
     let a = random(m * k, 21);
     let b = random(k * n, 22);

@@ -15,7 +15,7 @@
 //! ```
 
 use crate::io::Activation as ConfigActivation;
-use crate::ops::attention::{attention_backward, attention_forward, AttentionSaved};
+use crate::ops::attention::{attention_backward, attention_forward_keeping, AttentionSaved};
 use crate::ops::dropout::{dropout_backward, dropout_forward, DropoutMask};
 use crate::ops::elementwise::{
     activation_backward, activation_forward, add_backward, add_forward, Activation,
@@ -218,12 +218,11 @@ impl EncoderLayer {
         let s = x.shape();
         let mut attention = AttentionSaved::new(&device, s[0], s[1], s[2], self.heads)?;
         let mut context = Tensor::uninit(&device, x.shape(), "attention.context")?; // (B, T, C)
-        attention_forward(
+                                                                                    // q, k, v move into `attention` (the backward's operands; on the CPU as they are)
+        attention_forward_keeping(
             &mut context,
             &mut attention,
-            &q,
-            &k,
-            &v,
+            [q, k, v],
             Some(mask),
             masks.attention_probs,
         )?;

@@ -418,8 +418,7 @@ pub(crate) fn gemm_accumulate(
         };
         return;
     }
-    // Split rows in MR multiples when there are enough, else columns in NR multiples.
-    let split_rows = m >= n || m >= threads * MR * 4;
+    let split_rows = split_by_rows(a, b, m, n, k, threads);
     let (len, unit) = if split_rows { (m, MR) } else { (n, NR) };
     let per_thread = len.div_ceil(unit).div_ceil(threads) * unit;
     let parts: Vec<_> = (0..len)
@@ -448,6 +447,69 @@ pub(crate) fn gemm_accumulate(
             init,
         )
     });
+}
+
+/// C (m, n; row stride `ldc`, at `c`) = init + alpha * A (m, k) @ B (k, n) on the calling
+/// thread alone: for callers that already split their work over the threads (the fused CPU
+/// attention, `ops/attention_cpu.rs`, one (batch row, head) per call). The same blocking and
+/// microkernel as [`gemm_accumulate`], so the same bits.
+///
+/// # Safety
+/// `c` must be valid for reads and writes of the (m, n) block with row stride `ldc`, and no
+/// other thread may read or write that block during the call.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn gemm_one_thread(
+    c: *mut f32,
+    ldc: usize,
+    init: CInit,
+    a: MatrixView,
+    b: MatrixView,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    let part = GemmPart {
+        out: SharedOut {
+            ptr: c,
+            row_stride: ldc,
+        },
+        a,
+        b: BOperand::View(b),
+        rows: 0..m,
+        cols: 0..n,
+        k,
+        alpha,
+    };
+    gemm_block(part, init);
+}
+
+/// Whether the threads of a product take row blocks (MR multiples) or column blocks (NR
+/// multiples) of C. Each thread packs the parts of the operands it reads, so a row split has
+/// every thread pack all of an unpacked B (k x n), and a column split every thread pack all of
+/// A (k x m) unless the kernel reads A in place. Where both splits have enough rows and
+/// columns, the one packing fewer values twice wins: the weight gradients and the input
+/// gradients of the linear layers pack B per call (a row split had both threads pack all of it:
+/// 5-7% of a MiniLM training step of all layers in pack_b, perf), the forward's weights are
+/// packed once (then rows, as before). The split does not change any value: each element of
+/// C is the same products summed in the same depth blocks either way.
+fn split_by_rows(a: MatrixView, b: BOperand, m: usize, n: usize, k: usize, threads: usize) -> bool {
+    let enough_rows = m >= threads * MR * 4;
+    let enough_columns = n >= threads * NR * 2;
+    if !enough_columns {
+        return true;
+    }
+    if !enough_rows {
+        return m >= n;
+    }
+    let b_packed_per_call = !matches!(b, BOperand::Packed(_));
+    let a_packed_per_call = !reads_a_in_place(pick_microkernel(), a);
+    let twice_by_rows = if b_packed_per_call { k * n } else { 0 };
+    let twice_by_columns = if a_packed_per_call { k * m } else { 0 };
+    twice_by_rows <= twice_by_columns
 }
 
 /// Below this much work one thread does a product: a thread costs tens of microseconds.
@@ -745,6 +807,15 @@ fn pack_b(packed: &mut [f32], b: MatrixView, pc: usize, kc: usize, jc: usize, nc
         }
         for p in 0..kc {
             let row = &mut dst[p * NR..][..NR];
+            if b.col_stride == 1 && cols_here == NR {
+                // A whole strip row as one fixed-size copy: a few vector moves, where a
+                // copy_from_slice of a run-time length called memmove for every 32 values (5%
+                // of a MiniLM training step of all layers, perf).
+                let start = (pc + p) * b.row_stride + jc + j0;
+                let src: &[f32; NR] = b.data[start..start + NR].try_into().expect("NR values");
+                *<&mut [f32; NR]>::try_from(row).expect("NR values") = *src;
+                continue;
+            }
             if b.col_stride == 1 {
                 let start = (pc + p) * b.row_stride + jc + j0;
                 row[..cols_here].copy_from_slice(&b.data[start..start + cols_here]);
@@ -778,9 +849,15 @@ fn pack_a(packed: &mut [f32], a: MatrixView, ic: usize, mc: usize, pc: usize, kc
         if a.row_stride == 1 {
             // A stored transposed (a gradient's x^T): the strip's rows are contiguous already.
             for (p, column) in dst.chunks_exact_mut(MR).enumerate() {
-                let src = &a.data[(pc + p) * a.col_stride + ic + i0..][..rows_here];
-                column[..rows_here].copy_from_slice(src);
-                column[rows_here..].fill(0.0);
+                let src = &a.data[(pc + p) * a.col_stride + ic + i0..];
+                if rows_here == MR {
+                    // fixed-size: vector moves, not a memmove call per MR values
+                    let src: &[f32; MR] = src[..MR].try_into().expect("MR values");
+                    *<&mut [f32; MR]>::try_from(column).expect("MR values") = *src;
+                } else {
+                    column[..rows_here].copy_from_slice(&src[..rows_here]);
+                    column[rows_here..].fill(0.0);
+                }
             }
             continue;
         }
