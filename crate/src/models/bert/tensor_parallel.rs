@@ -31,7 +31,7 @@ use std::future::Future;
 use std::ops::Range;
 use std::pin::Pin;
 
-use crate::ops::attention::{attention_forward, AttentionSaved};
+use crate::ops::attention::{attention_forward_keeping, AttentionSaved};
 use crate::ops::elementwise::{activation_forward, add_forward};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
@@ -283,7 +283,8 @@ impl LayerShard {
         let cs = q.shape()[2];
         let mut attention = AttentionSaved::new(&device, b, t, cs, self.heads)?;
         let mut context = Tensor::uninit(&device, &[b, t, cs], "attention.context")?; // (B, T, Cs)
-        attention_forward(&mut context, &mut attention, &q, &k, &v, Some(mask), None)?;
+                                                                                      // q, k, v move into `attention` (read in place on the CPU)
+        attention_forward_keeping(&mut context, &mut attention, [q, k, v], Some(mask), None)?;
         Ok(context)
     }
 
