@@ -29,7 +29,7 @@ relaxed_target_dir=$target_dir/relaxed-simd
 log "cargo ${toolchain[*]} build --target $TARGET --profile wasm (simd128)"
 cargo "${toolchain[@]}" build --lib -p webnlu --target $TARGET --profile wasm
 log "cargo ${toolchain[*]} build --target $TARGET --profile wasm (simd128 + relaxed-simd)"
-CARGO_TARGET_DIR=$relaxed_target_dir RUSTFLAGS="-C target-feature=+simd128,+relaxed-simd -C llvm-args=-inline-threshold=20" \
+CARGO_TARGET_DIR=$relaxed_target_dir RUSTFLAGS="-C target-feature=+simd128,+relaxed-simd -C llvm-args=-inline-threshold=0" \
   cargo "${toolchain[@]}" build --lib -p webnlu --target $TARGET --profile wasm
 cargo_wasm=$target_dir/$TARGET/wasm/webnlu.wasm
 cargo_relaxed_wasm=$relaxed_target_dir/$TARGET/wasm/webnlu.wasm
