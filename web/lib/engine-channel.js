@@ -9,7 +9,6 @@ import { throwIfAborted } from './abort.js';
 import { Engine } from './engine.js';
 import { DisposedError, errorFromWire, WebnluError, WorkerError } from './errors.js';
 import { sumMemoryUsage } from './memory.js';
-import { RELAYED_FAILURE } from './shard-peers.js';
 import { isStreamedFile, STREAMED_WEIGHTS, teeStream } from './weight-stream.js';
 
 /** The engine on the calling thread. */
@@ -106,15 +105,6 @@ const SPLIT_ARGUMENT = {
   'model.headFeatures': 'texts', // head-only training's encoder pass over the examples
 };
 
-/**
- * The list operations that a pool runs tensor-parallel when the list has fewer items than
- * workers (one text, two workers): every worker computes its shard of every layer of the same
- * call and they swap parts by messages (shard-peers.js; crate/src/models/bert/tensor_parallel.rs),
- * with results bit-identical to one engine's. Not `model.headFeatures` (training's feature
- * pass, whose lists are long).
- */
-const TENSOR_PARALLEL_OPS = new Set(['model.embed', 'model.similarity', 'model.classify', 'model.classifyTokens', 'model.fillMask', 'model.nextSentence']);
-
 /** Operations that create an object in the first worker only: its kind in the pool. */
 const CREATED_KIND = {
   'tokenizer.create': 'tokenizer',
@@ -180,11 +170,6 @@ export class WorkerPool {
     this.objects = new Map();
     this.nextHandle = 1;
     this.queue = Promise.resolve();
-    /** The number of the next tensor-parallel call (its messages carry it). */
-    this.nextRun = 1;
-    this.tensorParallelCalls = 0;
-    /** Every port made by `connectWorkers` (closed with the pool: engines on this thread keep theirs). */
-    this.ports = [];
   }
 
   /** A pool of `size` new workers running worker.js. */
@@ -214,7 +199,6 @@ export class WorkerPool {
 
   close() {
     for (const channel of this.channels) channel.close();
-    for (const port of this.ports) port.close();
   }
 
   keep(kind, workerHandles, extra = {}) {
@@ -266,19 +250,14 @@ export class WorkerPool {
 
   async dispatch(op, args, transfer, signal) {
     switch (op) {
-      case 'init': {
-        const answers = await this.broadcast(op, args);
-        await this.connectWorkers();
-        return answers[0];
-      }
+      case 'init':
+        return (await this.broadcast(op, args))[0];
       case 'runtime.create': {
         const created = await this.broadcast(op, args);
         return { ...created[0], handle: this.keep('runtime', created.map((c) => c.handle)) };
       }
       case 'runtime.memoryUsage':
         return sumMemoryUsage(await this.broadcast(op, args));
-      case 'pool.tensorParallelCalls': // (tests) how many calls ran tensor-parallel so far
-        return this.tensorParallelCalls;
       case 'runtime.trim':
       case 'runtime.setMemoryLimit':
         await this.broadcast(op, args);
@@ -362,85 +341,15 @@ export class WorkerPool {
     return this.channels[0].call(op, this.forWorker(0, args), transfer, signal);
   }
 
-  /**
-   * Gives every worker a MessagePort to every other (`pool.connect`), for the swaps of
-   * tensor-parallel calls: a MessageChannel per pair of workers.
-   */
-  async connectWorkers() {
-    if (this.size < 2 || typeof MessageChannel === 'undefined') return;
-    const ports = this.channels.map(() => this.channels.map(() => null)); // ports[i][j]: i's port to j
-    for (let i = 0; i < this.size; i++) {
-      for (let j = i + 1; j < this.size; j++) {
-        const { port1, port2 } = new MessageChannel();
-        ports[i][j] = port1;
-        ports[j][i] = port2;
-        this.ports.push(port1, port2);
-      }
-    }
-    await Promise.all(this.channels.map((channel, i) =>
-      channel.call('pool.connect', { index: i, ports: ports[i] }, ports[i].filter((port) => port !== null))));
-    this.holdPorts(false);
-    this.connected = true;
-  }
-
-  /**
-   * In Node (engines on this thread: the ports stay here), an open port keeps the process alive:
-   * the ports hold it only while a tensor-parallel call runs. (Browsers have no such hold;
-   * ports moved to workers are not this thread's.)
-   */
-  holdPorts(hold) {
-    for (const port of this.ports) {
-      if (hold) port.ref?.();
-      else port.unref?.();
-    }
-  }
-
-  /**
-   * A list op: one contiguous chunk of the list per worker, the results joined in order; a list
-   * shorter than the pool runs tensor-parallel instead (TENSOR_PARALLEL_OPS).
-   */
+  /** A list op: one contiguous chunk of the list per worker, the results joined in order. */
   async split(op, args, signal) {
     const name = SPLIT_ARGUMENT[op];
     const model = this.entry(args.handle);
     if (!model.replicasCurrent) return this.first(op, args, [], signal);
-    if (args[name].length < this.size && this.connected && TENSOR_PARALLEL_OPS.has(op) && model.tensorParallel !== false) {
-      const answer = await this.tensorParallel(op, args, signal);
-      if (answer !== undefined) return answer.result;
-    }
     const chunks = splitIntoChunks(args[name], this.size);
     const settled = await Promise.allSettled(chunks.map((chunk, i) =>
       this.channels[i].call(op, this.forWorker(i, { ...args, [name]: chunk }), [], signal)));
     return concatenateResults(resultsOrFirstError(settled));
-  }
-
-  /**
-   * `op` computed by every worker at once, each its shard of every layer, swapping parts with
-   * the others: `{ result }` (the first worker's: all hold the same), or undefined when the
-   * model cannot be split this way (16-bit or int8 layers, fewer heads than workers; then
-   * remembered, and the caller splits by texts). The call is not abortable once started (its
-   * workers must all run it to the end); `signal` is checked before.
-   */
-  async tensorParallel(op, args, signal) {
-    throwIfAborted(signal);
-    const model = this.entry(args.handle);
-    const run = this.nextRun++;
-    this.holdPorts(true);
-    const settled = await Promise.allSettled(this.channels.map((channel, i) =>
-      channel.call('model.sharded', { op, args: this.forWorker(i, args), run })));
-    this.holdPorts(false);
-    const unavailable = settled.find((outcome) => outcome.status === 'fulfilled' && outcome.value?.unavailable !== undefined);
-    if (unavailable !== undefined) {
-      model.tensorParallel = false;
-      return undefined;
-    }
-    model.tensorParallel = true;
-    // A worker that failed told the others, which failed with "worker i ... failed": report the
-    // error of a worker that failed by itself.
-    const own = settled.find((outcome) => outcome.status === 'rejected' && !String(outcome.reason?.message).includes(RELAYED_FAILURE));
-    if (own !== undefined) throw own.reason;
-    const answer = resultsOrFirstError(settled)[0];
-    this.tensorParallelCalls++;
-    return answer;
   }
 
   async free(handle) {

@@ -9,7 +9,6 @@ import { DeviceError, DisposedError, UnsupportedError, WebnluError } from './err
 import { bindings, callRust, callRustAsync, hasBinding, init, loadedWasmBuild, modelBinding } from './wasm-module.js';
 import { tokenizerFromFiles } from './tokenizer.js';
 import { LossWatch } from './device-lost.js';
-import { ShardPeers } from './shard-peers.js';
 import { isStreamedFile, receiveWeights, STREAMED_WEIGHTS } from './weight-stream.js';
 import {
   adapterIdentity, adapterLabel, decideAutoDevice, decisionKey, readDecision, timeCalibration, writeDecision,
@@ -100,8 +99,6 @@ export class Engine {
     this.objects = new Map();
     this.nextHandle = 1;
     this.queue = Promise.resolve();
-    /** In a pool's worker: the ports to the other workers (shard-peers.js, `pool.connect`). */
-    this.shardPeers = undefined;
   }
 
   /**
@@ -240,31 +237,6 @@ export class Engine {
           dtype, // as WasmModel.load read it (an unknown one is refused there)
           weightBytes: model.weight_bytes,
         };
-      }
-      case 'pool.connect': { // a pool's worker `index`: ports[j] reaches worker j (null: this one)
-        this.shardPeers?.close();
-        this.shardPeers = new ShardPeers(a.index, a.ports);
-        return null;
-      }
-      case 'model.sharded': { // a.op on a.args as this worker's shard of tensor-parallel run a.run
-        const peers = this.shardPeers;
-        if (peers === undefined) throw new WebnluError('model.sharded: this engine is not in a worker pool (no pool.connect)');
-        const model = this.get(a.args.handle, 'model').object;
-        try {
-          callRust('joinShards', () => model.join_shards(peers.index, peers.count, (part) => peers.gather(a.run, part)));
-        } catch (error) { // (fp16 layers, more workers than heads): the pool splits by texts instead
-          peers.fail(a.run, error);
-          return { unavailable: error.message };
-        }
-        try {
-          const result = await this.dispatch(a.op, a.args, undefined);
-          return { result: peers.index === 0 ? result : null }; // the same in every shard
-        } catch (error) {
-          peers.fail(a.run, error);
-          throw error;
-        } finally {
-          model.leave_shards();
-        }
       }
       case 'model.fillMask': {
         const model = this.get(a.handle, 'model').object;

@@ -277,49 +277,6 @@ impl Linear {
         Ok(())
     }
 
-    /// The layer of output features `rows` only: W[rows, :] (rows, in) and b[rows], copies on
-    /// the same device (a tensor-parallel shard, `models/bert/tensor_parallel.rs`). Refused for a
-    /// compressed (16-bit, int8) W.
-    #[inline(never)] // cold, and called six times per layer: one copy in the wasm module
-    pub fn output_rows(&self, rows: std::ops::Range<usize>) -> Result<Linear> {
-        let [out, inp] = self.shape();
-        if rows.start > rows.end || rows.end > out {
-            return Err(Error::invalid(format!(
-                "rows {}..{} of a linear layer with {out} outputs",
-                rows.start, rows.end
-            )));
-        }
-        let unpacked;
-        let w = match &self.weight {
-            LinearWeight::F32(w) => w,
-            LinearWeight::Packed(w) => {
-                unpacked = w.unpack()?;
-                &unpacked
-            }
-            LinearWeight::Half(w) => {
-                return Err(Error::unsupported(format!(
-                    "a shard of the {} weight {:?} (tensor parallelism needs fp32 layers)",
-                    w.dtype().name(),
-                    self.bias.name()
-                )))
-            }
-        };
-        let device = w.device();
-        let values = w.cpu()?[rows.start * inp..rows.end * inp].to_vec();
-        let bias = self.bias.cpu()?[rows.clone()].to_vec();
-        let name = |t: &Tensor| format!("{}[{}..{}]", t.name(), rows.start, rows.end);
-        Ok(Linear {
-            weight: LinearWeight::F32(Tensor::from_vec(
-                &device,
-                &[rows.len(), inp],
-                values,
-                &name(w),
-            )?),
-            bias: Tensor::from_vec(&device, &[rows.len()], bias, &name(&self.bias))?,
-            packed: PackedWeight::default(),
-        })
-    }
-
     /// A packed-only W made a plain f32 parameter again (value for value), for training.
     pub fn unpack_weight(&mut self) -> Result<()> {
         if let LinearWeight::Packed(w) = &self.weight {

@@ -106,7 +106,7 @@ impl Pipeline {
         for &w in &needed {
             let encoding = std::slice::from_ref(&windows[w].encoding);
             let input = EncoderInput::from_encodings(&device, encoding)?;
-            let out = self.encode_input(&input, &RunMode::inference()).await?;
+            let out = self.model.encode(&input, &RunMode::inference())?;
             hidden_of.push(out.hidden.to_vec().await?); // (1, T_w, C)
         }
         let rows: Vec<f32> = masks

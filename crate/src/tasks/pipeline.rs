@@ -4,7 +4,6 @@
 
 use crate::device::Device;
 use crate::io::ModelFiles;
-use crate::models::bert::tensor_parallel::ShardExchange;
 use crate::models::{BertModel, EncoderInput, EncoderOutput, Family, RunMode};
 use crate::ops::matmul::WeightDtype;
 use crate::tensor::Tensor;
@@ -41,10 +40,6 @@ pub struct Pipeline {
     pub sentence_embedding_model: bool,
     /// The tokenizer files of the loaded model, carried into a saved directory.
     pub tokenizer_files: Vec<(String, Vec<u8>)>,
-    /// While set (one call of the package's worker pool), inference forwards run this engine's
-    /// tensor-parallel shard and swap parts through it ([`BertModel::encode_sharded`]; the
-    /// shards made by [`BertModel::prepare_shards`]).
-    pub exchange: Option<Box<dyn ShardExchange>>,
 }
 
 /// Windows of one forward pass, with what the poolers need.
@@ -93,7 +88,6 @@ impl Pipeline {
             problem_type,
             sentence_embedding_model,
             tokenizer_files,
-            exchange: None,
         })
     }
 
@@ -222,7 +216,7 @@ impl Pipeline {
         for rows in length_sorted_batches(windows, self.read.batch_size)? {
             let encodings: Vec<_> = rows.iter().map(|&w| windows[w].encoding.clone()).collect();
             let input = EncoderInput::from_encodings(self.device(), &encodings)?;
-            let output = self.encode_input(&input, mode).await?;
+            let output = self.model.encode(&input, mode)?;
             each(&EncodedBatch {
                 windows: rows,
                 input,
@@ -230,26 +224,6 @@ impl Pipeline {
             })?;
         }
         Ok(())
-    }
-}
-
-impl Pipeline {
-    /// The encoder's output for `input`: [`BertModel::encode`], or this engine's shard of a
-    /// tensor-parallel forward while an exchange is set (inference only).
-    pub(crate) async fn encode_input(
-        &self,
-        input: &EncoderInput,
-        mode: &RunMode,
-    ) -> Result<EncoderOutput> {
-        match &self.exchange {
-            Some(exchange) if !mode.train && !mode.backward => {
-                // boxed: one copy of the sharded forward's state machine, not one per task
-                let sharded: std::pin::Pin<Box<dyn std::future::Future<Output = _> + '_>> =
-                    Box::pin(self.model.encode_sharded(input, exchange.as_ref()));
-                sharded.await
-            }
-            _ => self.model.encode(input, mode),
-        }
     }
 }
 

@@ -12,7 +12,6 @@ mod inspect;
 mod kernel_check;
 mod memory;
 mod model;
-mod tensor_parallel;
 mod tokenizer;
 mod trainer;
 mod weight_stream;

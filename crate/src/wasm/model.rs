@@ -215,7 +215,7 @@ where
 /// A loaded BERT / DistilBERT model with its tokenizer.
 #[wasm_bindgen]
 pub struct WasmModel {
-    pub(super) pipeline: SharedPipeline,
+    pipeline: SharedPipeline,
     hidden_size: usize,
     /// Parameters the checkpoint lacked and the load initialized randomly.
     newly_initialized: Vec<String>,

@@ -19,4 +19,3 @@ mod elmo_scalar_mix;
 mod elmo_training;
 mod load_budget;
 mod packed_inference;
-mod tensor_parallel;

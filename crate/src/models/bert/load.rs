@@ -98,7 +98,6 @@ impl BertModel {
             family,
             device: device.clone(),
             newly_initialized: Vec::new(),
-            tensor_shards: None,
         };
         if model.family == Family::Bert
             && model.pooler.is_none()

@@ -49,7 +49,6 @@ pub mod encoder_layer;
 pub mod encoder_states;
 pub mod heads;
 pub mod task_step;
-pub mod tensor_parallel;
 
 mod load;
 mod save;
@@ -177,9 +176,6 @@ pub struct BertModel {
     /// (a pooler that a next-sentence or classification head needs): what transformers warns
     /// about as "newly initialized". Empty for a complete checkpoint.
     pub newly_initialized: Vec<String>,
-    /// This engine's rows of every layer for a tensor-parallel forward
-    /// ([`BertModel::prepare_shards`]); dropped whenever the weights may change.
-    tensor_shards: Option<tensor_parallel::TensorShards>,
 }
 
 /// The encoder's output and what its backward needs.
@@ -558,7 +554,6 @@ impl BertModel {
 
     /// The same parameters, mutable (for the optimizer; names via `Tensor::name`).
     pub fn parameters_mut(&mut self) -> Vec<&mut Tensor> {
-        self.drop_shards(); // copies of the layer weights, which may now change
         let mut p: Vec<&mut Tensor> = self.embeddings.parameters_mut();
         for layer in &mut self.layers {
             p.extend(layer.parameters_mut());
