@@ -11,11 +11,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openPage, openSession } from '../browser/browser-session.mjs';
 import { writeRandomBert } from '../browser/random-checkpoint.mjs';
+import { BIG_SHAPES } from './shapes.mjs';
 
-const SHAPES = {
-  'bert-base': { vocab: 30522, hidden: 768, layers: 12, heads: 12, intermediate: 3072, positions: 512 },
-  mbert: { vocab: 119547, hidden: 768, layers: 12, heads: 12, intermediate: 3072, positions: 512 },
-};
+const SHAPES = { 'bert-base': BIG_SHAPES['bert-base'], mbert: BIG_SHAPES.mbert };
 const args = process.argv.slice(2);
 const option = (name) => {
   const at = args.indexOf(name);

@@ -27,18 +27,14 @@ import { fileURLToPath } from 'node:url';
 import { writeRandomBert, WORDS } from '../browser/random-checkpoint.mjs';
 import { openPage, openSession } from '../browser/browser-session.mjs';
 import { samplePeakRss } from './process-memory.mjs';
+import { BIG_SHAPES } from './shapes.mjs';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = process.env.WEBNLU_CLI ?? `${ROOT}target/release/webnlu`;
 const ENV = { XDG_RUNTIME_DIR: '/tmp', WGPU_BACKEND: 'vulkan', ...process.env };
 
 /** Shapes of the issue (vocabulary sizes from the real checkpoints' config.json). */
-const SHAPES = {
-  'bert-base': { vocab: 30522, hidden: 768, layers: 12, heads: 12, intermediate: 3072, positions: 512 },
-  bertimbau: { vocab: 29794, hidden: 768, layers: 12, heads: 12, intermediate: 3072, positions: 512 },
-  mbert: { vocab: 119547, hidden: 768, layers: 12, heads: 12, intermediate: 3072, positions: 512 },
-  'bert-large': { vocab: 30522, hidden: 1024, layers: 24, heads: 16, intermediate: 4096, positions: 512 },
-};
+const SHAPES = BIG_SHAPES;
 const TINY = { vocab: 64, hidden: 32, layers: 1, heads: 2, intermediate: 64, positions: 64 };
 
 const MASKED = ['the capital of france is [MASK] .', 'a [MASK] of tea .'];

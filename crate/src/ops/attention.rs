@@ -224,13 +224,7 @@ pub fn attention_forward_keeping(
     }
     let d = saved.dims();
     let [q, k, v] = &projections;
-    expect_tokens("attention_forward", &d, &[out, q, k, v])?;
-    saved
-        .att
-        .expect_shape("attention_forward", &d.scores_shape())?;
-    if let Some(mask) = mask {
-        mask.expect_shape("attention_forward mask", &[d.b, d.t])?;
-    }
+    check_forward_shapes(&d, saved, [out, q, k, v], mask)?;
     let params = match dropout {
         Some(dropout) => Some(dropout.params(d.b * d.nh * d.t * d.t)?),
         None => None,
@@ -251,6 +245,23 @@ pub fn attention_forward_keeping(
     Ok(())
 }
 
+/// The forward's shapes: out, q, k, v (B, T, C), the saved scores (B, NH, T, T), the mask (B, T).
+fn check_forward_shapes(
+    d: &AttentionDims,
+    saved: &AttentionSaved,
+    tokens: [&Tensor; 4],
+    mask: Option<&Tensor>,
+) -> Result<()> {
+    expect_tokens("attention_forward", d, &tokens)?;
+    saved
+        .att
+        .expect_shape("attention_forward", &d.scores_shape())?;
+    if let Some(mask) = mask {
+        mask.expect_shape("attention_forward mask", &[d.b, d.t])?;
+    }
+    Ok(())
+}
+
 /// The GPU forward: the composed ops of the module doc.
 fn attention_forward_gpu(
     out: &mut Tensor,
@@ -260,13 +271,7 @@ fn attention_forward_gpu(
     dropout: Option<DropoutMask>,
 ) -> Result<()> {
     let d = saved.dims();
-    expect_tokens("attention_forward", &d, &[out, q, k, v])?;
-    saved
-        .att
-        .expect_shape("attention_forward", &d.scores_shape())?;
-    if let Some(mask) = mask {
-        mask.expect_shape("attention_forward mask", &[d.b, d.t])?;
-    }
+    check_forward_shapes(&d, saved, [out, q, k, v], mask)?;
     let device = out.device();
     let SavedProjections::Heads([qh, kh, vh]) = &mut saved.projections else {
         return Err(Error::invalid(

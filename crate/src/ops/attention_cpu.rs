@@ -249,57 +249,66 @@ pub(crate) fn attention_backward_cpu(
                     }
                 };
                 // dv[b, :, h] += att_d^T dy
-                unsafe {
-                    gemm_one_thread(
-                        head.as_mut_ptr(),
-                        hs,
-                        CInit::Zero,
-                        square(used, t, true),
-                        dy,
-                        t,
-                        hs,
-                        t,
-                        1.0,
-                    )
-                };
-                add_head(dv, head, d, b, h);
+                add_head_product(dv, head, square(used, t, true), dy, 1.0, d, b, h);
                 if let Some(params) = dropout {
                     dropout_block_in_place_cpu(grad, params, pair * block);
                 }
                 softmax_backward_rows_in_place(grad, probs, t);
                 // dq[b, :, h] += grad kh / sqrt(hs)
-                unsafe {
-                    gemm_one_thread(
-                        head.as_mut_ptr(),
-                        hs,
-                        CInit::Zero,
-                        square(grad, t, false),
-                        d.head_rows(k, b, h),
-                        t,
-                        hs,
-                        t,
-                        scale,
-                    )
-                };
-                add_head(dq, head, d, b, h);
+                add_head_product(
+                    dq,
+                    head,
+                    square(grad, t, false),
+                    d.head_rows(k, b, h),
+                    scale,
+                    d,
+                    b,
+                    h,
+                );
                 // dk[b, :, h] += grad^T qh / sqrt(hs)
-                unsafe {
-                    gemm_one_thread(
-                        head.as_mut_ptr(),
-                        hs,
-                        CInit::Zero,
-                        square(grad, t, true),
-                        d.head_rows(q, b, h),
-                        t,
-                        hs,
-                        t,
-                        scale,
-                    )
-                };
-                add_head(dk, head, d, b, h);
+                add_head_product(
+                    dk,
+                    head,
+                    square(grad, t, true),
+                    d.head_rows(q, b, h),
+                    scale,
+                    d,
+                    b,
+                    h,
+                );
             }
         });
     });
+}
+
+/// tokens[b, :, h] (T, hs) += alpha * a (T, T) @ b_rows (T, hs), the product made in `head`
+/// (T, hs), the job's scratch.
+#[allow(clippy::too_many_arguments)]
+fn add_head_product(
+    tokens: SharedTokens,
+    head: &mut [f32],
+    a: MatrixView,
+    b_rows: MatrixView,
+    alpha: f32,
+    d: &AttentionDims,
+    b: usize,
+    h: usize,
+) {
+    // SAFETY: the output is the job's own scratch of T x hs values.
+    unsafe {
+        gemm_one_thread(
+            head.as_mut_ptr(),
+            d.hs,
+            CInit::Zero,
+            a,
+            b_rows,
+            d.t,
+            d.hs,
+            d.t,
+            alpha,
+        )
+    };
+    add_head(tokens, head, d, b, h);
 }
 
 /// tokens[b, :, h] (T, hs, inside a (B, T, C) tensor) += head (T, hs).
