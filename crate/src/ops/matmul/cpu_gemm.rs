@@ -18,7 +18,7 @@
 //! Packing only moves values, so a packed and an unpacked B give bit-identical results.
 //!
 //! The AVX-512 microkernel reads A in place instead, when A's rows are contiguous along k (the
-//! activations of every linear layer): whole MR-row strips are read from A itself (six rows
+//! activations of every linear layer): whole MR-row strips are read from A itself (twelve rows
 //! side by side; an MR x KC strip stays in L1 while the kernel sweeps B's strips), and only a
 //! last partial strip is packed. Packing A cost about 6% of an all-MiniLM-L6-v2 forward at
 //! B 8 x T 128 (perf), as it is a pass over A per KC block for little arithmetic when n is 384.
@@ -33,25 +33,16 @@
 use super::half_float::{widen, WeightDtype};
 #[cfg(target_arch = "x86_64")]
 use super::microkernels::{microkernel_avx512_into_c, ASource};
-use super::microkernels::{microkernel_portable, pick_microkernel, run_microkernel, Microkernel};
+use super::microkernels::{
+    microkernel_portable, pick_microkernel, run_microkernel, Microkernel, PORTABLE_ROWS,
+};
+#[cfg(target_arch = "x86_64")]
+use super::microkernels::{AVX2_ROWS, AVX512_ROWS};
 use crate::ops::cpu_parallel::run_in_parallel;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Microkernel tile: MR rows x NR columns of C kept in registers.
-/// - x86_64 AVX-512: 6 x 2 zmm = 12 accumulators, 2 for B, 1 broadcast of A (15 of 32
-///   registers; 8 loads per 12 FMAs, so the FMA units are the limit, not the loads).
-/// - x86_64 AVX2 (no AVX-512): the same 6 x 32 tile as two 6 x 16 halves, each 6 x 2 ymm = 12
-///   accumulators, 2 for B, 1 broadcast: 15 of 16 registers.
-/// - wasm: 4 x 8 (4 rows of 2 v128: 8 accumulators). V8 on x86 has 15-16 vector registers:
-///   the microkernel alone ran 6 x 8 at 42 GFLOP/s and 4 x 8 at 47 with a separate multiply
-///   and add (the product needs a register of its own), and in relaxed SIMD (fused) 4 x 8 at
-///   54 and 5 x 8 at 60; yet in the whole model (all-MiniLM-L6-v2 in Chromium 156, 20
-///   sentences) 4 x 8 won in both builds (relaxed 5 x 8: 292 ms a batch; 4 x 8: 209 ms), as
-///   short sentences leave fewer rows idle in 4-row tiles.
-#[cfg(not(target_arch = "wasm32"))]
-pub const MR: usize = 6;
-#[cfg(target_arch = "wasm32")]
-pub const MR: usize = 4;
+/// Microkernel tile width: NR columns of C (MR rows, per kernel: see `microkernels.rs`).
+/// Natively 2 zmm (AVX-512) or 2 x 2 ymm (AVX2); in wasm 2 v128.
 #[cfg(not(target_arch = "wasm32"))]
 pub const NR: usize = 32;
 #[cfg(target_arch = "wasm32")]
@@ -419,7 +410,11 @@ pub(crate) fn gemm_accumulate(
         return;
     }
     let split_rows = split_by_rows(a, b, m, n, k, threads);
-    let (len, unit) = if split_rows { (m, MR) } else { (n, NR) };
+    let (len, unit) = if split_rows {
+        (m, pick_microkernel().rows())
+    } else {
+        (n, NR)
+    };
     let per_thread = len.div_ceil(unit).div_ceil(threads) * unit;
     let parts: Vec<_> = (0..len)
         .step_by(per_thread)
@@ -497,7 +492,7 @@ pub(crate) unsafe fn gemm_one_thread(
 /// packed once (then rows, as before). The split does not change any value: each element of
 /// C is the same products summed in the same depth blocks either way.
 fn split_by_rows(a: MatrixView, b: BOperand, m: usize, n: usize, k: usize, threads: usize) -> bool {
-    let enough_rows = m >= threads * MR * 4;
+    let enough_rows = m >= threads * pick_microkernel().rows() * 4;
     let enough_columns = n >= threads * NR * 2;
     if !enough_columns {
         return true;
@@ -575,7 +570,8 @@ unsafe fn gemm_block(part: GemmPart, init: CInit) {
     // Packing buffers sized to this call (small per-head products need little), reused across
     // calls on the same thread: allocating and zeroing 2 MiB per call dominated small shapes.
     let kc_max = KC.min(k);
-    let a_len = MC.min(rows.len()).div_ceil(MR) * MR * kc_max;
+    let mr = kernel.rows();
+    let a_len = MC.min(rows.len()).div_ceil(mr) * mr * kc_max;
     let b_len = match b {
         BOperand::View(_) | BOperand::Compressed(_) => {
             NC.min(cols.len()).div_ceil(NR) * NR * kc_max
@@ -590,7 +586,20 @@ unsafe fn gemm_block(part: GemmPart, init: CInit) {
         if packed_b.len() < b_len {
             packed_b.resize(b_len, 0.0);
         }
-        gemm_block_packed(part, kernel, start, packed_a, packed_b);
+        // One instance per tile height, so each kernel's tile is a fixed-size array.
+        match kernel {
+            #[cfg(target_arch = "x86_64")]
+            Microkernel::Avx512 => {
+                gemm_block_packed::<AVX512_ROWS>(part, kernel, start, packed_a, packed_b)
+            }
+            #[cfg(target_arch = "x86_64")]
+            Microkernel::Avx2Fma => {
+                gemm_block_packed::<AVX2_ROWS>(part, kernel, start, packed_a, packed_b)
+            }
+            Microkernel::Portable => {
+                gemm_block_packed::<PORTABLE_ROWS>(part, kernel, start, packed_a, packed_b)
+            }
+        }
     });
 }
 
@@ -619,11 +628,11 @@ thread_local! {
         const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
-/// [`gemm_block`] with its packing buffers.
+/// [`gemm_block`] with its packing buffers, for a kernel of tile height MR.
 ///
 /// # Safety
 /// As [`gemm_block`].
-unsafe fn gemm_block_packed(
+unsafe fn gemm_block_packed<const MR: usize>(
     part: GemmPart,
     kernel: Microkernel,
     start: Option<FreshStart>,
@@ -639,7 +648,7 @@ unsafe fn gemm_block_packed(
         k,
         alpha,
     } = part;
-    let mut tile = [0.0f32; MR * NR];
+    let mut tile = [[0.0f32; NR]; MR];
     let mut jc = cols.start;
     while jc < cols.end {
         let nc = NC.min(cols.end - jc);
@@ -663,7 +672,7 @@ unsafe fn gemm_block_packed(
                     0
                 };
                 if packed_from < mc {
-                    pack_a(packed_a, a, ic + packed_from, mc - packed_from, pc, kc);
+                    pack_a::<MR>(packed_a, a, ic + packed_from, mc - packed_from, pc, kc);
                 }
                 for jr in (0..nc).step_by(NR) {
                     let panel_b = match b {
@@ -696,7 +705,7 @@ unsafe fn gemm_block_packed(
                             };
                             // SAFETY: AVX-512F detected; `first` starts a whole MR x NR block
                             // of this thread's part of C (row stride out.row_stride).
-                            microkernel_avx512_into_c(
+                            microkernel_avx512_into_c::<MR>(
                                 kc,
                                 a_strip,
                                 panel_b,
@@ -711,7 +720,8 @@ unsafe fn gemm_block_packed(
                         // packed strips (there is room: packed_from >= MR then).
                         let strip = if ir < packed_from {
                             let spare = (mc - packed_from).div_ceil(MR);
-                            pack_a(&mut packed_a[spare * MR * kc..], a, ic + ir, MR, pc, kc);
+                            let spare_panel = &mut packed_a[spare * MR * kc..];
+                            pack_a::<MR>(spare_panel, a, ic + ir, MR, pc, kc);
                             spare
                         } else {
                             (ir - packed_from) / MR
@@ -721,7 +731,7 @@ unsafe fn gemm_block_packed(
                         match before {
                             Some(before) if rows_here == MR && cols_here == NR => {
                                 // A whole tile: fixed bounds, so the adds are vector adds.
-                                for (i, t) in tile.chunks_exact(NR).enumerate() {
+                                for (i, t) in tile.iter().enumerate() {
                                     let row = std::slice::from_raw_parts_mut(
                                         first.add(i * out.row_stride),
                                         NR,
@@ -732,7 +742,7 @@ unsafe fn gemm_block_packed(
                                 }
                             }
                             None if rows_here == MR && cols_here == NR => {
-                                for (i, t) in tile.chunks_exact(NR).enumerate() {
+                                for (i, t) in tile.iter().enumerate() {
                                     let row = std::slice::from_raw_parts_mut(
                                         first.add(i * out.row_stride),
                                         NR,
@@ -743,11 +753,11 @@ unsafe fn gemm_block_packed(
                                 }
                             }
                             _ => {
-                                for i in 0..rows_here {
+                                for (i, t) in tile.iter().enumerate().take(rows_here) {
                                     let row = first.add(i * out.row_stride);
-                                    for j in 0..cols_here {
+                                    for (j, &v) in t.iter().enumerate().take(cols_here) {
                                         let c_before = before.map_or(*row.add(j), |b| b[j]);
-                                        *row.add(j) = c_before + alpha * tile[i * NR + j];
+                                        *row.add(j) = c_before + alpha * v;
                                     }
                                 }
                             }
@@ -830,7 +840,14 @@ fn pack_b(packed: &mut [f32], b: MatrixView, pc: usize, kc: usize, jc: usize, nc
 }
 
 /// Pack A[ic..ic+mc, pc..pc+kc] as MR-tall strips, each kc x MR (column of the strip first).
-fn pack_a(packed: &mut [f32], a: MatrixView, ic: usize, mc: usize, pc: usize, kc: usize) {
+fn pack_a<const MR: usize>(
+    packed: &mut [f32],
+    a: MatrixView,
+    ic: usize,
+    mc: usize,
+    pc: usize,
+    kc: usize,
+) {
     for (strip, i0) in (0..mc).step_by(MR).enumerate() {
         let rows_here = MR.min(mc - i0);
         let dst = &mut packed[strip * MR * kc..][..MR * kc];
@@ -885,7 +902,8 @@ fn pack_a(packed: &mut [f32], a: MatrixView, ic: usize, mc: usize, pc: usize, kc
 
 /// The portable microkernel regardless of the CPU (tests compare it with the SIMD one).
 pub fn gemm_portable_for_tests(c: &mut [f32], a: &[f32], b: &[f32], m: usize, n: usize, k: usize) {
-    let mut tile = [0.0f32; MR * NR];
+    const MR: usize = PORTABLE_ROWS;
+    let mut tile = [[0.0f32; NR]; MR];
     let mut packed_a = vec![0.0f32; MR * k.max(1)];
     let mut packed_b = vec![0.0f32; NR * k.max(1)];
     let av = MatrixView {
@@ -899,13 +917,13 @@ pub fn gemm_portable_for_tests(c: &mut [f32], a: &[f32], b: &[f32], m: usize, n:
         col_stride: 1,
     };
     for i0 in (0..m).step_by(MR) {
-        pack_a(&mut packed_a, av, i0, MR.min(m - i0), 0, k);
+        pack_a::<MR>(&mut packed_a, av, i0, MR.min(m - i0), 0, k);
         for j0 in (0..n).step_by(NR) {
             pack_b(&mut packed_b, bv, 0, k, j0, NR.min(n - j0));
             microkernel_portable(k, &packed_a, &packed_b, &mut tile);
             for i in 0..MR.min(m - i0) {
                 for j in 0..NR.min(n - j0) {
-                    c[(i0 + i) * n + j0 + j] += tile[i * NR + j];
+                    c[(i0 + i) * n + j0 + j] += tile[i][j];
                 }
             }
         }

@@ -1,9 +1,34 @@
 //! The microkernels of the CPU matmul ([`super::cpu_gemm`]): tile (MR, NR) = panel_a (kc, MR)^T @
 //! panel_b (kc, NR) over packed panels, one per instruction set: x86_64 AVX-512F and AVX2+FMA
 //! (chosen at run time with `is_x86_feature_detected!`), wasm `simd128` (fused with
-//! relaxed SIMD where the build enables it), and portable Rust elsewhere.
+//! relaxed SIMD where the build enables it), and portable Rust elsewhere. Each kernel has its
+//! own tile height MR (a const generic here; [`Microkernel::rows`]); NR is shared, as packed
+//! weights are laid out in NR-wide strips whichever kernel reads them.
 
-use super::cpu_gemm::{MR, NR};
+use super::cpu_gemm::NR;
+
+/// Tile heights (MR) per kernel: MR rows x NR columns of C kept in registers.
+/// - x86_64 AVX-512: 12 x 2 zmm = 24 accumulators, 2 for B, 1 broadcast of A (27 of 32
+///   registers; 14 loads per 24 FMAs). Measured alone at the fc1 shape (1024 x 3072 x 768, one
+///   core of this 2-core Xeon), 12 x 32 ran at 174-193 GFLOP/s where 6 x 32 (12 accumulators,
+///   8 loads per 12 FMAs) ran at 145-167 and 8 x 48 at 168-181; OpenBLAS 176.
+#[cfg(target_arch = "x86_64")]
+pub(super) const AVX512_ROWS: usize = 12;
+/// - x86_64 AVX2 (no AVX-512): 6 x 32 as two 6 x 16 halves, each 6 x 2 ymm = 12 accumulators,
+///   2 for B, 1 broadcast: 15 of 16 registers. (12 x 32 in four 6 x 16 quarters ran 8% slower.)
+#[cfg(target_arch = "x86_64")]
+pub(super) const AVX2_ROWS: usize = 6;
+/// - wasm: 4 x 8 (4 rows of 2 v128: 8 accumulators). V8 on x86 has 15-16 vector registers:
+///   the microkernel alone ran 6 x 8 at 42 GFLOP/s and 4 x 8 at 47 with a separate multiply
+///   and add (the product needs a register of its own), and in relaxed SIMD (fused) 4 x 8 at
+///   54 and 5 x 8 at 60; yet in the whole model (all-MiniLM-L6-v2 in Chromium 156, 20
+///   sentences) 4 x 8 won in both builds (relaxed 5 x 8: 292 ms a batch; 4 x 8: 209 ms), as
+///   short sentences leave fewer rows idle in 4-row tiles.
+/// - portable Rust on other native targets: 6 x 32.
+///
+/// A tile's shape never changes a result: each element of C is the same products summed over
+/// k in order, KC at a time, whichever kernel and tile computes it.
+pub(super) const PORTABLE_ROWS: usize = if cfg!(target_arch = "wasm32") { 4 } else { 6 };
 
 /// The microkernel this CPU runs (see [`pick_microkernel`]).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -38,6 +63,19 @@ pub(super) fn pick_microkernel() -> Microkernel {
     Microkernel::Portable
 }
 
+impl Microkernel {
+    /// Rows of C per call of this kernel (its tile's height MR).
+    pub(super) fn rows(self) -> usize {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Microkernel::Avx512 => AVX512_ROWS,
+            #[cfg(target_arch = "x86_64")]
+            Microkernel::Avx2Fma => AVX2_ROWS,
+            Microkernel::Portable => PORTABLE_ROWS,
+        }
+    }
+}
+
 /// Name of the microkernel in use (the benchmark prints it).
 pub fn cpu_microkernel_name() -> &'static str {
     match pick_microkernel() {
@@ -57,42 +95,46 @@ pub fn cpu_microkernel_name() -> &'static str {
     }
 }
 
-/// tile (MR, NR) = panel_a (kc, MR)^T @ panel_b (kc, NR)
+/// tile (MR, NR) = panel_a (kc, MR)^T @ panel_b (kc, NR), where MR is `kernel`'s own height
+/// ([`Microkernel::rows`]; another MR panics).
 #[inline]
-pub(super) fn run_microkernel(
+pub(super) fn run_microkernel<const MR: usize>(
     kernel: Microkernel,
     kc: usize,
     panel_a: &[f32],
     panel_b: &[f32],
-    tile: &mut [f32; MR * NR],
+    tile: &mut [[f32; NR]; MR],
 ) {
+    assert_eq!(MR, kernel.rows(), "a tile of another kernel's height");
     match kernel {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: chosen only when AVX2 and FMA were detected; panels hold kc*MR / kc*NR.
         Microkernel::Avx2Fma => unsafe {
-            microkernel_avx2_half(kc, panel_a, panel_b, tile, 0);
-            microkernel_avx2_half(kc, panel_a, panel_b, tile, 16);
+            microkernel_avx2_half::<MR>(kc, panel_a, panel_b, tile, 0);
+            microkernel_avx2_half::<MR>(kc, panel_a, panel_b, tile, 16);
         },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: chosen only when AVX-512F was detected; panels hold kc*MR / kc*NR.
-        Microkernel::Avx512 => unsafe { microkernel_avx512(kc, panel_a, panel_b, tile) },
-        Microkernel::Portable => microkernel_portable(kc, panel_a, panel_b, tile),
+        Microkernel::Avx512 => unsafe { microkernel_avx512::<MR>(kc, panel_a, panel_b, tile) },
+        Microkernel::Portable => microkernel_portable::<MR>(kc, panel_a, panel_b, tile),
     }
 }
 
 /// Columns `col..col+16` of the tile: tile[.., col..col+16] = panel_a^T @ panel_b[.., col..col+16].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn microkernel_avx2_half(
+unsafe fn microkernel_avx2_half<const MR: usize>(
     kc: usize,
     panel_a: &[f32],
     panel_b: &[f32],
-    tile: &mut [f32; MR * NR],
+    tile: &mut [[f32; NR]; MR],
     col: usize,
 ) {
-    const _: () = assert!(
-        MR == 6 && NR == 32,
-        "the AVX2 microkernel is written for 6 x 32"
+    // A runtime check (folded away per MR): run_microkernel instantiates every kernel at every
+    // tile height, and picks this one only at its own.
+    assert!(
+        MR <= AVX2_ROWS && NR == 32,
+        "the AVX2 microkernel keeps at most 6 x 16 in registers"
     );
     use std::arch::x86_64::*;
     debug_assert!(panel_a.len() >= kc * MR && panel_b.len() >= kc * NR && col + 16 <= NR);
@@ -110,10 +152,9 @@ unsafe fn microkernel_avx2_half(
         pa = pa.add(MR);
         pb = pb.add(NR);
     }
-    let t = tile.as_mut_ptr().add(col);
-    for (i, row) in c.iter().enumerate() {
-        _mm256_storeu_ps(t.add(i * NR), row[0]);
-        _mm256_storeu_ps(t.add(i * NR + 8), row[1]);
+    for (row, acc) in tile.iter_mut().zip(&c) {
+        _mm256_storeu_ps(row.as_mut_ptr().add(col), acc[0]);
+        _mm256_storeu_ps(row.as_mut_ptr().add(col + 8), acc[1]);
     }
 }
 
@@ -132,7 +173,7 @@ pub(super) enum ASource<'a> {
 impl ASource<'_> {
     /// (pointer to element (0, 0), step to the next row, step to the next p), checked to hold
     /// MR rows of `kc` values.
-    fn layout(self, kc: usize) -> (*const f32, usize, usize) {
+    fn layout<const MR: usize>(self, kc: usize) -> (*const f32, usize, usize) {
         match self {
             ASource::Panel(panel) => {
                 assert!(panel.len() >= kc * MR, "A panel shorter than kc * MR");
@@ -149,22 +190,24 @@ impl ASource<'_> {
     }
 }
 
-/// The AVX-512 microkernel's products: A (MR, kc) @ panel_b (kc, NR) in 6 x 2 zmm.
+/// The AVX-512 microkernel's products: A (MR, kc) @ panel_b (kc, NR) in MR x 2 zmm.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[inline]
-unsafe fn avx512_products(
+unsafe fn avx512_products<const MR: usize>(
     kc: usize,
     a: ASource,
     panel_b: &[f32],
 ) -> [[std::arch::x86_64::__m512; 2]; MR] {
-    const _: () = assert!(
-        MR == 6 && NR == 32,
-        "the AVX-512 microkernel is written for 6 x 32"
-    );
+    const {
+        assert!(
+            MR <= 14 && NR == 32,
+            "the AVX-512 microkernel keeps at most 14 x 32 in the 32 registers"
+        )
+    };
     use std::arch::x86_64::*;
     assert!(panel_b.len() >= kc * NR, "B panel shorter than kc * NR");
-    let (a_first, row_step, p_step) = a.layout(kc);
+    let (a_first, row_step, p_step) = a.layout::<MR>(kc);
     let rows: [*const f32; MR] = std::array::from_fn(|i| a_first.add(i * row_step));
     let mut pb = panel_b.as_ptr();
     let mut c = [[_mm512_setzero_ps(); 2]; MR];
@@ -184,18 +227,17 @@ unsafe fn avx512_products(
 /// tile (MR, NR) = panel_a (kc, MR)^T @ panel_b (kc, NR) with 16-wide vectors (partial tiles).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn microkernel_avx512(
+unsafe fn microkernel_avx512<const MR: usize>(
     kc: usize,
     panel_a: &[f32],
     panel_b: &[f32],
-    tile: &mut [f32; MR * NR],
+    tile: &mut [[f32; NR]; MR],
 ) {
     use std::arch::x86_64::*;
-    let c = avx512_products(kc, ASource::Panel(panel_a), panel_b);
-    let t = tile.as_mut_ptr();
-    for (i, row) in c.iter().enumerate() {
-        _mm512_storeu_ps(t.add(i * NR), row[0]);
-        _mm512_storeu_ps(t.add(i * NR + 16), row[1]);
+    let c = avx512_products::<MR>(kc, ASource::Panel(panel_a), panel_b);
+    for (row, acc) in tile.iter_mut().zip(&c) {
+        _mm512_storeu_ps(row.as_mut_ptr(), acc[0]);
+        _mm512_storeu_ps(row.as_mut_ptr().add(16), acc[1]);
     }
 }
 
@@ -206,7 +248,7 @@ unsafe fn microkernel_avx512(
 /// (`before + alpha * v`, no fused op), so the same bits.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-pub(super) unsafe fn microkernel_avx512_into_c(
+pub(super) unsafe fn microkernel_avx512_into_c<const MR: usize>(
     kc: usize,
     a: ASource,
     panel_b: &[f32],
@@ -216,7 +258,15 @@ pub(super) unsafe fn microkernel_avx512_into_c(
     before: Option<&[f32]>,
 ) {
     use std::arch::x86_64::*;
-    let c = avx512_products(kc, a, panel_b);
+    // Ask for C's rows now: they arrive while the products run (thousands of cycles). Storing
+    // (and, after the first depth block, loading) them cold after the products cost about 8% of
+    // a bert-base forward (C is 12 MiB at fc1, out of L2). A hint only: no value changes.
+    for i in 0..MR {
+        let row = c_out.add(i * ldc) as *const i8;
+        _mm_prefetch::<_MM_HINT_ET0>(row);
+        _mm_prefetch::<_MM_HINT_ET0>(row.add(4 * NR - 1));
+    }
+    let c = avx512_products::<MR>(kc, a, panel_b);
     let scale = _mm512_set1_ps(alpha);
     if let Some(before) = before {
         assert!(before.len() >= NR, "fewer than NR start values");
@@ -258,11 +308,11 @@ fn multiply_add(
 /// wasm simd128: 4-wide f32 vectors, MR rows x 2 vectors of accumulators (NR = 8). The
 /// fixed-size arrays are unrolled by the compiler and live in registers.
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-pub(super) fn microkernel_portable(
+pub(super) fn microkernel_portable<const MR: usize>(
     kc: usize,
     panel_a: &[f32],
     panel_b: &[f32],
-    tile: &mut [f32; MR * NR],
+    tile: &mut [[f32; NR]; MR],
 ) {
     use core::arch::wasm32::*;
     const VECTORS: usize = NR / 4;
@@ -285,22 +335,21 @@ pub(super) fn microkernel_portable(
             }
         }
     }
-    let t = tile.as_mut_ptr();
-    for (i, row) in acc.iter().enumerate() {
-        for (j, &v) in row.iter().enumerate() {
-            // SAFETY: the tile has MR*NR floats; i*NR + 4*j + 4 <= MR*NR.
-            unsafe { v128_store(t.add(i * NR + 4 * j) as *mut v128, v) };
+    for (row, vectors) in tile.iter_mut().zip(&acc) {
+        for (j, &v) in vectors.iter().enumerate() {
+            // SAFETY: a tile row has NR floats; 4*j + 4 <= NR.
+            unsafe { v128_store(row.as_mut_ptr().add(4 * j) as *mut v128, v) };
         }
     }
 }
 
 /// Portable Rust: fixed-size arrays the compiler vectorizes for the baseline target.
 #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-pub(super) fn microkernel_portable(
+pub(super) fn microkernel_portable<const MR: usize>(
     kc: usize,
     panel_a: &[f32],
     panel_b: &[f32],
-    tile: &mut [f32; MR * NR],
+    tile: &mut [[f32; NR]; MR],
 ) {
     let mut acc = [[0.0f32; NR]; MR];
     for p in 0..kc {
@@ -312,7 +361,5 @@ pub(super) fn microkernel_portable(
             }
         }
     }
-    for i in 0..MR {
-        tile[i * NR..][..NR].copy_from_slice(&acc[i]);
-    }
+    *tile = acc;
 }
