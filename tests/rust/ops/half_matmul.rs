@@ -108,6 +108,14 @@ fn check_product(device: &Device, dtype: WeightDtype, m: usize, n: usize, k: usi
         want.to_vec_blocking().unwrap(),
     );
     let what = format!("{} {dtype:?} m={m} n={n} k={k} 3d={three_d}", device.kind());
+    if k == 0 {
+        // no inputs: every row of y is the bias
+        let bias = bias.to_vec_blocking().unwrap();
+        assert!(
+            want.chunks(n).all(|row| row == bias.as_slice()),
+            "{what}: the f32 product's rows are not the bias"
+        );
+    }
     // Bit for bit on both devices: the widened values are exact and the rest is the f32
     // product (CPU: the same GEMM and microkernel; GPU: the same kernel, `b_format` set).
     let identical = got
@@ -128,6 +136,7 @@ const SHAPES: &[(usize, usize, usize)] = &[
     (64, 65, 63),
     (130, 70, 257), // over the threading threshold (4e6 flops): split over the cores
     (5, 40, 300),   // depth over one KC block (256)
+    (3, 5, 0),      // no inputs: y is the bias on every row
 ];
 
 #[test]

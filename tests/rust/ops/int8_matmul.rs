@@ -191,6 +191,7 @@ const SHAPES: &[(usize, usize, usize)] = &[
     (9, 6, 4),
     (130, 70, 257), // over the threading threshold (4e6 flops): split over the cores
     (5, 40, 300),   // depth over one KC block (256)
+    (3, 5, 0),      // no inputs: y is the bias on every row
 ];
 
 #[test]

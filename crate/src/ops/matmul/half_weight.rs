@@ -364,7 +364,12 @@ pub(super) fn linear_product_dims(
     bias: Option<&Tensor>,
     alpha: f32,
 ) -> Result<MatmulDims> {
-    let rows = x.numel() / k.max(1); // m
+    // m: the rows of x, from its leading dimensions (not numel / in, which is 0 / 0 when the
+    // weight has no inputs; then each row of y is the bias)
+    let rows = x
+        .shape()
+        .split_last()
+        .map_or(1, |(_, leading)| leading.iter().product());
     let mut shape = x.shape().to_vec(); // x (.., in), then y (.., out)
     if let Some(last) = shape.len().checked_sub(1) {
         shape[last] = k;
