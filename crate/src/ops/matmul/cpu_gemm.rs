@@ -17,12 +17,13 @@
 //! packing the weight costs more than the product itself) and threads share one copy.
 //! Packing only moves values, so a packed and an unpacked B give bit-identical results.
 //!
-//! The AVX-512 microkernel reads A in place instead, when A's rows are contiguous along k (the
-//! activations of every linear layer): whole MR-row strips are read from A itself (twelve rows
-//! side by side; an MR x KC strip stays in L1 while the kernel sweeps B's strips), and only a
-//! last partial strip is packed. Packing A cost about 6% of an all-MiniLM-L6-v2 forward at
-//! B 8 x T 128 (perf), as it is a pass over A per KC block for little arithmetic when n is 384.
-//! The kernel multiplies the same numbers in the same order either way: the same bits.
+//! The AVX-512 microkernel reads A in place instead in narrow products (under
+//! `PACK_A_FROM_COLUMNS` columns), when A's rows are contiguous along k (the activations of
+//! every linear layer): whole MR-row strips are read from A itself (twelve rows side by side;
+//! an MR x KC strip stays in L1 while the kernel sweeps B's strips), and only a last partial
+//! strip is packed. Packing A cost about 6% of an all-MiniLM-L6-v2 forward at B 8 x T 128
+//! (perf, 6-row tiles), as it is a pass over A per KC block for little arithmetic when n is
+//! 384. The kernel multiplies the same numbers in the same order either way: the same bits.
 //!
 //! A weight held in 16 bits ([`PackedB16`]: the same strips, fp16 or bf16 values) is widened
 //! to f32 one KC x NC block at a time into the thread's packing buffer, where an unpacked B
@@ -513,7 +514,7 @@ fn split_by_rows(a: MatrixView, b: BOperand, m: usize, n: usize, k: usize, threa
         return m >= n;
     }
     let b_packed_per_call = !matches!(b, BOperand::Packed(_));
-    let a_packed_per_call = !reads_a_in_place(pick_microkernel(), a);
+    let a_packed_per_call = !reads_a_in_place(pick_microkernel(), a, n);
     let twice_by_rows = if b_packed_per_call { k * n } else { 0 };
     let twice_by_columns = if a_packed_per_call { k * m } else { 0 };
     twice_by_rows <= twice_by_columns
@@ -678,7 +679,7 @@ unsafe fn gemm_block_packed<const MR: usize>(
                 let mc = MC.min(rows.end - ic);
                 // The AVX-512 kernel reads whole MR-row strips of a row-major A in place;
                 // only a last, partial strip is packed (zero-padded) then.
-                let packed_from = if reads_a_in_place(kernel, a) {
+                let packed_from = if reads_a_in_place(kernel, a, cols.len()) {
                     mc / MR * MR
                 } else {
                     0
@@ -790,16 +791,27 @@ unsafe fn gemm_block_packed<const MR: usize>(
     }
 }
 
-/// Whether `kernel` reads whole MR-row strips of `a` where they are, unpacked: the AVX-512
-/// kernel, when A's rows are contiguous along k (the activations of every linear layer).
-fn reads_a_in_place(kernel: Microkernel, a: MatrixView) -> bool {
+/// Whether `kernel` reads whole MR-row strips of `a` where they are, unpacked, for a product
+/// with `columns` columns of C: the AVX-512 kernel, when A's rows are contiguous along k (the
+/// activations of every linear layer) and the product is narrower than
+/// [`PACK_A_FROM_COLUMNS`].
+fn reads_a_in_place(kernel: Microkernel, a: MatrixView, columns: usize) -> bool {
     #[cfg(target_arch = "x86_64")]
     if kernel == Microkernel::Avx512 {
-        return a.col_stride == 1;
+        return a.col_stride == 1 && columns < PACK_A_FROM_COLUMNS;
     }
-    let _ = (kernel, a);
+    let _ = (kernel, a, columns);
     false
 }
+
+/// From this many columns of C on, the AVX-512 kernel reads A packed. A packed strip gives the
+/// kernel constant offsets to its 12 rows (in place, about a dozen address computations per step
+/// along k, beside 24 FMAs), and the pass that packs it is shared by the strip's tiles across
+/// all the block's columns: worth it when there are many. bert-base at B 8 x T 128 (n 768 and
+/// 3072; `bench model --threads 2`, alternated four times): forward 1729-1762 tokens/s in place,
+/// 1775-1815 packed; all-MiniLM-L6-v2 (n 384 and 1536) and the per-head attention products
+/// (n 32-128) no faster packed (MiniLM forward 10027-12311 in place, 11623-12099 packed).
+const PACK_A_FROM_COLUMNS: usize = 768;
 
 /// Pack B[pc..pc+kc, jc..jc+nc] as NR-wide strips, each kc x NR row-major, zero-padded.
 fn pack_b(packed: &mut [f32], b: MatrixView, pc: usize, kc: usize, jc: usize, nc: usize) {

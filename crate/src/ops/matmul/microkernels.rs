@@ -205,20 +205,41 @@ unsafe fn avx512_products<const MR: usize>(
             "the AVX-512 microkernel keeps at most 14 x 32 in the 32 registers"
         )
     };
-    use std::arch::x86_64::*;
     assert!(panel_b.len() >= kc * NR, "B panel shorter than kc * NR");
-    let (a_first, row_step, p_step) = a.layout::<MR>(kc);
-    let rows: [*const f32; MR] = std::array::from_fn(|i| a_first.add(i * row_step));
+    let (a_first, row_step, _) = a.layout::<MR>(kc);
+    // One instance per layout, so that the step along k is a constant: in place, row i's next
+    // value is one further, and the rows' offsets (i * row_step) stay in registers; packed,
+    // every offset is a constant.
+    match a {
+        ASource::Panel(_) => avx512_products_at::<MR, MR>(kc, a_first, 1, panel_b),
+        ASource::Rows { .. } => avx512_products_at::<MR, 1>(kc, a_first, row_step, panel_b),
+    }
+}
+
+/// [`avx512_products`] with A's element (i, p) at `a_first + i * row_step + p * P_STEP`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn avx512_products_at<const MR: usize, const P_STEP: usize>(
+    kc: usize,
+    a_first: *const f32,
+    row_step: usize,
+    panel_b: &[f32],
+) -> [[std::arch::x86_64::__m512; 2]; MR] {
+    use std::arch::x86_64::*;
+    let offsets: [usize; MR] = std::array::from_fn(|i| i * row_step);
+    let mut pa = a_first;
     let mut pb = panel_b.as_ptr();
     let mut c = [[_mm512_setzero_ps(); 2]; MR];
-    for p in 0..kc {
+    for _ in 0..kc {
         let b0 = _mm512_loadu_ps(pb);
         let b1 = _mm512_loadu_ps(pb.add(16));
-        for (i, row) in c.iter_mut().enumerate() {
-            let a = _mm512_set1_ps(*rows[i].add(p * p_step));
+        for (row, &offset) in c.iter_mut().zip(&offsets) {
+            let a = _mm512_set1_ps(*pa.add(offset));
             row[0] = _mm512_fmadd_ps(a, b0, row[0]);
             row[1] = _mm512_fmadd_ps(a, b1, row[1]);
         }
+        pa = pa.add(P_STEP);
         pb = pb.add(NR);
     }
     c
