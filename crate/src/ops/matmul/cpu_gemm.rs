@@ -50,7 +50,7 @@ pub const NR: usize = 32;
 pub const NR: usize = 8;
 /// Depth of a packed panel: a KC x NR strip of B (32 KiB natively) stays in L1-L2.
 const KC: usize = 256;
-/// Rows of a packed A block: MC x KC (144 KiB) stays in L2 (512 KiB per core here).
+/// Rows of a packed A block: MC x KC (144 KiB) stays in L2 (2 MiB per core here).
 const MC: usize = 144;
 /// Columns of a block of B: its KC x NC values are swept once per MC rows of A.
 /// - Natively 1024 (1 MiB at KC 256): the block stays in L2 (2 MiB per core here) while each
@@ -514,7 +514,8 @@ fn split_by_rows(a: MatrixView, b: BOperand, m: usize, n: usize, k: usize, threa
         return m >= n;
     }
     let b_packed_per_call = !matches!(b, BOperand::Packed(_));
-    let a_packed_per_call = !reads_a_in_place(pick_microkernel(), a, n);
+    // split by columns, each thread has n / threads of them
+    let a_packed_per_call = !reads_a_in_place(pick_microkernel(), a, n / threads);
     let twice_by_rows = if b_packed_per_call { k * n } else { 0 };
     let twice_by_columns = if a_packed_per_call { k * m } else { 0 };
     twice_by_rows <= twice_by_columns
@@ -687,15 +688,8 @@ unsafe fn gemm_block_packed<const MR: usize>(
                 if packed_from < mc {
                     pack_a::<MR>(packed_a, a, ic + packed_from, mc - packed_from, pc, kc);
                 }
-                // Tiles of this block, in the order A_STRIP_STAYS says: strip by strip of A
-                // (each strip's tiles across all of B's panels) or panel by panel of B.
-                let (strips, panels) = (mc.div_ceil(MR), nc.div_ceil(NR));
-                for tile_index in 0..strips * panels {
-                    let (ir, jr) = if A_STRIP_STAYS {
-                        (tile_index / panels * MR, tile_index % panels * NR)
-                    } else {
-                        (tile_index % strips * MR, tile_index / strips * NR)
-                    };
+                // One tile: C[ic+ir.., jc+jr..] (+)= A strip ir @ B panel jr.
+                let mut compute_tile = |ir: usize, jr: usize| {
                     let panel_b = match b {
                         BOperand::View(_) | BOperand::Compressed(_) => {
                             &packed_b[(jr / NR) * NR * kc..][..NR * kc]
@@ -734,7 +728,7 @@ unsafe fn gemm_block_packed<const MR: usize>(
                             alpha,
                             before,
                         );
-                        continue;
+                        return;
                     }
                     // A strip read in place, at a partial tile of columns: packed after the
                     // packed strips (there is room: packed_from >= MR then).
@@ -780,6 +774,21 @@ unsafe fn gemm_block_packed<const MR: usize>(
                                     *row.add(j) = c_before + alpha * v;
                                 }
                             }
+                        }
+                    }
+                };
+                // The block's tiles in the order A_STRIP_STAYS says: strip by strip of A (each
+                // strip's tiles across all of B's panels) or panel by panel of B.
+                if A_STRIP_STAYS {
+                    for ir in (0..mc).step_by(MR) {
+                        for jr in (0..nc).step_by(NR) {
+                            compute_tile(ir, jr);
+                        }
+                    }
+                } else {
+                    for jr in (0..nc).step_by(NR) {
+                        for ir in (0..mc).step_by(MR) {
+                            compute_tile(ir, jr);
                         }
                     }
                 }
