@@ -43,6 +43,8 @@ fmt-check:
 
 test-rust:
 	cargo test --workspace
+	WEBNLU_CPU_KERNEL=avx2 cargo test --test ops
+	WEBNLU_CPU_KERNEL=portable cargo test --test ops
 
 test-node:
 	node --test tests/node/

@@ -2,7 +2,8 @@
 # tests/run-all.sh: what `make test` (and so CI's .ci/run) runs. Every stage runs even when an
 # earlier one failed, unless it needs that one's output; the last lines sum it all up, and the
 # exit status is non-zero if anything failed.
-#   setup -> fixtures -> rustfmt -> cargo test -> package -> kernel-check test build -> CLI -> assets -> node tests
+#   setup -> fixtures -> rustfmt -> cargo test -> op tests on the AVX2 and portable CPU kernels -> package
+#   -> kernel-check test build -> CLI -> assets -> node tests
 #   -> browser tests
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -58,6 +59,9 @@ fi
 stage fixtures bash tests/fixtures/generate.sh
 stage rustfmt cargo fmt --all --check
 stage rust cargo test --workspace
+# The op tests again on the narrower CPU kernels (AVX2+FMA: 6-row GEMM tiles and 8-lane ops; the
+# portable Rust ones), which a machine with AVX-512 never picks by itself (same debug build).
+stage kernels bash -c 'WEBNLU_CPU_KERNEL=avx2 cargo test --test ops && WEBNLU_CPU_KERNEL=portable cargo test --test ops'
 stage package bash web/build-package.sh
 # The wasm test build with checkKernels() for tests/browser/kernel-check.test.mjs (not the package).
 stage kcheck bash tests/browser/kernel-check/build.sh
