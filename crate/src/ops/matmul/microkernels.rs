@@ -169,27 +169,6 @@ pub(super) enum ASource<'a> {
     Rows { first: &'a [f32], row_stride: usize },
 }
 
-#[cfg(target_arch = "x86_64")]
-impl ASource<'_> {
-    /// (pointer to element (0, 0), step to the next row, step to the next p), checked to hold
-    /// MR rows of `kc` values.
-    fn layout<const MR: usize>(self, kc: usize) -> (*const f32, usize, usize) {
-        match self {
-            ASource::Panel(panel) => {
-                assert!(panel.len() >= kc * MR, "A panel shorter than kc * MR");
-                (panel.as_ptr(), 1, MR)
-            }
-            ASource::Rows { first, row_stride } => {
-                assert!(
-                    first.len() >= (MR - 1) * row_stride + kc,
-                    "A rows shorter than MR rows of kc"
-                );
-                (first.as_ptr(), row_stride, 1)
-            }
-        }
-    }
-}
-
 /// The AVX-512 microkernel's products: A (MR, kc) @ panel_b (kc, NR) in MR x 2 zmm.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
@@ -206,14 +185,22 @@ unsafe fn avx512_products<const MR: usize>(
         )
     };
     assert!(panel_b.len() >= kc * NR, "B panel shorter than kc * NR");
-    let (a_first, row_step, _) = a.layout::<MR>(kc);
     // One instance per layout, so that the step along k is a constant: packed, every row's
     // offset is a constant too and the loop has no address arithmetic besides two pointer
     // increments; in place, LLVM still rebuilds the 12 row addresses from the stride each step
     // (about a dozen integer operations beside the 24 FMAs), which is why wide products pack A.
     match a {
-        ASource::Panel(_) => avx512_products_at::<MR, MR>(kc, a_first, 1, panel_b),
-        ASource::Rows { .. } => avx512_products_at::<MR, 1>(kc, a_first, row_step, panel_b),
+        ASource::Panel(panel) => {
+            assert!(panel.len() >= kc * MR, "A panel shorter than kc * MR");
+            avx512_products_at::<MR, MR>(kc, panel.as_ptr(), 1, panel_b)
+        }
+        ASource::Rows { first, row_stride } => {
+            assert!(
+                first.len() >= (MR - 1) * row_stride + kc,
+                "A rows shorter than MR rows of kc"
+            );
+            avx512_products_at::<MR, 1>(kc, first.as_ptr(), row_stride, panel_b)
+        }
     }
 }
 
