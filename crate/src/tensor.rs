@@ -148,6 +148,8 @@ enum Contents<'a, T> {
     Values(&'a [T]),
     Zeros,
     Undefined,
+    /// Undefined until [`Tensor::write_at`] fills it (made safe to write at once).
+    ForWrites,
 }
 
 /// The GPU storage of a new tensor: one buffer, or row shards when it is over one binding
@@ -165,6 +167,7 @@ fn gpu_storage<T: Element>(
             Contents::Values(values) => ctx.upload(name, values)?,
             Contents::Zeros => ctx.zeros(name, bytes)?,
             Contents::Undefined => ctx.alloc(name, bytes)?,
+            Contents::ForWrites => ctx.alloc_for_writes(name, bytes)?,
         };
         return Ok(Storage::Gpu(buffer, ctx.clone()));
     };
@@ -178,6 +181,7 @@ fn gpu_storage<T: Element>(
             Contents::Values(values) => Contents::Values(&values[rows.start * row..rows.end * row]),
             Contents::Zeros => Contents::Zeros,
             Contents::Undefined => Contents::Undefined,
+            Contents::ForWrites => Contents::ForWrites,
         };
         shards.push(Tensor {
             storage: gpu_storage(ctx, &shard_shape, &shard_name, part)?,
@@ -247,6 +251,63 @@ impl<T: Element> Tensor<T> {
             storage,
             version: next_version(),
         })
+    }
+
+    /// A tensor on `device` whose elements [`Tensor::write_at`] writes, piece by piece, after
+    /// (a weight streamed into its final place as its bytes arrive: `io::WeightStream`); until
+    /// then its contents are undefined (zeros on the CPU).
+    pub fn for_writes(device: &Device, shape: &[usize], name: &str) -> Result<Self> {
+        let bytes = tensor_bytes(name, shape, ELEMENT_BYTES)?;
+        let storage = match device {
+            Device::Cpu => Storage::Cpu(
+                cpu_pool::take_zeroed(element_count(shape))
+                    .map_err(|e| refused(name, shape, bytes, e))?,
+            ),
+            Device::Gpu(ctx) => gpu_storage(ctx, shape, name, Contents::ForWrites)?,
+        };
+        Ok(Tensor {
+            name: name.to_string(),
+            shape: shape.to_vec(),
+            storage,
+            version: next_version(),
+        })
+    }
+
+    /// Writes `values` as the elements `first..first + values.len()` (flat, row-major) of the
+    /// tensor, across its row shards; on a GPU the write goes into the queue (before the next
+    /// submission), from a tensor made by [`Tensor::for_writes`].
+    pub fn write_at(&mut self, first: usize, values: &[T]) -> Result<()> {
+        let end = first + values.len();
+        if end > self.numel() {
+            return Err(Error::invalid(format!(
+                "writing elements {first}..{end} of {} {:?}: it has {}",
+                self.name,
+                self.shape,
+                self.numel()
+            )));
+        }
+        let row = element_count(&self.shape[1.min(self.shape.len())..]).max(1);
+        for (first_row, shard) in self.row_shards_mut() {
+            let shard_start = first_row * row;
+            let shard_end = shard_start + shard.numel();
+            let (from, to) = (first.max(shard_start), end.min(shard_end));
+            if from >= to {
+                continue;
+            }
+            let part = &values[from - first..to - first];
+            match &mut shard.storage {
+                Storage::Cpu(data) => {
+                    data[from - shard_start..to - shard_start].copy_from_slice(part)
+                }
+                Storage::Gpu(buffer, ctx) => ctx.write(
+                    buffer,
+                    ((from - shard_start) as u64) * ELEMENT_BYTES,
+                    bytemuck::cast_slice(part),
+                )?,
+                Storage::GpuShards(_) => unreachable!("a shard is one buffer"),
+            }
+        }
+        Ok(())
     }
 
     pub fn name(&self) -> &str {

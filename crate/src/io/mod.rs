@@ -29,8 +29,8 @@ pub use pytorch::PytorchFile;
 pub use random_bert::RandomBert;
 pub use safetensors::{write_safetensors, SafeTensors};
 pub use safetensors_file::SafeTensorsFile;
-pub use tensor_view::{DType, TensorView};
-pub use weight_stream::{HeaderCheck, StreamedWeights, WeightStream};
+pub use tensor_view::{DType, NonFinite, TensorView};
+pub use weight_stream::{HeaderPlan, StreamedWeights, WeightStream};
 
 use crate::{Error, Result};
 

@@ -11,6 +11,7 @@ use super::config::ModelConfig;
 use super::pytorch::PytorchFile;
 use super::safetensors::SafeTensors;
 use super::tensor_view::{DType, TensorView};
+use crate::ops::matmul::{HalfWeight, WeightDtype};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
@@ -311,11 +312,26 @@ impl WeightSource<'_> {
         }
     }
 
-    /// Tensor `name` when the stream already uploaded it to the GPU (fp32 loads), its shape
-    /// checked; None for any other source or tensor.
+    /// Tensor `name` when the stream already uploaded it to the GPU as f32, its shape checked;
+    /// None for any other source or tensor (an error for a streamed tensor dropped as it held
+    /// NaN or infinite values).
     pub fn take_uploaded(&self, name: &str, shape: &[usize]) -> Result<Option<Tensor>> {
         match self {
             WeightSource::Streamed(weights) => weights.take_uploaded(name, shape),
+            _ => Ok(None),
+        }
+    }
+
+    /// Matrix `name` when the stream already held it in `dtype` (converted as it completed),
+    /// its shape checked; None for any other source, tensor or dtype.
+    pub fn take_compressed(
+        &self,
+        name: &str,
+        shape: &[usize],
+        dtype: WeightDtype,
+    ) -> Result<Option<HalfWeight>> {
+        match self {
+            WeightSource::Streamed(weights) => weights.take_compressed(name, shape, dtype),
             _ => Ok(None),
         }
     }
@@ -349,7 +365,7 @@ fn require_entry<'f>(
     require_index(&file.file, &file.entries, name, shape).map(|i| &file.entries[i])
 }
 
-fn find_index(entries: &[HeaderEntry], name: &str) -> Option<usize> {
+pub(crate) fn find_index(entries: &[HeaderEntry], name: &str) -> Option<usize> {
     find_by_name(entries.iter().map(|e| e.name.as_str()), name)
 }
 

@@ -5,6 +5,8 @@
 use std::borrow::Cow;
 
 use super::byte_reader::checked_product;
+use crate::device::Device;
+use crate::ops::matmul::{HalfWeight, WeightDtype};
 use crate::{Error, Result};
 
 /// Element types that appear in safetensors / PyTorch state dicts.
@@ -65,6 +67,54 @@ impl DType {
     }
 }
 
+/// The NaN and infinite values among a tensor's values, counted as they go by (a tensor
+/// streamed to the GPU is checked block by block, `io::WeightStream`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NonFinite {
+    count: usize,
+    /// The flat index and the value of the first.
+    first: Option<(usize, f32)>,
+}
+
+impl NonFinite {
+    pub fn of(values: &[f32]) -> Self {
+        let mut found = NonFinite::default();
+        found.count_in(0, values);
+        found
+    }
+
+    /// Counts those among `values`, the tensor's elements from flat index `offset` on.
+    pub fn count_in(&mut self, offset: usize, values: &[f32]) {
+        if values.iter().all(|v| v.is_finite()) {
+            return;
+        }
+        for (i, &v) in values.iter().enumerate().filter(|(_, v)| !v.is_finite()) {
+            self.count += 1;
+            self.first.get_or_insert((offset + i, v));
+        }
+    }
+
+    pub fn any(&self) -> bool {
+        self.count > 0
+    }
+
+    /// An error naming checkpoint tensor `name` (of `total` values), how many of its values
+    /// are NaN or infinite and the first, unless none is.
+    pub fn check(&self, name: &str, total: usize) -> Result<()> {
+        let Some((first, value)) = self.first else {
+            return Ok(());
+        };
+        Err(Error::format(
+            format!("checkpoint tensor {name}"),
+            format!(
+                "{} of its {total} values are NaN or infinite (the first, {value}, at flat index \
+                 {first}); the checkpoint is corrupt or was saved from a diverged training",
+                self.count
+            ),
+        ))
+    }
+}
+
 /// One tensor of a weight file. `data` holds numel * dtype size bytes, row-major, little endian:
 /// borrowed from the file where the file stores it that way, owned where a strided view had to
 /// be made contiguous.
@@ -120,6 +170,39 @@ impl<'a> TensorView<'a> {
             return None;
         }
         bytemuck::try_cast_slice(&self.data).ok()
+    }
+
+    /// The matrix held compressed in `dtype` on `device`, named `name`: an F16 (BF16) tensor
+    /// asked for as fp16 (bf16) is taken as it is, without widening; any other float tensor is
+    /// converted (through f32, rounding to nearest even; int8: quantized per output channel).
+    /// NaN and infinite values (and, in fp16, values beyond its range) are refused, naming it.
+    pub fn to_half_weight(
+        &self,
+        device: &Device,
+        name: &str,
+        dtype: WeightDtype,
+    ) -> Result<HalfWeight> {
+        let shape = match self.shape[..] {
+            [out, inp] => [out, inp],
+            _ => {
+                return Err(Error::shape(
+                    format!("{name}: a weight matrix held in {}", dtype.name()),
+                    "(out, in)",
+                    &self.shape,
+                ))
+            }
+        };
+        let same = matches!(
+            (self.dtype, dtype),
+            (DType::F16, WeightDtype::Fp16) | (DType::BF16, WeightDtype::Bf16)
+        );
+        if !same {
+            return HalfWeight::from_f32(device, name, dtype, shape, &self.to_f32()?);
+        }
+        let bits: Vec<u16> = (self.data.chunks_exact(2))
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+            .collect();
+        HalfWeight::from_bits(device, name, dtype, shape, &bits)
     }
 
     /// The values as f32: borrowed when possible, else converted (F16, BF16, F64, or unaligned

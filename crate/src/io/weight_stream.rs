@@ -2,22 +2,34 @@
 //! body, a `Blob`'s stream): the 8-byte header length and the JSON header are gathered and
 //! validated as [`super::SafeTensors::parse`] validates them, then every data byte is copied
 //! straight into the tensor it belongs to (its data offsets), so the whole file is never held
-//! beside its tensors. An F32 tensor is filled in place as its final `Vec<f32>` (what a CPU model
-//! keeps); on a GPU (fp32 loads) it is uploaded as soon as its last byte is in and its values
-//! are freed, so memory then holds one tensor at a time. Other dtypes are kept as their bytes,
-//! converted when the model reads them. [`WeightStream::finish`] checks that the stream held
-//! the whole file (a truncated stream is an error naming the tensor it stopped in) and gives the
-//! [`StreamedWeights`] that `ModelFiles::insert_streamed` hands to the model's loader, which
-//! takes each tensor by name once (checking its shape against the config as usual).
+//! beside its tensors. Each tensor goes to its final form as soon as it can:
+//! - on a GPU, an F32 tensor that the model holds in f32 is written into its GPU buffer (row
+//!   shards included) block by block as its bytes arrive ([`UPLOAD_BLOCK_VALUES`] values at a
+//!   time, checked finite on the way): memory holds one block, never the tensor (mBERT's word
+//!   embeddings are 350 MiB);
+//! - a layer matrix that the model holds compressed (fp16, bf16, int8: the [`HeaderPlan`] names
+//!   them) is gathered, then converted on the model's device as soon as its last byte is in and
+//!   its f32 values freed: memory holds one matrix at a time;
+//! - on the CPU an F32 tensor is filled in place as its final `Vec<f32>`; other dtypes are kept
+//!   as their bytes, converted when the model reads them.
+//!
+//! [`WeightStream::finish`] checks that the stream held the whole file (a truncated stream is
+//! an error naming the tensor it stopped in) and gives the [`StreamedWeights`] that
+//! `ModelFiles::insert_streamed` hands to the model's loader, which takes each tensor by name
+//! once (checking its shape against the config as usual).
 
 use std::sync::Mutex;
 
 use super::safetensors::{header_length, parse_header, HeaderEntry};
-use super::tensor_view::{DType, TensorView};
+use super::tensor_view::{DType, NonFinite, TensorView};
 use crate::device::Device;
 use crate::memory_limit::try_filled_vec;
+use crate::ops::matmul::{HalfWeight, WeightDtype};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
+
+/// Values gathered from the stream before each write into a GPU buffer (4 MiB).
+pub const UPLOAD_BLOCK_VALUES: usize = 1 << 20;
 
 /// Where one tensor's bytes are while the file streams in, and after.
 enum Slot {
@@ -27,15 +39,66 @@ enum Slot {
     Values(Vec<f32>),
     /// A tensor of another dtype, as stored.
     Bytes(Vec<u8>),
-    /// An F32 tensor uploaded to the GPU, its values freed.
+    /// An F32 tensor being written into its GPU buffer as its bytes arrive.
+    Uploading(Box<BlockUpload>),
+    /// An F32 tensor on the GPU, complete.
     Uploaded(Tensor),
+    /// An F32 tensor streamed to the GPU that held NaN or infinite values: its buffer was
+    /// dropped; reading it is an error naming it.
+    NonFinite(NonFinite),
+    /// A layer matrix in the load's compressed dtype, converted as it completed.
+    Compressed(HalfWeight),
     /// Handed to the model.
     Taken,
 }
 
-/// A check of the header before any tensor byte is kept (the model's memory budget:
-/// `BertModel::check_streamed_load_fits`).
-pub type HeaderCheck = Box<dyn FnOnce(&[HeaderEntry]) -> Result<()>>;
+/// An F32 tensor written into its GPU buffer block by block: the bytes of the block being
+/// gathered, and what was written before it.
+struct BlockUpload {
+    tensor: Tensor,
+    /// min(UPLOAD_BLOCK_VALUES, the tensor's values) values, reused for every block.
+    block: Vec<f32>,
+    /// Bytes of `block` filled so far.
+    filled: usize,
+    /// Values written to the tensor so far.
+    written: usize,
+    non_finite: NonFinite,
+}
+
+impl BlockUpload {
+    /// Takes the tensor's next `bytes`, writing every block as it fills.
+    fn take(&mut self, mut bytes: &[u8]) -> Result<()> {
+        while !bytes.is_empty() {
+            let block: &mut [u8] = bytemuck::cast_slice_mut(&mut self.block);
+            let n = (block.len() - self.filled).min(bytes.len());
+            block[self.filled..self.filled + n].copy_from_slice(&bytes[..n]);
+            self.filled += n;
+            bytes = &bytes[n..];
+            if self.filled == block.len() {
+                self.write_block()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the values gathered (whole values: a tensor's bytes are 4 a value) and starts
+    /// the next block; after a NaN or infinity nothing more is written (the tensor is dropped).
+    fn write_block(&mut self) -> Result<()> {
+        let values = &self.block[..self.filled / 4];
+        self.non_finite.count_in(self.written, values);
+        if !self.non_finite.any() {
+            self.tensor.write_at(self.written, values)?;
+        }
+        self.written += values.len();
+        self.filled = 0;
+        Ok(())
+    }
+}
+
+/// Run on the header once it is read, before any tensor byte is kept: refuses a load that
+/// cannot fit (the model's memory budget: `BertModel::plan_streamed_load`) and gives the
+/// indices of the entries that the model holds compressed (converted as they complete).
+pub type HeaderPlan = Box<dyn FnOnce(&[HeaderEntry]) -> Result<Vec<usize>>>;
 
 /// A safetensors file being received in file order; see the module doc.
 pub struct WeightStream {
@@ -55,17 +118,22 @@ pub struct WeightStream {
     slots: Vec<Slot>,
     /// The first tensor not complete yet.
     next: usize,
-    /// The GPU complete F32 tensors go to at once, when loading in fp32 on a GPU.
-    upload_to: Option<Device>,
+    /// The model's device: on a GPU, F32 tensors are written into their buffers as they
+    /// arrive (but those to be compressed); the compressed matrices are made on it.
+    device: Option<Device>,
     /// Run on the header once it is read.
-    header_check: Option<HeaderCheck>,
+    header_plan: Option<HeaderPlan>,
+    /// The dtype of the matrices the plan names, and whether each entry is one of them.
+    compress_as: WeightDtype,
+    compressed: Vec<bool>,
 }
 
 impl WeightStream {
     /// A stream of the safetensors file `file` (named in errors), `total` bytes long when
-    /// known. With `upload_to` a GPU, every finite F32 tensor is uploaded as soon as its bytes
-    /// are in (for fp32 loads, where that is its final form); else tensors stay in memory.
-    pub fn new(file: impl Into<String>, total: Option<u64>, upload_to: Option<Device>) -> Self {
+    /// known, for a model on `device`: on a GPU every F32 tensor (but the matrices a
+    /// [`WeightStream::plan_with`] names) is written into its GPU buffer as it arrives; on the
+    /// CPU, or without a device, tensors stay in memory as they are.
+    pub fn new(file: impl Into<String>, total: Option<u64>, device: Option<Device>) -> Self {
         WeightStream {
             file: file.into(),
             total,
@@ -75,15 +143,20 @@ impl WeightStream {
             entries: Vec::new(),
             slots: Vec::new(),
             next: 0,
-            upload_to: upload_to.filter(|d| matches!(d, Device::Gpu(_))),
-            header_check: None,
+            device,
+            header_plan: None,
+            compress_as: WeightDtype::Fp32,
+            compressed: Vec::new(),
         }
     }
 
-    /// The stream with `check` run on the header as soon as it is read, before any tensor byte
-    /// is kept: its error is the stream's.
-    pub fn check_header_with(mut self, check: HeaderCheck) -> Self {
-        self.header_check = Some(check);
+    /// The stream with `plan` run on the header as soon as it is read, before any tensor byte
+    /// is kept: its error is the stream's, and the matrices it names are converted to
+    /// `compress_as` on the stream's device as soon as each is complete (the loader then takes
+    /// them as they are: `WeightSource::take_compressed`).
+    pub fn plan_with(mut self, compress_as: WeightDtype, plan: HeaderPlan) -> Self {
+        self.compress_as = compress_as;
+        self.header_plan = Some(plan);
         self
     }
 
@@ -152,8 +225,13 @@ impl WeightStream {
         let data_start = self.head.len() as u64;
         let data_len = self.total.map_or(u64::MAX, |total| total - data_start);
         let header = parse_header(&self.file, &self.head[8..], data_len)?;
-        if let Some(check) = self.header_check.take() {
-            check(&header.entries)?;
+        self.compressed = vec![false; header.entries.len()];
+        if let Some(plan) = self.header_plan.take() {
+            for index in plan(&header.entries)? {
+                if let Some(flag) = self.compressed.get_mut(index) {
+                    *flag = self.compress_as != WeightDtype::Fp32;
+                }
+            }
         }
         self.slots = header.entries.iter().map(|_| Slot::Waiting).collect();
         self.entries = header.entries;
@@ -177,21 +255,47 @@ impl WeightStream {
     /// Copies `bytes` into tensor `index` from its byte `offset` on (allocating it first).
     fn fill(&mut self, index: usize, offset: usize, bytes: &[u8]) -> Result<()> {
         if let Slot::Waiting = self.slots[index] {
-            self.slots[index] = self.allocate(&self.entries[index])?;
+            self.slots[index] = self.allocate(index)?;
         }
         let target: &mut [u8] = match &mut self.slots[index] {
             Slot::Values(values) => bytemuck::cast_slice_mut(values),
             Slot::Bytes(stored) => stored,
-            _ => unreachable!("a tensor being filled holds its values or bytes"),
+            // in file order: `offset` is where the upload is
+            Slot::Uploading(upload) => return upload.take(bytes),
+            _ => unreachable!("a tensor being filled holds its values or bytes, or uploads"),
         };
         target[offset..offset + bytes.len()].copy_from_slice(bytes);
         Ok(())
     }
 
-    /// The empty storage of `entry`: its f32 values (an F32 tensor) or its bytes.
-    fn allocate(&self, entry: &HeaderEntry) -> Result<Slot> {
+    /// The GPU a tensor streams to as its bytes arrive: the stream's device when it is one,
+    /// for an F32 tensor with values that the model holds in f32 (not one to compress).
+    fn streams_to_gpu(&self, index: usize) -> Option<&Device> {
+        let entry = &self.entries[index];
+        let f32_values = entry.dtype == DType::F32 && cfg!(target_endian = "little");
+        let device = self
+            .device
+            .as_ref()
+            .filter(|d| matches!(d, Device::Gpu(_)))?;
+        (f32_values && entry.end > entry.begin && !self.compressed[index]).then_some(device)
+    }
+
+    /// The empty storage of tensor `index`: its GPU buffer being written (see
+    /// [`Self::streams_to_gpu`]), its f32 values (an F32 tensor) or its bytes.
+    fn allocate(&self, index: usize) -> Result<Slot> {
+        let entry = &self.entries[index];
         let what = format!("{}: tensor {}", self.file, entry.name);
         let bytes = (entry.end - entry.begin) as usize;
+        if let Some(gpu) = self.streams_to_gpu(index) {
+            let values = bytes / 4;
+            return Ok(Slot::Uploading(Box::new(BlockUpload {
+                tensor: Tensor::for_writes(gpu, &entry.shape, &entry.name)?,
+                block: try_filled_vec(&what, values.min(UPLOAD_BLOCK_VALUES), 0f32)?,
+                filled: 0,
+                written: 0,
+                non_finite: NonFinite::default(),
+            })));
+        }
         Ok(
             if entry.dtype == DType::F32 && cfg!(target_endian = "little") {
                 Slot::Values(try_filled_vec(&what, bytes / 4, 0f32)?)
@@ -201,25 +305,50 @@ impl WeightStream {
         )
     }
 
-    /// Tensor `index` has all its bytes: uploaded now when the stream uploads (a tensor with a
-    /// NaN or infinity stays, for the loader to refuse by name should the model read it).
+    /// Tensor `index` has all its bytes: an upload's last block is written, and a matrix to
+    /// compress is converted (one that cannot be, e.g. with a NaN, stays as it is, for the
+    /// loader to refuse by name should the model read it).
     fn complete(&mut self, index: usize) -> Result<()> {
         if let Slot::Waiting = self.slots[index] {
-            self.slots[index] = self.allocate(&self.entries[index])?; // an empty tensor
+            self.slots[index] = self.allocate(index)?; // an empty tensor
         }
-        let Some(device) = &self.upload_to else {
-            return Ok(());
-        };
-        let finite =
-            matches!(&self.slots[index], Slot::Values(v) if v.iter().all(|x| x.is_finite()));
-        if finite {
-            let entry = &self.entries[index];
-            let Slot::Values(values) = std::mem::replace(&mut self.slots[index], Slot::Taken)
-            else {
-                unreachable!("checked above");
-            };
-            let tensor = Tensor::from_vec(device, &entry.shape, values, &entry.name)?;
-            self.slots[index] = Slot::Uploaded(tensor);
+        let entry = &self.entries[index];
+        match std::mem::replace(&mut self.slots[index], Slot::Taken) {
+            Slot::Uploading(mut upload) => {
+                upload.write_block()?;
+                self.slots[index] = match upload.non_finite.any() {
+                    true => Slot::NonFinite(upload.non_finite),
+                    false => Slot::Uploaded(upload.tensor),
+                };
+            }
+            slot if self.compressed[index] => {
+                let device = self.device.clone().unwrap_or(Device::Cpu);
+                let converted = match &slot {
+                    Slot::Values(values) if entry.shape.len() == 2 => HalfWeight::from_f32(
+                        &device,
+                        &entry.name,
+                        self.compress_as,
+                        [entry.shape[0], entry.shape[1]],
+                        values,
+                    ),
+                    Slot::Bytes(bytes) => {
+                        let view = TensorView::new(
+                            &self.file,
+                            &entry.name,
+                            entry.dtype,
+                            entry.shape.clone(),
+                            &bytes[..],
+                        )?;
+                        view.to_half_weight(&device, &entry.name, self.compress_as)
+                    }
+                    _ => Err(Error::invalid("not a matrix")),
+                };
+                self.slots[index] = match converted {
+                    Ok(compressed) => Slot::Compressed(compressed),
+                    Err(_) => slot, // the loader gives the error, naming the tensor
+                };
+            }
+            slot => self.slots[index] = slot,
         }
         Ok(())
     }
@@ -288,10 +417,7 @@ impl StreamedWeights {
 
     /// Takes the slot of tensor `index` out (an error when the model took it already).
     fn take(&self, index: usize) -> Result<Slot> {
-        let mut slots = self
-            .slots
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut slots = self.lock();
         match std::mem::replace(&mut slots[index], Slot::Taken) {
             Slot::Taken | Slot::Waiting => Err(Error::format(
                 &self.file,
@@ -305,18 +431,38 @@ impl StreamedWeights {
     }
 
     /// Tensor `name` already uploaded to the GPU, if it was (else it is left for
-    /// [`StreamedWeights::take_f32`] / [`StreamedWeights::take_view`]).
+    /// [`StreamedWeights::take_f32`] / [`StreamedWeights::take_view`]); an error when it was
+    /// streamed to the GPU and held NaN or infinite values.
     pub fn take_uploaded(&self, name: &str, shape: &[usize]) -> Result<Option<Tensor>> {
         let index = self.require(name, shape)?;
-        let mut slots = self
-            .slots
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if !matches!(slots[index], Slot::Uploaded(_)) {
-            return Ok(None);
+        let mut slots = self.lock();
+        match &slots[index] {
+            Slot::Uploaded(_) => {}
+            Slot::NonFinite(found) => {
+                return found.check(name, self.values_of(index)).map(|_| None)
+            }
+            _ => return Ok(None),
         }
         match std::mem::replace(&mut slots[index], Slot::Taken) {
             Slot::Uploaded(tensor) => Ok(Some(tensor)),
+            _ => unreachable!("checked above"),
+        }
+    }
+
+    /// Matrix `name` already converted to `dtype` as it completed, if it was.
+    pub fn take_compressed(
+        &self,
+        name: &str,
+        shape: &[usize],
+        dtype: WeightDtype,
+    ) -> Result<Option<HalfWeight>> {
+        let index = self.require(name, shape)?;
+        let mut slots = self.lock();
+        if !matches!(&slots[index], Slot::Compressed(w) if w.dtype() == dtype) {
+            return Ok(None);
+        }
+        match std::mem::replace(&mut slots[index], Slot::Taken) {
+            Slot::Compressed(weight) => Ok(Some(weight)),
             _ => unreachable!("checked above"),
         }
     }
@@ -327,7 +473,7 @@ impl StreamedWeights {
         match self.take(index)? {
             Slot::Values(values) => Ok(values),
             Slot::Bytes(bytes) => Ok(self.view(index, bytes)?.to_f32()?.into_owned()),
-            _ => Err(self.already_uploaded(index)),
+            slot => Err(self.not_in_memory(index, slot)),
         }
     }
 
@@ -337,8 +483,19 @@ impl StreamedWeights {
         match self.take(index)? {
             Slot::Values(values) => self.view(index, bytemuck::cast_slice(&values).to_vec()),
             Slot::Bytes(bytes) => self.view(index, bytes),
-            _ => Err(self.already_uploaded(index)),
+            slot => Err(self.not_in_memory(index, slot)),
         }
+    }
+
+    /// The value count of tensor `index`.
+    fn values_of(&self, index: usize) -> usize {
+        self.entries[index].shape.iter().product()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Slot>> {
+        self.slots
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn view(&self, index: usize, bytes: Vec<u8>) -> Result<TensorView<'static>> {
@@ -346,23 +503,31 @@ impl StreamedWeights {
         TensorView::new(&self.file, &e.name, e.dtype, e.shape.clone(), bytes)
     }
 
-    fn already_uploaded(&self, index: usize) -> Error {
+    /// Why tensor `index` cannot be read as values: it went to its final form as it streamed.
+    fn not_in_memory(&self, index: usize, slot: Slot) -> Error {
+        let name = &self.entries[index].name;
+        let form = match slot {
+            Slot::NonFinite(found) => {
+                if let Err(error) = found.check(name, self.values_of(index)) {
+                    return error;
+                }
+                "uploaded to the GPU"
+            }
+            Slot::Compressed(weight) => match weight.dtype() {
+                WeightDtype::Int8 => "quantized to int8",
+                _ => "converted to 16 bits",
+            },
+            _ => "uploaded to the GPU as f32",
+        };
         Error::format(
             &self.file,
-            format!(
-                "tensor {} was uploaded to the GPU as f32 while streaming; it cannot be read back",
-                self.entries[index].name
-            ),
+            format!("tensor {name} was {form} while streaming; it cannot be read back"),
         )
     }
 
     /// Bytes of tensors held as stored, not yet in their final form (16-bit, F64...).
     pub fn bytes_in_memory(&self) -> u64 {
-        let slots = self
-            .slots
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        (slots.iter())
+        (self.lock().iter())
             .map(|slot| match slot {
                 Slot::Bytes(bytes) => bytes.len() as u64,
                 _ => 0,

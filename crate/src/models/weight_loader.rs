@@ -6,10 +6,10 @@
 //! `<prefix><name>`.
 
 use crate::device::Device;
-use crate::io::{DType, WeightSource};
+use crate::io::{NonFinite, WeightSource};
 use crate::ops::matmul::{HalfWeight, WeightDtype};
 use crate::tensor::Tensor;
-use crate::{Error, Result};
+use crate::Result;
 
 pub struct WeightLoader<'f, 'a> {
     pub file: &'f WeightSource<'a>,
@@ -33,7 +33,8 @@ impl WeightLoader<'_, '_> {
     /// file tensor asked for as fp16 (bf16) is read as it is, without widening; any other float
     /// tensor is converted (through f32, rounding to nearest even; int8: quantized per output
     /// channel). NaN and infinite values
-    /// (and, in fp16, values beyond its range) are refused, naming the tensor.
+    /// (and, in fp16, values beyond its range) are refused, naming the tensor. A streamed
+    /// file's matrix already converted as it completed (`io::WeightStream`) is taken as it is.
     pub fn load_half(
         &self,
         name: &str,
@@ -41,18 +42,11 @@ impl WeightLoader<'_, '_> {
         shape: [usize; 2],
         dtype: WeightDtype,
     ) -> Result<HalfWeight> {
-        let view = self.file.read_view(name, &shape)?;
-        let same = matches!(
-            (view.dtype, dtype),
-            (DType::F16, WeightDtype::Fp16) | (DType::BF16, WeightDtype::Bf16)
-        );
-        if !same {
-            return HalfWeight::from_f32(self.device, canonical, dtype, shape, &view.to_f32()?);
+        if let Some(compressed) = self.file.take_compressed(name, &shape, dtype)? {
+            return Ok(compressed.renamed(canonical));
         }
-        let bits: Vec<u16> = (view.data.chunks_exact(2))
-            .map(|b| u16::from_le_bytes([b[0], b[1]]))
-            .collect();
-        HalfWeight::from_bits(self.device, canonical, dtype, shape, &bits)
+        let view = self.file.read_view(name, &shape)?;
+        view.to_half_weight(self.device, canonical, dtype)
     }
 
     pub fn has(&self, name: &str) -> bool {
@@ -63,17 +57,5 @@ impl WeightLoader<'_, '_> {
 /// An error naming tensor `name`, how many of its values are NaN or infinite and the first,
 /// unless all are finite.
 fn check_finite(name: &str, values: &[f32]) -> Result<()> {
-    let Some(first) = values.iter().position(|v| !v.is_finite()) else {
-        return Ok(());
-    };
-    let count = values[first..].iter().filter(|v| !v.is_finite()).count();
-    Err(Error::format(
-        format!("checkpoint tensor {name}"),
-        format!(
-            "{count} of its {} values are NaN or infinite (the first, {}, at flat index \
-             {first}); the checkpoint is corrupt or was saved from a diverged training",
-            values.len(),
-            values[first]
-        ),
-    ))
+    NonFinite::of(values).check(name, values.len())
 }

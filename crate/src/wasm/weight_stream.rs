@@ -1,8 +1,10 @@
 //! `WasmWeightStream`: a model.safetensors pushed in chunks as JavaScript reads it (a fetch
 //! body, the Cache API, a Blob), each byte copied into its tensor as it arrives
-//! (`io::WeightStream`): the JS side holds a few chunks, never the whole file. A GPU fp32 load
-//! uploads every tensor as soon as it is complete. `WasmModel.load_streamed` then builds the
-//! model from the tensors.
+//! (`io::WeightStream`): the JS side holds a few chunks, never the whole file. On a GPU the f32
+//! tensors are written into their buffers as they arrive, and with a compressed `dtype` each
+//! layer matrix is converted as soon as it is complete (on either device), so wasm memory holds
+//! a block or one matrix, not the weights. `WasmModel.load_streamed` then builds the model from
+//! the tensors.
 
 use wasm_bindgen::prelude::*;
 
@@ -21,8 +23,9 @@ pub struct WasmWeightStream {
 #[wasm_bindgen]
 impl WasmWeightStream {
     /// `total`: the file's length when known (Content-Length, a Blob's size): a stream longer
-    /// or shorter is refused. `dtype` as `WasmModel.load`'s: in "fp32" on a GPU every tensor
-    /// is uploaded as it completes; otherwise the tensors wait in wasm memory for the load.
+    /// or shorter is refused. `dtype` as `WasmModel.load`'s: the layer matrices it compresses
+    /// are converted as they complete; on a GPU every other f32 tensor is written into its
+    /// buffer as it arrives; the rest waits in wasm memory for the load.
     /// `config`: the model's config.json, checked first (an unsupported model is refused before
     /// any weight byte), then against the file's header (the memory budget of the load, as
     /// `WasmModel.load` checks it, before any tensor byte is kept).
@@ -37,13 +40,14 @@ impl WasmWeightStream {
         let mut files = ModelFiles::new("model files");
         files.insert("config.json", config.to_vec());
         files.config().map_err(to_js_error)?;
-        let upload_to = (dtype == WeightDtype::Fp32).then(|| runtime.device.clone());
         let total = total.map(|bytes| bytes as u64);
-        let stream = WeightStream::new("model files/model.safetensors", total, upload_to);
+        let device = Some(runtime.device.clone());
+        let stream = WeightStream::new("model files/model.safetensors", total, device);
         Ok(WasmWeightStream {
-            stream: stream.check_header_with(Box::new(move |entries| {
-                BertModel::check_streamed_load_fits(&files, entries, dtype)
-            })),
+            stream: stream.plan_with(
+                dtype,
+                Box::new(move |entries| BertModel::plan_streamed_load(&files, entries, dtype)),
+            ),
         })
     }
 

@@ -2,8 +2,10 @@
 //! or local model.safetensors with): a model streamed in chunks cut at every awkward place (one
 //! byte at a time, inside the length prefix, inside the header, exactly at the data start and
 //! at every tensor border, inside tensors) has bit for bit the weights of one loaded from the
-//! whole file, on the CPU, on the GPU (where fp32 tensors are uploaded while streaming) and in
-//! fp16; F16/BF16/F64 tensors keep their bytes; hostile streams (truncated, too long, a header
+//! whole file, on the CPU, on the GPU (where f32 tensors are written into their buffers, row
+//! shards too, block by block while streaming) and in fp16, bf16 and int8 (the layer matrices
+//! converted as they complete, on either device); a NaN streamed to the GPU is refused by the
+//! loader as in the whole file; F16/BF16/F64 tensors keep their bytes; hostile streams (truncated, too long, a header
 //! that is not JSON, offsets out of range, overlapping tensors) are refused naming the file and
 //! the tensor.
 
@@ -138,6 +140,166 @@ fn a_streamed_model_loads_in_fp16_like_the_whole_file() {
         assert_eq!(got.weight_bytes(), want.weight_bytes());
         assert_eq!(parameters(&got), parameters(&want), "{}", device.kind());
     }
+}
+
+/// `bytes` streamed for a model on `device` held in `dtype`, with the model's plan (the layer
+/// matrices converted as they complete), in the chunks that end at `cuts`.
+fn stream_planned(
+    whole: &ModelFiles,
+    bytes: &[u8],
+    cuts: &[usize],
+    device: &Device,
+    dtype: WeightDtype,
+) -> webnlu::Result<StreamedWeights> {
+    let mut config = ModelFiles::new("model files");
+    config.insert("config.json", whole.get("config.json").unwrap().to_vec());
+    let mut stream = WeightStream::new(FILE, Some(bytes.len() as u64), Some(device.clone()))
+        .plan_with(
+            dtype,
+            Box::new(move |entries| BertModel::plan_streamed_load(&config, entries, dtype)),
+        );
+    let mut at = 0;
+    for &cut in cuts.iter().chain(&[bytes.len()]) {
+        let cut = cut.clamp(at, bytes.len());
+        stream.push(&bytes[at..cut])?;
+        at = cut;
+    }
+    stream.finish()
+}
+
+/// Every layer matrix of `model` widened to f32, as bits (name, bits), and its f32 parameters.
+fn all_weights(model: &BertModel) -> (Vec<(String, Vec<u32>)>, Vec<Parameter>) {
+    let mut matrices = Vec::new();
+    for layer in &model.layers {
+        for linear in layer.linears() {
+            let half = linear.half_weight().expect("held compressed");
+            let widened = pollster::block_on(half.to_f32_tensor()).unwrap();
+            let bits = (widened.to_vec_blocking().unwrap().iter())
+                .map(|v| v.to_bits())
+                .collect();
+            matrices.push((half.name().to_string(), bits));
+        }
+    }
+    (matrices, parameters(model))
+}
+
+#[test]
+fn with_the_models_plan_the_layer_matrices_are_compressed_as_they_complete_on_both_devices() {
+    let (whole, bytes) = small_bert();
+    for device in [Device::Cpu, gpu()] {
+        for dtype in [WeightDtype::Fp16, WeightDtype::Bf16, WeightDtype::Int8] {
+            let label = format!("{} {}", device.kind(), dtype.name());
+            let mut want = BertModel::load_as(&whole, &device, dtype).unwrap();
+            let weights =
+                stream_planned(&whole, &bytes, &awkward_cuts(&bytes), &device, dtype).unwrap();
+            // nothing waits as stored (every tensor of this file is F32); on the GPU no f32
+            // value is left in memory either: the matrices are compressed, the rest uploaded
+            assert_eq!(weights.bytes_in_memory(), 0, "{label}");
+            let files = streamed_files(&whole, weights);
+            let mut got = BertModel::load_as(&files, &device, dtype).unwrap();
+            assert_eq!(got.weight_bytes(), want.weight_bytes(), "{label}");
+            assert_eq!(all_weights(&got), all_weights(&want), "{label}");
+        }
+    }
+}
+
+#[test]
+fn a_planned_matrix_is_handed_over_once_and_not_as_values() {
+    let (whole, bytes) = small_bert();
+    let weights = stream_planned(&whole, &bytes, &[], &Device::Cpu, WeightDtype::Fp16).unwrap();
+    let name = "encoder.layer.1.intermediate.dense.weight";
+    let error = weights.take_f32(name, &[48, 32]).unwrap_err().to_string();
+    assert!(
+        error.contains(name) && error.contains("converted to 16 bits while streaming"),
+        "{error}"
+    );
+    // asked in another dtype than the plan's: not taken (the loader converts from the file)
+    let other = weights.take_compressed(name, &[48, 32], WeightDtype::Int8);
+    assert!(other.unwrap().is_none());
+}
+
+/// The lavapipe GPU with storage bindings capped at `bytes`.
+fn gpu_capped(bytes: u64) -> Device {
+    use webnlu::device::{DeviceChoice, GpuOptions};
+    Device::new_blocking(
+        DeviceChoice::Gpu,
+        &GpuOptions {
+            max_binding_bytes: Some(bytes),
+            ..GpuOptions::default()
+        },
+    )
+    .expect("lavapipe (see op_checks::gpu)")
+}
+
+#[test]
+fn a_tensor_larger_than_a_block_streams_into_its_row_shards_block_by_block() {
+    use webnlu::io::weight_stream::UPLOAD_BLOCK_VALUES;
+    // word embeddings of 33,000 x 40 = 1.32 M values: more than one block (2 writes), and
+    // with bindings capped at 1 MiB, 6 row shards of 6,553 rows (the last 235) whose
+    // borders fall inside blocks
+    let shape = RandomBert {
+        layers: 1,
+        hidden: 40,
+        heads: 4,
+        intermediate: 24,
+        vocab: 33_000,
+        positions: 16,
+        masked_lm: true,
+    };
+    assert!(shape.vocab * shape.hidden > UPLOAD_BLOCK_VALUES);
+    let whole = shape.files(9).unwrap();
+    let bytes = whole.get("model.safetensors").unwrap().to_vec();
+    let device = gpu_capped(1 << 20);
+    let want = parameters(&BertModel::load(&whole, &device).unwrap());
+    // odd chunk sizes, so values are cut between chunks too
+    let cuts: Vec<usize> = (1..bytes.len()).step_by(262_147).collect();
+    let weights = stream(&bytes, &cuts, None, Some(device.clone())).unwrap();
+    assert_eq!(weights.bytes_in_memory(), 0);
+    let files = streamed_files(&whole, weights);
+    let model = BertModel::load(&files, &device).unwrap();
+    assert_eq!(model.embeddings.word.shard_count(), 6);
+    assert_eq!(parameters(&model), want);
+}
+
+#[test]
+fn a_nan_streamed_to_the_gpu_is_refused_by_the_loader_as_the_whole_file_is() {
+    let (whole, mut bytes) = small_bert();
+    let sizes: Vec<(String, usize)> = (SafeTensors::parse(FILE, &bytes).unwrap().tensors)
+        .iter()
+        .map(|t| (t.name.clone(), t.data.len()))
+        .collect();
+    let data_start = 8 + u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    // a NaN and an infinity in the position embeddings, at flat indices 5 and 9
+    let mut offset = data_start;
+    for (name, size) in sizes {
+        if name.ends_with("position_embeddings.weight") {
+            bytes[offset + 20..offset + 24].copy_from_slice(&f32::NAN.to_le_bytes());
+            bytes[offset + 36..offset + 40].copy_from_slice(&f32::INFINITY.to_le_bytes());
+        }
+        offset += size;
+    }
+    let mut whole_files = ModelFiles::new("model files");
+    for name in whole.names() {
+        let data = if name == "model.safetensors" {
+            bytes.clone()
+        } else {
+            whole.get(name).unwrap().to_vec()
+        };
+        whole_files.insert(name, data);
+    }
+    let device = gpu();
+    let want = BertModel::load(&whole_files, &device)
+        .unwrap_err()
+        .to_string();
+    let weights = stream(&bytes, &awkward_cuts(&bytes), None, Some(device.clone())).unwrap();
+    let got = BertModel::load(&streamed_files(&whole, weights), &device)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(got, want);
+    assert!(
+        got.contains("position_embeddings") && got.contains("2 of its") && got.contains("index 5"),
+        "{got}"
+    );
 }
 
 #[test]
@@ -291,10 +453,10 @@ fn a_streamed_load_over_the_memory_limit_is_refused_at_the_header_before_any_ten
     let limited = |limit: Option<u64>, dtype: WeightDtype| {
         let mut config_files = ModelFiles::new("model files");
         config_files.insert("config.json", config.get("config.json").unwrap().to_vec());
-        let mut stream =
-            WeightStream::new(FILE, None, None).check_header_with(Box::new(move |entries| {
-                BertModel::check_streamed_load_fits(&config_files, entries, dtype)
-            }));
+        let mut stream = WeightStream::new(FILE, None, None).plan_with(
+            dtype,
+            Box::new(move |entries| BertModel::plan_streamed_load(&config_files, entries, dtype)),
+        );
         set_model_bytes_limit(limit);
         // the header alone: the check runs as soon as it is complete
         let result = stream.push(&bytes[..header_end]);

@@ -98,21 +98,49 @@ impl GpuContext {
     /// `buffer_pool.rs`), the pending work is submitted first.
     pub fn upload<T: bytemuck::Pod>(&self, name: &str, data: &[T]) -> Result<GpuBuffer> {
         let bytes: &[u8] = bytemuck::cast_slice(data);
-        let (buffer, settled) = self.alloc_from_pool(name, bytes.len() as u64, true)?;
-        if !bytes.is_empty() {
-            if !settled {
-                self.flush()?;
-            }
-            self.inner.stats.add(Counter::Uploads, 1);
-            // in pieces, each settled: at most one piece's staging copy at a time (sizes
-            // stay multiples of 4 bytes, as `write_buffer` requires)
-            for (i, piece) in bytes.chunks(UPLOAD_BATCH_BYTES as usize).enumerate() {
-                let offset = i as u64 * UPLOAD_BATCH_BYTES;
-                self.inner.queue.write_buffer(buffer.raw(), offset, piece);
-                self.settle_uploads(piece.len() as u64)?;
-            }
+        let buffer = self.alloc_for_writes(name, bytes.len() as u64)?;
+        self.write(&buffer, 0, bytes)?;
+        Ok(buffer)
+    }
+
+    /// A pooled buffer of `bytes` bytes that [`Self::write`] fills, piece by piece, later (a
+    /// weight streamed straight into its buffer as its bytes arrive): as [`Self::upload`]
+    /// without the values. A recycled buffer that pending commands may still use is made safe
+    /// to write now (the pending work is submitted first), as `write_buffer` runs before the
+    /// next submission.
+    pub fn alloc_for_writes(&self, name: &str, bytes: u64) -> Result<GpuBuffer> {
+        let (buffer, settled) = self.alloc_from_pool(name, bytes, true)?;
+        if bytes > 0 && !settled {
+            self.flush()?;
         }
         Ok(buffer)
+    }
+
+    /// Writes `bytes` into `buffer` (from [`Self::alloc_for_writes`]) at byte `offset`; both
+    /// multiples of 4, as `write_buffer` requires. In pieces of at most [`UPLOAD_BATCH_BYTES`],
+    /// each settled: at most one piece's staging copy waits at a time.
+    pub fn write(&self, buffer: &GpuBuffer, offset: u64, bytes: &[u8]) -> Result<()> {
+        if !offset.is_multiple_of(4)
+            || !bytes.len().is_multiple_of(4)
+            || offset + bytes.len() as u64 > buffer.bytes()
+        {
+            return Err(Error::invalid(format!(
+                "a GPU write of {} bytes at offset {offset} into a buffer of {} bytes (both \
+                 must be multiples of 4, inside the buffer)",
+                bytes.len(),
+                buffer.bytes()
+            )));
+        }
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        self.inner.stats.add(Counter::Uploads, 1);
+        for (i, piece) in bytes.chunks(UPLOAD_BATCH_BYTES as usize).enumerate() {
+            let at = offset + i as u64 * UPLOAD_BATCH_BYTES;
+            self.inner.queue.write_buffer(buffer.raw(), at, piece);
+            self.settle_uploads(piece.len() as u64)?;
+        }
+        Ok(())
     }
 
     /// Once [`UPLOAD_BATCH_BYTES`] of uploads wait for a submit, submits them (an empty

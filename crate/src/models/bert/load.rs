@@ -128,22 +128,60 @@ fn check_load_fits(source: &str, file: &WeightSource, d: &Dims, dtype: WeightDty
 }
 
 impl BertModel {
-    /// The memory check of [`BertModel::load_as`] for a model.safetensors that streams in
-    /// (`io::WeightStream::check_header_with`), run on its header `entries` before any tensor
-    /// byte is kept: the weights as `dtype` holds them, plus the tensors of other dtypes than
-    /// F32, which wait as stored until the load converts them. `files` holds config.json.
-    pub fn check_streamed_load_fits(
+    /// The plan of a model.safetensors that streams in (`io::WeightStream::plan_with`), run on
+    /// its header `entries` before any tensor byte is kept. First the memory check of
+    /// [`BertModel::load_as`]: the weights as `dtype` holds them, plus the tensors of other
+    /// dtypes than F32, which wait as stored until the load converts them. Then the indices of
+    /// the entries that [`BertModel::load_as`] holds in `dtype` (the encoder layers' six weight
+    /// matrices, found under any spelling and only with the shape the config gives; none in
+    /// fp32), for the stream to convert each as soon as it is complete. `files` holds config.json.
+    pub fn plan_streamed_load(
         files: &ModelFiles,
         entries: &[HeaderEntry],
         dtype: WeightDtype,
-    ) -> Result<()> {
-        let d = dims_of(&files.config()?);
+    ) -> Result<Vec<usize>> {
+        let config = files.config()?;
+        let d = dims_of(&config);
         let as_stored: u64 = (entries.iter())
             .filter(|e| e.dtype != DType::F32)
             .map(|e| e.end - e.begin)
             .sum();
         let as_f32 = crate::io::model_files::float_bytes_as_f32(entries);
-        check_fits(&files.source, as_f32, as_stored, &d, dtype)
+        check_fits(&files.source, as_f32, as_stored, &d, dtype)?;
+        if dtype == WeightDtype::Fp32 {
+            return Ok(Vec::new());
+        }
+        let (c, i) = (d.hidden, d.intermediate);
+        let (names, family) = match config {
+            ModelConfig::Bert(_) => (&LAYER_NAMES, Family::Bert),
+            ModelConfig::DistilBert(_) => (&distilbert::LAYER_NAMES, Family::DistilBert),
+        };
+        let matrices = [
+            (names.query, [c, c]),
+            (names.key, [c, c]),
+            (names.value, [c, c]),
+            (names.attention_output, [c, c]),
+            (names.intermediate, [i, c]),
+            (names.output, [c, i]),
+        ];
+        let mut planned = Vec::with_capacity(d.layers * matrices.len());
+        for layer in 0..d.layers {
+            let layer_prefix = layer_prefix(family, layer);
+            for (module, shape) in matrices {
+                let name = format!("{layer_prefix}{module}.weight");
+                let found = crate::io::model_files::find_index(entries, &name);
+                planned.extend(found.filter(|&at| entries[at].shape == shape));
+            }
+        }
+        Ok(planned)
+    }
+}
+
+/// Where layer `index`'s parameters are, in the family's names (`encoder.layer.{i}.`).
+fn layer_prefix(family: Family, index: usize) -> String {
+    match family {
+        Family::Bert => format!("encoder.layer.{index}."),
+        Family::DistilBert => distilbert::layer_prefix(index),
     }
 }
 
@@ -232,14 +270,10 @@ impl Checkpoint<'_, '_, '_> {
         };
         (0..d.layers)
             .map(|i| {
-                let layer_prefix = match self.family {
-                    Family::Bert => format!("encoder.layer.{i}."),
-                    Family::DistilBert => distilbert::layer_prefix(i),
-                };
                 EncoderLayer::load(
                     self.weights,
                     self.prefix,
-                    &layer_prefix,
+                    &layer_prefix(self.family, i),
                     names,
                     shape,
                     self.activation,

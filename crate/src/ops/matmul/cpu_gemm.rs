@@ -820,6 +820,7 @@ fn reads_a_in_place(kernel: Microkernel, a: MatrixView, columns: usize) -> bool 
 /// 3072; `bench model --threads 2`, alternated four times): forward 1729-1762 tokens/s in place,
 /// 1775-1815 packed; all-MiniLM-L6-v2 (n 384 and 1536) and the per-head attention products
 /// (n 32-128) no faster packed (MiniLM forward 10027-12311 in place, 11623-12099 packed).
+#[cfg(target_arch = "x86_64")]
 const PACK_A_FROM_COLUMNS: usize = 768;
 
 /// Pack B[pc..pc+kc, jc..jc+nc] as NR-wide strips, each kc x NR row-major, zero-padded.

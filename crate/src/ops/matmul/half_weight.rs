@@ -173,6 +173,12 @@ impl HalfWeight {
         })
     }
 
+    /// The same weight under another name (its buffers keep their labels).
+    pub fn renamed(mut self, name: &str) -> Self {
+        self.name = name.to_string();
+        self
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }
