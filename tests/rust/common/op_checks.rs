@@ -23,6 +23,19 @@ pub fn gpu() -> Device {
     device
 }
 
+/// The lavapipe GPU with storage bindings capped at `bytes` (below WebGPU's 128 MiB), so that
+/// small tensors are held as row shards.
+pub fn gpu_capped(bytes: u64) -> Device {
+    Device::new_blocking(
+        DeviceChoice::Gpu,
+        &GpuOptions {
+            max_binding_bytes: Some(bytes),
+            ..GpuOptions::default()
+        },
+    )
+    .expect("lavapipe (see op_checks::gpu)")
+}
+
 /// The tests' one generator: the crate's SplitMix64 (Steele, Lea, Flood, OOPSLA 2014), its seed
 /// scrambled so that nearby seeds give unrelated streams. Every random input of the tests comes
 /// from here, so a failure reproduces from its seed.

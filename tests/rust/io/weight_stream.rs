@@ -10,7 +10,7 @@
 //! the tensor.
 
 use crate::io_reference_summary::fixture_bytes;
-use crate::op_checks::gpu;
+use crate::op_checks::{gpu, gpu_capped};
 use webnlu::device::Device;
 use webnlu::io::{ModelFiles, RandomBert, SafeTensors, StreamedWeights, WeightStream};
 use webnlu::models::BertModel;
@@ -216,19 +216,6 @@ fn a_planned_matrix_is_handed_over_once_and_not_as_values() {
     // asked in another dtype than the plan's: not taken (the loader converts from the file)
     let other = weights.take_compressed(name, &[48, 32], WeightDtype::Int8);
     assert!(other.unwrap().is_none());
-}
-
-/// The lavapipe GPU with storage bindings capped at `bytes`.
-fn gpu_capped(bytes: u64) -> Device {
-    use webnlu::device::{DeviceChoice, GpuOptions};
-    Device::new_blocking(
-        DeviceChoice::Gpu,
-        &GpuOptions {
-            max_binding_bytes: Some(bytes),
-            ..GpuOptions::default()
-        },
-    )
-    .expect("lavapipe (see op_checks::gpu)")
 }
 
 #[test]

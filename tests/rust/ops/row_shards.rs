@@ -23,18 +23,6 @@ use webnlu::tasks::Pipeline;
 use webnlu::train::{clip_and_step, AdamW};
 use webnlu::{Device, Error, Tensor};
 
-/// The lavapipe GPU with storage bindings capped at `bytes` (below WebGPU's 128 MiB).
-fn gpu_capped(bytes: u64) -> Device {
-    Device::new_blocking(
-        DeviceChoice::Gpu,
-        &GpuOptions {
-            max_binding_bytes: Some(bytes),
-            ..GpuOptions::default()
-        },
-    )
-    .expect("lavapipe (see op_checks::gpu)")
-}
-
 /// A table of 37 rows x 64: under a cap of 10 rows (2,560 bytes) it is 4 shards of 10, 10,
 /// 10, 7, while every other tensor of the tests (at most 8 x 64 or 6 x 37) fits one binding.
 const V: usize = 37;
