@@ -68,7 +68,7 @@ check-big-models: pkg
 # Issue 14's memory bounds on random bert-base- and mBERT-shaped checkpoints (made under the
 # temporary folder and deleted): native `fill-mask` peak RSS <= 1.3x the weights + a tiny
 # model's run, on the CPU and the GPU; Chromium's peak while the package loads bert-base and
-# runs fill-mask <= 1.5x the weights + the empty page, on WebGPU and on the CPU. Prints every
+# runs fill-mask <= 1.5x the weights + the empty page, on WebGPU (fp32 and fp16) and on the CPU. Prints every
 # figure; fails when a bound is exceeded (every check runs first). Slow; not in `make test`.
 check-memory: pkg
 	cargo build --bin webnlu
@@ -77,4 +77,5 @@ check-memory: pkg
 	for device in gpu cpu; do \
 	  node tests/bigmodels/browser-memory.mjs --shape bert-base $$device --bound 1.5 || status=1; \
 	done; \
+	node tests/bigmodels/browser-memory.mjs --shape bert-base gpu --dtype fp16 --bound 1.5 || status=1; \
 	exit $$status
