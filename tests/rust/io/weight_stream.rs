@@ -204,6 +204,53 @@ fn with_the_models_plan_the_layer_matrices_are_compressed_as_they_complete_on_bo
 }
 
 #[test]
+fn the_plan_names_every_layer_matrix_of_bert_and_distilbert_checkpoints_as_saved() {
+    use webnlu::io::safetensors::{header_length, parse_header};
+    // transformers' own files (prefixed names: bert.encoder.layer.0.attention.self.query.weight,
+    // distilbert.transformer.layer.0.attention.q_lin.weight), two layers each
+    for name in ["bert-random", "distilbert-random"] {
+        let dir = crate::io_reference_summary::repo_path(&format!(
+            "tests/fixtures/bert-reference/random/{name}"
+        ));
+        let whole = ModelFiles::from_dir(&dir).unwrap();
+        let bytes = whole.get("model.safetensors").unwrap();
+        let header_len = header_length(FILE, &bytes[..8], bytes.len() as u64).unwrap() as usize;
+        let data_len = (bytes.len() - 8 - header_len) as u64;
+        let entries = parse_header(FILE, &bytes[8..8 + header_len], data_len)
+            .unwrap()
+            .entries;
+        let planned = BertModel::plan_streamed_load(&whole, &entries, WeightDtype::Int8).unwrap();
+        let mut names: Vec<&str> = planned.iter().map(|&i| entries[i].name.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(names.len(), 12, "{name}: {names:?}");
+        assert!(
+            names
+                .iter()
+                .all(|n| n.ends_with(".weight") && n.contains("layer.")),
+            "{name}: {names:?}"
+        );
+        let none = BertModel::plan_streamed_load(&whole, &entries, WeightDtype::Fp32).unwrap();
+        assert!(none.is_empty(), "{name}: fp32 compresses nothing");
+        // and the streamed int8 load is the whole file's
+        let device = Device::Cpu;
+        let mut want = BertModel::load_as(&whole, &device, WeightDtype::Int8).unwrap();
+        let weights = stream_planned(
+            &whole,
+            bytes,
+            &awkward_cuts(bytes),
+            &device,
+            WeightDtype::Int8,
+        )
+        .unwrap();
+        let mut got =
+            BertModel::load_as(&streamed_files(&whole, weights), &device, WeightDtype::Int8)
+                .unwrap();
+        assert_eq!(got.weight_bytes(), want.weight_bytes(), "{name}");
+        assert_eq!(all_weights(&got), all_weights(&want), "{name}");
+    }
+}
+
+#[test]
 fn a_planned_matrix_is_handed_over_once_and_not_as_values() {
     let (whole, bytes) = small_bert();
     let weights = stream_planned(&whole, &bytes, &[], &Device::Cpu, WeightDtype::Fp16).unwrap();
