@@ -30,6 +30,7 @@ use crate::models::elmo::weights::ElmoWeights;
 use crate::models::elmo::ElmoBiLm;
 use crate::ops::optimizer::AdamWConfig;
 use crate::tasks::elmo_examples::RatedSentence;
+use crate::tasks::elmo_training_memory::{check_elmo_training_fits, ElmoBatchShape};
 use crate::tasks::training_loop::StepsProgress;
 use crate::tensor::Tensor;
 use crate::train::{check_finite_loss, AdamW, ParameterUpdate, SplitMix64};
@@ -263,6 +264,23 @@ impl ElmoClassifierRun {
                 e.label
             )));
         }
+        let largest = (train
+            .chunks(options.batch_size)
+            .chain(held_out.chunks(options.batch_size)))
+        .map(|batch| ElmoBatchShape {
+            sentences: batch.len(),
+            tokens: batch.iter().map(|e| e.tokens.len()).max().unwrap_or(0) + 2,
+        })
+        .max_by_key(|shape| (shape.sentences * shape.tokens, shape.sentences))
+        .expect("at least one training sentence, checked above");
+        check_elmo_training_fits(
+            bilm,
+            classes,
+            options.training,
+            largest,
+            train.len(),
+            held_out.len(),
+        )?;
         let mut classifier = ElmoClassifier::new(bilm, classes, options.training, options.seed)?;
         // (K, B, 2P) per training batch under the initial biLM: they fit the scaling, and with
         // a frozen biLM every epoch reuses them.

@@ -13,6 +13,7 @@ pub mod classify_tokens;
 pub mod elmo_examples;
 pub mod elmo_train_options;
 pub mod elmo_training;
+pub mod elmo_training_memory;
 pub mod embed;
 pub mod examples;
 pub mod fill_mask;

@@ -14,6 +14,7 @@ mod op_checks;
 
 mod bert_model;
 mod bert_parity;
+mod elmo_memory;
 mod elmo_parity;
 mod elmo_scalar_mix;
 mod elmo_training;

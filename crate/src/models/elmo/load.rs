@@ -19,6 +19,47 @@ fn read_weight(file: &Hdf5File, name: &str, path: &str, expected: &[usize]) -> R
     Ok(values)
 }
 
+/// f32 values of the biLM that `options` describe: the character table (`n_characters` rows:
+/// the file's 261 and the zero row for padding), the convolutions, the highway layers, the projection and both directions of every
+/// LSTM layer (input and state weights, biases, projection).
+pub fn parameter_count(options: &ElmoOptions) -> u64 {
+    let cnn = &options.char_cnn;
+    let u = |x: usize| x as u64;
+    let (e, d, p, c) = (
+        u(cnn.embedding.dim),
+        u(options.n_filters()),
+        u(options.lstm.projection_dim),
+        u(options.lstm.dim),
+    );
+    let table = u(cnn.n_characters) * e;
+    let convolutions: u64 = (cnn.filters.iter())
+        .map(|&(width, filters)| u(filters) * (e * u(width) + 1))
+        .sum();
+    let highways = u(cnn.n_highway) * (d * 2 * d + 2 * d);
+    let projection = p * d + p;
+    let lstm = u(options.lstm.n_layers) * 2 * (4 * c * p + 4 * c * p + 4 * c + p * c);
+    table + convolutions + highways + projection + lstm
+}
+
+/// Refuses, before any tensor is read, a biLM whose weights (f32) and `.hdf5` file (in memory
+/// while it loads) would be over the memory limit (`memory_limit::check_model_fits`: wasm's
+/// 4 GiB by default), naming the need.
+fn check_elmo_load_fits(options: &ElmoOptions, weights_name: &str, file_bytes: u64) -> Result<()> {
+    let weights = 4 * parameter_count(options);
+    crate::memory_limit::check_model_fits(
+        &format!("loading the ELMo biLM {weights_name}"),
+        weights + file_bytes,
+        &format!(
+            "{:.1} MiB of weights as f32 ({} values, from options.json), {:.1} MiB of the \
+             weight file in memory",
+            crate::memory_limit::mib(weights),
+            weights / 4,
+            crate::memory_limit::mib(file_bytes)
+        ),
+        "choose a smaller biLM (AllenNLP publishes small, medium and original sizes)",
+    )
+}
+
 impl ElmoBiLm {
     /// Loads `options.json` (text) and the weights (the bytes of the `.hdf5` file) onto
     /// `device`, converting the TF layouts as AllenNLP's loaders do. `weights_name` names the
@@ -30,6 +71,7 @@ impl ElmoBiLm {
         device: &Device,
     ) -> Result<ElmoBiLm> {
         let options = ElmoOptions::from_json("options.json", options_json)?;
+        check_elmo_load_fits(&options, weights_name, weights_hdf5.len() as u64)?;
         let file = Hdf5File::parse(weights_name, weights_hdf5)?;
         let cnn = &options.char_cnn;
         let activation = CharCnnActivation::from_options(&cnn.activation)?;

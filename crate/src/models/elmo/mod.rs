@@ -33,6 +33,7 @@ pub mod scalar_mix;
 pub mod weights;
 
 mod load;
+pub use load::parameter_count;
 
 use crate::device::Device;
 use crate::io::elmo_options::ElmoOptions;
