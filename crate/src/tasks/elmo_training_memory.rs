@@ -32,10 +32,11 @@
 //!                held-out sentences' too
 //! ```
 
-use crate::memory_limit::{self, mib};
+use super::training_memory::{run_over_limit, training_bytes_limit};
+use crate::memory_limit::mib;
 use crate::models::elmo::classifier::ElmoTraining;
 use crate::models::elmo::ElmoBiLm;
-use crate::{Device, Error, Result};
+use crate::Result;
 
 /// The largest batch of a run: sentences and tokens with the boundaries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -203,22 +204,14 @@ pub fn check_elmo_training_fits(
     held_out: usize,
 ) -> Result<ElmoTrainingMemory> {
     let estimate = ElmoTrainingMemory::estimate(bilm, classes, training, batch, train, held_out);
-    let limit = match bilm.device() {
-        Device::Cpu => Some(memory_limit::model_bytes_limit()),
-        Device::Gpu(_) => memory_limit::model_bytes_limit_set(),
-    };
     let needed = estimate.total();
-    match limit {
-        Some(limit) if needed > limit => Err(Error::out_of_memory(
+    match training_bytes_limit(bilm.device()) {
+        Some(limit) if needed > limit => Err(run_over_limit(
             format!("ELMo training (training '{training}')"),
             needed,
-            format!(
-                "over the limit of {limit} bytes ({:.1} MiB, {}): {}; {}",
-                mib(limit),
-                memory_limit::limit_origin("run"),
-                estimate.breakdown(),
-                estimate.advice()
-            ),
+            limit,
+            &estimate.breakdown(),
+            &estimate.advice(),
         )),
         _ => Ok(estimate),
     }

@@ -314,11 +314,31 @@ impl TrainingMemory {
 
 /// The limit a run on `device` is held to (see the module's notes): the CPU's is the model
 /// limit (wasm's 4 GiB by default); a GPU's only one set on purpose.
-fn training_bytes_limit(device: &Device) -> Option<u64> {
+pub(crate) fn training_bytes_limit(device: &Device) -> Option<u64> {
     match device {
         Device::Cpu => Some(memory_limit::model_bytes_limit()),
         Device::Gpu(_) => memory_limit::model_bytes_limit_set(),
     }
+}
+
+/// The refusal of a run (`what`) that needs `needed` bytes over `limit`: an
+/// [`Error::OutOfMemory`] naming the need, the limit, the parts (`breakdown`) and `advice`.
+pub(crate) fn run_over_limit(
+    what: String,
+    needed: u64,
+    limit: u64,
+    breakdown: &str,
+    advice: &str,
+) -> Error {
+    Error::out_of_memory(
+        what,
+        needed,
+        format!(
+            "over the limit of {limit} bytes ({:.1} MiB, {}): {breakdown}; {advice}",
+            mib(limit),
+            memory_limit::limit_origin("run"),
+        ),
+    )
 }
 
 /// Refuses a run (`what`: "train_classifier", ...) whose estimate is over the limit, with an
@@ -334,16 +354,12 @@ pub fn check_training_fits(
     if let Some(limit) = training_bytes_limit(model.device()) {
         let needed = estimate.total();
         if needed > limit {
-            return Err(Error::out_of_memory(
+            return Err(run_over_limit(
                 format!("{what} (freeze {freeze})"),
                 needed,
-                format!(
-                    "over the limit of {limit} bytes ({:.1} MiB, {}): {}; {}",
-                    mib(limit),
-                    memory_limit::limit_origin("run"),
-                    estimate.breakdown(),
-                    estimate.advice()
-                ),
+                limit,
+                &estimate.breakdown(),
+                &estimate.advice(),
             ));
         }
     }

@@ -36,6 +36,16 @@ pub fn gpu_capped(bytes: u64) -> Device {
     .expect("lavapipe (see op_checks::gpu)")
 }
 
+/// `result`'s out-of-memory refusal: the bytes it says are needed and its message (a panic
+/// for anything else).
+pub fn out_of_memory_refusal<T>(result: webnlu::Result<T>) -> (u64, String) {
+    match result {
+        Err(e @ webnlu::Error::OutOfMemory { bytes, .. }) => (bytes, e.to_string()),
+        Err(other) => panic!("not a refusal: {other}"),
+        Ok(_) => panic!("not refused"),
+    }
+}
+
 /// The tests' one generator: the crate's SplitMix64 (Steele, Lea, Flood, OOPSLA 2014), its seed
 /// scrambled so that nearby seeds give unrelated streams. Every random input of the tests comes
 /// from here, so a failure reproduces from its seed.

@@ -11,7 +11,7 @@ use webnlu::models::elmo::classifier::ElmoTraining;
 use webnlu::models::elmo::{parameter_count, ElmoBiLm};
 use webnlu::tasks::elmo_examples::RatedSentence;
 use webnlu::tasks::elmo_training::{ElmoClassifierRun, ElmoTrainOptions};
-use webnlu::{Device, Error};
+use webnlu::Device;
 
 /// `count` sentences of `words` words, labels alternating.
 fn sentences(count: usize, words: usize) -> Vec<RatedSentence> {
@@ -26,14 +26,7 @@ fn sentences(count: usize, words: usize) -> Vec<RatedSentence> {
         .collect()
 }
 
-/// `result`'s refusal: the bytes needed and the message (a panic for anything else).
-fn refusal<T>(result: webnlu::Result<T>) -> (u64, String) {
-    match result {
-        Err(e @ Error::OutOfMemory { bytes, .. }) => (bytes, e.to_string()),
-        Err(other) => panic!("not a refusal: {other}"),
-        Ok(_) => panic!("not refused"),
-    }
-}
+use crate::op_checks::out_of_memory_refusal as refusal;
 
 /// A run of `training` on `device` started under `limit` (None: no limit).
 fn start(

@@ -12,7 +12,7 @@ use webnlu::memory_limit::set_model_bytes_limit;
 use webnlu::models::Freeze;
 use webnlu::ops::matmul::WeightDtype;
 use webnlu::tasks::*;
-use webnlu::{Device, Error};
+use webnlu::Device;
 
 fn random(name: &str) -> std::path::PathBuf {
     repo_path(&format!("tests/fixtures/bert-reference/random/{name}"))
@@ -45,14 +45,7 @@ fn options(freeze: Freeze, batch_size: usize) -> TrainOptions {
     }
 }
 
-/// `result`'s refusal: the bytes needed and the message (a panic for anything else).
-fn refusal<T>(result: webnlu::Result<T>) -> (u64, String) {
-    match result {
-        Err(e @ Error::OutOfMemory { bytes, .. }) => (bytes, e.to_string()),
-        Err(other) => panic!("not a refusal: {other}"),
-        Ok(_) => panic!("not refused"),
-    }
-}
+use crate::op_checks::out_of_memory_refusal as refusal;
 
 /// A fresh copy of the random classifier on `device`, and a run of `examples` prepared on
 /// it under `limit` (`None`: no limit).
