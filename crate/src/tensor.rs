@@ -257,14 +257,11 @@ impl<T: Element> Tensor<T> {
     /// (a weight streamed into its final place as its bytes arrive: `io::WeightStream`); until
     /// then its contents are undefined (zeros on the CPU).
     pub fn for_writes(device: &Device, shape: &[usize], name: &str) -> Result<Self> {
-        let bytes = tensor_bytes(name, shape, ELEMENT_BYTES)?;
-        let storage = match device {
-            Device::Cpu => Storage::Cpu(
-                cpu_pool::take_zeroed(element_count(shape))
-                    .map_err(|e| refused(name, shape, bytes, e))?,
-            ),
-            Device::Gpu(ctx) => gpu_storage(ctx, shape, name, Contents::ForWrites)?,
+        let Device::Gpu(ctx) = device else {
+            return Tensor::zeros(device, shape, name);
         };
+        tensor_bytes(name, shape, ELEMENT_BYTES)?;
+        let storage = gpu_storage(ctx, shape, name, Contents::ForWrites)?;
         Ok(Tensor {
             name: name.to_string(),
             shape: shape.to_vec(),
@@ -286,22 +283,20 @@ impl<T: Element> Tensor<T> {
                 self.numel()
             )));
         }
-        let row = element_count(&self.shape[1.min(self.shape.len())..]).max(1);
-        for (first_row, shard) in self.row_shards_mut() {
-            let shard_start = first_row * row;
-            let shard_end = shard_start + shard.numel();
-            let (from, to) = (first.max(shard_start), end.min(shard_end));
+        let mut next = 0; // flat index of the next shard's first element
+        for (_, shard) in self.row_shards_mut() {
+            let start = next;
+            next += shard.numel();
+            let (from, to) = (first.max(start), end.min(next));
             if from >= to {
                 continue;
             }
             let part = &values[from - first..to - first];
             match &mut shard.storage {
-                Storage::Cpu(data) => {
-                    data[from - shard_start..to - shard_start].copy_from_slice(part)
-                }
+                Storage::Cpu(data) => data[from - start..to - start].copy_from_slice(part),
                 Storage::Gpu(buffer, ctx) => ctx.write(
                     buffer,
-                    ((from - shard_start) as u64) * ELEMENT_BYTES,
+                    ((from - start) as u64) * ELEMENT_BYTES,
                     bytemuck::cast_slice(part),
                 )?,
                 Storage::GpuShards(_) => unreachable!("a shard is one buffer"),

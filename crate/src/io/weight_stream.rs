@@ -31,6 +31,12 @@ use crate::{Error, Result};
 /// Values gathered from the stream before each write into a GPU buffer (4 MiB).
 pub const UPLOAD_BLOCK_VALUES: usize = 1 << 20;
 
+/// Whether `entry`'s bytes are its f32 values as they are (an F32 tensor on a little-endian
+/// host): filled in place as a `Vec<f32>`, or written into a GPU buffer as they arrive.
+fn holds_f32_values(entry: &HeaderEntry) -> bool {
+    entry.dtype == DType::F32 && cfg!(target_endian = "little")
+}
+
 /// Where one tensor's bytes are while the file streams in, and after.
 enum Slot {
     /// None of its bytes arrived yet.
@@ -272,12 +278,12 @@ impl WeightStream {
     /// for an F32 tensor with values that the model holds in f32 (not one to compress).
     fn streams_to_gpu(&self, index: usize) -> Option<&Device> {
         let entry = &self.entries[index];
-        let f32_values = entry.dtype == DType::F32 && cfg!(target_endian = "little");
         let device = self
             .device
             .as_ref()
             .filter(|d| matches!(d, Device::Gpu(_)))?;
-        (f32_values && entry.end > entry.begin && !self.compressed[index]).then_some(device)
+        (holds_f32_values(entry) && entry.end > entry.begin && !self.compressed[index])
+            .then_some(device)
     }
 
     /// The empty storage of tensor `index`: its GPU buffer being written (see
@@ -296,13 +302,11 @@ impl WeightStream {
                 non_finite: NonFinite::default(),
             })));
         }
-        Ok(
-            if entry.dtype == DType::F32 && cfg!(target_endian = "little") {
-                Slot::Values(try_filled_vec(&what, bytes / 4, 0f32)?)
-            } else {
-                Slot::Bytes(try_filled_vec(&what, bytes, 0u8)?)
-            },
-        )
+        Ok(if holds_f32_values(entry) {
+            Slot::Values(try_filled_vec(&what, bytes / 4, 0f32)?)
+        } else {
+            Slot::Bytes(try_filled_vec(&what, bytes, 0u8)?)
+        })
     }
 
     /// Tensor `index` has all its bytes: an upload's last block is written, and a matrix to
@@ -323,29 +327,30 @@ impl WeightStream {
             }
             slot if self.compressed[index] => {
                 let device = self.device.clone().unwrap_or(Device::Cpu);
+                let (name, dtype) = (&entry.name, self.compress_as);
+                // a tensor that cannot be converted (not a matrix, a NaN...) stays as it is:
+                // the loader gives the error, naming the tensor
                 let converted = match &slot {
-                    Slot::Values(values) if entry.shape.len() == 2 => HalfWeight::from_f32(
-                        &device,
-                        &entry.name,
-                        self.compress_as,
-                        [entry.shape[0], entry.shape[1]],
-                        values,
-                    ),
-                    Slot::Bytes(bytes) => {
-                        let view = TensorView::new(
-                            &self.file,
-                            &entry.name,
-                            entry.dtype,
-                            entry.shape.clone(),
-                            &bytes[..],
-                        )?;
-                        view.to_half_weight(&device, &entry.name, self.compress_as)
-                    }
-                    _ => Err(Error::invalid("not a matrix")),
+                    Slot::Values(values) => match entry.shape[..] {
+                        [out, inp] => {
+                            HalfWeight::from_f32(&device, name, dtype, [out, inp], values).ok()
+                        }
+                        _ => None,
+                    },
+                    Slot::Bytes(bytes) => TensorView::new(
+                        &self.file,
+                        name,
+                        entry.dtype,
+                        entry.shape.clone(),
+                        &bytes[..],
+                    )
+                    .and_then(|view| view.to_half_weight(&device, name, dtype))
+                    .ok(),
+                    _ => None,
                 };
                 self.slots[index] = match converted {
-                    Ok(compressed) => Slot::Compressed(compressed),
-                    Err(_) => slot, // the loader gives the error, naming the tensor
+                    Some(compressed) => Slot::Compressed(compressed),
+                    None => slot,
                 };
             }
             slot => self.slots[index] = slot,

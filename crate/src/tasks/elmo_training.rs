@@ -30,7 +30,7 @@ use crate::models::elmo::weights::ElmoWeights;
 use crate::models::elmo::ElmoBiLm;
 use crate::ops::optimizer::AdamWConfig;
 use crate::tasks::elmo_examples::RatedSentence;
-use crate::tasks::elmo_training_memory::{check_elmo_training_fits, ElmoBatchShape};
+use crate::tasks::elmo_training_memory::{ElmoBatchShape, ElmoTrainingMemory};
 use crate::tasks::training_loop::StepsProgress;
 use crate::tensor::Tensor;
 use crate::train::{check_finite_loss, AdamW, ParameterUpdate, SplitMix64};
@@ -273,14 +273,15 @@ impl ElmoClassifierRun {
         })
         .max_by_key(|shape| (shape.sentences * shape.tokens, shape.sentences))
         .expect("at least one training sentence, checked above");
-        check_elmo_training_fits(
+        ElmoTrainingMemory::estimate(
             bilm,
             classes,
             options.training,
             largest,
             train.len(),
             held_out.len(),
-        )?;
+        )
+        .check(bilm.device())?;
         let mut classifier = ElmoClassifier::new(bilm, classes, options.training, options.seed)?;
         // (K, B, 2P) per training batch under the initial biLM: they fit the scaling, and with
         // a frozen biLM every epoch reuses them.

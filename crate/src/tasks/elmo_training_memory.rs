@@ -1,6 +1,6 @@
 //! What an ELMo classifier's training run needs in memory, estimated before anything of it is
 //! computed, and the refusal of a run that cannot fit (`ElmoClassifierRun::start` calls
-//! [`check_elmo_training_fits`] first). The BERT family's counterpart is `training_memory.rs`;
+//! [`ElmoTrainingMemory::check`] first). The BERT family's counterpart is `training_memory.rs`;
 //! the limit is the same (on the CPU wasm's 4 GiB by default, on a GPU only one set on purpose).
 //!
 //! The estimate is meant as an upper bound on what the run holds at its peak, in f32 bytes:
@@ -36,7 +36,7 @@ use super::training_memory::{run_over_limit, training_bytes_limit};
 use crate::memory_limit::mib;
 use crate::models::elmo::classifier::ElmoTraining;
 use crate::models::elmo::ElmoBiLm;
-use crate::Result;
+use crate::{Device, Result};
 
 /// The largest batch of a run: sentences and tokens with the boundaries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -136,6 +136,23 @@ impl ElmoTrainingMemory {
         }
     }
 
+    /// This estimate, or (when its total is over the limit of a run on `device`: on the CPU
+    /// wasm's 4 GiB by default, on a GPU only one set on purpose) an [`Error::OutOfMemory`]
+    /// naming the need, its parts and what to try.
+    pub fn check(self, device: &Device) -> Result<ElmoTrainingMemory> {
+        let needed = self.total();
+        match training_bytes_limit(device) {
+            Some(limit) if needed > limit => Err(run_over_limit(
+                format!("ELMo training (training '{}')", self.training),
+                needed,
+                limit,
+                &self.breakdown(),
+                &self.advice(),
+            )),
+            _ => Ok(self),
+        }
+    }
+
     /// Bytes of every part together.
     pub fn total(&self) -> u64 {
         self.weights + self.gradients_and_moments + self.activations + self.cached_features
@@ -189,30 +206,5 @@ impl ElmoTrainingMemory {
         crate::sort::sort_by(&mut tips, |x, y| y.0.cmp(&x.0));
         let tips: Vec<String> = tips.into_iter().filter_map(|(_, tip)| tip).collect();
         format!("try, in this order: {}", tips.join("; then "))
-    }
-}
-
-/// Refuses a run whose estimate is over the limit (on the CPU wasm's 4 GiB by default, on a
-/// GPU only one set on purpose) with an [`Error::OutOfMemory`] naming the need, its parts and
-/// what to try. Returns the estimate.
-pub fn check_elmo_training_fits(
-    bilm: &ElmoBiLm,
-    classes: usize,
-    training: ElmoTraining,
-    batch: ElmoBatchShape,
-    train: usize,
-    held_out: usize,
-) -> Result<ElmoTrainingMemory> {
-    let estimate = ElmoTrainingMemory::estimate(bilm, classes, training, batch, train, held_out);
-    let needed = estimate.total();
-    match training_bytes_limit(bilm.device()) {
-        Some(limit) if needed > limit => Err(run_over_limit(
-            format!("ELMo training (training '{training}')"),
-            needed,
-            limit,
-            &estimate.breakdown(),
-            &estimate.advice(),
-        )),
-        _ => Ok(estimate),
     }
 }

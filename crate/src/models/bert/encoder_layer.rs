@@ -41,6 +41,21 @@ pub struct LayerNames {
     pub output_norm: &'static str,
 }
 
+impl LayerNames {
+    /// The six linear layers' modules with their weights' shapes (out, in) for hidden size `c`
+    /// and FFN size `i`: attention query, key, value, output, then the FFN's two.
+    pub fn matrices(&self, c: usize, i: usize) -> [(&'static str, [usize; 2]); 6] {
+        [
+            (self.query, [c, c]),
+            (self.key, [c, c]),
+            (self.value, [c, c]),
+            (self.attention_output, [c, c]),
+            (self.intermediate, [i, c]),
+            (self.output, [c, i]),
+        ]
+    }
+}
+
 /// Dropout probabilities of the layer's three sites (0 = no dropout there).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LayerDropout {
@@ -163,17 +178,19 @@ impl EncoderLayer {
     ) -> Result<Self> {
         let (c, i) = (shape.hidden, shape.intermediate);
         let p = |m: &str| format!("{layer_prefix}{m}");
-        let linear =
-            |m: &str, out, inp| Linear::load_as(weights, model_prefix, &p(m), out, inp, dtype);
+        let [query, key, value, attention_output, intermediate, output] =
+            names.matrices(c, i).map(|(module, [out, inp])| {
+                Linear::load_as(weights, model_prefix, &p(module), out, inp, dtype)
+            });
         let norm = |m: &str| LayerNorm::load(weights, model_prefix, &p(m), c, shape.eps);
         Ok(EncoderLayer {
-            query: linear(names.query, c, c)?,
-            key: linear(names.key, c, c)?,
-            value: linear(names.value, c, c)?,
-            attention_output: linear(names.attention_output, c, c)?,
+            query: query?,
+            key: key?,
+            value: value?,
+            attention_output: attention_output?,
             attention_norm: norm(names.attention_norm)?,
-            intermediate: linear(names.intermediate, i, c)?,
-            output: linear(names.output, c, i)?,
+            intermediate: intermediate?,
+            output: output?,
             output_norm: norm(names.output_norm)?,
             heads: shape.heads,
             activation,

@@ -151,19 +151,11 @@ impl BertModel {
         if dtype == WeightDtype::Fp32 {
             return Ok(Vec::new());
         }
-        let (c, i) = (d.hidden, d.intermediate);
         let (names, family) = match config {
             ModelConfig::Bert(_) => (&LAYER_NAMES, Family::Bert),
             ModelConfig::DistilBert(_) => (&distilbert::LAYER_NAMES, Family::DistilBert),
         };
-        let matrices = [
-            (names.query, [c, c]),
-            (names.key, [c, c]),
-            (names.value, [c, c]),
-            (names.attention_output, [c, c]),
-            (names.intermediate, [i, c]),
-            (names.output, [c, i]),
-        ];
+        let matrices = names.matrices(d.hidden, d.intermediate);
         let mut planned = Vec::with_capacity(d.layers * matrices.len());
         for layer in 0..d.layers {
             let layer_prefix = layer_prefix(family, layer);
