@@ -88,6 +88,16 @@ struct Scratch {
     pieces: Vec<WordPieceToken>,
 }
 
+/// The buffers one caller reuses from encode to encode (the wasm `Tokenizer` keeps one, so a
+/// call allocates only the encoding it returns): the word being split, its pieces, and the
+/// token sequences of the two texts.
+#[derive(Default)]
+pub struct EncodeBuffers {
+    scratch: Scratch,
+    a: Sequence,
+    b: Sequence,
+}
+
 impl Tokenizer {
     /// Reads a `vocab.txt` (one token per line). No truncation or padding is set.
     pub fn from_vocab_file(path: impl AsRef<Path>, options: &VocabOptions) -> Result<Tokenizer> {
@@ -371,16 +381,34 @@ impl Tokenizer {
         self.encode_one(a, Some(b))
     }
 
-    /// One text or pair, with fresh scratch space, padded as set.
+    /// One text or pair, with fresh scratch space, truncated and padded as set.
     fn encode_one(&self, a: &str, b: Option<&str>) -> Result<Encoding> {
-        let mut e = self.encode_unpadded(
+        self.encode_reusing(
             a,
             b,
-            &mut Scratch::default(),
-            &mut Sequence::default(),
-            &mut Sequence::default(),
-        )?;
-        if let Some(p) = &self.padding {
+            self.truncation.as_ref(),
+            self.padding.as_ref(),
+            &mut EncodeBuffers::default(),
+        )
+    }
+
+    /// One text or pair with the given truncation and padding (instead of the tokenizer's
+    /// own), in `buffers` kept by the caller between calls.
+    pub fn encode_reusing(
+        &self,
+        a: &str,
+        b: Option<&str>,
+        truncation: Option<&Truncation>,
+        padding: Option<&Padding>,
+        buffers: &mut EncodeBuffers,
+    ) -> Result<Encoding> {
+        let EncodeBuffers {
+            scratch,
+            a: sa,
+            b: sb,
+        } = buffers;
+        let mut e = self.encode_unpadded_with(a, b, truncation, scratch, sa, sb)?;
+        if let Some(p) = padding {
             p.pad_batch(std::slice::from_mut(&mut e));
         }
         Ok(e)

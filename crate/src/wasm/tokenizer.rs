@@ -7,15 +7,29 @@ use wasm_bindgen::prelude::*;
 
 use super::to_js_error;
 use crate::tokenizer::{
-    BertProcessing, Encoding, Padding, PaddingStrategy, Tokenizer, Truncation, TruncationStrategy,
-    VocabOptions,
+    BertProcessing, EncodeBuffers, Encoding, Padding, PaddingStrategy, Tokenizer, Truncation,
+    TruncationStrategy, Vocab, VocabOptions,
 };
+use std::borrow::Cow;
+use std::sync::Arc;
 
 #[wasm_bindgen]
 pub struct WasmTokenizer {
     tokenizer: Tokenizer,
     /// The token strings of the last `encodePacked`, when they differ from the vocabulary's.
     last_tokens: Vec<String>,
+    /// Kept from call to call: an encode then allocates little more than what it returns.
+    buffers: EncodeBuffers,
+}
+
+impl WasmTokenizer {
+    fn new(tokenizer: Tokenizer) -> WasmTokenizer {
+        WasmTokenizer {
+            tokenizer,
+            last_tokens: Vec::new(),
+            buffers: EncodeBuffers::default(),
+        }
+    }
 }
 
 #[wasm_bindgen]
@@ -37,20 +51,14 @@ impl WasmTokenizer {
             ..VocabOptions::default()
         };
         let tokenizer = Tokenizer::from_vocab_str(text, &options).map_err(to_js_error)?;
-        Ok(WasmTokenizer {
-            tokenizer,
-            last_tokens: Vec::new(),
-        })
+        Ok(WasmTokenizer::new(tokenizer))
     }
 
     /// A tokenizer from the text of a Hugging Face `tokenizer.json`.
     #[wasm_bindgen(js_name = fromTokenizerJson)]
     pub fn from_tokenizer_json(json: &str) -> Result<WasmTokenizer, JsError> {
         let tokenizer = Tokenizer::from_tokenizer_json(json).map_err(to_js_error)?;
-        Ok(WasmTokenizer {
-            tokenizer,
-            last_tokens: Vec::new(),
-        })
+        Ok(WasmTokenizer::new(tokenizer))
     }
 
     /// Encodes `text` (and `pair`) for `Tokenizer.encode`, all numbers in one array (one copy
@@ -95,27 +103,24 @@ impl WasmTokenizer {
             }),
             (None, None) => None,
         };
-        let own_padding = self.tokenizer.padding().cloned();
+        let own_padding = self.tokenizer.padding();
         let call_padding = match pad_to_length {
             _ if no_padding => None,
-            Some(length) => Some(Padding {
+            Some(length) => Some(Cow::Owned(Padding {
                 strategy: PaddingStrategy::Fixed(length as usize),
-                ..own_padding.clone().unwrap_or_default()
-            }),
-            None => own_padding.clone(),
+                ..own_padding.cloned().unwrap_or_default()
+            })),
+            None => own_padding.map(Cow::Borrowed),
         };
 
         let encoded = if add_special_tokens {
-            // The tokenizer's own encode, with this call's settings swapped in and then restored.
-            self.tokenizer.set_truncation(call_truncation);
-            self.tokenizer.set_padding(call_padding);
-            let encoded = match pair.as_deref() {
-                Some(pair) => self.tokenizer.encode_pair(text, pair),
-                None => self.tokenizer.encode(text),
-            };
-            self.tokenizer.set_truncation(own_truncation);
-            self.tokenizer.set_padding(own_padding);
-            encoded
+            self.tokenizer.encode_reusing(
+                text,
+                pair.as_deref(),
+                call_truncation.as_ref(),
+                call_padding.as_deref(),
+                &mut self.buffers,
+            )
         } else {
             // Same pipeline with an empty template: no [CLS]/[SEP], type ids 0 and 1 kept.
             let a = self.tokenizer.tokenize(text);
@@ -135,10 +140,8 @@ impl WasmTokenizer {
                 })
         };
         let encoding = encoded.map_err(to_js_error)?;
-        let encoding = EncodedWindows::new(encoding, text, pair.as_deref());
-        let strings = encoding.tokens_unless_vocab(self);
-        let mut all = vec![strings.is_some() as u32];
-        encoding.pack_into(&mut all);
+        let strings = tokens_unless_vocab(self.tokenizer.vocab(), &encoding);
+        let all = pack_encoding(&encoding, strings.is_some(), text, pair.as_deref());
         self.last_tokens = strings.unwrap_or_default();
         Ok(all)
     }
@@ -183,91 +186,75 @@ impl WasmTokenizer {
     }
 }
 
-/// One encoding and its overflow windows, ready to be copied into JS typed arrays in one go.
-struct EncodedWindows {
-    /// (W,) window 0 is the encoding itself, then its overflow windows in order; each window's
-    /// own `overflowing` is empty.
-    windows: Vec<Encoding>,
-    /// (W,) per window, (2T,) start, end per token in UTF-16 code units.
-    offsets_utf16: Vec<Vec<u32>>,
+/// Window 0 (`encoding` itself), then its overflow windows in order.
+fn windows_of(encoding: &Encoding) -> impl Iterator<Item = &Encoding> {
+    std::iter::once(encoding).chain(&encoding.overflowing)
 }
 
-impl EncodedWindows {
-    /// Converts the code-point offsets to UTF-16 ones: a token of type id 1 points into
-    /// `pair`, any other into `text`; special and padding tokens keep (0, 0).
-    fn new(mut encoding: Encoding, text: &str, pair: Option<&str>) -> EncodedWindows {
-        let text_table = utf16_position_of_char(text);
-        let pair_table = pair.map(utf16_position_of_char).unwrap_or_default();
-        let overflowing = std::mem::take(&mut encoding.overflowing);
-        let windows: Vec<Encoding> = std::iter::once(encoding).chain(overflowing).collect();
-        let offsets_utf16 = windows
-            .iter()
-            .map(|window| {
-                let mut offsets = Vec::with_capacity(2 * window.len());
-                for i in 0..window.len() {
-                    let (start, end) = window.offsets[i];
-                    if window.special_tokens_mask[i] == 1 {
-                        offsets.extend([start as u32, end as u32]);
-                        continue;
-                    }
-                    let table = if window.type_ids[i] == 1 {
-                        &pair_table
-                    } else {
-                        &text_table
-                    };
+/// `[flag, W, T_0 .. T_{W-1}, then per window: ids (T) | type ids (T) | attention mask (T) |
+/// special-tokens mask (T) | offsets (2T)]` for `encoding` and its overflow windows, in one
+/// array (one copy into JS). Offsets are converted to UTF-16 code units: a token of type id 1
+/// points into `pair`, any other into `text`; special and padding tokens keep (0, 0).
+fn pack_encoding(encoding: &Encoding, flag: bool, text: &str, pair: Option<&str>) -> Vec<u32> {
+    let text_table = utf16_position_of_char(text);
+    let pair_table = pair.map_or(Some(Vec::new()), utf16_position_of_char);
+    let total: usize = windows_of(encoding).map(|w| 6 * w.len() + 1).sum();
+    let mut all = Vec::with_capacity(2 + total);
+    all.push(flag as u32);
+    all.push(windows_of(encoding).count() as u32);
+    all.extend(windows_of(encoding).map(|w| w.len() as u32));
+    for w in windows_of(encoding) {
+        all.extend_from_slice(&w.ids);
+        all.extend_from_slice(&w.type_ids);
+        all.extend_from_slice(&w.attention_mask);
+        all.extend_from_slice(&w.special_tokens_mask);
+        for i in 0..w.len() {
+            let (start, end) = w.offsets[i];
+            let table = match (w.special_tokens_mask[i], w.type_ids[i]) {
+                (1, _) => None,
+                (_, 1) => pair_table.as_deref(),
+                _ => text_table.as_deref(),
+            };
+            match table {
+                None => all.extend([start as u32, end as u32]),
+                Some(table) => {
                     let at = |k: usize| table.get(k).or(table.last()).copied().unwrap_or(0);
-                    offsets.extend([at(start), at(end)]);
+                    all.extend([at(start), at(end)]);
                 }
-                offsets
-            })
-            .collect();
-        EncodedWindows {
-            windows,
-            offsets_utf16,
+            }
         }
     }
+    all
+}
 
-    /// Appends `[W, T_0 .. T_{W-1}, then per window: ids (T) | type ids (T) | attention mask (T) |
-    /// special-tokens mask (T) | offsets (2T)]` to `all`.
-    fn pack_into(&self, all: &mut Vec<u32>) {
-        let total: usize = self.windows.iter().map(|w| 6 * w.len() + 1).sum();
-        all.reserve(1 + total);
-        all.push(self.windows.len() as u32);
-        all.extend(self.windows.iter().map(|w| w.len() as u32));
-        for (w, offsets) in self.windows.iter().zip(&self.offsets_utf16) {
-            all.extend_from_slice(&w.ids);
-            all.extend_from_slice(&w.type_ids);
-            all.extend_from_slice(&w.attention_mask);
-            all.extend_from_slice(&w.special_tokens_mask);
-            all.extend_from_slice(offsets);
-        }
+/// The token strings of all windows, one after another, or `None` when every one is the
+/// vocabulary's token for its id (the usual case; JS then names them from its copy of the
+/// vocabulary, much faster than sending strings). They differ only where a padding token's
+/// text is not the vocabulary's entry for the pad id. A token taken from the vocabulary shares
+/// its string, so comparing the pointers settles most tokens without reading the text.
+fn tokens_unless_vocab(vocab: &Vocab, encoding: &Encoding) -> Option<Vec<String>> {
+    let mut tokens = windows_of(encoding).flat_map(|w| w.ids.iter().zip(&w.tokens));
+    if tokens.all(|(&id, token)| {
+        vocab
+            .token(id)
+            .is_some_and(|v| Arc::ptr_eq(v, token) || **v == **token)
+    }) {
+        return None;
     }
-
-    /// The token strings of all windows, one after another, or `None` when every one is
-    /// the vocabulary's token for its id (the usual case; JS then names them from its copy of
-    /// the vocabulary, much faster than sending strings). They differ only where a padding
-    /// token's text is not the vocabulary's entry for the pad id.
-    fn tokens_unless_vocab(&self, tokenizer: &WasmTokenizer) -> Option<Vec<String>> {
-        let vocab = tokenizer.tokenizer.vocab();
-        let mut tokens = self
-            .windows
-            .iter()
-            .flat_map(|w| w.ids.iter().zip(&w.tokens));
-        if tokens.all(|(&id, token)| vocab.token(id).is_some_and(|v| **v == **token)) {
-            return None;
-        }
-        Some(
-            self.windows
-                .iter()
-                .flat_map(|w| w.tokens.iter().map(|t| t.to_string()))
-                .collect(),
-        )
-    }
+    Some(
+        windows_of(encoding)
+            .flat_map(|w| w.tokens.iter().map(|t| t.to_string()))
+            .collect(),
+    )
 }
 
 /// (C+1,) the UTF-16 position of every code-point boundary of `text`: entry k is the number
-/// of UTF-16 code units before code point k (astral characters count two).
-fn utf16_position_of_char(text: &str) -> Vec<u32> {
+/// of UTF-16 code units before code point k (astral characters count two). `None` for an
+/// ASCII text, where each entry would be k itself.
+fn utf16_position_of_char(text: &str) -> Option<Vec<u32>> {
+    if text.is_ascii() {
+        return None;
+    }
     let mut table = Vec::with_capacity(text.len() + 1);
     let mut position = 0u32;
     table.push(0);
@@ -275,5 +262,5 @@ fn utf16_position_of_char(text: &str) -> Vec<u32> {
         position += c.len_utf16() as u32;
         table.push(position);
     }
-    table
+    Some(table)
 }
