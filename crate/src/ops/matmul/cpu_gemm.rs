@@ -82,11 +82,16 @@ impl MatrixView<'_> {
     }
 }
 
-/// B (k, n) packed once for many products: NR-wide strips over the whole depth, strip `s`
-/// holding columns `s*NR..s*NR+NR` as a (k, NR) row-major block (zero-padded past n). The
-/// (kc, NR) panel that the microkernel reads for depth `pc..pc+kc` is then a contiguous slice.
+/// B (k, n) packed once for many products, in depth blocks of KC rows (the GEMM's own), each
+/// block as NR-wide strips: block `pc / KC` holds rows `pc..pc+kc` of every strip, strip `s`
+/// (columns `s*NR..s*NR+NR`, zero-padded past n) as a (kc, NR) row-major panel, the strips one
+/// after another. The panel that the microkernel reads for depth `pc..pc+kc` is a contiguous
+/// slice, and the panels of one depth block, which a product sweeps in order, are one run of
+/// memory: a single sentence reads each weight once from main memory, and the CPU's prefetcher
+/// follows one stream instead of starting again at every panel (strips over the whole depth
+/// put the next panel k x NR values further on).
 pub struct PackedB {
-    data: Vec<f32>, // (n.div_ceil(NR), k, NR)
+    data: Vec<f32>, // (k.div_ceil(KC) blocks, n.div_ceil(NR) strips, kc, NR)
     k: usize,
     n: usize,
 }
@@ -102,9 +107,13 @@ impl PackedB {
     /// its own buffer for the panels.
     pub(crate) fn pack_into(mut data: Vec<f32>, b: MatrixView, k: usize, n: usize) -> PackedB {
         data.clear();
-        data.resize(n.div_ceil(NR) * NR * k, 0.0);
-        if k > 0 && n > 0 {
-            pack_b(&mut data, b, 0, k, 0, n);
+        let padded_n = n.div_ceil(NR) * NR;
+        data.resize(padded_n * k, 0.0);
+        if n > 0 {
+            for pc in (0..k).step_by(KC) {
+                let kc = KC.min(k - pc);
+                pack_b(&mut data[pc * padded_n..], b, pc, kc, 0, n);
+            }
         }
         PackedB { data, k, n }
     }
@@ -118,10 +127,16 @@ impl PackedB {
     /// transposed operand (a layer's W (out, in) read as W^T), W as it was, value for value.
     pub(crate) fn unpack_transposed(&self) -> Vec<f32> {
         let (k, n) = (self.k, self.n);
-        let mut out = Vec::with_capacity(n * k);
-        for col in 0..n {
-            let strip = &self.data[(col / NR) * NR * k..][..NR * k];
-            out.extend(strip.iter().skip(col % NR).step_by(NR));
+        let mut out = vec![0.0; n * k];
+        for pc in (0..k).step_by(KC) {
+            let kc = KC.min(k - pc);
+            for col in 0..n {
+                let panel = self.panel(pc, kc, col - col % NR);
+                let row = &mut out[col * k + pc..][..kc];
+                for (v, &x) in row.iter_mut().zip(panel.iter().skip(col % NR).step_by(NR)) {
+                    *v = x;
+                }
+            }
         }
         out
     }
@@ -131,10 +146,12 @@ impl PackedB {
         self.data.len() * 4
     }
 
-    /// The (kc, NR) panel of depth `pc..pc+kc` and columns `col..col+NR` (`col` a multiple of NR).
+    /// The (kc, NR) panel of depth `pc..pc+kc` and columns `col..col+NR` (`col` a multiple of
+    /// NR; `pc` a multiple of KC and kc = min(KC, k - pc), as the GEMM's depth blocks are).
     #[inline]
     fn panel(&self, pc: usize, kc: usize, col: usize) -> &[f32] {
-        &self.data[(col / NR) * NR * self.k + pc * NR..][..kc * NR]
+        let padded_n = self.n.div_ceil(NR) * NR;
+        &self.data[pc * padded_n + (col / NR) * NR * kc..][..kc * NR]
     }
 }
 
