@@ -16,7 +16,7 @@
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
-import { MODELS, ROOT, openPage, openSession, requireFiles } from '../browser/browser-session.mjs';
+import { MODELS, ROOT, openHarnessPage, openSession, requireFiles } from '../browser/browser-session.mjs';
 
 requireFiles([
   [`${ROOT}pkg/index.js`, 'make pkg'],
@@ -66,7 +66,7 @@ const session = await openSession();
 const workers = controlWorkers();
 const errors = [];
 try {
-  const page = await openPage(await session.browser.newContext(), `${session.url}harness/`, errors);
+  const page = await openHarnessPage(session, errors);
   await page.evaluate(async ({ configurations, sentences }) => {
     window.benchRuntimes = [];
     for (const { threads, worker } of configurations) {

@@ -9,7 +9,7 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openPage, openSession } from '../browser/browser-session.mjs';
+import { openHarnessPage, openSession } from '../browser/browser-session.mjs';
 import { writeRandomBert } from '../browser/random-checkpoint.mjs';
 import { BIG_SHAPES } from './shapes.mjs';
 
@@ -62,7 +62,7 @@ const weights = statSync(join(temporary, 'model.safetensors')).size;
 const tiny = new URL('../fixtures/bert-reference/random/bert-random', import.meta.url).pathname;
 const session = await openSession({ mounts: [['/checkpoint/', temporary], ['/tiny/', tiny]] });
 try {
-  const page = await openPage(await session.browser.newContext(), `${session.url}harness/`, []);
+  const page = await openHarnessPage(session, []);
   await page.evaluate(async ({ device, threads, warm }) => {
     const { Runtime } = window.webnlu;
     window.rt = await Runtime.create(threads === undefined ? { device } : { device, threads });

@@ -15,7 +15,7 @@
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openPage, openSession } from '../browser/browser-session.mjs';
+import { openHarnessPage, openSession } from '../browser/browser-session.mjs';
 import { writeRandomBert } from '../browser/random-checkpoint.mjs';
 import { BIG_SHAPES } from './shapes.mjs';
 import { descendantsRss } from './process-memory.mjs';
@@ -44,7 +44,7 @@ if (!dir) throw new Error('usage: node tests/bigmodels/browser-memory.mjs DIR|--
 const weights = statSync(join(dir, 'model.safetensors')).size;
 const session = await openSession({ mounts: [['/checkpoint/', dir]] });
 try {
-  const page = await openPage(await session.browser.newContext(), `${session.url}harness/`, []);
+  const page = await openHarnessPage(session, []);
   await new Promise((resolve) => setTimeout(resolve, 1000));
   const idle = descendantsRss();
   let peak = idle;

@@ -25,7 +25,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeRandomBert, WORDS } from '../browser/random-checkpoint.mjs';
-import { openPage, openSession } from '../browser/browser-session.mjs';
+import { openHarnessPage, openSession } from '../browser/browser-session.mjs';
 import { samplePeakRss } from './process-memory.mjs';
 import { BIG_SHAPES } from './shapes.mjs';
 
@@ -102,7 +102,7 @@ function nativeRun(dir, device, dtype, baselineKib) {
 // ---- Chromium ------------------------------------------------------------------------------
 
 async function chromiumRun(session, device, dtype) {
-  const page = await openPage(await session.browser.newContext(), `${session.url}harness/`, []);
+  const page = await openHarnessPage(session, []);
   try {
     await new Promise((resolve) => setTimeout(resolve, 1000));
     const sampler = samplePeakRss();

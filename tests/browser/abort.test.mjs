@@ -15,7 +15,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { ROOT, openPage, openSession, requireFiles, unexpectedConsoleErrors } from './browser-session.mjs';
+import { ROOT, closeSession, openHarnessPage, openSession, requireFiles, unexpectedConsoleErrors } from './browser-session.mjs';
 
 requireFiles([[`${ROOT}pkg/index.js`, 'make pkg']]);
 
@@ -28,13 +28,10 @@ const notFound = [];
 
 before(async () => {
   session = await openSession({ mounts: [['/reference/', REFERENCE]] });
-  page = await openPage(await session.browser.newContext(), `${session.url}harness/`, errors, undefined, notFound);
+  page = await openHarnessPage(session, errors, notFound);
 });
 
-after(async () => {
-  await session?.browser.close();
-  session?.server.close();
-});
+after(() => closeSession(session));
 
 /**
  * Everything the test checks on one runtime (`options`), run in the page. `long`: the texts of

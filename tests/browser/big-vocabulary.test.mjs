@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT, openPage, openSession, requireFiles, unexpectedConsoleErrors } from './browser-session.mjs';
+import { ROOT, closeSession, openHarnessPage, openSession, requireFiles, unexpectedConsoleErrors } from './browser-session.mjs';
 import { cli, maxAbsDiff, requireCli } from './cli-reference.mjs';
 import { writeRandomBert } from './random-checkpoint.mjs';
 
@@ -38,13 +38,12 @@ before(async () => {
 });
 
 after(async () => {
-  await session?.browser.close();
-  session?.server.close();
+  await closeSession(session);
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 async function fillInPage(device) {
-  const page = await openPage(await session.browser.newContext(), `${session.url}harness/`, errors, undefined, notFound);
+  const page = await openHarnessPage(session, errors, notFound);
   const got = await page.evaluate(async ({ device, masked, topK }) => {
     const adapter = await navigator.gpu?.requestAdapter();
     const { Runtime } = window.webnlu;

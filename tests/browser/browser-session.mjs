@@ -70,3 +70,14 @@ export async function openPage(context, url, errors, readySelector = 'body[data-
   await page.waitForSelector(readySelector, { state: 'attached', timeout: 120_000 });
   return page;
 }
+
+/** The test harness (/harness/) in a new page of a new context of `session`, as `openPage` opens it. */
+export async function openHarnessPage(session, errors, notFound = null) {
+  return openPage(await session.browser.newContext(), `${session.url}harness/`, errors, undefined, notFound);
+}
+
+/** Closes what `openSession` started (either may be missing when the session failed to open). */
+export async function closeSession(session) {
+  await session?.browser.close();
+  session?.server.close();
+}

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { MODELS, ROOT, openPage, openSession, requireFiles } from './browser-session.mjs';
+import { MODELS, ROOT, closeSession, openPage, openSession, requireFiles } from './browser-session.mjs';
 
 const VITE = `${ROOT}tests/node_modules/vite/bin/vite.js`;
 const WORK = `${ROOT}target/bundler-test`;
@@ -40,10 +40,7 @@ before(() => {
   built = { tarball: join(WORK, tarball), dist: join(app, 'dist') };
 });
 
-after(async () => {
-  await session?.browser.close();
-  session?.server.close();
-});
+after(() => closeSession(session));
 
 test('npm pack: the tarball holds the files package.json lists, and is small', () => {
   const listing = execFileSync('tar', ['-tzf', built.tarball], { encoding: 'utf8' }).split('\n').filter(Boolean).map((path) => path.replace(/^package\//, ''));

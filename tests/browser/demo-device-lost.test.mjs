@@ -11,7 +11,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { MODELS, ROOT, openSession, requireFiles } from './browser-session.mjs';
+import { MODELS, ROOT, closeSession, openSession, requireFiles } from './browser-session.mjs';
 
 requireFiles([
   [`${ROOT}pkg/index.js`, 'make pkg'],
@@ -24,10 +24,7 @@ before(async () => {
   session = await openSession();
 });
 
-after(async () => {
-  await session?.browser.close();
-  session?.server.close();
-});
+after(() => closeSession(session));
 
 /** A page whose WebGPU devices are kept in `window.__gpuDevices` (from before any script runs). */
 async function pageCatchingDevices(url, errors) {

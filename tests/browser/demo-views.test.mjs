@@ -23,7 +23,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { MODELS, ROOT, SCREENSHOTS, openPage, openSession, requireFiles, unexpectedConsoleErrors } from './browser-session.mjs';
+import { MODELS, ROOT, SCREENSHOTS, closeSession, openPage, openSession, requireFiles, unexpectedConsoleErrors } from './browser-session.mjs';
 import { CLI, cli, requireCli } from './cli-reference.mjs';
 
 requireFiles([
@@ -48,10 +48,7 @@ before(async () => {
   await page.waitForFunction(() => document.body.dataset.device !== undefined, null, { timeout: 120_000 });
 });
 
-after(async () => {
-  await session?.browser.close();
-  session?.server.close();
-});
+after(() => closeSession(session));
 
 test('the device line says what runs where', async () => {
   const line = await page.textContent('#device-status');

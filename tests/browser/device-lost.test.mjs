@@ -23,7 +23,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT, openPage, openSession, requireFiles, unexpectedConsoleErrors } from './browser-session.mjs';
+import { ROOT, closeSession, openHarnessPage, openSession, requireFiles, unexpectedConsoleErrors } from './browser-session.mjs';
 import { writeRandomBert } from './random-checkpoint.mjs';
 
 requireFiles([[`${ROOT}pkg/index.js`, 'make pkg']]);
@@ -40,12 +40,11 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'webnlu-long-positions-'));
   writeRandomBert(dir, { vocab: 32, hidden: 16, layers: 1, heads: 2, intermediate: 32, positions: 40_000 });
   session = await openSession({ mounts: [['/reference/', REFERENCE], ['/long/', dir]] });
-  page = await openPage(await session.browser.newContext(), `${session.url}harness/`, errors, undefined, notFound);
+  page = await openHarnessPage(session, errors, notFound);
 });
 
 after(async () => {
-  await session?.browser.close();
-  session?.server.close();
+  await closeSession(session);
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 

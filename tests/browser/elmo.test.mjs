@@ -23,7 +23,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { MODELS, ROOT, openPage, openSession, requireFiles, unexpectedConsoleErrors } from './browser-session.mjs';
+import { MODELS, ROOT, closeSession, openHarnessPage, openSession, requireFiles, unexpectedConsoleErrors } from './browser-session.mjs';
 import { CLI, maxAbsDiff, requireCli } from './cli-reference.mjs';
 
 const FIXTURE = `${MODELS}/elmo-fixture`;
@@ -59,14 +59,11 @@ before(async () => {
   session = await openSession();
 });
 
-after(async () => {
-  await session?.browser.close();
-  session?.server.close();
-});
+after(() => closeSession(session));
 
 /** Loads the fixture with `rt.loadElmo` on `device`, embeds SENTENCES, returns plain arrays. */
 async function runInPage(device, worker) {
-  const page = await openPage(await session.browser.newContext(), `${session.url}harness/`, errors, undefined, notFound);
+  const page = await openHarnessPage(session, errors, notFound);
   const got = await page.evaluate(async ({ device, worker, sentences }) => {
     const { Runtime } = window.webnlu;
     const rt = await Runtime.create({ device, worker });
@@ -149,7 +146,7 @@ test('GPU path (WebGPU on SwiftShader), page thread and worker: loadElmo + embed
 });
 
 test('bad input: a clear error, and the model keeps working', async () => {
-  const page = await openPage(await session.browser.newContext(), `${session.url}harness/`, errors, undefined, notFound);
+  const page = await openHarnessPage(session, errors, notFound);
   const got = await page.evaluate(async () => {
     const rt = await window.webnlu.Runtime.create({ device: 'cpu', worker: true });
     const base = '/models/elmo-fixture/';
@@ -217,7 +214,7 @@ function cliStatefulLayers() {
 
 /** In a page: stateful embedding in two calls, then a head + mix classifier, with `runtimeOptions`. */
 async function trainInPage(runtimeOptions) {
-  const page = await openPage(await session.browser.newContext(), `${session.url}harness/`, errors, undefined, notFound);
+  const page = await openHarnessPage(session, errors, notFound);
   const got = await page.evaluate(async ({ runtimeOptions, sentences, examples, train }) => {
     const rt = await window.webnlu.Runtime.create(runtimeOptions);
     const base = '/models/elmo-fixture/';

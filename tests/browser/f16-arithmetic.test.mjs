@@ -11,7 +11,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { MODELS, ROOT, openPage, openSession, requireFiles, unexpectedConsoleErrors } from './browser-session.mjs';
+import { MODELS, ROOT, closeSession, openHarnessPage, openSession, requireFiles, unexpectedConsoleErrors } from './browser-session.mjs';
 
 requireFiles([
   [`${ROOT}pkg/index.js`, 'make pkg'],
@@ -26,13 +26,10 @@ before(async () => {
   session = await openSession();
 });
 
-after(async () => {
-  await session?.browser.close();
-  session?.server.close();
-});
+after(() => closeSession(session));
 
 test('f16Arithmetic is routed in every mode, reported false without shader-f16, and checked', async () => {
-  const page = await openPage(await session.browser.newContext(), `${session.url}harness/`, errors, undefined, notFound);
+  const page = await openHarnessPage(session, errors, notFound);
   const result = await page.evaluate(async () => {
     const { Runtime, WebnluError } = window.webnlu;
     const adapter = await navigator.gpu.requestAdapter();

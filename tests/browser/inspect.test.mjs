@@ -10,7 +10,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { ROOT, openPage, openSession, requireFiles, unexpectedConsoleErrors } from './browser-session.mjs';
+import { ROOT, closeSession, openHarnessPage, openSession, requireFiles, unexpectedConsoleErrors } from './browser-session.mjs';
 import { cli, maxAbsDiff, requireCli } from './cli-reference.mjs';
 
 requireFiles([[`${ROOT}pkg/index.js`, 'make pkg']]);
@@ -41,10 +41,7 @@ before(async () => {
   session = await openSession({ mounts: [['/reference/', REFERENCE]] });
 });
 
-after(async () => {
-  await session?.browser.close();
-  session?.server.close();
-});
+after(() => closeSession(session));
 
 /** (C+1,) UTF-16 index of every code-point boundary of `text`. */
 function utf16At(text) {
@@ -54,7 +51,7 @@ function utf16At(text) {
 }
 
 test('inspect and wordVectors on the GPU and CPU paths, page thread, worker and pool, equal the native CLI', async () => {
-  const page = await openPage(await session.browser.newContext(), `${session.url}harness/`, errors, undefined, notFound);
+  const page = await openHarnessPage(session, errors, notFound);
   const runs = await page.evaluate(async ({ paths, checkpoints, text, pair, long }) => {
     const out = [];
     for (const options of paths) {

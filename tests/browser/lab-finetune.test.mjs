@@ -23,7 +23,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { MODELS, ROOT, SCREENSHOTS, openPage, openSession, requireFiles, unexpectedConsoleErrors } from './browser-session.mjs';
+import { MODELS, ROOT, SCREENSHOTS, closeSession, openPage, openSession, requireFiles, unexpectedConsoleErrors } from './browser-session.mjs';
 import { CLI, requireCli } from './cli-reference.mjs';
 
 requireFiles([
@@ -116,10 +116,7 @@ before(async () => {
   session = await openSession();
 });
 
-after(async () => {
-  await session?.browser.close();
-  session?.server.close();
-});
+after(() => closeSession(session));
 
 /** What the page shows: per policy the plotted losses and scores, and the table's trainable count and memory. */
 async function shown(page) {

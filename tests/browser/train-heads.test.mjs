@@ -17,7 +17,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { ROOT, openPage, openSession, requireFiles, unexpectedConsoleErrors } from './browser-session.mjs';
+import { ROOT, closeSession, openHarnessPage, openSession, requireFiles, unexpectedConsoleErrors } from './browser-session.mjs';
 import { CLI, requireCli } from './cli-reference.mjs';
 
 requireFiles([[`${ROOT}pkg/index.js`, 'make pkg']]);
@@ -98,13 +98,10 @@ before(async () => {
   session = await openSession({ mounts: [['/reference/', REFERENCE]] });
 });
 
-after(async () => {
-  await session?.browser.close();
-  session?.server.close();
-});
+after(() => closeSession(session));
 
 test('trainTokenClassifier on the GPU and CPU paths, page thread, worker and pool, equals `webnlu train-tokens`', async () => {
-  const page = await openPage(await session.browser.newContext(), `${session.url}harness/`, errors, undefined, notFound);
+  const page = await openHarnessPage(session, errors, notFound);
   const runs = await page.evaluate(async ({ paths, examples, settings }) => {
     const out = [];
     for (const options of paths) {
@@ -155,7 +152,7 @@ test('trainTokenClassifier on the GPU and CPU paths, page thread, worker and poo
 });
 
 test('trainRegressor + predict and multi-label trainClassifier + classify on every path equal `webnlu train-head --task`', async () => {
-  const page = await openPage(await session.browser.newContext(), `${session.url}harness/`, errors, undefined, notFound);
+  const page = await openHarnessPage(session, errors, notFound);
   const runs = await page.evaluate(async ({ paths, examples, settings }) => {
     const out = [];
     const text = 'the happy cat saw a dog near the river';
@@ -197,7 +194,7 @@ test('trainRegressor + predict and multi-label trainClassifier + classify on eve
 });
 
 test('trainMaskedLM + fillMask on every path equal `webnlu train-mlm`', async () => {
-  const page = await openPage(await session.browser.newContext(), `${session.url}harness/`, errors, undefined, notFound);
+  const page = await openHarnessPage(session, errors, notFound);
   const runs = await page.evaluate(async ({ paths, texts, settings }) => {
     const out = [];
     for (const options of paths) {
@@ -233,7 +230,7 @@ test('trainMaskedLM + fillMask on every path equal `webnlu train-mlm`', async ()
 // (the page thread, a worker, the pool): a misspelt option (also a misspelt callback, a function
 // value), a value of the wrong type and one out of range are refused by name before any epoch.
 test('training options: unknown, ill-typed and out-of-range options are refused by name on every path', async () => {
-  const page = await openPage(await session.browser.newContext(), `${session.url}harness/`, errors, undefined, notFound);
+  const page = await openHarnessPage(session, errors, notFound);
   const runs = await page.evaluate(async ({ paths, examples }) => {
     const out = [];
     for (const options of paths) {

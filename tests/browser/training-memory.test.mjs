@@ -9,7 +9,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { ROOT, openPage, openSession, requireFiles } from './browser-session.mjs';
+import { ROOT, closeSession, openHarnessPage, openSession, requireFiles } from './browser-session.mjs';
 
 requireFiles([[`${ROOT}pkg/index.js`, 'make pkg']]);
 
@@ -27,13 +27,10 @@ const errors = [];
 
 before(async () => {
   session = await openSession({ mounts: [['/reference/', REFERENCE]] });
-  page = await openPage(await session.browser.newContext(), `${session.url}harness/`, errors);
+  page = await openHarnessPage(session, errors);
 });
 
-after(async () => {
-  await session?.browser.close();
-  session?.server.close();
-});
+after(() => closeSession(session));
 
 for (const options of PATHS) {
   test(`a run over the memory limit is refused before its first step: ${JSON.stringify(options)}`, async () => {

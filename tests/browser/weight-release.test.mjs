@@ -10,7 +10,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { ROOT, openPage, openSession, requireFiles, unexpectedConsoleErrors } from './browser-session.mjs';
+import { ROOT, closeSession, openHarnessPage, openSession, requireFiles, unexpectedConsoleErrors } from './browser-session.mjs';
 
 requireFiles([[`${ROOT}pkg/index.js`, 'make pkg']]);
 
@@ -24,13 +24,10 @@ const notFound = [];
 
 before(async () => {
   session = await openSession({ mounts: [['/release-model/', MODEL]] });
-  page = await openPage(await session.browser.newContext(), `${session.url}harness/`, errors, undefined, notFound);
+  page = await openHarnessPage(session, errors, notFound);
 });
 
-after(async () => {
-  await session?.browser.close();
-  session?.server.close();
-});
+after(() => closeSession(session));
 
 test('releaseWeightFiles detaches whole weight-file buffers only', async () => {
   const got = await page.evaluate(async () => {

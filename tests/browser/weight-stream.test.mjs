@@ -10,7 +10,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { ROOT, openPage, openSession, requireFiles, unexpectedConsoleErrors } from './browser-session.mjs';
+import { ROOT, closeSession, openHarnessPage, openSession, requireFiles, unexpectedConsoleErrors } from './browser-session.mjs';
 
 requireFiles([[`${ROOT}pkg/index.js`, 'bash web/build-package.sh']]);
 
@@ -24,13 +24,10 @@ const notFound = [];
 
 before(async () => {
   session = await openSession({ mounts: [['/stream-model/', MODEL]] });
-  page = await openPage(await session.browser.newContext(), `${session.url}harness/`, errors, undefined, notFound);
+  page = await openHarnessPage(session, errors, notFound);
 });
 
-after(async () => {
-  await session?.browser.close();
-  session?.server.close();
-});
+after(() => closeSession(session));
 
 test('streamed loads fill masks exactly as whole-file loads: GPU and CPU, page, worker, pool, network and cache', async () => {
   const got = await page.evaluate(async ({ text }) => {

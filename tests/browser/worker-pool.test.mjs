@@ -19,7 +19,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { MODELS, ROOT, openPage, openSession, requireFiles, unexpectedConsoleErrors } from './browser-session.mjs';
+import { MODELS, ROOT, closeSession, openHarnessPage, openPage, openSession, requireFiles, unexpectedConsoleErrors } from './browser-session.mjs';
 
 requireFiles([
   [`${ROOT}pkg/index.js`, 'make pkg'],
@@ -59,10 +59,7 @@ before(async () => {
   session = await openSession({ mounts: [['/reference/', REFERENCE]] });
 });
 
-after(async () => {
-  await session?.browser.close();
-  session?.server.close();
-});
+after(() => closeSession(session));
 
 /** Everything the pool test compares, computed on one runtime in the page. */
 async function computeAll({ options, sentences, masked, examples }) {
@@ -89,7 +86,7 @@ async function computeAll({ options, sentences, masked, examples }) {
 }
 
 test('threads: 2 runs two workers and equals threads: 1 bit for bit (embed, similarity, classify after fine-tuning, fillMask, classifyTokens)', async () => {
-  const page = await openPage(await session.browser.newContext(), `${session.url}harness/`, errors, undefined, notFound);
+  const page = await openHarnessPage(session, errors, notFound);
   const inputs = { sentences: SENTENCES, masked: MASKED, examples: EXAMPLES };
   const started = Date.now();
   const one = await page.evaluate(computeAll, { ...inputs, options: { device: 'cpu', threads: 1 } });
@@ -123,7 +120,7 @@ test('threads: 2 runs two workers and equals threads: 1 bit for bit (embed, simi
 });
 
 test('bad input rejects with the right WebnluError subclass; dispose() stops both workers', async () => {
-  const page = await openPage(await session.browser.newContext(), `${session.url}harness/`, errors, undefined, notFound);
+  const page = await openHarnessPage(session, errors, notFound);
   const workersSeen = []; // { closed } per worker the page started; Playwright says when one is terminated
   page.on('worker', (worker) => {
     const seen = { closed: false };

@@ -9,7 +9,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { MODELS, ROOT, openPage, openSession, requireFiles } from './browser-session.mjs';
+import { MODELS, ROOT, closeSession, openHarnessPage, openSession, requireFiles } from './browser-session.mjs';
 
 requireFiles([
   [`${ROOT}pkg/worker.js`, 'make pkg'],
@@ -22,13 +22,10 @@ const errors = [];
 
 before(async () => {
   session = await openSession();
-  page = await openPage(await session.browser.newContext(), `${session.url}harness/`, errors);
+  page = await openHarnessPage(session, errors);
 });
 
-after(async () => {
-  await session?.browser.close();
-  session?.server.close();
-});
+after(() => closeSession(session));
 
 const TEXTS = [
   'Tokenization in a worker: unbelievably, the same ids!',
