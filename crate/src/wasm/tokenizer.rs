@@ -197,7 +197,7 @@ fn windows_of(encoding: &Encoding) -> impl Iterator<Item = &Encoding> {
 /// points into `pair`, any other into `text`; special and padding tokens keep (0, 0).
 fn pack_encoding(encoding: &Encoding, flag: bool, text: &str, pair: Option<&str>) -> Vec<u32> {
     let text_table = utf16_position_of_char(text);
-    let pair_table = pair.map_or(Some(Vec::new()), utf16_position_of_char);
+    let pair_table = pair.and_then(utf16_position_of_char); // (type id 1 only with a pair)
     let total: usize = windows_of(encoding).map(|w| 6 * w.len() + 1).sum();
     let mut all = Vec::with_capacity(2 + total);
     all.push(flag as u32);

@@ -4,7 +4,10 @@
 //! A small seeded PRNG keeps every run identical (a failure prints the seed to replay).
 
 use webnlu::tokenizer::wordpiece::{greedy_longest_match, WordPiece};
-use webnlu::tokenizer::{Tokenizer, Vocab, VocabOptions};
+use webnlu::tokenizer::{
+    EncodeBuffers, Padding, PaddingStrategy, Tokenizer, Truncation, TruncationStrategy, Vocab,
+    VocabOptions,
+};
 
 /// SplitMix64 (Steele, Lea, Flood 2014): tiny, seedable, good enough for test data.
 struct Rng(u64);
@@ -207,6 +210,52 @@ fn random_unicode_never_panics_and_offsets_stay_inside() {
             }
             let decoded = tokenizer.decode(&e.ids, true).unwrap();
             assert!(decoded.len() <= 4 * text.len() + 16);
+        }
+    }
+}
+
+/// `encode_reusing` with one set of buffers kept across calls (what the wasm `Tokenizer` does)
+/// gives exactly what a tokenizer with the same truncation and padding set gives with fresh
+/// buffers, whatever came before: long texts then short ones, single texts and pairs, with and
+/// without truncation (overflow windows) and padding.
+#[test]
+fn reused_encode_buffers_give_the_same_encodings_as_fresh_ones() {
+    let vocab = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\na\n##a\nb\n##b\né\nab\n中\n!\n";
+    let mut tokenizer = Tokenizer::from_vocab_str(vocab, &VocabOptions::default()).unwrap();
+    let mut rng = Rng(0x5EED_0003);
+    let mut buffers = EncodeBuffers::default();
+    let alphabet = ['a', 'b', ' ', '!', 'é', '中', 'A', '\u{301}', '😀'];
+    for round in 0..2000 {
+        let text = random_string(&mut rng, &alphabet, 0, if round % 2 == 0 { 60 } else { 6 });
+        let pair = (rng.below(3) == 0).then(|| random_string(&mut rng, &alphabet, 0, 20));
+        let truncation = (rng.below(2) == 0).then(|| Truncation {
+            max_length: 5 + rng.below(20),
+            stride: rng.below(3),
+            strategy: TruncationStrategy::LongestFirst,
+        });
+        let padding = (rng.below(2) == 0).then(|| Padding {
+            strategy: PaddingStrategy::Fixed(rng.below(40)),
+            ..Padding::default()
+        });
+        let reused = tokenizer.encode_reusing(
+            &text,
+            pair.as_deref(),
+            truncation.as_ref(),
+            padding.as_ref(),
+            &mut buffers,
+        );
+        tokenizer.set_truncation(truncation);
+        tokenizer.set_padding(padding);
+        let fresh = match pair.as_deref() {
+            Some(pair) => tokenizer.encode_pair(&text, pair),
+            None => tokenizer.encode(&text),
+        };
+        match (reused, fresh) {
+            (Ok(reused), Ok(fresh)) => {
+                assert_eq!(reused, fresh, "round {round}: {text:?} + {pair:?}")
+            }
+            (Err(reused), Err(fresh)) => assert_eq!(reused.to_string(), fresh.to_string()),
+            (reused, fresh) => panic!("round {round}: {reused:?} against {fresh:?}"),
         }
     }
 }
