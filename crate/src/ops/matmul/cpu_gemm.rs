@@ -986,3 +986,48 @@ pub fn gemm_portable_for_tests(c: &mut [f32], a: &[f32], b: &[f32], m: usize, n:
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Packed in depth blocks (a last partial block, a last partial strip), every panel holds
+    /// B's values where the microkernel reads them, zeros past n, and unpacking gives W back
+    /// value for value.
+    #[test]
+    fn packed_b_panels_hold_b_and_unpack_to_w() {
+        let (k, n) = (2 * KC + 7, 3 * NR + 5);
+        // W (n, k) row-major, as nn.Linear stores it; B = W^T (k, n) is read through strides.
+        let w: Vec<f32> = (0..n * k).map(|i| i as f32 * 0.5 - 3.0).collect();
+        let b = MatrixView {
+            data: &w,
+            row_stride: 1,
+            col_stride: k,
+        };
+        let packed = PackedB::pack(b, k, n);
+        assert_eq!(packed.bytes(), n.div_ceil(NR) * NR * k * 4);
+        for pc in (0..k).step_by(KC) {
+            let kc = KC.min(k - pc);
+            for col in (0..n).step_by(NR) {
+                let panel = packed.panel(pc, kc, col);
+                for p in 0..kc {
+                    for j in 0..NR {
+                        let want = if col + j < n {
+                            b.at(pc + p, col + j)
+                        } else {
+                            0.0
+                        };
+                        assert_eq!(
+                            panel[p * NR + j],
+                            want,
+                            "depth {}, column {}",
+                            pc + p,
+                            col + j
+                        );
+                    }
+                }
+            }
+        }
+        assert_eq!(packed.unpack_transposed(), w);
+    }
+}
